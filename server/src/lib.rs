@@ -1,1 +1,140 @@
+//! feedlab server: one ordered live feed over short polling, long polling, Server-Sent Events
+//! and WebSockets, so the four can be compared on the same events.
+//!
+//! # Layout
+//! - [`feed`]: the ordered, bounded log; every transport reads it with a cursor.
+//! - [`event`]: each event encoded once per wire format and shared by every connection.
+//! - [`transport`]: `/poll`, `/long-poll`, `/sse`, `/ws`, `/ws/echo`, one module each.
+//! - [`publish`], [`control`], [`ticker`]: where events come from.
+//! - [`accounting`], [`stats`], [`process`]: what it costs, as `/stats` and `/metrics`.
+//! - [`origin`], [`error`]: who may connect, and how refusals read.
+//! - [`app`]: every route in one place; [`run`] serves them until a shutdown future resolves.
 
+pub mod accounting;
+pub mod app;
+pub mod config;
+pub mod control;
+pub mod error;
+pub mod event;
+pub mod feed;
+pub mod origin;
+pub mod process;
+pub mod publish;
+pub mod shutdown;
+pub mod state;
+pub mod static_files;
+pub mod stats;
+pub mod testing;
+pub mod ticker;
+pub mod transport;
+
+use std::{future::Future, io::Write as _, net::TcpListener};
+
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use transport::Transport;
+
+use crate::{state::AppState, ticker::Ticker};
+
+/// Serves on `listener` until `shutdown` resolves, then ends streams (SSE ends, long-polls
+/// return 503, WebSockets close with 1001) and waits up to `--shutdown-grace` for the rest.
+///
+/// # Errors
+/// Invalid settings, or a listener actix cannot serve on.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    config.validate().map_err(anyhow::Error::msg)?;
+    let stop = CancellationToken::new();
+    let state = AppState::new(config.clone(), stop.clone());
+    let ticker = tokio::spawn(Ticker::run(state.clone(), stop.clone()));
+
+    let data = web::Data::from(state.clone());
+    let web_dir = config.web_dir.clone();
+    let results_dir = config.results_dir.clone();
+    let accounting = state.accounting.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .service(actix_files::Files::new("/results", &results_dir).prefer_utf8(true))
+            .configure(|cfg| app::configure(cfg, web_dir.as_deref()))
+            .wrap_fn(app::cors)
+            .wrap_fn(app::account)
+    })
+    .on_connect(move |_, _| {
+        accounting
+            .connections_accepted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    })
+    .disable_signals()
+    .shutdown_timeout(config.shutdown_grace.as_secs().max(1))
+    .max_connections(config.max_connections.saturating_add(1_024))
+    .listen(listener)
+    .context("serving on the listener")?;
+    if let Some(workers) = config.workers {
+        server = server.workers(workers.max(1));
+    }
+    let server = server.run();
+    let handle = server.handle();
+    let mut serving = tokio::spawn(server);
+
+    tokio::select! {
+        _ = shutdown => {}
+        result = &mut serving => {
+            stop.cancel();
+            return result.context("server task")?.context("server");
+        }
+    }
+    tracing::info!("shutting down");
+    stop.cancel();
+    handle.stop(true).await;
+    let _ = ticker.await;
+    serving.await.context("server task")?.context("server")
+}
+
+/// What `server` does: parse nothing (the caller did), log, bind, print the URLs, serve until
+/// SIGINT/SIGTERM.
+///
+/// # Errors
+/// When the address cannot be bound or the settings are invalid.
+pub fn main_with(config: Config) -> anyhow::Result<()> {
+    init_tracing(&config.log);
+    actix_rt::System::new().block_on(async move {
+        let listener =
+            TcpListener::bind(config.bind).with_context(|| format!("binding {}", config.bind))?;
+        let addr = listener.local_addr()?;
+        print_urls(addr);
+        run(listener, config, shutdown::signal()).await
+    })
+}
+
+fn print_urls(addr: std::net::SocketAddr) {
+    let base = format!("http://{addr}");
+    let ws = format!("ws://{addr}");
+    let mut out = std::io::stdout().lock();
+    // The first line is read by tests and by loadgen to learn the port.
+    let _ = writeln!(out, "feedlab listening on {base}/");
+    let _ = writeln!(out, "  page         {base}/");
+    let _ = writeln!(out, "  short-poll   {base}/poll?since=0");
+    let _ = writeln!(out, "  long-poll    {base}/long-poll?since=0");
+    let _ = writeln!(out, "  sse          {base}/sse?since=0");
+    let _ = writeln!(out, "  ws           {ws}/ws?since=0");
+    let _ = writeln!(out, "  ws echo      {ws}/ws/echo");
+    let _ = writeln!(out, "  publish      POST {base}/publish");
+    let _ = writeln!(out, "  stats        {base}/stats  {base}/metrics");
+    let _ = out.flush();
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,1 +1,5 @@
-fn main() {}
+use clap::Parser as _;
+
+fn main() -> anyhow::Result<()> {
+    server::main_with(server::Config::parse())
+}

@@ -1,0 +1,345 @@
+//! What the server counts: per transport, and per `client=ID` for the page's own connections.
+//!
+//! Bytes are counted where the server produces them: bodies and WebSocket frames exactly, HTTP
+//! response heads by the same rules actix-http uses to write them (status line, headers, `date`,
+//! `content-length` or chunked framing). The load generator counts on its socket and checks
+//! that the two agree.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicI64, AtomicU64, Ordering::Relaxed},
+        Arc,
+    },
+    time::Instant,
+};
+
+use actix_web::{
+    body::{BodySize, MessageBody},
+    http::{header, StatusCode, Version},
+    HttpRequest, HttpResponse,
+};
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::transport::Transport;
+
+/// Counters of one transport (globally, or for one client).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub open: AtomicI64,
+    pub requests: AtomicU64,
+    pub events_delivered: AtomicU64,
+    pub empty_responses: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub messages_received: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct CountersSnapshot {
+    pub open: i64,
+    pub requests: u64,
+    pub events_delivered: u64,
+    pub empty_responses: u64,
+    pub bytes_written: u64,
+    pub messages_received: u64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> CountersSnapshot {
+        CountersSnapshot {
+            open: self.open.load(Relaxed),
+            requests: self.requests.load(Relaxed),
+            events_delivered: self.events_delivered.load(Relaxed),
+            empty_responses: self.empty_responses.load(Relaxed),
+            bytes_written: self.bytes_written.load(Relaxed),
+            messages_received: self.messages_received.load(Relaxed),
+        }
+    }
+}
+
+/// The last WebSocket handshake of a client, shown by the page.
+#[derive(Debug, Clone, Serialize)]
+pub struct Handshake {
+    pub key: String,
+    pub accept: String,
+}
+
+#[derive(Debug, Default)]
+pub struct ClientRecord {
+    pub transports: [Counters; 4],
+    pub ws_handshake: Mutex<Option<Handshake>>,
+    last_seen: Mutex<Option<Instant>>,
+}
+
+#[derive(Debug)]
+pub struct Accounting {
+    pub transports: [Counters; 4],
+    /// `/ws/echo`, kept apart so round-trip tests do not blur the feed's numbers.
+    pub echo: Counters,
+    pub connections_accepted: AtomicU64,
+    pub refused_connections: AtomicU64,
+    pub published: AtomicU64,
+    /// Streaming connections and held long-polls, checked against `--max-connections`.
+    pub open_streams: AtomicI64,
+    clients: Mutex<HashMap<String, Arc<ClientRecord>>>,
+    max_clients: usize,
+}
+
+impl Accounting {
+    pub fn new(max_clients: usize) -> Self {
+        Self {
+            transports: Default::default(),
+            echo: Counters::default(),
+            connections_accepted: AtomicU64::new(0),
+            refused_connections: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+            open_streams: AtomicI64::new(0),
+            clients: Mutex::new(HashMap::new()),
+            max_clients: max_clients.max(1),
+        }
+    }
+
+    /// The record of `id`, created on first use; the least recently seen is forgotten when full.
+    pub fn client(&self, id: &str) -> Arc<ClientRecord> {
+        let mut clients = self.clients.lock();
+        if let Some(c) = clients.get(id) {
+            *c.last_seen.lock() = Some(Instant::now());
+            return c.clone();
+        }
+        if clients.len() >= self.max_clients {
+            let oldest = clients
+                .iter()
+                .min_by_key(|(_, c)| *c.last_seen.lock())
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                clients.remove(&k);
+            }
+        }
+        let record = Arc::new(ClientRecord::default());
+        *record.last_seen.lock() = Some(Instant::now());
+        clients.insert(id.to_owned(), record.clone());
+        record
+    }
+
+    pub fn known_client(&self, id: &str) -> Option<Arc<ClientRecord>> {
+        self.clients.lock().get(id).cloned()
+    }
+
+    pub fn meter(self: &Arc<Self>, transport: Transport, client: Option<&str>) -> Meter {
+        Meter {
+            accounting: self.clone(),
+            transport,
+            client: client.map(|id| self.client(id)),
+        }
+    }
+}
+
+/// What one request or connection adds to: its transport's counters and, when the request
+/// carried `client=ID`, that client's.
+#[derive(Clone)]
+pub struct Meter {
+    accounting: Arc<Accounting>,
+    pub transport: Transport,
+    pub client: Option<Arc<ClientRecord>>,
+}
+
+impl Meter {
+    fn each(&self, f: impl Fn(&Counters)) {
+        f(&self.accounting.transports[self.transport.index()]);
+        if let Some(c) = &self.client {
+            f(&c.transports[self.transport.index()]);
+        }
+    }
+
+    pub fn request(&self) {
+        self.each(|c| {
+            c.requests.fetch_add(1, Relaxed);
+        });
+    }
+
+    pub fn empty_response(&self) {
+        self.each(|c| {
+            c.empty_responses.fetch_add(1, Relaxed);
+        });
+    }
+
+    pub fn delivered(&self, events: u64, bytes: u64) {
+        self.each(|c| {
+            c.events_delivered.fetch_add(events, Relaxed);
+            c.bytes_written.fetch_add(bytes, Relaxed);
+        });
+    }
+
+    pub fn bytes(&self, bytes: u64) {
+        self.each(|c| {
+            c.bytes_written.fetch_add(bytes, Relaxed);
+        });
+    }
+
+    pub fn message_received(&self) {
+        self.each(|c| {
+            c.messages_received.fetch_add(1, Relaxed);
+        });
+    }
+
+    /// Marks a connection open until the guard drops; refuses past `limit` open streams.
+    pub fn open(&self, limit: usize) -> Option<OpenGuard> {
+        let open = self.accounting.open_streams.fetch_add(1, Relaxed);
+        if open >= limit as i64 {
+            self.accounting.open_streams.fetch_sub(1, Relaxed);
+            self.accounting.refused_connections.fetch_add(1, Relaxed);
+            return None;
+        }
+        self.each(|c| {
+            c.open.fetch_add(1, Relaxed);
+        });
+        Some(OpenGuard {
+            meter: self.clone(),
+        })
+    }
+
+    pub fn accounting(&self) -> &Arc<Accounting> {
+        &self.accounting
+    }
+}
+
+pub struct OpenGuard {
+    meter: Meter,
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.meter.accounting.open_streams.fetch_sub(1, Relaxed);
+        self.meter.each(|c| {
+            c.open.fetch_sub(1, Relaxed);
+        });
+    }
+}
+
+/// Bytes actix-http writes for this response's head on an HTTP/1.x connection: status line,
+/// length or chunking header, connection header, the response's headers, `date`, blank line.
+pub fn response_head_len<B: MessageBody>(req: &HttpRequest, res: &HttpResponse<B>) -> u64 {
+    let status = res.status();
+    let reason = status.canonical_reason().unwrap_or("<unknown status code>");
+    // "HTTP/1.1 200 OK\r\n"
+    let mut n = 9 + 3 + 1 + reason.len() + 2;
+    let no_body = matches!(
+        status,
+        StatusCode::SWITCHING_PROTOCOLS | StatusCode::NO_CONTENT | StatusCode::CONTINUE
+    );
+    if !no_body {
+        n += match res.body().size() {
+            BodySize::Stream => "transfer-encoding: chunked\r\n".len(),
+            BodySize::Sized(len) => "content-length: \r\n".len() + decimal_digits(len),
+            BodySize::None => 0,
+        };
+    }
+    let upgrade = res.headers().contains_key(header::UPGRADE);
+    if upgrade {
+        n += "connection: upgrade\r\n".len();
+    } else {
+        let wants = req
+            .headers()
+            .get(header::CONNECTION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        if req.version() < Version::HTTP_11 && wants.contains("keep-alive") {
+            n += "connection: keep-alive\r\n".len();
+        } else if req.version() >= Version::HTTP_11 && wants.contains("close") {
+            n += "connection: close\r\n".len();
+        }
+    }
+    for (name, value) in res.headers() {
+        if name == header::CONNECTION
+            || (!no_body && (name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING))
+        {
+            continue;
+        }
+        n += name.as_str().len() + 2 + value.len() + 2;
+    }
+    if !res.headers().contains_key(header::DATE) {
+        n += "date: Thu, 01 Jan 1970 00:00:00 GMT\r\n".len();
+    }
+    (n + 2) as u64
+}
+
+/// Bytes a chunk of `len` body bytes takes in chunked encoding.
+pub fn chunk_len(len: usize) -> u64 {
+    (hex_digits(len) + 2 + len + 2) as u64
+}
+
+/// The `0\r\n\r\n` that ends a chunked body.
+pub const LAST_CHUNK_LEN: u64 = 5;
+
+/// Bytes of an unmasked (server-to-client) WebSocket frame carrying `len` payload bytes.
+pub fn ws_frame_len(len: usize) -> u64 {
+    let header = match len {
+        0..=125 => 2,
+        126..=65_535 => 4,
+        _ => 10,
+    };
+    (header + len) as u64
+}
+
+fn decimal_digits(mut n: u64) -> usize {
+    let mut d = 1;
+    while n >= 10 {
+        n /= 10;
+        d += 1;
+    }
+    d
+}
+
+fn hex_digits(mut n: usize) -> usize {
+    let mut d = 1;
+    while n >= 16 {
+        n /= 16;
+        d += 1;
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_and_chunk_sizes() {
+        assert_eq!(ws_frame_len(0), 2);
+        assert_eq!(ws_frame_len(125), 127);
+        assert_eq!(ws_frame_len(126), 130);
+        assert_eq!(ws_frame_len(70_000), 70_010);
+        assert_eq!(chunk_len(15), 1 + 2 + 15 + 2);
+        assert_eq!(chunk_len(16), 2 + 2 + 16 + 2);
+    }
+
+    #[test]
+    fn client_table_is_bounded() {
+        let a = Accounting::new(2);
+        a.client("a");
+        a.client("b");
+        a.client("c");
+        assert_eq!(a.clients.lock().len(), 2);
+        assert!(a.known_client("c").is_some());
+    }
+
+    #[test]
+    fn open_guard_counts_and_limits() {
+        let a = Arc::new(Accounting::new(4));
+        let m = a.meter(Transport::Sse, Some("page"));
+        let g1 = m.open(2).unwrap();
+        let _g2 = m.open(2).unwrap();
+        assert!(m.open(2).is_none());
+        drop(g1);
+        assert!(m.open(2).is_some());
+        assert_eq!(a.refused_connections.load(Relaxed), 1);
+        assert_eq!(
+            a.known_client("page").unwrap().transports[2]
+                .open
+                .load(Relaxed),
+            1
+        );
+    }
+}

@@ -1,0 +1,126 @@
+//! Every route in one place, and the two wrappers every response passes through: CORS (the same
+//! allow-list as the WebSocket `Origin` check) and byte accounting of response heads and bodies.
+
+use actix_web::{
+    body::{BodySize, MessageBody},
+    dev::{Service, ServiceRequest, ServiceResponse},
+    http::{header, Method},
+    web, Error, HttpMessage, HttpRequest, HttpResponse, Route,
+};
+use std::future::Future;
+
+use crate::{
+    accounting::{response_head_len, Meter},
+    control,
+    error::ApiError,
+    publish,
+    state::AppState,
+    static_files, stats,
+    transport::{echo, long_poll, poll, sse, ws},
+};
+
+pub fn configure(cfg: &mut web::ServiceConfig, web_dir: Option<&std::path::Path>) {
+    cfg.service(with_preflight("/poll", web::get().to(poll::handler)))
+        .service(with_preflight(
+            "/long-poll",
+            web::get().to(long_poll::handler),
+        ))
+        .service(with_preflight("/sse", web::get().to(sse::handler)))
+        .service(web::resource("/ws").route(web::get().to(ws::handler)))
+        .service(web::resource("/ws/echo").route(web::get().to(echo::handler)))
+        .service(with_preflight("/publish", web::post().to(publish::handler)))
+        .service(
+            with_preflight("/control", web::post().to(control::post))
+                .route(web::get().to(control::get)),
+        )
+        .route(
+            "/healthz",
+            web::get().to(|| async { HttpResponse::Ok().body("ok") }),
+        )
+        .service(with_preflight("/stats", web::get().to(stats::stats)))
+        .route("/stats/client/{id}", web::get().to(stats::client))
+        .route("/metrics", web::get().to(stats::metrics))
+        .route(
+            "/results/index.json",
+            web::get().to(static_files::results_index),
+        );
+    match web_dir {
+        Some(dir) => {
+            cfg.service(actix_files::Files::new("/", dir).index_file("index.html"));
+        }
+        None => {
+            cfg.route("/{path:.*}", web::get().to(static_files::embedded));
+        }
+    }
+}
+
+fn with_preflight(path: &str, route: Route) -> actix_web::Resource {
+    web::resource(path)
+        .route(route)
+        .route(web::method(Method::OPTIONS).to(preflight))
+}
+
+async fn preflight(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state.origins.check(&req)?;
+    Ok(HttpResponse::NoContent()
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"))
+        .insert_header((
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            "content-type, last-event-id",
+        ))
+        .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"))
+        .finish())
+}
+
+/// Adds `Access-Control-Allow-Origin` for allowed cross-site origins; foreign ones get no CORS
+/// headers, so the browser keeps the response from the page.
+pub fn cors<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+) -> impl Future<Output = Result<ServiceResponse<B>, Error>> + 'static
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    S::Future: 'static,
+{
+    let allowed = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| state.origins.check(req.request()).ok().flatten());
+    let fut = srv.call(req);
+    async move {
+        let mut res = fut.await?;
+        if let Some(origin) = allowed {
+            if let Ok(value) = header::HeaderValue::from_str(&origin) {
+                let headers = res.headers_mut();
+                headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+                headers.insert(header::VARY, header::HeaderValue::from_static("Origin"));
+            }
+        }
+        Ok(res)
+    }
+}
+
+/// Counts the response head (and a sized body) against the request's transport meter, if its
+/// handler set one. Streaming bodies count their own chunks.
+pub fn account<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+) -> impl Future<Output = Result<ServiceResponse<B>, Error>> + 'static
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    S::Future: 'static,
+    B: MessageBody,
+{
+    let fut = srv.call(req);
+    async move {
+        let res = fut.await?;
+        let meter = res.request().extensions().get::<Meter>().cloned();
+        if let Some(meter) = meter {
+            let body = match res.response().body().size() {
+                BodySize::Sized(n) => n,
+                _ => 0,
+            };
+            meter.bytes(response_head_len(res.request(), res.response()) + body);
+        }
+        Ok(res)
+    }
+}

@@ -1,0 +1,221 @@
+//! Every knob of the server, each a flag and an environment variable with a documented default.
+//!
+//! Limits live here and nowhere else, so `server --help` is the complete list of what bounds the
+//! server's memory and time, and the README's settings table can be checked against it.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Parser, ValueEnum};
+
+/// Upper bound of `--rate` and of `POST /control {"rate"}`: the ticker is a demo source, and the
+/// load generator publishes its own events.
+pub const MAX_TICKER_RATE: f64 = 10_000.0;
+
+/// Upper bound of `--payload-bytes` and of `POST /control {"payload_bytes"}`.
+pub const MAX_TICKER_PAYLOAD: usize = 1 << 20;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "server",
+    version,
+    about = "feedlab server: one ordered live feed over short polling, long polling, SSE and WebSockets"
+)]
+pub struct Config {
+    /// Address to listen on. Port 0 lets the OS choose (the chosen address is printed).
+    #[arg(long, env = "FEEDLAB_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Events per second published by the built-in ticker; 0 turns it off.
+    #[arg(long, env = "FEEDLAB_RATE", default_value_t = 2.0, value_parser = parse_rate)]
+    pub rate: f64,
+
+    /// Bytes of padding in each ticker event's `data`, to measure bigger payloads.
+    #[arg(long, env = "FEEDLAB_PAYLOAD_BYTES", default_value_t = 0, value_parser = parse_payload)]
+    pub payload_bytes: usize,
+
+    /// Events kept for resume. A cursor older than this gets what remains plus a `missed` count.
+    #[arg(long, env = "FEEDLAB_RETAIN", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub retain: u64,
+
+    /// Most events in one poll or long-poll response; `next` continues from there.
+    #[arg(long, env = "FEEDLAB_MAX_BATCH", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_batch: u64,
+
+    /// Interval of SSE comment heartbeats and WebSocket pings on a quiet connection. Keep it below
+    /// the idle timeout of every proxy in front of the server (nginx `proxy_read_timeout`: 60 s).
+    #[arg(long, env = "FEEDLAB_HEARTBEAT", default_value = "15s", value_parser = parse_nonzero_duration)]
+    pub heartbeat: Duration,
+
+    /// A WebSocket client silent for this long (no pong, no message) is closed. Must exceed
+    /// `--heartbeat`, since the client's pongs answer our pings.
+    #[arg(long, env = "FEEDLAB_WS_CLIENT_TIMEOUT", default_value = "45s", value_parser = parse_nonzero_duration)]
+    pub ws_client_timeout: Duration,
+
+    /// How long a long-poll is held when the request gives no `timeout_ms`.
+    #[arg(long, env = "FEEDLAB_LONG_POLL_TIMEOUT", default_value = "25s", value_parser = parse_nonzero_duration)]
+    pub long_poll_timeout: Duration,
+
+    /// Largest `timeout_ms` a long-poll may ask for; more is refused with 400.
+    #[arg(long, env = "FEEDLAB_LONG_POLL_MAX", default_value = "120s", value_parser = parse_nonzero_duration)]
+    pub long_poll_max: Duration,
+
+    /// `retry:` hint sent to SSE clients: how long EventSource waits before reconnecting.
+    #[arg(long, env = "FEEDLAB_SSE_RETRY", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub sse_retry: Duration,
+
+    /// Origins (scheme://host[:port]) allowed to open WebSockets and read the HTTP transports
+    /// cross-site, besides the server's own. Repeatable.
+    #[arg(
+        long = "allowed-origin",
+        env = "FEEDLAB_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Largest `POST /publish` body; more is refused with 413.
+    #[arg(long, env = "FEEDLAB_MAX_PUBLISH_BYTES", default_value_t = 64 * 1024)]
+    pub max_publish_bytes: usize,
+
+    /// Largest WebSocket message (a frame, or a fragmented message reassembled); more closes the
+    /// connection with 1009.
+    #[arg(long, env = "FEEDLAB_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub ws_max_message_bytes: usize,
+
+    /// Most open streaming connections (SSE, WebSocket, held long-polls) at once; past it,
+    /// HTTP gets 503 with `Retry-After` and WebSocket handshakes are refused the same way.
+    #[arg(long, env = "FEEDLAB_MAX_CONNECTIONS", default_value_t = 50_000)]
+    pub max_connections: usize,
+
+    /// Clients (`client=ID`) whose per-client accounting is kept; the least recently seen is
+    /// forgotten past this.
+    #[arg(long, env = "FEEDLAB_MAX_TRACKED_CLIENTS", default_value_t = 1_024)]
+    pub max_tracked_clients: usize,
+
+    /// Worker threads serving connections (default: one per CPU core).
+    #[arg(long, env = "FEEDLAB_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Who may change the ticker through `POST /control`: `auto` allows it when the server
+    /// listens on loopback only.
+    #[arg(long, env = "FEEDLAB_FEED_CONTROL", value_enum, default_value_t = FeedControl::Auto)]
+    pub feed_control: FeedControl,
+
+    /// Serve the page from this directory instead of the copy built into the binary.
+    #[arg(long, env = "FEEDLAB_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+
+    /// Directory of load-generator reports, served under `/results/`.
+    #[arg(long, env = "FEEDLAB_RESULTS_DIR", default_value = "results")]
+    pub results_dir: PathBuf,
+
+    /// Time given to open connections to finish after SIGINT/SIGTERM.
+    #[arg(long, env = "FEEDLAB_SHUTDOWN_GRACE", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `server=debug`.
+    #[arg(long, env = "FEEDLAB_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FeedControl {
+    /// Allowed when the server is bound to a loopback address.
+    Auto,
+    On,
+    Off,
+}
+
+impl Config {
+    /// Whether `POST /control` may change the ticker.
+    pub fn control_enabled(&self) -> bool {
+        match self.feed_control {
+            FeedControl::On => true,
+            FeedControl::Off => false,
+            FeedControl::Auto => self.bind.ip().is_loopback(),
+        }
+    }
+
+    /// Settings a test or an embedding program starts from: the defaults with `args` applied.
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Self::try_parse_from(
+            std::iter::once("server".into()).chain(args.into_iter().map(Into::into)),
+        )
+    }
+
+    /// Checks relations between settings that clap cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.ws_client_timeout <= self.heartbeat {
+            return Err(format!(
+                "--ws-client-timeout ({}) must exceed --heartbeat ({})",
+                humantime::format_duration(self.ws_client_timeout),
+                humantime::format_duration(self.heartbeat)
+            ));
+        }
+        if self.long_poll_timeout > self.long_poll_max {
+            return Err("--long-poll-timeout must not exceed --long-poll-max".into());
+        }
+        Ok(())
+    }
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if !(0.0..=MAX_TICKER_RATE).contains(&rate) {
+        return Err(format!("rate must be between 0 and {MAX_TICKER_RATE}"));
+    }
+    Ok(rate)
+}
+
+fn parse_payload(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a byte count"))?;
+    if n > MAX_TICKER_PAYLOAD {
+        return Err(format!(
+            "payload must be at most {MAX_TICKER_PAYLOAD} bytes"
+        ));
+    }
+    Ok(n)
+}
+
+fn parse_nonzero_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let c = Config::from_args::<_, &str>([]).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.rate, 2.0);
+        assert_eq!(c.retain, 10_000);
+        assert_eq!(c.heartbeat, Duration::from_secs(15));
+        assert_eq!(c.long_poll_timeout, Duration::from_secs(25));
+        assert!(c.control_enabled());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn control_is_off_by_default_on_a_public_address() {
+        let c = Config::from_args(["--bind", "0.0.0.0:8080"]).unwrap();
+        assert!(!c.control_enabled());
+    }
+
+    #[test]
+    fn rejects_inconsistent_timeouts() {
+        let c = Config::from_args(["--heartbeat", "10s", "--ws-client-timeout", "5s"]).unwrap();
+        assert!(c.validate().is_err());
+        assert!(Config::from_args(["--rate", "-1"]).is_err());
+    }
+}

@@ -1,0 +1,65 @@
+//! Every refusal the server gives over HTTP: a 4xx/5xx with a JSON reason, never a panic.
+//!
+//! Each message names the input or the setting at fault, so a user can fix the request
+//! without reading the source.
+
+use actix_web::{http::StatusCode, HttpResponse, ResponseError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("`{name}` must be a non-negative integer, got {value:?}")]
+    BadNumber { name: &'static str, value: String },
+    #[error("`timeout_ms` must be at most {max} (--long-poll-max), got {value}")]
+    TimeoutTooLong { value: u64, max: u64 },
+    #[error("`client` must be 1-64 characters of A-Z a-z 0-9 _ -, got {0:?}")]
+    BadClientId(String),
+    #[error("cursor {cursor} is ahead of the feed head {head}: the feed was reset; reconnect without a cursor")]
+    CursorAhead { cursor: u64, head: u64 },
+    #[error("body is not valid JSON: {0}")]
+    BadJson(String),
+    #[error("body is {size} bytes; the limit is {limit} (--max-publish-bytes)")]
+    BodyTooLarge { size: usize, limit: usize },
+    #[error("origin {0:?} is not allowed (same origin or --allowed-origin only)")]
+    ForbiddenOrigin(String),
+    #[error("changing the feed from outside is turned off (--feed-control)")]
+    ControlDisabled,
+    #[error("{0}")]
+    BadControl(String),
+    #[error("too many open connections (--max-connections {0}); retry later")]
+    TooManyConnections(usize),
+    #[error("server is shutting down")]
+    ShuttingDown,
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadNumber { .. }
+            | Self::TimeoutTooLong { .. }
+            | Self::BadClientId(_)
+            | Self::BadJson(_)
+            | Self::BadControl(_)
+            | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::CursorAhead { .. } => StatusCode::CONFLICT,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::ForbiddenOrigin(_) | Self::ControlDisabled => StatusCode::FORBIDDEN,
+            Self::TooManyConnections(_) | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        if matches!(self, Self::TooManyConnections(_) | Self::ShuttingDown) {
+            res.insert_header(("Retry-After", "1"));
+        }
+        if let Self::CursorAhead { head, .. } = self {
+            return res.json(serde_json::json!({ "error": self.to_string(), "head": head }));
+        }
+        res.json(serde_json::json!({ "error": self.to_string() }))
+    }
+}

@@ -1,0 +1,204 @@
+//! The ordered log every transport reads from.
+//!
+//! Transports keep no queues of their own: a connection holds only a cursor and reads forward
+//! from here, so a slow client cannot slow anyone else, and a client that comes back with its
+//! last seq gets exactly what it missed, or an explicit count of what is gone, never silently less.
+//! Waiting connections are woken through a `watch` of the head seq, not by polling the log.
+
+use std::{
+    collections::VecDeque,
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use parking_lot::RwLock;
+use tokio::sync::watch;
+
+use crate::event::{Event, Seq};
+
+pub struct Feed {
+    /// parking_lot `RwLock`: held for a push or a slice copy, never across an `.await`.
+    ring: RwLock<Ring>,
+    /// The head seq. Waiters call `changed()`; the value is a wake-up, the log is the truth.
+    head: watch::Sender<Seq>,
+    retain: usize,
+}
+
+struct Ring {
+    events: VecDeque<Arc<Event>>,
+    head: Seq,
+}
+
+/// What a cursor reads: the events after it, and how many it can no longer get.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub events: Vec<Arc<Event>>,
+    /// Events after the cursor that fell out of retention before it came back.
+    pub missed: u64,
+    /// The cursor to continue from.
+    pub next: Seq,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CursorAhead {
+    pub cursor: Seq,
+    pub head: Seq,
+}
+
+impl Feed {
+    pub fn new(retain: usize) -> Self {
+        let retain = retain.max(1);
+        Self {
+            ring: RwLock::new(Ring {
+                events: VecDeque::with_capacity(retain.min(1 << 16)),
+                head: 0,
+            }),
+            head: watch::Sender::new(0),
+            retain,
+        }
+    }
+
+    /// Appends one event whose `data` is `data_json` (one compact JSON value) and wakes waiters.
+    pub fn publish(&self, data_json: &str) -> Arc<Event> {
+        let event = {
+            let mut ring = self.ring.write();
+            let seq = ring.head + 1;
+            let event = Arc::new(Event::encode(seq, now_us(), data_json));
+            if ring.events.len() == self.retain {
+                ring.events.pop_front();
+            }
+            ring.events.push_back(event.clone());
+            ring.head = seq;
+            event
+        };
+        self.head.send_replace(event.seq);
+        event
+    }
+
+    pub fn head(&self) -> Seq {
+        self.ring.read().head
+    }
+
+    /// Oldest retained seq, or `head + 1` when nothing is retained yet.
+    pub fn oldest(&self) -> Seq {
+        let ring = self.ring.read();
+        ring.head + 1 - ring.events.len() as u64
+    }
+
+    pub fn retained(&self) -> usize {
+        self.ring.read().events.len()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Seq> {
+        self.head.subscribe()
+    }
+
+    /// Events with seq > `cursor`, at most `max` of them.
+    pub fn since(&self, cursor: Seq, max: usize) -> Result<Batch, CursorAhead> {
+        let ring = self.ring.read();
+        if cursor > ring.head {
+            return Err(CursorAhead {
+                cursor,
+                head: ring.head,
+            });
+        }
+        let first = ring.head + 1 - ring.events.len() as u64;
+        let (missed, start) = if cursor + 1 < first {
+            (first - 1 - cursor, first)
+        } else {
+            (0, cursor + 1)
+        };
+        let skip = (start - first) as usize;
+        let events: Vec<_> = ring.events.range(skip..).take(max).cloned().collect();
+        let next = events.last().map_or(start - 1, |e| e.seq);
+        Ok(Batch {
+            events,
+            missed,
+            next,
+        })
+    }
+}
+
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seqs(b: &Batch) -> Vec<Seq> {
+        b.events.iter().map(|e| e.seq).collect()
+    }
+
+    #[test]
+    fn seq_starts_at_one_and_grows_by_one() {
+        let feed = Feed::new(10);
+        assert_eq!(feed.publish("1").seq, 1);
+        assert_eq!(feed.publish("2").seq, 2);
+        assert_eq!(feed.head(), 2);
+    }
+
+    #[test]
+    fn since_returns_exactly_what_follows_the_cursor() {
+        let feed = Feed::new(10);
+        for i in 0..5 {
+            feed.publish(&i.to_string());
+        }
+        let b = feed.since(2, 100).unwrap();
+        assert_eq!(seqs(&b), [3, 4, 5]);
+        assert_eq!((b.missed, b.next), (0, 5));
+        let b = feed.since(5, 100).unwrap();
+        assert!(b.events.is_empty());
+        assert_eq!(b.next, 5);
+    }
+
+    #[test]
+    fn expired_cursor_is_told_what_it_missed() {
+        let feed = Feed::new(3);
+        for i in 0..10 {
+            feed.publish(&i.to_string());
+        }
+        assert_eq!(feed.oldest(), 8);
+        let b = feed.since(2, 100).unwrap();
+        assert_eq!(seqs(&b), [8, 9, 10]);
+        assert_eq!(b.missed, 5, "seqs 3..=7 are gone");
+        let b = feed.since(7, 100).unwrap();
+        assert_eq!((b.missed, seqs(&b)), (0, vec![8, 9, 10]));
+    }
+
+    #[test]
+    fn batches_are_capped_and_continue_from_next() {
+        let feed = Feed::new(100);
+        for i in 0..10 {
+            feed.publish(&i.to_string());
+        }
+        let b = feed.since(0, 4).unwrap();
+        assert_eq!((seqs(&b), b.next), (vec![1, 2, 3, 4], 4));
+        let b = feed.since(b.next, 4).unwrap();
+        assert_eq!(seqs(&b), [5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn cursor_ahead_of_head_is_an_error() {
+        let feed = Feed::new(10);
+        feed.publish("1");
+        assert_eq!(
+            feed.since(5, 10).unwrap_err(),
+            CursorAhead { cursor: 5, head: 1 }
+        );
+    }
+
+    #[tokio::test]
+    async fn publishing_wakes_waiters() {
+        let feed = Arc::new(Feed::new(10));
+        let mut rx = feed.subscribe();
+        let f = feed.clone();
+        let waiter = tokio::spawn(async move { rx.wait_for(|h| *h >= 1).await.map(|h| *h) });
+        tokio::task::yield_now().await;
+        f.publish("1");
+        assert_eq!(waiter.await.unwrap().unwrap(), 1);
+    }
+}

@@ -1,0 +1,43 @@
+//! What every handler shares: the feed, the counters, the settings, the stop signal.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::{accounting::Accounting, config::Config, feed::Feed, origin::Origins, ticker::Ticker};
+
+pub struct AppState {
+    pub config: Config,
+    pub feed: Arc<Feed>,
+    pub accounting: Arc<Accounting>,
+    pub origins: Origins,
+    pub ticker: Ticker,
+    /// Cancelled on shutdown: SSE streams end, held long-polls return, WebSockets close 1001.
+    pub stop: CancellationToken,
+    pub started: std::time::Instant,
+}
+
+impl AppState {
+    pub fn new(config: Config, stop: CancellationToken) -> Arc<Self> {
+        let feed = Arc::new(Feed::new(config.retain as usize));
+        let accounting = Arc::new(Accounting::new(config.max_tracked_clients));
+        let ticker = Ticker::new(config.rate, config.payload_bytes);
+        Arc::new(Self {
+            origins: Origins::new(&config.allowed_origins),
+            feed,
+            accounting,
+            ticker,
+            stop,
+            started: std::time::Instant::now(),
+            config,
+        })
+    }
+
+    /// Publishes `data_json` (one compact JSON value) and counts it.
+    pub fn publish(&self, data_json: &str) -> u64 {
+        self.accounting
+            .published
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.feed.publish(data_json).seq
+    }
+}

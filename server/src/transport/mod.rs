@@ -1,0 +1,163 @@
+//! The four transports, and what they share: the cursor, the client id, the JSON batch body.
+//!
+//! Every transport reads the same [`Feed`](crate::feed::Feed) with the same cursor rule
+//! (`since=N` means events with seq > N; none means from now on), so any difference the load
+//! generator measures comes from the transport itself.
+
+pub mod echo;
+pub mod long_poll;
+mod names;
+pub mod poll;
+pub mod sse;
+pub mod ws;
+
+use actix_web::HttpRequest;
+use bytes::{BufMut, Bytes, BytesMut};
+
+pub use names::Transport;
+
+use crate::{error::ApiError, feed::Batch, state::AppState};
+
+/// The query parameters the transports understand, parsed with errors that name the field.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FeedQuery {
+    pub since: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub client: Option<String>,
+}
+
+impl FeedQuery {
+    pub fn parse(query: &str) -> Result<Self, ApiError> {
+        let mut q = FeedQuery::default();
+        for (key, value) in form_pairs(query) {
+            match key.as_str() {
+                "since" => q.since = Some(parse_u64("since", &value)?),
+                "timeout_ms" => q.timeout_ms = Some(parse_u64("timeout_ms", &value)?),
+                "client" => q.client = Some(parse_client_id(&value)?),
+                _ => {}
+            }
+        }
+        Ok(q)
+    }
+
+    pub fn from_request(req: &HttpRequest) -> Result<Self, ApiError> {
+        Self::parse(req.query_string())
+    }
+}
+
+/// Splits `a=1&b=2` and percent-decodes; `+` is a space, as in HTML forms.
+fn form_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode(k), decode(v))
+    })
+}
+
+fn decode(s: &str) -> String {
+    let s = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+pub fn parse_u64(name: &'static str, value: &str) -> Result<u64, ApiError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() || !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::BadNumber {
+            name,
+            value: value.to_owned(),
+        });
+    }
+    trimmed.parse().map_err(|_| ApiError::BadNumber {
+        name,
+        value: value.to_owned(),
+    })
+}
+
+pub fn parse_client_id(value: &str) -> Result<String, ApiError> {
+    let ok = (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err(ApiError::BadClientId(value.to_owned()))
+    }
+}
+
+/// The cursor a request starts from: its `since`, or the head ("from now on").
+pub fn start_cursor(state: &AppState, since: Option<u64>) -> Result<u64, ApiError> {
+    let head = state.feed.head();
+    match since {
+        Some(cursor) if cursor > head => Err(ApiError::CursorAhead { cursor, head }),
+        Some(cursor) => Ok(cursor),
+        None => Ok(head),
+    }
+}
+
+/// `{"events":[…],"next":M,"missed":K}`, assembled from the events' shared JSON bytes.
+pub fn json_batch(batch: &Batch) -> Bytes {
+    let len: usize = batch.events.iter().map(|e| e.json().len() + 1).sum();
+    let mut body = BytesMut::with_capacity(len + 64);
+    body.put_slice(b"{\"events\":[");
+    for (i, e) in batch.events.iter().enumerate() {
+        if i > 0 {
+            body.put_u8(b',');
+        }
+        body.put_slice(e.json());
+    }
+    use std::fmt::Write as _;
+    let _ = write!(
+        body,
+        "],\"next\":{},\"missed\":{}}}",
+        batch.next, batch.missed
+    );
+    body.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::Feed;
+
+    #[test]
+    fn query_parsing_names_the_bad_field() {
+        assert_eq!(
+            FeedQuery::parse("since=5&timeout_ms=100&client=page-1").unwrap(),
+            FeedQuery {
+                since: Some(5),
+                timeout_ms: Some(100),
+                client: Some("page-1".into())
+            }
+        );
+        for bad in [
+            "since=abc",
+            "since=-1",
+            "since=",
+            "since=1.5",
+            "since=99999999999999999999999",
+        ] {
+            let err = FeedQuery::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("`since`"), "{bad}: {err}");
+        }
+        assert!(FeedQuery::parse("timeout_ms=-5").is_err());
+        assert!(FeedQuery::parse("client=a%20b").is_err());
+        assert!(FeedQuery::parse(&format!("client={}", "x".repeat(65))).is_err());
+        assert_eq!(FeedQuery::parse("").unwrap(), FeedQuery::default());
+    }
+
+    #[test]
+    fn json_batch_is_valid_json_with_the_events() {
+        let feed = Feed::new(10);
+        feed.publish(r#"{"a":1}"#);
+        feed.publish(r#""two""#);
+        let body = json_batch(&feed.since(0, 10).unwrap());
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["events"][1]["data"], "two");
+        assert_eq!(v["next"], 2);
+        assert_eq!(v["missed"], 0);
+        let empty = json_batch(&feed.since(2, 10).unwrap());
+        assert_eq!(&empty[..], br#"{"events":[],"next":2,"missed":0}"#);
+    }
+}

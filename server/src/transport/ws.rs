@@ -1,0 +1,267 @@
+//! WebSockets: one upgraded connection, full duplex.
+//!
+//! The only transport where the client can talk back on the same connection (`publish`, `echo`),
+//! at the price of an upgrade that every proxy must be told about, a connection the server must
+//! keep alive with pings, and state pinned to one process. The feed is read with the same cursor
+//! as everywhere else, so a reconnect with `since=<last seq>` loses nothing.
+
+use std::{sync::Arc, time::Instant};
+
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_ws::{
+    AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
+};
+use futures_util::StreamExt as _;
+use serde_json::Value;
+
+use super::{start_cursor, FeedQuery, Transport};
+use crate::{
+    accounting::{ws_frame_len, Handshake, Meter, OpenGuard},
+    error::ApiError,
+    state::AppState,
+};
+
+pub async fn handler(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    state.origins.check(&req)?;
+    let q = FeedQuery::from_request(&req)?;
+    let meter = state.accounting.meter(Transport::Ws, q.client.as_deref());
+    meter.request();
+    req.extensions_mut().insert(meter.clone());
+    let cursor = start_cursor(&state, q.since)?;
+    let open = meter
+        .open(state.config.max_connections)
+        .ok_or(ApiError::TooManyConnections(state.config.max_connections))?;
+    let (res, session, msgs) = actix_ws::handle(&req, body)?;
+    if let Some(client) = &meter.client {
+        let header = |h: &actix_web::http::header::HeaderMap, name: &str| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        *client.ws_handshake.lock() = Some(Handshake {
+            key: header(req.headers(), "sec-websocket-key"),
+            accept: header(res.headers(), "sec-websocket-accept"),
+        });
+    }
+    let msgs = msgs
+        .max_frame_size(state.config.ws_max_message_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(state.config.ws_max_message_bytes);
+    actix_web::rt::spawn(session_loop(
+        state.into_inner(),
+        meter,
+        open,
+        session,
+        msgs,
+        cursor,
+    ));
+    Ok(res)
+}
+
+/// What the loop does after a client message.
+enum Next {
+    Continue,
+    Close(Option<CloseReason>),
+}
+
+async fn session_loop(
+    state: Arc<AppState>,
+    meter: Meter,
+    _open: OpenGuard,
+    mut session: Session,
+    mut msgs: AggregatedMessageStream,
+    mut cursor: u64,
+) {
+    let config = &state.config;
+    let mut head = state.feed.subscribe();
+    let mut heartbeat = tokio::time::interval_at(
+        tokio::time::Instant::now() + config.heartbeat,
+        config.heartbeat,
+    );
+    let mut last_heard = Instant::now();
+    let max_batch = config.max_batch as usize;
+
+    let reason = 'session: loop {
+        // Deliver everything pending before waiting: the cursor, not a queue, is our state.
+        if let Ok(batch) = state.feed.since(cursor, max_batch) {
+            if batch.missed > 0 {
+                let first = batch.events.first().map_or(batch.next, |e| e.seq - 1);
+                let notice = format!(
+                    "{{\"op\":\"missed\",\"missed\":{},\"next\":{first}}}",
+                    batch.missed
+                );
+                meter.bytes(ws_frame_len(notice.len()));
+                if session.text(notice).await.is_err() {
+                    break None;
+                }
+            }
+            for event in &batch.events {
+                if session.text(event.ws.clone()).await.is_err() {
+                    break 'session None;
+                }
+                meter.delivered(1, ws_frame_len(event.ws.len()));
+            }
+            cursor = batch.next;
+            if batch.events.len() == max_batch {
+                continue; // more pending
+            }
+        }
+        tokio::select! {
+            biased;
+            _ = state.stop.cancelled() => {
+                break Some(CloseReason { code: CloseCode::Away, description: Some("server shutting down".into()) });
+            }
+            msg = msgs.next() => {
+                last_heard = Instant::now();
+                match msg {
+                    None => break None,
+                    Some(Err(err)) => break Some(protocol_close(&err, config.ws_max_message_bytes)),
+                    Some(Ok(msg)) => match on_message(&state, &meter, &mut session, msg).await {
+                        Next::Continue => {}
+                        Next::Close(reason) => break reason,
+                    },
+                }
+            }
+            changed = head.changed() => if changed.is_err() { break None },
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > config.ws_client_timeout {
+                    break Some(CloseReason {
+                        code: CloseCode::Policy,
+                        description: Some("no pong within --ws-client-timeout".into()),
+                    });
+                }
+                meter.bytes(ws_frame_len(0));
+                if session.ping(b"").await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some(r) = &reason {
+        meter.bytes(ws_frame_len(
+            2 + r.description.as_ref().map_or(0, String::len),
+        ));
+    }
+    let _ = session.close(reason).await;
+}
+
+async fn on_message(
+    state: &AppState,
+    meter: &Meter,
+    session: &mut Session,
+    msg: AggregatedMessage,
+) -> Next {
+    match msg {
+        AggregatedMessage::Text(text) => {
+            meter.message_received();
+            let reply = match client_op(state, &text) {
+                Ok(reply) => reply,
+                Err(reason) => return Next::Close(Some(reason)),
+            };
+            meter.bytes(ws_frame_len(reply.len()));
+            if session.text(reply).await.is_err() {
+                return Next::Close(None);
+            }
+            Next::Continue
+        }
+        AggregatedMessage::Binary(_) => {
+            meter.message_received();
+            Next::Close(Some(CloseReason {
+                code: CloseCode::Unsupported,
+                description: Some(
+                    "binary messages are not understood on /ws; send JSON text".into(),
+                ),
+            }))
+        }
+        AggregatedMessage::Ping(bytes) => {
+            meter.bytes(ws_frame_len(bytes.len()));
+            if session.pong(&bytes).await.is_err() {
+                return Next::Close(None);
+            }
+            Next::Continue
+        }
+        AggregatedMessage::Pong(_) => Next::Continue,
+        // Answer a close with the same code, as RFC 6455 section 5.5.1 suggests.
+        AggregatedMessage::Close(reason) => Next::Close(Some(CloseReason {
+            code: reason.map_or(CloseCode::Normal, |r| r.code),
+            description: None,
+        })),
+    }
+}
+
+/// The reply to a client text message, or the reason to close.
+pub fn client_op(state: &AppState, text: &str) -> Result<bytestring::ByteString, CloseReason> {
+    let close = |code, why: String| CloseReason {
+        code,
+        description: Some(truncate_reason(why)),
+    };
+    let msg: Value = serde_json::from_str(text)
+        .map_err(|e| close(CloseCode::Invalid, format!("message is not JSON: {e}")))?;
+    match msg.get("op").and_then(Value::as_str) {
+        Some("publish") => {
+            let data = msg
+                .get("data")
+                .ok_or_else(|| close(CloseCode::Policy, "publish needs a `data` field".into()))?;
+            let seq = state.publish(&data.to_string());
+            Ok(format!("{{\"op\":\"published\",\"seq\":{seq}}}").into())
+        }
+        Some("echo") => Ok(text.into()),
+        Some(other) => Err(close(
+            CloseCode::Policy,
+            format!("unknown op {other:?}; expected publish or echo"),
+        )),
+        None => Err(close(
+            CloseCode::Policy,
+            "message needs an `op` field (publish or echo)".into(),
+        )),
+    }
+}
+
+/// The close code and reason for a broken client frame.
+pub fn protocol_close(err: &ProtocolError, max: usize) -> CloseReason {
+    let (code, why) = match err {
+        ProtocolError::Overflow => (
+            CloseCode::Size,
+            format!("message larger than {max} bytes (--ws-max-message-bytes)"),
+        ),
+        ProtocolError::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => (
+            CloseCode::Invalid,
+            "text message is not valid UTF-8".to_owned(),
+        ),
+        other => (CloseCode::Protocol, format!("protocol error: {other}")),
+    };
+    CloseReason {
+        code,
+        description: Some(truncate_reason(why)),
+    }
+}
+
+/// Close reasons must fit a control frame: 125 bytes less the 2-byte code.
+fn truncate_reason(mut why: String) -> String {
+    if why.len() > 123 {
+        let mut end = 120;
+        while !why.is_char_boundary(end) {
+            end -= 1;
+        }
+        why.truncate(end);
+        why.push_str("...");
+    }
+    why
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_reasons_fit_a_control_frame() {
+        let r = truncate_reason("é".repeat(100));
+        assert!(r.len() <= 123);
+        assert!(r.ends_with("..."));
+    }
+}
