@@ -45,7 +45,7 @@ impl Origins {
     /// Whether a page from `origin` may talk to a server reached as `host` (the `Host` header).
     pub fn allows(&self, origin: &str, host: &str) -> bool {
         let origin = normalise(origin);
-        if self.allowed.iter().any(|a| *a == origin) {
+        if self.allowed.contains(&origin) {
             return true;
         }
         let Some((scheme, authority)) = origin.split_once("://") else {

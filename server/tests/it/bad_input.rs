@@ -1,0 +1,101 @@
+//! Bad input gets a 4xx with a reason, and the server keeps serving.
+
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn bad_cursors_and_timeouts_get_400_with_a_reason() {
+    let srv = TestServer::start(&["--long-poll-max", "60s"]);
+    for (path, needle) in [
+        ("/poll?since=abc", "`since`"),
+        ("/poll?since=-1", "`since`"),
+        ("/sse?since=1e3", "`since`"),
+        ("/long-poll?since=0&timeout_ms=-5", "`timeout_ms`"),
+        ("/long-poll?since=0&timeout_ms=60001", "--long-poll-max"),
+        ("/poll?client=has%20space", "`client`"),
+    ] {
+        let res = get(&srv.url(path)).await;
+        assert_eq!(res.status, 400, "{path}");
+        let reason = res.json()["error"].as_str().unwrap().to_owned();
+        assert!(reason.contains(needle), "{path}: {reason}");
+    }
+    let (status, _, _) = sse(&srv.url("/sse"), &[("Last-Event-ID", "abc")]).await;
+    assert_eq!(status, 400);
+    assert_eq!(get(&srv.url("/healthz")).await.body.as_ref(), b"ok");
+}
+
+#[tokio::test]
+async fn a_cursor_ahead_of_the_feed_gets_409_with_the_head() {
+    let srv = TestServer::start(&[]);
+    publish_n(&srv, 2).await;
+    let res = get(&srv.url("/poll?since=10")).await;
+    assert_eq!(res.status, 409);
+    assert_eq!(res.json()["head"], 2);
+}
+
+#[tokio::test]
+async fn publish_rejects_non_json_and_oversized_bodies() {
+    let srv = TestServer::start(&["--max-publish-bytes", "100"]);
+    let res = post(&srv.url("/publish"), "{not json").await;
+    assert_eq!(res.status, 400);
+    assert!(res.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("not valid JSON"));
+    let res = post(&srv.url("/publish"), "").await;
+    assert_eq!(res.status, 400);
+    let big = json!({"x": "y".repeat(200)}).to_string();
+    let res = post(&srv.url("/publish"), big).await;
+    assert_eq!(res.status, 413);
+    assert!(res.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("--max-publish-bytes"));
+    // Nothing was published by the bad requests.
+    assert_eq!(publish(&srv, json!("ok")).await, 1);
+}
+
+#[tokio::test]
+async fn unknown_paths_get_404_with_a_reason() {
+    let srv = TestServer::start(&[]);
+    let res = get(&srv.url("/no/such/thing")).await;
+    assert_eq!(res.status, 404);
+    assert!(res.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("/no/such/thing"));
+}
+
+#[tokio::test]
+async fn control_changes_the_ticker_only_when_allowed() {
+    let srv = TestServer::start(&[]);
+    let res = post(&srv.url("/control"), r#"{"rate":50,"payload_bytes":10}"#).await;
+    assert_eq!(res.status, 200, "{:?}", res.body);
+    assert_eq!(res.json()["rate"], 50.0);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let body = get(&srv.url("/poll?since=0")).await.json();
+    let events = body["events"].as_array().unwrap();
+    assert!(
+        events.len() >= 3,
+        "ticker publishes at the new rate: {}",
+        events.len()
+    );
+    assert_eq!(events[0]["data"]["pad"].as_str().unwrap().len(), 10);
+    assert_eq!(
+        post(&srv.url("/control"), r#"{"rate":-1}"#).await.status,
+        400
+    );
+    assert_eq!(
+        post(&srv.url("/control"), r#"{"speed":1}"#).await.status,
+        400
+    );
+
+    let locked = TestServer::start(&["--feed-control", "off"]);
+    let res = post(&locked.url("/control"), r#"{"rate":1}"#).await;
+    assert_eq!(res.status, 403);
+    assert_eq!(
+        get(&locked.url("/control")).await.json()["control_enabled"],
+        false
+    );
+}

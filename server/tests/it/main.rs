@@ -1,0 +1,12 @@
+//! The server, driven over real sockets by real clients: hyper, an SSE parser, tokio-tungstenite,
+//! curl and Python's `websockets`. One binary, one module per concern.
+
+mod bad_input;
+mod common;
+mod cross;
+mod long_poll;
+mod poll;
+mod shutdown;
+mod sse;
+mod stats;
+mod ws;

@@ -1,0 +1,92 @@
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn sse_streams_every_event_in_order_with_proxy_safe_headers() {
+    let srv = TestServer::start(&[]);
+    let (status, headers, mut events) = sse(&srv.url("/sse?since=0"), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/event-stream");
+    assert_eq!(headers["cache-control"], "no-cache");
+    assert_eq!(headers["x-accel-buffering"], "no");
+    publish_n(&srv, 20).await;
+    let got = next_sse_events(&mut events, 20).await;
+    assert_eq!(seqs(&got), (1..=20).collect::<Vec<_>>());
+    assert_eq!(got[4]["data"], json!({"i": 4}));
+}
+
+#[tokio::test]
+async fn sse_sends_a_retry_hint_first() {
+    let srv = TestServer::start(&["--sse-retry", "1500ms"]);
+    let text = curl_sse(&srv.url("/sse")).await;
+    assert!(text.starts_with("retry: 1500\n"), "{text:?}");
+}
+
+/// What `curl -N` prints of the stream in one second.
+async fn curl_sse(url: &str) -> String {
+    let url = url.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-sN", "--max-time", "1", &url])
+            .output()
+            .expect("curl runs")
+    })
+    .await
+    .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn last_event_id_wins_over_the_url_cursor() {
+    let srv = TestServer::start(&[]);
+    publish_n(&srv, 6).await;
+    let (_, _, mut events) = sse(&srv.url("/sse?since=1"), &[("Last-Event-ID", "4")]).await;
+    let got = next_sse_events(&mut events, 2).await;
+    assert_eq!(seqs(&got), [5, 6]);
+}
+
+#[tokio::test]
+async fn sse_announces_missed_events_before_the_rest() {
+    let srv = TestServer::start(&["--retain", "2"]);
+    publish_n(&srv, 5).await;
+    let (_, _, mut events) = sse(&srv.url("/sse?since=0"), &[]).await;
+    let missed = loop {
+        let e = tokio::time::timeout(LIMIT, events.next())
+            .await
+            .unwrap()
+            .unwrap();
+        if e.event != "message" {
+            break e;
+        }
+    };
+    assert_eq!(missed.event, "missed");
+    let notice: serde_json::Value = serde_json::from_str(&missed.data).unwrap();
+    assert_eq!(notice, json!({"missed": 3, "next": 3}));
+    assert_eq!(seqs(&next_sse_events(&mut events, 2).await), [4, 5]);
+}
+
+#[tokio::test]
+async fn quiet_stream_gets_comment_heartbeats() {
+    let srv = TestServer::start(&["--heartbeat", "200ms", "--ws-client-timeout", "1s"]);
+    let text = curl_sse(&srv.url("/sse")).await;
+    let beats = text.matches(": heartbeat\n\n").count();
+    assert!(
+        (2..=6).contains(&beats),
+        "{beats} heartbeats in 1 s at 200 ms: {text:?}"
+    );
+}
+
+#[tokio::test]
+async fn curl_follows_the_stream() {
+    let srv = TestServer::start(&[]);
+    publish_n(&srv, 3).await;
+    let text = curl_sse(&srv.url("/sse?since=0")).await;
+    for seq in 1..=3 {
+        assert!(
+            text.contains(&format!("id: {seq}\ndata: {{\"seq\":{seq},")),
+            "{text}"
+        );
+    }
+}

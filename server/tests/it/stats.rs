@@ -1,0 +1,148 @@
+//! `/stats` agrees with what a client sees on its socket, byte for byte.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::*;
+
+async fn transport_stats(srv: &TestServer, transport: &str) -> Value {
+    get(&srv.url("/stats")).await.json()["transports"][transport].clone()
+}
+
+/// Sends `request` on a fresh TCP connection and reads until the server closes it.
+async fn raw_exchange(srv: &TestServer, request: &str) -> Vec<u8> {
+    let mut tcp = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(LIMIT, tcp.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn bytes_written_match_the_socket_exactly() {
+    let srv = TestServer::start(&[]);
+    publish_n(&srv, 3).await;
+    let cases = [
+        (
+            "short-poll",
+            "GET /poll?since=0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ),
+        ("short-poll", "GET /poll?since=3 HTTP/1.0\r\n\r\n"),
+        (
+            "long-poll",
+            "GET /long-poll?since=3&timeout_ms=50 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ),
+        ("long-poll", "GET /long-poll?since=1 HTTP/1.0\r\n\r\n"),
+        (
+            "short-poll",
+            "GET /poll?since=zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ),
+    ];
+    for (transport, request) in cases {
+        let before = transport_stats(&srv, transport).await;
+        let got = raw_exchange(&srv, request).await;
+        let after = transport_stats(&srv, transport).await;
+        let counted =
+            after["bytes_written"].as_u64().unwrap() - before["bytes_written"].as_u64().unwrap();
+        if request.contains("zz") {
+            // Refused before a transport was chosen: not counted as transport traffic.
+            assert_eq!(counted, 0);
+            continue;
+        }
+        assert_eq!(
+            counted,
+            got.len() as u64,
+            "{request:?}\n{}",
+            String::from_utf8_lossy(&got)
+        );
+        assert_eq!(
+            after["requests"].as_u64().unwrap() - before["requests"].as_u64().unwrap(),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn sse_bytes_written_match_the_socket_exactly() {
+    let srv = TestServer::start(&["--heartbeat", "150ms", "--shutdown-grace", "1s"]);
+    publish_n(&srv, 2).await;
+    let mut tcp = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    tcp.write_all(b"GET /sse?since=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    publish_n(&srv, 2).await;
+    tokio::time::sleep(Duration::from_millis(400)).await; // a heartbeat or two
+    let counted = transport_stats(&srv, "sse").await["bytes_written"]
+        .as_u64()
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = tokio::time::timeout(Duration::from_millis(300), tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut got = buf[..n].to_vec();
+    // Drain anything still in flight without waiting for more heartbeats.
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(50), tcp.read(&mut buf)).await
+    {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let counted_now = transport_stats(&srv, "sse").await["bytes_written"]
+        .as_u64()
+        .unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("id: 4\n"), "{text}");
+    assert!(
+        got.len() as u64 == counted || got.len() as u64 == counted_now,
+        "socket saw {} bytes, server counted {counted}..{counted_now}\n{text}",
+        got.len()
+    );
+}
+
+#[tokio::test]
+async fn stats_count_requests_deliveries_and_empty_responses() {
+    let srv = TestServer::start(&[]);
+    publish_n(&srv, 4).await;
+    get(&srv.url("/poll?since=0&client=me")).await;
+    get(&srv.url("/poll?since=4&client=me")).await;
+    let stats = get(&srv.url("/stats")).await.json();
+    let poll = &stats["transports"]["short-poll"];
+    assert_eq!(poll["requests"], 2);
+    assert_eq!(poll["events_delivered"], 4);
+    assert_eq!(poll["empty_responses"], 1);
+    assert_eq!(stats["feed"]["head"], 4);
+    assert!(stats["process"]["rss_bytes"].as_u64().unwrap() > 1_000_000);
+    let mine = get(&srv.url("/stats/client/me")).await.json();
+    assert_eq!(mine["transports"]["short-poll"]["requests"], 2);
+    assert_eq!(get(&srv.url("/stats/client/stranger")).await.status, 404);
+    let metrics = String::from_utf8(get(&srv.url("/metrics")).await.body.to_vec()).unwrap();
+    assert!(
+        metrics.contains("feedlab_requests_total{transport=\"short-poll\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("feedlab_feed_head_seq 4"));
+}
+
+#[tokio::test]
+async fn websocket_handshake_is_recorded_for_the_client() {
+    let srv = TestServer::start(&[]);
+    let (_ws, res) = tokio_tungstenite::connect_async(srv.ws_url("/ws?client=page"))
+        .await
+        .unwrap();
+    let accept = res.headers()["sec-websocket-accept"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mine = get(&srv.url("/stats/client/page")).await.json();
+    assert_eq!(mine["ws_handshake"]["accept"], accept.as_str());
+    assert_eq!(mine["ws_handshake"]["key"].as_str().unwrap().len(), 24);
+    assert_eq!(mine["transports"]["ws"]["open"], 1);
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every feedlab test. Installs what the tests need when it is missing: curl and Debian's
+# chromium (browser tests), Python's `websockets` (a real WebSocket client), and the page's npm
+# packages from web/package-lock.json.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v curl >/dev/null || missing+=(curl)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test.sh: installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+python3 -c 'import websockets' 2>/dev/null || python3 -m pip install -q websockets
+
+echo "== format and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== Rust tests (server, loadgen)"
+cargo test --workspace
+
+echo "== browser tests (web/)"
+cargo build --quiet -p server
+(
+  cd web
+  [ -d node_modules/playwright-core ] && npm ls --silent >/dev/null 2>&1 || npm ci --no-audit --no-fund --silent
+  FEEDLAB_SERVER_BIN="$PWD/../target/debug/server" node --test tests/
+)
