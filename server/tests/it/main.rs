@@ -6,6 +6,7 @@ mod common;
 mod cross;
 mod long_poll;
 mod poll;
+mod readme;
 mod shutdown;
 mod sse;
 mod stats;
