@@ -7,6 +7,7 @@
 
 use std::{
     collections::HashMap,
+    net::IpAddr,
     sync::{
         atomic::{AtomicI64, AtomicU64, Ordering::Relaxed},
         Arc,
@@ -84,6 +85,8 @@ pub struct Accounting {
     pub open_streams: AtomicI64,
     clients: Mutex<HashMap<String, Arc<ClientRecord>>>,
     max_clients: usize,
+    /// Open streaming connections per client IP; only kept when that limit is on.
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl Accounting {
@@ -97,6 +100,7 @@ impl Accounting {
             open_streams: AtomicI64::new(0),
             clients: Mutex::new(HashMap::new()),
             max_clients: max_clients.max(1),
+            per_ip: Mutex::new(HashMap::new()),
         }
     }
 
@@ -137,7 +141,7 @@ impl Accounting {
 
 /// What one request or connection adds to: its transport's counters and, when the request
 /// carried `client=ID`, that client's.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Meter {
     accounting: Arc<Accounting>,
     pub transport: Transport,
@@ -183,19 +187,51 @@ impl Meter {
         });
     }
 
-    /// Marks a connection open until the guard drops; refuses past `limit` open streams.
-    pub fn open(&self, limit: usize) -> Option<OpenGuard> {
-        let open = self.accounting.open_streams.fetch_add(1, Relaxed);
-        if open >= limit as i64 {
-            self.accounting.open_streams.fetch_sub(1, Relaxed);
-            self.accounting.refused_connections.fetch_add(1, Relaxed);
-            return None;
+    /// Marks a streaming connection (or held long-poll) open until the guard drops; refuses it,
+    /// with the limit that was hit, past any of `limits`.
+    pub fn open(&self, limits: &Limits, ip: Option<IpAddr>) -> Result<OpenGuard, String> {
+        let a = &self.accounting;
+        let total = a.open_streams.fetch_add(1, Relaxed);
+        let mine = a.transports[self.transport.index()].open.load(Relaxed);
+        let refusal = if total >= limits.total as i64 {
+            Some(format!(
+                "{} open connections (--max-connections)",
+                limits.total
+            ))
+        } else if mine >= limits.per_transport as i64 {
+            Some(format!(
+                "{} open {} connections (--max-transport-connections)",
+                limits.per_transport, self.transport
+            ))
+        } else {
+            None
+        };
+        let ip = ip.filter(|_| limits.per_ip > 0);
+        let refusal = refusal.or_else(|| {
+            let ip = ip?;
+            let mut per_ip = a.per_ip.lock();
+            let n = per_ip.entry(ip).or_insert(0);
+            if *n >= limits.per_ip {
+                Some(format!(
+                    "{} open connections from {ip} (--max-connections-per-ip)",
+                    limits.per_ip
+                ))
+            } else {
+                *n += 1;
+                None
+            }
+        });
+        if let Some(why) = refusal {
+            a.open_streams.fetch_sub(1, Relaxed);
+            a.refused_connections.fetch_add(1, Relaxed);
+            return Err(why);
         }
         self.each(|c| {
             c.open.fetch_add(1, Relaxed);
         });
-        Some(OpenGuard {
+        Ok(OpenGuard {
             meter: self.clone(),
+            ip,
         })
     }
 
@@ -204,13 +240,34 @@ impl Meter {
     }
 }
 
+/// The connection limits a new streaming connection is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub total: usize,
+    pub per_transport: usize,
+    /// 0: no per-IP limit.
+    pub per_ip: usize,
+}
+
+#[derive(Debug)]
 pub struct OpenGuard {
     meter: Meter,
+    ip: Option<IpAddr>,
 }
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.meter.accounting.open_streams.fetch_sub(1, Relaxed);
+        let a = &self.meter.accounting;
+        a.open_streams.fetch_sub(1, Relaxed);
+        if let Some(ip) = self.ip {
+            let mut per_ip = a.per_ip.lock();
+            if let Some(n) = per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    per_ip.remove(&ip);
+                }
+            }
+        }
         self.meter.each(|c| {
             c.open.fetch_sub(1, Relaxed);
         });
@@ -219,6 +276,7 @@ impl Drop for OpenGuard {
 
 /// Bytes actix-http writes for this response's head on an HTTP/1.x connection: status line,
 /// length or chunking header, connection header, the response's headers, `date`, blank line.
+/// (On HTTP/2 the head is HPACK-compressed; this HTTP/1.1 size is then an upper estimate.)
 pub fn response_head_len<B: MessageBody>(req: &HttpRequest, res: &HttpResponse<B>) -> u64 {
     let status = res.status();
     let reason = status.canonical_reason().unwrap_or("<unknown status code>");
@@ -265,13 +323,38 @@ pub fn response_head_len<B: MessageBody>(req: &HttpRequest, res: &HttpResponse<B
     (n + 2) as u64
 }
 
-/// Bytes a chunk of `len` body bytes takes in chunked encoding.
-pub fn chunk_len(len: usize) -> u64 {
-    (hex_digits(len) + 2 + len + 2) as u64
+/// How a streamed body is framed on the wire: HTTP/1.1 chunked encoding, or HTTP/2 DATA frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    Chunked,
+    Http2,
 }
 
-/// The `0\r\n\r\n` that ends a chunked body.
-pub const LAST_CHUNK_LEN: u64 = 5;
+impl Framing {
+    pub fn of(req: &HttpRequest) -> Self {
+        if req.version() == Version::HTTP_2 {
+            Self::Http2
+        } else {
+            Self::Chunked
+        }
+    }
+
+    /// Bytes a piece of `len` body bytes takes on the wire.
+    pub fn chunk_len(self, len: usize) -> u64 {
+        match self {
+            Self::Chunked => (hex_digits(len) + 2 + len + 2) as u64,
+            Self::Http2 => (9 + len) as u64,
+        }
+    }
+
+    /// Bytes that end the body: `0\r\n\r\n`, or an empty DATA frame with END_STREAM.
+    pub fn end_len(self) -> u64 {
+        match self {
+            Self::Chunked => 5,
+            Self::Http2 => 9,
+        }
+    }
+}
 
 /// Bytes of an unmasked (server-to-client) WebSocket frame carrying `len` payload bytes.
 pub fn ws_frame_len(len: usize) -> u64 {
@@ -311,8 +394,9 @@ mod tests {
         assert_eq!(ws_frame_len(125), 127);
         assert_eq!(ws_frame_len(126), 130);
         assert_eq!(ws_frame_len(70_000), 70_010);
-        assert_eq!(chunk_len(15), 1 + 2 + 15 + 2);
-        assert_eq!(chunk_len(16), 2 + 2 + 16 + 2);
+        assert_eq!(Framing::Chunked.chunk_len(15), 1 + 2 + 15 + 2);
+        assert_eq!(Framing::Chunked.chunk_len(16), 2 + 2 + 16 + 2);
+        assert_eq!(Framing::Http2.chunk_len(16), 9 + 16);
     }
 
     #[test]
@@ -329,17 +413,57 @@ mod tests {
     fn open_guard_counts_and_limits() {
         let a = Arc::new(Accounting::new(4));
         let m = a.meter(Transport::Sse, Some("page"));
-        let g1 = m.open(2).unwrap();
-        let _g2 = m.open(2).unwrap();
-        assert!(m.open(2).is_none());
+        let limits = Limits {
+            total: 2,
+            per_transport: 10,
+            per_ip: 0,
+        };
+        let g1 = m.open(&limits, None).unwrap();
+        let _g2 = m.open(&limits, None).unwrap();
+        assert!(m
+            .open(&limits, None)
+            .unwrap_err()
+            .contains("--max-connections"));
         drop(g1);
-        assert!(m.open(2).is_some());
+        assert!(m.open(&limits, None).is_ok());
         assert_eq!(a.refused_connections.load(Relaxed), 1);
         assert_eq!(
             a.known_client("page").unwrap().transports[2]
                 .open
                 .load(Relaxed),
             1
+        );
+    }
+
+    #[test]
+    fn per_transport_and_per_ip_limits() {
+        let a = Arc::new(Accounting::new(4));
+        let limits = Limits {
+            total: 100,
+            per_transport: 1,
+            per_ip: 2,
+        };
+        let sse = a.meter(Transport::Sse, None);
+        let ws = a.meter(Transport::Ws, None);
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let _s = sse.open(&limits, Some(ip)).unwrap();
+        assert!(sse
+            .open(&limits, Some(ip))
+            .unwrap_err()
+            .contains("--max-transport-connections"));
+        let w = ws.open(&limits, Some(ip)).unwrap();
+        let other = a.meter(Transport::LongPoll, None);
+        assert!(other
+            .open(&limits, Some(ip))
+            .unwrap_err()
+            .contains("--max-connections-per-ip"));
+        assert!(other
+            .open(&limits, Some("10.0.0.2".parse().unwrap()))
+            .is_ok());
+        drop(w);
+        assert!(
+            other.open(&limits, Some(ip)).is_ok(),
+            "a closed connection frees its IP slot"
         );
     }
 }

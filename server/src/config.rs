@@ -86,6 +86,67 @@ pub struct Config {
     #[arg(long, env = "FEEDLAB_MAX_CONNECTIONS", default_value_t = 50_000)]
     pub max_connections: usize,
 
+    /// Most open streaming connections of one transport (SSE, WebSocket or held long-polls).
+    #[arg(
+        long,
+        env = "FEEDLAB_MAX_TRANSPORT_CONNECTIONS",
+        default_value_t = 50_000
+    )]
+    pub max_transport_connections: usize,
+
+    /// Most open streaming connections from one client IP; 0 turns the check off (the default,
+    /// since behind a reverse proxy every client shares the proxy's address).
+    #[arg(long, env = "FEEDLAB_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
+    pub max_connections_per_ip: usize,
+
+    /// A streaming connection (SSE, WebSocket) further than this many events behind the head is
+    /// disconnected with a reason (WS close 1013, SSE `event: overflow`) and resumes from its
+    /// cursor. Must stay below `--retain`, so the resume loses nothing. Default: half of `--retain`.
+    #[arg(long, env = "FEEDLAB_MAX_LAG")]
+    pub max_lag: Option<u64>,
+
+    /// Longest a write may wait on a client that stopped reading (WebSocket sends, and the
+    /// kernel's TCP_USER_TIMEOUT on every connection); then the connection is dropped.
+    #[arg(long, env = "FEEDLAB_SEND_TIMEOUT", default_value = "30s", value_parser = parse_nonzero_duration)]
+    pub send_timeout: Duration,
+
+    /// A new connection must deliver its complete request head (or TLS handshake) within this
+    /// time, or it is dropped: the slowloris defence.
+    #[arg(long, env = "FEEDLAB_REQUEST_TIMEOUT", default_value = "5s", value_parser = parse_nonzero_duration)]
+    pub request_timeout: Duration,
+
+    /// An idle keep-alive connection (no request in flight) is closed after this time.
+    #[arg(long, env = "FEEDLAB_KEEP_ALIVE", default_value = "30s", value_parser = parse_nonzero_duration)]
+    pub keep_alive: Duration,
+
+    /// Also accept HTTP/2 with prior knowledge (h2c) on the plain port. Off by default: actix's
+    /// protocol detection waits for a connection's first bytes without a timeout, so with h2c on,
+    /// a connection that never sends anything is held until the client leaves (slowloris).
+    #[arg(long, env = "FEEDLAB_H2C")]
+    pub h2c: bool,
+
+    /// PEM certificate chain: serve `https://` and `wss://` (HTTP/2 by ALPN) on `--bind`.
+    #[arg(
+        long,
+        env = "FEEDLAB_TLS_CERT",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "FEEDLAB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve TLS with a certificate for localhost, 127.0.0.1 and ::1 generated at start (its
+    /// SHA-256 fingerprint is printed). For demos and tests.
+    #[arg(long, env = "FEEDLAB_TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
+
+    /// Where to write the generated certificate (PEM), for clients' `--ca`.
+    #[arg(long, env = "FEEDLAB_TLS_WRITE_CERT", requires = "tls_self_signed")]
+    pub tls_write_cert: Option<PathBuf>,
+
     /// Clients (`client=ID`) whose per-client accounting is kept; the least recently seen is
     /// forgotten past this.
     #[arg(long, env = "FEEDLAB_MAX_TRACKED_CLIENTS", default_value_t = 1_024)]
@@ -146,6 +207,16 @@ impl Config {
         )
     }
 
+    /// `--max-lag`, or half of `--retain`.
+    pub fn max_lag(&self) -> u64 {
+        self.max_lag.unwrap_or(self.retain / 2)
+    }
+
+    /// Whether `--bind` serves TLS.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some() || self.tls_self_signed
+    }
+
     /// Checks relations between settings that clap cannot express.
     pub fn validate(&self) -> Result<(), String> {
         if self.ws_client_timeout <= self.heartbeat {
@@ -153,6 +224,13 @@ impl Config {
                 "--ws-client-timeout ({}) must exceed --heartbeat ({})",
                 humantime::format_duration(self.ws_client_timeout),
                 humantime::format_duration(self.heartbeat)
+            ));
+        }
+        if self.max_lag() >= self.retain {
+            return Err(format!(
+                "--max-lag ({}) must be below --retain ({}), or a disconnected client could not resume",
+                self.max_lag(),
+                self.retain
             ));
         }
         if self.long_poll_timeout > self.long_poll_max {

@@ -25,8 +25,8 @@ pub enum ApiError {
     ControlDisabled,
     #[error("{0}")]
     BadControl(String),
-    #[error("too many open connections (--max-connections {0}); retry later")]
-    TooManyConnections(usize),
+    #[error("too many connections: {0}; retry later")]
+    TooManyConnections(String),
     #[error("server is shutting down")]
     ShuttingDown,
     #[error("not found: {0}")]

@@ -37,12 +37,42 @@ pub struct Batch {
     pub missed: u64,
     /// The cursor to continue from.
     pub next: Seq,
+    /// The feed's head when the batch was read.
+    pub head: Seq,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CursorAhead {
     pub cursor: Seq,
     pub head: Seq,
+}
+
+impl Batch {
+    /// Events still unread after this batch.
+    pub fn behind(&self) -> u64 {
+        self.head - self.next
+    }
+}
+
+/// How far behind the head a streaming connection may fall: `--max-lag`, or the backlog it
+/// started with if that was larger (catching up from an old cursor is not being slow). The
+/// queue may shrink; it must not grow past this.
+#[derive(Debug, Clone, Copy)]
+pub struct LagLimit {
+    limit: u64,
+}
+
+impl LagLimit {
+    pub fn new(max_lag: u64, initial_backlog: u64) -> Self {
+        Self {
+            limit: max_lag.max(initial_backlog),
+        }
+    }
+
+    /// `Some(behind)` when the connection is too slow and must be let go.
+    pub fn exceeded(&mut self, behind: u64) -> Option<u64> {
+        (behind > self.limit).then_some(behind)
+    }
 }
 
 impl Feed {
@@ -115,6 +145,7 @@ impl Feed {
             events,
             missed,
             next,
+            head: ring.head,
         })
     }
 }
@@ -179,6 +210,16 @@ mod tests {
         assert_eq!((seqs(&b), b.next), (vec![1, 2, 3, 4], 4));
         let b = feed.since(b.next, 4).unwrap();
         assert_eq!(seqs(&b), [5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn lag_limit_tolerates_the_initial_backlog_but_not_growth() {
+        let mut lag = LagLimit::new(100, 500);
+        assert_eq!(lag.exceeded(500), None);
+        assert_eq!(lag.exceeded(501), Some(501));
+        let mut lag = LagLimit::new(100, 3);
+        assert_eq!(lag.exceeded(100), None);
+        assert_eq!(lag.exceeded(101), Some(101));
     }
 
     #[test]

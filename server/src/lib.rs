@@ -13,6 +13,7 @@
 pub mod accounting;
 pub mod app;
 pub mod config;
+pub mod connection;
 pub mod control;
 pub mod error;
 pub mod event;
@@ -26,6 +27,7 @@ pub mod static_files;
 pub mod stats;
 pub mod testing;
 pub mod ticker;
+pub mod tls;
 pub mod transport;
 
 use std::{future::Future, io::Write as _, net::TcpListener};
@@ -58,6 +60,7 @@ pub async fn run(
     let web_dir = config.web_dir.clone();
     let results_dir = config.results_dir.clone();
     let accounting = state.accounting.clone();
+    let user_timeout = config.send_timeout;
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
@@ -66,19 +69,28 @@ pub async fn run(
             .wrap_fn(app::cors)
             .wrap_fn(app::account)
     })
-    .on_connect(move |_, _| {
+    .on_connect(move |conn, _| {
         accounting
             .connections_accepted
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        connection::configure(conn, user_timeout);
     })
     .disable_signals()
     .shutdown_timeout(config.shutdown_grace.as_secs().max(1))
     .max_connections(config.max_connections.saturating_add(1_024))
-    .listen(listener)
-    .context("serving on the listener")?;
+    .client_request_timeout(config.request_timeout)
+    .tls_handshake_timeout(config.request_timeout)
+    .keep_alive(config.keep_alive);
     if let Some(workers) = config.workers {
         server = server.workers(workers.max(1));
     }
+    let server = match tls::server_config(&config)? {
+        Some(tls) => server.listen_rustls_0_23(listener, tls),
+        // HTTP/1.x, and HTTP/2 with prior knowledge (h2c) when asked for (see `--h2c`).
+        None if config.h2c => server.listen_auto_h2c(listener),
+        None => server.listen(listener),
+    }
+    .context("serving on the listener")?;
     let server = server.run();
     let handle = server.handle();
     let mut serving = tokio::spawn(server);
@@ -108,14 +120,19 @@ pub fn main_with(config: Config) -> anyhow::Result<()> {
         let listener =
             TcpListener::bind(config.bind).with_context(|| format!("binding {}", config.bind))?;
         let addr = listener.local_addr()?;
-        print_urls(addr);
+        print_urls(addr, config.tls());
         run(listener, config, shutdown::signal()).await
     })
 }
 
-fn print_urls(addr: std::net::SocketAddr) {
-    let base = format!("http://{addr}");
-    let ws = format!("ws://{addr}");
+fn print_urls(addr: std::net::SocketAddr, tls: bool) {
+    let (http, ws) = if tls {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
+    let base = format!("{http}://{addr}");
+    let ws = format!("{ws}://{addr}");
     let mut out = std::io::stdout().lock();
     // The first line is read by tests and by loadgen to learn the port.
     let _ = writeln!(out, "feedlab listening on {base}/");

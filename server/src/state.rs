@@ -4,7 +4,13 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{accounting::Accounting, config::Config, feed::Feed, origin::Origins, ticker::Ticker};
+use crate::{
+    accounting::{Accounting, Limits},
+    config::Config,
+    feed::Feed,
+    origin::Origins,
+    ticker::Ticker,
+};
 
 pub struct AppState {
     pub config: Config,
@@ -31,6 +37,25 @@ impl AppState {
             started: std::time::Instant::now(),
             config,
         })
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            total: self.config.max_connections,
+            per_transport: self.config.max_transport_connections,
+            per_ip: self.config.max_connections_per_ip,
+        }
+    }
+
+    /// Marks a streaming connection from `req` open, or refuses it with the limit it hit.
+    pub fn open(
+        &self,
+        meter: &crate::accounting::Meter,
+        req: &actix_web::HttpRequest,
+    ) -> Result<crate::accounting::OpenGuard, crate::error::ApiError> {
+        meter
+            .open(&self.limits(), req.peer_addr().map(|a| a.ip()))
+            .map_err(crate::error::ApiError::TooManyConnections)
     }
 
     /// Publishes `data_json` (one compact JSON value) and counts it.

@@ -10,6 +10,8 @@ use crate::config::Config;
 /// as by SIGTERM) when dropped or by [`TestServer::stop`].
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Whether it serves `https://` and `wss://`.
+    pub tls: bool,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -24,9 +26,13 @@ impl TestServer {
         let mut all = vec!["--rate", "0", "--log", "warn"];
         all.extend_from_slice(args);
         let mut config = Config::from_args(all).expect("valid test server arguments");
+        if let Err(why) = config.validate() {
+            panic!("invalid test server settings: {why}");
+        }
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let addr = listener.local_addr().expect("local address");
         config.bind = addr;
+        let tls = config.tls();
         let (tx, rx) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             actix_rt::System::new().block_on(crate::run(listener, config, async move {
@@ -35,17 +41,20 @@ impl TestServer {
         });
         Self {
             addr,
+            tls,
             stop: Some(tx),
             thread: Some(thread),
         }
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
-        format!("http://{}{path_and_query}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}{path_and_query}", self.addr)
     }
 
     pub fn ws_url(&self, path_and_query: &str) -> String {
-        format!("ws://{}{path_and_query}", self.addr)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}{path_and_query}", self.addr)
     }
 
     /// Stops the server as SIGTERM would and waits until it has exited.

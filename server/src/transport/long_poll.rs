@@ -33,9 +33,7 @@ pub async fn handler(
     meter.request();
     req.extensions_mut().insert(meter.clone());
     let cursor = start_cursor(&state, q.since)?;
-    let _open = meter
-        .open(state.config.max_connections)
-        .ok_or(ApiError::TooManyConnections(state.config.max_connections))?;
+    let _open = state.open(&meter, &req)?;
 
     // Subscribe before reading, so an event published in between still wakes us.
     let mut head = state.feed.subscribe();

@@ -13,8 +13,9 @@ use tokio::{sync::watch, time::Instant};
 
 use super::{parse_u64, start_cursor, FeedQuery, Transport};
 use crate::{
-    accounting::{chunk_len, Meter, OpenGuard, LAST_CHUNK_LEN},
+    accounting::{Framing, Meter, OpenGuard},
     error::ApiError,
+    feed::LagLimit,
     state::AppState,
 };
 
@@ -42,16 +43,19 @@ pub async fn handler(
     meter.request();
     req.extensions_mut().insert(meter.clone());
     let cursor = start_cursor(&state, last_event_id.or(q.since))?;
-    let open = meter
-        .open(state.config.max_connections)
-        .ok_or(ApiError::TooManyConnections(state.config.max_connections))?;
+    let open = state.open(&meter, &req)?;
 
     let prelude = Bytes::from(format!(
         "retry: {}\n: feedlab sse, resuming after seq {cursor}\n\n",
         state.config.sse_retry.as_millis()
     ));
-    meter.bytes(chunk_len(prelude.len()));
+    let framing = Framing::of(&req);
+    meter.bytes(framing.chunk_len(prelude.len()));
+    let backlog = state.feed.head() - cursor;
     let stream = Stream {
+        lag: LagLimit::new(state.config.max_lag(), backlog),
+        framing,
+        ended: false,
         head: state.feed.subscribe(),
         next_heartbeat: Instant::now() + state.config.heartbeat,
         state: state.into_inner(),
@@ -79,6 +83,10 @@ struct Stream {
     head: watch::Receiver<u64>,
     cursor: u64,
     next_heartbeat: Instant,
+    lag: LagLimit,
+    framing: Framing,
+    /// Set after the overflow record: the next poll ends the response.
+    ended: bool,
     _open: OpenGuard,
 }
 
@@ -86,12 +94,27 @@ impl Stream {
     /// The next bytes to write: every pending event in one chunk, or a heartbeat; `None` ends
     /// the response (shutdown).
     async fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.ended {
+            self.meter.bytes(self.framing.end_len());
+            return None;
+        }
         loop {
             let batch = self
                 .state
                 .feed
                 .since(self.cursor, self.state.config.max_batch as usize)
                 .ok()?;
+            if let Some(behind) = self.lag.exceeded(batch.head - self.cursor) {
+                // Too slow: say so and end; EventSource reconnects with Last-Event-ID and
+                // resumes from the cursor, which is still retained.
+                self.ended = true;
+                let record = Bytes::from(format!(
+                    "event: overflow\ndata: {{\"behind\":{behind},\"next\":{},\"reason\":\"client too slow (--max-lag {})\"}}\n\n",
+                    self.cursor, self.state.config.max_lag()
+                ));
+                self.meter.bytes(self.framing.chunk_len(record.len()));
+                return Some(record);
+            }
             if !batch.events.is_empty() || batch.missed > 0 {
                 self.cursor = batch.next;
                 let chunk = if batch.missed == 0 && batch.events.len() == 1 {
@@ -113,21 +136,23 @@ impl Stream {
                     }
                     buf.freeze()
                 };
-                self.meter
-                    .delivered(batch.events.len() as u64, chunk_len(chunk.len()));
+                self.meter.delivered(
+                    batch.events.len() as u64,
+                    self.framing.chunk_len(chunk.len()),
+                );
                 self.next_heartbeat = Instant::now() + self.state.config.heartbeat;
                 return Some(chunk);
             }
             tokio::select! {
                 biased;
                 _ = self.state.stop.cancelled() => {
-                    self.meter.bytes(LAST_CHUNK_LEN);
+                    self.meter.bytes(self.framing.end_len());
                     return None;
                 }
                 changed = self.head.changed() => if changed.is_err() { return None },
                 _ = tokio::time::sleep_until(self.next_heartbeat) => {
                     self.next_heartbeat = Instant::now() + self.state.config.heartbeat;
-                    self.meter.bytes(chunk_len(HEARTBEAT.len()));
+                    self.meter.bytes(self.framing.chunk_len(HEARTBEAT.len()));
                     return Some(Bytes::from_static(HEARTBEAT));
                 }
             }

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::{start_cursor, FeedQuery, Transport};
 use crate::{
     accounting::{ws_frame_len, Handshake, Meter, OpenGuard},
-    error::ApiError,
+    feed::LagLimit,
     state::AppState,
 };
 
@@ -32,9 +32,7 @@ pub async fn handler(
     meter.request();
     req.extensions_mut().insert(meter.clone());
     let cursor = start_cursor(&state, q.since)?;
-    let open = meter
-        .open(state.config.max_connections)
-        .ok_or(ApiError::TooManyConnections(state.config.max_connections))?;
+    let open = state.open(&meter, &req)?;
     let (res, session, msgs) = actix_ws::handle(&req, body)?;
     if let Some(client) = &meter.client {
         let header = |h: &actix_web::http::header::HeaderMap, name: &str| {
@@ -85,10 +83,19 @@ async fn session_loop(
     );
     let mut last_heard = Instant::now();
     let max_batch = config.max_batch as usize;
-
+    let mut lag = LagLimit::new(config.max_lag(), state.feed.head().saturating_sub(cursor));
+    let send_timeout = config.send_timeout;
     let reason = 'session: loop {
         // Deliver everything pending before waiting: the cursor, not a queue, is our state.
         if let Ok(batch) = state.feed.since(cursor, max_batch) {
+            if let Some(behind) = lag.exceeded(batch.head - cursor) {
+                break Some(CloseReason {
+                    code: CloseCode::Again,
+                    description: Some(truncate_reason(format!(
+                        "client too slow: {behind} events behind (--max-lag); reconnect with since={cursor}"
+                    ))),
+                });
+            }
             if batch.missed > 0 {
                 let first = batch.events.first().map_or(batch.next, |e| e.seq - 1);
                 let notice = format!(
@@ -96,13 +103,13 @@ async fn session_loop(
                     batch.missed
                 );
                 meter.bytes(ws_frame_len(notice.len()));
-                if session.text(notice).await.is_err() {
-                    break None;
+                if let Err(r) = send_within(send_timeout, session.text(notice)).await {
+                    break 'session r;
                 }
             }
             for event in &batch.events {
-                if session.text(event.ws.clone()).await.is_err() {
-                    break 'session None;
+                if let Err(r) = send_within(send_timeout, session.text(event.ws.clone())).await {
+                    break 'session r;
                 }
                 meter.delivered(1, ws_frame_len(event.ws.len()));
             }
@@ -136,8 +143,8 @@ async fn session_loop(
                     });
                 }
                 meter.bytes(ws_frame_len(0));
-                if session.ping(b"").await.is_err() {
-                    break None;
+                if let Err(r) = send_within(send_timeout, session.ping(b"")).await {
+                    break 'session r;
                 }
             }
         }
@@ -147,7 +154,24 @@ async fn session_loop(
             2 + r.description.as_ref().map_or(0, String::len),
         ));
     }
-    let _ = session.close(reason).await;
+    // The close frame may not get through to a client that stopped reading: bounded too.
+    let _ = tokio::time::timeout(send_timeout, session.close(reason)).await;
+}
+
+/// Awaits a send for at most `limit`: a send that cannot complete means the client stopped
+/// reading. `Err` carries the close reason (`None` when the session is already gone).
+async fn send_within(
+    limit: std::time::Duration,
+    send: impl std::future::Future<Output = Result<(), actix_ws::Closed>>,
+) -> Result<(), Option<CloseReason>> {
+    match tokio::time::timeout(limit, send).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_closed)) => Err(None),
+        Err(_elapsed) => Err(Some(CloseReason {
+            code: CloseCode::Again,
+            description: Some("client stopped reading (--send-timeout)".into()),
+        })),
+    }
 }
 
 async fn on_message(

@@ -4,10 +4,12 @@
 mod bad_input;
 mod common;
 mod cross;
+mod limits;
 mod long_poll;
 mod poll;
 mod readme;
 mod shutdown;
 mod sse;
 mod stats;
+mod tls;
 mod ws;

@@ -1,0 +1,29 @@
+//! Socket options for every accepted connection.
+//!
+//! `TCP_USER_TIMEOUT` makes the kernel abort a connection whose sent data stays unacknowledged
+//! (including a peer that keeps advertising a zero window, i.e. stopped reading) for longer than
+//! `--send-timeout`. That is the only way to let go of an SSE client that stopped reading: actix
+//! stops polling a response body while its write buffer is full, so no timer inside the stream
+//! would ever run.
+
+use std::{any::Any, time::Duration};
+
+use actix_web::rt::net::TcpStream;
+
+pub fn configure(conn: &dyn Any, user_timeout: Duration) {
+    let tcp = if let Some(tcp) = conn.downcast_ref::<TcpStream>() {
+        tcp
+    } else if let Some(tls) =
+        conn.downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<TcpStream>>()
+    {
+        tls.get_ref().0
+    } else {
+        return;
+    };
+    let sock = socket2::SockRef::from(tcp);
+    let _ = sock.set_nodelay(true);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = sock.set_tcp_user_timeout(Some(user_timeout));
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = user_timeout;
+}

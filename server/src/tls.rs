@@ -1,0 +1,73 @@
+//! `https://` and `wss://` with rustls: a certificate from PEM files, or one generated at start.
+//!
+//! TLS is where `ws://` and `wss://` differ: the same frames, but encrypted, so proxies that do
+//! not understand WebSockets cannot meddle with the upgrade, at the cost of a handshake and
+//! per-record overhead that the load generator measures.
+
+use std::{io::BufReader, sync::Arc};
+
+use anyhow::Context as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+
+/// The TLS settings for `--bind`, or `None` for plain TCP.
+///
+/// # Errors
+/// Unreadable or invalid PEM files, or a certificate rustls refuses.
+pub fn server_config(config: &Config) -> anyhow::Result<Option<rustls::ServerConfig>> {
+    let (certs, key) = if config.tls_self_signed {
+        let generated = rcgen::generate_simple_self_signed(vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ])
+        .context("generating a self-signed certificate")?;
+        if let Some(path) = &config.tls_write_cert {
+            std::fs::write(path, generated.cert.pem())
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        let der = generated.cert.der().clone();
+        println!(
+            "tls: self-signed certificate for localhost, SHA-256 fingerprint {}",
+            fingerprint(&der)
+        );
+        let key =
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(generated.key_pair.serialize_der()));
+        (vec![der], key)
+    } else if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        let certs = rustls_pemfile::certs(&mut BufReader::new(
+            std::fs::File::open(cert).with_context(|| format!("opening {}", cert.display()))?,
+        ))
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("reading certificates from {}", cert.display()))?;
+        anyhow::ensure!(!certs.is_empty(), "no certificate in {}", cert.display());
+        let key = rustls_pemfile::private_key(&mut BufReader::new(
+            std::fs::File::open(key).with_context(|| format!("opening {}", key.display()))?,
+        ))
+        .with_context(|| format!("reading the key from {}", key.display()))?
+        .with_context(|| format!("no private key in {}", key.display()))?;
+        (certs, key)
+    } else {
+        return Ok(None);
+    };
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS protocol versions")?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .context("certificate and key do not form a usable pair")?;
+    Ok(Some(tls))
+}
+
+/// `AB:CD:…`, the form browsers show.
+pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    Sha256::digest(cert.as_ref())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
