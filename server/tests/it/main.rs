@@ -7,6 +7,7 @@ mod cross;
 mod limits;
 mod long_poll;
 mod poll;
+mod properties;
 mod readme;
 mod shutdown;
 mod sse;
