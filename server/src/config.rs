@@ -115,6 +115,14 @@ pub struct Config {
     #[arg(long, env = "FEEDLAB_REQUEST_TIMEOUT", default_value = "5s", value_parser = parse_nonzero_duration)]
     pub request_timeout: Duration,
 
+    /// After a connection's last response (or a WebSocket close handshake), how long the server
+    /// waits for the client to close its side before dropping the connection. RFC 6455 wants the
+    /// server to be the one that closes TCP, promptly. At least 600ms: actix measures this
+    /// deadline on a clock it refreshes every 500 ms, and a shorter one can fall in the past and
+    /// leave the connection open.
+    #[arg(long, env = "FEEDLAB_CLOSE_TIMEOUT", default_value = "600ms", value_parser = parse_close_timeout)]
+    pub close_timeout: Duration,
+
     /// An idle keep-alive connection (no request in flight) is closed after this time.
     #[arg(long, env = "FEEDLAB_KEEP_ALIVE", default_value = "30s", value_parser = parse_nonzero_duration)]
     pub keep_alive: Duration,
@@ -258,6 +266,14 @@ fn parse_payload(s: &str) -> Result<usize, String> {
         ));
     }
     Ok(n)
+}
+
+fn parse_close_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(600) {
+        return Err("must be at least 600ms (actix's connection clock ticks every 500 ms)".into());
+    }
+    Ok(d)
 }
 
 fn parse_nonzero_duration(s: &str) -> Result<Duration, String> {

@@ -80,6 +80,7 @@ pub async fn run(
     .max_connections(config.max_connections.saturating_add(1_024))
     .client_request_timeout(config.request_timeout)
     .tls_handshake_timeout(config.request_timeout)
+    .client_disconnect_timeout(config.close_timeout)
     .keep_alive(config.keep_alive);
     if let Some(workers) = config.workers {
         server = server.workers(workers.max(1));

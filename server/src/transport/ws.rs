@@ -253,6 +253,17 @@ pub fn protocol_close(err: &ProtocolError, max: usize) -> CloseReason {
             CloseCode::Size,
             format!("message larger than {max} bytes (--ws-max-message-bytes)"),
         ),
+        // actix-http reports reserved bits and bad UTF-8 as the same error kind; only the
+        // message tells a protocol violation (1002) from bad text (1007).
+        ProtocolError::Io(e)
+            if e.kind() == std::io::ErrorKind::InvalidData
+                && e.to_string().contains("reserved bits") =>
+        {
+            (
+                CloseCode::Protocol,
+                "reserved bits set without an extension".to_owned(),
+            )
+        }
         ProtocolError::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => (
             CloseCode::Invalid,
             "text message is not valid UTF-8".to_owned(),
@@ -281,6 +292,30 @@ fn truncate_reason(mut why: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frame_errors_map_to_rfc_close_codes() {
+        let io = |msg: &str| {
+            ProtocolError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                msg.to_owned(),
+            ))
+        };
+        let reserved = io("Received a frame with non-zero reserved bits");
+        assert_eq!(protocol_close(&reserved, 10).code, CloseCode::Protocol);
+        assert_eq!(
+            protocol_close(&io("invalid utf-8 sequence"), 10).code,
+            CloseCode::Invalid
+        );
+        assert_eq!(
+            protocol_close(&ProtocolError::Overflow, 10).code,
+            CloseCode::Size
+        );
+        assert_eq!(
+            protocol_close(&ProtocolError::UnmaskedFrame, 10).code,
+            CloseCode::Protocol
+        );
+    }
 
     #[test]
     fn long_reasons_fit_a_control_frame() {

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# RFC 6455 conformance of /ws/echo with the Autobahn test suite (fuzzingclient mode).
+#
+#   scripts/autobahn.sh [CASES]        CASES defaults to "*" (all but the permessage-deflate
+#                                      groups 12 and 13: the server offers no compression)
+#
+# Needs Python 2.7 (pyenv 2.7.18 here); installs `autobahntestsuite` for it when missing.
+# Writes results/autobahn/summary.md and the suite's own index.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cases="${1:-*}"
+py2="${PYTHON2:-}"
+if [ -z "$py2" ]; then
+  for candidate in "$(pyenv root 2>/dev/null)"/versions/2.7*/bin/python python2.7 python2; do
+    if "$candidate" -c 'import sys; assert sys.version_info[0] == 2' 2>/dev/null; then py2="$candidate"; break; fi
+  done
+fi
+[ -n "$py2" ] || { echo "autobahn.sh: needs Python 2.7 (set PYTHON2)" >&2; exit 2; }
+wstest="$("$py2" -c 'import site,os;print(os.path.join(site.USER_BASE,"bin","wstest"))')"
+[ -x "$wstest" ] || "$py2" -m pip install --user -q autobahntestsuite
+
+cargo build --release -q -p server
+work="$(mktemp -d)"
+trap 'kill "$server_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+./target/release/server --bind 127.0.0.1:0 --rate 0 --log warn \
+  --ws-max-message-bytes 16777216 >"$work/server.out" 2>"$work/server.err" &
+server_pid=$!
+for _ in $(seq 50); do grep -q listening "$work/server.out" && break; sleep 0.1; done
+url="$(head -1 "$work/server.out" | awk '{print $4}' | sed 's#^http#ws#; s#/$##')/ws/echo"
+
+cat >"$work/spec.json" <<JSON
+{"outdir": "$work/reports", "servers": [{"agent": "feedlab", "url": "$url"}],
+ "cases": ["$cases"], "exclude-cases": ["12.*", "13.*"], "exclude-agent-cases": {}}
+JSON
+(cd "$work" && "$wstest" -m fuzzingclient -s spec.json >"$work/wstest.log" 2>&1)
+
+mkdir -p results/autobahn
+cp "$work/reports/index.json" results/autobahn/index.json
+python3 scripts/autobahn_summary.py results/autobahn/index.json "$url" "scripts/autobahn.sh $cases" \
+  > results/autobahn/summary.md
+cat results/autobahn/summary.md
