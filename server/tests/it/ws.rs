@@ -189,7 +189,15 @@ async fn foreign_origin_is_refused_before_the_upgrade() {
 
 #[tokio::test]
 async fn server_pings_and_closes_a_client_that_never_answers() {
-    let srv = TestServer::start(&["--heartbeat", "100ms", "--ws-client-timeout", "400ms"]);
+    // A long --close-timeout keeps TCP open after the close frame, so reading late still works.
+    let srv = TestServer::start(&[
+        "--heartbeat",
+        "100ms",
+        "--ws-client-timeout",
+        "400ms",
+        "--close-timeout",
+        "5s",
+    ]);
     let mut ws = connect(&srv.ws_url("/ws")).await;
     // Not reading means tungstenite never answers the pings.
     tokio::time::sleep(Duration::from_millis(900)).await;
