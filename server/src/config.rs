@@ -72,6 +72,12 @@ pub struct Config {
     )]
     pub allowed_origins: Vec<String>,
 
+    /// Shared secret required on every transport and on publishing, for clients that need more
+    /// than the `Origin` check: `?token=…`, `Authorization: Bearer …`, or on a WebSocket a first
+    /// message `{"op":"auth","token":…}`. Compared in constant time. Unset: no token needed.
+    #[arg(long, env = "FEEDLAB_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+
     /// Largest `POST /publish` body; more is refused with 413.
     #[arg(long, env = "FEEDLAB_MAX_PUBLISH_BYTES", default_value_t = 64 * 1024)]
     pub max_publish_bytes: usize,

@@ -30,6 +30,7 @@ pub async fn post(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     state.origins.check(&req)?;
+    crate::transport::FeedQuery::from_request(&req)?.authorize(&req, &state)?;
     if !state.config.control_enabled() {
         return Err(ApiError::ControlDisabled);
     }

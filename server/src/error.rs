@@ -19,6 +19,8 @@ pub enum ApiError {
     BadJson(String),
     #[error("body is {size} bytes; the limit is {limit} (--max-publish-bytes)")]
     BodyTooLarge { size: usize, limit: usize },
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
     #[error("origin {0:?} is not allowed (same origin or --allowed-origin only)")]
     ForbiddenOrigin(String),
     #[error("changing the feed from outside is turned off (--feed-control)")]
@@ -45,6 +47,7 @@ impl ResponseError for ApiError {
             | Self::BadControl(_)
             | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::CursorAhead { .. } => StatusCode::CONFLICT,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ForbiddenOrigin(_) | Self::ControlDisabled => StatusCode::FORBIDDEN,
             Self::TooManyConnections(_) | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -56,6 +59,9 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status_code());
         if matches!(self, Self::TooManyConnections(_) | Self::ShuttingDown) {
             res.insert_header(("Retry-After", "1"));
+        }
+        if matches!(self, Self::Unauthorized(_)) {
+            res.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
         }
         if let Self::CursorAhead { head, .. } = self {
             return res.json(serde_json::json!({ "error": self.to_string(), "head": head }));

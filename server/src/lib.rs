@@ -12,6 +12,7 @@
 
 pub mod accounting;
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod connection;
 pub mod control;

@@ -6,7 +6,7 @@
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use futures_util::StreamExt as _;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{error::ApiError, state::AppState, transport::FeedQuery};
 
 pub async fn handler(
     req: HttpRequest,
@@ -14,6 +14,7 @@ pub async fn handler(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     state.origins.check(&req)?;
+    FeedQuery::from_request(&req)?.authorize(&req, &state)?;
     let limit = state.config.max_publish_bytes;
     let declared = req
         .headers()

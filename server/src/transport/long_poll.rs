@@ -16,6 +16,7 @@ pub async fn handler(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let q = FeedQuery::from_request(&req)?;
+    q.authorize(&req, &state)?;
     let max = state.config.long_poll_max;
     let hold = match q.timeout_ms {
         Some(ms) if u128::from(ms) > max.as_millis() => {

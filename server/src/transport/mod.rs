@@ -24,6 +24,8 @@ pub struct FeedQuery {
     pub since: Option<u64>,
     pub timeout_ms: Option<u64>,
     pub client: Option<String>,
+    /// `--auth-token`, when the client sends it in the URL.
+    pub token: Option<String>,
 }
 
 impl FeedQuery {
@@ -34,6 +36,7 @@ impl FeedQuery {
                 "since" => q.since = Some(parse_u64("since", &value)?),
                 "timeout_ms" => q.timeout_ms = Some(parse_u64("timeout_ms", &value)?),
                 "client" => q.client = Some(parse_client_id(&value)?),
+                "token" => q.token = Some(value),
                 _ => {}
             }
         }
@@ -42,6 +45,14 @@ impl FeedQuery {
 
     pub fn from_request(req: &HttpRequest) -> Result<Self, ApiError> {
         Self::parse(req.query_string())
+    }
+
+    /// Checks `--auth-token` against the URL's `token` or the Bearer header.
+    pub fn authorize(&self, req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+        crate::auth::check(
+            state.config.auth_token.as_deref(),
+            crate::auth::presented(req, self.token.as_deref()),
+        )
     }
 }
 
@@ -128,7 +139,8 @@ mod tests {
             FeedQuery {
                 since: Some(5),
                 timeout_ms: Some(100),
-                client: Some("page-1".into())
+                client: Some("page-1".into()),
+                token: None,
             }
         );
         for bad in [

@@ -14,6 +14,7 @@ pub async fn handler(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let q = FeedQuery::from_request(&req)?;
+    q.authorize(&req, &state)?;
     let meter = state
         .accounting
         .meter(Transport::ShortPoll, q.client.as_deref());

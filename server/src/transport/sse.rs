@@ -26,6 +26,7 @@ pub async fn handler(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let q = FeedQuery::from_request(&req)?;
+    q.authorize(&req, &state)?;
     // EventSource sends the last id it saw when it reconnects; it wins over the URL's `since`,
     // which is the cursor of the first connection.
     let last_event_id = match req.headers().get("last-event-id") {

@@ -28,6 +28,15 @@ pub async fn handler(
 ) -> Result<HttpResponse, actix_web::Error> {
     state.origins.check(&req)?;
     let q = FeedQuery::from_request(&req)?;
+    // A token in the URL or header is checked before the upgrade; without one, the session must
+    // authenticate with its first message before it gets any event.
+    let must_authenticate = match crate::auth::presented(&req, q.token.as_deref()) {
+        Some(_) => {
+            q.authorize(&req, &state)?;
+            false
+        }
+        None => state.config.auth_token.is_some(),
+    };
     let meter = state.accounting.meter(Transport::Ws, q.client.as_deref());
     meter.request();
     req.extensions_mut().insert(meter.clone());
@@ -50,15 +59,70 @@ pub async fn handler(
         .max_frame_size(state.config.ws_max_message_bytes)
         .aggregate_continuations()
         .max_continuation_size(state.config.ws_max_message_bytes);
-    actix_web::rt::spawn(session_loop(
-        state.into_inner(),
-        meter,
-        open,
-        session,
-        msgs,
-        cursor,
-    ));
+    actix_web::rt::spawn(async move {
+        let (mut session, mut msgs) = (session, msgs);
+        if must_authenticate {
+            if let Err(reason) = authenticate(&state, &mut session, &mut msgs).await {
+                let _ = session.close(reason).await;
+                return;
+            }
+        }
+        session_loop(state.into_inner(), meter, open, session, msgs, cursor).await;
+    });
     Ok(res)
+}
+
+/// Waits for `{"op":"auth","token":…}` as the first message, within `--request-timeout`.
+async fn authenticate(
+    state: &AppState,
+    session: &mut Session,
+    msgs: &mut AggregatedMessageStream,
+) -> Result<(), Option<CloseReason>> {
+    let refuse = |why: &str| {
+        Some(CloseReason {
+            code: CloseCode::Policy,
+            description: Some(why.to_owned()),
+        })
+    };
+    let deadline = tokio::time::Instant::now() + state.config.request_timeout;
+    loop {
+        let msg = match tokio::time::timeout_at(deadline, msgs.next()).await {
+            Err(_) => return Err(refuse("no auth message within --request-timeout")),
+            Ok(None) => return Err(None),
+            Ok(Some(Err(err))) => {
+                return Err(Some(protocol_close(
+                    &err,
+                    state.config.ws_max_message_bytes,
+                )))
+            }
+            Ok(Some(Ok(msg))) => msg,
+        };
+        match msg {
+            AggregatedMessage::Ping(bytes) => {
+                let _ = session.pong(&bytes).await;
+            }
+            AggregatedMessage::Pong(_) => {}
+            AggregatedMessage::Text(text) => {
+                let msg: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                if msg.get("op").and_then(Value::as_str) != Some("auth") {
+                    return Err(refuse(
+                        "authenticate first: {\"op\":\"auth\",\"token\":...}",
+                    ));
+                }
+                let token = msg.get("token").and_then(Value::as_str);
+                return match crate::auth::check(state.config.auth_token.as_deref(), token) {
+                    Ok(()) => {
+                        let _ = session.text("{\"op\":\"authenticated\"}").await;
+                        Ok(())
+                    }
+                    Err(_) => Err(refuse("wrong token")),
+                };
+            }
+            AggregatedMessage::Binary(_) | AggregatedMessage::Close(_) => {
+                return Err(refuse("authenticate first"))
+            }
+        }
+    }
 }
 
 /// What the loop does after a client message.

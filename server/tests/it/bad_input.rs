@@ -99,3 +99,71 @@ async fn control_changes_the_ticker_only_when_allowed() {
         false
     );
 }
+
+#[tokio::test]
+async fn auth_token_guards_every_transport_and_publishing() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::{connect_async, tungstenite::Message};
+
+    let srv = TestServer::start(&["--auth-token", "s3cret"]);
+    for path in [
+        "/poll",
+        "/long-poll?timeout_ms=10",
+        "/sse",
+        "/poll?token=wrong",
+    ] {
+        let res = get(&srv.url(path)).await;
+        assert_eq!(res.status, 401, "{path}");
+        assert_eq!(res.headers["www-authenticate"], "Bearer");
+    }
+    assert_eq!(post(&srv.url("/publish"), "1").await.status, 401);
+    assert_eq!(
+        post(&srv.url("/publish?token=s3cret"), "1").await.status,
+        200
+    );
+    let bearer = request(
+        hyper::Request::get(srv.url("/poll?since=0"))
+            .header("authorization", "Bearer s3cret")
+            .body(http_body_util::Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(bearer.status, 200);
+
+    // WebSocket: a wrong token in the URL is refused before the upgrade...
+    assert!(connect_async(srv.ws_url("/ws?token=nope")).await.is_err());
+    // ...a right one works at once...
+    let (mut ws, _) = connect_async(srv.ws_url("/ws?since=0&token=s3cret"))
+        .await
+        .unwrap();
+    let first = ws.next().await.unwrap().unwrap();
+    assert!(first.to_text().unwrap().contains("\"seq\":1"));
+    // ...and without one, the first message must authenticate.
+    let (mut ws, _) = connect_async(srv.ws_url("/ws?since=0")).await.unwrap();
+    ws.send(Message::Text(r#"{"op":"auth","token":"s3cret"}"#.into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap().to_text().unwrap(),
+        r#"{"op":"authenticated"}"#
+    );
+    assert!(ws
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .to_text()
+        .unwrap()
+        .contains("\"seq\":1"));
+    let (mut ws, _) = connect_async(srv.ws_url("/ws?since=0")).await.unwrap();
+    ws.send(Message::Text(r#"{"op":"auth","token":"guess"}"#.into()))
+        .await
+        .unwrap();
+    match ws.next().await.unwrap().unwrap() {
+        Message::Close(Some(frame)) => {
+            assert_eq!(u16::from(frame.code), 1008);
+            assert_eq!(frame.reason, "wrong token");
+        }
+        other => panic!("expected a close, got {other:?}"),
+    }
+}
