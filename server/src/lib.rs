@@ -65,6 +65,11 @@ pub async fn run(
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            // Before the `/results` file service, which would otherwise claim this path.
+            .route(
+                "/results/index.json",
+                web::get().to(static_files::results_index),
+            )
             .service(actix_files::Files::new("/results", &results_dir).prefer_utf8(true))
             .configure(|cfg| app::configure(cfg, web_dir.as_deref()))
             .wrap_fn(app::cors)

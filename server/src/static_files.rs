@@ -17,6 +17,7 @@ use crate::{error::ApiError, state::AppState};
 #[exclude = "test-results/*"]
 #[exclude = "package.json"]
 #[exclude = "package-lock.json"]
+#[exclude = "screenshot.png"]
 struct Page;
 
 /// Serves `path` from the built-in page; `index.html` for `/`.

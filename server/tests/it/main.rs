@@ -10,6 +10,7 @@ mod poll;
 mod properties;
 mod readme;
 mod shutdown;
+mod slow_consumers;
 mod sse;
 mod stats;
 mod tls;

@@ -146,3 +146,24 @@ async fn websocket_handshake_is_recorded_for_the_client() {
     assert_eq!(mine["ws_handshake"]["key"].as_str().unwrap().len(), 24);
     assert_eq!(mine["transports"]["ws"]["open"], 1);
 }
+
+#[tokio::test]
+async fn results_index_lists_reports_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["older", "newer"] {
+        std::fs::create_dir(dir.path().join(name)).unwrap();
+        std::fs::write(dir.path().join(name).join("report.html"), "<html></html>").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let results = dir.path().display().to_string();
+    let srv = TestServer::start(&["--results-dir", &results]);
+    let index = get(&srv.url("/results/index.json")).await;
+    assert_eq!(index.status, 200);
+    let index = index.json();
+    assert_eq!(index[0]["name"], "newer");
+    assert_eq!(index[0]["html"], "/results/newer/report.html");
+    assert_eq!(
+        get(&srv.url("/results/older/report.html")).await.status,
+        200
+    );
+}

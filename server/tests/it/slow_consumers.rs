@@ -1,0 +1,188 @@
+//! 1,000 clients that never read, against a feed at full speed: the server's memory stays bounded
+//! and a normal client on the same server keeps its latency.
+//!
+//! The server runs as its own process (the `server` binary), so its RSS is its own. Each phase
+//! lasts `FEEDLAB_SLOW_TEST_SECS` seconds (default 30).
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio_tungstenite::{connect_async, tungstenite::Message};
+
+/// RSS the server may gain over its idle size while 1,000 non-reading connections are open and
+/// the feed runs: 96 KiB per stuck connection.
+const RSS_BUDGET_PER_STUCK: u64 = 96 * 1024;
+const STUCK: usize = 1_000;
+const RATE: &str = "500";
+const PAYLOAD: &str = "1024";
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+            .args([
+                "--bind",
+                "127.0.0.1:0",
+                "--rate",
+                RATE,
+                "--payload-bytes",
+                PAYLOAD,
+                "--log",
+                "warn",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("server binary starts");
+        let stdout = tokio::process::ChildStdout::from_std(child.stdout.take().unwrap()).unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next_line().await.unwrap().expect("listening line");
+        let addr = first
+            .trim_start_matches("feedlab listening on http://")
+            .trim_end_matches('/')
+            .to_owned();
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, addr }
+    }
+
+    fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kb * 1024
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+/// A WebSocket client that reads everything for `secs`: the p99 of (receipt − server `ts`), and
+/// whether seqs arrived without a gap.
+async fn normal_client(addr: &str, secs: u64) -> (u64, usize) {
+    let (mut ws, _) = connect_async(format!("ws://{addr}/ws")).await.unwrap();
+    let mut latencies = Vec::new();
+    let mut last = None;
+    let end = Instant::now() + Duration::from_secs(secs);
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(end.into(), ws.next()).await {
+        if let Message::Text(t) = msg {
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            let seq = v["seq"].as_u64().unwrap();
+            if let Some(prev) = last {
+                assert_eq!(seq, prev + 1, "the normal client misses nothing");
+            }
+            last = Some(seq);
+            latencies.push(now_us().saturating_sub(v["ts"].as_u64().unwrap()));
+        }
+    }
+    latencies.sort_unstable();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    (p99, latencies.len())
+}
+
+/// Opens a connection that sends its request and never reads a byte.
+async fn stuck(addr: &str, i: usize) -> tokio::net::TcpStream {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = if i % 2 == 0 {
+        format!("GET /sse HTTP/1.1\r\nHost: {addr}\r\n\r\n")
+    } else {
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+    };
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    tcp
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_clients_cost_bounded_memory_and_do_not_slow_a_normal_client() {
+    let secs: u64 = std::env::var("FEEDLAB_SLOW_TEST_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+
+    // Baseline: the normal client alone.
+    let baseline = Server::start().await;
+    let (p99_alone, n_alone) = normal_client(&baseline.addr, secs).await;
+    drop(baseline);
+
+    // Same feed, plus 1,000 connections that never read.
+    let server = Server::start().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = server.rss_bytes();
+    let mut held = Vec::with_capacity(STUCK);
+    for i in 0..STUCK {
+        held.push(stuck(&server.addr, i).await);
+    }
+    let sampler = {
+        let pid = server.child.id();
+        tokio::spawn(async move {
+            let mut peak = 0;
+            loop {
+                let status = match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                    Ok(s) => s,
+                    Err(_) => return peak,
+                };
+                let kb: u64 = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                    .unwrap_or(0);
+                peak = peak.max(kb * 1024);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let (p99_loaded, n_loaded) = normal_client(&server.addr, secs).await;
+    let final_rss = server.rss_bytes();
+    sampler.abort();
+    let peak_rss = final_rss.max(sampler.await.unwrap_or(0));
+    drop(held);
+
+    let growth = peak_rss.saturating_sub(idle_rss);
+    eprintln!(
+        "slow consumers: p99 alone {p99_alone} µs ({n_alone} events), with {STUCK} stuck {p99_loaded} µs \
+         ({n_loaded} events); server RSS idle {} KiB, peak {} KiB, growth {} KiB per stuck connection",
+        idle_rss / 1024,
+        peak_rss / 1024,
+        growth / 1024 / STUCK as u64
+    );
+    assert!(
+        n_loaded as f64 >= n_alone as f64 * 0.9,
+        "the normal client kept up: {n_loaded} vs {n_alone}"
+    );
+    assert!(
+        growth <= RSS_BUDGET_PER_STUCK * STUCK as u64,
+        "RSS grew {} KiB for {STUCK} stuck connections (budget {} KiB each)",
+        growth / 1024,
+        RSS_BUDGET_PER_STUCK / 1024
+    );
+    // Loopback p99 is a few hundred µs; 1 ms of slack keeps scheduler noise on a shared 2-core
+    // machine from deciding the test.
+    assert!(
+        p99_loaded <= 2 * p99_alone + 1_000,
+        "p99 with stuck clients {p99_loaded} µs vs {p99_alone} µs alone"
+    );
+}

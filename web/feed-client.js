@@ -1,0 +1,446 @@
+// One client for the four transports, so that any difference the page shows comes from the
+// transport and not from the code that drives it.
+//
+// Every transport is driven the same way: a cursor (the last seq seen) is the only state, every
+// (re)connection asks for `since=<cursor>`, failures are retried with exponential backoff and
+// jitter, and the same callbacks report events, missed-event notices, state changes and the
+// life of each HTTP request (for the page's timeline). Short and long polling carry the cursor
+// in each request. SSE lets `EventSource` reconnect by itself with `Last-Event-ID`, as browsers
+// do, and opens `/sse?since=<cursor>` only when the page reconnects by hand or the browser gives
+// up. WebSockets have no built-in resume, so the client reconnects with `/ws?since=<cursor>`.
+//
+// The client uses only what a browser has (`fetch`, `EventSource`, `WebSocket`): the same
+// clients real users have, with the same limits (no byte counts, no WebSocket framing, no
+// response status for a failed `EventSource` or WebSocket handshake).
+
+/** The transport names, as the server's `/stats` and the page's `data-transport` spell them. */
+export const TRANSPORTS = Object.freeze(['short-poll', 'long-poll', 'sse', 'ws']);
+
+/** Connection states reported through `onState`. */
+export const STATES = Object.freeze(['connecting', 'open', 'retrying', 'paused', 'closed']);
+
+/** Close code the client sends when the page drops a WebSocket on purpose (4000–4999: private use). */
+const WS_DROPPED = 4000;
+/** How long a WebSocket publish waits for its `{"op":"published"}` before giving up. */
+const PUBLISH_TIMEOUT_MS = 5000;
+
+const noop = () => {};
+let nextRequestId = 1;
+
+/**
+ * Starts following the feed over `options.transport`; see {@link FeedClient} for the options.
+ * @returns {FeedClient}
+ */
+export function connect(options) {
+  const client = new FeedClient(options);
+  client.start();
+  return client;
+}
+
+export class FeedClient {
+  /**
+   * @param {object} o
+   * @param {'short-poll'|'long-poll'|'sse'|'ws'} o.transport
+   * @param {string} [o.baseUrl] where the server is; default: the page's own location.
+   * @param {string} [o.clientId] sent as `client=` so the server accounts for this client.
+   * @param {number|null} [o.since] first cursor; `null` follows the feed from now on.
+   * @param {(event: {seq:number, ts:number, data:any}, info: {gap:number, duplicate:boolean}) => void} [o.onEvent]
+   *   `gap` counts seqs skipped without a notice (a bug somewhere if ever non-zero).
+   * @param {(notice: {missed:number, next:number}) => void} [o.onMissed] events that fell out of
+   *   the server's retention while this client was away.
+   * @param {(state: string, detail: object) => void} [o.onState]
+   * @param {(r: {type:'sent'|'event'|'message'|'done', id:number, kind:string, at:number, outcome?:string}) => void} [o.onRequest]
+   *   the life of each HTTP request (a poll, a stream, a WebSocket handshake and its connection,
+   *   a publish), on the `performance.now()` clock.
+   * @param {number} [o.pollIntervalMs] short polling: pause between a response and the next request.
+   * @param {number} [o.longPollTimeoutMs] long polling: how long the server may hold a request.
+   * @param {{initialMs?: number, maxMs?: number}} [o.backoff]
+   */
+  constructor({
+    transport,
+    baseUrl = '',
+    clientId = null,
+    since = null,
+    onEvent = noop,
+    onMissed = noop,
+    onState = noop,
+    onRequest = noop,
+    pollIntervalMs = 1000,
+    longPollTimeoutMs = 20_000,
+    backoff = {},
+  }) {
+    if (!TRANSPORTS.includes(transport)) throw new TypeError(`unknown transport ${transport}`);
+    this.transport = transport;
+    this.baseUrl = baseUrl;
+    this.clientId = clientId;
+    /** The seq everything up to which has been received; the resume point. */
+    this.cursor = since;
+    /** The seq of the last event received, for display. */
+    this.lastSeq = null;
+    this.state = 'closed';
+    this.pollIntervalMs = pollIntervalMs;
+    this.longPollTimeoutMs = longPollTimeoutMs;
+    this.backoff = { initialMs: 1000, maxMs: 15_000, ...backoff };
+    this.callbacks = { onEvent, onMissed, onState, onRequest };
+
+    // One generation per connection attempt: callbacks of an older one are ignored, which is
+    // what makes pause, drop and retry safe against late responses.
+    this.generation = 0;
+    this.attempt = 0;
+    this.timer = null;
+    this.abort = null;
+    this.source = null;
+    this.socket = null;
+    this.request = null;
+    this.opened = false;
+    this.pendingPublishes = [];
+  }
+
+  /** Connects, from `since` if given. */
+  start() {
+    if (this.state === 'closed' || this.state === 'paused') this.#open();
+  }
+
+  /** Closes the connection and keeps the cursor; `resume` catches up from it. */
+  pause() {
+    if (this.state === 'paused' || this.state === 'closed') return;
+    this.#teardown('closed');
+    this.#setState('paused');
+  }
+
+  resume() {
+    if (this.state !== 'paused') return;
+    this.attempt = 0;
+    this.#open();
+  }
+
+  /**
+   * Breaks the connection as a network failure would, then reconnects with backoff and resumes
+   * from the cursor. A browser cannot cut a TCP connection, so this closes the request, the
+   * `EventSource` or the WebSocket from the client side.
+   */
+  drop() {
+    if (this.state === 'paused' || this.state === 'closed') return;
+    this.#teardown('dropped');
+    this.#retry('dropped by the page');
+  }
+
+  close() {
+    this.#teardown('closed');
+    this.#setState('closed');
+  }
+
+  /** Changes the polling settings; they apply from the next request. */
+  configure({ pollIntervalMs, longPollTimeoutMs } = {}) {
+    if (pollIntervalMs !== undefined) this.pollIntervalMs = pollIntervalMs;
+    if (longPollTimeoutMs !== undefined) this.longPollTimeoutMs = longPollTimeoutMs;
+  }
+
+  /**
+   * Publishes `data` (any JSON value) the way this transport can: as a message on the open
+   * WebSocket, or, for the one-way transports, with a separate `POST /publish`.
+   * @returns {Promise<{seq:number, via:'ws'|'http'}>}
+   */
+  publish(data) {
+    return this.transport === 'ws' ? this.#publishOverSocket(data) : this.#publishOverHttp(data);
+  }
+
+  // --- connection life ---------------------------------------------------------------------
+
+  #open() {
+    const generation = ++this.generation;
+    this.opened = false;
+    this.#setState('connecting');
+    switch (this.transport) {
+      case 'short-poll':
+      case 'long-poll':
+        this.#pollLoop(generation);
+        break;
+      case 'sse':
+        this.#openEventSource(generation);
+        break;
+      case 'ws':
+        this.#openSocket(generation);
+        break;
+    }
+  }
+
+  /** Stops whatever is running; the current request, if any, ends with `outcome`. */
+  #teardown(outcome) {
+    this.generation += 1;
+    clearTimeout(this.timer);
+    this.timer = null;
+    if (this.abort) this.abort.abort();
+    this.abort = null;
+    if (this.source) this.source.close();
+    this.source = null;
+    if (this.socket) {
+      const socket = this.socket;
+      this.socket = null;
+      socket.onopen = socket.onmessage = socket.onerror = socket.onclose = null;
+      if (socket.readyState === WebSocket.CONNECTING || socket.readyState === WebSocket.OPEN) {
+        socket.close(WS_DROPPED, outcome === 'dropped' ? 'dropped by the page' : 'closed by the page');
+      }
+    }
+    this.#endRequest(outcome);
+    for (const p of this.pendingPublishes.splice(0)) p.reject(new Error('connection closed'));
+  }
+
+  /**
+   * Waits (exponential backoff with jitter: a random delay between half and all of
+   * `initialMs × 2^attempt`, capped) and connects again. The jitter keeps many clients that lost
+   * the same server from all coming back in the same millisecond.
+   */
+  #retry(reason) {
+    const generation = this.generation;
+    const ceiling = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** this.attempt);
+    const delayMs = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    this.attempt += 1;
+    const probe = !this.opened && (this.transport === 'sse' || this.transport === 'ws');
+    this.#setState('retrying', { reason, delayMs, attempt: this.attempt });
+    this.timer = setTimeout(async () => {
+      if (generation !== this.generation) return;
+      if (probe) await this.#checkCursor();
+      if (generation === this.generation) this.#open();
+    }, delayMs);
+  }
+
+  /** A response arrived or a stream opened: the connection works, the backoff starts over. */
+  #succeeded() {
+    this.attempt = 0;
+    this.opened = true;
+    if (this.state !== 'open') this.#setState('open');
+  }
+
+  #fail(generation, reason) {
+    if (generation !== this.generation) return;
+    this.#teardown('error');
+    this.#retry(reason);
+  }
+
+  /**
+   * `EventSource` and `WebSocket` hide the status of a refused handshake, so after one fails
+   * the client asks the feed directly whether its cursor is still valid: a `409` means the feed
+   * was reset (an in-memory server restarted) and the client starts over from the head.
+   */
+  async #checkCursor() {
+    if (this.cursor === null) return;
+    try {
+      const res = await fetch(this.#url('poll', { since: this.cursor, client: null }), { cache: 'no-store' });
+      if (res.status === 409) this.#resetCursor();
+    } catch {
+      // The server is still unreachable; the reconnection attempt will say so.
+    }
+  }
+
+  #resetCursor() {
+    this.cursor = null;
+    this.#setState(this.state, { reason: 'feed was reset (409): following it from its head' });
+  }
+
+  // --- short and long polling --------------------------------------------------------------
+
+  async #pollLoop(generation) {
+    const long = this.transport === 'long-poll';
+    while (generation === this.generation) {
+      const params = { since: this.cursor };
+      if (long) params.timeout_ms = this.longPollTimeoutMs;
+      const abort = new AbortController();
+      this.abort = abort;
+      this.#beginRequest(long ? 'long-poll' : 'short-poll');
+      let res;
+      let body = null;
+      try {
+        res = await fetch(this.#url(long ? 'long-poll' : 'poll', params), {
+          cache: 'no-store',
+          signal: abort.signal,
+        });
+        if (res.status === 200) body = await res.json();
+        else if (res.status !== 204) await res.body?.cancel();
+      } catch (err) {
+        this.#fail(generation, err.name === 'AbortError' ? 'aborted' : 'network error');
+        return;
+      }
+      if (generation !== this.generation) return;
+      this.abort = null;
+      if (res.status === 409) {
+        this.#resetCursor();
+        this.#fail(generation, 'feed was reset (409)');
+        return;
+      }
+      if (res.status !== 200 && res.status !== 204) {
+        this.#fail(generation, `HTTP ${res.status}`);
+        return;
+      }
+      this.#succeeded();
+      const at = performance.now();
+      if (body) this.#batch(body, at);
+      this.#endRequest(body && body.events.length > 0 ? 'events' : 'empty', at);
+      if (!long) {
+        // A pause or drop clears this timer; the loop then stays suspended here, unreferenced.
+        await new Promise((resolve) => {
+          this.timer = setTimeout(resolve, this.pollIntervalMs);
+        });
+      }
+    }
+  }
+
+  /** A poll body: `{"events":[…],"next":M,"missed":K}`. */
+  #batch({ events, next, missed }, at) {
+    if (missed > 0) {
+      this.#missed({ missed, next: events.length > 0 ? events[0].seq - 1 : next });
+    }
+    for (const event of events) this.#deliver(event, at);
+    if (this.cursor === null || next > this.cursor) this.cursor = next;
+  }
+
+  // --- Server-Sent Events ------------------------------------------------------------------
+
+  #openEventSource(generation) {
+    const source = new EventSource(this.#url('sse', { since: this.cursor }));
+    this.source = source;
+    this.#beginRequest('sse');
+    source.onopen = () => {
+      if (generation !== this.generation) return;
+      // After an automatic reconnection, the browser's new request is the one now open.
+      if (!this.request) this.#beginRequest('sse');
+      this.#succeeded();
+    };
+    source.onmessage = (m) => {
+      if (generation !== this.generation) return;
+      this.#deliver(JSON.parse(m.data), performance.now());
+    };
+    source.addEventListener('missed', (m) => {
+      if (generation !== this.generation) return;
+      this.#missed(JSON.parse(m.data));
+    });
+    source.onerror = () => {
+      if (generation !== this.generation) return;
+      if (source.readyState === EventSource.CONNECTING) {
+        // The browser reconnects by itself after the server's `retry:` hint, sending
+        // `Last-Event-ID`; the page only watches.
+        this.#endRequest('error');
+        this.opened = false;
+        this.#setState('retrying', { reason: 'EventSource reconnecting with Last-Event-ID' });
+      } else {
+        // Closed for good (an HTTP error status, a wrong content type): reconnect by hand.
+        this.#fail(generation, 'EventSource closed');
+      }
+    };
+  }
+
+  // --- WebSocket ---------------------------------------------------------------------------
+
+  #openSocket(generation) {
+    const url = new URL(this.#url('ws', { since: this.cursor }));
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    const socket = new WebSocket(url);
+    this.socket = socket;
+    this.#beginRequest('ws');
+    socket.onopen = () => {
+      if (generation === this.generation) this.#succeeded();
+    };
+    socket.onmessage = (m) => {
+      if (generation !== this.generation) return;
+      const message = JSON.parse(m.data);
+      if (message.op === 'missed') this.#missed(message);
+      else if (message.op === 'published') this.pendingPublishes.shift()?.resolve({ seq: message.seq, via: 'ws' });
+      else if (message.op === undefined) this.#deliver(message, performance.now());
+    };
+    socket.onclose = (e) => {
+      if (generation !== this.generation) return;
+      this.#fail(generation, e.code === 1006 ? 'connection lost' : `closed by the server (${e.code})`);
+    };
+  }
+
+  #publishOverSocket(data) {
+    const socket = this.socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) {
+      return Promise.reject(new Error('the WebSocket is not open'));
+    }
+    return new Promise((resolve, reject) => {
+      const pending = { resolve, reject };
+      this.pendingPublishes.push(pending);
+      socket.send(JSON.stringify({ op: 'publish', data }));
+      this.#emit('message', this.request);
+      setTimeout(() => {
+        const i = this.pendingPublishes.indexOf(pending);
+        if (i >= 0) {
+          this.pendingPublishes.splice(i, 1);
+          reject(new Error('no answer to publish'));
+        }
+      }, PUBLISH_TIMEOUT_MS);
+    });
+  }
+
+  async #publishOverHttp(data) {
+    const id = nextRequestId++;
+    this.callbacks.onRequest({ type: 'sent', id, kind: 'publish', at: performance.now() });
+    let outcome = 'error';
+    try {
+      const res = await fetch(this.#url('publish', {}), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(data),
+      });
+      const body = await res.json();
+      if (!res.ok) throw new Error(body.error ?? `HTTP ${res.status}`);
+      outcome = 'events';
+      return { seq: body.seq, via: 'http' };
+    } finally {
+      this.callbacks.onRequest({ type: 'done', id, kind: 'publish', at: performance.now(), outcome });
+    }
+  }
+
+  // --- shared --------------------------------------------------------------------------------
+
+  #deliver(event, at) {
+    if (this.cursor !== null && event.seq <= this.cursor) {
+      this.#emit('event', this.request, at);
+      this.callbacks.onEvent(event, { gap: 0, duplicate: true });
+      return;
+    }
+    const gap = this.cursor === null ? 0 : event.seq - this.cursor - 1;
+    this.cursor = event.seq;
+    this.lastSeq = event.seq;
+    this.#emit('event', this.request, at);
+    this.callbacks.onEvent(event, { gap, duplicate: false });
+  }
+
+  #missed({ missed, next }) {
+    if (this.cursor === null || next > this.cursor) this.cursor = next;
+    this.callbacks.onMissed({ missed, next });
+  }
+
+  #setState(state, detail = {}) {
+    this.state = state;
+    this.callbacks.onState(state, detail);
+  }
+
+  #beginRequest(kind) {
+    this.request = { id: nextRequestId++, kind };
+    this.#emit('sent', this.request);
+  }
+
+  #endRequest(outcome, at = performance.now()) {
+    if (!this.request) return;
+    this.#emit('done', this.request, at, outcome);
+    this.request = null;
+  }
+
+  #emit(type, request, at = performance.now(), outcome = undefined) {
+    if (!request) return;
+    this.callbacks.onRequest({ type, id: request.id, kind: request.kind, at, outcome });
+  }
+
+  /** A URL relative to the page (or `baseUrl`), so the page works behind any host, port or prefix. */
+  #url(path, params) {
+    const url = new URL(path, this.baseUrl || document.baseURI);
+    const query = { ...params };
+    if (!('client' in query)) query.client = this.clientId;
+    for (const [key, value] of Object.entries(query)) {
+      if (value !== null && value !== undefined) url.searchParams.set(key, String(value));
+    }
+    return url.href;
+  }
+}

@@ -1,0 +1,102 @@
+// The page's pure modules, tested in Node without a browser: percentiles and the handshake hash;
+// and the vendored chart library, which must be the version the lockfile names.
+
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+
+import { expectedAccept, sha1ForTests } from '../handshake.js';
+import { LatencyHistogram, formatBytes, formatMicros } from '../stats.js';
+
+describe('LatencyHistogram', () => {
+  test('percentiles are within 1 % of the exact ones', () => {
+    const h = new LatencyHistogram();
+    const samples = [];
+    // Log-uniform from 1 µs to 1.2 s, like latencies that span orders of magnitude; a fixed
+    // linear congruential generator keeps the test reproducible.
+    let seed = 42;
+    const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+    for (let i = 0; i < 20_000; i += 1) {
+      const v = Math.exp(random() * 14);
+      samples.push(v);
+      h.record(v);
+    }
+    samples.sort((a, b) => a - b);
+    for (const q of [0.5, 0.9, 0.99, 0.999]) {
+      const exact = samples[Math.ceil(q * samples.length) - 1];
+      const approx = h.quantile(q);
+      assert.ok(Math.abs(approx - exact) / exact < 0.01, `q=${q}: ${approx} vs ${exact}`);
+    }
+    assert.equal(h.quantile(0), samples[0]);
+    assert.equal(h.quantile(1), samples.at(-1));
+  });
+
+  test('is empty until a sample arrives, and after reset', () => {
+    const h = new LatencyHistogram();
+    assert.equal(h.quantile(0.5), null);
+    h.record(250);
+    assert.equal(h.quantile(0.5), 250);
+    h.reset();
+    assert.equal(h.quantile(0.99), null);
+  });
+
+  test('clock skew (a negative latency) counts as zero, huge values are kept', () => {
+    const h = new LatencyHistogram();
+    h.record(-40);
+    h.record(5e12);
+    assert.equal(h.quantile(0), 0);
+    assert.equal(h.quantile(1), 5e12);
+  });
+});
+
+describe('formatting', () => {
+  test('latencies keep three significant digits, sub-millisecond included', () => {
+    assert.equal(formatMicros(null), '–');
+    assert.equal(formatMicros(412.4), '412 µs');
+    assert.equal(formatMicros(999.7), '1.00 ms');
+    assert.equal(formatMicros(1234), '1.23 ms');
+    assert.equal(formatMicros(48_760), '48.8 ms');
+    assert.equal(formatMicros(572_640), '573 ms');
+    assert.equal(formatMicros(2_500_000), '2.50 s');
+    assert.equal(formatMicros(-204), '−204 µs');
+  });
+
+  test('bytes use decimal units', () => {
+    assert.equal(formatBytes(999), '999 B');
+    assert.equal(formatBytes(12_400), '12.4 kB');
+    assert.equal(formatBytes(3_100_000), '3.10 MB');
+  });
+});
+
+describe('WebSocket accept', () => {
+  test('matches the example of RFC 6455 section 1.3', async () => {
+    assert.equal(await expectedAccept('dGhlIHNhbXBsZSBub25jZQ=='), 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=');
+  });
+
+  test('the fallback SHA-1 (pages on plain http to another host) agrees with Node', () => {
+    for (const length of [0, 1, 55, 56, 63, 64, 65, 119, 120, 1000]) {
+      const bytes = Uint8Array.from({ length }, (_, i) => (i * 31 + 7) & 0xff);
+      const ours = Buffer.from(sha1ForTests(bytes)).toString('hex');
+      assert.equal(ours, createHash('sha1').update(bytes).digest('hex'), `length ${length}`);
+    }
+  });
+});
+
+describe('vendored uPlot', () => {
+  const installed = new URL('../node_modules/uplot/', import.meta.url);
+  const vendor = new URL('../vendor/', import.meta.url);
+
+  test('is the copy of the locked npm package (refresh with `npm run vendor`)', { skip: !existsSync(installed) }, () => {
+    for (const [ours, theirs] of [
+      ['uPlot.esm.js', 'dist/uPlot.esm.js'],
+      ['uPlot.min.css', 'dist/uPlot.min.css'],
+      ['uPlot.LICENSE', 'LICENSE'],
+    ]) {
+      assert.ok(
+        readFileSync(new URL(ours, vendor)).equals(readFileSync(new URL(theirs, installed))),
+        `vendor/${ours} differs from node_modules/uplot/${theirs}`,
+      );
+    }
+  });
+});
