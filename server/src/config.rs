@@ -41,6 +41,12 @@ pub struct Config {
     #[arg(long, env = "FEEDLAB_MAX_BATCH", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_batch: u64,
 
+    /// Most bytes written to one streaming connection in one go when it is behind (an SSE chunk,
+    /// a round of WebSocket frames), and the size of each connection's HTTP/1 write buffer: a
+    /// client that stopped reading pins at most about twice this in the server's memory.
+    #[arg(long, env = "FEEDLAB_MAX_WRITE_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024))]
+    pub max_write_bytes: u64,
+
     /// Interval of SSE comment heartbeats and WebSocket pings on a quiet connection. Keep it below
     /// the idle timeout of every proxy in front of the server (nginx `proxy_read_timeout`: 60 s).
     #[arg(long, env = "FEEDLAB_HEARTBEAT", default_value = "15s", value_parser = parse_nonzero_duration)]

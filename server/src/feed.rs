@@ -125,6 +125,19 @@ impl Feed {
 
     /// Events with seq > `cursor`, at most `max` of them.
     pub fn since(&self, cursor: Seq, max: usize) -> Result<Batch, CursorAhead> {
+        self.since_within(cursor, max, usize::MAX, |_| 0)
+    }
+
+    /// Like [`Feed::since`], and stops before the events' `weight` (their size in some wire
+    /// format) would pass `max_bytes`, though it always takes at least one event. A client that
+    /// is behind thus gets bounded writes: one batch is at most about `max_bytes` in memory.
+    pub fn since_within(
+        &self,
+        cursor: Seq,
+        max: usize,
+        max_bytes: usize,
+        weight: impl Fn(&Event) -> usize,
+    ) -> Result<Batch, CursorAhead> {
         let ring = self.ring.read();
         if cursor > ring.head {
             return Err(CursorAhead {
@@ -139,7 +152,18 @@ impl Feed {
             (0, cursor + 1)
         };
         let skip = (start - first) as usize;
-        let events: Vec<_> = ring.events.range(skip..).take(max).cloned().collect();
+        let mut bytes = 0usize;
+        let events: Vec<_> = ring
+            .events
+            .range(skip..)
+            .take(max)
+            .take_while(|e| {
+                let first = bytes == 0;
+                bytes = bytes.saturating_add(weight(e));
+                first || bytes <= max_bytes
+            })
+            .cloned()
+            .collect();
         let next = events.last().map_or(start - 1, |e| e.seq);
         Ok(Batch {
             events,
@@ -220,6 +244,23 @@ mod tests {
         let mut lag = LagLimit::new(100, 3);
         assert_eq!(lag.exceeded(100), None);
         assert_eq!(lag.exceeded(101), Some(101));
+    }
+
+    #[test]
+    fn byte_bounded_batches_take_at_least_one_event() {
+        let feed = Feed::new(100);
+        for _ in 0..10 {
+            feed.publish(&format!("\"{}\"", "x".repeat(100)));
+        }
+        let b = feed.since_within(0, 100, 350, |e| e.sse.len()).unwrap();
+        assert!(b.events.len() >= 2 && b.events.iter().map(|e| e.sse.len()).sum::<usize>() <= 350);
+        let one = feed.since_within(0, 100, 10, |e| e.sse.len()).unwrap();
+        assert_eq!(
+            one.events.len(),
+            1,
+            "an event bigger than the cap still goes out alone"
+        );
+        assert_eq!(one.next, 1);
     }
 
     #[test]

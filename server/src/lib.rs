@@ -87,6 +87,9 @@ pub async fn run(
     .client_request_timeout(config.request_timeout)
     .tls_handshake_timeout(config.request_timeout)
     .client_disconnect_timeout(config.close_timeout)
+    // actix keeps polling a body until its write buffer holds this much; with one batch of at
+    // most --max-write-bytes on top, a client that stopped reading pins at most twice that.
+    .h1_write_buffer_size(config.max_write_bytes as usize)
     .keep_alive(config.keep_alive);
     if let Some(workers) = config.workers {
         server = server.workers(workers.max(1));

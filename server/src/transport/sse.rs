@@ -100,10 +100,16 @@ impl Stream {
             return None;
         }
         loop {
+            let config = &self.state.config;
             let batch = self
                 .state
                 .feed
-                .since(self.cursor, self.state.config.max_batch as usize)
+                .since_within(
+                    self.cursor,
+                    config.max_batch as usize,
+                    config.max_write_bytes as usize,
+                    |e| e.sse.len(),
+                )
                 .ok()?;
             if let Some(behind) = self.lag.exceeded(batch.head - self.cursor) {
                 // Too slow: say so and end; EventSource reconnects with Last-Event-ID and

@@ -151,7 +151,11 @@ async fn session_loop(
     let send_timeout = config.send_timeout;
     let reason = 'session: loop {
         // Deliver everything pending before waiting: the cursor, not a queue, is our state.
-        if let Ok(batch) = state.feed.since(cursor, max_batch) {
+        let max_bytes = config.max_write_bytes as usize;
+        if let Ok(batch) = state
+            .feed
+            .since_within(cursor, max_batch, max_bytes, |e| e.ws.len())
+        {
             if let Some(behind) = lag.exceeded(batch.head - cursor) {
                 break Some(CloseReason {
                     code: CloseCode::Again,
@@ -178,7 +182,7 @@ async fn session_loop(
                 meter.delivered(1, ws_frame_len(event.ws.len()));
             }
             cursor = batch.next;
-            if batch.events.len() == max_batch {
+            if batch.behind() > 0 {
                 continue; // more pending
             }
         }

@@ -10,7 +10,6 @@ mod poll;
 mod properties;
 mod readme;
 mod shutdown;
-mod slow_consumers;
 mod sse;
 mod stats;
 mod tls;
