@@ -13,12 +13,25 @@ use crate::error::ApiError;
 pub struct Origins {
     /// Lower-cased `scheme://host[:port]`, without a trailing slash.
     allowed: Vec<String>,
+    /// The server listens on loopback only: then "same origin" also requires a loopback `Host`.
+    /// Otherwise a page on a name that an attacker points at 127.0.0.1 (DNS rebinding) would
+    /// pass as same-origin, since the attacker chooses both its `Origin` and its `Host`.
+    loopback_only: bool,
 }
 
 impl Origins {
     pub fn new(allowed: &[String]) -> Self {
         Self {
             allowed: allowed.iter().map(|o| normalise(o)).collect(),
+            loopback_only: false,
+        }
+    }
+
+    /// The allow-list for a server bound to `bind`.
+    pub fn for_bind(allowed: &[String], bind: std::net::SocketAddr) -> Self {
+        Self {
+            loopback_only: bind.ip().is_loopback(),
+            ..Self::new(allowed)
         }
     }
 
@@ -30,10 +43,12 @@ impl Origins {
         let origin = origin.to_str().map_err(|_| {
             ApiError::ForbiddenOrigin(String::from_utf8_lossy(origin.as_bytes()).into())
         })?;
+        // HTTP/2 carries the host as `:authority`, which actix puts in the URI, not in `Host`.
         let host = req
             .headers()
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()))
             .unwrap_or_default();
         if self.allows(origin, host) {
             Ok(Some(origin.to_owned()))
@@ -56,8 +71,24 @@ impl Origins {
             "https" | "wss" => "443",
             _ => return false,
         };
-        with_port(authority, default_port) == with_port(&host.to_ascii_lowercase(), default_port)
+        let host = host.to_ascii_lowercase();
+        if self.loopback_only && !is_loopback_host(&host) {
+            return false;
+        }
+        with_port(authority, default_port) == with_port(&host, default_port)
     }
+}
+
+/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn normalise(origin: &str) -> String {
@@ -96,6 +127,21 @@ mod tests {
         assert!(!o.allows("http://evil.example:8080", "127.0.0.1:8080"));
         assert!(!o.allows("http://127.0.0.1:8081", "127.0.0.1:8080"));
         assert!(!o.allows("null", "127.0.0.1:8080"));
+    }
+
+    #[test]
+    fn on_a_loopback_bind_same_origin_needs_a_loopback_host() {
+        let o = Origins::for_bind(&[], "127.0.0.1:8080".parse().unwrap());
+        assert!(o.allows("http://127.0.0.1:8080", "127.0.0.1:8080"));
+        assert!(o.allows("http://localhost:8080", "localhost:8080"));
+        assert!(o.allows("http://[::1]:8080", "[::1]:8080"));
+        // DNS rebinding: attacker.example resolves to 127.0.0.1, Origin and Host both say so.
+        assert!(!o.allows(
+            "http://rebind.attacker.example:8080",
+            "rebind.attacker.example:8080"
+        ));
+        let public = Origins::for_bind(&[], "0.0.0.0:8080".parse().unwrap());
+        assert!(public.allows("http://feed.example:8080", "feed.example:8080"));
     }
 
     #[test]

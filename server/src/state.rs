@@ -29,7 +29,7 @@ impl AppState {
         let accounting = Arc::new(Accounting::new(config.max_tracked_clients));
         let ticker = Ticker::new(config.rate, config.payload_bytes);
         Arc::new(Self {
-            origins: Origins::new(&config.allowed_origins),
+            origins: Origins::for_bind(&config.allowed_origins, config.bind),
             feed,
             accounting,
             ticker,

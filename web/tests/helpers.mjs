@@ -98,8 +98,8 @@ export async function startServer({ rate = 5, args = [], reports = [] } = {}) {
   };
 }
 
-/** Headless Chromium from the system (`/usr/bin/chromium`, or `$FEEDLAB_CHROMIUM`). */
-export function launchBrowser() {
+/** Headless Chromium from the system (`/usr/bin/chromium`, or `$FEEDLAB_CHROMIUM`), plus `args`. */
+export function launchBrowser({ args = [] } = {}) {
   return chromium.launch({
     executablePath: process.env.FEEDLAB_CHROMIUM ?? '/usr/bin/chromium',
     timeout: 30_000,
@@ -112,6 +112,7 @@ export function launchBrowser() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...args,
     ],
   });
 }

@@ -156,3 +156,24 @@ fn tls_settings_are_checked() {
     let err = server::tls::server_config(&missing).unwrap_err();
     assert!(format!("{err:#}").contains("/nonexistent/c.pem"), "{err:#}");
 }
+
+#[tokio::test]
+async fn same_origin_writes_work_over_http2_where_there_is_no_host_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, cert) = tls_server(&dir);
+    let origin = format!("Origin: https://{}", srv.addr);
+    for version in ["--http2", "--http1.1"] {
+        let (body, v) = curl(vec![
+            "--cacert".into(),
+            cert.clone(),
+            version.into(),
+            "-H".into(),
+            origin.clone(),
+            "-d".into(),
+            "1".into(),
+            srv.url("/publish"),
+        ])
+        .await;
+        assert!(body.contains("\"seq\""), "{version} ({v}): {body}");
+    }
+}
