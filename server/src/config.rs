@@ -37,6 +37,11 @@ pub struct Config {
     #[arg(long, env = "FEEDLAB_RETAIN", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub retain: u64,
 
+    /// Keep the feed on disk here (an embedded redb file), so a restarted server still has every
+    /// acknowledged event and seq continues. Without it the feed lives in memory only.
+    #[arg(long, env = "FEEDLAB_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
     /// Most events in one poll or long-poll response; `next` continues from there.
     #[arg(long, env = "FEEDLAB_MAX_BATCH", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_batch: u64,

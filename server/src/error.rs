@@ -35,6 +35,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl ResponseError for ApiError {
@@ -52,6 +54,7 @@ impl ResponseError for ApiError {
             Self::ForbiddenOrigin(_) | Self::ControlDisabled => StatusCode::FORBIDDEN,
             Self::TooManyConnections(_) | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -11,12 +11,18 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
-use crate::event::{Event, Seq};
+use crate::{
+    event::{Event, Seq},
+    store::{Store, StoreError},
+};
 
 pub struct Feed {
+    /// Serialises publishers and owns the on-disk store (`--data-dir`). Held across the store's
+    /// commit, so seqs reach the disk in order; readers never wait for it.
+    publisher: Mutex<Option<Store>>,
     /// parking_lot `RwLock`: held for a push or a slice copy, never across an `.await`.
     ring: RwLock<Ring>,
     /// The head seq. Waiters call `changed()`; the value is a wake-up, the log is the truth.
@@ -79,6 +85,7 @@ impl Feed {
     pub fn new(retain: usize) -> Self {
         let retain = retain.max(1);
         Self {
+            publisher: Mutex::new(None),
             ring: RwLock::new(Ring {
                 events: VecDeque::with_capacity(retain.min(1 << 16)),
                 head: 0,
@@ -88,21 +95,49 @@ impl Feed {
         }
     }
 
+    /// A feed kept in `store`: the retained tail is loaded, and seq continues after it.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub fn with_store(retain: usize, store: Store) -> anyhow::Result<Self> {
+        let feed = Self::new(retain);
+        {
+            let mut ring = feed.ring.write();
+            for e in store.tail(feed.retain)? {
+                ring.events
+                    .push_back(Arc::new(Event::encode(e.seq, e.ts, &e.data)));
+                ring.head = e.seq;
+            }
+            feed.head.send_replace(ring.head);
+        }
+        *feed.publisher.lock() = Some(store);
+        Ok(feed)
+    }
+
     /// Appends one event whose `data` is `data_json` (one compact JSON value) and wakes waiters.
-    pub fn publish(&self, data_json: &str) -> Arc<Event> {
-        let event = {
+    /// With a store, the event is on disk before anyone can see it or its seq.
+    ///
+    /// # Errors
+    /// The store failed; the event was not published.
+    pub fn publish(&self, data_json: &str) -> Result<Arc<Event>, StoreError> {
+        let store = self.publisher.lock();
+        let seq = self.ring.read().head + 1;
+        let ts = now_us();
+        if let Some(store) = store.as_ref() {
+            store.append(seq, ts, data_json)?;
+        }
+        let event = Arc::new(Event::encode(seq, ts, data_json));
+        {
             let mut ring = self.ring.write();
-            let seq = ring.head + 1;
-            let event = Arc::new(Event::encode(seq, now_us(), data_json));
             if ring.events.len() == self.retain {
                 ring.events.pop_front();
             }
             ring.events.push_back(event.clone());
             ring.head = seq;
-            event
-        };
-        self.head.send_replace(event.seq);
-        event
+        }
+        drop(store);
+        self.head.send_replace(seq);
+        Ok(event)
     }
 
     pub fn head(&self) -> Seq {
@@ -191,8 +226,8 @@ mod tests {
     #[test]
     fn seq_starts_at_one_and_grows_by_one() {
         let feed = Feed::new(10);
-        assert_eq!(feed.publish("1").seq, 1);
-        assert_eq!(feed.publish("2").seq, 2);
+        assert_eq!(feed.publish("1").unwrap().seq, 1);
+        assert_eq!(feed.publish("2").unwrap().seq, 2);
         assert_eq!(feed.head(), 2);
     }
 
@@ -200,7 +235,7 @@ mod tests {
     fn since_returns_exactly_what_follows_the_cursor() {
         let feed = Feed::new(10);
         for i in 0..5 {
-            feed.publish(&i.to_string());
+            feed.publish(&i.to_string()).unwrap();
         }
         let b = feed.since(2, 100).unwrap();
         assert_eq!(seqs(&b), [3, 4, 5]);
@@ -214,7 +249,7 @@ mod tests {
     fn expired_cursor_is_told_what_it_missed() {
         let feed = Feed::new(3);
         for i in 0..10 {
-            feed.publish(&i.to_string());
+            feed.publish(&i.to_string()).unwrap();
         }
         assert_eq!(feed.oldest(), 8);
         let b = feed.since(2, 100).unwrap();
@@ -228,7 +263,7 @@ mod tests {
     fn batches_are_capped_and_continue_from_next() {
         let feed = Feed::new(100);
         for i in 0..10 {
-            feed.publish(&i.to_string());
+            feed.publish(&i.to_string()).unwrap();
         }
         let b = feed.since(0, 4).unwrap();
         assert_eq!((seqs(&b), b.next), (vec![1, 2, 3, 4], 4));
@@ -250,7 +285,7 @@ mod tests {
     fn byte_bounded_batches_take_at_least_one_event() {
         let feed = Feed::new(100);
         for _ in 0..10 {
-            feed.publish(&format!("\"{}\"", "x".repeat(100)));
+            feed.publish(&format!("\"{}\"", "x".repeat(100))).unwrap();
         }
         let b = feed.since_within(0, 100, 350, |e| e.sse.len()).unwrap();
         assert!(b.events.len() >= 2 && b.events.iter().map(|e| e.sse.len()).sum::<usize>() <= 350);
@@ -266,7 +301,7 @@ mod tests {
     #[test]
     fn cursor_ahead_of_head_is_an_error() {
         let feed = Feed::new(10);
-        feed.publish("1");
+        feed.publish("1").unwrap();
         assert_eq!(
             feed.since(5, 10).unwrap_err(),
             CursorAhead { cursor: 5, head: 1 }
@@ -280,7 +315,7 @@ mod tests {
         let f = feed.clone();
         let waiter = tokio::spawn(async move { rx.wait_for(|h| *h >= 1).await.map(|h| *h) });
         tokio::task::yield_now().await;
-        f.publish("1");
+        f.publish("1").unwrap();
         assert_eq!(waiter.await.unwrap().unwrap(), 1);
     }
 }

@@ -26,6 +26,7 @@ pub mod shutdown;
 pub mod state;
 pub mod static_files;
 pub mod stats;
+pub mod store;
 pub mod testing;
 pub mod ticker;
 pub mod tls;
@@ -54,7 +55,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
     let stop = CancellationToken::new();
-    let state = AppState::new(config.clone(), stop.clone());
+    let state = AppState::load(config.clone(), stop.clone())?;
     let ticker = tokio::spawn(Ticker::run(state.clone(), stop.clone()));
 
     let data = web::Data::from(state.clone());

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::store::Store;
+
 use crate::{
     accounting::{Accounting, Limits},
     config::Config,
@@ -24,8 +26,24 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// # Errors
+    /// `--data-dir` is set and its store cannot be opened or read.
+    pub fn load(config: Config, stop: CancellationToken) -> anyhow::Result<Arc<Self>> {
+        let retain = config.retain as usize;
+        let feed = match &config.data_dir {
+            Some(dir) => Feed::with_store(retain, Store::open(dir, config.retain)?)?,
+            None => Feed::new(retain),
+        };
+        Ok(Self::with_feed(config, stop, Arc::new(feed)))
+    }
+
+    /// An in-memory feed (what tests and property checks use).
     pub fn new(config: Config, stop: CancellationToken) -> Arc<Self> {
         let feed = Arc::new(Feed::new(config.retain as usize));
+        Self::with_feed(config, stop, feed)
+    }
+
+    fn with_feed(config: Config, stop: CancellationToken, feed: Arc<Feed>) -> Arc<Self> {
         let accounting = Arc::new(Accounting::new(config.max_tracked_clients));
         let ticker = Ticker::new(config.rate, config.payload_bytes);
         Arc::new(Self {
@@ -59,10 +77,14 @@ impl AppState {
     }
 
     /// Publishes `data_json` (one compact JSON value) and counts it.
-    pub fn publish(&self, data_json: &str) -> u64 {
+    ///
+    /// # Errors
+    /// The store failed; nothing was published.
+    pub fn publish(&self, data_json: &str) -> Result<u64, crate::store::StoreError> {
+        let seq = self.feed.publish(data_json)?.seq;
         self.accounting
             .published
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.feed.publish(data_json).seq
+        Ok(seq)
     }
 }

@@ -67,7 +67,9 @@ impl Ticker {
                             "{{\"source\":\"ticker\",\"tick\":{tick},\"sent_us\":{},\"pad\":\"{pad}\"}}",
                             now_us()
                         );
-                        state.publish(&data);
+                        if let Err(e) = state.publish(&data) {
+                            tracing::error!("ticker: {e}");
+                        }
                     }
                 }
             }

@@ -162,8 +162,8 @@ mod tests {
     #[test]
     fn json_batch_is_valid_json_with_the_events() {
         let feed = Feed::new(10);
-        feed.publish(r#"{"a":1}"#);
-        feed.publish(r#""two""#);
+        feed.publish(r#"{"a":1}"#).unwrap();
+        feed.publish(r#""two""#).unwrap();
         let body = json_batch(&feed.since(0, 10).unwrap());
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["events"][1]["data"], "two");

@@ -299,7 +299,10 @@ pub fn client_op(state: &AppState, text: &str) -> Result<bytestring::ByteString,
             let data = msg
                 .get("data")
                 .ok_or_else(|| close(CloseCode::Policy, "publish needs a `data` field".into()))?;
-            let seq = state.publish(&data.to_string());
+            let seq = state.publish(&data.to_string()).map_err(|e| {
+                tracing::error!("ws publish: {e}");
+                close(CloseCode::Error, "publishing failed on the server".into())
+            })?;
             Ok(format!("{{\"op\":\"published\",\"seq\":{seq}}}").into())
         }
         Some("echo") => Ok(text.into()),

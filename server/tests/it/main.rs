@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod cross;
+mod durable;
 mod limits;
 mod long_poll;
 mod poll;

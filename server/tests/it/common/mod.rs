@@ -127,3 +127,54 @@ pub async fn publish_n(srv: &TestServer, n: u64) -> Vec<u64> {
     }
     out
 }
+
+/// The `server` binary as a child process (for tests that kill it or measure it).
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub addr: String,
+}
+
+impl ServerProcess {
+    /// Starts `server --bind 127.0.0.1:<port> --log warn <args>` and waits for its first line.
+    /// `port` 0 picks a free one.
+    pub fn start(port: u16, args: &[&str]) -> Self {
+        use std::io::BufRead as _;
+        let bind = format!("127.0.0.1:{port}");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(["--bind", &bind, "--log", "warn"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("server binary starts");
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("a first line").expect("readable");
+        let addr = first
+            .trim_start_matches("feedlab listening on http://")
+            .trim_end_matches('/')
+            .to_owned();
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, addr }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// SIGKILL: no shutdown, no flush, nothing.
+    pub fn kill_9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
