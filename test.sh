@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every feedlab test. Installs what the tests need when it is missing: curl and Debian's
-# chromium (browser tests), Python's `websockets` (a real WebSocket client), and the page's npm
-# packages from web/package-lock.json.
+# chromium (browser tests), redis-server (scale-out tests start their own), Python's `websockets`
+# (a real WebSocket client), and the page's npm packages from web/package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -9,6 +9,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
 command -v curl >/dev/null || missing+=(curl)
+command -v redis-server >/dev/null || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then

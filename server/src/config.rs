@@ -42,6 +42,17 @@ pub struct Config {
     #[arg(long, env = "FEEDLAB_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Serve one feed from several instances: publishes go into a Redis Stream (XADD, bounded by
+    /// `--retain`), every instance tails it, and seq is the same on all of them. E.g.
+    /// `redis://127.0.0.1:6379`. Takes the place of `--data-dir`.
+    #[arg(long, env = "FEEDLAB_REDIS", conflicts_with = "data_dir")]
+    pub redis: Option<String>,
+
+    /// Key prefix in Redis (`<prefix>:events`, `<prefix>:seq`): instances with the same prefix
+    /// share a feed.
+    #[arg(long, env = "FEEDLAB_REDIS_PREFIX", default_value = "feedlab")]
+    pub redis_prefix: String,
+
     /// Most events in one poll or long-poll response; `next` continues from there.
     #[arg(long, env = "FEEDLAB_MAX_BATCH", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_batch: u64,

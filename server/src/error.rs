@@ -37,6 +37,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("publishing failed: {0}")]
+    Upstream(String),
 }
 
 impl ResponseError for ApiError {
@@ -55,6 +57,7 @@ impl ResponseError for ApiError {
             Self::TooManyConnections(_) | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Upstream(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

@@ -140,6 +140,28 @@ impl Feed {
         Ok(event)
     }
 
+    /// Appends an event whose seq was assigned elsewhere (Redis). Older or repeated seqs are
+    /// ignored; a seq past `head + 1` means the ones between are gone for good, so the ring
+    /// restarts there and cursors in the hole are told what they missed.
+    pub fn append(&self, seq: Seq, ts: u64, data_json: &str) {
+        {
+            let mut ring = self.ring.write();
+            if seq <= ring.head {
+                return;
+            }
+            if seq != ring.head + 1 {
+                ring.events.clear();
+            }
+            if ring.events.len() == self.retain {
+                ring.events.pop_front();
+            }
+            ring.events
+                .push_back(Arc::new(Event::encode(seq, ts, data_json)));
+            ring.head = seq;
+        }
+        self.head.send_replace(seq);
+    }
+
     pub fn head(&self) -> Seq {
         self.ring.read().head
     }
@@ -296,6 +318,23 @@ mod tests {
             "an event bigger than the cap still goes out alone"
         );
         assert_eq!(one.next, 1);
+    }
+
+    #[test]
+    fn appended_seqs_keep_order_and_holes_become_missed() {
+        let feed = Feed::new(10);
+        feed.append(1, 10, "1");
+        feed.append(2, 20, "2");
+        feed.append(2, 20, "2");
+        feed.append(1, 10, "1");
+        assert_eq!(feed.head(), 2);
+        feed.append(6, 60, "6");
+        let b = feed.since(1, 10).unwrap();
+        assert_eq!(
+            (seqs(&b), b.missed),
+            (vec![6], 4),
+            "2 left the ring with the hole; 3..=5 never came"
+        );
     }
 
     #[test]

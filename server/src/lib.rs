@@ -22,6 +22,7 @@ pub mod feed;
 pub mod origin;
 pub mod process;
 pub mod publish;
+pub mod redis_feed;
 pub mod shutdown;
 pub mod state;
 pub mod static_files;
@@ -55,8 +56,12 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
     let stop = CancellationToken::new();
-    let state = AppState::load(config.clone(), stop.clone())?;
+    let state = AppState::load(config.clone(), stop.clone()).await?;
     let ticker = tokio::spawn(Ticker::run(state.clone(), stop.clone()));
+    let tail = state.redis.clone().map(|redis| {
+        let (feed, stop) = (state.feed.clone(), stop.clone());
+        tokio::spawn(async move { redis.tail(feed, stop).await })
+    });
 
     let data = web::Data::from(state.clone());
     let web_dir = config.web_dir.clone();
@@ -117,6 +122,9 @@ pub async fn run(
     stop.cancel();
     handle.stop(true).await;
     let _ = ticker.await;
+    if let Some(tail) = tail {
+        let _ = tail.await;
+    }
     serving.await.context("server task")?.context("server")
 }
 

@@ -35,7 +35,7 @@ pub async fn handler(
         }
         buf.extend_from_slice(&chunk);
     }
-    let seq = state.publish(&compact_json(&buf)?)?;
+    let seq = state.publish(&compact_json(&buf)?).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "seq": seq })))
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Store;
+use crate::{redis_feed::RedisFeed, store::Store};
 
 use crate::{
     accounting::{Accounting, Limits},
@@ -23,18 +23,29 @@ pub struct AppState {
     /// Cancelled on shutdown: SSE streams end, held long-polls return, WebSockets close 1001.
     pub stop: CancellationToken,
     pub started: std::time::Instant,
+    /// `--redis`: the shared feed this instance publishes to and tails.
+    pub redis: Option<Arc<RedisFeed>>,
 }
 
 impl AppState {
     /// # Errors
-    /// `--data-dir` is set and its store cannot be opened or read.
-    pub fn load(config: Config, stop: CancellationToken) -> anyhow::Result<Arc<Self>> {
+    /// `--data-dir` is set and its store cannot be opened or read, or `--redis` is set and
+    /// Redis cannot be reached.
+    pub async fn load(config: Config, stop: CancellationToken) -> anyhow::Result<Arc<Self>> {
         let retain = config.retain as usize;
         let feed = match &config.data_dir {
             Some(dir) => Feed::with_store(retain, Store::open(dir, config.retain)?)?,
             None => Feed::new(retain),
         };
-        Ok(Self::with_feed(config, stop, Arc::new(feed)))
+        let redis = match &config.redis {
+            Some(url) => Some(Arc::new(
+                RedisFeed::connect(url, &config.redis_prefix, config.retain, &feed).await?,
+            )),
+            None => None,
+        };
+        let mut state = Self::with_feed(config, stop, Arc::new(feed));
+        Arc::get_mut(&mut state).expect("not shared yet").redis = redis;
+        Ok(state)
     }
 
     /// An in-memory feed (what tests and property checks use).
@@ -53,6 +64,7 @@ impl AppState {
             ticker,
             stop,
             started: std::time::Instant::now(),
+            redis: None,
             config,
         })
     }
@@ -80,8 +92,14 @@ impl AppState {
     ///
     /// # Errors
     /// The store failed; nothing was published.
-    pub fn publish(&self, data_json: &str) -> Result<u64, crate::store::StoreError> {
-        let seq = self.feed.publish(data_json)?.seq;
+    pub async fn publish(&self, data_json: &str) -> Result<u64, crate::error::ApiError> {
+        let seq = match &self.redis {
+            Some(redis) => redis
+                .publish(data_json, self.feed.head())
+                .await
+                .map_err(|e| crate::error::ApiError::Upstream(format!("redis: {e}")))?,
+            None => self.feed.publish(data_json)?.seq,
+        };
         self.accounting
             .published
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -43,6 +43,7 @@ pub fn snapshot(state: &AppState) -> serde_json::Value {
         },
         "process": process::usage(),
         "ticker": state.ticker.settings(),
+        "redis": state.redis.as_ref().map(|r| r.view()),
     })
 }
 

@@ -67,7 +67,7 @@ impl Ticker {
                             "{{\"source\":\"ticker\",\"tick\":{tick},\"sent_us\":{},\"pad\":\"{pad}\"}}",
                             now_us()
                         );
-                        if let Err(e) = state.publish(&data) {
+                        if let Err(e) = state.publish(&data).await {
                             tracing::error!("ticker: {e}");
                         }
                     }

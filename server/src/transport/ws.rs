@@ -251,7 +251,7 @@ async fn on_message(
     match msg {
         AggregatedMessage::Text(text) => {
             meter.message_received();
-            let reply = match client_op(state, &text) {
+            let reply = match answer(state, &text).await {
                 Ok(reply) => reply,
                 Err(reason) => return Next::Close(Some(reason)),
             };
@@ -286,26 +286,25 @@ async fn on_message(
     }
 }
 
-/// The reply to a client text message, or the reason to close.
-pub fn client_op(state: &AppState, text: &str) -> Result<bytestring::ByteString, CloseReason> {
-    let close = |code, why: String| CloseReason {
-        code,
-        description: Some(truncate_reason(why)),
-    };
+/// What a client's text message asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClientOp {
+    /// `{"op":"publish","data":…}`: publish `data` (compact JSON), answer with its seq.
+    Publish(String),
+    /// `{"op":"echo",…}`: send the message back as it came.
+    Echo,
+}
+
+/// Parses a client text message, or gives the reason to close.
+pub fn client_op(text: &str) -> Result<ClientOp, CloseReason> {
     let msg: Value = serde_json::from_str(text)
         .map_err(|e| close(CloseCode::Invalid, format!("message is not JSON: {e}")))?;
     match msg.get("op").and_then(Value::as_str) {
-        Some("publish") => {
-            let data = msg
-                .get("data")
-                .ok_or_else(|| close(CloseCode::Policy, "publish needs a `data` field".into()))?;
-            let seq = state.publish(&data.to_string()).map_err(|e| {
-                tracing::error!("ws publish: {e}");
-                close(CloseCode::Error, "publishing failed on the server".into())
-            })?;
-            Ok(format!("{{\"op\":\"published\",\"seq\":{seq}}}").into())
-        }
-        Some("echo") => Ok(text.into()),
+        Some("publish") => msg
+            .get("data")
+            .map(|data| ClientOp::Publish(data.to_string()))
+            .ok_or_else(|| close(CloseCode::Policy, "publish needs a `data` field".into())),
+        Some("echo") => Ok(ClientOp::Echo),
         Some(other) => Err(close(
             CloseCode::Policy,
             format!("unknown op {other:?}; expected publish or echo"),
@@ -314,6 +313,30 @@ pub fn client_op(state: &AppState, text: &str) -> Result<bytestring::ByteString,
             CloseCode::Policy,
             "message needs an `op` field (publish or echo)".into(),
         )),
+    }
+}
+
+/// The reply to a client text message, or the reason to close.
+async fn answer(
+    state: &AppState,
+    text: &bytestring::ByteString,
+) -> Result<bytestring::ByteString, CloseReason> {
+    match client_op(text)? {
+        ClientOp::Echo => Ok(text.clone()),
+        ClientOp::Publish(data) => {
+            let seq = state.publish(&data).await.map_err(|e| {
+                tracing::error!("ws publish: {e}");
+                close(CloseCode::Error, "publishing failed on the server".into())
+            })?;
+            Ok(format!("{{\"op\":\"published\",\"seq\":{seq}}}").into())
+        }
+    }
+}
+
+fn close(code: CloseCode, why: String) -> CloseReason {
+    CloseReason {
+        code,
+        description: Some(truncate_reason(why)),
     }
 }
 

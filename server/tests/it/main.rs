@@ -10,6 +10,7 @@ mod long_poll;
 mod poll;
 mod properties;
 mod readme;
+mod redis;
 mod shutdown;
 mod sse;
 mod stats;

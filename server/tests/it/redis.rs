@@ -1,0 +1,148 @@
+//! `--redis`: two instances serve one feed; seq is the same on both, a client resumes on either,
+//! and both carry on after Redis restarts.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+/// A `redis-server` of the test's own on a free port, without persistence.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start(port: u16) -> Self {
+        let port = if port == 0 {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        } else {
+            port
+        };
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (the test command installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { child, port };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not start");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn try_publish(srv: &TestServer, data: Value) -> Option<u64> {
+    let res = post(&srv.url("/publish"), data.to_string()).await;
+    (res.status == 200).then(|| res.json()["seq"].as_u64().unwrap())
+}
+
+/// Long-polls `srv` until it has served everything after `since` up to `until`.
+async fn events_until(srv: &TestServer, since: u64, until: u64) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor = since;
+    while cursor < until {
+        let res = get(&srv.url(&format!("/long-poll?since={cursor}&timeout_ms=5000"))).await;
+        assert_eq!(res.status, 200, "events {cursor}..{until} arrive");
+        let body = res.json();
+        assert_eq!(body["missed"], 0);
+        out.extend(body["events"].as_array().unwrap().iter().cloned());
+        cursor = body["next"].as_u64().unwrap();
+    }
+    out
+}
+
+#[tokio::test]
+async fn two_instances_serve_one_feed_and_survive_a_redis_restart() {
+    let redis = Redis::start(0);
+    let url = redis.url();
+    let args = ["--redis", url.as_str(), "--redis-prefix", "it-two"];
+    let a = TestServer::start(&args);
+    let b = TestServer::start(&args);
+
+    for i in 1..=5u64 {
+        assert_eq!(try_publish(&a, json!({ "on": "a", "i": i })).await, Some(i));
+    }
+    assert_eq!(
+        try_publish(&b, json!({ "on": "b" })).await,
+        Some(6),
+        "one counter for both"
+    );
+    let on_a = events_until(&a, 0, 6).await;
+    let on_b = events_until(&b, 0, 6).await;
+    assert_eq!(on_a, on_b, "same seq, same ts, same data on both instances");
+    assert_eq!(seqs(&on_a), (1..=6).collect::<Vec<_>>());
+
+    // A client that followed A up to seq 3 resumes on B.
+    let resumed = events_until(&b, 3, 6).await;
+    assert_eq!(seqs(&resumed), [4, 5, 6]);
+
+    // Redis dies: publishing is refused (not lost silently), and comes back with Redis.
+    let port = redis.port;
+    drop(redis);
+    let res = post(&a.url("/publish"), "\"while redis is down\"").await;
+    assert_eq!(res.status, 503, "{}", String::from_utf8_lossy(&res.body));
+    let _redis = Redis::start(port);
+    let mut seq = None;
+    for _ in 0..100 {
+        seq = try_publish(&a, json!("after restart")).await;
+        if seq.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        seq,
+        Some(7),
+        "seq continues after the instances' head, not from Redis's empty counter"
+    );
+    let after = events_until(&b, 6, 7).await;
+    assert_eq!(after[0]["data"], "after restart");
+    let stats = get(&b.url("/stats")).await.json();
+    assert_eq!(stats["redis"]["connected"], true);
+    assert_eq!(stats["redis"]["lag_events"], 0);
+}
+
+#[tokio::test]
+async fn an_instance_started_later_loads_the_retained_stream() {
+    let redis = Redis::start(0);
+    let url = redis.url();
+    let args = ["--redis", url.as_str(), "--redis-prefix", "it-late"];
+    let a = TestServer::start(&args);
+    for i in 1..=3u64 {
+        try_publish(&a, json!(i)).await.unwrap();
+    }
+    let late = TestServer::start(&args);
+    let got = get(&late.url("/poll?since=0")).await.json();
+    assert_eq!(seqs(got["events"].as_array().unwrap()), [1, 2, 3]);
+}
