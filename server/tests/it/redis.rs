@@ -41,12 +41,14 @@ impl Redis {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server (the test command installs it)");
+        let redis = Self { child, port };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { child, port };
+                return redis;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        drop(redis); // kills and reaps it
         panic!("redis-server did not start");
     }
 
