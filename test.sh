@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every feedlab test. Installs what the tests need when it is missing: curl and Debian's
-# chromium (browser tests), redis-server (scale-out tests start their own), Python's `websockets`
+# chromium (browser tests), redis-server and nginx (scale-out and proxy tests start their own), Python's `websockets`
 # (a real WebSocket client), and the page's npm packages from web/package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -10,6 +10,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v curl >/dev/null || missing+=(curl)
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v nginx >/dev/null || missing+=(nginx-light)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then

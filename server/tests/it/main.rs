@@ -7,6 +7,7 @@ mod cross;
 mod durable;
 mod limits;
 mod long_poll;
+mod nginx;
 mod poll;
 mod properties;
 mod readme;
