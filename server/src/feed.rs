@@ -76,7 +76,7 @@ impl LagLimit {
     }
 
     /// `Some(behind)` when the connection is too slow and must be let go.
-    pub fn exceeded(&mut self, behind: u64) -> Option<u64> {
+    pub fn exceeded(&self, behind: u64) -> Option<u64> {
         (behind > self.limit).then_some(behind)
     }
 }
@@ -295,10 +295,10 @@ mod tests {
 
     #[test]
     fn lag_limit_tolerates_the_initial_backlog_but_not_growth() {
-        let mut lag = LagLimit::new(100, 500);
+        let lag = LagLimit::new(100, 500);
         assert_eq!(lag.exceeded(500), None);
         assert_eq!(lag.exceeded(501), Some(501));
-        let mut lag = LagLimit::new(100, 3);
+        let lag = LagLimit::new(100, 3);
         assert_eq!(lag.exceeded(100), None);
         assert_eq!(lag.exceeded(101), Some(101));
     }

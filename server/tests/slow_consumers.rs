@@ -6,18 +6,16 @@
 //! stuck connections are open and their socket buffers full (the steady state the issue is
 //! about); the seconds of 1,000 handshakes and first writes before that are connection set-up.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 // Its own test binary, so no other test shares the machine while it measures latency.
 #[path = "it/common/mod.rs"]
 #[allow(dead_code)]
 mod common;
 
+use common::ServerProcess;
 use futures_util::StreamExt;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::{connect_async, tungstenite::Message};
 
 /// RSS the server may gain over its idle size per connection that stopped reading: actix's 32 KiB
@@ -27,55 +25,18 @@ const STUCK: usize = 1_000;
 const RATE: &str = "500";
 const PAYLOAD: &str = "1024";
 
-struct Server {
-    child: Child,
-    addr: String,
+/// Resident set size of process `pid`, from `/proc/<pid>/status`.
+fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())?;
+    Some(kb * 1024)
 }
 
-impl Server {
-    async fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-            .args([
-                "--bind",
-                "127.0.0.1:0",
-                "--rate",
-                RATE,
-                "--payload-bytes",
-                PAYLOAD,
-                "--log",
-                "warn",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("server binary starts");
-        let stdout = tokio::process::ChildStdout::from_std(child.stdout.take().unwrap()).unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next_line().await.unwrap().expect("listening line");
-        let addr = first
-            .trim_start_matches("feedlab listening on http://")
-            .trim_end_matches('/')
-            .to_owned();
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, addr }
-    }
-
-    fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kb: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
-        kb * 1024
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start_server() -> ServerProcess {
+    ServerProcess::start(0, &["--rate", RATE, "--payload-bytes", PAYLOAD])
 }
 
 fn now_us() -> u64 {
@@ -148,43 +109,37 @@ async fn stuck_clients_cost_bounded_memory_and_do_not_slow_a_normal_client() {
         .unwrap_or(30);
 
     // Baseline: the normal client alone.
-    let baseline = Server::start().await;
+    let baseline = start_server();
     let (p99_alone, n_alone) = normal_client(&baseline.addr, secs).await;
     drop(baseline);
 
     // Same feed, plus 1,000 connections that never read.
-    let server = Server::start().await;
+    let server = start_server();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle_rss = server.rss_bytes();
+    let pid = server.child.id();
+    let idle_rss = rss_of(pid).unwrap();
     let mut held = Vec::with_capacity(STUCK);
     for i in 0..STUCK {
         held.push(stuck(&server.addr, i).await);
     }
     wait_until_open(&server.addr, STUCK).await;
     tokio::time::sleep(Duration::from_secs(3)).await; // buffers fill, writers block
-    let sampler = {
-        let pid = server.child.id();
-        tokio::spawn(async move {
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = tokio::spawn({
+        let sampling = sampling.clone();
+        async move {
             let mut peak = 0;
-            loop {
-                let status = match std::fs::read_to_string(format!("/proc/{pid}/status")) {
-                    Ok(s) => s,
-                    Err(_) => return peak,
-                };
-                let kb: u64 = status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                    .unwrap_or(0);
-                peak = peak.max(kb * 1024);
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = rss_of(pid).unwrap_or(0).max(peak);
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-        })
-    };
+            peak
+        }
+    });
     let (p99_loaded, n_loaded) = normal_client(&server.addr, secs).await;
-    let final_rss = server.rss_bytes();
-    sampler.abort();
-    let peak_rss = final_rss.max(sampler.await.unwrap_or(0));
+    let final_rss = rss_of(pid).unwrap();
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let peak_rss = final_rss.max(sampler.await.unwrap());
     drop(held);
 
     let growth = peak_rss.saturating_sub(idle_rss);

@@ -147,7 +147,7 @@ async fn session_loop(
     );
     let mut last_heard = Instant::now();
     let max_batch = config.max_batch as usize;
-    let mut lag = LagLimit::new(config.max_lag(), state.feed.head().saturating_sub(cursor));
+    let lag = LagLimit::new(config.max_lag(), state.feed.head().saturating_sub(cursor));
     let send_timeout = config.send_timeout;
     let reason = 'session: loop {
         // Deliver everything pending before waiting: the cursor, not a queue, is our state.
