@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every feedlab test. Installs what the tests need when it is missing: curl and Debian's
-# chromium (browser tests), redis-server and nginx (scale-out and proxy tests start their own), Python's `websockets`
-# (a real WebSocket client), and the page's npm packages from web/package-lock.json.
+# Runs every feedlab test. Installs what the tests need when it is missing: curl, Debian's chromium
+# and firefox-esr (browser tests; Firefox is driven through Python's `marionette-driver`),
+# redis-server and nginx (scale-out and proxy tests start their own), Python's `websockets` (a
+# real WebSocket client), and the page's npm packages from web/package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")"
 
