@@ -42,7 +42,7 @@ export function serverBinary() {
  * address. Its results directory is a fresh temporary one holding `reports` (names of fake
  * report directories), so the page's "latest report" link has something to find.
  */
-export async function startServer({ rate = 5, args = [], reports = [] } = {}) {
+export async function startServer({ rate = 5, args = [], reports = [], port = 0 } = {}) {
   const resultsDir = mkdtempSync(path.join(tmpdir(), 'feedlab-web-results-'));
   for (const name of reports) {
     mkdirSync(path.join(resultsDir, name));
@@ -50,7 +50,7 @@ export async function startServer({ rate = 5, args = [], reports = [] } = {}) {
   }
   const child = spawn(
     serverBinary(),
-    ['--bind', '127.0.0.1:0', '--web-dir', WEB_DIR, '--rate', String(rate), '--results-dir', resultsDir, ...args],
+    ['--bind', `127.0.0.1:${port}`, '--web-dir', WEB_DIR, '--rate', String(rate), '--results-dir', resultsDir, ...args],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FEEDLAB_LOG: process.env.FEEDLAB_LOG ?? 'warn' } },
   );
   const killOnExit = () => child.kill('SIGKILL');
@@ -84,6 +84,14 @@ export async function startServer({ rate = 5, args = [], reports = [] } = {}) {
   return {
     url,
     stderr: () => stderr,
+    /** SIGKILL, as a crash would: no shutdown, no goodbye to clients. */
+    async kill9() {
+      process.off('exit', killOnExit);
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+      rmSync(resultsDir, { recursive: true, force: true });
+    },
     async stop() {
       process.off('exit', killOnExit);
       if (child.exitCode === null && child.signalCode === null) {
