@@ -1,0 +1,157 @@
+//! A floor process per test, and a raw HTTP/1.1 client that counts every byte it reads.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    net::SocketAddr,
+    process::{Child, ChildStdout, Command, ExitStatus, Stdio},
+};
+
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpStream,
+};
+
+/// The built `floor` binary on `127.0.0.1:<free port>`, killed when dropped.
+pub struct Floor {
+    pub addr: SocketAddr,
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Floor {
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_floor"))
+            .args(["--bind", "127.0.0.1:0", "--workers", "1"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting floor");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("feedlab listening on http://")
+            .and_then(|rest| rest.strip_suffix('/'))
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .unwrap();
+        Self {
+            addr,
+            child,
+            _stdout: stdout,
+        }
+    }
+
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub fn wait(&mut self) -> ExitStatus {
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One TCP connection, read through a buffer; `bytes_read` counts what came off the socket.
+pub struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    read: usize,
+}
+
+impl Conn {
+    pub async fn open(addr: SocketAddr) -> Self {
+        Self {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            buf: Vec::new(),
+            read: 0,
+        }
+    }
+
+    pub fn bytes_read(&self) -> usize {
+        self.read
+    }
+
+    pub async fn send(&mut self, raw: &str) {
+        self.stream.write_all(raw.as_bytes()).await.unwrap();
+    }
+
+    async fn fill(&mut self) {
+        let mut chunk = [0u8; 4096];
+        let n = self.stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed early");
+        self.read += n;
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    async fn take_until(&mut self, delimiter: &[u8]) -> Vec<u8> {
+        loop {
+            if let Some(at) = self
+                .buf
+                .windows(delimiter.len())
+                .position(|w| w == delimiter)
+            {
+                let out = self.buf[..at].to_vec();
+                self.buf.drain(..at + delimiter.len());
+                return out;
+            }
+            self.fill().await;
+        }
+    }
+
+    async fn take(&mut self, len: usize) -> Vec<u8> {
+        while self.buf.len() < len {
+            self.fill().await;
+        }
+        self.buf.drain(..len).collect()
+    }
+
+    /// The status and the whole head (status line and headers, each ending in CRLF).
+    pub async fn head(&mut self) -> (u16, String) {
+        let head = String::from_utf8(self.take_until(b"\r\n\r\n").await).unwrap() + "\r\n";
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line in {head:?}"));
+        (status, head)
+    }
+
+    /// Sends a request and reads a `Content-Length` response.
+    pub async fn request(&mut self, raw: &str) -> (u16, String, Vec<u8>) {
+        self.send(raw).await;
+        let (status, head) = self.head().await;
+        let len = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().unwrap())
+            })
+            .expect("Content-Length");
+        let body = self.take(len).await;
+        (status, head, body)
+    }
+
+    /// The data of the next chunk of a chunked body (empty for the last chunk).
+    pub async fn chunk(&mut self) -> Vec<u8> {
+        let size = String::from_utf8(self.take_until(b"\r\n").await).unwrap();
+        let len = usize::from_str_radix(size.trim(), 16)
+            .unwrap_or_else(|_| panic!("bad chunk size line {size:?}"));
+        let data = self.take(len).await;
+        assert_eq!(self.take(2).await, b"\r\n", "chunk ends in CRLF");
+        data
+    }
+}
