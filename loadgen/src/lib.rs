@@ -1,1 +1,37 @@
+//! feedlab's load generator: drives short polling, long polling, SSE and WebSockets with many
+//! concurrent clients against one feed, measures what each costs and how fast it delivers, and
+//! writes a report a user can decide from.
+//!
+//! loadgen publishes the events itself (`POST /publish`, its own clock inside `data`), so the
+//! delivery latency is measured on one clock even against a remote server, and it knows exactly
+//! which seqs every client must receive.
+//!
+//! # Layout
+//! - [`cli`]: the flags (each also an environment variable); [`plan`] turns them into phases and
+//!   checks the plan fits the open-file limit.
+//! - [`run`]: runs the phases: [`server_proc`] starts and samples the server, [`probe`] reads
+//!   `/stats` before and after, [`publisher`] paces the events, [`client`] drives one simulated
+//!   user per task over a [`net::counting::CountingStream`].
+//! - [`sequence`], [`stats`]: what each client saw (integrity, latency, counters), merged per
+//!   transport; [`event`] parses what the server sends, without copying the padding.
+//! - [`report`]: one model ([`report::Report`]) rendered as JSON, Markdown, SVG and HTML.
+//! - [`progress`]: bars on stderr; [`sys`]: the few system calls (signals, limits).
 
+pub mod cli;
+pub mod client;
+pub mod clock;
+pub mod event;
+pub mod net;
+pub mod plan;
+pub mod probe;
+pub mod progress;
+pub mod publisher;
+pub mod report;
+pub mod run;
+pub mod sequence;
+pub mod server_proc;
+pub mod stats;
+pub mod sys;
+
+pub use cli::Args;
+pub use run::{execute, Outcome};

@@ -1,1 +1,38 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use loadgen::cli::{Cli, Command};
+
+/// Exit code 0: the run completed without loss or errors; 1: it completed and found loss or
+/// errors (the summary says which); 2: it could not run.
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Serve { args }) = cli.command {
+        // The spawned server when no `server` executable sits next to loadgen (see server_proc).
+        return match loadgen::server_proc::serve(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("loadgen serve: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("loadgen: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(loadgen::execute(cli.args, loadgen::run::Mode::Cli)) {
+        Ok(outcome) if outcome.clean() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("loadgen: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

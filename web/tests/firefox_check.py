@@ -4,8 +4,10 @@ Prints one JSON line: the browser's user agent, errors the page raised, and each
 once all four have received at least 3 events (or after 20 s).
 """
 import json
+import os
 import socket
 import sys
+import tempfile
 import time
 
 from marionette_driver.marionette import Marionette
@@ -25,7 +27,8 @@ with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
 browser = Marionette(host="127.0.0.1", port=port, bin="/usr/bin/firefox-esr", headless=True,
-                     startup_timeout=60)
+                     startup_timeout=60,
+                     gecko_log=os.path.join(tempfile.gettempdir(), "feedlab-gecko.log"))
 try:
     browser.start_session()
     browser.navigate(url)

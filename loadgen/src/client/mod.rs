@@ -1,0 +1,131 @@
+//! One simulated user per task, one module per transport. Clients know the protocol, not the
+//! statistics: they report what arrived to their [`Recorder`] and stop when the phase says so.
+//!
+//! Every client starts from the same cursor, taken just before the publisher starts, so each
+//! must receive every event published during the phase; one that loses its connection resumes
+//! from the last seq it saw (SSE `Last-Event-ID`, WebSocket `?since=`), as a browser would.
+
+pub mod long_poll;
+pub mod poll;
+pub mod sse;
+pub mod ws;
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use server::Transport;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    cli::HttpVersion,
+    net::{Target, Wire},
+    stats::{LatencySink, Live, Recorder},
+};
+
+/// Pause after a failed connect or an error response before trying again.
+pub const BACKOFF: Duration = Duration::from_millis(200);
+
+/// Connection attempts (connect + handshake) in flight at once per phase: thousands of
+/// simultaneous SYNs would overflow the server's accept backlog and turn into 1 s retransmits.
+pub const CONNECTS_IN_FLIGHT: usize = 256;
+
+/// Longest wait for a response that should come at once (a short poll, a handshake).
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What all clients of one transport in one phase share.
+#[derive(Debug)]
+pub struct Shared {
+    pub target: Arc<Target>,
+    pub transport: Transport,
+    pub http: HttpVersion,
+    /// Every client asks for events after this seq.
+    pub cursor: u64,
+    pub poll_interval: Duration,
+    pub long_poll_timeout: Duration,
+    /// Cancelled when the drain window after the last publish is over.
+    pub stop: CancellationToken,
+    /// When the phase will stop, once the publisher has started (long-polls end by then).
+    pub deadline: watch::Receiver<Option<tokio::time::Instant>>,
+    pub sink: Arc<LatencySink>,
+    pub live: Arc<Live>,
+    /// Spread connections over this many loopback source addresses.
+    pub source_ips: u8,
+    /// Bounds connection attempts in flight ([`CONNECTS_IN_FLIGHT`]).
+    pub connect_gate: Arc<tokio::sync::Semaphore>,
+}
+
+/// One client.
+#[derive(Debug)]
+pub struct ClientCtx {
+    pub index: usize,
+    /// Short polling: when this client's first poll is due (spreads the pollers over the
+    /// interval, as independent users would be).
+    pub first_delay: Duration,
+    pub shared: Arc<Shared>,
+    pub wire: Arc<Wire>,
+}
+
+impl ClientCtx {
+    pub fn source_ip(&self) -> Option<IpAddr> {
+        crate::net::source_ip(&self.shared.target, self.shared.source_ips, self.index)
+    }
+
+    /// Tells the phase this client is connected (once).
+    pub fn ready(&self, signalled: &mut bool) {
+        if !*signalled {
+            *signalled = true;
+            self.shared
+                .live
+                .connected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// What a client hands back when it stops.
+#[derive(Debug)]
+pub struct ClientOutput {
+    pub recorder: Recorder,
+    pub wire: Arc<Wire>,
+}
+
+/// Runs one client until the phase stops it.
+pub async fn run(ctx: ClientCtx) -> ClientOutput {
+    let s = &ctx.shared;
+    let mut rec = Recorder::new(
+        ctx.index,
+        s.cursor,
+        s.target.is_local(),
+        s.sink.clone(),
+        s.live.clone(),
+    );
+    match s.transport {
+        Transport::ShortPoll | Transport::LongPoll => poll::run(&ctx, &mut rec).await,
+        Transport::Sse => sse::run(&ctx, &mut rec).await,
+        Transport::Ws => ws::run(&ctx, &mut rec).await,
+    }
+    rec.flush();
+    ClientOutput {
+        recorder: rec,
+        wire: ctx.wire,
+    }
+}
+
+/// Sleeps `d` unless the phase stops first; whether to go on.
+pub async fn pause(stop: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        biased;
+        _ = stop.cancelled() => false,
+        _ = tokio::time::sleep(d) => true,
+    }
+}
+
+/// Waits for a connection task to finish (so its last bytes are counted), briefly.
+pub async fn close(task: tokio::task::JoinHandle<()>) {
+    if tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .is_err()
+    {
+        tracing::debug!("connection task did not end in time");
+    }
+}

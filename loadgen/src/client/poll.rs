@@ -1,0 +1,195 @@
+//! Short and long polling share one loop: ask for `since=<cursor>`, read the batch, move the
+//! cursor to `next`. Short polling waits for its next intended time (fixed schedule, so a slow
+//! response does not thin out the polls after it); long polling asks again at once.
+//!
+//! With `--http 1.1` a client keeps one connection alive; with `--http 1.0` it opens a new one
+//! for every request, which is what the report's connection-per-request comparison measures.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Empty};
+use hyper::{header, Request, StatusCode, Version};
+use server::Transport;
+
+use std::pin::Pin;
+
+use super::{long_poll, pause, ClientCtx, BACKOFF, RESPONSE_TIMEOUT};
+use crate::{
+    cli::HttpVersion,
+    clock::{self, Pace},
+    event::PollBody,
+    net::{self, Sender},
+    stats::Recorder,
+};
+
+/// What one request came to.
+enum Outcome {
+    Response(StatusCode, Bytes),
+    /// The connection failed before a response (the request may not have been sent).
+    Failed(&'static str),
+}
+
+pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
+    let s = &ctx.shared;
+    let long = s.transport == Transport::LongPoll;
+    let keep_alive = s.http == HttpVersion::Http11;
+    let mut signalled = false;
+    if !keep_alive {
+        // Nothing to hold open: ready at once.
+        ctx.ready(&mut signalled);
+    }
+    let mut conn: Option<(Sender, Pin<Box<net::Connection>>)> = None;
+    let mut cursor = s.cursor;
+    let pace = Pace {
+        start: tokio::time::Instant::now() + ctx.first_delay,
+        interval: s.poll_interval,
+    };
+    let mut n = 0u64;
+    loop {
+        let timeout_ms = if long {
+            let deadline = *s.deadline.borrow();
+            match long_poll::timeout_ms(s.long_poll_timeout, deadline, tokio::time::Instant::now())
+            {
+                Some(ms) if !s.stop.is_cancelled() => Some(ms),
+                _ => break,
+            }
+        } else {
+            let due = pace.intended(n);
+            n += 1;
+            if due > tokio::time::Instant::now() {
+                tokio::select! {
+                    biased;
+                    _ = s.stop.cancelled() => break,
+                    _ = tokio::time::sleep_until(due) => {}
+                }
+            } else if s.stop.is_cancelled() {
+                // Behind schedule (or `--poll-interval 0`): no timer, straight to the request.
+                break;
+            }
+            None
+        };
+
+        if conn.is_none() {
+            // Only the first connection of a keep-alive client waits at the gate: the start of
+            // a phase is when thousands connect at once.
+            let _permit = if keep_alive && !signalled {
+                Some(s.connect_gate.acquire().await)
+            } else {
+                None
+            };
+            match net::connect(&s.target, ctx.source_ip(), &ctx.wire).await {
+                Ok(stream) => match net::http1_inline(stream).await {
+                    Ok(c) => {
+                        rec.connections += 1;
+                        if keep_alive {
+                            ctx.ready(&mut signalled);
+                        }
+                        conn = Some(c);
+                    }
+                    Err(e) => rec.error(net::hyper_error_kind(&e)),
+                },
+                Err(e) => rec.error(net::io_error_kind(&e)),
+            }
+            if conn.is_none() {
+                if !pause(&s.stop, BACKOFF).await {
+                    break;
+                }
+                continue;
+            }
+        }
+
+        let path = match timeout_ms {
+            Some(ms) => format!("/long-poll?since={cursor}&timeout_ms={ms}"),
+            None => format!("/poll?since={cursor}"),
+        };
+        let limit = RESPONSE_TIMEOUT + std::time::Duration::from_millis(timeout_ms.unwrap_or(0));
+        let outcome = {
+            // unwrap: checked just above.
+            let (sender, connection) = conn.as_mut().expect("connection");
+            let request = exchange(sender, ctx, &path);
+            tokio::pin!(request);
+            tokio::time::timeout(limit, async {
+                tokio::select! {
+                    biased;
+                    o = &mut request => o,
+                    // The connection ended (HTTP/1.0 closes after the response): what was read
+                    // is still delivered to the request.
+                    _ = connection.as_mut() => request.await,
+                }
+            })
+            .await
+            .unwrap_or(Outcome::Failed("timeout"))
+        };
+        match outcome {
+            Outcome::Response(status, body) => {
+                rec.request();
+                let now = clock::now_us();
+                match status {
+                    StatusCode::OK => match serde_json::from_slice::<PollBody>(&body) {
+                        Ok(batch) => {
+                            if let Some(up_to) = batch.missed_up_to() {
+                                rec.seq.missed(batch.missed, up_to);
+                            }
+                            if batch.events.is_empty() && !long {
+                                rec.empty_responses += 1;
+                            }
+                            for e in &batch.events {
+                                rec.event(e.seq, e.ts, e.data, now);
+                            }
+                            cursor = cursor.max(batch.next);
+                        }
+                        Err(_) => rec.error("bad_body"),
+                    },
+                    StatusCode::NO_CONTENT if long => rec.empty_responses += 1,
+                    other => {
+                        rec.error(format!("http_{}", other.as_u16()));
+                        if !pause(&s.stop, BACKOFF).await {
+                            break;
+                        }
+                    }
+                }
+                if !keep_alive {
+                    conn = None;
+                }
+            }
+            Outcome::Failed(kind) => {
+                rec.error(kind);
+                conn = None;
+                if !pause(&s.stop, BACKOFF).await {
+                    break;
+                }
+            }
+        }
+    }
+    if let Some((sender, mut connection)) = conn.take() {
+        // Let hyper close the idle connection properly, briefly.
+        drop(sender);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), connection.as_mut()).await;
+    }
+}
+
+async fn exchange(sender: &mut Sender, ctx: &ClientCtx, path: &str) -> Outcome {
+    let s = &ctx.shared;
+    let version = match s.http {
+        HttpVersion::Http10 => Version::HTTP_10,
+        HttpVersion::Http11 => Version::HTTP_11,
+    };
+    let req = Request::get(s.target.path(path))
+        .version(version)
+        .header(header::HOST, &s.target.host)
+        .body(Empty::<Bytes>::new());
+    let Ok(req) = req else {
+        return Outcome::Failed("bad_request");
+    };
+    if let Err(e) = sender.ready().await {
+        return Outcome::Failed(net::hyper_error_kind(&e));
+    }
+    let res = match sender.send_request(req).await {
+        Ok(res) => res,
+        Err(e) => return Outcome::Failed(net::hyper_error_kind(&e)),
+    };
+    let status = res.status();
+    match res.into_body().collect().await {
+        Ok(body) => Outcome::Response(status, body.to_bytes()),
+        Err(e) => Outcome::Failed(net::hyper_error_kind(&e)),
+    }
+}

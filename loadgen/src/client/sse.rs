@@ -1,0 +1,125 @@
+//! Server-Sent Events: one long response per client, parsed with `eventsource-stream` over the
+//! hyper body (never by hand). A stream that ends (server restart, `event: overflow`) is resumed
+//! with `Last-Event-ID`, the way a browser's EventSource would.
+
+use bytes::Bytes;
+use eventsource_stream::Eventsource as _;
+use futures_util::StreamExt as _;
+use http_body_util::{BodyExt as _, Empty};
+use hyper::{header, Request, StatusCode};
+
+use super::{close, pause, ClientCtx, BACKOFF, RESPONSE_TIMEOUT};
+use crate::{
+    clock,
+    event::{EventMsg, MissedNotice},
+    net::{self, Sender},
+    stats::Recorder,
+};
+
+pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
+    let s = &ctx.shared;
+    let mut signalled = false;
+    let mut attempt = 0u64;
+    'connection: while !s.stop.is_cancelled() {
+        if attempt > 0 {
+            rec.reconnects += 1;
+            if !pause(&s.stop, BACKOFF).await {
+                break;
+            }
+        }
+        attempt += 1;
+        let permit = s.connect_gate.acquire().await;
+        let stream = match net::connect(&s.target, ctx.source_ip(), &ctx.wire).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                rec.error(net::io_error_kind(&e));
+                continue;
+            }
+        };
+        rec.connections += 1;
+        let (mut sender, task): (Sender, _) = match net::http1(stream).await {
+            Ok(c) => c,
+            Err(e) => {
+                rec.error(net::hyper_error_kind(&e));
+                continue;
+            }
+        };
+        let cursor = rec.seq.resume_cursor();
+        let mut req = Request::get(s.target.path(&format!("/sse?since={cursor}")))
+            .header(header::HOST, &s.target.host)
+            .header(header::ACCEPT, "text/event-stream");
+        if attempt > 1 {
+            req = req.header("last-event-id", cursor.to_string());
+        }
+        let Ok(req) = req.body(Empty::<Bytes>::new()) else {
+            rec.error("bad_request");
+            break;
+        };
+        let res = tokio::select! {
+            biased;
+            _ = s.stop.cancelled() => break,
+            r = tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(req)) => r,
+        };
+        let res = match res {
+            Ok(Ok(res)) => res,
+            Ok(Err(e)) => {
+                rec.error(net::hyper_error_kind(&e));
+                continue;
+            }
+            Err(_) => {
+                rec.error("timeout");
+                task.abort();
+                continue;
+            }
+        };
+        drop(permit);
+        rec.request();
+        if res.status() != StatusCode::OK {
+            rec.error(format!("http_{}", res.status().as_u16()));
+            let _ = res.into_body().collect().await;
+            continue;
+        }
+        ctx.ready(&mut signalled);
+        let mut events = res.into_body().into_data_stream().eventsource();
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = s.stop.cancelled() => {
+                    drop(events);
+                    drop(sender);
+                    close(task).await;
+                    break 'connection;
+                }
+                next = events.next() => next,
+            };
+            match next {
+                Some(Ok(ev)) => {
+                    let now = clock::now_us();
+                    match ev.event.as_str() {
+                        "message" => match serde_json::from_str::<EventMsg>(&ev.data) {
+                            Ok(e) => rec.event(e.seq, e.ts, e.data, now),
+                            Err(_) => rec.error("bad_body"),
+                        },
+                        "missed" => match serde_json::from_str::<MissedNotice>(&ev.data) {
+                            Ok(m) => rec.seq.missed(m.missed, m.next),
+                            Err(_) => rec.error("bad_body"),
+                        },
+                        "overflow" => rec.error("sse_overflow"),
+                        _ => {}
+                    }
+                }
+                Some(Err(_)) => {
+                    rec.error("sse_stream");
+                    break;
+                }
+                None => {
+                    rec.error("sse_ended");
+                    break;
+                }
+            }
+        }
+        drop(events);
+        drop(sender);
+        close(task).await;
+    }
+}

@@ -1,0 +1,144 @@
+//! WebSockets: tokio-tungstenite over the counted TCP stream, so frame headers, masks, pings
+//! and the close handshake are all on the bill. At the end the client closes properly (1000)
+//! and reads the server's close frame, which the server counts as written.
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig, Message};
+
+use super::{pause, ClientCtx, BACKOFF, RESPONSE_TIMEOUT};
+use crate::{clock, event::WsMsg, net, stats::Recorder};
+
+/// tungstenite's buffers, kept small: its defaults (128 KiB write buffer threshold) are sized
+/// for throughput, and loadgen holds 10,000 of these.
+fn config() -> WebSocketConfig {
+    WebSocketConfig {
+        write_buffer_size: 0,
+        max_write_buffer_size: 1 << 20,
+        max_message_size: Some(16 << 20),
+        max_frame_size: Some(16 << 20),
+        ..WebSocketConfig::default()
+    }
+}
+
+pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
+    let s = &ctx.shared;
+    let mut signalled = false;
+    let mut attempt = 0u64;
+    'connection: while !s.stop.is_cancelled() {
+        if attempt > 0 {
+            rec.reconnects += 1;
+            if !pause(&s.stop, BACKOFF).await {
+                break;
+            }
+        }
+        attempt += 1;
+        let permit = s.connect_gate.acquire().await;
+        let stream = match net::connect(&s.target, ctx.source_ip(), &ctx.wire).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                rec.error(net::io_error_kind(&e));
+                continue;
+            }
+        };
+        rec.connections += 1;
+        let cursor = rec.seq.resume_cursor();
+        let url = format!(
+            "ws://{}{}",
+            s.target.host,
+            s.target.path(&format!("/ws?since={cursor}"))
+        );
+        let handshake = tokio_tungstenite::client_async_with_config(url, stream, Some(config()));
+        let mut ws = tokio::select! {
+            biased;
+            _ = s.stop.cancelled() => break,
+            r = tokio::time::timeout(RESPONSE_TIMEOUT, handshake) => match r {
+                Ok(Ok((ws, _response))) => ws,
+                Ok(Err(tungstenite::Error::Http(res))) => {
+                    rec.request();
+                    rec.error(format!("http_{}", res.status().as_u16()));
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    rec.error(error_kind(&e));
+                    continue;
+                }
+                Err(_) => {
+                    rec.error("timeout");
+                    continue;
+                }
+            },
+        };
+        drop(permit);
+        rec.request();
+        ctx.ready(&mut signalled);
+        loop {
+            let msg = tokio::select! {
+                biased;
+                _ = s.stop.cancelled() => {
+                    // Close properly and read what is still in flight, then the server's close.
+                    let _ = ws.send(Message::Close(None)).await;
+                    let drain = async {
+                        while let Some(Ok(msg)) = ws.next().await {
+                            if let Message::Text(t) = msg {
+                                text(&t, rec);
+                            }
+                        }
+                    };
+                    let _ = tokio::time::timeout(RESPONSE_TIMEOUT, drain).await;
+                    break 'connection;
+                }
+                msg = ws.next() => msg,
+            };
+            match msg {
+                Some(Ok(Message::Text(t))) => text(&t, rec),
+                Some(Ok(Message::Close(frame))) => {
+                    let code = frame.map_or(1005, |f| u16::from(f.code));
+                    rec.error(format!("ws_close_{code}"));
+                    // tungstenite answers the close; read until the stream ends.
+                    let _ = tokio::time::timeout(RESPONSE_TIMEOUT, async {
+                        while let Some(Ok(_)) = ws.next().await {}
+                    })
+                    .await;
+                    break;
+                }
+                Some(Ok(_)) => {} // pings are answered by tungstenite
+                Some(Err(e)) => {
+                    rec.error(error_kind(&e));
+                    break;
+                }
+                None => {
+                    rec.error("ws_ended");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn text(t: &str, rec: &mut Recorder) {
+    let now = clock::now_us();
+    match serde_json::from_str::<WsMsg>(t) {
+        Ok(WsMsg {
+            seq: Some(seq),
+            ts,
+            data,
+            ..
+        }) => rec.event(seq, ts, data, now),
+        Ok(m) if m.op.as_deref() == Some("missed") => rec.seq.missed(m.missed, m.next),
+        Ok(_) => {}
+        Err(_) => rec.error("bad_body"),
+    }
+}
+
+fn error_kind(e: &tungstenite::Error) -> String {
+    match e {
+        tungstenite::Error::Io(io) => net::io_error_kind(io).to_owned(),
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+            "ws_closed".into()
+        }
+        tungstenite::Error::Protocol(_) => "ws_protocol".into(),
+        tungstenite::Error::Capacity(_) => "ws_too_big".into(),
+        tungstenite::Error::Http(res) => format!("http_{}", res.status().as_u16()),
+        _ => "ws_other".into(),
+    }
+}

@@ -1,0 +1,129 @@
+//! Bytes counted on the socket itself, so the report's "bytes on the wire" include what the
+//! client libraries add and hide: HTTP heads, chunked framing, WebSocket frame headers and masks.
+//!
+//! The counters are per client (`Arc<Wire>` shared by that client's connections only), so the
+//! atomics are never contended: each add is an uncontended `fetch_add` on the client's own
+//! cache line.
+
+use std::{
+    io,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Arc,
+    },
+    task::{Context, Poll},
+};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Bytes one client read and wrote, across all its connections.
+#[derive(Debug, Default)]
+pub struct Wire {
+    pub read: AtomicU64,
+    pub written: AtomicU64,
+}
+
+impl Wire {
+    pub fn read(&self) -> u64 {
+        self.read.load(Relaxed)
+    }
+    pub fn written(&self) -> u64 {
+        self.written.load(Relaxed)
+    }
+}
+
+/// An `AsyncRead + AsyncWrite` that adds every byte through it to a [`Wire`].
+#[derive(Debug)]
+pub struct CountingStream<S> {
+    inner: S,
+    wire: Arc<Wire>,
+}
+
+impl<S> CountingStream<S> {
+    pub fn new(inner: S, wire: Arc<Wire>) -> Self {
+        Self { inner, wire }
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for CountingStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            self.wire.read.fetch_add(n as u64, Relaxed);
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for CountingStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.wire.written.fetch_add(n as u64, Relaxed);
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = r {
+            self.wire.written.fetch_add(n as u64, Relaxed);
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn counts_both_directions_including_vectored_writes() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let wire = Arc::new(Wire::default());
+        let mut s = CountingStream::new(a, wire.clone());
+        s.write_all(b"hello").await.unwrap();
+        let bufs = [io::IoSlice::new(b"ab"), io::IoSlice::new(b"cde")];
+        let n = s.write_vectored(&bufs).await.unwrap();
+        b.write_all(b"0123456789").await.unwrap();
+        let mut got = [0u8; 10];
+        s.read_exact(&mut got).await.unwrap();
+        assert_eq!(wire.written(), 5 + n as u64);
+        assert_eq!(wire.read(), 10);
+        let mut echo = vec![0u8; 5 + n];
+        b.read_exact(&mut echo).await.unwrap();
+        assert!(echo.starts_with(b"hello"));
+    }
+}

@@ -1,0 +1,306 @@
+//! From flags to phases: which transports run when, with how many clients, at what rate, and
+//! whether the machine allows it.
+//!
+//! Transports run one after another by default so that the server's CPU and memory in a phase
+//! belong to one transport. A phase holds one TCP connection per client (or, for `--http 1.0`,
+//! at most one at a time), so its size is bounded by the open-file limit of both processes:
+//! a plan that cannot fit is refused before anything starts, with the numbers.
+
+use std::time::Duration;
+
+use server::Transport;
+
+use crate::cli::{Args, HttpVersion};
+
+/// File descriptors a phase needs besides its clients' connections (publisher, /stats probe,
+/// runtime, stdio, the server's listener and files) — generous on purpose.
+pub const FD_OVERHEAD: u64 = 128;
+
+/// Share of the ephemeral port range one source address may use before the next one is taken.
+const PORT_SHARE: f64 = 0.85;
+
+/// One transport in a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    pub transport: Transport,
+    pub http: HttpVersion,
+}
+
+/// Clients of one or more transports, running together against one publisher.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    pub index: usize,
+    pub members: Vec<Member>,
+    pub clients: u32,
+    pub rate: f64,
+    /// Part of the report's headline (the last cell of the matrix, first HTTP version).
+    pub headline: bool,
+}
+
+impl Phase {
+    /// Connections open at once at the phase's peak.
+    pub fn connections(&self) -> u64 {
+        self.clients as u64 * self.members.len() as u64
+    }
+
+    pub fn label(&self) -> String {
+        let names: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| {
+                if m.transport.is_streaming() || m.http == HttpVersion::Http11 {
+                    m.transport.name().to_owned()
+                } else {
+                    format!("{} HTTP/{}", m.transport.name(), m.http)
+                }
+            })
+            .collect();
+        format!(
+            "{} · {} clients · {}/s",
+            names.join("+"),
+            self.clients,
+            crate::report::tables::num(self.rate)
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub phases: Vec<Phase>,
+    pub duration: Duration,
+    pub drain: Duration,
+    /// Loopback source addresses to spread connections over.
+    pub source_ips: u8,
+    /// File descriptors the largest phase needs, in loadgen and in the server alike.
+    pub fds_needed: u64,
+}
+
+impl Plan {
+    /// # Errors
+    /// A message naming the numbers when the flags make no runnable plan.
+    pub fn build(args: &Args) -> Result<Self, String> {
+        let transports = args.transports();
+        if transports.is_empty() {
+            return Err("no transport selected (--transports)".into());
+        }
+        if args.clients.is_empty() || args.clients.contains(&0) {
+            return Err("--clients must be at least 1".into());
+        }
+        if args.duration.is_zero() {
+            return Err("--duration must be more than zero".into());
+        }
+        let mut versions: Vec<HttpVersion> = Vec::new();
+        for v in &args.http {
+            if !versions.contains(v) {
+                versions.push(*v);
+            }
+        }
+        let primary = *versions.first().ok_or("--http needs a version")?;
+        let rates = args.rates();
+        let cells: Vec<(f64, u32)> = rates
+            .iter()
+            .flat_map(|&r| args.clients.iter().map(move |&c| (r, c)))
+            .collect();
+        let last_cell = *cells.last().ok_or("empty matrix")?;
+        let mut phases = Vec::new();
+        let mut push = |members: Vec<Member>, (rate, clients): (f64, u32), headline: bool| {
+            let index = phases.len();
+            phases.push(Phase {
+                index,
+                members,
+                clients,
+                rate,
+                headline,
+            });
+        };
+        for &cell in &cells {
+            let headline = cell == last_cell;
+            let primary_members: Vec<Member> = transports
+                .iter()
+                .map(|&transport| Member {
+                    transport,
+                    http: if transport.is_streaming() {
+                        HttpVersion::Http11
+                    } else {
+                        primary
+                    },
+                })
+                .collect();
+            if args.concurrent {
+                push(primary_members, cell, headline);
+            } else {
+                for m in primary_members {
+                    push(vec![m], cell, headline);
+                }
+            }
+            for &http in versions.iter().skip(1) {
+                let extra: Vec<Member> = transports
+                    .iter()
+                    .filter(|t| !t.is_streaming())
+                    .map(|&transport| Member { transport, http })
+                    .collect();
+                if extra.is_empty() {
+                    continue;
+                }
+                if args.concurrent {
+                    push(extra, cell, false);
+                } else {
+                    for m in extra {
+                        push(vec![m], cell, false);
+                    }
+                }
+            }
+        }
+        let drain = args.drain.unwrap_or_else(|| {
+            let polls = transports.contains(&Transport::ShortPoll);
+            let floor = Duration::from_secs(1);
+            if polls {
+                (args.poll_interval * 2).max(floor)
+            } else {
+                floor
+            }
+        });
+        let peak = phases.iter().map(Phase::connections).max().unwrap_or(0);
+        let source_ips = if args.source_ips > 0 {
+            args.source_ips
+        } else {
+            let per_ip = (crate::sys::ephemeral_ports() as f64 * PORT_SHARE).max(1.0);
+            ((peak as f64 / per_ip).ceil() as u64).clamp(1, 254) as u8
+        };
+        Ok(Self {
+            phases,
+            duration: args.duration,
+            drain,
+            source_ips,
+            fds_needed: peak + FD_OVERHEAD,
+        })
+    }
+
+    /// Refuses the plan when the largest phase needs more file descriptors than `limit` (the
+    /// soft `RLIMIT_NOFILE`, `None` = unlimited). The spawned server inherits the same limit
+    /// and holds the other end of every connection.
+    ///
+    /// # Errors
+    /// A message with the numbers and what to change.
+    pub fn check_fds(&self, limit: Option<u64>) -> Result<(), String> {
+        let Some(limit) = limit else { return Ok(()) };
+        if self.fds_needed <= limit {
+            return Ok(());
+        }
+        let worst = self
+            .phases
+            .iter()
+            .max_by_key(|p| p.connections())
+            .map(Phase::label)
+            .unwrap_or_default();
+        Err(format!(
+            "this plan needs {} open files per process ({} connections in the phase \"{worst}\" + {FD_OVERHEAD} spare), \
+             but the open-file limit (RLIMIT_NOFILE) is {limit} and cannot be raised further here. \
+             Use fewer --clients, or run the transports one at a time (without --concurrent), \
+             or raise the hard limit (ulimit -Hn) where you can.",
+            self.fds_needed,
+            self.fds_needed - FD_OVERHEAD
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(args: &[&str]) -> Plan {
+        Plan::build(&Args::from_args(args).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn default_plan_runs_each_transport_then_http10_polling() {
+        let p = plan(&[]);
+        let names: Vec<String> = p.phases.iter().map(Phase::label).collect();
+        assert_eq!(
+            names,
+            [
+                "short-poll · 50 clients · 20/s",
+                "long-poll · 50 clients · 20/s",
+                "sse · 50 clients · 20/s",
+                "ws · 50 clients · 20/s",
+                "short-poll HTTP/1.0 · 50 clients · 20/s",
+                "long-poll HTTP/1.0 · 50 clients · 20/s",
+            ]
+        );
+        assert!(p.phases[..4].iter().all(|ph| ph.headline));
+        assert!(!p.phases[4].headline);
+        assert_eq!(p.drain, Duration::from_secs(2));
+        assert_eq!(p.fds_needed, 50 + FD_OVERHEAD);
+        assert_eq!(p.source_ips, 1);
+    }
+
+    #[test]
+    fn sweep_makes_a_matrix_and_the_last_cell_is_the_headline() {
+        let p = plan(&[
+            "--rates",
+            "1,10",
+            "--clients",
+            "5,50",
+            "--transports",
+            "sse",
+            "--http",
+            "1.1",
+        ]);
+        let cells: Vec<(f64, u32, bool)> = p
+            .phases
+            .iter()
+            .map(|ph| (ph.rate, ph.clients, ph.headline))
+            .collect();
+        assert_eq!(
+            cells,
+            [
+                (1.0, 5, false),
+                (1.0, 50, false),
+                (10.0, 5, false),
+                (10.0, 50, true)
+            ]
+        );
+        assert_eq!(p.drain, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn concurrent_runs_transports_in_one_phase() {
+        let p = plan(&["--concurrent", "--clients", "100", "--http", "1.1"]);
+        assert_eq!(p.phases.len(), 1);
+        assert_eq!(p.phases[0].connections(), 400);
+        assert_eq!(p.fds_needed, 400 + FD_OVERHEAD);
+    }
+
+    #[test]
+    fn refuses_a_plan_past_the_open_file_limit() {
+        let p = plan(&[
+            "--concurrent",
+            "--clients",
+            "10000",
+            "--transports",
+            "sse,ws",
+        ]);
+        let err = p.check_fds(Some(20_000)).unwrap_err();
+        assert!(err.contains("20128") && err.contains("20000"), "{err}");
+        assert!(err.contains("one at a time"), "{err}");
+        // One at a time fits.
+        let p = plan(&["--clients", "10000", "--transports", "sse,ws"]);
+        p.check_fds(Some(20_000)).unwrap();
+        assert!(p.check_fds(None).is_ok());
+    }
+
+    #[test]
+    fn explicit_drain_and_source_addresses_win() {
+        let p = plan(&[
+            "--drain",
+            "3s",
+            "--source-ips",
+            "4",
+            "--poll-interval",
+            "5s",
+        ]);
+        assert_eq!(p.drain, Duration::from_secs(3));
+        assert_eq!(p.source_ips, 4);
+        assert!(Plan::build(&Args::from_args(["--clients", "0"]).unwrap()).is_err());
+    }
+}

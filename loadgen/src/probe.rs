@@ -1,0 +1,117 @@
+//! `/stats` before and after a phase: the server's own counts, to check loadgen's against
+//! (requests and deliveries must match exactly, bytes within 1%), and the server's CPU and
+//! memory when it is not a process loadgen started.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Empty};
+use hyper::{header, Request};
+use serde::{Deserialize, Serialize};
+
+use crate::net::{self, Target, Wire};
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+pub struct Stats {
+    pub feed: Feed,
+    #[serde(default)]
+    pub transports: BTreeMap<String, TransportCounters>,
+    #[serde(default)]
+    pub connections: Connections,
+    #[serde(default)]
+    pub process: Process,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq)]
+pub struct Feed {
+    pub head: u64,
+    #[serde(default)]
+    pub oldest: u64,
+    #[serde(default)]
+    pub published: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct TransportCounters {
+    #[serde(default)]
+    pub open: i64,
+    #[serde(default)]
+    pub requests: u64,
+    #[serde(default)]
+    pub events_delivered: u64,
+    #[serde(default)]
+    pub empty_responses: u64,
+    #[serde(default)]
+    pub bytes_written: u64,
+    #[serde(default)]
+    pub messages_received: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Connections {
+    #[serde(default)]
+    pub accepted: u64,
+    #[serde(default)]
+    pub open_streams: i64,
+    #[serde(default)]
+    pub refused: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq)]
+pub struct Process {
+    #[serde(default)]
+    pub cpu_s: f64,
+    #[serde(default)]
+    pub rss_bytes: u64,
+    #[serde(default)]
+    pub rss_peak_bytes: u64,
+}
+
+impl Stats {
+    pub fn transport(&self, name: &str) -> TransportCounters {
+        self.transports.get(name).copied().unwrap_or_default()
+    }
+}
+
+impl TransportCounters {
+    /// `self - before`, per counter.
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            open: self.open,
+            requests: self.requests.saturating_sub(before.requests),
+            events_delivered: self
+                .events_delivered
+                .saturating_sub(before.events_delivered),
+            empty_responses: self.empty_responses.saturating_sub(before.empty_responses),
+            bytes_written: self.bytes_written.saturating_sub(before.bytes_written),
+            messages_received: self
+                .messages_received
+                .saturating_sub(before.messages_received),
+        }
+    }
+}
+
+/// Reads `/stats` on a connection of its own (not counted as any client's traffic).
+///
+/// # Errors
+/// When the server cannot be reached or does not answer JSON of the expected shape.
+pub async fn stats(target: &Target) -> anyhow::Result<Stats> {
+    let wire = std::sync::Arc::new(Wire::default());
+    let stream = net::connect(target, None, &wire).await?;
+    let (mut sender, task) = net::http1::<Empty<Bytes>>(stream).await?;
+    let req = Request::get(target.path("/stats"))
+        .header(header::HOST, &target.host)
+        .body(Empty::new())?;
+    let res = tokio::time::timeout(crate::client::RESPONSE_TIMEOUT, async {
+        let res = sender.send_request(req).await?;
+        let status = res.status();
+        let body = res.into_body().collect().await?.to_bytes();
+        Ok::<_, hyper::Error>((status, body))
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("GET /stats timed out"))??;
+    drop(sender);
+    task.abort();
+    anyhow::ensure!(res.0.is_success(), "GET /stats answered {}", res.0);
+    Ok(serde_json::from_slice(&res.1)?)
+}

@@ -1,0 +1,170 @@
+//! `report.md`: what a reader decides from. Summary first (and loss first of all), then the
+//! conclusion, the tables, the charts, and how the run was made.
+
+use std::io::{self, Write};
+
+use super::{svg::Chart, tables, tables::Table, Report};
+
+pub struct Markdown<'a, W: Write> {
+    w: W,
+    report: &'a Report,
+    charts: &'a [Chart],
+}
+
+impl<'a, W: Write> Markdown<'a, W> {
+    pub fn new(w: W, report: &'a Report, charts: &'a [Chart]) -> Self {
+        Self { w, report, charts }
+    }
+
+    /// # Errors
+    /// When the writer fails.
+    pub fn write(mut self) -> io::Result<()> {
+        self.write_summary()?;
+        self.write_conclusion()?;
+        for t in [
+            tables::integrity(self.report),
+            tables::latency(self.report),
+            tables::wire(self.report),
+            tables::server(self.report),
+        ] {
+            self.write_table(&t)?;
+        }
+        self.write_charts()?;
+        if self.report.phases.len() > self.report.transports.len() {
+            self.write_table(&tables::phases(self.report))?;
+        }
+        self.write_table(&tables::checks(self.report))?;
+        self.write_setup()
+    }
+
+    fn write_summary(&mut self) -> io::Result<()> {
+        let r = self.report;
+        let s = &r.settings;
+        writeln!(
+            self.w,
+            "# feedlab: short polling, long polling, SSE and WebSockets compared\n"
+        )?;
+        if r.loss {
+            writeln!(
+                self.w,
+                "> **WARNING: this run saw loss or errors** (see Integrity). Do not read the costs below as those of a working delivery.\n"
+            )?;
+        }
+        if r.interrupted {
+            writeln!(
+                self.w,
+                "> Interrupted by Ctrl-C: only what was measured is reported.\n"
+            )?;
+        }
+        let clients = s
+            .clients
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rates = s
+            .rates
+            .iter()
+            .map(|r| tables::num(*r))
+            .collect::<Vec<_>>()
+            .join(", ");
+        writeln!(
+            self.w,
+            "{} client(s) per transport, {} event(s)/s of {} B padding for {} s per transport ({}), short polls every {} s, HTTP/{} for polling{}. Server: {} ({}). Machine: {} cores, {}, {}.\n",
+            clients,
+            rates,
+            s.payload_bytes,
+            tables::num(s.duration_s),
+            if s.concurrent { "transports together" } else { "one transport at a time" },
+            tables::num(s.poll_interval_s),
+            s.http.join(" and HTTP/"),
+            if s.source_ips > 1 { format!(", connections from {} source addresses", s.source_ips) } else { String::new() },
+            r.server.url,
+            r.server.kind,
+            r.machine.cores,
+            r.machine.cpu_model,
+            r.machine.os,
+        )?;
+        for w in &r.warnings {
+            writeln!(self.w, "> {w}\n")?;
+        }
+        Ok(())
+    }
+
+    fn write_conclusion(&mut self) -> io::Result<()> {
+        writeln!(self.w, "## Conclusion\n")?;
+        for c in &self.report.conclusions {
+            writeln!(self.w, "- {c}")?;
+        }
+        writeln!(self.w)
+    }
+
+    fn write_table(&mut self, t: &Table) -> io::Result<()> {
+        writeln!(self.w, "## {}\n\n{}\n", t.title, t.note)?;
+        writeln!(self.w, "| {} |", t.headers.join(" | "))?;
+        writeln!(
+            self.w,
+            "|{}",
+            t.headers
+                .iter()
+                .enumerate()
+                .map(|(i, _)| if i == 0 { "---|" } else { "---:|" })
+                .collect::<String>()
+        )?;
+        for row in &t.rows {
+            let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
+            writeln!(self.w, "| {} |", cells.join(" | "))?;
+        }
+        writeln!(self.w)
+    }
+
+    fn write_charts(&mut self) -> io::Result<()> {
+        if self.charts.is_empty() {
+            return Ok(());
+        }
+        writeln!(self.w, "## Charts\n")?;
+        for c in self.charts {
+            writeln!(self.w, "![{}]({})\n", c.title, c.file)?;
+        }
+        Ok(())
+    }
+
+    fn write_setup(&mut self) -> io::Result<()> {
+        let r = self.report;
+        writeln!(self.w, "## How this was measured\n")?;
+        writeln!(self.w, "```sh\n{}\n```\n", r.command)?;
+        writeln!(
+            self.w,
+            "- Started {}, took {:.1} s; loadgen {}, server {}, {}; kernel {} ({}).",
+            r.started_at,
+            r.duration_s,
+            r.versions.loadgen,
+            r.versions.server,
+            r.versions.rustc,
+            r.machine.kernel,
+            r.machine.arch
+        )?;
+        if let Some(cmd) = &r.server.command {
+            writeln!(self.w, "- Server started by loadgen: `{}`.", cmd.join(" "))?;
+        }
+        writeln!(
+            self.w,
+            "- Latency: loadgen publishes each event itself (`POST /publish`, one keep-alive connection, fixed intended send times) with its send time in `data`; a client's receipt time minus that is the delivery latency, on one clock. `server ts → receipt` uses the server's own stamp (only when the server is local)."
+        )?;
+        writeln!(
+            self.w,
+            "- Bytes are counted on loadgen's sockets; server CPU and memory come from {}.",
+            if r.server.kind == "spawned" {
+                "`/proc/<pid>` of the server process (peak RSS reset at each phase start)"
+            } else {
+                "the server's `/stats`"
+            }
+        )?;
+        writeln!(
+            self.w,
+            "- Seed {}, drain {} s after the last publish, full data in `report.json`.",
+            r.settings.seed,
+            tables::num(r.settings.drain_s)
+        )
+    }
+}

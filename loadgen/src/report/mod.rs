@@ -1,0 +1,308 @@
+//! One model of a run, [`Report`], and its renderings: `report.json` (the model itself, with a
+//! JSON Schema), `report.md` (tables and a conclusion written from the numbers), SVG charts and a
+//! self-contained `report.html`. Every rendering reads the model only, so they cannot disagree.
+//!
+//! Units are in the field names (`_us`, `_s`, `_bytes`); a missing measurement is `null`, never a
+//! zero that could be mistaken for a result.
+
+pub mod html;
+pub mod json;
+pub mod markdown;
+pub mod svg;
+pub mod tables;
+pub mod verdict;
+
+use std::{collections::BTreeMap, path::Path};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{publisher::Published, stats::Quantiles};
+
+/// Bumped when a field changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything a reader needs to trust the numbers: what ran, where, and what was measured.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    pub schema_version: u32,
+    /// The exact loadgen command line.
+    pub command: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_s: f64,
+    /// Stopped early by Ctrl-C: the report holds what was measured until then.
+    pub interrupted: bool,
+    /// Any gap, duplicate, reordering or client error in any phase.
+    pub loss: bool,
+    pub settings: Settings,
+    pub machine: Machine,
+    pub versions: Versions,
+    pub server: ServerInfo,
+    /// The headline: one result per transport, from the largest cell of the matrix (the last
+    /// rate and client count) with the first `--http` version.
+    pub transports: BTreeMap<String, TransportResult>,
+    /// Every phase measured, in order (the headline's included), for sweeps and HTTP versions.
+    pub phases: Vec<TransportResult>,
+    /// Sentences written from the numbers (the Markdown and HTML "Conclusion").
+    pub conclusions: Vec<String>,
+    /// Things a reader must know before trusting a number (a failed /stats check, a client
+    /// that could not connect, shared server cost in a concurrent run).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Settings {
+    /// `--url`, or null when loadgen started its own server.
+    pub url: Option<String>,
+    pub transports: Vec<String>,
+    pub clients: Vec<u32>,
+    pub rates: Vec<f64>,
+    pub duration_s: f64,
+    pub payload_bytes: usize,
+    pub poll_interval_s: f64,
+    pub http: Vec<String>,
+    pub concurrent: bool,
+    pub seed: u64,
+    pub drain_s: f64,
+    pub long_poll_timeout_s: f64,
+    pub source_ips: u8,
+    /// loadgen's open-file limit (soft) during the run.
+    pub nofile_limit: Option<u64>,
+    pub server_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Machine {
+    pub cores: usize,
+    pub cpu_model: String,
+    pub os: String,
+    pub kernel: String,
+    pub arch: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Versions {
+    pub loadgen: String,
+    pub server: String,
+    pub rustc: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServerInfo {
+    /// `spawned`: loadgen started it (CPU and memory from `/proc/<pid>`); `url`: it was given
+    /// (CPU and memory from its `/stats`).
+    pub kind: String,
+    pub url: String,
+    pub command: Option<Vec<String>>,
+    /// Whether the server's `ts` is on this machine's clock (server-stamped latency recorded).
+    pub local: bool,
+}
+
+/// One transport in one phase.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TransportResult {
+    pub transport: String,
+    /// HTTP version of the polling requests (`1.1` keep-alive, `1.0` connection per request).
+    pub http: String,
+    /// Index into `phases` of the phase this ran in.
+    pub phase: usize,
+    /// Transports that ran at the same time (a `--concurrent` run), this one excluded.
+    pub concurrent_with: Vec<String>,
+    pub clients: u32,
+    /// Publish rate asked for, events/s.
+    pub rate: f64,
+    /// How long the publisher ran, s.
+    pub publish_s: f64,
+    /// How long it took every client to connect before publishing, s.
+    pub connect_s: f64,
+    pub drain_s: f64,
+
+    pub events_published: u64,
+    /// Events every client should have received: clients × events in the phase's seq range.
+    pub events_expected: u64,
+    /// Events delivered to clients (duplicates included).
+    pub events_received: u64,
+    /// Distinct expected events received.
+    pub events_unique: u64,
+    pub gaps: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    /// Events the server announced as missed (counted in `gaps` too).
+    pub missed_reported: u64,
+
+    /// Publish (loadgen clock, in `data.sent_us`) → receipt (same clock), µs.
+    pub latency_us: Quantiles,
+    /// Server's `ts` → receipt, µs; null when the server is not on this machine.
+    pub server_latency_us: Option<Quantiles>,
+
+    /// HTTP requests answered (SSE and WebSocket handshakes included).
+    pub http_requests: u64,
+    /// Polls that brought no event (short-poll 200 with none, long-poll 204).
+    pub empty_responses: u64,
+    pub connections_opened: u64,
+    pub reconnects: u64,
+    /// Bytes read from the sockets: HTTP heads, chunking and WebSocket framing included.
+    pub bytes_down: u64,
+    /// Bytes written to the sockets.
+    pub bytes_up: u64,
+    /// (bytes_down + bytes_up) / events_received.
+    pub bytes_per_event: Option<f64>,
+    /// http_requests / events_received.
+    pub requests_per_event: Option<f64>,
+    /// Size of an event's `data` as published (the payload every transport carries), bytes.
+    pub data_bytes_per_event: f64,
+    /// bytes_down / (events_received × data_bytes_per_event): 1.0 would be no overhead.
+    pub overhead_ratio: Option<f64>,
+
+    /// Server CPU time (user + system) during the phase, s.
+    pub server_cpu_s: Option<f64>,
+    /// server_cpu_s in µs per delivered event (= ms per 1000 deliveries).
+    pub server_cpu_us_per_event: Option<f64>,
+    pub server_rss_start_bytes: Option<u64>,
+    pub server_rss_peak_bytes: Option<u64>,
+    /// (peak − start) / clients.
+    pub server_rss_per_connection_bytes: Option<f64>,
+    /// The server's CPU and memory cover every transport of the phase (`--concurrent`).
+    pub server_cost_shared: bool,
+
+    /// loadgen's own CPU and memory in the phase (the client side's cost, and the check that
+    /// loadgen was not the bottleneck).
+    pub loadgen_cpu_s: Option<f64>,
+    pub loadgen_rss_start_bytes: Option<u64>,
+    pub loadgen_rss_peak_bytes: Option<u64>,
+    pub loadgen_rss_per_connection_bytes: Option<f64>,
+
+    /// Errors by kind: `connect_refused`, `timeout`, `http_503`, `ws_close_1001`, …
+    pub errors: BTreeMap<String, u64>,
+    pub publisher: Published,
+    /// loadgen's counts against the server's `/stats` deltas; null when unavailable.
+    pub server_check: Option<ServerCheck>,
+    pub histograms: Histograms,
+}
+
+/// loadgen's counts against the server's.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServerCheck {
+    /// Must be equal.
+    pub requests: Compared,
+    /// Must be equal.
+    pub events_delivered: Compared,
+    /// For information: both count empty polls the same way.
+    pub empty_responses: Compared,
+    /// Must agree within 1%.
+    pub bytes: Compared,
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Compared {
+    pub loadgen: u64,
+    pub server: u64,
+    /// (loadgen − server) / server.
+    pub difference_ratio: f64,
+    pub ok: bool,
+}
+
+impl Compared {
+    /// Equal counts.
+    pub fn exact(loadgen: u64, server: u64) -> Self {
+        Self::within(loadgen, server, 0.0)
+    }
+
+    /// Counts within `tolerance` (a ratio of the server's).
+    pub fn within(loadgen: u64, server: u64, tolerance: f64) -> Self {
+        let difference_ratio = if server == 0 {
+            if loadgen == 0 {
+                0.0
+            } else {
+                1.0
+            }
+        } else {
+            (loadgen as f64 - server as f64) / server as f64
+        };
+        let ok = if tolerance == 0.0 {
+            loadgen == server
+        } else {
+            difference_ratio.abs() <= tolerance
+        };
+        Self {
+            loadgen,
+            server,
+            difference_ratio,
+            ok,
+        }
+    }
+}
+
+/// The latency histograms, HdrHistogram V2 encoded, base64 (see [`crate::stats::encode_histogram`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Histograms {
+    pub latency_us: String,
+    pub server_latency_us: Option<String>,
+}
+
+impl TransportResult {
+    /// Whether anything was lost, repeated, reordered or failed.
+    pub fn has_loss(&self) -> bool {
+        self.gaps > 0 || self.duplicates > 0 || self.out_of_order > 0
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.errors.values().any(|&n| n > 0)
+    }
+
+    /// "sse", or "short-poll (HTTP/1.0)" for a non-headline HTTP version.
+    pub fn label(&self, primary_http: &str) -> String {
+        if self.http != primary_http && is_polling(&self.transport) {
+            format!("{} (HTTP/{})", self.transport, self.http)
+        } else {
+            self.transport.clone()
+        }
+    }
+}
+
+/// Whether the transport uses one HTTP request per delivery batch.
+pub fn is_polling(transport: &str) -> bool {
+    transport == "short-poll" || transport == "long-poll"
+}
+
+impl Report {
+    /// The headline results in the standard transport order.
+    pub fn headline(&self) -> Vec<&TransportResult> {
+        server::Transport::ALL
+            .iter()
+            .filter_map(|t| self.transports.get(t.name()))
+            .collect()
+    }
+
+    pub fn primary_http(&self) -> &str {
+        self.settings.http.first().map_or("1.1", String::as_str)
+    }
+}
+
+/// Writes `report.json`, `report.md`, the SVG charts and `report.html` into `dir`.
+///
+/// # Errors
+/// When a file cannot be written.
+pub fn write_all(report: &Report, dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    let json_path = dir.join("report.json");
+    json::write(report, &json_path)?;
+    written.push(json_path);
+    let charts = svg::render_all(report)?;
+    for chart in &charts {
+        let path = dir.join(&chart.file);
+        std::fs::write(&path, &chart.svg)?;
+        written.push(path);
+    }
+    let md_path = dir.join("report.md");
+    let mut md = Vec::new();
+    markdown::Markdown::new(&mut md, report, &charts).write()?;
+    std::fs::write(&md_path, md)?;
+    written.push(md_path);
+    let html_path = dir.join("report.html");
+    std::fs::write(&html_path, html::render(report, &charts))?;
+    written.push(html_path);
+    Ok(written)
+}

@@ -1,0 +1,366 @@
+//! SVG charts with plotters: the latency distribution per transport and the three costs per
+//! delivered event (bytes, requests, server CPU); with a sweep, each against rate and clients.
+//! Every series is labelled with its transport name, which the legend and bar labels show.
+
+use plotters::prelude::*;
+
+use super::{tables, Report, TransportResult};
+use crate::stats::decode_histogram;
+
+pub struct Chart {
+    /// File name inside the report directory.
+    pub file: String,
+    pub title: String,
+    pub svg: String,
+}
+
+const SIZE: (u32, u32) = (820, 460);
+
+/// A number read from a result, when it was measured.
+type Metric = fn(&TransportResult) -> Option<f64>;
+
+fn color(label: &str) -> RGBColor {
+    match label {
+        "short-poll" => RGBColor(0x1f, 0x77, 0xb4),
+        "long-poll" => RGBColor(0xff, 0x7f, 0x0e),
+        "sse" => RGBColor(0x2c, 0xa0, 0x2c),
+        "ws" => RGBColor(0xd6, 0x27, 0x28),
+        l if l.starts_with("short-poll") => RGBColor(0x94, 0x67, 0xbd),
+        l if l.starts_with("long-poll") => RGBColor(0x8c, 0x56, 0x4b),
+        _ => RGBColor(0x7f, 0x7f, 0x7f),
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("drawing a chart: {e}")
+}
+
+/// Every chart the report has data for.
+///
+/// # Errors
+/// When plotters fails to draw (it writes to a string, so practically never).
+pub fn render_all(report: &Report) -> anyhow::Result<Vec<Chart>> {
+    let rows = tables::shown(report);
+    let primary = report.primary_http().to_owned();
+    let mut charts = Vec::new();
+    if rows.iter().any(|r| r.latency_us.count > 0) {
+        charts.push(latency_cdf(&rows, &primary)?);
+    }
+    let bars: [(&str, &str, &str, Metric); 3] = [
+        (
+            "bytes_per_event.svg",
+            "Bytes on the wire per delivered event",
+            "bytes",
+            |r| r.bytes_per_event,
+        ),
+        (
+            "requests_per_event.svg",
+            "HTTP requests per delivered event",
+            "requests",
+            |r| r.requests_per_event,
+        ),
+        (
+            "server_cpu_per_1000_events.svg",
+            "Server CPU per 1000 delivered events",
+            "ms",
+            |r| r.server_cpu_us_per_event,
+        ),
+    ];
+    for (file, title, unit, f) in bars {
+        let values: Vec<(String, f64)> = rows
+            .iter()
+            .filter_map(|r| f(r).map(|v| (r.label(&primary), v)))
+            .collect();
+        if !values.is_empty() {
+            charts.push(bar_chart(file, title, unit, &values)?);
+        }
+    }
+    charts.extend(sweep_charts(report)?);
+    Ok(charts)
+}
+
+fn latency_cdf(rows: &[&TransportResult], primary: &str) -> anyhow::Result<Chart> {
+    let mut series = Vec::new();
+    let (mut lo, mut hi) = (f64::MAX, 0f64);
+    for r in rows {
+        let Ok(h) = decode_histogram(&r.histograms.latency_us) else {
+            continue;
+        };
+        if h.is_empty() {
+            continue;
+        }
+        let total = h.len() as f64;
+        let mut seen = 0u64;
+        let mut points = Vec::new();
+        for v in h.iter_recorded() {
+            seen += v.count_since_last_iteration();
+            let ms = v.value_iterated_to() as f64 / 1000.0;
+            points.push((ms.max(0.001), seen as f64 / total * 100.0));
+        }
+        if let (Some(first), Some(last)) = (points.first(), points.last()) {
+            lo = lo.min(first.0);
+            hi = hi.max(last.0);
+            points.insert(0, (first.0, 0.0));
+        }
+        series.push((r.label(primary), points));
+    }
+    if series.is_empty() {
+        lo = 0.01;
+        hi = 1.0;
+    }
+    let (lo, hi) = ((lo / 1.5).max(0.001), (hi * 1.5).max(lo * 10.0));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Delivery latency, publish to receipt (CDF)",
+                ("sans-serif", 20),
+            )
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d((lo..hi).log_scale(), 0f64..100f64)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("latency (ms, log scale)")
+            .y_desc("% of events delivered within")
+            .draw()
+            .map_err(err)?;
+        for (label, points) in series {
+            let c = color(&label);
+            chart
+                .draw_series(LineSeries::new(points, c.stroke_width(2)))
+                .map_err(err)?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(Chart {
+        file: "latency_cdf.svg".into(),
+        title: "Delivery latency, publish to receipt (CDF)".into(),
+        svg,
+    })
+}
+
+fn bar_chart(
+    file: &str,
+    title: &str,
+    unit: &str,
+    values: &[(String, f64)],
+) -> anyhow::Result<Chart> {
+    let max = values.iter().map(|v| v.1).fold(0f64, f64::max).max(1e-9);
+    let n = values.len();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let labels: Vec<String> = values.iter().map(|v| v.0.clone()).collect();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..max * 1.18)
+            .map_err(err)?;
+        let fmt = |x: &f64| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                labels.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n.max(1))
+            .x_label_formatter(&fmt)
+            .y_desc(unit)
+            .draw()
+            .map_err(err)?;
+        for (i, (label, v)) in values.iter().enumerate() {
+            let x = i as f64;
+            let c = color(label);
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x - 0.33, 0.0), (x + 0.33, *v)],
+                    c.filled(),
+                )))
+                .map_err(err)?
+                .label(label.clone())
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    tables::num(*v),
+                    (x - 0.12, *v + max * 0.06),
+                    ("sans-serif", 14),
+                )))
+                .map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(Chart {
+        file: file.into(),
+        title: title.into(),
+        svg,
+    })
+}
+
+/// With a sweep: each cost against the rate (at the largest client count) and against the
+/// client count (at the largest rate).
+fn sweep_charts(report: &Report) -> anyhow::Result<Vec<Chart>> {
+    let primary = report.primary_http().to_owned();
+    let metrics: [(&str, &str, Metric); 4] = [
+        ("latency_p50", "median latency (ms)", |r| {
+            (r.latency_us.count > 0).then(|| r.latency_us.p50 as f64 / 1000.0)
+        }),
+        ("bytes_per_event", "bytes per delivered event", |r| {
+            r.bytes_per_event
+        }),
+        ("requests_per_event", "requests per delivered event", |r| {
+            r.requests_per_event
+        }),
+        (
+            "server_cpu_per_1000_events",
+            "server CPU per 1000 events (ms)",
+            |r| r.server_cpu_us_per_event,
+        ),
+    ];
+    let mut charts = Vec::new();
+    let rates = &report.settings.rates;
+    let clients = &report.settings.clients;
+    let max_rate = rates.iter().copied().fold(0f64, f64::max);
+    let max_clients = clients.iter().copied().max().unwrap_or(0);
+    for (key, desc, f) in metrics {
+        if rates.len() > 1 {
+            let pts = |r: &TransportResult| (r.clients == max_clients).then_some(r.rate);
+            if let Some(c) = line_chart(
+                report,
+                &primary,
+                &format!("sweep_{key}_vs_rate.svg"),
+                &format!("{desc} against publish rate ({max_clients} clients)"),
+                "events/s",
+                desc,
+                pts,
+                f,
+            )? {
+                charts.push(c);
+            }
+        }
+        if clients.len() > 1 {
+            let pts = |r: &TransportResult| (r.rate == max_rate).then_some(r.clients as f64);
+            if let Some(c) = line_chart(
+                report,
+                &primary,
+                &format!("sweep_{key}_vs_clients.svg"),
+                &format!(
+                    "{desc} against clients per transport ({} events/s)",
+                    tables::num(max_rate)
+                ),
+                "clients",
+                desc,
+                pts,
+                f,
+            )? {
+                charts.push(c);
+            }
+        }
+    }
+    Ok(charts)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn line_chart(
+    report: &Report,
+    primary: &str,
+    file: &str,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    x_of: impl Fn(&TransportResult) -> Option<f64>,
+    y_of: Metric,
+) -> anyhow::Result<Option<Chart>> {
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for r in &report.phases {
+        let (Some(x), Some(y)) = (x_of(r), y_of(r)) else {
+            continue;
+        };
+        let label = r.label(primary);
+        match series.iter_mut().find(|s| s.0 == label) {
+            Some(s) => s.1.push((x, y)),
+            None => series.push((label, vec![(x, y)])),
+        }
+    }
+    for s in &mut series {
+        s.1.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    if series.iter().all(|s| s.1.len() < 2) {
+        return Ok(None);
+    }
+    let xs = series.iter().flat_map(|s| s.1.iter().map(|p| p.0));
+    let (x_lo, x_hi) = xs.fold((f64::MAX, 0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
+    let y_hi = series
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| p.1))
+        .fold(0f64, f64::max)
+        .max(1e-9);
+    let x_lo = (x_lo / 1.3).max(1e-3);
+    let x_hi = x_hi * 1.3;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d((x_lo..x_hi).log_scale(), 0f64..y_hi * 1.15)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(format!("{x_desc} (log scale)"))
+            .y_desc(y_desc)
+            .draw()
+            .map_err(err)?;
+        for (label, points) in series {
+            let c = color(&label);
+            chart
+                .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))
+                .map_err(err)?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(points.into_iter().map(|p| Circle::new(p, 4, c.filled())))
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(Some(Chart {
+        file: file.into(),
+        title: title.into(),
+        svg,
+    }))
+}

@@ -1,0 +1,302 @@
+//! The report's tables as data (title, header, rows of text), built once from the model and
+//! rendered by both the Markdown and the HTML writer, so the two show the same numbers.
+
+use super::{Report, TransportResult};
+
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub title: String,
+    /// One sentence under the title: what the numbers mean.
+    pub note: String,
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(title: &str, note: &str, headers: &[&str]) -> Self {
+        Self {
+            title: title.into(),
+            note: note.into(),
+            headers: headers.iter().map(|h| (*h).to_owned()).collect(),
+            rows: Vec::new(),
+        }
+    }
+}
+
+/// Microseconds as `812 µs`, `4.2 ms` or `1.50 s`.
+pub fn us(v: u64) -> String {
+    let v = v as f64;
+    if v < 1_000.0 {
+        format!("{v:.0} µs")
+    } else if v < 1_000_000.0 {
+        let ms = v / 1_000.0;
+        if ms < 10.0 {
+            format!("{ms:.2} ms")
+        } else if ms < 100.0 {
+            format!("{ms:.1} ms")
+        } else {
+            format!("{ms:.0} ms")
+        }
+    } else {
+        format!("{:.2} s", v / 1_000_000.0)
+    }
+}
+
+/// Bytes as `512 B`, `12.3 KiB`, `4.5 MiB`.
+pub fn bytes(v: f64) -> String {
+    if v < 1024.0 {
+        format!("{v:.0} B")
+    } else if v < 1024.0 * 1024.0 {
+        format!("{:.1} KiB", v / 1024.0)
+    } else if v < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.1} MiB", v / (1024.0 * 1024.0))
+    } else {
+        format!("{:.2} GiB", v / (1024.0 * 1024.0 * 1024.0))
+    }
+}
+
+/// A number with a sensible number of digits.
+pub fn num(v: f64) -> String {
+    let a = v.abs();
+    if (v.fract() == 0.0 && a < 1e15) || a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 0.1 {
+        format!("{v:.2}")
+    } else if a >= 0.001 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
+/// A thousands-separated integer.
+pub fn int(v: u64) -> String {
+    let s = v.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    v.map_or_else(|| "–".into(), f)
+}
+
+/// The rows shown: the headline transports, then other HTTP versions of the same cell.
+pub fn shown(report: &Report) -> Vec<&TransportResult> {
+    let mut rows = report.headline();
+    let Some(first) = rows.first().copied() else {
+        return rows;
+    };
+    for p in &report.phases {
+        let same_cell = p.rate == first.rate && p.clients == first.clients;
+        if same_cell && p.http != report.primary_http() && super::is_polling(&p.transport) {
+            rows.push(p);
+        }
+    }
+    rows
+}
+
+pub fn integrity(report: &Report) -> Table {
+    let mut t = Table::new(
+        "Integrity",
+        "Every client starts from the cursor taken before publishing, so each must receive every event published in its phase.",
+        &["transport", "clients", "published", "expected", "received", "gaps", "duplicates", "out of order", "errors", "verdict"],
+    );
+    let primary = report.primary_http();
+    for r in shown(report) {
+        let errors: u64 = r.errors.values().sum();
+        let verdict = if r.has_loss() {
+            "**LOSS**"
+        } else if errors > 0 {
+            "errors"
+        } else {
+            "ok"
+        };
+        t.rows.push(vec![
+            r.label(primary),
+            int(r.clients as u64),
+            int(r.events_published),
+            int(r.events_expected),
+            int(r.events_received),
+            int(r.gaps),
+            int(r.duplicates),
+            int(r.out_of_order),
+            int(errors),
+            verdict.into(),
+        ]);
+    }
+    t
+}
+
+pub fn latency(report: &Report) -> Table {
+    let mut t = Table::new(
+        "Latency, publish to receipt",
+        "loadgen's clock at the publish request (in the event's data) to its clock at receipt; HdrHistogram, µs resolution.",
+        &["transport", "samples", "p50", "p90", "p99", "p99.9", "max", "mean", "server ts → receipt p50"],
+    );
+    let primary = report.primary_http();
+    for r in shown(report) {
+        let l = &r.latency_us;
+        t.rows.push(vec![
+            r.label(primary),
+            int(l.count),
+            us(l.p50),
+            us(l.p90),
+            us(l.p99),
+            us(l.p999),
+            us(l.max),
+            us(l.mean.round() as u64),
+            r.server_latency_us
+                .filter(|q| q.count > 0)
+                .map_or_else(|| "–".into(), |q| us(q.p50)),
+        ]);
+    }
+    t
+}
+
+pub fn wire(report: &Report) -> Table {
+    let mut t = Table::new(
+        "Cost on the wire",
+        "Counted on loadgen's sockets: HTTP heads, chunked framing and WebSocket framing included. Per event = per delivered event.",
+        &["transport", "requests", "empty", "connections", "bytes down", "bytes up", "bytes / event", "requests / event", "overhead × payload"],
+    );
+    let primary = report.primary_http();
+    for r in shown(report) {
+        t.rows.push(vec![
+            r.label(primary),
+            int(r.http_requests),
+            int(r.empty_responses),
+            int(r.connections_opened),
+            bytes(r.bytes_down as f64),
+            bytes(r.bytes_up as f64),
+            opt(r.bytes_per_event, |v| format!("{v:.0} B")),
+            opt(r.requests_per_event, num),
+            opt(r.overhead_ratio, |v| format!("{v:.2}×")),
+        ]);
+    }
+    t
+}
+
+pub fn server(report: &Report) -> Table {
+    let mut t = Table::new(
+        "Cost on the server",
+        "Server CPU (user + system, 10 ms resolution) and resident memory during each phase; loadgen's own cost beside it.",
+        &["transport", "server CPU", "CPU / 1000 events", "server RSS peak", "RSS / connection", "loadgen CPU", "loadgen RSS / connection"],
+    );
+    let primary = report.primary_http();
+    for r in shown(report) {
+        let shared = if r.server_cost_shared {
+            " (shared)"
+        } else {
+            ""
+        };
+        t.rows.push(vec![
+            r.label(primary),
+            opt(r.server_cpu_s, |v| format!("{v:.2} s{shared}")),
+            opt(r.server_cpu_us_per_event, |v| format!("{} ms", num(v))),
+            opt(r.server_rss_peak_bytes.map(|v| v as f64), bytes),
+            opt(r.server_rss_per_connection_bytes, bytes),
+            opt(r.loadgen_cpu_s, |v| format!("{v:.2} s")),
+            opt(r.loadgen_rss_per_connection_bytes, bytes),
+        ]);
+    }
+    t
+}
+
+pub fn checks(report: &Report) -> Table {
+    let mut t = Table::new(
+        "loadgen against the server's /stats",
+        "Requests and deliveries must be equal, bytes within 1%.",
+        &[
+            "phase",
+            "transport",
+            "requests (loadgen / server)",
+            "events (loadgen / server)",
+            "bytes (loadgen / server)",
+            "bytes diff",
+            "ok",
+        ],
+    );
+    let primary = report.primary_http();
+    for r in &report.phases {
+        let Some(c) = &r.server_check else { continue };
+        t.rows.push(vec![
+            r.phase.to_string(),
+            r.label(primary),
+            format!("{} / {}", int(c.requests.loadgen), int(c.requests.server)),
+            format!(
+                "{} / {}",
+                int(c.events_delivered.loadgen),
+                int(c.events_delivered.server)
+            ),
+            format!("{} / {}", int(c.bytes.loadgen), int(c.bytes.server)),
+            format!("{:+.3}%", c.bytes.difference_ratio * 100.0),
+            if c.ok { "yes".into() } else { "**NO**".into() },
+        ]);
+    }
+    t
+}
+
+pub fn phases(report: &Report) -> Table {
+    let mut t = Table::new(
+        "Every phase",
+        "One row per transport per phase (sweeps and HTTP versions included).",
+        &[
+            "phase",
+            "transport",
+            "http",
+            "clients",
+            "rate /s",
+            "received",
+            "gaps",
+            "p50",
+            "p99",
+            "bytes / event",
+            "requests / event",
+            "server CPU / 1000 events",
+        ],
+    );
+    for r in &report.phases {
+        t.rows.push(vec![
+            r.phase.to_string(),
+            r.transport.clone(),
+            r.http.clone(),
+            int(r.clients as u64),
+            num(r.rate),
+            int(r.events_received),
+            int(r.gaps),
+            us(r.latency_us.p50),
+            us(r.latency_us.p99),
+            opt(r.bytes_per_event, |v| format!("{v:.0} B")),
+            opt(r.requests_per_event, num),
+            opt(r.server_cpu_us_per_event, |v| format!("{} ms", num(v))),
+        ]);
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_read_naturally() {
+        assert_eq!(us(812), "812 µs");
+        assert_eq!(us(4_210), "4.21 ms");
+        assert_eq!(us(502_000), "502 ms");
+        assert_eq!(us(1_500_000), "1.50 s");
+        assert_eq!(bytes(512.0), "512 B");
+        assert_eq!(bytes(12.5 * 1024.0), "12.5 KiB");
+        assert_eq!(int(1_234_567), "1,234,567");
+        assert_eq!(int(12), "12");
+        assert_eq!(num(0.00021), "2.10e-4");
+        assert_eq!(num(1.0234), "1.02");
+    }
+}

@@ -1,0 +1,191 @@
+//! The server loadgen starts for itself when no `--url` is given: a separate process, so its
+//! CPU time and memory can be read from `/proc/<pid>` and belong to the server alone.
+//!
+//! It prefers the `server` executable next to loadgen's own (`target/release/server` after a
+//! workspace build); a plain `cargo run -p loadgen` builds only loadgen, so then loadgen runs
+//! itself as `loadgen serve -- <server args>`, which calls the same `server::main_with`.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use anyhow::Context as _;
+
+/// How long the server may take to print its address.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Time the server gets after SIGTERM before it is killed (its own `--shutdown-grace` is 3 s).
+const STOP_GRACE: Duration = Duration::from_secs(6);
+
+/// A running server process, stopped (SIGTERM, then SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Option<Child>,
+    pub pid: u32,
+    pub url: url::Url,
+    /// What was run, for the report.
+    pub command: Vec<String>,
+}
+
+/// The executable and leading arguments that start a server.
+pub fn server_command(explicit: Option<&Path>) -> anyhow::Result<(PathBuf, Vec<String>)> {
+    let me = std::env::current_exe().context("finding loadgen's own executable")?;
+    if let Some(bin) = explicit {
+        let is_loadgen = bin.file_stem().is_some_and(|n| n == "loadgen");
+        let lead = if is_loadgen {
+            vec!["serve".to_owned(), "--".to_owned()]
+        } else {
+            Vec::new()
+        };
+        return Ok((bin.to_owned(), lead));
+    }
+    if let Some(dir) = me.parent() {
+        // `target/<profile>/server`; tests run from `target/<profile>/deps/`.
+        for candidate in [dir.join("server"), dir.join("../server")] {
+            if candidate.is_file() {
+                return Ok((candidate, Vec::new()));
+            }
+        }
+    }
+    Ok((me, vec!["serve".to_owned(), "--".to_owned()]))
+}
+
+impl ServerProcess {
+    /// Starts a server on `127.0.0.1:0` with the ticker off (loadgen publishes), plus `extra`
+    /// server arguments; its stderr goes to `log` when given.
+    ///
+    /// # Errors
+    /// When it cannot be started or does not print its address in time.
+    pub fn spawn(
+        explicit_bin: Option<&Path>,
+        extra: &[String],
+        log: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let (bin, mut args) = server_command(explicit_bin)?;
+        let given = |flag: &str| {
+            extra
+                .iter()
+                .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+        };
+        for (flag, value) in [
+            ("--bind", "127.0.0.1:0"),
+            ("--rate", "0"),
+            ("--log", "warn"),
+        ] {
+            if !given(flag) {
+                args.push(flag.to_owned());
+                args.push(value.to_owned());
+            }
+        }
+        args.extend(extra.iter().cloned());
+        let stderr = match log {
+            Some(path) => Stdio::from(
+                std::fs::File::create(path)
+                    .with_context(|| format!("creating {}", path.display()))?,
+            ),
+            None => Stdio::null(),
+        };
+        let mut cmd = Command::new(&bin);
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        // Its own process group: a Ctrl-C in the terminal reaches loadgen only, which then
+        // still measures and stops the server itself.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let pid = child.id();
+        // unwrap: stdout was set to piped above.
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = tx.send(first);
+            }
+            // Keep the pipe drained until the server exits.
+            for _ in lines {}
+        });
+        let mut me = Self {
+            child: Some(child),
+            pid,
+            url: url::Url::parse("http://127.0.0.1/")?,
+            command: std::iter::once(bin.display().to_string())
+                .chain(args)
+                .collect(),
+        };
+        let first = rx.recv_timeout(START_TIMEOUT).map_err(|_| {
+            anyhow::anyhow!(
+                "the server did not print its address within {}s (command: {})",
+                START_TIMEOUT.as_secs(),
+                me.command.join(" ")
+            )
+        })?;
+        me.url = parse_listening_line(&first)
+            .with_context(|| format!("unexpected first line from the server: {first:?}"))?;
+        Ok(me)
+    }
+
+    /// Stops the server: SIGTERM, then SIGKILL after a grace period.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let _ = crate::sys::terminate(self.pid);
+        let exited = crate::sys::wait_until(STOP_GRACE, || matches!(child.try_wait(), Ok(Some(_))));
+        if !exited {
+            let _ = crate::sys::kill(self.pid);
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `feedlab listening on http://127.0.0.1:PORT/` → the URL.
+pub fn parse_listening_line(line: &str) -> Option<url::Url> {
+    let rest = line.trim().strip_prefix("feedlab listening on ")?;
+    url::Url::parse(rest.trim()).ok()
+}
+
+/// `loadgen serve -- <args>`: the server, in this process.
+///
+/// # Errors
+/// Invalid server arguments, or the server failing to start.
+pub fn serve(args: Vec<String>) -> anyhow::Result<()> {
+    crate::sys::die_with_parent();
+    let config = server::Config::from_args(args)?;
+    server::main_with(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_address_from_the_first_line() {
+        let url = parse_listening_line("feedlab listening on http://127.0.0.1:41234/\n").unwrap();
+        assert_eq!(url.port(), Some(41234));
+        assert!(parse_listening_line("something else").is_none());
+    }
+}

@@ -1,0 +1,7 @@
+//! loadgen driven end to end: against the real server (in this process, and spawned by the
+//! `loadgen` binary), and against a fake server that garbles the feed on purpose. One binary,
+//! one module per concern.
+
+mod binary;
+mod end_to_end;
+mod fake_server;
