@@ -65,18 +65,19 @@ pub async fn run(
 
     let data = web::Data::from(state.clone());
     let web_dir = config.web_dir.clone();
-    let results_dir = config.results_dir.clone();
     let accounting = state.accounting.clone();
     let user_timeout = config.send_timeout;
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            // Before the `/results` file service, which would otherwise claim this path.
             .route(
                 "/results/index.json",
                 web::get().to(static_files::results_index),
             )
-            .service(actix_files::Files::new("/results", &results_dir).prefer_utf8(true))
+            .route(
+                "/results/{path:.*}",
+                web::get().to(static_files::result_file),
+            )
             .configure(|cfg| app::configure(cfg, web_dir.as_deref()))
             .wrap_fn(app::cors)
             .wrap_fn(app::account)

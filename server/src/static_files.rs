@@ -31,6 +31,30 @@ pub async fn embedded(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         .body(file.data.into_owned()))
 }
 
+/// `GET /results/<path>`: a file of a report under `--results-dir`, looked up per request (the
+/// directory may appear, or fill, while the server runs).
+pub async fn result_file(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let path = req.match_info().query("path");
+    let not_found = || ApiError::NotFound(format!("/results/{path}"));
+    let mut full = state.config.results_dir.clone();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        if part == ".." || part == "." || part.contains('\\') {
+            return Err(not_found());
+        }
+        full.push(part);
+    }
+    let file = actix_files::NamedFile::open_async(&full)
+        .await
+        .map_err(|_| not_found())?;
+    if file.metadata().is_dir() {
+        return Err(not_found());
+    }
+    Ok(file.prefer_utf8(true).into_response(&req))
+}
+
 /// `GET /results/index.json`: reports under `--results-dir`, newest first.
 pub async fn results_index(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()

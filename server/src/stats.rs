@@ -25,6 +25,7 @@ fn per_transport(
 pub fn snapshot(state: &AppState) -> serde_json::Value {
     let a = &state.accounting;
     json!({
+        "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": state.started.elapsed().as_secs_f64(),
         "feed": {
             "head": state.feed.head(),
