@@ -88,6 +88,36 @@ async fn stuck(addr: &str, i: usize) -> tokio::net::TcpStream {
     tcp
 }
 
+/// The highest RSS of a process, sampled every 200 ms until stopped.
+struct PeakRss {
+    sampling: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<u64>,
+}
+
+impl PeakRss {
+    fn start(pid: u32) -> Self {
+        let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let task = tokio::spawn({
+            let sampling = sampling.clone();
+            async move {
+                let mut peak = 0;
+                while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                    peak = rss_of(pid).unwrap_or(0).max(peak);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                peak.max(rss_of(pid).unwrap_or(0))
+            }
+        });
+        Self { sampling, task }
+    }
+
+    async fn stop(self) -> u64 {
+        self.sampling
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
 /// Waits until the server reports `n` open streaming connections.
 async fn wait_until_open(addr: &str, n: usize) {
     let url = format!("http://{addr}/stats");
@@ -108,45 +138,32 @@ async fn stuck_clients_cost_bounded_memory_and_do_not_slow_a_normal_client() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
 
-    // Baseline: the normal client alone.
+    // Baseline: the normal client alone. Its peak RSS includes the feed's retained events, which
+    // fill the same way in both phases, so the difference is what the stuck clients cost.
     let baseline = start_server();
+    let sampler = PeakRss::start(baseline.child.id());
     let (p99_alone, n_alone) = normal_client(&baseline.addr, secs).await;
+    let baseline_rss = sampler.stop().await;
     drop(baseline);
 
     // Same feed, plus 1,000 connections that never read.
     let server = start_server();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let pid = server.child.id();
-    let idle_rss = rss_of(pid).unwrap();
+    let sampler = PeakRss::start(server.child.id());
     let mut held = Vec::with_capacity(STUCK);
     for i in 0..STUCK {
         held.push(stuck(&server.addr, i).await);
     }
     wait_until_open(&server.addr, STUCK).await;
     tokio::time::sleep(Duration::from_secs(3)).await; // buffers fill, writers block
-    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let sampler = tokio::spawn({
-        let sampling = sampling.clone();
-        async move {
-            let mut peak = 0;
-            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                peak = rss_of(pid).unwrap_or(0).max(peak);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            peak
-        }
-    });
     let (p99_loaded, n_loaded) = normal_client(&server.addr, secs).await;
-    let final_rss = rss_of(pid).unwrap();
-    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
-    let peak_rss = final_rss.max(sampler.await.unwrap());
+    let peak_rss = sampler.stop().await;
     drop(held);
 
-    let growth = peak_rss.saturating_sub(idle_rss);
+    let growth = peak_rss.saturating_sub(baseline_rss);
     eprintln!(
         "slow consumers: p99 alone {p99_alone} µs ({n_alone} events), with {STUCK} stuck {p99_loaded} µs \
-         ({n_loaded} events); server RSS idle {} KiB, peak {} KiB, growth {} KiB per stuck connection",
-        idle_rss / 1024,
+         ({n_loaded} events); server RSS peak without them {} KiB, with them {} KiB: {} KiB per stuck connection",
+        baseline_rss / 1024,
         peak_rss / 1024,
         growth / 1024 / STUCK as u64
     );
