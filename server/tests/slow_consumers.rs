@@ -18,8 +18,8 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::{connect_async, tungstenite::Message};
 
-/// RSS the server may gain over its idle size per connection that stopped reading: actix's 32 KiB
-/// HTTP/1 write buffer plus one `--max-write-bytes` (16 KiB) batch, a read buffer, the task.
+/// RSS the server may gain per connection that stopped reading: actix's HTTP/1 write buffer
+/// (`--max-write-bytes`, 16 KiB) plus one batch of as much on top, a read buffer, the task.
 const RSS_BUDGET_PER_STUCK: u64 = 80 * 1024;
 const STUCK: usize = 1_000;
 const RATE: &str = "500";
