@@ -41,6 +41,15 @@ pub enum ApiError {
     Upstream(String),
 }
 
+impl From<crate::feed::CursorAhead> for ApiError {
+    fn from(a: crate::feed::CursorAhead) -> Self {
+        Self::CursorAhead {
+            cursor: a.cursor,
+            head: a.head,
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{json_batch, start_cursor, FeedQuery, Transport};
+use super::{batch_response, metered, start_cursor, FeedQuery, Transport};
 use crate::{error::ApiError, state::AppState};
 
 pub async fn handler(
@@ -28,11 +28,7 @@ pub async fn handler(
         Some(ms) => Duration::from_millis(ms),
         None => state.config.long_poll_timeout,
     };
-    let meter = state
-        .accounting
-        .meter(Transport::LongPoll, q.client.as_deref());
-    meter.request();
-    req.extensions_mut().insert(meter.clone());
+    let meter = metered(&req, &state, Transport::LongPoll, q.client.as_deref());
     let cursor = start_cursor(&state, q.since)?;
     let _open = state.open(&meter, &req)?;
 
@@ -40,19 +36,10 @@ pub async fn handler(
     let mut head = state.feed.subscribe();
     let deadline = tokio::time::Instant::now() + hold;
     loop {
-        let batch = state
-            .feed
-            .since(cursor, state.config.max_batch as usize)
-            .map_err(|a| ApiError::CursorAhead {
-                cursor: a.cursor,
-                head: a.head,
-            })?;
+        let batch = state.feed.since(cursor, state.config.max_batch as usize)?;
         if !batch.events.is_empty() || batch.missed > 0 {
             meter.delivered(batch.events.len() as u64, 0);
-            return Ok(HttpResponse::Ok()
-                .content_type("application/json")
-                .insert_header(("Cache-Control", "no-store"))
-                .body(json_batch(&batch)));
+            return Ok(batch_response(&batch));
         }
         tokio::select! {
             _ = state.stop.cancelled() => return Err(ApiError::ShuttingDown),

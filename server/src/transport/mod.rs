@@ -11,12 +11,12 @@ pub mod poll;
 pub mod sse;
 pub mod ws;
 
-use actix_web::HttpRequest;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub use names::Transport;
 
-use crate::{error::ApiError, feed::Batch, state::AppState};
+use crate::{accounting::Meter, error::ApiError, feed::Batch, state::AppState};
 
 /// The query parameters the transports understand, parsed with errors that name the field.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -95,6 +95,28 @@ pub fn parse_client_id(value: &str) -> Result<String, ApiError> {
     } else {
         Err(ApiError::BadClientId(value.to_owned()))
     }
+}
+
+/// The request's meter for `transport`: the request is counted, and the meter is left in the
+/// request's extensions for the accounting wrapper to add the response head to.
+pub fn metered(
+    req: &HttpRequest,
+    state: &AppState,
+    transport: Transport,
+    client: Option<&str>,
+) -> Meter {
+    let meter = state.accounting.meter(transport, client);
+    meter.request();
+    req.extensions_mut().insert(meter.clone());
+    meter
+}
+
+/// A poll or long-poll answer: `batch` as the JSON body, never cached.
+pub fn batch_response(batch: &Batch) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(json_batch(batch))
 }
 
 /// The cursor a request starts from: its `since`, or the head ("from now on").

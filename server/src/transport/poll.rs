@@ -4,9 +4,9 @@
 //! rule, but it pays a full request per interval whether or not anything happened, and its
 //! latency is bounded below by half the polling interval on average.
 
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{json_batch, start_cursor, FeedQuery, Transport};
+use super::{batch_response, metered, start_cursor, FeedQuery, Transport};
 use crate::{error::ApiError, state::AppState};
 
 pub async fn handler(
@@ -15,25 +15,12 @@ pub async fn handler(
 ) -> Result<HttpResponse, ApiError> {
     let q = FeedQuery::from_request(&req)?;
     q.authorize(&req, &state)?;
-    let meter = state
-        .accounting
-        .meter(Transport::ShortPoll, q.client.as_deref());
-    meter.request();
-    req.extensions_mut().insert(meter.clone());
+    let meter = metered(&req, &state, Transport::ShortPoll, q.client.as_deref());
     let cursor = start_cursor(&state, q.since)?;
-    let batch = state
-        .feed
-        .since(cursor, state.config.max_batch as usize)
-        .map_err(|a| ApiError::CursorAhead {
-            cursor: a.cursor,
-            head: a.head,
-        })?;
+    let batch = state.feed.since(cursor, state.config.max_batch as usize)?;
     if batch.events.is_empty() {
         meter.empty_response();
     }
     meter.delivered(batch.events.len() as u64, 0);
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .insert_header(("Cache-Control", "no-store"))
-        .body(json_batch(&batch)))
+    Ok(batch_response(&batch))
 }

@@ -7,11 +7,11 @@
 
 use std::{convert::Infallible, sync::Arc};
 
-use actix_web::{http::header, web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::{sync::watch, time::Instant};
 
-use super::{parse_u64, start_cursor, FeedQuery, Transport};
+use super::{metered, parse_u64, start_cursor, FeedQuery, Transport};
 use crate::{
     accounting::{Framing, Meter, OpenGuard},
     error::ApiError,
@@ -40,9 +40,7 @@ pub async fn handler(
         }
         None => None,
     };
-    let meter = state.accounting.meter(Transport::Sse, q.client.as_deref());
-    meter.request();
-    req.extensions_mut().insert(meter.clone());
+    let meter = metered(&req, &state, Transport::Sse, q.client.as_deref());
     let cursor = start_cursor(&state, last_event_id.or(q.since))?;
     let open = state.open(&meter, &req)?;
 

@@ -7,14 +7,14 @@
 
 use std::{sync::Arc, time::Instant};
 
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{
     AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
 };
 use futures_util::StreamExt as _;
 use serde_json::Value;
 
-use super::{start_cursor, FeedQuery, Transport};
+use super::{metered, start_cursor, FeedQuery, Transport};
 use crate::{
     accounting::{ws_frame_len, Handshake, Meter, OpenGuard},
     feed::LagLimit,
@@ -37,9 +37,7 @@ pub async fn handler(
         }
         None => state.config.auth_token.is_some(),
     };
-    let meter = state.accounting.meter(Transport::Ws, q.client.as_deref());
-    meter.request();
-    req.extensions_mut().insert(meter.clone());
+    let meter = metered(&req, &state, Transport::Ws, q.client.as_deref());
     let cursor = start_cursor(&state, q.since)?;
     let open = state.open(&meter, &req)?;
     let (res, session, msgs) = actix_ws::handle(&req, body)?;
