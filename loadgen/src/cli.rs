@@ -38,10 +38,27 @@ pub enum Command {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Server to drive, e.g. http://127.0.0.1:8080 (local or remote). Without it, loadgen starts
-    /// its own `server` on a free loopback port and stops it at the end.
+    /// Server to drive, e.g. http://127.0.0.1:8080 or https://host:8443 (local or remote).
+    /// Without it, loadgen starts its own `server` on a free loopback port and stops it at the
+    /// end.
     #[arg(long, env = "LOADGEN_URL")]
     pub url: Option<url::Url>,
+
+    /// PEM file of the CA (or self-signed certificate) to trust for an `https://` --url, instead
+    /// of the system's roots.
+    #[arg(long, env = "LOADGEN_CA")]
+    pub ca: Option<PathBuf>,
+
+    /// Accept any server certificate (`https://` --url). For tests on a trusted machine only:
+    /// anyone on the path could pretend to be the server.
+    #[arg(long, env = "LOADGEN_INSECURE", conflicts_with = "ca")]
+    pub insecure: bool,
+
+    /// TLS for the server loadgen starts: `off`, `on` (https/wss with a self-signed certificate
+    /// loadgen trusts), or `both` (every phase plain, then again over TLS, on two servers, for
+    /// the plain-vs-TLS comparison). With --url the URL's scheme decides.
+    #[arg(long, env = "LOADGEN_TLS", default_value = "off")]
+    pub tls: TlsMode,
 
     /// Transports to drive: `all`, or a comma-separated list of short-poll, long-poll, sse, ws.
     #[arg(
@@ -81,9 +98,11 @@ pub struct Args {
     #[arg(long, env = "LOADGEN_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
 
-    /// HTTP versions for the polling transports: `1.1` keeps one connection per client alive,
-    /// `1.0` opens a new TCP connection per request. The first is the headline; each further
-    /// version adds a phase per polling transport. SSE and WebSockets always use 1.1.
+    /// HTTP versions for the HTTP transports: `1.1` keeps one connection per client alive,
+    /// `1.0` opens a new TCP connection per request (polling only), `2` runs polling and SSE over
+    /// HTTP/2 (one connection per client; ALPN `h2` over TLS, h2c with prior knowledge on plain
+    /// http, for which the spawned server gets `--h2c`). The first is the headline; each further
+    /// version adds a phase per transport it applies to. WebSockets always use 1.1.
     #[arg(
         long,
         env = "LOADGEN_HTTP",
@@ -211,6 +230,9 @@ pub enum HttpVersion {
     /// One keep-alive connection per client.
     #[serde(rename = "1.1")]
     Http11,
+    /// One HTTP/2 connection per client, each request (or SSE stream) a stream on it.
+    #[serde(rename = "2")]
+    Http2,
 }
 
 impl HttpVersion {
@@ -218,6 +240,7 @@ impl HttpVersion {
         match self {
             Self::Http10 => "1.0",
             Self::Http11 => "1.1",
+            Self::Http2 => "2",
         }
     }
 }
@@ -234,9 +257,64 @@ impl FromStr for HttpVersion {
         match s.trim().trim_start_matches("HTTP/") {
             "1.0" | "1" => Ok(Self::Http10),
             "1.1" => Ok(Self::Http11),
+            "2" | "2.0" | "h2" | "h2c" => Ok(Self::Http2),
             other => Err(format!(
-                "unknown HTTP version {other:?} (expected 1.0 or 1.1)"
+                "unknown HTTP version {other:?} (expected 1.0, 1.1 or 2)"
             )),
+        }
+    }
+}
+
+/// `--tls`: whether the spawned server speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsMode {
+    #[default]
+    Off,
+    On,
+    /// Plain, then TLS.
+    Both,
+}
+
+impl TlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::On => "on",
+            Self::Both => "both",
+        }
+    }
+}
+
+impl FromStr for TlsMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "off" | "false" | "no" => Ok(Self::Off),
+            "on" | "true" | "yes" => Ok(Self::On),
+            "both" | "compare" => Ok(Self::Both),
+            other => Err(format!(
+                "unknown --tls {other:?} (expected off, on or both)"
+            )),
+        }
+    }
+}
+
+impl Args {
+    /// Whether each phase runs plain (`false`) or over TLS (`true`), in order.
+    ///
+    /// # Errors
+    /// When `--tls` contradicts `--url`.
+    pub fn tls_modes(&self) -> Result<Vec<bool>, String> {
+        match (&self.url, self.tls) {
+            (Some(u), TlsMode::Off) => Ok(vec![u.scheme() == "https"]),
+            (Some(u), TlsMode::On) if u.scheme() == "https" => Ok(vec![true]),
+            (Some(u), _) => Err(format!(
+                "--tls {} needs the server loadgen starts (without --url); with --url {u} the scheme decides (https:// for TLS)",
+                self.tls.as_str()
+            )),
+            (None, TlsMode::Off) => Ok(vec![false]),
+            (None, TlsMode::On) => Ok(vec![true]),
+            (None, TlsMode::Both) => Ok(vec![false, true]),
         }
     }
 }
@@ -290,7 +368,15 @@ mod tests {
         assert_eq!(a.http, vec![HttpVersion::Http10]);
         assert_eq!(a.duration, Duration::from_millis(1500));
         assert!(Args::from_args(["--transports", "carrier-pigeon"]).is_err());
-        assert!(Args::from_args(["--http", "2"]).is_err());
+        assert!(Args::from_args(["--http", "3"]).is_err());
+        let a = Args::from_args(["--http", "2,1.1", "--tls", "both"]).unwrap();
+        assert_eq!(a.http, vec![HttpVersion::Http2, HttpVersion::Http11]);
+        assert_eq!(a.tls_modes().unwrap(), vec![false, true]);
+        let a = Args::from_args(["--url", "https://127.0.0.1:1/", "--insecure"]).unwrap();
+        assert_eq!(a.tls_modes().unwrap(), vec![true]);
+        let a = Args::from_args(["--url", "http://127.0.0.1:1/", "--tls", "both"]).unwrap();
+        assert!(a.tls_modes().unwrap_err().contains("without --url"));
+        assert!(Args::from_args(["--ca", "x.pem", "--insecure"]).is_err());
         assert!(Args::from_args(["--rate", "-1"]).is_err());
     }
 

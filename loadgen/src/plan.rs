@@ -33,7 +33,10 @@ pub struct Phase {
     pub members: Vec<Member>,
     pub clients: u32,
     pub rate: f64,
-    /// Part of the report's headline (the last cell of the matrix, first HTTP version).
+    /// Over TLS (`https://`, `wss://`).
+    pub tls: bool,
+    /// Part of the report's headline (the last cell of the matrix, first HTTP version, first
+    /// TLS mode).
     pub headline: bool,
 }
 
@@ -48,7 +51,7 @@ impl Phase {
             .members
             .iter()
             .map(|m| {
-                if m.transport.is_streaming() || m.http == HttpVersion::Http11 {
+                if m.http == HttpVersion::Http11 {
                     m.transport.name().to_owned()
                 } else {
                     format!("{} HTTP/{}", m.transport.name(), m.http)
@@ -56,11 +59,22 @@ impl Phase {
             })
             .collect();
         format!(
-            "{} · {} clients · {}/s",
+            "{}{} · {} clients · {}/s",
             names.join("+"),
+            if self.tls { " TLS" } else { "" },
             self.clients,
             crate::report::tables::num(self.rate)
         )
+    }
+}
+
+/// The HTTP version `transport` uses when `asked` is requested: WebSockets are always HTTP/1.1
+/// (the server upgrades only HTTP/1.1), and SSE over HTTP/1.0 would be HTTP/1.1 again (one long
+/// response either way), so only the versions that change a transport get a phase of their own.
+pub fn version_for(transport: Transport, asked: HttpVersion) -> HttpVersion {
+    match (transport, asked) {
+        (Transport::Ws, _) | (Transport::Sse, HttpVersion::Http10) => HttpVersion::Http11,
+        (_, v) => v,
     }
 }
 
@@ -96,6 +110,7 @@ impl Plan {
             }
         }
         let primary = *versions.first().ok_or("--http needs a version")?;
+        let tls_modes = args.tls_modes()?;
         let rates = args.rates();
         let cells: Vec<(f64, u32)> = rates
             .iter()
@@ -103,50 +118,52 @@ impl Plan {
             .collect();
         let last_cell = *cells.last().ok_or("empty matrix")?;
         let mut phases = Vec::new();
-        let mut push = |members: Vec<Member>, (rate, clients): (f64, u32), headline: bool| {
+        let mut push = |members: Vec<Member>, (rate, clients): (f64, u32), tls: bool, headline| {
             let index = phases.len();
             phases.push(Phase {
                 index,
                 members,
                 clients,
                 rate,
+                tls,
                 headline,
             });
         };
-        for &cell in &cells {
-            let headline = cell == last_cell;
-            let primary_members: Vec<Member> = transports
-                .iter()
-                .map(|&transport| Member {
-                    transport,
-                    http: if transport.is_streaming() {
-                        HttpVersion::Http11
-                    } else {
-                        primary
-                    },
-                })
-                .collect();
-            if args.concurrent {
-                push(primary_members, cell, headline);
-            } else {
-                for m in primary_members {
-                    push(vec![m], cell, headline);
-                }
-            }
-            for &http in versions.iter().skip(1) {
-                let extra: Vec<Member> = transports
+        for (mode, &tls) in tls_modes.iter().enumerate() {
+            for &cell in &cells {
+                let headline = mode == 0 && cell == last_cell;
+                let primary_members: Vec<Member> = transports
                     .iter()
-                    .filter(|t| !t.is_streaming())
-                    .map(|&transport| Member { transport, http })
+                    .map(|&transport| Member {
+                        transport,
+                        http: version_for(transport, primary),
+                    })
                     .collect();
-                if extra.is_empty() {
-                    continue;
-                }
                 if args.concurrent {
-                    push(extra, cell, false);
+                    push(primary_members, cell, tls, headline);
                 } else {
-                    for m in extra {
-                        push(vec![m], cell, false);
+                    for m in primary_members {
+                        push(vec![m], cell, tls, headline);
+                    }
+                }
+                for &http in versions.iter().skip(1) {
+                    // Only the transports this version changes: 1.0 the polling ones, 2 SSE too.
+                    let extra: Vec<Member> = transports
+                        .iter()
+                        .filter(|&&t| {
+                            version_for(t, http) == http && version_for(t, primary) != http
+                        })
+                        .map(|&transport| Member { transport, http })
+                        .collect();
+                    if extra.is_empty() {
+                        continue;
+                    }
+                    if args.concurrent {
+                        push(extra, cell, tls, false);
+                    } else {
+                        for m in extra {
+                            push(vec![m], cell, tls, false);
+                        }
                     }
                 }
             }
@@ -232,6 +249,46 @@ mod tests {
         assert_eq!(p.drain, Duration::from_secs(2));
         assert_eq!(p.fds_needed, 50 + FD_OVERHEAD);
         assert_eq!(p.source_ips, 1);
+    }
+
+    #[test]
+    fn http2_and_tls_add_phases_for_the_transports_they_change() {
+        let p = plan(&["--http", "1.1,1.0,2", "--tls", "both"]);
+        let names: Vec<String> = p.phases.iter().map(Phase::label).collect();
+        let per_mode = [
+            "short-poll",
+            "long-poll",
+            "sse",
+            "ws",
+            "short-poll HTTP/1.0",
+            "long-poll HTTP/1.0",
+            "short-poll HTTP/2",
+            "long-poll HTTP/2",
+            "sse HTTP/2",
+        ];
+        let expected: Vec<String> = per_mode
+            .iter()
+            .map(|n| format!("{n} · 50 clients · 20/s"))
+            .chain(
+                per_mode
+                    .iter()
+                    .map(|n| format!("{n} TLS · 50 clients · 20/s")),
+            )
+            .collect();
+        assert_eq!(names, expected);
+        assert_eq!(p.phases.iter().filter(|ph| ph.headline).count(), 4);
+        assert!(p.phases[9..].iter().all(|ph| ph.tls && !ph.headline));
+        // HTTP/2 first: SSE runs over it in the headline, and HTTP/1.1 adds SSE back.
+        let p = plan(&["--http", "2,1.1", "--transports", "sse,ws"]);
+        let names: Vec<String> = p.phases.iter().map(Phase::label).collect();
+        assert_eq!(
+            names,
+            [
+                "sse HTTP/2 · 50 clients · 20/s",
+                "ws · 50 clients · 20/s",
+                "sse · 50 clients · 20/s"
+            ]
+        );
     }
 
     #[test]

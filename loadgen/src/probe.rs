@@ -97,8 +97,9 @@ impl TransportCounters {
 /// When the server cannot be reached or does not answer JSON of the expected shape.
 pub async fn stats(target: &Target) -> anyhow::Result<Stats> {
     let wire = std::sync::Arc::new(Wire::default());
-    let stream = net::connect(target, None, &wire).await?;
-    let (mut sender, task) = net::http1::<Empty<Bytes>>(stream).await?;
+    let stream = net::connect(target, None, &wire, net::Alpn::Http1).await?;
+    let (mut sender, task) =
+        net::http::<Empty<Bytes>>(stream, crate::cli::HttpVersion::Http11).await?;
     let req = Request::get(target.path("/stats"))
         .header(header::HOST, &target.host)
         .body(Empty::new())?;

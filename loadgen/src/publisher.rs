@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
-use hyper::{client::conn::http1::SendRequest, header, Request};
+use hyper::{header, Request};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    cli::HttpVersion,
     clock::{self, Pace},
     net::{self, Target, Wire},
     stats::{new_histogram, ErrorCounts, Quantiles},
@@ -58,7 +59,7 @@ pub async fn run(
     let mut lag = new_histogram();
     let mut rtt = new_histogram();
     let mut data_total = 0u64;
-    let mut conn: Option<(SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>)> = None;
+    let mut conn: Option<(net::Sender<Full<Bytes>>, tokio::task::JoinHandle<()>)> = None;
     for n in 0..total {
         let due = pace.intended(n);
         tokio::select! {
@@ -67,8 +68,8 @@ pub async fn run(
             _ = tokio::time::sleep_until(due) => {}
         }
         if conn.is_none() {
-            match net::connect(&target, None, &wire).await {
-                Ok(stream) => match net::http1(stream).await {
+            match net::connect(&target, None, &wire, net::Alpn::Http1).await {
+                Ok(stream) => match net::http(stream, HttpVersion::Http11).await {
                     Ok(c) => conn = Some(c),
                     Err(e) => {
                         *out.errors

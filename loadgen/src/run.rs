@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     cli::{Args, HttpVersion},
     client::{self, ClientCtx, ClientOutput, Shared},
-    net::{Target, Wire},
+    net::{Target, TlsOptions, Wire},
     plan::{Phase, Plan},
     probe::{self, Stats},
     progress::Progress,
@@ -62,15 +62,32 @@ impl Outcome {
     }
 }
 
+/// One server the phases run against: the plain one, the TLS one, or the `--url`.
+struct Endpoint {
+    tls: bool,
+    target: Arc<Target>,
+    /// Its process, when loadgen started it.
+    pid: Option<u32>,
+}
+
 struct Env<'a> {
     args: &'a Args,
     plan: &'a Plan,
-    target: Arc<Target>,
-    server_pid: Option<u32>,
+    endpoints: Vec<Endpoint>,
     seed: u64,
     interrupt: CancellationToken,
     progress: &'a Progress,
     primary: HttpVersion,
+}
+
+impl Env<'_> {
+    fn endpoint(&self, tls: bool) -> &Endpoint {
+        // unwrap: execute starts an endpoint for every TLS mode of the plan.
+        self.endpoints
+            .iter()
+            .find(|e| e.tls == tls)
+            .expect("an endpoint for every TLS mode")
+    }
 }
 
 /// Runs everything `args` asks for and writes the report.
@@ -92,39 +109,64 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
     let seed = args.seed.unwrap_or_else(rand::random);
     let show = mode == Mode::Cli && !args.quiet;
 
-    let mut spawned = match &args.url {
-        Some(_) => None,
-        None => Some(
-            ServerProcess::spawn(
-                args.server_bin.as_deref(),
-                &args.server_args,
-                Some(&out_dir.join("server.log")),
-            )
-            .context("starting the server")?,
-        ),
-    };
-    let url = match (&args.url, &spawned) {
-        (Some(u), _) => u.clone(),
-        (None, Some(s)) => s.url.clone(),
-        (None, None) => unreachable!("a server was spawned when no --url was given"),
-    };
-    let target = Arc::new(Target::from_url(&url).await?);
-    probe::stats(&target)
-        .await
-        .with_context(|| format!("reading {url}stats"))?;
-    let server_pid = spawned.as_ref().map(|s| s.pid);
+    let tls_modes = args.tls_modes().map_err(anyhow::Error::msg)?;
+    // (tls, url, process) per server.
+    let mut servers: Vec<(bool, url::Url, Option<ServerProcess>)> = Vec::new();
+    let mut endpoints = Vec::new();
+    for &tls in &tls_modes {
+        let (url, process, options) = match &args.url {
+            Some(u) => (
+                u.clone(),
+                None,
+                TlsOptions {
+                    ca: args.ca.clone(),
+                    insecure: args.insecure,
+                },
+            ),
+            None => {
+                let (extra, log, cert) = spawned_server_args(&args, tls, &out_dir);
+                let p = ServerProcess::spawn(
+                    args.server_bin.as_deref(),
+                    &extra,
+                    Some(&out_dir.join(log)),
+                )
+                .with_context(|| {
+                    format!("starting the {} server", if tls { "TLS" } else { "plain" })
+                })?;
+                let options = TlsOptions {
+                    ca: if args.insecure { None } else { cert },
+                    insecure: args.insecure,
+                };
+                (p.url.clone(), Some(p), options)
+            }
+        };
+        let target = Arc::new(Target::from_url(&url, &options).await?);
+        if let Err(e) = probe::stats(&target).await {
+            return Err(explain_connect_error(e, &url, &options));
+        }
+        endpoints.push(Endpoint {
+            tls,
+            target,
+            pid: process.as_ref().map(|p| p.pid),
+        });
+        servers.push((tls, url, process));
+    }
+    let url = servers[0].1.clone();
+    let first_target = endpoints[0].target.clone();
 
     let interrupt = CancellationToken::new();
     if mode == Mode::Cli {
-        handle_ctrl_c(interrupt.clone(), server_pid);
+        handle_ctrl_c(
+            interrupt.clone(),
+            endpoints.iter().filter_map(|e| e.pid).collect(),
+        );
     }
     let progress = Progress::new(plan.phases.len(), show);
     let primary = args.http.first().copied().unwrap_or(HttpVersion::Http11);
     let env = Env {
         args: &args,
         plan: &plan,
-        target: target.clone(),
-        server_pid,
+        endpoints,
         seed,
         interrupt: interrupt.clone(),
         progress: &progress,
@@ -151,20 +193,30 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
             }
         }
         progress.phase_done();
-        if let Some(s) = spawned.as_mut() {
-            if !s.running() {
-                warnings.push("The server exited during the run (see server.log).".into());
-                break;
-            }
+        if servers
+            .iter_mut()
+            .any(|(_, _, p)| p.as_mut().is_some_and(|p| !p.running()))
+        {
+            warnings.push("A server exited during the run (see server.log).".into());
+            break;
         }
         tokio::time::sleep(BETWEEN_PHASES).await;
     }
     progress.finish();
-    let server_command = spawned.as_ref().map(|s| s.command.clone());
-    if let Some(mut s) = spawned.take() {
-        tokio::task::spawn_blocking(move || s.stop()).await?;
-        // Keep the server's log only when it said something (it logs warnings and errors).
-        let log = out_dir.join("server.log");
+    let server_command = servers[0].2.as_ref().map(|s| s.command.clone());
+    let tls_server = servers
+        .iter()
+        .skip(1)
+        .find(|(tls, _, _)| *tls)
+        .map(|(_, u, p)| (u.to_string(), p.as_ref().map(|p| p.command.clone())));
+    for (_, _, process) in servers.iter_mut() {
+        if let Some(mut s) = process.take() {
+            tokio::task::spawn_blocking(move || s.stop()).await?;
+        }
+    }
+    for log in ["server.log", "server-tls.log"] {
+        // Keep a server's log only when it said something (it logs warnings and errors).
+        let log = out_dir.join(log);
         if std::fs::metadata(&log).is_ok_and(|m| m.len() == 0) {
             let _ = std::fs::remove_file(log);
         }
@@ -195,7 +247,9 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
                 .into(),
                 url: url.to_string(),
                 command: server_command,
-                local: target.is_local(),
+                local: first_target.is_local(),
+                tls_url: tls_server.as_ref().map(|(u, _)| u.clone()),
+                tls_command: tls_server.and_then(|(_, c)| c),
             },
             command: command_line(mode, &args),
         },
@@ -209,6 +263,52 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
         out_dir,
         files,
     })
+}
+
+/// The spawned server's arguments for a plain or TLS phase, its log file, and the certificate
+/// it writes (to trust).
+fn spawned_server_args(
+    args: &Args,
+    tls: bool,
+    out_dir: &Path,
+) -> (Vec<String>, &'static str, Option<PathBuf>) {
+    let mut extra = args.server_args.clone();
+    let given = |flag: &str| {
+        args.server_args
+            .iter()
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    };
+    if !tls {
+        // HTTP/2 on a plain port is h2c with prior knowledge, which the server does only when
+        // asked.
+        if args.http.contains(&HttpVersion::Http2) && !given("--h2c") {
+            extra.push("--h2c".into());
+        }
+        return (extra, "server.log", None);
+    }
+    let cert = out_dir.join("server-cert.pem");
+    extra.extend([
+        "--tls-self-signed".into(),
+        "--tls-write-cert".into(),
+        cert.display().to_string(),
+    ]);
+    (extra, "server-tls.log", Some(cert))
+}
+
+/// The first `/stats` failed: say what to do when it was the certificate.
+fn explain_connect_error(e: anyhow::Error, url: &url::Url, tls: &TlsOptions) -> anyhow::Error {
+    let cert = e.chain().any(crate::net::tls::is_certificate_error);
+    if cert {
+        let trusted = match &tls.ca {
+            Some(ca) => format!("--ca {}", ca.display()),
+            None => "the system's roots".into(),
+        };
+        return e.context(format!(
+            "TLS certificate error: the server at {url} presented a certificate that {trusted} does not trust; \
+             give --ca FILE with the server's certificate or its CA (or --insecure, for tests only)"
+        ));
+    }
+    e.context(format!("reading {url}stats"))
 }
 
 /// `results/<timestamp>/` in the workspace when run by cargo (which sets `CARGO_MANIFEST_DIR`
@@ -243,7 +343,7 @@ fn command_line(mode: Mode, args: &Args) -> String {
     }
 }
 
-fn handle_ctrl_c(interrupt: CancellationToken, server_pid: Option<u32>) {
+fn handle_ctrl_c(interrupt: CancellationToken, server_pids: Vec<u32>) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_err() {
             return;
@@ -251,7 +351,7 @@ fn handle_ctrl_c(interrupt: CancellationToken, server_pid: Option<u32>) {
         eprintln!("\nloadgen: stopping — finishing this phase and writing the report (Ctrl-C again to exit at once)");
         interrupt.cancel();
         if tokio::signal::ctrl_c().await.is_ok() {
-            if let Some(pid) = server_pid {
+            for &pid in &server_pids {
                 let _ = sys::terminate(pid);
             }
             eprintln!("loadgen: exiting without a report");
@@ -339,12 +439,15 @@ async fn run_phase(
 ) -> anyhow::Result<(Vec<TransportResult>, Vec<String>)> {
     let mut warnings = Vec::new();
     let args = env.args;
-    let before = probe::stats(&env.target)
+    let endpoint = env.endpoint(phase.tls);
+    let target = &endpoint.target;
+    let server_pid = endpoint.pid;
+    let before = probe::stats(target)
         .await
         .context("GET /stats before the phase")?;
     let cursor = before.feed.head;
-    let peak_reset = env.server_pid.is_some_and(sys::reset_peak_rss);
-    let start = usage(env.server_pid, Some(&before));
+    let peak_reset = server_pid.is_some_and(sys::reset_peak_rss);
+    let start = usage(server_pid, Some(&before));
 
     let stop = CancellationToken::new();
     let (deadline_tx, deadline_rx) = watch::channel(None);
@@ -354,7 +457,7 @@ async fn run_phase(
     let mut groups = Vec::new();
     for &member in &phase.members {
         let shared = Arc::new(Shared {
-            target: env.target.clone(),
+            target: target.clone(),
             transport: member.transport,
             http: member.http,
             cursor,
@@ -392,8 +495,8 @@ async fn run_phase(
     }
     let sampler_stop = CancellationToken::new();
     let sampler = tokio::spawn(sample_peaks(
-        env.server_pid,
-        env.target.clone(),
+        server_pid,
+        target.clone(),
         sampler_stop.clone(),
     ));
     let lives: Vec<Arc<Live>> = groups.iter().map(|g| g.shared.live.clone()).collect();
@@ -428,7 +531,7 @@ async fn run_phase(
     let publish_start = Instant::now();
     deadline_tx.send_replace(Some(publish_start + env.plan.duration + env.plan.drain));
     let mut publishing = tokio::spawn(publisher::run(
-        env.target.clone(),
+        target.clone(),
         if env.interrupt.is_cancelled() {
             0.0
         } else {
@@ -450,7 +553,7 @@ async fn run_phase(
     let drain_end = Instant::now() + env.plan.drain;
     deadline_tx.send_replace(Some(drain_end));
     // Events from another source (a ticker on a remote server) count too: they are in the feed.
-    let head = probe::stats(&env.target)
+    let head = probe::stats(target)
         .await
         .map(|s| s.feed.head)
         .unwrap_or(cursor);
@@ -488,10 +591,10 @@ async fn run_phase(
     drop(bar);
     sampler_stop.cancel();
     let (server_sampled_peak, loadgen_sampled_peak) = sampler.await.unwrap_or((None, None));
-    let after = probe::stats(&env.target)
+    let after = probe::stats(target)
         .await
         .context("GET /stats after the phase")?;
-    let end = usage(env.server_pid, Some(&after));
+    let end = usage(server_pid, Some(&after));
 
     // Phase-wide costs.
     // CPU time comes in 10 ms ticks: round away the float noise of the subtraction.
@@ -533,23 +636,36 @@ async fn run_phase(
     for (g, outs) in groups.iter().zip(outputs) {
         let name = g.member.transport.name();
         let mut totals = ClientTotals::default();
-        let (mut down, mut up) = (0u64, 0u64);
+        let (mut down, mut up, mut plain_down) = (0u64, 0u64, 0u64);
         for o in outs {
             down += o.wire.read();
             up += o.wire.written();
+            plain_down += o.wire.plain_read();
             totals += &o.recorder.finish(end_seq);
         }
         let (latency, server_latency) = g.shared.sink.merged();
         let delta = after.transport(name).since(&before.transport(name));
         let requests = Compared::exact(totals.requests, delta.requests);
         let events = Compared::exact(totals.seq.received, delta.events_delivered);
-        let bytes = Compared::within(down, delta.bytes_written, 0.01);
+        // The server counts the plaintext it writes: over TLS compare the bytes read inside
+        // TLS. HTTP/2 heads are HPACK-compressed, which the server can only estimate (at their
+        // HTTP/1.1 size), so there the bytes are shown but not checked.
+        let bytes = Compared::within(
+            if phase.tls { plain_down } else { down },
+            delta.bytes_written,
+            0.01,
+        );
+        let bytes_note = (g.member.http == HttpVersion::Http2).then(|| {
+            "not checked: over HTTP/2 the server counts each response head at its HTTP/1.1 size (it cannot see HPACK's compression)".to_owned()
+        });
         let check = ServerCheck {
-            ok: requests.ok && events.ok && bytes.ok,
+            ok: requests.ok && events.ok && (bytes.ok || bytes_note.is_some()),
             requests,
             events_delivered: events,
             empty_responses: Compared::exact(totals.empty_responses, delta.empty_responses),
             bytes,
+            bytes_inside_tls: phase.tls,
+            bytes_note,
         };
         if !check.ok {
             warnings.push(format!(
@@ -573,6 +689,8 @@ async fn run_phase(
         results.push(TransportResult {
             transport: name.to_owned(),
             http: g.member.http.as_str().to_owned(),
+            tls: phase.tls,
+            bytes_plaintext_down: phase.tls.then_some(plain_down),
             phase: phase.index,
             concurrent_with: others,
             clients: phase.clients,
@@ -589,10 +707,7 @@ async fn run_phase(
             out_of_order: totals.seq.out_of_order,
             missed_reported: totals.seq.missed_reported,
             latency_us: latency_q,
-            server_latency_us: env
-                .target
-                .is_local()
-                .then(|| Quantiles::of(&server_latency)),
+            server_latency_us: target.is_local().then(|| Quantiles::of(&server_latency)),
             http_requests: totals.requests,
             empty_responses: totals.empty_responses,
             connections_opened: totals.connections,
@@ -621,10 +736,7 @@ async fn run_phase(
             server_check: Some(check),
             histograms: Histograms {
                 latency_us: encode_histogram(&latency),
-                server_latency_us: env
-                    .target
-                    .is_local()
-                    .then(|| encode_histogram(&server_latency)),
+                server_latency_us: target.is_local().then(|| encode_histogram(&server_latency)),
             },
         });
     }
@@ -650,12 +762,15 @@ fn assemble(
     a: Assembly,
 ) -> Report {
     let primary = args.http.first().copied().unwrap_or(HttpVersion::Http11);
-    // The headline: per transport, the last phase measured with the first HTTP version (the
-    // plan puts the largest cell last).
+    let first_tls = plan.phases.first().is_some_and(|p| p.tls);
+    // The headline: per transport, the last phase measured with the first HTTP version and the
+    // first TLS mode (the plan puts the largest cell last).
     let mut transports = BTreeMap::new();
     for r in &phases {
-        let streaming = !report::is_polling(&r.transport);
-        if streaming || r.http == primary.as_str() {
+        let Ok(t) = r.transport.parse::<server::Transport>() else {
+            continue;
+        };
+        if r.tls == first_tls && r.http == crate::plan::version_for(t, primary).as_str() {
             transports.insert(r.transport.clone(), r.clone());
         }
     }
@@ -699,6 +814,9 @@ fn assemble(
             source_ips: plan.source_ips,
             nofile_limit: a.nofile_limit,
             server_args: args.server_args.clone(),
+            tls: args.tls.as_str().to_owned(),
+            ca: args.ca.as_ref().map(|p| p.display().to_string()),
+            insecure: args.insecure,
         },
         machine: report::Machine {
             cores: std::thread::available_parallelism().map_or(1, usize::from),

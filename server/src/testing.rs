@@ -33,18 +33,33 @@ impl TestServer {
         let addr = listener.local_addr().expect("local address");
         config.bind = addr;
         let tls = config.tls();
+        let cert = config.tls_write_cert.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             actix_rt::System::new().block_on(crate::run(listener, config, async move {
                 let _ = rx.await;
             }))
         });
-        Self {
+        let server = Self {
             addr,
             tls,
             stop: Some(tx),
             thread: Some(thread),
+        };
+        if let Some(cert) = cert {
+            // The certificate is generated when the server starts serving: wait for it, so a
+            // test can hand it to a client right away.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while !cert.exists() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no certificate at {}",
+                    cert.display()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
         }
+        server
     }
 
     pub fn url(&self, path_and_query: &str) -> String {

@@ -25,7 +25,10 @@ pub fn server_config(config: &Config) -> anyhow::Result<Option<rustls::ServerCon
         ])
         .context("generating a self-signed certificate")?;
         if let Some(path) = &config.tls_write_cert {
-            std::fs::write(path, generated.cert.pem())
+            // Written whole or not at all: clients wait for the file to appear.
+            let partial = path.with_extension("partial");
+            std::fs::write(&partial, generated.cert.pem())
+                .and_then(|()| std::fs::rename(&partial, path))
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         let der = generated.cert.der().clone();

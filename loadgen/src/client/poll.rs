@@ -3,14 +3,13 @@
 //! response does not thin out the polls after it); long polling asks again at once.
 //!
 //! With `--http 1.1` a client keeps one connection alive; with `--http 1.0` it opens a new one
-//! for every request, which is what the report's connection-per-request comparison measures.
+//! for every request, which is what the report's connection-per-request comparison measures;
+//! with `--http 2` its requests are streams on one HTTP/2 connection.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty};
-use hyper::{header, Request, StatusCode, Version};
+use hyper::StatusCode;
 use server::Transport;
-
-use std::pin::Pin;
 
 use super::{long_poll, pause, ClientCtx, BACKOFF, RESPONSE_TIMEOUT};
 use crate::{
@@ -31,13 +30,13 @@ enum Outcome {
 pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
     let s = &ctx.shared;
     let long = s.transport == Transport::LongPoll;
-    let keep_alive = s.http == HttpVersion::Http11;
+    let keep_alive = s.http != HttpVersion::Http10;
     let mut signalled = false;
     if !keep_alive {
         // Nothing to hold open: ready at once.
         ctx.ready(&mut signalled);
     }
-    let mut conn: Option<(Sender, Pin<Box<net::Connection>>)> = None;
+    let mut conn: Option<(Sender, net::Connection)> = None;
     let mut cursor = s.cursor;
     let pace = Pace {
         start: tokio::time::Instant::now() + ctx.first_delay,
@@ -76,8 +75,8 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
             } else {
                 None
             };
-            match net::connect(&s.target, ctx.source_ip(), &ctx.wire).await {
-                Ok(stream) => match net::http1_inline(stream).await {
+            match net::connect(&s.target, ctx.source_ip(), &ctx.wire, net::alpn_for(s.http)).await {
+                Ok(stream) => match net::http_inline(stream, s.http).await {
                     Ok(c) => {
                         rec.connections += 1;
                         if keep_alive {
@@ -169,14 +168,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
 
 async fn exchange(sender: &mut Sender, ctx: &ClientCtx, path: &str) -> Outcome {
     let s = &ctx.shared;
-    let version = match s.http {
-        HttpVersion::Http10 => Version::HTTP_10,
-        HttpVersion::Http11 => Version::HTTP_11,
-    };
-    let req = Request::get(s.target.path(path))
-        .version(version)
-        .header(header::HOST, &s.target.host)
-        .body(Empty::<Bytes>::new());
+    let req = s.target.get(path, s.http).body(Empty::<Bytes>::new());
     let Ok(req) = req else {
         return Outcome::Failed("bad_request");
     };

@@ -1,12 +1,13 @@
 //! Server-Sent Events: one long response per client, parsed with `eventsource-stream` over the
-//! hyper body (never by hand). A stream that ends (server restart, `event: overflow`) is resumed
+//! hyper body (never by hand). Over HTTP/2 the response is a stream on the client's own
+//! connection (one connection per client, so the numbers compare with HTTP/1.1). A stream that ends (server restart, `event: overflow`) is resumed
 //! with `Last-Event-ID`, the way a browser's EventSource would.
 
 use bytes::Bytes;
 use eventsource_stream::Eventsource as _;
 use futures_util::StreamExt as _;
 use http_body_util::{BodyExt as _, Empty};
-use hyper::{header, Request, StatusCode};
+use hyper::{header, StatusCode};
 
 use super::{close, pause, ClientCtx, BACKOFF, RESPONSE_TIMEOUT};
 use crate::{
@@ -29,7 +30,14 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
         }
         attempt += 1;
         let permit = s.connect_gate.acquire().await;
-        let stream = match net::connect(&s.target, ctx.source_ip(), &ctx.wire).await {
+        let stream = match net::connect(
+            &s.target,
+            ctx.source_ip(),
+            &ctx.wire,
+            net::alpn_for(s.http),
+        )
+        .await
+        {
             Ok(stream) => stream,
             Err(e) => {
                 rec.error(net::io_error_kind(&e));
@@ -37,7 +45,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
             }
         };
         rec.connections += 1;
-        let (mut sender, task): (Sender, _) = match net::http1(stream).await {
+        let (mut sender, task): (Sender, _) = match net::http(stream, s.http).await {
             Ok(c) => c,
             Err(e) => {
                 rec.error(net::hyper_error_kind(&e));
@@ -45,8 +53,9 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
             }
         };
         let cursor = rec.seq.resume_cursor();
-        let mut req = Request::get(s.target.path(&format!("/sse?since={cursor}")))
-            .header(header::HOST, &s.target.host)
+        let mut req = s
+            .target
+            .get(&format!("/sse?since={cursor}"), s.http)
             .header(header::ACCEPT, "text/event-stream");
         if attempt > 1 {
             req = req.header("last-event-id", cursor.to_string());

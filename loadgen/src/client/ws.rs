@@ -1,5 +1,6 @@
-//! WebSockets: tokio-tungstenite over the counted TCP stream, so frame headers, masks, pings
-//! and the close handshake are all on the bill. At the end the client closes properly (1000)
+//! WebSockets: tokio-tungstenite over the counted TCP stream (TLS, when `wss://`, is loadgen's
+//! own layer under it, so records are counted too), so frame headers, masks, pings and the close
+//! handshake are all on the bill. At the end the client closes properly (1000)
 //! and reads the server's close frame, which the server counts as written.
 
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -33,20 +34,18 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
         }
         attempt += 1;
         let permit = s.connect_gate.acquire().await;
-        let stream = match net::connect(&s.target, ctx.source_ip(), &ctx.wire).await {
-            Ok(stream) => stream,
-            Err(e) => {
-                rec.error(net::io_error_kind(&e));
-                continue;
-            }
-        };
+        // WebSockets upgrade HTTP/1.1 only: ALPN says so even when the phase's HTTP is 2.
+        let stream =
+            match net::connect(&s.target, ctx.source_ip(), &ctx.wire, net::Alpn::Http1).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    rec.error(net::io_error_kind(&e));
+                    continue;
+                }
+            };
         rec.connections += 1;
         let cursor = rec.seq.resume_cursor();
-        let url = format!(
-            "ws://{}{}",
-            s.target.host,
-            s.target.path(&format!("/ws?since={cursor}"))
-        );
+        let url = s.target.ws_url(&format!("/ws?since={cursor}"));
         let handshake = tokio_tungstenite::client_async_with_config(url, stream, Some(config()));
         let mut ws = tokio::select! {
             biased;

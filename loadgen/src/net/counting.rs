@@ -22,6 +22,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub struct Wire {
     pub read: AtomicU64,
     pub written: AtomicU64,
+    /// Inside TLS: the plaintext HTTP and WebSocket bytes (what the server counts).
+    pub plain_read: AtomicU64,
+    pub plain_written: AtomicU64,
 }
 
 impl Wire {
@@ -31,6 +34,16 @@ impl Wire {
     pub fn written(&self) -> u64 {
         self.written.load(Relaxed)
     }
+    pub fn plain_read(&self) -> u64 {
+        self.plain_read.load(Relaxed)
+    }
+}
+
+/// Which counters of a [`Wire`] a [`CountingStream`] adds to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layer {
+    Socket,
+    Plaintext,
 }
 
 /// An `AsyncRead + AsyncWrite` that adds every byte through it to a [`Wire`].
@@ -38,11 +51,42 @@ impl Wire {
 pub struct CountingStream<S> {
     inner: S,
     wire: Arc<Wire>,
+    layer: Layer,
 }
 
 impl<S> CountingStream<S> {
+    /// Counts the bytes on the socket (`read`, `written`).
     pub fn new(inner: S, wire: Arc<Wire>) -> Self {
-        Self { inner, wire }
+        Self {
+            inner,
+            wire,
+            layer: Layer::Socket,
+        }
+    }
+
+    /// Counts the plaintext above TLS (`plain_read`, `plain_written`).
+    pub fn plaintext(inner: S, wire: Arc<Wire>) -> Self {
+        Self {
+            inner,
+            wire,
+            layer: Layer::Plaintext,
+        }
+    }
+
+    fn add_read(&self, n: usize) {
+        let c = match self.layer {
+            Layer::Socket => &self.wire.read,
+            Layer::Plaintext => &self.wire.plain_read,
+        };
+        c.fetch_add(n as u64, Relaxed);
+    }
+
+    fn add_written(&self, n: usize) {
+        let c = match self.layer {
+            Layer::Socket => &self.wire.written,
+            Layer::Plaintext => &self.wire.plain_written,
+        };
+        c.fetch_add(n as u64, Relaxed);
     }
 
     pub fn get_ref(&self) -> &S {
@@ -60,7 +104,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for CountingStream<S> {
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = buf.filled().len() - before;
         if n > 0 {
-            self.wire.read.fetch_add(n as u64, Relaxed);
+            self.add_read(n);
         }
         r
     }
@@ -74,7 +118,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountingStream<S> {
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
-            self.wire.written.fetch_add(n as u64, Relaxed);
+            self.add_written(n);
         }
         r
     }
@@ -86,7 +130,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountingStream<S> {
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = r {
-            self.wire.written.fetch_add(n as u64, Relaxed);
+            self.add_written(n);
         }
         r
     }

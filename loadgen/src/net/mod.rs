@@ -1,25 +1,43 @@
 //! Connections as loadgen opens them: TCP (optionally from a chosen loopback source address,
-//! since one address has only ~28,000 ephemeral ports), counted, then handed to hyper.
+//! since one address has only ~28,000 ephemeral ports), counted, TLS for `https://`, then handed
+//! to hyper over HTTP/1 or HTTP/2.
 
 pub mod counting;
+pub mod tls;
 
 use std::{
+    future::Future,
     io,
     net::{IpAddr, Ipv4Addr, SocketAddr},
+    pin::Pin,
     sync::Arc,
+    task::{Context, Poll},
     time::Duration,
 };
 
 use bytes::Bytes;
 use http_body_util::Empty;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpSocket, TcpStream};
+use hyper::{
+    body::Incoming,
+    client::conn::{http1, http2},
+    Request, Response,
+};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpSocket, TcpStream},
+};
 
 pub use counting::{CountingStream, Wire};
+pub use tls::{Alpn, TlsClient, TlsOptions};
+
+use crate::cli::HttpVersion;
 
 /// How long a TCP connect may take before it counts as `connect_timeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a TLS handshake may take.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the server is.
 #[derive(Debug, Clone)]
@@ -29,15 +47,18 @@ pub struct Target {
     pub host: String,
     /// Path prefix from `--url` without the trailing slash (usually empty).
     pub base_path: String,
+    /// Set for `https://` targets.
+    pub tls: Option<Arc<TlsClient>>,
 }
 
 impl Target {
     /// # Errors
-    /// When the URL is not `http://` or its host does not resolve.
-    pub async fn from_url(url: &url::Url) -> anyhow::Result<Self> {
+    /// When the URL is not `http://` or `https://`, its host does not resolve, or the TLS
+    /// settings are unusable (an unreadable `--ca`).
+    pub async fn from_url(url: &url::Url, tls: &TlsOptions) -> anyhow::Result<Self> {
         anyhow::ensure!(
-            url.scheme() == "http",
-            "only http:// targets are supported, got {url}"
+            matches!(url.scheme(), "http" | "https"),
+            "only http:// and https:// targets are supported, got {url}"
         );
         let host = url
             .host_str()
@@ -51,10 +72,16 @@ impl Target {
             Some(p) => format!("{host}:{p}"),
             None => host.to_owned(),
         };
+        let tls = if url.scheme() == "https" {
+            Some(Arc::new(TlsClient::new(host, tls)?))
+        } else {
+            None
+        };
         Ok(Self {
             addr,
             host: host_header,
             base_path: url.path().trim_end_matches('/').to_owned(),
+            tls,
         })
     }
 
@@ -63,9 +90,38 @@ impl Target {
         format!("{}{path_and_query}", self.base_path)
     }
 
+    /// The absolute URI HTTP/2 needs (`:scheme` and `:authority` come from it).
+    pub fn uri(&self, path_and_query: &str) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.host, self.path(path_and_query))
+    }
+
+    /// `ws://` or `wss://` for `path_and_query`.
+    pub fn ws_url(&self, path_and_query: &str) -> String {
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}{}", self.host, self.path(path_and_query))
+    }
+
     /// Whether the server is on this machine (its `ts` uses our wall clock).
     pub fn is_local(&self) -> bool {
         self.addr.ip().is_loopback()
+    }
+
+    /// A GET for `path_and_query` in the form `version` needs: origin-form with `Host` for
+    /// HTTP/1.x, absolute-form (`:authority`) for HTTP/2.
+    pub fn get(&self, path_and_query: &str, version: HttpVersion) -> hyper::http::request::Builder {
+        match version {
+            HttpVersion::Http2 => {
+                Request::get(self.uri(path_and_query)).version(hyper::Version::HTTP_2)
+            }
+            HttpVersion::Http11 | HttpVersion::Http10 => Request::get(self.path(path_and_query))
+                .version(if version == HttpVersion::Http10 {
+                    hyper::Version::HTTP_10
+                } else {
+                    hyper::Version::HTTP_11
+                })
+                .header(hyper::header::HOST, &self.host),
+        }
     }
 }
 
@@ -79,15 +135,84 @@ pub fn source_ip(target: &Target, spread: u8, index: usize) -> Option<IpAddr> {
     Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
 }
 
-/// Opens a counted TCP connection (no Nagle delay: requests are small and latency matters).
+/// A counted connection, with or without TLS. Socket bytes are counted under TLS, plaintext
+/// bytes above it.
+#[derive(Debug)]
+pub enum Stream {
+    Plain(CountingStream<TcpStream>),
+    Tls(Box<CountingStream<tokio_rustls::client::TlsStream<CountingStream<TcpStream>>>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(s) => s.is_write_vectored(),
+            Self::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Opens a counted TCP connection (no Nagle delay: requests are small and latency matters),
+/// and for an `https://` target does the TLS handshake offering `alpn`.
 ///
 /// # Errors
-/// Connect failures; a timeout becomes `io::ErrorKind::TimedOut`.
+/// Connect failures (a timeout becomes `io::ErrorKind::TimedOut`) and TLS handshake failures
+/// (a refused certificate is an `InvalidData` error holding the `rustls::Error`).
 pub async fn connect(
     target: &Target,
     source: Option<IpAddr>,
     wire: &Arc<Wire>,
-) -> io::Result<CountingStream<TcpStream>> {
+    alpn: Alpn,
+) -> io::Result<Stream> {
     let connecting = async {
         let stream = match source {
             Some(ip) => {
@@ -107,25 +232,87 @@ pub async fn connect(
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-    Ok(CountingStream::new(stream, wire.clone()))
+    let counted = CountingStream::new(stream, wire.clone());
+    let Some(tls) = &target.tls else {
+        return Ok(Stream::Plain(counted));
+    };
+    let handshake = tls
+        .connector(alpn)
+        .connect(tls.server_name.clone(), counted);
+    let tls_stream = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+    Ok(Stream::Tls(Box::new(CountingStream::plaintext(
+        tls_stream,
+        wire.clone(),
+    ))))
 }
 
-/// The request sender of a client connection whose requests have no body (every GET).
-pub type Sender = http1::SendRequest<Empty<Bytes>>;
+/// The ALPN protocol an HTTP connection of `version` offers.
+pub fn alpn_for(version: HttpVersion) -> Alpn {
+    match version {
+        HttpVersion::Http2 => Alpn::H2,
+        HttpVersion::Http10 | HttpVersion::Http11 => Alpn::Http1,
+    }
+}
 
-/// An HTTP/1 client connection over a counted stream; the connection is driven by its own task,
-/// whose handle resolves when the connection has closed.
-///
-/// # Errors
-/// When the handshake fails (it does no I/O for HTTP/1, so practically never).
-pub async fn http1<B>(
-    stream: CountingStream<TcpStream>,
-) -> hyper::Result<(http1::SendRequest<B>, tokio::task::JoinHandle<()>)>
+/// The request half of a client connection, HTTP/1 or HTTP/2.
+#[derive(Debug)]
+pub enum Sender<B = Empty<Bytes>> {
+    H1(http1::SendRequest<B>),
+    H2(http2::SendRequest<B>),
+}
+
+impl<B> Sender<B>
 where
     B: hyper::body::Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    /// Waits until the connection can take a request.
+    ///
+    /// # Errors
+    /// When the connection is closed.
+    pub async fn ready(&mut self) -> hyper::Result<()> {
+        match self {
+            Self::H1(s) => s.ready().await,
+            Self::H2(s) => s.ready().await,
+        }
+    }
+
+    /// # Errors
+    /// When the request cannot be sent or the connection fails before the response head.
+    pub async fn send_request(&mut self, req: Request<B>) -> hyper::Result<Response<Incoming>> {
+        match self {
+            Self::H1(s) => s.send_request(req).await,
+            Self::H2(s) => s.send_request(req).await,
+        }
+    }
+}
+
+/// A client connection of `version` over a counted stream; the connection is driven by its own
+/// task, whose handle resolves when the connection has closed.
+///
+/// # Errors
+/// When the handshake fails (HTTP/2 sends its preface in the connection task, so this is rare).
+pub async fn http<B>(
+    stream: Stream,
+    version: HttpVersion,
+) -> hyper::Result<(Sender<B>, tokio::task::JoinHandle<()>)>
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if version == HttpVersion::Http2 {
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .handshake(TokioIo::new(stream))
+            .await?;
+        let task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        return Ok((Sender::H2(sender), task));
+    }
     let (sender, conn) = http1::Builder::new()
         // Small buffers: at 10,000 connections every KiB here is 10 MiB of loadgen memory.
         .max_buf_size(64 * 1024)
@@ -134,25 +321,42 @@ where
     let task = tokio::spawn(async move {
         let _ = conn.await;
     });
-    Ok((sender, task))
+    Ok((Sender::H1(sender), task))
 }
 
-/// The connection half of [`http1_inline`]: a future the caller polls itself.
-pub type Connection = http1::Connection<TokioIo<CountingStream<TcpStream>>, Empty<Bytes>>;
+/// The connection half of [`http_inline`]: a future the caller polls itself.
+pub type Connection = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// An HTTP/1 client connection driven by the caller's own task (poll it alongside each
-/// request), which saves a task and two cross-task wake-ups per request on the polling hot path.
+/// A client connection driven by the caller's own task (poll it alongside each request), which
+/// saves a task and two cross-task wake-ups per request on the HTTP/1 polling hot path. HTTP/2
+/// must answer pings and settings between requests, so its connection gets a task and the
+/// returned future only waits for it.
 ///
 /// # Errors
-/// When the handshake fails (it does no I/O for HTTP/1, so practically never).
-pub async fn http1_inline(
-    stream: CountingStream<TcpStream>,
-) -> hyper::Result<(Sender, std::pin::Pin<Box<Connection>>)> {
+/// When the handshake fails.
+pub async fn http_inline(
+    stream: Stream,
+    version: HttpVersion,
+) -> hyper::Result<(Sender, Connection)> {
+    if version == HttpVersion::Http2 {
+        let (sender, task) = http(stream, version).await?;
+        return Ok((
+            sender,
+            Box::pin(async move {
+                let _ = task.await;
+            }),
+        ));
+    }
     let (sender, conn) = http1::Builder::new()
         .max_buf_size(64 * 1024)
         .handshake(TokioIo::new(stream))
         .await?;
-    Ok((sender, Box::pin(conn)))
+    Ok((
+        Sender::H1(sender),
+        Box::pin(async move {
+            let _ = conn.await;
+        }),
+    ))
 }
 
 /// A short key for an I/O error, for the report's error table.
@@ -163,6 +367,8 @@ pub fn io_error_kind(e: &io::Error) -> &'static str {
         io::ErrorKind::ConnectionReset => "reset",
         io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse => "no_source_port",
         _ if e.raw_os_error() == Some(24) => "too_many_open_files",
+        io::ErrorKind::InvalidData if tls::is_certificate_error(e) => "tls_certificate",
+        io::ErrorKind::InvalidData if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => "tls",
         _ => "io",
     }
 }

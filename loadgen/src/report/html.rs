@@ -115,6 +115,12 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
     ] {
         table(&mut out, &t);
     }
+    for t in [tables::http_versions(report), tables::plain_vs_tls(report)]
+        .into_iter()
+        .flatten()
+    {
+        table(&mut out, &t);
+    }
     if !charts.is_empty() {
         out.push_str("<h2>Charts</h2>\n");
         for c in charts {

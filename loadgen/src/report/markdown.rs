@@ -29,6 +29,15 @@ impl<'a, W: Write> Markdown<'a, W> {
         ] {
             self.write_table(&t)?;
         }
+        for t in [
+            tables::http_versions(self.report),
+            tables::plain_vs_tls(self.report),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.write_table(&t)?;
+        }
         self.write_charts()?;
         if self.report.phases.len() > self.report.transports.len() {
             self.write_table(&tables::phases(self.report))?;

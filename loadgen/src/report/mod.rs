@@ -69,6 +69,15 @@ pub struct Settings {
     /// loadgen's open-file limit (soft) during the run.
     pub nofile_limit: Option<u64>,
     pub server_args: Vec<String>,
+    /// `--tls`: `off`, `on` or `both` (plain phases, then TLS phases).
+    #[serde(default)]
+    pub tls: String,
+    /// `--ca`, the PEM file trusted for an `https://` --url.
+    #[serde(default)]
+    pub ca: Option<String>,
+    /// `--insecure`: the server's certificate was not checked.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -96,14 +105,23 @@ pub struct ServerInfo {
     pub command: Option<Vec<String>>,
     /// Whether the server's `ts` is on this machine's clock (server-stamped latency recorded).
     pub local: bool,
+    /// With `--tls both`: the second server, which the TLS phases ran against.
+    #[serde(default)]
+    pub tls_url: Option<String>,
+    #[serde(default)]
+    pub tls_command: Option<Vec<String>>,
 }
 
 /// One transport in one phase.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TransportResult {
     pub transport: String,
-    /// HTTP version of the polling requests (`1.1` keep-alive, `1.0` connection per request).
+    /// HTTP version of the requests (`1.1` keep-alive, `1.0` connection per request, `2` one
+    /// HTTP/2 connection per client; WebSockets are always `1.1`).
     pub http: String,
+    /// Over TLS (`https://`, `wss://`): the byte counts are TLS records on the socket.
+    #[serde(default)]
+    pub tls: bool,
     /// Index into `phases` of the phase this ran in.
     pub phase: usize,
     /// Transports that ran at the same time (a `--concurrent` run), this one excluded.
@@ -145,6 +163,9 @@ pub struct TransportResult {
     pub bytes_down: u64,
     /// Bytes written to the sockets.
     pub bytes_up: u64,
+    /// Over TLS: the plaintext read inside TLS (what the server counts); null without TLS.
+    #[serde(default)]
+    pub bytes_plaintext_down: Option<u64>,
     /// (bytes_down + bytes_up) / events_received.
     pub bytes_per_event: Option<f64>,
     /// http_requests / events_received.
@@ -189,8 +210,14 @@ pub struct ServerCheck {
     pub events_delivered: Compared,
     /// For information: both count empty polls the same way.
     pub empty_responses: Compared,
-    /// Must agree within 1%.
+    /// Must agree within 1% (unless `bytes_note` says why they cannot).
     pub bytes: Compared,
+    /// loadgen's side of `bytes` is the plaintext inside TLS, not the bytes on the socket.
+    #[serde(default)]
+    pub bytes_inside_tls: bool,
+    /// Why `bytes` is not part of `ok` (HTTP/2), or null when it is.
+    #[serde(default)]
+    pub bytes_note: Option<String>,
     pub ok: bool,
 }
 
@@ -251,12 +278,27 @@ impl TransportResult {
         self.errors.values().any(|&n| n > 0)
     }
 
-    /// "sse", or "short-poll (HTTP/1.0)" for a non-headline HTTP version.
+    /// "sse", or "short-poll (HTTP/1.0)" for a non-headline HTTP version, "sse (HTTP/2, TLS)".
     pub fn label(&self, primary_http: &str) -> String {
-        if self.http != primary_http && is_polling(&self.transport) {
-            format!("{} (HTTP/{})", self.transport, self.http)
-        } else {
+        let mut notes = Vec::new();
+        if self.http != self.headline_http(primary_http) {
+            notes.push(format!("HTTP/{}", self.http));
+        }
+        if self.tls {
+            notes.push("TLS".to_owned());
+        }
+        if notes.is_empty() {
             self.transport.clone()
+        } else {
+            format!("{} ({})", self.transport, notes.join(", "))
+        }
+    }
+
+    /// The HTTP version this transport runs in the headline when `primary_http` comes first.
+    pub fn headline_http<'a>(&self, primary_http: &'a str) -> &'a str {
+        match (self.transport.as_str(), primary_http) {
+            ("ws", _) | ("sse", "1.0") => "1.1",
+            (_, p) => p,
         }
     }
 }

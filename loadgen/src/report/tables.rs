@@ -88,19 +88,150 @@ fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or_else(|| "–".into(), f)
 }
 
-/// The rows shown: the headline transports, then other HTTP versions of the same cell.
+/// The rows shown: the headline transports, then other HTTP versions and TLS of the same cell.
 pub fn shown(report: &Report) -> Vec<&TransportResult> {
     let mut rows = report.headline();
     let Some(first) = rows.first().copied() else {
         return rows;
     };
+    let primary = report.primary_http();
     for p in &report.phases {
         let same_cell = p.rate == first.rate && p.clients == first.clients;
-        if same_cell && p.http != report.primary_http() && super::is_polling(&p.transport) {
+        let variant = p.http != p.headline_http(primary) || p.tls != first.tls;
+        if same_cell && variant {
             rows.push(p);
         }
     }
     rows
+}
+
+/// `+12%`, `−3%`, or `±0%` below half a percent.
+fn pct(v: f64, b: f64) -> String {
+    if b <= 0.0 {
+        return "–".into();
+    }
+    let p = (v / b - 1.0) * 100.0;
+    if p.abs() < 0.5 {
+        "±0%".into()
+    } else {
+        format!("{p:+.0}%")
+    }
+}
+
+/// Columns of the two comparison tables.
+const COMPARE: [&str; 8] = [
+    "transport",
+    "HTTP",
+    "TLS",
+    "bytes / event",
+    "connections",
+    "p50",
+    "p99",
+    "server CPU / 1000 events",
+];
+
+fn compare_row(r: &TransportResult, base: Option<&TransportResult>) -> Vec<String> {
+    let vs = |v: Option<f64>, b: Option<f64>, f: &dyn Fn(f64, f64) -> String| match (v, b) {
+        (Some(v), Some(b)) if base.is_some_and(|x| !std::ptr::eq(x, r)) => {
+            format!(" ({})", f(v, b))
+        }
+        _ => String::new(),
+    };
+    let bpe = r.bytes_per_event;
+    let cpu = r.server_cpu_us_per_event;
+    vec![
+        r.transport.clone(),
+        r.http.clone(),
+        if r.tls { "yes".into() } else { "no".into() },
+        opt(bpe, |v| {
+            format!(
+                "{v:.0} B{}",
+                vs(bpe, base.and_then(|b| b.bytes_per_event), &|v, b| format!(
+                    "{:+.0} B, {}",
+                    v - b,
+                    pct(v, b)
+                ))
+            )
+        }),
+        int(r.connections_opened),
+        us(r.latency_us.p50),
+        us(r.latency_us.p99),
+        opt(cpu, |v| {
+            format!(
+                "{} ms{}",
+                num(v),
+                vs(
+                    cpu,
+                    base.and_then(|b| b.server_cpu_us_per_event),
+                    &|v, b| {
+                        if b > 0.0 {
+                            format!("{}×", num(v / b))
+                        } else {
+                            "–".into()
+                        }
+                    }
+                )
+            )
+        }),
+    ]
+}
+
+/// HTTP/1.0, 1.1 and 2 side by side for the HTTP transports (same cell, same TLS mode as the
+/// headline); `None` when the run measured one version only. Changes are against HTTP/1.1.
+pub fn http_versions(report: &Report) -> Option<Table> {
+    let rows = shown(report);
+    let mut t = Table::new(
+        "HTTP/1.0, 1.1 and 2",
+        "The same transport over each HTTP version (1.0: a TCP connection per request; 1.1: one keep-alive connection per client; 2: one HTTP/2 connection per client). In brackets: the change against HTTP/1.1.",
+        &COMPARE,
+    );
+    for tls in [false, true] {
+        for name in ["short-poll", "long-poll", "sse"] {
+            let same: Vec<&TransportResult> = rows
+                .iter()
+                .copied()
+                .filter(|r| r.transport == name && r.tls == tls)
+                .collect();
+            if same.len() < 2 {
+                continue;
+            }
+            let base = same.iter().copied().find(|r| r.http == "1.1");
+            let mut ordered = same.clone();
+            ordered.sort_by(|a, b| a.http.cmp(&b.http));
+            for r in ordered {
+                t.rows.push(compare_row(r, base));
+            }
+        }
+    }
+    (!t.rows.is_empty()).then_some(t)
+}
+
+/// Plain against TLS for every transport and HTTP version measured both ways; `None` without
+/// TLS phases. Changes are against plain.
+pub fn plain_vs_tls(report: &Report) -> Option<Table> {
+    let rows = shown(report);
+    let mut t = Table::new(
+        "Plain against TLS",
+        "The same transport and HTTP version without and with TLS; TLS bytes are records on the socket (handshakes included). In brackets: the change against plain.",
+        &COMPARE,
+    );
+    for name in ["short-poll", "long-poll", "sse", "ws"] {
+        for http in ["1.0", "1.1", "2"] {
+            let plain = rows
+                .iter()
+                .copied()
+                .find(|r| r.transport == name && r.http == http && !r.tls);
+            let tls = rows
+                .iter()
+                .copied()
+                .find(|r| r.transport == name && r.http == http && r.tls);
+            if let (Some(p), Some(s)) = (plain, tls) {
+                t.rows.push(compare_row(p, Some(p)));
+                t.rows.push(compare_row(s, Some(p)));
+            }
+        }
+    }
+    (!t.rows.is_empty()).then_some(t)
 }
 
 pub fn integrity(report: &Report) -> Table {
@@ -213,7 +344,7 @@ pub fn server(report: &Report) -> Table {
 pub fn checks(report: &Report) -> Table {
     let mut t = Table::new(
         "loadgen against the server's /stats",
-        "Requests and deliveries must be equal, bytes within 1%.",
+        "Requests and deliveries must be equal, bytes within 1% (over TLS loadgen's plaintext inside TLS is compared, since the server counts what it writes before encryption).",
         &[
             "phase",
             "transport",
@@ -236,8 +367,20 @@ pub fn checks(report: &Report) -> Table {
                 int(c.events_delivered.loadgen),
                 int(c.events_delivered.server)
             ),
-            format!("{} / {}", int(c.bytes.loadgen), int(c.bytes.server)),
-            format!("{:+.3}%", c.bytes.difference_ratio * 100.0),
+            format!(
+                "{} / {}{}",
+                int(c.bytes.loadgen),
+                int(c.bytes.server),
+                if c.bytes_inside_tls {
+                    " (plaintext inside TLS)"
+                } else {
+                    ""
+                }
+            ),
+            match &c.bytes_note {
+                Some(note) => format!("{:+.3}% ({note})", c.bytes.difference_ratio * 100.0),
+                None => format!("{:+.3}%", c.bytes.difference_ratio * 100.0),
+            },
             if c.ok { "yes".into() } else { "**NO**".into() },
         ]);
     }
@@ -252,6 +395,7 @@ pub fn phases(report: &Report) -> Table {
             "phase",
             "transport",
             "http",
+            "tls",
             "clients",
             "rate /s",
             "received",
@@ -268,6 +412,7 @@ pub fn phases(report: &Report) -> Table {
             r.phase.to_string(),
             r.transport.clone(),
             r.http.clone(),
+            if r.tls { "yes".into() } else { "no".into() },
             int(r.clients as u64),
             num(r.rate),
             int(r.events_received),

@@ -198,20 +198,119 @@ pub fn conclusions(report: &Report, poll_interval_s: f64) -> Vec<String> {
     }
 
     out.extend(http10_costs(report));
+    out.extend(http2_costs(report));
+    out.extend(tls_costs(report));
     out
+}
+
+/// The last phase of `transport` over `http` with or without TLS that delivered something.
+fn find<'a>(
+    report: &'a Report,
+    transport: &str,
+    http: &str,
+    tls: bool,
+) -> Option<&'a TransportResult> {
+    report.phases.iter().rev().find(|r| {
+        r.transport == transport && r.http == http && r.tls == tls && r.events_received > 0
+    })
+}
+
+/// HTTP/2 against HTTP/1.1 for the HTTP transports measured both ways.
+fn http2_costs(report: &Report) -> Vec<String> {
+    let tls = report.phases.first().is_some_and(|r| r.tls);
+    let mut parts = Vec::new();
+    for t in ["short-poll", "long-poll", "sse"] {
+        let (Some(h1), Some(h2)) = (find(report, t, "1.1", tls), find(report, t, "2", tls)) else {
+            continue;
+        };
+        let mut s = t.to_owned();
+        if let (Some(b2), Some(b1)) = (h2.bytes_per_event, h1.bytes_per_event) {
+            s.push_str(&format!(
+                " {} against {} per event ({})",
+                bytes(b2),
+                bytes(b1),
+                change(b2, b1)
+            ));
+        }
+        if let (Some(c2), Some(c1)) = (h2.server_cpu_us_per_event, h1.server_cpu_us_per_event) {
+            s.push_str(&format!(
+                ", server CPU {} against {} ms per 1000 events",
+                num(c2),
+                num(c1)
+            ));
+        }
+        s.push_str(&format!(
+            ", median latency {} against {}",
+            us(h2.latency_us.p50),
+            us(h1.latency_us.p50)
+        ));
+        parts.push(s);
+    }
+    if parts.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "**HTTP/2 against HTTP/1.1{}:** {}.",
+        if tls { " (over TLS)" } else { "" },
+        parts.join("; ")
+    )]
+}
+
+/// TLS against plain for every transport measured both ways (at the headline HTTP version).
+fn tls_costs(report: &Report) -> Vec<String> {
+    let primary = report.primary_http();
+    let mut parts = Vec::new();
+    let mut added = Vec::new();
+    for t in ["short-poll", "long-poll", "sse", "ws"] {
+        let http = match (t, primary) {
+            ("ws", _) | ("sse", "1.0") => "1.1",
+            (_, p) => p,
+        };
+        let (Some(plain), Some(tls)) = (find(report, t, http, false), find(report, t, http, true))
+        else {
+            continue;
+        };
+        let (Some(bt), Some(bp)) = (tls.bytes_per_event, plain.bytes_per_event) else {
+            continue;
+        };
+        added.push(bt - bp);
+        let mut s = format!("{t} {:+.0} B per event ({})", bt - bp, change(bt, bp));
+        if let (Some(ct), Some(cp)) = (tls.server_cpu_us_per_event, plain.server_cpu_us_per_event) {
+            if cp > 0.0 {
+                s.push_str(&format!(" and {}× the server CPU", num(ct / cp)));
+            }
+        }
+        s.push_str(&format!(
+            ", median latency {} against {}",
+            us(tls.latency_us.p50),
+            us(plain.latency_us.p50)
+        ));
+        parts.push(s);
+    }
+    if parts.is_empty() {
+        return Vec::new();
+    }
+    let (lo, hi) = added
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    vec![format!(
+        "**TLS against plain:** TLS adds {} to {} B per event on the wire (records, and handshakes amortised over the phase): {}.",
+        num(lo.round()),
+        num(hi.round()),
+        parts.join("; ")
+    )]
 }
 
 /// HTTP/1.0 (a connection per request) against keep-alive, for each polling transport measured
 /// both ways in the same cell.
 fn http10_costs(report: &Report) -> Vec<String> {
+    let tls = report.phases.first().is_some_and(|r| r.tls);
     let mut out = Vec::new();
     for t in ["short-poll", "long-poll"] {
         let find = |http: &str| {
-            report
-                .phases
-                .iter()
-                .rev()
-                .find(|r| r.transport == t && r.http == http && r.events_received > 0)
+            report.phases.iter().rev().find(|r| {
+                r.transport == t && r.http == http && r.tls == tls && r.events_received > 0
+            })
         };
         let (Some(ka), Some(h10)) = (find("1.1"), find("1.0")) else {
             continue;

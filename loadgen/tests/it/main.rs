@@ -5,3 +5,4 @@
 mod binary;
 mod end_to_end;
 mod fake_server;
+mod tls_http2;
