@@ -95,3 +95,84 @@ impl Drop for TestServer {
         let _ = self.shutdown();
     }
 }
+
+/// A real nginx (the Debian package) with `deploy/nginx.conf`, on a free loopback port, in front
+/// of `upstream`; stopped when dropped. For tests of this crate and of `loadgen`.
+pub struct Nginx {
+    child: std::process::Child,
+    pub port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Nginx {
+    /// Starts nginx with the repository's `deploy/nginx.conf`, `proxy_read_timeout` replaced by
+    /// `read_timeout` when given.
+    ///
+    /// # Panics
+    /// When nginx is not installed (the test command installs it) or does not start.
+    pub fn start(upstream: SocketAddr, read_timeout: Option<&str>) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "feedlab-nginx-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let template =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/nginx.conf"))
+                .expect("deploy/nginx.conf");
+        let mut conf = template
+            .replace(
+                "listen 127.0.0.1:8000;",
+                &format!("listen 127.0.0.1:{port};"),
+            )
+            .replace("server 127.0.0.1:8080;", &format!("server {upstream};"));
+        if let Some(t) = read_timeout {
+            conf = conf.replace(
+                "proxy_read_timeout 75s;",
+                &format!("proxy_read_timeout {t};"),
+            );
+        }
+        let d = dir.display();
+        conf = conf.replace(
+            "http {",
+            &format!(
+                "http {{\n    access_log off;\n    client_body_temp_path {d}/body;\n    proxy_temp_path {d}/proxy;\n"
+            ),
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).expect("writing nginx.conf");
+        let child = std::process::Command::new("nginx")
+            .args(["-p", &d.to_string(), "-c", "nginx.conf", "-e", "error.log"])
+            .args(["-g", &format!("daemon off; pid {d}/nginx.pid;")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx (the test command installs it)");
+        let nginx = Self { child, port, dir };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return nginx;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        drop(nginx);
+        panic!("nginx did not start");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

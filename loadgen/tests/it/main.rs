@@ -5,4 +5,5 @@
 mod binary;
 mod end_to_end;
 mod fake_server;
+mod nginx;
 mod tls_http2;

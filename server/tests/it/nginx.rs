@@ -3,7 +3,7 @@
 //! failure proxies are known for) while a shorter heartbeat keeps them alive.
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -11,79 +11,9 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::{connect_async, tungstenite::Message};
 
+use server::testing::Nginx;
+
 use crate::common::*;
-
-/// nginx with `deploy/nginx.conf`, listening on a free port, proxying to `upstream`.
-struct Nginx {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Nginx {
-    fn start(upstream: std::net::SocketAddr, read_timeout: Option<&str>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let template =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/nginx.conf"))
-                .unwrap();
-        let mut conf = template
-            .replace(
-                "listen 127.0.0.1:8000;",
-                &format!("listen 127.0.0.1:{port};"),
-            )
-            .replace("server 127.0.0.1:8080;", &format!("server {upstream};"));
-        if let Some(t) = read_timeout {
-            conf = conf.replace(
-                "proxy_read_timeout 75s;",
-                &format!("proxy_read_timeout {t};"),
-            );
-        }
-        let d = dir.path().display();
-        conf = conf.replace(
-            "http {",
-            &format!(
-                "http {{\n    access_log off;\n    client_body_temp_path {d}/body;\n    proxy_temp_path {d}/proxy;\n"
-            ),
-        );
-        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-        let child = Command::new("nginx")
-            .args(["-p", &d.to_string(), "-c", "nginx.conf", "-e", "error.log"])
-            .args(["-g", &format!("daemon off; pid {d}/nginx.pid;")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx (the test command installs it)");
-        let nginx = Self {
-            child,
-            port,
-            _dir: dir,
-        };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return nginx;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        drop(nginx);
-        panic!("nginx did not start");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test]
 async fn all_four_transports_work_through_nginx() {
