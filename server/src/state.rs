@@ -43,18 +43,21 @@ impl AppState {
             )),
             None => None,
         };
-        let mut state = Self::with_feed(config, stop, Arc::new(feed));
-        Arc::get_mut(&mut state).expect("not shared yet").redis = redis;
-        Ok(state)
+        Ok(Self::with_feed(config, stop, Arc::new(feed), redis))
     }
 
     /// An in-memory feed (what tests and property checks use).
     pub fn new(config: Config, stop: CancellationToken) -> Arc<Self> {
         let feed = Arc::new(Feed::new(config.retain as usize));
-        Self::with_feed(config, stop, feed)
+        Self::with_feed(config, stop, feed, None)
     }
 
-    fn with_feed(config: Config, stop: CancellationToken, feed: Arc<Feed>) -> Arc<Self> {
+    fn with_feed(
+        config: Config,
+        stop: CancellationToken,
+        feed: Arc<Feed>,
+        redis: Option<Arc<RedisFeed>>,
+    ) -> Arc<Self> {
         let accounting = Arc::new(Accounting::new(config.max_tracked_clients));
         let ticker = Ticker::new(config.rate, config.payload_bytes);
         Arc::new(Self {
@@ -64,7 +67,7 @@ impl AppState {
             ticker,
             stop,
             started: std::time::Instant::now(),
-            redis: None,
+            redis,
             config,
         })
     }
