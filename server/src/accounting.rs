@@ -331,7 +331,7 @@ pub enum Framing {
 }
 
 impl Framing {
-    pub fn of(req: &HttpRequest) -> Self {
+    pub fn of(req: &impl crate::incoming::Incoming) -> Self {
         if req.version() == Version::HTTP_2 {
             Self::Http2
         } else {

@@ -6,10 +6,10 @@
 //! which keeps it out of URLs and access logs. Comparison is constant-time, so response timing
 //! does not reveal how much of a guess was right.
 
-use actix_web::{http::header, HttpRequest};
+use actix_web::http::header;
 use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
+use crate::{error::ApiError, incoming::Incoming};
 
 /// Whether `presented` equals `expected`, in time independent of where they differ.
 pub fn token_matches(expected: &str, presented: &str) -> bool {
@@ -18,7 +18,7 @@ pub fn token_matches(expected: &str, presented: &str) -> bool {
 }
 
 /// The token a request presents: its `token` query parameter or its Bearer header.
-pub fn presented<'a>(req: &'a HttpRequest, query_token: Option<&'a str>) -> Option<&'a str> {
+pub fn presented<'a>(req: &'a impl Incoming, query_token: Option<&'a str>) -> Option<&'a str> {
     query_token.or_else(|| {
         req.headers()
             .get(header::AUTHORIZATION)?

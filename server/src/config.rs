@@ -192,6 +192,13 @@ pub struct Config {
     #[arg(long, env = "FEEDLAB_WORKERS")]
     pub workers: Option<usize>,
 
+    /// Serve plain-HTTP/1.1 connections that open with `GET /sse` or a WebSocket upgrade on
+    /// `/ws` on the socket itself: each event's shared bytes go out in one write, with no
+    /// per-connection buffers. `false` leaves every connection to actix-web (for comparison).
+    /// TLS and `--h2c` listeners always use actix-web.
+    #[arg(long, env = "FEEDLAB_FAST_PATH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub fast_path: bool,
+
     /// Who may change the ticker through `POST /control`: `auto` allows it when the server
     /// listens on loopback only.
     #[arg(long, env = "FEEDLAB_FEED_CONTROL", value_enum, default_value_t = FeedControl::Auto)]

@@ -20,6 +20,11 @@ pub fn configure(conn: &dyn Any, user_timeout: Duration) {
     } else {
         return;
     };
+    configure_tcp(tcp, user_timeout);
+}
+
+/// Sets `TCP_NODELAY` and `TCP_USER_TIMEOUT` on one accepted socket.
+pub fn configure_tcp(tcp: &TcpStream, user_timeout: Duration) {
     let sock = socket2::SockRef::from(tcp);
     let _ = sock.set_nodelay(true);
     #[cfg(any(target_os = "linux", target_os = "android"))]

@@ -17,7 +17,11 @@ pub struct Event {
     /// Publish time, microseconds since the Unix epoch.
     pub ts: u64,
     /// `{"seq":N,"ts":T,"data":…}`: a poll body item, and the payload of the WebSocket text frame.
+    /// A view into `ws_frame`, not a copy.
     pub ws: ByteString,
+    /// The whole WebSocket text frame, header included. Server frames are unmasked, so these
+    /// bytes are the same for every client: the fast path writes them as they are.
+    pub ws_frame: Bytes,
     /// The SSE record: `id: N\ndata: {…}\n\n`.
     pub sse: Bytes,
 }
@@ -33,10 +37,16 @@ impl Event {
         let _ = write!(sse, "id: {seq}\ndata: ");
         sse.put_slice(json.as_bytes());
         sse.put_slice(b"\n\n");
+        let ws_frame = text_frame(json.as_bytes());
+        let header = ws_frame.len() - json.len();
+        // The payload is the JSON just written, so it is UTF-8.
+        let ws = ByteString::try_from(ws_frame.slice(header..))
+            .unwrap_or_else(|_| ByteString::from(json));
         Self {
             seq,
             ts,
-            ws: ByteString::from(json),
+            ws,
+            ws_frame,
             sse: sse.freeze(),
         }
     }
@@ -45,6 +55,25 @@ impl Event {
     pub fn json(&self) -> &Bytes {
         self.ws.as_bytes()
     }
+}
+
+/// An unmasked, final WebSocket text frame carrying `payload` (RFC 6455 section 5.2).
+pub fn text_frame(payload: &[u8]) -> Bytes {
+    let mut frame = BytesMut::with_capacity(payload.len() + 10);
+    frame.put_u8(0x81); // FIN, text
+    match payload.len() {
+        n @ 0..=125 => frame.put_u8(n as u8),
+        n @ 126..=0xffff => {
+            frame.put_u8(126);
+            frame.put_u16(n as u16);
+        }
+        n => {
+            frame.put_u8(127);
+            frame.put_u64(n as u64);
+        }
+    }
+    frame.put_slice(payload);
+    frame.freeze()
 }
 
 #[cfg(test)]
@@ -62,5 +91,28 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_slice(e.json()).unwrap();
         assert_eq!(v["data"]["a"], "x\ny");
+        assert_eq!(&e.ws_frame[..2], &[0x81, e.ws.len() as u8]);
+        assert_eq!(&e.ws_frame[2..], e.ws.as_bytes());
+    }
+
+    #[test]
+    fn frames_decode_with_actix_http_codec_at_every_length_class() {
+        use actix_http::ws::{Codec, Frame};
+        use tokio_util::codec::Decoder as _;
+        for len in [0, 1, 125, 126, 127, 65_535, 65_536, 100_000] {
+            let payload = "x".repeat(len);
+            let mut buf = BytesMut::from(&text_frame(payload.as_bytes())[..]);
+            let frame = Codec::new()
+                .client_mode()
+                .max_size(1 << 20)
+                .decode(&mut buf)
+                .unwrap()
+                .unwrap();
+            match frame {
+                Frame::Text(t) => assert_eq!(t.len(), len),
+                other => panic!("{other:?}"),
+            }
+            assert!(buf.is_empty());
+        }
     }
 }

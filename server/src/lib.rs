@@ -18,7 +18,9 @@ pub mod connection;
 pub mod control;
 pub mod error;
 pub mod event;
+pub mod fast_path;
 pub mod feed;
+pub mod incoming;
 pub mod origin;
 pub mod process;
 pub mod publish;
@@ -33,7 +35,7 @@ pub mod ticker;
 pub mod tls;
 pub mod transport;
 
-use std::{future::Future, io::Write as _, net::TcpListener};
+use std::{future::Future, io::Write as _, net::TcpListener, sync::Arc};
 
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
@@ -63,52 +65,11 @@ pub async fn run(
         tokio::spawn(async move { redis.tail(feed, stop).await })
     });
 
-    let data = web::Data::from(state.clone());
-    let web_dir = config.web_dir.clone();
-    let accounting = state.accounting.clone();
-    let user_timeout = config.send_timeout;
-    let mut server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .route(
-                "/results/index.json",
-                web::get().to(static_files::results_index),
-            )
-            .route(
-                "/results/{path:.*}",
-                web::get().to(static_files::result_file),
-            )
-            .configure(|cfg| app::configure(cfg, web_dir.as_deref()))
-            .wrap_fn(app::cors)
-            .wrap_fn(app::account)
-    })
-    .on_connect(move |conn, _| {
-        accounting
-            .connections_accepted
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        connection::configure(conn, user_timeout);
-    })
-    .disable_signals()
-    .shutdown_timeout(config.shutdown_grace.as_secs().max(1))
-    .max_connections(config.max_connections.saturating_add(1_024))
-    .client_request_timeout(config.request_timeout)
-    .tls_handshake_timeout(config.request_timeout)
-    .client_disconnect_timeout(config.close_timeout)
-    // actix keeps polling a body until its write buffer holds this much; with one batch of at
-    // most --max-write-bytes on top, a client that stopped reading pins at most twice that.
-    .h1_write_buffer_size(config.max_write_bytes as usize)
-    .keep_alive(config.keep_alive);
-    if let Some(workers) = config.workers {
-        server = server.workers(workers.max(1));
-    }
-    let server = match tls::server_config(&config)? {
-        Some(tls) => server.listen_rustls_0_23(listener, tls),
-        // HTTP/1.x, and HTTP/2 with prior knowledge (h2c) when asked for (see `--h2c`).
-        None if config.h2c => server.listen_auto_h2c(listener),
-        None => server.listen(listener),
-    }
-    .context("serving on the listener")?;
-    let server = server.run();
+    let server = if config.fast_path && !config.tls() && !config.h2c {
+        fast_path_server(listener, &config, &state)?
+    } else {
+        actix_web_server(listener, &config, &state)?
+    };
     let handle = server.handle();
     let mut serving = tokio::spawn(server);
 
@@ -127,6 +88,120 @@ pub async fn run(
         let _ = tail.await;
     }
     serving.await.context("server task")?.context("server")
+}
+
+/// Every route, as actix-web serves them.
+fn app(
+    state: &Arc<AppState>,
+) -> App<
+    impl actix_service::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let web_dir = state.config.web_dir.clone();
+    App::new()
+        .app_data(web::Data::from(state.clone()))
+        .route(
+            "/results/index.json",
+            web::get().to(static_files::results_index),
+        )
+        .route(
+            "/results/{path:.*}",
+            web::get().to(static_files::result_file),
+        )
+        .configure(|cfg| app::configure(cfg, web_dir.as_deref()))
+        .wrap_fn(app::cors)
+        .wrap_fn(app::account)
+}
+
+/// actix-web's own server: every connection through actix-http (TLS, h2c, `--fast-path false`).
+fn actix_web_server(
+    listener: TcpListener,
+    config: &Config,
+    state: &Arc<AppState>,
+) -> anyhow::Result<actix_web::dev::Server> {
+    let accounting = state.accounting.clone();
+    let user_timeout = config.send_timeout;
+    let factory_state = state.clone();
+    let mut server = HttpServer::new(move || app(&factory_state))
+        .on_connect(move |conn, _| {
+            accounting
+                .connections_accepted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            connection::configure(conn, user_timeout);
+        })
+        .disable_signals()
+        .shutdown_timeout(config.shutdown_grace.as_secs().max(1))
+        .max_connections(config.max_connections.saturating_add(1_024))
+        .client_request_timeout(config.request_timeout)
+        .tls_handshake_timeout(config.request_timeout)
+        .client_disconnect_timeout(config.close_timeout)
+        // actix keeps polling a body until its write buffer holds this much; with one batch of at
+        // most --max-write-bytes on top, a client that stopped reading pins at most twice that.
+        .h1_write_buffer_size(config.max_write_bytes as usize)
+        .keep_alive(config.keep_alive);
+    if let Some(workers) = config.workers {
+        server = server.workers(workers.max(1));
+    }
+    let server = match tls::server_config(config)? {
+        Some(tls) => server.listen_rustls_0_23(listener, tls),
+        // HTTP/1.x, and HTTP/2 with prior knowledge (h2c) when asked for (see `--h2c`).
+        None if config.h2c => server.listen_auto_h2c(listener),
+        None => server.listen(listener),
+    }
+    .context("serving on the listener")?;
+    Ok(server.run())
+}
+
+/// The same app and settings on actix-server directly, behind the [`fast_path::FrontDoor`]:
+/// streaming connections it recognises are served on their sockets, the rest by actix-http.
+fn fast_path_server(
+    listener: TcpListener,
+    config: &Config,
+    state: &Arc<AppState>,
+) -> anyhow::Result<actix_web::dev::Server> {
+    use actix_service::{map_config, IntoServiceFactory as _, ServiceFactoryExt as _};
+    let mut builder = actix_server::Server::build()
+        .disable_signals()
+        .shutdown_timeout(config.shutdown_grace.as_secs().max(1))
+        .max_concurrent_connections(config.max_connections.saturating_add(1_024));
+    if let Some(workers) = config.workers {
+        builder = builder.workers(workers.max(1));
+    }
+    let graceful = builder.graceful_shutdown_signal();
+    let addr = listener.local_addr()?;
+    let (config, state) = (config.clone(), state.clone());
+    let builder = builder
+        .listen("feedlab", listener, move || {
+            let signal = graceful.clone();
+            let http = actix_http::HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let signal = signal.clone();
+                    async move { signal.notified().await }
+                })
+                .keep_alive(config.keep_alive)
+                .client_request_timeout(config.request_timeout)
+                .client_disconnect_timeout(config.close_timeout)
+                .h1_write_buffer_size(config.max_write_bytes as usize)
+                .local_addr(addr)
+                .finish(map_config(
+                    app(&state)
+                        .into_factory()
+                        .map_err(|err| err.error_response()),
+                    |_| actix_web::dev::AppConfig::default(),
+                ))
+                .tcp();
+            fast_path::FrontDoor {
+                http,
+                state: state.clone(),
+            }
+        })
+        .context("serving on the listener")?;
+    Ok(builder.run())
 }
 
 /// What `server` does: parse nothing (the caller did), log, bind, print the URLs, serve until

@@ -5,9 +5,9 @@
 //! Non-browser clients send no `Origin` and are let through; the CORS headers of the HTTP
 //! transports follow the same list.
 
-use actix_web::{http::header, HttpRequest};
+use actix_web::http::header;
 
-use crate::error::ApiError;
+use crate::{error::ApiError, incoming::Incoming};
 
 #[derive(Debug, Clone, Default)]
 pub struct Origins {
@@ -36,7 +36,7 @@ impl Origins {
     }
 
     /// `Ok(None)`: no `Origin` header; `Ok(Some(origin))`: an allowed one; `Err`: foreign.
-    pub fn check(&self, req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    pub fn check(&self, req: &impl Incoming) -> Result<Option<String>, ApiError> {
         let Some(origin) = req.headers().get(header::ORIGIN) else {
             return Ok(None);
         };
@@ -48,7 +48,7 @@ impl Origins {
             .headers()
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()))
+            .or_else(|| req.authority())
             .unwrap_or_default();
         if self.allows(origin, host) {
             Ok(Some(origin.to_owned()))

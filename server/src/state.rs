@@ -84,10 +84,10 @@ impl AppState {
     pub fn open(
         &self,
         meter: &crate::accounting::Meter,
-        req: &actix_web::HttpRequest,
+        req: &impl crate::incoming::Incoming,
     ) -> Result<crate::accounting::OpenGuard, crate::error::ApiError> {
         meter
-            .open(&self.limits(), req.peer_addr().map(|a| a.ip()))
+            .open(&self.limits(), req.peer_ip())
             .map_err(crate::error::ApiError::TooManyConnections)
     }
 

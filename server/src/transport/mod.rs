@@ -16,7 +16,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 pub use names::Transport;
 
-use crate::{accounting::Meter, error::ApiError, feed::Batch, state::AppState};
+use crate::{accounting::Meter, error::ApiError, feed::Batch, incoming::Incoming, state::AppState};
 
 /// The query parameters the transports understand, parsed with errors that name the field.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -43,12 +43,12 @@ impl FeedQuery {
         Ok(q)
     }
 
-    pub fn from_request(req: &HttpRequest) -> Result<Self, ApiError> {
+    pub fn from_request(req: &impl Incoming) -> Result<Self, ApiError> {
         Self::parse(req.query_string())
     }
 
     /// Checks `--auth-token` against the URL's `token` or the Bearer header.
-    pub fn authorize(&self, req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    pub fn authorize(&self, req: &impl Incoming, state: &AppState) -> Result<(), ApiError> {
         crate::auth::check(
             state.config.auth_token.as_deref(),
             crate::auth::presented(req, self.token.as_deref()),

@@ -16,6 +16,7 @@ use crate::{
     accounting::{Framing, Meter, OpenGuard},
     error::ApiError,
     feed::LagLimit,
+    incoming::Incoming,
     state::AppState,
 };
 
@@ -27,41 +28,13 @@ pub async fn handler(
 ) -> Result<HttpResponse, ApiError> {
     let q = FeedQuery::from_request(&req)?;
     q.authorize(&req, &state)?;
-    // EventSource sends the last id it saw when it reconnects; it wins over the URL's `since`,
-    // which is the cursor of the first connection.
-    let last_event_id = match req.headers().get("last-event-id") {
-        Some(v) => {
-            let v = v.to_str().unwrap_or("\u{fffd}");
-            if v.trim().is_empty() {
-                None
-            } else {
-                Some(parse_u64("Last-Event-ID", v)?)
-            }
-        }
-        None => None,
-    };
+    let last_event_id = last_event_id(&req)?;
     let meter = metered(&req, &state, Transport::Sse, q.client.as_deref());
     let cursor = start_cursor(&state, last_event_id.or(q.since))?;
     let open = state.open(&meter, &req)?;
 
-    let prelude = Bytes::from(format!(
-        "retry: {}\n: feedlab sse, resuming after seq {cursor}\n\n",
-        state.config.sse_retry.as_millis()
-    ));
     let framing = Framing::of(&req);
-    meter.bytes(framing.chunk_len(prelude.len()));
-    let backlog = state.feed.head() - cursor;
-    let stream = Stream {
-        lag: LagLimit::new(state.config.max_lag(), backlog),
-        framing,
-        ended: false,
-        head: state.feed.subscribe(),
-        next_heartbeat: Instant::now() + state.config.heartbeat,
-        state: state.into_inner(),
-        meter,
-        cursor,
-        _open: open,
-    };
+    let (prelude, stream) = Stream::start(state.into_inner(), meter, open, cursor, framing);
     let body = futures_util::stream::once(async move { Ok::<_, Infallible>(prelude) }).chain(
         futures_util::stream::unfold(stream, |mut s| async move {
             s.next_chunk().await.map(|chunk| (Ok(chunk), s))
@@ -76,7 +49,25 @@ pub async fn handler(
 
 use futures_util::StreamExt as _;
 
-struct Stream {
+/// The cursor `EventSource` sends when it reconnects (`Last-Event-ID`); it wins over the URL's
+/// `since`, which is the cursor of the first connection.
+pub(crate) fn last_event_id(req: &impl Incoming) -> Result<Option<u64>, ApiError> {
+    match req.headers().get("last-event-id") {
+        Some(v) => {
+            let v = v.to_str().unwrap_or("\u{fffd}");
+            if v.trim().is_empty() {
+                Ok(None)
+            } else {
+                Some(parse_u64("Last-Event-ID", v)).transpose()
+            }
+        }
+        None => Ok(None),
+    }
+}
+
+/// One SSE response's state: where it is in the feed, and when it last wrote. The same for
+/// actix-web's streaming body and for the fast path's own socket loop.
+pub(crate) struct Stream {
     state: Arc<AppState>,
     meter: Meter,
     head: watch::Receiver<u64>,
@@ -90,9 +81,42 @@ struct Stream {
 }
 
 impl Stream {
+    /// The stream for a response starting after `cursor`, and its first chunk (the `retry:`
+    /// setting and a comment), already counted on `meter`.
+    pub(crate) fn start(
+        state: Arc<AppState>,
+        meter: Meter,
+        open: OpenGuard,
+        cursor: u64,
+        framing: Framing,
+    ) -> (Bytes, Self) {
+        let prelude = Bytes::from(format!(
+            "retry: {}\n: feedlab sse, resuming after seq {cursor}\n\n",
+            state.config.sse_retry.as_millis()
+        ));
+        meter.bytes(framing.chunk_len(prelude.len()));
+        let backlog = state.feed.head() - cursor;
+        let stream = Self {
+            lag: LagLimit::new(state.config.max_lag(), backlog),
+            framing,
+            ended: false,
+            head: state.feed.subscribe(),
+            next_heartbeat: Instant::now() + state.config.heartbeat,
+            state,
+            meter,
+            cursor,
+            _open: open,
+        };
+        (prelude, stream)
+    }
+
+    pub(crate) fn meter(&self) -> &Meter {
+        &self.meter
+    }
+
     /// The next bytes to write: every pending event in one chunk, or a heartbeat; `None` ends
     /// the response (shutdown).
-    async fn next_chunk(&mut self) -> Option<Bytes> {
+    pub(crate) async fn next_chunk(&mut self) -> Option<Bytes> {
         if self.ended {
             self.meter.bytes(self.framing.end_len());
             return None;

@@ -101,19 +101,12 @@ async fn authenticate(
             }
             AggregatedMessage::Pong(_) => {}
             AggregatedMessage::Text(text) => {
-                let msg: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                if msg.get("op").and_then(Value::as_str) != Some("auth") {
-                    return Err(refuse(
-                        "authenticate first: {\"op\":\"auth\",\"token\":...}",
-                    ));
-                }
-                let token = msg.get("token").and_then(Value::as_str);
-                return match crate::auth::check(state.config.auth_token.as_deref(), token) {
+                return match check_auth_message(state, &text) {
                     Ok(()) => {
-                        let _ = session.text("{\"op\":\"authenticated\"}").await;
+                        let _ = session.text(AUTHENTICATED).await;
                         Ok(())
                     }
-                    Err(_) => Err(refuse("wrong token")),
+                    Err(reason) => Err(Some(reason)),
                 };
             }
             AggregatedMessage::Binary(_) | AggregatedMessage::Close(_) => {
@@ -121,6 +114,23 @@ async fn authenticate(
             }
         }
     }
+}
+
+/// The answer to a good `{"op":"auth"}` message.
+pub(crate) const AUTHENTICATED: &str = "{\"op\":\"authenticated\"}";
+
+/// Whether a session's first text message is `{"op":"auth","token":…}` with the right token.
+pub(crate) fn check_auth_message(state: &AppState, text: &str) -> Result<(), CloseReason> {
+    let msg: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    if msg.get("op").and_then(Value::as_str) != Some("auth") {
+        return Err(close(
+            CloseCode::Policy,
+            "authenticate first: {\"op\":\"auth\",\"token\":...}".into(),
+        ));
+    }
+    let token = msg.get("token").and_then(Value::as_str);
+    crate::auth::check(state.config.auth_token.as_deref(), token)
+        .map_err(|_| close(CloseCode::Policy, "wrong token".into()))
 }
 
 /// What the loop does after a client message.
@@ -315,7 +325,7 @@ pub fn client_op(text: &str) -> Result<ClientOp, CloseReason> {
 }
 
 /// The reply to a client text message, or the reason to close.
-async fn answer(
+pub(crate) async fn answer(
     state: &AppState,
     text: &bytestring::ByteString,
 ) -> Result<bytestring::ByteString, CloseReason> {
@@ -331,7 +341,7 @@ async fn answer(
     }
 }
 
-fn close(code: CloseCode, why: String) -> CloseReason {
+pub(crate) fn close(code: CloseCode, why: String) -> CloseReason {
     CloseReason {
         code,
         description: Some(truncate_reason(why)),
@@ -369,7 +379,7 @@ pub fn protocol_close(err: &ProtocolError, max: usize) -> CloseReason {
 }
 
 /// Close reasons must fit a control frame: 125 bytes less the 2-byte code.
-fn truncate_reason(mut why: String) -> String {
+pub(crate) fn truncate_reason(mut why: String) -> String {
     if why.len() > 123 {
         let mut end = 120;
         while !why.is_char_boundary(end) {

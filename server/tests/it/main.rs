@@ -5,6 +5,7 @@ mod bad_input;
 mod common;
 mod cross;
 mod durable;
+mod fast_path;
 mod limits;
 mod long_poll;
 mod nginx;

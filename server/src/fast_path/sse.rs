@@ -1,0 +1,133 @@
+//! `GET /sse` on the socket itself: the same checks and the same [`Stream`] as actix-web's
+//! handler, written as chunks straight from the events' shared bytes.
+
+use std::{io::IoSlice, sync::Arc};
+
+use tokio::{io::AsyncReadExt as _, net::TcpStream};
+
+use super::{head::Head, wire, Admission};
+use crate::{
+    accounting::Framing,
+    state::AppState,
+    transport::{sse::last_event_id, sse::Stream, start_cursor, FeedQuery, Transport},
+};
+
+/// What the handler would do with this request: serve it here, refuse it here (a limit), or
+/// leave it to actix-web (any malformed or unauthorised request, so its error reads the same).
+pub fn admit(head: &Head, state: &Arc<AppState>) -> Admission<Ready> {
+    let Ok(q) = FeedQuery::from_request(head) else {
+        return Admission::Actix;
+    };
+    if q.authorize(head, state).is_err() {
+        return Admission::Actix;
+    }
+    let Ok(last_event_id) = last_event_id(head) else {
+        return Admission::Actix;
+    };
+    let Ok(cursor) = start_cursor(state, last_event_id.or(q.since)) else {
+        return Admission::Actix;
+    };
+    let cors = state.origins.check(head).ok().flatten();
+    let meter = state.accounting.meter(Transport::Sse, q.client.as_deref());
+    meter.request();
+    match state.open(&meter, head) {
+        Ok(open) => {
+            let (prelude, stream) =
+                Stream::start(state.clone(), meter, open, cursor, Framing::Chunked);
+            Admission::Serve(Ready {
+                prelude,
+                stream,
+                cors,
+            })
+        }
+        Err(err) => Admission::Refuse(err, meter),
+    }
+}
+
+pub struct Ready {
+    prelude: bytes::Bytes,
+    stream: Stream,
+    cors: Option<String>,
+}
+
+/// Serves the response until the feed stops it (shutdown, `--max-lag`), the client leaves, or a
+/// write does not complete within `--send-timeout`.
+pub async fn serve(mut socket: TcpStream, ready: Ready, state: Arc<AppState>) {
+    let Ready {
+        prelude,
+        mut stream,
+        cors,
+    } = ready;
+    let limit = state.config.send_timeout;
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+         x-accel-buffering: no\r\n{}transfer-encoding: chunked\r\n{}\r\n",
+        wire::cors_lines(cors.as_deref()),
+        wire::date_line()
+    );
+    stream.meter().bytes(head.len() as u64);
+    let size = chunk_size(prelude.len());
+    let mut first = [
+        IoSlice::new(head.as_bytes()),
+        IoSlice::new(&size.0[..size.1]),
+        IoSlice::new(&prelude),
+        IoSlice::new(b"\r\n"),
+    ];
+    if wire::write_all(&mut socket, &mut first, limit)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    drop((head, prelude));
+    loop {
+        tokio::select! {
+            chunk = stream.next_chunk() => {
+                let Some(chunk) = chunk else {
+                    let _ = wire::write_all(&mut socket, &mut [IoSlice::new(b"0\r\n\r\n")], limit).await;
+                    return;
+                };
+                let size = chunk_size(chunk.len());
+                let mut parts = [
+                    IoSlice::new(&size.0[..size.1]),
+                    IoSlice::new(&chunk),
+                    IoSlice::new(b"\r\n"),
+                ];
+                if wire::write_all(&mut socket, &mut parts, limit).await.is_err() {
+                    return;
+                }
+            }
+            // The client never speaks on an SSE connection; reading is how its leaving shows.
+            left = client_left(&mut socket) => if left { return },
+        }
+    }
+}
+
+/// Waits for the client to send something; `true` when it closed (or reset) the connection.
+/// Bytes it sends are read and dropped.
+async fn client_left(socket: &mut TcpStream) -> bool {
+    let mut scrap = [0u8; 64];
+    !matches!(socket.read(&mut scrap).await, Ok(n) if n > 0)
+}
+
+/// The chunk-size line for `len` bytes: hex digits and CRLF, in a stack buffer.
+fn chunk_size(len: usize) -> ([u8; 18], usize) {
+    let mut out = [0u8; 18];
+    let digits = format!("{len:x}\r\n");
+    out[..digits.len()].copy_from_slice(digits.as_bytes());
+    (out, digits.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_sizes_are_hex_lines() {
+        let (b, n) = chunk_size(0x1a2);
+        assert_eq!(&b[..n], b"1a2\r\n");
+        let (b, n) = chunk_size(usize::MAX);
+        assert_eq!(n, 18);
+        assert!(b.ends_with(b"\r\n"));
+    }
+}
