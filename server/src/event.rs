@@ -22,8 +22,11 @@ pub struct Event {
     /// The whole WebSocket text frame, header included. Server frames are unmasked, so these
     /// bytes are the same for every client: the fast path writes them as they are.
     pub ws_frame: Bytes,
-    /// The SSE record: `id: N\ndata: {…}\n\n`.
+    /// The SSE record: `id: N\ndata: {…}\n\n`. A view into `sse_chunk`.
     pub sse: Bytes,
+    /// The SSE record as one HTTP/1.1 chunk (`<hex length>\r\n<record>\r\n`), which the fast
+    /// path writes as it is.
+    pub sse_chunk: Bytes,
 }
 
 impl Event {
@@ -33,10 +36,16 @@ impl Event {
         let mut json = String::with_capacity(data_json.len() + 48);
         // Writing to a String cannot fail.
         let _ = write!(json, "{{\"seq\":{seq},\"ts\":{ts},\"data\":{data_json}}}");
-        let mut sse = BytesMut::with_capacity(json.len() + 32);
+        let record_len = "id: \ndata: \n\n".len() + decimal_len(seq) + json.len();
+        let mut sse = BytesMut::with_capacity(record_len + 24);
+        let _ = write!(sse, "{record_len:x}\r\n");
+        let start = sse.len();
         let _ = write!(sse, "id: {seq}\ndata: ");
         sse.put_slice(json.as_bytes());
         sse.put_slice(b"\n\n");
+        debug_assert_eq!(sse.len() - start, record_len);
+        sse.put_slice(b"\r\n");
+        let sse_chunk = sse.freeze();
         let ws_frame = text_frame(json.as_bytes());
         let header = ws_frame.len() - json.len();
         // The payload is the JSON just written, so it is UTF-8.
@@ -47,7 +56,8 @@ impl Event {
             ts,
             ws,
             ws_frame,
-            sse: sse.freeze(),
+            sse: sse_chunk.slice(start..start + record_len),
+            sse_chunk,
         }
     }
 
@@ -55,6 +65,10 @@ impl Event {
     pub fn json(&self) -> &Bytes {
         self.ws.as_bytes()
     }
+}
+
+fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
 
 /// An unmasked, final WebSocket text frame carrying `payload` (RFC 6455 section 5.2).
@@ -91,6 +105,19 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_slice(e.json()).unwrap();
         assert_eq!(v["data"]["a"], "x\ny");
+        let chunk = format!(
+            "{:x}\r\n{}\r\n",
+            e.sse.len(),
+            std::str::from_utf8(&e.sse).unwrap()
+        );
+        assert_eq!(std::str::from_utf8(&e.sse_chunk).unwrap(), chunk);
+        for seq in [0, 9, 10, 99, 100, u64::MAX] {
+            let e = Event::encode(seq, 1, "1");
+            assert_eq!(
+                &e.sse_chunk[e.sse_chunk.len() - e.sse.len() - 2..][..e.sse.len()],
+                &e.sse[..]
+            );
+        }
         assert_eq!(&e.ws_frame[..2], &[0x81, e.ws.len() as u8]);
         assert_eq!(&e.ws_frame[2..], e.ws.as_bytes());
     }

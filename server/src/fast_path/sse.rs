@@ -9,7 +9,10 @@ use super::{head::Head, wire, Admission};
 use crate::{
     accounting::Framing,
     state::AppState,
-    transport::{sse::last_event_id, sse::Stream, start_cursor, FeedQuery, Transport},
+    transport::{
+        sse::{last_event_id, Chunk, Stream},
+        start_cursor, FeedQuery, Transport,
+    },
 };
 
 /// What the handler would do with this request: serve it here, refuse it here (a limit), or
@@ -33,7 +36,7 @@ pub fn admit(head: &Head, state: &Arc<AppState>) -> Admission<Ready> {
     match state.open(&meter, head) {
         Ok(open) => {
             let (prelude, stream) =
-                Stream::start(state.clone(), meter, open, cursor, Framing::Chunked);
+                Stream::start(state.clone(), meter, open, cursor, Framing::Chunked, true);
             Admission::Serve(Ready {
                 prelude,
                 stream,
@@ -87,13 +90,23 @@ pub async fn serve(mut socket: TcpStream, ready: Ready, state: Arc<AppState>) {
                     let _ = wire::write_all(&mut socket, &mut [IoSlice::new(b"0\r\n\r\n")], limit).await;
                     return;
                 };
-                let size = chunk_size(chunk.len());
-                let mut parts = [
-                    IoSlice::new(&size.0[..size.1]),
-                    IoSlice::new(&chunk),
-                    IoSlice::new(b"\r\n"),
-                ];
-                if wire::write_all(&mut socket, &mut parts, limit).await.is_err() {
+                let written = match chunk {
+                    Chunk::Events(events) => {
+                        let mut parts: wire::Parts<'_> =
+                            events.iter().map(|e| IoSlice::new(&e.sse_chunk)).collect();
+                        wire::write_all(&mut socket, &mut parts[..], limit).await
+                    }
+                    Chunk::Body(bytes) => {
+                        let size = chunk_size(bytes.len());
+                        let mut parts = [
+                            IoSlice::new(&size.0[..size.1]),
+                            IoSlice::new(&bytes),
+                            IoSlice::new(b"\r\n"),
+                        ];
+                        wire::write_all(&mut socket, &mut parts, limit).await
+                    }
+                };
+                if written.is_err() {
                     return;
                 }
             }

@@ -8,6 +8,9 @@ use tokio::{io::AsyncWriteExt as _, net::TcpStream};
 
 use crate::error::ApiError;
 
+/// The pieces of one write; a few live on the stack, so a batch costs no allocation.
+pub type Parts<'a> = smallvec::SmallVec<[IoSlice<'a>; 8]>;
+
 /// `writev` takes at most `IOV_MAX` (1024 on Linux) pieces per call.
 const MAX_IOV: usize = 512;
 
@@ -20,8 +23,13 @@ pub async fn write_all(
 ) -> io::Result<()> {
     let write = async {
         while !bufs.is_empty() {
-            let end = bufs.len().min(MAX_IOV);
-            let n = stream.write_vectored(&bufs[..end]).await?;
+            // One piece goes out with send(2), which costs less than writev(2).
+            let n = if let [one] = bufs {
+                stream.write(one).await?
+            } else {
+                let end = bufs.len().min(MAX_IOV);
+                stream.write_vectored(&bufs[..end]).await?
+            };
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }

@@ -243,17 +243,14 @@ impl Session {
         if !batch.events.is_empty() {
             let bytes: usize = batch.events.iter().map(|e| e.ws_frame.len()).sum();
             let limit = config.send_timeout;
-            let written = if let [one] = &batch.events[..] {
-                wire::write_all(&mut self.socket, &mut [IoSlice::new(&one.ws_frame)], limit).await
-            } else {
-                let mut parts: Vec<IoSlice<'_>> = batch
-                    .events
-                    .iter()
-                    .map(|e| IoSlice::new(&e.ws_frame))
-                    .collect();
-                wire::write_all(&mut self.socket, &mut parts, limit).await
-            };
-            written.map_err(write_failed)?;
+            let mut parts: wire::Parts<'_> = batch
+                .events
+                .iter()
+                .map(|e| IoSlice::new(&e.ws_frame))
+                .collect();
+            wire::write_all(&mut self.socket, &mut parts[..], limit)
+                .await
+                .map_err(write_failed)?;
             self.meter
                 .delivered(batch.events.len() as u64, bytes as u64);
         }

@@ -15,6 +15,7 @@ use super::{metered, parse_u64, start_cursor, FeedQuery, Transport};
 use crate::{
     accounting::{Framing, Meter, OpenGuard},
     error::ApiError,
+    event::Event,
     feed::LagLimit,
     incoming::Incoming,
     state::AppState,
@@ -34,10 +35,10 @@ pub async fn handler(
     let open = state.open(&meter, &req)?;
 
     let framing = Framing::of(&req);
-    let (prelude, stream) = Stream::start(state.into_inner(), meter, open, cursor, framing);
+    let (prelude, stream) = Stream::start(state.into_inner(), meter, open, cursor, framing, false);
     let body = futures_util::stream::once(async move { Ok::<_, Infallible>(prelude) }).chain(
         futures_util::stream::unfold(stream, |mut s| async move {
-            s.next_chunk().await.map(|chunk| (Ok(chunk), s))
+            s.next_chunk().await.map(|chunk| (Ok(chunk.into_body()), s))
         }),
     );
     Ok(HttpResponse::Ok()
@@ -65,6 +66,36 @@ pub(crate) fn last_event_id(req: &impl Incoming) -> Result<Option<u64>, ApiError
     }
 }
 
+/// What an SSE response writes next.
+pub(crate) enum Chunk {
+    /// Body bytes, for the writer to frame as one chunk.
+    Body(Bytes),
+    /// Events to write as their ready-made HTTP/1.1 chunks ([`Event::sse_chunk`]), one after
+    /// another, copying nothing. Only with `preframed`.
+    ///
+    /// [`Event::sse_chunk`]: crate::event::Event::sse_chunk
+    Events(Vec<Arc<Event>>),
+}
+
+impl Chunk {
+    fn body(bytes: Bytes) -> Self {
+        Self::Body(bytes)
+    }
+
+    /// The body bytes, for actix-web's streaming body (which never asks for `preframed`).
+    fn into_body(self) -> Bytes {
+        match self {
+            Self::Body(bytes) => bytes,
+            Self::Events(events) => events
+                .iter()
+                .map(|e| &e.sse[..])
+                .collect::<Vec<_>>()
+                .concat()
+                .into(),
+        }
+    }
+}
+
 /// One SSE response's state: where it is in the feed, and when it last wrote. The same for
 /// actix-web's streaming body and for the fast path's own socket loop.
 pub(crate) struct Stream {
@@ -77,6 +108,9 @@ pub(crate) struct Stream {
     framing: Framing,
     /// Set after the overflow record: the next poll ends the response.
     ended: bool,
+    /// Hand out a lone event as its ready-made HTTP/1.1 chunk (the fast path frames nothing
+    /// itself then); actix-web frames chunks on its own.
+    preframed: bool,
     _open: OpenGuard,
 }
 
@@ -89,6 +123,7 @@ impl Stream {
         open: OpenGuard,
         cursor: u64,
         framing: Framing,
+        preframed: bool,
     ) -> (Bytes, Self) {
         let prelude = Bytes::from(format!(
             "retry: {}\n: feedlab sse, resuming after seq {cursor}\n\n",
@@ -100,6 +135,7 @@ impl Stream {
             lag: LagLimit::new(state.config.max_lag(), backlog),
             framing,
             ended: false,
+            preframed,
             head: state.feed.subscribe(),
             next_heartbeat: Instant::now() + state.config.heartbeat,
             state,
@@ -116,7 +152,7 @@ impl Stream {
 
     /// The next bytes to write: every pending event in one chunk, or a heartbeat; `None` ends
     /// the response (shutdown).
-    pub(crate) async fn next_chunk(&mut self) -> Option<Bytes> {
+    pub(crate) async fn next_chunk(&mut self) -> Option<Chunk> {
         if self.ended {
             self.meter.bytes(self.framing.end_len());
             return None;
@@ -142,10 +178,16 @@ impl Stream {
                     self.cursor, self.state.config.max_lag()
                 ));
                 self.meter.bytes(self.framing.chunk_len(record.len()));
-                return Some(record);
+                return Some(Chunk::body(record));
             }
             if !batch.events.is_empty() || batch.missed > 0 {
                 self.cursor = batch.next;
+                self.next_heartbeat = Instant::now() + self.state.config.heartbeat;
+                if self.preframed && batch.missed == 0 {
+                    let bytes = batch.events.iter().map(|e| e.sse_chunk.len() as u64).sum();
+                    self.meter.delivered(batch.events.len() as u64, bytes);
+                    return Some(Chunk::Events(batch.events));
+                }
                 let chunk = if batch.missed == 0 && batch.events.len() == 1 {
                     batch.events[0].sse.clone()
                 } else {
@@ -169,8 +211,7 @@ impl Stream {
                     batch.events.len() as u64,
                     self.framing.chunk_len(chunk.len()),
                 );
-                self.next_heartbeat = Instant::now() + self.state.config.heartbeat;
-                return Some(chunk);
+                return Some(Chunk::body(chunk));
             }
             tokio::select! {
                 biased;
@@ -182,7 +223,7 @@ impl Stream {
                 _ = tokio::time::sleep_until(self.next_heartbeat) => {
                     self.next_heartbeat = Instant::now() + self.state.config.heartbeat;
                     self.meter.bytes(self.framing.chunk_len(HEARTBEAT.len()));
-                    return Some(Bytes::from_static(HEARTBEAT));
+                    return Some(Chunk::body(Bytes::from_static(HEARTBEAT)));
                 }
             }
         }
