@@ -151,6 +151,11 @@ pub struct Config {
     #[arg(long, env = "FEEDLAB_CLOSE_TIMEOUT", default_value = "600ms", value_parser = parse_close_timeout)]
     pub close_timeout: Duration,
 
+    /// Connections the kernel queues for accepting (`listen(2)` backlog). A burst of clients
+    /// larger than this waits for a SYN retry (about a second) instead of connecting at once.
+    #[arg(long, env = "FEEDLAB_BACKLOG", default_value_t = 1024)]
+    pub backlog: u32,
+
     /// An idle keep-alive connection (no request in flight) is closed after this time.
     #[arg(long, env = "FEEDLAB_KEEP_ALIVE", default_value = "30s", value_parser = parse_nonzero_duration)]
     pub keep_alive: Duration,

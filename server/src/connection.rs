@@ -23,6 +23,23 @@ pub fn configure(conn: &dyn Any, user_timeout: Duration) {
     configure_tcp(tcp, user_timeout);
 }
 
+/// A listening socket on `addr` with room for `backlog` pending connections (std's `bind`
+/// gives 128, which a burst of clients overflows).
+///
+/// # Errors
+/// The address cannot be bound.
+pub fn listen(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
+}
+
 /// Sets `TCP_NODELAY` and `TCP_USER_TIMEOUT` on one accepted socket.
 pub fn configure_tcp(tcp: &TcpStream, user_timeout: Duration) {
     let sock = socket2::SockRef::from(tcp);

@@ -5,6 +5,8 @@
 //! - [`feed`]: the ordered, bounded log; every transport reads it with a cursor.
 //! - [`event`]: each event encoded once per wire format and shared by every connection.
 //! - [`transport`]: `/poll`, `/long-poll`, `/sse`, `/ws`, `/ws/echo`, one module each.
+//! - [`fast_path`]: streaming connections served on the socket itself (see its docs for why);
+//!   [`incoming`] lets both it and actix-web's handlers run the same checks.
 //! - [`publish`], [`control`], [`ticker`]: where events come from.
 //! - [`accounting`], [`stats`], [`process`]: what it costs, as `/stats` and `/metrics`.
 //! - [`origin`], [`error`]: who may connect, and how refusals read.
@@ -212,8 +214,8 @@ fn fast_path_server(
 pub fn main_with(config: Config) -> anyhow::Result<()> {
     init_tracing(&config.log);
     actix_rt::System::new().block_on(async move {
-        let listener =
-            TcpListener::bind(config.bind).with_context(|| format!("binding {}", config.bind))?;
+        let listener = connection::listen(config.bind, config.backlog)
+            .with_context(|| format!("binding {}", config.bind))?;
         let addr = listener.local_addr()?;
         print_urls(addr, config.tls());
         run(listener, config, shutdown::signal()).await
