@@ -1,22 +1,44 @@
 #!/usr/bin/env python3
 """Memory per idle streaming connection of a feedlab server (the floor by default).
 
-Starts the server on a free loopback port, opens N idle WebSocket connections and then N idle
-SSE connections from this process, and reads the server's VmRSS from /proc/<pid>/status before
-and after each batch. Prints the growth per connection.
+Why: an idle connection is what a fan-out server holds most of, so its memory is the number
+that decides how many clients fit in a machine. This script starts the server on a free
+loopback port, opens COUNT idle WebSocket connections and then COUNT idle SSE connections
+from this process (a separate process from the server, so only the server's side is counted),
+and reads the server's VmRSS from /proc/<pid>/status before and after each batch, once it has
+stopped moving. It prints the growth per connection.
 
     floor/scripts/idle_rss.py [--bin target/release/floor] [--count 5000] [-- server args...]
+    floor/scripts/idle_rss.py --bin target/release/server --transports ws --count 10000 --json \\
+        -- --rate 0 --log warn
 
-Needs 2 * count + a few file descriptors in this process (`ulimit -n`).
+`--transports` picks the batches (default `ws,sse`, both held on one server at once, as this
+script always did). This process needs one file descriptor per connection it holds, plus a few
+(`ulimit -n`; the soft limit is raised to the hard one): with a hard limit of 20,000, 10,000
+WS and 10,000 SSE connections do not fit on one server, so measure them in two runs
+(`--transports ws`, then `--transports sse`). `--json` also prints the numbers as one JSON
+object on the last line.
+
+As a module (scripts/fanout/bench.py uses it): `open_idle(addr, pid, transport, count)` opens
+one batch against a server someone else started and returns the sockets and the measurement.
 """
 
 import argparse
 import base64
+import json
 import os
+import resource
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+
+# One connection's handshake must not take longer than this (a stuck server fails the run).
+SOCKET_TIMEOUT_S = 10.0
+# How long a server gets to print its listening line.
+START_TIMEOUT_S = 15.0
 
 
 def rss_kib(pid):
@@ -38,7 +60,7 @@ def read_head(sock):
 
 
 def open_ws(addr, i):
-    s = socket.create_connection(addr)
+    s = socket.create_connection(addr, timeout=SOCKET_TIMEOUT_S)
     key = base64.b64encode(i.to_bytes(16, "big")).decode()
     s.sendall(
         f"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -50,65 +72,168 @@ def open_ws(addr, i):
 
 
 def open_sse(addr, _i):
-    s = socket.create_connection(addr)
+    s = socket.create_connection(addr, timeout=SOCKET_TIMEOUT_S)
     s.sendall(b"GET /sse HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
     head = read_head(s)
     assert head.startswith(b"HTTP/1.1 200"), head
     return s
 
 
-def settle(pid):
-    """RSS once it stops moving (the server may still be finishing handshakes)."""
+OPENERS = {"ws": open_ws, "sse": open_sse}
+
+
+def settle(pid, stable_reads=3, interval_s=0.1, limit_s=5.0):
+    """RSS once it stops moving (the server may still be finishing handshakes): the same value
+    `stable_reads` times in a row, `interval_s` apart, or whatever it is after `limit_s`."""
     last = rss_kib(pid)
-    for _ in range(20):
-        time.sleep(0.1)
+    same = 0
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        time.sleep(interval_s)
         now = rss_kib(pid)
-        if now == last:
-            return now
+        same = same + 1 if now == last else 0
         last = now
+        if same >= stable_reads:
+            break
     return last
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--bin", default="target/release/floor")
-    p.add_argument("--count", type=int, default=5000)
-    p.add_argument("server_args", nargs="*")
-    args = p.parse_args()
+def raise_fd_limit(needed):
+    """Raises this process's soft open-file limit to the hard one; fails clearly if `needed`
+    descriptors still would not fit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    if needed > soft:
+        raise SystemExit(
+            f"idle_rss: {needed} file descriptors needed, the limit is {soft} "
+            "(measure fewer connections, or one transport per run with --transports)"
+        )
 
-    server = subprocess.Popen(
-        [args.bin, "--bind", "127.0.0.1:0", *args.server_args],
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
+
+def warm_up(addr, transports, n=50):
+    """The first connections pay for one-off allocations (thread caches, slabs): open and
+    close a few of each kind before measuring."""
+    warm = [OPENERS[t](addr, i) for t in transports for i in range(n)]
+    for s in warm:
+        s.close()
+    time.sleep(0.3)
+
+
+def open_idle(addr, pid, transport, count):
+    """Opens `count` idle `transport` connections to the server at `addr` (process `pid`) and
+    measures its RSS growth. Returns (sockets, result); the caller closes the sockets."""
+    before = settle(pid)
+    t0 = time.monotonic()
+    held = []
     try:
-        first = server.stdout.readline().strip()
-        host, port = first.removeprefix("feedlab listening on http://").rstrip("/").rsplit(":", 1)
-        addr = (host, int(port))
-        # Warm up: the first connections pay for one-off allocations (thread caches, slabs).
-        warm = [open_ws(addr, i) for i in range(50)] + [open_sse(addr, i) for i in range(50)]
-        for s in warm:
-            s.close()
-        time.sleep(0.3)
-        held = []
-        results = []
-        base = settle(server.pid)
-        print(f"{args.bin} {' '.join(args.server_args)}: RSS {base} KiB at start (after warm-up)")
-        for name, opener in (("ws", open_ws), ("sse", open_sse)):
-            before = settle(server.pid)
-            held += [opener(addr, i) for i in range(args.count)]
-            after = settle(server.pid)
-            per = (after - before) * 1024 / args.count
-            results.append((name, before, after, per))
-            print(f"  {args.count} idle {name:3}: RSS {before} -> {after} KiB, {per:.0f} B per connection")
-        total = settle(server.pid) - base
-        print(f"  all {len(held)}: {total * 1024 / len(held):.0f} B per connection")
+        for i in range(count):
+            held.append(OPENERS[transport](addr, i))
+    except BaseException:
         for s in held:
             s.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+        raise
+    open_s = time.monotonic() - t0
+    after = settle(pid)
+    result = {
+        "transport": transport,
+        "count": count,
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "bytes_per_connection": (after - before) * 1024 / count,
+        "open_s": round(open_s, 3),
+    }
+    return held, result
+
+
+def start_server(cmd, log):
+    """Starts `cmd` (which must bind to port 0) with its output in the file `log`, and returns
+    (process, (host, port)) once the first line `feedlab listening on http://ADDR/` appears."""
+    proc = subprocess.Popen(
+        cmd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # our signal handling decides when it stops, not the terminal's
+    )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with open(log.name) as f:
+            first = f.readline()
+        if first.endswith("\n"):
+            if not first.startswith("feedlab listening on http://"):
+                break
+            host, port = first.strip().removeprefix("feedlab listening on http://").rstrip("/").rsplit(":", 1)
+            return proc, (host, int(port))
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    stop_server(proc)
+    with open(log.name) as f:
+        output = f.read().strip()
+    raise RuntimeError(f"{' '.join(cmd)} did not start: {output[-2000:] or 'no output'}")
+
+
+def stop_server(proc, timeout=10):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _sigterm(_sig, _frame):
+    # So `finally` runs and the server is stopped.
+    raise SystemExit(143)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--bin", default="target/release/floor")
+    p.add_argument("--count", type=int, default=5000, help="connections per transport")
+    p.add_argument(
+        "--transports",
+        default="ws,sse",
+        help="batches to open, in order, all held on one server (default ws,sse)",
+    )
+    p.add_argument("--json", action="store_true", help="also print the numbers as JSON")
+    p.add_argument("server_args", nargs="*")
+    args = p.parse_args()
+    transports = [t.strip() for t in args.transports.split(",") if t.strip()]
+    unknown = [t for t in transports if t not in OPENERS]
+    if unknown or not transports:
+        p.error(f"--transports: one or more of {', '.join(OPENERS)}, got {args.transports!r}")
+    raise_fd_limit(args.count * len(transports) + 64)
+    signal.signal(signal.SIGTERM, _sigterm)
+
+    cmd = [args.bin, "--bind", "127.0.0.1:0", *args.server_args]
+    with tempfile.NamedTemporaryFile("w", prefix="idle_rss-", suffix=".log") as log:
+        server, addr = start_server(cmd, log)
+        held = []
+        try:
+            warm_up(addr, transports)
+            base = settle(server.pid)
+            print(f"{args.bin} {' '.join(args.server_args)}: RSS {base} KiB at start (after warm-up)")
+            results = []
+            for name in transports:
+                socks, r = open_idle(addr, server.pid, name, args.count)
+                held += socks
+                results.append(r)
+                print(
+                    f"  {args.count} idle {name:3}: RSS {r['rss_before_kib']} -> {r['rss_after_kib']} KiB, "
+                    f"{r['bytes_per_connection']:.0f} B per connection"
+                )
+            total = settle(server.pid) - base
+            print(f"  all {len(held)}: {total * 1024 / len(held):.0f} B per connection")
+            if args.json:
+                print(json.dumps({"command": cmd, "rss_base_kib": base, "batches": results}))
+        finally:
+            for s in held:
+                s.close()
+            stop_server(server)
 
 
 if __name__ == "__main__":

@@ -39,10 +39,58 @@ pub enum Command {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Server to drive, e.g. http://127.0.0.1:8080 or https://host:8443 (local or remote).
-    /// Without it, loadgen starts its own `server` on a free loopback port and stops it at the
-    /// end.
-    #[arg(long, env = "LOADGEN_URL")]
-    pub url: Option<url::Url>,
+    /// Several (repeat the flag, or separate with commas) are instances of one feed: clients are
+    /// spread over them round-robin and fail over to the next one when their connection drops,
+    /// resuming from their last seq; so does the publisher. Without it, loadgen starts its own
+    /// `server` (see --spawn) on a free loopback port and stops it at the end.
+    #[arg(long = "url", env = "LOADGEN_URL", value_delimiter = ',')]
+    pub urls: Vec<url::Url>,
+
+    /// How many server instances loadgen starts (without --url). More than one share one feed
+    /// through Redis (--redis, or a `redis-server` loadgen starts on a free port), and clients
+    /// are spread over them as over several --url.
+    #[arg(long, env = "LOADGEN_SPAWN", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub spawn: u32,
+
+    /// Redis the spawned instances share their feed through (`redis://127.0.0.1:6379`); each run
+    /// uses a key prefix of its own. Default with --spawn 2 or more: a `redis-server` loadgen
+    /// starts on a free loopback port without persistence, and stops at the end.
+    #[arg(long, env = "LOADGEN_REDIS")]
+    pub redis: Option<String>,
+
+    /// Failure to inject into every phase (needs the servers loadgen starts): `kill-restart`
+    /// kills the server with SIGKILL and restarts it on the same port and data directory after
+    /// --chaos-outage (loadgen gives it a temporary `--data-dir` unless --server-arg names one);
+    /// `kill-one` kills one of several instances (--spawn 2 or more) for good; its clients and
+    /// the publisher fail over. Lost (acknowledged, never delivered) and duplicated events must
+    /// stay 0.
+    #[arg(long, env = "LOADGEN_CHAOS", default_value = "none")]
+    pub chaos: crate::chaos::ChaosKind,
+
+    /// When the kill happens, into each phase's publishing: a share (`40%`) of --duration or a
+    /// time (`8s`).
+    #[arg(long, env = "LOADGEN_CHAOS_AT", default_value = "40%")]
+    pub chaos_at: crate::chaos::ChaosAt,
+
+    /// With `--chaos kill-restart`: how long the server stays down before it is restarted.
+    #[arg(long, env = "LOADGEN_CHAOS_OUTAGE", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub chaos_outage: Duration,
+
+    /// A reverse proxy loadgen starts between its clients and the servers: `nginx` (the
+    /// repository's deploy/nginx.conf, every instance an upstream), or `none`. Publishing goes
+    /// through it too; `/stats` is read from the servers directly.
+    #[arg(long, env = "LOADGEN_PROXY", default_value = "none")]
+    pub proxy: ProxyKind,
+
+    /// nginx's `proxy_read_timeout` with --proxy nginx: how long a proxied connection may stay
+    /// quiet before nginx cuts it (deploy/nginx.conf has 75s; a value below the server's
+    /// --heartbeat shows how each transport breaks).
+    #[arg(long, env = "LOADGEN_PROXY_READ_TIMEOUT", default_value = "75s", value_parser = humantime::parse_duration)]
+    pub proxy_read_timeout: Duration,
+
+    /// The nginx executable for --proxy nginx (default: `nginx` on PATH, else /usr/sbin/nginx).
+    #[arg(long, env = "LOADGEN_NGINX_BIN")]
+    pub nginx_bin: Option<PathBuf>,
 
     /// PEM file of the CA (or self-signed certificate) to trust for an `https://` --url, instead
     /// of the system's roots.
@@ -265,6 +313,36 @@ impl FromStr for HttpVersion {
     }
 }
 
+/// `--proxy`: what stands between loadgen's clients and the servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProxyKind {
+    #[default]
+    None,
+    Nginx,
+}
+
+impl ProxyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Nginx => "nginx",
+        }
+    }
+}
+
+impl FromStr for ProxyKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "none" | "off" | "" => Ok(Self::None),
+            "nginx" => Ok(Self::Nginx),
+            other => Err(format!(
+                "unknown --proxy {other:?} (expected none or nginx)"
+            )),
+        }
+    }
+}
+
 /// `--tls`: whether the spawned server speaks TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TlsMode {
@@ -305,7 +383,17 @@ impl Args {
     /// # Errors
     /// When `--tls` contradicts `--url`.
     pub fn tls_modes(&self) -> Result<Vec<bool>, String> {
-        match (&self.url, self.tls) {
+        if let Some(bad) = self
+            .urls
+            .iter()
+            .find(|u| u.scheme() != self.urls[0].scheme())
+        {
+            return Err(format!(
+                "every --url must use the same scheme: {} and {bad} differ",
+                self.urls[0]
+            ));
+        }
+        match (self.urls.first(), self.tls) {
             (Some(u), TlsMode::Off) => Ok(vec![u.scheme() == "https"]),
             (Some(u), TlsMode::On) if u.scheme() == "https" => Ok(vec![true]),
             (Some(u), _) => Err(format!(
@@ -316,6 +404,69 @@ impl Args {
             (None, TlsMode::On) => Ok(vec![true]),
             (None, TlsMode::Both) => Ok(vec![false, true]),
         }
+    }
+}
+
+impl Args {
+    /// How many servers the run drives: the --url list, or the instances loadgen starts.
+    pub fn server_count(&self) -> usize {
+        if self.urls.is_empty() {
+            self.spawn as usize
+        } else {
+            self.urls.len()
+        }
+    }
+
+    /// Refuses combinations of --url, --spawn, --redis, --chaos, --proxy and --tls that cannot
+    /// run, saying why.
+    ///
+    /// # Errors
+    /// A message naming the flags.
+    pub fn check_topology(&self) -> Result<(), String> {
+        let given = !self.urls.is_empty();
+        if given && self.spawn > 1 {
+            return Err(
+                "--spawn starts servers, --url names running ones: give one or the other".into(),
+            );
+        }
+        if given && self.redis.is_some() {
+            return Err("--redis is for the instances loadgen starts (--spawn); the servers at --url have their own settings".into());
+        }
+        if self.chaos.is_on() && given {
+            return Err(format!(
+                "--chaos {} kills servers, so it needs the ones loadgen starts: drop --url (use --spawn N for several)",
+                self.chaos
+            ));
+        }
+        if self.chaos == crate::chaos::ChaosKind::KillOne && self.server_count() < 2 {
+            return Err(
+                "--chaos kill-one needs several instances to fail over to: add --spawn 2 (or more)"
+                    .into(),
+            );
+        }
+        if self.chaos.is_on() {
+            self.chaos_at.offset(self.duration)?;
+        }
+        let special = self.spawn > 1 || self.chaos.is_on() || self.proxy != ProxyKind::None;
+        if special && self.tls != TlsMode::Off {
+            return Err(
+                "--spawn, --chaos and --proxy run plain http:// servers: drop --tls (a restarted server would present a new self-signed certificate, and deploy/nginx.conf is plain)".into(),
+            );
+        }
+        if self.proxy != ProxyKind::None && self.urls.iter().any(|u| u.scheme() == "https") {
+            return Err("--proxy nginx proxies to plain http:// servers only".into());
+        }
+        if self.proxy_read_timeout.is_zero() {
+            return Err("--proxy-read-timeout must be more than zero".into());
+        }
+        let data_dir = self
+            .server_args
+            .iter()
+            .any(|a| a == "--data-dir" || a.starts_with("--data-dir="));
+        if data_dir && (self.spawn > 1 || self.redis.is_some()) {
+            return Err("several instances share their feed through Redis, which excludes --data-dir in --server-arg".into());
+        }
+        Ok(())
     }
 }
 
@@ -344,7 +495,10 @@ mod tests {
         assert_eq!(a.payload_bytes, 100);
         assert_eq!(a.poll_interval, Duration::from_secs(1));
         assert_eq!(a.http, vec![HttpVersion::Http11, HttpVersion::Http10]);
-        assert!(a.url.is_none() && !a.concurrent);
+        assert!(a.urls.is_empty() && !a.concurrent);
+        assert_eq!(a.spawn, 1);
+        assert_eq!(a.chaos, crate::chaos::ChaosKind::None);
+        assert_eq!(a.proxy, ProxyKind::None);
     }
 
     #[test]
@@ -378,6 +532,68 @@ mod tests {
         assert!(a.tls_modes().unwrap_err().contains("without --url"));
         assert!(Args::from_args(["--ca", "x.pem", "--insecure"]).is_err());
         assert!(Args::from_args(["--rate", "-1"]).is_err());
+    }
+
+    #[test]
+    fn several_urls_and_topologies() {
+        let a = Args::from_args([
+            "--url",
+            "http://127.0.0.1:1/,http://127.0.0.1:2/",
+            "--url",
+            "http://127.0.0.1:3/",
+        ])
+        .unwrap();
+        assert_eq!(a.urls.len(), 3);
+        assert_eq!(a.server_count(), 3);
+        a.check_topology().unwrap();
+        let a = Args::from_args(["--url", "http://127.0.0.1:1/,https://127.0.0.1:2/"]).unwrap();
+        assert!(a.tls_modes().unwrap_err().contains("same scheme"));
+        let refused = |args: &[&str], what: &str| {
+            let e = Args::from_args(args).unwrap().check_topology().unwrap_err();
+            assert!(e.contains(what), "{args:?}: {e}");
+        };
+        refused(
+            &["--url", "http://127.0.0.1:1/", "--chaos", "kill-restart"],
+            "drop --url",
+        );
+        refused(&["--chaos", "kill-one"], "--spawn 2");
+        refused(
+            &[
+                "--chaos",
+                "kill-restart",
+                "--chaos-at",
+                "20s",
+                "--duration",
+                "10s",
+            ],
+            "outside",
+        );
+        refused(&["--spawn", "2", "--tls", "on"], "drop --tls");
+        refused(
+            &["--spawn", "2", "--url", "http://127.0.0.1:1/"],
+            "one or the other",
+        );
+        refused(
+            &["--spawn", "2", "--server-arg=--data-dir=/tmp/x"],
+            "excludes --data-dir",
+        );
+        let ok = Args::from_args([
+            "--spawn",
+            "3",
+            "--chaos",
+            "kill-one",
+            "--chaos-at",
+            "5s",
+            "--proxy",
+            "nginx",
+        ])
+        .unwrap();
+        ok.check_topology().unwrap();
+        assert_eq!(ok.proxy, ProxyKind::Nginx);
+        assert!(Args::from_args(["--spawn", "0"]).is_err());
+        assert!(Args::from_args(["--chaos", "explode"]).is_err());
+        assert!(Args::from_args(["--proxy", "haproxy"]).is_err());
+        assert!(Args::from_args(["--chaos-at", "150%"]).is_err());
     }
 
     #[test]

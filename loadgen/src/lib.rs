@@ -9,14 +9,17 @@
 //! # Layout
 //! - [`cli`]: the flags (each also an environment variable); [`plan`] turns them into phases and
 //!   checks the plan fits the open-file limit.
-//! - [`run`]: runs the phases: [`server_proc`] starts and samples the server, [`probe`] reads
-//!   `/stats` before and after, [`publisher`] paces the events, [`client`] drives one simulated
-//!   user per task over a [`net::counting::CountingStream`].
+//! - [`run`]: runs the phases: [`server_proc`] starts and samples the servers ([`redis_proc`]
+//!   the Redis several share, [`proxy`] nginx in front), [`probe`] reads `/stats` before and
+//!   after, [`publisher`] paces the events, [`client`] drives one simulated user per task over a
+//!   [`net::counting::CountingStream`], [`chaos`] says when to kill a server and how to read
+//!   the latency around it.
 //! - [`sequence`], [`stats`]: what each client saw (integrity, latency, counters), merged per
 //!   transport; [`event`] parses what the server sends, without copying the padding.
 //! - [`report`]: one model ([`report::Report`]) rendered as JSON, Markdown, SVG and HTML.
 //! - [`progress`]: bars on stderr; [`sys`]: the few system calls (signals, limits).
 
+pub mod chaos;
 pub mod cli;
 pub mod client;
 pub mod clock;
@@ -25,7 +28,9 @@ pub mod net;
 pub mod plan;
 pub mod probe;
 pub mod progress;
+pub mod proxy;
 pub mod publisher;
+pub mod redis_proc;
 pub mod report;
 pub mod run;
 pub mod sequence;

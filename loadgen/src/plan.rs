@@ -111,6 +111,7 @@ impl Plan {
         }
         let primary = *versions.first().ok_or("--http needs a version")?;
         let tls_modes = args.tls_modes()?;
+        args.check_topology()?;
         let rates = args.rates();
         let cells: Vec<(f64, u32)> = rates
             .iter()

@@ -47,6 +47,11 @@ pub struct SeqSummary {
     pub unexpected: u64,
     /// What the server's `missed` notices added up to.
     pub missed_reported: u64,
+    /// Expected seqs the publisher was told were stored (acknowledged) and that never arrived:
+    /// the loss that counts when servers die (an unacknowledged publish is retried, so its seq
+    /// may never exist).
+    #[serde(default)]
+    pub lost: u64,
 }
 
 impl std::ops::AddAssign for SeqSummary {
@@ -59,6 +64,7 @@ impl std::ops::AddAssign for SeqSummary {
         self.out_of_order += o.out_of_order;
         self.unexpected += o.unexpected;
         self.missed_reported += o.missed_reported;
+        self.lost += o.lost;
     }
 }
 
@@ -141,6 +147,23 @@ impl SeqTracker {
             .sum()
     }
 
+    /// How many of `acked` (sorted, the seqs the publisher got an acknowledgement for) above
+    /// the start cursor and up to `end` never arrived.
+    pub fn lost(&self, acked: &[u64], end: u64) -> u64 {
+        acked
+            .iter()
+            .filter(|&&s| s > self.start && s <= end)
+            .filter(|&&s| s > self.highest || self.in_hole(s))
+            .count() as u64
+    }
+
+    fn in_hole(&self, seq: u64) -> bool {
+        self.holes
+            .range(..=seq)
+            .next_back()
+            .is_some_and(|(_, &last)| seq <= last)
+    }
+
     /// The verdict when `end` was the last seq the client should have received.
     pub fn summary(&self, end: u64) -> SeqSummary {
         let expected = end.saturating_sub(self.start);
@@ -155,6 +178,7 @@ impl SeqTracker {
             out_of_order: self.out_of_order,
             unexpected: self.unexpected,
             missed_reported: self.missed_reported,
+            lost: 0,
         }
     }
 }
@@ -228,6 +252,18 @@ mod tests {
             (3, 3, 2, 0)
         );
         assert_eq!(t.resume_cursor(), 5);
+    }
+
+    #[test]
+    fn lost_counts_only_acknowledged_seqs_that_never_came() {
+        let mut t = SeqTracker::new(10);
+        for s in [11, 12, 14, 15, 17] {
+            t.record(s);
+        }
+        // 13 and 16 are holes, 18 and 19 never came; 16 was never acknowledged (a publish
+        // retried elsewhere), 19 is past the end, 9 before the start.
+        assert_eq!(t.lost(&[9, 11, 13, 15, 17, 18, 19], 18), 2);
+        assert_eq!(t.lost(&[], 18), 0);
     }
 
     #[test]

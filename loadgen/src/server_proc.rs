@@ -29,6 +29,10 @@ pub struct ServerProcess {
     pub url: url::Url,
     /// What was run, for the report.
     pub command: Vec<String>,
+    /// What [`ServerProcess::restart`] needs: the executable given, the extra arguments, the log.
+    explicit_bin: Option<PathBuf>,
+    extra: Vec<String>,
+    log: Option<PathBuf>,
 }
 
 /// The executable and leading arguments that start a server.
@@ -65,6 +69,15 @@ impl ServerProcess {
         extra: &[String],
         log: Option<&Path>,
     ) -> anyhow::Result<Self> {
+        Self::launch(explicit_bin, extra, log, false)
+    }
+
+    fn launch(
+        explicit_bin: Option<&Path>,
+        extra: &[String],
+        log: Option<&Path>,
+        append_log: bool,
+    ) -> anyhow::Result<Self> {
         let (bin, mut args) = server_command(explicit_bin)?;
         let given = |flag: &str| {
             extra
@@ -84,7 +97,12 @@ impl ServerProcess {
         args.extend(extra.iter().cloned());
         let stderr = match log {
             Some(path) => Stdio::from(
-                std::fs::File::create(path)
+                std::fs::File::options()
+                    .create(true)
+                    .write(true)
+                    .append(append_log)
+                    .truncate(!append_log)
+                    .open(path)
                     .with_context(|| format!("creating {}", path.display()))?,
             ),
             None => Stdio::null(),
@@ -119,6 +137,9 @@ impl ServerProcess {
             command: std::iter::once(bin.display().to_string())
                 .chain(args)
                 .collect(),
+            explicit_bin: explicit_bin.map(Path::to_owned),
+            extra: extra.to_vec(),
+            log: log.map(Path::to_owned),
         };
         let first = rx.recv_timeout(START_TIMEOUT).map_err(|_| {
             anyhow::anyhow!(
@@ -148,6 +169,46 @@ impl ServerProcess {
         }
     }
 
+    /// Kills the server at once (SIGKILL, as a crash or the OOM killer would) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = crate::sys::kill(self.pid);
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again with the same arguments on the same port (its log appended to),
+    /// after [`ServerProcess::kill`] or an exit of its own.
+    ///
+    /// # Errors
+    /// When it cannot be started (the port taken meanwhile, for one).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let addr = format!(
+            "{}:{}",
+            self.url.host_str().unwrap_or("127.0.0.1"),
+            self.url.port().unwrap_or(80)
+        );
+        let extra = with_bind(&self.extra, &addr);
+        let next = Self::launch(
+            self.explicit_bin.as_deref(),
+            &extra,
+            self.log.as_deref(),
+            true,
+        )?;
+        anyhow::ensure!(
+            next.url == self.url,
+            "the restarted server listens on {} instead of {}",
+            next.url,
+            self.url
+        );
+        // Take its child over; `next` must not stop it when dropped.
+        let mut next = next;
+        self.child = next.child.take();
+        self.pid = next.pid;
+        Ok(())
+    }
+
     /// Whether it is still running.
     pub fn running(&mut self) -> bool {
         self.child
@@ -160,6 +221,23 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `args` with any `--bind` replaced by `--bind addr`.
+fn with_bind(args: &[String], addr: &str) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len() + 2);
+    let mut skip_value = false;
+    for a in args {
+        if skip_value {
+            skip_value = false;
+        } else if a == "--bind" {
+            skip_value = true;
+        } else if !a.starts_with("--bind=") {
+            out.push(a.clone());
+        }
+    }
+    out.extend(["--bind".to_owned(), addr.to_owned()]);
+    out
 }
 
 /// `feedlab listening on http://127.0.0.1:PORT/` → the URL.
@@ -187,5 +265,24 @@ mod tests {
         let url = parse_listening_line("feedlab listening on http://127.0.0.1:41234/\n").unwrap();
         assert_eq!(url.port(), Some(41234));
         assert!(parse_listening_line("something else").is_none());
+    }
+
+    #[test]
+    fn a_restart_binds_the_same_address_whatever_was_given() {
+        let args: Vec<String> = [
+            "--rate",
+            "0",
+            "--bind",
+            "127.0.0.1:0",
+            "--bind=x",
+            "--log",
+            "warn",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            with_bind(&args, "127.0.0.1:4000"),
+            ["--rate", "0", "--log", "warn", "--bind", "127.0.0.1:4000"]
+        );
     }
 }

@@ -40,12 +40,16 @@ pub fn new_histogram() -> Histogram<u64> {
 #[derive(Debug)]
 pub struct LatencySink {
     shards: Vec<Mutex<Pair>>,
+    /// Keep every (publish time, latency) pair too, so latency can be split by when the event
+    /// was published (chaos runs: inside the outage window or not). 16 B per delivery.
+    keep_samples: bool,
 }
 
 #[derive(Debug)]
 struct Pair {
     delivery: Histogram<u64>,
     server: Histogram<u64>,
+    samples: Vec<(u64, u64)>,
 }
 
 impl Default for LatencySink {
@@ -56,19 +60,26 @@ impl Default for LatencySink {
 
 impl LatencySink {
     pub fn new() -> Self {
+        Self::keeping_samples(false)
+    }
+
+    /// A sink that also keeps every (publish time, latency) pair when `keep` is set.
+    pub fn keeping_samples(keep: bool) -> Self {
         Self {
             shards: (0..SHARDS)
                 .map(|_| {
                     Mutex::new(Pair {
                         delivery: new_histogram(),
                         server: new_histogram(),
+                        samples: Vec::new(),
                     })
                 })
                 .collect(),
+            keep_samples: keep,
         }
     }
 
-    fn record(&self, shard: usize, delivery: &[u64], server: &[u64]) {
+    fn record(&self, shard: usize, delivery: &[u64], server: &[u64], samples: &[(u64, u64)]) {
         let mut pair = self.shards[shard % SHARDS]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
@@ -78,6 +89,17 @@ impl LatencySink {
         for &v in server {
             pair.server.saturating_record(v.max(1));
         }
+        pair.samples.extend_from_slice(samples);
+    }
+
+    /// Every (publish time µs, latency µs) pair kept (empty unless the sink keeps samples).
+    pub fn samples(&self) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let pair = shard.lock().unwrap_or_else(|p| p.into_inner());
+            out.extend_from_slice(&pair.samples);
+        }
+        out
     }
 
     /// The merged histograms: publish → receipt, and server `ts` → receipt.
@@ -117,8 +139,10 @@ pub struct Recorder {
     pub empty_responses: u64,
     /// TCP connections opened.
     pub connections: u64,
-    /// Streaming connections re-opened after they ended or failed.
+    /// Connection attempts made after a lost connection or a failed attempt.
     pub reconnects: u64,
+    /// Working connections (or, polling, requests after a success) that failed or ended.
+    pub disconnects: u64,
     pub errors: ErrorCounts,
     /// Events whose publish time this loadgen knows (it published them).
     pub latency_samples: u64,
@@ -126,6 +150,7 @@ pub struct Recorder {
     local_server: bool,
     pending_delivery: Vec<u64>,
     pending_server: Vec<u64>,
+    pending_samples: Vec<(u64, u64)>,
     unflushed_events: u64,
     unflushed_requests: u64,
     sink: Arc<LatencySink>,
@@ -148,12 +173,14 @@ impl Recorder {
             empty_responses: 0,
             connections: 0,
             reconnects: 0,
+            disconnects: 0,
             errors: ErrorCounts::new(),
             latency_samples: 0,
             shard: index,
             local_server,
             pending_delivery: Vec::new(),
             pending_server: Vec::new(),
+            pending_samples: Vec::new(),
             unflushed_events: 0,
             unflushed_requests: 0,
             sink,
@@ -172,6 +199,10 @@ impl Recorder {
                     self.pending_delivery.reserve_exact(FLUSH_EVERY);
                 }
                 self.pending_delivery.push(now_us.saturating_sub(sent));
+                if self.sink.keep_samples {
+                    self.pending_samples
+                        .push((sent, now_us.saturating_sub(sent)));
+                }
                 if self.local_server && ts > 0 {
                     if self.pending_server.capacity() == 0 {
                         self.pending_server.reserve_exact(FLUSH_EVERY);
@@ -191,10 +222,15 @@ impl Recorder {
     /// Moves buffered samples into the shared histograms and live totals.
     pub fn flush(&mut self) {
         if !self.pending_delivery.is_empty() || !self.pending_server.is_empty() {
-            self.sink
-                .record(self.shard, &self.pending_delivery, &self.pending_server);
+            self.sink.record(
+                self.shard,
+                &self.pending_delivery,
+                &self.pending_server,
+                &self.pending_samples,
+            );
             self.pending_delivery.clear();
             self.pending_server.clear();
+            self.pending_samples.clear();
         }
         if self.unflushed_events > 0 {
             self.live.events.fetch_add(self.unflushed_events, Relaxed);
@@ -222,15 +258,19 @@ impl Recorder {
         self.live.errors.fetch_add(1, Relaxed);
     }
 
-    /// The client's totals once it stopped; `end` is the last seq it should have received.
-    pub fn finish(mut self, end: u64) -> ClientTotals {
+    /// The client's totals once it stopped; `end` is the last seq it should have received,
+    /// `acked` the seqs the publisher was told were stored (sorted), for `lost`.
+    pub fn finish(mut self, end: u64, acked: &[u64]) -> ClientTotals {
         self.flush();
+        let mut seq = self.seq.summary(end);
+        seq.lost = self.seq.lost(acked, end);
         ClientTotals {
-            seq: self.seq.summary(end),
+            seq,
             requests: self.requests,
             empty_responses: self.empty_responses,
             connections: self.connections,
             reconnects: self.reconnects,
+            disconnects: self.disconnects,
             errors: std::mem::take(&mut self.errors),
             latency_samples: self.latency_samples,
             clients: 1,
@@ -246,6 +286,7 @@ pub struct ClientTotals {
     pub empty_responses: u64,
     pub connections: u64,
     pub reconnects: u64,
+    pub disconnects: u64,
     pub errors: ErrorCounts,
     pub latency_samples: u64,
     pub clients: u64,
@@ -258,6 +299,7 @@ impl std::ops::AddAssign<&ClientTotals> for ClientTotals {
         self.empty_responses += o.empty_responses;
         self.connections += o.connections;
         self.reconnects += o.reconnects;
+        self.disconnects += o.disconnects;
         for (k, v) in &o.errors {
             *self.errors.entry(k.clone()).or_insert(0) += v;
         }
@@ -345,8 +387,8 @@ mod tests {
         b.event(2, 900, probe(1_000), 3_000);
         b.error("http_503");
         b.error("timeout");
-        let mut total = a.finish(2);
-        total += &b.finish(2);
+        let mut total = a.finish(2, &[1, 2]);
+        total += &b.finish(2, &[1, 2]);
         assert_eq!(total.clients, 2);
         assert_eq!(total.seq.expected, 4);
         assert_eq!(total.seq.gaps, 0);
@@ -363,6 +405,23 @@ mod tests {
             "only the local-server client compares with ts"
         );
         assert_eq!(live.events.load(Relaxed), 4);
+        assert_eq!(total.seq.lost, 0);
+        assert!(sink.samples().is_empty(), "pairs only when asked for");
+    }
+
+    #[test]
+    fn a_sink_keeping_samples_keeps_publish_time_and_latency() {
+        let sink = Arc::new(LatencySink::keeping_samples(true));
+        let mut r = Recorder::new(0, 0, false, sink.clone(), Arc::new(Live::default()));
+        r.event(1, 0, probe(1_000), 1_250);
+        r.event(3, 0, probe(2_000), 2_100);
+        let t = r.finish(3, &[1, 2, 3]);
+        assert_eq!(sink.samples(), vec![(1_000, 250), (2_000, 100)]);
+        assert_eq!(
+            (t.seq.gaps, t.seq.lost),
+            (1, 1),
+            "2 was acknowledged and never came"
+        );
     }
 
     #[test]
@@ -378,7 +437,7 @@ mod tests {
             FLUSH_EVERY as u64,
             "one batch flushed"
         );
-        r.finish(FLUSH_EVERY as u64 + 1);
+        r.finish(FLUSH_EVERY as u64 + 1, &[]);
         let (h, _) = sink.merged();
         assert_eq!(h.len(), FLUSH_EVERY as u64 + 1);
         let q = Quantiles::of(&h);

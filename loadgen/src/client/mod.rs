@@ -3,8 +3,10 @@
 //!
 //! Every client starts from the same cursor, taken just before the publisher starts, so each
 //! must receive every event published during the phase; one that loses its connection resumes
-//! from the last seq it saw (SSE `Last-Event-ID`, WebSocket `?since=`), as a browser would.
+//! from the last seq it saw (SSE `Last-Event-ID`, WebSocket `?since=`), as a browser would, on
+//! the next of the phase's servers ([`link`] does the losing and finding for every transport).
 
+pub mod link;
 pub mod long_poll;
 pub mod poll;
 pub mod sse;
@@ -17,13 +19,18 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    chaos::Reconnect,
     cli::HttpVersion,
     net::{Target, Wire},
     stats::{LatencySink, Live, Recorder},
 };
 
-/// Pause after a failed connect or an error response before trying again.
+/// Pause after a failed connect or an error response before trying again (doubled after each
+/// further failure, up to [`MAX_BACKOFF`]).
 pub const BACKOFF: Duration = Duration::from_millis(200);
+
+/// The longest pause between two attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Connection attempts (connect + handshake) in flight at once per phase: thousands of
 /// simultaneous SYNs would overflow the server's accept backlog and turn into 1 s retransmits.
@@ -35,7 +42,9 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(15);
 /// What all clients of one transport in one phase share.
 #[derive(Debug)]
 pub struct Shared {
-    pub target: Arc<Target>,
+    /// The servers (or the proxy) clients connect to: client `i` starts on `i mod n` and moves
+    /// to the next one when its connection is lost.
+    pub targets: Vec<Arc<Target>>,
     pub transport: Transport,
     pub http: HttpVersion,
     /// Every client asks for events after this seq.
@@ -52,6 +61,15 @@ pub struct Shared {
     pub source_ips: u8,
     /// Bounds connection attempts in flight ([`CONNECTS_IN_FLIGHT`]).
     pub connect_gate: Arc<tokio::sync::Semaphore>,
+    /// Every client's trips from a lost connection to its next subscription (rare: a lock each).
+    pub reconnects: std::sync::Mutex<Vec<Reconnect>>,
+}
+
+impl Shared {
+    /// Whether the servers are on this machine (their `ts` uses our wall clock).
+    pub fn local(&self) -> bool {
+        self.targets.iter().all(|t| t.is_local())
+    }
 }
 
 /// One client.
@@ -66,19 +84,8 @@ pub struct ClientCtx {
 }
 
 impl ClientCtx {
-    pub fn source_ip(&self) -> Option<IpAddr> {
-        crate::net::source_ip(&self.shared.target, self.shared.source_ips, self.index)
-    }
-
-    /// Tells the phase this client is connected (once).
-    pub fn ready(&self, signalled: &mut bool) {
-        if !*signalled {
-            *signalled = true;
-            self.shared
-                .live
-                .connected
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+    pub fn source_ip(&self, target: &Target) -> Option<IpAddr> {
+        crate::net::source_ip(target, self.shared.source_ips, self.index)
     }
 }
 
@@ -95,7 +102,7 @@ pub async fn run(ctx: ClientCtx) -> ClientOutput {
     let mut rec = Recorder::new(
         ctx.index,
         s.cursor,
-        s.target.is_local(),
+        s.local(),
         s.sink.clone(),
         s.live.clone(),
     );

@@ -11,12 +11,12 @@ use http_body_util::{BodyExt as _, Empty};
 use hyper::StatusCode;
 use server::Transport;
 
-use super::{long_poll, pause, ClientCtx, BACKOFF, RESPONSE_TIMEOUT};
+use super::{link::Link, long_poll, ClientCtx, RESPONSE_TIMEOUT};
 use crate::{
     cli::HttpVersion,
     clock::{self, Pace},
     event::PollBody,
-    net::{self, Sender},
+    net::{self, Sender, Target},
     stats::Recorder,
 };
 
@@ -31,10 +31,10 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
     let s = &ctx.shared;
     let long = s.transport == Transport::LongPoll;
     let keep_alive = s.http != HttpVersion::Http10;
-    let mut signalled = false;
+    let mut link = Link::new(ctx);
     if !keep_alive {
         // Nothing to hold open: ready at once.
-        ctx.ready(&mut signalled);
+        link.ready(ctx);
     }
     let mut conn: Option<(Sender, net::Connection)> = None;
     let mut cursor = s.cursor;
@@ -68,20 +68,31 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
         };
 
         if conn.is_none() {
-            // Only the first connection of a keep-alive client waits at the gate: the start of
-            // a phase is when thousands connect at once.
-            let _permit = if keep_alive && !signalled {
-                Some(s.connect_gate.acquire().await)
+            // A keep-alive client's every connection goes through the link (backoff, gate,
+            // failover); a connection-per-request client's only after a failure.
+            let _permit = if keep_alive || link.failing() {
+                match link.attempt(ctx, rec).await {
+                    Some(p) => Some(p),
+                    None => break,
+                }
             } else {
                 None
             };
-            match net::connect(&s.target, ctx.source_ip(), &ctx.wire, net::alpn_for(s.http)).await {
+            let target = link.target(ctx).clone();
+            match net::connect(
+                &target,
+                ctx.source_ip(&target),
+                &ctx.wire,
+                net::alpn_for(s.http),
+            )
+            .await
+            {
                 Ok(stream) => match net::http_inline(stream, s.http).await {
                     Ok(c) => {
                         rec.connections += 1;
-                        if keep_alive {
-                            ctx.ready(&mut signalled);
-                        }
+                        // Connected is ready (a long-poll's first answer may be an event away);
+                        // a reconnect ends only with the next response, in `up`.
+                        link.ready(ctx);
                         conn = Some(c);
                     }
                     Err(e) => rec.error(net::hyper_error_kind(&e)),
@@ -89,12 +100,12 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
                 Err(e) => rec.error(net::io_error_kind(&e)),
             }
             if conn.is_none() {
-                if !pause(&s.stop, BACKOFF).await {
-                    break;
-                }
+                link.down(ctx, rec);
                 continue;
             }
         }
+        // The link moves only when a connection is dropped: this is where `conn` goes.
+        let target = link.target(ctx).clone();
 
         let path = match timeout_ms {
             Some(ms) => format!("/long-poll?since={cursor}&timeout_ms={ms}"),
@@ -104,7 +115,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
         let outcome = {
             // unwrap: checked just above.
             let (sender, connection) = conn.as_mut().expect("connection");
-            let request = exchange(sender, ctx, &path);
+            let request = exchange(sender, &target, s.http, &path);
             tokio::pin!(request);
             tokio::time::timeout(limit, async {
                 tokio::select! {
@@ -125,6 +136,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
                 match status {
                     StatusCode::OK => match serde_json::from_slice::<PollBody>(&body) {
                         Ok(batch) => {
+                            link.up(ctx);
                             if let Some(up_to) = batch.missed_up_to() {
                                 rec.seq.missed(batch.missed, up_to);
                             }
@@ -138,12 +150,16 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
                         }
                         Err(_) => rec.error("bad_body"),
                     },
-                    StatusCode::NO_CONTENT if long => rec.empty_responses += 1,
+                    StatusCode::NO_CONTENT if long => {
+                        link.up(ctx);
+                        rec.empty_responses += 1;
+                    }
                     other => {
+                        // A proxy's 502/504, a 503 from a server going down, a 409 from an
+                        // instance that has not caught up yet: try the next server.
                         rec.error(format!("http_{}", other.as_u16()));
-                        if !pause(&s.stop, BACKOFF).await {
-                            break;
-                        }
+                        link.down(ctx, rec);
+                        conn = None;
                     }
                 }
                 if !keep_alive {
@@ -153,9 +169,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
             Outcome::Failed(kind) => {
                 rec.error(kind);
                 conn = None;
-                if !pause(&s.stop, BACKOFF).await {
-                    break;
-                }
+                link.down(ctx, rec);
             }
         }
     }
@@ -166,9 +180,8 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
     }
 }
 
-async fn exchange(sender: &mut Sender, ctx: &ClientCtx, path: &str) -> Outcome {
-    let s = &ctx.shared;
-    let req = s.target.get(path, s.http).body(Empty::<Bytes>::new());
+async fn exchange(sender: &mut Sender, target: &Target, http: HttpVersion, path: &str) -> Outcome {
+    let req = target.get(path, http).body(Empty::<Bytes>::new());
     let Ok(req) = req else {
         return Outcome::Failed("bad_request");
     };

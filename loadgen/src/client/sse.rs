@@ -9,7 +9,7 @@ use futures_util::StreamExt as _;
 use http_body_util::{BodyExt as _, Empty};
 use hyper::{header, StatusCode};
 
-use super::{close, pause, ClientCtx, BACKOFF, RESPONSE_TIMEOUT};
+use super::{close, link::Link, ClientCtx, RESPONSE_TIMEOUT};
 use crate::{
     clock,
     event::{EventMsg, MissedNotice},
@@ -19,20 +19,15 @@ use crate::{
 
 pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
     let s = &ctx.shared;
-    let mut signalled = false;
-    let mut attempt = 0u64;
-    'connection: while !s.stop.is_cancelled() {
-        if attempt > 0 {
-            rec.reconnects += 1;
-            if !pause(&s.stop, BACKOFF).await {
-                break;
-            }
-        }
-        attempt += 1;
-        let permit = s.connect_gate.acquire().await;
+    let mut link = Link::new(ctx);
+    'connection: loop {
+        let Some(permit) = link.attempt(ctx, rec).await else {
+            break;
+        };
+        let target = link.target(ctx).clone();
         let stream = match net::connect(
-            &s.target,
-            ctx.source_ip(),
+            &target,
+            ctx.source_ip(&target),
             &ctx.wire,
             net::alpn_for(s.http),
         )
@@ -41,6 +36,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
             Ok(stream) => stream,
             Err(e) => {
                 rec.error(net::io_error_kind(&e));
+                link.down(ctx, rec);
                 continue;
             }
         };
@@ -49,15 +45,15 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
             Ok(c) => c,
             Err(e) => {
                 rec.error(net::hyper_error_kind(&e));
+                link.down(ctx, rec);
                 continue;
             }
         };
         let cursor = rec.seq.resume_cursor();
-        let mut req = s
-            .target
+        let mut req = target
             .get(&format!("/sse?since={cursor}"), s.http)
             .header(header::ACCEPT, "text/event-stream");
-        if attempt > 1 {
+        if link.resuming() {
             req = req.header("last-event-id", cursor.to_string());
         }
         let Ok(req) = req.body(Empty::<Bytes>::new()) else {
@@ -73,11 +69,13 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
             Ok(Ok(res)) => res,
             Ok(Err(e)) => {
                 rec.error(net::hyper_error_kind(&e));
+                link.down(ctx, rec);
                 continue;
             }
             Err(_) => {
                 rec.error("timeout");
                 task.abort();
+                link.down(ctx, rec);
                 continue;
             }
         };
@@ -86,9 +84,10 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
         if res.status() != StatusCode::OK {
             rec.error(format!("http_{}", res.status().as_u16()));
             let _ = res.into_body().collect().await;
+            link.down(ctx, rec);
             continue;
         }
-        ctx.ready(&mut signalled);
+        link.up(ctx);
         let mut events = res.into_body().into_data_stream().eventsource();
         loop {
             let next = tokio::select! {
@@ -130,5 +129,6 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
         drop(events);
         drop(sender);
         close(task).await;
+        link.down(ctx, rec);
     }
 }

@@ -6,7 +6,7 @@
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig, Message};
 
-use super::{pause, ClientCtx, BACKOFF, RESPONSE_TIMEOUT};
+use super::{link::Link, ClientCtx, RESPONSE_TIMEOUT};
 use crate::{clock, event::WsMsg, net, stats::Recorder};
 
 /// tungstenite's buffers, kept small: its defaults (128 KiB write buffer threshold) are sized
@@ -23,53 +23,59 @@ fn config() -> WebSocketConfig {
 
 pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
     let s = &ctx.shared;
-    let mut signalled = false;
-    let mut attempt = 0u64;
-    'connection: while !s.stop.is_cancelled() {
-        if attempt > 0 {
-            rec.reconnects += 1;
-            if !pause(&s.stop, BACKOFF).await {
-                break;
-            }
-        }
-        attempt += 1;
-        let permit = s.connect_gate.acquire().await;
+    let mut link = Link::new(ctx);
+    'connection: loop {
+        let Some(permit) = link.attempt(ctx, rec).await else {
+            break;
+        };
+        let target = link.target(ctx).clone();
         // WebSockets upgrade HTTP/1.1 only: ALPN says so even when the phase's HTTP is 2.
-        let stream =
-            match net::connect(&s.target, ctx.source_ip(), &ctx.wire, net::Alpn::Http1).await {
-                Ok(stream) => stream,
-                Err(e) => {
-                    rec.error(net::io_error_kind(&e));
-                    continue;
-                }
-            };
+        let stream = match net::connect(
+            &target,
+            ctx.source_ip(&target),
+            &ctx.wire,
+            net::Alpn::Http1,
+        )
+        .await
+        {
+            Ok(stream) => stream,
+            Err(e) => {
+                rec.error(net::io_error_kind(&e));
+                link.down(ctx, rec);
+                continue;
+            }
+        };
         rec.connections += 1;
         let cursor = rec.seq.resume_cursor();
-        let url = s.target.ws_url(&format!("/ws?since={cursor}"));
+        let url = target.ws_url(&format!("/ws?since={cursor}"));
         let handshake = tokio_tungstenite::client_async_with_config(url, stream, Some(config()));
-        let mut ws = tokio::select! {
+        let handshake = tokio::select! {
             biased;
             _ = s.stop.cancelled() => break,
-            r = tokio::time::timeout(RESPONSE_TIMEOUT, handshake) => match r {
-                Ok(Ok((ws, _response))) => ws,
-                Ok(Err(tungstenite::Error::Http(res))) => {
-                    rec.request();
-                    rec.error(format!("http_{}", res.status().as_u16()));
-                    continue;
-                }
-                Ok(Err(e)) => {
-                    rec.error(error_kind(&e));
-                    continue;
-                }
-                Err(_) => {
-                    rec.error("timeout");
-                    continue;
-                }
-            },
+            r = tokio::time::timeout(RESPONSE_TIMEOUT, handshake) => r,
+        };
+        let mut ws = match handshake {
+            Ok(Ok((ws, _response))) => ws,
+            Ok(Err(tungstenite::Error::Http(res))) => {
+                rec.request();
+                rec.error(format!("http_{}", res.status().as_u16()));
+                link.down(ctx, rec);
+                continue;
+            }
+            Ok(Err(e)) => {
+                rec.error(error_kind(&e));
+                link.down(ctx, rec);
+                continue;
+            }
+            Err(_) => {
+                rec.error("timeout");
+                link.down(ctx, rec);
+                continue;
+            }
         };
         drop(permit);
         rec.request();
-        ctx.ready(&mut signalled);
+        link.up(ctx);
         loop {
             let msg = tokio::select! {
                 biased;
@@ -111,6 +117,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
                 }
             }
         }
+        link.down(ctx, rec);
     }
 }
 

@@ -115,9 +115,13 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
     ] {
         table(&mut out, &t);
     }
-    for t in [tables::http_versions(report), tables::plain_vs_tls(report)]
-        .into_iter()
-        .flatten()
+    for t in [
+        tables::resilience(report),
+        tables::http_versions(report),
+        tables::plain_vs_tls(report),
+    ]
+    .into_iter()
+    .flatten()
     {
         table(&mut out, &t);
     }

@@ -30,6 +30,7 @@ impl<'a, W: Write> Markdown<'a, W> {
             self.write_table(&t)?;
         }
         for t in [
+            tables::resilience(self.report),
             tables::http_versions(self.report),
             tables::plain_vs_tls(self.report),
         ]

@@ -78,6 +78,38 @@ pub struct Settings {
     /// `--insecure`: the server's certificate was not checked.
     #[serde(default)]
     pub insecure: bool,
+    /// Every `--url` (clients spread over them), empty when loadgen started its servers.
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// `--spawn`: instances loadgen started (without --url).
+    #[serde(default = "one")]
+    pub spawn: u32,
+    /// `--redis`, as given (the Redis loadgen started itself is in `server.redis`).
+    #[serde(default)]
+    pub redis: Option<String>,
+    /// `--chaos`: `none`, `kill-restart` or `kill-one`.
+    #[serde(default = "none")]
+    pub chaos: String,
+    /// `--chaos-at` (`40%`, `8s`), null without chaos.
+    #[serde(default)]
+    pub chaos_at: Option<String>,
+    /// `--chaos-outage` in s, for `kill-restart`.
+    #[serde(default)]
+    pub chaos_outage_s: Option<f64>,
+    /// `--proxy`: `none` or `nginx`.
+    #[serde(default = "none")]
+    pub proxy: String,
+    /// `--proxy-read-timeout` in s, with a proxy.
+    #[serde(default)]
+    pub proxy_read_timeout_s: Option<f64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn none() -> String {
+    "none".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -110,6 +142,15 @@ pub struct ServerInfo {
     pub tls_url: Option<String>,
     #[serde(default)]
     pub tls_command: Option<Vec<String>>,
+    /// Every server of the (first) endpoint: the --urls, or the instances loadgen started.
+    #[serde(default)]
+    pub instances: Vec<String>,
+    /// The proxy clients connected through (`--proxy`).
+    #[serde(default)]
+    pub proxy_url: Option<String>,
+    /// The Redis the instances shared their feed through.
+    #[serde(default)]
+    pub redis: Option<String>,
 }
 
 /// One transport in one phase.
@@ -147,6 +188,10 @@ pub struct TransportResult {
     pub out_of_order: u64,
     /// Events the server announced as missed (counted in `gaps` too).
     pub missed_reported: u64,
+    /// Events acknowledged to the publisher that some client never received (summed over
+    /// clients): the loss that counts when servers die. Must be 0.
+    #[serde(default)]
+    pub lost: u64,
 
     /// Publish (loadgen clock, in `data.sent_us`) → receipt (same clock), µs.
     pub latency_us: Quantiles,
@@ -158,7 +203,18 @@ pub struct TransportResult {
     /// Polls that brought no event (short-poll 200 with none, long-poll 204).
     pub empty_responses: u64,
     pub connections_opened: u64,
+    /// Connection attempts after a lost connection or a failed attempt.
     pub reconnects: u64,
+    /// Working connections (polling: requests after a success) that failed or were cut.
+    #[serde(default)]
+    pub disconnects: u64,
+    /// From the moment a client saw its connection fail to its next successful subscription
+    /// (SSE or WebSocket handshake) or poll response, µs; null when no client lost one.
+    #[serde(default)]
+    pub reconnect_us: Option<Quantiles>,
+    /// What `--chaos` did in this phase and how this transport came through it.
+    #[serde(default)]
+    pub chaos: Option<ChaosResult>,
     /// Bytes read from the sockets: HTTP heads, chunking and WebSocket framing included.
     pub bytes_down: u64,
     /// Bytes written to the sockets.
@@ -199,6 +255,33 @@ pub struct TransportResult {
     /// loadgen's counts against the server's `/stats` deltas; null when unavailable.
     pub server_check: Option<ServerCheck>,
     pub histograms: Histograms,
+}
+
+/// A server killed during the phase, and the latency of events published while clients were
+/// cut off against the rest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChaosResult {
+    /// `kill-restart` or `kill-one`.
+    pub kind: String,
+    /// The server killed (SIGKILL).
+    pub instance: String,
+    /// When, in s after publishing started.
+    pub kill_at_s: f64,
+    /// `kill-restart`: how long it was kept down (`--chaos-outage`), s.
+    pub outage_s: Option<f64>,
+    /// `kill-restart`: from the kill to the restarted server listening again, s.
+    pub back_after_s: Option<f64>,
+    /// Why the restart failed, when it did.
+    pub restart_error: Option<String>,
+    /// The outage window as clients lived it, s after publishing started: from the kill to the
+    /// last client that lost its connection getting a subscription back (or the restart).
+    pub window_start_s: f64,
+    pub window_end_s: f64,
+    /// Latency of events in flight during the window (published before it ended, received
+    /// after it began), from each event's scheduled publish time.
+    pub latency_outage_us: Quantiles,
+    /// Latency of the phase's other events.
+    pub latency_outside_us: Quantiles,
 }
 
 /// loadgen's counts against the server's.
@@ -271,7 +354,7 @@ pub struct Histograms {
 impl TransportResult {
     /// Whether anything was lost, repeated, reordered or failed.
     pub fn has_loss(&self) -> bool {
-        self.gaps > 0 || self.duplicates > 0 || self.out_of_order > 0
+        self.gaps > 0 || self.duplicates > 0 || self.out_of_order > 0 || self.lost > 0
     }
 
     pub fn has_errors(&self) -> bool {

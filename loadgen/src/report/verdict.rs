@@ -38,6 +38,7 @@ pub fn conclusions(report: &Report, poll_interval_s: f64) -> Vec<String> {
     if report.interrupted {
         out.push("The run was interrupted (Ctrl-C): only the phases that ran are reported.".into());
     }
+    out.extend(resilience(report));
 
     let with_latency: Vec<&TransportResult> = rows
         .iter()
@@ -201,6 +202,109 @@ pub fn conclusions(report: &Report, poll_interval_s: f64) -> Vec<String> {
     out.extend(http2_costs(report));
     out.extend(tls_costs(report));
     out
+}
+
+/// What chaos or a proxy did: loss and duplicates first (they must be 0), then how long
+/// reconnecting took and what the outage did to latency, per transport.
+fn resilience(report: &Report) -> Vec<String> {
+    if !super::tables::has_resilience(report) {
+        return Vec::new();
+    }
+    let s = &report.settings;
+    let rows = report.headline();
+    let mut out = Vec::new();
+    let what = if s.chaos != "none" {
+        format!("--chaos {}", s.chaos)
+    } else if s.proxy != "none" {
+        format!(
+            "through {} (proxy_read_timeout {})",
+            s.proxy,
+            s.proxy_read_timeout_s
+                .map_or("–".into(), |t| format!("{} s", num(t)))
+        )
+    } else {
+        "connections that failed".to_owned()
+    };
+    let lost: u64 = report.phases.iter().map(|r| r.lost).sum();
+    let dups: u64 = report.phases.iter().map(|r| r.duplicates).sum();
+    if lost > 0 || dups > 0 {
+        let bad: Vec<String> = report
+            .phases
+            .iter()
+            .filter(|r| r.lost > 0 || r.duplicates > 0)
+            .map(|r| {
+                format!(
+                    "{} ({} lost, {} duplicated)",
+                    r.transport, r.lost, r.duplicates
+                )
+            })
+            .collect();
+        out.push(format!(
+            "**LOST OR DUPLICATED EVENTS with {what}:** {}.",
+            bad.join(", ")
+        ));
+    } else {
+        out.push(format!(
+            "**{}:** no transport lost an acknowledged event or received one twice (lost 0, duplicated 0).",
+            capitalize(&what)
+        ));
+    }
+    let trips: Vec<String> = rows
+        .iter()
+        .map(|r| match r.reconnect_us.filter(|q| q.count > 0) {
+            Some(q) => format!(
+                "{} {} / {} ({} disconnects)",
+                r.transport,
+                us(q.p50),
+                us(q.p99),
+                super::tables::int(r.disconnects)
+            ),
+            None => format!("{} never lost a connection", r.transport),
+        })
+        .collect();
+    if !trips.is_empty() {
+        out.push(format!(
+            "**Reconnect time** (failure seen → next subscription or response, p50 / p99): {}.",
+            trips.join("; ")
+        ));
+    }
+    let outage: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let c = r.chaos.as_ref()?;
+            (c.latency_outage_us.count > 0).then(|| {
+                format!(
+                    "{} {} / {} (outside the outage: {} / {})",
+                    r.transport,
+                    us(c.latency_outage_us.p50),
+                    us(c.latency_outage_us.p99),
+                    us(c.latency_outside_us.p50),
+                    us(c.latency_outside_us.p99)
+                )
+            })
+        })
+        .collect();
+    if !outage.is_empty() {
+        out.push(format!(
+            "**Latency of events in flight during the outage** (p50 / p99, from their scheduled publish time): {}.",
+            outage.join("; ")
+        ));
+    }
+    if let Some(e) = rows
+        .iter()
+        .find_map(|r| r.chaos.as_ref().and_then(|c| c.restart_error.clone()))
+    {
+        out.push(format!("**The killed server did not come back:** {e}."));
+    }
+    out
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
 }
 
 /// The last phase of `transport` over `http` with or without TLS that delivered something.

@@ -3,7 +3,9 @@
 //! one module per concern.
 
 mod binary;
+mod chaos;
 mod end_to_end;
 mod fake_server;
 mod nginx;
+mod proxy_timeout;
 mod tls_http2;

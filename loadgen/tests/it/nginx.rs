@@ -1,17 +1,20 @@
 //! loadgen through a real nginx (`deploy/nginx.conf`): all four transports, nothing lost, and
 //! loadgen's counts still agree with the server's `/stats` behind the proxy.
 
-use loadgen::{run::Mode, Args};
-use server::testing::{Nginx, TestServer};
+use loadgen::{proxy::Nginx, run::Mode, Args};
+use server::testing::TestServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_four_transports_through_nginx_lose_nothing() {
     let srv = TestServer::start(&[]);
-    let nginx = Nginx::start(srv.addr, None);
+    // loadgen's own launcher of deploy/nginx.conf: it stops nginx with SIGTERM, so no worker
+    // outlives the test (server::testing::Nginx SIGKILLs the master and orphans them).
+    let nginx = Nginx::start(None, &[srv.addr], std::time::Duration::from_secs(75))
+        .expect("nginx (the test command installs it)");
     let out = tempfile::tempdir().unwrap();
     let args = Args::from_args([
         "--url",
-        &nginx.url("/"),
+        nginx.url().as_str(),
         "--clients",
         "4",
         "--duration",

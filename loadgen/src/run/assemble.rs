@@ -1,0 +1,207 @@
+//! From phases to the report: the headline (one result per transport), warnings, the
+//! verdict, and the summary table on stdout.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use super::Mode;
+use crate::{
+    cli::{Args, HttpVersion},
+    plan::Plan,
+    report::{self, Report, TransportResult},
+    sys,
+};
+
+/// `results/<timestamp>/` in the workspace when run by cargo (which sets `CARGO_MANIFEST_DIR`
+/// for `cargo run`), else in the current directory.
+pub fn default_out_dir(started: &chrono::DateTime<chrono::Utc>) -> PathBuf {
+    let name = started.format("%Y%m%d-%H%M%S").to_string();
+    let base = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .and_then(|d| {
+            let root = d.parent()?.to_owned();
+            root.join("Cargo.toml").is_file().then_some(root)
+        })
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("results").join(name)
+}
+
+pub fn command_line(mode: Mode, args: &Args) -> String {
+    match mode {
+        Mode::Cli => std::env::args()
+            .map(|a| {
+                if a.is_empty()
+                    || a.contains(|c: char| c.is_whitespace() || "'\"$`\\&|;<>()*?".contains(c))
+                {
+                    format!("'{}'", a.replace('\'', "'\\''"))
+                } else {
+                    a
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        Mode::Library => format!("loadgen (library call) {args:?}"),
+    }
+}
+
+pub struct Assembly {
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_s: f64,
+    pub interrupted: bool,
+    pub seed: u64,
+    pub nofile_limit: Option<u64>,
+    pub server: report::ServerInfo,
+    pub command: String,
+}
+
+pub fn assemble(
+    args: &Args,
+    plan: &Plan,
+    phases: Vec<TransportResult>,
+    mut warnings: Vec<String>,
+    a: Assembly,
+) -> Report {
+    let primary = args.http.first().copied().unwrap_or(HttpVersion::Http11);
+    let first_tls = plan.phases.first().is_some_and(|p| p.tls);
+    // The headline: per transport, the last phase measured with the first HTTP version and the
+    // first TLS mode (the plan puts the largest cell last).
+    let mut transports = BTreeMap::new();
+    for r in &phases {
+        let Ok(t) = r.transport.parse::<server::Transport>() else {
+            continue;
+        };
+        if r.tls == first_tls && r.http == crate::plan::version_for(t, primary).as_str() {
+            transports.insert(r.transport.clone(), r.clone());
+        }
+    }
+    for r in &phases {
+        if r.errors.values().any(|&n| n > 0) {
+            let list: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} ×{v}")).collect();
+            warnings.push(format!(
+                "Phase {} ({}): client errors: {}.",
+                r.phase,
+                r.transport,
+                list.join(", ")
+            ));
+        }
+    }
+    // With chaos or a proxy, client errors are what the experiment does to connections; what
+    // must still hold is that nothing was lost or duplicated.
+    let disruptive = args.chaos.is_on() || args.proxy != crate::cli::ProxyKind::None;
+    let loss = phases
+        .iter()
+        .any(|r| r.has_loss() || (r.has_errors() && !disruptive));
+    let mut report = Report {
+        schema_version: report::SCHEMA_VERSION,
+        command: a.command,
+        started_at: a.started_at,
+        finished_at: a.finished_at,
+        duration_s: (a.duration_s * 10.0).round() / 10.0,
+        interrupted: a.interrupted,
+        loss,
+        settings: report::Settings {
+            url: args.urls.first().map(ToString::to_string),
+            urls: args.urls.iter().map(ToString::to_string).collect(),
+            spawn: args.spawn,
+            redis: args.redis.clone(),
+            chaos: args.chaos.as_str().to_owned(),
+            chaos_at: args.chaos.is_on().then(|| args.chaos_at.to_string()),
+            chaos_outage_s: (args.chaos == crate::chaos::ChaosKind::KillRestart)
+                .then_some(args.chaos_outage.as_secs_f64()),
+            proxy: args.proxy.as_str().to_owned(),
+            proxy_read_timeout_s: (args.proxy != crate::cli::ProxyKind::None)
+                .then_some(args.proxy_read_timeout.as_secs_f64()),
+            transports: args
+                .transports()
+                .iter()
+                .map(|t| t.name().to_owned())
+                .collect(),
+            clients: args.clients.clone(),
+            rates: args.rates(),
+            duration_s: args.duration.as_secs_f64(),
+            payload_bytes: args.payload_bytes,
+            poll_interval_s: args.poll_interval.as_secs_f64(),
+            http: args.http.iter().map(|h| h.as_str().to_owned()).collect(),
+            concurrent: args.concurrent,
+            seed: a.seed,
+            drain_s: plan.drain.as_secs_f64(),
+            long_poll_timeout_s: args.long_poll_timeout.as_secs_f64(),
+            source_ips: plan.source_ips,
+            nofile_limit: a.nofile_limit,
+            server_args: args.server_args.clone(),
+            tls: args.tls.as_str().to_owned(),
+            ca: args.ca.as_ref().map(|p| p.display().to_string()),
+            insecure: args.insecure,
+        },
+        machine: report::Machine {
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            cpu_model: sys::cpu_model(),
+            os: sys::os_name(),
+            kernel: sys::kernel(),
+            arch: std::env::consts::ARCH.to_owned(),
+        },
+        versions: report::Versions {
+            loadgen: env!("CARGO_PKG_VERSION").to_owned(),
+            server: if a.server.kind == "spawned" {
+                env!("CARGO_PKG_VERSION").to_owned()
+            } else {
+                "unknown (not started by loadgen)".to_owned()
+            },
+            rustc: env!("LOADGEN_RUSTC_VERSION").to_owned(),
+        },
+        server: a.server,
+        transports,
+        phases,
+        conclusions: Vec::new(),
+        warnings,
+    };
+    report.conclusions = report::verdict::conclusions(&report, args.poll_interval.as_secs_f64());
+    report
+}
+
+pub fn print_summary(report: &Report, out_dir: &Path) {
+    use report::tables::{num, us};
+    println!();
+    if report.loss {
+        println!("!!! LOSS OR ERRORS: this run did not deliver every event exactly once (see report.md) !!!\n");
+    }
+    println!(
+        "{:<24} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10} {:>14} {:>6} {:>5}",
+        "transport",
+        "clients",
+        "events",
+        "p50",
+        "p99",
+        "bytes/event",
+        "req/event",
+        "CPU/1000 ev",
+        "gaps",
+        "dups"
+    );
+    let primary = report.primary_http().to_owned();
+    for r in report::tables::shown(report) {
+        println!(
+            "{:<24} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10} {:>14} {:>6} {:>5}",
+            r.label(&primary),
+            r.clients,
+            r.events_received,
+            us(r.latency_us.p50),
+            us(r.latency_us.p99),
+            r.bytes_per_event
+                .map_or("–".into(), |v| format!("{v:.0} B")),
+            r.requests_per_event.map_or("–".into(), num),
+            r.server_cpu_us_per_event
+                .map_or("–".into(), |v| format!("{} ms", num(v))),
+            r.gaps,
+            r.duplicates,
+        );
+    }
+    println!();
+    for w in &report.warnings {
+        println!("note: {w}");
+    }
+    println!("report: {}", out_dir.join("report.md").display());
+}

@@ -1,0 +1,346 @@
+//! The servers a run drives, and what stands around them: the `--url`s, or the instances loadgen
+//! starts (one, or several on one Redis), the proxy in front, the data directory a restarted
+//! server comes back to. Kept apart from the phases because chaos needs to kill and restart
+//! these processes while a phase is running, and the cost sampling needs their current pids.
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    sync::{Arc, Mutex},
+};
+
+use anyhow::Context as _;
+
+use crate::{
+    chaos::ChaosKind,
+    cli::{Args, HttpVersion, ProxyKind},
+    net::{Target, TlsOptions},
+    probe,
+    proxy::Nginx,
+    redis_proc::RedisServer,
+    server_proc::ServerProcess,
+};
+
+/// Runs `f`, which blocks (starting or killing a process), without holding up other tasks.
+///
+/// Not on the blocking pool: a server run as `loadgen serve` dies with the thread that started
+/// it (`PR_SET_PDEATHSIG` follows the thread), and the pool ends idle threads after a while. A
+/// runtime worker lives as long as the run.
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// One server: where it is and, when loadgen started it, its process.
+#[derive(Debug)]
+pub struct Instance {
+    pub url: url::Url,
+    pub target: Arc<Target>,
+    process: Mutex<Option<ServerProcess>>,
+}
+
+impl Instance {
+    fn process(&self) -> std::sync::MutexGuard<'_, Option<ServerProcess>> {
+        self.process.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.process().as_ref().map(|p| p.pid)
+    }
+
+    pub fn command(&self) -> Option<Vec<String>> {
+        self.process().as_ref().map(|p| p.command.clone())
+    }
+
+    /// Whether it runs (a server loadgen did not start is taken to).
+    pub fn running(&self) -> bool {
+        self.process().as_mut().map_or(true, ServerProcess::running)
+    }
+
+    /// SIGKILL (blocking until reaped).
+    pub fn kill(&self) {
+        if let Some(p) = self.process().as_mut() {
+            p.kill();
+        }
+    }
+
+    /// Starts it again on the same port (blocking until it listens).
+    ///
+    /// # Errors
+    /// When it does not come back.
+    pub fn restart(&self) -> anyhow::Result<()> {
+        match self.process().as_mut() {
+            Some(p) => p.restart(),
+            None => anyhow::bail!("{} was not started by loadgen", self.url),
+        }
+    }
+
+    fn stop(&self) {
+        if let Some(mut p) = self.process().take() {
+            p.stop();
+        }
+    }
+}
+
+/// The servers of one TLS mode.
+#[derive(Debug)]
+pub struct Endpoint {
+    pub tls: bool,
+    pub instances: Vec<Instance>,
+    /// Where clients and the publisher connect: the instances, or the proxy in front of them.
+    pub client_targets: Vec<Arc<Target>>,
+    pub proxy: Option<Nginx>,
+}
+
+impl Endpoint {
+    /// The pids of the server processes loadgen started (running or not).
+    pub fn pids(&self) -> Vec<u32> {
+        self.instances.iter().filter_map(Instance::pid).collect()
+    }
+
+    pub fn spawned(&self) -> bool {
+        self.instances.iter().any(|i| i.pid().is_some())
+    }
+
+    pub fn all_running(&self) -> bool {
+        self.instances.iter().all(Instance::running)
+    }
+
+    /// Restarts every instance loadgen started that is not running (after `kill-one`).
+    ///
+    /// # Errors
+    /// When one does not come back.
+    pub fn revive(&self) -> anyhow::Result<()> {
+        for i in &self.instances {
+            if i.pid().is_some() && !i.running() {
+                i.restart()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn stop(&self) {
+        for i in &self.instances {
+            i.stop();
+        }
+    }
+}
+
+/// Everything the run started, stopped by [`Fleet::stop`].
+pub struct Fleet {
+    pub endpoints: Vec<Arc<Endpoint>>,
+    /// The Redis the instances share, when there is one.
+    pub redis_url: Option<String>,
+    _redis: Option<RedisServer>,
+    _data_dir: Option<tempfile::TempDir>,
+}
+
+impl Fleet {
+    /// Starts (or finds) the servers for every TLS mode of the run and checks each answers
+    /// `/stats`.
+    ///
+    /// # Errors
+    /// When a server, Redis or the proxy cannot be started or reached.
+    pub async fn start(args: &Args, tls_modes: &[bool], out_dir: &Path) -> anyhow::Result<Self> {
+        let mut fleet = Self {
+            endpoints: Vec::new(),
+            redis_url: None,
+            _redis: None,
+            _data_dir: None,
+        };
+        let shared_feed = args.urls.is_empty() && (args.spawn > 1 || args.redis.is_some());
+        if shared_feed {
+            match &args.redis {
+                Some(url) => fleet.redis_url = Some(url.clone()),
+                None => {
+                    let redis = blocking(|| RedisServer::start(None))?;
+                    fleet.redis_url = Some(redis.url());
+                    fleet._redis = Some(redis);
+                }
+            }
+        }
+        let given = |flag: &str| {
+            args.server_args
+                .iter()
+                .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+        };
+        let mut feed_args: Vec<String> = Vec::new();
+        if let Some(url) = &fleet.redis_url {
+            // A prefix of this run's own: an old run's stream in the same Redis is not this feed.
+            let prefix = format!(
+                "loadgen-{}-{}",
+                std::process::id(),
+                chrono::Utc::now().timestamp_millis()
+            );
+            feed_args.extend(["--redis".into(), url.clone()]);
+            if !given("--redis-prefix") {
+                feed_args.extend(["--redis-prefix".into(), prefix]);
+            }
+        } else if args.urls.is_empty()
+            && args.chaos == ChaosKind::KillRestart
+            && !given("--data-dir")
+        {
+            // Acknowledged events must survive the kill: on disk, where the restart finds them.
+            let dir = tempfile::Builder::new()
+                .prefix("loadgen-data-")
+                .tempdir()
+                .context("creating a data directory for the server")?;
+            feed_args.extend(["--data-dir".into(), dir.path().display().to_string()]);
+            fleet._data_dir = Some(dir);
+        }
+        for &tls in tls_modes {
+            let endpoint = match args.urls.is_empty() {
+                true => spawn_endpoint(args, tls, out_dir, &feed_args).await?,
+                false => given_endpoint(args, tls).await?,
+            };
+            for i in &endpoint.instances {
+                if let Err(e) = probe::stats(&i.target).await {
+                    let options = tls_options(args, None);
+                    return Err(explain_connect_error(e, &i.url, &options));
+                }
+            }
+            fleet.endpoints.push(Arc::new(endpoint));
+        }
+        Ok(fleet)
+    }
+
+    /// Stops every server, the proxy and Redis.
+    pub async fn stop(self) {
+        let endpoints = self.endpoints.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for e in &endpoints {
+                e.stop();
+            }
+        })
+        .await;
+        drop(self);
+    }
+}
+
+fn tls_options(args: &Args, cert: Option<std::path::PathBuf>) -> TlsOptions {
+    TlsOptions {
+        ca: if args.insecure {
+            None
+        } else {
+            cert.or_else(|| args.ca.clone())
+        },
+        insecure: args.insecure,
+    }
+}
+
+async fn given_endpoint(args: &Args, tls: bool) -> anyhow::Result<Endpoint> {
+    let options = tls_options(args, None);
+    let mut instances = Vec::new();
+    for url in &args.urls {
+        instances.push(Instance {
+            url: url.clone(),
+            target: Arc::new(Target::from_url(url, &options).await?),
+            process: Mutex::new(None),
+        });
+    }
+    finish_endpoint(args, tls, instances).await
+}
+
+async fn spawn_endpoint(
+    args: &Args,
+    tls: bool,
+    out_dir: &Path,
+    feed_args: &[String],
+) -> anyhow::Result<Endpoint> {
+    let mut instances = Vec::new();
+    for n in 0..args.spawn {
+        let (mut extra, log, cert) = spawned_server_args(args, tls, out_dir);
+        extra.extend(feed_args.iter().cloned());
+        let log = match n {
+            0 => log.to_owned(),
+            n => log.replace(".log", &format!("-{}.log", n + 1)),
+        };
+        let bin = args.server_bin.clone();
+        let log_path = out_dir.join(log);
+        let p = blocking(move || ServerProcess::spawn(bin.as_deref(), &extra, Some(&log_path)))
+            .with_context(|| {
+                format!("starting the {} server", if tls { "TLS" } else { "plain" })
+            })?;
+        let options = tls_options(args, cert);
+        let url = p.url.clone();
+        instances.push(Instance {
+            target: Arc::new(Target::from_url(&url, &options).await?),
+            url,
+            process: Mutex::new(Some(p)),
+        });
+    }
+    finish_endpoint(args, tls, instances).await
+}
+
+/// Adds the proxy (when asked for) and decides where clients connect.
+async fn finish_endpoint(
+    args: &Args,
+    tls: bool,
+    instances: Vec<Instance>,
+) -> anyhow::Result<Endpoint> {
+    let (proxy, client_targets) = match args.proxy {
+        ProxyKind::None => (None, instances.iter().map(|i| i.target.clone()).collect()),
+        ProxyKind::Nginx => {
+            let upstreams: Vec<SocketAddr> = instances.iter().map(|i| i.target.addr).collect();
+            let bin = args.nginx_bin.clone();
+            let timeout = args.proxy_read_timeout;
+            let nginx = blocking(move || Nginx::start(bin.as_deref(), &upstreams, timeout))?;
+            let target = Target::from_url(&nginx.url(), &tls_options(args, None)).await?;
+            (Some(nginx), vec![Arc::new(target)])
+        }
+    };
+    Ok(Endpoint {
+        tls,
+        instances,
+        client_targets,
+        proxy,
+    })
+}
+
+/// The spawned server's arguments for a plain or TLS phase, its log file, and the certificate
+/// it writes (to trust).
+fn spawned_server_args(
+    args: &Args,
+    tls: bool,
+    out_dir: &Path,
+) -> (Vec<String>, &'static str, Option<std::path::PathBuf>) {
+    let mut extra = args.server_args.clone();
+    let given = |flag: &str| {
+        args.server_args
+            .iter()
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    };
+    if !tls {
+        // HTTP/2 on a plain port is h2c with prior knowledge, which the server does only when
+        // asked.
+        if args.http.contains(&HttpVersion::Http2) && !given("--h2c") {
+            extra.push("--h2c".into());
+        }
+        return (extra, "server.log", None);
+    }
+    let cert = out_dir.join("server-cert.pem");
+    extra.extend([
+        "--tls-self-signed".into(),
+        "--tls-write-cert".into(),
+        cert.display().to_string(),
+    ]);
+    (extra, "server-tls.log", Some(cert))
+}
+
+/// The first `/stats` failed: say what to do when it was the certificate.
+fn explain_connect_error(e: anyhow::Error, url: &url::Url, tls: &TlsOptions) -> anyhow::Error {
+    let cert = e.chain().any(crate::net::tls::is_certificate_error);
+    if cert {
+        let trusted = match &tls.ca {
+            Some(ca) => format!("--ca {}", ca.display()),
+            None => "the system's roots".into(),
+        };
+        return e.context(format!(
+            "TLS certificate error: the server at {url} presented a certificate that {trusted} does not trust; \
+             give --ca FILE with the server's certificate or its CA (or --insecure, for tests only)"
+        ));
+    }
+    e.context(format!("reading {url}stats"))
+}

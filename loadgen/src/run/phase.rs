@@ -1,0 +1,511 @@
+//! One phase, in order: read `/stats` of every server (the cursor every client starts from, and
+//! the servers' counters before); connect every client; publish for `--duration` (killing a
+//! server on the way, with `--chaos`); let clients drain for a moment so in-flight events
+//! arrive; stop them; read `/stats` again. The servers' CPU and memory are sampled over exactly
+//! that window, so the cost belongs to this phase only.
+
+use std::{
+    sync::{atomic::Ordering::Relaxed, Arc},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use rand::{rngs::StdRng, Rng as _, SeedableRng as _};
+use tokio::{sync::watch, task::JoinSet, time::Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    fleet::Endpoint,
+    inject::{self, Injected},
+    usage::{sample_peaks, usage},
+};
+use crate::{
+    chaos::{self, Reconnect},
+    cli::{Args, HttpVersion, ProxyKind},
+    client::{self, ClientCtx, ClientOutput, Shared},
+    clock,
+    net::Wire,
+    plan::{Member, Phase, Plan},
+    probe::{self, Stats},
+    progress::Progress,
+    publisher,
+    report::{ChaosResult, Compared, Histograms, ServerCheck, TransportResult},
+    stats::{encode_histogram, new_histogram, ClientTotals, LatencySink, Live, Quantiles},
+    sys,
+};
+
+/// Longest wait for clients to stop after the drain before they are abandoned.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every phase of a run shares.
+pub struct Env<'a> {
+    pub args: &'a Args,
+    pub plan: &'a Plan,
+    pub endpoints: Vec<Arc<Endpoint>>,
+    pub seed: u64,
+    pub interrupt: CancellationToken,
+    pub progress: &'a Progress,
+}
+
+impl Env<'_> {
+    fn endpoint(&self, tls: bool) -> &Arc<Endpoint> {
+        // unwrap: execute starts an endpoint for every TLS mode of the plan.
+        self.endpoints
+            .iter()
+            .find(|e| e.tls == tls)
+            .expect("an endpoint for every TLS mode")
+    }
+}
+
+struct Group {
+    member: Member,
+    shared: Arc<Shared>,
+    set: JoinSet<ClientOutput>,
+}
+
+/// `/stats` of every instance (all must answer).
+async fn stats_all(endpoint: &Endpoint, when: &str) -> anyhow::Result<Vec<Stats>> {
+    let mut out = Vec::new();
+    for i in &endpoint.instances {
+        out.push(
+            probe::stats(&i.target)
+                .await
+                .with_context(|| format!("GET {}stats {when} the phase", i.url))?,
+        );
+    }
+    Ok(out)
+}
+
+pub async fn run_phase(
+    env: &Env<'_>,
+    phase: &Phase,
+) -> anyhow::Result<(Vec<TransportResult>, Vec<String>)> {
+    let mut warnings = Vec::new();
+    let args = env.args;
+    let endpoint = env.endpoint(phase.tls).clone();
+    if !endpoint.all_running() {
+        // The instance killed in the phase before comes back, so every phase starts whole.
+        super::fleet::blocking(|| endpoint.revive())
+            .context("restarting the server killed in the phase before")?;
+    }
+    let before = stats_all(&endpoint, "before").await?;
+    let cursor = before.iter().map(|s| s.feed.head).max().unwrap_or(0);
+    let pids = endpoint.pids();
+    let peak_reset = !pids.is_empty() && pids.iter().all(|&p| sys::reset_peak_rss(p));
+    let start = usage(&pids, &before);
+    let chaos_on = args.chaos.is_on();
+
+    let stop = CancellationToken::new();
+    let (deadline_tx, deadline_rx) = watch::channel(None);
+    let mut rng =
+        StdRng::seed_from_u64(env.seed ^ (phase.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let connect_gate = Arc::new(tokio::sync::Semaphore::new(client::CONNECTS_IN_FLIGHT));
+    let mut groups = Vec::new();
+    for &member in &phase.members {
+        let shared = Arc::new(Shared {
+            targets: endpoint.client_targets.clone(),
+            transport: member.transport,
+            http: member.http,
+            cursor,
+            poll_interval: args.poll_interval,
+            long_poll_timeout: args.long_poll_timeout,
+            stop: stop.clone(),
+            deadline: deadline_rx.clone(),
+            sink: Arc::new(LatencySink::keeping_samples(chaos_on)),
+            live: Arc::new(Live::default()),
+            source_ips: env.plan.source_ips,
+            connect_gate: connect_gate.clone(),
+            reconnects: std::sync::Mutex::new(Vec::new()),
+        });
+        groups.push(Group {
+            member,
+            shared,
+            set: JoinSet::new(),
+        });
+    }
+    // Interleave transports when several run together, so none connects first.
+    for i in 0..phase.clients as usize {
+        for g in &mut groups {
+            let nanos = args.poll_interval.as_nanos() as u64;
+            let first_delay = if nanos > 0 {
+                Duration::from_nanos(rng.gen_range(0..nanos))
+            } else {
+                Duration::ZERO
+            };
+            g.set.spawn(client::run(ClientCtx {
+                index: i,
+                first_delay,
+                shared: g.shared.clone(),
+                wire: Arc::new(Wire::default()),
+            }));
+        }
+    }
+    let sampler_stop = CancellationToken::new();
+    let sampler = tokio::spawn(sample_peaks(endpoint.clone(), sampler_stop.clone()));
+    let lives: Vec<Arc<Live>> = groups.iter().map(|g| g.shared.live.clone()).collect();
+    let bar = env.progress.phase(
+        &phase.label(),
+        env.plan.duration.as_secs(),
+        phase.connections(),
+        lives.clone(),
+    );
+
+    // Every client connected (or the ready timeout) before the first publish.
+    let connect_start = Instant::now();
+    let total = phase.connections();
+    let ready_by = connect_start + args.ready_timeout;
+    loop {
+        let connected: u64 = lives.iter().map(|l| l.connected.load(Relaxed)).sum();
+        if connected >= total || env.interrupt.is_cancelled() {
+            break;
+        }
+        if Instant::now() >= ready_by {
+            warnings.push(format!(
+                "Phase {}: only {connected} of {total} clients had connected after {} s; publishing started anyway.",
+                phase.index,
+                args.ready_timeout.as_secs()
+            ));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let connect_s = connect_start.elapsed().as_secs_f64();
+
+    let publish_start = Instant::now();
+    let publish_start_us = clock::now_us();
+    deadline_tx.send_replace(Some(publish_start + env.plan.duration + env.plan.drain));
+    let chaos_task = chaos_on.then(|| {
+        // Validated by the plan: inside the publishing time.
+        let offset = args.chaos_at.offset(env.plan.duration).unwrap_or_default();
+        tokio::spawn(inject::run(
+            endpoint.clone(),
+            args.chaos,
+            inject::victim(phase.index, endpoint.instances.len()),
+            publish_start + offset,
+            args.chaos_outage,
+            env.interrupt.clone(),
+        ))
+    });
+    let mut publishing = tokio::spawn(publisher::run(
+        endpoint.client_targets.clone(),
+        if env.interrupt.is_cancelled() {
+            0.0
+        } else {
+            phase.rate
+        },
+        env.plan.duration,
+        args.payload_bytes,
+        if chaos_on {
+            publisher::Stamp::Intended
+        } else {
+            publisher::Stamp::Sent
+        },
+        env.interrupt.clone(),
+    ));
+    let published = loop {
+        tokio::select! {
+            r = &mut publishing => break r.context("publisher task")?,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                bar.set_position(publish_start.elapsed().as_secs());
+            }
+        }
+    };
+    let publish_s = publish_start.elapsed().as_secs_f64();
+    let injected: Option<Injected> = match chaos_task {
+        Some(t) => t.await.ok().flatten(),
+        None => None,
+    };
+    if let Some(err) = injected.as_ref().and_then(|i| i.error.clone()) {
+        warnings.push(format!(
+            "Phase {}: the killed server did not come back: {err}",
+            phase.index
+        ));
+    }
+    let drain_end = Instant::now() + env.plan.drain;
+    deadline_tx.send_replace(Some(drain_end));
+    // Events from another source (a ticker on a remote server) count too: they are in the feed.
+    let mut head = cursor;
+    for i in &endpoint.instances {
+        if let Ok(s) = probe::stats(&i.target).await {
+            head = head.max(s.feed.head);
+        }
+    }
+    let end_seq = published.last_seq.unwrap_or(cursor).max(head);
+    tokio::time::sleep_until(drain_end).await;
+    stop.cancel();
+
+    let join_by = Instant::now() + JOIN_TIMEOUT;
+    let mut outputs: Vec<Vec<ClientOutput>> = Vec::new();
+    for g in &mut groups {
+        let mut outs = Vec::with_capacity(phase.clients as usize);
+        loop {
+            match tokio::time::timeout_at(join_by, g.set.join_next()).await {
+                Ok(Some(Ok(out))) => outs.push(out),
+                Ok(Some(Err(e))) => warnings.push(format!(
+                    "Phase {}: a {} client failed: {e}",
+                    phase.index, g.member.transport
+                )),
+                Ok(None) => break,
+                Err(_) => {
+                    warnings.push(format!(
+                        "Phase {}: {} {} clients did not stop within {} s and were abandoned.",
+                        phase.index,
+                        g.set.len(),
+                        g.member.transport,
+                        JOIN_TIMEOUT.as_secs()
+                    ));
+                    g.set.abort_all();
+                    break;
+                }
+            }
+        }
+        outputs.push(outs);
+    }
+    drop(bar);
+    sampler_stop.cancel();
+    let (server_sampled_peak, loadgen_sampled_peak) = sampler.await.unwrap_or((None, None));
+    // A server killed for good (`kill-one`) has no counters left to read.
+    let mut after = Vec::new();
+    for i in &endpoint.instances {
+        if i.running() {
+            after.push(
+                probe::stats(&i.target)
+                    .await
+                    .with_context(|| format!("GET {}stats after the phase", i.url))?,
+            );
+        }
+    }
+    let end = usage(&endpoint.pids(), &after);
+
+    // Phase-wide costs: not comparable when a server process was replaced mid-phase.
+    let costs_valid = injected.is_none();
+    // CPU time comes in 10 ms ticks: round away the float noise of the subtraction.
+    let ticks = |s: f64| (s.max(0.0) * 100.0).round() / 100.0;
+    let server_cpu = match (start.server_cpu_s, end.server_cpu_s) {
+        (Some(a), Some(b)) if costs_valid => Some(ticks(b - a)),
+        _ => None,
+    };
+    let server_peak = [
+        server_sampled_peak,
+        end.server_rss,
+        if peak_reset { end.server_peak } else { None },
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .filter(|_| costs_valid);
+    let server_rss_start = start.server_rss.filter(|_| costs_valid);
+    let loadgen_cpu = match (start.loadgen, end.loadgen) {
+        (Some(a), Some(b)) => Some(ticks(b.cpu_s - a.cpu_s)),
+        _ => None,
+    };
+    let loadgen_start_rss = start.loadgen.map(|u| u.rss_bytes);
+    let loadgen_peak = [loadgen_sampled_peak, end.loadgen.map(|u| u.rss_bytes)]
+        .into_iter()
+        .flatten()
+        .max();
+    let connections = phase.connections().max(1) as f64;
+    let per_connection = |start: Option<u64>, peak: Option<u64>| match (start, peak) {
+        (Some(s), Some(p)) => Some(p.saturating_sub(s) as f64 / connections),
+        _ => None,
+    };
+    let shared_cost = phase.members.len() > 1;
+    let phase_events: u64 = outputs
+        .iter()
+        .flatten()
+        .map(|o| o.recorder.seq.summary(end_seq).received)
+        .sum();
+    // loadgen's counts against the servers' only when every request went to a server that
+    // still has its counters, directly.
+    let checkable = costs_valid && args.proxy == ProxyKind::None && after.len() == before.len();
+
+    let mut results = Vec::new();
+    for (g, outs) in groups.iter().zip(outputs) {
+        let name = g.member.transport.name();
+        let mut totals = ClientTotals::default();
+        let (mut down, mut up, mut plain_down) = (0u64, 0u64, 0u64);
+        for o in outs {
+            down += o.wire.read();
+            up += o.wire.written();
+            plain_down += o.wire.plain_read();
+            totals += &o.recorder.finish(end_seq, &published.acked);
+        }
+        let (latency, server_latency) = g.shared.sink.merged();
+        let trips: Vec<Reconnect> = g
+            .shared
+            .reconnects
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let check = checkable
+            .then(|| server_check(phase, g.member, &before, &after, &totals, down, plain_down));
+        if let Some(check) = check.as_ref().filter(|c| !c.ok) {
+            warnings.push(format!(
+                "Phase {} ({name}, HTTP/{}): loadgen and the server's /stats disagree: requests {} vs {}, events {} vs {}, bytes {} vs {} ({:+.3}%).",
+                phase.index, g.member.http, check.requests.loadgen, check.requests.server,
+                check.events_delivered.loadgen, check.events_delivered.server,
+                check.bytes.loadgen, check.bytes.server, check.bytes.difference_ratio * 100.0
+            ));
+        }
+        let received = totals.seq.received;
+        let per_event = |v: f64| (received > 0).then(|| v / received as f64);
+        let cpu_events = if shared_cost { phase_events } else { received };
+        let others: Vec<String> = phase
+            .members
+            .iter()
+            .filter(|m| **m != g.member)
+            .map(|m| m.transport.name().to_owned())
+            .collect();
+        let local = g.shared.local();
+        let chaos = injected.as_ref().map(|inj| {
+            chaos_result(
+                inj,
+                &trips,
+                &g.shared.sink.samples(),
+                publish_start_us,
+                args,
+            )
+        });
+        results.push(TransportResult {
+            transport: name.to_owned(),
+            http: g.member.http.as_str().to_owned(),
+            tls: phase.tls,
+            bytes_plaintext_down: phase.tls.then_some(plain_down),
+            phase: phase.index,
+            concurrent_with: others,
+            clients: phase.clients,
+            rate: phase.rate,
+            publish_s,
+            connect_s,
+            drain_s: env.plan.drain.as_secs_f64(),
+            events_published: published.published,
+            events_expected: totals.seq.expected,
+            events_received: received,
+            events_unique: totals.seq.unique,
+            gaps: totals.seq.gaps,
+            duplicates: totals.seq.duplicates,
+            out_of_order: totals.seq.out_of_order,
+            missed_reported: totals.seq.missed_reported,
+            lost: totals.seq.lost,
+            latency_us: Quantiles::of(&latency),
+            server_latency_us: local.then(|| Quantiles::of(&server_latency)),
+            http_requests: totals.requests,
+            empty_responses: totals.empty_responses,
+            connections_opened: totals.connections,
+            reconnects: totals.reconnects,
+            disconnects: totals.disconnects,
+            reconnect_us: reconnect_quantiles(&trips),
+            chaos,
+            bytes_down: down,
+            bytes_up: up,
+            bytes_per_event: per_event((down + up) as f64),
+            requests_per_event: per_event(totals.requests as f64),
+            data_bytes_per_event: published.data_bytes,
+            overhead_ratio: (received > 0 && published.data_bytes > 0.0)
+                .then(|| down as f64 / (received as f64 * published.data_bytes)),
+            server_cpu_s: server_cpu,
+            server_cpu_us_per_event: server_cpu.and_then(|c| {
+                (cpu_events > 0).then(|| (c * 1e7 / cpu_events as f64).round() / 10.0)
+            }),
+            server_rss_start_bytes: server_rss_start,
+            server_rss_peak_bytes: server_peak,
+            server_rss_per_connection_bytes: per_connection(server_rss_start, server_peak),
+            server_cost_shared: shared_cost,
+            loadgen_cpu_s: loadgen_cpu,
+            loadgen_rss_start_bytes: loadgen_start_rss,
+            loadgen_rss_peak_bytes: loadgen_peak,
+            loadgen_rss_per_connection_bytes: per_connection(loadgen_start_rss, loadgen_peak),
+            errors: totals.errors.clone(),
+            publisher: published.clone(),
+            server_check: check,
+            histograms: Histograms {
+                latency_us: encode_histogram(&latency),
+                server_latency_us: local.then(|| encode_histogram(&server_latency)),
+            },
+        });
+    }
+    Ok((results, warnings))
+}
+
+/// loadgen's counts for one transport against the sum of the servers' `/stats` deltas.
+fn server_check(
+    phase: &Phase,
+    member: Member,
+    before: &[Stats],
+    after: &[Stats],
+    totals: &ClientTotals,
+    down: u64,
+    plain_down: u64,
+) -> ServerCheck {
+    let name = member.transport.name();
+    let mut delta = crate::probe::TransportCounters::default();
+    for (b, a) in before.iter().zip(after) {
+        let d = a.transport(name).since(&b.transport(name));
+        delta.requests += d.requests;
+        delta.events_delivered += d.events_delivered;
+        delta.empty_responses += d.empty_responses;
+        delta.bytes_written += d.bytes_written;
+    }
+    let requests = Compared::exact(totals.requests, delta.requests);
+    let events = Compared::exact(totals.seq.received, delta.events_delivered);
+    // The server counts the plaintext it writes: over TLS compare the bytes read inside TLS.
+    // HTTP/2 heads are HPACK-compressed, which the server can only estimate (at their HTTP/1.1
+    // size), so there the bytes are shown but not checked.
+    let bytes = Compared::within(
+        if phase.tls { plain_down } else { down },
+        delta.bytes_written,
+        0.01,
+    );
+    let bytes_note = (member.http == HttpVersion::Http2).then(|| {
+        "not checked: over HTTP/2 the server counts each response head at its HTTP/1.1 size (it cannot see HPACK's compression)".to_owned()
+    });
+    ServerCheck {
+        ok: requests.ok && events.ok && (bytes.ok || bytes_note.is_some()),
+        requests,
+        events_delivered: events,
+        empty_responses: Compared::exact(totals.empty_responses, delta.empty_responses),
+        bytes,
+        bytes_inside_tls: phase.tls,
+        bytes_note,
+    }
+}
+
+/// The reconnect times (lost connection → next subscription), or `None` without reconnects.
+fn reconnect_quantiles(trips: &[Reconnect]) -> Option<Quantiles> {
+    if trips.is_empty() {
+        return None;
+    }
+    let mut h = new_histogram();
+    for t in trips {
+        h.saturating_record(t.up_us.saturating_sub(t.down_us).max(1));
+    }
+    Some(Quantiles::of(&h))
+}
+
+fn chaos_result(
+    inj: &Injected,
+    trips: &[Reconnect],
+    samples: &[(u64, u64)],
+    publish_start_us: u64,
+    args: &Args,
+) -> ChaosResult {
+    let window = chaos::outage_window(inj.kill_us, inj.back_us.unwrap_or(0), trips);
+    let (inside, outside) = chaos::split_latency(samples, window);
+    let rel =
+        |us: u64| (us.saturating_sub(publish_start_us) as f64 / 1e6 * 1000.0).round() / 1000.0;
+    ChaosResult {
+        kind: inj.kind.as_str().to_owned(),
+        instance: inj.instance.clone(),
+        kill_at_s: rel(inj.kill_us),
+        outage_s: (inj.kind == crate::chaos::ChaosKind::KillRestart)
+            .then_some(args.chaos_outage.as_secs_f64()),
+        back_after_s: inj
+            .back_us
+            .map(|b| (b.saturating_sub(inj.kill_us) as f64 / 1e3).round() / 1e3),
+        restart_error: inj.error.clone(),
+        window_start_s: rel(window.0),
+        window_end_s: rel(window.1),
+        latency_outage_us: Quantiles::of(&inside),
+        latency_outside_us: Quantiles::of(&outside),
+    }
+}

@@ -1,0 +1,205 @@
+//! `--chaos`: a server SIGKILLed in the middle of a run, with all four transports reading and
+//! the publisher publishing. Nothing acknowledged may be lost and nothing delivered twice; the
+//! report must say how long reconnecting took. Each run is one concurrent phase of a few
+//! seconds, on ports the servers pick themselves on 127.0.0.1.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use loadgen::{run::Mode, Args, Outcome};
+
+/// Runs loadgen (as a library) with `extra` on top of a short concurrent four-transport run
+/// against servers it spawns from this test binary's `loadgen serve`.
+async fn run(extra: &[&str]) -> (Outcome, tempfile::TempDir) {
+    let out = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "--server-bin",
+        env!("CARGO_BIN_EXE_loadgen"),
+        "--concurrent",
+        "--clients",
+        "5",
+        "--duration",
+        "3s",
+        "--rate",
+        "20",
+        "--poll-interval",
+        "200ms",
+        "--drain",
+        "1s",
+        "--http",
+        "1.1",
+        "--seed",
+        "11",
+        "--out",
+        out.path().to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(60),
+        loadgen::execute(Args::from_args(args).unwrap(), Mode::Library),
+    )
+    .await
+    .expect("run finishes in time")
+    .expect("run succeeds");
+    eprintln!(
+        "run {extra:?} took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let md = std::fs::read_to_string(outcome.out_dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("## Resilience"),
+        "report.md has the chaos section"
+    );
+    assert!(md.contains("| lost |") || md.contains("lost"), "{md}");
+    (outcome, out)
+}
+
+/// Every transport came through the kill whole, and its reconnects were timed.
+fn assert_survived(outcome: &Outcome, kind: &str) {
+    let report = &outcome.report;
+    assert_eq!(
+        report.transports.keys().collect::<Vec<_>>(),
+        ["long-poll", "short-poll", "sse", "ws"]
+    );
+    for r in report.transports.values() {
+        let what = format!("{} under {kind}", r.transport);
+        assert!(
+            r.events_published >= 40,
+            "{what}: published {}",
+            r.events_published
+        );
+        assert_eq!((r.lost, r.duplicates), (0, 0), "{what}: lost / duplicated");
+        assert_eq!((r.gaps, r.out_of_order), (0, 0), "{what}");
+        assert!(r.disconnects > 0, "{what}: its clients saw the kill");
+        let reconnect = r.reconnect_us.expect("reconnect time reported");
+        assert!(
+            reconnect.count > 0 && reconnect.p50 > 0,
+            "{what}: {reconnect:?}"
+        );
+        let chaos = r.chaos.as_ref().expect("chaos result");
+        assert_eq!(chaos.kind, kind);
+        assert!(
+            chaos.window_end_s >= chaos.window_start_s,
+            "{what}: {chaos:?}"
+        );
+        assert!(chaos.latency_outside_us.count > 0, "{what}");
+        assert!(chaos.restart_error.is_none(), "{what}: {chaos:?}");
+    }
+    assert!(
+        !report.loss,
+        "expected errors are not loss: {:?}",
+        report.warnings
+    );
+    assert!(outcome.clean());
+    let json = std::fs::read_to_string(outcome.out_dir.join("report.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let schema =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/report.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(schema).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&json)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "schema: {}", errors.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_restart_loses_and_duplicates_nothing_on_any_transport() {
+    let (outcome, _out) = run(&[
+        "--chaos",
+        "kill-restart",
+        "--chaos-at",
+        "40%",
+        "--chaos-outage",
+        "500ms",
+    ])
+    .await;
+    assert_survived(&outcome, "kill-restart");
+    let sse = &outcome.report.transports["sse"];
+    let chaos = sse.chaos.as_ref().unwrap();
+    assert!(
+        chaos.back_after_s.unwrap() >= 0.5,
+        "restarted after the outage: {chaos:?}"
+    );
+    let command = outcome.report.server.command.as_ref().unwrap().join(" ");
+    assert!(
+        command.contains("--data-dir"),
+        "a data directory was given: {command}"
+    );
+}
+
+/// A `redis-server` of the test's own on a free port, without persistence.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            eprintln!("SKIPPED: redis-server is not installed (test.sh installs it)");
+            return None;
+        };
+        let redis = Self { child, port };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(redis);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("redis-server did not start");
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_one_of_two_instances_and_every_client_fails_over() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let (outcome, _out) = run(&[
+        "--spawn",
+        "2",
+        "--redis",
+        &url,
+        "--chaos",
+        "kill-one",
+        "--chaos-at",
+        "1s",
+    ])
+    .await;
+    assert_survived(&outcome, "kill-one");
+    let server = &outcome.report.server;
+    assert_eq!(server.instances.len(), 2, "{server:?}");
+    assert_eq!(server.redis.as_deref(), Some(url.as_str()));
+    for r in outcome.report.transports.values() {
+        // Half the clients were on the killed instance; the publisher may have been too.
+        assert!(r.disconnects >= 2, "{}: {}", r.transport, r.disconnects);
+        assert!(
+            r.chaos.as_ref().unwrap().back_after_s.is_none(),
+            "kill-one restarts nothing mid-phase"
+        );
+    }
+}
