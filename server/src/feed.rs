@@ -7,7 +7,10 @@
 
 use std::{
     collections::VecDeque,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -28,6 +31,10 @@ pub struct Feed {
     /// The head seq. Waiters call `changed()`; the value is a wake-up, the log is the truth.
     head: watch::Sender<Seq>,
     retain: usize,
+    /// Set at shutdown, with every waiter woken: streaming connections check this flag when
+    /// they wake instead of each holding a shutdown future (whose every poll takes a lock shared
+    /// by all of them).
+    closed: AtomicBool,
 }
 
 struct Ring {
@@ -92,6 +99,7 @@ impl Feed {
             }),
             head: watch::Sender::new(0),
             retain,
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -174,6 +182,16 @@ impl Feed {
 
     pub fn retained(&self) -> usize {
         self.ring.read().events.len()
+    }
+
+    /// Marks the feed closed (shutdown) and wakes every waiter.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.head.send_modify(|_| {});
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Seq> {
@@ -345,6 +363,19 @@ mod tests {
             feed.since(5, 10).unwrap_err(),
             CursorAhead { cursor: 5, head: 1 }
         );
+    }
+
+    #[tokio::test]
+    async fn closing_wakes_waiters_and_says_so() {
+        let feed = Arc::new(Feed::new(10));
+        let mut rx = feed.subscribe();
+        let f = feed.clone();
+        let waiter = tokio::spawn(async move { rx.changed().await.is_ok() });
+        tokio::task::yield_now().await;
+        assert!(!feed.is_closed());
+        f.close();
+        assert!(waiter.await.unwrap());
+        assert!(feed.is_closed());
     }
 
     #[tokio::test]

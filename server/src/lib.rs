@@ -62,6 +62,13 @@ pub async fn run(
     let stop = CancellationToken::new();
     let state = AppState::load(config.clone(), stop.clone()).await?;
     let ticker = tokio::spawn(Ticker::run(state.clone(), stop.clone()));
+    let closer = {
+        let (feed, stop) = (state.feed.clone(), stop.clone());
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            feed.close();
+        })
+    };
     let tail = state.redis.clone().map(|redis| {
         let (feed, stop) = (state.feed.clone(), stop.clone());
         tokio::spawn(async move { redis.tail(feed, stop).await })
@@ -86,6 +93,7 @@ pub async fn run(
     stop.cancel();
     handle.stop(true).await;
     let _ = ticker.await;
+    let _ = closer.await;
     if let Some(tail) = tail {
         let _ = tail.await;
     }

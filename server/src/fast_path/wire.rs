@@ -21,6 +21,23 @@ pub async fn write_all(
     mut bufs: &mut [IoSlice<'_>],
     limit: Duration,
 ) -> io::Result<()> {
+    // Nearly every write fits in the socket buffer at once: try that first, without a timer.
+    while !bufs.is_empty() {
+        let tried = if let [one] = bufs {
+            stream.try_write(one)
+        } else {
+            stream.try_write_vectored(&bufs[..bufs.len().min(MAX_IOV)])
+        };
+        match tried {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    if bufs.is_empty() {
+        return Ok(());
+    }
     let write = async {
         while !bufs.is_empty() {
             // One piece goes out with send(2), which costs less than writev(2).

@@ -145,7 +145,8 @@ impl Session {
             tokio::time::Instant::now() + config.heartbeat,
             config.heartbeat,
         );
-        let auth_deadline = tokio::time::Instant::now() + config.request_timeout;
+        let auth_deadline = tokio::time::sleep(config.request_timeout);
+        tokio::pin!(auth_deadline);
         let mut last_heard = Instant::now();
         let lag = LagLimit::new(config.max_lag(), state.feed.head().saturating_sub(cursor));
         loop {
@@ -156,14 +157,16 @@ impl Session {
                     Err(end) => return end,
                 }
             }
+            // Shutdown: the feed wakes every waiter when it closes (no shutdown future per pass,
+            // whose polls would all take one shared lock).
+            if state.feed.is_closed() {
+                return End::Close(Some(CloseReason {
+                    code: CloseCode::Away,
+                    description: Some("server shutting down".into()),
+                }));
+            }
             tokio::select! {
                 biased;
-                _ = state.stop.cancelled() => {
-                    return End::Close(Some(CloseReason {
-                        code: CloseCode::Away,
-                        description: Some("server shutting down".into()),
-                    }));
-                }
                 ready = self.socket.readable() => {
                     if ready.is_err() {
                         return End::Gone;
@@ -184,7 +187,7 @@ impl Session {
                         }
                     }
                 }
-                changed = head.changed(), if !must_authenticate => {
+                changed = head.changed() => {
                     if changed.is_err() {
                         return End::Close(None);
                     }
@@ -201,7 +204,7 @@ impl Session {
                         return end;
                     }
                 }
-                _ = tokio::time::sleep_until(auth_deadline), if must_authenticate => {
+                _ = &mut auth_deadline, if must_authenticate => {
                     return End::Close(Some(close(
                         CloseCode::Policy,
                         "no auth message within --request-timeout".into(),

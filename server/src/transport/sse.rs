@@ -5,11 +5,14 @@
 //! buffer it unless told not to, hence `X-Accel-Buffering: no` and the comment heartbeat that
 //! keeps idle timeouts from cutting a quiet stream.
 
-use std::{convert::Infallible, sync::Arc};
+use std::{convert::Infallible, pin::Pin, sync::Arc};
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio::{sync::watch, time::Instant};
+use tokio::{
+    sync::watch,
+    time::{Instant, Sleep},
+};
 
 use super::{metered, parse_u64, start_cursor, FeedQuery, Transport};
 use crate::{
@@ -103,7 +106,12 @@ pub(crate) struct Stream {
     meter: Meter,
     head: watch::Receiver<u64>,
     cursor: u64,
-    next_heartbeat: Instant,
+    /// Made once per response: waiting on the same timer across events costs no timer
+    /// registration per event.
+    heartbeat: Pin<Box<Sleep>>,
+    /// When the last bytes were handed out; the heartbeat timer is moved on lazily, when it
+    /// fires, not on every event.
+    last_write: Instant,
     lag: LagLimit,
     framing: Framing,
     /// Set after the overflow record: the next poll ends the response.
@@ -137,7 +145,8 @@ impl Stream {
             ended: false,
             preframed,
             head: state.feed.subscribe(),
-            next_heartbeat: Instant::now() + state.config.heartbeat,
+            heartbeat: Box::pin(tokio::time::sleep(state.config.heartbeat)),
+            last_write: Instant::now(),
             state,
             meter,
             cursor,
@@ -182,7 +191,7 @@ impl Stream {
             }
             if !batch.events.is_empty() || batch.missed > 0 {
                 self.cursor = batch.next;
-                self.next_heartbeat = Instant::now() + self.state.config.heartbeat;
+                self.last_write = Instant::now();
                 if self.preframed && batch.missed == 0 {
                     let bytes = batch.events.iter().map(|e| e.sse_chunk.len() as u64).sum();
                     self.meter.delivered(batch.events.len() as u64, bytes);
@@ -213,15 +222,24 @@ impl Stream {
                 );
                 return Some(Chunk::body(chunk));
             }
+            let every = self.state.config.heartbeat;
+            if self.state.feed.is_closed() {
+                // Shutdown (the feed wakes every waiter when it closes).
+                self.meter.bytes(self.framing.end_len());
+                return None;
+            }
             tokio::select! {
                 biased;
-                _ = self.state.stop.cancelled() => {
-                    self.meter.bytes(self.framing.end_len());
-                    return None;
-                }
                 changed = self.head.changed() => if changed.is_err() { return None },
-                _ = tokio::time::sleep_until(self.next_heartbeat) => {
-                    self.next_heartbeat = Instant::now() + self.state.config.heartbeat;
+                _ = &mut self.heartbeat => {
+                    let due = self.last_write + every;
+                    if due > Instant::now() {
+                        // Events went out since the timer was set: a heartbeat is due later.
+                        self.heartbeat.as_mut().reset(due);
+                        continue;
+                    }
+                    self.last_write = Instant::now();
+                    self.heartbeat.as_mut().reset(self.last_write + every);
                     self.meter.bytes(self.framing.chunk_len(HEARTBEAT.len()));
                     return Some(Chunk::body(Bytes::from_static(HEARTBEAT)));
                 }
