@@ -23,7 +23,7 @@ cargo build --release -q -p server
 work="$(mktemp -d)"
 trap 'kill "$server_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 ./target/release/server --bind 127.0.0.1:0 --rate 0 --log warn \
-  --ws-max-message-bytes 16777216 >"$work/server.out" 2>"$work/server.err" &
+  --ws-max-message-bytes 16777216 ${FEEDLAB_AUTOBAHN_ARGS:-} >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 for _ in $(seq 50); do grep -q listening "$work/server.out" && break; sleep 0.1; done
 url="$(head -1 "$work/server.out" | awk '{print $4}' | sed 's#^http#ws#; s#/$##')/ws/echo"

@@ -198,7 +198,7 @@ pub struct Config {
     pub workers: Option<usize>,
 
     /// Serve plain-HTTP/1.1 connections that open with `GET /sse` or a WebSocket upgrade on
-    /// `/ws` on the socket itself: each event's shared bytes go out in one write, with no
+    /// `/ws` or `/ws/echo` on the socket itself: each event's shared bytes go out in one write, with no
     /// per-connection buffers. `false` leaves every connection to actix-web (for comparison).
     /// TLS and `--h2c` listeners always use actix-web.
     #[arg(long, env = "FEEDLAB_FAST_PATH", default_value_t = true, action = clap::ArgAction::Set)]

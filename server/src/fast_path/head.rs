@@ -25,6 +25,7 @@ const MAX_HEADERS: usize = 32;
 pub enum Kind {
     Sse,
     Ws,
+    Echo,
 }
 
 /// A parsed `GET /sse` or `GET /ws` request head.
@@ -85,6 +86,7 @@ pub fn parse(bytes: &[u8], peer: Option<IpAddr>) -> Option<Head> {
     let kind = match path {
         "/sse" => Kind::Sse,
         "/ws" if wants_websocket(&map) => Kind::Ws,
+        "/ws/echo" if wants_websocket(&map) => Kind::Echo,
         _ => return None,
     };
     Some(Head {
@@ -146,8 +148,9 @@ mod tests {
         assert_eq!(kind("GET /poll HTTP/1.1\r\nHost: x\r\n\r\n"), None);
         assert_eq!(
             kind("GET /ws/echo HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"),
-            None
+            Some(Kind::Echo)
         );
+        assert_eq!(kind("GET /ws/echo HTTP/1.1\r\n\r\n"), None);
         assert_eq!(kind("POST /sse HTTP/1.1\r\nHost: x\r\n\r\n"), None);
         assert_eq!(kind("GET /sse HTTP/1.0\r\nHost: x\r\n\r\n"), None);
         assert_eq!(kind("GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"), None);

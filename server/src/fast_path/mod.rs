@@ -8,7 +8,8 @@
 //! of that once its request is read.
 //!
 //! So every plain HTTP/1.1 connection first passes the [`FrontDoor`]: it peeks at the request
-//! head, and if the connection opens with `GET /sse` or a WebSocket upgrade on `/ws` that passes
+//! head, and if the connection opens with `GET /sse` or a WebSocket upgrade on `/ws` (or the
+//! `/ws/echo` conformance endpoint) that passes
 //! every check the actix-web handlers make, it is served here. The events' shared bytes (the
 //! SSE record, the complete WebSocket frame) go out with one vectored write per batch, and the
 //! connection holds a cursor, a few timers and nothing else. Everything else, including every
@@ -125,6 +126,16 @@ where
                                 }
                                 Ok(())
                             }
+                        },
+                        Kind::Echo => match ws::admit_echo(&head, &state) {
+                            Admission::Serve(accept) => {
+                                drop(head);
+                                if let Some(io) = consume(io, len).await {
+                                    ws::serve_echo(io, accept, state).await;
+                                }
+                                Ok(())
+                            }
+                            _ => to_actix(io).await,
                         },
                         Kind::Ws => match ws::admit(&head, &state) {
                             Admission::Actix => to_actix(io).await,

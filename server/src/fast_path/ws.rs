@@ -92,21 +92,10 @@ pub fn admit(head: &Head, state: &Arc<AppState>) -> Admission<Ready> {
 
 /// Completes the handshake and runs the session until one side closes it.
 pub async fn serve(mut socket: TcpStream, ready: Ready, state: Arc<AppState>) {
-    let head = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
-         sec-websocket-accept: {}\r\n{}\r\n",
-        ready.accept,
-        wire::date_line()
-    );
-    ready.meter.bytes(head.len() as u64);
-    let limit = state.config.send_timeout;
-    if wire::write_all(&mut socket, &mut [IoSlice::new(head.as_bytes())], limit)
-        .await
-        .is_err()
-    {
-        return;
+    match write_handshake(&mut socket, &ready.accept, state.config.send_timeout).await {
+        Ok(n) => ready.meter.bytes(n as u64),
+        Err(_) => return,
     }
-    drop(head);
     let mut session = Session {
         inbound: Inbound::new(state.config.ws_max_message_bytes),
         socket,
@@ -274,7 +263,7 @@ impl Session {
                 },
                 Msg::Ping(bytes) => self.send(&control(Message::Pong(bytes))).await.err(),
                 Msg::Pong => None,
-                Msg::Binary | Msg::Close(_) => Some(End::Close(Some(close(
+                Msg::Binary(_) | Msg::Close(_) => Some(End::Close(Some(close(
                     CloseCode::Policy,
                     "authenticate first".into(),
                 )))),
@@ -291,7 +280,7 @@ impl Session {
                     Err(reason) => Some(End::Close(Some(reason))),
                 }
             }
-            Msg::Binary => {
+            Msg::Binary(_) => {
                 self.meter.message_received();
                 Some(End::Close(Some(close(
                     CloseCode::Unsupported,
@@ -331,35 +320,153 @@ impl Session {
                 2 + r.description.as_ref().map_or(0, String::len),
             ));
         }
-        if self.send(&control(Message::Close(reason))).await.is_err() {
-            return;
-        }
-        if wait {
-            let close_timeout = self.state.config.close_timeout;
-            let _ = tokio::time::timeout(close_timeout, self.until_client_closes()).await;
-        }
-        let _ = self.socket.shutdown().await;
+        let config = &self.state.config;
+        close_handshake(
+            &mut self.socket,
+            &mut self.inbound,
+            reason,
+            wait,
+            (config.send_timeout, config.close_timeout),
+        )
+        .await;
     }
+}
 
-    /// Reads (and drops) what the client sends until its close frame or the end of the stream.
-    async fn until_client_closes(&mut self) {
-        loop {
-            if self.socket.readable().await.is_err() {
-                return;
-            }
-            match self.inbound.fill(&self.socket) {
-                Ok(true) => {}
-                Ok(false) | Err(_) => return,
-            }
+/// Sends the close frame; when we closed first, waits up to `close_timeout` for the client's
+/// (reading and dropping anything before it); then shuts the connection down.
+async fn close_handshake(
+    socket: &mut TcpStream,
+    inbound: &mut Inbound,
+    reason: Option<CloseReason>,
+    wait: bool,
+    (send_timeout, close_timeout): (std::time::Duration, std::time::Duration),
+) {
+    let frame = control(Message::Close(reason));
+    if wire::write_all(socket, &mut [IoSlice::new(&frame)], send_timeout)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    if wait {
+        let until_closed = async {
             loop {
-                match self.inbound.next() {
-                    Ok(Some(Msg::Close(_))) | Err(_) => return,
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
+                if socket.readable().await.is_err() {
+                    return;
+                }
+                match inbound.fill(socket) {
+                    Ok(true) => {}
+                    Ok(false) | Err(_) => return,
+                }
+                loop {
+                    match inbound.next() {
+                        Ok(Some(Msg::Close(_))) | Err(_) => return,
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                    }
                 }
             }
-        }
+        };
+        let _ = tokio::time::timeout(close_timeout, until_closed).await;
     }
+    let _ = socket.shutdown().await;
+}
+
+/// `/ws/echo`: checked like the actix-web handler (handshake, `Origin`); nothing else applies.
+pub fn admit_echo(head: &Head, state: &Arc<AppState>) -> Admission<String> {
+    let mut request = RequestHead::default();
+    request.method = Method::GET;
+    request.headers = head.headers().clone();
+    if verify_handshake(&request).is_err() || state.origins.check(head).is_err() {
+        return Admission::Actix;
+    }
+    let key = request
+        .headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| k.as_bytes().to_vec())
+        .unwrap_or_default();
+    Admission::Serve(String::from_utf8_lossy(&hash_key(&key)).into_owned())
+}
+
+/// Echoes every message back as it came, answers pings, and closes like the feed session.
+pub async fn serve_echo(mut socket: TcpStream, accept: String, state: Arc<AppState>) {
+    let config = &state.config;
+    let limit = config.send_timeout;
+    if write_handshake(&mut socket, &accept, limit).await.is_err() {
+        return;
+    }
+    let echo = &state.accounting.echo;
+    let mut inbound = Inbound::new(config.ws_max_message_bytes);
+    let mut head = state.feed.subscribe(); // only to be woken at shutdown
+    let end = 'session: loop {
+        if state.feed.is_closed() {
+            break End::Close(Some(close(CloseCode::Away, "server shutting down".into())));
+        }
+        tokio::select! {
+            ready = socket.readable() => {
+                if ready.is_err() {
+                    break End::Gone;
+                }
+                match inbound.fill(&socket) {
+                    Ok(true) => {}
+                    Ok(false) | Err(_) => break End::Gone,
+                }
+                loop {
+                    let frame = match inbound.next() {
+                        Ok(Some(Msg::Text(text))) => text_frame(text.as_bytes()),
+                        Ok(Some(Msg::Binary(bytes))) => control(Message::Binary(bytes)),
+                        Ok(Some(Msg::Ping(bytes))) => control(Message::Pong(bytes)),
+                        Ok(Some(Msg::Pong)) => continue,
+                        Ok(Some(Msg::Close(reason))) => {
+                            break 'session End::Answer(reason.map(|r| CloseReason {
+                                code: r.code,
+                                description: None,
+                            }))
+                        }
+                        Ok(None) => break,
+                        Err(reason) => break 'session End::Close(Some(reason)),
+                    };
+                    if !matches!(frame.first(), Some(0x8a)) {
+                        echo.messages_received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        echo.bytes_written
+                            .fetch_add(frame.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if let Err(e) = wire::write_all(&mut socket, &mut [IoSlice::new(&frame)], limit).await {
+                        break 'session write_failed(e);
+                    }
+                }
+            }
+            _ = head.changed() => {}
+        }
+    };
+    let (reason, wait) = match end {
+        End::Gone => return,
+        End::Close(reason) => (reason, true),
+        End::Answer(reason) => (reason, false),
+    };
+    close_handshake(
+        &mut socket,
+        &mut inbound,
+        reason,
+        wait,
+        (config.send_timeout, config.close_timeout),
+    )
+    .await;
+}
+
+/// Writes the `101 Switching Protocols` answer.
+async fn write_handshake(
+    socket: &mut TcpStream,
+    accept: &str,
+    limit: std::time::Duration,
+) -> io::Result<usize> {
+    let head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
+         sec-websocket-accept: {accept}\r\n{}\r\n",
+        wire::date_line()
+    );
+    wire::write_all(socket, &mut [IoSlice::new(head.as_bytes())], limit).await?;
+    Ok(head.len())
 }
 
 fn write_failed(err: io::Error) -> End {
@@ -386,7 +493,7 @@ fn control(msg: Message) -> Bytes {
 #[derive(Debug)]
 enum Msg {
     Text(ByteString),
-    Binary,
+    Binary(Bytes),
     Ping(Bytes),
     Pong,
     Close(Option<CloseReason>),
@@ -446,7 +553,7 @@ impl Inbound {
             };
             match frame {
                 Frame::Text(bytes) => return text(bytes).map(Some),
-                Frame::Binary(_) => return Ok(Some(Msg::Binary)),
+                Frame::Binary(bytes) => return Ok(Some(Msg::Binary(bytes))),
                 Frame::Ping(bytes) => return Ok(Some(Msg::Ping(bytes))),
                 Frame::Pong(_) => return Ok(Some(Msg::Pong)),
                 Frame::Close(reason) => return Ok(Some(Msg::Close(reason))),
@@ -461,7 +568,7 @@ impl Inbound {
                     return if is_text {
                         text(joined.freeze()).map(Some)
                     } else {
-                        Ok(Some(Msg::Binary))
+                        Ok(Some(Msg::Binary(joined.freeze())))
                     };
                 }
             }
