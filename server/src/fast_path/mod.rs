@@ -9,8 +9,8 @@
 //!
 //! So every plain HTTP/1.1 connection first passes the [`FrontDoor`]: it peeks at the request
 //! head, and if the connection opens with `GET /sse` or a WebSocket upgrade on `/ws` (or the
-//! `/ws/echo` conformance endpoint) that passes
-//! every check the actix-web handlers make, it is served here. The events' shared bytes (the
+//! `/ws/echo` conformance endpoint) that passes every check the actix-web handlers make, it is
+//! served here. The events' shared bytes (the
 //! SSE record, the complete WebSocket frame) go out with one vectored write per batch, and the
 //! connection holds a cursor, a few timers and nothing else. Everything else, including every
 //! request these checks would refuse, goes to actix-web untouched (the peek consumed nothing),
