@@ -42,6 +42,23 @@ pub enum Admission<T> {
     Actix,
 }
 
+impl<T> Admission<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Admission<U> {
+        match self {
+            Self::Serve(t) => Admission::Serve(f(t)),
+            Self::Refuse(err, meter) => Admission::Refuse(err, meter),
+            Self::Actix => Admission::Actix,
+        }
+    }
+}
+
+/// An admitted connection, by what serves it.
+enum Route {
+    Sse(sse::Ready),
+    Ws(ws::Ready),
+    Echo(String),
+}
+
 /// Wraps actix-http's TCP service: each connection is peeked at, then served here or by `http`.
 pub struct FrontDoor<F> {
     pub http: F,
@@ -111,45 +128,31 @@ where
                 Peeked::Gone => Ok(()),
                 Peeked::Actix => to_actix(io).await,
                 Peeked::Fast(head) => {
-                    let kind = head.kind;
+                    // Decided, then the parsed head is dropped before anything is awaited: a
+                    // connection handed to actix-web must not carry it for its lifetime.
                     let len = head.len;
-                    match kind {
-                        Kind::Sse => match sse::admit(&head, &state) {
-                            Admission::Actix => to_actix(io).await,
-                            Admission::Refuse(err, meter) => {
-                                refuse(io, len, &err, &meter, &state).await
-                            }
-                            Admission::Serve(ready) => {
-                                drop(head);
-                                if let Some(io) = consume(io, len).await {
-                                    sse::serve(io, ready, state).await;
+                    let cors = state.origins.check(&head).ok().flatten();
+                    let route = match head.kind {
+                        Kind::Sse => sse::admit(&head, &state).map(Route::Sse),
+                        Kind::Ws => ws::admit(&head, &state).map(Route::Ws),
+                        Kind::Echo => ws::admit_echo(&head, &state).map(Route::Echo),
+                    };
+                    drop(head);
+                    match route {
+                        Admission::Actix => to_actix(io).await,
+                        Admission::Refuse(err, meter) => {
+                            refuse(io, len, &err, &meter, cors.as_deref(), &state).await
+                        }
+                        Admission::Serve(route) => {
+                            if let Some(io) = consume(io, len).await {
+                                match route {
+                                    Route::Sse(ready) => sse::serve(io, ready, state).await,
+                                    Route::Ws(ready) => ws::serve(io, ready, state).await,
+                                    Route::Echo(accept) => ws::serve_echo(io, accept, state).await,
                                 }
-                                Ok(())
                             }
-                        },
-                        Kind::Echo => match ws::admit_echo(&head, &state) {
-                            Admission::Serve(accept) => {
-                                drop(head);
-                                if let Some(io) = consume(io, len).await {
-                                    ws::serve_echo(io, accept, state).await;
-                                }
-                                Ok(())
-                            }
-                            _ => to_actix(io).await,
-                        },
-                        Kind::Ws => match ws::admit(&head, &state) {
-                            Admission::Actix => to_actix(io).await,
-                            Admission::Refuse(err, meter) => {
-                                refuse(io, len, &err, &meter, &state).await
-                            }
-                            Admission::Serve(ready) => {
-                                drop(head);
-                                if let Some(io) = consume(io, len).await {
-                                    ws::serve(io, ready, state).await;
-                                }
-                                Ok(())
-                            }
-                        },
+                            Ok(())
+                        }
                     }
                 }
             }
@@ -169,12 +172,13 @@ async fn refuse(
     len: usize,
     err: &ApiError,
     meter: &Meter,
+    cors: Option<&str>,
     state: &AppState,
 ) -> Result<(), DispatchError> {
     // The request is read first: closing a socket with unread bytes would reset the
     // connection, and the client might never see the answer.
     if let Some(mut io) = consume(io, len).await {
-        meter.bytes(wire::refuse(&mut io, err, state.config.send_timeout).await);
+        meter.bytes(wire::refuse(&mut io, err, cors, state.config.send_timeout).await);
     }
     Ok(())
 }

@@ -3,7 +3,10 @@
 
 use std::{io::IoSlice, sync::Arc};
 
-use tokio::{io::AsyncReadExt as _, net::TcpStream};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpStream,
+};
 
 use super::{head::Head, wire, Admission};
 use crate::{
@@ -64,7 +67,7 @@ pub async fn serve(mut socket: TcpStream, ready: Ready, state: Arc<AppState>) {
     let limit = state.config.send_timeout;
     let head = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
-         x-accel-buffering: no\r\n{}transfer-encoding: chunked\r\n{}\r\n",
+         x-accel-buffering: no\r\n{}transfer-encoding: chunked\r\nconnection: close\r\n{}\r\n",
         wire::cors_lines(cors.as_deref()),
         wire::date_line()
     );
@@ -83,11 +86,16 @@ pub async fn serve(mut socket: TcpStream, ready: Ready, state: Arc<AppState>) {
         return;
     }
     drop((head, prelude));
+    // Whether the client may still send (it never should); after its FIN the stream goes on,
+    // as HTTP allows a half-closed client, and a client that is really gone shows at the next
+    // write (a heartbeat at the latest) or through TCP_USER_TIMEOUT.
+    let mut reading = true;
     loop {
         tokio::select! {
             chunk = stream.next_chunk() => {
                 let Some(chunk) = chunk else {
                     let _ = wire::write_all(&mut socket, &mut [IoSlice::new(b"0\r\n\r\n")], limit).await;
+                    let _ = socket.shutdown().await;
                     return;
                 };
                 let written = match chunk {
@@ -110,17 +118,32 @@ pub async fn serve(mut socket: TcpStream, ready: Ready, state: Arc<AppState>) {
                     return;
                 }
             }
-            // The client never speaks on an SSE connection; reading is how its leaving shows.
-            left = client_left(&mut socket) => if left { return },
+            read = client_sent(&mut socket), if reading => match read {
+                Sent::Bytes => {}
+                Sent::Eof => reading = false,
+                Sent::Error => return,
+            },
         }
     }
 }
 
-/// Waits for the client to send something; `true` when it closed (or reset) the connection.
-/// Bytes it sends are read and dropped.
-async fn client_left(socket: &mut TcpStream) -> bool {
-    let mut scrap = [0u8; 64];
-    !matches!(socket.read(&mut scrap).await, Ok(n) if n > 0)
+enum Sent {
+    /// Bytes, read and dropped.
+    Bytes,
+    /// Its FIN: it will send no more.
+    Eof,
+    /// A reset or another error: the connection is gone.
+    Error,
+}
+
+/// Waits for the client to send something.
+async fn client_sent(socket: &mut TcpStream) -> Sent {
+    let mut scrap = [0u8; 512];
+    match socket.read(&mut scrap).await {
+        Ok(0) => Sent::Eof,
+        Ok(_) => Sent::Bytes,
+        Err(_) => Sent::Error,
+    }
 }
 
 /// The chunk-size line for `len` bytes: hex digits and CRLF, in a stack buffer.

@@ -21,6 +21,7 @@ pub async fn write_all(
     mut bufs: &mut [IoSlice<'_>],
     limit: Duration,
 ) -> io::Result<()> {
+    let total: usize = bufs.iter().map(|b| b.len()).sum();
     // Nearly every write fits in the socket buffer at once: try that first, without a timer.
     while !bufs.is_empty() {
         let tried = if let [one] = bufs {
@@ -56,7 +57,14 @@ pub async fn write_all(
     };
     match tokio::time::timeout(limit, write).await {
         Ok(result) => result,
-        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+        // `TimedOut` only when no byte of these buffers went out: after part of a frame or
+        // chunk, nothing else may follow on this connection (not even a close frame).
+        Err(_) if bufs.iter().map(|b| b.len()).sum::<usize>() == total => {
+            Err(io::ErrorKind::TimedOut.into())
+        }
+        Err(_) => Err(io::Error::other(
+            "write cut off by --send-timeout mid-message",
+        )),
     }
 }
 
@@ -81,7 +89,12 @@ pub fn cors_lines(allowed_origin: Option<&str>) -> String {
 
 /// Answers `err` (status, JSON reason, `Retry-After` and the like, exactly as actix-web would
 /// render it) and closes; returns the bytes written.
-pub async fn refuse(stream: &mut TcpStream, err: &ApiError, limit: Duration) -> u64 {
+pub async fn refuse(
+    stream: &mut TcpStream,
+    err: &ApiError,
+    allowed_origin: Option<&str>,
+    limit: Duration,
+) -> u64 {
     let res = err.error_response();
     let status = res.status();
     let mut head = format!(
@@ -96,7 +109,8 @@ pub async fn refuse(stream: &mut TcpStream, err: &ApiError, limit: Duration) -> 
     }
     let body = res.into_body().try_into_bytes().unwrap_or_default();
     head.push_str(&format!(
-        "content-length: {}\r\nconnection: close\r\n{}\r\n",
+        "{}content-length: {}\r\nconnection: close\r\n{}\r\n",
+        cors_lines(allowed_origin),
         body.len(),
         date_line()
     ));

@@ -521,10 +521,13 @@ impl Inbound {
     /// Reads what the socket has without waiting. `Ok(false)`: the client closed its side.
     fn fill(&mut self, socket: &TcpStream) -> io::Result<bool> {
         let mut chunk = [0u8; 2048];
+        let mut read_any = false;
         loop {
             match socket.try_read(&mut chunk) {
-                Ok(0) => return Ok(false),
+                // After data, the end is reported by the next call, once that data is handled.
+                Ok(0) => return Ok(read_any),
                 Ok(n) => {
+                    read_any = true;
                     self.buf.extend_from_slice(&chunk[..n]);
                     // A partial read means the socket is drained; a buffer past one message is
                     // enough to decode (or to refuse) before reading more.

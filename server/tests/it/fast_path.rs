@@ -125,7 +125,15 @@ Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSoc
 #[tokio::test]
 async fn refusals_read_the_same_on_both_paths() {
     for fast in ["true", "false"] {
-        let srv = with_events(&["--fast-path", fast, "--max-connections-per-ip", "1"]).await;
+        let srv = with_events(&[
+            "--fast-path",
+            fast,
+            "--max-connections-per-ip",
+            "1",
+            "--allowed-origin",
+            "http://page.example",
+        ])
+        .await;
         // A bad cursor and a foreign origin: actix-web's answers either way.
         let bad = exchange(
             &srv,
@@ -158,7 +166,17 @@ Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSoc
             .await
             .unwrap();
         read_until(&mut first, b"resuming after").await;
-        let second = exchange(&srv, b"GET /sse HTTP/1.1\r\nHost: localhost\r\n\r\n", b"}").await;
+        let second = exchange(
+            &srv,
+            b"GET /sse HTTP/1.1\r\nHost: localhost\r\nOrigin: http://page.example\r\n\r\n",
+            b"}",
+        )
+        .await;
+        assert!(
+            head(&second).contains("access-control-allow-origin: http://page.example"),
+            "{fast}: an allowed page can read the refusal: {}",
+            head(&second)
+        );
         assert!(
             head(&second).starts_with("http/1.1 503"),
             "{fast}: {}",
@@ -195,6 +213,21 @@ async fn connections_the_fast_path_does_not_take_still_stream() {
     assert!(head(&out).contains(" 200 ok"), "{}", head(&out));
     assert!(String::from_utf8_lossy(&out).contains("id: 3\ndata:"));
     assert_eq!(get(&srv.url("/healthz")).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_half_closed_sse_client_keeps_getting_events() {
+    let srv = with_events(&[]).await;
+    let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+    tcp.write_all(b"GET /sse?since=3 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    read_until(&mut tcp, b"resuming after seq 3").await;
+    tcp.shutdown().await.unwrap(); // FIN: the client will send no more, but still reads
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    publish(&srv, json!({ "after": "fin" })).await;
+    let out = read_until(&mut tcp, b"\"after\":\"fin\"").await;
+    assert!(String::from_utf8_lossy(&out).contains("id: 4\n"));
 }
 
 /// A masked client frame.
