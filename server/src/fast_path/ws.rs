@@ -31,7 +31,10 @@ use crate::{
     state::AppState,
     transport::{
         start_cursor,
-        ws::{answer, check_auth_message, close, protocol_close, AUTHENTICATED},
+        ws::{
+            answer, check_auth_message, close, missed_notice, protocol_close, too_slow,
+            AUTHENTICATED,
+        },
         FeedQuery, Transport,
     },
 };
@@ -46,12 +49,9 @@ pub struct Ready {
 
 /// The checks of the actix-web handler, in its order; anything it would refuse goes to it.
 pub fn admit(head: &Head, state: &Arc<AppState>) -> Admission<Ready> {
-    let mut request = RequestHead::default();
-    request.method = Method::GET;
-    request.headers = head.headers().clone();
-    if verify_handshake(&request).is_err() || state.origins.check(head).is_err() {
+    let Some((key, accept)) = handshake(head, state) else {
         return Admission::Actix;
-    }
+    };
     let Ok(q) = FeedQuery::from_request(head) else {
         return Admission::Actix;
     };
@@ -69,15 +69,9 @@ pub fn admit(head: &Head, state: &Arc<AppState>) -> Admission<Ready> {
         Ok(open) => open,
         Err(err) => return Admission::Refuse(err, meter),
     };
-    let key = request
-        .headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .map(|k| k.as_bytes().to_vec())
-        .unwrap_or_default();
-    let accept = String::from_utf8_lossy(&hash_key(&key)).into_owned();
     if let Some(client) = &meter.client {
         *client.ws_handshake.lock() = Some(Handshake {
-            key: String::from_utf8_lossy(&key).into_owned(),
+            key,
             accept: accept.clone(),
         });
     }
@@ -115,6 +109,18 @@ enum End {
     Answer(Option<CloseReason>),
     /// The connection is gone; nothing more can be sent.
     Gone,
+}
+
+impl End {
+    /// The close frame to send, and whether to wait for the client's; `None` when nothing can
+    /// be sent.
+    fn close_frame(self) -> Option<(Option<CloseReason>, bool)> {
+        match self {
+            Self::Gone => None,
+            Self::Close(reason) => Some((reason, true)),
+            Self::Answer(reason) => Some((reason, false)),
+        }
+    }
 }
 
 struct Session {
@@ -216,19 +222,10 @@ impl Session {
             return Ok(false);
         };
         if let Some(behind) = lag.exceeded(batch.head - *cursor) {
-            return Err(End::Close(Some(close(
-                CloseCode::Again,
-                format!(
-                    "client too slow: {behind} events behind (--max-lag); reconnect with since={cursor}"
-                ),
-            ))));
+            return Err(End::Close(Some(too_slow(behind, *cursor))));
         }
         if batch.missed > 0 {
-            let first = batch.events.first().map_or(batch.next, |e| e.seq - 1);
-            let notice = format!(
-                "{{\"op\":\"missed\",\"missed\":{},\"next\":{first}}}",
-                batch.missed
-            );
+            let notice = missed_notice(&batch);
             self.meter.bytes(ws_frame_len(notice.len()));
             self.send(&text_frame(notice.as_bytes())).await?;
         }
@@ -310,10 +307,8 @@ impl Session {
     /// Sends the close frame and lets the connection go: at once when the client closed first,
     /// after its close frame (or `--close-timeout`) when we did.
     async fn finish(mut self, end: End) {
-        let (reason, wait) = match end {
-            End::Gone => return,
-            End::Close(reason) => (reason, true),
-            End::Answer(reason) => (reason, false),
+        let Some((reason, wait)) = end.close_frame() else {
+            return;
         };
         if let Some(r) = &reason {
             self.meter.bytes(ws_frame_len(
@@ -321,14 +316,7 @@ impl Session {
             ));
         }
         let config = &self.state.config;
-        close_handshake(
-            &mut self.socket,
-            &mut self.inbound,
-            reason,
-            wait,
-            (config.send_timeout, config.close_timeout),
-        )
-        .await;
+        close_handshake(&mut self.socket, &mut self.inbound, reason, wait, config).await;
     }
 }
 
@@ -339,10 +327,10 @@ async fn close_handshake(
     inbound: &mut Inbound,
     reason: Option<CloseReason>,
     wait: bool,
-    (send_timeout, close_timeout): (std::time::Duration, std::time::Duration),
+    config: &crate::config::Config,
 ) {
     let frame = control(Message::Close(reason));
-    if wire::write_all(socket, &mut [IoSlice::new(&frame)], send_timeout)
+    if wire::write_all(socket, &mut [IoSlice::new(&frame)], config.send_timeout)
         .await
         .is_err()
     {
@@ -367,25 +355,34 @@ async fn close_handshake(
                 }
             }
         };
-        let _ = tokio::time::timeout(close_timeout, until_closed).await;
+        let _ = tokio::time::timeout(config.close_timeout, until_closed).await;
     }
     let _ = socket.shutdown().await;
 }
 
-/// `/ws/echo`: checked like the actix-web handler (handshake, `Origin`); nothing else applies.
-pub fn admit_echo(head: &Head, state: &Arc<AppState>) -> Admission<String> {
+/// The client's `Sec-WebSocket-Key` and our `Sec-WebSocket-Accept`, when `head` is a valid
+/// handshake (as actix-http judges it) from an allowed origin; `None` leaves the request to the
+/// actix-web handler, which answers why not.
+fn handshake(head: &Head, state: &AppState) -> Option<(String, String)> {
     let mut request = RequestHead::default();
     request.method = Method::GET;
     request.headers = head.headers().clone();
     if verify_handshake(&request).is_err() || state.origins.check(head).is_err() {
-        return Admission::Actix;
+        return None;
     }
-    let key = request
-        .headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .map(|k| k.as_bytes().to_vec())
-        .unwrap_or_default();
-    Admission::Serve(String::from_utf8_lossy(&hash_key(&key)).into_owned())
+    let key = head.headers().get(header::SEC_WEBSOCKET_KEY)?.as_bytes();
+    Some((
+        String::from_utf8_lossy(key).into_owned(),
+        String::from_utf8_lossy(&hash_key(key)).into_owned(),
+    ))
+}
+
+/// `/ws/echo`: checked like the actix-web handler (handshake, `Origin`); nothing else applies.
+pub fn admit_echo(head: &Head, state: &Arc<AppState>) -> Admission<String> {
+    match handshake(head, state) {
+        Some((_, accept)) => Admission::Serve(accept),
+        None => Admission::Actix,
+    }
 }
 
 /// Echoes every message back as it came, answers pings, and closes like the feed session.
@@ -439,19 +436,10 @@ pub async fn serve_echo(mut socket: TcpStream, accept: String, state: Arc<AppSta
             _ = head.changed() => {}
         }
     };
-    let (reason, wait) = match end {
-        End::Gone => return,
-        End::Close(reason) => (reason, true),
-        End::Answer(reason) => (reason, false),
+    let Some((reason, wait)) = end.close_frame() else {
+        return;
     };
-    close_handshake(
-        &mut socket,
-        &mut inbound,
-        reason,
-        wait,
-        (config.send_timeout, config.close_timeout),
-    )
-    .await;
+    close_handshake(&mut socket, &mut inbound, reason, wait, config).await;
 }
 
 /// Writes the `101 Switching Protocols` answer.

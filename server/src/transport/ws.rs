@@ -116,6 +116,25 @@ async fn authenticate(
     }
 }
 
+/// The close reason for a session more than `--max-lag` behind, naming where to resume.
+pub(crate) fn too_slow(behind: u64, cursor: u64) -> CloseReason {
+    close(
+        CloseCode::Again,
+        format!(
+            "client too slow: {behind} events behind (--max-lag); reconnect with since={cursor}"
+        ),
+    )
+}
+
+/// `{"op":"missed",…}`: how many events after the cursor are gone, and where the batch resumes.
+pub(crate) fn missed_notice(batch: &crate::feed::Batch) -> String {
+    let first = batch.events.first().map_or(batch.next, |e| e.seq - 1);
+    format!(
+        "{{\"op\":\"missed\",\"missed\":{},\"next\":{first}}}",
+        batch.missed
+    )
+}
+
 /// The answer to a good `{"op":"auth"}` message.
 pub(crate) const AUTHENTICATED: &str = "{\"op\":\"authenticated\"}";
 
@@ -165,19 +184,10 @@ async fn session_loop(
             .since_within(cursor, max_batch, max_bytes, |e| e.ws.len())
         {
             if let Some(behind) = lag.exceeded(batch.head - cursor) {
-                break Some(CloseReason {
-                    code: CloseCode::Again,
-                    description: Some(truncate_reason(format!(
-                        "client too slow: {behind} events behind (--max-lag); reconnect with since={cursor}"
-                    ))),
-                });
+                break Some(too_slow(behind, cursor));
             }
             if batch.missed > 0 {
-                let first = batch.events.first().map_or(batch.next, |e| e.seq - 1);
-                let notice = format!(
-                    "{{\"op\":\"missed\",\"missed\":{},\"next\":{first}}}",
-                    batch.missed
-                );
+                let notice = missed_notice(&batch);
                 meter.bytes(ws_frame_len(notice.len()));
                 if let Err(r) = send_within(send_timeout, session.text(notice)).await {
                     break 'session r;
