@@ -394,12 +394,14 @@ pub async fn serve_echo(mut socket: TcpStream, accept: String, state: Arc<AppSta
     }
     let echo = &state.accounting.echo;
     let mut inbound = Inbound::new(config.ws_max_message_bytes);
-    let mut head = state.feed.subscribe(); // only to be woken at shutdown
+    // Echo sessions take no events: they wait for shutdown alone, not for every publish.
+    let stopped = state.stop.clone().cancelled_owned();
+    tokio::pin!(stopped);
     let end = 'session: loop {
-        if state.feed.is_closed() {
-            break End::Close(Some(close(CloseCode::Away, "server shutting down".into())));
-        }
         tokio::select! {
+            _ = &mut stopped => {
+                break End::Close(Some(close(CloseCode::Away, "server shutting down".into())));
+            }
             ready = socket.readable() => {
                 if ready.is_err() {
                     break End::Gone;
@@ -433,7 +435,6 @@ pub async fn serve_echo(mut socket: TcpStream, accept: String, state: Arc<AppSta
                     }
                 }
             }
-            _ = head.changed() => {}
         }
     };
     let Some((reason, wait)) = end.close_frame() else {
