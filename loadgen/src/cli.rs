@@ -36,6 +36,9 @@ pub enum Command {
     },
 }
 
+/// The most `--repeat` accepts: enough for a spread, bounded so a typo cannot run for hours.
+pub const MAX_REPEAT: u32 = 20;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Server to drive, e.g. http://127.0.0.1:8080 or https://host:8443 (local or remote).
@@ -167,6 +170,12 @@ pub struct Args {
     /// Seed of the random start offsets of the pollers (default: random, written in the report).
     #[arg(long, env = "LOADGEN_SEED")]
     pub seed: Option<u64>,
+
+    /// Run every phase this many times, interleaved (all phases, then all again), so each figure
+    /// has a spread: the report gives the median and the range, and a conclusion ranks two
+    /// transports only when their ranges do not overlap. With 1 nothing is ranked.
+    #[arg(long, env = "LOADGEN_REPEAT", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=MAX_REPEAT as i64))]
+    pub repeat: u32,
 
     /// Run the transports together on the same feed instead of one after another (server CPU
     /// and memory can then not be attributed to one transport).

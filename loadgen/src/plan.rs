@@ -38,6 +38,11 @@ pub struct Phase {
     /// Part of the report's headline (the last cell of the matrix, first HTTP version, first
     /// TLS mode).
     pub headline: bool,
+    /// Which run of this phase it is (0-based) and how many there are (`--repeat`): the whole
+    /// list of phases runs once, then again, so slow drifts of the machine spread over every
+    /// transport alike instead of landing on one.
+    pub repeat: u32,
+    pub repeats: u32,
 }
 
 impl Phase {
@@ -58,8 +63,13 @@ impl Phase {
                 }
             })
             .collect();
+        let run = if self.repeats > 1 {
+            format!(" · run {}/{}", self.repeat + 1, self.repeats)
+        } else {
+            String::new()
+        };
         format!(
-            "{}{} · {} clients · {}/s",
+            "{}{} · {} clients · {}/s{run}",
             names.join("+"),
             if self.tls { " TLS" } else { "" },
             self.clients,
@@ -128,6 +138,8 @@ impl Plan {
                 rate,
                 tls,
                 headline,
+                repeat: 0,
+                repeats: args.repeat,
             });
         };
         for (mode, &tls) in tls_modes.iter().enumerate() {
@@ -167,6 +179,15 @@ impl Plan {
                         }
                     }
                 }
+            }
+        }
+        let once = phases.len();
+        for repeat in 1..args.repeat {
+            for i in 0..once {
+                let mut p = phases[i].clone();
+                p.index = phases.len();
+                p.repeat = repeat;
+                phases.push(p);
             }
         }
         let drain = args.drain.unwrap_or_else(|| {
@@ -226,8 +247,37 @@ impl Plan {
 mod tests {
     use super::*;
 
+    /// A plan run once, as the tests below read it; `--repeat` has its own test.
     fn plan(args: &[&str]) -> Plan {
-        Plan::build(&Args::from_args(args).unwrap()).unwrap()
+        let mut a = Args::from_args(args).unwrap();
+        a.repeat = 1;
+        Plan::build(&a).unwrap()
+    }
+
+    #[test]
+    fn repeats_interleave_the_whole_list() {
+        let p = Plan::build(
+            &Args::from_args(["--transports", "sse,ws", "--http", "1.1", "--repeat", "3"]).unwrap(),
+        )
+        .unwrap();
+        let names: Vec<String> = p.phases.iter().map(Phase::label).collect();
+        assert_eq!(
+            names,
+            [
+                "sse · 50 clients · 20/s · run 1/3",
+                "ws · 50 clients · 20/s · run 1/3",
+                "sse · 50 clients · 20/s · run 2/3",
+                "ws · 50 clients · 20/s · run 2/3",
+                "sse · 50 clients · 20/s · run 3/3",
+                "ws · 50 clients · 20/s · run 3/3",
+            ]
+        );
+        assert!(p.phases.iter().enumerate().all(|(i, ph)| ph.index == i));
+        assert!(p.phases.iter().all(|ph| ph.headline));
+        // The default is 3 runs; a typo cannot ask for hours.
+        assert_eq!(Args::from_args::<_, &str>([]).unwrap().repeat, 3);
+        assert!(Args::from_args(["--repeat", "0"]).is_err());
+        assert!(Args::from_args(["--repeat", "21"]).is_err());
     }
 
     #[test]

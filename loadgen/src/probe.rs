@@ -13,6 +13,9 @@ use crate::net::{self, Target, Wire};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 pub struct Stats {
+    /// The server's version, as its `/stats` gives it (feedlab's server and the floor do).
+    #[serde(default)]
+    pub version: Option<String>,
     pub feed: Feed,
     #[serde(default)]
     pub transports: BTreeMap<String, TransportCounters>,

@@ -111,6 +111,8 @@ pub async fn run(
     let mut lag = new_histogram();
     let mut rtt = new_histogram();
     let mut data_total = 0u64;
+    // Bodies actually built: after Ctrl-C fewer than `total`, and the average is over these.
+    let mut bodies = 0u64;
     let mut conn: Option<Conn> = None;
     let mut current = 0usize;
     'events: for n in 0..total {
@@ -163,6 +165,7 @@ pub async fn run(
             let data = body(n, sent, &pad);
             if failures == 0 {
                 data_total += data.len() as u64;
+                bodies += 1;
             }
             let attempt_at = clock::now_us();
             match publish(sender, target, data).await {
@@ -200,8 +203,8 @@ pub async fn run(
         _ = stop.cancelled() => {}
         _ = tokio::time::sleep_until(start + duration) => {}
     }
-    if total > 0 {
-        out.data_bytes = data_total as f64 / total.max(1) as f64;
+    if bodies > 0 {
+        out.data_bytes = data_total as f64 / bodies as f64;
     } else {
         out.data_bytes = body(0, clock::now_us(), &pad).len() as f64;
     }

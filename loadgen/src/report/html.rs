@@ -116,6 +116,7 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         table(&mut out, &t);
     }
     for t in [
+        tables::repeats(report),
         tables::resilience(report),
         tables::http_versions(report),
         tables::plain_vs_tls(report),

@@ -30,6 +30,7 @@ impl<'a, W: Write> Markdown<'a, W> {
             self.write_table(&t)?;
         }
         for t in [
+            tables::repeats(self.report),
             tables::resilience(self.report),
             tables::http_versions(self.report),
             tables::plain_vs_tls(self.report),
@@ -78,16 +79,36 @@ impl<'a, W: Write> Markdown<'a, W> {
             .map(|r| tables::num(*r))
             .collect::<Vec<_>>()
             .join(", ");
+        // The HTTP versions polling actually ran over (not the ones asked for: an interrupted
+        // run, or one without polling, ran fewer).
+        let mut polled: Vec<&str> = Vec::new();
+        for p in r.phases.iter().filter(|p| super::is_polling(&p.transport)) {
+            if !polled.contains(&p.http.as_str()) {
+                polled.push(&p.http);
+            }
+        }
+        let polling = if polled.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", short polls every {} s, HTTP/{} for polling",
+                tables::num(s.poll_interval_s),
+                polled.join(" and HTTP/")
+            )
+        };
+        let runs = if s.repeat > 1 {
+            format!(", every phase run {} times, interleaved", s.repeat)
+        } else {
+            ", every phase run once".to_owned()
+        };
         writeln!(
             self.w,
-            "{} client(s) per transport, {} event(s)/s of {} B padding for {} s per transport ({}), short polls every {} s, HTTP/{} for polling{}. Server: {} ({}). Machine: {} cores, {}, {}.\n",
+            "{} client(s) per transport, {} event(s)/s of {} B padding for {} s per transport ({}{runs}){polling}{}. Server: {} ({}). Machine: {} cores, {}, {}.\n",
             clients,
             rates,
             s.payload_bytes,
             tables::num(s.duration_s),
             if s.concurrent { "transports together" } else { "one transport at a time" },
-            tables::num(s.poll_interval_s),
-            s.http.join(" and HTTP/"),
             if s.source_ips > 1 { format!(", connections from {} source addresses", s.source_ips) } else { String::new() },
             r.server.url,
             r.server.kind,

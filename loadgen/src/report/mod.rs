@@ -8,6 +8,7 @@
 pub mod html;
 pub mod json;
 pub mod markdown;
+pub mod spread;
 pub mod svg;
 pub mod tables;
 pub mod verdict;
@@ -62,6 +63,9 @@ pub struct Settings {
     pub poll_interval_s: f64,
     pub http: Vec<String>,
     pub concurrent: bool,
+    /// `--repeat`: how many times every phase ran.
+    #[serde(default = "one")]
+    pub repeat: u32,
     pub seed: u64,
     pub drain_s: f64,
     pub long_poll_timeout_s: f64,
@@ -165,6 +169,13 @@ pub struct TransportResult {
     pub tls: bool,
     /// Index into `phases` of the phase this ran in.
     pub phase: usize,
+    /// Which run of its phase this is, 0-based (`--repeat`).
+    #[serde(default)]
+    pub repeat: u32,
+    /// Over every run of this phase: median and range of the figures conclusions rank on; null
+    /// for a phase run once.
+    #[serde(default)]
+    pub spread: Option<spread::Spread>,
     /// Transports that ran at the same time (a `--concurrent` run), this one excluded.
     pub concurrent_with: Vec<String>,
     pub clients: u32,
@@ -237,7 +248,7 @@ pub struct TransportResult {
     pub server_cpu_us_per_event: Option<f64>,
     pub server_rss_start_bytes: Option<u64>,
     pub server_rss_peak_bytes: Option<u64>,
-    /// (peak − start) / clients.
+    /// (peak − start) / connections; null under 1,000 connections, where it is noise.
     pub server_rss_per_connection_bytes: Option<f64>,
     /// The server's CPU and memory cover every transport of the phase (`--concurrent`).
     pub server_cost_shared: bool,
@@ -352,6 +363,15 @@ pub struct Histograms {
 }
 
 impl TransportResult {
+    /// The same transport, HTTP version, TLS, clients and rate: another run of one phase.
+    pub fn same_cell(&self, other: &TransportResult) -> bool {
+        self.transport == other.transport
+            && self.http == other.http
+            && self.tls == other.tls
+            && self.clients == other.clients
+            && self.rate == other.rate
+    }
+
     /// Whether anything was lost, repeated, reordered or failed.
     pub fn has_loss(&self) -> bool {
         self.gaps > 0 || self.duplicates > 0 || self.out_of_order > 0 || self.lost > 0
@@ -397,6 +417,22 @@ impl Report {
         server::Transport::ALL
             .iter()
             .filter_map(|t| self.transports.get(t.name()))
+            .collect()
+    }
+
+    /// Every run of `r`'s phase (same transport, HTTP version, TLS, clients and rate).
+    pub fn runs_of(&self, r: &TransportResult) -> Vec<&TransportResult> {
+        self.phases.iter().filter(|p| p.same_cell(r)).collect()
+    }
+
+    /// Every phase's last run (the ones that ran more than once carry their `spread`), in
+    /// order: what tables and charts show.
+    pub fn latest(&self) -> Vec<&TransportResult> {
+        self.phases
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| !self.phases[i + 1..].iter().any(|later| later.same_cell(r)))
+            .map(|(_, r)| r)
             .collect()
     }
 

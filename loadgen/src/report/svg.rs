@@ -16,19 +16,45 @@ pub struct Chart {
 
 const SIZE: (u32, u32) = (820, 460);
 
+/// Width of the CDF's legend column, px.
+const LEGEND_WIDTH: u32 = 200;
+
 /// A number read from a result, when it was measured.
 type Metric = fn(&TransportResult) -> Option<f64>;
 
+/// One hue per transport; its variants (HTTP/1.0, HTTP/2, TLS) are shades of the same hue, so a
+/// reader finds a transport's family at a glance and tells its members apart by shade.
 fn color(label: &str) -> RGBColor {
-    match label {
-        "short-poll" => RGBColor(0x1f, 0x77, 0xb4),
-        "long-poll" => RGBColor(0xff, 0x7f, 0x0e),
-        "sse" => RGBColor(0x2c, 0xa0, 0x2c),
-        "ws" => RGBColor(0xd6, 0x27, 0x28),
-        l if l.starts_with("short-poll") => RGBColor(0x94, 0x67, 0xbd),
-        l if l.starts_with("long-poll") => RGBColor(0x8c, 0x56, 0x4b),
-        _ => RGBColor(0x7f, 0x7f, 0x7f),
+    let base = [
+        ("short-poll", RGBColor(0x1f, 0x77, 0xb4)),
+        ("long-poll", RGBColor(0xff, 0x7f, 0x0e)),
+        ("sse", RGBColor(0x2c, 0xa0, 0x2c)),
+        ("ws", RGBColor(0xd6, 0x27, 0x28)),
+    ]
+    .iter()
+    .find(|(name, _)| label == *name || label.starts_with(&format!("{name} ")))
+    .map_or(RGBColor(0x7f, 0x7f, 0x7f), |&(_, c)| c);
+    let mix = |c: RGBColor, toward: u8, share: f64| {
+        let m = |v: u8| (f64::from(v) * (1.0 - share) + f64::from(toward) * share).round() as u8;
+        RGBColor(m(c.0), m(c.1), m(c.2))
+    };
+    let mut c = base;
+    if label.contains("HTTP/1.0") {
+        c = mix(c, 0xff, 0.5);
     }
+    if label.contains("HTTP/2") {
+        c = mix(c, 0x00, 0.45);
+    }
+    if label.contains("TLS") {
+        c = mix(c, 0x00, 0.25);
+    }
+    c
+}
+
+/// Whether a series is a variant (another HTTP version, TLS) rather than a headline transport:
+/// drawn thinner and dashed, below the headline curves, so it never hides one.
+fn is_variant(label: &str) -> bool {
+    label.contains('(')
 }
 
 fn err(e: impl std::fmt::Display) -> anyhow::Error {
@@ -109,11 +135,15 @@ fn latency_cdf(rows: &[&TransportResult], primary: &str) -> anyhow::Result<Chart
         hi = 1.0;
     }
     let (lo, hi) = ((lo / 1.5).max(0.001), (hi * 1.5).max(lo * 10.0));
+    // Variants first, headline transports last: on top, where nothing covers them.
+    series.sort_by_key(|(label, _)| !is_variant(label));
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
+        // The legend gets its own column beside the plot, so it cannot cover a curve.
+        let (plot, legend) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+        let mut chart = ChartBuilder::on(&plot)
             .caption(
                 "Delivery latency, publish to receipt (CDF)",
                 ("sans-serif", 20),
@@ -129,23 +159,49 @@ fn latency_cdf(rows: &[&TransportResult], primary: &str) -> anyhow::Result<Chart
             .y_desc("% of events delivered within")
             .draw()
             .map_err(err)?;
-        for (label, points) in series {
-            let c = color(&label);
-            chart
-                .draw_series(LineSeries::new(points, c.stroke_width(2)))
-                .map_err(err)?
-                .label(label)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                });
+        for (label, points) in &series {
+            let c = color(label);
+            if is_variant(label) {
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        points.iter().copied(),
+                        6,
+                        4,
+                        c.stroke_width(2),
+                    ))
+                    .map_err(err)?;
+            } else {
+                chart
+                    .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(3)))
+                    .map_err(err)?;
+            }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        // Legend in the standard order (headline transports first), one line per series.
+        let mut order: Vec<&(String, Vec<(f64, f64)>)> = series.iter().collect();
+        order.sort_by_key(|(label, _)| is_variant(label));
+        for (i, (label, _)) in order.iter().enumerate() {
+            let y = 60 + 24 * i as i32;
+            let c = color(label);
+            let style = c.stroke_width(if is_variant(label) { 2 } else { 3 });
+            if is_variant(label) {
+                for x in [8, 20] {
+                    legend
+                        .draw(&PathElement::new(vec![(x, y), (x + 8, y)], style))
+                        .map_err(err)?;
+                }
+            } else {
+                legend
+                    .draw(&PathElement::new(vec![(8, y), (28, y)], style))
+                    .map_err(err)?;
+            }
+            legend
+                .draw(&Text::new(
+                    label.clone(),
+                    (34, y - 7),
+                    ("sans-serif", 13).into_font().color(&BLACK),
+                ))
+                .map_err(err)?;
+        }
         root.present().map_err(err)?;
     }
     Ok(Chart {
@@ -294,7 +350,7 @@ fn line_chart(
     y_of: Metric,
 ) -> anyhow::Result<Option<Chart>> {
     let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-    for r in &report.phases {
+    for r in report.latest() {
         let (Some(x), Some(y)) = (x_of(r), y_of(r)) else {
             continue;
         };

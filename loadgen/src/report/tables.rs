@@ -95,7 +95,7 @@ pub fn shown(report: &Report) -> Vec<&TransportResult> {
         return rows;
     };
     let primary = report.primary_http();
-    for p in &report.phases {
+    for p in report.latest() {
         let same_cell = p.rate == first.rate && p.clients == first.clients;
         let variant = p.http != p.headline_http(primary) || p.tls != first.tls;
         if same_cell && variant {
@@ -237,13 +237,15 @@ pub fn plain_vs_tls(report: &Report) -> Option<Table> {
 pub fn integrity(report: &Report) -> Table {
     let mut t = Table::new(
         "Integrity",
-        "Every client starts from the cursor taken before publishing, so each must receive every event published in its phase.",
-        &["transport", "clients", "published", "expected", "received", "gaps", "duplicates", "out of order", "errors", "verdict"],
+        "Every client starts from the cursor taken before publishing, so each must receive every event published in its phase. With `--repeat`, the counts are summed over every run of the phase.",
+        &["transport", "runs", "clients", "published", "expected", "received", "gaps", "duplicates", "out of order", "errors", "verdict"],
     );
     let primary = report.primary_http();
     for r in shown(report) {
-        let errors: u64 = r.errors.values().sum();
-        let verdict = if r.has_loss() {
+        let runs = report.runs_of(r);
+        let sum = |f: &dyn Fn(&TransportResult) -> u64| runs.iter().map(|x| f(x)).sum::<u64>();
+        let errors = sum(&|x| x.errors.values().sum());
+        let verdict = if runs.iter().any(|x| x.has_loss()) {
             "**LOSS**"
         } else if errors > 0 {
             "errors"
@@ -252,13 +254,14 @@ pub fn integrity(report: &Report) -> Table {
         };
         t.rows.push(vec![
             r.label(primary),
+            runs.len().to_string(),
             int(r.clients as u64),
-            int(r.events_published),
-            int(r.events_expected),
-            int(r.events_received),
-            int(r.gaps),
-            int(r.duplicates),
-            int(r.out_of_order),
+            int(sum(&|x| x.events_published)),
+            int(sum(&|x| x.events_expected)),
+            int(sum(&|x| x.events_received)),
+            int(sum(&|x| x.gaps)),
+            int(sum(&|x| x.duplicates)),
+            int(sum(&|x| x.out_of_order)),
             int(errors),
             verdict.into(),
         ]);
@@ -423,7 +426,7 @@ pub fn wire(report: &Report) -> Table {
 pub fn server(report: &Report) -> Table {
     let mut t = Table::new(
         "Cost on the server",
-        "Server CPU (user + system, 10 ms resolution) and resident memory during each phase; loadgen's own cost beside it.",
+        "Server CPU (user + system, 10 ms resolution) and resident memory during each phase; loadgen's own cost beside it. Memory per connection is the growth of RSS over the phase divided by its connections, given only from 1,000 connections (below that one allocator arena outweighs the connections).",
         &["transport", "server CPU", "CPU / 1000 events", "server RSS peak", "RSS / connection", "loadgen CPU", "loadgen RSS / connection"],
     );
     let primary = report.primary_http();
@@ -444,6 +447,46 @@ pub fn server(report: &Report) -> Table {
         ]);
     }
     t
+}
+
+/// With `--repeat`: each shown row's figures over its runs, so a reader sees the noise the
+/// conclusions were judged against.
+pub fn repeats(report: &Report) -> Option<Table> {
+    let rows: Vec<&TransportResult> = shown(report)
+        .into_iter()
+        .filter(|r| r.spread.is_some())
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let mut t = Table::new(
+        "Spread over the runs",
+        "Median [min–max] over every run of the phase (`--repeat`, runs interleaved). The conclusions rank two transports only when these ranges do not overlap.",
+        &["transport", "runs", "p50", "p99", "bytes / event", "requests / event", "server CPU / 1000 events"],
+    );
+    let primary = report.primary_http();
+    let range = |g: Option<super::spread::Range>, f: &dyn Fn(f64) -> String| {
+        g.map_or_else(
+            || "–".into(),
+            |g| format!("{} [{}–{}]", f(g.median), f(g.min), f(g.max)),
+        )
+    };
+    let lat = |v: f64| us(v.round() as u64);
+    let b = |v: f64| format!("{v:.0} B");
+    let ms = |v: f64| format!("{} ms", num(v));
+    for r in rows {
+        let Some(sp) = &r.spread else { continue };
+        t.rows.push(vec![
+            r.label(primary),
+            sp.runs.to_string(),
+            range(sp.latency_p50_us, &lat),
+            range(sp.latency_p99_us, &lat),
+            range(sp.bytes_per_event, &b),
+            range(sp.requests_per_event, &num),
+            range(sp.server_cpu_us_per_event, &ms),
+        ]);
+    }
+    Some(t)
 }
 
 pub fn checks(report: &Report) -> Table {

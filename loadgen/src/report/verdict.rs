@@ -3,13 +3,11 @@
 //! TCP connection per request (HTTP/1.0) costs over keep-alive. Pure: model in, sentences out.
 
 use super::{
+    is_polling,
+    spread::{self, Range, Spread, CPU_RESOLUTION_S},
     tables::{bytes, num, us},
     Report, TransportResult,
 };
-
-/// Below this much server CPU in a phase, the 10 ms tick of `/proc` makes per-event CPU too
-/// coarse to rank transports.
-const MIN_CPU_S: f64 = 0.05;
 
 pub fn conclusions(report: &Report, poll_interval_s: f64) -> Vec<String> {
     let mut out = Vec::new();
@@ -40,42 +38,22 @@ pub fn conclusions(report: &Report, poll_interval_s: f64) -> Vec<String> {
     }
     out.extend(resilience(report));
 
-    let with_latency: Vec<&TransportResult> = rows
-        .iter()
-        .copied()
-        .filter(|r| r.latency_us.count > 0)
-        .collect();
-    if let (Some(best), Some(worst)) = (
-        min_by(&with_latency, |r| r.latency_us.p50 as f64),
-        max_by(&with_latency, |r| r.latency_us.p50 as f64),
-    ) {
-        let mut s = format!(
-            "**Latency:** {} delivered fastest, median {} (p99 {})",
-            best.transport,
-            us(best.latency_us.p50),
-            us(best.latency_us.p99)
-        );
-        if best.transport != worst.transport {
-            s.push_str(&format!(
-                "; {} was slowest at {} (p99 {}), {} the median",
-                worst.transport,
-                us(worst.latency_us.p50),
-                us(worst.latency_us.p99),
-                times(worst.latency_us.p50 as f64, best.latency_us.p50 as f64)
-            ));
-        }
-        s.push('.');
-        if let Some(tail) = min_by(&with_latency, |r| r.latency_us.p99 as f64) {
-            if tail.transport != best.transport {
-                s.push_str(&format!(
-                    " The best tail was {}'s (p99 {}).",
-                    tail.transport,
-                    us(tail.latency_us.p99)
-                ));
-            }
-        }
-        out.push(s);
-    }
+    out.extend(ranked(
+        "Latency",
+        "p50 delivery latency",
+        &rows,
+        |sp| sp.latency_p50_us,
+        |r| (r.latency_us.count > 0).then_some(r.latency_us.p50 as f64),
+        |v| us(v.round() as u64),
+    ));
+    out.extend(ranked(
+        "Tail latency",
+        "p99 delivery latency",
+        &rows,
+        |sp| sp.latency_p99_us,
+        |r| (r.latency_us.count > 0).then_some(r.latency_us.p99 as f64),
+        |v| us(v.round() as u64),
+    ));
 
     if let Some(sp) = rows.iter().find(|r| r.transport == "short-poll") {
         let half_us = poll_interval_s * 500_000.0;
@@ -112,51 +90,137 @@ pub fn conclusions(report: &Report, poll_interval_s: f64) -> Vec<String> {
         }
     }
 
-    let with_bytes: Vec<&TransportResult> = rows
+    out.extend(ranked(
+        "Bytes",
+        "bytes on the wire per delivered event",
+        &rows,
+        |sp| sp.bytes_per_event,
+        |r| r.bytes_per_event,
+        bytes,
+    ));
+    out.extend(requests(&rows));
+    out.extend(server_cpu(&rows));
+
+    out.extend(http10_costs(report));
+    out.extend(http2_costs(report));
+    out.extend(tls_costs(report));
+    out
+}
+
+/// A figure of one row: its range over the runs (a point when it ran once) and how many runs.
+fn figure(
+    r: &TransportResult,
+    of_spread: fn(&Spread) -> Option<Range>,
+    of_run: fn(&TransportResult) -> Option<f64>,
+) -> Option<(Range, u32)> {
+    match &r.spread {
+        Some(sp) => of_spread(sp).map(|range| (range, sp.runs)),
+        None => of_run(r).map(|v| (Range::point(v), 1)),
+    }
+}
+
+/// One figure across the rows, ranked only as far as the runs allow: `≈` joins rows whose
+/// ranges overlap (no measurable difference), `<` separates tiers whose ranges do not; a
+/// figure measured once, or one row alone, is stated and not ranked.
+fn ranked(
+    title: &str,
+    what: &str,
+    rows: &[&TransportResult],
+    of_spread: fn(&Spread) -> Option<Range>,
+    of_run: fn(&TransportResult) -> Option<f64>,
+    fmt: fn(f64) -> String,
+) -> Option<String> {
+    let figs: Vec<(&TransportResult, Range, u32)> = rows
         .iter()
-        .copied()
-        .filter(|r| r.bytes_per_event.is_some())
+        .filter_map(|&r| figure(r, of_spread, of_run).map(|(g, n)| (r, g, n)))
         .collect();
-    if let (Some(best), Some(worst)) = (
-        min_by(&with_bytes, |r| r.bytes_per_event.unwrap_or(f64::MAX)),
-        max_by(&with_bytes, |r| r.bytes_per_event.unwrap_or(0.0)),
-    ) {
-        let b = best.bytes_per_event.unwrap_or(0.0);
-        let w = worst.bytes_per_event.unwrap_or(0.0);
-        out.push(format!(
-            "**Bytes:** {} used the fewest, {} per delivered event ({} the {} payload); {} used the most, {}, {} as many.",
-            best.transport,
-            bytes(b),
-            best.overhead_ratio.map_or_else(|| "–".into(), |o| format!("{o:.2}×")),
-            bytes(best.data_bytes_per_event),
-            worst.transport,
-            bytes(w),
-            times(w, b)
+    let shown = |r: &TransportResult, g: Range, n: u32| {
+        if n > 1 {
+            format!(
+                "{} {} [{}–{}]",
+                r.transport,
+                fmt(g.median),
+                fmt(g.min),
+                fmt(g.max)
+            )
+        } else {
+            format!("{} {}", r.transport, fmt(g.median))
+        }
+    };
+    match figs.len() {
+        0 => return None,
+        1 => {
+            let (r, g, n) = figs[0];
+            return Some(format!(
+                "**{title}:** {} ({what}; one transport, compared with nothing).",
+                shown(r, g, n)
+            ));
+        }
+        _ => {}
+    }
+    let Some(tiers) = spread::tiers(&figs) else {
+        let list: Vec<String> = figs.iter().map(|&(r, g, n)| shown(r, g, n)).collect();
+        return Some(format!(
+            "**{title}** — {what}, one run each, so the spread is unknown and nothing is ranked (`--repeat 3` measures it): {}.",
+            list.join(" · ")
+        ));
+    };
+    let runs = figs.iter().map(|f| f.2).min().unwrap_or(1);
+    let chain: Vec<String> = tiers
+        .iter()
+        .map(|tier| {
+            tier.iter()
+                .map(|&(r, g)| shown(r, g, runs))
+                .collect::<Vec<_>>()
+                .join(" ≈ ")
+        })
+        .collect();
+    let mut s = format!(
+        "**{title}** — {what}, median [min–max] of {runs} runs (`<` a difference beyond the spread, `≈` within it): {}.",
+        chain.join(" < ")
+    );
+    if tiers.len() == 1 {
+        s.push_str(" No measurable difference between them.");
+    } else if let (Some(first), Some(second)) = (tiers.first(), tiers.get(1)) {
+        let best: Vec<&str> = first.iter().map(|(r, _)| r.transport.as_str()).collect();
+        let lead = first.iter().map(|(_, g)| g.median).fold(f64::MIN, f64::max);
+        let next = second
+            .iter()
+            .map(|(_, g)| g.median)
+            .fold(f64::MAX, f64::min);
+        s.push_str(&format!(
+            " Lowest: {}; the next is {} as high.",
+            best.join(" and "),
+            times(next, lead)
         ));
     }
+    Some(s)
+}
 
-    let with_requests: Vec<&TransportResult> = rows
+/// Requests per event mean one thing for polling (a request per answer) and another for a
+/// stream (one request per connection, so per event it only shrinks with the phase's length):
+/// polling is ranked, streams are described.
+fn requests(rows: &[&TransportResult]) -> Vec<String> {
+    let polling: Vec<&TransportResult> = rows
         .iter()
         .copied()
-        .filter(|r| r.requests_per_event.is_some())
+        .filter(|r| is_polling(&r.transport))
         .collect();
-    if let (Some(best), Some(worst)) = (
-        min_by(&with_requests, |r| r.requests_per_event.unwrap_or(f64::MAX)),
-        max_by(&with_requests, |r| r.requests_per_event.unwrap_or(0.0)),
+    let streams: Vec<&str> = rows
+        .iter()
+        .filter(|r| !is_polling(&r.transport))
+        .map(|r| r.transport.as_str())
+        .collect();
+    let mut out = Vec::new();
+    if let Some(mut s) = ranked(
+        "Requests",
+        "HTTP requests per delivered event",
+        &polling,
+        |sp| sp.requests_per_event,
+        |r| r.requests_per_event,
+        num,
     ) {
-        let b = best.requests_per_event.unwrap_or(0.0);
-        let w = worst.requests_per_event.unwrap_or(0.0);
-        let mut s = format!(
-            "**Requests:** {} made the fewest, {} per delivered event ({} in all); {} made {} per event ({} in all), {} as many.",
-            best.transport,
-            num(b),
-            super::tables::int(best.http_requests),
-            worst.transport,
-            num(w),
-            super::tables::int(worst.http_requests),
-            times(w, b)
-        );
-        if let Some(sp) = rows.iter().find(|r| r.transport == "short-poll") {
+        if let Some(sp) = polling.iter().find(|r| r.transport == "short-poll") {
             if sp.events_published > 0 && sp.empty_responses > 0 {
                 let share = sp.empty_responses as f64 / sp.http_requests.max(1) as f64;
                 s.push_str(&format!(
@@ -167,40 +231,61 @@ pub fn conclusions(report: &Report, poll_interval_s: f64) -> Vec<String> {
         }
         out.push(s);
     }
-
-    let with_cpu: Vec<&TransportResult> = rows
-        .iter()
-        .copied()
-        .filter(|r| r.server_cpu_us_per_event.is_some() && !r.server_cost_shared)
-        .collect();
-    if let (Some(best), Some(worst)) = (
-        min_by(&with_cpu, |r| r.server_cpu_us_per_event.unwrap_or(f64::MAX)),
-        max_by(&with_cpu, |r| r.server_cpu_us_per_event.unwrap_or(0.0)),
-    ) {
-        let b = best.server_cpu_us_per_event.unwrap_or(0.0);
-        let w = worst.server_cpu_us_per_event.unwrap_or(0.0);
-        let coarse = with_cpu
-            .iter()
-            .any(|r| r.server_cpu_s.unwrap_or(0.0) < MIN_CPU_S);
-        let mut s = format!(
-            "**Server CPU:** {} cost the server least, {} ms per 1000 deliveries; {} cost {} ms, {} as much.",
-            best.transport,
-            num(b),
-            worst.transport,
-            num(w),
-            times(w, b)
-        );
-        if coarse {
-            s.push_str(" (Some phases used under 50 ms of server CPU, close to the 10 ms resolution of /proc: treat small differences as noise.)");
-        }
-        out.push(s);
-    } else if rows.iter().any(|r| r.server_cost_shared) {
-        out.push("**Server CPU:** the transports ran together (`--concurrent`), so the server's CPU cannot be split between them; run them one after another to compare it.".into());
+    if !streams.is_empty() {
+        out.push(format!(
+            "**Requests, streams:** {} make one request per connection however long it stays open, so their requests per event only shrink as a phase gets longer — a ratio against polling would measure the phase, not the transport.",
+            streams.join(" and ")
+        ));
     }
+    out
+}
 
-    out.extend(http10_costs(report));
-    out.extend(http2_costs(report));
-    out.extend(tls_costs(report));
+/// Server CPU per delivery, ranked only where the phases used enough CPU for `/proc`'s 10 ms
+/// tick, and with the note that streams and polls may run on different engines.
+fn server_cpu(rows: &[&TransportResult]) -> Vec<String> {
+    if rows.iter().any(|r| r.server_cost_shared) {
+        return vec!["**Server CPU:** the transports ran together (`--concurrent`), so the server's CPU cannot be split between them; run them one after another to compare it.".into()];
+    }
+    let least = |r: &TransportResult| match &r.spread {
+        Some(sp) => sp.server_cpu_min_s,
+        None => r.server_cpu_s,
+    };
+    let coarse: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.server_cpu_s.is_some() && least(r).unwrap_or(0.0) < CPU_RESOLUTION_S)
+        .map(|r| r.transport.as_str())
+        .collect();
+    let mut out = Vec::new();
+    if !coarse.is_empty() {
+        let list: Vec<String> = rows
+            .iter()
+            .filter_map(|r| {
+                r.server_cpu_us_per_event
+                    .map(|v| format!("{} {} ms", r.transport, num(v)))
+            })
+            .collect();
+        out.push(format!(
+            "**Server CPU** per 1000 deliveries: {} — not ranked: {} used under {} ms of server CPU in a phase, within a few ticks of `/proc`'s 10 ms clock. Run longer or with more clients to compare it.",
+            list.join(" · "),
+            coarse.join(", "),
+            num(CPU_RESOLUTION_S * 1000.0)
+        ));
+    } else if let Some(s) = ranked(
+        "Server CPU",
+        "ms per 1000 deliveries",
+        rows,
+        |sp| sp.server_cpu_us_per_event,
+        |r| r.server_cpu_us_per_event,
+        |v| format!("{} ms", num(v)),
+    ) {
+        out.push(s);
+    }
+    if !out.is_empty()
+        && rows.iter().any(|r| is_polling(&r.transport))
+        && rows.iter().any(|r| !is_polling(&r.transport))
+    {
+        out.push("Server CPU across transports is partly a comparison of engines: feedlab's server writes SSE and WebSocket streams on its own fast path and answers polls through actix-web (`--fast-path=false` puts every transport on actix-web).".into());
+    }
     out
 }
 
@@ -453,20 +538,6 @@ fn http10_costs(report: &Report) -> Vec<String> {
     out
 }
 
-fn min_by<'a>(
-    rows: &[&'a TransportResult],
-    f: impl Fn(&TransportResult) -> f64,
-) -> Option<&'a TransportResult> {
-    rows.iter().copied().min_by(|a, b| f(a).total_cmp(&f(b)))
-}
-
-fn max_by<'a>(
-    rows: &[&'a TransportResult],
-    f: impl Fn(&TransportResult) -> f64,
-) -> Option<&'a TransportResult> {
-    rows.iter().copied().max_by(|a, b| f(a).total_cmp(&f(b)))
-}
-
 /// `12×`, or `1.3×`.
 fn times(a: f64, b: f64) -> String {
     if b <= 0.0 {
@@ -511,4 +582,117 @@ fn dedup<'a>(v: &[&'a str]) -> Vec<&'a str> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real report (the committed reference run) to vary: its numbers do not matter here,
+    /// only what the conclusions may say about them.
+    fn reference() -> Report {
+        serde_json::from_str(include_str!("../../../results/reference/report.json")).unwrap()
+    }
+
+    fn spread(p50: [f64; 3], cpu: [f64; 3]) -> Spread {
+        let r = |v: [f64; 3]| {
+            Some(Range {
+                min: v[0],
+                median: v[1],
+                max: v[2],
+            })
+        };
+        Spread {
+            runs: 3,
+            latency_p50_us: r(p50),
+            latency_p99_us: r(p50.map(|v| v * 2.0)),
+            bytes_per_event: r([200.0, 201.0, 202.0]),
+            requests_per_event: r([0.06, 0.065, 0.07]),
+            server_cpu_us_per_event: r(cpu),
+            server_cpu_min_s: Some(1.0),
+        }
+    }
+
+    fn line<'a>(c: &'a [String], start: &str) -> &'a str {
+        c.iter()
+            .find(|s| s.starts_with(start))
+            .unwrap_or_else(|| panic!("no line starting {start:?} in {c:#?}"))
+    }
+
+    #[test]
+    fn one_run_states_figures_and_ranks_nothing() {
+        let mut r = reference();
+        for t in r.transports.values_mut() {
+            t.spread = None;
+        }
+        let c = conclusions(&r, 1.0);
+        let lat = line(&c, "**Latency**");
+        assert!(lat.contains("nothing is ranked"), "{lat}");
+        assert!(!lat.contains(" < ") && !lat.contains("fastest"), "{lat}");
+    }
+
+    #[test]
+    fn overlapping_runs_are_no_difference_and_separate_ones_are_ranked() {
+        let mut r = reference();
+        let set = |r: &mut Report, t: &str, p50: [f64; 3], cpu: [f64; 3]| {
+            r.transports.get_mut(t).unwrap().spread = Some(spread(p50, cpu));
+        };
+        set(&mut r, "sse", [640.0, 655.0, 700.0], [12.0, 13.0, 14.0]);
+        set(&mut r, "ws", [630.0, 652.0, 690.0], [13.0, 14.0, 15.0]);
+        set(
+            &mut r,
+            "long-poll",
+            [880.0, 900.0, 950.0],
+            [22.0, 23.0, 25.0],
+        );
+        set(&mut r, "short-poll", [490e3, 501e3, 520e3], [6.0, 7.0, 8.0]);
+        let c = conclusions(&r, 1.0);
+        let lat = line(&c, "**Latency**");
+        assert!(
+            lat.contains("ws 652 µs [630 µs–690 µs] ≈ sse 655 µs [640 µs–700 µs] < long-poll"),
+            "{lat}"
+        );
+        assert!(lat.contains("< short-poll 501 ms"), "{lat}");
+        let cpu = line(&c, "**Server CPU**");
+        // sse and ws overlap on CPU: one tier, not a winner.
+        assert!(cpu.contains("sse 13 ms [12 ms–14 ms] ≈ ws 14 ms"), "{cpu}");
+    }
+
+    #[test]
+    fn cpu_within_a_few_clock_ticks_is_not_ranked() {
+        let mut r = reference();
+        for t in r.transports.values_mut() {
+            t.spread = None;
+        }
+        r.transports.get_mut("short-poll").unwrap().server_cpu_s = Some(0.02);
+        let c = conclusions(&r, 1.0);
+        let cpu = line(&c, "**Server CPU**");
+        assert!(
+            cpu.contains("not ranked") && cpu.contains("short-poll"),
+            "{cpu}"
+        );
+    }
+
+    #[test]
+    fn one_transport_is_compared_with_nothing() {
+        let mut r = reference();
+        r.transports.retain(|k, _| k == "ws");
+        let c = conclusions(&r, 1.0);
+        let lat = line(&c, "**Latency:**");
+        assert!(lat.contains("compared with nothing"), "{lat}");
+        assert!(
+            !c.iter()
+                .any(|s| s.contains("as many") || s.contains("1.0×")),
+            "{c:#?}"
+        );
+    }
+
+    #[test]
+    fn streams_requests_are_not_set_against_polling_as_a_ratio() {
+        let c = conclusions(&reference(), 1.0);
+        let streams = line(&c, "**Requests, streams:**");
+        assert!(!streams.contains('×'), "{streams}");
+        let polls = line(&c, "**Requests**");
+        assert!(!polls.contains("sse") && !polls.contains("ws "), "{polls}");
+    }
 }

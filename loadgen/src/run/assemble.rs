@@ -54,16 +54,19 @@ pub struct Assembly {
     pub seed: u64,
     pub nofile_limit: Option<u64>,
     pub server: report::ServerInfo,
+    /// What the server's `/stats` said its version was, when it answered.
+    pub server_version: Option<String>,
     pub command: String,
 }
 
 pub fn assemble(
     args: &Args,
     plan: &Plan,
-    phases: Vec<TransportResult>,
+    mut phases: Vec<TransportResult>,
     mut warnings: Vec<String>,
     a: Assembly,
 ) -> Report {
+    report::spread::fill(&mut phases);
     let primary = args.http.first().copied().unwrap_or(HttpVersion::Http11);
     let first_tls = plan.phases.first().is_some_and(|p| p.tls);
     // The headline: per transport, the last phase measured with the first HTTP version and the
@@ -126,6 +129,7 @@ pub fn assemble(
             poll_interval_s: args.poll_interval.as_secs_f64(),
             http: args.http.iter().map(|h| h.as_str().to_owned()).collect(),
             concurrent: args.concurrent,
+            repeat: args.repeat,
             seed: a.seed,
             drain_s: plan.drain.as_secs_f64(),
             long_poll_timeout_s: args.long_poll_timeout.as_secs_f64(),
@@ -145,10 +149,10 @@ pub fn assemble(
         },
         versions: report::Versions {
             loadgen: env!("CARGO_PKG_VERSION").to_owned(),
-            server: if a.server.kind == "spawned" {
-                env!("CARGO_PKG_VERSION").to_owned()
-            } else {
-                "unknown (not started by loadgen)".to_owned()
+            server: match (&a.server_version, a.server.kind.as_str()) {
+                (Some(v), _) => v.clone(),
+                (None, "spawned") => env!("CARGO_PKG_VERSION").to_owned(),
+                (None, _) => "unknown (its /stats gave no version)".to_owned(),
             },
             rustc: env!("LOADGEN_RUSTC_VERSION").to_owned(),
         },

@@ -122,6 +122,10 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
     }
     progress.finish();
     let server = server_info(&fleet);
+    let server_version = crate::probe::stats(&fleet.endpoints[0].instances[0].target)
+        .await
+        .ok()
+        .and_then(|s| s.version);
     fleet.stop().await;
     for entry in std::fs::read_dir(&out_dir).into_iter().flatten().flatten() {
         // Keep a server's log only when it said something (it logs warnings and errors).
@@ -157,6 +161,7 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
             seed,
             nofile_limit: soft,
             server,
+            server_version,
             command: command_line(mode, &args),
         },
     );

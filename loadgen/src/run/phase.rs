@@ -76,6 +76,11 @@ async fn stats_all(endpoint: &Endpoint, when: &str) -> anyhow::Result<Vec<Stats>
     Ok(out)
 }
 
+/// Fewest connections from which memory per connection is reported: RSS moves by pages and
+/// by allocator arenas of hundreds of KiB, so at 50 connections one arena reads as tens of KiB
+/// per connection (or as 0 B), which is noise, not a cost.
+pub const MIN_CONNECTIONS_FOR_RSS: f64 = 1000.0;
+
 pub async fn run_phase(
     env: &Env<'_>,
     phase: &Phase,
@@ -231,6 +236,16 @@ pub async fn run_phase(
         }
     }
     let end_seq = published.last_seq.unwrap_or(cursor).max(head);
+    let foreign = end_seq
+        .saturating_sub(cursor)
+        .saturating_sub(published.published);
+    if foreign > 0 && !chaos_on {
+        warnings.push(format!(
+            "Phase {} ({}): the feed carried {foreign} event(s) that loadgen did not publish (the server's own ticker, or another publisher); they are in the feed, so every client is expected to receive them too, and they count in events expected and received.",
+            phase.index,
+            phase.label()
+        ));
+    }
     tokio::time::sleep_until(drain_end).await;
     stop.cancel();
 
@@ -306,7 +321,9 @@ pub async fn run_phase(
         .max();
     let connections = phase.connections().max(1) as f64;
     let per_connection = |start: Option<u64>, peak: Option<u64>| match (start, peak) {
-        (Some(s), Some(p)) => Some(p.saturating_sub(s) as f64 / connections),
+        (Some(s), Some(p)) if connections >= MIN_CONNECTIONS_FOR_RSS => {
+            Some(p.saturating_sub(s) as f64 / connections)
+        }
         _ => None,
     };
     let shared_cost = phase.members.len() > 1;
@@ -372,6 +389,8 @@ pub async fn run_phase(
             tls: phase.tls,
             bytes_plaintext_down: phase.tls.then_some(plain_down),
             phase: phase.index,
+            repeat: phase.repeat,
+            spread: None,
             concurrent_with: others,
             clients: phase.clients,
             rate: phase.rate,

@@ -30,6 +30,8 @@ async fn run(extra: &[&str]) -> (Outcome, tempfile::TempDir) {
         "1s",
         "--http",
         "1.1",
+        "--repeat",
+        "1",
         "--seed",
         "11",
         "--out",

@@ -10,6 +10,8 @@ async fn every_transport_delivers_every_event_and_agrees_with_server_stats() {
     let srv = TestServer::start(&[]);
     let out = tempfile::tempdir().unwrap();
     let args = Args::from_args([
+        "--repeat",
+        "1",
         "--url",
         &srv.url("/"),
         "--clients",

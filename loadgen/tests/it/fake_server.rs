@@ -298,6 +298,8 @@ async fn skipped_repeated_reordered_and_missed_seqs_are_counted_exactly() {
     let out = tempfile::tempdir().unwrap();
     let clients = 3u64;
     let args = Args::from_args([
+        "--repeat",
+        "1",
         "--url",
         &format!("http://{addr}/"),
         "--clients",

@@ -13,6 +13,8 @@ async fn all_four_transports_through_nginx_lose_nothing() {
         .expect("nginx (the test command installs it)");
     let out = tempfile::tempdir().unwrap();
     let args = Args::from_args([
+        "--repeat",
+        "1",
         "--url",
         nginx.url().as_str(),
         "--clients",

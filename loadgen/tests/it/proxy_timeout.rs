@@ -29,6 +29,8 @@ async fn run(extra: &[&str]) -> (Outcome, tempfile::TempDir) {
         "500ms",
         "--http",
         "1.1",
+        "--repeat",
+        "1",
         "--seed",
         "5",
         "--out",

@@ -29,6 +29,8 @@ async fn run(url: &str, out: &Path, extra: &[&str]) -> anyhow::Result<Report> {
         "200ms",
         "--drain",
         "500ms",
+        "--repeat",
+        "1",
         "--seed",
         "11",
         "--out",
