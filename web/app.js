@@ -333,7 +333,9 @@ function renderTabs() {
   const tabs = census.tabs();
   const ownTabs = tabs.filter((t) => t.mode === 'own');
   const sharedTabs = tabs.length - ownTabs.length;
-  const wanted = ownTabs.reduce((n, t) => n + t.inFlight, 0) + (sharedTabs > 0 && mode === 'shared' ? held.inFlight : 0);
+  const wantedOwn = ownTabs.reduce((n, t) => n + t.inFlight, 0);
+  // The shared worker's requests, as far as this tab knows them (it hears them only when sharing).
+  const wanted = wantedOwn + (mode === 'shared' ? held.inFlight : 0);
   const perRequest = connectionPerRequest(protocol);
   const field = (name) => $(`[data-field="${name}"]`);
   const set = (name, text) => {
@@ -359,23 +361,23 @@ function renderTabs() {
       `connections, ${sharedTabs} sharing) · this page came over ${protocolName(protocol)}`,
   );
 
-  const unit = perRequest ? 'connection' : 'stream';
+  const unit = perRequest ? 'request' : 'stream';
+  const waitingNow = held.stalled > 0 ? ` (${held.stalled} waiting for a connection)` : '';
   const ownNow =
-    mode === 'own'
-      ? `This tab: ${plural(held.inFlight, `HTTP ${unit}`)} in use now + 1 WebSocket. `
-      : '';
+    mode === 'own' ? `This tab: ${plural(held.inFlight, 'HTTP request')} in flight now${waitingNow} + 1 WebSocket. ` : '';
   set(
     'cost-own',
     `${ownNow}Each tab: up to 4 HTTP requests at once (SSE stream and long poll held, short poll and ` +
       `stats brief) + 1 WebSocket.` +
       (perRequest
-        ? ` ${plural(ownTabs.length, 'tab')} on their own want ${wanted} of the ${HTTP1_CONNECTIONS_PER_HOST} connections HTTP/1.1 allows.`
+        ? ` Now ${plural(ownTabs.length, 'tab')} on their own have ${plural(wantedOwn, 'request')} in flight, ` +
+          `for the ${HTTP1_CONNECTIONS_PER_HOST} connections HTTP/1.1 allows.`
         : ''),
   );
   set(
     'cost-shared',
     mode === 'shared' && shared
-      ? `In use: ${plural(held.inFlight, `HTTP ${unit}`)} + 1 WebSocket for all ${plural(shared.tabs, 'tab')} that follow; each tab: 0.`
+      ? `In use: ${plural(held.inFlight, `HTTP ${unit}`)} in flight + 1 WebSocket for all ${plural(shared.tabs, 'tab')} that follow; each tab: 0.`
       : 'Up to 4 HTTP requests (2 held) + 1 WebSocket for all tabs together, however many; each tab: 0.',
   );
   set(
@@ -392,15 +394,16 @@ function renderTabs() {
   if (show) {
     const names = stalledPanes.map((t) => SHORT_LABELS[t]).join(', ');
     const text = perRequest
-      ? `Stalled (${names}): this tab's requests are waiting for a connection the browser will not give. ` +
+      ? `This tab's requests are waiting for a connection the browser will not give. ` +
         `Over ${protocolName(protocol)} a browser opens at most ${HTTP1_CONNECTIONS_PER_HOST} connections to one server ` +
         `for all the tabs of a profile, and every SSE stream and held long poll keeps one for as long as it is open: ` +
         `${plural(tabs.length, 'tab')} of this page want ${wanted} now. WebSockets are not counted against that limit, ` +
         `which is why that pane keeps going. To lift it, share one set of connections across tabs, or open the page ` +
         `over HTTP/2 (server --tls-self-signed, then https://).`
-      : `Stalled (${names}): requests are waiting for response headers while the server answers others. ` +
+      : `Requests are waiting for response headers while the server answers others. ` +
         `This page came over ${protocolName(protocol)}, so the browser's ${HTTP1_CONNECTIONS_PER_HOST}-connection limit ` +
         `does not apply; the server's limit on concurrent streams, or a proxy, may be holding them.`;
+    set('stall-panes', `Stalled: ${names}.`);
     set('stall-text', text);
   }
 }
