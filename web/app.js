@@ -397,7 +397,8 @@ function renderTabs() {
       ? `This tab's requests are waiting for a connection the browser will not give. ` +
         `Over ${protocolName(protocol)} a browser opens at most ${HTTP1_CONNECTIONS_PER_HOST} connections to one server ` +
         `for all the tabs of a profile, and every SSE stream and held long poll keeps one for as long as it is open: ` +
-        `${plural(tabs.length, 'tab')} of this page want ${wanted} now. WebSockets are not counted against that limit, ` +
+        `${plural(tabs.length, 'tab')} of this page have ${plural(wanted, 'HTTP request')} in flight now. ` +
+        `WebSockets are not counted against that limit, ` +
         `which is why that pane keeps going. To lift it, share one set of connections across tabs, or open the page ` +
         `over HTTP/2 (server --tls-self-signed, then https://).`
       : `Requests are waiting for response headers while the server answers others. ` +

@@ -254,9 +254,13 @@ function statsReader(base) {
     async read() {
       reads += 1;
       const stats = await getJson(new URL('stats', base));
+      const browser = stats.connections.accepted - reads;
       return {
         connections_accepted: stats.connections.accepted,
-        browser_connections: stats.connections.accepted - reads,
+        browser_connections: browser,
+        // Each WebSocket is a connection of its own (an upgrade); the rest carried HTTP requests.
+        websocket_connections: stats.transports.ws.requests,
+        http_connections: browser - stats.transports.ws.requests,
         transports: Object.fromEntries(
           Object.entries(stats.transports).map(([t, c]) => [t, { open: c.open, requests: c.requests }]),
         ),
@@ -304,7 +308,8 @@ function markdown(r) {
     const s = phase.server;
     lines.push(
       '',
-      `Server: ${s.browser_connections} TCP connections accepted from the browser since it started` +
+      `Server: ${s.browser_connections} TCP connections accepted from the browser since it started ` +
+        `(${s.http_connections} for HTTP requests, ${s.websocket_connections} WebSockets)` +
         (phase.connections_during_window !== undefined ? ` (${phase.connections_during_window} during the window)` : '') +
         `; open now: ${TRANSPORTS.map((t) => `${t} ${s.transports[t].open}`).join(', ')}; requests so far: ` +
         `${TRANSPORTS.map((t) => `${t} ${s.transports[t].requests}`).join(', ')}.`,
