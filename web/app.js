@@ -196,12 +196,15 @@ function onState(transport, state, detail) {
     if (model.opened && model.state !== 'open' && model.state !== 'stalled') model.reconnects += 1;
     model.opened = true;
   }
+  const stallChanged = (state === 'stalled') !== (model.state === 'stalled');
   model.state = state;
   model.detail =
     state === 'retrying' && detail.delayMs !== undefined
       ? `retry in ${(detail.delayMs / 1000).toFixed(1)} s: ${detail.reason}`
       : (detail.reason ?? '');
   renderPane(transport);
+  // The message about the limit comes and goes with the stalled panes, not a second later.
+  if (stallChanged) renderTabs();
 }
 
 // --- panes -----------------------------------------------------------------------------------

@@ -32,14 +32,21 @@ class SharedSource {
     this.port = worker.port;
     this.port.onmessage = (m) => this.#receive(m.data);
     const { pollIntervalMs, longPollTimeoutMs } = this.options;
-    this.port.postMessage({ op: 'hello', settings: { pollIntervalMs, longPollTimeoutMs } });
-    // A tab that goes away says so, or the worker would keep its connections for nobody.
+    this.hello = () => this.port?.postMessage({ op: 'hello', settings: { pollIntervalMs, longPollTimeoutMs } });
+    this.hello();
+    // A tab that goes away says so, or the worker would keep its connections for nobody; one
+    // that comes back from the back/forward cache says hello again.
     this.bye = () => this.port?.postMessage({ op: 'bye' });
+    this.back = (e) => {
+      if (e.persisted) this.hello();
+    };
     addEventListener('pagehide', this.bye);
+    addEventListener('pageshow', this.back);
   }
 
   close() {
     removeEventListener('pagehide', this.bye);
+    removeEventListener('pageshow', this.back);
     this.bye?.();
     this.port?.close();
     this.port = null;

@@ -54,6 +54,8 @@ function startSet() {
 async function command(port, message) {
   switch (message.op) {
     case 'hello':
+      // Also from a tab back from the back/forward cache, which said bye when it left.
+      ports.add(port);
       // The first tab's settings start the set; later tabs follow it as it is.
       settings ??= message.settings;
       if (!set) startSet();
@@ -92,6 +94,5 @@ async function command(port, message) {
 
 globalThis.onconnect = (e) => {
   const port = e.ports[0];
-  ports.add(port);
   port.onmessage = (m) => command(port, m.data);
 };

@@ -22,8 +22,9 @@ const LAPTOP = { width: 1440, height: 900 };
 /** A person opens tabs one after another, not all in the same millisecond. */
 const OPEN_EVERY_MS = 300;
 /** When the panes are read after the last tab opened, and the window a starving pane shows no event in. */
-const SETTLE_MS = 6000;
-const WINDOW_MS = 3000;
+const SETTLE_MS = 7000;
+/** Longer than the stall rule's 2 s plus the short poll's 1 s pause, so a starving pane has had time to say so. */
+const WINDOW_MS = 4500;
 /** How long every pane of every tab must follow the feed, once it does. */
 const FOLLOW_MS = 4000;
 const OUT = process.env.FEEDLAB_TABS_RESULTS ?? path.join(OUTPUT_DIR, 'tabs');
