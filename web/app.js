@@ -372,7 +372,7 @@ function renderTabs() {
     'cost-own',
     `${ownNow}Each tab: up to 4 HTTP requests at once (SSE stream and long poll held, short poll and ` +
       `stats brief) + 1 WebSocket.` +
-      (perRequest
+      (perRequest && ownTabs.length > 0
         ? ` Now ${plural(ownTabs.length, 'tab')} on their own have ${plural(wantedOwn, 'request')} in flight, ` +
           `for the ${HTTP1_CONNECTIONS_PER_HOST} connections HTTP/1.1 allows.`
         : ''),
@@ -475,9 +475,16 @@ async function showLatestReport() {
   }
 }
 
+let refreshing = false;
+
 /** Another page (or curl) may change the ticker too; keep the inputs honest. */
 async function refreshControlInputs() {
-  const control = await loadControl();
+  // One at a time: in a tab whose requests are stalled, they would pile up in the browser's queue.
+  if (refreshing) return;
+  refreshing = true;
+  const control = await loadControl().finally(() => {
+    refreshing = false;
+  });
   if (!control) return;
   for (const [input, value] of [[$('#rate'), control.rate], [$('#payload'), control.payload_bytes]]) {
     if (document.activeElement !== input) input.value = String(value);
