@@ -402,7 +402,7 @@ function renderTabs() {
         `for all the tabs of a profile, and every SSE stream and held long poll keeps one for as long as it is open: ` +
         `${plural(tabs.length, 'tab')} of this page have ${plural(wanted, 'HTTP request')} in flight now. ` +
         `WebSockets are not counted against that limit, ` +
-        `which is why that pane keeps going. To lift it, share one set of connections across tabs, or open the page ` +
+        `which is why the WebSocket pane keeps going. To lift it, share one set of connections across tabs, or open the page ` +
         `over HTTP/2 (server --tls-self-signed, then https://).`
       : `Requests are waiting for response headers while the server answers others. ` +
         `This page came over ${protocolName(protocol)}, so the browser's ${HTTP1_CONNECTIONS_PER_HOST}-connection limit ` +
