@@ -71,6 +71,7 @@ class SharedSource {
   }
 
   publish(via, data) {
+    if (!this.port) return Promise.reject(new Error('not following the shared connections'));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.publishes.set(id, { resolve, reject });

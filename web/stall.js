@@ -25,6 +25,10 @@
 // so the page states what it measured — how long, and that the server answered elsewhere
 // meanwhile — beside the likely cause. With no other channel alive it claims nothing.
 //
+// WebSockets are never judged (their own pool, and the evidence for the others); nor is an
+// `EventSource` between the browser's own reconnection attempts, which the page cannot see as
+// requests: that pane says `retrying` instead.
+//
 // Pure functions on `performance.now()` times, so the rule is tested without a browser.
 
 /** How long a request may wait for its response headers before the page calls it stalled. */
