@@ -166,6 +166,27 @@ describe(`${TABS} tabs of one profile`, () => {
   });
 });
 
+test('a tab whose scripts never arrive says why it may be, after 3 s', { timeout: 20_000 }, async () => {
+  // What a tab looks like when the page's HTML got a connection and its scripts did not: held
+  // here by never answering app.js, as a full connection pool would.
+  const server = await startServer({ rate: RATE });
+  const browser = await launchBrowser();
+  try {
+    const page = await browser.newPage({ viewport: LAPTOP });
+    await page.route('**/app.js', () => {});
+    // Not 'domcontentloaded': that waits for the module script, which never comes.
+    await page.goto(server.url, { waitUntil: 'commit' });
+    const note = page.locator('#boot-note');
+    await note.waitFor({ state: 'attached', timeout: 2000 });
+    assert.equal(await note.isVisible(), false, 'hidden at first');
+    await eventually(async () => note.isVisible(), { timeoutMs: 6000, what: 'the note shows' });
+    assert.match(await note.innerText(), /at most 6 per server for all the tabs of a profile/);
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+});
+
 // --- tabs ------------------------------------------------------------------------------------
 
 /** Opens `TABS` tabs on `url` without waiting for any to load: a tab that cannot load must not stop the others. */
