@@ -5,11 +5,28 @@
 // because a browser cannot see an EventSource's bytes or a WebSocket's framing. All four panes
 // are built from one template and rendered by one function, so any difference on screen comes
 // from the transport, never from the page.
+//
+// The clients run in this tab or, when the person chooses to share them across tabs, in a shared
+// worker (`feed-source.js`); either reports the same way, so the panes are drawn the same. The
+// "Tabs and connections" card says how many tabs of the page are open, what each way of running
+// costs in connections, and, when a pane is `stalled` (`stall.js`), which limit was hit and how
+// to lift it.
 
-import { FeedClient, TRANSPORTS } from './feed-client.js';
+import { TRANSPORTS } from './feed-client.js';
+import { openSource, sharedAvailable } from './feed-source.js';
 import { expectedAccept } from './handshake.js';
 import { LatencyChart } from './latency-chart.js';
 import { LatencyHistogram, formatBytes, formatMicros, wallClockMicros } from './stats.js';
+import {
+  HTTP1_CONNECTIONS_PER_HOST,
+  TabCensus,
+  connectionPerRequest,
+  onModeChange,
+  pageProtocol,
+  protocolName,
+  readMode,
+  writeMode,
+} from './tabs.js';
 import { Timeline } from './timeline.js';
 
 const TITLES = {
@@ -22,10 +39,9 @@ const SHORT_LABELS = { 'short-poll': 'short poll', 'long-poll': 'long poll', sse
 /** The page's own ceilings for the ticker, below the server's: the page is for watching, not load. */
 const PAGE_MAX_RATE = 1000;
 const PAGE_MAX_PAYLOAD = 256 * 1024;
-const STATS_PERIOD_MS = 1000;
 const RENDER_PERIOD_MS = 250;
-/** The feed inputs are refreshed from `GET /control` every this many stats rounds. */
-const CONTROL_REFRESH_ROUNDS = 5;
+/** How often the feed inputs are refreshed from `GET /control`. */
+const CONTROL_REFRESH_MS = 5000;
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const clientId = randomClientId();
@@ -52,9 +68,18 @@ function newModel() {
 
 const models = new Map(TRANSPORTS.map((t) => [t, newModel()]));
 const panes = new Map();
-const clients = new Map();
+/** The clients this tab follows the feed with: its own `FeedSet`, or the shared worker's. */
+let source = null;
+let mode = readMode();
+/** HTTP requests in flight, and how many of them are stalled, as the source last reported. */
+let held = { inFlight: 0, stalled: 0 };
+/** In shared mode: the shared worker's client id and how many tabs follow it. */
+let shared = null;
+let census;
+let protocol = 'http/1.1';
 let timeline;
 let chart;
+let shownKey = null;
 /** The last message published each way (`ws`, `http`), to compare the two side by side. */
 const publishes = new Map();
 
@@ -64,7 +89,11 @@ main().catch((err) => {
 });
 
 async function main() {
+  // The scripts arrived: the note about pages whose scripts never do can go.
+  $('#boot-note')?.remove();
   $('#client-id').textContent = clientId;
+  protocol = pageProtocol();
+  census = new TabCensus({ id: clientId, onChange: renderTabs });
   const colors = transportColors();
   const lanes = TRANSPORTS.map((t) => ({ key: t, label: SHORT_LABELS[t], color: colors[t] }));
 
@@ -75,37 +104,62 @@ async function main() {
   });
   chart = new LatencyChart($('#latency-chart'), { series: lanes });
 
-  const [control, head] = await Promise.all([loadControl(), feedHead(), showLatestReport()]);
-  const pollIntervalMs = Number($('#poll-interval').value);
-  const longPollTimeoutMs = Number($('#long-poll-timeout').value);
-
-  for (const transport of TRANSPORTS) {
-    const model = models.get(transport);
-    const client = new FeedClient({
-      transport,
-      clientId,
-      // All four start from the same seq, so their counts stay comparable.
-      since: head,
-      pollIntervalMs,
-      longPollTimeoutMs,
-      onEvent: (event, info) => onEvent(transport, event, info),
-      onMissed: ({ missed }) => {
-        model.gaps += missed;
-      },
-      onState: (state, detail) => onState(transport, state, detail),
-      onRequest: (r) => timeline.record(r.kind === 'publish' ? 'publish' : transport, r),
-    });
-    clients.set(transport, client);
-  }
-  wireControls(control);
+  wireTabs();
+  wireControls();
   wirePublish();
-  for (const client of clients.values()) client.start();
+  // The clients start at once: over HTTP/1.1 the requests below may wait behind other tabs'
+  // connections, and the panes must still come up and say so.
+  openFeed();
+  loadControl().then(fillControls);
+  showLatestReport();
+  setInterval(refreshControlInputs, CONTROL_REFRESH_MS);
 
   timeline.start();
   chart.start();
   setInterval(renderAll, RENDER_PERIOD_MS);
   renderAll();
-  pollServerStats();
+}
+
+/** Starts following the feed the way `mode` says, with fresh figures. */
+function openFeed() {
+  for (const t of TRANSPORTS) models.set(t, newModel());
+  chart.clear();
+  held = { inFlight: 0, stalled: 0 };
+  shared = null;
+  shownKey = null;
+  source = openSource(mode, {
+    clientId,
+    pollIntervalMs: Number($('#poll-interval').value),
+    longPollTimeoutMs: Number($('#long-poll-timeout').value),
+    onEvent,
+    onMissed: (transport, { missed }) => {
+      models.get(transport).gaps += missed;
+    },
+    onState,
+    onRequest: (transport, r) => timeline.record(r.kind === 'publish' ? 'publish' : transport, r),
+    onServer,
+    onHeld: (h) => {
+      held = h;
+      renderTabs();
+    },
+    onShared: (s) => {
+      shared = s;
+      $('#client-id').textContent = s.clientId ?? '…';
+      renderTabs();
+    },
+  });
+  $('#client-id').textContent = mode === 'shared' ? '…' : clientId;
+  source.start();
+  renderAll();
+  renderTabs();
+}
+
+function switchMode(next, { store }) {
+  if (next === mode) return;
+  if (store) writeMode(next);
+  mode = next;
+  source?.close();
+  openFeed();
 }
 
 // --- events from the clients ---------------------------------------------------------------
@@ -138,15 +192,19 @@ function onEvent(transport, event, { gap, duplicate }) {
 function onState(transport, state, detail) {
   const model = models.get(transport);
   if (state === 'open') {
-    if (model.opened && model.state !== 'open') model.reconnects += 1;
+    // A stalled request that finally got its connection is not a reconnection.
+    if (model.opened && model.state !== 'open' && model.state !== 'stalled') model.reconnects += 1;
     model.opened = true;
   }
+  const stallChanged = (state === 'stalled') !== (model.state === 'stalled');
   model.state = state;
   model.detail =
     state === 'retrying' && detail.delayMs !== undefined
       ? `retry in ${(detail.delayMs / 1000).toFixed(1)} s: ${detail.reason}`
       : (detail.reason ?? '');
   renderPane(transport);
+  // The message about the limit comes and goes with the stalled panes, not a second later.
+  if (stallChanged) renderTabs();
 }
 
 // --- panes -----------------------------------------------------------------------------------
@@ -160,12 +218,10 @@ function buildPane(transport) {
   const pause = $('[data-action="pause"]', pane);
   const drop = $('[data-action="drop"]', pane);
   pause.addEventListener('click', () => {
-    const client = clients.get(transport);
-    if (!client) return;
-    if (client.state === 'paused') client.resume();
-    else client.pause();
+    if (models.get(transport).state === 'paused') source?.resume(transport);
+    else source?.pause(transport);
   });
-  drop.addEventListener('click', () => clients.get(transport)?.drop());
+  drop.addEventListener('click', () => source?.drop(transport));
 
   $('#panes').append(pane);
   return { element: pane, fields, pause, drop };
@@ -241,12 +297,11 @@ function serverFigures(m) {
 }
 
 function howText(transport) {
-  const client = clients.get(transport);
   switch (transport) {
     case 'short-poll':
-      return `GET /poll?since=N every ${seconds(client?.pollIntervalMs)}`;
+      return `GET /poll?since=N every ${seconds(Number($('#poll-interval').value))}`;
     case 'long-poll':
-      return `GET /long-poll?since=N, held ≤ ${seconds(client?.longPollTimeoutMs)}`;
+      return `GET /long-poll?since=N, held ≤ ${seconds(Number($('#long-poll-timeout').value))}`;
     case 'sse':
       return 'GET /sse: one response that never ends';
     case 'ws':
@@ -255,33 +310,124 @@ function howText(transport) {
   return '';
 }
 
+// --- tabs: the census, the choice between own and shared connections, the stall message -----
+
+function wireTabs() {
+  for (const button of document.querySelectorAll('[data-mode]')) {
+    button.addEventListener('click', () => switchMode(button.dataset.mode, { store: true }));
+  }
+  if (!sharedAvailable) {
+    for (const button of document.querySelectorAll('button[data-mode="shared"]')) {
+      button.disabled = true;
+      button.title = 'This browser has no SharedWorker';
+    }
+  }
+  // Another tab chose: follow it, since the limit is the profile's, not the tab's.
+  onModeChange((next) => switchMode(next, { store: false }));
+  setInterval(renderTabs, RENDER_PERIOD_MS * 4);
+}
+
+/** The "Tabs and connections" card, from the census and what the source holds. */
+function renderTabs() {
+  const card = $('[data-panel="tabs"]');
+  if (!card || !census) return;
+  const stalledPanes = TRANSPORTS.filter((t) => models.get(t).state === 'stalled');
+  census.update({ mode, inFlight: mode === 'own' ? held.inFlight : 0, stalled: stalledPanes.length });
+  const tabs = census.tabs();
+  const ownTabs = tabs.filter((t) => t.mode === 'own');
+  const sharedTabs = tabs.length - ownTabs.length;
+  const wantedOwn = ownTabs.reduce((n, t) => n + t.inFlight, 0);
+  // The shared worker's requests, as far as this tab knows them (it hears them only when sharing).
+  const wanted = wantedOwn + (mode === 'shared' ? held.inFlight : 0);
+  const perRequest = connectionPerRequest(protocol);
+  const field = (name) => $(`[data-field="${name}"]`);
+  const set = (name, text) => {
+    const el = field(name);
+    if (el.textContent !== text) el.textContent = text;
+  };
+
+  card.dataset.mode = mode;
+  card.dataset.protocol = protocol;
+  for (const choice of card.querySelectorAll('[data-choice]')) {
+    const active = choice.dataset.choice === mode || (choice.dataset.choice === 'h2' && !perRequest);
+    choice.classList.toggle('active', active);
+  }
+  for (const button of document.querySelectorAll('button[data-mode]')) {
+    const current = button.dataset.mode === mode;
+    button.setAttribute('aria-pressed', String(current));
+    button.textContent = current ? 'In use' : button.dataset.label;
+  }
+
+  set(
+    'tabs-status',
+    `${plural(tabs.length, 'tab')} of this page open in this browser profile (${ownTabs.length} on their own ` +
+      `connections, ${sharedTabs} sharing) · this page came over ${protocolName(protocol)}`,
+  );
+
+  const unit = perRequest ? 'request' : 'stream';
+  const waitingNow = held.stalled > 0 ? ` (${held.stalled} waiting for a connection)` : '';
+  const ownNow =
+    mode === 'own' ? `This tab: ${plural(held.inFlight, 'HTTP request')} in flight now${waitingNow} + 1 WebSocket. ` : '';
+  set(
+    'cost-own',
+    `${ownNow}Each tab: up to 4 HTTP requests at once (SSE stream and long poll held, short poll and ` +
+      `stats brief) + 1 WebSocket.` +
+      (perRequest && ownTabs.length > 0
+        ? ` Now ${plural(ownTabs.length, 'tab')} on their own have ${plural(wantedOwn, 'request')} in flight, ` +
+          `for the ${HTTP1_CONNECTIONS_PER_HOST} connections HTTP/1.1 allows.`
+        : ''),
+  );
+  set(
+    'cost-shared',
+    mode === 'shared' && shared
+      ? `In use: ${plural(held.inFlight, `HTTP ${unit}`)} in flight + 1 WebSocket for all ${plural(shared.tabs, 'tab')} that follow; each tab: 0.`
+      : 'Up to 4 HTTP requests (2 held) + 1 WebSocket for all tabs together, however many; each tab: 0.',
+  );
+  set(
+    'cost-h2',
+    perRequest
+      ? 'One TCP connection carries every HTTP request of every tab, plus 1 per WebSocket (the server speaks WebSocket over HTTP/1.1 only).'
+      : `In use: this page came over ${protocolName(protocol)}; its HTTP requests are streams on one connection, plus 1 WebSocket per tab.`,
+  );
+
+  const alert = field('stall-message');
+  const show = stalledPanes.length > 0;
+  alert.hidden = !show;
+  card.classList.toggle('stalled', show);
+  if (show) {
+    const names = stalledPanes.map((t) => SHORT_LABELS[t]).join(', ');
+    const text = perRequest
+      ? `This tab's requests are waiting for a connection the browser will not give. ` +
+        `Over ${protocolName(protocol)} a browser opens at most ${HTTP1_CONNECTIONS_PER_HOST} connections to one server ` +
+        `for all the tabs of a profile, and every SSE stream and held long poll keeps one for as long as it is open: ` +
+        `${plural(tabs.length, 'tab')} of this page have ${plural(wanted, 'HTTP request')} in flight now. ` +
+        `WebSockets are not counted against that limit, ` +
+        `which is why the WebSocket pane keeps going. To lift it, share one set of connections across tabs, or open the page ` +
+        `over HTTP/2 (server --tls-self-signed, then https://).`
+      : `Requests are waiting for response headers while the server answers others. ` +
+        `This page came over ${protocolName(protocol)}, so the browser's ${HTTP1_CONNECTIONS_PER_HOST}-connection limit ` +
+        `does not apply; the server's limit on concurrent streams, or a proxy, may be holding them.`;
+    set('stall-panes', `Stalled: ${names}.`);
+    set('stall-text', text);
+  }
+}
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
 // --- the server's view: per-client counters and the WebSocket handshake ----------------------
 
-async function pollServerStats() {
-  let shownKey = null;
-  for (let round = 1; ; round += 1) {
-    await sleep(STATS_PERIOD_MS);
-    // Another page (or curl) may change the ticker too; keep the inputs honest.
-    if (round % CONTROL_REFRESH_ROUNDS === 0) refreshControlInputs();
-    // The server knows this client only once one of its requests has arrived.
-    if (![...models.values()].some((m) => m.opened)) continue;
-    let report;
-    try {
-      const res = await fetch(`stats/client/${clientId}`, { cache: 'no-store' });
-      if (!res.ok) continue;
-      report = await res.json();
-    } catch {
-      continue; // The server is away; the panes already say so.
-    }
-    for (const transport of TRANSPORTS) {
-      const counters = report.transports?.[transport];
-      if (counters) models.get(transport).server = counters;
-    }
-    const handshake = report.ws_handshake;
-    if (handshake?.key && handshake.key !== shownKey) {
-      shownKey = handshake.key;
-      await showHandshake(handshake);
-    }
+/** `GET /stats/client/ID` for the connections the panes follow, once a second. */
+async function onServer(report) {
+  for (const transport of TRANSPORTS) {
+    const counters = report.transports?.[transport];
+    if (counters) models.get(transport).server = counters;
+  }
+  const handshake = report.ws_handshake;
+  if (handshake?.key && handshake.key !== shownKey) {
+    shownKey = handshake.key;
+    await showHandshake(handshake);
   }
 }
 
@@ -310,18 +456,6 @@ async function loadControl() {
   }
 }
 
-/** The seq every client starts after; `null` (from now on) if the server cannot say. */
-async function feedHead() {
-  try {
-    const res = await fetch('stats', { cache: 'no-store' });
-    if (!res.ok) return null;
-    const head = (await res.json()).feed?.head;
-    return Number.isInteger(head) ? head : null;
-  } catch {
-    return null;
-  }
-}
-
 async function showLatestReport() {
   const link = $('#report-link');
   try {
@@ -341,21 +475,28 @@ async function showLatestReport() {
   }
 }
 
+let refreshing = false;
+
+/** Another page (or curl) may change the ticker too; keep the inputs honest. */
 async function refreshControlInputs() {
-  const control = await loadControl();
+  // One at a time: in a tab whose requests are stalled, they would pile up in the browser's queue.
+  if (refreshing) return;
+  refreshing = true;
+  const control = await loadControl().finally(() => {
+    refreshing = false;
+  });
   if (!control) return;
   for (const [input, value] of [[$('#rate'), control.rate], [$('#payload'), control.payload_bytes]]) {
     if (document.activeElement !== input) input.value = String(value);
   }
 }
 
-function wireControls(control) {
+/** The feed inputs as `GET /control` says, once it answers. */
+function fillControls(control) {
   const rate = $('#rate');
   const payload = $('#payload');
   const note = $('#control-note');
-  const pollInterval = $('#poll-interval');
   const longPollTimeout = $('#long-poll-timeout');
-
   if (control) {
     rate.max = String(Math.min(PAGE_MAX_RATE, control.max_rate ?? PAGE_MAX_RATE));
     payload.max = String(Math.min(PAGE_MAX_PAYLOAD, control.max_payload_bytes ?? PAGE_MAX_PAYLOAD));
@@ -371,6 +512,16 @@ function wireControls(control) {
       : 'The server did not answer GET /control.';
     note.hidden = false;
   }
+}
+
+function wireControls() {
+  const rate = $('#rate');
+  const payload = $('#payload');
+  const note = $('#control-note');
+  const pollInterval = $('#poll-interval');
+  const longPollTimeout = $('#long-poll-timeout');
+  // Until `GET /control` answers, the feed inputs cannot be used.
+  rate.disabled = payload.disabled = true;
 
   const change = async (input, key) => {
     if (!input.reportValidity()) return;
@@ -394,12 +545,10 @@ function wireControls(control) {
   payload.addEventListener('change', () => change(payload, 'payload_bytes'));
 
   pollInterval.addEventListener('change', () => {
-    if (pollInterval.reportValidity()) clients.get('short-poll').configure({ pollIntervalMs: Number(pollInterval.value) });
+    if (pollInterval.reportValidity()) source?.configure({ pollIntervalMs: Number(pollInterval.value) });
   });
   longPollTimeout.addEventListener('change', () => {
-    if (longPollTimeout.reportValidity()) {
-      clients.get('long-poll').configure({ longPollTimeoutMs: Number(longPollTimeout.value) });
-    }
+    if (longPollTimeout.reportValidity()) source?.configure({ longPollTimeoutMs: Number(longPollTimeout.value) });
   });
   $('#controls').addEventListener('submit', (e) => e.preventDefault());
 
@@ -430,7 +579,7 @@ function wirePublish() {
     try {
       // The WebSocket pane publishes on its own connection; the one-way transports need a
       // separate request, which the SSE client makes as any of them would.
-      const { seq } = await clients.get(via === 'ws' ? 'ws' : 'sse').publish(data);
+      const { seq } = await source.publish(via, data);
       mine.seq = seq;
       mine.ackMs = performance.now() - mine.sentAt;
     } catch (err) {
@@ -490,10 +639,6 @@ function count(n) {
 function seconds(ms) {
   if (ms === undefined) return '…';
   return ms < 1000 ? `${ms} ms` : `${+(ms / 1000).toFixed(2)} s`;
-}
-
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function banner(text) {

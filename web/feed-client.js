@@ -94,6 +94,23 @@ export class FeedClient {
     this.request = null;
     this.opened = false;
     this.pendingPublishes = [];
+    /** When (`performance.now()`) this client last heard from the server: headers, an event, a message. */
+    this.heardAt = null;
+  }
+
+  /**
+   * The request this client has sent and the server has not answered yet (no response headers,
+   * no open stream or socket): `{kind, sentAt, since}`, or `null`. A request the browser keeps
+   * queued for want of a connection stays here; see `stall.js` for how the page tells.
+   */
+  waiting() {
+    const r = this.request;
+    return r && !r.answered ? { id: r.id, kind: r.kind, sentAt: r.sentAt, since: r.since } : null;
+  }
+
+  /** Whether this client has an HTTP request in flight (answered or not); WebSockets are not counted. */
+  inFlight() {
+    return this.request !== null && this.request.kind !== 'ws';
   }
 
   /** Connects, from `since` if given. */
@@ -255,6 +272,7 @@ export class FeedClient {
           cache: 'no-store',
           signal: abort.signal,
         });
+        if (generation === this.generation) this.#answered();
         if (res.status === 200) body = await res.json();
         else if (res.status !== 204) await res.body?.cancel();
       } catch (err) {
@@ -304,6 +322,7 @@ export class FeedClient {
       if (generation !== this.generation) return;
       // After an automatic reconnection, the browser's new request is the one now open.
       if (!this.request) this.#beginRequest('sse');
+      this.#answered();
       this.#succeeded();
     };
     source.onmessage = (m) => {
@@ -338,10 +357,13 @@ export class FeedClient {
     this.socket = socket;
     this.#beginRequest('ws');
     socket.onopen = () => {
-      if (generation === this.generation) this.#succeeded();
+      if (generation !== this.generation) return;
+      this.#answered();
+      this.#succeeded();
     };
     socket.onmessage = (m) => {
       if (generation !== this.generation) return;
+      this.heardAt = performance.now();
       const message = JSON.parse(m.data);
       if (message.op === 'missed') this.#missed(message);
       else if (message.op === 'published') this.pendingPublishes.shift()?.resolve({ seq: message.seq, via: 'ws' });
@@ -395,6 +417,7 @@ export class FeedClient {
   // --- shared --------------------------------------------------------------------------------
 
   #deliver(event, at) {
+    this.heardAt = at;
     if (this.cursor !== null && event.seq <= this.cursor) {
       this.#emit('event', this.request, at);
       this.callbacks.onEvent(event, { gap: 0, duplicate: true });
@@ -418,8 +441,14 @@ export class FeedClient {
   }
 
   #beginRequest(kind) {
-    this.request = { id: nextRequestId++, kind };
+    this.request = { id: nextRequestId++, kind, sentAt: performance.now(), since: this.cursor, answered: false };
     this.#emit('sent', this.request);
+  }
+
+  /** Response headers arrived (or the stream or socket opened) for the current request. */
+  #answered() {
+    if (this.request) this.request.answered = true;
+    this.heardAt = performance.now();
   }
 
   #endRequest(outcome, at = performance.now()) {
@@ -435,7 +464,8 @@ export class FeedClient {
 
   /** A URL relative to the page (or `baseUrl`), so the page works behind any host, port or prefix. */
   #url(path, params) {
-    const url = new URL(path, this.baseUrl || document.baseURI);
+    // A page resolves against its document; a worker (the shared mode) against its script.
+    const url = new URL(path, this.baseUrl || globalThis.document?.baseURI || globalThis.location.href);
     const query = { ...params };
     if (!('client' in query)) query.client = this.clientId;
     for (const [key, value] of Object.entries(query)) {

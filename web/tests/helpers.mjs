@@ -18,7 +18,7 @@ export const WEB_DIR = fileURLToPath(new URL('..', import.meta.url));
 export const OUTPUT_DIR = path.join(WEB_DIR, 'test-results');
 export const TRANSPORTS = ['short-poll', 'long-poll', 'sse', 'ws'];
 
-const LISTENING = /^feedlab listening on (http:\/\/\S+\/)\s*$/;
+const LISTENING = /^feedlab listening on (https?:\/\/\S+\/)\s*$/;
 const START_TIMEOUT_MS = 15_000;
 
 /** `$FEEDLAB_SERVER_BIN`, else the workspace's release build, else its debug build. */

@@ -1,4 +1,5 @@
-// The page's pure modules, tested in Node without a browser: percentiles and the handshake hash;
+// The page's pure modules, tested in Node without a browser: percentiles, the handshake hash and
+// the stall rule;
 // and the vendored chart library, which must be the version the lockfile names.
 
 import assert from 'node:assert/strict';
@@ -7,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 
 import { expectedAccept, sha1ForTests } from '../handshake.js';
+import { ALIVE_WITHIN_MS, STALL_AFTER_MS, answersLongPoll, stallOf } from '../stall.js';
 import { LatencyHistogram, formatBytes, formatMicros } from '../stats.js';
 
 describe('LatencyHistogram', () => {
@@ -98,5 +100,45 @@ describe('vendored uPlot', () => {
         `vendor/${ours} differs from node_modules/uplot/${theirs}`,
       );
     }
+  });
+});
+
+describe('stall rule', () => {
+  const sentAt = 1000;
+  const poll = { kind: 'short-poll', sentAt, since: 10 };
+  const at = (ms) => sentAt + ms;
+
+  test('a request with no headers while the server answers elsewhere is stalled once it waited long enough', () => {
+    assert.equal(stallOf(poll, at(STALL_AFTER_MS - 1), { heardAt: at(STALL_AFTER_MS - 100) }), null);
+    assert.deepEqual(stallOf(poll, at(STALL_AFTER_MS + 500), { heardAt: at(STALL_AFTER_MS) }), { waitedMs: STALL_AFTER_MS + 500 });
+    assert.ok(stallOf({ ...poll, kind: 'sse' }, at(5000), { heardAt: at(4900) }));
+  });
+
+  test('claims nothing when no other channel shows the server alive since the request was sent', () => {
+    // The server may be down or slow: no sign of life at all, only before the request, or too long ago.
+    assert.equal(stallOf(poll, at(10_000), { heardAt: null }), null);
+    assert.equal(stallOf(poll, at(10_000), { heardAt: sentAt - 1 }), null);
+    assert.equal(stallOf(poll, at(10_000), { heardAt: at(10_000 - ALIVE_WITHIN_MS - 1) }), null);
+    assert.equal(stallOf(null, at(10_000), { heardAt: at(9999) }), null);
+  });
+
+  test('a long poll counts from when it should have been answered, not from when it was sent', () => {
+    const long = { kind: 'long-poll', sentAt, since: 10 };
+    const alive = { heardAt: at(29_900), longPollTimeoutMs: 20_000 };
+    // A quiet feed: held legitimately until its timeout, then stalled past it.
+    assert.equal(stallOf(long, at(20_000 + STALL_AFTER_MS - 1), alive), null);
+    assert.ok(stallOf(long, at(20_000 + STALL_AFTER_MS + 1), alive));
+    // An event past its cursor was seen elsewhere at 3 s: due then.
+    assert.equal(stallOf({ ...long, dueAt: at(3000) }, at(3000 + STALL_AFTER_MS - 1), alive), null);
+    assert.ok(stallOf({ ...long, dueAt: at(3000) }, at(3000 + STALL_AFTER_MS + 1), alive));
+  });
+
+  test('which events a waiting long poll would be answered with', () => {
+    const long = { kind: 'long-poll', sentAt, since: 10 };
+    assert.equal(answersLongPoll(long, 10, at(5)), false);
+    assert.equal(answersLongPoll(long, 11, at(5)), true);
+    assert.equal(answersLongPoll({ ...long, since: null }, 11, sentAt - 1), false);
+    assert.equal(answersLongPoll({ ...long, since: null }, 11, at(1)), true);
+    assert.equal(answersLongPoll(poll, 11, at(1)), false);
   });
 });
