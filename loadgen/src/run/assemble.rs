@@ -208,4 +208,5 @@ pub fn print_summary(report: &Report, out_dir: &Path) {
         println!("note: {w}");
     }
     println!("report: {}", out_dir.join("report.md").display());
+    println!("report: {}", out_dir.join("report.html").display());
 }
