@@ -216,6 +216,17 @@ pub struct Args {
     /// No progress bars and no summary table.
     #[arg(long, env = "LOADGEN_QUIET")]
     pub quiet: bool,
+
+    /// Run a named workload (repeatable, or comma-separated): notifications, dashboard, ticker,
+    /// `all`, or a scenario file (.toml). Each runs with its own flags, each with its reason;
+    /// a flag given here wins over the scenario's. Reports go to <out>/<scenario>/, and
+    /// <out>/decision.md opens with a recommendation per scenario.
+    #[arg(long, env = "LOADGEN_SCENARIO", value_delimiter = ',')]
+    pub scenario: Vec<String>,
+
+    /// Set by the scenario driver: the scenario this run is, for its report.
+    #[arg(skip)]
+    pub scenario_info: Option<crate::scenario::ScenarioInfo>,
 }
 
 impl Args {

@@ -33,6 +33,7 @@ pub mod publisher;
 pub mod redis_proc;
 pub mod report;
 pub mod run;
+pub mod scenario;
 pub mod sequence;
 pub mod server_proc;
 pub mod stats;

@@ -27,6 +27,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if !cli.args.scenario.is_empty() {
+        let user: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+        return match runtime.block_on(loadgen::run::scenarios::execute_scenarios(
+            user,
+            &cli.args.scenario,
+            loadgen::run::Mode::Cli,
+        )) {
+            Ok(d) if d.outcomes.iter().all(loadgen::Outcome::clean) => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("loadgen: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match runtime.block_on(loadgen::execute(cli.args, loadgen::run::Mode::Cli)) {
         Ok(outcome) if outcome.clean() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),

@@ -102,11 +102,17 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         escape(&report.machine.os),
         escape(&report.started_at)
     );
+    for t in tables::recommendations(report) {
+        table(&mut out, &t);
+    }
     out.push_str("<h2>Conclusion</h2>\n<ul>\n");
     for c in &report.conclusions {
         let _ = writeln!(out, "<li>{}</li>", inline(c));
     }
     out.push_str("</ul>\n");
+    if let Some(t) = tables::scenario(report) {
+        table(&mut out, &t);
+    }
     for t in [
         tables::integrity(report),
         tables::latency(report),

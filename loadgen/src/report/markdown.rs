@@ -20,7 +20,13 @@ impl<'a, W: Write> Markdown<'a, W> {
     /// When the writer fails.
     pub fn write(mut self) -> io::Result<()> {
         self.write_summary()?;
+        for t in tables::recommendations(self.report) {
+            self.write_table(&t)?;
+        }
         self.write_conclusion()?;
+        if let Some(t) = tables::scenario(self.report) {
+            self.write_table(&t)?;
+        }
         for t in [
             tables::integrity(self.report),
             tables::latency(self.report),

@@ -8,6 +8,7 @@
 pub mod html;
 pub mod json;
 pub mod markdown;
+pub mod recommend;
 pub mod spread;
 pub mod svg;
 pub mod tables;
@@ -46,6 +47,12 @@ pub struct Report {
     pub phases: Vec<TransportResult>,
     /// Sentences written from the numbers (the Markdown and HTML "Conclusion").
     pub conclusions: Vec<String>,
+    /// The scenario this run was (`--scenario`), with each flag's reason and the requirements.
+    #[serde(default)]
+    pub scenario: Option<crate::scenario::ScenarioInfo>,
+    /// One per scenario: the transports ranked against its requirements.
+    #[serde(default)]
+    pub recommendations: Vec<recommend::Recommendation>,
     /// Things a reader must know before trusting a number (a failed /stats check, a client
     /// that could not connect, shared server cost in a concurrent run).
     pub warnings: Vec<String>,

@@ -23,6 +23,56 @@ impl Table {
     }
 }
 
+/// The recommendation of a scenario run: the transports ranked against its requirements.
+pub fn recommendations(report: &Report) -> Vec<Table> {
+    report
+        .recommendations
+        .iter()
+        .map(|r| {
+            let mut t = Table::new(
+                &format!("Recommendation: {}", r.scenario),
+                &format!("{} Requirements: {}.", r.summary, r.requirements),
+                &["rank", "transport", "meets the requirements", "why"],
+            );
+            for x in &r.ranking {
+                t.rows.push(vec![
+                    x.rank.to_string(),
+                    x.transport.clone(),
+                    if x.meets_requirements {
+                        "yes".into()
+                    } else {
+                        "**no**".into()
+                    },
+                    x.reason.clone(),
+                ]);
+            }
+            t
+        })
+        .collect()
+}
+
+/// The scenario's flags, each with its reason.
+pub fn scenario(report: &Report) -> Option<Table> {
+    let s = report.scenario.as_ref()?;
+    let mut t = Table::new(
+        &format!("Scenario: {}", s.name),
+        &s.summary,
+        &["flag", "value", "why"],
+    );
+    for f in &s.flags {
+        t.rows.push(vec![
+            format!("`--{}`", f.flag),
+            if f.overridden {
+                format!("{} (overridden on the command line)", f.value)
+            } else {
+                f.value.clone()
+            },
+            f.why.clone(),
+        ]);
+    }
+    Some(t)
+}
+
 /// Microseconds as `812 µs`, `4.2 ms` or `1.50 s`.
 pub fn us(v: u64) -> String {
     let v = v as f64;

@@ -160,8 +160,13 @@ pub fn assemble(
         transports,
         phases,
         conclusions: Vec::new(),
+        scenario: args.scenario_info.clone(),
+        recommendations: Vec::new(),
         warnings,
     };
+    if let Some(info) = &args.scenario_info {
+        report.recommendations = vec![report::recommend::recommend(&report, info)];
+    }
     report.conclusions = report::verdict::conclusions(&report, args.poll_interval.as_secs_f64());
     report
 }

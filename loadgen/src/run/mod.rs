@@ -7,6 +7,7 @@ pub mod assemble;
 pub mod fleet;
 pub mod inject;
 pub mod phase;
+pub mod scenarios;
 pub mod usage;
 
 use std::{path::PathBuf, time::Duration};

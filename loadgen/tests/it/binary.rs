@@ -262,3 +262,76 @@ fn refuses_a_plan_past_the_open_file_limit() {
     );
     assert!(!out.path().join("report.json").exists());
 }
+
+#[test]
+fn a_scenario_run_opens_with_its_recommendation() {
+    let out = tempfile::tempdir().unwrap();
+    let run = loadgen()
+        .args([
+            "--scenario",
+            "dashboard",
+            "--duration",
+            "1s",
+            "--clients",
+            "20",
+            "--repeat",
+            "2",
+            "--poll-interval",
+            "500ms",
+            "--drain",
+            "1s",
+            "--server-bin",
+            env!("CARGO_BIN_EXE_loadgen"),
+            "--out",
+        ])
+        .arg(out.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        run.status.code(),
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("decision.md"), "{stdout}");
+    let (json, report) = read_report(&out.path().join("dashboard"));
+    let validator = jsonschema::validator_for(&schema()).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&json)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    // The scenario's values, except the ones given on the command line.
+    assert_eq!(report.settings.clients, [20]);
+    assert_eq!(report.settings.rates, [1.0]);
+    assert_eq!(report.settings.repeat, 2);
+    assert_eq!(report.phases.len(), 8, "4 transports × 2 runs");
+    let info = report.scenario.as_ref().unwrap();
+    assert!(info
+        .flags
+        .iter()
+        .any(|f| f.flag == "clients" && f.overridden));
+    let rec = &report.recommendations[0];
+    assert_eq!(rec.scenario, "dashboard");
+    let mut names: Vec<&str> = rec.ranking.iter().map(|r| r.transport.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["long-poll", "short-poll", "sse", "ws"]);
+    assert!(rec.ranking.iter().all(|r| !r.reason.is_empty()));
+    let md = std::fs::read_to_string(out.path().join("dashboard/report.md")).unwrap();
+    let first_table = md.find("## ").unwrap();
+    assert!(
+        md[first_table..].starts_with("## Recommendation: dashboard"),
+        "the report opens with the recommendation:\n{md}"
+    );
+    let decision = std::fs::read_to_string(out.path().join("decision.md")).unwrap();
+    assert!(
+        decision.contains("## Recommendation: dashboard")
+            && decision.contains("dashboard/report.md")
+    );
+    let dj: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("decision.json")).unwrap()).unwrap();
+    assert_eq!(dj["recommendations"][0]["scenario"], "dashboard");
+}

@@ -1,0 +1,344 @@
+//! Scenarios: named workloads that answer "which transport, for my application?" instead of
+//! one workload shape. A scenario is a set of loadgen's own flags, each with the reason for its
+//! value, and the requirements the transports are judged against (a p99 latency budget, then
+//! the costs that matter for that application, in order). The built-in ones are TOML files in
+//! `loadgen/scenarios/`, compiled in; a user's own is a file of the same shape.
+//!
+//! A flag given on the command line (or in its `LOADGEN_*` variable) wins over the scenario's
+//! value, so `--scenario dashboard --duration 4s --clients 100` is a quick look at the same
+//! shape. The scenario is applied by building the argument list it stands for and parsing it
+//! with the same parser as the command line, so a scenario can say nothing a user could not.
+
+use std::{collections::BTreeMap, ffi::OsString, path::Path};
+
+use anyhow::{bail, Context as _};
+use clap::{parser::ValueSource, CommandFactory as _};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{Args, Cli};
+
+/// The built-in scenarios, in the order `all` runs them.
+const BUILT_IN: &[(&str, &str)] = &[
+    (
+        "notifications",
+        include_str!("../scenarios/notifications.toml"),
+    ),
+    ("dashboard", include_str!("../scenarios/dashboard.toml")),
+    ("ticker", include_str!("../scenarios/ticker.toml")),
+];
+
+/// A value with the reason it was chosen.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Why<T> {
+    pub value: T,
+    pub why: String,
+}
+
+/// A scenario file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    pub summary: String,
+    /// loadgen flags by long name (without `--`), each with its reason.
+    pub flags: BTreeMap<String, Why<String>>,
+    pub requirements: Requirements,
+}
+
+/// What the transports are judged against.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Requirements {
+    /// A transport whose p99 delivery latency (median over the runs) exceeds this is not
+    /// recommended, whatever it costs.
+    pub p99_latency_ms: Why<f64>,
+    /// The costs to compare, most important first: a transport ahead on the first (beyond the
+    /// spread) ranks higher; a tie there is decided by the next.
+    pub priority: Why<Vec<Cost>>,
+}
+
+/// A figure a scenario can rank on, each read from a phase's own numbers.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Cost {
+    LatencyP50,
+    LatencyP99,
+    BytesPerEvent,
+    ServerCpuPerEvent,
+    /// Server CPU per client per hour of connection: what an idle audience costs.
+    ServerCpuPerClientHour,
+    BytesPerClientHour,
+    RequestsPerClientHour,
+    /// Server memory per connection (only measured from 1,000 connections).
+    MemoryPerConnection,
+}
+
+impl Cost {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::LatencyP50 => "p50 latency",
+            Self::LatencyP99 => "p99 latency",
+            Self::BytesPerEvent => "bytes per event",
+            Self::ServerCpuPerEvent => "server CPU per 1000 events",
+            Self::ServerCpuPerClientHour => "server CPU per client-hour",
+            Self::BytesPerClientHour => "bytes per client-hour",
+            Self::RequestsPerClientHour => "requests per client-hour",
+            Self::MemoryPerConnection => "server memory per connection",
+        }
+    }
+}
+
+impl Scenario {
+    /// A scenario from TOML text.
+    ///
+    /// # Errors
+    /// When the text is not a scenario, or names a flag loadgen does not have.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let s: Self = toml::from_str(text)?;
+        let command = Cli::command();
+        for name in s.flags.keys() {
+            if name == "scenario" {
+                bail!("a scenario cannot name another (--scenario in its flags)");
+            }
+            if !command.get_arguments().any(|a| a.get_long() == Some(name)) {
+                bail!(
+                    "scenario {:?} sets --{name}, which loadgen does not have",
+                    s.name
+                );
+            }
+        }
+        let budget = s.requirements.p99_latency_ms.value;
+        if budget.is_nan() || budget <= 0.0 {
+            bail!("scenario {:?}: p99_latency_ms must be more than 0", s.name);
+        }
+        if s.requirements.priority.value.is_empty() {
+            bail!("scenario {:?}: priority names no cost", s.name);
+        }
+        Ok(s)
+    }
+
+    /// The built-in scenario `name`, or the scenario file at that path.
+    ///
+    /// # Errors
+    /// When there is no such scenario or the file is not one.
+    pub fn load(name: &str) -> anyhow::Result<Self> {
+        if let Some((_, text)) = BUILT_IN.iter().find(|(n, _)| *n == name) {
+            return Self::parse(text).with_context(|| format!("built-in scenario {name}"));
+        }
+        let path = Path::new(name);
+        if path.extension().is_some_and(|e| e == "toml") || path.exists() {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading scenario file {}", path.display()))?;
+            return Self::parse(&text).with_context(|| format!("scenario file {}", path.display()));
+        }
+        bail!(
+            "no scenario {name:?}: the built-in ones are {} (or `all`), or give a .toml file",
+            names().join(", ")
+        )
+    }
+
+    /// The arguments this scenario stands for, with every flag of `user` (the command line,
+    /// without the program name) or of a `LOADGEN_*` variable taking precedence.
+    ///
+    /// # Errors
+    /// When the combined arguments do not parse.
+    pub fn args(&self, user: &[OsString]) -> anyhow::Result<Args> {
+        let matches = Cli::command().try_get_matches_from(
+            std::iter::once(OsString::from("loadgen")).chain(user.iter().cloned()),
+        )?;
+        let mut argv: Vec<OsString> = Vec::new();
+        for (name, v) in &self.flags {
+            let id = Cli::command()
+                .get_arguments()
+                .find(|a| a.get_long() == Some(name))
+                .map(|a| a.get_id().to_string())
+                .unwrap_or_default();
+            let given = matches!(
+                matches.value_source(&id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            );
+            if given {
+                continue;
+            }
+            if v.value == "true" {
+                argv.push(format!("--{name}").into());
+            } else {
+                argv.push(format!("--{name}={}", v.value).into());
+            }
+        }
+        argv.extend(user.iter().cloned());
+        Ok(Args::from_args(argv)?)
+    }
+}
+
+/// The names of the built-in scenarios.
+pub fn names() -> Vec<&'static str> {
+    BUILT_IN.iter().map(|(n, _)| *n).collect()
+}
+
+/// `--scenario` values, `all` expanded, each loaded.
+///
+/// # Errors
+/// When one cannot be loaded.
+pub fn resolve(asked: &[String]) -> anyhow::Result<Vec<Scenario>> {
+    let mut out: Vec<Scenario> = Vec::new();
+    for name in asked {
+        let batch = if name == "all" {
+            names()
+                .into_iter()
+                .map(Scenario::load)
+                .collect::<anyhow::Result<Vec<_>>>()?
+        } else {
+            vec![Scenario::load(name)?]
+        };
+        for s in batch {
+            if !out.iter().any(|o| o.name == s.name) {
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What a report says about the scenario it ran.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub summary: String,
+    /// Each flag the scenario set, its value and why (flags the command line overrode are
+    /// marked).
+    pub flags: Vec<FlagUse>,
+    pub requirements: Requirements,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FlagUse {
+    pub flag: String,
+    pub value: String,
+    pub why: String,
+    /// The command line (or an environment variable) gave another value, which the run used.
+    pub overridden: bool,
+}
+
+impl ScenarioInfo {
+    pub fn of(s: &Scenario, user: &[OsString]) -> Self {
+        let matches = Cli::command()
+            .try_get_matches_from(
+                std::iter::once(OsString::from("loadgen")).chain(user.iter().cloned()),
+            )
+            .ok();
+        let flags = s
+            .flags
+            .iter()
+            .map(|(name, v)| {
+                let id = Cli::command()
+                    .get_arguments()
+                    .find(|a| a.get_long() == Some(name))
+                    .map(|a| a.get_id().to_string())
+                    .unwrap_or_default();
+                let overridden = matches.as_ref().is_some_and(|m| {
+                    matches!(
+                        m.value_source(&id),
+                        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+                    )
+                });
+                FlagUse {
+                    flag: name.clone(),
+                    value: v.value.clone(),
+                    why: v.why.clone(),
+                    overridden,
+                }
+            })
+            .collect();
+        Self {
+            name: s.name.clone(),
+            summary: s.summary.clone(),
+            flags,
+            requirements: s.requirements.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn every_built_in_scenario_parses_and_gives_each_value_a_reason() {
+        for name in names() {
+            let s = Scenario::load(name).unwrap();
+            assert_eq!(s.name, name);
+            assert!(s.flags.values().all(|v| !v.why.trim().is_empty()), "{name}");
+            assert!(!s.requirements.priority.why.trim().is_empty(), "{name}");
+            let args = s.args(&[]).unwrap();
+            assert!(
+                args.repeat >= 3,
+                "{name}: scenarios repeat at least 3 times"
+            );
+            crate::plan::Plan::build(&args).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_scenario() {
+        let s = Scenario::load("dashboard").unwrap();
+        let a = s
+            .args(&os(&[
+                "--scenario",
+                "dashboard",
+                "--duration",
+                "4s",
+                "--clients",
+                "100",
+            ]))
+            .unwrap();
+        assert_eq!(a.duration, std::time::Duration::from_secs(4));
+        assert_eq!(a.clients, [100]);
+        assert_eq!(a.rate, 1.0, "the scenario's rate stays");
+        let info = ScenarioInfo::of(&s, &os(&["--clients", "100"]));
+        let clients = info.flags.iter().find(|f| f.flag == "clients").unwrap();
+        assert!(clients.overridden);
+        assert!(
+            !info
+                .flags
+                .iter()
+                .find(|f| f.flag == "rate")
+                .unwrap()
+                .overridden
+        );
+    }
+
+    #[test]
+    fn bad_scenarios_are_refused_with_the_reason() {
+        let e = Scenario::load("nope").unwrap_err().to_string();
+        assert!(e.contains("dashboard") && e.contains("all"), "{e}");
+        let text = r#"
+            name = "x"
+            summary = "y"
+            [flags]
+            warp-speed = { value = "9", why = "z" }
+            [requirements]
+            p99_latency_ms = { value = 10, why = "z" }
+            priority = { value = ["bytes_per_event"], why = "z" }
+        "#;
+        let e = Scenario::parse(text).unwrap_err().to_string();
+        assert!(e.contains("--warp-speed"), "{e}");
+        let e = Scenario::parse(
+            &text
+                .replace("warp-speed", "clients")
+                .replace("bytes_per_event", "vibes"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("vibes") || e.contains("unknown variant"), "{e}");
+        assert_eq!(
+            resolve(&["all".into(), "ticker".into()]).unwrap().len(),
+            names().len()
+        );
+    }
+}
