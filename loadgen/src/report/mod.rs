@@ -5,6 +5,7 @@
 //! Units are in the field names (`_us`, `_s`, `_bytes`); a missing measurement is `null`, never a
 //! zero that could be mistaken for a result.
 
+pub mod crossover;
 pub mod html;
 pub mod json;
 pub mod markdown;
@@ -50,6 +51,9 @@ pub struct Report {
     /// The scenario this run was (`--scenario`), with each flag's reason and the requirements.
     #[serde(default)]
     pub scenario: Option<crate::scenario::ScenarioInfo>,
+    /// Where, along the run's sweeps, one transport's cost overtakes another's.
+    #[serde(default)]
+    pub crossovers: Vec<crossover::Crossover>,
     /// One per scenario: the transports ranked against its requirements.
     #[serde(default)]
     pub recommendations: Vec<recommend::Recommendation>,

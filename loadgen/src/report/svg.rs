@@ -102,6 +102,9 @@ pub fn render_all(report: &Report) -> anyhow::Result<Vec<Chart>> {
         }
     }
     charts.extend(sweep_charts(report)?);
+    for c in &report.crossovers {
+        charts.push(crossover_chart(c)?);
+    }
     Ok(charts)
 }
 
@@ -273,6 +276,86 @@ fn bar_chart(
         title: title.into(),
         svg,
     })
+}
+
+/// A crossover: both series with their measured points, and the interpolated crossing marked.
+fn crossover_chart(c: &super::crossover::Crossover) -> anyhow::Result<Chart> {
+    let file = format!("crossover_{}.svg", c.name);
+    let title = match c.x {
+        Some(x) => format!(
+            "{}: crossover at {} {}",
+            c.y_label,
+            tables::num(x),
+            c.x_label
+        ),
+        None => format!("{}: no crossover in the measured range", c.y_label),
+    };
+    let pts = c.series.iter().flat_map(|s| s.1.iter());
+    let (x_lo, x_hi, y_hi) = pts.fold((f64::MAX, 0f64, 0f64), |(lo, hi, y), p| {
+        (lo.min(p.0), hi.max(p.0), y.max(p.1))
+    });
+    let (x_lo, x_hi, y_hi) = (
+        (x_lo / 1.3).max(1e-3),
+        (x_hi * 1.3).max(1e-2),
+        y_hi.max(1e-9) * 1.15,
+    );
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d((x_lo..x_hi).log_scale(), 0f64..y_hi)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(format!("{} (log scale)", c.x_label))
+            .y_desc(&c.y_label)
+            .draw()
+            .map_err(err)?;
+        for (label, points) in &c.series {
+            let col = color(label);
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), col.stroke_width(2)))
+                .map_err(err)?
+                .label(label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2))
+                });
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 4, col.filled())))
+                .map_err(err)?;
+        }
+        if let Some(x) = c.x {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(x, 0.0), (x, y_hi)],
+                    6,
+                    4,
+                    BLACK.stroke_width(1),
+                ))
+                .map_err(err)?;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!("{} {}", tables::num(x), c.x_label),
+                    (x, y_hi * 0.95),
+                    ("sans-serif", 13),
+                )))
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(Chart { file, title, svg })
 }
 
 /// With a sweep: each cost against the rate (at the largest client count) and against the

@@ -101,6 +101,7 @@ pub fn conclusions(report: &Report, poll_interval_s: f64) -> Vec<String> {
     out.extend(requests(&rows));
     out.extend(server_cpu(&rows));
 
+    out.extend(report.crossovers.iter().map(|c| c.sentence.clone()));
     out.extend(http10_costs(report));
     out.extend(http2_costs(report));
     out.extend(tls_costs(report));

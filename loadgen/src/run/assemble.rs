@@ -161,12 +161,14 @@ pub fn assemble(
         phases,
         conclusions: Vec::new(),
         scenario: args.scenario_info.clone(),
+        crossovers: Vec::new(),
         recommendations: Vec::new(),
         warnings,
     };
     if let Some(info) = &args.scenario_info {
         report.recommendations = vec![report::recommend::recommend(&report, info)];
     }
+    report.crossovers = report::crossover::find(&report);
     report.conclusions = report::verdict::conclusions(&report, args.poll_interval.as_secs_f64());
     report
 }
