@@ -27,6 +27,12 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
+    /// Prints a report's headline as a Markdown table (median [min–max] over the runs), the
+    /// form the README quotes: `loadgen summarize results/reference/report.json`.
+    Summarize {
+        /// A report.json written by loadgen.
+        report: PathBuf,
+    },
     /// Runs the feedlab server in this process (what loadgen spawns when no `server` executable
     /// sits next to it): `loadgen serve -- --bind 127.0.0.1:0 --rate 0`.
     #[command(hide = true)]

@@ -17,6 +17,18 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Summarize { report }) = &cli.command {
+        return match loadgen::report::summarize(report) {
+            Ok(table) => {
+                print!("{table}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("loadgen summarize: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -138,20 +138,7 @@ impl<'a, W: Write> Markdown<'a, W> {
 
     fn write_table(&mut self, t: &Table) -> io::Result<()> {
         writeln!(self.w, "## {}\n\n{}\n", t.title, t.note)?;
-        writeln!(self.w, "| {} |", t.headers.join(" | "))?;
-        writeln!(
-            self.w,
-            "|{}",
-            t.headers
-                .iter()
-                .enumerate()
-                .map(|(i, _)| if i == 0 { "---|" } else { "---:|" })
-                .collect::<String>()
-        )?;
-        for row in &t.rows {
-            let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
-            writeln!(self.w, "| {} |", cells.join(" | "))?;
-        }
+        self.w.write_all(grid(t).as_bytes())?;
         writeln!(self.w)
     }
 
@@ -204,4 +191,18 @@ impl<'a, W: Write> Markdown<'a, W> {
             tables::num(r.settings.drain_s)
         )
     }
+}
+
+/// A table's header and rows as Markdown (numbers right-aligned), without its title.
+pub fn grid(t: &Table) -> String {
+    let mut out = format!("| {} |\n|", t.headers.join(" | "));
+    for i in 0..t.headers.len() {
+        out.push_str(if i == 0 { "---|" } else { "---:|" });
+    }
+    out.push('\n');
+    for row in &t.rows {
+        let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    out
 }

@@ -452,6 +452,18 @@ impl Report {
     }
 }
 
+/// The headline table of the report at `path`, as Markdown (what `loadgen summarize` prints).
+///
+/// # Errors
+/// When the file cannot be read or is not a report.
+pub fn summarize(path: &Path) -> anyhow::Result<String> {
+    let text =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    let report: Report = serde_json::from_slice(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not a loadgen report: {e}", path.display()))?;
+    Ok(markdown::grid(&tables::summary(&report)))
+}
+
 /// Writes `report.json`, `report.md`, the SVG charts and `report.html` into `dir`.
 ///
 /// # Errors

@@ -539,6 +539,62 @@ pub fn repeats(report: &Report) -> Option<Table> {
     Some(t)
 }
 
+/// The headline in one table: each shown row's median [min–max] over its runs (or its one
+/// value), as the README quotes it (`loadgen summarize`).
+pub fn summary(report: &Report) -> Table {
+    let mut t = Table::new(
+        "Summary",
+        "Median [min–max] over the runs of each phase.",
+        &[
+            "transport",
+            "p50 latency",
+            "p99 latency",
+            "bytes / event",
+            "requests / event",
+            "server CPU / 1000 events",
+        ],
+    );
+    let primary = report.primary_http();
+    let fmt = |r: &TransportResult,
+               f: &dyn Fn(&TransportResult) -> Option<f64>,
+               show: &dyn Fn(f64) -> String| {
+        let v: Vec<f64> = report.runs_of(r).iter().filter_map(|x| f(x)).collect();
+        match super::spread::Range::of(&v) {
+            Some(g) if v.len() > 1 => {
+                format!("{} [{}–{}]", show(g.median), show(g.min), show(g.max))
+            }
+            Some(g) => show(g.median),
+            None => "not measured".into(),
+        }
+    };
+    let lat = |v: f64| us(v.round() as u64);
+    let b = |v: f64| format!("{v:.0} B");
+    let ms = |v: f64| format!("{} ms", num(v));
+    for r in shown(report) {
+        t.rows.push(vec![
+            r.label(primary),
+            fmt(
+                r,
+                &|x| (x.latency_us.count > 0).then_some(x.latency_us.p50 as f64),
+                &lat,
+            ),
+            fmt(
+                r,
+                &|x| (x.latency_us.count > 0).then_some(x.latency_us.p99 as f64),
+                &lat,
+            ),
+            fmt(r, &|x| x.bytes_per_event, &b),
+            if super::is_polling(&r.transport) {
+                fmt(r, &|x| x.requests_per_event, &num)
+            } else {
+                "1 per connection".into()
+            },
+            fmt(r, &|x| x.server_cpu_us_per_event, &ms),
+        ]);
+    }
+    t
+}
+
 pub fn checks(report: &Report) -> Table {
     let mut t = Table::new(
         "loadgen against the server's /stats",
