@@ -627,7 +627,7 @@ mod tests {
         let cli = Cli::try_parse_from(["loadgen", "serve", "--", "--bind", "127.0.0.1:0"]).unwrap();
         match cli.command {
             Some(Command::Serve { args }) => assert_eq!(args, ["--bind", "127.0.0.1:0"]),
-            None => panic!("serve expected"),
+            other => panic!("serve expected, got {other:?}"),
         }
     }
 }
