@@ -151,6 +151,13 @@ pub struct Args {
     #[arg(long, env = "LOADGEN_PAYLOAD_BYTES", default_value_t = 100)]
     pub payload_bytes: usize,
 
+    /// What each event carries: `padding` (exactly --payload-bytes of `x`, the fan-out floor's
+    /// payload), or JSON shaped like a real feed, varying from event to event and fixed by
+    /// --seed: `tick` (a market tick, ~120 B), `chat` (a chat message, 60–200 B), `metrics` (a
+    /// dashboard sample, ~230 B). --payload-bytes applies to padding only.
+    #[arg(long, env = "LOADGEN_PAYLOAD", value_enum, default_value = "padding")]
+    pub payload: crate::payload::PayloadKind,
+
     /// Time between two short polls of one client (0: back to back, to find the ceiling).
     #[arg(long, env = "LOADGEN_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,

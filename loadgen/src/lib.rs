@@ -25,6 +25,7 @@ pub mod client;
 pub mod clock;
 pub mod event;
 pub mod net;
+pub mod payload;
 pub mod plan;
 pub mod probe;
 pub mod progress;

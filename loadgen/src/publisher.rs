@@ -60,9 +60,10 @@ pub struct Published {
     pub acked: Vec<u64>,
 }
 
-/// The `data` of publish number `n`: `{"sent_us":…,"pub":n,"pad":"xxx…"}`.
-pub fn body(n: u64, sent_us: u64, pad: &str) -> String {
-    format!(r#"{{"sent_us":{sent_us},"pub":{n},"pad":"{pad}"}}"#)
+/// The `data` of publish number `n`: `{"sent_us":…,"pub":n,…}` with the payload's `fields`
+/// (see [`crate::payload`]) after loadgen's own two.
+pub fn body(n: u64, sent_us: u64, fields: &str) -> String {
+    format!(r#"{{"sent_us":{sent_us},"pub":{n},{fields}}}"#)
 }
 
 /// Which time goes into an event's `sent_us`, the start of its measured latency.
@@ -97,11 +98,10 @@ pub async fn run(
     targets: Vec<Arc<Target>>,
     rate: f64,
     duration: Duration,
-    payload_bytes: usize,
+    payload: crate::payload::Payload,
     stamp: Stamp,
     stop: CancellationToken,
 ) -> Published {
-    let pad = "x".repeat(payload_bytes);
     let start = tokio::time::Instant::now();
     let give_up = start + duration + RETRY_GRACE;
     let pace = Pace::per_second(start, rate);
@@ -162,7 +162,7 @@ pub async fn run(
                     Stamp::Intended => clock::now_us().saturating_sub(late),
                 }
             });
-            let data = body(n, sent, &pad);
+            let data = body(n, sent, &payload.fields(n));
             if failures == 0 {
                 data_total += data.len() as u64;
                 bodies += 1;
@@ -206,7 +206,7 @@ pub async fn run(
     if bodies > 0 {
         out.data_bytes = data_total as f64 / bodies as f64;
     } else {
-        out.data_bytes = body(0, clock::now_us(), &pad).len() as f64;
+        out.data_bytes = body(0, clock::now_us(), &payload.fields(0)).len() as f64;
     }
     out.acked.sort_unstable();
     out.send_lag_us = Quantiles::of(&lag);
@@ -277,7 +277,7 @@ mod tests {
 
     #[test]
     fn body_is_json_with_the_probe_fields() {
-        let b = body(3, 1_764_000_000_000_000, "xxxx");
+        let b = body(3, 1_764_000_000_000_000, r#""pad":"xxxx""#);
         let e: crate::event::Probe = serde_json::from_str(&b).unwrap();
         assert_eq!(e.pub_n, Some(3));
         assert_eq!(e.sent_us, Some(1_764_000_000_000_000));

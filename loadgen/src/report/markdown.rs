@@ -109,10 +109,14 @@ impl<'a, W: Write> Markdown<'a, W> {
         };
         writeln!(
             self.w,
-            "{} client(s) per transport, {} event(s)/s of {} B padding for {} s per transport ({}{runs}){polling}{}. Server: {} ({}). Machine: {} cores, {}, {}.\n",
+            "{} client(s) per transport, {} event(s)/s of {} for {} s per transport ({}{runs}){polling}{}. Server: {} ({}). Machine: {} cores, {}, {}.\n",
             clients,
             rates,
-            s.payload_bytes,
+            if s.payload == "padding" {
+                format!("{} B padding", s.payload_bytes)
+            } else {
+                format!("`{}` payloads", s.payload)
+            },
             tables::num(s.duration_s),
             if s.concurrent { "transports together" } else { "one transport at a time" },
             if s.source_ips > 1 { format!(", connections from {} source addresses", s.source_ips) } else { String::new() },

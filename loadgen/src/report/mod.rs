@@ -71,6 +71,9 @@ pub struct Settings {
     pub rates: Vec<f64>,
     pub duration_s: f64,
     pub payload_bytes: usize,
+    /// `--payload`: `padding`, `tick`, `chat` or `metrics`.
+    #[serde(default = "padding")]
+    pub payload: String,
     pub poll_interval_s: f64,
     pub http: Vec<String>,
     pub concurrent: bool,
@@ -121,6 +124,10 @@ pub struct Settings {
 
 fn one() -> u32 {
     1
+}
+
+fn padding() -> String {
+    "padding".into()
 }
 
 fn none() -> String {

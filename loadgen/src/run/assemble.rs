@@ -126,6 +126,7 @@ pub fn assemble(
             rates: args.rates(),
             duration_s: args.duration.as_secs_f64(),
             payload_bytes: args.payload_bytes,
+            payload: args.payload.as_str().to_owned(),
             poll_interval_s: args.poll_interval.as_secs_f64(),
             http: args.http.iter().map(|h| h.as_str().to_owned()).collect(),
             concurrent: args.concurrent,

@@ -199,7 +199,7 @@ pub async fn run_phase(
             phase.rate
         },
         env.plan.duration,
-        args.payload_bytes,
+        crate::payload::Payload::new(args.payload, args.payload_bytes, env.seed),
         if chaos_on {
             publisher::Stamp::Intended
         } else {
