@@ -328,14 +328,16 @@ pub fn response_head_len<B: MessageBody>(req: &HttpRequest, res: &HttpResponse<B
 pub enum Framing {
     Chunked,
     Http2,
+    /// HTTP/1.0: no chunked coding; the body ends when the connection does.
+    Eof,
 }
 
 impl Framing {
     pub fn of(req: &impl crate::incoming::Incoming) -> Self {
-        if req.version() == Version::HTTP_2 {
-            Self::Http2
-        } else {
-            Self::Chunked
+        match req.version() {
+            Version::HTTP_2 => Self::Http2,
+            Version::HTTP_10 | Version::HTTP_09 => Self::Eof,
+            _ => Self::Chunked,
         }
     }
 
@@ -344,6 +346,7 @@ impl Framing {
         match self {
             Self::Chunked => (hex_digits(len) + 2 + len + 2) as u64,
             Self::Http2 => (9 + len) as u64,
+            Self::Eof => len as u64,
         }
     }
 
@@ -352,6 +355,7 @@ impl Framing {
         match self {
             Self::Chunked => 5,
             Self::Http2 => 9,
+            Self::Eof => 0,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Hostile input, generated: every parser the server owns yields a value or a clear error for
 //! any input, never a panic, and the live server answers anything with a 2xx or 4xx.
 
-use actix_ws::CloseCode;
+use actix_http::ws::CloseCode;
 use proptest::prelude::*;
 use server::{
     origin::Origins,
