@@ -83,6 +83,8 @@ pub struct Accounting {
     pub published: AtomicU64,
     /// Streaming connections and held long-polls, checked against `--max-connections`.
     pub open_streams: AtomicI64,
+    /// Times the ticker task panicked and was restarted (a bug if ever above 0).
+    pub ticker_restarts: AtomicU64,
     clients: Mutex<HashMap<String, Arc<ClientRecord>>>,
     max_clients: usize,
     /// Open streaming connections per client IP; only kept when that limit is on.
@@ -98,6 +100,7 @@ impl Accounting {
             refused_connections: AtomicU64::new(0),
             published: AtomicU64::new(0),
             open_streams: AtomicI64::new(0),
+            ticker_restarts: AtomicU64::new(0),
             clients: Mutex::new(HashMap::new()),
             max_clients: max_clients.max(1),
             per_ip: Mutex::new(HashMap::new()),

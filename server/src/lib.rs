@@ -61,7 +61,7 @@ pub async fn run(
     config.validate().map_err(anyhow::Error::msg)?;
     let stop = CancellationToken::new();
     let state = AppState::load(config.clone(), stop.clone()).await?;
-    let ticker = tokio::spawn(Ticker::run(state.clone(), stop.clone()));
+    let ticker = tokio::spawn(Ticker::supervise(state.clone(), stop.clone()));
     let closer = {
         let (feed, stop) = (state.feed.clone(), stop.clone());
         tokio::spawn(async move {
