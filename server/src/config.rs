@@ -240,7 +240,9 @@ pub struct Config {
     #[arg(long, env = "FEEDLAB_SHUTDOWN_GRACE", default_value = "3s", value_parser = duration_in(Duration::ZERO, MAX_DURATION))]
     pub shutdown_grace: Duration,
 
-    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `server=debug`.
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `server=debug`. actix-http's
+    /// connection dispatcher stays silent unless the filter names `actix_http` (it would log
+    /// every WebSocket closed through actix-web as an error).
     #[arg(long, env = "FEEDLAB_LOG", default_value = "info")]
     pub log: String,
 }

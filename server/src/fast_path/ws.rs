@@ -112,8 +112,6 @@ impl Wire for TcpWire {
         wire::write_all(&mut self.0, &mut parts[..], limit).await
     }
 
-    fn finish(&mut self) {}
-
     async fn close(mut self, deadline: Instant) {
         // FIN after what was written; then what the client still sends is read and dropped
         // (closing a socket with unread bytes resets it, which can destroy our close frame

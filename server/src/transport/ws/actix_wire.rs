@@ -2,11 +2,13 @@
 //! a streaming response body carries ours. This is how WebSockets reach the session on TLS,
 //! h2c listeners and `--fast-path false`.
 //!
-//! actix-http reads the payload only as fast as the session takes it (it pauses past 32 KiB
-//! unread), and once our body has ended and the payload is dropped it closes the connection
-//! within `--close-timeout` (its client-disconnect timeout).
+//! actix-http reads the payload only as fast as the session takes it (it pauses with 32 KiB
+//! unread). Hanging up is the one thing it offers no call for: a body that ends normally makes
+//! it linger for `--close-timeout`, reading and discarding whatever the client still sends (a
+//! flood, at loopback speed, of hundreds of MiB). So the body ends with an error instead, once
+//! our last frame has been handed over: actix-http then drops the connection at once.
 
-use std::{convert::Infallible, io, time::Duration};
+use std::{io, time::Duration};
 
 use actix_web::web;
 use bytes::{Bytes, BytesMut};
@@ -19,26 +21,20 @@ use super::session::Wire;
 /// `--send-timeout` runs out. The frames are shared bytes, not copies.
 const QUEUED_FRAMES: usize = 16;
 
+type Item = Result<Bytes, io::Error>;
+
 pub(crate) struct ActixWire {
     payload: web::Payload,
-    out: Option<mpsc::Sender<Bytes>>,
+    out: mpsc::Sender<Item>,
 }
 
 /// The wire, and the response body that carries what is written to it.
-pub(crate) fn wire(
-    payload: web::Payload,
-) -> (ActixWire, impl Stream<Item = Result<Bytes, Infallible>> + 'static) {
-    let (tx, rx) = mpsc::channel(QUEUED_FRAMES);
+pub(crate) fn wire(payload: web::Payload) -> (ActixWire, impl Stream<Item = Item> + 'static) {
+    let (out, rx) = mpsc::channel(QUEUED_FRAMES);
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|frame| (Ok(frame), rx))
+        rx.recv().await.map(|item| (item, rx))
     });
-    (
-        ActixWire {
-            payload,
-            out: Some(tx),
-        },
-        body,
-    )
+    (ActixWire { payload, out }, body)
 }
 
 impl Wire for ActixWire {
@@ -54,12 +50,10 @@ impl Wire for ActixWire {
     }
 
     async fn write(&mut self, frames: &[&Bytes], limit: Duration) -> io::Result<()> {
-        let Some(out) = &self.out else {
-            return Err(io::ErrorKind::BrokenPipe.into());
-        };
         let send = async {
             for frame in frames {
-                out.send((*frame).clone())
+                self.out
+                    .send(Ok((*frame).clone()))
                     .await
                     .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
             }
@@ -70,13 +64,21 @@ impl Wire for ActixWire {
             .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
     }
 
-    fn finish(&mut self) {
-        // The body ends: actix-http flushes it and starts its --close-timeout for the client.
-        self.out = None;
-    }
-
-    async fn close(self, _deadline: Instant) {
-        // Dropping the payload lets actix-http discard what still arrives until it closes the
-        // connection (at --close-timeout after the body ended, at the latest).
+    async fn close(self, deadline: Instant) {
+        let Self { payload, out } = self;
+        // Our last frames are handed over when the queue is empty; a moment later actix-http
+        // has written them. Then the error that makes it drop the connection.
+        let handed_over = async {
+            while out.capacity() < out.max_capacity() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        if tokio::time::timeout_at(deadline, handed_over).await.is_ok() {
+            let _ = out.try_send(Err(io::Error::other("WebSocket closed")));
+        }
+        // Otherwise the client is not reading even our close frame: the body just ends, and
+        // actix-http lets the connection go at its --close-timeout.
+        drop((out, payload));
     }
 }

@@ -42,8 +42,6 @@ pub(crate) trait Wire {
     /// took none of them in time (so a close frame may still follow); any other error: the
     /// connection is unusable.
     async fn write(&mut self, frames: &[&Bytes], limit: Duration) -> io::Result<()>;
-    /// Nothing more will be written (our close frame went out).
-    fn finish(&mut self);
     /// Hangs up, by `deadline` at the latest: the TCP connection is closed.
     async fn close(self, deadline: Instant);
 }
@@ -343,7 +341,6 @@ impl<W: Wire> Session<W> {
         if self.wire.write(&[&frame], config.send_timeout).await.is_err() {
             return self.wire.close(Instant::now()).await;
         }
-        self.wire.finish();
         let deadline = Instant::now() + config.close_timeout;
         if wait {
             let _ = tokio::time::timeout_at(deadline, self.client_close()).await;
