@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod cross;
+mod differential;
 mod durable;
 mod fast_path;
 mod hostile;

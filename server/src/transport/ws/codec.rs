@@ -407,7 +407,7 @@ mod tests {
         // Fragments: the one that would pass the limit is refused by its header.
         let mut d = Decoder::new(8);
         let mut wire = client_frame(false, TEXT, b"12345");
-        wire.extend(&client_frame(true, CONTINUATION, b"6789")[..2]);
+        wire.extend(&client_frame(true, CONTINUATION, b"6789")[..6]); // header and mask only
         assert_eq!(all(&mut d, &wire).unwrap_err().code, CloseCode::Size);
     }
 
