@@ -18,5 +18,6 @@ mod redis;
 mod shutdown;
 mod sse;
 mod stats;
+mod timeouts;
 mod tls;
 mod ws;
