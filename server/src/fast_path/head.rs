@@ -139,7 +139,11 @@ pub fn parse(bytes: &[u8], peer: Option<IpAddr>) -> Option<Head> {
     let mut map = HeaderMap::with_capacity(req.headers.len());
     for h in req.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        if map.contains_key(&name) || !h.value.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+        if map.contains_key(&name)
+            || !h
+                .value
+                .iter()
+                .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
         {
             return None;
         }
@@ -253,22 +257,29 @@ mod tests {
         let sse = |extra: &str| kind(&format!("GET /sse HTTP/1.1\r\n{extra}\r\n"));
         assert_eq!(sse("Host: x\r\n"), Some(Kind::Sse));
         for refused in [
-            "",                                                 // no Host
-            "Host: x\r\nHost: y\r\n",                           // two Hosts
-            "Host: a b\r\n",                                   // not an authority
-            "Host: u@x\r\n",                                   // userinfo
+            "",                       // no Host
+            "Host: x\r\nHost: y\r\n", // two Hosts
+            "Host: a b\r\n",          // not an authority
+            "Host: u@x\r\n",          // userinfo
             "Host: x\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n",
             "Host: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n",
             "Host: x\r\nContent-Length: -1\r\n",
             "Host: x\r\nTransfer-Encoding: gzip, chunked, xyz\r\n",
             "Host: x\r\nExpect: 100-continue\r\n",
-            "Host: x\r\nAccept: a\r\nAccept: b\r\n",          // any header twice
-            "Host: x\r\nX: caf\u{e9}\r\n",                       // obs-text
+            "Host: x\r\nAccept: a\r\nAccept: b\r\n", // any header twice
+            "Host: x\r\nX: caf\u{e9}\r\n",           // obs-text
             "Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
         ] {
             assert_eq!(sse(refused), None, "{refused:?}");
         }
-        for target in ["/sse?<", "/sse?>", "/sse?\"", "/sse?{}", "/sse?a\\b", "/sse#x"] {
+        for target in [
+            "/sse?<",
+            "/sse?>",
+            "/sse?\"",
+            "/sse?{}",
+            "/sse?a\\b",
+            "/sse#x",
+        ] {
             let raw = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
             assert_eq!(kind(&raw), None, "{target}");
         }

@@ -153,8 +153,14 @@ where
                                 match route {
                                     Route::Sse(ready) => sse::serve(io, ready, state).await,
                                     Route::Ws((ready, accept)) => {
-                                        ws::serve(io, accept, Some(ready), state, Default::default())
-                                            .await
+                                        ws::serve(
+                                            io,
+                                            accept,
+                                            Some(ready),
+                                            state,
+                                            Default::default(),
+                                        )
+                                        .await
                                     }
                                     Route::Echo(accept) => {
                                         ws::serve(io, accept, None, state, Default::default()).await

@@ -99,7 +99,11 @@ async fn the_heads_the_paths_disagreed_on_get_the_same_answer_on_both() {
         }
     }
     for target in ["/sse?a=<b>", "/sse?\"x\"", "/ws?a=<", "/ws?\">"] {
-        let upgrade = if target.starts_with("/ws") { format!("{UPGRADE}{KEY}") } else { String::new() };
+        let upgrade = if target.starts_with("/ws") {
+            format!("{UPGRADE}{KEY}")
+        } else {
+            String::new()
+        };
         cases.push(format!("GET {target} HTTP/1.1\r\nHost: a\r\n{upgrade}\r\n"));
     }
     for case in &cases {
@@ -110,14 +114,27 @@ async fn the_heads_the_paths_disagreed_on_get_the_same_answer_on_both() {
     same_class(&fast, &actix, sse_with_body.as_bytes()).await;
     // The framing fixes: /sse with upgrade headers is refused on both; HTTP/1.0 gets no
     // chunked coding on either.
-    let (a, _) = same_class(&fast, &actix, sse(&format!("Host: a\r\n{UPGRADE}{KEY}")).as_bytes()).await;
+    let (a, _) = same_class(
+        &fast,
+        &actix,
+        sse(&format!("Host: a\r\n{UPGRADE}{KEY}")).as_bytes(),
+    )
+    .await;
     assert!(a.starts_with("HTTP/1.1 400"), "{a}");
     for srv in [&fast, &actix] {
-        let (head, body) =
-            exchange(srv, b"GET /sse HTTP/1.0\r\nHost: a\r\n\r\n", Duration::from_millis(300)).await;
+        let (head, body) = exchange(
+            srv,
+            b"GET /sse HTTP/1.0\r\nHost: a\r\n\r\n",
+            Duration::from_millis(300),
+        )
+        .await;
         assert!(head.contains(" 200 "), "{head}");
         assert!(!head.to_ascii_lowercase().contains("chunked"), "{head}");
-        assert!(body.starts_with(b"retry: "), "unframed: {:?}", String::from_utf8_lossy(&body));
+        assert!(
+            body.starts_with(b"retry: "),
+            "unframed: {:?}",
+            String::from_utf8_lossy(&body)
+        );
     }
 }
 
@@ -127,9 +144,15 @@ async fn a_request_pipelined_after_a_stream_is_never_answered_on_either_path() {
     let pipelined = b"GET /sse HTTP/1.1\r\nHost: a\r\n\r\nGET /healthz HTTP/1.1\r\nHost: a\r\n\r\n";
     for srv in [&fast, &actix] {
         let (head, rest) = exchange(srv, pipelined, Duration::from_millis(500)).await;
-        assert!(head.contains(" 200 ") && head.to_ascii_lowercase().contains("connection: close"), "{head}");
+        assert!(
+            head.contains(" 200 ") && head.to_ascii_lowercase().contains("connection: close"),
+            "{head}"
+        );
         let rest = String::from_utf8_lossy(&rest);
-        assert!(!rest.contains("HTTP/1.1"), "the pipelined request was answered: {rest}");
+        assert!(
+            !rest.contains("HTTP/1.1"),
+            "the pipelined request was answered: {rest}"
+        );
     }
 }
 
@@ -137,14 +160,36 @@ async fn a_request_pipelined_after_a_stream_is_never_answered_on_either_path() {
 fn head() -> impl Strategy<Value = Vec<u8>> {
     let method = prop::sample::select(vec!["GET", "GET", "GET", "POST", "HEAD", "get", "OPTIONS"]);
     let path = prop::sample::select(vec![
-        "/sse", "/sse", "/ws", "/ws", "/ws/echo", "/poll", "/healthz", "/nope", "*",
-        "http://a/sse", "/sse/", "//sse",
+        "/sse",
+        "/sse",
+        "/ws",
+        "/ws",
+        "/ws/echo",
+        "/poll",
+        "/healthz",
+        "/nope",
+        "*",
+        "http://a/sse",
+        "/sse/",
+        "//sse",
     ]);
     let query = prop::sample::select(vec![
-        "", "?since=0", "?since=x", "?since=99999", "?client=a", "?client=a%20b", "?a=<",
-        "?a=%zz", "?token=t", "?a=\"", "?a={}", "?a=|",
+        "",
+        "?since=0",
+        "?since=x",
+        "?since=99999",
+        "?client=a",
+        "?client=a%20b",
+        "?a=<",
+        "?a=%zz",
+        "?token=t",
+        "?a=\"",
+        "?a={}",
+        "?a=|",
     ]);
-    let version = prop::sample::select(vec!["HTTP/1.1", "HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.2", "http/1.1"]);
+    let version = prop::sample::select(vec![
+        "HTTP/1.1", "HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.2", "http/1.1",
+    ]);
     let header = prop::sample::select(vec![
         "Host: a\r\n",
         "Host: a\r\n",
@@ -182,11 +227,20 @@ fn head() -> impl Strategy<Value = Vec<u8>> {
         "X-Utf8: caf\u{e9}\r\n",
         "no colon\r\n",
     ]);
-    (method, path, query, version, prop::collection::vec(header, 0..9)).prop_map(
-        |(method, path, query, version, headers)| {
-            format!("{method} {path}{query} {version}\r\n{}\r\n", headers.concat()).into_bytes()
-        },
+    (
+        method,
+        path,
+        query,
+        version,
+        prop::collection::vec(header, 0..9),
     )
+        .prop_map(|(method, path, query, version, headers)| {
+            format!(
+                "{method} {path}{query} {version}\r\n{}\r\n",
+                headers.concat()
+            )
+            .into_bytes()
+        })
 }
 
 #[test]
@@ -220,5 +274,9 @@ fn generated_heads_get_the_same_class_of_answer_on_both_paths() {
     if let Err(e) = result {
         panic!("{e}");
     }
-    assert!(started.elapsed() < Duration::from_secs(120), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -43,7 +43,12 @@ impl Target {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.process.child.id())).unwrap();
         let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 1024
     }
 
     /// A WebSocket on `path`, upgraded by hand: the raw connection after the 101.
@@ -58,11 +63,18 @@ impl Target {
         let mut got = Vec::new();
         let mut byte = [0u8; 1];
         while !got.ends_with(b"\r\n\r\n") {
-            let n = tokio::time::timeout(LIMIT, io.read(&mut byte)).await.unwrap().unwrap();
+            let n = tokio::time::timeout(LIMIT, io.read(&mut byte))
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(n, 1, "connection closed during the handshake");
             got.push(byte[0]);
         }
-        assert!(got.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&got));
+        assert!(
+            got.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
         io
     }
 }
@@ -172,7 +184,11 @@ async fn a_frame_announcing_more_than_the_limit_is_refused_before_its_payload(wa
             "{path}: hung up {:?} after its close frame",
             ended_at - close_at
         );
-        assert!(sent < 64 * MIB, "{path}: the server took {} MiB", sent / MIB);
+        assert!(
+            sent < 64 * MIB,
+            "{path}: the server took {} MiB",
+            sent / MIB
+        );
         assert!(grown < 16 * MIB, "{path}: RSS grew {} MiB", grown / MIB);
     }
 }
@@ -199,7 +215,10 @@ async fn a_fragmented_message_costs_its_payload_not_its_fragments(way: Way) {
     for io in &mut open {
         io.write_all(&frame(true, 0x9, b"p")).await.unwrap();
         let mut pong = [0u8; 3];
-        tokio::time::timeout(LIMIT, io.read_exact(&mut pong)).await.unwrap().unwrap();
+        tokio::time::timeout(LIMIT, io.read_exact(&mut pong))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(pong, [0x8a, 1, b'p']);
     }
     let grown = target.rss().saturating_sub(before);
@@ -211,12 +230,19 @@ async fn a_fragmented_message_costs_its_payload_not_its_fragments(way: Way) {
     // One more fragment past the limit: 1009 at once, and the connection ends.
     let (read, mut write) = tokio::io::split(open.pop().unwrap());
     let watcher = tokio::spawn(watch_close(read));
-    write.write_all(&frame(false, 0x0, &[b'z'; 1000])).await.unwrap();
+    write
+        .write_all(&frame(false, 0x0, &[b'z'; 1000]))
+        .await
+        .unwrap();
     let sent = flood(write, frame(false, 0x0, &[b'z'; 1000]).repeat(1000), 256).await;
     let closing = watcher.await.unwrap();
     assert_eq!(closing.code, Some(1009));
     assert!(closing.ended_at.is_some(), "the server hangs up");
-    assert!(sent < 64 * MIB, "the server took {} MiB after 1009", sent / MIB);
+    assert!(
+        sent < 64 * MIB,
+        "the server took {} MiB after 1009",
+        sent / MIB
+    );
 }
 
 /// A client that goes on sending after the server's close frame (here: 1003 for a binary
@@ -229,7 +255,12 @@ async fn after_its_close_frame_the_server_reads_no_more_and_hangs_up(way: Way) {
     let watcher = tokio::spawn(watch_close(read));
     write.write_all(&frame(true, 0x2, b"binary")).await.unwrap();
     // Valid frames, never a close: 256 MiB if the server keeps reading.
-    let sent = flood(write, frame(true, 0x2, &vec![b'd'; 60 * 1024]).repeat(16), 270).await;
+    let sent = flood(
+        write,
+        frame(true, 0x2, &vec![b'd'; 60 * 1024]).repeat(16),
+        270,
+    )
+    .await;
     let closing = watcher.await.unwrap();
     let grown = target.rss().saturating_sub(before);
     assert_eq!(closing.code, Some(1003));
@@ -239,6 +270,10 @@ async fn after_its_close_frame_the_server_reads_no_more_and_hangs_up(way: Way) {
         after_close < Duration::from_millis(1000 + 1000),
         "hung up {after_close:?} after its close frame (--close-timeout 1s)"
     );
-    assert!(sent < 64 * MIB, "the server took {} MiB after its close", sent / MIB);
+    assert!(
+        sent < 64 * MIB,
+        "the server took {} MiB after its close",
+        sent / MIB
+    );
     assert!(grown < 16 * MIB, "RSS grew {} MiB", grown / MIB);
 }

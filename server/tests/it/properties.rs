@@ -153,12 +153,20 @@ fn control_body() -> impl Strategy<Value = String> {
         any::<f64>().prop_map(|f| serde_json::to_string(&f).unwrap_or_else(|_| "null".into())),
         any::<i64>().prop_map(|i| i.to_string()),
         any::<u64>().prop_map(|u| u.to_string()),
-        (0u32..400, prop::bool::ANY).prop_map(|(e, neg)| format!("{}5e{}{e}", if neg { "-" } else { "" }, if e % 2 == 0 { "-" } else { "" })),
-        prop::sample::select(vec!["5e-20", "1e308", "-0.0", "0", "0.001", "0.01", "10000", "10000.5", "\"2\"", "null", "[]", "1e400"])
-            .prop_map(str::to_owned),
+        (0u32..400, prop::bool::ANY).prop_map(|(e, neg)| format!(
+            "{}5e{}{e}",
+            if neg { "-" } else { "" },
+            if e % 2 == 0 { "-" } else { "" }
+        )),
+        prop::sample::select(vec![
+            "5e-20", "1e308", "-0.0", "0", "0.001", "0.01", "10000", "10000.5", "\"2\"", "null",
+            "[]", "1e400"
+        ])
+        .prop_map(str::to_owned),
     ];
     prop_oneof![
-        (number.clone(), number.clone()).prop_map(|(r, p)| format!(r#"{{"rate":{r},"payload_bytes":{p}}}"#)),
+        (number.clone(), number.clone())
+            .prop_map(|(r, p)| format!(r#"{{"rate":{r},"payload_bytes":{p}}}"#)),
         number.clone().prop_map(|r| format!(r#"{{"rate":{r}}}"#)),
         number.prop_map(|p| format!(r#"{{"payload_bytes":{p}}}"#)),
         "[ -~]{0,40}",
@@ -194,12 +202,17 @@ fn control_accepts_only_runnable_settings_and_the_ticker_survives_any_body() {
                     "{body} -> {} {text}",
                     res.status
                 );
-                if res.status == 400 && (text.contains("rate must") || text.contains("payload_bytes must")) {
+                if res.status == 400
+                    && (text.contains("rate must") || text.contains("payload_bytes must"))
+                {
                     prop_assert!(text.contains("between"), "{body} -> {text}");
                 }
                 if res.status == 200 {
                     let rate = res.json()["rate"].as_f64().unwrap();
-                    prop_assert!(rate == 0.0 || (0.01..=10_000.0).contains(&rate), "{body} -> {text}");
+                    prop_assert!(
+                        rate == 0.0 || (0.01..=10_000.0).contains(&rate),
+                        "{body} -> {text}"
+                    );
                 }
                 Ok(())
             })
@@ -212,10 +225,18 @@ fn control_accepts_only_runnable_settings_and_the_ticker_survives_any_body() {
         }
         let res = post(&srv.url("/control"), r#"{"rate":100,"payload_bytes":0}"#).await;
         assert_eq!(res.status, 200);
-        let head = get(&srv.url("/stats")).await.json()["feed"]["head"].as_u64().unwrap();
+        let head = get(&srv.url("/stats")).await.json()["feed"]["head"]
+            .as_u64()
+            .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         let stats = get(&srv.url("/stats")).await.json();
-        assert!(stats["feed"]["head"].as_u64().unwrap() > head + 10, "the ticker ticks: {stats}");
-        assert_eq!(stats["feed"]["ticker_restarts"], 0, "the ticker never panicked");
+        assert!(
+            stats["feed"]["head"].as_u64().unwrap() > head + 10,
+            "the ticker ticks: {stats}"
+        );
+        assert_eq!(
+            stats["feed"]["ticker_restarts"], 0,
+            "the ticker never panicked"
+        );
     });
 }

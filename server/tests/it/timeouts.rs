@@ -41,7 +41,10 @@ async fn trickle(io: Io, bytes: &[u8], gap: Duration) -> (String, Duration) {
         }
     }
     writer.abort();
-    (String::from_utf8_lossy(&got).into_owned(), started.elapsed())
+    (
+        String::from_utf8_lossy(&got).into_owned(),
+        started.elapsed(),
+    )
 }
 
 async fn a_head_trickled_byte_by_byte_gets_408_at_the_request_timeout(way: Way) {
@@ -52,7 +55,10 @@ async fn a_head_trickled_byte_by_byte_gets_408_at_the_request_timeout(way: Way) 
     ] {
         let io = open(srv.addr, srv.cert.as_deref().filter(|_| srv.tls)).await;
         let (answer, after) = trickle(io, head, Duration::from_millis(250)).await;
-        assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?} after {after:?}");
+        assert!(
+            answer.starts_with("HTTP/1.1 408"),
+            "{answer:?} after {after:?}"
+        );
         assert!(
             after > Duration::from_millis(1500) && after < Duration::from_millis(3200),
             "408 after {after:?}; --request-timeout is 2s"
@@ -91,8 +97,14 @@ async fn a_publish_body_trickled_gets_408_at_the_body_timeout(way: Way) {
     let after = started.elapsed();
     writer.abort();
     let answer = String::from_utf8_lossy(&got);
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?} after {after:?}");
-    assert!(after < Duration::from_millis(2500), "408 after {after:?}; --body-timeout is 1s");
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "{answer:?} after {after:?}"
+    );
+    assert!(
+        after < Duration::from_millis(2500),
+        "408 after {after:?}; --body-timeout is 1s"
+    );
     // Nothing was published.
     let stats = request_to(
         &srv,

@@ -281,7 +281,10 @@ async fn python_websockets_client_follows_the_feed(way: Way) {
     publish_n(&srv, 3).await;
     let url = srv.ws_url("/ws?since=0");
     let ssl = match &srv.cert {
-        Some(cert) => format!("ssl.create_default_context(cafile={:?})", cert.display().to_string()),
+        Some(cert) => format!(
+            "ssl.create_default_context(cafile={:?})",
+            cert.display().to_string()
+        ),
         None => "None".into(),
     };
     let script = format!(
@@ -319,8 +322,14 @@ async fn a_token_less_session_must_authenticate_first(way: Way) {
     assert_eq!(next_text(&mut ws).await, json!({"op": "authenticated"}));
     assert_eq!(next_text(&mut ws).await["seq"], 1, "events only after auth");
     for (first, why) in [
-        (Message::Text(r#"{"op":"auth","token":"nope"}"#.into()), "wrong token"),
-        (Message::Text(r#"{"op":"echo"}"#.into()), "authenticate first"),
+        (
+            Message::Text(r#"{"op":"auth","token":"nope"}"#.into()),
+            "wrong token",
+        ),
+        (
+            Message::Text(r#"{"op":"echo"}"#.into()),
+            "authenticate first",
+        ),
         (Message::Binary(vec![1]), "authenticate first"),
     ] {
         let mut ws = connect(&srv, "/ws?since=0").await;

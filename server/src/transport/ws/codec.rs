@@ -275,12 +275,8 @@ fn close_payload(payload: &[u8]) -> Result<Option<CloseReason>, CloseReason> {
             if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
                 return Err(protocol(&format!("close code {code} is not allowed")));
             }
-            let reason = std::str::from_utf8(reason).map_err(|_| {
-                close(
-                    CloseCode::Invalid,
-                    "close reason is not valid UTF-8".into(),
-                )
-            })?;
+            let reason = std::str::from_utf8(reason)
+                .map_err(|_| close(CloseCode::Invalid, "close reason is not valid UTF-8".into()))?;
             Ok(Some(CloseReason {
                 code: CloseCode::from(code),
                 description: (!reason.is_empty()).then(|| reason.to_owned()),
@@ -425,21 +421,36 @@ mod tests {
     #[test]
     fn broken_frames_get_the_rfc_close_codes() {
         let code = |bytes: &[u8]| all(&mut Decoder::new(100), bytes).unwrap_err().code;
-        assert_eq!(code(&client_frame(true, TEXT, &[0xff, 0xfe])), CloseCode::Invalid);
+        assert_eq!(
+            code(&client_frame(true, TEXT, &[0xff, 0xfe])),
+            CloseCode::Invalid
+        );
         assert_eq!(code(&[0x81, 0x01, b'x']), CloseCode::Protocol); // unmasked
         assert_eq!(code(&client_frame(true, 0x3, b"")), CloseCode::Protocol);
         assert_eq!(code(&client_frame(true, 0xc1, b"")), CloseCode::Protocol); // RSV1
         assert_eq!(code(&client_frame(false, PING, b"")), CloseCode::Protocol);
-        assert_eq!(code(&client_frame(true, PING, &[0; 126])), CloseCode::Protocol);
-        assert_eq!(code(&client_frame(true, CONTINUATION, b"x")), CloseCode::Protocol);
+        assert_eq!(
+            code(&client_frame(true, PING, &[0; 126])),
+            CloseCode::Protocol
+        );
+        assert_eq!(
+            code(&client_frame(true, CONTINUATION, b"x")),
+            CloseCode::Protocol
+        );
         let mut two = client_frame(false, TEXT, b"a");
         two.extend(client_frame(true, TEXT, b"b"));
         assert_eq!(code(&two), CloseCode::Protocol);
         assert_eq!(code(&client_frame(true, CLOSE, &[3])), CloseCode::Protocol);
-        assert_eq!(code(&client_frame(true, CLOSE, &[0x03, 0xed])), CloseCode::Protocol); // 1005
+        assert_eq!(
+            code(&client_frame(true, CLOSE, &[0x03, 0xed])),
+            CloseCode::Protocol
+        ); // 1005
         let mut bad_reason = 1000u16.to_be_bytes().to_vec();
         bad_reason.extend_from_slice(&[0xff]);
-        assert_eq!(code(&client_frame(true, CLOSE, &bad_reason)), CloseCode::Invalid);
+        assert_eq!(
+            code(&client_frame(true, CLOSE, &bad_reason)),
+            CloseCode::Invalid
+        );
     }
 
     #[test]
@@ -459,7 +470,10 @@ mod tests {
         assert_eq!(&ping()[..], &[0x89, 0]);
         assert_eq!(&pong(b"ab")[..], &[0x8a, 2, b'a', b'b']);
         let reason = close(CloseCode::Away, "bye".into());
-        assert_eq!(&close_frame(Some(&reason))[..], &[0x88, 5, 0x03, 0xe9, b'b', b'y', b'e']);
+        assert_eq!(
+            &close_frame(Some(&reason))[..],
+            &[0x88, 5, 0x03, 0xe9, b'b', b'y', b'e']
+        );
         assert_eq!(binary(&[0; 200])[1], 126);
         assert!(close_frame(Some(&close(CloseCode::Away, "é".repeat(200)))).len() <= 127);
     }

@@ -18,9 +18,9 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
 use super::{
-    answer, check_auth_message,
+    answer, check_auth_message, close,
     codec::{self, Decoder, Msg},
-    close, missed_notice, too_slow, Ready, AUTHENTICATED,
+    missed_notice, too_slow, Ready, AUTHENTICATED,
 };
 use crate::{
     accounting::{ws_frame_len, Meter},
@@ -117,10 +117,8 @@ impl<W: Wire> Session<W> {
         let state = self.state.clone();
         let config = &state.config;
         let mut head = state.feed.subscribe();
-        let mut heartbeat = tokio::time::interval_at(
-            Instant::now() + config.heartbeat,
-            config.heartbeat,
-        );
+        let mut heartbeat =
+            tokio::time::interval_at(Instant::now() + config.heartbeat, config.heartbeat);
         let auth_deadline = tokio::time::sleep(config.request_timeout);
         tokio::pin!(auth_deadline);
         let mut last_heard = Instant::now();
@@ -129,7 +127,10 @@ impl<W: Wire> Session<W> {
             loop {
                 match self.next_msg() {
                     Ok(Some(msg)) => {
-                        if let Some(end) = self.on_feed_message(msg, meter, &mut must_authenticate).await {
+                        if let Some(end) = self
+                            .on_feed_message(msg, meter, &mut must_authenticate)
+                            .await
+                        {
                             return end;
                         }
                     }
@@ -183,7 +184,12 @@ impl<W: Wire> Session<W> {
     }
 
     /// Writes what is pending after `cursor` in one write; `Ok(true)` when more is.
-    async fn deliver(&mut self, meter: &Meter, cursor: &mut u64, lag: &LagLimit) -> Result<bool, End> {
+    async fn deliver(
+        &mut self,
+        meter: &Meter,
+        cursor: &mut u64,
+        lag: &LagLimit,
+    ) -> Result<bool, End> {
         let state = self.state.clone();
         let config = &state.config;
         let Ok(batch) = state.feed.since_within(
@@ -338,7 +344,12 @@ impl<W: Wire> Session<W> {
             ));
         }
         let frame = codec::close_frame(reason.as_ref());
-        if self.wire.write(&[&frame], config.send_timeout).await.is_err() {
+        if self
+            .wire
+            .write(&[&frame], config.send_timeout)
+            .await
+            .is_err()
+        {
             return self.wire.close(Instant::now()).await;
         }
         let deadline = Instant::now() + config.close_timeout;

@@ -232,7 +232,11 @@ pub async fn request_to(srv: &TestServer, mut req: Request<Full<Bytes>>) -> Resp
         return request(req).await;
     };
     // hyper's connection-level client adds no Host header (its pooled client does).
-    let host = req.uri().authority().map(|a| a.to_string()).unwrap_or_default();
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     req.headers_mut()
         .entry(hyper::header::HOST)
         .or_insert(host.parse().unwrap());
