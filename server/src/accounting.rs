@@ -83,6 +83,8 @@ pub struct Accounting {
     pub published: AtomicU64,
     /// Streaming connections and held long-polls, checked against `--max-connections`.
     pub open_streams: AtomicI64,
+    /// Times the ticker task panicked and was restarted (a bug if ever above 0).
+    pub ticker_restarts: AtomicU64,
     clients: Mutex<HashMap<String, Arc<ClientRecord>>>,
     max_clients: usize,
     /// Open streaming connections per client IP; only kept when that limit is on.
@@ -98,6 +100,7 @@ impl Accounting {
             refused_connections: AtomicU64::new(0),
             published: AtomicU64::new(0),
             open_streams: AtomicI64::new(0),
+            ticker_restarts: AtomicU64::new(0),
             clients: Mutex::new(HashMap::new()),
             max_clients: max_clients.max(1),
             per_ip: Mutex::new(HashMap::new()),
@@ -328,14 +331,16 @@ pub fn response_head_len<B: MessageBody>(req: &HttpRequest, res: &HttpResponse<B
 pub enum Framing {
     Chunked,
     Http2,
+    /// HTTP/1.0: no chunked coding; the body ends when the connection does.
+    Eof,
 }
 
 impl Framing {
     pub fn of(req: &impl crate::incoming::Incoming) -> Self {
-        if req.version() == Version::HTTP_2 {
-            Self::Http2
-        } else {
-            Self::Chunked
+        match req.version() {
+            Version::HTTP_2 => Self::Http2,
+            Version::HTTP_10 | Version::HTTP_09 => Self::Eof,
+            _ => Self::Chunked,
         }
     }
 
@@ -344,6 +349,7 @@ impl Framing {
         match self {
             Self::Chunked => (hex_digits(len) + 2 + len + 2) as u64,
             Self::Http2 => (9 + len) as u64,
+            Self::Eof => len as u64,
         }
     }
 
@@ -352,6 +358,7 @@ impl Framing {
         match self {
             Self::Chunked => 5,
             Self::Http2 => 9,
+            Self::Eof => 0,
         }
     }
 }

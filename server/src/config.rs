@@ -11,8 +11,20 @@ use clap::{Parser, ValueEnum};
 /// load generator publishes its own events.
 pub const MAX_TICKER_RATE: f64 = 10_000.0;
 
+/// Lower bound of a running ticker's rate (0 turns it off): one event per 100 s. Slower would
+/// be an interval no timer can take (`{"rate":5e-20}` once killed the ticker).
+pub const MIN_TICKER_RATE: f64 = 0.01;
+
 /// Upper bound of `--payload-bytes` and of `POST /control {"payload_bytes"}`.
 pub const MAX_TICKER_PAYLOAD: usize = 1 << 20;
+
+/// Longest any duration setting may be: every deadline is "now" plus a setting, and must stay a
+/// time the clock can represent.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// Largest `--max-publish-bytes` and `--ws-max-message-bytes`: what one request or one
+/// WebSocket connection may make the server hold.
+pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -65,24 +77,24 @@ pub struct Config {
 
     /// Interval of SSE comment heartbeats and WebSocket pings on a quiet connection. Keep it below
     /// the idle timeout of every proxy in front of the server (nginx `proxy_read_timeout`: 60 s).
-    #[arg(long, env = "FEEDLAB_HEARTBEAT", default_value = "15s", value_parser = parse_nonzero_duration)]
+    #[arg(long, env = "FEEDLAB_HEARTBEAT", default_value = "15s", value_parser = duration_in(Duration::from_millis(1), Duration::from_secs(3600)))]
     pub heartbeat: Duration,
 
     /// A WebSocket client silent for this long (no pong, no message) is closed. Must exceed
     /// `--heartbeat`, since the client's pongs answer our pings.
-    #[arg(long, env = "FEEDLAB_WS_CLIENT_TIMEOUT", default_value = "45s", value_parser = parse_nonzero_duration)]
+    #[arg(long, env = "FEEDLAB_WS_CLIENT_TIMEOUT", default_value = "45s", value_parser = duration_in(Duration::from_millis(1), MAX_DURATION))]
     pub ws_client_timeout: Duration,
 
     /// How long a long-poll is held when the request gives no `timeout_ms`.
-    #[arg(long, env = "FEEDLAB_LONG_POLL_TIMEOUT", default_value = "25s", value_parser = parse_nonzero_duration)]
+    #[arg(long, env = "FEEDLAB_LONG_POLL_TIMEOUT", default_value = "25s", value_parser = duration_in(Duration::from_millis(1), MAX_DURATION))]
     pub long_poll_timeout: Duration,
 
     /// Largest `timeout_ms` a long-poll may ask for; more is refused with 400.
-    #[arg(long, env = "FEEDLAB_LONG_POLL_MAX", default_value = "120s", value_parser = parse_nonzero_duration)]
+    #[arg(long, env = "FEEDLAB_LONG_POLL_MAX", default_value = "120s", value_parser = duration_in(Duration::from_millis(1), MAX_DURATION))]
     pub long_poll_max: Duration,
 
     /// `retry:` hint sent to SSE clients: how long EventSource waits before reconnecting.
-    #[arg(long, env = "FEEDLAB_SSE_RETRY", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FEEDLAB_SSE_RETRY", default_value = "1s", value_parser = duration_in(Duration::ZERO, MAX_DURATION))]
     pub sse_retry: Duration,
 
     /// Origins (scheme://host[:port]) allowed to open WebSockets and read the HTTP transports
@@ -101,46 +113,53 @@ pub struct Config {
     pub auth_token: Option<String>,
 
     /// Largest `POST /publish` body; more is refused with 413.
-    #[arg(long, env = "FEEDLAB_MAX_PUBLISH_BYTES", default_value_t = 64 * 1024)]
+    #[arg(long, env = "FEEDLAB_MAX_PUBLISH_BYTES", default_value_t = 64 * 1024, value_parser = count_in(0, MAX_MESSAGE_BYTES))]
     pub max_publish_bytes: usize,
+
+    /// A `POST /publish` body must arrive in full within this time after its request head, or
+    /// the request gets 408 and the connection is closed (a body trickled byte by byte would
+    /// otherwise hold it open for ever).
+    #[arg(long, env = "FEEDLAB_BODY_TIMEOUT", default_value = "10s", value_parser = duration_in(Duration::from_millis(1), MAX_DURATION))]
+    pub body_timeout: Duration,
 
     /// Largest WebSocket message (a frame, or a fragmented message reassembled); more closes the
     /// connection with 1009.
-    #[arg(long, env = "FEEDLAB_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    #[arg(long, env = "FEEDLAB_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024, value_parser = count_in(1, MAX_MESSAGE_BYTES))]
     pub ws_max_message_bytes: usize,
 
     /// Most open streaming connections (SSE, WebSocket, held long-polls) at once; past it,
     /// HTTP gets 503 with `Retry-After` and WebSocket handshakes are refused the same way.
-    #[arg(long, env = "FEEDLAB_MAX_CONNECTIONS", default_value_t = 50_000)]
+    #[arg(long, env = "FEEDLAB_MAX_CONNECTIONS", default_value_t = 50_000, value_parser = count_in(1, 10_000_000))]
     pub max_connections: usize,
 
     /// Most open streaming connections of one transport (SSE, WebSocket or held long-polls).
     #[arg(
         long,
         env = "FEEDLAB_MAX_TRANSPORT_CONNECTIONS",
-        default_value_t = 50_000
+        default_value_t = 50_000,
+        value_parser = count_in(1, 10_000_000)
     )]
     pub max_transport_connections: usize,
 
     /// Most open streaming connections from one client IP; 0 turns the check off (the default,
     /// since behind a reverse proxy every client shares the proxy's address).
-    #[arg(long, env = "FEEDLAB_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
+    #[arg(long, env = "FEEDLAB_MAX_CONNECTIONS_PER_IP", default_value_t = 0, value_parser = count_in(0, 10_000_000))]
     pub max_connections_per_ip: usize,
 
     /// A streaming connection (SSE, WebSocket) further than this many events behind the head is
     /// disconnected with a reason (WS close 1013, SSE `event: overflow`) and resumes from its
     /// cursor. Must stay below `--retain`, so the resume loses nothing. Default: half of `--retain`.
-    #[arg(long, env = "FEEDLAB_MAX_LAG")]
+    #[arg(long, env = "FEEDLAB_MAX_LAG", value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     pub max_lag: Option<u64>,
 
     /// Longest a write may wait on a client that stopped reading (WebSocket sends, and the
     /// kernel's TCP_USER_TIMEOUT on every connection); then the connection is dropped.
-    #[arg(long, env = "FEEDLAB_SEND_TIMEOUT", default_value = "30s", value_parser = parse_nonzero_duration)]
+    #[arg(long, env = "FEEDLAB_SEND_TIMEOUT", default_value = "30s", value_parser = duration_in(Duration::from_millis(1), MAX_DURATION))]
     pub send_timeout: Duration,
 
     /// A new connection must deliver its complete request head (or TLS handshake) within this
     /// time, or it is dropped: the slowloris defence.
-    #[arg(long, env = "FEEDLAB_REQUEST_TIMEOUT", default_value = "5s", value_parser = parse_nonzero_duration)]
+    #[arg(long, env = "FEEDLAB_REQUEST_TIMEOUT", default_value = "5s", value_parser = duration_in(Duration::from_millis(1), MAX_DURATION))]
     pub request_timeout: Duration,
 
     /// After a connection's last response (or a WebSocket close handshake), how long the server
@@ -148,16 +167,16 @@ pub struct Config {
     /// server to be the one that closes TCP, promptly. At least 600ms: actix measures this
     /// deadline on a clock it refreshes every 500 ms, and a shorter one can fall in the past and
     /// leave the connection open.
-    #[arg(long, env = "FEEDLAB_CLOSE_TIMEOUT", default_value = "600ms", value_parser = parse_close_timeout)]
+    #[arg(long, env = "FEEDLAB_CLOSE_TIMEOUT", default_value = "600ms", value_parser = duration_in(Duration::from_millis(600), MAX_DURATION))]
     pub close_timeout: Duration,
 
     /// Connections the kernel queues for accepting (`listen(2)` backlog). A burst of clients
     /// larger than this waits for a SYN retry (about a second) instead of connecting at once.
-    #[arg(long, env = "FEEDLAB_BACKLOG", default_value_t = 1024)]
+    #[arg(long, env = "FEEDLAB_BACKLOG", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_535))]
     pub backlog: u32,
 
     /// An idle keep-alive connection (no request in flight) is closed after this time.
-    #[arg(long, env = "FEEDLAB_KEEP_ALIVE", default_value = "30s", value_parser = parse_nonzero_duration)]
+    #[arg(long, env = "FEEDLAB_KEEP_ALIVE", default_value = "30s", value_parser = duration_in(Duration::from_millis(1), MAX_DURATION))]
     pub keep_alive: Duration,
 
     /// Also accept HTTP/2 with prior knowledge (h2c) on the plain port. Off by default: actix's
@@ -190,11 +209,11 @@ pub struct Config {
 
     /// Clients (`client=ID`) whose per-client accounting is kept; the least recently seen is
     /// forgotten past this.
-    #[arg(long, env = "FEEDLAB_MAX_TRACKED_CLIENTS", default_value_t = 1_024)]
+    #[arg(long, env = "FEEDLAB_MAX_TRACKED_CLIENTS", default_value_t = 1_024, value_parser = count_in(1, 100_000))]
     pub max_tracked_clients: usize,
 
     /// Worker threads serving connections (default: one per CPU core).
-    #[arg(long, env = "FEEDLAB_WORKERS")]
+    #[arg(long, env = "FEEDLAB_WORKERS", value_parser = count_in(1, 1_024))]
     pub workers: Option<usize>,
 
     /// Serve plain-HTTP/1.1 connections that open with `GET /sse` or a WebSocket upgrade on
@@ -218,10 +237,12 @@ pub struct Config {
     pub results_dir: PathBuf,
 
     /// Time given to open connections to finish after SIGINT/SIGTERM.
-    #[arg(long, env = "FEEDLAB_SHUTDOWN_GRACE", default_value = "3s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FEEDLAB_SHUTDOWN_GRACE", default_value = "3s", value_parser = duration_in(Duration::ZERO, MAX_DURATION))]
     pub shutdown_grace: Duration,
 
-    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `server=debug`.
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `server=debug`. actix-http's
+    /// connection dispatcher stays silent unless the filter names `actix_http` (it would log
+    /// every WebSocket closed through actix-web as an error).
     #[arg(long, env = "FEEDLAB_LOG", default_value = "info")]
     pub log: String,
 }
@@ -288,40 +309,63 @@ impl Config {
     }
 }
 
-fn parse_rate(s: &str) -> Result<f64, String> {
-    let rate: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if !(0.0..=MAX_TICKER_RATE).contains(&rate) {
-        return Err(format!("rate must be between 0 and {MAX_TICKER_RATE}"));
+/// The ticker's rate: 0 (off), or between [`MIN_TICKER_RATE`] and [`MAX_TICKER_RATE`]; the
+/// reason names the range. `/control` checks with the same function.
+pub fn check_rate(rate: f64) -> Result<f64, String> {
+    if rate == 0.0 || (MIN_TICKER_RATE..=MAX_TICKER_RATE).contains(&rate) {
+        Ok(rate.abs())
+    } else {
+        Err(format!(
+            "rate must be 0 (off) or between {MIN_TICKER_RATE} and {MAX_TICKER_RATE} events per second, got {rate}"
+        ))
     }
-    Ok(rate)
+}
+
+/// The ticker's padding: at most [`MAX_TICKER_PAYLOAD`] bytes. `/control` checks with it too.
+pub fn check_payload(bytes: usize) -> Result<usize, String> {
+    if bytes > MAX_TICKER_PAYLOAD {
+        return Err(format!(
+            "payload_bytes must be between 0 and {MAX_TICKER_PAYLOAD}, got {bytes}"
+        ));
+    }
+    Ok(bytes)
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    check_rate(s.parse().map_err(|_| format!("{s:?} is not a number"))?)
 }
 
 fn parse_payload(s: &str) -> Result<usize, String> {
-    let n: usize = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a byte count"))?;
-    if n > MAX_TICKER_PAYLOAD {
-        return Err(format!(
-            "payload must be at most {MAX_TICKER_PAYLOAD} bytes"
-        ));
-    }
-    Ok(n)
+    check_payload(
+        s.parse()
+            .map_err(|_| format!("{s:?} is not a byte count"))?,
+    )
 }
 
-fn parse_close_timeout(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if d < Duration::from_millis(600) {
-        return Err("must be at least 600ms (actix's connection clock ticks every 500 ms)".into());
+/// A duration flag's parser: humantime syntax, between `min` and `max`.
+fn duration_in(min: Duration, max: Duration) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    move |s| {
+        let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+        if d < min || d > max {
+            return Err(format!(
+                "must be between {} and {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ));
+        }
+        Ok(d)
     }
-    Ok(d)
 }
 
-fn parse_nonzero_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if d.is_zero() {
-        return Err("must be more than zero".into());
+/// A count flag's parser: an integer between `min` and `max`.
+fn count_in(min: usize, max: usize) -> impl Fn(&str) -> Result<usize, String> + Clone {
+    move |s| {
+        let n: usize = s.parse().map_err(|_| format!("{s:?} is not a count"))?;
+        if !(min..=max).contains(&n) {
+            return Err(format!("must be between {min} and {max}"));
+        }
+        Ok(n)
     }
-    Ok(d)
 }
 
 #[cfg(test)]
@@ -351,5 +395,36 @@ mod tests {
         let c = Config::from_args(["--heartbeat", "10s", "--ws-client-timeout", "5s"]).unwrap();
         assert!(c.validate().is_err());
         assert!(Config::from_args(["--rate", "-1"]).is_err());
+    }
+
+    #[test]
+    fn every_flag_value_accepted_is_one_the_server_can_run() {
+        for bad in [
+            ["--rate", "5e-20"],
+            ["--rate", "NaN"],
+            ["--rate", "inf"],
+            ["--heartbeat", "0s"],
+            ["--heartbeat", "1000000years"],
+            ["--send-timeout", "400years"],
+            ["--request-timeout", "2days"],
+            ["--close-timeout", "100ms"],
+            ["--body-timeout", "0s"],
+            ["--ws-max-message-bytes", "0"],
+            ["--ws-max-message-bytes", "18446744073709551615"],
+            ["--max-publish-bytes", "300000000"],
+            ["--workers", "0"],
+            ["--workers", "100000"],
+            ["--backlog", "0"],
+            ["--max-tracked-clients", "0"],
+        ] {
+            let err = Config::from_args(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("between") || err.contains("not a") || err.contains("not in"),
+                "{bad:?}: {err}"
+            );
+        }
+        for good in [["--rate", "0"], ["--rate", "0.01"], ["--rate", "10000"]] {
+            Config::from_args(good).unwrap();
+        }
     }
 }

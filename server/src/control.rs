@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::{
-    config::{MAX_TICKER_PAYLOAD, MAX_TICKER_RATE},
+    config::{check_payload, check_rate, MAX_TICKER_PAYLOAD, MAX_TICKER_RATE, MIN_TICKER_RATE},
     error::ApiError,
     state::AppState,
     ticker::TickerSettings,
@@ -37,21 +37,12 @@ pub async fn post(
     let change: Change = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadControl(format!("bad control body: {e}")))?;
     let mut settings = state.ticker.settings();
+    // The same checks as the flags: every value accepted is one the ticker can run with.
     if let Some(rate) = change.rate {
-        if !(0.0..=MAX_TICKER_RATE).contains(&rate) {
-            return Err(ApiError::BadControl(format!(
-                "rate must be between 0 and {MAX_TICKER_RATE}"
-            )));
-        }
-        settings.rate = rate;
+        settings.rate = check_rate(rate).map_err(ApiError::BadControl)?;
     }
     if let Some(bytes) = change.payload_bytes {
-        if bytes > MAX_TICKER_PAYLOAD {
-            return Err(ApiError::BadControl(format!(
-                "payload_bytes must be at most {MAX_TICKER_PAYLOAD}"
-            )));
-        }
-        settings.payload_bytes = bytes;
+        settings.payload_bytes = check_payload(bytes).map_err(ApiError::BadControl)?;
     }
     state.ticker.set(settings);
     Ok(HttpResponse::Ok().json(view(&state)))
@@ -66,6 +57,7 @@ fn view(state: &AppState) -> serde_json::Value {
         "rate": rate,
         "payload_bytes": payload_bytes,
         "control_enabled": state.config.control_enabled(),
+        "min_rate": MIN_TICKER_RATE,
         "max_rate": MAX_TICKER_RATE,
         "max_payload_bytes": MAX_TICKER_PAYLOAD,
         "heartbeat_ms": state.config.heartbeat.as_millis() as u64,

@@ -19,6 +19,8 @@ pub enum ApiError {
     BadJson(String),
     #[error("body is {size} bytes; the limit is {limit} (--max-publish-bytes)")]
     BodyTooLarge { size: usize, limit: usize },
+    #[error("the body did not arrive within {0} (--body-timeout)")]
+    BodyTimeout(String),
     #[error("unauthorized: {0}")]
     Unauthorized(&'static str),
     #[error("origin {0:?} is not allowed (same origin or --allowed-origin only)")]
@@ -62,6 +64,7 @@ impl ResponseError for ApiError {
             Self::CursorAhead { .. } => StatusCode::CONFLICT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::ForbiddenOrigin(_) | Self::ControlDisabled => StatusCode::FORBIDDEN,
             Self::TooManyConnections(_) | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,

@@ -61,7 +61,7 @@ pub async fn run(
     config.validate().map_err(anyhow::Error::msg)?;
     let stop = CancellationToken::new();
     let state = AppState::load(config.clone(), stop.clone()).await?;
-    let ticker = tokio::spawn(Ticker::run(state.clone(), stop.clone()));
+    let ticker = tokio::spawn(Ticker::supervise(state.clone(), stop.clone()));
     let closer = {
         let (feed, stop) = (state.feed.clone(), stop.clone());
         tokio::spawn(async move {
@@ -253,7 +253,15 @@ fn print_urls(addr: std::net::SocketAddr, tls: bool) {
 }
 
 fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+    // actix-http reports each WebSocket the server hangs up on through actix-web as a response
+    // body error (that is how the session makes it drop the connection; see
+    // `transport::ws::actix_wire`): silenced unless the filter names actix_http itself.
+    let filter = if filter.contains("actix_http") {
+        filter.to_owned()
+    } else {
+        format!("{filter},actix_http::h1::dispatcher=off")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

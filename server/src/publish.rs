@@ -25,16 +25,23 @@ pub async fn handler(
         return Err(ApiError::BodyTooLarge { size, limit });
     }
     let mut buf = web::BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading body: {e}")))?;
-        if buf.len() + chunk.len() > limit {
-            return Err(ApiError::BodyTooLarge {
-                size: buf.len() + chunk.len(),
-                limit,
-            });
+    let deadline = state.config.body_timeout;
+    let read = async {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading body: {e}")))?;
+            if buf.len() + chunk.len() > limit {
+                return Err(ApiError::BodyTooLarge {
+                    size: buf.len() + chunk.len(),
+                    limit,
+                });
+            }
+            buf.extend_from_slice(&chunk);
         }
-        buf.extend_from_slice(&chunk);
-    }
+        Ok(())
+    };
+    tokio::time::timeout(deadline, read)
+        .await
+        .map_err(|_| ApiError::BodyTimeout(humantime::format_duration(deadline).to_string()))??;
     let seq = state.publish(&compact_json(&buf)?).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "seq": seq })))
 }

@@ -33,6 +33,7 @@ pub fn snapshot(state: &AppState) -> serde_json::Value {
             "retained": state.feed.retained(),
             "retain": state.config.retain,
             "published": a.published.load(Relaxed),
+            "ticker_restarts": a.ticker_restarts.load(Relaxed),
         },
         "transports": per_transport(&a.transports),
         "echo": a.echo.snapshot(),

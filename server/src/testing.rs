@@ -12,6 +12,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// Whether it serves `https://` and `wss://`.
     pub tls: bool,
+    /// Where its self-signed certificate was written (`--tls-write-cert`), for clients.
+    pub cert: Option<std::path::PathBuf>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -43,6 +45,7 @@ impl TestServer {
         let server = Self {
             addr,
             tls,
+            cert: cert.clone(),
             stop: Some(tx),
             thread: Some(thread),
         };

@@ -9,7 +9,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::{feed::now_us, state::AppState};
+use crate::{
+    config::{MAX_TICKER_RATE, MIN_TICKER_RATE},
+    feed::now_us,
+    state::AppState,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TickerSettings {
@@ -41,6 +45,29 @@ impl Ticker {
         self.settings.send_replace(settings);
     }
 
+    /// Runs the ticker until `stop` is cancelled. A panic in it is a bug, but not a silent
+    /// stop: it is logged and the ticker starts again (after a second, so a bug that panics at
+    /// once cannot spin).
+    pub async fn supervise(state: std::sync::Arc<AppState>, stop: CancellationToken) {
+        loop {
+            let task = tokio::spawn(Self::run(state.clone(), stop.clone()));
+            match task.await {
+                Err(e) if e.is_panic() => {
+                    tracing::error!("ticker panicked (a bug; restarting it): {e}");
+                    state
+                        .accounting
+                        .ticker_restarts
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
     /// Publishes at the current rate until `stop` is cancelled.
     pub async fn run(state: std::sync::Arc<AppState>, stop: CancellationToken) {
         let mut rx = state.ticker.settings.subscribe();
@@ -55,7 +82,15 @@ impl Ticker {
                 continue;
             }
             let pad = "x".repeat(current.payload_bytes);
-            let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / current.rate));
+            // Settings are checked where they come in (flags, /control); a rate that still made
+            // no interval would run as the slowest allowed one, never panic.
+            let period = Duration::try_from_secs_f64(1.0 / current.rate)
+                .unwrap_or(Duration::MAX)
+                .clamp(
+                    Duration::from_secs_f64(1.0 / MAX_TICKER_RATE),
+                    Duration::from_secs_f64(1.0 / MIN_TICKER_RATE),
+                );
+            let mut interval = tokio::time::interval(period);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {

@@ -1,22 +1,33 @@
 //! Deciding, from a peek at a connection's first bytes, whether the fast path takes it.
 //!
 //! Only a peek: nothing is consumed until the fast path has accepted the request, so every
-//! connection it declines reaches actix-web exactly as it arrived. A head that is not all there
-//! in the first peek (slow or huge) is declined too; actix-web has the timers for those.
+//! connection it declines reaches actix-web exactly as it arrived.
+//!
+//! One definition of a valid request: the fast path takes a request only when it is sure
+//! actix-web would accept it the same way (see [`parse`]); anything else, including anything
+//! these checks are unsure of, goes to actix-web, whose parser and handlers answer it. And one
+//! request-head deadline: the peek waits for the whole head, up to `--request-timeout` from
+//! the connection's start, and answers 408 itself when it passes; a connection it hands over
+//! carries its complete head (or a broken or oversized one), which actix-web answers at once,
+//! so the two timers never add up.
 
 use std::{net::IpAddr, time::Duration};
 
 use actix_web::http::{
-    header::{HeaderMap, HeaderName, HeaderValue},
+    header::{self, HeaderMap, HeaderName, HeaderValue},
+    uri::Authority,
     Version,
 };
-use tokio::net::TcpStream;
+use tokio::{net::TcpStream, time::Instant};
 
 use crate::incoming::Incoming;
 
-/// How much of a connection's first bytes are looked at. A streaming request's head is a few
-/// hundred bytes; anything longer is left to actix-web.
+/// The first peek looks at this much; a longer head is peeked again with more room.
 pub const PEEK_BYTES: usize = 4096;
+
+/// The most a peek looks at: actix-http's own limit on a request head (its decoder refuses a
+/// longer one), so a head that is still incomplete here is one actix-web refuses at once.
+pub const MAX_HEAD_BYTES: usize = 131_072;
 
 /// The most headers a fast-path request may have.
 const MAX_HEADERS: usize = 32;
@@ -46,25 +57,70 @@ pub enum Peeked {
     Fast(Head),
     /// Anything else: actix-web serves it.
     Actix,
-    /// Nothing arrived within the request timeout, or the peer left.
+    /// The head was not all there within the request timeout: answer 408.
+    TimedOut,
+    /// The peer left.
     Gone,
 }
 
-/// Waits up to `timeout` for the first bytes, and classifies them.
+/// What a peek at the bytes so far says.
+enum Verdict {
+    Done(Option<Head>),
+    /// The head is incomplete.
+    More,
+}
+
+/// Waits up to `timeout` for a complete request head, and classifies it.
 pub async fn peek(stream: &TcpStream, timeout: Duration) -> Peeked {
-    // On the heap, and dropped before the connection is served: a buffer in the connection's
-    // future would stay allocated for as long as the connection lives.
-    let mut buf = vec![0u8; PEEK_BYTES];
-    match tokio::time::timeout(timeout, stream.peek(&mut buf)).await {
-        Ok(Ok(0)) | Ok(Err(_)) | Err(_) => Peeked::Gone,
-        Ok(Ok(n)) => match parse(&buf[..n], stream.peer_addr().ok().map(|a| a.ip())) {
-            Some(head) => Peeked::Fast(head),
-            None => Peeked::Actix,
-        },
+    let deadline = Instant::now() + timeout;
+    let peer = stream.peer_addr().ok().map(|a| a.ip());
+    let mut size = PEEK_BYTES;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        // On the heap, and dropped before waiting again or serving: a buffer in the
+        // connection's future would stay allocated for as long as the connection lives.
+        let mut buf = vec![0u8; size];
+        let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
+            Err(_) => return Peeked::TimedOut,
+            Ok(Ok(0)) | Ok(Err(_)) => return Peeked::Gone,
+            Ok(Ok(n)) => n,
+        };
+        match verdict(&buf[..n], peer) {
+            Verdict::Done(Some(head)) => return Peeked::Fast(head),
+            Verdict::Done(None) => return Peeked::Actix,
+            Verdict::More if n >= MAX_HEAD_BYTES => return Peeked::Actix,
+            Verdict::More => {}
+        }
+        drop(buf);
+        if n == size {
+            size = (size * 2).min(MAX_HEAD_BYTES);
+            continue;
+        }
+        // A peek does not consume, so the socket stays readable: wait a little, then look
+        // again (a head split over packets, or a slow client).
+        if tokio::time::timeout_at(deadline, tokio::time::sleep(pause))
+            .await
+            .is_err()
+        {
+            return Peeked::TimedOut;
+        }
+        pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
 
-/// The head in `bytes`, if it is a complete HTTP/1.1 `GET /sse` or WebSocket upgrade on `/ws`.
+fn verdict(bytes: &[u8], peer: Option<IpAddr>) -> Verdict {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    match httparse::Request::new(&mut headers).parse(bytes) {
+        Ok(httparse::Status::Partial) => Verdict::More,
+        _ => Verdict::Done(parse(bytes, peer)),
+    }
+}
+
+/// The head in `bytes`, if it is a complete HTTP/1.1 `GET /sse` or WebSocket upgrade on `/ws`
+/// or `/ws/echo` that actix-web would take the same way: one `Host` naming an authority, no
+/// header twice, no body (`Content-Length`, `Transfer-Encoding`), no `Expect`, only plain
+/// characters in the target and in header values, no upgrade on `/sse`. `None` for anything
+/// else: actix-web decides.
 pub fn parse(bytes: &[u8], peer: Option<IpAddr>) -> Option<Head> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
@@ -76,15 +132,40 @@ pub fn parse(bytes: &[u8], peer: Option<IpAddr>) -> Option<Head> {
         return None;
     }
     let target = req.path?;
+    if !target.bytes().all(plain_target_byte) {
+        return None;
+    }
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let mut map = HeaderMap::with_capacity(req.headers.len());
     for h in req.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        let value = HeaderValue::from_bytes(h.value).ok()?;
-        map.append(name, value);
+        if map.contains_key(&name)
+            || !h
+                .value
+                .iter()
+                .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+        {
+            return None;
+        }
+        map.append(name, HeaderValue::from_bytes(h.value).ok()?);
+    }
+    let host = map.get(header::HOST)?.to_str().ok()?;
+    if host.contains('@') || host.parse::<Authority>().is_err() {
+        return None;
+    }
+    for refused in [
+        header::CONTENT_LENGTH,
+        header::TRANSFER_ENCODING,
+        header::EXPECT,
+    ] {
+        if map.contains_key(refused) {
+            return None;
+        }
     }
     let kind = match path {
-        "/sse" => Kind::Sse,
+        "/sse" if !map.contains_key(header::UPGRADE) && !connection_has(&map, "upgrade") => {
+            Kind::Sse
+        }
         "/ws" if wants_websocket(&map) => Kind::Ws,
         "/ws/echo" if wants_websocket(&map) => Kind::Echo,
         _ => return None,
@@ -96,6 +177,20 @@ pub fn parse(bytes: &[u8], peer: Option<IpAddr>) -> Option<Head> {
         peer,
         len,
     })
+}
+
+/// Characters a request target may carry here: RFC 3986's unreserved, sub-delims, `:`, `@`,
+/// `/`, `?` and `%`. Anything else (`<`, `>`, `"`, `{`, `\`, …) is actix-web's to judge.
+fn plain_target_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b)
+}
+
+fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 fn wants_websocket(headers: &HeaderMap) -> bool {
@@ -147,7 +242,7 @@ mod tests {
         assert_eq!(kind("GET /sse HTTP/1.1\r\nHost: x\r\n"), None);
         assert_eq!(kind("GET /poll HTTP/1.1\r\nHost: x\r\n\r\n"), None);
         assert_eq!(
-            kind("GET /ws/echo HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"),
+            kind("GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n"),
             Some(Kind::Echo)
         );
         assert_eq!(kind("GET /ws/echo HTTP/1.1\r\n\r\n"), None);
@@ -155,6 +250,42 @@ mod tests {
         assert_eq!(kind("GET /sse HTTP/1.0\r\nHost: x\r\n\r\n"), None);
         assert_eq!(kind("GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"), None);
         assert_eq!(kind("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), None);
+    }
+
+    #[test]
+    fn anything_actix_web_might_judge_differently_is_left_to_it() {
+        let sse = |extra: &str| kind(&format!("GET /sse HTTP/1.1\r\n{extra}\r\n"));
+        assert_eq!(sse("Host: x\r\n"), Some(Kind::Sse));
+        for refused in [
+            "",                       // no Host
+            "Host: x\r\nHost: y\r\n", // two Hosts
+            "Host: a b\r\n",          // not an authority
+            "Host: u@x\r\n",          // userinfo
+            "Host: x\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n",
+            "Host: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n",
+            "Host: x\r\nContent-Length: -1\r\n",
+            "Host: x\r\nTransfer-Encoding: gzip, chunked, xyz\r\n",
+            "Host: x\r\nExpect: 100-continue\r\n",
+            "Host: x\r\nAccept: a\r\nAccept: b\r\n", // any header twice
+            "Host: x\r\nX: caf\u{e9}\r\n",           // obs-text
+            "Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
+        ] {
+            assert_eq!(sse(refused), None, "{refused:?}");
+        }
+        for target in [
+            "/sse?<",
+            "/sse?>",
+            "/sse?\"",
+            "/sse?{}",
+            "/sse?a\\b",
+            "/sse#x",
+        ] {
+            let raw = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+            assert_eq!(kind(&raw), None, "{target}");
+        }
+        let ws_te = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                     Transfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(kind(ws_te), None);
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //!
 //! So every plain HTTP/1.1 connection first passes the [`FrontDoor`]: it peeks at the request
 //! head, and if the connection opens with `GET /sse` or a WebSocket upgrade on `/ws` (or the
-//! `/ws/echo` conformance endpoint) that passes every check the actix-web handlers make, it is
-//! served here. The events' shared bytes (the
+//! `/ws/echo` conformance endpoint) that actix-web would accept the same way ([`head::parse`])
+//! and that passes every check the actix-web handlers make, it is served here. A WebSocket
+//! runs the same session as one actix-web upgraded ([`crate::transport::ws::session`]). The events' shared bytes (the
 //! SSE record, the complete WebSocket frame) go out with one vectored write per batch, and the
 //! connection holds a cursor, a few timers and nothing else. Everything else, including every
 //! request these checks would refuse, goes to actix-web untouched (the peek consumed nothing),
@@ -55,7 +56,7 @@ impl<T> Admission<T> {
 /// An admitted connection, by what serves it.
 enum Route {
     Sse(sse::Ready),
-    Ws(ws::Ready),
+    Ws((crate::transport::ws::Ready, String)),
     Echo(String),
 }
 
@@ -126,6 +127,10 @@ where
                 |io| -> LocalBoxFuture<Result<(), DispatchError>> { Box::pin(http.call(io)) };
             match head::peek(&io, state.config.request_timeout).await {
                 Peeked::Gone => Ok(()),
+                Peeked::TimedOut => {
+                    wire::request_timeout(io, state.config.send_timeout).await;
+                    Ok(())
+                }
                 Peeked::Actix => to_actix(io).await,
                 Peeked::Fast(head) => {
                     // Decided, then the parsed head is dropped before anything is awaited: a
@@ -147,8 +152,19 @@ where
                             if let Some(io) = consume(io, len).await {
                                 match route {
                                     Route::Sse(ready) => sse::serve(io, ready, state).await,
-                                    Route::Ws(ready) => ws::serve(io, ready, state).await,
-                                    Route::Echo(accept) => ws::serve_echo(io, accept, state).await,
+                                    Route::Ws((ready, accept)) => {
+                                        ws::serve(
+                                            io,
+                                            accept,
+                                            Some(ready),
+                                            state,
+                                            Default::default(),
+                                        )
+                                        .await
+                                    }
+                                    Route::Echo(accept) => {
+                                        ws::serve(io, accept, None, state, Default::default()).await
+                                    }
                                 }
                             }
                             Ok(())

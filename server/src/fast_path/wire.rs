@@ -124,3 +124,13 @@ pub async fn refuse(
     let _ = stream.shutdown().await;
     n
 }
+
+/// `408 Request Timeout`, as actix-web answers a head that did not arrive in time, and closes.
+pub async fn request_timeout(mut stream: TcpStream, limit: Duration) {
+    let head = format!(
+        "HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n{}\r\n",
+        date_line()
+    );
+    let _ = write_all(&mut stream, &mut [IoSlice::new(head.as_bytes())], limit).await;
+    let _ = stream.shutdown().await;
+}

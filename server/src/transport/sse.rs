@@ -30,6 +30,19 @@ pub async fn handler(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let upgrade = req
+        .headers()
+        .get_all(header::CONNECTION)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if upgrade || req.headers().contains_key(header::UPGRADE) {
+        // actix-http would treat the connection as upgraded and frame nothing; a stream is not
+        // an upgrade, on either path.
+        return Err(ApiError::BadRequest(
+            "GET /sse is not an upgrade: drop Upgrade and `Connection: upgrade` (WebSockets are on /ws)".into(),
+        ));
+    }
     let q = FeedQuery::from_request(&req)?;
     q.authorize(&req, &state)?;
     let last_event_id = last_event_id(&req)?;
@@ -44,11 +57,22 @@ pub async fn handler(
             s.next_chunk().await.map(|chunk| (Ok(chunk.into_body()), s))
         }),
     );
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+    let mut res = HttpResponse::Ok();
+    res.insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body))
+        .insert_header(("X-Accel-Buffering", "no"));
+    if req.version() < actix_web::http::Version::HTTP_2 {
+        // The stream is the connection's last response, on both paths: nothing pipelined
+        // after it is answered (see the README, "Bad input").
+        res.force_close();
+    }
+    let mut res = res.streaming(body);
+    if framing == Framing::Eof {
+        // HTTP/1.0 has no chunked coding (RFC 9112 section 7.1): the body ends with the
+        // connection.
+        res.head_mut().no_chunking(true);
+    }
+    Ok(res)
 }
 
 use futures_util::StreamExt as _;

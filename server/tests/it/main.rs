@@ -4,8 +4,10 @@
 mod bad_input;
 mod common;
 mod cross;
+mod differential;
 mod durable;
 mod fast_path;
+mod hostile;
 mod limits;
 mod long_poll;
 mod nginx;
@@ -16,5 +18,6 @@ mod redis;
 mod shutdown;
 mod sse;
 mod stats;
+mod timeouts;
 mod tls;
 mod ws;

@@ -1,7 +1,7 @@
 //! Hostile input, generated: every parser the server owns yields a value or a clear error for
 //! any input, never a panic, and the live server answers anything with a 2xx or 4xx.
 
-use actix_ws::CloseCode;
+use actix_http::ws::CloseCode;
 use proptest::prelude::*;
 use server::{
     origin::Origins,
@@ -144,4 +144,99 @@ async fn live_server_answers_hostile_requests_with_4xx_not_5xx() {
         assert!(status.as_u16() < 500, "{status}");
     }
     assert_eq!(get(&srv.url("/healthz")).await.status, 200);
+}
+
+/// A `/control` body: rates and payload sizes of every kind (tiny, huge, negative, fractional,
+/// not numbers at all), unknown fields, not JSON.
+fn control_body() -> impl Strategy<Value = String> {
+    let number = prop_oneof![
+        any::<f64>().prop_map(|f| serde_json::to_string(&f).unwrap_or_else(|_| "null".into())),
+        any::<i64>().prop_map(|i| i.to_string()),
+        any::<u64>().prop_map(|u| u.to_string()),
+        (0u32..400, prop::bool::ANY).prop_map(|(e, neg)| format!(
+            "{}5e{}{e}",
+            if neg { "-" } else { "" },
+            if e % 2 == 0 { "-" } else { "" }
+        )),
+        prop::sample::select(vec![
+            "5e-20", "1e308", "-0.0", "0", "0.001", "0.01", "10000", "10000.5", "\"2\"", "null",
+            "[]", "1e400"
+        ])
+        .prop_map(str::to_owned),
+    ];
+    prop_oneof![
+        (number.clone(), number.clone())
+            .prop_map(|(r, p)| format!(r#"{{"rate":{r},"payload_bytes":{p}}}"#)),
+        number.clone().prop_map(|r| format!(r#"{{"rate":{r}}}"#)),
+        number.prop_map(|p| format!(r#"{{"payload_bytes":{p}}}"#)),
+        "[ -~]{0,40}",
+        Just(r#"{"rate":1,"extra":1}"#.to_owned()),
+    ]
+}
+
+/// Whatever `/control` is sent, the answer is 200 or a 400 naming the allowed range, and the
+/// ticker still ticks afterwards (`{"rate":5e-20}` once made it panic and stop for good).
+#[test]
+fn control_accepts_only_runnable_settings_and_the_ticker_survives_any_body() {
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+    use crate::common::*;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = TestServer::start(&[]);
+    let mut runner = TestRunner::new_with_rng(
+        Config {
+            cases: 300,
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[4; 32]),
+    );
+    runner
+        .run(&control_body(), |body| {
+            rt.block_on(async {
+                let res = post(&srv.url("/control"), body.clone()).await;
+                let text = String::from_utf8_lossy(&res.body).into_owned();
+                prop_assert!(
+                    res.status == 200 || res.status == 400,
+                    "{body} -> {} {text}",
+                    res.status
+                );
+                if res.status == 400
+                    && (text.contains("rate must") || text.contains("payload_bytes must"))
+                {
+                    prop_assert!(text.contains("between"), "{body} -> {text}");
+                }
+                if res.status == 200 {
+                    let rate = res.json()["rate"].as_f64().unwrap();
+                    prop_assert!(
+                        rate == 0.0 || (0.01..=10_000.0).contains(&rate),
+                        "{body} -> {text}"
+                    );
+                }
+                Ok(())
+            })
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    rt.block_on(async {
+        for rate in ["5e-20", "-1", "1e308"] {
+            let res = post(&srv.url("/control"), format!(r#"{{"rate":{rate}}}"#)).await;
+            assert_eq!(res.status, 400, "{rate}");
+        }
+        let res = post(&srv.url("/control"), r#"{"rate":100,"payload_bytes":0}"#).await;
+        assert_eq!(res.status, 200);
+        let head = get(&srv.url("/stats")).await.json()["feed"]["head"]
+            .as_u64()
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let stats = get(&srv.url("/stats")).await.json();
+        assert!(
+            stats["feed"]["head"].as_u64().unwrap() > head + 10,
+            "the ticker ticks: {stats}"
+        );
+        assert_eq!(
+            stats["feed"]["ticker_restarts"], 0,
+            "the ticker never panicked"
+        );
+    });
 }

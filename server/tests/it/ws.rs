@@ -1,31 +1,55 @@
+//! The WebSocket suite, run on every way in ([`Way`]): the fast path, actix-web alone, and
+//! `wss://`. One session serves them all, so each test must pass on each.
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::{
-    connect_async,
+    client_async,
     tungstenite::{
         client::IntoClientRequest,
+        handshake::client::Request,
         protocol::{
             frame::{coding::CloseCode, Frame},
             CloseFrame,
         },
         Error as WsError, Message,
     },
-    MaybeTlsStream, WebSocketStream,
+    WebSocketStream,
 };
 
-use crate::common::*;
+use crate::{common::*, every_way};
 
-type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Ws = WebSocketStream<Io>;
 
-async fn connect(url: &str) -> Ws {
-    tokio::time::timeout(LIMIT, connect_async(url))
+/// Opens a WebSocket on `srv` (plain or TLS, as it serves) with `req`.
+pub async fn connect_req(srv: &TestServer, req: Request) -> Result<Ws, WsError> {
+    let io = open(srv.addr, srv.cert.as_deref().filter(|_| srv.tls)).await;
+    tokio::time::timeout(LIMIT, client_async(req, io))
         .await
         .expect("handshake in time")
-        .expect("handshake accepted")
-        .0
+        .map(|(ws, _)| ws)
 }
+
+/// Opens a WebSocket on `srv` at `path`.
+pub async fn connect(srv: &TestServer, path: &str) -> Ws {
+    let req = srv.ws_url(path).into_client_request().unwrap();
+    connect_req(srv, req).await.expect("handshake accepted")
+}
+
+every_way!(
+    ws_streams_each_event_as_one_text_frame_from_the_cursor,
+    ws_publish_is_acknowledged_and_delivered_to_everyone,
+    ws_echo_op_answers_with_the_same_message,
+    malformed_messages_get_the_right_close_code,
+    foreign_origin_is_refused_before_the_upgrade,
+    server_pings_and_closes_a_client_that_never_answers,
+    echo_endpoint_returns_text_binary_and_fragmented_messages,
+    python_websockets_client_follows_the_feed,
+    a_token_less_session_must_authenticate_first,
+    shutdown_closes_sessions_with_1001,
+);
 
 async fn next_text(ws: &mut Ws) -> Value {
     loop {
@@ -60,11 +84,10 @@ async fn close_of(ws: &mut Ws) -> (CloseCode, String) {
     }
 }
 
-#[tokio::test]
-async fn ws_streams_each_event_as_one_text_frame_from_the_cursor() {
-    let srv = TestServer::start(&[]);
+async fn ws_streams_each_event_as_one_text_frame_from_the_cursor(way: Way) {
+    let srv = way.start(&[]);
     publish_n(&srv, 3).await;
-    let mut ws = connect(&srv.ws_url("/ws?since=1")).await;
+    let mut ws = connect(&srv, "/ws?since=1").await;
     publish_n(&srv, 2).await;
     let mut got = Vec::new();
     for _ in 0..4 {
@@ -74,11 +97,10 @@ async fn ws_streams_each_event_as_one_text_frame_from_the_cursor() {
     assert_eq!(got[0]["data"], json!({"i": 1}));
 }
 
-#[tokio::test]
-async fn ws_publish_is_acknowledged_and_delivered_to_everyone() {
-    let srv = TestServer::start(&[]);
-    let mut a = connect(&srv.ws_url("/ws")).await;
-    let mut b = connect(&srv.ws_url("/ws")).await;
+async fn ws_publish_is_acknowledged_and_delivered_to_everyone(way: Way) {
+    let srv = way.start(&[]);
+    let mut a = connect(&srv, "/ws").await;
+    let mut b = connect(&srv, "/ws").await;
     a.send(Message::Text(
         r#"{"op":"publish","data":{"from":"a"}}"#.into(),
     ))
@@ -96,18 +118,16 @@ async fn ws_publish_is_acknowledged_and_delivered_to_everyone() {
     assert_eq!(next_text(&mut b).await["data"], json!({"from": "a"}));
 }
 
-#[tokio::test]
-async fn ws_echo_op_answers_with_the_same_message() {
-    let srv = TestServer::start(&[]);
-    let mut ws = connect(&srv.ws_url("/ws")).await;
+async fn ws_echo_op_answers_with_the_same_message(way: Way) {
+    let srv = way.start(&[]);
+    let mut ws = connect(&srv, "/ws").await;
     let msg = json!({"op": "echo", "n": 42, "s": "ü"});
     ws.send(Message::Text(msg.to_string())).await.unwrap();
     assert_eq!(next_text(&mut ws).await, msg);
 }
 
-#[tokio::test]
-async fn malformed_messages_get_the_right_close_code() {
-    let srv = TestServer::start(&["--ws-max-message-bytes", "1024"]);
+async fn malformed_messages_get_the_right_close_code(way: Way) {
+    let srv = way.start(&["--ws-max-message-bytes", "1024"]);
     let cases: Vec<(Message, CloseCode, &str)> = vec![
         (
             Message::Binary(vec![1, 2, 3]),
@@ -152,7 +172,7 @@ async fn malformed_messages_get_the_right_close_code() {
         ),
     ];
     for (msg, code, reason) in cases {
-        let mut ws = connect(&srv.ws_url("/ws")).await;
+        let mut ws = connect(&srv, "/ws").await;
         ws.send(msg).await.unwrap();
         let (got, why) = close_of(&mut ws).await;
         assert_eq!(got, code, "{why}");
@@ -162,18 +182,18 @@ async fn malformed_messages_get_the_right_close_code() {
     publish(&srv, json!("still here")).await;
 }
 
-#[tokio::test]
-async fn foreign_origin_is_refused_before_the_upgrade() {
-    let srv = TestServer::start(&["--allowed-origin", "http://trusted.example"]);
+async fn foreign_origin_is_refused_before_the_upgrade(way: Way) {
+    let srv = way.start(&["--allowed-origin", "http://trusted.example"]);
+    let own = format!("{}://{}", if srv.tls { "https" } else { "http" }, srv.addr);
     for (origin, ok) in [
         ("http://evil.example", false),
         ("null", false),
         ("http://trusted.example", true),
-        (&format!("http://{}", srv.addr) as &str, true),
+        (&own as &str, true),
     ] {
         let mut req = srv.ws_url("/ws").into_client_request().unwrap();
         req.headers_mut().insert("origin", origin.parse().unwrap());
-        match connect_async(req).await {
+        match connect_req(&srv, req).await {
             Ok(_) => assert!(ok, "{origin} should be refused"),
             Err(WsError::Http(res)) => {
                 assert!(!ok, "{origin} should be allowed");
@@ -187,10 +207,9 @@ async fn foreign_origin_is_refused_before_the_upgrade() {
     }
 }
 
-#[tokio::test]
-async fn server_pings_and_closes_a_client_that_never_answers() {
+async fn server_pings_and_closes_a_client_that_never_answers(way: Way) {
     // A long --close-timeout keeps TCP open after the close frame, so reading late still works.
-    let srv = TestServer::start(&[
+    let srv = way.start(&[
         "--heartbeat",
         "100ms",
         "--ws-client-timeout",
@@ -198,7 +217,7 @@ async fn server_pings_and_closes_a_client_that_never_answers() {
         "--close-timeout",
         "5s",
     ]);
-    let mut ws = connect(&srv.ws_url("/ws")).await;
+    let mut ws = connect(&srv, "/ws").await;
     // Not reading means tungstenite never answers the pings.
     tokio::time::sleep(Duration::from_millis(900)).await;
     let mut saw_ping = false;
@@ -219,10 +238,9 @@ async fn server_pings_and_closes_a_client_that_never_answers() {
     assert!(closed.reason.contains("pong"));
 }
 
-#[tokio::test]
-async fn echo_endpoint_returns_text_binary_and_fragmented_messages() {
-    let srv = TestServer::start(&[]);
-    let mut ws = connect(&srv.ws_url("/ws/echo")).await;
+async fn echo_endpoint_returns_text_binary_and_fragmented_messages(way: Way) {
+    let srv = way.start(&[]);
+    let mut ws = connect(&srv, "/ws/echo").await;
     ws.send(Message::Text("hello".into())).await.unwrap();
     assert_eq!(
         ws.next().await.unwrap().unwrap(),
@@ -258,15 +276,21 @@ async fn echo_endpoint_returns_text_binary_and_fragmented_messages() {
     assert_eq!(code, CloseCode::Normal);
 }
 
-#[tokio::test]
-async fn python_websockets_client_follows_the_feed() {
-    let srv = TestServer::start(&[]);
+async fn python_websockets_client_follows_the_feed(way: Way) {
+    let srv = way.start(&[]);
     publish_n(&srv, 3).await;
     let url = srv.ws_url("/ws?since=0");
+    let ssl = match &srv.cert {
+        Some(cert) => format!(
+            "ssl.create_default_context(cafile={:?})",
+            cert.display().to_string()
+        ),
+        None => "None".into(),
+    };
     let script = format!(
-        "import asyncio, json, websockets\n\
+        "import asyncio, json, ssl, websockets\n\
          async def main():\n\
-         \x20   async with websockets.connect({url:?}) as ws:\n\
+         \x20   async with websockets.connect({url:?}, ssl={ssl}) as ws:\n\
          \x20       for _ in range(3):\n\
          \x20           print(json.loads(await ws.recv())['seq'])\n\
          asyncio.run(asyncio.wait_for(main(), 10))\n"
@@ -285,4 +309,53 @@ async fn python_websockets_client_follows_the_feed() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n2\n3\n");
+}
+
+async fn a_token_less_session_must_authenticate_first(way: Way) {
+    let srv = way.start(&["--auth-token", "s3cret"]);
+    publish_with_token(&srv).await;
+    // Without the token in the URL: the first message must be the auth message.
+    let mut ws = connect(&srv, "/ws?since=0").await;
+    ws.send(Message::Text(r#"{"op":"auth","token":"s3cret"}"#.into()))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut ws).await, json!({"op": "authenticated"}));
+    assert_eq!(next_text(&mut ws).await["seq"], 1, "events only after auth");
+    for (first, why) in [
+        (
+            Message::Text(r#"{"op":"auth","token":"nope"}"#.into()),
+            "wrong token",
+        ),
+        (
+            Message::Text(r#"{"op":"echo"}"#.into()),
+            "authenticate first",
+        ),
+        (Message::Binary(vec![1]), "authenticate first"),
+    ] {
+        let mut ws = connect(&srv, "/ws?since=0").await;
+        ws.send(first).await.unwrap();
+        let (code, reason) = close_of(&mut ws).await;
+        assert_eq!(code, CloseCode::Policy);
+        assert!(reason.contains(why), "{reason:?}");
+    }
+}
+
+async fn publish_with_token(srv: &TestServer) {
+    let req = hyper::Request::post(srv.url("/publish?token=s3cret"))
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(b"1")))
+        .unwrap();
+    assert_eq!(request_to(srv, req).await.status, 200);
+}
+
+async fn shutdown_closes_sessions_with_1001(way: Way) {
+    let srv = way.start(&[]);
+    let mut ws = connect(&srv, "/ws").await;
+    let mut echo = connect(&srv, "/ws/echo").await;
+    let stopped = tokio::task::spawn_blocking(move || srv.stop());
+    for ws in [&mut ws, &mut echo] {
+        let (code, reason) = close_of(ws).await;
+        assert_eq!(code, CloseCode::Away);
+        assert!(reason.contains("shutting down"), "{reason:?}");
+    }
+    stopped.await.unwrap().unwrap();
 }

@@ -67,7 +67,14 @@ pub async fn post(url: &str, body: impl Into<Bytes>) -> Response {
 
 /// Publishes `data` and returns its seq.
 pub async fn publish(srv: &TestServer, data: Value) -> u64 {
-    let res = post(&srv.url("/publish"), data.to_string()).await;
+    let res = request_to(
+        srv,
+        Request::post(srv.url("/publish"))
+            .header("content-type", "application/json")
+            .body(Full::new(data.to_string().into()))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
     res.json()["seq"].as_u64().expect("seq")
 }
@@ -151,6 +158,7 @@ impl ServerProcess {
         let first = lines.next().expect("a first line").expect("readable");
         let addr = first
             .trim_start_matches("feedlab listening on http://")
+            .trim_start_matches("feedlab listening on https://")
             .trim_end_matches('/')
             .to_owned();
         std::thread::spawn(move || for _ in lines {});
@@ -177,4 +185,145 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A client connection, plain or TLS.
+pub trait AsyncIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> AsyncIo for T {}
+pub type Io = Box<dyn AsyncIo>;
+
+/// A rustls client that trusts the server's self-signed certificate at `cert` (PEM).
+pub fn tls_client(cert: &std::path::Path) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::{pem::PemObject as _, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(cert).expect("the server's certificate") {
+        roots.add(c.expect("a PEM certificate")).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    std::sync::Arc::new(config)
+}
+
+/// A connection to `addr`: TLS (HTTP/1.1 by ALPN) when `cert` is given.
+pub async fn open(addr: std::net::SocketAddr, cert: Option<&std::path::Path>) -> Io {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.set_nodelay(true).unwrap();
+    match cert {
+        None => Box::new(tcp),
+        Some(cert) => {
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let tls = tokio_rustls::TlsConnector::from(tls_client(cert))
+                .connect(name, tcp)
+                .await
+                .expect("TLS handshake");
+            Box::new(tls)
+        }
+    }
+}
+
+/// `request` to `srv`, over TLS when it serves TLS.
+pub async fn request_to(srv: &TestServer, mut req: Request<Full<Bytes>>) -> Response {
+    let Some(cert) = srv.cert.as_deref().filter(|_| srv.tls) else {
+        return request(req).await;
+    };
+    // hyper's connection-level client adds no Host header (its pooled client does).
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    req.headers_mut()
+        .entry(hyper::header::HOST)
+        .or_insert(host.parse().unwrap());
+    let io = hyper_util::rt::TokioIo::new(open(srv.addr, Some(cert)).await);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .expect("HTTP/1.1 over TLS");
+    tokio::spawn(conn);
+    let res = tokio::time::timeout(LIMIT, sender.send_request(req))
+        .await
+        .expect("response in time")
+        .expect("request succeeds");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = tokio::time::timeout(LIMIT, res.into_body().collect())
+        .await
+        .expect("body in time")
+        .expect("body")
+        .to_bytes();
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// The ways a WebSocket (or any request) reaches the server: the fast path, actix-web alone
+/// (`--fast-path false`), and TLS (`wss://`, always actix-web). Tests of behaviour a client
+/// can see run on each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    Fast,
+    Actix,
+    Tls,
+}
+
+impl Way {
+    /// The server flags for this way; a TLS certificate is written under the target directory.
+    pub fn args(self) -> Vec<String> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        match self {
+            Self::Fast => vec![],
+            Self::Actix => vec!["--fast-path=false".into()],
+            Self::Tls => {
+                let cert = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+                    "cert-{}-{}.pem",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                ));
+                vec![
+                    "--tls-self-signed".into(),
+                    "--tls-write-cert".into(),
+                    cert.display().to_string(),
+                ]
+            }
+        }
+    }
+
+    /// A server reached this way, with `args` on top.
+    pub fn start(self, args: &[&str]) -> TestServer {
+        let mut all = self.args();
+        all.extend(args.iter().map(|a| a.to_string()));
+        TestServer::start(&all.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+}
+
+/// Generates, for each `async fn name(way: Way)`, a module `name` with one test per way.
+#[macro_export]
+macro_rules! every_way {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use $crate::common::Way;
+                #[tokio::test]
+                async fn fast_path() {
+                    super::$name(Way::Fast).await
+                }
+                #[tokio::test]
+                async fn actix() {
+                    super::$name(Way::Actix).await
+                }
+                #[tokio::test]
+                async fn tls() {
+                    super::$name(Way::Tls).await
+                }
+            }
+        )*
+    };
 }

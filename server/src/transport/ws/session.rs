@@ -1,0 +1,398 @@
+//! The WebSocket session: one implementation for every connection, whichever way it came in.
+//!
+//! The fast path hands it a TCP socket ([`crate::fast_path::ws`]); actix-web hands it an upgraded
+//! request's payload and a streaming response body ([`super::actix_wire`]), on plain HTTP/1.1,
+//! behind TLS, or on an h2c listener. Both are a [`Wire`]: bytes in, whole frames out, and a way
+//! to hang up. Everything a client can notice (auth, the feed loop, publish and echo ops,
+//! heartbeats and the silent-client timeout, `--max-lag`, `--send-timeout`, the close handshake
+//! and its codes) is decided here once, so the ways in cannot drift apart.
+//!
+//! What a client can make the session hold is bounded: the [`Decoder`] keeps at most one
+//! message of `--ws-max-message-bytes`, the read buffer at most one read, and after our close
+//! frame no application data is kept and the connection is closed within `--close-timeout`.
+
+use std::{io, sync::Arc, time::Duration};
+
+use actix_http::ws::{CloseCode, CloseReason};
+use bytes::{Bytes, BytesMut};
+use tokio::time::Instant;
+
+use super::{
+    answer, check_auth_message, close,
+    codec::{self, Decoder, Msg},
+    missed_notice, too_slow, Ready, AUTHENTICATED,
+};
+use crate::{
+    accounting::{ws_frame_len, Meter},
+    event::text_frame,
+    feed::LagLimit,
+    state::AppState,
+};
+
+/// Most bytes read after our close frame while waiting for the client's: past this the
+/// connection is closed without waiting for it.
+const CLOSE_READ_LIMIT: usize = 64 * 1024;
+
+/// The connection under a session.
+pub(crate) trait Wire {
+    /// Waits for bytes from the client and appends them to `buf`; `Ok(false)` at its EOF.
+    /// Cancel-safe: dropped before completing, it has read nothing.
+    async fn read(&mut self, buf: &mut BytesMut) -> io::Result<bool>;
+    /// Writes `frames` whole and in order within `limit`. `ErrorKind::TimedOut`: the client
+    /// took none of them in time (so a close frame may still follow); any other error: the
+    /// connection is unusable.
+    async fn write(&mut self, frames: &[&Bytes], limit: Duration) -> io::Result<()>;
+    /// Hangs up, by `deadline` at the latest: the TCP connection is closed.
+    async fn close(self, deadline: Instant);
+}
+
+/// What a session serves.
+pub(crate) enum Mode {
+    /// `/ws`: the feed from a cursor, and the client's `publish`/`echo` ops.
+    Feed(Ready),
+    /// `/ws/echo`: every message back as it came.
+    Echo,
+}
+
+/// How a session ends.
+enum End {
+    /// We close, cleanly: send this close frame, then wait (`--close-timeout`) for the client's.
+    Close(Option<CloseReason>),
+    /// The client broke the protocol or a limit: send this close frame and hang up; nothing
+    /// more it sends is read as frames.
+    Fail(CloseReason),
+    /// The client closed: answer with this close frame and hang up.
+    Answer(Option<CloseReason>),
+    /// The connection is gone; nothing more can be sent.
+    Gone,
+}
+
+/// Runs a session on `wire` until one side closes it; `pending` holds bytes the client sent
+/// along with its handshake.
+pub(crate) async fn serve<W: Wire>(wire: W, mode: Mode, state: Arc<AppState>, pending: BytesMut) {
+    let mut session = Session {
+        decoder: Decoder::new(state.config.ws_max_message_bytes),
+        inbound: pending,
+        wire,
+        state,
+    };
+    match mode {
+        Mode::Feed(ready) => {
+            let Ready {
+                meter,
+                open,
+                cursor,
+                must_authenticate,
+            } = ready;
+            let end = session.feed(&meter, cursor, must_authenticate).await;
+            session.finish(end, Some(&meter)).await;
+            drop(open);
+        }
+        Mode::Echo => {
+            let end = session.echo().await;
+            session.finish(end, None).await;
+        }
+    }
+}
+
+struct Session<W> {
+    wire: W,
+    state: Arc<AppState>,
+    decoder: Decoder,
+    /// Bytes read and not yet decoded; released whenever empty, so an idle session holds none.
+    inbound: BytesMut,
+}
+
+impl<W: Wire> Session<W> {
+    /// The next whole message among the bytes read so far.
+    fn next_msg(&mut self) -> Result<Option<Msg>, CloseReason> {
+        let msg = self.decoder.decode(&mut self.inbound);
+        if self.inbound.is_empty() && self.inbound.capacity() > 0 {
+            self.inbound = BytesMut::new();
+        }
+        msg
+    }
+
+    async fn feed(&mut self, meter: &Meter, mut cursor: u64, mut must_authenticate: bool) -> End {
+        let state = self.state.clone();
+        let config = &state.config;
+        let mut head = state.feed.subscribe();
+        let mut heartbeat =
+            tokio::time::interval_at(Instant::now() + config.heartbeat, config.heartbeat);
+        let auth_deadline = tokio::time::sleep(config.request_timeout);
+        tokio::pin!(auth_deadline);
+        let mut last_heard = Instant::now();
+        let lag = LagLimit::new(config.max_lag(), state.feed.head().saturating_sub(cursor));
+        loop {
+            loop {
+                match self.next_msg() {
+                    Ok(Some(msg)) => {
+                        if let Some(end) = self
+                            .on_feed_message(msg, meter, &mut must_authenticate)
+                            .await
+                        {
+                            return end;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(reason) => return End::Fail(reason),
+                }
+            }
+            if !must_authenticate {
+                match self.deliver(meter, &mut cursor, &lag).await {
+                    Ok(true) => continue, // more pending
+                    Ok(false) => {}
+                    Err(end) => return end,
+                }
+            }
+            // Shutdown: the feed wakes every waiter when it closes (no shutdown future per
+            // pass, whose polls would all take one shared lock).
+            if state.feed.is_closed() {
+                return End::Close(Some(shutting_down()));
+            }
+            tokio::select! {
+                biased;
+                read = self.wire.read(&mut self.inbound) => match read {
+                    Ok(true) => last_heard = Instant::now(),
+                    Ok(false) | Err(_) => return End::Gone,
+                },
+                changed = head.changed() => {
+                    if changed.is_err() {
+                        return End::Close(None);
+                    }
+                }
+                _ = heartbeat.tick(), if !must_authenticate => {
+                    if last_heard.elapsed() > config.ws_client_timeout {
+                        return End::Close(Some(close(
+                            CloseCode::Policy,
+                            "no pong within --ws-client-timeout".into(),
+                        )));
+                    }
+                    meter.bytes(ws_frame_len(0));
+                    if let Err(end) = self.send(&codec::ping()).await {
+                        return end;
+                    }
+                }
+                _ = &mut auth_deadline, if must_authenticate => {
+                    return End::Close(Some(close(
+                        CloseCode::Policy,
+                        "no auth message within --request-timeout".into(),
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Writes what is pending after `cursor` in one write; `Ok(true)` when more is.
+    async fn deliver(
+        &mut self,
+        meter: &Meter,
+        cursor: &mut u64,
+        lag: &LagLimit,
+    ) -> Result<bool, End> {
+        let state = self.state.clone();
+        let config = &state.config;
+        let Ok(batch) = state.feed.since_within(
+            *cursor,
+            config.max_batch as usize,
+            config.max_write_bytes as usize,
+            |e| e.ws_frame.len(),
+        ) else {
+            return Ok(false);
+        };
+        if let Some(behind) = lag.exceeded(batch.head - *cursor) {
+            return Err(End::Close(Some(too_slow(behind, *cursor))));
+        }
+        if batch.missed > 0 {
+            let notice = missed_notice(&batch);
+            meter.bytes(ws_frame_len(notice.len()));
+            self.send(&text_frame(notice.as_bytes())).await?;
+        }
+        if !batch.events.is_empty() {
+            let frames: smallvec::SmallVec<[&Bytes; 8]> =
+                batch.events.iter().map(|e| &e.ws_frame).collect();
+            let bytes: usize = frames.iter().map(|f| f.len()).sum();
+            self.wire
+                .write(&frames, config.send_timeout)
+                .await
+                .map_err(write_failed)?;
+            meter.delivered(batch.events.len() as u64, bytes as u64);
+        }
+        *cursor = batch.next;
+        Ok(batch.behind() > 0)
+    }
+
+    async fn on_feed_message(
+        &mut self,
+        msg: Msg,
+        meter: &Meter,
+        must_authenticate: &mut bool,
+    ) -> Option<End> {
+        let state = self.state.clone();
+        if *must_authenticate {
+            return match msg {
+                Msg::Text(text) => match check_auth_message(&state, &text) {
+                    Ok(()) => {
+                        *must_authenticate = false;
+                        self.send(&text_frame(AUTHENTICATED.as_bytes())).await.err()
+                    }
+                    Err(reason) => Some(End::Close(Some(reason))),
+                },
+                Msg::Ping(bytes) => self.send(&codec::pong(&bytes)).await.err(),
+                Msg::Pong => None,
+                Msg::Binary(_) | Msg::Close(_) => Some(End::Close(Some(close(
+                    CloseCode::Policy,
+                    "authenticate first".into(),
+                )))),
+            };
+        }
+        match msg {
+            Msg::Text(text) => {
+                meter.message_received();
+                match answer(&state, &text).await {
+                    Ok(reply) => {
+                        meter.bytes(ws_frame_len(reply.len()));
+                        self.send(&text_frame(reply.as_bytes())).await.err()
+                    }
+                    Err(reason) => Some(End::Close(Some(reason))),
+                }
+            }
+            Msg::Binary(_) => {
+                meter.message_received();
+                Some(End::Close(Some(close(
+                    CloseCode::Unsupported,
+                    "binary messages are not understood on /ws; send JSON text".into(),
+                ))))
+            }
+            Msg::Ping(bytes) => {
+                meter.bytes(ws_frame_len(bytes.len()));
+                self.send(&codec::pong(&bytes)).await.err()
+            }
+            Msg::Pong => None,
+            // Answer a close with the same code, as RFC 6455 section 5.5.1 suggests.
+            Msg::Close(reason) => Some(End::Answer(Some(CloseReason {
+                code: reason.map_or(CloseCode::Normal, |r| r.code),
+                description: None,
+            }))),
+        }
+    }
+
+    /// `/ws/echo`: no feed, no heartbeats; shutdown alone ends it from our side.
+    async fn echo(&mut self) -> End {
+        let state = self.state.clone();
+        let echo = &state.accounting.echo;
+        let stopped = state.stop.clone().cancelled_owned();
+        tokio::pin!(stopped);
+        loop {
+            loop {
+                let frame = match self.next_msg() {
+                    Ok(Some(Msg::Text(text))) => text_frame(text.as_bytes()),
+                    Ok(Some(Msg::Binary(bytes))) => codec::binary(&bytes),
+                    Ok(Some(Msg::Ping(bytes))) => {
+                        if let Err(end) = self.send(&codec::pong(&bytes)).await {
+                            return end;
+                        }
+                        continue;
+                    }
+                    Ok(Some(Msg::Pong)) => continue,
+                    Ok(Some(Msg::Close(reason))) => {
+                        return End::Answer(reason.map(|r| CloseReason {
+                            code: r.code,
+                            description: None,
+                        }))
+                    }
+                    Ok(None) => break,
+                    Err(reason) => return End::Fail(reason),
+                };
+                use std::sync::atomic::Ordering::Relaxed;
+                echo.messages_received.fetch_add(1, Relaxed);
+                echo.bytes_written.fetch_add(frame.len() as u64, Relaxed);
+                if let Err(end) = self.send(&frame).await {
+                    return end;
+                }
+            }
+            tokio::select! {
+                _ = &mut stopped => return End::Close(Some(shutting_down())),
+                read = self.wire.read(&mut self.inbound) => match read {
+                    Ok(true) => {}
+                    Ok(false) | Err(_) => return End::Gone,
+                },
+            }
+        }
+    }
+
+    async fn send(&mut self, frame: &Bytes) -> Result<(), End> {
+        let limit = self.state.config.send_timeout;
+        self.wire.write(&[frame], limit).await.map_err(write_failed)
+    }
+
+    /// The close handshake: our close frame, then (when we closed cleanly) the client's close
+    /// within `--close-timeout`, reading and dropping anything before it; then the connection
+    /// is closed, by `--close-timeout` after our close frame at the latest.
+    async fn finish(mut self, end: End, meter: Option<&Meter>) {
+        let state = self.state.clone();
+        let config = &state.config;
+        let (reason, wait) = match end {
+            End::Gone => return self.wire.close(Instant::now()).await,
+            End::Close(reason) => (reason, true),
+            End::Fail(reason) => (Some(reason), false),
+            End::Answer(reason) => (reason, false),
+        };
+        if let (Some(meter), Some(r)) = (meter, &reason) {
+            meter.bytes(ws_frame_len(
+                2 + r.description.as_ref().map_or(0, String::len),
+            ));
+        }
+        let frame = codec::close_frame(reason.as_ref());
+        if self
+            .wire
+            .write(&[&frame], config.send_timeout)
+            .await
+            .is_err()
+        {
+            return self.wire.close(Instant::now()).await;
+        }
+        let deadline = Instant::now() + config.close_timeout;
+        if wait {
+            let _ = tokio::time::timeout_at(deadline, self.client_close()).await;
+        }
+        self.wire.close(deadline).await;
+    }
+
+    /// Reads until the client's close frame, keeping no application data.
+    async fn client_close(&mut self) {
+        self.decoder.discard_data();
+        let mut read = self.inbound.len();
+        loop {
+            loop {
+                match self.next_msg() {
+                    Ok(Some(Msg::Close(_))) | Err(_) => return,
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                }
+            }
+            if read > CLOSE_READ_LIMIT {
+                return;
+            }
+            match self.wire.read(&mut self.inbound).await {
+                Ok(true) => read += self.inbound.len(),
+                Ok(false) | Err(_) => return,
+            }
+        }
+    }
+}
+
+fn shutting_down() -> CloseReason {
+    close(CloseCode::Away, "server shutting down".into())
+}
+
+fn write_failed(err: io::Error) -> End {
+    if err.kind() == io::ErrorKind::TimedOut {
+        End::Close(Some(close(
+            CloseCode::Again,
+            "client stopped reading (--send-timeout)".into(),
+        )))
+    } else {
+        End::Gone
+    }
+}

@@ -1,0 +1,279 @@
+//! What a hostile WebSocket client can make the server hold, measured on a server process
+//! (its resident memory from `/proc`), on every way in: a frame announcing 2^40 bytes, a
+//! message in 65,000 one-byte fragments, a flood after the server's close frame.
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::{common::*, every_way};
+
+const MIB: u64 = 1024 * 1024;
+
+/// A `server` process reached one way.
+struct Target {
+    process: ServerProcess,
+    cert: Option<PathBuf>,
+}
+
+impl Target {
+    fn start(way: Way, args: &[&str]) -> Self {
+        let mut all = way.args();
+        all.extend(["--rate", "0"].iter().chain(args).map(|a| a.to_string()));
+        let cert = all
+            .iter()
+            .position(|a| a == "--tls-write-cert")
+            .map(|i| PathBuf::from(&all[i + 1]));
+        let process = ServerProcess::start(0, &all.iter().map(String::as_str).collect::<Vec<_>>());
+        if let Some(cert) = &cert {
+            let deadline = Instant::now() + LIMIT;
+            while !cert.exists() {
+                assert!(Instant::now() < deadline, "no certificate");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Self { process, cert }
+    }
+
+    /// Resident memory of the server process.
+    fn rss(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.process.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 1024
+    }
+
+    /// A WebSocket on `path`, upgraded by hand: the raw connection after the 101.
+    async fn upgraded(&self, path: &str) -> Io {
+        let addr = self.process.addr.parse().unwrap();
+        let mut io = open(addr, self.cert.as_deref()).await;
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        io.write_all(head.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut byte = [0u8; 1];
+        while !got.ends_with(b"\r\n\r\n") {
+            let n = tokio::time::timeout(LIMIT, io.read(&mut byte))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(n, 1, "connection closed during the handshake");
+            got.push(byte[0]);
+        }
+        assert!(
+            got.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        io
+    }
+}
+
+/// A masked client frame header for `len` payload bytes, and the mask (all zero: the payload
+/// goes as it is).
+fn header(fin: bool, opcode: u8, len: u64) -> Vec<u8> {
+    let mut h = vec![(u8::from(fin) << 7) | opcode];
+    match len {
+        0..=125 => h.push(0x80 | len as u8),
+        126..=0xffff => {
+            h.push(0x80 | 126);
+            h.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            h.push(0x80 | 127);
+            h.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+    h.extend_from_slice(&[0, 0, 0, 0]);
+    h
+}
+
+fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = header(fin, opcode, payload.len() as u64);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// What the server sent until it closed the connection: its close code, when the close frame
+/// came, and when the connection ended (EOF or reset).
+struct Closing {
+    code: Option<u16>,
+    close_at: Option<Instant>,
+    ended_at: Option<Instant>,
+}
+
+async fn watch_close(mut read: tokio::io::ReadHalf<Io>) -> Closing {
+    let mut got = Vec::new();
+    let mut out = Closing {
+        code: None,
+        close_at: None,
+        ended_at: None,
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), read.read(&mut buf)).await {
+            Err(_) => return out,
+            Ok(Ok(0) | Err(_)) => {
+                out.ended_at = Some(Instant::now());
+                return out;
+            }
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+        // Server frames are unmasked and, before the close, short (pongs, none expected).
+        while got.len() >= 2 {
+            let len = usize::from(got[1] & 0x7f);
+            if got.len() < 2 + len {
+                break;
+            }
+            if got[0] == 0x88 && out.code.is_none() {
+                out.code = Some(u16::from_be_bytes([got[2], got[3]]));
+                out.close_at = Some(Instant::now());
+            }
+            got.drain(..2 + len);
+        }
+    }
+}
+
+/// Writes `chunk` up to `times` times, stopping at the first error or after 15 s; returns the
+/// bytes the server took.
+async fn flood(mut write: tokio::io::WriteHalf<Io>, chunk: Vec<u8>, times: usize) -> u64 {
+    let mut sent = 0;
+    let until = Instant::now() + Duration::from_secs(15);
+    for _ in 0..times {
+        match tokio::time::timeout_at(until.into(), write.write_all(&chunk)).await {
+            Ok(Ok(())) => sent += chunk.len() as u64,
+            _ => break,
+        }
+    }
+    sent
+}
+
+every_way!(
+    a_frame_announcing_more_than_the_limit_is_refused_before_its_payload,
+    a_fragmented_message_costs_its_payload_not_its_fragments,
+    after_its_close_frame_the_server_reads_no_more_and_hangs_up,
+);
+
+/// Finding 1 of issue 12: a frame whose header announces 2^40 bytes, its payload streamed.
+async fn a_frame_announcing_more_than_the_limit_is_refused_before_its_payload(way: Way) {
+    let target = Target::start(way, &[]);
+    for path in ["/ws", "/ws/echo"] {
+        let before = target.rss();
+        let io = target.upgraded(path).await;
+        let (read, mut write) = tokio::io::split(io);
+        let watcher = tokio::spawn(watch_close(read));
+        write.write_all(&header(true, 0x2, 1 << 40)).await.unwrap();
+        let sent = flood(write, vec![0u8; MIB as usize], 256).await;
+        let closing = watcher.await.unwrap();
+        let grown = target.rss().saturating_sub(before);
+        assert_eq!(closing.code, Some(1009), "{path}: close code");
+        let (close_at, ended_at) = (closing.close_at.unwrap(), closing.ended_at);
+        let ended_at = ended_at.expect("the server hangs up");
+        assert!(
+            ended_at - close_at < Duration::from_millis(600 + 1000),
+            "{path}: hung up {:?} after its close frame",
+            ended_at - close_at
+        );
+        assert!(
+            sent < 64 * MIB,
+            "{path}: the server took {} MiB",
+            sent / MIB
+        );
+        assert!(grown < 16 * MIB, "{path}: RSS grew {} MiB", grown / MIB);
+    }
+}
+
+/// Finding 2: 20 connections each holding a message of one text byte and 65,000 one-byte
+/// continuations (under the 64 KiB limit), never finished; then one past the limit.
+async fn a_fragmented_message_costs_its_payload_not_its_fragments(way: Way) {
+    let target = Target::start(way, &[]);
+    let mut fragments = frame(false, 0x1, b"x");
+    for _ in 0..65_000 {
+        fragments.extend(frame(false, 0x0, b"y"));
+    }
+    // Warm up: the first connection's one-off costs are not what is measured.
+    drop(target.upgraded("/ws").await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = target.rss();
+    let mut open = Vec::new();
+    for _ in 0..20 {
+        let mut io = target.upgraded("/ws").await;
+        io.write_all(&fragments).await.unwrap();
+        open.push(io);
+    }
+    // Everything sent has been read: a ping behind the fragments is answered.
+    for io in &mut open {
+        io.write_all(&frame(true, 0x9, b"p")).await.unwrap();
+        let mut pong = [0u8; 3];
+        tokio::time::timeout(LIMIT, io.read_exact(&mut pong))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(pong, [0x8a, 1, b'p']);
+    }
+    let grown = target.rss().saturating_sub(before);
+    assert!(
+        grown < 20 * MIB,
+        "20 fragmented messages of 65,001 bytes grew RSS by {} MiB",
+        grown / MIB
+    );
+    // One more fragment past the limit: 1009 at once, and the connection ends.
+    let (read, mut write) = tokio::io::split(open.pop().unwrap());
+    let watcher = tokio::spawn(watch_close(read));
+    write
+        .write_all(&frame(false, 0x0, &[b'z'; 1000]))
+        .await
+        .unwrap();
+    let sent = flood(write, frame(false, 0x0, &[b'z'; 1000]).repeat(1000), 256).await;
+    let closing = watcher.await.unwrap();
+    assert_eq!(closing.code, Some(1009));
+    assert!(closing.ended_at.is_some(), "the server hangs up");
+    assert!(
+        sent < 64 * MIB,
+        "the server took {} MiB after 1009",
+        sent / MIB
+    );
+}
+
+/// A client that goes on sending after the server's close frame (here: 1003 for a binary
+/// message on /ws) is not read for long: the connection is closed within --close-timeout.
+async fn after_its_close_frame_the_server_reads_no_more_and_hangs_up(way: Way) {
+    let target = Target::start(way, &["--close-timeout", "1s"]);
+    let before = target.rss();
+    let io = target.upgraded("/ws").await;
+    let (read, mut write) = tokio::io::split(io);
+    let watcher = tokio::spawn(watch_close(read));
+    write.write_all(&frame(true, 0x2, b"binary")).await.unwrap();
+    // Valid frames, never a close: 256 MiB if the server keeps reading.
+    let sent = flood(
+        write,
+        frame(true, 0x2, &vec![b'd'; 60 * 1024]).repeat(16),
+        270,
+    )
+    .await;
+    let closing = watcher.await.unwrap();
+    let grown = target.rss().saturating_sub(before);
+    assert_eq!(closing.code, Some(1003));
+    let ended_at = closing.ended_at.expect("the server hangs up");
+    let after_close = ended_at - closing.close_at.unwrap();
+    assert!(
+        after_close < Duration::from_millis(1000 + 1000),
+        "hung up {after_close:?} after its close frame (--close-timeout 1s)"
+    );
+    assert!(
+        sent < 64 * MIB,
+        "the server took {} MiB after its close",
+        sent / MIB
+    );
+    assert!(grown < 16 * MIB, "RSS grew {} MiB", grown / MIB);
+}
