@@ -215,6 +215,20 @@ impl Plan {
         })
     }
 
+    /// About how long the plan takes to run: each phase publishes for the duration, drains,
+    /// and spends about a second connecting its clients and settling before the next.
+    pub fn estimate(&self) -> Duration {
+        self.phases
+            .iter()
+            .map(|p| {
+                self.duration
+                    + self.drain
+                    + Duration::from_millis(800)
+                    + Duration::from_micros(p.connections() * 60)
+            })
+            .sum()
+    }
+
     /// Refuses the plan when the largest phase needs more file descriptors than `limit` (the
     /// soft `RLIMIT_NOFILE`, `None` = unlimited). The spawned server inherits the same limit
     /// and holds the other end of every connection.

@@ -31,6 +31,24 @@ pub async fn execute_scenarios(
     mode: Mode,
 ) -> anyhow::Result<Decision> {
     let scenarios = scenario::resolve(asked)?;
+    if mode == Mode::Cli {
+        let mut total = std::time::Duration::ZERO;
+        for s in &scenarios {
+            let plan = crate::plan::Plan::build(&s.args(&user)?).map_err(anyhow::Error::msg)?;
+            total += plan.estimate();
+            eprintln!(
+                "loadgen: scenario {}: {} phases, about {:.0} s",
+                s.name,
+                plan.phases.len(),
+                plan.estimate().as_secs_f64()
+            );
+        }
+        eprintln!(
+            "loadgen: {} scenario(s), about {:.1} min in all",
+            scenarios.len(),
+            total.as_secs_f64() / 60.0
+        );
+    }
     let base = Args::from_args(user.clone())?
         .out
         .unwrap_or_else(|| default_out_dir(&chrono::Utc::now()));
