@@ -7,7 +7,8 @@
 //! - [`transport`]: `/poll`, `/long-poll`, `/sse`, `/ws`, `/ws/echo`, one module each.
 //! - [`fast_path`]: streaming connections served on the socket itself (see its docs for why);
 //!   [`incoming`] lets both it and actix-web's handlers run the same checks.
-//! - [`publish`], [`control`], [`ticker`]: where events come from.
+//! - [`publish`], [`control`], [`ticker`]: where events come from; [`idempotency`] makes a
+//!   retried publish count once.
 //! - [`accounting`], [`stats`], [`process`]: what it costs, as `/stats` and `/metrics`.
 //! - [`origin`], [`error`]: who may connect, and how refusals read.
 //! - [`app`]: every route in one place; [`run`] serves them until a shutdown future resolves.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod event;
 pub mod fast_path;
 pub mod feed;
+pub mod idempotency;
 pub mod incoming;
 pub mod origin;
 pub mod process;

@@ -6,6 +6,7 @@ mod common;
 mod cross;
 mod durable;
 mod fast_path;
+mod idempotency;
 mod limits;
 mod long_poll;
 mod nginx;
