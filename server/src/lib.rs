@@ -121,10 +121,7 @@ fn app(
             "/results/index.json",
             web::get().to(static_files::results_index),
         )
-        .route(
-            "/results/{path:.*}",
-            web::get().to(static_files::result_file),
-        )
+        .service(static_files::results(&state.config.results_dir))
         .configure(|cfg| app::configure(cfg, web_dir.as_deref()))
         .wrap_fn(app::cors)
         .wrap_fn(app::account)
