@@ -248,7 +248,7 @@ async fn publish(
     let req = Request::post(target.path("/publish"))
         .header(header::HOST, &target.host)
         .header(header::CONTENT_TYPE, "application/json")
-        .header("idempotency-key", key)
+        .header(feedlab_wire::IDEMPOTENCY_KEY, key)
         .body(Full::new(Bytes::from(data)));
     let Ok(req) = req else {
         return Attempt::Refused("bad_request".into());
@@ -264,7 +264,7 @@ async fn publish(
         let status = res.status();
         let replayed = res
             .headers()
-            .get("idempotent-replayed")
+            .get(feedlab_wire::IDEMPOTENT_REPLAYED)
             .map(|v| v.as_bytes() == b"true");
         let body = res.into_body().collect().await?.to_bytes();
         Ok::<_, hyper::Error>((status, replayed, body))

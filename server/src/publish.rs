@@ -18,10 +18,7 @@ use crate::{
     transport::FeedQuery,
 };
 
-/// The request header that names a publish (IETF draft `Idempotency-Key`).
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-/// The response header that says whether a keyed publish was a replay (as Stripe names it).
-pub const REPLAYED: &str = "idempotent-replayed";
+pub use feedlab_wire::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED as REPLAYED};
 
 pub async fn handler(
     req: HttpRequest,

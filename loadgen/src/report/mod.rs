@@ -394,7 +394,7 @@ pub fn is_polling(transport: &str) -> bool {
 impl Report {
     /// The headline results in the standard transport order.
     pub fn headline(&self) -> Vec<&TransportResult> {
-        server::Transport::ALL
+        feedlab_wire::Transport::ALL
             .iter()
             .filter_map(|t| self.transports.get(t.name()))
             .collect()

@@ -4,6 +4,7 @@
 
 mod binary;
 mod chaos;
+mod deps;
 mod end_to_end;
 mod fake_server;
 mod idempotent_publish;
