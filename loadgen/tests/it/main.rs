@@ -10,4 +10,5 @@ mod fake_server;
 mod idempotent_publish;
 mod nginx;
 mod proxy_timeout;
+mod schema;
 mod tls_http2;
