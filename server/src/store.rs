@@ -192,4 +192,56 @@ mod tests {
             all.len()
         );
     }
+
+    #[test]
+    fn keys_are_stored_with_their_events_and_trimmed_on_open() {
+        use crate::idempotency::{KeyPolicy, Remembered};
+        let dir = tempfile::tempdir().unwrap();
+        let policy = KeyPolicy {
+            window: std::time::Duration::from_secs(10),
+            max_keys: 2,
+            max_key_bytes: 8,
+        };
+        let r = |seq: u64, at_s: u64| Remembered {
+            seq,
+            at_us: at_s * 1_000_000,
+            body: u128::from(seq),
+        };
+        {
+            let store = Store::open(dir.path(), 100).unwrap();
+            store
+                .append_keyed(1, 1, "1", Some((11, r(1, 100))), &[])
+                .unwrap();
+            store
+                .append_keyed(2, 2, "2", Some((12, r(2, 101))), &[])
+                .unwrap();
+            store
+                .append_keyed(3, 3, "3", Some((13, r(3, 102))), &[])
+                .unwrap();
+            // A forgotten key is deleted in the commit of the event that pushed it out.
+            store
+                .append_keyed(4, 4, "4", Some((14, r(4, 103))), &[12])
+                .unwrap();
+        }
+        let store = Store::open(dir.path(), 100).unwrap();
+        let ids =
+            |keys: Vec<(u128, Remembered)>| keys.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+        // 11, 13, 14 left; at most 2 kept, the newest.
+        assert_eq!(ids(store.keys(&policy, 104_000_000).unwrap()), [13, 14]);
+        // And the trimmed ones are gone from the file; past the window, all are.
+        assert_eq!(
+            ids(store
+                .keys(
+                    &KeyPolicy {
+                        max_keys: 10,
+                        ..policy
+                    },
+                    104_000_000
+                )
+                .unwrap()),
+            [13, 14]
+        );
+        assert!(store.keys(&policy, 200_000_000).unwrap().is_empty());
+        assert_eq!(store.tail(10).unwrap().len(), 4, "events are not touched");
+    }
 }
