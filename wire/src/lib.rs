@@ -5,6 +5,10 @@
 //! A crate of its own so that a client (loadgen) can speak the protocol without linking the
 //! server (actix-web, redb, redis, rcgen), and so that both sides take these from one place
 //! instead of two copies that can drift. It depends on `bytes` and `serde` only.
+//!
+//! The floor (`floor/`) keeps its own encoder on purpose: it is the framework-free reference the
+//! server is measured against, written without sharing the server's code, and its unit tests pin
+//! the same bytes as this crate's (envelope, frame lengths, missed notices).
 
 mod event;
 mod transport;
