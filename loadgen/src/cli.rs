@@ -7,8 +7,8 @@
 use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::{Parser, Subcommand};
+use feedlab_wire::Transport;
 use serde::{Deserialize, Serialize};
-use server::Transport;
 
 #[derive(Debug, Clone, Parser)]
 #[command(

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use server::Transport;
+use feedlab_wire::Transport;
 
 use crate::cli::{Args, HttpVersion};
 

@@ -9,7 +9,11 @@
 //! When servers die (`--chaos`) a publish may go unanswered. It is sent again until acknowledged
 //! (failing over when there are several servers), because the integrity check counts an event as
 //! lost only when it was acknowledged and never delivered: giving up on an unanswered publish
-//! would make loss invisible rather than absent.
+//! would make loss invisible rather than absent. Every publish carries an `Idempotency-Key`
+//! (unique to the run and the event) and its retries the same key and body, so a retry of a
+//! publish that had in fact been stored gets the first seq back instead of a second copy; the
+//! server says so (`Idempotent-Replayed`), and an acknowledgement without that header (a server
+//! that ignores keys) leaves the event counted as `maybe_twice`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -30,29 +34,42 @@ use crate::{
 pub const RETRY_GRACE: Duration = Duration::from_secs(15);
 
 /// What the publisher did in one phase.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+#[derive(
+    Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema,
+)]
+#[schemars(deny_unknown_fields)]
 pub struct Published {
     /// Events the server confirmed (`{"seq":N}`).
     pub published: u64,
     pub first_seq: Option<u64>,
     pub last_seq: Option<u64>,
     /// Average `data` size in bytes (the payload every transport must carry).
+    #[schemars(range(min = 0))]
     pub data_bytes: f64,
     /// How late each publish left against its intended time, µs.
     pub send_lag_us: Quantiles,
     /// Request → response time of `POST /publish`, µs (of the attempt that was answered).
     pub rtt_us: Quantiles,
+    #[schemars(extend("propertyNames" = {"pattern": "^[a-z0-9_]+$"}))]
     pub errors: ErrorCounts,
     /// Publish attempts repeated after a failure (on the next server, when there are several).
     #[serde(default)]
+    #[schemars(skip_serializing_if = "crate::report::schema::added_later")]
     pub retried: u64,
-    /// Of those, attempts whose request may have reached a server that then failed to answer:
-    /// such an event may be in the feed twice, under two seqs (the server takes no idempotency
-    /// key).
+    /// Events acknowledged after an attempt whose request may have reached a server that then
+    /// failed to answer, by a server that did not honour the idempotency key: such an event may
+    /// be in the feed twice, under two seqs. 0 against feedlab's server, which honours keys.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "crate::report::schema::added_later")]
     pub maybe_twice: u64,
+    /// Retries the server answered as replays of a publish it had stored (`Idempotent-Replayed:
+    /// true`): without the idempotency key each would be an event in the feed twice.
+    #[serde(default)]
+    #[schemars(skip_serializing_if = "crate::report::schema::added_later")]
+    pub replayed: u64,
     /// Events never acknowledged, even after retrying until [`RETRY_GRACE`] past the end.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "crate::report::schema::added_later")]
     pub unacknowledged: u64,
     /// The seqs acknowledged, sorted: an event is lost only if it is one of these and a client
     /// never received it.
@@ -76,16 +93,19 @@ pub enum Stamp {
     Intended,
 }
 
+/// The `Idempotency-Key` of publish number `n` of a phase whose keys start with `run`.
+pub fn key(run: u64, n: u64) -> String {
+    format!("loadgen-{run:016x}-{n}")
+}
+
 /// One publish attempt's result.
 enum Attempt {
-    Acked(u64),
+    /// `replayed`: the server's `Idempotent-Replayed` header, if it sent one.
+    Acked { seq: u64, replayed: Option<bool> },
     /// The server answered with a status that retrying will not change (a 4xx).
     Refused(String),
     /// No usable answer; `maybe_stored`: the request may have reached the server.
-    Failed {
-        kind: String,
-        maybe_stored: bool,
-    },
+    Failed { kind: String, maybe_stored: bool },
 }
 
 type Conn = (net::Sender<Full<Bytes>>, tokio::task::JoinHandle<()>);
@@ -115,6 +135,8 @@ pub async fn run(
     let mut bodies = 0u64;
     let mut conn: Option<Conn> = None;
     let mut current = 0usize;
+    // Unique per phase, so a server reused across phases never mistakes one for another.
+    let run_id: u64 = rand::random();
     'events: for n in 0..total {
         let due = pace.intended(n);
         tokio::select! {
@@ -124,6 +146,8 @@ pub async fn run(
         }
         let mut first_sent: Option<u64> = None;
         let mut failures = 0u32;
+        let mut maybe_stored_before = false;
+        let key = key(run_id, n);
         loop {
             if failures > 0 {
                 out.retried += 1;
@@ -168,8 +192,14 @@ pub async fn run(
                 bodies += 1;
             }
             let attempt_at = clock::now_us();
-            match publish(sender, target, data).await {
-                Attempt::Acked(seq) => {
+            match publish(sender, target, &key, data).await {
+                Attempt::Acked { seq, replayed } => {
+                    match replayed {
+                        Some(true) => out.replayed += 1,
+                        Some(false) => {}
+                        None if maybe_stored_before => out.maybe_twice += 1,
+                        None => {}
+                    }
                     rtt.saturating_record(clock::now_us().saturating_sub(attempt_at).max(1));
                     out.published += 1;
                     out.first_seq.get_or_insert(seq);
@@ -183,9 +213,7 @@ pub async fn run(
                 }
                 Attempt::Failed { kind, maybe_stored } => {
                     *out.errors.entry(kind).or_insert(0) += 1;
-                    if maybe_stored {
-                        out.maybe_twice += 1;
-                    }
+                    maybe_stored_before |= maybe_stored;
                     conn = None;
                     failures += 1;
                     current = crate::client::link::next_target(current, targets.len());
@@ -223,10 +251,16 @@ async fn connect(target: &Target, wire: &Arc<Wire>) -> Result<Conn, String> {
     }
 }
 
-async fn publish(sender: &mut net::Sender<Full<Bytes>>, target: &Target, data: String) -> Attempt {
+async fn publish(
+    sender: &mut net::Sender<Full<Bytes>>,
+    target: &Target,
+    key: &str,
+    data: String,
+) -> Attempt {
     let req = Request::post(target.path("/publish"))
         .header(header::HOST, &target.host)
         .header(header::CONTENT_TYPE, "application/json")
+        .header(feedlab_wire::IDEMPOTENCY_KEY, key)
         .body(Full::new(Bytes::from(data)));
     let Ok(req) = req else {
         return Attempt::Refused("bad_request".into());
@@ -240,26 +274,30 @@ async fn publish(sender: &mut net::Sender<Full<Bytes>>, target: &Target, data: S
     let result = tokio::time::timeout(crate::client::RESPONSE_TIMEOUT, async {
         let res = sender.send_request(req).await?;
         let status = res.status();
+        let replayed = res
+            .headers()
+            .get(feedlab_wire::IDEMPOTENT_REPLAYED)
+            .map(|v| v.as_bytes() == b"true");
         let body = res.into_body().collect().await?.to_bytes();
-        Ok::<_, hyper::Error>((status, body))
+        Ok::<_, hyper::Error>((status, replayed, body))
     })
     .await;
     match result {
-        Ok(Ok((status, body))) if status.is_success() => {
+        Ok(Ok((status, replayed, body))) if status.is_success() => {
             match serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
                 .and_then(|v| v["seq"].as_u64())
             {
-                Some(seq) => Attempt::Acked(seq),
+                Some(seq) => Attempt::Acked { seq, replayed },
                 None => Attempt::Refused("bad_body".into()),
             }
         }
         // 5xx: the server (or the proxy in front of it) could not store it now; try again.
-        Ok(Ok((status, _))) if status.is_server_error() => Attempt::Failed {
+        Ok(Ok((status, _, _))) if status.is_server_error() => Attempt::Failed {
             kind: format!("http_{}", status.as_u16()),
             maybe_stored: false,
         },
-        Ok(Ok((status, _))) => Attempt::Refused(format!("http_{}", status.as_u16())),
+        Ok(Ok((status, _, _))) => Attempt::Refused(format!("http_{}", status.as_u16())),
         Ok(Err(e)) => Attempt::Failed {
             kind: net::hyper_error_kind(&e).into(),
             maybe_stored: true,
@@ -274,6 +312,13 @@ async fn publish(sender: &mut net::Sender<Full<Bytes>>, target: &Target, data: S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_unique_per_phase_and_event() {
+        assert_eq!(key(0xab, 7), "loadgen-00000000000000ab-7");
+        assert_ne!(key(1, 7), key(2, 7));
+        assert_ne!(key(1, 7), key(1, 8));
+    }
 
     #[test]
     fn body_is_json_with_the_probe_fields() {

@@ -13,6 +13,7 @@ use std::{collections::BTreeMap, ffi::OsString, path::Path};
 
 use anyhow::{bail, Context as _};
 use clap::{parser::ValueSource, CommandFactory as _};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{Args, Cli};
@@ -28,7 +29,7 @@ const BUILT_IN: &[(&str, &str)] = &[
 ];
 
 /// A value with the reason it was chosen.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Why<T> {
     pub value: T,
@@ -36,7 +37,7 @@ pub struct Why<T> {
 }
 
 /// A scenario file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
@@ -47,7 +48,7 @@ pub struct Scenario {
 }
 
 /// What the transports are judged against.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Requirements {
     /// A transport whose p99 delivery latency (median over the runs) exceeds this is not
@@ -59,7 +60,7 @@ pub struct Requirements {
 }
 
 /// A figure a scenario can rank on, each read from a phase's own numbers.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Cost {
     LatencyP50,
@@ -202,7 +203,8 @@ pub fn resolve(asked: &[String]) -> anyhow::Result<Vec<Scenario>> {
 }
 
 /// What a report says about the scenario it ran.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ScenarioInfo {
     pub name: String,
     pub summary: String,
@@ -212,7 +214,8 @@ pub struct ScenarioInfo {
     pub requirements: Requirements,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct FlagUse {
     pub flag: String,
     pub value: String,

@@ -4,6 +4,14 @@
 //! It prefers the `server` executable next to loadgen's own (`target/release/server` after a
 //! workspace build); a plain `cargo run -p loadgen` builds only loadgen, so then loadgen runs
 //! itself as `loadgen serve -- <server args>`, which calls the same `server::main_with`.
+//!
+//! That embedded server is the one reason loadgen links the server crate, and it is behind the
+//! default feature `embedded-server`: the main job (`cargo run --release -p loadgen`) must start
+//! its own server with nothing else built, and a second copy of the server's startup here would
+//! drift from the real one. Everything else loadgen shares with the server (the transport
+//! names, the publish headers) comes from the small `feedlab-wire` crate, so
+//! `cargo build -p loadgen --no-default-features` builds a loadgen without actix-web, redb, redis
+//! or rcgen, which then needs `--url` or `--server-bin`.
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -55,6 +63,12 @@ pub fn server_command(explicit: Option<&Path>) -> anyhow::Result<(PathBuf, Vec<S
             }
         }
     }
+    anyhow::ensure!(
+        cfg!(feature = "embedded-server"),
+        "no `server` executable next to {} and this loadgen was built without the embedded \
+         server (feature `embedded-server`): give --server-bin or --url",
+        me.display()
+    );
     Ok((me, vec!["serve".to_owned(), "--".to_owned()]))
 }
 
@@ -250,10 +264,20 @@ pub fn parse_listening_line(line: &str) -> Option<url::Url> {
 ///
 /// # Errors
 /// Invalid server arguments, or the server failing to start.
+#[cfg(feature = "embedded-server")]
 pub fn serve(args: Vec<String>) -> anyhow::Result<()> {
     crate::sys::die_with_parent();
     let config = server::Config::from_args(args)?;
     server::main_with(config)
+}
+
+/// `loadgen serve` in a loadgen built without the server.
+///
+/// # Errors
+/// Always: there is no server in this build.
+#[cfg(not(feature = "embedded-server"))]
+pub fn serve(_args: Vec<String>) -> anyhow::Result<()> {
+    anyhow::bail!("this loadgen was built without the embedded server (feature `embedded-server`)")
 }
 
 #[cfg(test)]

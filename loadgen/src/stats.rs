@@ -309,7 +309,8 @@ impl std::ops::AddAssign<&ClientTotals> for ClientTotals {
 }
 
 /// The summary numbers of a latency histogram, in µs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Quantiles {
     pub count: u64,
     pub min: u64,
@@ -318,6 +319,7 @@ pub struct Quantiles {
     pub p99: u64,
     pub p999: u64,
     pub max: u64,
+    #[schemars(range(min = 0))]
     pub mean: f64,
 }
 

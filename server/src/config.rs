@@ -122,6 +122,22 @@ pub struct Config {
     #[arg(long, env = "FEEDLAB_BODY_TIMEOUT", default_value = "10s", value_parser = duration_in(Duration::from_millis(1), MAX_DURATION))]
     pub body_timeout: Duration,
 
+    /// How long a publish's `Idempotency-Key` (WebSocket: `id`) is remembered: a retry with the
+    /// same key within this time gets the first answer and adds nothing. Kept with the event
+    /// (`--data-dir`: survives restarts; `--redis`: shared by instances; else in memory only).
+    #[arg(long, env = "FEEDLAB_IDEMPOTENCY_WINDOW", default_value = "10m", value_parser = duration_in(Duration::from_millis(1), MAX_DURATION))]
+    pub idempotency_window: Duration,
+
+    /// Most idempotency keys remembered (about 80 bytes each in memory; in Redis with
+    /// `--redis`); past it the oldest is forgotten before its window ends.
+    #[arg(long, env = "FEEDLAB_IDEMPOTENCY_MAX_KEYS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub idempotency_max_keys: u64,
+
+    /// Longest `Idempotency-Key` (or WebSocket `id`) accepted; longer is refused with 400
+    /// (WebSocket: close 1008).
+    #[arg(long, env = "FEEDLAB_IDEMPOTENCY_KEY_MAX_BYTES", default_value_t = 255, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub idempotency_key_max_bytes: u64,
+
     /// Largest WebSocket message (a frame, or a fragmented message reassembled); more closes the
     /// connection with 1009.
     #[arg(long, env = "FEEDLAB_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024, value_parser = count_in(1, MAX_MESSAGE_BYTES))]
@@ -276,6 +292,15 @@ impl Config {
         )
     }
 
+    /// What bounds the idempotency keys (`--idempotency-*`).
+    pub fn key_policy(&self) -> crate::idempotency::KeyPolicy {
+        crate::idempotency::KeyPolicy {
+            window: self.idempotency_window,
+            max_keys: usize::try_from(self.idempotency_max_keys).unwrap_or(usize::MAX),
+            max_key_bytes: usize::try_from(self.idempotency_key_max_bytes).unwrap_or(usize::MAX),
+        }
+    }
+
     /// `--max-lag`, or half of `--retain`.
     pub fn max_lag(&self) -> u64 {
         self.max_lag.unwrap_or(self.retain / 2)
@@ -381,6 +406,7 @@ mod tests {
         assert_eq!(c.heartbeat, Duration::from_secs(15));
         assert_eq!(c.long_poll_timeout, Duration::from_secs(25));
         assert!(c.control_enabled());
+        assert_eq!(c.key_policy(), crate::idempotency::KeyPolicy::default());
         c.validate().unwrap();
     }
 

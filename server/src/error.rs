@@ -41,6 +41,8 @@ pub enum ApiError {
     Store(#[from] crate::store::StoreError),
     #[error("publishing failed: {0}")]
     Upstream(String),
+    #[error("this idempotency key was first used for a different publish (seq {seq}); use a new key for a new event")]
+    KeyReused { seq: u64 },
 }
 
 impl From<crate::feed::CursorAhead> for ApiError {
@@ -70,6 +72,7 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Upstream(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::KeyReused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 

@@ -33,9 +33,7 @@ impl Event {
     /// Builds every encoding from `data_json`, which must be one compact JSON value (no raw
     /// newlines: `serde_json` output qualifies).
     pub fn encode(seq: Seq, ts: u64, data_json: &str) -> Self {
-        let mut json = String::with_capacity(data_json.len() + 48);
-        // Writing to a String cannot fail.
-        let _ = write!(json, "{{\"seq\":{seq},\"ts\":{ts},\"data\":{data_json}}}");
+        let json = feedlab_wire::envelope(seq, ts, data_json);
         let record_len = "id: \ndata: \n\n".len() + decimal_len(seq) + json.len();
         let mut sse = BytesMut::with_capacity(record_len + 24);
         let _ = write!(sse, "{record_len:x}\r\n");
@@ -71,24 +69,7 @@ fn decimal_len(n: u64) -> usize {
     n.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
 
-/// An unmasked, final WebSocket text frame carrying `payload` (RFC 6455 section 5.2).
-pub fn text_frame(payload: &[u8]) -> Bytes {
-    let mut frame = BytesMut::with_capacity(payload.len() + 10);
-    frame.put_u8(0x81); // FIN, text
-    match payload.len() {
-        n @ 0..=125 => frame.put_u8(n as u8),
-        n @ 126..=0xffff => {
-            frame.put_u8(126);
-            frame.put_u16(n as u16);
-        }
-        n => {
-            frame.put_u8(127);
-            frame.put_u64(n as u64);
-        }
-    }
-    frame.put_slice(payload);
-    frame.freeze()
-}
+pub use feedlab_wire::text_frame;
 
 #[cfg(test)]
 mod tests {

@@ -19,13 +19,15 @@ use tokio::sync::watch;
 
 use crate::{
     event::{Event, Seq},
+    idempotency::{Answer, Key, KeyPolicy, Remembered, Seen, Window},
     store::{Store, StoreError},
 };
 
 pub struct Feed {
-    /// Serialises publishers and owns the on-disk store (`--data-dir`). Held across the store's
-    /// commit, so seqs reach the disk in order; readers never wait for it.
-    publisher: Mutex<Option<Store>>,
+    /// Serialises publishers and owns the on-disk store (`--data-dir`) and the idempotency keys.
+    /// Held across the store's commit, so seqs reach the disk in order and a key is checked and
+    /// remembered in one step; readers never wait for it.
+    publisher: Mutex<Publisher>,
     /// parking_lot `RwLock`: held for a push or a slice copy, never across an `.await`.
     ring: RwLock<Ring>,
     /// The head seq. Waiters call `changed()`; the value is a wake-up, the log is the truth.
@@ -35,6 +37,11 @@ pub struct Feed {
     /// they wake instead of each holding a shutdown future (whose every poll takes a lock shared
     /// by all of them).
     closed: AtomicBool,
+}
+
+struct Publisher {
+    store: Option<Store>,
+    keys: Window,
 }
 
 struct Ring {
@@ -90,9 +97,17 @@ impl LagLimit {
 
 impl Feed {
     pub fn new(retain: usize) -> Self {
+        Self::with_keys(retain, KeyPolicy::default())
+    }
+
+    /// An in-memory feed whose idempotency keys are bounded by `keys`.
+    pub fn with_keys(retain: usize, keys: KeyPolicy) -> Self {
         let retain = retain.max(1);
         Self {
-            publisher: Mutex::new(None),
+            publisher: Mutex::new(Publisher {
+                store: None,
+                keys: Window::new(keys),
+            }),
             ring: RwLock::new(Ring {
                 events: VecDeque::with_capacity(retain.min(1 << 16)),
                 head: 0,
@@ -107,8 +122,8 @@ impl Feed {
     ///
     /// # Errors
     /// The store cannot be read.
-    pub fn with_store(retain: usize, store: Store) -> anyhow::Result<Self> {
-        let feed = Self::new(retain);
+    pub fn with_store(retain: usize, keys: KeyPolicy, store: Store) -> anyhow::Result<Self> {
+        let feed = Self::with_keys(retain, keys);
         {
             let mut ring = feed.ring.write();
             for e in store.tail(feed.retain)? {
@@ -118,7 +133,13 @@ impl Feed {
             }
             feed.head.send_replace(ring.head);
         }
-        *feed.publisher.lock() = Some(store);
+        {
+            let mut publisher = feed.publisher.lock();
+            for (id, r) in store.keys(&keys, now_us())? {
+                publisher.keys.remember(id, r);
+            }
+            publisher.store = Some(store);
+        }
         Ok(feed)
     }
 
@@ -128,11 +149,58 @@ impl Feed {
     /// # Errors
     /// The store failed; the event was not published.
     pub fn publish(&self, data_json: &str) -> Result<Arc<Event>, StoreError> {
-        let store = self.publisher.lock();
+        let mut publisher = self.publisher.lock();
+        self.append_locked(&mut publisher, data_json, None)
+    }
+
+    /// Publishes `data_json` unless `key` was used within the idempotency window, in which case
+    /// nothing is added and the first publish's seq is the answer. With a store, the key is
+    /// remembered in the event's own transaction.
+    ///
+    /// # Errors
+    /// The store failed; the event was not published.
+    pub fn publish_once(&self, data_json: &str, key: Option<&Key>) -> Result<Answer, StoreError> {
+        let mut publisher = self.publisher.lock();
+        if let Some(key) = key {
+            match publisher.keys.check(key, now_us()) {
+                Seen::New => {}
+                Seen::Replay(seq) => return Ok(Answer::Replay(seq)),
+                Seen::Conflict(seq) => return Ok(Answer::Conflict(seq)),
+            }
+        }
+        let event = self.append_locked(&mut publisher, data_json, key)?;
+        Ok(Answer::Fresh(event.seq))
+    }
+
+    fn append_locked(
+        &self,
+        publisher: &mut parking_lot::MutexGuard<'_, Publisher>,
+        data_json: &str,
+        key: Option<&Key>,
+    ) -> Result<Arc<Event>, StoreError> {
         let seq = self.ring.read().head + 1;
         let ts = now_us();
-        if let Some(store) = store.as_ref() {
-            store.append(seq, ts, data_json)?;
+        // Window first (it only computes), store second: a failed commit must leave no key
+        // behind, so the window is changed only once the event is on disk.
+        let remembered = key.map(|k| {
+            (
+                k.id,
+                Remembered {
+                    seq,
+                    at_us: ts,
+                    body: k.body,
+                },
+            )
+        });
+        if let Some(store) = publisher.store.as_ref() {
+            let forgotten = match remembered {
+                Some(_) => publisher.keys.expiring(ts),
+                None => Vec::new(),
+            };
+            store.append_keyed(seq, ts, data_json, remembered, &forgotten)?;
+        }
+        if let Some((id, r)) = remembered {
+            publisher.keys.remember(id, r);
         }
         let event = Arc::new(Event::encode(seq, ts, data_json));
         {
@@ -143,7 +211,6 @@ impl Feed {
             ring.events.push_back(event.clone());
             ring.head = seq;
         }
-        drop(store);
         self.head.send_replace(seq);
         Ok(event)
     }

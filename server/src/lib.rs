@@ -7,7 +7,8 @@
 //! - [`transport`]: `/poll`, `/long-poll`, `/sse`, `/ws`, `/ws/echo`, one module each.
 //! - [`fast_path`]: streaming connections served on the socket itself (see its docs for why);
 //!   [`incoming`] lets both it and actix-web's handlers run the same checks.
-//! - [`publish`], [`control`], [`ticker`]: where events come from.
+//! - [`publish`], [`control`], [`ticker`]: where events come from; [`idempotency`] makes a
+//!   retried publish count once.
 //! - [`accounting`], [`stats`], [`process`]: what it costs, as `/stats` and `/metrics`.
 //! - [`origin`], [`error`]: who may connect, and how refusals read.
 //! - [`app`]: every route in one place; [`run`] serves them until a shutdown future resolves.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod event;
 pub mod fast_path;
 pub mod feed;
+pub mod idempotency;
 pub mod incoming;
 pub mod origin;
 pub mod process;
@@ -119,10 +121,7 @@ fn app(
             "/results/index.json",
             web::get().to(static_files::results_index),
         )
-        .route(
-            "/results/{path:.*}",
-            web::get().to(static_files::result_file),
-        )
+        .service(static_files::results(&state.config.results_dir))
         .configure(|cfg| app::configure(cfg, web_dir.as_deref()))
         .wrap_fn(app::cors)
         .wrap_fn(app::account)

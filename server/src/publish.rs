@@ -2,11 +2,23 @@
 //!
 //! The body is read up to `--max-publish-bytes` and no further, so an oversized upload costs the
 //! server that much memory at most, and the client learns the limit from the 413's reason.
+//!
+//! An `Idempotency-Key` header makes the publish count once (see [`crate::idempotency`]): a
+//! retry within `--idempotency-window` gets the first answer, `{"seq":N}` with the first seq,
+//! marked `Idempotent-Replayed: true`. Every keyed answer carries that header (`false` when the
+//! event was added), so a client can tell that its key was honoured.
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use futures_util::StreamExt as _;
 
-use crate::{error::ApiError, state::AppState, transport::FeedQuery};
+use crate::{
+    error::ApiError,
+    idempotency::Key,
+    state::{AppState, Published},
+    transport::FeedQuery,
+};
+
+pub use feedlab_wire::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED as REPLAYED};
 
 pub async fn handler(
     req: HttpRequest,
@@ -42,8 +54,61 @@ pub async fn handler(
     tokio::time::timeout(deadline, read)
         .await
         .map_err(|_| ApiError::BodyTimeout(humantime::format_duration(deadline).to_string()))??;
-    let seq = state.publish(&compact_json(&buf)?).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "seq": seq })))
+    let data = compact_json(&buf)?;
+    let mut keys = req.headers().get_all(IDEMPOTENCY_KEY);
+    let key = match (keys.next(), keys.next()) {
+        (None, _) => None,
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "more than one Idempotency-Key header".into(),
+            ))
+        }
+        (Some(raw), None) => {
+            let raw = raw.to_str().map_err(|_| {
+                ApiError::BadRequest("idempotency key must be printable ASCII (0x20-0x7e)".into())
+            })?;
+            Some(parse_key(raw, &data, &state)?)
+        }
+    };
+    let Published { seq, replayed } = state.publish_once(&data, key.as_ref()).await?;
+    let mut res = HttpResponse::Ok();
+    if key.is_some() {
+        res.insert_header((REPLAYED, if replayed { "true" } else { "false" }));
+    }
+    Ok(res.json(serde_json::json!({ "seq": seq })))
+}
+
+/// The idempotency key `raw` of a publish of `data` (compact JSON), checked against the
+/// `--idempotency-*` limits: the one parser of keys for `POST /publish` and WebSocket `id`s.
+///
+/// # Errors
+/// 400 with the reason.
+pub fn parse_key(raw: &str, data: &str, state: &AppState) -> Result<Key, ApiError> {
+    Key::parse(raw, data, &state.config.key_policy()).map_err(|e| ApiError::BadRequest(e.0))
+}
+
+/// A WebSocket `{"op":"publish","id":…,"data":…}`: publishes once per `id` and gives the reply
+/// text, `{"op":"published","seq":N}`, with `"id"` and `"replayed"` when an id was given.
+///
+/// # Errors
+/// The id is refused (the reason), the store failed, or the id was used for another body.
+pub async fn publish_message(
+    state: &AppState,
+    data: &str,
+    id: Option<&str>,
+) -> Result<String, ApiError> {
+    let key = id.map(|id| parse_key(id, data, state)).transpose()?;
+    let Published { seq, replayed } = state.publish_once(data, key.as_ref()).await?;
+    Ok(match id {
+        Some(id) => serde_json::json!({
+            "op": "published",
+            "seq": seq,
+            "id": id,
+            "replayed": replayed,
+        })
+        .to_string(),
+        None => format!("{{\"op\":\"published\",\"seq\":{seq}}}"),
+    })
 }
 
 /// Validates `body` as one JSON value and re-serialises it compactly, so it can sit on one SSE

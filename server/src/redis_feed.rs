@@ -20,12 +20,29 @@ use redis::{
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::feed::{now_us, Feed};
+use crate::{
+    feed::{now_us, Feed},
+    idempotency::{Answer, Key, KeyPolicy},
+};
 
 /// Assigns the next seq and appends the event in one atomic step. The counter never goes below
 /// the publishing instance's own head (ARGV[4]): a Redis that restarted without persistence
 /// must not hand out seqs the instances have already served.
+///
+/// With an idempotency key (ARGV[5], the body's fingerprint, non-empty), the key's record
+/// (KEYS[3] = `<seq>:<fingerprint>`) is checked first: if it exists, nothing is added and the
+/// first publish's seq and fingerprint are returned. Otherwise the record is set in the same
+/// step as the XADD, expiring after the window (ARGV[6], ms), and listed in KEYS[4], which
+/// holds at most ARGV[7] keys: past that the oldest record is deleted. Returns {seq, ''} for a
+/// fresh publish, {seq, fingerprint} for a key seen before.
 const PUBLISH: &str = r"
+if ARGV[5] ~= '' then
+  local prev = redis.call('GET', KEYS[3])
+  if prev then
+    local sep = string.find(prev, ':', 1, true)
+    return {tonumber(string.sub(prev, 1, sep - 1)), string.sub(prev, sep + 1)}
+  end
+end
 local seq = redis.call('INCR', KEYS[1])
 local floor = tonumber(ARGV[4])
 if seq <= floor then
@@ -33,7 +50,14 @@ if seq <= floor then
   redis.call('SET', KEYS[1], seq)
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'ts', ARGV[1], 'data', ARGV[2])
-return seq
+if ARGV[5] ~= '' then
+  redis.call('SET', KEYS[3], seq .. ':' .. ARGV[5], 'PX', ARGV[6])
+  redis.call('RPUSH', KEYS[4], KEYS[3])
+  if redis.call('LLEN', KEYS[4]) > tonumber(ARGV[7]) then
+    redis.call('DEL', redis.call('LPOP', KEYS[4]))
+  end
+end
+return {seq, ''}
 ";
 
 #[derive(Debug, Default)]
@@ -62,6 +86,8 @@ pub struct RedisFeed {
     script: Script,
     counter_key: String,
     stream_key: String,
+    prefix: String,
+    keys: KeyPolicy,
     retain: u64,
     pub status: Arc<RedisStatus>,
 }
@@ -76,6 +102,7 @@ impl RedisFeed {
         url: &str,
         prefix: &str,
         retain: u64,
+        keys: KeyPolicy,
         feed: &Feed,
     ) -> anyhow::Result<Self> {
         let client = redis::Client::open(url).with_context(|| format!("redis URL {url:?}"))?;
@@ -90,6 +117,8 @@ impl RedisFeed {
             script: Script::new(PUBLISH),
             counter_key: format!("{prefix}:seq"),
             stream_key: format!("{prefix}:events"),
+            prefix: prefix.to_owned(),
+            keys,
             retain,
             status: Arc::new(RedisStatus::default()),
         };
@@ -106,30 +135,50 @@ impl RedisFeed {
         Ok(this)
     }
 
-    /// Publishes through Redis; returns the seq Redis assigned.
+    /// Publishes through Redis, unless `key` was used within the window (on any instance);
+    /// returns the seq Redis assigned, or the first publish's.
     ///
     /// # Errors
     /// Redis is unreachable; the event was not published.
     pub async fn publish(
         &self,
         data_json: &str,
+        key: Option<&Key>,
         local_head: u64,
-    ) -> Result<u64, redis::RedisError> {
+    ) -> Result<Answer, redis::RedisError> {
         let mut conn = self.publisher.clone();
+        let (record, body) = match key {
+            Some(k) => (format!("{}:idem:{}", self.prefix, k.id_hex()), k.body_hex()),
+            None => (format!("{}:idem:-", self.prefix), String::new()),
+        };
         let result = self
             .script
             .key(&self.counter_key)
             .key(&self.stream_key)
+            .key(record)
+            .key(format!("{}:idem-order", self.prefix))
             .arg(now_us())
             .arg(data_json)
             .arg(self.retain)
             .arg(local_head)
-            .invoke_async(&mut conn)
+            .arg(&body)
+            .arg(
+                u64::try_from(self.keys.window.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            )
+            .arg(self.keys.max_keys)
+            .invoke_async::<(u64, String)>(&mut conn)
             .await;
-        if result.is_err() {
-            self.status.errors.fetch_add(1, Relaxed);
+        match result {
+            Ok((seq, first)) if first.is_empty() => Ok(Answer::Fresh(seq)),
+            Ok((seq, first)) if first == body => Ok(Answer::Replay(seq)),
+            Ok((seq, _)) => Ok(Answer::Conflict(seq)),
+            Err(e) => {
+                self.status.errors.fetch_add(1, Relaxed);
+                Err(e)
+            }
         }
-        result
     }
 
     /// Tails the stream into `feed` until `stop`; survives Redis restarts (reconnects, resumes

@@ -4,7 +4,11 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{redis_feed::RedisFeed, store::Store};
+use crate::{
+    idempotency::{Answer, Key},
+    redis_feed::RedisFeed,
+    store::Store,
+};
 
 use crate::{
     accounting::{Accounting, Limits},
@@ -34,12 +38,23 @@ impl AppState {
     pub async fn load(config: Config, stop: CancellationToken) -> anyhow::Result<Arc<Self>> {
         let retain = config.retain as usize;
         let feed = match &config.data_dir {
-            Some(dir) => Feed::with_store(retain, Store::open(dir, config.retain)?)?,
-            None => Feed::new(retain),
+            Some(dir) => Feed::with_store(
+                retain,
+                config.key_policy(),
+                Store::open(dir, config.retain)?,
+            )?,
+            None => Feed::with_keys(retain, config.key_policy()),
         };
         let redis = match &config.redis {
             Some(url) => Some(Arc::new(
-                RedisFeed::connect(url, &config.redis_prefix, config.retain, &feed).await?,
+                RedisFeed::connect(
+                    url,
+                    &config.redis_prefix,
+                    config.retain,
+                    config.key_policy(),
+                    &feed,
+                )
+                .await?,
             )),
             None => None,
         };
@@ -48,7 +63,7 @@ impl AppState {
 
     /// An in-memory feed (what tests and property checks use).
     pub fn new(config: Config, stop: CancellationToken) -> Arc<Self> {
-        let feed = Arc::new(Feed::new(config.retain as usize));
+        let feed = Arc::new(Feed::with_keys(config.retain as usize, config.key_policy()));
         Self::with_feed(config, stop, feed, None)
     }
 
@@ -96,16 +111,49 @@ impl AppState {
     /// # Errors
     /// The store failed; nothing was published.
     pub async fn publish(&self, data_json: &str) -> Result<u64, crate::error::ApiError> {
-        let seq = match &self.redis {
+        Ok(self.publish_once(data_json, None).await?.seq)
+    }
+
+    /// Publishes `data_json` once per idempotency `key` (see [`crate::idempotency`]): a retry
+    /// within the window answers with the first seq and adds nothing.
+    ///
+    /// # Errors
+    /// The store failed (nothing was published), or the key was first used for another body.
+    pub async fn publish_once(
+        &self,
+        data_json: &str,
+        key: Option<&Key>,
+    ) -> Result<Published, crate::error::ApiError> {
+        let answer = match &self.redis {
             Some(redis) => redis
-                .publish(data_json, self.feed.head())
+                .publish(data_json, key, self.feed.head())
                 .await
                 .map_err(|e| crate::error::ApiError::Upstream(format!("redis: {e}")))?,
-            None => self.feed.publish(data_json)?.seq,
+            None => self.feed.publish_once(data_json, key)?,
         };
-        self.accounting
-            .published
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(seq)
+        match answer {
+            Answer::Fresh(seq) => {
+                self.accounting
+                    .published
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(Published {
+                    seq,
+                    replayed: false,
+                })
+            }
+            Answer::Replay(seq) => Ok(Published {
+                seq,
+                replayed: true,
+            }),
+            Answer::Conflict(seq) => Err(crate::error::ApiError::KeyReused { seq }),
+        }
     }
+}
+
+/// The answer to a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub seq: u64,
+    /// The idempotency key had been used for this same publish: nothing was added.
+    pub replayed: bool,
 }

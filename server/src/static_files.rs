@@ -6,6 +6,7 @@
 use std::{path::Path, time::SystemTime};
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
+
 use rust_embed::RustEmbed;
 
 use crate::{error::ApiError, state::AppState};
@@ -31,28 +32,20 @@ pub async fn embedded(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         .body(file.data.into_owned()))
 }
 
-/// `GET /results/<path>`: a file of a report under `--results-dir`, looked up per request (the
-/// directory may appear, or fill, while the server runs).
-pub async fn result_file(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let path = req.match_info().query("path");
-    let not_found = || ApiError::NotFound(format!("/results/{path}"));
-    let mut full = state.config.results_dir.clone();
-    for part in path.split('/').filter(|p| !p.is_empty()) {
-        if part == ".." || part == "." || part.contains('\\') {
-            return Err(not_found());
-        }
-        full.push(part);
-    }
-    let file = actix_files::NamedFile::open_async(&full)
-        .await
-        .map_err(|_| not_found())?;
-    if file.metadata().is_dir() {
-        return Err(not_found());
-    }
-    Ok(file.prefer_utf8(true).into_response(&req))
+/// `GET /results/<path>`: the files of the reports under `--results-dir`, by actix-files, looked
+/// up per request (the directory may appear, or fill, while the server runs). Its path parser
+/// refuses `..`, hidden (`.`-prefixed) segments and encoded slashes; a file that is not there is a
+/// 404 with the usual JSON reason. Mount it after `/results/index.json`.
+pub fn results(dir: &Path) -> actix_files::Files {
+    actix_files::Files::new("/results", dir)
+        .prefer_utf8(true)
+        .default_handler(actix_web::dev::fn_service(
+            |req: actix_web::dev::ServiceRequest| async {
+                let err = ApiError::NotFound(req.path().to_owned());
+                let res = actix_web::ResponseError::error_response(&err);
+                Ok(req.into_response(res))
+            },
+        ))
 }
 
 /// `GET /results/index.json`: reports under `--results-dir`, newest first.

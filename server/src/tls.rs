@@ -4,10 +4,10 @@
 //! not understand WebSockets cannot meddle with the upgrade, at the cost of a handshake and
 //! per-record overhead that the load generator measures.
 
-use std::{io::BufReader, sync::Arc};
+use std::sync::Arc;
 
 use anyhow::Context as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{pem::PemObject as _, CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
@@ -40,17 +40,13 @@ pub fn server_config(config: &Config) -> anyhow::Result<Option<rustls::ServerCon
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(generated.key_pair.serialize_der()));
         (vec![der], key)
     } else if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
-        let certs = rustls_pemfile::certs(&mut BufReader::new(
-            std::fs::File::open(cert).with_context(|| format!("opening {}", cert.display()))?,
-        ))
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("reading certificates from {}", cert.display()))?;
+        // rustls-pki-types' own PEM parser (rustls-pemfile is unmaintained, RUSTSEC-2025-0134).
+        let certs = CertificateDer::pem_file_iter(cert)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .with_context(|| format!("reading certificates from {}", cert.display()))?;
         anyhow::ensure!(!certs.is_empty(), "no certificate in {}", cert.display());
-        let key = rustls_pemfile::private_key(&mut BufReader::new(
-            std::fs::File::open(key).with_context(|| format!("opening {}", key.display()))?,
-        ))
-        .with_context(|| format!("reading the key from {}", key.display()))?
-        .with_context(|| format!("no private key in {}", key.display()))?;
+        let key = PrivateKeyDer::from_pem_file(key)
+            .with_context(|| format!("reading the private key from {}", key.display()))?;
         (certs, key)
     } else {
         return Ok(None);

@@ -14,7 +14,7 @@ pub mod ws;
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
-use server::Transport;
+use feedlab_wire::Transport;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 

@@ -7,9 +7,9 @@
 //! with `--http 2` its requests are streams on one HTTP/2 connection.
 
 use bytes::Bytes;
+use feedlab_wire::Transport;
 use http_body_util::{BodyExt as _, Empty};
 use hyper::StatusCode;
-use server::Transport;
 
 use super::{link::Link, long_poll, ClientCtx, RESPONSE_TIMEOUT};
 use crate::{

@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use rustls::{
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
     crypto::CryptoProvider,
-    pki_types::{CertificateDer, ServerName, UnixTime},
+    pki_types::{pem::PemObject as _, CertificateDer, ServerName, UnixTime},
     ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
@@ -117,7 +117,8 @@ fn roots(ca: Option<&Path>) -> anyhow::Result<RootCertStore> {
     };
     let pem = std::fs::read(&path).with_context(|| format!("reading --ca {}", path.display()))?;
     let mut n = 0;
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+    // rustls-pki-types' own PEM parser (rustls-pemfile is unmaintained, RUSTSEC-2025-0134).
+    for cert in CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.with_context(|| format!("parsing {}", path.display()))?;
         store
             .add(cert)

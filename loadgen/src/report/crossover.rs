@@ -4,11 +4,13 @@
 //! phases repeated) by linear interpolation between the two points that bracket the change of
 //! sign, on a log scale of the swept quantity, and stated with the points it came from.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{tables::num, Report, TransportResult};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Crossover {
     /// `short_poll_requests_vs_long_poll`, …: also the chart's file name.
     pub name: String,

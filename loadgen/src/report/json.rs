@@ -1,5 +1,6 @@
 //! `report.json`: the model as it is, pretty-printed. Its shape is pinned by
-//! `results/report.schema.json`, which a test checks a generated report against.
+//! `results/report.schema.json`, generated from these types ([`super::schema`]); tests check
+//! reports against it.
 
 use std::path::Path;
 

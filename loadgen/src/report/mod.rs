@@ -10,6 +10,7 @@ pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod recommend;
+pub mod schema;
 pub mod spread;
 pub mod svg;
 pub mod tables;
@@ -17,21 +18,32 @@ pub mod verdict;
 
 use std::{collections::BTreeMap, path::Path};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use self::schema as sch;
 use crate::{publisher::Published, stats::Quantiles};
 
 /// Bumped when a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Everything a reader needs to trust the numbers: what ran, where, and what was measured.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(
+    deny_unknown_fields,
+    title = "feedlab loadgen report (report.json)",
+    description = "One run of loadgen: settings, machine, and per-transport measurements. Every other report file (report.md, report.html, SVG charts) is rendered from this."
+)]
 pub struct Report {
+    #[schemars(extend("const" = 1))]
     pub schema_version: u32,
     /// The exact loadgen command line.
     pub command: String,
+    #[schemars(extend("format" = "date-time"))]
     pub started_at: String,
+    #[schemars(extend("format" = "date-time"))]
     pub finished_at: String,
+    #[schemars(range(min = 0))]
     pub duration_s: f64,
     /// Stopped early by Ctrl-C: the report holds what was measured until then.
     pub interrupted: bool,
@@ -43,6 +55,7 @@ pub struct Report {
     pub server: ServerInfo,
     /// The headline: one result per transport, from the largest cell of the matrix (the last
     /// rate and client count) with the first `--http` version.
+    #[schemars(extend("propertyNames" = {"enum": ["short-poll", "long-poll", "sse", "ws"]}))]
     pub transports: BTreeMap<String, TransportResult>,
     /// Every phase measured, in order (the headline's included), for sweeps and HTTP versions.
     pub phases: Vec<TransportResult>,
@@ -50,38 +63,54 @@ pub struct Report {
     pub conclusions: Vec<String>,
     /// The scenario this run was (`--scenario`), with each flag's reason and the requirements.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub scenario: Option<crate::scenario::ScenarioInfo>,
     /// Where, along the run's sweeps, one transport's cost overtakes another's.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub crossovers: Vec<crossover::Crossover>,
     /// One per scenario: the transports ranked against its requirements.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub recommendations: Vec<recommend::Recommendation>,
     /// Things a reader must know before trusting a number (a failed /stats check, a client
     /// that could not connect, shared server cost in a concurrent run).
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Settings {
     /// `--url`, or null when loadgen started its own server.
     pub url: Option<String>,
+    #[schemars(schema_with = "sch::transport_list")]
     pub transports: Vec<String>,
+    #[schemars(length(min = 1), inner(range(min = 1)))]
     pub clients: Vec<u32>,
+    #[schemars(length(min = 1), inner(range(min = 0)))]
     pub rates: Vec<f64>,
+    #[schemars(range(min = 0))]
     pub duration_s: f64,
     pub payload_bytes: usize,
     /// `--payload`: `padding`, `tick`, `chat` or `metrics`.
     #[serde(default = "padding")]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    #[schemars(extend("enum" = ["padding", "tick", "chat", "metrics"]))]
     pub payload: String,
+    #[schemars(range(min = 0))]
     pub poll_interval_s: f64,
+    #[schemars(schema_with = "sch::http_list")]
     pub http: Vec<String>,
     pub concurrent: bool,
     /// `--repeat`: how many times every phase ran.
     #[serde(default = "one")]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    #[schemars(range(min = 1, max = 20))]
     pub repeat: u32,
     pub seed: u64,
+    #[schemars(range(min = 0))]
     pub drain_s: f64,
+    #[schemars(range(min = 0))]
     pub long_poll_timeout_s: f64,
     pub source_ips: u8,
     /// loadgen's open-file limit (soft) during the run.
@@ -89,36 +118,53 @@ pub struct Settings {
     pub server_args: Vec<String>,
     /// `--tls`: `off`, `on` or `both` (plain phases, then TLS phases).
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    #[schemars(extend("enum" = ["off", "on", "both"]))]
     pub tls: String,
     /// `--ca`, the PEM file trusted for an `https://` --url.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub ca: Option<String>,
     /// `--insecure`: the server's certificate was not checked.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub insecure: bool,
     /// Every `--url` (clients spread over them), empty when loadgen started its servers.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub urls: Vec<String>,
     /// `--spawn`: instances loadgen started (without --url).
     #[serde(default = "one")]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    #[schemars(range(min = 1))]
     pub spawn: u32,
     /// `--redis`, as given (the Redis loadgen started itself is in `server.redis`).
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub redis: Option<String>,
     /// `--chaos`: `none`, `kill-restart` or `kill-one`.
     #[serde(default = "none")]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    #[schemars(extend("enum" = ["none", "kill-restart", "kill-one"]))]
     pub chaos: String,
     /// `--chaos-at` (`40%`, `8s`), null without chaos.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub chaos_at: Option<String>,
     /// `--chaos-outage` in s, for `kill-restart`.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    #[schemars(range(min = 0))]
     pub chaos_outage_s: Option<f64>,
     /// `--proxy`: `none` or `nginx`.
     #[serde(default = "none")]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    #[schemars(extend("enum" = ["none", "nginx"]))]
     pub proxy: String,
     /// `--proxy-read-timeout` in s, with a proxy.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    #[schemars(range(min = 0))]
     pub proxy_read_timeout_s: Option<f64>,
 }
 
@@ -134,8 +180,10 @@ fn none() -> String {
     "none".into()
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Machine {
+    #[schemars(range(min = 1))]
     pub cores: usize,
     pub cpu_model: String,
     pub os: String,
@@ -143,17 +191,20 @@ pub struct Machine {
     pub arch: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Versions {
     pub loadgen: String,
     pub server: String,
     pub rustc: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ServerInfo {
     /// `spawned`: loadgen started it (CPU and memory from `/proc/<pid>`); `url`: it was given
     /// (CPU and memory from its `/stats`).
+    #[schemars(extend("enum" = ["spawned", "url"]))]
     pub kind: String,
     pub url: String,
     pub command: Option<Vec<String>>,
@@ -161,48 +212,65 @@ pub struct ServerInfo {
     pub local: bool,
     /// With `--tls both`: the second server, which the TLS phases ran against.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub tls_url: Option<String>,
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub tls_command: Option<Vec<String>>,
     /// Every server of the (first) endpoint: the --urls, or the instances loadgen started.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub instances: Vec<String>,
     /// The proxy clients connected through (`--proxy`).
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub proxy_url: Option<String>,
     /// The Redis the instances shared their feed through.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub redis: Option<String>,
 }
 
 /// One transport in one phase.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct TransportResult {
+    #[schemars(schema_with = "sch::transport")]
     pub transport: String,
     /// HTTP version of the requests (`1.1` keep-alive, `1.0` connection per request, `2` one
     /// HTTP/2 connection per client; WebSockets are always `1.1`).
+    #[schemars(schema_with = "sch::http")]
     pub http: String,
     /// Over TLS (`https://`, `wss://`): the byte counts are TLS records on the socket.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub tls: bool,
     /// Index into `phases` of the phase this ran in.
     pub phase: usize,
     /// Which run of its phase this is, 0-based (`--repeat`).
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub repeat: u32,
     /// Over every run of this phase: median and range of the figures conclusions rank on; null
     /// for a phase run once.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub spread: Option<spread::Spread>,
     /// Transports that ran at the same time (a `--concurrent` run), this one excluded.
+    #[schemars(schema_with = "sch::transports")]
     pub concurrent_with: Vec<String>,
+    #[schemars(range(min = 1))]
     pub clients: u32,
     /// Publish rate asked for, events/s.
+    #[schemars(range(min = 0))]
     pub rate: f64,
     /// How long the publisher ran, s.
+    #[schemars(range(min = 0))]
     pub publish_s: f64,
     /// How long it took every client to connect before publishing, s.
+    #[schemars(range(min = 0))]
     pub connect_s: f64,
+    #[schemars(range(min = 0))]
     pub drain_s: f64,
 
     pub events_published: u64,
@@ -220,6 +288,7 @@ pub struct TransportResult {
     /// Events acknowledged to the publisher that some client never received (summed over
     /// clients): the loss that counts when servers die. Must be 0.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub lost: u64,
 
     /// Publish (loadgen clock, in `data.sent_us`) → receipt (same clock), µs.
@@ -236,13 +305,16 @@ pub struct TransportResult {
     pub reconnects: u64,
     /// Working connections (polling: requests after a success) that failed or were cut.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub disconnects: u64,
     /// From the moment a client saw its connection fail to its next successful subscription
     /// (SSE or WebSocket handshake) or poll response, µs; null when no client lost one.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub reconnect_us: Option<Quantiles>,
     /// What `--chaos` did in this phase and how this transport came through it.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub chaos: Option<ChaosResult>,
     /// Bytes read from the sockets: HTTP heads, chunking and WebSocket framing included.
     pub bytes_down: u64,
@@ -250,35 +322,46 @@ pub struct TransportResult {
     pub bytes_up: u64,
     /// Over TLS: the plaintext read inside TLS (what the server counts); null without TLS.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub bytes_plaintext_down: Option<u64>,
     /// (bytes_down + bytes_up) / events_received.
+    #[schemars(range(min = 0))]
     pub bytes_per_event: Option<f64>,
     /// http_requests / events_received.
+    #[schemars(range(min = 0))]
     pub requests_per_event: Option<f64>,
     /// Size of an event's `data` as published (the payload every transport carries), bytes.
+    #[schemars(range(min = 0))]
     pub data_bytes_per_event: f64,
     /// bytes_down / (events_received × data_bytes_per_event): 1.0 would be no overhead.
+    #[schemars(range(min = 0))]
     pub overhead_ratio: Option<f64>,
 
     /// Server CPU time (user + system) during the phase, s.
+    #[schemars(range(min = 0))]
     pub server_cpu_s: Option<f64>,
     /// server_cpu_s in µs per delivered event (= ms per 1000 deliveries).
+    #[schemars(range(min = 0))]
     pub server_cpu_us_per_event: Option<f64>,
     pub server_rss_start_bytes: Option<u64>,
     pub server_rss_peak_bytes: Option<u64>,
     /// (peak − start) / connections; null under 1,000 connections, where it is noise.
+    #[schemars(range(min = 0))]
     pub server_rss_per_connection_bytes: Option<f64>,
     /// The server's CPU and memory cover every transport of the phase (`--concurrent`).
     pub server_cost_shared: bool,
 
     /// loadgen's own CPU and memory in the phase (the client side's cost, and the check that
     /// loadgen was not the bottleneck).
+    #[schemars(range(min = 0))]
     pub loadgen_cpu_s: Option<f64>,
     pub loadgen_rss_start_bytes: Option<u64>,
     pub loadgen_rss_peak_bytes: Option<u64>,
+    #[schemars(range(min = 0))]
     pub loadgen_rss_per_connection_bytes: Option<f64>,
 
     /// Errors by kind: `connect_refused`, `timeout`, `http_503`, `ws_close_1001`, …
+    #[schemars(extend("propertyNames" = {"pattern": "^[a-z0-9_]+$"}))]
     pub errors: BTreeMap<String, u64>,
     pub publisher: Published,
     /// loadgen's counts against the server's `/stats` deltas; null when unavailable.
@@ -288,23 +371,30 @@ pub struct TransportResult {
 
 /// A server killed during the phase, and the latency of events published while clients were
 /// cut off against the rest.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ChaosResult {
     /// `kill-restart` or `kill-one`.
+    #[schemars(extend("enum" = ["kill-restart", "kill-one"]))]
     pub kind: String,
     /// The server killed (SIGKILL).
     pub instance: String,
     /// When, in s after publishing started.
+    #[schemars(range(min = 0))]
     pub kill_at_s: f64,
     /// `kill-restart`: how long it was kept down (`--chaos-outage`), s.
+    #[schemars(range(min = 0))]
     pub outage_s: Option<f64>,
     /// `kill-restart`: from the kill to the restarted server listening again, s.
+    #[schemars(range(min = 0))]
     pub back_after_s: Option<f64>,
     /// Why the restart failed, when it did.
     pub restart_error: Option<String>,
     /// The outage window as clients lived it, s after publishing started: from the kill to the
     /// last client that lost its connection getting a subscription back (or the restart).
+    #[schemars(range(min = 0))]
     pub window_start_s: f64,
+    #[schemars(range(min = 0))]
     pub window_end_s: f64,
     /// Latency of events in flight during the window (published before it ended, received
     /// after it began), from each event's scheduled publish time.
@@ -314,7 +404,8 @@ pub struct ChaosResult {
 }
 
 /// loadgen's counts against the server's.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ServerCheck {
     /// Must be equal.
     pub requests: Compared,
@@ -326,14 +417,17 @@ pub struct ServerCheck {
     pub bytes: Compared,
     /// loadgen's side of `bytes` is the plaintext inside TLS, not the bytes on the socket.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub bytes_inside_tls: bool,
     /// Why `bytes` is not part of `ok` (HTTP/2), or null when it is.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
     pub bytes_note: Option<String>,
     pub ok: bool,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Compared {
     pub loadgen: u64,
     pub server: u64,
@@ -374,9 +468,12 @@ impl Compared {
 }
 
 /// The latency histograms, HdrHistogram V2 encoded, base64 (see [`crate::stats::encode_histogram`]).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Histograms {
+    #[schemars(regex(pattern = r"^[A-Za-z0-9+/]*={0,2}$"))]
     pub latency_us: String,
+    #[schemars(regex(pattern = r"^[A-Za-z0-9+/]*={0,2}$"))]
     pub server_latency_us: Option<String>,
 }
 
@@ -432,7 +529,7 @@ pub fn is_polling(transport: &str) -> bool {
 impl Report {
     /// The headline results in the standard transport order.
     pub fn headline(&self) -> Vec<&TransportResult> {
-        server::Transport::ALL
+        feedlab_wire::Transport::ALL
             .iter()
             .filter_map(|t| self.transports.get(t.name()))
             .collect()

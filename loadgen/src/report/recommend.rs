@@ -4,6 +4,7 @@
 //! runs do not overlap ([`super::spread::tiers`]); transports no cost separates share a rank.
 //! Every reason is written from the figures, so a different run can recommend differently.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -13,7 +14,8 @@ use super::{
 };
 use crate::scenario::{Cost, ScenarioInfo};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Recommendation {
     pub scenario: String,
     /// The requirements, as a sentence.
@@ -24,10 +26,13 @@ pub struct Recommendation {
     pub summary: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Ranked {
+    #[schemars(schema_with = "super::schema::transport")]
     pub transport: String,
     /// 1 is best; transports that no requirement or cost separates share a rank.
+    #[schemars(range(min = 1))]
     pub rank: u32,
     /// Within the p99 budget (median over the runs) and nothing lost in any run.
     pub meets_requirements: bool,

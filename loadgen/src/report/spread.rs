@@ -5,10 +5,12 @@
 //! transports into tiers: two rows are ranked only when their ranges do not overlap (the
 //! difference exceeds the spread), and a figure measured once is never ranked.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A figure over the repeats of one phase.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Range {
     pub min: f64,
     pub median: f64,
@@ -51,9 +53,11 @@ impl Range {
 
 /// The figures conclusions rank on, over every repeat of one phase (same transport, HTTP
 /// version, TLS, clients and rate).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Spread {
     /// How many runs the ranges cover.
+    #[schemars(range(min = 2))]
     pub runs: u32,
     pub latency_p50_us: Option<Range>,
     pub latency_p99_us: Option<Range>,

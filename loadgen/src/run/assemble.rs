@@ -73,7 +73,7 @@ pub fn assemble(
     // first TLS mode (the plan puts the largest cell last).
     let mut transports = BTreeMap::new();
     for r in &phases {
-        let Ok(t) = r.transport.parse::<server::Transport>() else {
+        let Ok(t) = r.transport.parse::<feedlab_wire::Transport>() else {
             continue;
         };
         if r.tls == first_tls && r.http == crate::plan::version_for(t, primary).as_str() {

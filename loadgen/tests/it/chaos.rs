@@ -75,6 +75,20 @@ fn assert_survived(outcome: &Outcome, kind: &str) {
         );
         assert_eq!((r.lost, r.duplicates), (0, 0), "{what}: lost / duplicated");
         assert_eq!((r.gaps, r.out_of_order), (0, 0), "{what}");
+        eprintln!(
+            "{what}: published {}, retried {}, replayed {}, maybe twice {}",
+            r.publisher.published,
+            r.publisher.retried,
+            r.publisher.replayed,
+            r.publisher.maybe_twice
+        );
+        // Every publish carried an idempotency key the server honoured: a retry of a publish
+        // that had reached the dying server got its first seq back, not a second copy.
+        assert_eq!(
+            r.publisher.maybe_twice, 0,
+            "{what}: a publish possibly in the feed twice: {:?}",
+            r.publisher
+        );
         assert!(r.disconnects > 0, "{what}: its clients saw the kill");
         let reconnect = r.reconnect_us.expect("reconnect time reported");
         assert!(
@@ -184,6 +198,7 @@ async fn kill_one_of_two_instances_and_every_client_fails_over() {
     let (outcome, _out) = run(&[
         "--spawn",
         "2",
+        "--server-arg=--redis-prefix=chaos-kill-one",
         "--redis",
         &url,
         "--chaos",
@@ -204,4 +219,31 @@ async fn kill_one_of_two_instances_and_every_client_fails_over() {
             "kill-one restarts nothing mid-phase"
         );
     }
+    // The feed itself, read back from Redis: every event is a different publish (`pub` n),
+    // however many retries the kill caused.
+    let out = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "--raw"])
+        .args(["XRANGE", "chaos-kill-one:events", "-", "+"])
+        .output()
+        .expect("redis-cli (installed with redis-server)");
+    let mut pubs: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("pub").and_then(serde_json::Value::as_u64))
+        .collect();
+    let events = pubs.len();
+    pubs.sort_unstable();
+    pubs.dedup();
+    let published: u64 = outcome
+        .report
+        .transports
+        .values()
+        .map(|r| r.publisher.published)
+        .max()
+        .unwrap();
+    assert!(
+        events as u64 >= published,
+        "{events} events for {published} acknowledged publishes"
+    );
+    assert_eq!(pubs.len(), events, "a publish entered the feed twice");
 }

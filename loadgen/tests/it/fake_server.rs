@@ -62,10 +62,7 @@ struct Fake {
 impl Fake {
     fn event_json(&self, seq: u64) -> String {
         let data = self.published.lock().unwrap()[seq as usize - 1].clone();
-        format!(
-            r#"{{"seq":{seq},"ts":{},"data":{data}}}"#,
-            loadgen::clock::now_us()
-        )
+        feedlab_wire::envelope(seq, loadgen::clock::now_us(), &data)
     }
 
     /// The items from `pos` on that can go out now, for a connection opened when the head

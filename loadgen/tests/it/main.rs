@@ -4,9 +4,12 @@
 
 mod binary;
 mod chaos;
+mod deps;
 mod end_to_end;
 mod fake_server;
+mod idempotent_publish;
 mod nginx;
 mod proxy_timeout;
 mod readme;
+mod schema;
 mod tls_http2;

@@ -6,7 +6,6 @@
 
 pub mod echo;
 pub mod long_poll;
-mod names;
 pub mod poll;
 pub mod sse;
 pub mod ws;
@@ -14,7 +13,7 @@ pub mod ws;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use bytes::{BufMut, Bytes, BytesMut};
 
-pub use names::Transport;
+pub use feedlab_wire::Transport;
 
 use crate::{accounting::Meter, error::ApiError, feed::Batch, incoming::Incoming, state::AppState};
 

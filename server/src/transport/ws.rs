@@ -194,8 +194,9 @@ pub(crate) fn check_auth_message(state: &AppState, text: &str) -> Result<(), Clo
 /// What a client's text message asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ClientOp {
-    /// `{"op":"publish","data":…}`: publish `data` (compact JSON), answer with its seq.
-    Publish(String),
+    /// `{"op":"publish","id":KEY,"data":…}`: publish `data` (compact JSON) once per `id`
+    /// (optional, an idempotency key), answer with its seq.
+    Publish { data: String, id: Option<String> },
     /// `{"op":"echo",…}`: send the message back as it came.
     Echo,
 }
@@ -205,10 +206,19 @@ pub fn client_op(text: &str) -> Result<ClientOp, CloseReason> {
     let msg: Value = serde_json::from_str(text)
         .map_err(|e| close(CloseCode::Invalid, format!("message is not JSON: {e}")))?;
     match msg.get("op").and_then(Value::as_str) {
-        Some("publish") => msg
-            .get("data")
-            .map(|data| ClientOp::Publish(data.to_string()))
-            .ok_or_else(|| close(CloseCode::Policy, "publish needs a `data` field".into())),
+        Some("publish") => {
+            let id = match msg.get("id") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(id)) => Some(id.clone()),
+                Some(_) => return Err(close(CloseCode::Policy, "`id` must be a string".into())),
+            };
+            msg.get("data")
+                .map(|data| ClientOp::Publish {
+                    data: data.to_string(),
+                    id,
+                })
+                .ok_or_else(|| close(CloseCode::Policy, "publish needs a `data` field".into()))
+        }
         Some("echo") => Ok(ClientOp::Echo),
         Some(other) => Err(close(
             CloseCode::Policy,
@@ -228,12 +238,17 @@ pub(crate) async fn answer(
 ) -> Result<bytestring::ByteString, CloseReason> {
     match client_op(text)? {
         ClientOp::Echo => Ok(text.clone()),
-        ClientOp::Publish(data) => {
-            let seq = state.publish(&data).await.map_err(|e| {
-                tracing::error!("ws publish: {e}");
-                close(CloseCode::Error, "publishing failed on the server".into())
-            })?;
-            Ok(format!("{{\"op\":\"published\",\"seq\":{seq}}}").into())
+        ClientOp::Publish { data, id } => {
+            crate::publish::publish_message(state, &data, id.as_deref())
+                .await
+                .map(Into::into)
+                .map_err(|e| {
+                    if actix_web::ResponseError::status_code(&e).is_client_error() {
+                        return close(CloseCode::Policy, e.to_string());
+                    }
+                    tracing::error!("ws publish: {e}");
+                    close(CloseCode::Error, "publishing failed on the server".into())
+                })
         }
     }
 }

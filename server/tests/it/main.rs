@@ -8,6 +8,7 @@ mod differential;
 mod durable;
 mod fast_path;
 mod hostile;
+mod idempotency;
 mod limits;
 mod long_poll;
 mod nginx;

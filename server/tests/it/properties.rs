@@ -96,7 +96,7 @@ proptest! {
     #[test]
     fn ws_publish_of_any_data_carries_it_intact(v in json_value()) {
         let msg = serde_json::json!({"op": "publish", "data": v}).to_string();
-        let Ok(ClientOp::Publish(data)) = client_op(&msg) else {
+        let Ok(ClientOp::Publish { data, .. }) = client_op(&msg) else {
             return Err(TestCaseError::fail("a publish op"));
         };
         prop_assert!(!data.contains('\n'));

@@ -148,3 +148,60 @@ async fn an_instance_started_later_loads_the_retained_stream() {
     let got = get(&late.url("/poll?since=0")).await.json();
     assert_eq!(seqs(got["events"].as_array().unwrap()), [1, 2, 3]);
 }
+
+#[tokio::test]
+async fn an_idempotency_key_holds_across_instances_and_expires_with_the_window() {
+    use crate::idempotency::{answer, post_keyed};
+    let redis = Redis::start(0);
+    let url = redis.url();
+    let args = [
+        "--redis",
+        url.as_str(),
+        "--redis-prefix",
+        "it-idem",
+        "--idempotency-window",
+        "1s",
+        "--idempotency-max-keys",
+        "2",
+    ];
+    let a = TestServer::start(&args);
+    let b = TestServer::start(&args);
+    let (a_url, b_url) = (a.url(""), b.url(""));
+    let (a_url, b_url) = (a_url.trim_end_matches('/'), b_url.trim_end_matches('/'));
+    let d = json!({"pay": 1});
+    assert_eq!(answer(&post_keyed(a_url, &d, &["k1"]).await), (1, false));
+    // The retry goes to the other instance, as after a failover.
+    assert_eq!(answer(&post_keyed(b_url, &d, &["k1"]).await), (1, true));
+    let res = post_keyed(b_url, &json!("other"), &["k1"]).await;
+    assert_eq!(res.status, 422, "{}", String::from_utf8_lossy(&res.body));
+    assert_eq!(answer(&post_keyed(b_url, &d, &["k2"]).await), (2, false));
+    assert_eq!(
+        events_until(&a, 0, 2).await.len(),
+        2,
+        "the retries added nothing"
+    );
+    // Past --idempotency-max-keys the oldest key goes, in Redis too.
+    assert_eq!(answer(&post_keyed(a_url, &d, &["k3"]).await), (3, false));
+    assert_eq!(answer(&post_keyed(b_url, &d, &["k2"]).await), (2, true));
+    assert_eq!(answer(&post_keyed(b_url, &d, &["k1"]).await), (4, false));
+    // And each key expires with the window.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(answer(&post_keyed(a_url, &d, &["k2"]).await), (5, false));
+    assert_eq!(seqs(&events_until(&b, 0, 5).await), [1, 2, 3, 4, 5]);
+    let out = Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "--scan",
+            "--pattern",
+            "it-idem:idem:*",
+        ])
+        .output();
+    if let Ok(out) = out {
+        let keys = String::from_utf8_lossy(&out.stdout).lines().count();
+        assert!(
+            keys <= 2,
+            "at most --idempotency-max-keys records in Redis: {keys}"
+        );
+    }
+}

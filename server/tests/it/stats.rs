@@ -167,3 +167,75 @@ async fn results_index_lists_reports_newest_first() {
         200
     );
 }
+
+/// `/results/` serves the files of reports and nothing outside `--results-dir`, whatever the
+/// encoding of the way out: every attempt gets a 4xx and never the secret next to the directory.
+#[tokio::test]
+async fn results_files_are_served_and_traversal_is_refused_in_every_encoding() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let root = tempfile::tempdir().unwrap();
+    let results = root.path().join("results");
+    std::fs::create_dir_all(results.join("r")).unwrap();
+    std::fs::write(results.join("r/report.md"), "# report ü").unwrap();
+    std::fs::write(results.join(".hidden"), "SECRET-HIDDEN").unwrap();
+    std::fs::write(root.path().join("secret.txt"), "SECRET-OUTSIDE").unwrap();
+    let dir = results.display().to_string();
+    let srv = TestServer::start(&["--results-dir", &dir]);
+
+    let ok = get(&srv.url("/results/r/report.md")).await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(&ok.body[..], "# report ü".as_bytes());
+    let missing = get(&srv.url("/results/r/nothing.html")).await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("/results/r/nothing.html"));
+
+    // Sent as raw bytes, so no client normalises the path first.
+    let attempts = [
+        "/results/../secret.txt",
+        "/results/r/../../secret.txt",
+        "/results/%2e%2e/secret.txt",
+        "/results/%2E%2E/secret.txt",
+        "/results/.%2e/secret.txt",
+        "/results/..%2fsecret.txt",
+        "/results/r/..%2f..%2fsecret.txt",
+        "/results/%2e%2e%2fsecret.txt",
+        "/results/%252e%252e/secret.txt",
+        "/results/..%5csecret.txt",
+        "/results/..\\secret.txt",
+        "/results/%c0%ae%c0%ae/secret.txt",
+        "/results/..;/secret.txt",
+        "/results//etc/passwd",
+        "/results/%2fetc%2fpasswd",
+        "/results/.hidden",
+        "/results/%2ehidden",
+        "/results/r",
+        "/results/",
+    ];
+    for path in attempts {
+        let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            srv.addr
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(LIMIT, s.read_to_end(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out);
+        let status = text.split(' ').nth(1).unwrap_or("");
+        assert!(
+            status == "404" || status == "400",
+            "{path}: {}",
+            text.lines().next().unwrap_or("")
+        );
+        assert!(
+            !text.contains("SECRET") && !text.contains("root:"),
+            "{path}: {text}"
+        );
+    }
+}

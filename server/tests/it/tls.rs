@@ -177,3 +177,43 @@ async fn same_origin_writes_work_over_http2_where_there_is_no_host_header() {
         assert!(body.contains("\"seq\""), "{version} ({v}): {body}");
     }
 }
+
+/// `--tls-cert`/`--tls-key` read from PEM files (rustls-pki-types' parser): a key in PKCS#8 and
+/// a chain of two certificates are accepted; a file without a key or a certificate is refused
+/// with the file's name.
+#[tokio::test]
+async fn pem_files_are_read_and_bad_ones_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    let pem = generated.cert.pem();
+    std::fs::write(&cert, format!("{pem}{pem}")).unwrap();
+    std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+    let (cert_s, key_s) = (cert.display().to_string(), key.display().to_string());
+    let config = server::Config::from_args(["--tls-cert", &cert_s, "--tls-key", &key_s]).unwrap();
+    assert!(server::tls::server_config(&config).unwrap().is_some());
+
+    let srv = TestServer::start(&["--tls-cert", &cert_s, "--tls-key", &key_s]);
+    let url = srv.url("/healthz").replace("127.0.0.1", "localhost");
+    let (body, _) = curl(vec![
+        "--cacert".into(),
+        cert_s.clone(),
+        "--resolve".into(),
+        format!("localhost:{}:127.0.0.1", srv.addr.port()),
+        url,
+    ])
+    .await;
+    assert_eq!(body, "ok");
+
+    // The certificate given as the key, and the key as the certificate.
+    let swapped = server::Config::from_args(["--tls-cert", &key_s, "--tls-key", &cert_s]).unwrap();
+    let err = format!("{:#}", server::tls::server_config(&swapped).unwrap_err());
+    assert!(err.contains(&key_s), "{err}");
+    let no_key = server::Config::from_args(["--tls-cert", &cert_s, "--tls-key", &cert_s]).unwrap();
+    let err = format!("{:#}", server::tls::server_config(&no_key).unwrap_err());
+    assert!(
+        err.contains("private key") && err.contains(&cert_s),
+        "{err}"
+    );
+}

@@ -1,4 +1,4 @@
-//! The one definition of the four transport names.
+//! The one definition of the four transport names, for the server, loadgen and the page.
 
 use serde::{Deserialize, Serialize};
 
