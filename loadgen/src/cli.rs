@@ -207,6 +207,9 @@ pub struct Args {
     /// No progress bars and no summary table.
     #[arg(long, env = "LOADGEN_QUIET")]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub target_args: crate::target::TargetArgs,
 }
 
 impl Args {
@@ -423,6 +426,7 @@ impl Args {
     /// # Errors
     /// A message naming the flags.
     pub fn check_topology(&self) -> Result<(), String> {
+        self.target_args.check(self)?;
         let given = !self.urls.is_empty();
         if given && self.spawn > 1 {
             return Err(
