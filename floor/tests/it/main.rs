@@ -1,6 +1,7 @@
 //! The floor as loadgen sees it: the built binary on a free port, raw HTTP for publishing, SSE
 //! and `/stats` (so exact bytes and chunk framing are checked), tungstenite for WebSockets.
 
+mod loadgen;
 mod poll;
 mod support;
 
