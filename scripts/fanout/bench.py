@@ -327,8 +327,7 @@ class Variant:
         with the binary as given rather than its copy. Nchan: nginx in a temporary prefix
         (`<prefix>` in `display`), one process."""
         if self.is_nchan:
-            return [str(self.bin), "-p", "<prefix>", "-c", "nginx.conf", "-e", "error.log",
-                    "-g", "master_process off;", "(deploy/nchan.conf)"]
+            return [str(self.bin), "-p", "<prefix>", "-c", "nginx.conf", "-e", "error.log", "(deploy/nchan.conf)"]
         cmd = [show_path(self.source or self.bin) if display else str(self.bin), "--bind", "127.0.0.1:0"]
         if self.has_flag("--rate"):
             cmd += ["--rate", "0"]
@@ -421,24 +420,43 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_nchan(nginx: Path, log_path: Path, work: Path) -> tuple[subprocess.Popen, str]:
+def worker_of(master: int, timeout: float = START_TIMEOUT_S) -> int:
+    """The pid of nginx's one worker process (the master's child)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        line = f.read()
+                except OSError:
+                    continue
+                if int(line[line.rindex(")") + 2 :].split()[1]) == master:
+                    return int(d)
+        time.sleep(0.02)
+    raise RuntimeError(f"nginx {master} started no worker")
+
+
+def start_nchan(nginx: Path, log_path: Path, work: Path) -> tuple[subprocess.Popen, str, int]:
     """nginx with Nchan from deploy/nchan.conf, in a prefix of its own under `work`, on a free
-    loopback port, as one process (`master_process off`: the CPU and memory sampled are all of
-    it, and it is stopped by its PID)."""
+    loopback port: its master (stopped by PID with SIGTERM, which stops the worker), its
+    address, and its one worker's pid (the process that serves, whose CPU, memory and
+    descriptors are sampled). Not `master_process off`: Nchan 1.3.6 aborts on exit there
+    (double free)."""
     port = free_port()
     prefix = Path(tempfile.mkdtemp(prefix="nchan-", dir=work))
     conf = (NCHAN_CONF.read_text().replace("__MODULE__", str(nchan_module()))
             .replace("__PORT__", str(port)).replace("__DIR__", str(prefix)))
     (prefix / "nginx.conf").write_text(conf)
     with open(log_path, "w") as log:
-        p = CHILDREN.start([str(nginx), "-p", str(prefix), "-c", "nginx.conf", "-e", "error.log",
-                            "-g", "master_process off;"], stdout=log, stderr=subprocess.STDOUT)
+        p = CHILDREN.start([str(nginx), "-p", str(prefix), "-c", "nginx.conf", "-e", "error.log"],
+                           stdout=log, stderr=subprocess.STDOUT)
     import socket
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return p, f"127.0.0.1:{port}"
+            return p, f"127.0.0.1:{port}", worker_of(p.pid)
         except OSError:
             if p.poll() is not None:
                 break
@@ -449,10 +467,13 @@ def start_nchan(nginx: Path, log_path: Path, work: Path) -> tuple[subprocess.Pop
 
 
 def start_variant(v: Variant, workers: str, log_path: Path, work: Path, timeout: float = START_TIMEOUT_S,
-                  wrap: list[str] | None = None) -> tuple[subprocess.Popen, str]:
+                  wrap: list[str] | None = None) -> tuple[subprocess.Popen, str, int]:
+    """The variant's process (what is stopped), its address, and the pid that serves (what is
+    measured: the process itself, or nginx's worker)."""
     if v.is_nchan:
         return start_nchan(v.bin, log_path, work)
-    return start_server([*(wrap or []), *v.command(workers)], log_path, timeout=timeout)
+    p, addr = start_server([*(wrap or []), *v.command(workers)], log_path, timeout=timeout)
+    return p, addr, p.pid
 
 
 def preflight(variants: list[Variant], workers: list[str], work: Path):
@@ -465,7 +486,7 @@ def preflight(variants: list[Variant], workers: list[str], work: Path):
                 if done:
                     print(f"nchan: {done}")
                 v.bin = v.source = Path(shutil.which("nginx") or "/usr/sbin/nginx")
-                p, _ = start_nchan(v.bin, work / "preflight-nchan.log", work)
+                p, _, _ = start_nchan(v.bin, work / "preflight-nchan.log", work)
                 CHILDREN.stop(p)
             except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
                 v.available, v.problem = False, str(e).splitlines()[0][:300] if str(e) else repr(e)
@@ -601,7 +622,7 @@ class Bench:
         if load.transport == "short-poll":
             result["poll_interval_s"] = load.poll_interval
         try:
-            server, addr = start_variant(v, load.workers, self.work / f"{tag}.server.log", self.work,
+            server, addr, pid = start_variant(v, load.workers, self.work / f"{tag}.server.log", self.work,
                                          timeout=120 if wrap else START_TIMEOUT_S, wrap=wrap)
         except RuntimeError as e:
             result["problems"].append(str(e).splitlines()[0][:500])
@@ -611,7 +632,7 @@ class Bench:
         perf = None
         try:
             time.sleep(0.2)
-            base_fds = fd_count(server.pid)
+            base_fds = fd_count(pid)
             out_dir = self.work / tag
             lg_cmd = [
                 str(self.loadgen), "--url", f"http://{addr}/", "--transports", load.transport,
@@ -628,7 +649,7 @@ class Bench:
             with open(self.work / f"{tag}.loadgen.log", "w") as lg_log:
                 lg = CHILDREN.start(lg_cmd, stdout=lg_log, stderr=subprocess.STDOUT)
             t_lg = time.monotonic()
-            sampler = Sampler(server.pid, lg.pid, base_fds + load.clients)
+            sampler = Sampler(pid, lg.pid, base_fds + load.clients)
             sampler.start()
             # Bounded: the ready timeout, the phase, the drain, loadgen's 30 s join, slack.
             deadline = t_lg + 60 + load.duration + load.drain + 30 + 30
@@ -643,7 +664,7 @@ class Bench:
                     with open(self.work / f"{tag}.perf.log", "w") as perf_log:
                         perf = CHILDREN.start(
                             ["perf", "record", "-e", "cpu-clock", "-g", "-F", "999",
-                             "-p", str(server.pid), "-o", str(profile["data"])],
+                             "-p", str(pid), "-o", str(profile["data"])],
                             stdout=subprocess.DEVNULL, stderr=perf_log,
                         )
                     perf_stop_at = sampler.ready_t + load.duration
@@ -754,7 +775,8 @@ class Bench:
             p.append("loadgen and the server's /stats disagree")
         if lgr["loss"]:
             p.append("loadgen reported LOSS")
-        p.extend(f"loadgen: {w}" for w in lgr["warnings"])
+        # The Nchan target's standing note (no /stats) is expected, not a problem.
+        p.extend(f"loadgen: {w}" for w in lgr["warnings"] if not w.startswith("Target Nchan"))
         if r.get("loadgen_rc") not in (0, None):
             p.append(f"loadgen exited with {r['loadgen_rc']}")
         if r.get("server_exit") not in (0, None):
@@ -897,7 +919,8 @@ class Bench:
                 name = f"{kind}-{safe(v.label)}"
                 data = self.work / f"{name}.{tool}.data"
                 drain = 2 * o.poll_interval if kind == "short-poll" else 1.0
-                load = Load(kind, clients, rate, "default", duration, drain, o.poll_interval)
+                # The matrix's first worker setting, so a profile reads beside its numbers.
+                load = Load(kind, clients, rate, o.workers[0], duration, drain, o.poll_interval)
                 for attempt in (1, 2):  # perf, now and then, attaches and records nothing
                     r = self.run_load(v, load, "perf", {"tool": tool, "data": data})
                     r["profiler"] = tool
@@ -924,16 +947,16 @@ class Bench:
         for transport in self.streaming():
             for v in self.available():
                 self.n += 1
-                server, addr = start_variant(v, "default", self.work / f"{self.n:03d}-idle-{transport}-{safe(v.label)}.log",
+                server, addr, pid = start_variant(v, "default", self.work / f"{self.n:03d}-idle-{transport}-{safe(v.label)}.log",
                                              self.work)
                 path = NCHAN_IDLE_PATH if v.is_nchan else None
                 held = []
                 try:
                     host, port = addr.rsplit(":", 1)
                     idle_rss.warm_up((host, int(port)), [transport], path=path)
-                    base = idle_rss.settle(server.pid)
-                    held, r = idle_rss.open_idle((host, int(port)), server.pid, transport, o.idle_count, path=path)
-                    threads = proc_stat(server.pid)[2]
+                    base = idle_rss.settle(pid)
+                    held, r = idle_rss.open_idle((host, int(port)), pid, transport, o.idle_count, path=path)
+                    threads = proc_stat(pid)[2]
                 finally:
                     for s in held:
                         s.close()
@@ -1266,7 +1289,7 @@ def sweep_charts(runs: list[dict], variants: list[str], reference: str, note: st
 # README
 
 METHOD = """\
-- **One run per variant and cell, a fresh server each time**, started by the script on
+- **A fresh server for every run** (one per variant, cell and round), started by the script on
   `--bind 127.0.0.1:0` with `--rate 0 --log warn` and its connection limits raised past the
   largest client count (`--max-connections`, `--max-transport-connections`,
   `--max-connections-per-ip 0`; only flags its `--help` lists). loadgen drives it over
@@ -1277,8 +1300,9 @@ METHOD = """\
   runs less than a few minutes apart on the same machine, and the range shows the spread.
 - **Nchan** (Debian's `libnginx-mod-nchan`, installed by the script when missing: apt-get
   update, then install with `nginx-light`) runs from `deploy/nchan.conf` in a temporary prefix
-  of its own, on a free loopback port, as one nginx process (`-g "master_process off;"`: the
-  process whose CPU and memory are sampled is the one doing the work, stopped by its PID).
+  of its own, on a free loopback port, with one worker process: the worker's CPU, memory and
+  descriptors are what is sampled (the master only waits), and the master is stopped by its
+  PID. (`master_process off` would make it one process, but Nchan 1.3.6 aborts on exit there.)
   loadgen drives it with `--target nchan`: a channel per run, the publisher sending the whole
   feedlab envelope (its own seq and send time inside) as the message body, WebSocket and
   EventSource on `/sub/<channel>`, long polling there too (several messages per answer:
@@ -1295,9 +1319,9 @@ METHOD = """\
   last deliveries, idle streams, the last short polls) is inside. No idle baseline is
   subtracted: an idle server with idle connections uses next to nothing in the drain.
   CPU per delivery = CPU in the window / deliveries (`events_received`). `/proc` counts CPU in
-  ticks of 10 ms: over a 20 s run that is well under 1%. The user/system split is the kernel's
-  tick sampling (each tick is charged to the mode it interrupted, scaled to the exact total), so
-  it is statistical: steady over a 20 s run, noisy over a 3 s one.
+  ticks of 10 ms: over a 10 s run that is about 1% or less. The user/system split is the
+  kernel's tick sampling (each tick is charged to the mode it interrupted, scaled to the exact
+  total), so it is statistical: steady over a 10 s run, noisy over a 3 s one.
 - **Loopback**: on 127.0.0.1 the kernel does the receiver's TCP work (softirq) in the sender's
   system call, so the server's *system* time includes much of the clients' receive path, and
   it is the same kernel work for every variant that writes the same bytes. *User* time is where
