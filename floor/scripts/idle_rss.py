@@ -79,7 +79,25 @@ def open_sse(addr, _i, path="/sse"):
     return s
 
 
-OPENERS = {"ws": open_ws, "sse": open_sse}
+def open_long_poll(addr, _i, path="/long-poll?timeout_ms=120000"):
+    """A long poll held by the server (nothing is published): what a long-polling client costs
+    between events."""
+    s = socket.create_connection(addr, timeout=SOCKET_TIMEOUT_S)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return s
+
+
+def open_short_poll(addr, _i, path="/poll"):
+    """A keep-alive connection after one answered poll: what a short-polling client keeps open
+    between polls."""
+    s = socket.create_connection(addr, timeout=SOCKET_TIMEOUT_S)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    head = read_head(s)
+    assert head.startswith((b"HTTP/1.1 200", b"HTTP/1.1 304")), head
+    return s
+
+
+OPENERS = {"ws": open_ws, "sse": open_sse, "long-poll": open_long_poll, "short-poll": open_short_poll}
 
 
 def settle(pid, stable_reads=3, interval_s=0.1, limit_s=5.0):

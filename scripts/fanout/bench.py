@@ -391,8 +391,8 @@ def start_server(cmd: list[str], log_path: Path, timeout: float = START_TIMEOUT_
 
 NCHAN_CONF = ROOT / "deploy" / "nchan.conf"
 NCHAN_PACKAGES = ["libnginx-mod-nchan", "nginx-light"]
-# The channel the idle section's connections subscribe to.
-NCHAN_IDLE_PATH = "/sub/idle"
+# Where the idle section's connections go on Nchan (its channel `idle` is never published to).
+NCHAN_IDLE_PATHS = {"ws": "/sub/idle", "sse": "/sub/idle", "long-poll": "/sub/idle", "short-poll": "/poll/idle"}
 
 
 def nchan_module() -> Path:
@@ -811,7 +811,7 @@ class Bench:
 
     def server_variant(self) -> Variant | None:
         """The variant polling and the polling profiles run against: the first available one
-        that is not the floor (which serves no polling)."""
+        that is neither the floor nor Nchan (the server-only polling section)."""
         return next((v for v in self.available() if not v.is_floor and not v.is_nchan), None)
 
     def plan(self, sections: list[str]) -> dict[str, int]:
@@ -822,7 +822,7 @@ class Bench:
             "sweep": len(o.sweep_clients) * len(self.streaming()) * nv,
             "polling": 2 if self.server_variant() else 0,
             "perf": len(o.perf_kinds) * nv,
-            "idle": len(self.streaming()) * nv,
+            "idle": len(o.transports) * nv,
         }
         if "matrix" in sections and o.repeats == 1:  # the sweep reuses the matrix's identical cells
             cells = {(c, r) for c, r in o.cells}
@@ -944,12 +944,12 @@ class Bench:
         connections opened by this process (floor/scripts/idle_rss.py)."""
         o, runs = self.opts, self.current
         idle_rss.raise_fd_limit(o.idle_count + 64)
-        for transport in self.streaming():
+        for transport in o.transports:
             for v in self.available():
                 self.n += 1
                 server, addr, pid = start_variant(v, "default", self.work / f"{self.n:03d}-idle-{transport}-{safe(v.label)}.log",
                                              self.work)
-                path = NCHAN_IDLE_PATH if v.is_nchan else None
+                path = NCHAN_IDLE_PATHS[transport] if v.is_nchan else None
                 held = []
                 try:
                     host, port = addr.rsplit(":", 1)
@@ -1339,8 +1339,10 @@ METHOD = """\
 - **Idle memory**: a fresh server per transport and variant; this script's own process (not the
   server's) opens the idle connections (`floor/scripts/idle_rss.py`: 50 warm-up connections
   opened and closed, then N held, RSS read once it stops moving). Growth per connection =
-  (VmRSS after − VmRSS before) / N. WS and SSE are separate server runs: the hard open-file
-  limit here is 20,000 per process, so one process cannot hold 10,000 of each.
+  (VmRSS after − VmRSS before) / N. An idle WebSocket or SSE stream is subscribed; an idle long
+  poll is held (`timeout_ms=120000`; on Nchan a plain GET of the subscriber location); an idle
+  short-poll connection is kept alive after one answered poll. Each transport is a separate
+  server run: the hard open-file limit here is 20,000 per process.
 """
 
 
