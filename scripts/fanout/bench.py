@@ -1005,6 +1005,36 @@ def perf_samples(report: str) -> int:
     return int(m.group(1)) * {"": 1, "K": 1000, "M": 1_000_000}[m.group(2)]
 
 
+# Self time by component: which layer of a server the samples fall in (first match wins).
+COMPONENTS = [
+    (r"^\[kernel", None, "kernel (TCP, epoll, scheduler)"),
+    (r"^libc", None, "libc (malloc/free, memcpy)"),
+    (None, r"server::(transport|feed)\b", "server: the transport handlers and the feed"),
+    (None, r"server::(app::account|accounting)", "server: the accounting wrapper"),
+    (None, r"fast_path", "server: the fast path (front door, streams)"),
+    (None, r"actix|regex_lite|http::header", "actix-web, actix-http, actix-server (routing, heads, dispatch)"),
+    (None, r"httparse", "httparse (request heads)"),
+    (None, r"hashbrown", "hashbrown (request extensions, header maps)"),
+    (None, r"tokio|mio", "tokio, mio"),
+    (r"^nginx$|ngx_", None, "nginx"),
+    (r"nchan", None, "Nchan module"),
+]
+
+
+def components(report: str) -> list[str]:
+    """`perf report --sort dso,sym` rows summed by [`COMPONENTS`]; the rest by shared object."""
+    groups: dict[str, float] = {}
+    for line in report.splitlines():
+        m = re.match(r"\s+([\d.]+)%\s+(\S+)\s+\[.\]\s+(.*)", line)
+        if not m:
+            continue
+        pct, dso, sym = float(m.group(1)), m.group(2), m.group(3)
+        name = next((n for d, y, n in COMPONENTS
+                     if (d and re.search(d, dso)) or (y and re.search(y, sym))), f"other in {dso}")
+        groups[name] = groups.get(name, 0.0) + pct
+    return [f"{p:7.2f}%  {n}" for n, p in sorted(groups.items(), key=lambda x: -x[1])]
+
+
 def summarize_profile(tool: str, data: Path, r: dict) -> tuple[str, int]:
     """The profile's top as text (about 60 lines): which shared objects and which functions
     the server's samples fell in, self time (`--no-children`)."""
@@ -1025,11 +1055,13 @@ def summarize_profile(tool: str, data: Path, r: dict) -> tuple[str, int]:
         by_sym = subprocess.run(base + ["--sort", "dso,sym", "--percent-limit", "0.3"],
                                 capture_output=True, text=True, timeout=600).stdout
         samples = sum(int(m.group(1)) for m in re.finditer(r"^\s+[\d.]+%\s+(\d+)\s", by_dso, re.M))
+        every_sym = subprocess.run(base + ["--sort", "dso,sym"], capture_output=True, text=True, timeout=600).stdout
         head.append(f"# perf record -e cpu-clock -g -F 999 -p <server>: {samples:,} samples; "
                     "perf report --stdio --no-children -g none")
         # Rows without perf's comments; Rust's generic names cut to a readable width.
         rows = lambda s: [clip(l.rstrip()) for l in s.splitlines() if l.strip() and not l.startswith("#")]
         text = head + ["", "## by shared object (--sort dso)"] + rows(by_dso)[:8]
+        text += ["", "## by component (self time of every symbol, summed)"] + components(every_sym)
         text += ["", "## by function (--sort dso,sym), self time"] + rows(by_sym)[: 60 - len(text)]
         return "\n".join(text) + "\n", samples
     # callgrind
