@@ -1016,8 +1016,8 @@ COMPONENTS = [
     (None, r"httparse", "httparse (request heads)"),
     (None, r"hashbrown", "hashbrown (request extensions, header maps)"),
     (None, r"tokio|mio", "tokio, mio"),
-    (r"^nginx$|ngx_", None, "nginx"),
     (r"nchan", None, "Nchan module"),
+    (r"^nginx$|ngx_", None, "nginx"),
 ]
 
 
