@@ -1327,7 +1327,7 @@ METHOD = """\
   `--bind 127.0.0.1:0` with `--rate 0 --log warn` and its connection limits raised past the
   largest client count (`--max-connections`, `--max-transport-connections`,
   `--max-connections-per-ip 0`; only flags its `--help` lists). loadgen drives it over
-  `--url` (`--transports T --http 1.1 --clients N --rate R --payload-bytes 100 --drain 1s`) and
+  `--url` (`--transports T --http 1.1 --clients N --rate R --payload-bytes 100 --drain 1s`, 2 s for polls) and
   publishes every event itself with `POST /publish`, so the same events reach every variant.
 - **Interleaved, repeated**: within a cell the variants run back to back (server, floor,
   Nchan), round after round (`--repeats`), then the next cell; every ratio compares medians of
