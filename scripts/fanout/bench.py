@@ -78,7 +78,8 @@ sys.path.insert(0, str(ROOT / "floor" / "scripts"))
 import idle_rss  # noqa: E402  (floor/scripts/idle_rss.py: the idle-connection client)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SCHEMA = "feedlab-fanout/1"
+# 2: repeats, per-cell medians (`cells`), Nchan as the peer; a results.json of 1 is not mixed in.
+SCHEMA = "feedlab-fanout/2"
 SECTIONS = ("matrix", "sweep", "polling", "perf", "idle")
 # What a plain `bench.py` runs (the sweep and the server-only polling section on request).
 DEFAULT_SECTIONS = ("matrix", "perf", "idle")
