@@ -59,11 +59,11 @@ def read_head(sock):
     return data
 
 
-def open_ws(addr, i):
+def open_ws(addr, i, path="/ws"):
     s = socket.create_connection(addr, timeout=SOCKET_TIMEOUT_S)
     key = base64.b64encode(i.to_bytes(16, "big")).decode()
     s.sendall(
-        f"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
     )
     head = read_head(s)
@@ -71,15 +71,33 @@ def open_ws(addr, i):
     return s
 
 
-def open_sse(addr, _i):
+def open_sse(addr, _i, path="/sse"):
     s = socket.create_connection(addr, timeout=SOCKET_TIMEOUT_S)
-    s.sendall(b"GET /sse HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
     head = read_head(s)
     assert head.startswith(b"HTTP/1.1 200"), head
     return s
 
 
-OPENERS = {"ws": open_ws, "sse": open_sse}
+def open_long_poll(addr, _i, path="/long-poll?timeout_ms=120000"):
+    """A long poll held by the server (nothing is published): what a long-polling client costs
+    between events."""
+    s = socket.create_connection(addr, timeout=SOCKET_TIMEOUT_S)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return s
+
+
+def open_short_poll(addr, _i, path="/poll"):
+    """A keep-alive connection after one answered poll: what a short-polling client keeps open
+    between polls."""
+    s = socket.create_connection(addr, timeout=SOCKET_TIMEOUT_S)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    head = read_head(s)
+    assert head.startswith((b"HTTP/1.1 200", b"HTTP/1.1 304")), head
+    return s
+
+
+OPENERS = {"ws": open_ws, "sse": open_sse, "long-poll": open_long_poll, "short-poll": open_short_poll}
 
 
 def settle(pid, stable_reads=3, interval_s=0.1, limit_s=5.0):
@@ -112,24 +130,25 @@ def raise_fd_limit(needed):
         )
 
 
-def warm_up(addr, transports, n=50):
+def warm_up(addr, transports, n=50, path=None):
     """The first connections pay for one-off allocations (thread caches, slabs): open and
     close a few of each kind before measuring."""
-    warm = [OPENERS[t](addr, i) for t in transports for i in range(n)]
+    warm = [OPENERS[t](addr, i, *([path] if path else [])) for t in transports for i in range(n)]
     for s in warm:
         s.close()
     time.sleep(0.3)
 
 
-def open_idle(addr, pid, transport, count):
+def open_idle(addr, pid, transport, count, path=None):
     """Opens `count` idle `transport` connections to the server at `addr` (process `pid`) and
-    measures its RSS growth. Returns (sockets, result); the caller closes the sockets."""
+    measures its RSS growth. Returns (sockets, result); the caller closes the sockets. `path`:
+    where to subscribe, when not feedlab's /ws or /sse (Nchan's subscriber location)."""
     before = settle(pid)
     t0 = time.monotonic()
     held = []
     try:
         for i in range(count):
-            held.append(OPENERS[transport](addr, i))
+            held.append(OPENERS[transport](addr, i, *([path] if path else [])))
     except BaseException:
         for s in held:
             s.close()

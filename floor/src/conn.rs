@@ -1,5 +1,6 @@
 //! Accepting connections and routing their requests: keep-alive for the short requests
-//! (`POST /publish`, `/stats`, `/healthz`), hand-over to [`sse`] or [`ws`] for the streams.
+//! (`POST /publish`, `/stats`, `/healthz`) and for [`poll`]s, hand-over to [`sse`] or [`ws`]
+//! for the streams.
 //!
 //! A connection starts with a small read buffer that grows only as a request needs it. Once a
 //! stream is accepted, this task (buffer, parsed request and all) ends and the stream continues
@@ -16,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::{
     feed::Feed,
     http::{self, Method, ReadError, Request, Response},
-    sse,
+    poll, sse,
     stats::Stats,
     ws,
 };
@@ -71,6 +72,9 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
                 return;
             }
         };
+        // A body nobody read would be taken for the next request: close instead.
+        let unread_body = req.has_body() && req.path() != "/publish";
+        let keep_alive = req.keep_alive && !unread_body;
         let res = match (req.method, req.path()) {
             (Method::Get, "/ws") => return ws::serve(stream, &shared, req, buf).await,
             (Method::Get, "/sse") => {
@@ -86,18 +90,23 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
                 Response::json(200, shared.stats.snapshot(&shared.feed).to_string())
             }
             (Method::Get, "/healthz") => Response::new(200, "text/plain", "ok"),
-            (_, "/poll" | "/long-poll") => Response::error(
-                404,
-                "not served by the floor: it is the fan-out lower bound for /sse and /ws only",
-            ),
-            (_, "/ws" | "/sse" | "/stats" | "/healthz" | "/publish") => {
+            (Method::Get, path @ ("/poll" | "/long-poll")) => {
+                let kind = if path == "/poll" {
+                    poll::Kind::Short
+                } else {
+                    poll::Kind::Long
+                };
+                if poll::serve(&mut stream, &mut buf, &shared, &req, kind, keep_alive).await {
+                    continue;
+                }
+                return;
+            }
+            (_, "/ws" | "/sse" | "/stats" | "/healthz" | "/publish" | "/poll" | "/long-poll") => {
                 Response::error(405, "method not allowed")
             }
             (_, path) => Response::error(404, &format!("no such path: {path}")),
         };
-        // A body nobody read would be taken for the next request: close instead.
-        let unread_body = req.has_body() && req.path() != "/publish";
-        let keep_alive = req.keep_alive && !res.close && !unread_body;
+        let keep_alive = keep_alive && !res.close;
         if res.write(&mut stream, keep_alive).await.is_err() || !keep_alive {
             return;
         }

@@ -11,10 +11,7 @@
 //! task of its own: about 1.2 KiB of RSS per idle connection, measured with
 //! `floor/scripts/idle_rss.py`.
 
-use std::{
-    ops::ControlFlow,
-    sync::{atomic::Ordering::Relaxed, Arc},
-};
+use std::{ops::ControlFlow, sync::Arc};
 
 use bytes::Bytes;
 use tokio::{
@@ -84,22 +81,6 @@ pub fn start_cursor(feed: &Feed, name: &str, since: Option<&str>) -> Result<u64,
     Ok(cursor)
 }
 
-/// Counts a stream as open while it lives.
-struct OpenGuard<'a>(&'a Counters);
-
-impl<'a> OpenGuard<'a> {
-    fn new(counters: &'a Counters) -> Self {
-        counters.open.fetch_add(1, Relaxed);
-        Self(counters)
-    }
-}
-
-impl Drop for OpenGuard<'_> {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Relaxed);
-    }
-}
-
 /// Streams the feed from `cursor` to `stream` on a task of its own, until the client goes, asks
 /// to close, or the floor stops. `head` must have been subscribed before `cursor` was read
 /// from the feed.
@@ -125,7 +106,7 @@ async fn run<W: Wire>(
     mut wire: W,
 ) {
     let counters = shared.stats.of(W::TRANSPORT);
-    let _open = OpenGuard::new(counters);
+    let _open = counters.open_guard();
     let feed = &shared.feed;
     let mut scratch = [0u8; 64];
     let end = 'stream: loop {

@@ -26,6 +26,8 @@ pub struct Event {
     pub ws: Bytes,
     /// The SSE record, already framed as one HTTP/1.1 chunk.
     pub sse: Bytes,
+    /// The event's JSON alone (what a poll body lists): a view into `ws`, not a copy.
+    pub json: Bytes,
 }
 
 /// What a connection writes next, in one `write`.
@@ -82,8 +84,10 @@ impl Feed {
         let _order = self.publishing.lock();
         let seq = self.head() + 1;
         let json = encode::event_json(seq, now_us(), data_json);
+        let ws = encode::ws_text_frame(json.as_bytes());
         let event = Event {
-            ws: encode::ws_text_frame(json.as_bytes()),
+            json: ws.slice(ws.len() - json.len()..),
+            ws,
             sse: encode::sse_event_chunk(seq, &json),
         };
         {
@@ -178,6 +182,39 @@ impl Feed {
     }
 }
 
+/// The events after a cursor, as a poll answers them: borrowed from the ring for as long as the
+/// answer is being written.
+#[derive(Debug)]
+pub struct Pending<'a> {
+    /// Events that fell out of retention after the cursor (usually 0).
+    pub missed: u64,
+    /// The cursor after these events (the cursor itself when there are none and none missed).
+    pub next: u64,
+    pub events: std::collections::vec_deque::Iter<'a, Event>,
+}
+
+impl Feed {
+    /// Calls `f` with at most `max` events after `cursor` (which must not be ahead of the
+    /// head), under the ring's read lock: a poll copies the events' JSON straight into its
+    /// response, with no batch in between.
+    pub fn pending<R>(&self, cursor: u64, max: usize, f: impl FnOnce(Pending<'_>) -> R) -> R {
+        let ring = self.ring.read();
+        let first = ring.head + 1 - ring.events.len() as u64;
+        let (missed, start) = if cursor + 1 < first {
+            (first - 1 - cursor, first)
+        } else {
+            (0, cursor.min(ring.head) + 1)
+        };
+        let skip = ((start - first) as usize).min(ring.events.len());
+        let take = (ring.events.len() - skip).min(max);
+        f(Pending {
+            missed,
+            next: start - 1 + take as u64,
+            events: ring.events.range(skip..skip + take),
+        })
+    }
+}
+
 /// Microseconds since the Unix epoch: an event's `ts`.
 pub fn now_us() -> u64 {
     SystemTime::now()
@@ -223,6 +260,27 @@ mod tests {
         assert_eq!((b.events, b.next), (2, 2));
         let b = ws(&feed, 0, 1).unwrap();
         assert_eq!((b.events, b.next), (1, 1), "one event even past max_bytes");
+    }
+
+    #[test]
+    fn pending_lists_at_most_max_events_and_what_was_missed() {
+        let feed = Feed::new(3);
+        let summary = |cursor, max| {
+            feed.pending(cursor, max, |p| {
+                let seqs: Vec<String> = p
+                    .events
+                    .map(|e| String::from_utf8(e.json.to_vec()).unwrap()[7..8].to_owned())
+                    .collect();
+                (p.missed, p.next, seqs.join(","))
+            })
+        };
+        assert_eq!(summary(0, 10), (0, 0, String::new()), "empty feed");
+        for _ in 0..5 {
+            feed.publish("0");
+        }
+        assert_eq!(summary(0, 10), (2, 5, "3,4,5".into()));
+        assert_eq!(summary(3, 1), (0, 4, "4".into()));
+        assert_eq!(summary(5, 10), (0, 5, String::new()), "caught up");
     }
 
     #[test]

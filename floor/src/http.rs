@@ -216,16 +216,13 @@ impl Response {
 
     /// Head and body in one buffer, ready for one `write`.
     pub fn encode(&self, keep_alive: bool) -> Vec<u8> {
-        let head = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{}\r\n",
+        let mut out = Vec::with_capacity(HEAD_ROOM + self.body.len());
+        head(
+            &mut out,
             self.status,
-            reason(self.status),
-            self.content_type,
-            self.body.len(),
-            if keep_alive { "" } else { "Connection: close\r\n" },
+            Some((self.content_type, self.body.len())),
+            keep_alive,
         );
-        let mut out = Vec::with_capacity(head.len() + self.body.len());
-        out.extend_from_slice(head.as_bytes());
         out.extend_from_slice(&self.body);
         out
     }
@@ -241,10 +238,34 @@ impl Response {
     }
 }
 
+/// Room a response head takes (status line and the floor's few headers), to size buffers.
+pub const HEAD_ROOM: usize = 160;
+
+/// Appends a response head to `out`: the status line, `Content-Type` and `Content-Length` when
+/// there is a body (`Some((type, length))`; a 204 has neither), `Cache-Control: no-store`, and
+/// `Connection: close` unless the connection is kept.
+pub fn head(out: &mut Vec<u8>, status: u16, body: Option<(&str, usize)>, keep_alive: bool) {
+    use std::io::Write as _;
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "HTTP/1.1 {status} {}\r\n", reason(status));
+    if let Some((content_type, len)) = body {
+        let _ = write!(
+            out,
+            "Content-Type: {content_type}\r\nContent-Length: {len}\r\n"
+        );
+    }
+    out.extend_from_slice(b"Cache-Control: no-store\r\n");
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 pub fn reason(status: u16) -> &'static str {
     match status {
         101 => "Switching Protocols",
         200 => "OK",
+        204 => "No Content",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
@@ -252,6 +273,7 @@ pub fn reason(status: u16) -> &'static str {
         411 => "Length Required",
         413 => "Payload Too Large",
         431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
         _ => "Unknown",
     }
 }

@@ -1,14 +1,16 @@
 //! floor: the fan-out lower bound that feedlab's server is measured against.
 //!
-//! It serves the same feed (`{"seq":N,"ts":T_us,"data":…}`) over SSE and WebSockets with
-//! nothing but tokio, `httparse` and a ring of pre-encoded events: each event is encoded once as
-//! a WebSocket frame and once as a chunk-framed SSE record, and each client costs one `write`
-//! of those shared bytes per wake-up. loadgen drives it exactly as it drives the real server,
+//! It serves the same feed (`{"seq":N,"ts":T_us,"data":…}`) over SSE, WebSockets, short and
+//! long polling with nothing but tokio, `httparse` and a ring of pre-encoded events: each event
+//! is encoded once as a WebSocket frame (whose payload is also the JSON a poll lists) and once
+//! as a chunk-framed SSE record; a stream costs one `write` of those shared bytes per wake-up,
+//! a poll one `write` of its whole answer. loadgen drives it exactly as it drives the real server,
 //! so every cost the real server reports can be read as a ratio to this one.
 //!
 //! # Layout
 //! - `main` (here): flags, runtime, listening line, signals.
-//! - [`conn`]: accept and route; keep-alive for `POST /publish`, `/stats`, `/healthz`.
+//! - [`conn`]: accept and route; keep-alive for `POST /publish`, `/stats`, `/healthz` and polls.
+//! - [`poll`]: `/poll` and `/long-poll`, one buffer and one `write` per answer.
 //! - [`http`]: `httparse` glue and whole responses.
 //! - [`feed`]: the ordered ring and the `watch` of its head; [`encode`] builds its bytes.
 //! - [`fanout`]: the one streaming loop; [`sse`] and [`ws`] are what differs per transport.
@@ -19,6 +21,7 @@ mod encode;
 mod fanout;
 mod feed;
 mod http;
+mod poll;
 mod sse;
 mod stats;
 mod ws;
@@ -33,8 +36,8 @@ use tokio::signal::unix::{signal, SignalKind};
 /// SIGINT/SIGTERM; well inside the 6 s loadgen waits before it kills a server.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
-/// The fan-out floor: a framework-free SSE and WebSocket server for feedlab's feed, the lower
-/// bound feedlab's server is compared with.
+/// The fan-out floor: a framework-free server of feedlab's feed over short polling, long
+/// polling, SSE and WebSockets, the lower bound feedlab's server is compared with.
 #[derive(Debug, Parser)]
 #[command(name = "floor", version)]
 struct Config {
@@ -105,7 +108,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         writeln!(out, "feedlab listening on http://{addr}/")?;
         writeln!(
             out,
-            "  floor: GET /sse?since=N, GET /ws?since=N, POST /publish, GET /stats"
+            "  floor: GET /poll?since=N, GET /long-poll?since=N&timeout_ms=T, GET /sse?since=N, GET /ws?since=N, POST /publish, GET /stats"
         )?;
         out.flush()?;
     }

@@ -14,9 +14,11 @@ use serde_json::{json, Value};
 
 use crate::feed::Feed;
 
-/// The streaming transports the floor serves (the real server's names in `/stats`).
+/// The transports the floor serves (the real server's names in `/stats`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
+    ShortPoll,
+    LongPoll,
     Sse,
     Ws,
 }
@@ -29,6 +31,8 @@ pub struct Counters {
     pub open: AtomicI64,
     pub requests: AtomicU64,
     pub events_delivered: AtomicU64,
+    /// Polls answered with no event (a short poll's empty batch, a long poll's 204).
+    pub empty_responses: AtomicU64,
     pub bytes_written: AtomicU64,
     pub messages_received: AtomicU64,
 }
@@ -43,20 +47,38 @@ impl Counters {
         self.wrote(bytes);
     }
 
+    /// Counts a stream (or a held long poll) as open while the guard lives.
+    pub fn open_guard(&self) -> OpenGuard<'_> {
+        self.open.fetch_add(1, Relaxed);
+        OpenGuard(self)
+    }
+
     fn json(&self) -> Value {
         json!({
             "open": self.open.load(Relaxed),
             "requests": self.requests.load(Relaxed),
             "events_delivered": self.events_delivered.load(Relaxed),
-            "empty_responses": 0,
+            "empty_responses": self.empty_responses.load(Relaxed),
             "bytes_written": self.bytes_written.load(Relaxed),
             "messages_received": self.messages_received.load(Relaxed),
         })
     }
 }
 
+/// See [`Counters::open_guard`].
+#[derive(Debug)]
+pub struct OpenGuard<'a>(&'a Counters);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Relaxed);
+    }
+}
+
 #[derive(Debug)]
 pub struct Stats {
+    pub short_poll: Counters,
+    pub long_poll: Counters,
     pub sse: Counters,
     pub ws: Counters,
     pub accepted: AtomicU64,
@@ -67,6 +89,8 @@ pub struct Stats {
 impl Default for Stats {
     fn default() -> Self {
         Self {
+            short_poll: Counters::default(),
+            long_poll: Counters::default(),
             sse: Counters::default(),
             ws: Counters::default(),
             accepted: AtomicU64::new(0),
@@ -79,19 +103,20 @@ impl Default for Stats {
 impl Stats {
     pub fn of(&self, t: Transport) -> &Counters {
         match t {
+            Transport::ShortPoll => &self.short_poll,
+            Transport::LongPoll => &self.long_poll,
             Transport::Sse => &self.sse,
             Transport::Ws => &self.ws,
         }
     }
 
-    /// Open SSE and WebSocket streams.
+    /// Open SSE and WebSocket streams, and long polls being held.
     pub fn open_streams(&self) -> i64 {
-        self.sse.open.load(Relaxed) + self.ws.open.load(Relaxed)
+        self.sse.open.load(Relaxed) + self.ws.open.load(Relaxed) + self.long_poll.open.load(Relaxed)
     }
 
     pub fn snapshot(&self, feed: &Feed) -> Value {
         let (oldest, retained) = feed.retained();
-        let zeros = Counters::default().json();
         json!({
             "server": "floor",
             "uptime_s": self.started.elapsed().as_secs_f64(),
@@ -103,8 +128,8 @@ impl Stats {
                 "published": self.published.load(Relaxed),
             },
             "transports": {
-                "short-poll": zeros,
-                "long-poll": zeros,
+                "short-poll": self.short_poll.json(),
+                "long-poll": self.long_poll.json(),
                 "sse": self.sse.json(),
                 "ws": self.ws.json(),
             },

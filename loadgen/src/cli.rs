@@ -240,6 +240,9 @@ pub struct Args {
     /// Set by the scenario driver: the scenario this run is, for its report.
     #[arg(skip)]
     pub scenario_info: Option<crate::scenario::ScenarioInfo>,
+
+    #[command(flatten)]
+    pub target_args: crate::target::TargetArgs,
 }
 
 impl Args {
@@ -456,6 +459,7 @@ impl Args {
     /// # Errors
     /// A message naming the flags.
     pub fn check_topology(&self) -> Result<(), String> {
+        self.target_args.check(self)?;
         let given = !self.urls.is_empty();
         if given && self.spawn > 1 {
             return Err(

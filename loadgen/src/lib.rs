@@ -17,6 +17,7 @@
 //! - [`sequence`], [`stats`]: what each client saw (integrity, latency, counters), merged per
 //!   transport; [`event`] parses what the server sends, without copying the padding.
 //! - [`report`]: one model ([`report::Report`]) rendered as JSON, Markdown, SVG and HTML.
+//! - [`target`]: adapters for servers that are not feedlab's (Nchan).
 //! - [`progress`]: bars on stderr; [`sys`]: the few system calls (signals, limits).
 
 pub mod chaos;
@@ -39,6 +40,7 @@ pub mod sequence;
 pub mod server_proc;
 pub mod stats;
 pub mod sys;
+pub mod target;
 
 pub use cli::Args;
 pub use run::{execute, Outcome};

@@ -27,6 +27,7 @@ use crate::{
     clock::{self, Pace},
     net::{self, Target, Wire},
     stats::{new_histogram, ErrorCounts, Quantiles},
+    target::nchan::Channel,
 };
 
 /// How long past the end of publishing an unacknowledged publish is still retried (a server
@@ -113,7 +114,9 @@ type Conn = (net::Sender<Full<Bytes>>, tokio::task::JoinHandle<()>);
 /// Publishes at `rate` per second for `duration` from now (and returns no earlier), or until
 /// `stop`, to `targets[0]`; a publish that gets no acknowledgement is sent again (with its
 /// original send time, so the outage shows in its latency), to the next target when there are
-/// several, until it is acknowledged or [`RETRY_GRACE`] after the end.
+/// several, until it is acknowledged or [`RETRY_GRACE`] after the end. With `nchan`, each
+/// event goes to that channel as the whole envelope, seq `n + 1` for publish number `n`
+/// (see [`crate::target::nchan`]).
 pub async fn run(
     targets: Vec<Arc<Target>>,
     rate: f64,
@@ -121,6 +124,7 @@ pub async fn run(
     payload: crate::payload::Payload,
     stamp: Stamp,
     stop: CancellationToken,
+    nchan: Option<Arc<Channel>>,
 ) -> Published {
     let start = tokio::time::Instant::now();
     let give_up = start + duration + RETRY_GRACE;
@@ -191,8 +195,15 @@ pub async fn run(
                 data_total += data.len() as u64;
                 bodies += 1;
             }
+            let (data, nchan) = match &nchan {
+                Some(channel) => (
+                    Channel::envelope(n + 1, sent, &data),
+                    Some((channel.as_ref(), n + 1)),
+                ),
+                None => (data, None),
+            };
             let attempt_at = clock::now_us();
-            match publish(sender, target, &key, data).await {
+            match publish(sender, target, &key, data, nchan).await {
                 Attempt::Acked { seq, replayed } => {
                     match replayed {
                         Some(true) => out.replayed += 1,
@@ -251,16 +262,21 @@ async fn connect(target: &Target, wire: &Arc<Wire>) -> Result<Conn, String> {
     }
 }
 
+/// One `POST`, with its idempotency key; `nchan`: the channel and the seq the body carries.
 async fn publish(
     sender: &mut net::Sender<Full<Bytes>>,
     target: &Target,
     key: &str,
     data: String,
+    nchan: Option<(&Channel, u64)>,
 ) -> Attempt {
-    let req = Request::post(target.path("/publish"))
+    let path = nchan.map_or("/publish", |(channel, _)| channel.publish.as_str());
+    let req = Request::post(target.path(path))
         .header(header::HOST, &target.host)
         .header(header::CONTENT_TYPE, "application/json")
         .header(feedlab_wire::IDEMPOTENCY_KEY, key)
+        // Nchan answers with the channel's state, as JSON when asked.
+        .header(header::ACCEPT, "application/json")
         .body(Full::new(Bytes::from(data)));
     let Ok(req) = req else {
         return Attempt::Refused("bad_request".into());
@@ -283,6 +299,19 @@ async fn publish(
     })
     .await;
     match result {
+        Ok(Ok((status, _, body))) if status.is_success() && nchan.is_some() => {
+            let Some((channel, seq)) = nchan else {
+                return Attempt::Refused("bad_body".into());
+            };
+            // Stored either way; without its id a reconnect resumes from an earlier message.
+            if let Some(id) = crate::target::nchan::acknowledged_id(&body) {
+                channel.acknowledged(seq, id);
+            }
+            Attempt::Acked {
+                seq,
+                replayed: None,
+            }
+        }
         Ok(Ok((status, replayed, body))) if status.is_success() => {
             match serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()

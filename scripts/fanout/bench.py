@@ -1,27 +1,30 @@
 #!/usr/bin/env python3
-"""Fan-out at the floor: what the server's streaming costs, as ratios to the floor.
+"""Fan-out cost: the server, the floor and Nchan side by side, on all four transports.
 
-Why this exists: the issue "Fan-out at the floor" asks that the server's fan-out cost no more
-than a small factor over `floor`, the framework-free reference server (server CPU per delivered
-event <= 1.3x the floor's, p99 latency <= 1.2x, idle RSS growth <= 5 KiB per connection).
-Absolute numbers on a shared 2-core machine move from minute to minute, so every number here is
-read against the floor measured in the same run, minutes apart: variants are interleaved within
-each cell (server, floor, server with the plain actix path, then the next cell).
+Why this exists: issue 17 asks that the server's cost per delivery (and, polling, per request)
+stay within 1.3x of `floor`, the framework-free lower bound in this repository, and at or below
+Nchan's (the nginx module people run in production), with p99 latency at or below Nchan's and
+idle memory per connection within 1.2x of the floor's and at most half Nchan's. Absolute numbers
+on a shared 2-core machine move from minute to minute, so every number here is read against the
+others measured in the same run: within each cell the variants run back to back (server, floor,
+Nchan), repeated `--repeats` times, and the tables show medians with their range.
 
-What it runs (all on 127.0.0.1, every process started here is stopped here, also on Ctrl-C):
+What it runs (all on 127.0.0.1, every process started here is stopped here by PID, also on
+Ctrl-C):
 
-1. Streaming matrix: ws and sse x cells (1000 clients x 50 events/s, 100 x 200/s, 5000 x 20/s)
-   x worker threads (default, 1) x variants (`--variants`). Each run starts the variant on a
-   free port, drives it with `loadgen --url ... --transports T`, and reads the server's
-   utime/stime from /proc/<pid>/stat over exactly the publishing phase (see "Method" below).
-2. Polling: long-poll and short-poll against the server, CPU per delivery and per request.
-3. Where the time goes: `perf record -e cpu-clock -g` of the server during a long-poll, a
-   short-poll and a ws run (ws for every variant); `perf report --no-children` tops, trimmed.
-   Falls back to valgrind's callgrind when perf cannot record.
-4. Idle memory: 10,000 idle WS connections, then (another server run) 10,000 idle SSE
+1. Matrix: ws, sse (1000 clients x 50 events/s, 100 x 200/s, 5000 x 20/s) and long-poll,
+   short-poll (1000 x 50/s, 100 x 200/s; short polls every 1 s) x variants (`--variants`,
+   default server, floor and Nchan) x repeats, one worker thread (Nchan: one nginx process).
+   Each run starts the variant on a free port, drives it with `loadgen --url ... --transports
+   T` (`--target nchan` for Nchan), and reads its utime/stime from /proc/<pid>/stat over
+   exactly the publishing phase (see "Method" below).
+2. Where the time goes: `perf record -e cpu-clock -g` of every variant during a long-poll, a
+   short-poll and a ws run; `perf report --no-children` tops, trimmed. Falls back to
+   valgrind's callgrind when perf cannot record.
+3. Idle memory: 10,000 idle WS connections, then (another server run) 10,000 idle SSE
    connections, opened by this process (floor/scripts/idle_rss.py); RSS growth per connection.
-5. Chart: server CPU per delivery against client count (a sweep at 20 events/s), as SVG
-   written here as plain text.
+4. On request (`--sections`): a client-count sweep chart (sweep) and the server's polling alone
+   at the long-poll and short-poll cells (polling).
 
 Method (the bracket): loadgen connects every client, then publishes for --duration, then lets
 clients drain (1 s; 2 s for short polling), then disconnects them. A sampler thread lists /proc/<pid>/fd of the
@@ -40,9 +43,10 @@ rebuild during the run does not change what is measured.
     cargo build --release -p loadgen -p server -p floor
     python3 scripts/fanout/bench.py --dry-run       # the plan, the variants, the duration
     python3 scripts/fanout/bench.py                 # the full benchmark (about 30 minutes)
-    python3 scripts/fanout/bench.py --quick         # 3 s runs, small counts (about 7 minutes),
-                                                    # to $TMPDIR/feedlab-fanout-quick/
+    python3 scripts/fanout/bench.py --quick         # 3 s runs, small counts, 2 repeats
+                                                    # (about 8 minutes), to $TMPDIR/feedlab-fanout-quick/
     python3 scripts/fanout/bench.py --sections perf --perf-kinds long-poll,short-poll
+    python3 scripts/fanout/bench.py --variants server,floor,server-actix=server:--fast-path=false
 
 Python 3.11 standard library only.
 """
@@ -74,15 +78,25 @@ sys.path.insert(0, str(ROOT / "floor" / "scripts"))
 import idle_rss  # noqa: E402  (floor/scripts/idle_rss.py: the idle-connection client)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SCHEMA = "feedlab-fanout/1"
+# 2: repeats, per-cell medians (`cells`), Nchan as the peer; a results.json of 1 is not mixed in.
+SCHEMA = "feedlab-fanout/2"
 SECTIONS = ("matrix", "sweep", "polling", "perf", "idle")
-TARGETS = {"cpu_ratio": 1.3, "p99_ratio": 1.2, "idle_kib_per_connection": 5.0}
-DEFAULT_VARIANTS = "server,floor,server-actix=server:--fast-path=false"
+# What a plain `bench.py` runs (the sweep and the server-only polling section on request).
+DEFAULT_SECTIONS = ("matrix", "perf", "idle")
+# Issue 17's targets for the server: CPU per delivery (and per request) <= 1.3x the floor's and
+# <= Nchan's, p99 <= Nchan's, idle memory per connection <= 1.2x the floor's and <= 0.5x Nchan's.
+TARGETS = {"cpu_ratio": 1.3, "p99_ratio": 1.2, "idle_kib_per_connection": 5.0,
+           "cpu_vs_peer": 1.0, "p99_vs_peer": 1.0, "idle_ratio": 1.2, "idle_vs_peer": 0.5}
+TRANSPORTS = ("ws", "sse", "long-poll", "short-poll")
+POLLING = ("long-poll", "short-poll")
+DEFAULT_VARIANTS = "server,floor,nchan"
 
 # Full and quick settings; every one can be overridden on the command line.
 FULL = dict(
-    duration=20.0,
+    duration=10.0,
     cells="1000x50,100x200,5000x20",
+    poll_cells="1000x50,100x200",
+    repeats=3,
     sweep_clients="100,300,1000,3000,5000",
     sweep_rate=20.0,
     long_poll="1000x50",
@@ -93,7 +107,9 @@ FULL = dict(
 )
 QUICK = dict(
     duration=3.0,
-    cells="100x50,50x200,500x20",
+    cells="100x50,50x200",
+    poll_cells="100x50",
+    repeats=2,
     sweep_clients="100,300,1000",
     sweep_rate=20.0,
     long_poll="100x50",
@@ -291,10 +307,17 @@ class Variant:
     problem: str = ""
     # The binary as given (`bin` may be a copy made at the start); what reports show.
     source: Path | None = None
+    # "feedlab" (the server, the floor: `--bind`, /stats) or "nchan" (nginx with Nchan, started
+    # from deploy/nchan.conf, driven with `loadgen --target nchan`).
+    kind: str = "feedlab"
 
     @property
     def is_floor(self) -> bool:
-        return self.bin.name == "floor"
+        return self.kind == "feedlab" and self.bin.name == "floor"
+
+    @property
+    def is_nchan(self) -> bool:
+        return self.kind == "nchan"
 
     def has_flag(self, flag: str) -> bool:
         return re.search(rf"(^|\s){re.escape(flag)}[\s=<,]", self.help_text) is not None
@@ -302,7 +325,10 @@ class Variant:
     def command(self, workers: str, display: bool = False) -> list[str]:
         """The variant's command line: a free loopback port, no ticker, quiet logs, connection
         limits raised past any client count here (only the flags its --help lists). `display`:
-        with the binary as given rather than its copy."""
+        with the binary as given rather than its copy. Nchan: nginx in a temporary prefix
+        (`<prefix>` in `display`), one process."""
+        if self.is_nchan:
+            return [str(self.bin), "-p", "<prefix>", "-c", "nginx.conf", "-e", "error.log", "(deploy/nchan.conf)"]
         cmd = [show_path(self.source or self.bin) if display else str(self.bin), "--bind", "127.0.0.1:0"]
         if self.has_flag("--rate"):
             cmd += ["--rate", "0"]
@@ -330,6 +356,10 @@ def parse_variants(spec: str, bin_dir: Path) -> list[Variant]:
             label, item = item.split("=", 1)
         parts = item.split(":")
         name, args = parts[0], [a for a in parts[1:] if a]
+        if name == "nchan":
+            nginx = Path(shutil.which("nginx") or "/usr/sbin/nginx")
+            out.append(Variant(label or "nchan", nginx, [], source=nginx, kind="nchan"))
+            continue
         path = Path(name) if "/" in name else bin_dir / name
         out.append(Variant(label or " ".join([path.name, *args]), path, args, source=path))
     labels = [v.label for v in out]
@@ -360,10 +390,108 @@ def start_server(cmd: list[str], log_path: Path, timeout: float = START_TIMEOUT_
     raise RuntimeError(f"did not start: {out[-1500:] or 'no output'}")
 
 
+NCHAN_CONF = ROOT / "deploy" / "nchan.conf"
+NCHAN_PACKAGES = ["libnginx-mod-nchan", "nginx-light"]
+# Where the idle section's connections go on Nchan (its channel `idle` is never published to).
+NCHAN_IDLE_PATHS = {"ws": "/sub/idle", "sse": "/sub/idle", "long-poll": "/sub/idle", "short-poll": "/poll/idle"}
+
+
+def nchan_module() -> Path:
+    return Path(os.environ.get("NCHAN_MODULE", "/usr/lib/nginx/modules/ngx_nchan_module.so"))
+
+
+def ensure_nchan() -> str:
+    """Installs Debian's libnginx-mod-nchan (and nginx-light) when the module or nginx is
+    missing: apt-get update, then install. Returns what was done, for the log."""
+    if nchan_module().exists() and shutil.which("nginx"):
+        return ""
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *NCHAN_PACKAGES]):
+        r = subprocess.run(sudo + cmd, env=env, capture_output=True, text=True, timeout=900)
+        if r.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {(r.stderr or r.stdout).strip()[-500:]}")
+    return f"installed {' '.join(NCHAN_PACKAGES)}"
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def worker_of(master: int, timeout: float = START_TIMEOUT_S) -> int:
+    """The pid of nginx's one worker process (the master's child)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        line = f.read()
+                except OSError:
+                    continue
+                if int(line[line.rindex(")") + 2 :].split()[1]) == master:
+                    return int(d)
+        time.sleep(0.02)
+    raise RuntimeError(f"nginx {master} started no worker")
+
+
+def start_nchan(nginx: Path, log_path: Path, work: Path) -> tuple[subprocess.Popen, str, int]:
+    """nginx with Nchan from deploy/nchan.conf, in a prefix of its own under `work`, on a free
+    loopback port: its master (stopped by PID with SIGTERM, which stops the worker), its
+    address, and its one worker's pid (the process that serves, whose CPU, memory and
+    descriptors are sampled). Not `master_process off`: Nchan 1.3.6 aborts on exit there
+    (double free)."""
+    port = free_port()
+    prefix = Path(tempfile.mkdtemp(prefix="nchan-", dir=work))
+    conf = (NCHAN_CONF.read_text().replace("__MODULE__", str(nchan_module()))
+            .replace("__PORT__", str(port)).replace("__DIR__", str(prefix)))
+    (prefix / "nginx.conf").write_text(conf)
+    with open(log_path, "w") as log:
+        p = CHILDREN.start([str(nginx), "-p", str(prefix), "-c", "nginx.conf", "-e", "error.log"],
+                           stdout=log, stderr=subprocess.STDOUT)
+    import socket
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return p, f"127.0.0.1:{port}", worker_of(p.pid)
+        except OSError:
+            if p.poll() is not None:
+                break
+            time.sleep(0.02)
+    CHILDREN.stop(p)
+    err = (prefix / "error.log").read_text(errors="replace") if (prefix / "error.log").exists() else ""
+    raise RuntimeError(f"did not start: {(err or log_path.read_text(errors='replace')).strip()[-1500:] or 'no output'}")
+
+
+def start_variant(v: Variant, workers: str, log_path: Path, work: Path, timeout: float = START_TIMEOUT_S,
+                  wrap: list[str] | None = None) -> tuple[subprocess.Popen, str, int]:
+    """The variant's process (what is stopped), its address, and the pid that serves (what is
+    measured: the process itself, or nginx's worker)."""
+    if v.is_nchan:
+        return start_nchan(v.bin, log_path, work)
+    p, addr = start_server([*(wrap or []), *v.command(workers)], log_path, timeout=timeout)
+    return p, addr, p.pid
+
+
 def preflight(variants: list[Variant], workers: list[str], work: Path):
     """Marks variants that cannot run (a missing binary or flag, e.g. --fast-path before it
     exists) unavailable, with the reason, instead of failing the whole benchmark."""
     for v in variants:
+        if v.is_nchan:
+            try:
+                done = ensure_nchan()
+                if done:
+                    print(f"nchan: {done}")
+                v.bin = v.source = Path(shutil.which("nginx") or "/usr/sbin/nginx")
+                p, _, _ = start_nchan(v.bin, work / "preflight-nchan.log", work)
+                CHILDREN.stop(p)
+            except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+                v.available, v.problem = False, str(e).splitlines()[0][:300] if str(e) else repr(e)
+            continue
         if not v.bin.exists():
             v.available, v.problem = False, f"{v.bin} does not exist"
             continue
@@ -393,7 +521,8 @@ def snapshot_binaries(bin_dir: Path, variants: list[Variant], work: Path, copy: 
     info = {}
     paths = {"loadgen": bin_dir / "loadgen"}
     for v in variants:
-        paths.setdefault(str(v.bin), v.bin)
+        if not v.is_nchan:  # a system binary: run in place
+            paths.setdefault(str(v.bin), v.bin)
     mapping = {}
     for key, src in paths.items():
         if not src.exists():
@@ -445,9 +574,10 @@ class Load:
     duration: float = 20.0
     drain: float = 1.0
     poll_interval: float = 1.0  # short-poll only
+    repeat: int = 1
 
     def key(self, variant: str) -> tuple:
-        return (variant, self.transport, self.clients, self.rate, self.workers, self.duration)
+        return (variant, self.transport, self.clients, self.rate, self.workers, self.duration, self.repeat)
 
 
 def seconds(s: float) -> str:
@@ -473,9 +603,9 @@ class Bench:
         `profile`: {"tool": "perf"|"callgrind", "data": path} records the server as well."""
         self.n += 1
         tag = f"{self.n:03d}-{safe(v.label)}-{load.transport}-{load.clients}x{load.rate:g}-w{load.workers}"
-        cmd = v.command(load.workers)
+        wrap = None
         if profile and profile["tool"] == "callgrind":
-            cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={profile['data']}", *cmd]
+            wrap = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={profile['data']}"]
         result = {
             "section": section,
             "variant": v.label,
@@ -486,14 +616,15 @@ class Bench:
             "duration_s": load.duration,
             "drain_s": load.drain,
             "payload_bytes": self.opts.payload_bytes,
+            "repeat": load.repeat,
             "server_command": v.command(load.workers, display=True),
             "problems": [],
         }
         if load.transport == "short-poll":
             result["poll_interval_s"] = load.poll_interval
         try:
-            server, addr = start_server(cmd, self.work / f"{tag}.server.log",
-                                        timeout=120 if profile and profile["tool"] == "callgrind" else START_TIMEOUT_S)
+            server, addr, pid = start_variant(v, load.workers, self.work / f"{tag}.server.log", self.work,
+                                         timeout=120 if wrap else START_TIMEOUT_S, wrap=wrap)
         except RuntimeError as e:
             result["problems"].append(str(e).splitlines()[0][:500])
             result["ok"] = False
@@ -502,7 +633,7 @@ class Bench:
         perf = None
         try:
             time.sleep(0.2)
-            base_fds = fd_count(server.pid)
+            base_fds = fd_count(pid)
             out_dir = self.work / tag
             lg_cmd = [
                 str(self.loadgen), "--url", f"http://{addr}/", "--transports", load.transport,
@@ -513,11 +644,13 @@ class Bench:
             ]
             if load.transport == "short-poll":
                 lg_cmd += ["--poll-interval", seconds(load.poll_interval)]
+            if v.is_nchan:
+                lg_cmd += ["--target", "nchan"]
             result["loadgen_command"] = [show_path(self.loadgen_source), *lg_cmd[1:]]
             with open(self.work / f"{tag}.loadgen.log", "w") as lg_log:
                 lg = CHILDREN.start(lg_cmd, stdout=lg_log, stderr=subprocess.STDOUT)
             t_lg = time.monotonic()
-            sampler = Sampler(server.pid, lg.pid, base_fds + load.clients)
+            sampler = Sampler(pid, lg.pid, base_fds + load.clients)
             sampler.start()
             # Bounded: the ready timeout, the phase, the drain, loadgen's 30 s join, slack.
             deadline = t_lg + 60 + load.duration + load.drain + 30 + 30
@@ -532,7 +665,7 @@ class Bench:
                     with open(self.work / f"{tag}.perf.log", "w") as perf_log:
                         perf = CHILDREN.start(
                             ["perf", "record", "-e", "cpu-clock", "-g", "-F", "999",
-                             "-p", str(server.pid), "-o", str(profile["data"])],
+                             "-p", str(pid), "-o", str(profile["data"])],
                             stdout=subprocess.DEVNULL, stderr=perf_log,
                         )
                     perf_stop_at = sampler.ready_t + load.duration
@@ -643,7 +776,8 @@ class Bench:
             p.append("loadgen and the server's /stats disagree")
         if lgr["loss"]:
             p.append("loadgen reported LOSS")
-        p.extend(f"loadgen: {w}" for w in lgr["warnings"])
+        # The Nchan target's standing note (no /stats) is expected, not a problem.
+        p.extend(f"loadgen: {w}" for w in lgr["warnings"] if not w.startswith("Target Nchan"))
         if r.get("loadgen_rc") not in (0, None):
             p.append(f"loadgen exited with {r['loadgen_rc']}")
         if r.get("server_exit") not in (0, None):
@@ -678,52 +812,66 @@ class Bench:
 
     def server_variant(self) -> Variant | None:
         """The variant polling and the polling profiles run against: the first available one
-        that is not the floor (which serves no polling)."""
-        return next((v for v in self.available() if not v.is_floor), None)
+        that is neither the floor nor Nchan (the server-only polling section)."""
+        return next((v for v in self.available() if not v.is_floor and not v.is_nchan), None)
 
     def plan(self, sections: list[str]) -> dict[str, int]:
         o = self.opts
         nv = len(self.available())
         counts = {
-            "matrix": len(o.transports) * len(o.cells) * len(o.workers) * nv,
-            "sweep": len(o.sweep_clients) * len(o.transports) * nv,
+            "matrix": sum(len(self.cells_of(t)) for t in o.transports) * len(o.workers) * o.repeats * nv,
+            "sweep": len(o.sweep_clients) * len(self.streaming()) * nv,
             "polling": 2 if self.server_variant() else 0,
-            "perf": sum(nv if k in ("ws", "sse") else 1 for k in o.perf_kinds),
+            "perf": len(o.perf_kinds) * nv,
             "idle": len(o.transports) * nv,
         }
-        if "matrix" in sections:  # the sweep reuses the matrix's identical cells
+        if "matrix" in sections and o.repeats == 1:  # the sweep reuses the matrix's identical cells
             cells = {(c, r) for c, r in o.cells}
             counts["sweep"] -= sum(
-                len(o.transports) * nv for c in o.sweep_clients if (c, o.sweep_rate) in cells and "default" in o.workers
+                len(self.streaming()) * nv for c in o.sweep_clients if (c, o.sweep_rate) in cells and "default" in o.workers
             )
         return {s: counts[s] for s in sections}
 
     def estimate_s(self, plan: dict[str, int]) -> float:
         o = self.opts
-        per_run = o.duration + 1.0 + 1.5 + o.pause  # phase, drain, start/connect/stop, pause
+        per_run = o.duration + 1.0 + 2.0 + o.pause  # phase, drain, start/connect/stop, pause
         est = (plan.get("matrix", 0) + plan.get("sweep", 0)) * per_run
         est += plan.get("polling", 0) * (o.duration + 5 + o.pause)
         est += plan.get("perf", 0) * (o.perf_duration + 8)
+        # Short polling drains for two intervals.
+        est += plan.get("matrix", 0) / max(len(o.transports), 1) * ("short-poll" in o.transports) * o.poll_interval
         est += plan.get("idle", 0) * (4 + o.idle_count / 1500)
         return est
 
+    def streaming(self) -> list[str]:
+        return [t for t in self.opts.transports if t not in POLLING]
+
+    def cells_of(self, transport: str) -> list[tuple[int, float]]:
+        return self.opts.poll_cells if transport in POLLING else self.opts.cells
+
     def matrix(self) -> list[dict]:
+        """Every transport at its cells; within a cell, round after round (`--repeats`), the
+        variants back to back: every variant of a round runs within a minute of the others."""
         o, runs = self.opts, self.current
         for transport in o.transports:
-            for clients, rate in o.cells:
+            # Polls catch up in steps (a request per batch): two seconds for the last ones to land
+            # even on a busy machine; an idle stream or held poll costs next to nothing meanwhile.
+            drain = max(2.0, 2 * o.poll_interval) if transport in POLLING else 1.0
+            for clients, rate in self.cells_of(transport):
                 for workers in o.workers:
-                    for v in self.available():  # interleaved: each ratio compares runs minutes apart
-                        load = Load(transport, clients, rate, workers, o.duration)
-                        r = self.run_load(v, load, "matrix")
-                        self.cache[load.key(v.label)] = r
-                        runs.append(r)
-                        time.sleep(o.pause)
+                    for repeat in range(1, o.repeats + 1):
+                        for v in self.available():
+                            load = Load(transport, clients, rate, workers, o.duration, drain, o.poll_interval, repeat)
+                            r = self.run_load(v, load, "matrix")
+                            self.cache[load.key(v.label)] = r
+                            runs.append(r)
+                            time.sleep(o.pause)
         return runs
 
     def sweep(self) -> list[dict]:
         o, runs = self.opts, self.current
         for clients in o.sweep_clients:
-            for transport in o.transports:
+            for transport in self.streaming():
                 for v in self.available():
                     load = Load(transport, clients, o.sweep_rate, "default", o.duration)
                     if load.key(v.label) in self.cache:
@@ -761,10 +909,11 @@ class Bench:
             old.unlink()
         runs = self.current
         for kind in o.perf_kinds:
+            # Every variant: the server's profile reads against the floor's and Nchan's.
+            targets = self.available()
             if kind in ("ws", "sse"):
-                targets, (clients, rate) = self.available(), o.perf_ws
+                clients, rate = o.perf_ws
             else:
-                targets = [self.server_variant()] if self.server_variant() else []
                 clients, rate = o.long_poll if kind == "long-poll" else o.short_poll
             duration = o.perf_duration
             if tool == "callgrind":  # 20-50x slower under valgrind: a small, short run
@@ -773,7 +922,8 @@ class Bench:
                 name = f"{kind}-{safe(v.label)}"
                 data = self.work / f"{name}.{tool}.data"
                 drain = 2 * o.poll_interval if kind == "short-poll" else 1.0
-                load = Load(kind, clients, rate, "default", duration, drain, o.poll_interval)
+                # The matrix's first worker setting, so a profile reads beside its numbers.
+                load = Load(kind, clients, rate, o.workers[0], duration, drain, o.poll_interval)
                 for attempt in (1, 2):  # perf, now and then, attaches and records nothing
                     r = self.run_load(v, load, "perf", {"tool": tool, "data": data})
                     r["profiler"] = tool
@@ -800,15 +950,16 @@ class Bench:
         for transport in o.transports:
             for v in self.available():
                 self.n += 1
-                cmd = v.command("default")
-                server, addr = start_server(cmd, self.work / f"{self.n:03d}-idle-{transport}-{safe(v.label)}.log")
+                server, addr, pid = start_variant(v, "default", self.work / f"{self.n:03d}-idle-{transport}-{safe(v.label)}.log",
+                                             self.work)
+                path = NCHAN_IDLE_PATHS[transport] if v.is_nchan else None
                 held = []
                 try:
                     host, port = addr.rsplit(":", 1)
-                    idle_rss.warm_up((host, int(port)), [transport])
-                    base = idle_rss.settle(server.pid)
-                    held, r = idle_rss.open_idle((host, int(port)), server.pid, transport, o.idle_count)
-                    threads = proc_stat(server.pid)[2]
+                    idle_rss.warm_up((host, int(port)), [transport], path=path)
+                    base = idle_rss.settle(pid)
+                    held, r = idle_rss.open_idle((host, int(port)), pid, transport, o.idle_count, path=path)
+                    threads = proc_stat(pid)[2]
                 finally:
                     for s in held:
                         s.close()
@@ -857,6 +1008,36 @@ def perf_samples(report: str) -> int:
     return int(m.group(1)) * {"": 1, "K": 1000, "M": 1_000_000}[m.group(2)]
 
 
+# Self time by component: which layer of a server the samples fall in (first match wins).
+COMPONENTS = [
+    (r"^\[kernel", None, "kernel (TCP, epoll, scheduler)"),
+    (r"^libc", None, "libc (malloc/free, memcpy)"),
+    (None, r"server::(transport|feed)\b", "server: the transport handlers and the feed"),
+    (None, r"server::(app::account|accounting)", "server: the accounting wrapper"),
+    (None, r"fast_path", "server: the fast path (front door, streams)"),
+    (None, r"actix|regex_lite|http::header", "actix-web, actix-http, actix-server (routing, heads, dispatch)"),
+    (None, r"httparse", "httparse (request heads)"),
+    (None, r"hashbrown", "hashbrown (request extensions, header maps)"),
+    (None, r"tokio|mio", "tokio, mio"),
+    (r"nchan", None, "Nchan module"),
+    (r"^nginx$|ngx_", None, "nginx"),
+]
+
+
+def components(report: str) -> list[str]:
+    """`perf report --sort dso,sym` rows summed by [`COMPONENTS`]; the rest by shared object."""
+    groups: dict[str, float] = {}
+    for line in report.splitlines():
+        m = re.match(r"\s+([\d.]+)%\s+(\S+)\s+\[.\]\s+(.*)", line)
+        if not m:
+            continue
+        pct, dso, sym = float(m.group(1)), m.group(2), m.group(3)
+        name = next((n for d, y, n in COMPONENTS
+                     if (d and re.search(d, dso)) or (y and re.search(y, sym))), f"other in {dso}")
+        groups[name] = groups.get(name, 0.0) + pct
+    return [f"{p:7.2f}%  {n}" for n, p in sorted(groups.items(), key=lambda x: -x[1])]
+
+
 def summarize_profile(tool: str, data: Path, r: dict) -> tuple[str, int]:
     """The profile's top as text (about 60 lines): which shared objects and which functions
     the server's samples fell in, self time (`--no-children`)."""
@@ -877,11 +1058,13 @@ def summarize_profile(tool: str, data: Path, r: dict) -> tuple[str, int]:
         by_sym = subprocess.run(base + ["--sort", "dso,sym", "--percent-limit", "0.3"],
                                 capture_output=True, text=True, timeout=600).stdout
         samples = sum(int(m.group(1)) for m in re.finditer(r"^\s+[\d.]+%\s+(\d+)\s", by_dso, re.M))
+        every_sym = subprocess.run(base + ["--sort", "dso,sym"], capture_output=True, text=True, timeout=600).stdout
         head.append(f"# perf record -e cpu-clock -g -F 999 -p <server>: {samples:,} samples; "
                     "perf report --stdio --no-children -g none")
         # Rows without perf's comments; Rust's generic names cut to a readable width.
         rows = lambda s: [clip(l.rstrip()) for l in s.splitlines() if l.strip() and not l.startswith("#")]
         text = head + ["", "## by shared object (--sort dso)"] + rows(by_dso)[:8]
+        text += ["", "## by component (self time of every symbol, summed)"] + components(every_sym)
         text += ["", "## by function (--sort dso,sym), self time"] + rows(by_sym)[: 60 - len(text)]
         return "\n".join(text) + "\n", samples
     # callgrind
@@ -916,13 +1099,17 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
+def cell_key(r: dict) -> tuple:
+    return (r["transport"], r["clients"], r["rate"], r["workers"])
+
+
 def add_ratios(runs: list[dict], reference: str):
-    """Each run's costs divided by the reference's (the floor's) in the same cell."""
+    """Each run's costs divided by the reference's (the floor's) in the same cell and round."""
     cells: dict[tuple, dict[str, dict]] = {}
     for r in runs:
-        cells.setdefault((r["transport"], r["clients"], r["rate"], r["workers"]), {})[r["variant"]] = r
+        cells.setdefault((*cell_key(r), r.get("repeat", 1)), {})[r["variant"]] = r
     for r in runs:
-        ref = cells[(r["transport"], r["clients"], r["rate"], r["workers"])].get(reference)
+        ref = cells[(*cell_key(r), r.get("repeat", 1))].get(reference)
         r["vs_reference"] = None
         if ref is None or "us_per_delivery" not in ref or "us_per_delivery" not in r:
             continue
@@ -937,10 +1124,62 @@ def add_ratios(runs: list[dict], reference: str):
         }
 
 
-def add_idle_ratios(runs: list[dict], reference: str):
+def median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def spread(values: list) -> dict | None:
+    """Median, min and max of a cell's repeats (None values, from failed runs, left out)."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None
+    return {"median": median(vals), "min": min(vals), "max": max(vals), "n": len(vals)}
+
+
+def aggregate(runs: list[dict], reference: str, peer: str | None) -> list[dict]:
+    """One entry per cell: per variant the median and range of its repeats, and the medians'
+    ratios to the reference's (the floor's) and to the peer's (Nchan's)."""
+    cells: dict[tuple, dict[str, list[dict]]] = {}
     for r in runs:
-        ref = next((x for x in runs if x["transport"] == r["transport"] and x["variant"] == reference), None)
-        r["vs_reference"] = ratio(r["bytes_per_connection"], ref["bytes_per_connection"]) if ref else None
+        cells.setdefault(cell_key(r), {}).setdefault(r["variant"], []).append(r)
+    out = []
+    for (t, c, rate, w), by_variant in cells.items():
+        variants = {}
+        for v, rs in by_variant.items():
+            variants[v] = {
+                "runs": len(rs),
+                "ok": all(x.get("ok") for x in rs),
+                "deliveries": sum(x.get("deliveries", 0) for x in rs),
+                "gaps": sum(x.get("gaps") or 0 for x in rs),
+                "duplicates": sum(x.get("duplicates") or 0 for x in rs),
+                "cpu_total": spread([(x.get("us_per_delivery") or {}).get("total") for x in rs]),
+                "cpu_user": spread([(x.get("us_per_delivery") or {}).get("user") for x in rs]),
+                "cpu_per_request": spread([(x.get("us_per_request") or {}).get("total") for x in rs]),
+                "requests_per_delivery": spread([
+                    (x.get("requests_in_window") or 0) / x["deliveries"] if x.get("deliveries") else None
+                    for x in rs]) if t in POLLING else None,
+                "p50": spread([(x.get("latency_us") or {}).get("p50") for x in rs]),
+                "p99": spread([(x.get("latency_us") or {}).get("p99") for x in rs]),
+                "others": spread([(x.get("cores") or {}).get("others") for x in rs]),
+            }
+        for v, a in variants.items():
+            for name, other in (("vs_reference", reference), ("vs_peer", peer)):
+                o = variants.get(other) if other else None
+                a[name] = None if o is None or v == other else {
+                    k: ratio((a[k] or {}).get("median"), (o[k] or {}).get("median"))
+                    for k in ("cpu_total", "cpu_user", "cpu_per_request", "p99")
+                }
+        out.append({"transport": t, "clients": c, "rate": rate, "workers": w, "variants": variants})
+    return out
+
+
+def add_idle_ratios(runs: list[dict], reference: str, peer: str | None = None):
+    for r in runs:
+        for name, other in (("vs_reference", reference), ("vs_peer", peer)):
+            ref = next((x for x in runs if x["transport"] == r["transport"] and x["variant"] == other), None)
+            r[name] = ratio(r["bytes_per_connection"], ref["bytes_per_connection"]) if ref and other else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1085,15 +1324,27 @@ def sweep_charts(runs: list[dict], variants: list[str], reference: str, note: st
 # README
 
 METHOD = """\
-- **One run per variant and cell, a fresh server each time**, started by the script on
+- **A fresh server for every run** (one per variant, cell and round), started by the script on
   `--bind 127.0.0.1:0` with `--rate 0 --log warn` and its connection limits raised past the
   largest client count (`--max-connections`, `--max-transport-connections`,
   `--max-connections-per-ip 0`; only flags its `--help` lists). loadgen drives it over
-  `--url` (`--transports T --http 1.1 --clients N --rate R --payload-bytes 100 --drain 1s`) and
+  `--url` (`--transports T --http 1.1 --clients N --rate R --payload-bytes 100 --drain 1s`, 2 s for polls) and
   publishes every event itself with `POST /publish`, so the same events reach every variant.
-- **Interleaved**: within a cell the variants run back to back (server, floor, server with the
-  plain actix path), then the next cell; every ratio compares runs less than a minute or two
-  apart on the same machine.
+- **Interleaved, repeated**: within a cell the variants run back to back (server, floor,
+  Nchan), round after round (`--repeats`), then the next cell; every ratio compares medians of
+  runs less than a few minutes apart on the same machine, and the range shows the spread.
+- **Nchan** (Debian's `libnginx-mod-nchan`, installed by the script when missing: apt-get
+  update, then install with `nginx-light`) runs from `deploy/nchan.conf` in a temporary prefix
+  of its own, on a free loopback port, with one worker process: the worker's CPU, memory and
+  descriptors are what is sampled (the master only waits), and the master is stopped by its
+  PID. (`master_process off` would make it one process, but Nchan 1.3.6 aborts on exit there.)
+  loadgen drives it with `--target nchan`: a channel per run, the publisher sending the whole
+  feedlab envelope (its own seq and send time inside) as the message body, WebSocket and
+  EventSource on `/sub/<channel>`, long polling there too (several messages per answer:
+  `nchan_longpoll_multipart_response raw`), short polling on `/poll/<channel>` (Nchan's
+  interval-poll answers one message per request, so a client that is behind asks again at
+  once until it gets `304`: about one request per delivery at these rates). Nchan has no
+  `/stats`: its runs are checked by loadgen's own integrity counts only.
 - **The bracket**: loadgen connects every client, publishes for the duration, drains, then
   disconnects. The script lists `/proc/<pid>/fd` of the server until it holds one descriptor per
   client more than before loadgen started (every client connected; loadgen starts publishing
@@ -1103,9 +1354,9 @@ METHOD = """\
   last deliveries, idle streams, the last short polls) is inside. No idle baseline is
   subtracted: an idle server with idle connections uses next to nothing in the drain.
   CPU per delivery = CPU in the window / deliveries (`events_received`). `/proc` counts CPU in
-  ticks of 10 ms: over a 20 s run that is well under 1%. The user/system split is the kernel's
-  tick sampling (each tick is charged to the mode it interrupted, scaled to the exact total), so
-  it is statistical: steady over a 20 s run, noisy over a 3 s one.
+  ticks of 10 ms: over a 10 s run that is about 1% or less. The user/system split is the
+  kernel's tick sampling (each tick is charged to the mode it interrupted, scaled to the exact
+  total), so it is statistical: steady over a 10 s run, noisy over a 3 s one.
 - **Loopback**: on 127.0.0.1 the kernel does the receiver's TCP work (softirq) in the sender's
   system call, so the server's *system* time includes much of the clients' receive path, and
   it is the same kernel work for every variant that writes the same bytes. *User* time is where
@@ -1123,8 +1374,10 @@ METHOD = """\
 - **Idle memory**: a fresh server per transport and variant; this script's own process (not the
   server's) opens the idle connections (`floor/scripts/idle_rss.py`: 50 warm-up connections
   opened and closed, then N held, RSS read once it stops moving). Growth per connection =
-  (VmRSS after − VmRSS before) / N. WS and SSE are separate server runs: the hard open-file
-  limit here is 20,000 per process, so one process cannot hold 10,000 of each.
+  (VmRSS after − VmRSS before) / N. An idle WebSocket or SSE stream is subscribed; an idle long
+  poll is held (`timeout_ms=120000`; on Nchan a plain GET of the subscriber location); an idle
+  short-poll connection is kept alive after one answered poll. Each transport is a separate
+  server run: the hard open-file limit here is 20,000 per process.
 """
 
 
@@ -1141,7 +1394,7 @@ def section_header(sec: dict) -> list[str]:
 
 def write_readme(doc: dict, out: Path) -> str:
     m, secs, ref = doc["machine"], doc["sections"], doc["reference"]
-    L = ["# Fan-out at the floor: the server's streaming cost as ratios to the floor", ""]
+    L = ["# Cost of fan-out: the server, the floor and Nchan side by side", ""]
     if doc["mode"] == "quick":
         L += [
             "> **Quick mode** (`--quick`: 3 s runs, small client counts). This proves the harness",
@@ -1159,9 +1412,9 @@ def write_readme(doc: dict, out: Path) -> str:
         f"Machine: {m['cores']} cores, {m['cpu_model']}, {m['memory_gib']} GiB, {m['os']}, "
         f"kernel {m['kernel']}; open-file limit {m['nofile_limit'][0]:,} (hard {m['nofile_limit'][1]:,}).",
         "",
-        "Targets from the issue: server CPU per delivery ≤ "
-        f"{TARGETS['cpu_ratio']}× the floor's, p99 latency ≤ {TARGETS['p99_ratio']}× the floor's, "
-        f"idle RSS growth ≤ {TARGETS['idle_kib_per_connection']:g} KiB per connection.",
+        "Targets from issue 17, for the server: CPU per delivery (and, polling, per request) ≤ "
+        f"{TARGETS['cpu_ratio']}× the floor's and ≤ Nchan's, p99 latency ≤ Nchan's, idle memory per "
+        f"connection ≤ {TARGETS['idle_ratio']}× the floor's and ≤ {TARGETS['idle_vs_peer']}× Nchan's.",
         "",
     ]
     any_sec = next(iter(secs.values()), None)
@@ -1179,28 +1432,27 @@ def write_readme(doc: dict, out: Path) -> str:
                    [[f"`{k}`", b["built"], b["sha256"][:16]] for k, b in any_sec["binaries"].items()], "lll")
         L.append("")
 
-    streaming = [r for s in ("matrix", "sweep") for r in secs.get(s, {}).get("runs", [])]
-    if "matrix" in secs:
-        L += summary_table(secs["matrix"]["runs"], ref)
+    peer = doc.get("peer")
+    if "matrix" in secs and "cells" in secs["matrix"]:
+        L += targets_table(secs["matrix"]["cells"], ref, peer)
     L += ["## Method", "", METHOD]
 
     if "matrix" in secs:
         sec = secs["matrix"]
-        L += ["## Streaming matrix", ""] + section_header(sec)
+        L += ["## The matrix", ""] + section_header(sec)
         L += [
-            f"CPU columns are server CPU µs per delivered event; × {ref} divides by `{ref}`'s in the same",
-            "cell. p50/p99 are delivery latency; other procs: CPU (cores) the rest of the machine used meanwhile.",
+            f"Every cell ran {sec['settings'].get('repeats', 1)} time(s) per variant, the variants back to back in each round;",
+            "numbers are the median of the rounds with the range (min–max) in brackets. CPU is the server's µs per",
+            "delivered event (user + system; user alone beside it) and, for polling, per request; × columns divide",
+            f"medians by `{ref}`'s{f' and `{peer}`' + chr(39) + 's' if peer else ''} in the same cell. p50/p99: delivery latency. Other procs:",
+            "CPU (cores) the rest of the machine used meanwhile (median).",
             "",
         ]
-        cells = []
-        for r in sec["runs"]:
-            key = (r["transport"], r["clients"], r["rate"], r["workers"])
-            if key not in cells:
-                cells.append(key)
-        for t, c, rate, w in cells:
-            rows = [r for r in sec["runs"] if (r["transport"], r["clients"], r["rate"], r["workers"]) == (t, c, rate, w)]
-            L += [f"### {t}: {c:,} clients × {fmt_rate(rate)}, {'default worker threads' if w == 'default' else w + ' worker thread'}", ""]
-            L += streaming_table(rows, ref) + [""]
+        for cell in sec.get("cells", []):
+            w = cell["workers"]
+            L += [f"### {cell['transport']}: {cell['clients']:,} clients × {fmt_rate(cell['rate'])}, "
+                  f"{'default worker threads' if w == 'default' else w + ' worker thread'}", ""]
+            L += cell_table(cell, ref, peer) + [""]
 
     if "sweep" in secs:
         sec = secs["sweep"]
@@ -1234,7 +1486,7 @@ def write_readme(doc: dict, out: Path) -> str:
         sec = secs["polling"]
         L += ["## Polling", ""] + section_header(sec)
         L += [
-            "Against the server only (the floor serves no polling). Short polling: each client polls every",
+            "Against the server only (the matrix has every variant). Short polling: each client polls every",
             f"{sec['runs'][0].get('poll_interval_s', 1) if sec['runs'] else 1:g} s (HTTP/1.1 keep-alive); requests are those in the window (a short-poll",
             "client's first request is made while connecting, before it). µs columns: user / system / total.",
             "",
@@ -1258,15 +1510,17 @@ def write_readme(doc: dict, out: Path) -> str:
         L += ["## Idle memory", ""] + section_header(sec)
         rows = []
         for r in sec["runs"]:
-            target = "" if r["variant"] == ref else (" ✓" if r["kib_per_connection"] <= TARGETS["idle_kib_per_connection"] else " ✗")
+            own = r["variant"] not in (ref, peer)
             rows.append([
                 r["transport"], f"`{r['variant']}`", f"{r['count']:,}", f"{r['rss_before_kib']:,}",
-                f"{r['rss_after_kib']:,}", f"**{r['kib_per_connection']:.2f}**{target}",
-                fmt_x(r.get("vs_reference")), f"{r['open_s']:.1f} s",
+                f"{r['rss_after_kib']:,}", f"**{r['kib_per_connection']:.2f}**",
+                fmt_x(r.get("vs_reference"), TARGETS["idle_ratio"] if own else None),
+                fmt_x(r.get("vs_peer"), TARGETS["idle_vs_peer"] if own else None), f"{r['open_s']:.1f} s",
             ])
         L += table(["transport", "variant", "idle connections", "RSS before (KiB)", "RSS after (KiB)",
-                    f"KiB per connection (≤ {TARGETS['idle_kib_per_connection']:g})", f"× {ref}", "time to open"],
-                   rows, "llrrrrrr") + [""]
+                    "KiB per connection", f"× {ref} (≤ {TARGETS['idle_ratio']})",
+                    f"× {peer or 'peer'} (≤ {TARGETS['idle_vs_peer']})", "time to open"],
+                   rows, "llrrrrrrr") + [""]
 
     if "perf" in secs:
         sec = secs["perf"]
@@ -1302,6 +1556,76 @@ def write_readme(doc: dict, out: Path) -> str:
     text = "\n".join(L)
     (out / "README.md").write_text(text)
     return text
+
+
+def fmt_spread(st: dict | None, f=None) -> str:
+    f = f or fmt_us
+    if not st:
+        return "–"
+    if st["n"] == 1 or st["min"] == st["max"]:
+        return f(st["median"])
+    return f"{f(st['median'])} ({f(st['min'])}–{f(st['max'])})"
+
+
+def cell_table(cell: dict, ref: str, peer: str | None) -> list[str]:
+    polling = cell["transport"] in POLLING
+    rows = []
+    for v, a in cell["variants"].items():
+        x, y = a.get("vs_reference") or {}, a.get("vs_peer") or {}
+        row = [f"`{v}`", str(a["runs"]), f"{a['deliveries']:,}", f"**{fmt_spread(a['cpu_total'])}**",
+               fmt_us((a["cpu_user"] or {}).get("median"))]
+        if polling:
+            row += [fmt_spread(a["cpu_per_request"], lambda u: f"{u:.1f}"),
+                    fmt_us((a["requests_per_delivery"] or {}).get("median"))]
+        row += [fmt_latency((a["p50"] or {}).get("median")), fmt_spread(a["p99"], fmt_latency),
+                "1" if v == ref else fmt_x(x.get("cpu_total"), TARGETS["cpu_ratio"] if v != peer else None)]
+        if polling:
+            row.append("1" if v == ref else fmt_x(x.get("cpu_per_request")))
+        if peer:
+            row += ["1" if v == peer else fmt_x(y.get("cpu_total"), TARGETS["cpu_vs_peer"] if v != ref else None),
+                    "1" if v == peer else fmt_x(y.get("p99"), TARGETS["p99_vs_peer"] if v != ref else None)]
+        ok = f"{a['gaps']} / {a['duplicates']}"
+        row += [ok if a["ok"] else f"**{ok} ✗**", fmt_us((a["others"] or {}).get("median"))]
+        rows.append(row)
+    head = ["variant", "runs", "deliveries", "µs / delivery", "user µs"]
+    if polling:
+        head += ["µs / request", "requests / delivery"]
+    head += ["p50", "p99", f"× {ref} (CPU)"]
+    if polling:
+        head.append(f"× {ref} (per request)")
+    if peer:
+        head += [f"× {peer} (CPU)", f"× {peer} (p99)"]
+    head += ["gaps / dups", "other procs"]
+    return table(head, rows)
+
+
+def targets_table(cells: list[dict], ref: str, peer: str | None) -> list[str]:
+    """The issue's targets, for every variant that is neither the floor nor the peer: CPU per
+    delivery (and per request) <= 1.3x the floor's and <= the peer's, p99 <= the peer's."""
+    rows = []
+    for cell in cells:
+        for v, a in cell["variants"].items():
+            if v in (ref, peer):
+                continue
+            x, y = a.get("vs_reference") or {}, a.get("vs_peer") or {}
+            polling = cell["transport"] in POLLING
+            rows.append([
+                cell["transport"], f"{cell['clients']:,} × {fmt_rate(cell['rate'])}", f"`{v}`",
+                fmt_x(x.get("cpu_total"), TARGETS["cpu_ratio"]),
+                fmt_x(x.get("cpu_per_request"), TARGETS["cpu_ratio"]) if polling else "–",
+                fmt_x(y.get("cpu_total"), TARGETS["cpu_vs_peer"]) if peer else "–",
+                fmt_x(y.get("p99"), TARGETS["p99_vs_peer"]) if peer else "–",
+                fmt_x(x.get("p99")),
+                "yes" if a["ok"] else "**no**",
+            ])
+    if not rows:
+        return []
+    return ["## Summary: the targets", "",
+            f"Medians of the repeats, as ratios (✓ meets the target). `{ref}` is the floor"
+            + (f", `{peer}` the production peer." if peer else "."), ""] + table(
+        ["transport", "clients × rate", "variant", f"CPU / delivery × {ref} (≤ {TARGETS['cpu_ratio']})",
+         f"CPU / request × {ref} (≤ {TARGETS['cpu_ratio']})", f"CPU / delivery × {peer or 'peer'} (≤ 1)",
+         f"p99 × {peer or 'peer'} (≤ 1)", f"p99 × {ref}", "every event, once"], rows, "lllrrrrrl") + [""]
 
 
 def integrity(r: dict) -> str:
@@ -1374,7 +1698,7 @@ def list_arg(s: str) -> list[str]:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        description="Fan-out at the floor: the server's streaming cost as ratios to the floor "
+        description="Cost of fan-out: the server, the floor and Nchan side by side "
         "(see the module docstring).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -1383,7 +1707,7 @@ def parse_args(argv=None):
                         "writes to a temporary directory unless --out is given")
     p.add_argument("--out", type=Path, help="results directory (default results/fanout, or "
                    "$TMPDIR/feedlab-fanout-quick with --quick)")
-    p.add_argument("--sections", type=list_arg, default=list(SECTIONS),
+    p.add_argument("--sections", type=list_arg, default=list(DEFAULT_SECTIONS),
                    help="which parts to run; the others are kept from an existing results.json "
                         f"of the same mode. Any of {','.join(SECTIONS)}")
     p.add_argument("--variants", default=DEFAULT_VARIANTS,
@@ -1397,11 +1721,15 @@ def parse_args(argv=None):
                         "loadgen -p server -p floor)")
     p.add_argument("--no-snapshot", action="store_true",
                    help="run the binaries in place instead of copies made at the start")
-    p.add_argument("--transports", type=list_arg, default=["ws", "sse"], help="streaming transports")
+    p.add_argument("--transports", type=list_arg, default=list(TRANSPORTS),
+                   help="transports of the matrix (and the sweep and idle sections, streaming ones only)")
+    p.add_argument("--poll-cells", type=cells_arg, help=f"matrix cells of long and short polling (default {FULL['poll_cells']})")
+    p.add_argument("--repeats", type=int, help=f"runs per variant and cell, interleaved (default {FULL['repeats']})")
     p.add_argument("--duration", type=float, help=f"seconds of publishing per run (default {FULL['duration']:g})")
     p.add_argument("--cells", type=cells_arg, help=f"matrix cells, CLIENTSxRATE (default {FULL['cells']})")
-    p.add_argument("--workers", type=list_arg, default=["default", "1"],
-                   help="worker-thread settings per cell: `default` (one per core) or a number")
+    p.add_argument("--workers", type=list_arg, default=["1"],
+                   help="worker-thread settings per cell: `default` (one per core) or a number "
+                        "(Nchan runs one nginx process whatever this says)")
     p.add_argument("--sweep-clients", type=lambda s: [int(x) for x in list_arg(s)],
                    help=f"client counts of the chart (default {FULL['sweep_clients']})")
     p.add_argument("--sweep-rate", type=float, help=f"events/s of the chart (default {FULL['sweep_rate']:g})")
@@ -1423,16 +1751,18 @@ def parse_args(argv=None):
     base = QUICK if o.quick else FULL
     for k, v in base.items():
         if getattr(o, k) is None:
-            parse = {"cells": cells_arg, "long_poll": lambda s: cells_arg(s)[0], "short_poll": lambda s: cells_arg(s)[0],
+            parse = {"cells": cells_arg, "poll_cells": cells_arg, "long_poll": lambda s: cells_arg(s)[0], "short_poll": lambda s: cells_arg(s)[0],
                      "perf_ws": lambda s: cells_arg(s)[0],
                      "sweep_clients": lambda s: [int(x) for x in list_arg(s)]}.get(k, lambda x: x)
             setattr(o, k, parse(v))
     bad = [s for s in o.sections if s not in SECTIONS]
     if bad:
         p.error(f"--sections: unknown {bad}; pick from {','.join(SECTIONS)}")
-    bad = [t for t in o.transports if t not in ("ws", "sse")]
+    bad = [t for t in o.transports if t not in TRANSPORTS]
     if bad:
-        p.error(f"--transports: ws and/or sse, got {bad}")
+        p.error(f"--transports: any of {','.join(TRANSPORTS)}; got {bad}")
+    if o.repeats < 1:
+        p.error("--repeats must be at least 1")
     bad = [k for k in o.perf_kinds if k not in ("long-poll", "short-poll", "ws", "sse")]
     if bad:
         p.error(f"--perf-kinds: long-poll, short-poll, ws, sse; got {bad}")
@@ -1492,6 +1822,8 @@ def main(argv=None) -> int:
             raise SystemExit(f"no loadgen in {opts.bin_dir}: cargo build --release -p loadgen -p server -p floor")
         preflight(variants, opts.workers, work)
         reference = opts.reference or next((v.label for v in variants if v.is_floor), None)
+        # The production peer the server is also held against: Nchan, when it runs.
+        peer = next((v.label for v in variants if v.is_nchan and v.available), None)
         if reference not in [v.label for v in variants if v.available]:
             raise SystemExit(f"the reference variant {reference!r} is not available: "
                              + "; ".join(f"{v.label}: {v.problem}" for v in variants if not v.available))
@@ -1516,6 +1848,7 @@ def main(argv=None) -> int:
             "machine": machine_info(),
             "targets": TARGETS,
             "reference": reference,
+            "peer": peer,
             "sections": load_existing(opts.out, mode, opts.sections),
         }
         variants_doc = [
@@ -1539,7 +1872,7 @@ def main(argv=None) -> int:
                 interrupted = e
             runs = bench.current
             if section == "idle":
-                add_idle_ratios(runs, reference)
+                add_idle_ratios(runs, reference, peer)
             else:
                 add_ratios(runs, reference)
             doc["sections"][section] = {
@@ -1552,6 +1885,8 @@ def main(argv=None) -> int:
                 "interrupted": interrupted is not None,
                 "runs": runs,
             }
+            if section == "matrix":
+                doc["sections"][section]["cells"] = aggregate(runs, reference, peer)
             write_outputs(doc, opts.out)
             if interrupted is not None:
                 raise interrupted

@@ -1,6 +1,8 @@
 //! The floor as loadgen sees it: the built binary on a free port, raw HTTP for publishing, SSE
 //! and `/stats` (so exact bytes and chunk framing are checked), tungstenite for WebSockets.
 
+mod loadgen;
+mod poll;
 mod support;
 
 use std::time::Duration;
@@ -13,13 +15,13 @@ use tokio_tungstenite::tungstenite::{protocol::frame::coding::CloseCode, Message
 /// Every test finishes well inside this, or fails instead of hanging.
 const LIMIT: Duration = Duration::from_secs(5);
 
-async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+pub async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(LIMIT, f)
         .await
         .expect("test timed out")
 }
 
-async fn publish(conn: &mut Conn, body: &str) -> u64 {
+pub async fn publish(conn: &mut Conn, body: &str) -> u64 {
     let (status, _, res) = conn
         .request(&format!(
             "POST /publish HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -32,7 +34,7 @@ async fn publish(conn: &mut Conn, body: &str) -> u64 {
         .unwrap()
 }
 
-async fn stats(conn: &mut Conn) -> Value {
+pub async fn stats(conn: &mut Conn) -> Value {
     let (status, _, body) = conn.request("GET /stats HTTP/1.1\r\nHost: t\r\n\r\n").await;
     assert_eq!(status, 200);
     serde_json::from_slice(&body).unwrap()
@@ -218,13 +220,13 @@ async fn short_requests_keep_the_connection_and_refusals_say_why() {
         let (status, _, body) = c.request("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await;
         assert_eq!((status, &body[..]), (200, &b"ok"[..]));
         let (status, _, body) = c
-            .request("GET /poll?since=0 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .request("POST /long-poll HTTP/1.1\r\nHost: t\r\n\r\n")
             .await;
-        assert_eq!(status, 404);
+        assert_eq!(status, 405);
         assert!(serde_json::from_slice::<Value>(&body).unwrap()["error"]
             .as_str()
             .unwrap()
-            .contains("/sse and /ws only"));
+            .contains("method not allowed"));
         let (status, _, _) = c.request("GET /nope HTTP/1.1\r\nHost: t\r\n\r\n").await;
         assert_eq!(status, 404);
         let (status, _, _) = c

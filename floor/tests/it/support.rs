@@ -140,9 +140,27 @@ impl Conn {
                 name.eq_ignore_ascii_case("content-length")
                     .then(|| value.trim().parse::<usize>().unwrap())
             })
-            .expect("Content-Length");
+            .unwrap_or_else(|| {
+                // A 204 has no body, and so no length.
+                assert_eq!(status, 204, "Content-Length expected in {head:?}");
+                0
+            });
         let body = self.take(len).await;
         (status, head, body)
+    }
+
+    /// Whether the server closed the connection (EOF) with nothing more unread.
+    pub async fn at_eof(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        self.buf.is_empty() && matches!(self.stream.read(&mut byte).await, Ok(0))
+    }
+
+    /// Whether nothing arrives for `d`.
+    pub async fn quiet_for(&mut self, d: std::time::Duration) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        tokio::time::timeout(d, self.fill()).await.is_err()
     }
 
     /// The data of the next chunk of a chunked body (empty for the last chunk).

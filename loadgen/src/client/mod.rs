@@ -63,12 +63,22 @@ pub struct Shared {
     pub connect_gate: Arc<tokio::sync::Semaphore>,
     /// Every client's trips from a lost connection to its next subscription (rare: a lock each).
     pub reconnects: std::sync::Mutex<Vec<Reconnect>>,
+    /// The phase's Nchan channel, when the target is Nchan (`--target nchan`).
+    pub nchan: Option<Arc<crate::target::nchan::Channel>>,
 }
 
 impl Shared {
     /// Whether the servers are on this machine (their `ts` uses our wall clock).
     pub fn local(&self) -> bool {
         self.targets.iter().all(|t| t.is_local())
+    }
+
+    /// Where an SSE or WebSocket client subscribes to get the events after `seq`.
+    pub fn stream_path(&self, seq: u64) -> String {
+        match &self.nchan {
+            Some(channel) => channel.stream_path(seq),
+            None => format!("{}?since={seq}", self.transport.path()),
+        }
     }
 }
 
@@ -106,10 +116,13 @@ pub async fn run(ctx: ClientCtx) -> ClientOutput {
         s.sink.clone(),
         s.live.clone(),
     );
-    match s.transport {
-        Transport::ShortPoll | Transport::LongPoll => poll::run(&ctx, &mut rec).await,
-        Transport::Sse => sse::run(&ctx, &mut rec).await,
-        Transport::Ws => ws::run(&ctx, &mut rec).await,
+    match (s.transport, &s.nchan) {
+        (Transport::ShortPoll | Transport::LongPoll, Some(channel)) => {
+            crate::target::nchan_poll::run(&ctx, &mut rec, channel).await;
+        }
+        (Transport::ShortPoll | Transport::LongPoll, None) => poll::run(&ctx, &mut rec).await,
+        (Transport::Sse, _) => sse::run(&ctx, &mut rec).await,
+        (Transport::Ws, _) => ws::run(&ctx, &mut rec).await,
     }
     rec.flush();
     ClientOutput {

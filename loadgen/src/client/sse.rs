@@ -51,9 +51,10 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
         };
         let cursor = rec.seq.resume_cursor();
         let mut req = target
-            .get(&format!("/sse?since={cursor}"), s.http)
+            .get(&s.stream_path(cursor), s.http)
             .header(header::ACCEPT, "text/event-stream");
-        if link.resuming() {
+        // Nchan resumes by its own message id, which `stream_path` puts in the URL.
+        if link.resuming() && s.nchan.is_none() {
             req = req.header("last-event-id", cursor.to_string());
         }
         let Ok(req) = req.body(Empty::<Bytes>::new()) else {

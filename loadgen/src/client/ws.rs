@@ -47,7 +47,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
         };
         rec.connections += 1;
         let cursor = rec.seq.resume_cursor();
-        let url = target.ws_url(&format!("/ws?since={cursor}"));
+        let url = target.ws_url(&s.stream_path(cursor));
         let handshake = tokio_tungstenite::client_async_with_config(url, stream, Some(config()));
         let handshake = tokio::select! {
             biased;

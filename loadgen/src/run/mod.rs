@@ -136,6 +136,9 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+    if args.target_args.target == crate::target::TargetKind::Nchan {
+        warnings.push("Target Nchan (--target nchan, a channel per phase): Nchan has no /stats, so loadgen's counts are not checked against the server's and the server's CPU and memory are not read here (measure them from outside, as scripts/fanout/bench.py does); each event's `ts` is loadgen's send time.".into());
+    }
     if args.concurrent {
         warnings.push("The transports ran together (--concurrent): server CPU and memory are those of all of them at once.".into());
     }

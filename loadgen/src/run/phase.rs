@@ -32,6 +32,7 @@ use crate::{
     report::{ChaosResult, Compared, Histograms, ServerCheck, TransportResult},
     stats::{encode_histogram, new_histogram, ClientTotals, LatencySink, Live, Quantiles},
     sys,
+    target::{nchan::Channel, TargetKind},
 };
 
 /// Longest wait for clients to stop after the drain before they are abandoned.
@@ -93,7 +94,19 @@ pub async fn run_phase(
         super::fleet::blocking(|| endpoint.revive())
             .context("restarting the server killed in the phase before")?;
     }
-    let before = stats_all(&endpoint, "before").await?;
+    // Nchan has no /stats: each phase gets a channel of its own, which starts at seq 0.
+    let nchan = (args.target_args.target == TargetKind::Nchan).then(|| {
+        let id = format!(
+            "feedlab-{}-{}",
+            chrono::Utc::now().timestamp_millis(),
+            phase.index
+        );
+        Arc::new(Channel::new(&args.target_args, &id))
+    });
+    let before = match nchan {
+        Some(_) => Vec::new(),
+        None => stats_all(&endpoint, "before").await?,
+    };
     let cursor = before.iter().map(|s| s.feed.head).max().unwrap_or(0);
     let pids = endpoint.pids();
     let peak_reset = !pids.is_empty() && pids.iter().all(|&p| sys::reset_peak_rss(p));
@@ -121,6 +134,7 @@ pub async fn run_phase(
             source_ips: env.plan.source_ips,
             connect_gate: connect_gate.clone(),
             reconnects: std::sync::Mutex::new(Vec::new()),
+            nchan: nchan.clone(),
         });
         groups.push(Group {
             member,
@@ -206,6 +220,7 @@ pub async fn run_phase(
             publisher::Stamp::Sent
         },
         env.interrupt.clone(),
+        nchan.clone(),
     ));
     let published = loop {
         tokio::select! {
@@ -230,7 +245,7 @@ pub async fn run_phase(
     deadline_tx.send_replace(Some(drain_end));
     // Events from another source (a ticker on a remote server) count too: they are in the feed.
     let mut head = cursor;
-    for i in &endpoint.instances {
+    for i in endpoint.instances.iter().filter(|_| nchan.is_none()) {
         if let Ok(s) = probe::stats(&i.target).await {
             head = head.max(s.feed.head);
         }
@@ -281,7 +296,7 @@ pub async fn run_phase(
     let (server_sampled_peak, loadgen_sampled_peak) = sampler.await.unwrap_or((None, None));
     // A server killed for good (`kill-one`) has no counters left to read.
     let mut after = Vec::new();
-    for i in &endpoint.instances {
+    for i in endpoint.instances.iter().filter(|_| nchan.is_none()) {
         if i.running() {
             after.push(
                 probe::stats(&i.target)
@@ -334,7 +349,10 @@ pub async fn run_phase(
         .sum();
     // loadgen's counts against the servers' only when every request went to a server that
     // still has its counters, directly.
-    let checkable = costs_valid && args.proxy == ProxyKind::None && after.len() == before.len();
+    let checkable = costs_valid
+        && args.proxy == ProxyKind::None
+        && nchan.is_none()
+        && after.len() == before.len();
 
     let mut results = Vec::new();
     for (g, outs) in groups.iter().zip(outputs) {

@@ -8,6 +8,7 @@ mod deps;
 mod end_to_end;
 mod fake_server;
 mod idempotent_publish;
+mod nchan;
 mod nginx;
 mod proxy_timeout;
 mod readme;

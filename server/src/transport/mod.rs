@@ -10,6 +10,8 @@ pub mod poll;
 pub mod sse;
 pub mod ws;
 
+use std::borrow::Cow;
+
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -31,11 +33,11 @@ impl FeedQuery {
     pub fn parse(query: &str) -> Result<Self, ApiError> {
         let mut q = FeedQuery::default();
         for (key, value) in form_pairs(query) {
-            match key.as_str() {
+            match key.as_ref() {
                 "since" => q.since = Some(parse_u64("since", &value)?),
                 "timeout_ms" => q.timeout_ms = Some(parse_u64("timeout_ms", &value)?),
                 "client" => q.client = Some(parse_client_id(&value)?),
-                "token" => q.token = Some(value),
+                "token" => q.token = Some(value.into_owned()),
                 _ => {}
             }
         }
@@ -56,18 +58,25 @@ impl FeedQuery {
 }
 
 /// Splits `a=1&b=2` and percent-decodes; `+` is a space, as in HTML forms.
-fn form_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+fn form_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> + '_ {
     query.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (decode(k), decode(v))
     })
 }
 
-fn decode(s: &str) -> String {
+/// Borrowed when there is nothing to decode, which is every parameter a poll sends
+/// (`since=N&timeout_ms=T`): parsing a poll's query then allocates nothing.
+fn decode(s: &str) -> Cow<'_, str> {
+    if !s.bytes().any(|b| b == b'+' || b == b'%') {
+        return Cow::Borrowed(s);
+    }
     let s = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&s)
-        .decode_utf8_lossy()
-        .into_owned()
+    Cow::Owned(
+        percent_encoding::percent_decode_str(&s)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 pub fn parse_u64(name: &'static str, value: &str) -> Result<u64, ApiError> {
@@ -178,6 +187,16 @@ mod tests {
         assert!(FeedQuery::parse("client=a%20b").is_err());
         assert!(FeedQuery::parse(&format!("client={}", "x".repeat(65))).is_err());
         assert_eq!(FeedQuery::parse("").unwrap(), FeedQuery::default());
+        // Decoded only where there is something to decode.
+        assert!(matches!(decode("since"), Cow::Borrowed("since")));
+        assert_eq!(
+            FeedQuery::parse("client=a%2Db&token=x+y%21").unwrap(),
+            FeedQuery {
+                client: Some("a-b".into()),
+                token: Some("x y!".into()),
+                ..FeedQuery::default()
+            }
+        );
     }
 
     #[test]
