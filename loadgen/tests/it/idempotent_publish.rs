@@ -63,6 +63,7 @@ async fn a_retry_after_a_lost_answer_is_replayed_not_published_twice() {
             loadgen::payload::Payload::new(loadgen::payload::PayloadKind::Padding, 8, 1),
             Stamp::Sent,
             CancellationToken::new(),
+            None,
         ),
     )
     .await
