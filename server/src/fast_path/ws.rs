@@ -84,7 +84,9 @@ pub(crate) async fn serve(
         None => Mode::Echo,
     };
     drop(head);
-    session::serve(TcpWire(socket), mode, state, pending).await;
+    // Boxed: its own allocation, sized for a session, so the front door's future (which every
+    // SSE connection holds too) is not.
+    Box::pin(session::serve(TcpWire(socket), mode, state, pending)).await;
 }
 
 struct TcpWire(TcpStream);
