@@ -198,35 +198,3 @@ async fn refuse(
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod size_probe {
-    #[tokio::test]
-    async fn sizes() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let state = crate::state::AppState::new(
-            crate::Config::from_args(["--rate", "0"]).unwrap(),
-            tokio_util::sync::CancellationToken::new(),
-        );
-        let ws = super::ws::serve(server, String::new(), None, state.clone(), Default::default());
-        eprintln!("ws::serve future: {} B", std::mem::size_of_val(&ws));
-        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let w = super::wire::write_all(&mut tcp, &mut [], std::time::Duration::from_secs(1));
-        eprintln!("write_all future: {} B", std::mem::size_of_val(&w));
-        drop(w);
-        eprintln!("Sleep: {} B", std::mem::size_of::<tokio::time::Sleep>());
-        let r = tcp.readable();
-        eprintln!("readable future: {} B", std::mem::size_of_val(&r));
-        drop(r);
-        let mut rx = state.feed.subscribe();
-        let c = rx.changed();
-        eprintln!("changed future: {} B", std::mem::size_of_val(&c));
-        drop(c);
-        eprintln!("Decoder: {} B", std::mem::size_of::<crate::transport::ws::codec::Decoder>());
-        drop(ws);
-        drop(client);
-    }
-}

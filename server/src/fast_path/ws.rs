@@ -83,10 +83,8 @@ pub(crate) async fn serve(
         }
         None => Mode::Echo,
     };
-    drop(head);
-    // Boxed: its own allocation, sized for a session, so the front door's future (which every
-    // SSE connection holds too) is not.
-    Box::pin(session::serve(TcpWire(socket), mode, state, pending)).await;
+    drop((head, accept));
+    session::serve(TcpWire(socket), mode, state, pending).await;
 }
 
 struct TcpWire(TcpStream);

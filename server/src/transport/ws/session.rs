@@ -255,7 +255,9 @@ impl<W: Wire> Session<W> {
         match msg {
             Msg::Text(text) => {
                 meter.message_received();
-                match answer(&state, &text).await {
+                // Boxed: publishing (to the store, or Redis) is a large future, and an idle
+                // session's state must not be sized for it.
+                match Box::pin(answer(&state, &text)).await {
                     Ok(reply) => {
                         meter.bytes(ws_frame_len(reply.len()));
                         self.send(&text_frame(reply.as_bytes())).await.err()
