@@ -173,8 +173,10 @@ pub struct Config {
     #[arg(long, env = "FEEDLAB_SEND_TIMEOUT", default_value = "30s", value_parser = duration_in(Duration::from_millis(1), MAX_DURATION))]
     pub send_timeout: Duration,
 
-    /// A new connection must deliver its complete request head (or TLS handshake) within this
-    /// time, or it is dropped: the slowloris defence.
+    /// A new connection must deliver its complete request head within this time, or it gets 408
+    /// and is closed: the slowloris defence. One deadline whichever path reads the head (the
+    /// fast path waits for the whole head itself); on TLS the handshake gets the same time of
+    /// its own.
     #[arg(long, env = "FEEDLAB_REQUEST_TIMEOUT", default_value = "5s", value_parser = duration_in(Duration::from_millis(1), MAX_DURATION))]
     pub request_timeout: Duration,
 

@@ -83,7 +83,7 @@ pub(crate) async fn serve(
         }
         None => Mode::Echo,
     };
-    drop(head);
+    drop((head, accept));
     session::serve(TcpWire(socket), mode, state, pending).await;
 }
 

@@ -4,6 +4,10 @@
 //! at the price of an upgrade that every proxy must be told about, a connection the server must
 //! keep alive with pings, and state pinned to one process. The feed is read with the same cursor
 //! as everywhere else, so a reconnect with `since=<last seq>` loses nothing.
+//!
+//! Here: the checks a handshake passes ([`admit`], also called by the fast path), the actix-web
+//! handlers, and what a client's messages mean. The session itself, the same for every
+//! connection whichever way it came in, is [`session`]; the frames, [`codec`].
 
 mod actix_wire;
 pub mod codec;

@@ -280,3 +280,41 @@ fn generated_heads_get_the_same_class_of_answer_on_both_paths() {
         started.elapsed()
     );
 }
+
+/// Issue 12's "handled correctly" list, kept that way, on both paths: malformed header lines get
+/// 400, `/results/` traversal in any encoding 404, nested JSON 400 naming the recursion limit.
+#[tokio::test]
+async fn what_was_handled_correctly_stays_so_on_both_paths() {
+    let (fast, actix) = servers();
+    for head in [
+        "GET /sse HTTP/1.1\r\nHost: a\r\nX-Fold: a\r\n b\r\n\r\n",
+        "GET /sse HTTP/1.1\r\nHost: a\r\nX-Nul: a\0b\r\n\r\n",
+        "GET /sse HTTP/1.1\r\nHost : a\r\n\r\n",
+        "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade : websocket\r\n\r\n",
+    ] {
+        let (a, _) = same_class(&fast, &actix, head.as_bytes()).await;
+        assert!(a.starts_with("HTTP/1.1 400"), "{head:?}: {a:?}");
+    }
+    for target in [
+        "/results/../Cargo.toml",
+        "/results/..%2fCargo.toml",
+        "/results/%2e%2e/%2e%2e/Cargo.toml",
+        "/results/..%5c..%5cCargo.toml",
+        "/results/%252e%252e/Cargo.toml",
+        "/results/....//Cargo.toml",
+    ] {
+        let head = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+        let (a, _) = same_class(&fast, &actix, head.as_bytes()).await;
+        assert!(a.starts_with("HTTP/1.1 404"), "{target}: {a:?}");
+    }
+    let nested = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
+    let head = format!(
+        "POST /publish HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n{nested}",
+        nested.len()
+    );
+    for srv in [&fast, &actix] {
+        let (a, body) = exchange(srv, head.as_bytes(), Duration::from_millis(300)).await;
+        assert!(a.starts_with("HTTP/1.1 400"), "{a:?}");
+        assert!(String::from_utf8_lossy(&body).contains("recursion limit"));
+    }
+}

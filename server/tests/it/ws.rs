@@ -155,6 +155,15 @@ async fn malformed_messages_get_the_right_close_code(way: Way) {
             "`data`",
         ),
         (
+            Message::Text(format!(
+                r#"{{"op":"echo","x":{}{}}}"#,
+                "[".repeat(200),
+                "]".repeat(200)
+            )),
+            CloseCode::Invalid,
+            "recursion limit",
+        ),
+        (
             Message::Text(format!(r#"{{"op":"echo","x":"{}"}}"#, "x".repeat(2000))),
             CloseCode::Size,
             "larger than 1024",

@@ -112,12 +112,11 @@ impl Decoder {
                 Some(&mut self.message)
             };
             if let Some(target) = target {
-                target.extend(
-                    chunk
-                        .iter()
-                        .enumerate()
-                        .map(|(i, b)| b ^ frame.mask[(frame.offset + i) % 4]),
-                );
+                let start = target.len();
+                target.extend_from_slice(&chunk);
+                for (i, b) in target[start..].iter_mut().enumerate() {
+                    *b ^= frame.mask[(frame.offset + i) % 4];
+                }
             }
             frame.offset = (frame.offset + n) % 4;
             frame.remaining -= n as u64;

@@ -85,12 +85,14 @@ pub(crate) async fn serve<W: Wire>(wire: W, mode: Mode, state: Arc<AppState>, pe
                 must_authenticate,
             } = ready;
             let end = session.feed(&meter, cursor, must_authenticate).await;
-            session.finish(end, Some(&meter)).await;
+            // Boxed: the close handshake happens once, and its timers and reads would otherwise
+            // make every idle session's future larger.
+            Box::pin(session.finish(end, Some(&meter))).await;
             drop(open);
         }
         Mode::Echo => {
             let end = session.echo().await;
-            session.finish(end, None).await;
+            Box::pin(session.finish(end, None)).await;
         }
     }
 }
@@ -119,8 +121,10 @@ impl<W: Wire> Session<W> {
         let mut head = state.feed.subscribe();
         let mut heartbeat =
             tokio::time::interval_at(Instant::now() + config.heartbeat, config.heartbeat);
-        let auth_deadline = tokio::time::sleep(config.request_timeout);
-        tokio::pin!(auth_deadline);
+        // Boxed, and only while it matters: a timer is big, and an idle session is mostly this
+        // future.
+        let mut auth_deadline =
+            must_authenticate.then(|| Box::pin(tokio::time::sleep(config.request_timeout)));
         let mut last_heard = Instant::now();
         let lag = LagLimit::new(config.max_lag(), state.feed.head().saturating_sub(cursor));
         loop {
@@ -173,7 +177,9 @@ impl<W: Wire> Session<W> {
                         return end;
                     }
                 }
-                _ = &mut auth_deadline, if must_authenticate => {
+                _ = async { auth_deadline.as_mut().expect("set while authenticating").await },
+                    if must_authenticate =>
+                {
                     return End::Close(Some(close(
                         CloseCode::Policy,
                         "no auth message within --request-timeout".into(),
@@ -249,7 +255,9 @@ impl<W: Wire> Session<W> {
         match msg {
             Msg::Text(text) => {
                 meter.message_received();
-                match answer(&state, &text).await {
+                // Boxed: publishing (to the store, or Redis) is a large future, and an idle
+                // session's state must not be sized for it.
+                match Box::pin(answer(&state, &text)).await {
                     Ok(reply) => {
                         meter.bytes(ws_frame_len(reply.len()));
                         self.send(&text_frame(reply.as_bytes())).await.err()

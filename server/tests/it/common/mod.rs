@@ -264,13 +264,15 @@ pub async fn request_to(srv: &TestServer, mut req: Request<Full<Bytes>>) -> Resp
 }
 
 /// The ways a WebSocket (or any request) reaches the server: the fast path, actix-web alone
-/// (`--fast-path false`), and TLS (`wss://`, always actix-web). Tests of behaviour a client
-/// can see run on each.
+/// (`--fast-path false`), TLS (`wss://`, always actix-web), and an `--h2c` listener (actix-web
+/// detecting HTTP/1.1 or HTTP/2 per connection). Tests of behaviour a client can see run on
+/// each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Way {
     Fast,
     Actix,
     Tls,
+    H2c,
 }
 
 impl Way {
@@ -281,6 +283,7 @@ impl Way {
         match self {
             Self::Fast => vec![],
             Self::Actix => vec!["--fast-path=false".into()],
+            Self::H2c => vec!["--h2c".into()],
             Self::Tls => {
                 let cert = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
                     "cert-{}-{}.pem",
@@ -322,6 +325,10 @@ macro_rules! every_way {
                 #[tokio::test]
                 async fn tls() {
                     super::$name(Way::Tls).await
+                }
+                #[tokio::test]
+                async fn h2c() {
+                    super::$name(Way::H2c).await
                 }
             }
         )*
