@@ -204,6 +204,19 @@ pub struct Args {
     #[arg(long, env = "LOADGEN_SERVER_BIN")]
     pub server_bin: Option<PathBuf>,
 
+    /// The network between loadgen's clients and the server it starts: `none` (loopback), a
+    /// profile (`3g`, `lte`…), figures (`rtt=150ms,loss=1%,down=1.6mbit,up=750kbit`), or a
+    /// profile with changes (`3g,loss=2%`). Repeat the flag to run every phase on each network in
+    /// turn. An emulated link needs root, /dev/net/tun and iproute2 (see --help).
+    #[arg(
+        long = "network",
+        env = "LOADGEN_NETWORK",
+        value_delimiter = ';',
+        default_value = "none",
+        long_help = crate::link::spec::network_help()
+    )]
+    pub networks: Vec<crate::link::Network>,
+
     /// No progress bars and no summary table.
     #[arg(long, env = "LOADGEN_QUIET")]
     pub quiet: bool,
@@ -458,6 +471,14 @@ impl Args {
         }
         if self.proxy_read_timeout.is_zero() {
             return Err("--proxy-read-timeout must be more than zero".into());
+        }
+        if self.networks.iter().any(|n| *n != crate::link::Network::Loopback) {
+            if given {
+                return Err("--network emulates the link to the server loadgen starts: drop --url".into());
+            }
+            if self.spawn > 1 || self.redis.is_some() || self.proxy != ProxyKind::None {
+                return Err("--network runs one server behind the link: drop --spawn, --redis and --proxy (not carried across the link yet)".into());
+            }
         }
         let data_dir = self
             .server_args

@@ -17,6 +17,8 @@
 //! - [`sequence`], [`stats`]: what each client saw (integrity, latency, counters), merged per
 //!   transport; [`event`] parses what the server sends, without copying the padding.
 //! - [`report`]: one model ([`report::Report`]) rendered as JSON, Markdown, SVG and HTML.
+//! - [`link`]: `--network`, an emulated link (namespaces, TUN devices, a forwarder) between
+//!   the clients and the server.
 //! - [`progress`]: bars on stderr; [`sys`]: the few system calls (signals, limits).
 
 pub mod chaos;
@@ -24,6 +26,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod event;
+pub mod link;
 pub mod net;
 pub mod plan;
 pub mod probe;

@@ -102,6 +102,9 @@ pub struct Settings {
     /// `--proxy-read-timeout` in s, with a proxy.
     #[serde(default)]
     pub proxy_read_timeout_s: Option<f64>,
+    /// `--network`, in order, when the run named networks (empty: loopback only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
 }
 
 fn one() -> u32 {
@@ -156,6 +159,10 @@ pub struct ServerInfo {
 /// One transport in one phase.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TransportResult {
+    /// The network the phase ran on, when the run named networks (`--network`): its SPEC and
+    /// what the link and the kernel's TCP measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::link::NetworkResult>,
     pub transport: String,
     /// HTTP version of the requests (`1.1` keep-alive, `1.0` connection per request, `2` one
     /// HTTP/2 connection per client; WebSockets are always `1.1`).

@@ -69,7 +69,14 @@ pub fn assemble(
     // The headline: per transport, the last phase measured with the first HTTP version and the
     // first TLS mode (the plan puts the largest cell last).
     let mut transports = BTreeMap::new();
+    // Across several networks, the headline is the first network's.
+    let first_network = phases
+        .first()
+        .and_then(|r| r.network.as_ref().map(|n| n.name.clone()));
     for r in &phases {
+        if r.network.as_ref().map(|n| &n.name) != first_network.as_ref() {
+            continue;
+        }
         let Ok(t) = r.transport.parse::<server::Transport>() else {
             continue;
         };
@@ -135,6 +142,11 @@ pub fn assemble(
             tls: args.tls.as_str().to_owned(),
             ca: args.ca.as_ref().map(|p| p.display().to_string()),
             insecure: args.insecure,
+            networks: if args.networks.iter().any(|n| *n != crate::link::Network::Loopback) {
+                args.networks.iter().map(|n| n.name().to_owned()).collect()
+            } else {
+                Vec::new()
+            },
         },
         machine: report::Machine {
             cores: std::thread::available_parallelism().map_or(1, usize::from),

@@ -13,6 +13,7 @@ use anyhow::Context as _;
 
 use crate::{
     chaos::ChaosKind,
+    link::Link,
     cli::{Args, HttpVersion, ProxyKind},
     net::{Target, TlsOptions},
     probe,
@@ -91,6 +92,9 @@ pub struct Endpoint {
     pub instances: Vec<Instance>,
     /// Where clients and the publisher connect: the instances, or the proxy in front of them.
     pub client_targets: Vec<Arc<Target>>,
+    /// Where the publisher connects: the client targets, except across an emulated link, where
+    /// it publishes from the server's side (an event's latency starts at the server).
+    pub publish_targets: Vec<Arc<Target>>,
     pub proxy: Option<Nginx>,
 }
 
@@ -143,7 +147,12 @@ impl Fleet {
     ///
     /// # Errors
     /// When a server, Redis or the proxy cannot be started or reached.
-    pub async fn start(args: &Args, tls_modes: &[bool], out_dir: &Path) -> anyhow::Result<Self> {
+    pub async fn start(
+        args: &Args,
+        tls_modes: &[bool],
+        out_dir: &Path,
+        link: Option<&Arc<Link>>,
+    ) -> anyhow::Result<Self> {
         let mut fleet = Self {
             endpoints: Vec::new(),
             redis_url: None,
@@ -192,7 +201,7 @@ impl Fleet {
         }
         for &tls in tls_modes {
             let endpoint = match args.urls.is_empty() {
-                true => spawn_endpoint(args, tls, out_dir, &feed_args).await?,
+                true => spawn_endpoint(args, tls, out_dir, &feed_args, link).await?,
                 false => given_endpoint(args, tls).await?,
             };
             for i in &endpoint.instances {
@@ -240,7 +249,7 @@ async fn given_endpoint(args: &Args, tls: bool) -> anyhow::Result<Endpoint> {
             process: Mutex::new(None),
         });
     }
-    finish_endpoint(args, tls, instances).await
+    finish_endpoint(args, tls, instances, None).await
 }
 
 async fn spawn_endpoint(
@@ -248,6 +257,7 @@ async fn spawn_endpoint(
     tls: bool,
     out_dir: &Path,
     feed_args: &[String],
+    link: Option<&Arc<Link>>,
 ) -> anyhow::Result<Endpoint> {
     let mut instances = Vec::new();
     for n in 0..args.spawn {
@@ -259,19 +269,34 @@ async fn spawn_endpoint(
         };
         let bin = args.server_bin.clone();
         let log_path = out_dir.join(log);
-        let p = blocking(move || ServerProcess::spawn(bin.as_deref(), &extra, Some(&log_path)))
+        let netns = link.map(|l| l.server_namespace().to_owned());
+        let p = blocking(move || match netns {
+            Some(ns) => ServerProcess::spawn_in(
+                bin.as_deref(),
+                &extra,
+                Some(&log_path),
+                &ns,
+                &format!("{}:0", crate::link::SERVER_ADDR),
+            ),
+            None => ServerProcess::spawn(bin.as_deref(), &extra, Some(&log_path)),
+        })
             .with_context(|| {
                 format!("starting the {} server", if tls { "TLS" } else { "plain" })
             })?;
         let options = tls_options(args, cert);
         let url = p.url.clone();
+        let mut target = Target::from_url(&url, &options).await?;
+        if let Some(l) = link {
+            // /stats is read from the server's side, off the link.
+            target = target.via(&l.server);
+        }
         instances.push(Instance {
-            target: Arc::new(Target::from_url(&url, &options).await?),
+            target: Arc::new(target),
             url,
             process: Mutex::new(Some(p)),
         });
     }
-    finish_endpoint(args, tls, instances).await
+    finish_endpoint(args, tls, instances, link).await
 }
 
 /// Adds the proxy (when asked for) and decides where clients connect.
@@ -279,9 +304,20 @@ async fn finish_endpoint(
     args: &Args,
     tls: bool,
     instances: Vec<Instance>,
+    link: Option<&Arc<Link>>,
 ) -> anyhow::Result<Endpoint> {
-    let (proxy, client_targets) = match args.proxy {
-        ProxyKind::None => (None, instances.iter().map(|i| i.target.clone()).collect()),
+    let (proxy, client_targets): (_, Vec<Arc<Target>>) = match args.proxy {
+        ProxyKind::None => (
+            None,
+            instances
+                .iter()
+                .map(|i| match link {
+                    // Clients connect from the far end of the link.
+                    Some(l) => Arc::new(i.target.via(&l.client)),
+                    None => i.target.clone(),
+                })
+                .collect(),
+        ),
         ProxyKind::Nginx => {
             let upstreams: Vec<SocketAddr> = instances.iter().map(|i| i.target.addr).collect();
             let bin = args.nginx_bin.clone();
@@ -291,10 +327,15 @@ async fn finish_endpoint(
             (Some(nginx), vec![Arc::new(target)])
         }
     };
+    let publish_targets = match link {
+        Some(_) => instances.iter().map(|i| i.target.clone()).collect(),
+        None => client_targets.clone(),
+    };
     Ok(Endpoint {
         tls,
         instances,
         client_targets,
+        publish_targets,
         proxy,
     })
 }

@@ -6,6 +6,7 @@ mod binary;
 mod chaos;
 mod end_to_end;
 mod fake_server;
+mod network;
 mod nginx;
 mod proxy_timeout;
 mod tls_http2;
