@@ -2,7 +2,8 @@
 # Runs every feedlab test. Installs what the tests need when it is missing: curl, Debian's chromium
 # and firefox-esr (browser tests; Firefox is driven through Python's `marionette-driver`),
 # redis-server and nginx (scale-out and proxy tests start their own), Python's `websockets` (a
-# real WebSocket client), and the page's npm packages from web/package-lock.json.
+# real WebSocket client), iproute2 (`ip`, `ss`: the emulated link of `loadgen --network`), and
+# the page's npm packages from web/package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -12,6 +13,7 @@ missing=()
 command -v curl >/dev/null || missing+=(curl)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v nginx >/dev/null || missing+=(nginx-light)
+{ command -v ip && command -v ss; } >/dev/null || missing+=(iproute2)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
 command -v node >/dev/null || missing+=(nodejs npm)

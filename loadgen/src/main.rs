@@ -27,6 +27,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Link(args)) = cli.command {
+        return match runtime.block_on(loadgen::link::tool::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("loadgen link: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match runtime.block_on(loadgen::execute(cli.args, loadgen::run::Mode::Cli)) {
         Ok(outcome) if outcome.clean() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),

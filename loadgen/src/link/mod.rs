@@ -13,12 +13,15 @@
 //! - [`netns`]: the namespaces (deleted on every exit path) and the threads inside them.
 //! - [`shaper`]: what one direction does to a packet; [`forward`]: the threads that do it.
 //! - [`tcp`]: what the kernel's TCP measured across the link.
+//! - [`tool`]: `loadgen link`, the live page across a link in a browser, and the link's own
+//!   packet-rate benchmark.
 
 pub mod forward;
 pub mod netns;
 pub mod shaper;
 pub mod spec;
 pub mod tcp;
+pub mod tool;
 
 use std::{
     net::Ipv4Addr,

@@ -243,12 +243,30 @@ fn server_info(fleet: &Fleet) -> report::ServerInfo {
 
 fn handle_ctrl_c(interrupt: CancellationToken, server_pids: Arc<Mutex<Vec<u32>>>) {
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_err() {
+        // SIGTERM (a timeout, a service manager) is asked to stop as Ctrl-C is.
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        let stop = async {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r.is_ok(),
+                r = term.recv() => r.is_some(),
+            }
+        };
+        if !stop.await {
             return;
         }
         eprintln!("\nloadgen: stopping — finishing this phase and writing the report (Ctrl-C again to exit at once)");
         interrupt.cancel();
-        if tokio::signal::ctrl_c().await.is_ok() {
+        let again = async {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r.is_ok(),
+                r = term.recv() => r.is_some(),
+            }
+        };
+        if again.await {
             let pids = server_pids.lock().unwrap_or_else(|p| p.into_inner()).clone();
             for pid in pids {
                 let _ = sys::terminate(pid);

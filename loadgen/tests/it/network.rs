@@ -330,3 +330,66 @@ async fn nothing_is_left_after_a_failed_run_or_a_panic() {
     assert!(r.is_err());
     assert!(mine().is_empty(), "left behind: {:?}", mine());
 }
+
+/// feedlab namespaces of process `pid`.
+fn of(pid: u32) -> Vec<String> {
+    let prefix = format!("{}{pid}-", netns::PREFIX);
+    netns::existing()
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
+}
+
+#[test]
+fn a_stopped_run_removes_its_link_even_when_told_twice() {
+    let _g = serial();
+    if !can_link() {
+        return;
+    }
+    // Once: the run finishes the phase, writes its report, removes the link. Twice: it exits
+    // at once (130), removing the link on the way out.
+    for signals in [1, 2] {
+        let out = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args([
+                "--network",
+                "rtt=50ms",
+                "--transports",
+                "sse",
+                "--clients",
+                "2",
+                "--duration",
+                "60s",
+                "--http",
+                "1.1",
+                "--quiet",
+                "--server-bin",
+                env!("CARGO_BIN_EXE_loadgen"),
+                "--out",
+            ])
+            .arg(out.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let up_by = Instant::now() + Duration::from_secs(30);
+        while of(pid).len() < 2 {
+            assert!(Instant::now() < up_by, "the link never came up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Into publishing, with the server behind the link.
+        std::thread::sleep(Duration::from_secs(3));
+        for _ in 0..signals {
+            loadgen::sys::terminate(pid).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let status = child.wait().unwrap();
+        assert!(of(pid).is_empty(), "{signals} signal(s): left {:?}", of(pid));
+        if signals == 1 {
+            assert!(out.path().join("report.json").is_file(), "{status}");
+        } else {
+            assert_eq!(status.code(), Some(130));
+        }
+    }
+}
