@@ -502,9 +502,15 @@ impl Args {
         if self.proxy_read_timeout.is_zero() {
             return Err("--proxy-read-timeout must be more than zero".into());
         }
-        if self.networks.iter().any(|n| *n != crate::link::Network::Loopback) {
+        if self
+            .networks
+            .iter()
+            .any(|n| *n != crate::link::Network::Loopback)
+        {
             if given {
-                return Err("--network emulates the link to the server loadgen starts: drop --url".into());
+                return Err(
+                    "--network emulates the link to the server loadgen starts: drop --url".into(),
+                );
             }
             if self.spawn > 1 || self.redis.is_some() || self.proxy != ProxyKind::None {
                 return Err("--network runs one server behind the link: drop --spawn, --redis and --proxy (not carried across the link yet)".into());
@@ -669,10 +675,21 @@ mod tests {
             let e = Args::from_args(args).unwrap().check_topology().unwrap_err();
             assert!(e.contains(what), "{args:?}: {e}");
         };
-        refused(&["--network", "lte", "--url", "http://127.0.0.1:1/"], "drop --url");
+        refused(
+            &["--network", "lte", "--url", "http://127.0.0.1:1/"],
+            "drop --url",
+        );
         refused(&["--network", "lte", "--proxy", "nginx"], "--proxy");
-        let cli = Cli::try_parse_from(["loadgen", "link", "--network", "rtt=300ms", "--", "--rate", "2"])
-            .unwrap();
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "link",
+            "--network",
+            "rtt=300ms",
+            "--",
+            "--rate",
+            "2",
+        ])
+        .unwrap();
         match cli.command {
             Some(Command::Link(l)) => {
                 assert_eq!(l.network.name(), "rtt=300ms");

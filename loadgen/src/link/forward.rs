@@ -79,7 +79,9 @@ impl DirCounts {
             packets_carried: self.packets_carried.saturating_sub(before.packets_carried),
             bytes_carried: self.bytes_carried.saturating_sub(before.bytes_carried),
             dropped_by_loss: self.dropped_by_loss.saturating_sub(before.dropped_by_loss),
-            dropped_by_queue: self.dropped_by_queue.saturating_sub(before.dropped_by_queue),
+            dropped_by_queue: self
+                .dropped_by_queue
+                .saturating_sub(before.dropped_by_queue),
             peak_queue_packets: self.peak_queue_packets,
         }
     }
@@ -128,14 +130,34 @@ impl Forwarder {
         let client_out = Arc::new(Mutex::new(client.writer));
         let mut threads = Vec::new();
         for (name, reader, out, params, counters, seed) in [
-            ("link-down", server.reader, client_out, down, down_c.clone(), seed),
-            ("link-up", client.reader, server_out, up, up_c.clone(), seed ^ 0x5bd1_e995),
+            (
+                "link-down",
+                server.reader,
+                client_out,
+                down,
+                down_c.clone(),
+                seed,
+            ),
+            (
+                "link-up",
+                client.reader,
+                server_out,
+                up,
+                up_c.clone(),
+                seed ^ 0x5bd1_e995,
+            ),
         ] {
             let line = Arc::new(Line {
                 heap: Mutex::new(BinaryHeap::new()),
                 wake: Condvar::new(),
             });
-            let (s, l, o, c, t) = (stop.clone(), line.clone(), out.clone(), counters.clone(), tids.clone());
+            let (s, l, o, c, t) = (
+                stop.clone(),
+                line.clone(),
+                out.clone(),
+                counters.clone(),
+                tids.clone(),
+            );
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("{name}-in"))
@@ -214,7 +236,11 @@ fn read_loop(
     let fd = reader.as_raw_fd();
     if poll
         .registry()
-        .register(&mut mio::unix::SourceFd(&fd), mio::Token(0), mio::Interest::READABLE)
+        .register(
+            &mut mio::unix::SourceFd(&fd),
+            mio::Token(0),
+            mio::Interest::READABLE,
+        )
         .is_err()
     {
         return;
@@ -279,12 +305,7 @@ fn emit(out: &Mutex<tun::Writer>, pkt: &[u8], c: &Counters) {
     }
 }
 
-fn release_loop(
-    line: &Line,
-    out: &Mutex<tun::Writer>,
-    c: &Counters,
-    stop: &AtomicBool,
-) {
+fn release_loop(line: &Line, out: &Mutex<tun::Writer>, c: &Counters, stop: &AtomicBool) {
     let mut heap = line.heap.lock().unwrap_or_else(|p| p.into_inner());
     while !stop.load(Relaxed) {
         let now = Instant::now();

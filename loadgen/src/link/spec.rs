@@ -58,7 +58,8 @@ pub struct Profile {
     pub source: &'static str,
 }
 
-const WPT: &str = "WebPageTest www/settings/connectivity.ini.sample (github.com/WPO-Foundation/webpagetest)";
+const WPT: &str =
+    "WebPageTest www/settings/connectivity.ini.sample (github.com/WPO-Foundation/webpagetest)";
 
 /// The named profiles, in `--help` order.
 pub const PROFILES: &[Profile] = &[
@@ -215,9 +216,9 @@ fn apply(spec: &mut LinkSpec, item: &str) -> Result<(), String> {
         spec.reorder = true;
         return Ok(());
     }
-    let (k, v) = item
-        .split_once('=')
-        .ok_or_else(|| format!("{item:?}: expected key=value (rtt, jitter, loss, down, up, queue) or reorder"))?;
+    let (k, v) = item.split_once('=').ok_or_else(|| {
+        format!("{item:?}: expected key=value (rtt, jitter, loss, down, up, queue) or reorder")
+    })?;
     let v = v.trim();
     match k.trim() {
         "rtt" | "delay" => {
@@ -350,12 +351,7 @@ pub fn network_help() -> String {
     for p in PROFILES {
         s.push_str(&format!(
             "\n  {:<8} {}: rtt={}ms, down={} bit/s, up={} bit/s — {}",
-            p.name,
-            p.label,
-            p.rtt_ms,
-            p.down_bps,
-            p.up_bps,
-            p.source
+            p.name, p.label, p.rtt_ms, p.down_bps, p.up_bps, p.source
         ));
     }
     s

@@ -41,11 +41,8 @@ pub async fn run(a: LinkArgs) -> anyhow::Result<()> {
         ServerProcess::spawn_in(a.server_bin.as_deref(), &a.server_args, None, &ns, &bind)
     })
     .context("starting the server behind the link")?;
-    let upstream: SocketAddr = format!(
-        "{SERVER_ADDR}:{}",
-        server.url.port().unwrap_or(80)
-    )
-    .parse()?;
+    let upstream: SocketAddr =
+        format!("{SERVER_ADDR}:{}", server.url.port().unwrap_or(80)).parse()?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", a.port))
         .await
         .with_context(|| format!("listening on 127.0.0.1:{}", a.port))?;
@@ -118,7 +115,11 @@ fn bench(link: &Link, d: Duration) -> anyhow::Result<()> {
     let after = link.snapshot();
     let up = after.up.since(&before.up);
     let cpu = match (before.forwarder_cpu_s, after.forwarder_cpu_s) {
-        (Some(a), Some(b)) => format!("{:.2} s ({:.0}% of one core)", b - a, (b - a) / secs * 100.0),
+        (Some(a), Some(b)) => format!(
+            "{:.2} s ({:.0}% of one core)",
+            b - a,
+            (b - a) / secs * 100.0
+        ),
         _ => "unknown".into(),
     };
     println!(

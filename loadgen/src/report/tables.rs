@@ -620,8 +620,16 @@ pub fn networks(report: &Report) -> Vec<Table> {
                 r.requests_per_event.map_or("–".into(), num),
                 int(r.reconnects),
                 n.and_then(|n| n.hol_stalls).map_or("–".into(), int),
-                if name == "none" { "–".into() } else { change(r.latency_us.p50, base.map(|b| b.latency_us.p50)) },
-                if name == "none" { "–".into() } else { change(r.latency_us.p99, base.map(|b| b.latency_us.p99)) },
+                if name == "none" {
+                    "–".into()
+                } else {
+                    change(r.latency_us.p50, base.map(|b| b.latency_us.p50))
+                },
+                if name == "none" {
+                    "–".into()
+                } else {
+                    change(r.latency_us.p99, base.map(|b| b.latency_us.p99))
+                },
             ]);
         }
         out.push(t);
@@ -673,7 +681,8 @@ pub fn link(report: &Report) -> Option<Table> {
                 format!(
                     "{} ms ({})",
                     num(s.srtt_ms_p50),
-                    s.min_rtt_ms_p50.map_or("–".into(), |m| format!("{} ms", num(m)))
+                    s.min_rtt_ms_p50
+                        .map_or("–".into(), |m| format!("{} ms", num(m)))
                 )
             }),
             seg(n.client_segments),
@@ -682,7 +691,8 @@ pub fn link(report: &Report) -> Option<Table> {
             both(|d| d.dropped_by_loss),
             both(|d| d.dropped_by_queue),
             both(|d| d.peak_queue_packets),
-            n.forwarder_cpu_s.map_or("–".into(), |c| format!("{} s", num(c))),
+            n.forwarder_cpu_s
+                .map_or("–".into(), |c| format!("{} s", num(c))),
         ]);
     }
     (!t.rows.is_empty()).then_some(t)

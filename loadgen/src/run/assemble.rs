@@ -142,7 +142,11 @@ pub fn assemble(
             tls: args.tls.as_str().to_owned(),
             ca: args.ca.as_ref().map(|p| p.display().to_string()),
             insecure: args.insecure,
-            networks: if args.networks.iter().any(|n| *n != crate::link::Network::Loopback) {
+            networks: if args
+                .networks
+                .iter()
+                .any(|n| *n != crate::link::Network::Loopback)
+            {
                 args.networks.iter().map(|n| n.name().to_owned()).collect()
             } else {
                 Vec::new()

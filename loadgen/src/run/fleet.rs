@@ -13,8 +13,8 @@ use anyhow::Context as _;
 
 use crate::{
     chaos::ChaosKind,
-    link::Link,
     cli::{Args, HttpVersion, ProxyKind},
+    link::Link,
     net::{Target, TlsOptions},
     probe,
     proxy::Nginx,
@@ -280,12 +280,21 @@ async fn spawn_endpoint(
             ),
             None => ServerProcess::spawn(bin.as_deref(), &extra, Some(&log_path)),
         })
-            .with_context(|| {
-                format!("starting the {} server", if tls { "TLS" } else { "plain" })
-            })?;
+        .with_context(|| format!("starting the {} server", if tls { "TLS" } else { "plain" }))?;
         let options = tls_options(args, cert);
         let url = p.url.clone();
-        let mut target = Target::from_url(&url, &options).await?;
+        let mut target = match link {
+            Some(_) if tls => {
+                // The self-signed certificate names localhost and 127.0.0.1, not the link's
+                // address: verify it under 127.0.0.1 and connect to the link's address.
+                let mut named = url.clone();
+                let _ = named.set_host(Some("127.0.0.1"));
+                let mut t = Target::from_url(&named, &options).await?;
+                t.addr = SocketAddr::new(crate::link::SERVER_ADDR.into(), t.addr.port());
+                t
+            }
+            _ => Target::from_url(&url, &options).await?,
+        };
         if let Some(l) = link {
             // /stats is read from the server's side, off the link.
             target = target.via(&l.server);

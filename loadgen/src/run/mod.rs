@@ -267,7 +267,10 @@ fn handle_ctrl_c(interrupt: CancellationToken, server_pids: Arc<Mutex<Vec<u32>>>
             }
         };
         if again.await {
-            let pids = server_pids.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let pids = server_pids
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             for pid in pids {
                 let _ = sys::terminate(pid);
             }

@@ -22,9 +22,9 @@ use super::{
 use crate::{
     chaos::{self, Reconnect},
     cli::{Args, HttpVersion, ProxyKind},
-    link::{self, Link, Network, NetworkResult},
     client::{self, ClientCtx, ClientOutput, Shared},
     clock,
+    link::{self, Link, Network, NetworkResult},
     net::Wire,
     plan::{Member, Phase, Plan},
     probe::{self, Stats},

@@ -205,7 +205,8 @@ async fn loss_shows_up_as_retransmissions_in_proportion() {
     let after = link.snapshot();
     let down = after.down.since(&before.down);
     let server = after.server.unwrap().since(&before.server.unwrap());
-    let dropped = down.dropped_by_loss as f64 / (down.packets_carried + down.dropped_by_loss) as f64;
+    let dropped =
+        down.dropped_by_loss as f64 / (down.packets_carried + down.dropped_by_loss) as f64;
     let retrans = server.retrans_segs as f64 / server.out_segs as f64;
     eprintln!("dropped {dropped:.4}, retransmitted {retrans:.4}: {down:?} {server:?}");
     assert!((0.04..=0.06).contains(&dropped), "link dropped {dropped}");
@@ -290,7 +291,10 @@ async fn every_transport_runs_across_the_link_and_the_report_says_so() {
             "{what}: {rtt:?}"
         );
         let down = n.down.expect("link counted");
-        assert!(down.packets_carried > 0 && down.dropped_by_loss == 0, "{what}");
+        assert!(
+            down.packets_carried > 0 && down.dropped_by_loss == 0,
+            "{what}"
+        );
         assert!(n.packets_per_event.unwrap() > 0.0, "{what}");
     }
     // Short polling pays the interval and a round trip: slower than push on the same link.
@@ -304,7 +308,10 @@ async fn every_transport_runs_across_the_link_and_the_report_says_so() {
     assert!(on("short-poll", "rtt=200ms").latency_us.p50 > on("sse", "rtt=200ms").latency_us.p50);
     assert!(on("sse", "rtt=200ms").latency_us.p50 > on("sse", "none").latency_us.p50 + 90_000);
     let md = std::fs::read_to_string(outcome.out_dir.join("report.md")).unwrap();
-    assert!(md.contains("## Network: rtt=200ms") && md.contains("## The link, per phase"), "{md}");
+    assert!(
+        md.contains("## Network: rtt=200ms") && md.contains("## The link, per phase"),
+        "{md}"
+    );
     assert!(mine().is_empty(), "left behind: {:?}", mine());
 }
 
@@ -385,7 +392,11 @@ fn a_stopped_run_removes_its_link_even_when_told_twice() {
             std::thread::sleep(Duration::from_millis(300));
         }
         let status = child.wait().unwrap();
-        assert!(of(pid).is_empty(), "{signals} signal(s): left {:?}", of(pid));
+        assert!(
+            of(pid).is_empty(),
+            "{signals} signal(s): left {:?}",
+            of(pid)
+        );
         if signals == 1 {
             assert!(out.path().join("report.json").is_file(), "{status}");
         } else {
