@@ -198,10 +198,20 @@ pub fn print_summary(report: &Report, out_dir: &Path) {
         "dups"
     );
     let primary = report.primary_http().to_owned();
-    for r in report::tables::shown(report) {
+    // With --network, every phase, labelled with its network.
+    let rows: Vec<&report::TransportResult> = if report.settings.networks.is_empty() {
+        report::tables::shown(report)
+    } else {
+        report.phases.iter().collect()
+    };
+    for r in rows {
+        let label = match &r.network {
+            Some(n) => format!("{} @{}", r.label(&primary), n.name),
+            None => r.label(&primary),
+        };
         println!(
             "{:<24} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10} {:>14} {:>6} {:>5}",
-            r.label(&primary),
+            label,
             r.clients,
             r.events_received,
             us(r.latency_us.p50),

@@ -7,7 +7,6 @@
 
 use std::{
     net::SocketAddr,
-    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -18,10 +17,10 @@ use loadgen::{
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
 }
 
 /// `None` (with the reason on stderr) when this machine cannot host a link.
@@ -102,7 +101,7 @@ async fn connect(link: &Link, addr: SocketAddr) -> tokio::net::TcpStream {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rtt_across_the_link_is_the_one_set() {
-    let _g = serial();
+    let _g = serial().await;
     if !can_link() {
         return;
     }
@@ -147,7 +146,7 @@ async fn the_rtt_across_the_link_is_the_one_set() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_transfer_runs_at_the_bandwidth_set() {
-    let _g = serial();
+    let _g = serial().await;
     if !can_link() {
         return;
     }
@@ -186,7 +185,7 @@ async fn a_bulk_transfer_runs_at_the_bandwidth_set() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loss_shows_up_as_retransmissions_in_proportion() {
-    let _g = serial();
+    let _g = serial().await;
     if !can_link() {
         return;
     }
@@ -246,7 +245,7 @@ fn run_args(network: &str, out: &std::path::Path, server_bin: &str, extra: &[&st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_transport_runs_across_the_link_and_the_report_says_so() {
-    let _g = serial();
+    let _g = serial().await;
     if !can_link() {
         return;
     }
@@ -317,7 +316,7 @@ async fn every_transport_runs_across_the_link_and_the_report_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_left_after_a_failed_run_or_a_panic() {
-    let _g = serial();
+    let _g = serial().await;
     if !can_link() {
         return;
     }
@@ -349,7 +348,7 @@ fn of(pid: u32) -> Vec<String> {
 
 #[test]
 fn a_stopped_run_removes_its_link_even_when_told_twice() {
-    let _g = serial();
+    let _g = SERIAL.blocking_lock();
     if !can_link() {
         return;
     }
