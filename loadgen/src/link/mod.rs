@@ -49,6 +49,12 @@ pub const SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 /// The TUN device's name in both namespaces.
 const DEVICE: &str = "feedlab0";
+/// The TUN devices' transmit queue, packets (see [`Link::up`]).
+const DEVICE_QUEUE: u32 = 20_000;
+
+/// The least extra delay that counts as a head-of-line stall, for links with a tiny RTT (on
+/// `rtt=0ms` a scheduling hiccup is not head-of-line blocking).
+pub const HOL_MIN_EXTRA: std::time::Duration = std::time::Duration::from_millis(10);
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -97,7 +103,17 @@ impl Link {
         let client_dev = device(&client).context("creating the client side's TUN device")?;
         for (ns, addr) in [(&server_ns, SERVER_ADDR), (&client_ns, CLIENT_ADDR)] {
             ns.ip(&["addr", "add", &format!("{addr}/15"), "dev", DEVICE])?;
-            ns.ip(&["link", "set", DEVICE, "up"])?;
+            // The device's own queue (500 packets by default) must never be where packets
+            // are lost: a burst to 1,000 clients would overflow it before the forwarder reads.
+            // The link's queue is the shaper's.
+            ns.ip(&[
+                "link",
+                "set",
+                DEVICE,
+                "txqueuelen",
+                &DEVICE_QUEUE.to_string(),
+                "up",
+            ])?;
         }
         let dir = |rate| DirParams {
             delay: spec.rtt / 2,

@@ -573,7 +573,7 @@ pub fn networks(report: &Report) -> Vec<Table> {
         let mut t = Table::new(
             &format!("Network: {name}"),
             &match &spec {
-                Some(s) => format!("Across the emulated link `{s}`. Head-of-line stalls: events later than one RTT beyond what the transport needs on this link without loss (one-way delay, plus the poll interval for short polling). \"vs none\": the change of p50 and p99 against the same phase on loopback."),
+                Some(s) => format!("Across the emulated link `{s}`. Head-of-line stalls: events later than one RTT (at least 10 ms) beyond what the transport needs on this link without loss (one-way delay, plus the poll interval for short polling). \"vs none\": the change of p50 and p99 against the same phase on loopback."),
                 None => "Loopback (no link).".to_owned(),
             },
             &[

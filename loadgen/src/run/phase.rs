@@ -503,7 +503,10 @@ fn network_result(
     let packets = down
         .zip(up)
         .map(|(d, u)| d.packets_carried + u.packets_carried);
-    let threshold = spec.rtt / 2 + spec.jitter + spec.rtt + poll_interval.unwrap_or_default();
+    let threshold = spec.rtt / 2
+        + spec.jitter
+        + spec.rtt.max(link::HOL_MIN_EXTRA)
+        + poll_interval.unwrap_or_default();
     let threshold_us = threshold.as_micros() as u64;
     let stalls = latency
         .len()
