@@ -306,6 +306,23 @@ async fn every_transport_runs_across_the_link_and_the_report_says_so() {
     };
     assert!(on("short-poll", "rtt=200ms").latency_us.p50 > on("sse", "rtt=200ms").latency_us.p50);
     assert!(on("sse", "rtt=200ms").latency_us.p50 > on("sse", "none").latency_us.p50 + 90_000);
+    // The report with its network sections still fits the (strict) schema.
+    let schema: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/report.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(outcome.out_dir.join("report.json")).unwrap())
+            .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&json)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "schema: {}", errors.join("\n"));
     let md = std::fs::read_to_string(outcome.out_dir.join("report.md")).unwrap();
     assert!(
         md.contains("## Network: rtt=200ms") && md.contains("## The link, per phase"),
