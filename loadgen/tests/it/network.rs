@@ -208,7 +208,8 @@ async fn loss_shows_up_as_retransmissions_in_proportion() {
         down.dropped_by_loss as f64 / (down.packets_carried + down.dropped_by_loss) as f64;
     let retrans = server.retrans_segs as f64 / server.out_segs as f64;
     eprintln!("dropped {dropped:.4}, retransmitted {retrans:.4}: {down:?} {server:?}");
-    assert!((0.04..=0.06).contains(&dropped), "link dropped {dropped}");
+    // ~2,200 packets: the binomial's standard deviation is 0.5 points; 3 of them either side.
+    assert!((0.035..=0.065).contains(&dropped), "link dropped {dropped}");
     // Every lost data segment is sent again (some twice, some spuriously): same order.
     assert!(
         (loss * 0.6..=loss * 2.0).contains(&retrans),
