@@ -512,8 +512,8 @@ impl Args {
                     "--network emulates the link to the server loadgen starts: drop --url".into(),
                 );
             }
-            if self.spawn > 1 || self.redis.is_some() || self.proxy != ProxyKind::None {
-                return Err("--network runs one server behind the link: drop --spawn, --redis and --proxy (not carried across the link yet)".into());
+            if self.spawn > 1 || self.redis.is_some() {
+                return Err("--network runs one server behind the link: drop --spawn and --redis (several instances on one Redis are not carried across the link yet)".into());
             }
         }
         let data_dir = self
@@ -679,7 +679,7 @@ mod tests {
             &["--network", "lte", "--url", "http://127.0.0.1:1/"],
             "drop --url",
         );
-        refused(&["--network", "lte", "--proxy", "nginx"], "--proxy");
+        refused(&["--network", "lte", "--spawn", "2"], "--spawn");
         let cli = Cli::try_parse_from([
             "loadgen",
             "link",

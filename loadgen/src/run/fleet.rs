@@ -331,14 +331,31 @@ async fn finish_endpoint(
             let upstreams: Vec<SocketAddr> = instances.iter().map(|i| i.target.addr).collect();
             let bin = args.nginx_bin.clone();
             let timeout = args.proxy_read_timeout;
-            let nginx = blocking(move || Nginx::start(bin.as_deref(), &upstreams, timeout))?;
+            let in_link = link.map(|l| (l.server_namespace().to_owned(), l.server.clone()));
+            let nginx = blocking(move || {
+                let in_link = in_link.as_ref().map(|(ns, agent)| crate::proxy::InLink {
+                    namespace: ns,
+                    agent: agent.clone(),
+                });
+                Nginx::start_in(bin.as_deref(), &upstreams, timeout, in_link)
+            })?;
             let target = Target::from_url(&nginx.url(), &tls_options(args, None)).await?;
+            let target = match link {
+                Some(l) => target.via(&l.client),
+                None => target,
+            };
             (Some(nginx), vec![Arc::new(target)])
         }
     };
-    let publish_targets = match link {
-        Some(_) => instances.iter().map(|i| i.target.clone()).collect(),
-        None => client_targets.clone(),
+    let publish_targets = match (link, &proxy) {
+        // Through the proxy, as the clients, but from the server's side of the link.
+        (Some(l), Some(nginx)) => vec![Arc::new(
+            Target::from_url(&nginx.url(), &tls_options(args, None))
+                .await?
+                .via(&l.server),
+        )],
+        (Some(_), None) => instances.iter().map(|i| i.target.clone()).collect(),
+        (None, _) => client_targets.clone(),
     };
     Ok(Endpoint {
         tls,

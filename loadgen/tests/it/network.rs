@@ -421,3 +421,44 @@ fn a_stopped_run_removes_its_link_even_when_told_twice() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_and_a_chaos_run_work_across_the_link() {
+    let _g = serial().await;
+    if !can_link() {
+        return;
+    }
+    for extra in [
+        &["--proxy", "nginx", "--transports", "sse,long-poll"][..],
+        &[
+            "--chaos",
+            "kill-restart",
+            "--chaos-outage",
+            "500ms",
+            "--transports",
+            "sse",
+        ][..],
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let args = run_args("rtt=40ms", out.path(), env!("CARGO_BIN_EXE_loadgen"), extra);
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(120),
+            loadgen::execute(args, Mode::Library),
+        )
+        .await
+        .expect("in time")
+        .unwrap_or_else(|e| panic!("{extra:?}: {e:#}"));
+        for r in &outcome.report.phases {
+            let what = format!("{extra:?} {}", r.transport);
+            assert_eq!((r.lost, r.duplicates), (0, 0), "{what}");
+            if extra[0] == "--proxy" {
+                assert_eq!(r.events_received, r.events_expected, "{what}");
+                // Through nginx and the link: at least the one-way delay.
+                assert!(r.latency_us.p50 >= 20_000, "{what}: {}", r.latency_us.p50);
+            } else {
+                assert!(r.chaos.is_some(), "{what}");
+            }
+        }
+        assert!(mine().is_empty(), "left behind: {:?}", mine());
+    }
+}
