@@ -2,8 +2,9 @@
 # Runs every feedlab test. Installs what the tests need when it is missing: curl, Debian's chromium
 # and firefox-esr (browser tests; Firefox is driven through Python's `marionette-driver`),
 # redis-server and nginx (scale-out and proxy tests start their own), nginx's Nchan module
-# (loadgen's --target nchan test), Python's `websockets` (a
-# real WebSocket client), and the page's npm packages from web/package-lock.json.
+# (loadgen's --target nchan test), Python's `websockets` (a real WebSocket client), iproute2
+# (`ip`, `ss`: the emulated link of `loadgen --network`), and the page's npm packages from
+# web/package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -15,6 +16,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v nginx >/dev/null || missing+=(nginx-light)
 # Nchan, the production peer in loadgen's --target nchan test and the fan-out benchmark.
 [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] || missing+=(libnginx-mod-nchan)
+{ command -v ip && command -v ss; } >/dev/null || missing+=(iproute2)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
 command -v node >/dev/null || missing+=(nodejs npm)

@@ -40,6 +40,36 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Brings up an emulated link with the feedlab server behind it and forwards a loopback port
+    /// through the link's client end, so a browser on this machine sees the live page across the
+    /// link: `loadgen link --network 3g -- --rate 2` prints the URL and runs until Ctrl-C. With
+    /// --bench it measures instead how many packets per second the link carries.
+    Link(LinkArgs),
+}
+
+/// `loadgen link`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LinkArgs {
+    /// The link (a profile or figures, as for the run's --network; `none` is refused).
+    #[arg(long = "network", default_value = "3g")]
+    pub network: crate::link::Network,
+
+    /// Loopback port the page is served on (0: a free one; the URL is printed).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+
+    /// Instead of serving: flood the link with small UDP packets for this long and print the
+    /// packets per second it carried and the forwarder's CPU.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub bench: Option<Duration>,
+
+    /// Server executable (default as for a run: `server` next to loadgen, else loadgen itself).
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+
+    /// Arguments for the server, after `--` (e.g. `-- --rate 2` for two events a second).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub server_args: Vec<String>,
 }
 
 /// The most `--repeat` accepts: enough for a spread, bounded so a typo cannot run for hours.
@@ -225,6 +255,19 @@ pub struct Args {
     /// Server executable to spawn (default: `server` next to loadgen, else loadgen itself).
     #[arg(long, env = "LOADGEN_SERVER_BIN")]
     pub server_bin: Option<PathBuf>,
+
+    /// The network between loadgen's clients and the server it starts: `none` (loopback), a
+    /// profile (`3g`, `lte`…), figures (`rtt=150ms,loss=1%,down=1.6mbit,up=750kbit`), or a
+    /// profile with changes (`3g,loss=2%`). Repeat the flag to run every phase on each network in
+    /// turn. An emulated link needs root, /dev/net/tun and iproute2 (see --help).
+    #[arg(
+        long = "network",
+        env = "LOADGEN_NETWORK",
+        value_delimiter = ';',
+        default_value = "none",
+        long_help = crate::link::spec::network_help()
+    )]
+    pub networks: Vec<crate::link::Network>,
 
     /// No progress bars and no summary table.
     #[arg(long, env = "LOADGEN_QUIET")]
@@ -496,6 +539,20 @@ impl Args {
         if self.proxy_read_timeout.is_zero() {
             return Err("--proxy-read-timeout must be more than zero".into());
         }
+        if self
+            .networks
+            .iter()
+            .any(|n| *n != crate::link::Network::Loopback)
+        {
+            if given {
+                return Err(
+                    "--network emulates the link to the server loadgen starts: drop --url".into(),
+                );
+            }
+            if self.spawn > 1 || self.redis.is_some() {
+                return Err("--network runs one server behind the link: drop --spawn and --redis (several instances on one Redis are not carried across the link yet)".into());
+            }
+        }
         let data_dir = self
             .server_args
             .iter()
@@ -639,6 +696,43 @@ mod tests {
         match cli.command {
             Some(Command::Serve { args }) => assert_eq!(args, ["--bind", "127.0.0.1:0"]),
             other => panic!("serve expected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn networks_parse_and_refuse_what_the_link_cannot_carry() {
+        let a = Args::from_args::<_, &str>([]).unwrap();
+        assert_eq!(a.networks, vec![crate::link::Network::Loopback]);
+        let a = Args::from_args(["--network", "none", "--network", "3g,loss=2%"]).unwrap();
+        assert_eq!(a.networks.len(), 2);
+        assert_eq!(a.networks[1].name(), "3g,loss=2%");
+        a.check_topology().unwrap();
+        assert!(Args::from_args(["--network", "5g"]).is_err());
+        let refused = |args: &[&str], what: &str| {
+            let e = Args::from_args(args).unwrap().check_topology().unwrap_err();
+            assert!(e.contains(what), "{args:?}: {e}");
+        };
+        refused(
+            &["--network", "lte", "--url", "http://127.0.0.1:1/"],
+            "drop --url",
+        );
+        refused(&["--network", "lte", "--spawn", "2"], "--spawn");
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "link",
+            "--network",
+            "rtt=300ms",
+            "--",
+            "--rate",
+            "2",
+        ])
+        .unwrap();
+        match cli.command {
+            Some(Command::Link(l)) => {
+                assert_eq!(l.network.name(), "rtt=300ms");
+                assert_eq!(l.server_args, ["--rate", "2"]);
+            }
+            _ => panic!("link expected"),
         }
     }
 }

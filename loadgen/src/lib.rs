@@ -17,6 +17,8 @@
 //! - [`sequence`], [`stats`]: what each client saw (integrity, latency, counters), merged per
 //!   transport; [`event`] parses what the server sends, without copying the padding.
 //! - [`report`]: one model ([`report::Report`]) rendered as JSON, Markdown, SVG and HTML.
+//! - [`link`]: `--network`, an emulated link (namespaces, TUN devices, a forwarder) between
+//!   the clients and the server.
 //! - [`target`]: adapters for servers that are not feedlab's (Nchan).
 //! - [`progress`]: bars on stderr; [`sys`]: the few system calls (signals, limits).
 
@@ -25,6 +27,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod event;
+pub mod link;
 pub mod net;
 pub mod payload;
 pub mod plan;

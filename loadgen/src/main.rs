@@ -39,6 +39,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Link(args)) = cli.command {
+        return match runtime.block_on(loadgen::link::tool::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("loadgen link: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if !cli.args.scenario.is_empty() {
         let user: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
         return match runtime.block_on(loadgen::run::scenarios::execute_scenarios(

@@ -29,8 +29,21 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Nginx {
     child: Child,
     pub port: u16,
+    /// The address it listens on: loopback, or the server's end of an emulated link.
+    ip: std::net::IpAddr,
     dir: PathBuf,
 }
+
+/// Where nginx runs behind an emulated link (`--network`): the server's namespace, and the
+/// thread that can reach inside it to see whether nginx listens.
+pub struct InLink<'a> {
+    pub namespace: &'a str,
+    pub agent: std::sync::Arc<crate::link::netns::Agent>,
+}
+
+/// nginx's port behind a link: the namespace is new, so a fixed port is free (below the
+/// ephemeral range the server's own port comes from).
+const PORT_IN_LINK: u16 = 8000;
 
 /// `deploy/nginx.conf` listening on `port`, proxying to `upstreams`, with `read_timeout` as
 /// `proxy_read_timeout` and its files under `dir`.
@@ -39,7 +52,7 @@ pub struct Nginx {
 /// When the template no longer has the lines this rewrites (then the rewrite would silently
 /// test something else).
 pub fn config(
-    port: u16,
+    listen: SocketAddr,
     upstreams: &[SocketAddr],
     read_timeout: Duration,
     dir: &Path,
@@ -57,11 +70,7 @@ pub fn config(
         .collect();
     let d = dir.display();
     let mut conf = TEMPLATE.to_owned();
-    conf = replace(
-        conf,
-        "listen 127.0.0.1:8000;",
-        &format!("listen 127.0.0.1:{port};"),
-    )?;
+    conf = replace(conf, "listen 127.0.0.1:8000;", &format!("listen {listen};"))?;
     conf = replace(conf, "server 127.0.0.1:8080;\n        ", &servers)?;
     conf = replace(
         conf,
@@ -92,6 +101,19 @@ impl Nginx {
         upstreams: &[SocketAddr],
         read_timeout: Duration,
     ) -> anyhow::Result<Self> {
+        Self::start_in(bin, upstreams, read_timeout, None)
+    }
+
+    /// [`Nginx::start`], behind an emulated link when `link` is given.
+    ///
+    /// # Errors
+    /// As [`Nginx::start`].
+    pub fn start_in(
+        bin: Option<&Path>,
+        upstreams: &[SocketAddr],
+        read_timeout: Duration,
+        link: Option<InLink<'_>>,
+    ) -> anyhow::Result<Self> {
         let bin = match bin {
             Some(b) => b.to_owned(),
             None => find_binary("nginx", &["/usr/sbin/nginx"]).ok_or_else(|| {
@@ -107,14 +129,26 @@ impl Nginx {
             free_port()?
         ));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let port = free_port()?;
+        let (ip, port) = match &link {
+            Some(_) => (crate::link::SERVER_ADDR.into(), PORT_IN_LINK),
+            None => (std::net::IpAddr::from([127, 0, 0, 1]), free_port()?),
+        };
         std::fs::write(
             dir.join("nginx.conf"),
-            config(port, upstreams, read_timeout, &dir)?,
+            config(SocketAddr::new(ip, port), upstreams, read_timeout, &dir)?,
         )
         .context("writing nginx.conf")?;
         let d = dir.display().to_string();
-        let child = Command::new(&bin)
+        let mut cmd = match &link {
+            // `ip netns exec` execs nginx in place: the pid stays nginx's.
+            Some(l) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", l.namespace]).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        let child = cmd
             .args(["-p", &d, "-c", "nginx.conf", "-e", "error.log"])
             .args(["-g", &format!("daemon off; pid {d}/nginx.pid;")])
             .stdin(Stdio::null())
@@ -124,17 +158,29 @@ impl Nginx {
             .process_group(0)
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let mut nginx = Self { child, port, dir };
+        let mut nginx = Self {
+            child,
+            port,
+            ip,
+            dir,
+        };
         let deadline = Instant::now() + START_TIMEOUT;
+        let listening = || match &link {
+            Some(l) => l
+                .agent
+                .run_blocking(move || std::net::TcpStream::connect((ip, port)).is_ok())
+                .unwrap_or(false),
+            None => std::net::TcpStream::connect((ip, port)).is_ok(),
+        };
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if listening() {
                 return Ok(nginx);
             }
             let exited = matches!(nginx.child.try_wait(), Ok(Some(_)));
             if exited || Instant::now() >= deadline {
                 let log = std::fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default();
                 anyhow::bail!(
-                    "nginx ({}) did not start on 127.0.0.1:{port}: {}",
+                    "nginx ({}) did not start on {ip}:{port}: {}",
                     bin.display(),
                     log.trim()
                 );
@@ -145,7 +191,8 @@ impl Nginx {
 
     pub fn url(&self) -> url::Url {
         // unwrap: a constant shape.
-        url::Url::parse(&format!("http://127.0.0.1:{}/", self.port)).expect("valid URL")
+        url::Url::parse(&format!("http://{}/", SocketAddr::new(self.ip, self.port)))
+            .expect("valid URL")
     }
 }
 
@@ -177,7 +224,13 @@ mod tests {
             "127.0.0.1:4001".parse().unwrap(),
             "127.0.0.1:4002".parse().unwrap(),
         ];
-        let conf = config(9000, &ups, Duration::from_millis(1500), Path::new("/tmp/x")).unwrap();
+        let conf = config(
+            "127.0.0.1:9000".parse().unwrap(),
+            &ups,
+            Duration::from_millis(1500),
+            Path::new("/tmp/x"),
+        )
+        .unwrap();
         assert!(conf.contains("listen 127.0.0.1:9000;"));
         assert!(conf.contains("server 127.0.0.1:4001;") && conf.contains("server 127.0.0.1:4002;"));
         assert!(!conf.contains("server 127.0.0.1:8080;"));

@@ -41,6 +41,9 @@ pub struct ServerProcess {
     explicit_bin: Option<PathBuf>,
     extra: Vec<String>,
     log: Option<PathBuf>,
+    /// The network namespace it runs in (`--network`), entered with `ip netns exec`, which
+    /// execs the server in place (same pid, so `/proc/<pid>` still reads the server).
+    netns: Option<String>,
 }
 
 /// The executable and leading arguments that start a server.
@@ -83,7 +86,23 @@ impl ServerProcess {
         extra: &[String],
         log: Option<&Path>,
     ) -> anyhow::Result<Self> {
-        Self::launch(explicit_bin, extra, log, false)
+        Self::launch(explicit_bin, extra, log, false, None)
+    }
+
+    /// [`ServerProcess::spawn`] inside network namespace `netns`, listening on `bind`.
+    ///
+    /// # Errors
+    /// As [`ServerProcess::spawn`].
+    pub fn spawn_in(
+        explicit_bin: Option<&Path>,
+        extra: &[String],
+        log: Option<&Path>,
+        netns: &str,
+        bind: &str,
+    ) -> anyhow::Result<Self> {
+        // Across the link the server must listen on the link's address, whatever was given.
+        let extra = with_bind(extra, bind);
+        Self::launch(explicit_bin, &extra, log, false, Some(netns))
     }
 
     fn launch(
@@ -91,6 +110,7 @@ impl ServerProcess {
         extra: &[String],
         log: Option<&Path>,
         append_log: bool,
+        netns: Option<&str>,
     ) -> anyhow::Result<Self> {
         let (bin, mut args) = server_command(explicit_bin)?;
         let given = |flag: &str| {
@@ -121,7 +141,19 @@ impl ServerProcess {
             ),
             None => Stdio::null(),
         };
-        let mut cmd = Command::new(&bin);
+        let (program, args) = match netns {
+            Some(ns) => (
+                PathBuf::from("ip"),
+                ["netns", "exec", ns]
+                    .map(String::from)
+                    .into_iter()
+                    .chain(std::iter::once(bin.display().to_string()))
+                    .chain(args)
+                    .collect::<Vec<_>>(),
+            ),
+            None => (bin.clone(), args),
+        };
+        let mut cmd = Command::new(&program);
         cmd.args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -131,7 +163,7 @@ impl ServerProcess {
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd
             .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+            .with_context(|| format!("starting {}", program.display()))?;
         let pid = child.id();
         // unwrap: stdout was set to piped above.
         let stdout = child.stdout.take().expect("piped stdout");
@@ -148,12 +180,13 @@ impl ServerProcess {
             child: Some(child),
             pid,
             url: url::Url::parse("http://127.0.0.1/")?,
-            command: std::iter::once(bin.display().to_string())
+            command: std::iter::once(program.display().to_string())
                 .chain(args)
                 .collect(),
             explicit_bin: explicit_bin.map(Path::to_owned),
             extra: extra.to_vec(),
             log: log.map(Path::to_owned),
+            netns: netns.map(str::to_owned),
         };
         let first = rx.recv_timeout(START_TIMEOUT).map_err(|_| {
             anyhow::anyhow!(
@@ -209,6 +242,7 @@ impl ServerProcess {
             &extra,
             self.log.as_deref(),
             true,
+            self.netns.as_deref(),
         )?;
         anyhow::ensure!(
             next.url == self.url,

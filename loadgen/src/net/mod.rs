@@ -49,6 +49,9 @@ pub struct Target {
     pub base_path: String,
     /// Set for `https://` targets.
     pub tls: Option<Arc<TlsClient>>,
+    /// With `--network`: the namespace whose sockets reach it (the client end of the link, or
+    /// the server's own namespace for the publisher and `/stats`).
+    pub netns: Option<Arc<crate::link::netns::Agent>>,
 }
 
 impl Target {
@@ -82,7 +85,16 @@ impl Target {
             host: host_header,
             base_path: url.path().trim_end_matches('/').to_owned(),
             tls,
+            netns: None,
         })
+    }
+
+    /// The same server, reached with sockets of the namespace `agent` stands in.
+    pub fn via(&self, agent: &Arc<crate::link::netns::Agent>) -> Self {
+        Self {
+            netns: Some(agent.clone()),
+            ..self.clone()
+        }
     }
 
     /// `path_and_query` under the base path.
@@ -104,7 +116,8 @@ impl Target {
 
     /// Whether the server is on this machine (its `ts` uses our wall clock).
     pub fn is_local(&self) -> bool {
-        self.addr.ip().is_loopback()
+        // Behind the emulated link it is still this machine, on this clock.
+        self.addr.ip().is_loopback() || self.netns.is_some()
     }
 
     /// A GET for `path_and_query` in the form `version` needs: origin-form with `Host` for
@@ -214,8 +227,9 @@ pub async fn connect(
     alpn: Alpn,
 ) -> io::Result<Stream> {
     let connecting = async {
-        let stream = match source {
-            Some(ip) => {
+        let stream = match (source, &target.netns) {
+            (_, Some(agent)) => agent.tcp_socket().await?.connect(target.addr).await?,
+            (Some(ip), None) => {
                 let socket = if ip.is_ipv4() {
                     TcpSocket::new_v4()?
                 } else {
@@ -224,7 +238,7 @@ pub async fn connect(
                 socket.bind(SocketAddr::new(ip, 0))?;
                 socket.connect(target.addr).await?
             }
-            None => TcpStream::connect(target.addr).await?,
+            (None, None) => TcpStream::connect(target.addr).await?,
         };
         stream.set_nodelay(true)?;
         Ok::<_, io::Error>(stream)

@@ -129,6 +129,8 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
     ]
     .into_iter()
     .flatten()
+    .chain(tables::networks(report))
+    .chain(tables::link(report))
     {
         table(&mut out, &t);
     }

@@ -43,6 +43,8 @@ impl<'a, W: Write> Markdown<'a, W> {
         ]
         .into_iter()
         .flatten()
+        .chain(tables::networks(self.report))
+        .chain(tables::link(self.report))
         {
             self.write_table(&t)?;
         }

@@ -166,6 +166,10 @@ pub struct Settings {
     #[schemars(skip_serializing_if = "sch::added_later")]
     #[schemars(range(min = 0))]
     pub proxy_read_timeout_s: Option<f64>,
+    /// `--network`, in order, when the run named networks (empty: loopback only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    pub networks: Vec<String>,
 }
 
 fn one() -> u32 {
@@ -235,6 +239,11 @@ pub struct ServerInfo {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct TransportResult {
+    /// The network the phase ran on, when the run named networks (`--network`): its SPEC and
+    /// what the link and the kernel's TCP measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    pub network: Option<crate::link::NetworkResult>,
     #[schemars(schema_with = "sch::transport")]
     pub transport: String,
     /// HTTP version of the requests (`1.1` keep-alive, `1.0` connection per request, `2` one
@@ -481,6 +490,7 @@ impl TransportResult {
     /// The same transport, HTTP version, TLS, clients and rate: another run of one phase.
     pub fn same_cell(&self, other: &TransportResult) -> bool {
         self.transport == other.transport
+            && self.network.as_ref().map(|n| &n.name) == other.network.as_ref().map(|n| &n.name)
             && self.http == other.http
             && self.tls == other.tls
             && self.clients == other.clients

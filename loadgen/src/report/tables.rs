@@ -146,7 +146,10 @@ pub fn shown(report: &Report) -> Vec<&TransportResult> {
     };
     let primary = report.primary_http();
     for p in report.latest() {
-        let same_cell = p.rate == first.rate && p.clients == first.clients;
+        // Other networks have their own section.
+        let same_cell = p.rate == first.rate
+            && p.clients == first.clients
+            && network_name(p) == network_name(first);
         let variant = p.http != p.headline_http(primary) || p.tls != first.tls;
         if same_cell && variant {
             rows.push(p);
@@ -679,6 +682,150 @@ pub fn phases(report: &Report) -> Table {
         ]);
     }
     t
+}
+
+fn network_name(r: &TransportResult) -> Option<&str> {
+    r.network.as_ref().map(|n| n.name.as_str())
+}
+
+/// `+12 ms` / `×3.1` against loopback: an absolute change when loopback is tiny.
+fn change(v: u64, base: Option<u64>) -> String {
+    match base {
+        None => "–".into(),
+        Some(b) if v >= b => format!("+{}", us(v - b)),
+        Some(b) => format!("−{}", us(b - v)),
+    }
+}
+
+/// One table per network (`--network`): what each transport did on it, and the change against
+/// loopback (`none`) when the run measured it too.
+pub fn networks(report: &Report) -> Vec<Table> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in &report.phases {
+        if let Some(n) = network_name(r) {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    let primary = report.primary_http();
+    let mut out = Vec::new();
+    for name in names {
+        let rows: Vec<&TransportResult> = report
+            .phases
+            .iter()
+            .filter(|r| network_name(r) == Some(name))
+            .collect();
+        let spec = rows
+            .iter()
+            .find_map(|r| r.network.as_ref().and_then(|n| n.spec.clone()));
+        let mut t = Table::new(
+            &format!("Network: {name}"),
+            &match &spec {
+                Some(s) => format!("Across the emulated link `{s}`. Head-of-line stalls: events later than one RTT (at least 10 ms) beyond what the transport needs on this link without loss (one-way delay, plus the poll interval for short polling). \"vs none\": the change of p50 and p99 against the same phase on loopback."),
+                None => "Loopback (no link).".to_owned(),
+            },
+            &[
+                "transport", "p50", "p99", "max", "bytes/event", "packets/event", "requests/event",
+                "reconnects", "HOL stalls", "p50 vs none", "p99 vs none",
+            ],
+        );
+        for r in rows {
+            let base = report.phases.iter().find(|b| {
+                network_name(b) == Some("none")
+                    && b.transport == r.transport
+                    && b.http == r.http
+                    && b.tls == r.tls
+                    && b.clients == r.clients
+                    && b.rate == r.rate
+            });
+            let n = r.network.as_ref();
+            t.rows.push(vec![
+                r.label(primary),
+                us(r.latency_us.p50),
+                us(r.latency_us.p99),
+                us(r.latency_us.max),
+                r.bytes_per_event.map_or("–".into(), bytes),
+                n.and_then(|n| n.packets_per_event).map_or("–".into(), num),
+                r.requests_per_event.map_or("–".into(), num),
+                int(r.reconnects),
+                n.and_then(|n| n.hol_stalls).map_or("–".into(), int),
+                if name == "none" {
+                    "–".into()
+                } else {
+                    change(r.latency_us.p50, base.map(|b| b.latency_us.p50))
+                },
+                if name == "none" {
+                    "–".into()
+                } else {
+                    change(r.latency_us.p99, base.map(|b| b.latency_us.p99))
+                },
+            ]);
+        }
+        out.push(t);
+    }
+    out
+}
+
+/// What the link did in each phase, and what the kernel's TCP measured across it: the proof
+/// that the link is the one asked for.
+pub fn link(report: &Report) -> Option<Table> {
+    let mut t = Table::new(
+        "The link, per phase",
+        "TCP RTT: median over loadgen's sockets of the kernel's smoothed RTT (TCP_INFO), lowest seen in brackets, at the end of publishing. Retransmitted: segments retransmitted / sent, by loadgen's sockets and by the server's. Carried and dropped: packets down (server to client) / up. Forwarder CPU: the link's own cost, charged to neither server nor loadgen.",
+        &[
+            "phase", "transport", "network", "set RTT", "TCP RTT", "retransmitted (client)",
+            "retransmitted (server)", "carried", "dropped by loss", "dropped by queue",
+            "peak queue", "forwarder CPU",
+        ],
+    );
+    let primary = report.primary_http();
+    for r in &report.phases {
+        let Some(n) = r.network.as_ref().filter(|n| n.spec.is_some()) else {
+            continue;
+        };
+        let seg = |s: Option<crate::link::tcp::Segments>| {
+            s.map_or("–".into(), |s| {
+                format!(
+                    "{} / {} ({})",
+                    int(s.retrans_segs),
+                    int(s.out_segs),
+                    if s.out_segs > 0 {
+                        format!("{:.2}%", s.retrans_segs as f64 * 100.0 / s.out_segs as f64)
+                    } else {
+                        "–".into()
+                    }
+                )
+            })
+        };
+        let both = |f: fn(&crate::link::forward::DirCounts) -> u64| match (n.down, n.up) {
+            (Some(d), Some(u)) => format!("{} / {}", int(f(&d)), int(f(&u))),
+            _ => "–".into(),
+        };
+        t.rows.push(vec![
+            r.phase.to_string(),
+            r.label(primary),
+            n.name.clone(),
+            n.rtt_ms.map_or("–".into(), |v| format!("{} ms", num(v))),
+            n.tcp_rtt.map_or("–".into(), |s| {
+                format!(
+                    "{} ms ({})",
+                    num(s.srtt_ms_p50),
+                    s.min_rtt_ms_p50
+                        .map_or("–".into(), |m| format!("{} ms", num(m)))
+                )
+            }),
+            seg(n.client_segments),
+            seg(n.server_segments),
+            both(|d| d.packets_carried),
+            both(|d| d.dropped_by_loss),
+            both(|d| d.dropped_by_queue),
+            both(|d| d.peak_queue_packets),
+            n.forwarder_cpu_s
+                .map_or("–".into(), |c| format!("{} s", num(c))),
+        ]);
+    }
+    (!t.rows.is_empty()).then_some(t)
 }
 
 #[cfg(test)]

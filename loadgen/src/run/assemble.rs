@@ -72,7 +72,14 @@ pub fn assemble(
     // The headline: per transport, the last phase measured with the first HTTP version and the
     // first TLS mode (the plan puts the largest cell last).
     let mut transports = BTreeMap::new();
+    // Across several networks, the headline is the first network's.
+    let first_network = phases
+        .first()
+        .and_then(|r| r.network.as_ref().map(|n| n.name.clone()));
     for r in &phases {
+        if r.network.as_ref().map(|n| &n.name) != first_network.as_ref() {
+            continue;
+        }
         let Ok(t) = r.transport.parse::<feedlab_wire::Transport>() else {
             continue;
         };
@@ -140,6 +147,15 @@ pub fn assemble(
             tls: args.tls.as_str().to_owned(),
             ca: args.ca.as_ref().map(|p| p.display().to_string()),
             insecure: args.insecure,
+            networks: if args
+                .networks
+                .iter()
+                .any(|n| *n != crate::link::Network::Loopback)
+            {
+                args.networks.iter().map(|n| n.name().to_owned()).collect()
+            } else {
+                Vec::new()
+            },
         },
         machine: report::Machine {
             cores: std::thread::available_parallelism().map_or(1, usize::from),
@@ -194,10 +210,20 @@ pub fn print_summary(report: &Report, out_dir: &Path) {
         "dups"
     );
     let primary = report.primary_http().to_owned();
-    for r in report::tables::shown(report) {
+    // With --network, every phase, labelled with its network.
+    let rows: Vec<&report::TransportResult> = if report.settings.networks.is_empty() {
+        report::tables::shown(report)
+    } else {
+        report.phases.iter().collect()
+    };
+    for r in rows {
+        let label = match &r.network {
+            Some(n) => format!("{} @{}", r.label(&primary), n.name),
+            None => r.label(&primary),
+        };
         println!(
             "{:<24} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10} {:>14} {:>6} {:>5}",
-            r.label(&primary),
+            label,
             r.clients,
             r.events_received,
             us(r.latency_us.p50),

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use crate::{
     chaos::ChaosKind,
     cli::{Args, HttpVersion, ProxyKind},
+    link::Link,
     net::{Target, TlsOptions},
     probe,
     proxy::Nginx,
@@ -91,6 +92,9 @@ pub struct Endpoint {
     pub instances: Vec<Instance>,
     /// Where clients and the publisher connect: the instances, or the proxy in front of them.
     pub client_targets: Vec<Arc<Target>>,
+    /// Where the publisher connects: the client targets, except across an emulated link, where
+    /// it publishes from the server's side (an event's latency starts at the server).
+    pub publish_targets: Vec<Arc<Target>>,
     pub proxy: Option<Nginx>,
 }
 
@@ -143,7 +147,12 @@ impl Fleet {
     ///
     /// # Errors
     /// When a server, Redis or the proxy cannot be started or reached.
-    pub async fn start(args: &Args, tls_modes: &[bool], out_dir: &Path) -> anyhow::Result<Self> {
+    pub async fn start(
+        args: &Args,
+        tls_modes: &[bool],
+        out_dir: &Path,
+        link: Option<&Arc<Link>>,
+    ) -> anyhow::Result<Self> {
         let mut fleet = Self {
             endpoints: Vec::new(),
             redis_url: None,
@@ -192,7 +201,7 @@ impl Fleet {
         }
         for &tls in tls_modes {
             let endpoint = match args.urls.is_empty() {
-                true => spawn_endpoint(args, tls, out_dir, &feed_args).await?,
+                true => spawn_endpoint(args, tls, out_dir, &feed_args, link).await?,
                 false => given_endpoint(args, tls).await?,
             };
             // Nchan has no /stats; its clients and publisher report what fails.
@@ -242,7 +251,7 @@ async fn given_endpoint(args: &Args, tls: bool) -> anyhow::Result<Endpoint> {
             process: Mutex::new(None),
         });
     }
-    finish_endpoint(args, tls, instances).await
+    finish_endpoint(args, tls, instances, None).await
 }
 
 async fn spawn_endpoint(
@@ -250,6 +259,7 @@ async fn spawn_endpoint(
     tls: bool,
     out_dir: &Path,
     feed_args: &[String],
+    link: Option<&Arc<Link>>,
 ) -> anyhow::Result<Endpoint> {
     let mut instances = Vec::new();
     for n in 0..args.spawn {
@@ -261,19 +271,43 @@ async fn spawn_endpoint(
         };
         let bin = args.server_bin.clone();
         let log_path = out_dir.join(log);
-        let p = blocking(move || ServerProcess::spawn(bin.as_deref(), &extra, Some(&log_path)))
-            .with_context(|| {
-                format!("starting the {} server", if tls { "TLS" } else { "plain" })
-            })?;
+        let netns = link.map(|l| l.server_namespace().to_owned());
+        let p = blocking(move || match netns {
+            Some(ns) => ServerProcess::spawn_in(
+                bin.as_deref(),
+                &extra,
+                Some(&log_path),
+                &ns,
+                &format!("{}:0", crate::link::SERVER_ADDR),
+            ),
+            None => ServerProcess::spawn(bin.as_deref(), &extra, Some(&log_path)),
+        })
+        .with_context(|| format!("starting the {} server", if tls { "TLS" } else { "plain" }))?;
         let options = tls_options(args, cert);
         let url = p.url.clone();
+        let mut target = match link {
+            Some(_) if tls => {
+                // The self-signed certificate names localhost and 127.0.0.1, not the link's
+                // address: verify it under 127.0.0.1 and connect to the link's address.
+                let mut named = url.clone();
+                let _ = named.set_host(Some("127.0.0.1"));
+                let mut t = Target::from_url(&named, &options).await?;
+                t.addr = SocketAddr::new(crate::link::SERVER_ADDR.into(), t.addr.port());
+                t
+            }
+            _ => Target::from_url(&url, &options).await?,
+        };
+        if let Some(l) = link {
+            // /stats is read from the server's side, off the link.
+            target = target.via(&l.server);
+        }
         instances.push(Instance {
-            target: Arc::new(Target::from_url(&url, &options).await?),
+            target: Arc::new(target),
             url,
             process: Mutex::new(Some(p)),
         });
     }
-    finish_endpoint(args, tls, instances).await
+    finish_endpoint(args, tls, instances, link).await
 }
 
 /// Adds the proxy (when asked for) and decides where clients connect.
@@ -281,22 +315,55 @@ async fn finish_endpoint(
     args: &Args,
     tls: bool,
     instances: Vec<Instance>,
+    link: Option<&Arc<Link>>,
 ) -> anyhow::Result<Endpoint> {
-    let (proxy, client_targets) = match args.proxy {
-        ProxyKind::None => (None, instances.iter().map(|i| i.target.clone()).collect()),
+    let (proxy, client_targets): (_, Vec<Arc<Target>>) = match args.proxy {
+        ProxyKind::None => (
+            None,
+            instances
+                .iter()
+                .map(|i| match link {
+                    // Clients connect from the far end of the link.
+                    Some(l) => Arc::new(i.target.via(&l.client)),
+                    None => i.target.clone(),
+                })
+                .collect(),
+        ),
         ProxyKind::Nginx => {
             let upstreams: Vec<SocketAddr> = instances.iter().map(|i| i.target.addr).collect();
             let bin = args.nginx_bin.clone();
             let timeout = args.proxy_read_timeout;
-            let nginx = blocking(move || Nginx::start(bin.as_deref(), &upstreams, timeout))?;
+            let in_link = link.map(|l| (l.server_namespace().to_owned(), l.server.clone()));
+            let nginx = blocking(move || {
+                let in_link = in_link.as_ref().map(|(ns, agent)| crate::proxy::InLink {
+                    namespace: ns,
+                    agent: agent.clone(),
+                });
+                Nginx::start_in(bin.as_deref(), &upstreams, timeout, in_link)
+            })?;
             let target = Target::from_url(&nginx.url(), &tls_options(args, None)).await?;
+            let target = match link {
+                Some(l) => target.via(&l.client),
+                None => target,
+            };
             (Some(nginx), vec![Arc::new(target)])
         }
+    };
+    let publish_targets = match (link, &proxy) {
+        // Through the proxy, as the clients, but from the server's side of the link.
+        (Some(l), Some(nginx)) => vec![Arc::new(
+            Target::from_url(&nginx.url(), &tls_options(args, None))
+                .await?
+                .via(&l.server),
+        )],
+        (Some(_), None) => instances.iter().map(|i| i.target.clone()).collect(),
+        (None, _) => client_targets.clone(),
     };
     Ok(Endpoint {
         tls,
         instances,
         client_targets,
+        publish_targets,
         proxy,
     })
 }

@@ -10,7 +10,11 @@ pub mod phase;
 pub mod scenarios;
 pub mod usage;
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use tokio::time::Instant;
@@ -18,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     cli::{Args, ProxyKind},
+    link::{Link, Network},
     plan::Plan,
     progress::Progress,
     report::{self, Report, TransportResult},
@@ -77,57 +82,105 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
     let show = mode == Mode::Cli && !args.quiet;
 
     let tls_modes = args.tls_modes().map_err(anyhow::Error::msg)?;
-    let fleet = Fleet::start(&args, &tls_modes, &out_dir).await?;
+    let networks = args.networks.clone();
+    let labelled = networks.iter().any(|n| *n != Network::Loopback);
 
     let interrupt = CancellationToken::new();
+    let server_pids = Arc::new(Mutex::new(Vec::new()));
     if mode == Mode::Cli {
-        let pids = fleet.endpoints.iter().flat_map(|e| e.pids()).collect();
-        handle_ctrl_c(interrupt.clone(), pids);
+        handle_ctrl_c(interrupt.clone(), server_pids.clone());
     }
-    let progress = Progress::new(plan.phases.len(), show);
-    let env = Env {
-        args: &args,
-        plan: &plan,
-        endpoints: fleet.endpoints.clone(),
-        seed,
-        interrupt: interrupt.clone(),
-        progress: &progress,
-    };
+    let progress = Progress::new(plan.phases.len() * networks.len(), show);
     let mut results: Vec<TransportResult> = Vec::new();
     let mut warnings = Vec::new();
-    for phase in &plan.phases {
-        if interrupt.is_cancelled() {
+    let mut server = None;
+    let mut server_version = None;
+    for (n, network) in networks.iter().enumerate() {
+        if n > 0 && interrupt.is_cancelled() {
             break;
         }
-        match run_phase(&env, phase).await {
-            Ok((r, w)) => {
-                results.extend(r);
-                warnings.extend(w);
+        // The link first, then the servers inside it; dropped in the reverse order.
+        let link = match network.spec() {
+            None => None,
+            Some(spec) => {
+                let spec = *spec;
+                let up = fleet::blocking(|| Link::up(spec, seed ^ n as u64))
+                    .with_context(|| format!("bringing up --network {network}"));
+                match up {
+                    Ok(l) => Some(Arc::new(l)),
+                    Err(e) if n == 0 => return Err(e),
+                    Err(e) => {
+                        warnings.push(format!("{e:#}; the run stopped there."));
+                        break;
+                    }
+                }
             }
+        };
+        let fleet = match Fleet::start(&args, &tls_modes, &out_dir, link.as_ref()).await {
+            Ok(f) => f,
+            Err(e) if n == 0 => return Err(e),
             Err(e) => {
                 warnings.push(format!(
-                    "Phase {} ({}) failed and the run stopped there: {e:#}",
-                    phase.index,
-                    phase.label()
+                    "Starting the servers on --network {network} failed and the run stopped there: {e:#}"
                 ));
                 break;
             }
+        };
+        *server_pids.lock().unwrap_or_else(|p| p.into_inner()) =
+            fleet.endpoints.iter().flat_map(|e| e.pids()).collect();
+        if server.is_none() {
+            server = Some(server_info(&fleet));
+            server_version = crate::probe::stats(&fleet.endpoints[0].instances[0].target)
+                .await
+                .ok()
+                .and_then(|s| s.version);
         }
-        progress.phase_done();
-        // Chaos kills servers on purpose (and the next phase revives them).
-        if !args.chaos.is_on() && fleet.endpoints.iter().any(|e| !e.all_running()) {
-            warnings.push("A server exited during the run (see server.log).".into());
-            break;
+        let env = Env {
+            args: &args,
+            plan: &plan,
+            endpoints: fleet.endpoints.clone(),
+            seed,
+            interrupt: interrupt.clone(),
+            progress: &progress,
+            network: labelled.then_some(network),
+            link: link.clone(),
+        };
+        for phase in &plan.phases {
+            if interrupt.is_cancelled() {
+                break;
+            }
+            // Phases are numbered across networks, so every result has its own index.
+            let mut phase = phase.clone();
+            phase.index += n * plan.phases.len();
+            match run_phase(&env, &phase).await {
+                Ok((r, w)) => {
+                    results.extend(r);
+                    warnings.extend(w);
+                }
+                Err(e) => {
+                    warnings.push(format!(
+                        "Phase {} ({}) failed and the run stopped there: {e:#}",
+                        phase.index,
+                        phase.label()
+                    ));
+                    break;
+                }
+            }
+            progress.phase_done();
+            // Chaos kills servers on purpose (and the next phase revives them).
+            if !args.chaos.is_on() && fleet.endpoints.iter().any(|e| !e.all_running()) {
+                warnings.push("A server exited during the run (see server.log).".into());
+                break;
+            }
+            tokio::time::sleep(BETWEEN_PHASES).await;
         }
-        tokio::time::sleep(BETWEEN_PHASES).await;
+        drop(env);
+        fleet.stop().await;
+        drop(link);
     }
     progress.finish();
-    let server = server_info(&fleet);
-    let server_version = crate::probe::stats(&fleet.endpoints[0].instances[0].target)
-        .await
-        .ok()
-        .and_then(|s| s.version);
-    fleet.stop().await;
+    // unwrap: the first network's fleet started, or the run returned its error above.
+    let server = server.expect("the first fleet started");
     for entry in std::fs::read_dir(&out_dir).into_iter().flatten().flatten() {
         // Keep a server's log only when it said something (it logs warnings and errors).
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -198,17 +251,41 @@ fn server_info(fleet: &Fleet) -> report::ServerInfo {
     }
 }
 
-fn handle_ctrl_c(interrupt: CancellationToken, server_pids: Vec<u32>) {
+fn handle_ctrl_c(interrupt: CancellationToken, server_pids: Arc<Mutex<Vec<u32>>>) {
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_err() {
+        // SIGTERM (a timeout, a service manager) is asked to stop as Ctrl-C is.
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        let stop = async {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r.is_ok(),
+                r = term.recv() => r.is_some(),
+            }
+        };
+        if !stop.await {
             return;
         }
         eprintln!("\nloadgen: stopping — finishing this phase and writing the report (Ctrl-C again to exit at once)");
         interrupt.cancel();
-        if tokio::signal::ctrl_c().await.is_ok() {
-            for &pid in &server_pids {
+        let again = async {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r.is_ok(),
+                r = term.recv() => r.is_some(),
+            }
+        };
+        if again.await {
+            let pids = server_pids
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            for pid in pids {
                 let _ = sys::terminate(pid);
             }
+            // Exiting skips destructors: remove the link's namespaces here.
+            crate::link::netns::remove_all();
             eprintln!("loadgen: exiting without a report");
             std::process::exit(130);
         }

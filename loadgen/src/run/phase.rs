@@ -24,6 +24,7 @@ use crate::{
     cli::{Args, HttpVersion, ProxyKind},
     client::{self, ClientCtx, ClientOutput, Shared},
     clock,
+    link::{self, Link, Network, NetworkResult},
     net::Wire,
     plan::{Member, Phase, Plan},
     probe::{self, Stats},
@@ -46,6 +47,10 @@ pub struct Env<'a> {
     pub seed: u64,
     pub interrupt: CancellationToken,
     pub progress: &'a Progress,
+    /// The network the phases run on, when the run names networks (`--network`).
+    pub network: Option<&'a Network>,
+    /// The emulated link, when that network is not loopback.
+    pub link: Option<Arc<Link>>,
 }
 
 impl Env<'_> {
@@ -111,6 +116,10 @@ pub async fn run_phase(
     let pids = endpoint.pids();
     let peak_reset = !pids.is_empty() && pids.iter().all(|&p| sys::reset_peak_rss(p));
     let start = usage(&pids, &before);
+    let link_start = env.link.as_ref().map(|l| {
+        l.reset_peaks();
+        super::fleet::blocking(|| l.snapshot())
+    });
     let chaos_on = args.chaos.is_on();
 
     let stop = CancellationToken::new();
@@ -206,7 +215,7 @@ pub async fn run_phase(
         ))
     });
     let mut publishing = tokio::spawn(publisher::run(
-        endpoint.client_targets.clone(),
+        endpoint.publish_targets.clone(),
         if env.interrupt.is_cancelled() {
             0.0
         } else {
@@ -261,6 +270,11 @@ pub async fn run_phase(
             phase.label()
         ));
     }
+    // While every client still holds its connections.
+    let tcp_rtt = env
+        .link
+        .as_ref()
+        .and_then(|l| super::fleet::blocking(|| l.rtt()));
     tokio::time::sleep_until(drain_end).await;
     stop.cancel();
 
@@ -306,6 +320,17 @@ pub async fn run_phase(
         }
     }
     let end = usage(&endpoint.pids(), &after);
+    let link_end = env
+        .link
+        .as_ref()
+        .map(|l| super::fleet::blocking(|| l.snapshot()));
+    let forwarder_cpu = match (&link_start, &link_end) {
+        (Some(a), Some(b)) => match (a.forwarder_cpu_s, b.forwarder_cpu_s) {
+            (Some(a), Some(b)) => Some(((b - a).max(0.0) * 100.0).round() / 100.0),
+            _ => None,
+        },
+        _ => None,
+    };
 
     // Phase-wide costs: not comparable when a server process was replaced mid-phase.
     let costs_valid = injected.is_none();
@@ -325,8 +350,9 @@ pub async fn run_phase(
     .max()
     .filter(|_| costs_valid);
     let server_rss_start = start.server_rss.filter(|_| costs_valid);
+    // The forwarder runs in loadgen's process but is the network's cost, not loadgen's.
     let loadgen_cpu = match (start.loadgen, end.loadgen) {
-        (Some(a), Some(b)) => Some(ticks(b.cpu_s - a.cpu_s)),
+        (Some(a), Some(b)) => Some(ticks(b.cpu_s - a.cpu_s - forwarder_cpu.unwrap_or(0.0))),
         _ => None,
     };
     let loadgen_start_rss = start.loadgen.map(|u| u.rss_bytes);
@@ -401,7 +427,22 @@ pub async fn run_phase(
                 args,
             )
         });
+        let network = env.network.map(|n| {
+            network_result(
+                n,
+                NetworkMeasured {
+                    start: link_start.as_ref(),
+                    end: link_end.as_ref(),
+                    tcp_rtt,
+                    forwarder_cpu_s: forwarder_cpu,
+                },
+                &latency,
+                received,
+                (g.member.transport == server::Transport::ShortPoll).then_some(args.poll_interval),
+            )
+        });
         results.push(TransportResult {
+            network,
             transport: name.to_owned(),
             http: g.member.http.as_str().to_owned(),
             tls: phase.tls,
@@ -462,6 +503,67 @@ pub async fn run_phase(
         });
     }
     Ok((results, warnings))
+}
+
+/// What the link and the kernel measured over a phase.
+struct NetworkMeasured<'a> {
+    start: Option<&'a link::Snapshot>,
+    end: Option<&'a link::Snapshot>,
+    tcp_rtt: Option<link::tcp::RttSample>,
+    forwarder_cpu_s: Option<f64>,
+}
+
+/// The network part of one transport's result: the link's settings and counters over the
+/// phase, and the events stalled beyond what the transport needs on this link without loss.
+fn network_result(
+    network: &Network,
+    m: NetworkMeasured<'_>,
+    latency: &hdrhistogram::Histogram<u64>,
+    received: u64,
+    poll_interval: Option<Duration>,
+) -> NetworkResult {
+    let Some(spec) = network.spec() else {
+        return NetworkResult {
+            name: network.name().to_owned(),
+            ..NetworkResult::default()
+        };
+    };
+    let (down, up, client, server) = match (m.start, m.end) {
+        (Some(a), Some(b)) => (
+            Some(b.down.since(&a.down)),
+            Some(b.up.since(&a.up)),
+            b.client.zip(a.client).map(|(b, a)| b.since(&a)),
+            b.server.zip(a.server).map(|(b, a)| b.since(&a)),
+        ),
+        _ => (None, None, None, None),
+    };
+    let packets = down
+        .zip(up)
+        .map(|(d, u)| d.packets_carried + u.packets_carried);
+    let threshold = spec.rtt / 2
+        + spec.jitter
+        + spec.rtt.max(link::HOL_MIN_EXTRA)
+        + poll_interval.unwrap_or_default();
+    let threshold_us = threshold.as_micros() as u64;
+    let stalls = latency
+        .len()
+        .saturating_sub(latency.count_between(0, threshold_us));
+    NetworkResult {
+        name: network.name().to_owned(),
+        spec: Some(spec.to_string()),
+        rtt_ms: Some(spec.rtt.as_secs_f64() * 1e3),
+        tcp_rtt: m.tcp_rtt,
+        client_segments: client,
+        server_segments: server,
+        down,
+        up,
+        forwarder_cpu_s: m.forwarder_cpu_s,
+        packets_per_event: packets
+            .filter(|_| received > 0)
+            .map(|p| p as f64 / received as f64),
+        hol_stalls: Some(stalls),
+        hol_threshold_us: Some(threshold_us),
+    }
 }
 
 /// loadgen's counts for one transport against the sum of the servers' `/stats` deltas.

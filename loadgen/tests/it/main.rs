@@ -9,6 +9,7 @@ mod end_to_end;
 mod fake_server;
 mod idempotent_publish;
 mod nchan;
+mod network;
 mod nginx;
 mod proxy_timeout;
 mod readme;
