@@ -37,6 +37,7 @@ pub mod sequence;
 pub mod server_proc;
 pub mod stats;
 pub mod sys;
+pub mod upstream;
 
 pub use cli::Args;
 pub use run::{execute, Outcome};

@@ -75,8 +75,8 @@ pub enum Stamp {
     Intended,
 }
 
-/// One publish attempt's result.
-enum Attempt {
+/// One publish attempt's result (the publisher's and every talking-back client's).
+pub(crate) enum Attempt {
     Acked(u64),
     /// The server answered with a status that retrying will not change (a 4xx).
     Refused(String),
@@ -231,6 +231,16 @@ async fn publish(sender: &mut net::Sender<Full<Bytes>>, target: &Target, data: S
     let Ok(req) = req else {
         return Attempt::Refused("bad_request".into());
     };
+    send_publish(sender, req).await
+}
+
+/// Sends one `POST /publish` and reads its `{"seq":N}` (within [`crate::client::RESPONSE_TIMEOUT`]).
+pub(crate) async fn send_publish<B>(sender: &mut net::Sender<B>, req: Request<B>) -> Attempt
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     if let Err(e) = sender.ready().await {
         return Attempt::Failed {
             kind: net::hyper_error_kind(&e).into(),

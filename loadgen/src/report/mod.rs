@@ -263,6 +263,9 @@ pub struct TransportResult {
     /// Errors by kind: `connect_refused`, `timeout`, `http_503`, `ws_close_1001`, …
     pub errors: BTreeMap<String, u64>,
     pub publisher: Published,
+    /// What the clients' own messages cost (`--send-rate`); absent when clients only listen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<crate::upstream::Upstream>,
     /// loadgen's counts against the server's `/stats` deltas; null when unavailable.
     pub server_check: Option<ServerCheck>,
     pub histograms: Histograms,

@@ -31,7 +31,7 @@ use crate::{
     publisher,
     report::{ChaosResult, Compared, Histograms, ServerCheck, TransportResult},
     stats::{encode_histogram, new_histogram, ClientTotals, LatencySink, Live, Quantiles},
-    sys,
+    sys, upstream,
 };
 
 /// Longest wait for clients to stop after the drain before they are abandoned.
@@ -105,8 +105,11 @@ pub async fn run_phase(
     let mut rng =
         StdRng::seed_from_u64(env.seed ^ (phase.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let connect_gate = Arc::new(tokio::sync::Semaphore::new(client::CONNECTS_IN_FLIGHT));
+    let (started_tx, started_rx) = watch::channel(None);
+    let nonce: u64 = rng.gen();
+    let talking = args.send_rate > 0.0 && !env.interrupt.is_cancelled();
     let mut groups = Vec::new();
-    for &member in &phase.members {
+    for (member_index, &member) in phase.members.iter().enumerate() {
         let shared = Arc::new(Shared {
             targets: endpoint.client_targets.clone(),
             transport: member.transport,
@@ -121,6 +124,15 @@ pub async fn run_phase(
             source_ips: env.plan.source_ips,
             connect_gate: connect_gate.clone(),
             reconnects: std::sync::Mutex::new(Vec::new()),
+            send: talking.then(|| upstream::SendPlan {
+                rate: args.send_rate,
+                duration: env.plan.duration,
+                pad: "x".repeat(args.payload_bytes),
+                nonce,
+                from_base: member_index as u64 * u64::from(phase.clients),
+                started: started_rx.clone(),
+                sink: Arc::new(upstream::UpSink::default()),
+            }),
         });
         groups.push(Group {
             member,
@@ -179,6 +191,7 @@ pub async fn run_phase(
     let publish_start = Instant::now();
     let publish_start_us = clock::now_us();
     deadline_tx.send_replace(Some(publish_start + env.plan.duration + env.plan.drain));
+    started_tx.send_replace(Some(publish_start));
     let chaos_task = chaos_on.then(|| {
         // Validated by the plan: inside the publishing time.
         let offset = args.chaos_at.offset(env.plan.duration).unwrap_or_default();
@@ -236,16 +249,6 @@ pub async fn run_phase(
         }
     }
     let end_seq = published.last_seq.unwrap_or(cursor).max(head);
-    let foreign = end_seq
-        .saturating_sub(cursor)
-        .saturating_sub(published.published);
-    if foreign > 0 && !chaos_on {
-        warnings.push(format!(
-            "Phase {} ({}): the feed carried {foreign} event(s) that loadgen did not publish (the server's own ticker, or another publisher); they are in the feed, so every client is expected to receive them too, and they count in events expected and received.",
-            phase.index,
-            phase.label()
-        ));
-    }
     tokio::time::sleep_until(drain_end).await;
     stop.cancel();
 
@@ -277,6 +280,28 @@ pub async fn run_phase(
         outputs.push(outs);
     }
     drop(bar);
+    // Client messages (`--send-rate`) are in the feed too: every acknowledged one must reach
+    // every client, as the publisher's must.
+    let mut acked = published.acked.clone();
+    let mut client_messages = 0u64;
+    for o in outputs.iter().flatten() {
+        if let Some(out) = &o.outbox {
+            acked.extend_from_slice(&out.acked_seqs);
+            client_messages += out.acked;
+        }
+    }
+    acked.sort_unstable();
+    let end_seq = end_seq.max(acked.last().copied().unwrap_or(0));
+    let foreign = end_seq
+        .saturating_sub(cursor)
+        .saturating_sub(published.published + client_messages);
+    if foreign > 0 && !chaos_on {
+        warnings.push(format!(
+            "Phase {} ({}): the feed carried {foreign} event(s) that loadgen did not publish (the server's own ticker, or another publisher); they are in the feed, so every client is expected to receive them too, and they count in events expected and received.",
+            phase.index,
+            phase.label()
+        ));
+    }
     sampler_stop.cancel();
     let (server_sampled_peak, loadgen_sampled_peak) = sampler.await.unwrap_or((None, None));
     // A server killed for good (`kill-one`) has no counters left to read.
@@ -341,11 +366,15 @@ pub async fn run_phase(
         let name = g.member.transport.name();
         let mut totals = ClientTotals::default();
         let (mut down, mut up, mut plain_down) = (0u64, 0u64, 0u64);
+        let mut talk = g.shared.send.as_ref().map(|_| Talked::default());
         for o in outs {
             down += o.wire.read();
             up += o.wire.written();
             plain_down += o.wire.plain_read();
-            totals += &o.recorder.finish(end_seq, &published.acked);
+            if let (Some(t), Some(out)) = (talk.as_mut(), o.outbox.as_ref()) {
+                t.add(out, o.recorder.receipts.as_ref());
+            }
+            totals += &o.recorder.finish(end_seq, &acked);
         }
         let (latency, server_latency) = g.shared.sink.merged();
         let trips: Vec<Reconnect> = g
@@ -436,6 +465,16 @@ pub async fn run_phase(
             loadgen_rss_per_connection_bytes: per_connection(loadgen_start_rss, loadgen_peak),
             errors: totals.errors.clone(),
             publisher: published.clone(),
+            upstream: talk.map(|t| {
+                t.upstream(
+                    g,
+                    phase.clients,
+                    (totals.requests, totals.connections),
+                    (up, down),
+                    server_cpu,
+                    received,
+                )
+            }),
             server_check: check,
             histograms: Histograms {
                 latency_us: encode_histogram(&latency),
@@ -444,6 +483,89 @@ pub async fn run_phase(
         });
     }
     Ok((results, warnings))
+}
+
+/// What one transport's clients sent (`--send-rate`), summed.
+#[derive(Debug, Default)]
+struct Talked {
+    sent: u64,
+    acked: u64,
+    retried: u64,
+    maybe_twice: u64,
+    lost_own: u64,
+    requests: u64,
+    connections: u64,
+    sending_up: u64,
+    sending_down: u64,
+    errors: crate::stats::ErrorCounts,
+}
+
+impl Talked {
+    fn add(&mut self, out: &upstream::Outbox, receipts: Option<&upstream::Receipts>) {
+        self.sent += out.sent;
+        self.acked += out.acked;
+        self.retried += out.retried;
+        self.maybe_twice += out.maybe_twice;
+        self.requests += out.requests;
+        self.connections += out.connections;
+        self.sending_up += out.wire.written();
+        self.sending_down += out.wire.read();
+        for (k, v) in &out.errors {
+            *self.errors.entry(k.clone()).or_insert(0) += v;
+        }
+        // Messages are numbered 0.. in the order first sent: each must have come back.
+        let back = receipts.map_or(0, |r| r.own.range(..out.sent).count() as u64);
+        self.lost_own += out.sent.saturating_sub(back);
+    }
+
+    /// The report's section; `stream` is the receiving side's (requests, connections), `wire`
+    /// its (bytes up, bytes down).
+    fn upstream(
+        self,
+        g: &Group,
+        clients: u32,
+        stream: (u64, u64),
+        wire: (u64, u64),
+        server_cpu: Option<f64>,
+        deliveries: u64,
+    ) -> upstream::Upstream {
+        let sent = self.sent;
+        let per_message = |v: u64| (sent > 0).then(|| v as f64 / sent as f64);
+        let clients = f64::from(clients.max(1));
+        let per_us = |n: u64| {
+            server_cpu.and_then(|c| (n > 0).then(|| (c * 1e7 / n as f64).round() / 10.0))
+        };
+        let sending_only = g.member.transport != server::Transport::Ws
+            && g.member.http != HttpVersion::Http2;
+        let mut u = upstream::Upstream {
+            way: upstream::way_up(g.member.transport, g.member.http).to_owned(),
+            send_rate: g.shared.send.as_ref().map_or(0.0, |p| p.rate),
+            messages_sent: sent,
+            messages_acked: self.acked,
+            unacknowledged: sent.saturating_sub(self.acked),
+            retried: self.retried,
+            maybe_twice: self.maybe_twice,
+            lost_own: self.lost_own,
+            requests_per_message: per_message(self.requests),
+            requests_per_client: (stream.0 + self.requests) as f64 / clients,
+            connections_per_client: (stream.1 + self.connections) as f64 / clients,
+            bytes_up_per_message: per_message(wire.0 + self.sending_up),
+            bytes_down_per_message: per_message(wire.1 + self.sending_down),
+            bytes_up_sending_only_per_message: if sending_only {
+                per_message(self.sending_up)
+            } else {
+                None
+            },
+            server_cpu_us_per_message: per_us(self.acked),
+            server_cpu_us_per_delivery: per_us(deliveries),
+            errors: self.errors,
+            ..upstream::Upstream::default()
+        };
+        if let Some(plan) = &g.shared.send {
+            u.latencies(&plan.sink);
+        }
+        u
+    }
 }
 
 /// loadgen's counts for one transport against the sum of the servers' `/stats` deltas.
