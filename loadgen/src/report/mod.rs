@@ -106,6 +106,10 @@ pub struct Settings {
     /// `--proxy-read-timeout` in s, with a proxy.
     #[serde(default)]
     pub proxy_read_timeout_s: Option<f64>,
+    /// `--send-rate`: messages per second each client published itself (0: clients only
+    /// listened).
+    #[serde(default)]
+    pub send_rate: f64,
 }
 
 fn one() -> u32 {
@@ -377,7 +381,14 @@ impl TransportResult {
 
     /// Whether anything was lost, repeated, reordered or failed.
     pub fn has_loss(&self) -> bool {
-        self.gaps > 0 || self.duplicates > 0 || self.out_of_order > 0 || self.lost > 0
+        self.gaps > 0
+            || self.duplicates > 0
+            || self.out_of_order > 0
+            || self.lost > 0
+            || self
+                .upstream
+                .as_ref()
+                .is_some_and(|u| u.lost_own > 0 || u.unacknowledged > 0)
     }
 
     pub fn has_errors(&self) -> bool {

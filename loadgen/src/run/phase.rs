@@ -532,11 +532,10 @@ impl Talked {
         let sent = self.sent;
         let per_message = |v: u64| (sent > 0).then(|| v as f64 / sent as f64);
         let clients = f64::from(clients.max(1));
-        let per_us = |n: u64| {
-            server_cpu.and_then(|c| (n > 0).then(|| (c * 1e7 / n as f64).round() / 10.0))
-        };
-        let sending_only = g.member.transport != server::Transport::Ws
-            && g.member.http != HttpVersion::Http2;
+        let per_us =
+            |n: u64| server_cpu.and_then(|c| (n > 0).then(|| (c * 1e7 / n as f64).round() / 10.0));
+        let sending_only =
+            g.member.transport != server::Transport::Ws && g.member.http != HttpVersion::Http2;
         let mut u = upstream::Upstream {
             way: upstream::way_up(g.member.transport, g.member.http).to_owned(),
             send_rate: g.shared.send.as_ref().map_or(0.0, |p| p.rate),

@@ -8,4 +8,5 @@ mod end_to_end;
 mod fake_server;
 mod nginx;
 mod proxy_timeout;
+mod talk_back;
 mod tls_http2;
