@@ -58,6 +58,10 @@ pub struct Published {
     /// never received it.
     #[serde(skip)]
     pub acked: Vec<u64>,
+    /// Bytes the publisher wrote (its `POST /publish` requests, on HTTP/1.1), for the check of
+    /// the clients' own publishes against the server's counts, which include these.
+    #[serde(skip)]
+    pub bytes_up: u64,
 }
 
 /// The `data` of publish number `n`: `{"sent_us":…,"pub":n,"pad":"xxx…"}`.
@@ -209,6 +213,7 @@ pub async fn run(
         out.data_bytes = body(0, clock::now_us(), &pad).len() as f64;
     }
     out.acked.sort_unstable();
+    out.bytes_up = wire.written();
     out.send_lag_us = Quantiles::of(&lag);
     out.rtt_us = Quantiles::of(&rtt);
     out

@@ -29,6 +29,7 @@ use crate::{
     clock::{self, Pace},
     net::{self, Target, Wire},
     publisher::{send_publish, Attempt},
+    report::Compared,
     stats::{new_histogram, ErrorCounts, Quantiles, FLUSH_EVERY},
 };
 
@@ -534,7 +535,61 @@ pub struct Upstream {
     pub errors: ErrorCounts,
     /// loadgen's counts against the server's `/stats` publish counters; null when unavailable.
     #[serde(default)]
-    pub server_check: Option<serde_json::Value>,
+    pub server_check: Option<UpstreamCheck>,
+}
+
+/// The clients' publishes against the server's count of their way up (the phase's publisher,
+/// which posts over HTTP/1.1, added to loadgen's side there).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UpstreamCheck {
+    /// The `/stats` key: `ws`, `http/1.0`, `http/1.1` or `http/2`.
+    pub way: String,
+    pub requests: Compared,
+    pub messages: Compared,
+    /// Bytes written on the sending connections against the server's bytes read, within 1%.
+    pub bytes: Compared,
+    /// Why the bytes are shown but not checked (WebSocket, HTTP/2), or null.
+    pub bytes_note: Option<String>,
+    pub ok: bool,
+}
+
+impl UpstreamCheck {
+    /// `stats_way` is the delta of the way's counters over the phase; `loadgen` is (requests,
+    /// messages, bytes written on connections that only publish).
+    pub fn new(
+        transport: server::Transport,
+        http: HttpVersion,
+        stats_way: crate::probe::PublishCounters,
+        loadgen: (u64, u64, u64),
+    ) -> Self {
+        let way = stats_way_key(transport, http);
+        let requests = Compared::exact(loadgen.0, stats_way.requests);
+        let messages = Compared::exact(loadgen.1, stats_way.messages);
+        let bytes = Compared::within(loadgen.2, stats_way.bytes_read, 0.01);
+        let bytes_note = match (transport, http) {
+            (server::Transport::Ws, _) => Some("not checked: a WebSocket's publishes share its socket with pongs and the close handshake".to_owned()),
+            (_, HttpVersion::Http2) => Some("not checked: over HTTP/2 the server counts each request head at its HTTP/1.1 size (HPACK compresses it)".to_owned()),
+            _ => None,
+        };
+        Self {
+            way: way.to_owned(),
+            ok: requests.ok && messages.ok && (bytes.ok || bytes_note.is_some()),
+            requests,
+            messages,
+            bytes,
+            bytes_note,
+        }
+    }
+}
+
+/// The `/stats` `publishes` key of a transport's way up.
+pub fn stats_way_key(transport: server::Transport, http: HttpVersion) -> &'static str {
+    match (transport, http) {
+        (server::Transport::Ws, _) => "ws",
+        (_, HttpVersion::Http10) => "http/1.0",
+        (_, HttpVersion::Http11) => "http/1.1",
+        (_, HttpVersion::Http2) => "http/2",
+    }
 }
 
 impl Upstream {

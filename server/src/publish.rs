@@ -36,6 +36,7 @@ pub async fn handler(
         buf.extend_from_slice(&chunk);
     }
     let seq = state.publish(&compact_json(&buf)?).await?;
+    state.accounting.http_published(&req, buf.len());
     Ok(HttpResponse::Ok().json(serde_json::json!({ "seq": seq })))
 }
 

@@ -35,6 +35,11 @@ pub fn snapshot(state: &AppState) -> serde_json::Value {
             "published": a.published.load(Relaxed),
         },
         "transports": per_transport(&a.transports),
+        "publishes": crate::accounting::PUBLISH_WAYS
+            .iter()
+            .zip(&a.publishes)
+            .map(|(way, c)| (*way, c.snapshot()))
+            .collect::<BTreeMap<_, _>>(),
         "echo": a.echo.snapshot(),
         "connections": {
             "accepted": a.connections_accepted.load(Relaxed),

@@ -466,14 +466,27 @@ pub async fn run_phase(
             errors: totals.errors.clone(),
             publisher: published.clone(),
             upstream: talk.map(|t| {
-                t.upstream(
+                // Only a transport alone in its phase owns its way's counters.
+                let check = (checkable && phase.members.len() == 1).then(|| {
+                    upstream_check(g.member, &before, &after, &t, &published)
+                });
+                let mut u = t.upstream(
                     g,
                     phase.clients,
                     (totals.requests, totals.connections),
                     (up, down),
                     server_cpu,
                     received,
-                )
+                );
+                if let Some(c) = check.as_ref().filter(|c| !c.ok) {
+                    warnings.push(format!(
+                        "Phase {} ({name}, HTTP/{}): loadgen's publishes and the server's /stats ({}) disagree: requests {} vs {}, messages {} vs {}, bytes {} vs {}.",
+                        phase.index, g.member.http, c.way, c.requests.loadgen, c.requests.server,
+                        c.messages.loadgen, c.messages.server, c.bytes.loadgen, c.bytes.server
+                    ));
+                }
+                u.server_check = check;
+                u
             }),
             server_check: check,
             histograms: Histograms {
@@ -565,6 +578,48 @@ impl Talked {
         }
         u
     }
+}
+
+/// The clients' publishes against the sum of the servers' counts of their way up; the phase's
+/// publisher (`POST /publish` over HTTP/1.1) counts on loadgen's side of `http/1.1`.
+fn upstream_check(
+    member: Member,
+    before: &[Stats],
+    after: &[Stats],
+    talked: &Talked,
+    published: &publisher::Published,
+) -> upstream::UpstreamCheck {
+    let key = upstream::stats_way_key(member.transport, member.http);
+    let mut delta = crate::probe::PublishCounters::default();
+    for (b, a) in before.iter().zip(after) {
+        let zero = crate::probe::PublishCounters::default();
+        let d = a
+            .publishes
+            .get(key)
+            .unwrap_or(&zero)
+            .since(b.publishes.get(key).unwrap_or(&zero));
+        delta.requests += d.requests;
+        delta.messages += d.messages;
+        delta.bytes_read += d.bytes_read;
+    }
+    let (mut requests, mut messages, mut bytes) =
+        (talked.requests, talked.acked, talked.sending_up);
+    if key == "http/1.1" {
+        requests += published.published;
+        messages += published.published;
+        bytes += published.bytes_up;
+    }
+    if member.transport == server::Transport::Ws || member.http == HttpVersion::Http2 {
+        // The way shares the stream's connection: what the sending alone wrote is not counted
+        // apart on loadgen's side; the server's figure is shown against 0.
+        bytes = 0;
+    }
+    upstream::UpstreamCheck::new(
+        member.transport,
+        member.http,
+        delta,
+        (requests, messages, bytes),
+    )
 }
 
 /// loadgen's counts for one transport against the sum of the servers' `/stats` deltas.

@@ -110,6 +110,23 @@ async fn every_client_talks_back_its_own_way_and_nothing_is_lost() {
         );
         let check = r.server_check.as_ref().expect("checked against /stats");
         assert!(check.ok, "{what}: {check:?}");
+        // The server counted the same publishes on the same way up (and the same bytes, where
+        // the way has connections of its own).
+        let up = u.server_check.as_ref().expect("publishes checked against /stats");
+        assert!(up.ok, "{what}: {up:?}");
+        assert_eq!(
+            up.messages.server,
+            u.messages_acked
+                + if up.way == "http/1.1" {
+                    r.events_published
+                } else {
+                    0
+                },
+            "{what}: {up:?}"
+        );
+        if up.bytes_note.is_none() {
+            assert!(up.bytes.ok && up.bytes.server > 0, "{what}: {up:?}");
+        }
     }
 
     let json: serde_json::Value =

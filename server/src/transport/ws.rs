@@ -346,6 +346,7 @@ pub(crate) async fn answer(
                 tracing::error!("ws publish: {e}");
                 close(CloseCode::Error, "publishing failed on the server".into())
             })?;
+            state.accounting.ws_published(text.len());
             Ok(format!("{{\"op\":\"published\",\"seq\":{seq}}}").into())
         }
     }
