@@ -102,6 +102,9 @@ pub struct Handshake {
 #[derive(Debug, Default)]
 pub struct ClientRecord {
     pub transports: [Counters; 4],
+    /// Its `POST /publish` requests (`client=ID`) by way up, so the page can show what a
+    /// message cost going up.
+    pub publishes: [PublishCounters; 4],
     pub ws_handshake: Mutex<Option<Handshake>>,
     last_seen: Mutex<Option<Instant>>,
 }
@@ -175,11 +178,19 @@ impl Accounting {
         for (name, value) in req.headers() {
             head += name.as_str().len() + 2 + value.len() + 2;
         }
-        let c = &self.publishes[way];
-        c.requests.fetch_add(1, Relaxed);
-        c.messages.fetch_add(1, Relaxed);
-        c.bytes_read
-            .fetch_add((head + 2 + body_len) as u64, Relaxed);
+        let bytes = (head + 2 + body_len) as u64;
+        let client = req
+            .query_string()
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("client="))
+            .and_then(|id| self.known_client(id));
+        for c in
+            std::iter::once(&self.publishes[way]).chain(client.as_ref().map(|r| &r.publishes[way]))
+        {
+            c.requests.fetch_add(1, Relaxed);
+            c.messages.fetch_add(1, Relaxed);
+            c.bytes_read.fetch_add(bytes, Relaxed);
+        }
     }
 
     /// A WebSocket `publish` message of `text_len` bytes was stored.
@@ -187,8 +198,7 @@ impl Accounting {
         let c = &self.publishes[0];
         c.messages.fetch_add(1, Relaxed);
         // The client's frame: the server's frame size plus the 4-byte mask.
-        c.bytes_read
-            .fetch_add(ws_frame_len(text_len) + 4, Relaxed);
+        c.bytes_read.fetch_add(ws_frame_len(text_len) + 4, Relaxed);
     }
 
     pub fn known_client(&self, id: &str) -> Option<Arc<ClientRecord>> {

@@ -74,6 +74,11 @@ pub async fn client(
         .json(json!({
             "client": id,
             "transports": per_transport(&record.transports),
+            "publishes": crate::accounting::PUBLISH_WAYS
+                .iter()
+                .zip(&record.publishes)
+                .map(|(way, c)| (*way, c.snapshot()))
+                .collect::<BTreeMap<_, _>>(),
             "ws_handshake": handshake,
         })))
 }

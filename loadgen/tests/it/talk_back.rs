@@ -112,7 +112,10 @@ async fn every_client_talks_back_its_own_way_and_nothing_is_lost() {
         assert!(check.ok, "{what}: {check:?}");
         // The server counted the same publishes on the same way up (and the same bytes, where
         // the way has connections of its own).
-        let up = u.server_check.as_ref().expect("publishes checked against /stats");
+        let up = u
+            .server_check
+            .as_ref()
+            .expect("publishes checked against /stats");
         assert!(up.ok, "{what}: {up:?}");
         assert_eq!(
             up.messages.server,
