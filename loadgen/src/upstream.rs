@@ -260,12 +260,6 @@ impl Receipts {
     }
 }
 
-/// One message sent and not yet acknowledged.
-#[derive(Debug, Clone, Copy)]
-pub struct Pending {
-    pub due: Due,
-}
-
 /// The sending side of one client: what it sent, what was acknowledged, what it cost.
 #[derive(Debug)]
 pub struct Outbox {
