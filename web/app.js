@@ -63,6 +63,8 @@ function newModel() {
     /** The server's counters for this page's connections of this transport, and their value at the last reset. */
     server: null,
     baseline: null,
+    /** Messages this pane sent its own way, and the last one: when, acknowledged, back, cost. */
+    talk: { sent: 0, last: null },
   };
 }
 
@@ -181,6 +183,10 @@ function onEvent(transport, event, { gap, duplicate }) {
   const data = event.data;
   if (data?.source !== 'ticker') {
     model.lastMessage = typeof data?.text === 'string' ? data.text : JSON.stringify(data);
+    const talk = model.talk.last;
+    if (talk && data?.via === transport && data.nonce === talk.nonce && talk.roundTripMs === null) {
+      talk.roundTripMs = performance.now() - talk.sentAt;
+    }
     const published = publishes.get(data?.via);
     if (published && data.nonce === published.nonce && published.seen[transport] === undefined) {
       published.seen[transport] = performance.now() - published.sentAt;
@@ -222,9 +228,11 @@ function buildPane(transport) {
     else source?.pause(transport);
   });
   drop.addEventListener('click', () => source?.drop(transport));
+  const send = $('[data-action="send"]', pane);
+  send.addEventListener('click', () => talkBack(transport));
 
   $('#panes').append(pane);
-  return { element: pane, fields, pause, drop };
+  return { element: pane, fields, pause, drop, send };
 }
 
 function renderAll() {
@@ -276,6 +284,13 @@ function renderPane(transport) {
   );
   set('open', server ? count(server.open) : '–');
   set('last-message', m.lastMessage);
+  const talk = m.talk.last;
+  set('talk-how', transport === 'ws' ? 'a message on the open socket' : 'a POST /publish of its own');
+  set('talk-sent', count(m.talk.sent));
+  if (talk?.error) set('talk-round-trip', 'failed');
+  else setQuantity('talk-round-trip', talk?.roundTripMs == null ? '–' : formatMicros(talk.roundTripMs * 1000));
+  set('talk-requests', talk ? String(talk.requests) : '–');
+  setQuantity('talk-bytes-up', talk?.bytesUp == null ? '–' : formatBytes(talk.bytesUp));
   element.classList.toggle('has-gaps', m.gaps > 0 || m.duplicates > 0);
 
   const paused = m.state === 'paused';
@@ -587,6 +602,59 @@ function wirePublish() {
     }
     showPublishResults();
   });
+}
+
+/**
+ * A pane talks back its own way: the WebSocket pane sends a message on its open socket, the
+ * others `POST /publish`. Its round trip is send → its own receipt of the message from the feed;
+ * its cost is the requests it took (none on the socket) and the bytes up: the frame's size for
+ * the WebSocket (payload, header, the 4-byte mask every browser frame carries), and for a POST
+ * what the server read for this page's client id (head and body; the browser does not show a
+ * request's head size).
+ */
+async function talkBack(transport) {
+  const model = models.get(transport);
+  const nonce = randomToken(8);
+  const data = { source: 'page', client: clientId, via: transport, nonce, text: `talking back from ${SHORT_LABELS[transport]}` };
+  const id = shared?.clientId ?? clientId;
+  const http = transport !== 'ws';
+  const before = http ? await postedBytes(id) : null;
+  const talk = { nonce, sentAt: performance.now(), roundTripMs: null, requests: http ? 1 : 0, bytesUp: null, error: null };
+  model.talk.sent += 1;
+  model.talk.last = talk;
+  if (!http) talk.bytesUp = wsFrameBytes(JSON.stringify({ op: 'publish', data }));
+  renderPane(transport);
+  try {
+    await source.publish(transport, data);
+    if (http) {
+      const after = await postedBytes(id);
+      if (before !== null && after !== null) talk.bytesUp = after - before;
+    }
+  } catch (err) {
+    talk.error = err.message;
+  }
+  renderPane(transport);
+}
+
+/** Bytes of a masked client WebSocket frame carrying `text`. */
+function wsFrameBytes(text) {
+  const len = new TextEncoder().encode(text).length;
+  const header = len < 126 ? 2 : len < 65536 ? 4 : 10;
+  return header + 4 + len;
+}
+
+/** What the server read of this client's `POST /publish` requests so far, over every HTTP version. */
+async function postedBytes(id) {
+  try {
+    const res = await fetch(`stats/client/${encodeURIComponent(id)}`, { cache: 'no-store' });
+    if (!res.ok) return null;
+    const body = await res.json();
+    return Object.entries(body.publishes ?? {})
+      .filter(([way]) => way !== 'ws')
+      .reduce((sum, [, c]) => sum + c.bytes_read, 0);
+  } catch {
+    return null;
+  }
 }
 
 /** One line per way of publishing: acknowledged after how long, and seen by each pane when. */

@@ -99,9 +99,12 @@ export class FeedSet {
     if (options.longPollTimeoutMs !== undefined) this.clients.get('long-poll')?.configure(options);
   }
 
-  /** Over the open WebSocket (`via: 'ws'`) or with `POST /publish` (`'http'`). */
+  /**
+   * Over the open WebSocket (`via: 'ws'`) or with `POST /publish` (`'http'`, made by the SSE
+   * client), or by the named transport's own client, its own way (a pane talking back).
+   */
   publish(via, data) {
-    const client = this.clients.get(via === 'ws' ? 'ws' : 'sse');
+    const client = this.clients.get(via === 'http' ? 'sse' : via);
     if (!client) return Promise.reject(new Error('not connected yet'));
     return client.publish(data);
   }

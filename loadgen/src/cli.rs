@@ -177,6 +177,14 @@ pub struct Args {
     #[arg(long, env = "LOADGEN_RATES", value_delimiter = ',', value_parser = parse_rate)]
     pub rates: Vec<f64>,
 
+    /// Messages per second each client publishes itself (0: clients only listen). Every client
+    /// receives everyone's, as in a chat room: WebSocket clients send `{"op":"publish"}` on
+    /// their socket, the others `POST /publish` (HTTP/1.1: a second keep-alive connection;
+    /// HTTP/2: a stream on their own connection; HTTP/1.0: a connection per message). The
+    /// report's `upstream` section says what each way up cost. `--rate` runs beside it.
+    #[arg(long, env = "LOADGEN_SEND_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub send_rate: f64,
+
     /// Bytes of padding in each published event's `data`.
     #[arg(long, env = "LOADGEN_PAYLOAD_BYTES", default_value_t = 100)]
     pub payload_bytes: usize,

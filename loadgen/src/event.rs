@@ -22,13 +22,18 @@ pub struct EventMsg {
     pub data: Probe,
 }
 
-/// What loadgen's publisher put into `data`: `{"sent_us":…,"pub":…,"pad":"xxx"}`.
+/// What loadgen's publisher put into `data`: `{"sent_us":…,"pub":…,"pad":"xxx"}`, or a
+/// talking-back client: `{"sent_us":…,"from":…,"msg":…,"pad":"xxx"}`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Probe {
     /// Loadgen's clock when the publish request was sent.
     pub sent_us: Option<u64>,
     /// The publisher's own counter; present only on events this loadgen published.
     pub pub_n: Option<u64>,
+    /// A talking-back client's number (`--send-rate`), on the messages clients publish.
+    pub from: Option<u64>,
+    /// That client's own message counter.
+    pub msg: Option<u64>,
 }
 
 impl<'de> Deserialize<'de> for Probe {
@@ -45,6 +50,8 @@ impl<'de> Deserialize<'de> for Probe {
                     match key {
                         KeyName::SentUs => p.sent_us = map.next_value::<MaybeU64>()?.0,
                         KeyName::Pub => p.pub_n = map.next_value::<MaybeU64>()?.0,
+                        KeyName::From => p.from = map.next_value::<MaybeU64>()?.0,
+                        KeyName::Msg => p.msg = map.next_value::<MaybeU64>()?.0,
                         KeyName::Other => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -131,6 +138,8 @@ impl<'de> Deserialize<'de> for MaybeU64 {
 enum KeyName {
     SentUs,
     Pub,
+    From,
+    Msg,
     Other,
 }
 
@@ -146,6 +155,8 @@ impl<'de> Deserialize<'de> for KeyName {
                 Ok(match v {
                     "sent_us" => KeyName::SentUs,
                     "pub" => KeyName::Pub,
+                    "from" => KeyName::From,
+                    "msg" => KeyName::Msg,
                     _ => KeyName::Other,
                 })
             }

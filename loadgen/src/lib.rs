@@ -14,6 +14,8 @@
 //!   after, [`publisher`] paces the events, [`client`] drives one simulated user per task over a
 //!   [`net::counting::CountingStream`], [`chaos`] says when to kill a server and how to read
 //!   the latency around it.
+//! - [`upstream`]: `--send-rate`, every client publishing its own messages its transport's way
+//!   (WebSocket message, or `POST /publish` beside the stream) and what that cost.
 //! - [`sequence`], [`stats`]: what each client saw (integrity, latency, counters), merged per
 //!   transport; [`event`] parses what the server sends, without copying the padding.
 //! - [`report`]: one model ([`report::Report`]) rendered as JSON, Markdown, SVG and HTML.
@@ -44,6 +46,7 @@ pub mod server_proc;
 pub mod stats;
 pub mod sys;
 pub mod target;
+pub mod upstream;
 
 pub use cli::Args;
 pub use run::{execute, Outcome};

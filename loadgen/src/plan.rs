@@ -199,7 +199,24 @@ impl Plan {
                 floor
             }
         });
-        let peak = phases.iter().map(Phase::connections).max().unwrap_or(0);
+        // Talking back over HTTP/1.x holds a second connection per client (HTTP/1.0 one at a
+        // time), for publishing.
+        let sending = |p: &Phase| {
+            if args.send_rate <= 0.0 {
+                return 0;
+            }
+            let members = p
+                .members
+                .iter()
+                .filter(|m| m.transport != Transport::Ws && m.http != HttpVersion::Http2)
+                .count() as u64;
+            members * u64::from(p.clients)
+        };
+        let peak = phases
+            .iter()
+            .map(|p| p.connections() + sending(p))
+            .max()
+            .unwrap_or(0);
         let source_ips = if args.source_ips > 0 {
             args.source_ips
         } else {
@@ -391,6 +408,27 @@ mod tests {
         assert_eq!(p.phases.len(), 1);
         assert_eq!(p.phases[0].connections(), 400);
         assert_eq!(p.fds_needed, 400 + FD_OVERHEAD);
+    }
+
+    #[test]
+    fn talking_back_over_http1_counts_the_second_connection() {
+        let p = plan(&[
+            "--concurrent",
+            "--clients",
+            "100",
+            "--http",
+            "1.1",
+            "--send-rate",
+            "1",
+        ]);
+        // Three HTTP transports post on a connection of their own; the WebSocket on its socket.
+        assert_eq!(p.fds_needed, 400 + 300 + FD_OVERHEAD);
+        let p = plan(&["--clients", "100", "--http", "2", "--send-rate", "1"]);
+        assert_eq!(
+            p.fds_needed,
+            100 + FD_OVERHEAD,
+            "HTTP/2 posts on the stream's connection"
+        );
     }
 
     #[test]

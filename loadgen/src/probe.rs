@@ -23,6 +23,32 @@ pub struct Stats {
     pub connections: Connections,
     #[serde(default)]
     pub process: Process,
+    /// Publishes accepted by way up (`ws`, `http/1.0`, `http/1.1`, `http/2`); empty from a
+    /// server that does not count them.
+    #[serde(default)]
+    pub publishes: BTreeMap<String, PublishCounters>,
+}
+
+/// One way up's publish counters in `/stats`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct PublishCounters {
+    #[serde(default)]
+    pub requests: u64,
+    #[serde(default)]
+    pub messages: u64,
+    #[serde(default)]
+    pub bytes_read: u64,
+}
+
+impl PublishCounters {
+    /// `self - before`, per counter.
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            requests: self.requests.saturating_sub(before.requests),
+            messages: self.messages.saturating_sub(before.messages),
+            bytes_read: self.bytes_read.saturating_sub(before.bytes_read),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq)]

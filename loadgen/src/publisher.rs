@@ -76,6 +76,10 @@ pub struct Published {
     /// never received it.
     #[serde(skip)]
     pub acked: Vec<u64>,
+    /// Bytes the publisher wrote (its `POST /publish` requests, on HTTP/1.1), for the check of
+    /// the clients' own publishes against the server's counts, which include these.
+    #[serde(skip)]
+    pub bytes_up: u64,
 }
 
 /// The `data` of publish number `n`: `{"sent_us":…,"pub":n,…}` with the payload's `fields`
@@ -99,8 +103,8 @@ pub fn key(run: u64, n: u64) -> String {
     format!("loadgen-{run:016x}-{n}")
 }
 
-/// One publish attempt's result.
-enum Attempt {
+/// One publish attempt's result (the publisher's and every talking-back client's).
+pub(crate) enum Attempt {
     /// `replayed`: the server's `Idempotent-Replayed` header, if it sent one.
     Acked { seq: u64, replayed: Option<bool> },
     /// The server answered with a status that retrying will not change (a 4xx).
@@ -248,6 +252,7 @@ pub async fn run(
         out.data_bytes = body(0, clock::now_us(), &payload.fields(0)).len() as f64;
     }
     out.acked.sort_unstable();
+    out.bytes_up = wire.written();
     out.send_lag_us = Quantiles::of(&lag);
     out.rtt_us = Quantiles::of(&rtt);
     out
@@ -281,11 +286,55 @@ async fn publish(
     let Ok(req) = req else {
         return Attempt::Refused("bad_request".into());
     };
+    match exchange(sender, req).await {
+        Err(failed) => failed,
+        Ok((status, _, body)) if status.is_success() && nchan.is_some() => {
+            let Some((channel, seq)) = nchan else {
+                return Attempt::Refused("bad_body".into());
+            };
+            // Stored either way; without its id a reconnect resumes from an earlier message.
+            if let Some(id) = crate::target::nchan::acknowledged_id(&body) {
+                channel.acknowledged(seq, id);
+            }
+            Attempt::Acked {
+                seq,
+                replayed: None,
+            }
+        }
+        Ok((status, replayed, body)) => answer(status, replayed, &body),
+    }
+}
+
+/// Sends one `POST /publish` to feedlab's server and reads its `{"seq":N}` (within
+/// [`crate::client::RESPONSE_TIMEOUT`]): the talking-back clients' way up.
+pub(crate) async fn send_publish<B>(sender: &mut net::Sender<B>, req: Request<B>) -> Attempt
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match exchange(sender, req).await {
+        Ok((status, replayed, body)) => answer(status, replayed, &body),
+        Err(failed) => failed,
+    }
+}
+
+/// One request and its whole answer: status, the `Idempotent-Replayed` header if any, body;
+/// or the failed attempt.
+async fn exchange<B>(
+    sender: &mut net::Sender<B>,
+    req: Request<B>,
+) -> Result<(hyper::StatusCode, Option<bool>, Bytes), Attempt>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     if let Err(e) = sender.ready().await {
-        return Attempt::Failed {
+        return Err(Attempt::Failed {
             kind: net::hyper_error_kind(&e).into(),
             maybe_stored: false,
-        };
+        });
     }
     let result = tokio::time::timeout(crate::client::RESPONSE_TIMEOUT, async {
         let res = sender.send_request(req).await?;
@@ -299,42 +348,37 @@ async fn publish(
     })
     .await;
     match result {
-        Ok(Ok((status, _, body))) if status.is_success() && nchan.is_some() => {
-            let Some((channel, seq)) = nchan else {
-                return Attempt::Refused("bad_body".into());
-            };
-            // Stored either way; without its id a reconnect resumes from an earlier message.
-            if let Some(id) = crate::target::nchan::acknowledged_id(&body) {
-                channel.acknowledged(seq, id);
-            }
-            Attempt::Acked {
-                seq,
-                replayed: None,
-            }
-        }
-        Ok(Ok((status, replayed, body))) if status.is_success() => {
-            match serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["seq"].as_u64())
-            {
-                Some(seq) => Attempt::Acked { seq, replayed },
-                None => Attempt::Refused("bad_body".into()),
-            }
-        }
-        // 5xx: the server (or the proxy in front of it) could not store it now; try again.
-        Ok(Ok((status, _, _))) if status.is_server_error() => Attempt::Failed {
-            kind: format!("http_{}", status.as_u16()),
-            maybe_stored: false,
-        },
-        Ok(Ok((status, _, _))) => Attempt::Refused(format!("http_{}", status.as_u16())),
-        Ok(Err(e)) => Attempt::Failed {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(e)) => Err(Attempt::Failed {
             kind: net::hyper_error_kind(&e).into(),
             maybe_stored: true,
-        },
-        Err(_) => Attempt::Failed {
+        }),
+        Err(_) => Err(Attempt::Failed {
             kind: "timeout".into(),
             maybe_stored: true,
-        },
+        }),
+    }
+}
+
+/// feedlab's answer to a publish.
+fn answer(status: hyper::StatusCode, replayed: Option<bool>, body: &[u8]) -> Attempt {
+    if status.is_success() {
+        return match serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["seq"].as_u64())
+        {
+            Some(seq) => Attempt::Acked { seq, replayed },
+            None => Attempt::Refused("bad_body".into()),
+        };
+    }
+    // 5xx: the server (or the proxy in front of it) could not store it now; try again.
+    if status.is_server_error() {
+        Attempt::Failed {
+            kind: format!("http_{}", status.as_u16()),
+            maybe_stored: false,
+        }
+    } else {
+        Attempt::Refused(format!("http_{}", status.as_u16()))
     }
 }
 

@@ -155,6 +155,8 @@ pub struct Recorder {
     unflushed_requests: u64,
     sink: Arc<LatencySink>,
     live: Arc<Live>,
+    /// Talking back (`--send-rate`): the client messages received.
+    pub receipts: Option<crate::upstream::Receipts>,
 }
 
 impl Recorder {
@@ -185,6 +187,7 @@ impl Recorder {
             unflushed_requests: 0,
             sink,
             live,
+            receipts: None,
         }
     }
 
@@ -192,6 +195,11 @@ impl Recorder {
     pub fn event(&mut self, seq: u64, ts: u64, probe: Probe, now_us: u64) {
         self.seq.record(seq);
         self.unflushed_events += 1;
+        if let (Some(r), Some(from), Some(n), Some(sent)) =
+            (self.receipts.as_mut(), probe.from, probe.msg, probe.sent_us)
+        {
+            r.message(from, n, sent, now_us);
+        }
         if probe.pub_n.is_some() {
             if let Some(sent) = probe.sent_us {
                 self.latency_samples += 1;
@@ -221,6 +229,9 @@ impl Recorder {
 
     /// Moves buffered samples into the shared histograms and live totals.
     pub fn flush(&mut self) {
+        if let Some(r) = self.receipts.as_mut() {
+            r.flush();
+        }
         if !self.pending_delivery.is_empty() || !self.pending_server.is_empty() {
             self.sink.record(
                 self.shard,
@@ -372,6 +383,7 @@ mod tests {
         Probe {
             sent_us: Some(sent),
             pub_n: Some(0),
+            ..Probe::default()
         }
     }
 

@@ -59,6 +59,39 @@ impl Counters {
     }
 }
 
+/// The ways a publish comes up, as `/stats` names them: a WebSocket `{"op":"publish"}` message,
+/// or `POST /publish` over each HTTP version.
+pub const PUBLISH_WAYS: [&str; 4] = ["ws", "http/1.0", "http/1.1", "http/2"];
+
+/// Publishes accepted (answered with their seq) by one way up, so a client that talks back can
+/// be checked against the server as deliveries are.
+#[derive(Debug, Default)]
+pub struct PublishCounters {
+    /// `POST /publish` requests (0 for WebSocket messages).
+    pub requests: AtomicU64,
+    pub messages: AtomicU64,
+    /// What the client sent: the request head (on HTTP/2 at its HTTP/1.1 size, HPACK hides the
+    /// real one) and body, or the WebSocket frame as masked by the client.
+    pub bytes_read: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct PublishSnapshot {
+    pub requests: u64,
+    pub messages: u64,
+    pub bytes_read: u64,
+}
+
+impl PublishCounters {
+    pub fn snapshot(&self) -> PublishSnapshot {
+        PublishSnapshot {
+            requests: self.requests.load(Relaxed),
+            messages: self.messages.load(Relaxed),
+            bytes_read: self.bytes_read.load(Relaxed),
+        }
+    }
+}
+
 /// The last WebSocket handshake of a client, shown by the page.
 #[derive(Debug, Clone, Serialize)]
 pub struct Handshake {
@@ -69,6 +102,9 @@ pub struct Handshake {
 #[derive(Debug, Default)]
 pub struct ClientRecord {
     pub transports: [Counters; 4],
+    /// Its `POST /publish` requests (`client=ID`) by way up, so the page can show what a
+    /// message cost going up.
+    pub publishes: [PublishCounters; 4],
     pub ws_handshake: Mutex<Option<Handshake>>,
     last_seen: Mutex<Option<Instant>>,
 }
@@ -81,6 +117,8 @@ pub struct Accounting {
     pub connections_accepted: AtomicU64,
     pub refused_connections: AtomicU64,
     pub published: AtomicU64,
+    /// Publishes by way up, in [`PUBLISH_WAYS`] order.
+    pub publishes: [PublishCounters; 4],
     /// Streaming connections and held long-polls, checked against `--max-connections`.
     pub open_streams: AtomicI64,
     /// Times the ticker task panicked and was restarted (a bug if ever above 0).
@@ -99,6 +137,7 @@ impl Accounting {
             connections_accepted: AtomicU64::new(0),
             refused_connections: AtomicU64::new(0),
             published: AtomicU64::new(0),
+            publishes: Default::default(),
             open_streams: AtomicI64::new(0),
             ticker_restarts: AtomicU64::new(0),
             clients: Mutex::new(HashMap::new()),
@@ -127,6 +166,42 @@ impl Accounting {
         *record.last_seen.lock() = Some(Instant::now());
         clients.insert(id.to_owned(), record.clone());
         record
+    }
+
+    /// A `POST /publish` of `body_len` bytes was stored.
+    pub fn http_published(&self, req: &HttpRequest, body_len: usize) {
+        let (way, version) = match req.version() {
+            Version::HTTP_10 | Version::HTTP_09 => (1, "HTTP/1.0"),
+            Version::HTTP_2 | Version::HTTP_3 => (3, "HTTP/1.1"),
+            _ => (2, "HTTP/1.1"),
+        };
+        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        // "POST /publish HTTP/1.1\r\n", each "name: value\r\n", "\r\n".
+        let mut head = req.method().as_str().len() + 1 + target.len() + 1 + version.len() + 2;
+        for (name, value) in req.headers() {
+            head += name.as_str().len() + 2 + value.len() + 2;
+        }
+        let bytes = (head + 2 + body_len) as u64;
+        let client = req
+            .query_string()
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("client="))
+            .and_then(|id| self.known_client(id));
+        for c in
+            std::iter::once(&self.publishes[way]).chain(client.as_ref().map(|r| &r.publishes[way]))
+        {
+            c.requests.fetch_add(1, Relaxed);
+            c.messages.fetch_add(1, Relaxed);
+            c.bytes_read.fetch_add(bytes, Relaxed);
+        }
+    }
+
+    /// A WebSocket `publish` message of `text_len` bytes was stored.
+    pub fn ws_published(&self, text_len: usize) {
+        let c = &self.publishes[0];
+        c.messages.fetch_add(1, Relaxed);
+        // The client's frame: the server's frame size plus the 4-byte mask.
+        c.bytes_read.fetch_add(ws_frame_len(text_len) + 4, Relaxed);
     }
 
     pub fn known_client(&self, id: &str) -> Option<Arc<ClientRecord>> {

@@ -75,6 +75,7 @@ pub async fn handler(
     if key.is_some() {
         res.insert_header((REPLAYED, if replayed { "true" } else { "false" }));
     }
+    state.accounting.http_published(&req, buf.len());
     Ok(res.json(serde_json::json!({ "seq": seq })))
 }
 

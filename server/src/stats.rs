@@ -36,6 +36,11 @@ pub fn snapshot(state: &AppState) -> serde_json::Value {
             "ticker_restarts": a.ticker_restarts.load(Relaxed),
         },
         "transports": per_transport(&a.transports),
+        "publishes": crate::accounting::PUBLISH_WAYS
+            .iter()
+            .zip(&a.publishes)
+            .map(|(way, c)| (*way, c.snapshot()))
+            .collect::<BTreeMap<_, _>>(),
         "echo": a.echo.snapshot(),
         "connections": {
             "accepted": a.connections_accepted.load(Relaxed),
@@ -70,6 +75,11 @@ pub async fn client(
         .json(json!({
             "client": id,
             "transports": per_transport(&record.transports),
+            "publishes": crate::accounting::PUBLISH_WAYS
+                .iter()
+                .zip(&record.publishes)
+                .map(|(way, c)| (*way, c.snapshot()))
+                .collect::<BTreeMap<_, _>>(),
             "ws_handshake": handshake,
         })))
 }

@@ -23,7 +23,12 @@ use crate::{
     cli::HttpVersion,
     net::{Target, Wire},
     stats::{LatencySink, Live, Recorder},
+    upstream::{self, Outbox, Receipts},
 };
+
+/// Where the receiving side of an HTTP/2 client publishes its connection for the sending side
+/// (`None` while it has none).
+pub type H2Handoff = watch::Sender<Option<crate::net::Sender>>;
 
 /// Pause after a failed connect or an error response before trying again (doubled after each
 /// further failure, up to [`MAX_BACKOFF`]).
@@ -65,6 +70,8 @@ pub struct Shared {
     pub reconnects: std::sync::Mutex<Vec<Reconnect>>,
     /// The phase's Nchan channel, when the target is Nchan (`--target nchan`).
     pub nchan: Option<Arc<crate::target::nchan::Channel>>,
+    /// Talking back (`--send-rate`): every client also publishes messages of its own.
+    pub send: Option<crate::upstream::SendPlan>,
 }
 
 impl Shared {
@@ -104,6 +111,8 @@ impl ClientCtx {
 pub struct ClientOutput {
     pub recorder: Recorder,
     pub wire: Arc<Wire>,
+    /// What the client sent (`--send-rate`).
+    pub outbox: Option<Outbox>,
 }
 
 /// Runs one client until the phase stops it.
@@ -116,18 +125,50 @@ pub async fn run(ctx: ClientCtx) -> ClientOutput {
         s.sink.clone(),
         s.live.clone(),
     );
-    match (s.transport, &s.nchan) {
-        (Transport::ShortPoll | Transport::LongPoll, Some(channel)) => {
+    let mut outbox = None;
+    if let Some(plan) = &s.send {
+        rec.receipts = Some(Receipts::new(
+            plan.from(ctx.index),
+            ctx.index,
+            plan.sink.clone(),
+        ));
+        outbox = Some(Outbox::new(ctx.index, plan.sink.clone()));
+    }
+    match (s.transport, s.send.as_ref(), outbox.as_mut(), &s.nchan) {
+        (Transport::ShortPoll | Transport::LongPoll, _, _, Some(channel)) => {
             crate::target::nchan_poll::run(&ctx, &mut rec, channel).await;
         }
-        (Transport::ShortPoll | Transport::LongPoll, None) => poll::run(&ctx, &mut rec).await,
-        (Transport::Sse, _) => sse::run(&ctx, &mut rec).await,
-        (Transport::Ws, _) => ws::run(&ctx, &mut rec).await,
+        (Transport::Ws, _, out, _) => ws::run(&ctx, &mut rec, out).await,
+        (transport, Some(plan), Some(out), _) => {
+            // HTTP/2: the receiving side hands its connection to the sending side.
+            let (h2_tx, h2_rx) = watch::channel(None);
+            let (h2_tx, h2_rx) = if s.http == HttpVersion::Http2 {
+                (Some(h2_tx), Some(h2_rx))
+            } else {
+                (None, None)
+            };
+            let receiving = async {
+                if transport == Transport::Sse {
+                    sse::run(&ctx, &mut rec, h2_tx.as_ref()).await;
+                } else {
+                    poll::run(&ctx, &mut rec, h2_tx.as_ref()).await;
+                }
+            };
+            tokio::join!(receiving, upstream::post_loop(&ctx, plan, out, h2_rx));
+        }
+        (Transport::Sse, _, _, _) => sse::run(&ctx, &mut rec, None).await,
+        (Transport::ShortPoll | Transport::LongPoll, _, _, None) => {
+            poll::run(&ctx, &mut rec, None).await;
+        }
     }
     rec.flush();
+    if let Some(out) = outbox.as_mut() {
+        out.flush();
+    }
     ClientOutput {
         recorder: rec,
         wire: ctx.wire,
+        outbox,
     }
 }
 

@@ -8,10 +8,10 @@
 
 use bytes::Bytes;
 use feedlab_wire::Transport;
-use http_body_util::{BodyExt as _, Empty};
+use http_body_util::BodyExt as _;
 use hyper::StatusCode;
 
-use super::{link::Link, long_poll, ClientCtx, RESPONSE_TIMEOUT};
+use super::{link::Link, long_poll, ClientCtx, H2Handoff, RESPONSE_TIMEOUT};
 use crate::{
     cli::HttpVersion,
     clock::{self, Pace},
@@ -27,7 +27,7 @@ enum Outcome {
     Failed(&'static str),
 }
 
-pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
+pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
     let s = &ctx.shared;
     let long = s.transport == Transport::LongPoll;
     let keep_alive = s.http != HttpVersion::Http10;
@@ -93,6 +93,9 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
                         // Connected is ready (a long-poll's first answer may be an event away);
                         // a reconnect ends only with the next response, in `up`.
                         link.ready(ctx);
+                        if let Some(h2) = h2 {
+                            h2.send_replace(c.0.h2_clone());
+                        }
                         conn = Some(c);
                     }
                     Err(e) => rec.error(net::hyper_error_kind(&e)),
@@ -160,6 +163,9 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
                         rec.error(format!("http_{}", other.as_u16()));
                         link.down(ctx, rec);
                         conn = None;
+                        if let Some(h2) = h2 {
+                            h2.send_replace(None);
+                        }
                     }
                 }
                 if !keep_alive {
@@ -169,9 +175,15 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
             Outcome::Failed(kind) => {
                 rec.error(kind);
                 conn = None;
+                if let Some(h2) = h2 {
+                    h2.send_replace(None);
+                }
                 link.down(ctx, rec);
             }
         }
+    }
+    if let Some(h2) = h2 {
+        h2.send_replace(None);
     }
     if let Some((sender, mut connection)) = conn.take() {
         // Let hyper close the idle connection properly, briefly.
@@ -181,7 +193,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
 }
 
 async fn exchange(sender: &mut Sender, target: &Target, http: HttpVersion, path: &str) -> Outcome {
-    let req = target.get(path, http).body(Empty::<Bytes>::new());
+    let req = target.get(path, http).body(net::empty());
     let Ok(req) = req else {
         return Outcome::Failed("bad_request");
     };

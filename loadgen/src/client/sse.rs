@@ -3,13 +3,12 @@
 //! connection (one connection per client, so the numbers compare with HTTP/1.1). A stream that ends (server restart, `event: overflow`) is resumed
 //! with `Last-Event-ID`, the way a browser's EventSource would.
 
-use bytes::Bytes;
 use eventsource_stream::Eventsource as _;
 use futures_util::StreamExt as _;
-use http_body_util::{BodyExt as _, Empty};
+use http_body_util::BodyExt as _;
 use hyper::{header, StatusCode};
 
-use super::{close, link::Link, ClientCtx, RESPONSE_TIMEOUT};
+use super::{close, link::Link, ClientCtx, H2Handoff, RESPONSE_TIMEOUT};
 use crate::{
     clock,
     event::{EventMsg, MissedNotice},
@@ -17,7 +16,7 @@ use crate::{
     stats::Recorder,
 };
 
-pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
+pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
     let s = &ctx.shared;
     let mut link = Link::new(ctx);
     'connection: loop {
@@ -57,7 +56,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
         if link.resuming() && s.nchan.is_none() {
             req = req.header("last-event-id", cursor.to_string());
         }
-        let Ok(req) = req.body(Empty::<Bytes>::new()) else {
+        let Ok(req) = req.body(net::empty()) else {
             rec.error("bad_request");
             break;
         };
@@ -89,6 +88,9 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
             continue;
         }
         link.up(ctx);
+        if let Some(h2) = h2 {
+            h2.send_replace(sender.h2_clone());
+        }
         let mut events = res.into_body().into_data_stream().eventsource();
         loop {
             let next = tokio::select! {
@@ -129,7 +131,13 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
         }
         drop(events);
         drop(sender);
+        if let Some(h2) = h2 {
+            h2.send_replace(None);
+        }
         close(task).await;
         link.down(ctx, rec);
+    }
+    if let Some(h2) = h2 {
+        h2.send_replace(None);
     }
 }

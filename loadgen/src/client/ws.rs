@@ -6,8 +6,16 @@
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig, Message};
 
+use std::collections::VecDeque;
+
 use super::{link::Link, ClientCtx, RESPONSE_TIMEOUT};
-use crate::{clock, event::WsMsg, net, stats::Recorder};
+use crate::{
+    clock,
+    event::WsMsg,
+    net,
+    stats::Recorder,
+    upstream::{self, Due, Outbox, Schedule, SendPlan},
+};
 
 /// tungstenite's buffers, kept small: its defaults (128 KiB write buffer threshold) are sized
 /// for throughput, and loadgen holds 10,000 of these.
@@ -21,9 +29,16 @@ fn config() -> WebSocketConfig {
     }
 }
 
-pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
+pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbox>) {
     let s = &ctx.shared;
     let mut link = Link::new(ctx);
+    // Talking back: messages go up this socket; their acknowledgements come back on it in order.
+    let mut talk = s.send.as_ref().map(|plan| Talk {
+        plan,
+        from: plan.from(ctx.index),
+        schedule: Schedule::new(plan),
+        pending: VecDeque::new(),
+    });
     'connection: loop {
         let Some(permit) = link.attempt(ctx, rec).await else {
             break;
@@ -76,7 +91,30 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
         drop(permit);
         rec.request();
         link.up(ctx);
+        // What the last socket left unacknowledged goes again, with the same keys.
+        if let (Some(talk), Some(out)) = (talk.as_ref(), out.as_deref_mut()) {
+            let mut resent = Ok(());
+            for due in &talk.pending {
+                out.retried += 1;
+                out.maybe_twice += 1;
+                resent = ws.send(Message::Text(talk.frame(due))).await;
+                if resent.is_err() {
+                    break;
+                }
+            }
+            if let Err(e) = resent {
+                rec.error(error_kind(&e));
+                link.down(ctx, rec);
+                continue;
+            }
+        }
         loop {
+            let due = async {
+                match talk.as_mut() {
+                    Some(t) => t.schedule.due().await,
+                    None => std::future::pending().await,
+                }
+            };
             let msg = tokio::select! {
                 biased;
                 _ = s.stop.cancelled() => {
@@ -85,17 +123,30 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
                     let drain = async {
                         while let Some(Ok(msg)) = ws.next().await {
                             if let Message::Text(t) = msg {
-                                text(&t, rec);
+                                text(&t, rec, talk.as_mut(), out.as_deref_mut());
                             }
                         }
                     };
                     let _ = tokio::time::timeout(RESPONSE_TIMEOUT, drain).await;
                     break 'connection;
                 }
+                due = due => {
+                    // unwrap: only due when talking back.
+                    let talk = talk.as_mut().expect("talking back");
+                    if let Some(out) = out.as_deref_mut() {
+                        out.first_send(&due);
+                    }
+                    talk.pending.push_back(due);
+                    if let Err(e) = ws.send(Message::Text(talk.frame(&due))).await {
+                        rec.error(error_kind(&e));
+                        break;
+                    }
+                    continue;
+                }
                 msg = ws.next() => msg,
             };
             match msg {
-                Some(Ok(Message::Text(t))) => text(&t, rec),
+                Some(Ok(Message::Text(t))) => text(&t, rec, talk.as_mut(), out.as_deref_mut()),
                 Some(Ok(Message::Close(frame))) => {
                     let code = frame.map_or(1005, |f| u16::from(f.code));
                     rec.error(format!("ws_close_{code}"));
@@ -121,9 +172,30 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
     }
 }
 
-fn text(t: &str, rec: &mut Recorder) {
+/// One client's talking back on its socket.
+struct Talk<'a> {
+    plan: &'a SendPlan,
+    from: u64,
+    schedule: Schedule,
+    /// Sent, not yet acknowledged, in the order sent (the server answers in that order).
+    pending: VecDeque<Due>,
+}
+
+impl Talk<'_> {
+    fn frame(&self, due: &Due) -> String {
+        upstream::ws_publish(self.plan, self.from, due)
+    }
+}
+
+fn text(t: &str, rec: &mut Recorder, talk: Option<&mut Talk<'_>>, out: Option<&mut Outbox>) {
     let now = clock::now_us();
     match serde_json::from_str::<WsMsg>(t) {
+        Ok(m) if m.op.as_deref() == Some("published") => {
+            match (talk.and_then(|t| t.pending.pop_front()), out, m.seq) {
+                (Some(due), Some(out), Some(seq)) => out.ack(&due, seq),
+                _ => rec.error("ws_unexpected_ack"),
+            }
+        }
         Ok(WsMsg {
             seq: Some(seq),
             ts,

@@ -16,7 +16,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http_body_util::Empty;
+use http_body_util::{Empty, Full};
 use hyper::{
     body::Incoming,
     client::conn::{http1, http2},
@@ -270,11 +270,36 @@ pub fn alpn_for(version: HttpVersion) -> Alpn {
     }
 }
 
+/// The body of a client's requests: empty for its GETs, a JSON message for the `POST /publish`
+/// a talking-back client sends as a stream on the same HTTP/2 connection.
+pub type Body = http_body_util::Either<Empty<Bytes>, Full<Bytes>>;
+
+/// An empty request body.
+pub fn empty() -> Body {
+    http_body_util::Either::Left(Empty::new())
+}
+
+/// A request body of `data`.
+pub fn full(data: impl Into<Bytes>) -> Body {
+    http_body_util::Either::Right(Full::new(data.into()))
+}
+
 /// The request half of a client connection, HTTP/1 or HTTP/2.
 #[derive(Debug)]
-pub enum Sender<B = Empty<Bytes>> {
+pub enum Sender<B = Body> {
     H1(http1::SendRequest<B>),
     H2(http2::SendRequest<B>),
+}
+
+impl<B> Sender<B> {
+    /// A second handle on the same HTTP/2 connection (its requests are further streams on it);
+    /// `None` for HTTP/1, whose connection takes one request at a time.
+    pub fn h2_clone(&self) -> Option<Self> {
+        match self {
+            Self::H1(_) => None,
+            Self::H2(s) => Some(Self::H2(s.clone())),
+        }
+    }
 }
 
 impl<B> Sender<B>

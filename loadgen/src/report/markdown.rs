@@ -36,6 +36,7 @@ impl<'a, W: Write> Markdown<'a, W> {
             self.write_table(&t)?;
         }
         for t in [
+            tables::upstream(self.report),
             tables::repeats(self.report),
             tables::resilience(self.report),
             tables::http_versions(self.report),
@@ -109,9 +110,17 @@ impl<'a, W: Write> Markdown<'a, W> {
         } else {
             ", every phase run once".to_owned()
         };
+        let talking = if s.send_rate > 0.0 {
+            format!(
+                ", every client also publishing {} message(s)/s of its own",
+                tables::num(s.send_rate)
+            )
+        } else {
+            String::new()
+        };
         writeln!(
             self.w,
-            "{} client(s) per transport, {} event(s)/s of {} for {} s per transport ({}{runs}){polling}{}. Server: {} ({}). Machine: {} cores, {}, {}.\n",
+            "{} client(s) per transport, {} event(s)/s of {}{talking} for {} s per transport ({}{runs}){polling}{}. Server: {} ({}). Machine: {} cores, {}, {}.\n",
             clients,
             rates,
             if s.payload == "padding" {

@@ -170,6 +170,12 @@ pub struct Settings {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(skip_serializing_if = "sch::added_later")]
     pub networks: Vec<String>,
+    /// `--send-rate`: messages per second each client published itself (0: clients only
+    /// listened).
+    #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    #[schemars(range(min = 0))]
+    pub send_rate: f64,
 }
 
 fn one() -> u32 {
@@ -373,6 +379,10 @@ pub struct TransportResult {
     #[schemars(extend("propertyNames" = {"pattern": "^[a-z0-9_]+$"}))]
     pub errors: BTreeMap<String, u64>,
     pub publisher: Published,
+    /// What the clients' own messages cost (`--send-rate`); absent when clients only listen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    pub upstream: Option<crate::upstream::Upstream>,
     /// loadgen's counts against the server's `/stats` deltas; null when unavailable.
     pub server_check: Option<ServerCheck>,
     pub histograms: Histograms,
@@ -499,7 +509,14 @@ impl TransportResult {
 
     /// Whether anything was lost, repeated, reordered or failed.
     pub fn has_loss(&self) -> bool {
-        self.gaps > 0 || self.duplicates > 0 || self.out_of_order > 0 || self.lost > 0
+        self.gaps > 0
+            || self.duplicates > 0
+            || self.out_of_order > 0
+            || self.lost > 0
+            || self
+                .upstream
+                .as_ref()
+                .is_some_and(|u| u.lost_own > 0 || u.unacknowledged > 0)
     }
 
     pub fn has_errors(&self) -> bool {

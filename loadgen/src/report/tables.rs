@@ -476,6 +476,38 @@ pub fn wire(report: &Report) -> Table {
     t
 }
 
+/// With `--send-rate`: what the clients' own messages cost on each transport's way up, one row
+/// per phase (its last run; report.json has every run).
+pub fn upstream(report: &Report) -> Option<Table> {
+    let mut t = Table::new(
+        "Talking back",
+        "Each client also published its own messages (`--send-rate`): WebSocket on its socket, the others `POST /publish` (HTTP/1.1 on a second connection, HTTP/2 as a stream on the same one, HTTP/1.0 a connection per message). Latencies from each message's intended send time; bytes counted on all of a client's sockets, per message sent.",
+        &["transport", "way up", "sent", "acked", "resent", "lost own", "requests / msg", "connections / client", "bytes up / msg", "bytes down / msg", "ack p50", "own p50", "others p50", "others p99", "server CPU / msg in"],
+    );
+    let primary = report.primary_http();
+    for r in report.latest() {
+        let Some(u) = &r.upstream else { continue };
+        t.rows.push(vec![
+            r.label(primary),
+            u.way.clone(),
+            int(u.messages_sent),
+            int(u.messages_acked),
+            int(u.retried),
+            int(u.lost_own),
+            opt(u.requests_per_message, num),
+            num(u.connections_per_client),
+            opt(u.bytes_up_per_message, bytes),
+            opt(u.bytes_down_per_message, bytes),
+            us(u.ack_us.p50),
+            us(u.own_receipt_us.p50),
+            us(u.others_receipt_us.p50),
+            us(u.others_receipt_us.p99),
+            opt(u.server_cpu_us_per_message, |v| us(v.round() as u64)),
+        ]);
+    }
+    (!t.rows.is_empty()).then_some(t)
+}
+
 pub fn server(report: &Report) -> Table {
     let mut t = Table::new(
         "Cost on the server",

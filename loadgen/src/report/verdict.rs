@@ -9,6 +9,58 @@ use super::{
     Report, TransportResult,
 };
 
+/// One sentence per transport and way up that talked back (`--send-rate`): what a message cost
+/// and how fast it went round, as medians over the phase's runs. Figures only, no ranking: the
+/// ranked conclusions below are about delivery.
+fn talk_back(report: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in report.latest() {
+        let Some(u) = &r.upstream else { continue };
+        let runs: Vec<&crate::upstream::Upstream> = report
+            .runs_of(r)
+            .iter()
+            .filter_map(|p| p.upstream.as_ref())
+            .collect();
+        let median = |f: &dyn Fn(&crate::upstream::Upstream) -> Option<f64>| {
+            let v: Vec<f64> = runs.iter().filter_map(|u| f(u)).collect();
+            Range::of(&v).map(|r| r.median)
+        };
+        let q = |f: fn(&crate::upstream::Upstream) -> &crate::stats::Quantiles, p99: bool| {
+            median(&|u| {
+                let q = f(u);
+                (q.count > 0).then_some(if p99 { q.p99 } else { q.p50 } as f64)
+            })
+            .map_or_else(|| "–".to_owned(), |v| us(v.round() as u64))
+        };
+        let of_runs = if runs.len() > 1 {
+            format!(", medians of {} runs", runs.len())
+        } else {
+            String::new()
+        };
+        out.push(format!(
+            "Talking back, {} ({}, {} message(s)/s per client{of_runs}): a message cost {} up and {} request(s), {} TCP connection(s) per client; acknowledged in p50 {}, back at its sender in p50 {}, at every other client in p50 {} / p99 {}; server CPU {} per message in. Over {} run(s): {} sent, {} acknowledged, {} resent, {} never came back to its sender.",
+            r.label(report.primary_http()),
+            u.way,
+            num(u.send_rate),
+            median(&|u| u.bytes_up_per_message).map_or_else(|| "–".to_owned(), bytes),
+            median(&|u| u.requests_per_message).map_or_else(|| "–".to_owned(), num),
+            median(&|u| Some(u.connections_per_client)).map_or_else(|| "–".to_owned(), num),
+            q(|u| &u.ack_us, false),
+            q(|u| &u.own_receipt_us, false),
+            q(|u| &u.others_receipt_us, false),
+            q(|u| &u.others_receipt_us, true),
+            median(&|u| u.server_cpu_us_per_message)
+                .map_or_else(|| "–".to_owned(), |v| us(v.round() as u64)),
+            runs.len(),
+            super::tables::int(runs.iter().map(|u| u.messages_sent).sum()),
+            super::tables::int(runs.iter().map(|u| u.messages_acked).sum()),
+            super::tables::int(runs.iter().map(|u| u.retried).sum()),
+            super::tables::int(runs.iter().map(|u| u.lost_own).sum()),
+        ));
+    }
+    out
+}
+
 pub fn conclusions(report: &Report, poll_interval_s: f64) -> Vec<String> {
     let mut out = Vec::new();
     let rows: Vec<&TransportResult> = report.headline();
@@ -37,6 +89,7 @@ pub fn conclusions(report: &Report, poll_interval_s: f64) -> Vec<String> {
         out.push("The run was interrupted (Ctrl-C): only the phases that ran are reported.".into());
     }
     out.extend(resilience(report));
+    out.extend(talk_back(report));
 
     out.extend(ranked(
         "Latency",

@@ -124,6 +124,7 @@ pub fn assemble(
             proxy: args.proxy.as_str().to_owned(),
             proxy_read_timeout_s: (args.proxy != crate::cli::ProxyKind::None)
                 .then_some(args.proxy_read_timeout.as_secs_f64()),
+            send_rate: args.send_rate,
             transports: args
                 .transports()
                 .iter()

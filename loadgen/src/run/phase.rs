@@ -34,6 +34,7 @@ use crate::{
     stats::{encode_histogram, new_histogram, ClientTotals, LatencySink, Live, Quantiles},
     sys,
     target::{nchan::Channel, TargetKind},
+    upstream,
 };
 
 /// Longest wait for clients to stop after the drain before they are abandoned.
@@ -127,8 +128,11 @@ pub async fn run_phase(
     let mut rng =
         StdRng::seed_from_u64(env.seed ^ (phase.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let connect_gate = Arc::new(tokio::sync::Semaphore::new(client::CONNECTS_IN_FLIGHT));
+    let (started_tx, started_rx) = watch::channel(None);
+    let nonce: u64 = rng.gen();
+    let talking = args.send_rate > 0.0 && !env.interrupt.is_cancelled();
     let mut groups = Vec::new();
-    for &member in &phase.members {
+    for (member_index, &member) in phase.members.iter().enumerate() {
         let shared = Arc::new(Shared {
             targets: endpoint.client_targets.clone(),
             transport: member.transport,
@@ -144,6 +148,15 @@ pub async fn run_phase(
             connect_gate: connect_gate.clone(),
             reconnects: std::sync::Mutex::new(Vec::new()),
             nchan: nchan.clone(),
+            send: talking.then(|| upstream::SendPlan {
+                rate: args.send_rate,
+                duration: env.plan.duration,
+                pad: "x".repeat(args.payload_bytes),
+                nonce,
+                from_base: member_index as u64 * u64::from(phase.clients),
+                started: started_rx.clone(),
+                sink: Arc::new(upstream::UpSink::default()),
+            }),
         });
         groups.push(Group {
             member,
@@ -202,6 +215,7 @@ pub async fn run_phase(
     let publish_start = Instant::now();
     let publish_start_us = clock::now_us();
     deadline_tx.send_replace(Some(publish_start + env.plan.duration + env.plan.drain));
+    started_tx.send_replace(Some(publish_start));
     let chaos_task = chaos_on.then(|| {
         // Validated by the plan: inside the publishing time.
         let offset = args.chaos_at.offset(env.plan.duration).unwrap_or_default();
@@ -306,6 +320,28 @@ pub async fn run_phase(
         outputs.push(outs);
     }
     drop(bar);
+    // Client messages (`--send-rate`) are in the feed too: every acknowledged one must reach
+    // every client, as the publisher's must.
+    let mut acked = published.acked.clone();
+    let mut client_messages = 0u64;
+    for o in outputs.iter().flatten() {
+        if let Some(out) = &o.outbox {
+            acked.extend_from_slice(&out.acked_seqs);
+            client_messages += out.acked;
+        }
+    }
+    acked.sort_unstable();
+    let end_seq = end_seq.max(acked.last().copied().unwrap_or(0));
+    let foreign = end_seq
+        .saturating_sub(cursor)
+        .saturating_sub(published.published + client_messages);
+    if foreign > 0 && !chaos_on {
+        warnings.push(format!(
+            "Phase {} ({}): the feed carried {foreign} event(s) that loadgen did not publish (the server's own ticker, or another publisher); they are in the feed, so every client is expected to receive them too, and they count in events expected and received.",
+            phase.index,
+            phase.label()
+        ));
+    }
     sampler_stop.cancel();
     let (server_sampled_peak, loadgen_sampled_peak) = sampler.await.unwrap_or((None, None));
     // A server killed for good (`kill-one`) has no counters left to read.
@@ -385,11 +421,15 @@ pub async fn run_phase(
         let name = g.member.transport.name();
         let mut totals = ClientTotals::default();
         let (mut down, mut up, mut plain_down) = (0u64, 0u64, 0u64);
+        let mut talk = g.shared.send.as_ref().map(|_| Talked::default());
         for o in outs {
             down += o.wire.read();
             up += o.wire.written();
             plain_down += o.wire.plain_read();
-            totals += &o.recorder.finish(end_seq, &published.acked);
+            if let (Some(t), Some(out)) = (talk.as_mut(), o.outbox.as_ref()) {
+                t.add(out, o.recorder.receipts.as_ref());
+            }
+            totals += &o.recorder.finish(end_seq, &acked);
         }
         let (latency, server_latency) = g.shared.sink.merged();
         let trips: Vec<Reconnect> = g
@@ -495,6 +535,29 @@ pub async fn run_phase(
             loadgen_rss_per_connection_bytes: per_connection(loadgen_start_rss, loadgen_peak),
             errors: totals.errors.clone(),
             publisher: published.clone(),
+            upstream: talk.map(|t| {
+                // Only a transport alone in its phase owns its way's counters.
+                let check = (checkable && phase.members.len() == 1).then(|| {
+                    upstream_check(g.member, &before, &after, &t, &published)
+                });
+                let mut u = t.upstream(
+                    g,
+                    phase.clients,
+                    (totals.requests, totals.connections),
+                    (up, down),
+                    server_cpu,
+                    received,
+                );
+                if let Some(c) = check.as_ref().filter(|c| !c.ok) {
+                    warnings.push(format!(
+                        "Phase {} ({name}, HTTP/{}): loadgen's publishes and the server's /stats ({}) disagree: requests {} vs {}, messages {} vs {}, bytes {} vs {}.",
+                        phase.index, g.member.http, c.way, c.requests.loadgen, c.requests.server,
+                        c.messages.loadgen, c.messages.server, c.bytes.loadgen, c.bytes.server
+                    ));
+                }
+                u.server_check = check;
+                u
+            }),
             server_check: check,
             histograms: Histograms {
                 latency_us: encode_histogram(&latency),
@@ -564,6 +627,130 @@ fn network_result(
         hol_stalls: Some(stalls),
         hol_threshold_us: Some(threshold_us),
     }
+}
+
+/// What one transport's clients sent (`--send-rate`), summed.
+#[derive(Debug, Default)]
+struct Talked {
+    sent: u64,
+    acked: u64,
+    retried: u64,
+    maybe_twice: u64,
+    lost_own: u64,
+    requests: u64,
+    connections: u64,
+    sending_up: u64,
+    sending_down: u64,
+    errors: crate::stats::ErrorCounts,
+}
+
+impl Talked {
+    fn add(&mut self, out: &upstream::Outbox, receipts: Option<&upstream::Receipts>) {
+        self.sent += out.sent;
+        self.acked += out.acked;
+        self.retried += out.retried;
+        self.maybe_twice += out.maybe_twice;
+        self.requests += out.requests;
+        self.connections += out.connections;
+        self.sending_up += out.wire.written();
+        self.sending_down += out.wire.read();
+        for (k, v) in &out.errors {
+            *self.errors.entry(k.clone()).or_insert(0) += v;
+        }
+        // Messages are numbered 0.. in the order first sent: each must have come back.
+        let back = receipts.map_or(0, |r| r.own.range(..out.sent).count() as u64);
+        self.lost_own += out.sent.saturating_sub(back);
+    }
+
+    /// The report's section; `stream` is the receiving side's (requests, connections), `wire`
+    /// its (bytes up, bytes down).
+    fn upstream(
+        self,
+        g: &Group,
+        clients: u32,
+        stream: (u64, u64),
+        wire: (u64, u64),
+        server_cpu: Option<f64>,
+        deliveries: u64,
+    ) -> upstream::Upstream {
+        let sent = self.sent;
+        let per_message = |v: u64| (sent > 0).then(|| v as f64 / sent as f64);
+        let clients = f64::from(clients.max(1));
+        let per_us =
+            |n: u64| server_cpu.and_then(|c| (n > 0).then(|| (c * 1e7 / n as f64).round() / 10.0));
+        let sending_only =
+            g.member.transport != server::Transport::Ws && g.member.http != HttpVersion::Http2;
+        let mut u = upstream::Upstream {
+            way: upstream::way_up(g.member.transport, g.member.http).to_owned(),
+            send_rate: g.shared.send.as_ref().map_or(0.0, |p| p.rate),
+            messages_sent: sent,
+            messages_acked: self.acked,
+            unacknowledged: sent.saturating_sub(self.acked),
+            retried: self.retried,
+            maybe_twice: self.maybe_twice,
+            lost_own: self.lost_own,
+            requests_per_message: per_message(self.requests),
+            requests_per_client: (stream.0 + self.requests) as f64 / clients,
+            connections_per_client: (stream.1 + self.connections) as f64 / clients,
+            bytes_up_per_message: per_message(wire.0 + self.sending_up),
+            bytes_down_per_message: per_message(wire.1 + self.sending_down),
+            bytes_up_sending_only_per_message: if sending_only {
+                per_message(self.sending_up)
+            } else {
+                None
+            },
+            server_cpu_us_per_message: per_us(self.acked),
+            server_cpu_us_per_delivery: per_us(deliveries),
+            errors: self.errors,
+            ..upstream::Upstream::default()
+        };
+        if let Some(plan) = &g.shared.send {
+            u.latencies(&plan.sink);
+        }
+        u
+    }
+}
+
+/// The clients' publishes against the sum of the servers' counts of their way up; the phase's
+/// publisher (`POST /publish` over HTTP/1.1) counts on loadgen's side of `http/1.1`.
+fn upstream_check(
+    member: Member,
+    before: &[Stats],
+    after: &[Stats],
+    talked: &Talked,
+    published: &publisher::Published,
+) -> upstream::UpstreamCheck {
+    let key = upstream::stats_way_key(member.transport, member.http);
+    let mut delta = crate::probe::PublishCounters::default();
+    for (b, a) in before.iter().zip(after) {
+        let zero = crate::probe::PublishCounters::default();
+        let d = a
+            .publishes
+            .get(key)
+            .unwrap_or(&zero)
+            .since(b.publishes.get(key).unwrap_or(&zero));
+        delta.requests += d.requests;
+        delta.messages += d.messages;
+        delta.bytes_read += d.bytes_read;
+    }
+    let (mut requests, mut messages, mut bytes) =
+        (talked.requests, talked.acked, talked.sending_up);
+    if key == "http/1.1" {
+        requests += published.published;
+        messages += published.published;
+        bytes += published.bytes_up;
+    }
+    if member.transport == server::Transport::Ws || member.http == HttpVersion::Http2 {
+        // The way shares the stream's connection: what the sending alone wrote is not counted
+        // apart on loadgen's side; the server's figure is shown against 0.
+        bytes = 0;
+    }
+    upstream::UpstreamCheck::new(
+        member.transport,
+        member.http,
+        delta,
+        (requests, messages, bytes),
+    )
 }
 
 /// loadgen's counts for one transport against the sum of the servers' `/stats` deltas.

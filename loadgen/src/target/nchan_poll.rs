@@ -11,7 +11,7 @@
 //! interval.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty};
+use http_body_util::BodyExt as _;
 use hyper::{header, StatusCode};
 use server::Transport;
 
@@ -105,7 +105,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, channel: &Channel) {
             .get(path, HttpVersion::Http11)
             .header(header::IF_MODIFIED_SINCE, &cursor.modified)
             .header(header::IF_NONE_MATCH, &cursor.etag)
-            .body(Empty::<Bytes>::new())
+            .body(net::empty())
         else {
             rec.error("bad_request");
             break;
@@ -192,7 +192,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, channel: &Channel) {
 
 async fn exchange(
     sender: &mut Sender,
-    req: hyper::Request<Empty<Bytes>>,
+    req: hyper::Request<net::Body>,
 ) -> Result<Answer, &'static str> {
     sender
         .ready()

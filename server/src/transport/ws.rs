@@ -243,16 +243,17 @@ pub(crate) async fn answer(
     match client_op(text)? {
         ClientOp::Echo => Ok(text.clone()),
         ClientOp::Publish { data, id } => {
-            crate::publish::publish_message(state, &data, id.as_deref())
+            let reply = crate::publish::publish_message(state, &data, id.as_deref())
                 .await
-                .map(Into::into)
                 .map_err(|e| {
                     if actix_web::ResponseError::status_code(&e).is_client_error() {
                         return close(CloseCode::Policy, e.to_string());
                     }
                     tracing::error!("ws publish: {e}");
                     close(CloseCode::Error, "publishing failed on the server".into())
-                })
+                })?;
+            state.accounting.ws_published(text.len());
+            Ok(reply.into())
         }
     }
 }

@@ -239,3 +239,73 @@ async fn results_files_are_served_and_traversal_is_refused_in_every_encoding() {
         );
     }
 }
+
+async fn publishes(srv: &TestServer) -> Value {
+    get(&srv.url("/stats")).await.json()["publishes"].clone()
+}
+
+/// What a client talking back sends is counted by its way up: `POST /publish` per HTTP version,
+/// head and body byte for byte, and WebSocket `publish` messages by their (masked) frames.
+#[tokio::test]
+async fn publishes_are_counted_by_way_up_byte_for_byte() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    let srv = TestServer::start(&[]);
+    let body = r#"{"hello":"back"}"#;
+    for (way, request) in [
+        (
+            "http/1.1",
+            format!(
+                "POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nIdempotency-Key: k1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        ),
+        (
+            "http/1.0",
+            format!(
+                "POST /publish HTTP/1.0\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        ),
+    ] {
+        let before = publishes(&srv).await;
+        let got = raw_exchange(&srv, &request).await;
+        assert!(String::from_utf8_lossy(&got).contains("\"seq\""));
+        let after = publishes(&srv).await;
+        let delta = |k: &str| after[way][k].as_u64().unwrap() - before[way][k].as_u64().unwrap();
+        assert_eq!((delta("requests"), delta("messages")), (1, 1), "{way}");
+        assert_eq!(delta("bytes_read"), request.len() as u64, "{way}");
+    }
+    // A refused publish is not one.
+    let before = publishes(&srv).await;
+    let refused = raw_exchange(
+        &srv,
+        "POST /publish HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3\r\n\r\n{no",
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&refused).starts_with("HTTP/1.1 400"));
+    assert_eq!(publishes(&srv).await, before);
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(srv.ws_url("/ws?since=0"))
+        .await
+        .unwrap();
+    let msg = r#"{"op":"publish","id":"k2","data":{"hello":"again"}}"#;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(msg.into()))
+        .await
+        .unwrap();
+    loop {
+        let frame = tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if frame.to_text().unwrap_or("").contains("\"published\"") {
+            break;
+        }
+    }
+    let after = publishes(&srv).await;
+    assert_eq!(after["ws"]["messages"], 1);
+    assert_eq!(after["ws"]["requests"], 0);
+    // 2 bytes of header and 4 of mask around a payload under 126 bytes.
+    assert_eq!(after["ws"]["bytes_read"], (msg.len() + 6) as u64);
+    assert_eq!(after["http/2"]["messages"], 0);
+}

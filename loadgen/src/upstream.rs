@@ -1,0 +1,657 @@
+//! Talking back (`--send-rate`): every client publishes its own messages into the feed, as in a
+//! chat room, and every client receives everyone's. Each transport goes up its natural way: a
+//! WebSocket sends `{"op":"publish"}` on its own socket; SSE and polling clients `POST /publish`,
+//! over HTTP/1.1 on a second keep-alive connection, over HTTP/2 as a stream on the connection
+//! that carries their stream or polls, and over HTTP/1.0 on a new connection per message.
+//!
+//! Messages go out at fixed intended times ([`Schedule`]), and every latency is counted from
+//! that intended time, so a message that waited behind a slow one carries the wait (no
+//! coordinated omission). Each message has an idempotency key, reused when it is sent again after
+//! a failure or a reconnect, so a server that deduplicates stores it once; resends are counted.
+//!
+//! The measurement itself is hand-written here (schedule, keys, acknowledgement matching); the
+//! HTTP and WebSocket work is hyper's and tungstenite's, as everywhere in loadgen.
+
+use std::{
+    collections::BTreeSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use hdrhistogram::Histogram;
+use hyper::{header, Request};
+use serde::{Deserialize, Serialize};
+use tokio::{sync::watch, time::Instant};
+
+use crate::{
+    cli::HttpVersion,
+    client::{link, ClientCtx},
+    clock::{self, Pace},
+    net::{self, Target, Wire},
+    publisher::{send_publish, Attempt},
+    report::Compared,
+    stats::{new_histogram, ErrorCounts, Quantiles, FLUSH_EVERY},
+};
+
+/// What every talking-back client of one transport in one phase shares.
+#[derive(Debug)]
+pub struct SendPlan {
+    /// Messages per second per client.
+    pub rate: f64,
+    /// How long clients send (the phase's publishing time).
+    pub duration: Duration,
+    pub pad: String,
+    /// This phase's part of every idempotency key, so no two runs' keys meet on one server.
+    pub nonce: u64,
+    /// Added to a client's index to give its `from`: unique across the transports of a phase.
+    pub from_base: u64,
+    /// Set when publishing starts.
+    pub started: watch::Receiver<Option<Instant>>,
+    pub sink: Arc<UpSink>,
+}
+
+impl SendPlan {
+    pub fn from(&self, index: usize) -> u64 {
+        self.from_base + index as u64
+    }
+}
+
+/// `data` of message `n` of client `from`: `{"sent_us":…,"from":F,"msg":n,"pad":"xxx…"}`.
+pub fn body(from: u64, n: u64, sent_us: u64, pad: &str) -> String {
+    format!(r#"{{"sent_us":{sent_us},"from":{from},"msg":{n},"pad":"{pad}"}}"#)
+}
+
+/// The idempotency key of message `n` of client `from` (`Idempotency-Key`, WebSocket `id`).
+pub fn key(nonce: u64, from: u64, n: u64) -> String {
+    format!("lg-{nonce:016x}-{from}-{n}")
+}
+
+/// The WebSocket frame publishing message `n`: `{"op":"publish","id":KEY,"data":…}`.
+pub fn ws_publish(plan: &SendPlan, from: u64, due: &Due) -> String {
+    format!(
+        r#"{{"op":"publish","id":"{}","data":{}}}"#,
+        key(plan.nonce, from, due.n),
+        body(from, due.n, due.intended_us, &plan.pad)
+    )
+}
+
+/// One message due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    pub n: u64,
+    /// Its intended time on loadgen's clock (µs), the start of every latency it gets.
+    pub intended_us: u64,
+}
+
+/// One client's fixed send times, from the moment publishing starts.
+#[derive(Debug)]
+pub struct Schedule {
+    rate: f64,
+    duration: Duration,
+    started: watch::Receiver<Option<Instant>>,
+    pace: Option<(Pace, u64)>,
+    next: u64,
+}
+
+impl Schedule {
+    pub fn new(plan: &SendPlan) -> Self {
+        Self {
+            rate: plan.rate,
+            duration: plan.duration,
+            started: plan.started.clone(),
+            pace: None,
+            next: 0,
+        }
+    }
+
+    /// Waits for the next message's intended time (forever when all are sent). Cancel-safe:
+    /// nothing changes until it returns, so it can sit in a `select!`.
+    pub async fn due(&mut self) -> Due {
+        loop {
+            if self.pace.is_none() {
+                let start = *self.started.borrow_and_update();
+                if let Some(start) = start {
+                    let pace = Pace::per_second(start, self.rate);
+                    self.pace = Some((pace, pace.count_within(self.duration)));
+                } else if self.started.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                continue;
+            }
+            // unwrap: set just above.
+            let (pace, total) = self.pace.expect("pace");
+            if self.next >= total {
+                std::future::pending::<()>().await;
+            }
+            let at = pace.intended(self.next);
+            tokio::time::sleep_until(at).await;
+            let late = Instant::now().saturating_duration_since(at).as_micros() as u64;
+            let n = self.next;
+            self.next += 1;
+            return Due {
+                n,
+                intended_us: clock::now_us().saturating_sub(late),
+            };
+        }
+    }
+
+    /// Whether every message has been handed out.
+    pub fn done(&self) -> bool {
+        self.pace.is_some_and(|(_, total)| self.next >= total)
+    }
+}
+
+/// Which latency a sample belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Intended send time → acknowledgement (`{"seq":N}` or `{"op":"published"}`).
+    Ack,
+    /// Intended send time → the sender received its own message from the feed.
+    Own,
+    /// Intended send time → another client received it.
+    Others,
+    /// How late the message left against its intended time.
+    Lag,
+}
+
+/// The talking-back latencies of one transport in one phase, shared by its clients (as
+/// [`crate::stats::LatencySink`], and for the same reason: one histogram per client is too big).
+#[derive(Debug)]
+pub struct UpSink {
+    shards: Vec<Mutex<[Histogram<u64>; 4]>>,
+}
+
+impl Default for UpSink {
+    fn default() -> Self {
+        Self {
+            shards: (0..8)
+                .map(|_| Mutex::new(std::array::from_fn(|_| new_histogram())))
+                .collect(),
+        }
+    }
+}
+
+impl UpSink {
+    fn record(&self, shard: usize, samples: &[(Kind, u64)]) {
+        let mut h = self.shards[shard % self.shards.len()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for &(kind, v) in samples {
+            h[kind as usize].saturating_record(v.max(1));
+        }
+    }
+
+    /// The merged histogram of one kind.
+    pub fn merged(&self, kind: Kind) -> Histogram<u64> {
+        let mut out = new_histogram();
+        for shard in &self.shards {
+            let h = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = out.add(&h[kind as usize]);
+        }
+        out
+    }
+}
+
+/// Latency samples a client buffers before it takes a shard's lock.
+#[derive(Debug)]
+pub struct Samples {
+    shard: usize,
+    sink: Arc<UpSink>,
+    pending: Vec<(Kind, u64)>,
+}
+
+impl Samples {
+    pub fn new(shard: usize, sink: Arc<UpSink>) -> Self {
+        Self {
+            shard,
+            sink,
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, kind: Kind, us: u64) {
+        self.pending.push((kind, us));
+        if self.pending.len() >= FLUSH_EVERY {
+            self.flush();
+        }
+    }
+
+    pub fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            self.sink.record(self.shard, &self.pending);
+            self.pending.clear();
+        }
+    }
+}
+
+/// The receiving side of talking back, inside a client's [`crate::stats::Recorder`]: which of
+/// its own messages came back, and when everyone's arrived.
+#[derive(Debug)]
+pub struct Receipts {
+    pub from: u64,
+    /// Numbers of this client's own messages received (a repeat is a duplicate, counted by seq).
+    pub own: BTreeSet<u64>,
+    samples: Samples,
+}
+
+impl Receipts {
+    pub fn new(from: u64, shard: usize, sink: Arc<UpSink>) -> Self {
+        Self {
+            from,
+            own: BTreeSet::new(),
+            samples: Samples::new(shard, sink),
+        }
+    }
+
+    /// A client message arrived at `now_us`.
+    pub fn message(&mut self, from: u64, n: u64, sent_us: u64, now_us: u64) {
+        let us = now_us.saturating_sub(sent_us);
+        if from == self.from {
+            if self.own.insert(n) {
+                self.samples.add(Kind::Own, us);
+            }
+        } else {
+            self.samples.add(Kind::Others, us);
+        }
+    }
+
+    pub fn flush(&mut self) {
+        self.samples.flush();
+    }
+}
+
+/// The sending side of one client: what it sent, what was acknowledged, what it cost.
+#[derive(Debug)]
+pub struct Outbox {
+    /// Distinct messages sent at least once.
+    pub sent: u64,
+    pub acked: u64,
+    /// Sends repeated after a failure or a reconnect (same idempotency key).
+    pub retried: u64,
+    /// Of those, resends whose first attempt may have reached the server.
+    pub maybe_twice: u64,
+    /// HTTP requests (`POST /publish`) answered; 0 on a WebSocket.
+    pub requests: u64,
+    /// TCP connections opened for sending only (HTTP/1.x); none on WebSocket and HTTP/2.
+    pub connections: u64,
+    pub errors: ErrorCounts,
+    /// The seqs acknowledged: each must reach every client.
+    pub acked_seqs: Vec<u64>,
+    /// Bytes on the sending-only connections (HTTP/1.x), apart from the stream's own.
+    pub wire: Arc<Wire>,
+    samples: Samples,
+}
+
+impl Outbox {
+    pub fn new(shard: usize, sink: Arc<UpSink>) -> Self {
+        Self {
+            sent: 0,
+            acked: 0,
+            retried: 0,
+            maybe_twice: 0,
+            requests: 0,
+            connections: 0,
+            errors: ErrorCounts::new(),
+            acked_seqs: Vec::new(),
+            wire: Arc::new(Wire::default()),
+            samples: Samples::new(shard, sink),
+        }
+    }
+
+    /// A message leaves for the first time.
+    pub fn first_send(&mut self, due: &Due) {
+        self.sent += 1;
+        self.samples
+            .add(Kind::Lag, clock::now_us().saturating_sub(due.intended_us));
+    }
+
+    pub fn ack(&mut self, due: &Due, seq: u64) {
+        self.acked += 1;
+        self.acked_seqs.push(seq);
+        self.samples
+            .add(Kind::Ack, clock::now_us().saturating_sub(due.intended_us));
+    }
+
+    pub fn error(&mut self, kind: impl Into<String>) {
+        *self.errors.entry(kind.into()).or_insert(0) += 1;
+    }
+
+    pub fn flush(&mut self) {
+        self.samples.flush();
+    }
+}
+
+/// The way up of an HTTP client: `POST /publish` on a second keep-alive connection (HTTP/1.1),
+/// on a new connection per message (HTTP/1.0), or as a stream on the client's own HTTP/2
+/// connection, which the receiving side hands over through `h2` whenever it (re)connects.
+/// Sends one request at a time, as one `fetch` after another would; returns at the phase's stop.
+pub async fn post_loop(
+    ctx: &ClientCtx,
+    plan: &SendPlan,
+    out: &mut Outbox,
+    mut h2: Option<watch::Receiver<Option<net::Sender>>>,
+) {
+    let s = &ctx.shared;
+    let from = plan.from(ctx.index);
+    let mut schedule = Schedule::new(plan);
+    let mut target = link::first_target(ctx.index, s.targets.len());
+    let mut conn: Option<(net::Sender, tokio::task::JoinHandle<()>)> = None;
+    'messages: loop {
+        let due = tokio::select! {
+            biased;
+            _ = s.stop.cancelled() => break,
+            d = schedule.due() => d,
+        };
+        out.first_send(&due);
+        let data = body(from, due.n, due.intended_us, &plan.pad);
+        let idem = key(plan.nonce, from, due.n);
+        let mut failures = 0u32;
+        loop {
+            if failures > 0 {
+                out.retried += 1;
+                let wait = link::backoff(failures, s.targets.len(), 0.5);
+                if !crate::client::pause(&s.stop, wait).await {
+                    break 'messages;
+                }
+            }
+            let t = &s.targets[target];
+            // The handle to send on: the HTTP/2 connection of the stream, or one of our own.
+            let mut borrowed;
+            let sender = if let Some(rx) = h2.as_mut() {
+                let got = tokio::select! {
+                    biased;
+                    _ = s.stop.cancelled() => None,
+                    r = rx.wait_for(Option::is_some) => r.ok().and_then(|g| g.as_ref().and_then(net::Sender::h2_clone)),
+                };
+                let Some(h) = got else { break 'messages };
+                borrowed = h;
+                &mut borrowed
+            } else {
+                if conn.is_none() {
+                    match connect(ctx, t, &out.wire, s.http).await {
+                        Ok(c) => {
+                            out.connections += 1;
+                            conn = Some(c);
+                        }
+                        Err(kind) => {
+                            out.error(kind);
+                            failures += 1;
+                            target = link::next_target(target, s.targets.len());
+                            continue;
+                        }
+                    }
+                }
+                // unwrap: set just above.
+                &mut conn.as_mut().expect("send connection").0
+            };
+            let req = request(t, s.http, &idem, data.clone());
+            let Ok(req) = req else {
+                out.error("bad_request");
+                break;
+            };
+            let attempt = send_publish(sender, req).await;
+            if s.http == HttpVersion::Http10 {
+                if let Some((sender, task)) = conn.take() {
+                    drop(sender);
+                    crate::client::close(task).await;
+                }
+            }
+            match attempt {
+                Attempt::Acked { seq, .. } => {
+                    out.requests += 1;
+                    out.ack(&due, seq);
+                    break;
+                }
+                Attempt::Refused(kind) => {
+                    out.requests += 1;
+                    out.error(kind);
+                    break;
+                }
+                Attempt::Failed { kind, maybe_stored } => {
+                    out.error(kind);
+                    if maybe_stored {
+                        out.maybe_twice += 1;
+                    }
+                    conn = None;
+                    failures += 1;
+                    if h2.is_none() {
+                        target = link::next_target(target, s.targets.len());
+                    }
+                }
+            }
+        }
+    }
+    if let Some((sender, task)) = conn.take() {
+        drop(sender);
+        crate::client::close(task).await;
+    }
+    out.flush();
+}
+
+async fn connect(
+    ctx: &ClientCtx,
+    target: &Target,
+    wire: &Arc<Wire>,
+    http: HttpVersion,
+) -> Result<(net::Sender, tokio::task::JoinHandle<()>), String> {
+    let stream = net::connect(target, ctx.source_ip(target), wire, net::Alpn::Http1)
+        .await
+        .map_err(|e| net::io_error_kind(&e).to_owned())?;
+    // HTTP/1.x only here: over HTTP/2 the stream's own connection carries the POSTs.
+    let version = if http == HttpVersion::Http10 {
+        HttpVersion::Http10
+    } else {
+        HttpVersion::Http11
+    };
+    net::http(stream, version)
+        .await
+        .map_err(|e| net::hyper_error_kind(&e).to_owned())
+}
+
+fn request(
+    target: &Target,
+    http: HttpVersion,
+    idem: &str,
+    data: String,
+) -> hyper::http::Result<Request<net::Body>> {
+    let builder = match http {
+        HttpVersion::Http2 => Request::post(target.uri("/publish")).version(hyper::Version::HTTP_2),
+        HttpVersion::Http11 | HttpVersion::Http10 => Request::post(target.path("/publish"))
+            .version(if http == HttpVersion::Http10 {
+                hyper::Version::HTTP_10
+            } else {
+                hyper::Version::HTTP_11
+            })
+            .header(header::HOST, &target.host),
+    };
+    builder
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("idempotency-key", idem)
+        .body(net::full(data))
+}
+
+/// The way up of each transport, as the report names it.
+pub fn way_up(transport: server::Transport, http: HttpVersion) -> &'static str {
+    match (transport, http) {
+        (server::Transport::Ws, _) => "ws-message",
+        (_, HttpVersion::Http2) => "post-h2-stream",
+        (_, HttpVersion::Http11) => "post-second-connection",
+        (_, HttpVersion::Http10) => "post-new-connection",
+    }
+}
+
+/// The report's `upstream` object: what talking back cost one transport in one phase.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Upstream {
+    /// `ws-message`, `post-h2-stream`, `post-second-connection` or `post-new-connection`.
+    pub way: String,
+    /// Messages per second per client asked for.
+    pub send_rate: f64,
+    /// Distinct messages the clients sent.
+    pub messages_sent: u64,
+    /// Messages the server acknowledged with their seq.
+    pub messages_acked: u64,
+    /// Sent and never acknowledged by the end of the phase.
+    pub unacknowledged: u64,
+    /// Resends after a failure or reconnect (each with the message's idempotency key).
+    pub retried: u64,
+    /// Resends whose first attempt may have reached the server (stored twice unless the server
+    /// deduplicates by the key).
+    pub maybe_twice: u64,
+    /// Messages a client sent that never came back to it in the feed.
+    pub lost_own: u64,
+    /// `POST /publish` requests per message sent (0 on a WebSocket).
+    pub requests_per_message: Option<f64>,
+    /// Every HTTP request of the phase (stream or polls and POSTs) per client.
+    pub requests_per_client: f64,
+    /// Every TCP connection opened (stream or polls and sending) per client.
+    pub connections_per_client: f64,
+    /// Bytes the clients wrote to their sockets (all of them: subscription and sending) per
+    /// message sent.
+    pub bytes_up_per_message: Option<f64>,
+    /// Bytes the clients read per message sent.
+    pub bytes_down_per_message: Option<f64>,
+    /// Bytes written on the sending-only connections (HTTP/1.x POSTs) per message: the cost of
+    /// the way up alone; null where it shares the stream's connection (WebSocket, HTTP/2).
+    pub bytes_up_sending_only_per_message: Option<f64>,
+    /// Intended send → acknowledgement, µs.
+    pub ack_us: Quantiles,
+    /// Intended send → the sender received its own message, µs.
+    pub own_receipt_us: Quantiles,
+    /// Intended send → each other client received it, µs.
+    pub others_receipt_us: Quantiles,
+    /// How late messages left against their intended time, µs.
+    pub send_lag_us: Quantiles,
+    /// The phase's server CPU per message in, µs (the same CPU as per delivery out).
+    pub server_cpu_us_per_message: Option<f64>,
+    /// The phase's server CPU per delivery out, µs.
+    pub server_cpu_us_per_delivery: Option<f64>,
+    pub errors: ErrorCounts,
+    /// loadgen's counts against the server's `/stats` publish counters; null when unavailable.
+    #[serde(default)]
+    pub server_check: Option<UpstreamCheck>,
+}
+
+/// The clients' publishes against the server's count of their way up (the phase's publisher,
+/// which posts over HTTP/1.1, added to loadgen's side there).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct UpstreamCheck {
+    /// The `/stats` key: `ws`, `http/1.0`, `http/1.1` or `http/2`.
+    pub way: String,
+    pub requests: Compared,
+    pub messages: Compared,
+    /// Bytes written on the sending connections against the server's bytes read, within 1%.
+    pub bytes: Compared,
+    /// Why the bytes are shown but not checked (WebSocket, HTTP/2), or null.
+    pub bytes_note: Option<String>,
+    pub ok: bool,
+}
+
+impl UpstreamCheck {
+    /// `stats_way` is the delta of the way's counters over the phase; `loadgen` is (requests,
+    /// messages, bytes written on connections that only publish).
+    pub fn new(
+        transport: server::Transport,
+        http: HttpVersion,
+        stats_way: crate::probe::PublishCounters,
+        loadgen: (u64, u64, u64),
+    ) -> Self {
+        let way = stats_way_key(transport, http);
+        let requests = Compared::exact(loadgen.0, stats_way.requests);
+        let messages = Compared::exact(loadgen.1, stats_way.messages);
+        let bytes = Compared::within(loadgen.2, stats_way.bytes_read, 0.01);
+        let bytes_note = match (transport, http) {
+            (server::Transport::Ws, _) => Some("not checked: a WebSocket's publishes share its socket with pongs and the close handshake".to_owned()),
+            (_, HttpVersion::Http2) => Some("not checked: over HTTP/2 the server counts each request head at its HTTP/1.1 size (HPACK compresses it)".to_owned()),
+            _ => None,
+        };
+        Self {
+            way: way.to_owned(),
+            ok: requests.ok && messages.ok && (bytes.ok || bytes_note.is_some()),
+            requests,
+            messages,
+            bytes,
+            bytes_note,
+        }
+    }
+}
+
+/// The `/stats` `publishes` key of a transport's way up.
+pub fn stats_way_key(transport: server::Transport, http: HttpVersion) -> &'static str {
+    match (transport, http) {
+        (server::Transport::Ws, _) => "ws",
+        (_, HttpVersion::Http10) => "http/1.0",
+        (_, HttpVersion::Http11) => "http/1.1",
+        (_, HttpVersion::Http2) => "http/2",
+    }
+}
+
+impl Upstream {
+    /// The latency quantiles from the transport's shared sink.
+    pub fn latencies(&mut self, sink: &UpSink) {
+        self.ack_us = Quantiles::of(&sink.merged(Kind::Ack));
+        self.own_receipt_us = Quantiles::of(&sink.merged(Kind::Own));
+        self.others_receipt_us = Quantiles::of(&sink.merged(Kind::Others));
+        self.send_lag_us = Quantiles::of(&sink.merged(Kind::Lag));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_bodies_carry_sender_number_and_time() {
+        let b = body(7, 3, 1_764_000_000_000_000, "xx");
+        let p: crate::event::Probe = serde_json::from_str(&b).unwrap();
+        assert_eq!(
+            (p.from, p.msg, p.sent_us, p.pub_n),
+            (Some(7), Some(3), Some(1_764_000_000_000_000), None)
+        );
+        assert_eq!(key(0xab, 7, 3), "lg-00000000000000ab-7-3");
+    }
+
+    #[test]
+    fn own_messages_count_once_and_others_apart() {
+        let sink = Arc::new(UpSink::default());
+        let mut r = Receipts::new(1, 0, sink.clone());
+        r.message(1, 0, 1_000, 1_500);
+        r.message(1, 0, 1_000, 1_900); // a duplicate: its seq counts it
+        r.message(2, 0, 1_000, 1_200);
+        r.flush();
+        assert_eq!(r.own.len(), 1);
+        assert_eq!(sink.merged(Kind::Own).len(), 1);
+        assert_eq!(sink.merged(Kind::Own).max(), 500);
+        assert_eq!(sink.merged(Kind::Others).len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn schedule_waits_for_the_start_then_keeps_fixed_times() {
+        let (tx, rx) = watch::channel(None);
+        let plan = SendPlan {
+            rate: 10.0,
+            duration: Duration::from_millis(250),
+            pad: String::new(),
+            nonce: 1,
+            from_base: 0,
+            started: rx,
+            sink: Arc::new(UpSink::default()),
+        };
+        let mut s = Schedule::new(&plan);
+        let waiting = tokio::time::timeout(Duration::from_secs(1), s.due()).await;
+        assert!(waiting.is_err(), "nothing is due before publishing starts");
+        let start = Instant::now();
+        tx.send_replace(Some(start));
+        assert_eq!(s.due().await.n, 0);
+        // A stall: the late messages go at once, the schedule does not shift.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(s.due().await.n, 1);
+        assert_eq!(s.due().await.n, 2);
+        assert!(s.done(), "three messages fit in 250 ms at 10/s");
+        assert!(tokio::time::timeout(Duration::from_secs(5), s.due())
+            .await
+            .is_err());
+    }
+}
