@@ -26,6 +26,8 @@ const BUILT_IN: &[(&str, &str)] = &[
     ),
     ("dashboard", include_str!("../scenarios/dashboard.toml")),
     ("ticker", include_str!("../scenarios/ticker.toml")),
+    ("chat", include_str!("../scenarios/chat.toml")),
+    ("mobile", include_str!("../scenarios/mobile.toml")),
 ];
 
 /// A value with the reason it was chosen.

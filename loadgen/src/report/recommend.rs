@@ -45,17 +45,32 @@ fn value(cost: Cost, r: &TransportResult) -> Option<f64> {
     let hours = (r.publish_s + r.drain_s) / 3600.0;
     let per_client_hour =
         |v: f64| (hours > 0.0 && r.clients > 0).then(|| v / (r.clients as f64 * hours));
+    // When clients talk back (`--send-rate`), what a user waits for is another member's
+    // message, and every socket (the stream's and the sending one) carries the cost.
+    let talk = r.upstream.as_ref().filter(|u| u.messages_sent > 0);
+    let latency = match talk {
+        Some(u) if u.others_receipt_us.count > 0 => &u.others_receipt_us,
+        _ => &r.latency_us,
+    };
+    let (all_bytes, all_requests) = match talk {
+        Some(u) => (
+            (u.bytes_up_per_message.unwrap_or(0.0) + u.bytes_down_per_message.unwrap_or(0.0))
+                * u.messages_sent as f64,
+            u.requests_per_client * f64::from(r.clients),
+        ),
+        None => ((r.bytes_down + r.bytes_up) as f64, r.http_requests as f64),
+    };
     match cost {
-        Cost::LatencyP50 => (r.latency_us.count > 0).then_some(r.latency_us.p50 as f64),
-        Cost::LatencyP99 => (r.latency_us.count > 0).then_some(r.latency_us.p99 as f64),
+        Cost::LatencyP50 => (latency.count > 0).then_some(latency.p50 as f64),
+        Cost::LatencyP99 => (latency.count > 0).then_some(latency.p99 as f64),
         Cost::BytesPerEvent => r.bytes_per_event,
         Cost::ServerCpuPerEvent => r.server_cpu_us_per_event.filter(|_| !r.server_cost_shared),
         Cost::ServerCpuPerClientHour => r
             .server_cpu_s
             .filter(|_| !r.server_cost_shared)
             .and_then(|s| per_client_hour(s * 1000.0)),
-        Cost::BytesPerClientHour => per_client_hour((r.bytes_down + r.bytes_up) as f64),
-        Cost::RequestsPerClientHour => per_client_hour(r.http_requests as f64),
+        Cost::BytesPerClientHour => per_client_hour(all_bytes),
+        Cost::RequestsPerClientHour => per_client_hour(all_requests),
         Cost::MemoryPerConnection => r.server_rss_per_connection_bytes,
     }
 }
