@@ -71,7 +71,11 @@ pub enum Cost {
     ServerCpuPerEvent,
     /// Server CPU per client per hour of connection: what an idle audience costs.
     ServerCpuPerClientHour,
+    /// Every byte on every socket per client per hour (each connection's opening exchange
+    /// included once per phase).
     BytesPerClientHour,
+    /// HTTP requests per client per hour after each client's first (a stream's subscription is
+    /// paid once per session, not once per phase).
     RequestsPerClientHour,
     /// Server memory per connection (only measured from 1,000 connections).
     MemoryPerConnection,

@@ -70,7 +70,11 @@ fn value(cost: Cost, r: &TransportResult) -> Option<f64> {
             .filter(|_| !r.server_cost_shared)
             .and_then(|s| per_client_hour(s * 1000.0)),
         Cost::BytesPerClientHour => per_client_hour(all_bytes),
-        Cost::RequestsPerClientHour => per_client_hour(all_requests),
+        // After each client's first request: a stream's one subscription is paid once per
+        // session, not once per phase, so extrapolating it to an hour would measure the phase.
+        Cost::RequestsPerClientHour => {
+            per_client_hour((all_requests - f64::from(r.clients)).max(0.0))
+        }
         Cost::MemoryPerConnection => r.server_rss_per_connection_bytes,
     }
 }
