@@ -20,6 +20,8 @@ async fn loadgen_drives_the_floor_on_all_four_transports_and_agrees_with_its_sta
         "700ms",
         "--http",
         "1.1,1.0",
+        "--repeat",
+        "1",
         "--seed",
         "3",
         "--out",

@@ -101,6 +101,8 @@ async fn all_four_transports_deliver_every_event_from_nchan() {
         "700ms",
         "--http",
         "1.1",
+        "--repeat",
+        "1",
         "--seed",
         "7",
         "--out",

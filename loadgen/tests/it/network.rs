@@ -233,6 +233,8 @@ fn run_args(network: &str, out: &std::path::Path, server_bin: &str, extra: &[&st
         "1500ms",
         "--http",
         "1.1",
+        "--repeat",
+        "1",
         "--seed",
         "5",
         "--server-bin",
