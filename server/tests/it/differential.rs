@@ -305,7 +305,11 @@ async fn what_was_handled_correctly_stays_so_on_both_paths() {
     ] {
         let head = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
         let (a, _) = same_class(&fast, &actix, head.as_bytes()).await;
-        assert!(a.starts_with("HTTP/1.1 404"), "{target}: {a:?}");
+        // actix-files refuses a malformed path with 400, a missing file with 404: never 200.
+        assert!(
+            a.starts_with("HTTP/1.1 404") || a.starts_with("HTTP/1.1 400"),
+            "{target}: {a:?}"
+        );
     }
     let nested = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
     let head = format!(
