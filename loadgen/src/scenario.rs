@@ -151,21 +151,10 @@ impl Scenario {
     /// # Errors
     /// When the combined arguments do not parse.
     pub fn args(&self, user: &[OsString]) -> anyhow::Result<Args> {
-        let matches = Cli::command().try_get_matches_from(
-            std::iter::once(OsString::from("loadgen")).chain(user.iter().cloned()),
-        )?;
+        let given = given_by_user(user)?;
         let mut argv: Vec<OsString> = Vec::new();
         for (name, v) in &self.flags {
-            let id = Cli::command()
-                .get_arguments()
-                .find(|a| a.get_long() == Some(name))
-                .map(|a| a.get_id().to_string())
-                .unwrap_or_default();
-            let given = matches!(
-                matches.value_source(&id),
-                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-            );
-            if given {
+            if given.contains(name) {
                 continue;
             }
             if v.value == "true" {
@@ -177,6 +166,25 @@ impl Scenario {
         argv.extend(user.iter().cloned());
         Ok(Args::from_args(argv)?)
     }
+}
+
+/// The long names of the flags `user` (the command line without the program name) or a
+/// `LOADGEN_*` variable sets: the ones a scenario must leave alone.
+fn given_by_user(user: &[OsString]) -> Result<Vec<String>, clap::Error> {
+    let command = Cli::command();
+    let matches = command.clone().try_get_matches_from(
+        std::iter::once(OsString::from("loadgen")).chain(user.iter().cloned()),
+    )?;
+    Ok(command
+        .get_arguments()
+        .filter(|a| {
+            matches!(
+                matches.value_source(a.get_id().as_str()),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        })
+        .filter_map(|a| a.get_long().map(str::to_owned))
+        .collect())
 }
 
 /// The names of the built-in scenarios.
@@ -232,26 +240,12 @@ pub struct FlagUse {
 
 impl ScenarioInfo {
     pub fn of(s: &Scenario, user: &[OsString]) -> Self {
-        let matches = Cli::command()
-            .try_get_matches_from(
-                std::iter::once(OsString::from("loadgen")).chain(user.iter().cloned()),
-            )
-            .ok();
+        let given = given_by_user(user).unwrap_or_default();
         let flags = s
             .flags
             .iter()
             .map(|(name, v)| {
-                let id = Cli::command()
-                    .get_arguments()
-                    .find(|a| a.get_long() == Some(name))
-                    .map(|a| a.get_id().to_string())
-                    .unwrap_or_default();
-                let overridden = matches.as_ref().is_some_and(|m| {
-                    matches!(
-                        m.value_source(&id),
-                        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-                    )
-                });
+                let overridden = given.contains(name);
                 FlagUse {
                     flag: name.clone(),
                     value: v.value.clone(),

@@ -119,14 +119,11 @@ impl Row<'_> {
 
     fn shown(&self, cost: Cost) -> String {
         match self.range(cost) {
-            Some((g, n)) if n > 1 => format!(
-                "{} {} [{}–{}]",
+            Some((g, n)) => format!(
+                "{} {}",
                 cost.label(),
-                format(cost, g.median),
-                format(cost, g.min),
-                format(cost, g.max)
+                g.show(n as usize, |v| format(cost, v))
             ),
-            Some((g, _)) => format!("{} {}", cost.label(), format(cost, g.median)),
             None if self.coarse(cost) => format!(
                 "{} below the resolution of /proc (under {} ms in a run), not ranked",
                 cost.label(),

@@ -45,6 +45,16 @@ impl Range {
         }
     }
 
+    /// `median [min–max]` over `runs` runs, or the value alone for one run: how every table
+    /// and sentence of the report shows a figure.
+    pub fn show(&self, runs: usize, f: impl Fn(f64) -> String) -> String {
+        if runs > 1 {
+            format!("{} [{}–{}]", f(self.median), f(self.min), f(self.max))
+        } else {
+            f(self.median)
+        }
+    }
+
     /// Whether two ranges share a value: then the runs cannot tell the two apart.
     pub fn overlaps(&self, other: &Self) -> bool {
         self.min <= other.max && other.min <= self.max

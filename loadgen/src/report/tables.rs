@@ -550,11 +550,8 @@ pub fn repeats(report: &Report) -> Option<Table> {
         &["transport", "runs", "p50", "p99", "bytes / event", "requests / event", "server CPU / 1000 events"],
     );
     let primary = report.primary_http();
-    let range = |g: Option<super::spread::Range>, f: &dyn Fn(f64) -> String| {
-        g.map_or_else(
-            || "–".into(),
-            |g| format!("{} [{}–{}]", f(g.median), f(g.min), f(g.max)),
-        )
+    let range = |g: Option<super::spread::Range>, runs: u32, f: &dyn Fn(f64) -> String| {
+        g.map_or_else(|| "–".into(), |g| g.show(runs as usize, f))
     };
     let lat = |v: f64| us(v.round() as u64);
     let b = |v: f64| format!("{v:.0} B");
@@ -564,11 +561,11 @@ pub fn repeats(report: &Report) -> Option<Table> {
         t.rows.push(vec![
             r.label(primary),
             sp.runs.to_string(),
-            range(sp.latency_p50_us, &lat),
-            range(sp.latency_p99_us, &lat),
-            range(sp.bytes_per_event, &b),
-            range(sp.requests_per_event, &num),
-            range(sp.server_cpu_us_per_event, &ms),
+            range(sp.latency_p50_us, sp.runs, &lat),
+            range(sp.latency_p99_us, sp.runs, &lat),
+            range(sp.bytes_per_event, sp.runs, &b),
+            range(sp.requests_per_event, sp.runs, &num),
+            range(sp.server_cpu_us_per_event, sp.runs, &ms),
         ]);
     }
     Some(t)
@@ -594,13 +591,8 @@ pub fn summary(report: &Report) -> Table {
                f: &dyn Fn(&TransportResult) -> Option<f64>,
                show: &dyn Fn(f64) -> String| {
         let v: Vec<f64> = report.runs_of(r).iter().filter_map(|x| f(x)).collect();
-        match super::spread::Range::of(&v) {
-            Some(g) if v.len() > 1 => {
-                format!("{} [{}–{}]", show(g.median), show(g.min), show(g.max))
-            }
-            Some(g) => show(g.median),
-            None => "not measured".into(),
-        }
+        super::spread::Range::of(&v)
+            .map_or_else(|| "not measured".into(), |g| g.show(v.len(), show))
     };
     let lat = |v: f64| us(v.round() as u64);
     let b = |v: f64| format!("{v:.0} B");

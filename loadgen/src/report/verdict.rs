@@ -189,17 +189,7 @@ fn ranked(
         .filter_map(|&r| figure(r, of_spread, of_run).map(|(g, n)| (r, g, n)))
         .collect();
     let shown = |r: &TransportResult, g: Range, n: u32| {
-        if n > 1 {
-            format!(
-                "{} {} [{}–{}]",
-                r.transport,
-                fmt(g.median),
-                fmt(g.min),
-                fmt(g.max)
-            )
-        } else {
-            format!("{} {}", r.transport, fmt(g.median))
-        }
+        format!("{} {}", r.transport, g.show(n as usize, fmt))
     };
     match figs.len() {
         0 => return None,
