@@ -97,7 +97,15 @@ pub struct Plan {
     pub source_ips: u8,
     /// File descriptors the largest phase needs, in loadgen and in the server alike.
     pub fds_needed: u64,
+    /// How many networks (`--network`) every phase runs on, one after another.
+    pub networks: usize,
+    /// How many of them are emulated links, each brought up and torn down once.
+    pub links: usize,
 }
+
+/// About how long bringing up an emulated link and starting the server inside it takes, and
+/// tearing them down after: what each `--network` other than `none` adds to a run.
+pub const LINK_SETUP: Duration = Duration::from_secs(3);
 
 impl Plan {
     /// # Errors
@@ -229,13 +237,17 @@ impl Plan {
             drain,
             source_ips,
             fds_needed: peak + FD_OVERHEAD,
+            networks: args.networks.len().max(1),
+            links: args.networks.iter().filter(|n| n.spec().is_some()).count(),
         })
     }
 
     /// About how long the plan takes to run: each phase publishes for the duration, drains,
-    /// and spends about a second connecting its clients and settling before the next.
+    /// and spends about a second connecting its clients and settling before the next; every
+    /// phase runs once per network, and each emulated link costs [`LINK_SETUP`].
     pub fn estimate(&self) -> Duration {
-        self.phases
+        let per_network: Duration = self
+            .phases
             .iter()
             .map(|p| {
                 self.duration
@@ -243,7 +255,8 @@ impl Plan {
                     + Duration::from_millis(800)
                     + Duration::from_micros(p.connections() * 60)
             })
-            .sum()
+            .sum();
+        per_network * self.networks as u32 + LINK_SETUP * self.links as u32
     }
 
     /// Refuses the plan when the largest phase needs more file descriptors than `limit` (the
@@ -447,6 +460,28 @@ mod tests {
         let p = plan(&["--clients", "10000", "--transports", "sse,ws"]);
         p.check_fds(Some(20_000)).unwrap();
         assert!(p.check_fds(None).is_ok());
+    }
+
+    #[test]
+    fn the_estimate_counts_every_network() {
+        let one = plan(&["--transports", "sse", "--duration", "4s", "--drain", "1s"]);
+        let three = plan(&[
+            "--transports",
+            "sse",
+            "--duration",
+            "4s",
+            "--drain",
+            "1s",
+            "--network",
+            "none",
+            "--network",
+            "rtt=10ms",
+            "--network",
+            "rtt=50ms",
+        ]);
+        assert_eq!(three.networks, 3);
+        assert_eq!(three.links, 2);
+        assert_eq!(three.estimate(), one.estimate() * 3 + LINK_SETUP * 2);
     }
 
     #[test]

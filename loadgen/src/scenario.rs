@@ -28,6 +28,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("ticker", include_str!("../scenarios/ticker.toml")),
     ("chat", include_str!("../scenarios/chat.toml")),
     ("mobile", include_str!("../scenarios/mobile.toml")),
+    ("rtt-sweep", include_str!("../scenarios/rtt-sweep.toml")),
 ];
 
 /// A value with the reason it was chosen.
@@ -285,6 +286,26 @@ mod tests {
             );
             crate::plan::Plan::build(&args).unwrap();
         }
+    }
+
+    /// What `--scenario all` may plan to take on a 2-core machine: about 20 minutes, a run
+    /// someone starts and waits for, not an overnight job.
+    const ALL_BUDGET: std::time::Duration = std::time::Duration::from_secs(21 * 60);
+
+    #[test]
+    fn every_scenario_together_fits_the_budget() {
+        let total: std::time::Duration = names()
+            .into_iter()
+            .map(|n| {
+                let args = Scenario::load(n).unwrap().args(&[]).unwrap();
+                crate::plan::Plan::build(&args).unwrap().estimate()
+            })
+            .sum();
+        assert!(total <= ALL_BUDGET, "--scenario all plans {total:?}");
+        // The RTT sweep runs each of its phases on every link it names.
+        let sweep = Scenario::load("rtt-sweep").unwrap().args(&[]).unwrap();
+        let plan = crate::plan::Plan::build(&sweep).unwrap();
+        assert!(plan.links >= 4 && plan.networks == plan.links, "{plan:?}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Units are in the field names (`_us`, `_s`, `_bytes`); a missing measurement is `null`, never a
 //! zero that could be mistaken for a result.
 
+pub mod cost;
 pub mod crossover;
 pub mod html;
 pub mod json;
@@ -176,6 +177,16 @@ pub struct Settings {
     #[schemars(skip_serializing_if = "sch::added_later")]
     #[schemars(range(min = 0))]
     pub send_rate: f64,
+    /// `--price-vcpu-hour`, USD: what the memory-against-CPU crossover prices CPU at.
+    #[serde(default = "cost::default_vcpu_hour")]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    #[schemars(range(min = 0))]
+    pub price_vcpu_hour: f64,
+    /// `--price-gib-hour`, USD: what it prices memory at.
+    #[serde(default = "cost::default_gib_hour")]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    #[schemars(range(min = 0))]
+    pub price_gib_hour: f64,
 }
 
 fn one() -> u32 {
@@ -565,6 +576,16 @@ impl Report {
     /// Every run of `r`'s phase (same transport, HTTP version, TLS, clients and rate).
     pub fn runs_of(&self, r: &TransportResult) -> Vec<&TransportResult> {
         self.phases.iter().filter(|p| p.same_cell(r)).collect()
+    }
+
+    /// A figure of `r`'s phase over every one of its runs ([`spread::over_runs`]): median and
+    /// range, and how many runs; `None` when some run did not measure it.
+    pub fn figure(
+        &self,
+        r: &TransportResult,
+        f: impl Fn(&TransportResult) -> Option<f64>,
+    ) -> Option<(spread::Range, u32)> {
+        spread::over_runs(&self.runs_of(r), f)
     }
 
     /// Every phase's last run (the ones that ran more than once carry their `spread`), in

@@ -110,11 +110,7 @@ impl Row<'_> {
         if self.coarse(cost) {
             return None;
         }
-        let v: Vec<f64> = self.runs.iter().filter_map(|r| value(cost, r)).collect();
-        (v.len() == self.runs.len())
-            .then(|| Range::of(&v))
-            .flatten()
-            .map(|g| (g, v.len() as u32))
+        spread::over_runs(&self.runs, |r| value(cost, r))
     }
 
     fn shown(&self, cost: Cost) -> String {

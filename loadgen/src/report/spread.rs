@@ -83,6 +83,24 @@ pub struct Spread {
 /// coarse to rank transports (five ticks).
 pub const CPU_RESOLUTION_S: f64 = 0.05;
 
+/// A figure over every run of one phase: its median and range, and how many runs it covers.
+/// The rule, chosen once for every table, sentence, ranking and crossover: every run must have
+/// measured it. A figure some run could not measure has no honest range, and a median of the
+/// runs that happened to measure it would hide the one that failed.
+pub fn over_runs(
+    runs: &[&super::TransportResult],
+    f: impl Fn(&super::TransportResult) -> Option<f64>,
+) -> Option<(Range, u32)> {
+    if runs.is_empty() {
+        return None;
+    }
+    let v: Vec<f64> = runs.iter().filter_map(|r| f(r)).collect();
+    if v.len() != runs.len() {
+        return None;
+    }
+    Range::of(&v).map(|g| (g, runs.len() as u32))
+}
+
 /// Fills `spread` on every phase that ran more than once, from all of its runs.
 pub fn fill(phases: &mut [super::TransportResult]) {
     let mut groups: Vec<Vec<usize>> = Vec::new();
@@ -98,13 +116,7 @@ pub fn fill(phases: &mut [super::TransportResult]) {
         }
         let rows: Vec<&super::TransportResult> = idx.iter().map(|&i| &phases[i]).collect();
         let collect = |f: &dyn Fn(&super::TransportResult) -> Option<f64>| {
-            let v: Vec<f64> = rows.iter().filter_map(|r| f(r)).collect();
-            // A figure some run could not measure has no honest range.
-            if v.len() == rows.len() {
-                Range::of(&v)
-            } else {
-                None
-            }
+            over_runs(&rows, f).map(|(g, _)| g)
         };
         let spread = Spread {
             runs: rows.len() as u32,

@@ -278,84 +278,133 @@ fn bar_chart(
     })
 }
 
-/// A crossover: both series with their measured points, and the interpolated crossing marked.
+/// A crossover: both series with their measured points (each point's range over the runs as
+/// an error bar), and the interpolated crossing marked; the swept value on the crossover's
+/// scale (log, or linear for an RTT sweep that starts at 0).
 fn crossover_chart(c: &super::crossover::Crossover) -> anyhow::Result<Chart> {
     let file = format!("crossover_{}.svg", c.name);
     let title = match c.x {
         Some(x) => format!(
-            "{}: crossover at {} {}",
+            "{}: crossover at {} {}{}",
             c.y_label,
             tables::num(x),
-            c.x_label
+            c.x_label,
+            if c.uncertain { " (uncertain)" } else { "" }
         ),
         None => format!("{}: no crossover in the measured range", c.y_label),
     };
-    let pts = c.series.iter().flat_map(|s| s.1.iter());
-    let (x_lo, x_hi, y_hi) = pts.fold((f64::MAX, 0f64, 0f64), |(lo, hi, y), p| {
-        (lo.min(p.0), hi.max(p.0), y.max(p.1))
+    // Each series with its ranges (a report written before ranges were kept: points alone).
+    let series: Vec<(String, Vec<(f64, super::spread::Range)>)> = if c.ranges.is_empty() {
+        c.series
+            .iter()
+            .map(|(l, pts)| {
+                let pts = pts
+                    .iter()
+                    .map(|&(x, y)| (x, super::spread::Range::point(y)))
+                    .collect();
+                (l.clone(), pts)
+            })
+            .collect()
+    } else {
+        c.ranges.clone()
+    };
+    let pts = series.iter().flat_map(|s| s.1.iter());
+    let (x_lo, x_hi, y_hi) = pts.fold((f64::MAX, f64::MIN, 0f64), |(lo, hi, y), p| {
+        (lo.min(p.0), hi.max(p.0), y.max(p.1.max))
     });
-    let (x_lo, x_hi, y_hi) = (
-        (x_lo / 1.3).max(1e-3),
-        (x_hi * 1.3).max(1e-2),
-        y_hi.max(1e-9) * 1.15,
-    );
+    let y_hi = y_hi.max(1e-9) * 1.15;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
-            .build_cartesian_2d((x_lo..x_hi).log_scale(), 0f64..y_hi)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc(format!("{} (log scale)", c.x_label))
-            .y_desc(&c.y_label)
-            .draw()
-            .map_err(err)?;
-        for (label, points) in &c.series {
-            let col = color(label);
-            chart
-                .draw_series(LineSeries::new(points.iter().copied(), col.stroke_width(2)))
-                .map_err(err)?
-                .label(label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2))
-                });
-            chart
-                .draw_series(points.iter().map(|&p| Circle::new(p, 4, col.filled())))
-                .map_err(err)?;
+        if c.x_scale == "linear" {
+            let pad = ((x_hi - x_lo) * 0.08).max(1.0);
+            let range = (x_lo - pad).max(0.0)..(x_hi + pad);
+            draw_crossover(&root, c, &series, &title, "", range, y_hi)?;
+        } else {
+            let range = ((x_lo / 1.3).max(1e-3)..(x_hi * 1.3).max(1e-2)).log_scale();
+            draw_crossover(&root, c, &series, &title, " (log scale)", range, y_hi)?;
         }
-        if let Some(x) = c.x {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(x, 0.0), (x, y_hi)],
-                    6,
-                    4,
-                    BLACK.stroke_width(1),
-                ))
-                .map_err(err)?;
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    format!("{} {}", tables::num(x), c.x_label),
-                    (x, y_hi * 0.95),
-                    ("sans-serif", 13),
-                )))
-                .map_err(err)?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
         root.present().map_err(err)?;
     }
     Ok(Chart { file, title, svg })
+}
+
+fn draw_crossover<X>(
+    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    c: &super::crossover::Crossover,
+    series: &[(String, Vec<(f64, super::spread::Range)>)],
+    title: &str,
+    scale_note: &str,
+    x_range: X,
+    y_hi: f64,
+) -> anyhow::Result<()>
+where
+    X: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
+    X::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
+{
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x_range, 0f64..y_hi)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(format!("{}{scale_note}", c.x_label))
+        .y_desc(&c.y_label)
+        .draw()
+        .map_err(err)?;
+    for (label, points) in series {
+        // A series named after a transport ("sse p99 × 2") takes its colour.
+        let col = color(label.split(' ').next().unwrap_or(label));
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|&(x, r)| (x, r.median)),
+                col.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label(label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&(x, r)| Circle::new((x, r.median), 4, col.filled())),
+            )
+            .map_err(err)?;
+        chart
+            .draw_series(points.iter().filter(|(_, r)| r.max > r.min).map(|&(x, r)| {
+                ErrorBar::new_vertical(x, r.min, r.median, r.max, col.stroke_width(1), 8)
+            }))
+            .map_err(err)?;
+    }
+    if let Some(x) = c.x {
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(x, 0.0), (x, y_hi)],
+                6,
+                4,
+                BLACK.stroke_width(1),
+            ))
+            .map_err(err)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!("{} {}", tables::num(x), c.x_label),
+                (x, y_hi * 0.95),
+                ("sans-serif", 13),
+            )))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    Ok(())
 }
 
 /// With a sweep: each cost against the rate (at the largest client count) and against the

@@ -590,9 +590,9 @@ pub fn summary(report: &Report) -> Table {
     let fmt = |r: &TransportResult,
                f: &dyn Fn(&TransportResult) -> Option<f64>,
                show: &dyn Fn(f64) -> String| {
-        let v: Vec<f64> = report.runs_of(r).iter().filter_map(|x| f(x)).collect();
-        super::spread::Range::of(&v)
-            .map_or_else(|| "not measured".into(), |g| g.show(v.len(), show))
+        report
+            .figure(r, f)
+            .map_or_else(|| "not measured".into(), |(g, n)| g.show(n as usize, show))
     };
     let lat = |v: f64| us(v.round() as u64);
     let b = |v: f64| format!("{v:.0} B");
@@ -712,17 +712,17 @@ fn network_name(r: &TransportResult) -> Option<&str> {
     r.network.as_ref().map(|n| n.name.as_str())
 }
 
-/// `+12 ms` / `×3.1` against loopback: an absolute change when loopback is tiny.
-fn change(v: u64, base: Option<u64>) -> String {
+/// `+12 ms` / `−3 ms` of a median against loopback's: an absolute change, as loopback's is tiny.
+fn change(v: f64, base: Option<f64>) -> String {
     match base {
         None => "–".into(),
-        Some(b) if v >= b => format!("+{}", us(v - b)),
-        Some(b) => format!("−{}", us(b - v)),
+        Some(b) if v >= b => format!("+{}", us((v - b).round() as u64)),
+        Some(b) => format!("−{}", us((b - v).round() as u64)),
     }
 }
 
-/// One table per network (`--network`): what each transport did on it, and the change against
-/// loopback (`none`) when the run measured it too.
+/// One table per network (`--network`): one row per phase (its runs' medians, ranges in
+/// brackets), and the change of the median against loopback (`none`) when the run measured it.
 pub fn networks(report: &Report) -> Vec<Table> {
     let mut names: Vec<&str> = Vec::new();
     for r in &report.phases {
@@ -733,11 +733,14 @@ pub fn networks(report: &Report) -> Vec<Table> {
         }
     }
     let primary = report.primary_http();
+    let lat = |v: f64| us(v.round() as u64);
+    let p50 = |r: &TransportResult| (r.latency_us.count > 0).then_some(r.latency_us.p50 as f64);
+    let p99 = |r: &TransportResult| (r.latency_us.count > 0).then_some(r.latency_us.p99 as f64);
     let mut out = Vec::new();
     for name in names {
         let rows: Vec<&TransportResult> = report
-            .phases
-            .iter()
+            .latest()
+            .into_iter()
             .filter(|r| network_name(r) == Some(name))
             .collect();
         let spec = rows
@@ -746,16 +749,17 @@ pub fn networks(report: &Report) -> Vec<Table> {
         let mut t = Table::new(
             &format!("Network: {name}"),
             &match &spec {
-                Some(s) => format!("Across the emulated link `{s}`. Head-of-line stalls: events later than one RTT (at least 10 ms) beyond what the transport needs on this link without loss (one-way delay, plus the poll interval for short polling). \"vs none\": the change of p50 and p99 against the same phase on loopback."),
-                None => "Loopback (no link).".to_owned(),
+                Some(s) => format!("Across the emulated link `{s}`: one row per phase, median [min–max] over its runs. Head-of-line stalls: events later than one RTT (at least 10 ms) beyond what the transport needs on this link without loss (one-way delay, plus the poll interval for short polling). \"vs none\": the change of the median p50 and p99 against the same phase on loopback."),
+                None => "Loopback (no link): one row per phase, median [min–max] over its runs.".to_owned(),
             },
             &[
-                "transport", "p50", "p99", "max", "bytes/event", "packets/event", "requests/event",
-                "reconnects", "HOL stalls", "p50 vs none", "p99 vs none",
+                "transport", "runs", "p50", "p99", "max", "bytes/event", "packets/event",
+                "requests/event", "reconnects", "HOL stalls", "p50 vs none", "p99 vs none",
             ],
         );
         for r in rows {
-            let base = report.phases.iter().find(|b| {
+            let runs = report.runs_of(r).len();
+            let base = report.latest().into_iter().find(|b| {
                 network_name(b) == Some("none")
                     && b.transport == r.transport
                     && b.http == r.http
@@ -763,27 +767,44 @@ pub fn networks(report: &Report) -> Vec<Table> {
                     && b.clients == r.clients
                     && b.rate == r.rate
             });
-            let n = r.network.as_ref();
+            let fig = |f: &dyn Fn(&TransportResult) -> Option<f64>,
+                       show: &dyn Fn(f64) -> String| {
+                report
+                    .figure(r, f)
+                    .map_or_else(|| "–".into(), |(g, n)| g.show(n as usize, show))
+            };
+            let vs = |f: &dyn Fn(&TransportResult) -> Option<f64>| {
+                if name == "none" {
+                    return "–".to_owned();
+                }
+                match report.figure(r, f) {
+                    Some((g, _)) => change(
+                        g.median,
+                        base.and_then(|b| report.figure(b, f))
+                            .map(|(b, _)| b.median),
+                    ),
+                    None => "–".into(),
+                }
+            };
+            let net = |f: fn(&crate::link::NetworkResult) -> Option<f64>| {
+                move |x: &TransportResult| x.network.as_ref().and_then(f)
+            };
             t.rows.push(vec![
                 r.label(primary),
-                us(r.latency_us.p50),
-                us(r.latency_us.p99),
-                us(r.latency_us.max),
-                r.bytes_per_event.map_or("–".into(), bytes),
-                n.and_then(|n| n.packets_per_event).map_or("–".into(), num),
-                r.requests_per_event.map_or("–".into(), num),
-                int(r.reconnects),
-                n.and_then(|n| n.hol_stalls).map_or("–".into(), int),
-                if name == "none" {
-                    "–".into()
-                } else {
-                    change(r.latency_us.p50, base.map(|b| b.latency_us.p50))
-                },
-                if name == "none" {
-                    "–".into()
-                } else {
-                    change(r.latency_us.p99, base.map(|b| b.latency_us.p99))
-                },
+                runs.to_string(),
+                fig(&p50, &lat),
+                fig(&p99, &lat),
+                fig(
+                    &|x| (x.latency_us.count > 0).then_some(x.latency_us.max as f64),
+                    &lat,
+                ),
+                fig(&|x| x.bytes_per_event, &bytes),
+                fig(&net(|n| n.packets_per_event), &num),
+                fig(&|x| x.requests_per_event, &num),
+                fig(&|x| Some(x.reconnects as f64), &num),
+                fig(&net(|n| n.hol_stalls.map(|v| v as f64)), &num),
+                vs(&p50),
+                vs(&p99),
             ]);
         }
         out.push(t);

@@ -22,8 +22,9 @@ fn talk_back(report: &Report) -> Vec<String> {
             .filter_map(|p| p.upstream.as_ref())
             .collect();
         let median = |f: &dyn Fn(&crate::upstream::Upstream) -> Option<f64>| {
-            let v: Vec<f64> = runs.iter().filter_map(|u| f(u)).collect();
-            Range::of(&v).map(|r| r.median)
+            report
+                .figure(r, |p| p.upstream.as_ref().and_then(f))
+                .map(|(g, _)| g.median)
         };
         let q = |f: fn(&crate::upstream::Upstream) -> &crate::stats::Quantiles, p99: bool| {
             median(&|u| {
@@ -155,6 +156,7 @@ pub fn conclusions(report: &Report, poll_interval_s: f64) -> Vec<String> {
     out.extend(server_cpu(&rows));
 
     out.extend(report.crossovers.iter().map(|c| c.sentence.clone()));
+    out.extend(super::cost::absent(report));
     out.extend(http10_costs(report));
     out.extend(http2_costs(report));
     out.extend(tls_costs(report));
@@ -436,16 +438,60 @@ fn capitalize(s: &str) -> String {
     }
 }
 
-/// The last phase of `transport` over `http` with or without TLS that delivered something.
+/// The phase of `transport` over `http` with or without TLS in the headline's cell (same
+/// clients, rate and network) that delivered something.
 fn find<'a>(
     report: &'a Report,
     transport: &str,
     http: &str,
     tls: bool,
 ) -> Option<&'a TransportResult> {
-    report.phases.iter().rev().find(|r| {
+    super::tables::shown(report).into_iter().find(|r| {
         r.transport == transport && r.http == http && r.tls == tls && r.events_received > 0
     })
+}
+
+/// `a`'s figure against `b`'s, medians over their runs (ranges in brackets): the change is
+/// given only when the ranges do not overlap; within the spread it says so, and with one run
+/// the change is flagged as of unknown spread.
+fn versus(
+    report: &Report,
+    a: &TransportResult,
+    b: &TransportResult,
+    f: impl Fn(&TransportResult) -> Option<f64> + Copy,
+    fmt: &dyn Fn(f64) -> String,
+    rel: &dyn Fn(f64, f64) -> String,
+) -> Option<String> {
+    let (ga, na) = report.figure(a, f)?;
+    let (gb, nb) = report.figure(b, f)?;
+    let verdict = if na.min(nb) < 2 {
+        format!("{}, one run: spread unknown", rel(ga.median, gb.median))
+    } else if ga.overlaps(&gb) {
+        "within the spread".to_owned()
+    } else {
+        rel(ga.median, gb.median)
+    };
+    Some(format!(
+        "{} against {} ({verdict})",
+        ga.show(na as usize, fmt),
+        gb.show(nb as usize, fmt)
+    ))
+}
+
+fn p50(r: &TransportResult) -> Option<f64> {
+    (r.latency_us.count > 0).then_some(r.latency_us.p50 as f64)
+}
+
+fn lat(v: f64) -> String {
+    us(v.round() as u64)
+}
+
+fn cpu_ms(v: f64) -> String {
+    format!("{} ms", num(v))
+}
+
+fn cpu(r: &TransportResult) -> Option<f64> {
+    r.server_cpu_us_per_event.filter(|_| !r.server_cost_shared)
 }
 
 /// HTTP/2 against HTTP/1.1 for the HTTP transports measured both ways.
@@ -456,34 +502,23 @@ fn http2_costs(report: &Report) -> Vec<String> {
         let (Some(h1), Some(h2)) = (find(report, t, "1.1", tls), find(report, t, "2", tls)) else {
             continue;
         };
-        let mut s = t.to_owned();
-        if let (Some(b2), Some(b1)) = (h2.bytes_per_event, h1.bytes_per_event) {
-            s.push_str(&format!(
-                " {} against {} per event ({})",
-                bytes(b2),
-                bytes(b1),
-                change(b2, b1)
-            ));
+        let mut bits = Vec::new();
+        if let Some(s) = versus(report, h2, h1, |r| r.bytes_per_event, &bytes, &change) {
+            bits.push(format!("{s} per event"));
         }
-        if let (Some(c2), Some(c1)) = (h2.server_cpu_us_per_event, h1.server_cpu_us_per_event) {
-            s.push_str(&format!(
-                ", server CPU {} against {} ms per 1000 events",
-                num(c2),
-                num(c1)
-            ));
+        if let Some(s) = versus(report, h2, h1, cpu, &cpu_ms, &change) {
+            bits.push(format!("server CPU per 1000 events {s}"));
         }
-        s.push_str(&format!(
-            ", median latency {} against {}",
-            us(h2.latency_us.p50),
-            us(h1.latency_us.p50)
-        ));
-        parts.push(s);
+        if let Some(s) = versus(report, h2, h1, p50, &lat, &change) {
+            bits.push(format!("median latency {s}"));
+        }
+        parts.push(format!("{t} {}", bits.join(", ")));
     }
     if parts.is_empty() {
         return Vec::new();
     }
     vec![format!(
-        "**HTTP/2 against HTTP/1.1{}:** {}.",
+        "**HTTP/2 against HTTP/1.1{}** (medians over the runs; a change is given only beyond the spread): {}.",
         if tls { " (over TLS)" } else { "" },
         parts.join("; ")
     )]
@@ -503,22 +538,30 @@ fn tls_costs(report: &Report) -> Vec<String> {
         else {
             continue;
         };
-        let (Some(bt), Some(bp)) = (tls.bytes_per_event, plain.bytes_per_event) else {
+        let (Some((bt, _)), Some((bp, _))) = (
+            report.figure(tls, |r| r.bytes_per_event),
+            report.figure(plain, |r| r.bytes_per_event),
+        ) else {
             continue;
         };
-        added.push(bt - bp);
-        let mut s = format!("{t} {:+.0} B per event ({})", bt - bp, change(bt, bp));
-        if let (Some(ct), Some(cp)) = (tls.server_cpu_us_per_event, plain.server_cpu_us_per_event) {
-            if cp > 0.0 {
-                s.push_str(&format!(" and {}× the server CPU", num(ct / cp)));
-            }
+        added.push(bt.median - bp.median);
+        let mut bits = vec![format!("{t} {:+.0} B per event", bt.median - bp.median)];
+        if let Some(s) = versus(report, tls, plain, |r| r.bytes_per_event, &bytes, &change) {
+            bits.push(s);
         }
-        s.push_str(&format!(
-            ", median latency {} against {}",
-            us(tls.latency_us.p50),
-            us(plain.latency_us.p50)
-        ));
-        parts.push(s);
+        if let Some(s) = versus(report, tls, plain, cpu, &cpu_ms, &|a, b| {
+            if b > 0.0 {
+                format!("{}× the server CPU", num(a / b))
+            } else {
+                "n/a".into()
+            }
+        }) {
+            bits.push(format!("server CPU per 1000 events {s}"));
+        }
+        if let Some(s) = versus(report, tls, plain, p50, &lat, &change) {
+            bits.push(format!("median latency {s}"));
+        }
+        parts.push(bits.join(", "));
     }
     if parts.is_empty() {
         return Vec::new();
@@ -527,7 +570,7 @@ fn tls_costs(report: &Report) -> Vec<String> {
         .iter()
         .fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     vec![format!(
-        "**TLS against plain:** TLS adds {} to {} B per event on the wire (records, and handshakes amortised over the phase): {}.",
+        "**TLS against plain:** by the medians over the runs, TLS adds {} to {} B per event on the wire (records, and handshakes amortised over the phase); a change is given only beyond the spread: {}.",
         num(lo.round()),
         num(hi.round()),
         parts.join("; ")
@@ -540,40 +583,28 @@ fn http10_costs(report: &Report) -> Vec<String> {
     let tls = report.phases.first().is_some_and(|r| r.tls);
     let mut out = Vec::new();
     for t in ["short-poll", "long-poll"] {
-        let find = |http: &str| {
-            report.phases.iter().rev().find(|r| {
-                r.transport == t && r.http == http && r.tls == tls && r.events_received > 0
-            })
-        };
-        let (Some(ka), Some(h10)) = (find("1.1"), find("1.0")) else {
+        let (Some(ka), Some(h10)) = (find(report, t, "1.1", tls), find(report, t, "1.0", tls))
+        else {
             continue;
         };
-        let mut s = format!(
-            "**HTTP/1.0 against keep-alive ({t}):** a TCP connection per request opened {} connections where keep-alive opened {}",
-            super::tables::int(h10.connections_opened),
-            super::tables::int(ka.connections_opened)
-        );
-        if let (Some(b10), Some(b11)) = (h10.bytes_per_event, ka.bytes_per_event) {
+        let conns = |r: &TransportResult| Some(r.connections_opened as f64);
+        let count = |v: f64| super::tables::int(v.round() as u64);
+        let mut s = format!("**HTTP/1.0 against keep-alive ({t})**, medians over the runs (a change only beyond the spread):");
+        if let Some(c) = versus(report, h10, ka, conns, &count, &change) {
+            s.push_str(&format!(" TCP connections opened {c}"));
+        }
+        if let Some(b) = versus(report, h10, ka, |r| r.bytes_per_event, &bytes, &change) {
             s.push_str(&format!(
-                "; bytes per event {} against {} ({}; TCP handshakes are below the socket and not counted)",
-                bytes(b10),
-                bytes(b11),
-                change(b10, b11)
+                "; bytes per event {b} (TCP handshakes are below the socket and not counted)"
             ));
         }
-        if let (Some(c10), Some(c11)) = (h10.server_cpu_us_per_event, ka.server_cpu_us_per_event) {
-            s.push_str(&format!(
-                "; server CPU per 1000 events {} ms against {} ms ({})",
-                num(c10),
-                num(c11),
-                change(c10, c11)
-            ));
+        if let Some(c) = versus(report, h10, ka, cpu, &cpu_ms, &change) {
+            s.push_str(&format!("; server CPU per 1000 events {c}"));
         }
-        s.push_str(&format!(
-            "; median latency {} against {}.",
-            us(h10.latency_us.p50),
-            us(ka.latency_us.p50)
-        ));
+        if let Some(l) = versus(report, h10, ka, p50, &lat, &change) {
+            s.push_str(&format!("; median latency {l}"));
+        }
+        s.push('.');
         out.push(s);
     }
     if out.is_empty() && report.settings.http.len() == 1 && report.settings.http[0] == "1.1" {
@@ -729,6 +760,42 @@ mod tests {
                 .any(|s| s.contains("as many") || s.contains("1.0×")),
             "{c:#?}"
         );
+    }
+
+    #[test]
+    fn comparisons_quote_the_median_of_the_runs_not_the_last_one() {
+        let mut r = reference();
+        // The last of long polling's three HTTP/1.0 runs is an outlier on latency and
+        // connections; the sentence must quote the median of the three.
+        let last = r
+            .phases
+            .iter_mut()
+            .rev()
+            .find(|p| p.transport == "long-poll" && p.http == "1.0")
+            .unwrap();
+        last.latency_us.p50 = 99_000;
+        last.connections_opened = 7;
+        let runs: Vec<u64> = r
+            .phases
+            .iter()
+            .filter(|p| p.transport == "long-poll" && p.http == "1.0")
+            .map(|p| p.latency_us.p50)
+            .collect();
+        assert_eq!(runs.len(), 3);
+        let mut sorted = runs.clone();
+        sorted.sort_unstable();
+        let c = conclusions(&r, 1.0);
+        let s = line(&c, "**HTTP/1.0 against keep-alive (long-poll)**");
+        assert!(
+            s.contains(&format!("median latency {} [", us(sorted[1]))),
+            "{s}"
+        );
+        assert!(!s.contains("median latency 99.0 ms against"), "{s}");
+        assert!(s.contains("TCP connections opened 10,050 ["), "{s}");
+        // HTTP/1.0 is slower beyond the spread: the change is given. Bytes per event overlap
+        // between the two (436 B in most runs of both): within the spread, no change claimed.
+        assert!(s.contains("median latency") && s.contains("%)"), "{s}");
+        assert!(s.contains("within the spread"), "{s}");
     }
 
     #[test]

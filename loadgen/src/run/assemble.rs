@@ -125,6 +125,8 @@ pub fn assemble(
             proxy_read_timeout_s: (args.proxy != crate::cli::ProxyKind::None)
                 .then_some(args.proxy_read_timeout.as_secs_f64()),
             send_rate: args.send_rate,
+            price_vcpu_hour: args.price_vcpu_hour,
+            price_gib_hour: args.price_gib_hour,
             transports: args
                 .transports()
                 .iter()

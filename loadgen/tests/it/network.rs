@@ -464,3 +464,69 @@ async fn a_proxy_and_a_chaos_run_work_across_the_link() {
         assert!(mine().is_empty(), "left behind: {:?}", mine());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtt_sweep_gives_the_rtt_crossover_and_its_chart() {
+    let _g = serial().await;
+    if !can_link() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let args = run_args(
+        "rtt=0ms",
+        out.path(),
+        env!("CARGO_BIN_EXE_loadgen"),
+        &["--network", "rtt=40ms", "--transports", "long-poll,sse"],
+    );
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(120),
+        loadgen::execute(args, Mode::Library),
+    )
+    .await
+    .expect("in time")
+    .expect("run succeeds");
+    let report = &outcome.report;
+    assert!(!report.loss, "{:?}", report.warnings);
+    let c = report
+        .crossovers
+        .iter()
+        .find(|c| c.name == "long_poll_p99_vs_sse_by_rtt")
+        .unwrap_or_else(|| panic!("no RTT crossover in {:#?}", report.crossovers));
+    assert_eq!(c.x_scale, "linear");
+    // One point per RTT swept, for each series, each the p99 the phase measured.
+    for (label, pts) in &c.series {
+        let xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
+        assert_eq!(xs, [0.0, 40.0], "{label}");
+    }
+    let lp_40 = report
+        .phases
+        .iter()
+        .find(|r| r.transport == "long-poll" && r.network.as_ref().unwrap().name == "rtt=40ms")
+        .unwrap();
+    assert_eq!(c.series[0].1[1].1, lp_40.latency_us.p99 as f64 / 1000.0);
+    assert!(
+        c.sentence.starts_with("**Crossover, RTT:**"),
+        "{}",
+        c.sentence
+    );
+    assert!(
+        report.conclusions.contains(&c.sentence),
+        "{:#?}",
+        report.conclusions
+    );
+    let chart = outcome
+        .out_dir
+        .join("crossover_long_poll_p99_vs_sse_by_rtt.svg");
+    let svg = std::fs::read_to_string(&chart).expect("chart written");
+    assert!(svg.contains("<svg") && svg.contains("ms RTT"), "{svg}");
+    assert!(outcome.files.contains(&chart));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(outcome.out_dir.join("report.json")).unwrap())
+            .unwrap();
+    assert!(json["crossovers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "long_poll_p99_vs_sse_by_rtt"));
+    assert!(mine().is_empty(), "left behind: {:?}", mine());
+}
