@@ -253,14 +253,17 @@ fn build(
     let rate = sp.rate;
     let push_cost = fig.push_cost(prices, |r| r.median) * PER;
     let poll_cost = fig.poll_cost(prices, interval, |r| r.median) * PER;
-    let name = &push.transport;
+    let name = match push.transport.as_str() {
+        "sse" => "an SSE",
+        _ => "a WebSocket",
+    };
+    // Prices as given: they are what a reader compares with their own bill.
     let priced = format!(
-        "priced at ${} per vCPU-hour and ${} per GiB-hour (`--price-vcpu-hour`, `--price-gib-hour`; default: AWS Fargate, Linux/x86, US East)",
-        num(prices.vcpu_hour),
-        num(prices.gib_hour)
+        "priced at ${} per vCPU-hour and ${} per GiB-hour (`--price-vcpu-hour`, `--price-gib-hour`; the defaults are AWS Fargate's, Linux/x86, US East)",
+        prices.vcpu_hour, prices.gib_hour
     );
     let measured = format!(
-        "a short poll took {} of server CPU; an {name} connection held {} and used {} s of server CPU per client-hour at {} events/s{} — so polling every {} s costs ${} per million client-hours, the {name} connection ${}",
+        "a short poll took {} of server CPU; {name} connection held {} and used {} s of server CPU per client-hour at {} events/s{} — so polling every {} s costs ${} per million client-hours, {name} connection ${}",
         us((fig.poll_cpu_s.median * 1e6).round() as u64),
         bytes(fig.push_memory_bytes.median),
         num(fig.push_cpu_s_per_client_hour.median),
@@ -279,11 +282,11 @@ fn build(
     );
     let mut sentence = match found.interval_s {
         Some(x) => format!(
-            "**Crossover, memory against CPU:** short polling costs as much per client-hour as holding an {name} connection when it polls every {} s ({priced}): polling more often costs more in CPU than the connection costs in memory and CPU, polling less often costs less. Measured: {measured}. Clients cancel out: both costs are per client, so the interval is the same for any number of clients (the server's fixed memory is in neither).",
+            "**Crossover, memory against CPU:** short polling costs as much per client-hour as holding {name} connection when it polls every {} s, {priced}: polling more often costs more in CPU than the connection costs in memory and CPU, polling less often costs less. Measured: {measured}. Clients cancel out: both costs are per client, so the interval is the same for any number of clients (the server's fixed memory is in neither).",
             num(x)
         ),
         None => format!(
-            "**Crossover, memory against CPU:** no poll interval makes short polling as cheap as an {name} connection, or none makes it dearer ({priced}): not crossed. Measured: {measured}."
+            "**Crossover, memory against CPU:** no poll interval makes short polling cost the same as {name} connection, {priced}: not crossed. Measured: {measured}."
         ),
     };
     if let Some((lo, hi)) = found.bounds {
@@ -325,7 +328,7 @@ fn build(
     let push_range = cost_range(&|pick| fig.push_cost(prices, pick));
     let push_pts: Vec<(f64, Range)> = xs.iter().map(|&x| (x, push_range)).collect();
     let sp_label = "short-poll".to_owned();
-    let push_label = name.clone();
+    let push_label = push.transport.clone();
     let med = |v: &[(f64, Range)]| v.iter().map(|(x, r)| (*x, r.median)).collect();
     Ok(Crossover {
         name: "short_poll_cpu_vs_push_memory".into(),
@@ -421,6 +424,46 @@ mod tests {
         let free_poll = figures(Range::point(0.0), r(15.0, 16.0, 17.0));
         let b = free_poll.break_even(FARGATE, 1.0);
         assert_eq!((b.interval_s, b.bounds), (None, None));
+    }
+
+    #[test]
+    fn a_run_without_the_figures_says_why_and_with_them_gives_the_interval() {
+        // The reference run: 50 clients, too few for memory per connection.
+        let mut report: Report =
+            serde_json::from_str(include_str!("../../../results/reference/report.json")).unwrap();
+        assert_eq!(crossover(&report), None);
+        let why = absent(&report).unwrap();
+        assert!(
+            why.contains("memory per connection") && why.contains("1,000"),
+            "{why}"
+        );
+        // The same run with memory measured on every phase: the crossover, from the figures.
+        for p in &mut report.phases {
+            p.server_rss_per_connection_bytes = Some(if p.transport == "short-poll" {
+                0.0
+            } else {
+                16.0 * 1024.0
+            });
+        }
+        for t in report.transports.values_mut() {
+            t.server_rss_per_connection_bytes = Some(if t.transport == "short-poll" {
+                0.0
+            } else {
+                16.0 * 1024.0
+            });
+        }
+        let c = crossover(&report).expect("figures present");
+        assert!(absent(&report).is_none());
+        let x = c.x.unwrap();
+        assert!(
+            c.sentence.contains(&format!("every {} s", num(x))),
+            "{}",
+            c.sentence
+        );
+        // Dearer memory: polling pays off against a connection at a shorter interval.
+        report.settings.price_gib_hour *= 100.0;
+        let dear = crossover(&report).unwrap().x.unwrap();
+        assert!(dear < x, "{dear} vs {x}");
     }
 
     #[test]
