@@ -65,7 +65,7 @@ export class LatencyChart {
           })),
         ],
         axes: [
-          { ...axis, space: 70, values: (u, ticks) => ticks.map(clockTime), label: 'published at (this machine\'s clock)', labelSize: 18, labelFont: axis.font },
+          { ...axis, space: 70, size: 30, values: (u, ticks) => ticks.map(clockTime), label: 'published at (this machine\'s clock)', labelSize: 18, labelFont: axis.font },
           // Log axes tick every 1–9 × 10ⁿ; the powers of ten get a label, and 2 and 5 × 10ⁿ too
           // while the axis spans few decades.
           {
