@@ -1,5 +1,10 @@
 // The live page: four panes driven by one client module, one render function, one timeline.
 //
+// Under the panes the transports are compared at a glance: what each event costs as bars on one
+// axis per metric (`cost-chart.js`), latency on one chart (`latency-chart.js`), and the size of
+// the feed's events as they arrived, since every per-event figure depends on it. The guidance at
+// the bottom is tied to the measured reference run (`measured.js`).
+//
 // Everything a pane shows comes either from its own `FeedClient` (events, seqs, gaps, latency)
 // or from the server's accounting for this page's client id (requests, empty responses, bytes),
 // because a browser cannot see an EventSource's bytes or a WebSocket's framing. All four panes
@@ -17,7 +22,7 @@ import { openSource, sharedAvailable } from './feed-source.js';
 import { expectedAccept } from './handshake.js';
 import { CostChart } from './cost-chart.js';
 import { LatencyChart } from './latency-chart.js';
-import { showMeasured } from './measured.js';
+import { loadReportIndex, showMeasured } from './measured.js';
 import { LatencyHistogram, formatBytes, formatMicros, perEvent, wallClockMicros } from './stats.js';
 import {
   HTTP1_CONNECTIONS_PER_HOST,
@@ -121,9 +126,10 @@ async function main() {
   // connections, and the panes must still come up and say so.
   openFeed();
   loadControl().then(fillControls);
-  showLatestReport();
-  showMeasured({ panel: $('[data-panel="measured"]'), titles: TITLES }).then((r) => {
-    reference = r;
+  // One look at the reports for both the header's link and the measured guidance.
+  loadReportIndex().then(async (reports) => {
+    showLatestReport(reports);
+    reference = await showMeasured({ panel: $('[data-panel="measured"]'), titles: TITLES, reports });
     renderAll();
   });
   setInterval(refreshControlInputs, CONTROL_REFRESH_MS);
@@ -138,6 +144,7 @@ async function main() {
 function openFeed() {
   for (const t of TRANSPORTS) models.set(t, newModel());
   chart.clear();
+  costs.reset();
   held = { inFlight: 0, stalled: 0 };
   shared = null;
   shownKey = null;
@@ -557,23 +564,17 @@ async function loadControl() {
   }
 }
 
-async function showLatestReport() {
+/** The header's link to the newest report; hidden when there is none. */
+function showLatestReport(reports) {
   const link = $('#report-link');
-  try {
-    const res = await fetch('results/index.json', { cache: 'no-store' });
-    if (!res.ok) return;
-    const reports = await res.json();
-    const latest = Array.isArray(reports) ? reports.find((r) => r.html || r.md) : null;
-    if (!latest) return;
-    const path = latest.html ?? latest.md;
-    if (typeof path !== 'string' || !path.startsWith('/results/')) return;
-    // The index gives absolute paths; keep them relative to the page, as every other URL is.
-    link.href = path.slice(1);
-    link.textContent = `Latest report: ${latest.name}`;
-    link.hidden = false;
-  } catch {
-    // No reports: the link stays hidden.
-  }
+  const latest = reports.find((r) => r.html || r.md);
+  if (!latest) return;
+  const path = latest.html ?? latest.md;
+  if (typeof path !== 'string' || !path.startsWith('/results/')) return;
+  // The index gives absolute paths; keep them relative to the page, as every other URL is.
+  link.href = path.slice(1);
+  link.textContent = `Latest report: ${latest.name}`;
+  link.hidden = false;
 }
 
 let refreshing = false;

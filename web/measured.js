@@ -13,15 +13,19 @@ import { formatBytes, formatMicros, formatRatio } from './stats.js';
 /** The report the README quotes, preferred over the newest when the server lists it. */
 export const PREFERRED_REPORT = 'reference';
 
+/** `GET /results/index.json`: the reports the server lists, newest first; `[]` when none or no answer. */
+export async function loadReportIndex() {
+  const index = await getJson('results/index.json');
+  return Array.isArray(index) ? index.filter((r) => typeof r?.name === 'string' && (r.html || r.md)) : [];
+}
+
 /**
- * Fills `panel` and each `[data-topic]` article of the trade-offs; resolves to
- * `{name, figures: {dataBytes, clients, rate}}` for the report shown (figures null when it has no
- * per-transport results), or null when there is none.
- * @param {{panel: HTMLElement, titles: Record<string,string>, fetchJson?: (url: string) => Promise<any>}} o
+ * Fills `panel` and each `[data-topic]` article of the trade-offs from one of `reports` (see
+ * `loadReportIndex`); resolves to `{name, figures: {dataBytes, clients, rate}}` for the report
+ * shown (figures null when it has no per-transport results), or null when there is none.
+ * @param {{panel: HTMLElement, titles: Record<string,string>, reports: object[]}} o
  */
-export async function showMeasured({ panel, titles, fetchJson = getJson }) {
-  const index = await fetchJson('results/index.json');
-  const reports = Array.isArray(index) ? index.filter((r) => typeof r?.name === 'string' && (r.html || r.md)) : [];
+export async function showMeasured({ panel, titles, reports }) {
   const chosen = reports.find((r) => r.name === PREFERRED_REPORT) ?? reports[0];
   if (!chosen) {
     panel.replaceChildren(
@@ -35,7 +39,7 @@ export async function showMeasured({ panel, titles, fetchJson = getJson }) {
   const base = `results/${encodeURIComponent(chosen.name)}/`;
   const human = chosen.html ? `${base}report.html` : `${base}report.md`;
   // Asked for only when the index lists it: a 404 would be an error in the console.
-  const report = chosen.json ? await fetchJson(`${base}report.json`) : null;
+  const report = chosen.json ? await getJson(`${base}report.json`) : null;
   const head = document.createElement('p');
   head.className = 'measured-head';
   if (!report || typeof report !== 'object') {
