@@ -1,5 +1,10 @@
 // The live page: four panes driven by one client module, one render function, one timeline.
 //
+// Under the panes the transports are compared at a glance: what each event costs as bars on one
+// axis per metric (`cost-chart.js`), latency on one chart (`latency-chart.js`), and the size of
+// the feed's events as they arrived, since every per-event figure depends on it. The guidance at
+// the bottom is tied to the measured reference run (`measured.js`).
+//
 // Everything a pane shows comes either from its own `FeedClient` (events, seqs, gaps, latency)
 // or from the server's accounting for this page's client id (requests, empty responses, bytes),
 // because a browser cannot see an EventSource's bytes or a WebSocket's framing. All four panes
@@ -15,8 +20,10 @@
 import { TRANSPORTS } from './feed-client.js';
 import { openSource, sharedAvailable } from './feed-source.js';
 import { expectedAccept } from './handshake.js';
+import { CostChart } from './cost-chart.js';
 import { LatencyChart } from './latency-chart.js';
-import { LatencyHistogram, formatBytes, formatMicros, wallClockMicros } from './stats.js';
+import { loadReportIndex, showMeasured } from './measured.js';
+import { LatencyHistogram, formatBytes, formatMicros, perEvent, wallClockMicros } from './stats.js';
 import {
   HTTP1_CONNECTIONS_PER_HOST,
   TabCensus,
@@ -81,6 +88,11 @@ let census;
 let protocol = 'http/1.1';
 let timeline;
 let chart;
+let costs;
+/** The last ticker event received, measured: `{seq, dataBytes, envelopeBytes, padBytes}`. */
+let eventSize = null;
+/** The committed report the page compares with, once loaded (see `measured.js`). */
+let reference = null;
 let shownKey = null;
 /** The last message published each way (`ws`, `http`), to compare the two side by side. */
 const publishes = new Map();
@@ -104,7 +116,8 @@ async function main() {
     lanes: [...lanes, { key: 'publish', label: 'POST /publish', color: colors.publish }],
     caption: $('#timeline-title'),
   });
-  chart = new LatencyChart($('#latency-chart'), { series: lanes });
+  chart = new LatencyChart($('#latency-chart'), { series: lanes, legend: $('#latency-legend') });
+  costs = new CostChart($('#cost-chart'), { series: lanes });
 
   wireTabs();
   wireControls();
@@ -113,7 +126,12 @@ async function main() {
   // connections, and the panes must still come up and say so.
   openFeed();
   loadControl().then(fillControls);
-  showLatestReport();
+  // One look at the reports for both the header's link and the measured guidance.
+  loadReportIndex().then(async (reports) => {
+    showLatestReport(reports);
+    reference = await showMeasured({ panel: $('[data-panel="measured"]'), titles: TITLES, reports });
+    renderAll();
+  });
   setInterval(refreshControlInputs, CONTROL_REFRESH_MS);
 
   timeline.start();
@@ -126,6 +144,7 @@ async function main() {
 function openFeed() {
   for (const t of TRANSPORTS) models.set(t, newModel());
   chart.clear();
+  costs.reset();
   held = { inFlight: 0, stalled: 0 };
   shared = null;
   shownKey = null;
@@ -173,6 +192,7 @@ function onEvent(transport, event, { gap, duplicate }) {
     return;
   }
   const latency = wallClockMicros() - event.ts;
+  if (event.data?.source === 'ticker' && (eventSize === null || event.seq > eventSize.seq)) eventSize = measureEvent(event);
   model.received += 1;
   model.gaps += gap;
   model.lastSeq = event.seq;
@@ -237,6 +257,49 @@ function buildPane(transport) {
 
 function renderAll() {
   for (const transport of TRANSPORTS) renderPane(transport);
+  costs.render(new Map(TRANSPORTS.map((t) => [t, perEvent(serverFigures(models.get(t)))])));
+  renderEventSize();
+}
+
+/**
+ * The size of the feed's own events as they arrived, and how it differs from the reference run's:
+ * bytes per event depend on it, so the page's figures and the report's differ with it.
+ */
+function renderEventSize() {
+  const el = $('[data-field="payload-size"]');
+  const text = eventSize
+    ? `Events of this feed carry ${formatBytes(eventSize.dataBytes)} of data (${formatBytes(eventSize.padBytes)} of it padding, ` +
+      `the payload setting), ${formatBytes(eventSize.envelopeBytes)} with the {seq, ts, data} envelope: measured from seq ` +
+      `${eventSize.seq} as it arrived.`
+    : 'Event size: waiting for the first event of the feed.';
+  if (el.textContent !== text) el.textContent = text;
+  el.dataset.seq = eventSize ? String(eventSize.seq) : '';
+  el.dataset.envelopeBytes = eventSize ? String(eventSize.envelopeBytes) : '';
+  el.dataset.dataBytes = eventSize ? String(eventSize.dataBytes) : '';
+
+  const note = $('[data-field="reference-note"]');
+  const ref = reference?.figures;
+  const refText = ref
+    ? `Not the report's figures: the reference run (${reference.name}) sent ${formatBytes(ref.dataBytes)} of data per event ` +
+      `to ${ref.clients} clients per transport at ${ref.rate} events/s and counts bytes both ways, so its bytes per ` +
+      `event differ from these; its figures are under "What each one costs".`
+    : '';
+  if (note.textContent !== refText) note.textContent = refText;
+  note.hidden = refText === '';
+}
+
+/**
+ * Bytes of one event as the server sent it. The server writes compact JSON and `JSON.stringify`
+ * writes the same bytes back for what the ticker sends (integers, ASCII strings, keys in order).
+ */
+function measureEvent(event) {
+  const size = (v) => new TextEncoder().encode(JSON.stringify(v)).length;
+  return {
+    seq: event.seq,
+    dataBytes: size(event.data),
+    envelopeBytes: size({ seq: event.seq, ts: event.ts, data: event.data }),
+    padBytes: typeof event.data.pad === 'string' ? event.data.pad.length : 0,
+  };
 }
 
 /** The one render function: the same words and figures for every transport. */
@@ -246,12 +309,23 @@ function renderPane(transport) {
   const server = serverFigures(m);
   const set = (name, text) => {
     const el = fields.get(name);
-    if (el && el.textContent !== text) el.textContent = text;
+    if (!el) return;
+    el.classList.remove('pending');
+    if (el.textContent !== text) el.textContent = text;
+  };
+  // A figure not known yet says why, in muted type, instead of a placeholder that looks broken.
+  const pending = (name, text) => {
+    const el = fields.get(name);
+    if (!el) return;
+    el.classList.add('pending');
+    if (el.textContent !== text) el.textContent = text;
   };
   // "3.74 ms": the unit in a smaller type, so four figures fit side by side on a laptop.
   const setQuantity = (name, text) => {
     const el = fields.get(name);
-    if (!el || el.textContent === text) return;
+    if (!el) return;
+    el.classList.remove('pending');
+    if (el.textContent === text) return;
     const split = text.lastIndexOf(' ');
     if (split < 0) {
       el.textContent = text;
@@ -268,29 +342,47 @@ function renderPane(transport) {
   set('state-detail', m.detail);
   set('how', howText(transport));
   set('received', count(m.received));
-  set('last-seq', m.lastSeq === null ? '–' : String(m.lastSeq));
+  const noEvent = m.state === 'paused' ? 'paused' : 'no event yet';
+  if (m.lastSeq === null) pending('last-seq', noEvent);
+  else set('last-seq', String(m.lastSeq));
   set('gaps', count(m.gaps));
   set('duplicates', count(m.duplicates));
-  setQuantity('latency-now', formatMicros(m.latencyNow));
-  setQuantity('latency-p50', formatMicros(m.latency.quantile(0.5)));
-  setQuantity('latency-p99', formatMicros(m.latency.quantile(0.99)));
+  for (const [name, us] of [
+    ['latency-now', m.latencyNow],
+    ['latency-p50', m.latency.quantile(0.5)],
+    ['latency-p99', m.latency.quantile(0.99)],
+  ]) {
+    if (us === null) pending(name, noEvent);
+    else setQuantity(name, formatMicros(us));
+  }
   set('reconnects', count(m.reconnects));
-  set('requests', server ? count(server.requests) : '–');
-  set('empty', server ? count(server.empty_responses) : '–');
-  setQuantity('bytes', server ? formatBytes(server.bytes_written) : '–');
-  setQuantity(
-    'bytes-per-event',
-    server && server.events_delivered > 0 ? formatBytes(server.bytes_written / server.events_delivered) : '–',
-  );
-  set('open', server ? count(server.open) : '–');
+  const cost = perEvent(server);
+  if (cost) {
+    set('requests', count(cost.requests));
+    set('empty', count(server.empty_responses));
+    setQuantity('bytes', formatBytes(cost.bytes));
+    if (cost.bytesPerEvent === null) pending('bytes-per-event', 'no event yet');
+    else setQuantity('bytes-per-event', formatBytes(cost.bytesPerEvent));
+    set('open', count(server.open));
+  } else {
+    // `GET /stats/client/ID` has not answered yet (it asks once a second).
+    for (const name of ['requests', 'empty', 'bytes', 'bytes-per-event']) pending(name, 'asking');
+  }
+  fields.get('open-note').hidden = !cost;
   set('last-message', m.lastMessage);
   const talk = m.talk.last;
   set('talk-how', transport === 'ws' ? 'a message on the open socket' : 'a POST /publish of its own');
   set('talk-sent', count(m.talk.sent));
-  if (talk?.error) set('talk-round-trip', 'failed');
-  else setQuantity('talk-round-trip', talk?.roundTripMs == null ? '–' : formatMicros(talk.roundTripMs * 1000));
-  set('talk-requests', talk ? String(talk.requests) : '–');
-  setQuantity('talk-bytes-up', talk?.bytesUp == null ? '–' : formatBytes(talk.bytesUp));
+  if (!talk) {
+    for (const name of ['talk-round-trip', 'talk-requests', 'talk-bytes-up']) pending(name, 'not sent');
+  } else {
+    if (talk.error) set('talk-round-trip', 'failed');
+    else if (talk.roundTripMs === null) pending('talk-round-trip', 'on its way');
+    else setQuantity('talk-round-trip', formatMicros(talk.roundTripMs * 1000));
+    set('talk-requests', String(talk.requests));
+    if (talk.bytesUp !== null) setQuantity('talk-bytes-up', formatBytes(talk.bytesUp));
+    else pending('talk-bytes-up', talk.error ? 'not counted' : 'counting');
+  }
   element.classList.toggle('has-gaps', m.gaps > 0 || m.duplicates > 0);
 
   const paused = m.state === 'paused';
@@ -451,6 +543,7 @@ async function showHandshake({ key, accept }) {
   const field = (name) => $(`[data-field="${name}"]`, panel);
   const computed = await expectedAccept(key);
   const ok = computed === accept;
+  for (const name of ['ws-key', 'ws-accept', 'ws-accept-computed']) field(name).classList.remove('pending');
   field('ws-key').textContent = key;
   field('ws-accept').textContent = accept;
   field('ws-accept-computed').textContent = computed;
@@ -471,36 +564,34 @@ async function loadControl() {
   }
 }
 
-async function showLatestReport() {
+/** The header's link to the newest report; hidden when there is none. */
+function showLatestReport(reports) {
   const link = $('#report-link');
-  try {
-    const res = await fetch('results/index.json', { cache: 'no-store' });
-    if (!res.ok) return;
-    const reports = await res.json();
-    const latest = Array.isArray(reports) ? reports.find((r) => r.html || r.md) : null;
-    if (!latest) return;
-    const path = latest.html ?? latest.md;
-    if (typeof path !== 'string' || !path.startsWith('/results/')) return;
-    // The index gives absolute paths; keep them relative to the page, as every other URL is.
-    link.href = path.slice(1);
-    link.textContent = `Latest report: ${latest.name}`;
-    link.hidden = false;
-  } catch {
-    // No reports: the link stays hidden.
-  }
+  const latest = reports.find((r) => r.html || r.md);
+  if (!latest) return;
+  const path = latest.html ?? latest.md;
+  if (typeof path !== 'string' || !path.startsWith('/results/')) return;
+  // The index gives absolute paths; keep them relative to the page, as every other URL is.
+  link.href = path.slice(1);
+  link.textContent = `Latest report: ${latest.name}`;
+  link.hidden = false;
 }
 
 let refreshing = false;
+/** Changes this page sent with `POST /control`: a refresh that was asked before one is stale. */
+let controlChanges = 0;
 
 /** Another page (or curl) may change the ticker too; keep the inputs honest. */
 async function refreshControlInputs() {
   // One at a time: in a tab whose requests are stalled, they would pile up in the browser's queue.
   if (refreshing) return;
   refreshing = true;
+  const changesBefore = controlChanges;
   const control = await loadControl().finally(() => {
     refreshing = false;
   });
-  if (!control) return;
+  // An answer from before this page's own change would put the old value back in the input.
+  if (!control || controlChanges !== changesBefore) return;
   for (const [input, value] of [[$('#rate'), control.rate], [$('#payload'), control.payload_bytes]]) {
     if (document.activeElement !== input) input.value = String(value);
   }
@@ -540,6 +631,7 @@ function wireControls() {
 
   const change = async (input, key) => {
     if (!input.reportValidity()) return;
+    controlChanges += 1;
     try {
       const res = await fetch('control', {
         method: 'POST',
@@ -574,6 +666,7 @@ function wireControls() {
       m.baseline = m.server;
     }
     chart.clear();
+    costs.reset();
     renderAll();
   });
 }

@@ -5,22 +5,37 @@
 // interval. Rows are keyed by seq, so the four transports' points for one event line up on the
 // same x (the event's publish time). uPlot draws tens of thousands of points without effort,
 // and the chart is redrawn a few times a second, not on every event.
+//
+// The y axis spans whole decades and moves only along them, growing as soon as a point would
+// fall outside and shrinking only after the points have fitted fewer decades for a while
+// (`scale.js`): refitting on every redraw would make a steady feed's curves jump each time one
+// slow event came or went. The legend is the page's own, beside the title, so it never covers
+// a curve and never shows a placeholder.
 
 import uPlot from './vendor/uPlot.esm.js';
-import { formatMicros } from './stats.js';
+import { StickyBound, decadeCeil, decadeFloor } from './scale.js';
 
 /** Floor for the log scale: a latency of 0 (or a negative one, from clock skew) is drawn here. */
 const FLOOR_MS = 0.01;
 /** Rows kept: at high feed rates the window is cut by count before time. */
 const MAX_ROWS = 4000;
+/** The y axis before any point, in ms: it never gets narrower than this. */
+const INITIAL_Y_MS = [0.1, 10];
+/** Up to this many decades on the axis, 2 and 5 × 10ⁿ get labels too. */
+const LABEL_MINOR_DECADES = 2;
 
 export class LatencyChart {
   /**
    * @param {HTMLElement} element
-   * @param {{series: {key:string, label:string, color:string}[], windowS?: number}} options
+   * @param {{series: {key:string, label:string, color:string}[], windowS?: number,
+   *   legend?: HTMLElement}} options `legend` gets a colour key per series.
    */
-  constructor(element, { series, windowS = 60 }) {
+  constructor(element, { series, windowS = 60, legend = null }) {
     this.element = element;
+    this.yMin = new StickyBound({ side: 'min', round: decadeFloor, initial: INITIAL_Y_MS[0] });
+    this.yMax = new StickyBound({ side: 'max', round: decadeCeil, initial: INITIAL_Y_MS[1] });
+    this.yRange = [...INITIAL_Y_MS];
+    if (legend) drawLegend(legend, series);
     this.series = series;
     this.index = new Map(series.map((s, i) => [s.key, i]));
     this.windowS = windowS;
@@ -37,26 +52,33 @@ export class LatencyChart {
         ...this.#size(),
         scales: {
           x: { time: true, range: () => this.#xRange() },
-          y: { distr: 3, log: 10 },
+          y: { distr: 3, log: 10, range: () => this.yRange },
         },
         series: [
-          { label: 'published', value: (u, v) => (v == null ? '–' : clockTime(v)) },
+          { label: 'published' },
           ...series.map((s) => ({
             label: s.label,
             stroke: s.color,
             width: 1.5,
             spanGaps: true,
             points: { show: true, size: 4, fill: s.color, stroke: s.color },
-            value: (u, v) => (v == null ? '–' : formatMicros(v * 1000)),
           })),
         ],
         axes: [
-          { ...axis, space: 70, values: (u, ticks) => ticks.map(clockTime) },
-          // Log axes tick every 1–9 × 10ⁿ; only the powers of ten get a label.
-          { ...axis, size: 62, values: (u, ticks) => ticks.map((ms) => (isPowerOfTen(ms) ? powerOfTenLabel(ms) : '')) },
+          { ...axis, space: 70, size: 30, values: (u, ticks) => ticks.map(clockTime), label: 'published at (this machine\'s clock)', labelSize: 18, labelFont: axis.font },
+          // Log axes tick every 1–9 × 10ⁿ; the powers of ten get a label, and 2 and 5 × 10ⁿ too
+          // while the axis spans few decades.
+          {
+            ...axis,
+            size: 56,
+            label: 'latency (log scale)',
+            labelSize: 18,
+            labelFont: axis.font,
+            values: (u, ticks) => ticks.map((ms) => (this.#labelled(ms) ? latencyLabel(ms) : '')),
+          },
         ],
         cursor: { drag: { x: false, y: false } },
-        legend: { live: true },
+        legend: { show: false },
       },
       this.#data(),
       element,
@@ -80,6 +102,8 @@ export class LatencyChart {
 
   clear() {
     this.rows.clear();
+    this.yMin.reset();
+    this.yMax.reset();
     this.dirty = true;
   }
 
@@ -89,13 +113,47 @@ export class LatencyChart {
   }
 
   redraw() {
+    const before = this.yRange;
     if (this.dirty) {
       this.#forget();
+      this.#fitY();
       this.plot.setData(this.#data());
       this.dirty = false;
     } else {
+      // Points leave the window as it scrolls, which may let the axis shrink in time.
+      this.#fitY();
+      if (this.yRange !== before) this.plot.setScale('y', { min: this.yRange[0], max: this.yRange[1] });
       this.plot.setScale('x', { min: this.#xRange()[0], max: this.#xRange()[1] });
     }
+    // What the axis shows, for a reader of the DOM (the axis itself is drawn on a canvas).
+    const shown = `${this.plot.scales.y.min} ${this.plot.scales.y.max}`;
+    if (this.element.dataset.yRange !== shown) this.element.dataset.yRange = shown;
+  }
+
+  /** The y range from the points in the window, through the sticky bounds. */
+  #fitY() {
+    const from = this.#xRange()[0];
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const row of this.rows.values()) {
+      if (row[0] < from) continue;
+      for (let i = 1; i < row.length; i += 1) {
+        const v = row[i];
+        if (v === null) continue;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+    }
+    const now = performance.now();
+    const range = [this.yMin.update(Number.isFinite(lo) ? lo : null, now), this.yMax.update(Number.isFinite(hi) ? hi : null, now)];
+    if (range[0] !== this.yRange[0] || range[1] !== this.yRange[1]) this.yRange = range;
+  }
+
+  #labelled(ms) {
+    const [min, max] = this.yRange;
+    const mantissa = Math.round(ms / decadeFloor(ms));
+    if (mantissa === 1) return true;
+    return Math.log10(max / min) <= LABEL_MINOR_DECADES + 1e-9 && (mantissa === 2 || mantissa === 5);
   }
 
   #xRange() {
@@ -118,7 +176,8 @@ export class LatencyChart {
 
   #size() {
     const width = Math.max(200, this.element.clientWidth);
-    return { width, height: width < 500 ? 160 : 170 };
+    // Tall enough for a label at every decade of a 0.1 ms – 10 s axis.
+    return { width, height: width < 500 ? 200 : 250 };
   }
 }
 
@@ -127,14 +186,24 @@ function clockTime(s) {
   return new Date(s * 1000).toLocaleTimeString('en-GB', { hour12: false });
 }
 
-/** "10 µs", "1 ms", "100 ms", "1 s": axis labels need no decimals. */
-function powerOfTenLabel(ms) {
+/** "10 µs", "2 ms", "100 ms", "1 s": axis labels need no decimals. */
+function latencyLabel(ms) {
   if (ms < 1) return `${Math.round(ms * 1000)} µs`;
   if (ms < 1000) return `${Math.round(ms)} ms`;
   return `${Math.round(ms / 1000)} s`;
 }
 
-function isPowerOfTen(v) {
-  const exponent = Math.log10(v);
-  return Math.abs(exponent - Math.round(exponent)) < 1e-9;
+/** A colour key per series, as text beside the chart's title. */
+function drawLegend(legend, series) {
+  legend.replaceChildren(
+    ...series.map((s) => {
+      const item = document.createElement('span');
+      item.dataset.series = s.key;
+      const key = document.createElement('i');
+      key.className = 'key line';
+      key.style.background = s.color;
+      item.append(key, s.label);
+      return item;
+    }),
+  );
 }

@@ -102,3 +102,29 @@ export function formatBytes(n) {
   if (n < 1e9) return `${(n / 1e6).toFixed(2)} MB`;
   return `${(n / 1e9).toFixed(2)} GB`;
 }
+
+/** A ratio such as requests per event to three significant digits: "1.00", "0.270", "0.0123", "0". */
+export function formatRatio(v) {
+  if (v === null || v === undefined || !Number.isFinite(v)) return '–';
+  if (v === 0) return '0';
+  if (Math.abs(v) >= 100) return String(Math.round(v));
+  return v.toPrecision(3);
+}
+
+/**
+ * What the server counted for one transport, per event delivered: the one computation behind the
+ * panes' "bytes/event" and the comparison chart, so the two cannot disagree. `server` holds the
+ * counters of `GET /stats/client/ID` (since the last reset); `null` while none have arrived.
+ * The ratios are `null` until an event has been delivered.
+ */
+export function perEvent(server) {
+  if (!server) return null;
+  const events = server.events_delivered;
+  return {
+    bytes: server.bytes_written,
+    requests: server.requests,
+    events,
+    bytesPerEvent: events > 0 ? server.bytes_written / events : null,
+    requestsPerEvent: events > 0 ? server.requests / events : null,
+  };
+}

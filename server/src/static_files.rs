@@ -48,7 +48,9 @@ pub fn results(dir: &Path) -> actix_files::Files {
         ))
 }
 
-/// `GET /results/index.json`: reports under `--results-dir`, newest first.
+/// `GET /results/index.json`: reports under `--results-dir`, newest first, with the path of each
+/// one's `report.json` when it has one: the page reads it for the measured figures, and asking for
+/// a file that is not there would log an error in the browser's console.
 pub async fn results_index(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -56,7 +58,7 @@ pub async fn results_index(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub fn list_reports(dir: &Path) -> Vec<serde_json::Value> {
-    let mut found: Vec<(SystemTime, String, bool, bool)> = Vec::new();
+    let mut found: Vec<(SystemTime, String, bool, bool, bool)> = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -64,6 +66,7 @@ pub fn list_reports(dir: &Path) -> Vec<serde_json::Value> {
         let path = entry.path();
         let html = path.join("report.html").is_file();
         let md = path.join("report.md").is_file();
+        let json = path.join("report.json").is_file();
         if !(html || md) {
             continue;
         }
@@ -75,12 +78,12 @@ pub fn list_reports(dir: &Path) -> Vec<serde_json::Value> {
             .metadata()
             .and_then(|m| m.modified())
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        found.push((modified, name, html, md));
+        found.push((modified, name, html, md, json));
     }
     found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
     found
         .into_iter()
-        .map(|(modified, name, html, md)| {
+        .map(|(modified, name, html, md, json)| {
             let secs = modified
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
@@ -88,6 +91,7 @@ pub fn list_reports(dir: &Path) -> Vec<serde_json::Value> {
                 "name": name,
                 "html": html.then(|| format!("/results/{name}/report.html")),
                 "md": md.then(|| format!("/results/{name}/report.md")),
+                "json": json.then(|| format!("/results/{name}/report.json")),
                 "modified_unix_s": secs,
             })
         })

@@ -13,7 +13,7 @@ import time
 from marionette_driver.marionette import Marionette
 
 PANES = """
-  return Array.from(document.querySelectorAll('[data-transport]')).map(p => ({
+  return Array.from(document.querySelectorAll('.pane[data-transport]')).map(p => ({
     transport: p.dataset.transport,
     state: p.querySelector('[data-field=state]').textContent.trim(),
     received: Number(p.querySelector('[data-field=received]').textContent) || 0,

@@ -15,6 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 export const WEB_DIR = fileURLToPath(new URL('..', import.meta.url));
+/** The reports committed with the project. */
+export const COMMITTED_RESULTS = fileURLToPath(new URL('../../results/', import.meta.url));
 export const OUTPUT_DIR = path.join(WEB_DIR, 'test-results');
 export const TRANSPORTS = ['short-poll', 'long-poll', 'sse', 'ws'];
 
@@ -40,10 +42,14 @@ export function serverBinary() {
 /**
  * Starts the server (ticker at `rate` events/s) with the page's test settings plus `args`; resolves once it prints its
  * address. Its results directory is a fresh temporary one holding `reports` (names of fake
- * report directories), so the page's "latest report" link has something to find.
+ * report directories), so the page's "latest report" link has something to find; or
+ * `resultsDir`, served as it is and left alone (the committed `results/`, say).
  */
-export async function startServer({ rate = 5, args = [], reports = [], port = 0 } = {}) {
-  const resultsDir = mkdtempSync(path.join(tmpdir(), 'feedlab-web-results-'));
+export async function startServer({ rate = 5, args = [], reports = [], port = 0, resultsDir: given = null } = {}) {
+  const resultsDir = given ?? mkdtempSync(path.join(tmpdir(), 'feedlab-web-results-'));
+  const removeResults = () => {
+    if (!given) rmSync(resultsDir, { recursive: true, force: true });
+  };
   for (const name of reports) {
     mkdirSync(path.join(resultsDir, name));
     writeFileSync(path.join(resultsDir, name, 'report.html'), `<!doctype html><title>${name}</title>`);
@@ -77,7 +83,7 @@ export async function startServer({ rate = 5, args = [], reports = [], port = 0 
     });
   }).catch((err) => {
     child.kill('SIGKILL');
-    rmSync(resultsDir, { recursive: true, force: true });
+    removeResults();
     throw err;
   });
 
@@ -90,7 +96,7 @@ export async function startServer({ rate = 5, args = [], reports = [], port = 0 
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGKILL');
       await exited;
-      rmSync(resultsDir, { recursive: true, force: true });
+      removeResults();
     },
     async stop() {
       process.off('exit', killOnExit);
@@ -101,7 +107,7 @@ export async function startServer({ rate = 5, args = [], reports = [], port = 0 
         await exited;
         clearTimeout(timer);
       }
-      rmSync(resultsDir, { recursive: true, force: true });
+      removeResults();
     },
   };
 }

@@ -1,5 +1,5 @@
-// The page's pure modules, tested in Node without a browser: percentiles, the handshake hash and
-// the stall rule;
+// The page's pure modules, tested in Node without a browser: percentiles, the handshake hash,
+// the stall rule, the charts' sticky axes and the per-event costs;
 // and the vendored chart library, which must be the version the lockfile names.
 
 import assert from 'node:assert/strict';
@@ -9,7 +9,8 @@ import { describe, test } from 'node:test';
 
 import { expectedAccept, sha1ForTests } from '../handshake.js';
 import { ALIVE_WITHIN_MS, STALL_AFTER_MS, answersLongPoll, stallOf } from '../stall.js';
-import { LatencyHistogram, formatBytes, formatMicros } from '../stats.js';
+import { StickyBound, decadeCeil, decadeFloor, niceCeil } from '../scale.js';
+import { LatencyHistogram, formatBytes, formatMicros, formatRatio, perEvent } from '../stats.js';
 
 describe('LatencyHistogram', () => {
   test('percentiles are within 1 % of the exact ones', () => {
@@ -140,5 +141,70 @@ describe('stall rule', () => {
     assert.equal(answersLongPoll({ ...long, since: null }, 11, sentAt - 1), false);
     assert.equal(answersLongPoll({ ...long, since: null }, 11, at(1)), true);
     assert.equal(answersLongPoll(poll, 11, at(1)), false);
+  });
+});
+
+describe('axis bounds (scale.js)', () => {
+  test('round values: 1, 1.5, 2, 3, 5, 7.5 × 10ⁿ, and whole decades', () => {
+    assert.deepEqual([0.9, 1, 1.2, 1.6, 2.9, 3, 4, 6, 8].map(niceCeil), [1, 1, 1.5, 2, 3, 3, 5, 7.5, 10]);
+    assert.equal(niceCeil(261), 300);
+    assert.equal(niceCeil(0.0123), 0.015);
+    assert.equal(decadeCeil(0.3), 1);
+    assert.equal(decadeCeil(1000), 1000);
+    assert.equal(decadeFloor(0.3), 0.1);
+    assert.equal(decadeFloor(1), 1);
+  });
+
+  test('grows at once to hold a value, shrinks only after the data fitted less for the whole delay', () => {
+    const b = new StickyBound({ side: 'max', round: niceCeil, initial: 1, shrinkAfterMs: 10_000 });
+    assert.equal(b.update(null, 0), 1, 'no data: the initial bound');
+    assert.equal(b.update(260, 0), 300, 'grows at once');
+    assert.equal(b.update(1200, 1000), 1500);
+    // The data falls back: the axis holds for the delay, then fits what the calm period needed.
+    assert.equal(b.update(140, 2000), 1500);
+    assert.equal(b.update(290, 6000), 1500);
+    assert.equal(b.update(140, 11_999), 1500);
+    assert.equal(b.update(140, 12_000), 300, 'the largest value of the calm period, not the last');
+    // A value that comes and goes inside the delay never moves the axis down.
+    const flapping = new StickyBound({ side: 'max', round: niceCeil, initial: 1, shrinkAfterMs: 10_000 });
+    let changes = 0;
+    let last = flapping.update(900, 0);
+    for (let t = 500; t <= 9500; t += 500) {
+      const v = flapping.update(t % 3000 === 0 ? 900 : 90, t);
+      if (v !== last) changes += 1;
+      last = v;
+    }
+    assert.equal(changes, 0);
+    assert.equal(last, 1000);
+  });
+
+  test('a lower bound moves the other way, and never past its initial value', () => {
+    const b = new StickyBound({ side: 'min', round: decadeFloor, initial: 0.1, shrinkAfterMs: 5000 });
+    assert.equal(b.update(0.5, 0), 0.1, 'not tighter than the initial bound');
+    assert.equal(b.update(0.02, 100), 0.01, 'grows downwards at once');
+    assert.equal(b.update(0.4, 200), 0.01);
+    assert.equal(b.update(0.4, 5200), 0.1);
+    b.reset();
+    assert.equal(b.value, 0.1);
+  });
+});
+
+describe('per-event costs (stats.js)', () => {
+  test('bytes and requests per event delivered, unknown before the first event', () => {
+    assert.equal(perEvent(null), null);
+    const none = perEvent({ bytes_written: 180, requests: 1, events_delivered: 0 });
+    assert.equal(none.bytesPerEvent, null);
+    assert.equal(none.requestsPerEvent, null);
+    const some = perEvent({ bytes_written: 14_100, requests: 27, events_delivered: 100 });
+    assert.equal(some.bytesPerEvent, 141);
+    assert.equal(some.requestsPerEvent, 0.27);
+  });
+
+  test('ratios keep three significant digits', () => {
+    assert.equal(formatRatio(0.27), '0.270');
+    assert.equal(formatRatio(1.005), '1.00');
+    assert.equal(formatRatio(0.0123456), '0.0123');
+    assert.equal(formatRatio(0), '0');
+    assert.equal(formatRatio(250.4), '250');
   });
 });

@@ -155,6 +155,7 @@ async fn results_index_lists_reports_newest_first() {
         std::fs::write(dir.path().join(name).join("report.html"), "<html></html>").unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    std::fs::write(dir.path().join("older").join("report.json"), "{}").unwrap();
     let results = dir.path().display().to_string();
     let srv = TestServer::start(&["--results-dir", &results]);
     let index = get(&srv.url("/results/index.json")).await;
@@ -162,6 +163,9 @@ async fn results_index_lists_reports_newest_first() {
     let index = index.json();
     assert_eq!(index[0]["name"], "newer");
     assert_eq!(index[0]["html"], "/results/newer/report.html");
+    // The machine-readable report is listed only where there is one.
+    assert_eq!(index[0]["json"], Value::Null);
+    assert_eq!(index[1]["json"], "/results/older/report.json");
     assert_eq!(
         get(&srv.url("/results/older/report.html")).await.status,
         200
