@@ -74,6 +74,10 @@ pub struct TransportCounters {
     pub bytes_written: u64,
     #[serde(default)]
     pub messages_received: u64,
+    /// The payload the server wrote before compressing it (`bytes_written` is after); absent
+    /// from a server without compression.
+    #[serde(default)]
+    pub payload_bytes_uncompressed: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -116,6 +120,9 @@ impl TransportCounters {
             messages_received: self
                 .messages_received
                 .saturating_sub(before.messages_received),
+            payload_bytes_uncompressed: self
+                .payload_bytes_uncompressed
+                .map(|a| a.saturating_sub(before.payload_bytes_uncompressed.unwrap_or(0))),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! Units are in the field names (`_us`, `_s`, `_bytes`); a missing measurement is `null`, never a
 //! zero that could be mistaken for a result.
 
+pub mod compression;
 pub mod crossover;
 pub mod html;
 pub mod json;
@@ -121,6 +122,11 @@ pub struct Settings {
     #[schemars(skip_serializing_if = "sch::added_later")]
     #[schemars(extend("enum" = ["off", "on", "both"]))]
     pub tls: String,
+    /// `--compression`: `off`, `on` or `both` (every phase without, then with).
+    #[serde(default = "off")]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    #[schemars(extend("enum" = ["off", "on", "both"]))]
+    pub compression: String,
     /// `--ca`, the PEM file trusted for an `https://` --url.
     #[serde(default)]
     #[schemars(skip_serializing_if = "sch::added_later")]
@@ -188,6 +194,10 @@ fn padding() -> String {
 
 fn none() -> String {
     "none".into()
+}
+
+fn off() -> String {
+    "off".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
@@ -383,6 +393,11 @@ pub struct TransportResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(skip_serializing_if = "sch::added_later")]
     pub upstream: Option<crate::upstream::Upstream>,
+    /// `--compression`: what was offered and agreed, the bytes after decoding and what decoding
+    /// cost; absent from reports made before the flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    pub compression: Option<compression::CompressionResult>,
     /// loadgen's counts against the server's `/stats` deltas; null when unavailable.
     pub server_check: Option<ServerCheck>,
     pub histograms: Histograms,
@@ -505,6 +520,7 @@ impl TransportResult {
             && self.tls == other.tls
             && self.clients == other.clients
             && self.rate == other.rate
+            && self.compressed() == other.compressed()
     }
 
     /// Whether anything was lost, repeated, reordered or failed.
