@@ -290,9 +290,13 @@ mod tests {
         let mut d = BodyDecoder::for_encoding(Some("gzip")).unwrap();
         // The first flushed chunk already yields the first 400 bytes: SSE events are not held
         // back until the body ends.
-        let a = d.feed(Bytes::copy_from_slice(&all[..first]), &decoding).unwrap();
+        let a = d
+            .feed(Bytes::copy_from_slice(&all[..first]), &decoding)
+            .unwrap();
         assert_eq!(&a[..], &text[..400]);
-        let b = d.feed(Bytes::copy_from_slice(&all[first..]), &decoding).unwrap();
+        let b = d
+            .feed(Bytes::copy_from_slice(&all[first..]), &decoding)
+            .unwrap();
         assert_eq!(&b[..], &text[400..]);
         assert_eq!(decoding.decoded(), text.len() as u64);
     }
@@ -318,8 +322,12 @@ mod tests {
             DecodeError::Unsupported
         );
         assert_eq!(
-            decode_body(Some("gzip"), Bytes::from_static(b"not gzip at all"), &decoding)
-                .unwrap_err(),
+            decode_body(
+                Some("gzip"),
+                Bytes::from_static(b"not gzip at all"),
+                &decoding
+            )
+            .unwrap_err(),
             DecodeError::Corrupt
         );
         let answers = decoding.answers();

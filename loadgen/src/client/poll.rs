@@ -138,28 +138,29 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
             Outcome::Response(status, body, encoding) => {
                 rec.request();
                 // Decoded before the clock is read: a browser sees the events only then.
-                let decoded = compression::decode_body(encoding.as_deref(), body, &ctx.wire.decoding);
+                let decoded =
+                    compression::decode_body(encoding.as_deref(), body, &ctx.wire.decoding);
                 let now = clock::now_us();
                 match status {
-                    StatusCode::OK => match decoded
-                        .map(|body| serde_json::from_slice::<PollBody>(&body))
-                    {
-                        Ok(Ok(batch)) => {
-                            link.up(ctx);
-                            if let Some(up_to) = batch.missed_up_to() {
-                                rec.seq.missed(batch.missed, up_to);
+                    StatusCode::OK => {
+                        match decoded.map(|body| serde_json::from_slice::<PollBody>(&body)) {
+                            Ok(Ok(batch)) => {
+                                link.up(ctx);
+                                if let Some(up_to) = batch.missed_up_to() {
+                                    rec.seq.missed(batch.missed, up_to);
+                                }
+                                if batch.events.is_empty() && !long {
+                                    rec.empty_responses += 1;
+                                }
+                                for e in &batch.events {
+                                    rec.event(e.seq, e.ts, e.data, now);
+                                }
+                                cursor = cursor.max(batch.next);
                             }
-                            if batch.events.is_empty() && !long {
-                                rec.empty_responses += 1;
-                            }
-                            for e in &batch.events {
-                                rec.event(e.seq, e.ts, e.data, now);
-                            }
-                            cursor = cursor.max(batch.next);
+                            Ok(Err(_)) => rec.error("bad_body"),
+                            Err(e) => rec.error(e.kind()),
                         }
-                        Ok(Err(_)) => rec.error("bad_body"),
-                        Err(e) => rec.error(e.kind()),
-                    },
+                    }
                     StatusCode::NO_CONTENT if long => {
                         link.up(ctx);
                         rec.empty_responses += 1;

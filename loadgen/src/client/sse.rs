@@ -10,8 +10,7 @@ use hyper::{header, StatusCode};
 
 use super::{close, link::Link, ClientCtx, H2Handoff, RESPONSE_TIMEOUT};
 use crate::{
-    clock,
-    compression,
+    clock, compression,
     event::{EventMsg, MissedNotice},
     net::{self, Sender},
     stats::Recorder,
@@ -109,10 +108,13 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
         decoding.answer(decoder.name());
         // Decoded chunk by chunk as hyper hands them over, so each event is parsed (and timed)
         // as soon as its bytes are in.
-        let body = res.into_body().into_data_stream().map(move |chunk| match chunk {
-            Ok(chunk) => decoder.feed(chunk, decoding).map_err(Broken::Decode),
-            Err(_) => Err(Broken::Http),
-        });
+        let body = res
+            .into_body()
+            .into_data_stream()
+            .map(move |chunk| match chunk {
+                Ok(chunk) => decoder.feed(chunk, decoding).map_err(Broken::Decode),
+                Err(_) => Err(Broken::Http),
+            });
         let mut events = body.eventsource();
         loop {
             let next = tokio::select! {

@@ -205,14 +205,20 @@ fn row(runs: &[&TransportResult]) -> Vec<String> {
     } else {
         format!("{} HTTP/{}", first.transport, first.http)
     };
-    let name = if first.tls { format!("{name} TLS") } else { name };
+    let name = if first.tls {
+        format!("{name} TLS")
+    } else {
+        name
+    };
     vec![
         name,
         if first.compressed() { "on" } else { "off" }.to_owned(),
         answered,
         show(&|r| r.bytes_per_event, &bytes),
         show(&|r| r.compression.as_ref().and_then(|c| c.ratio), &num),
-        show(&|r| r.server_cpu_us_per_event, &|v| format!("{} µs", num(v))),
+        show(&|r| r.server_cpu_us_per_event, &|v| {
+            format!("{} µs", num(v))
+        }),
         show(&|r| r.server_rss_per_connection_bytes, &bytes),
         show(
             &|r| {

@@ -151,11 +151,7 @@ pub async fn run_phase(
             send: talking.then(|| upstream::SendPlan {
                 rate: args.send_rate,
                 duration: env.plan.duration,
-                payload: crate::payload::Payload::new(
-                    args.payload,
-                    args.payload_bytes,
-                    env.seed,
-                ),
+                payload: crate::payload::Payload::new(args.payload, args.payload_bytes, env.seed),
                 nonce,
                 from_base: member_index as u64 * u64::from(phase.clients),
                 started: started_rx.clone(),
