@@ -245,10 +245,11 @@ mod tests {
 
     #[test]
     fn ratios_come_from_the_counts_and_an_older_server_leaves_its_side_empty() {
-        let mut counted = Counted::default();
-        counted.bytes_decoded = 30_000;
-        counted.cpu_ns = 2_000_000;
-        counted.answers.insert("gzip".into(), 10);
+        let counted = Counted {
+            bytes_decoded: 30_000,
+            cpu_ns: 2_000_000,
+            answers: BTreeMap::from([("gzip".to_owned(), 10)]),
+        };
         let c = result(false, true, counted, 10_000, 100, None);
         assert_eq!(c.ratio, Some(3.0));
         assert_eq!(c.decoded_bytes_per_event, Some(300.0));
