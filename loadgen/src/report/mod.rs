@@ -584,11 +584,14 @@ impl Report {
     }
 
     /// Every phase's last run (the ones that ran more than once carry their `spread`), in
-    /// order: what tables and charts show.
+    /// order: what tables and charts show. With `--compression both`, only the first setting's
+    /// (uncompressed): the "Compression" table sets the two side by side.
     pub fn latest(&self) -> Vec<&TransportResult> {
+        let compressed = self.phases.first().is_some_and(TransportResult::compressed);
         self.phases
             .iter()
             .enumerate()
+            .filter(|(_, r)| r.compressed() == compressed)
             .filter(|(i, r)| !self.phases[i + 1..].iter().any(|later| later.same_cell(r)))
             .map(|(_, r)| r)
             .collect()
