@@ -50,8 +50,8 @@ pub struct CompressionResult {
     pub decode_cpu_us_per_event: Option<f64>,
     /// What `decode_cpu_s` covers: `decode_calls` (HTTP: only the decoder's calls, nothing with
     /// compression off) or `receive_polls` (WebSocket: every poll of the socket — reading,
-    /// unmasking, inflating — since the library inflates inside; measured alike without
-    /// compression, so the difference is the inflating).
+    /// unmasking, inflating — since the library inflates inside, so an upper bound of the
+    /// inflating; not measured, 0, with compression off).
     #[schemars(extend("enum" = ["decode_calls", "receive_polls"]))]
     pub decode_cpu_covers: String,
     /// The payload the server wrote before compressing it, from `/stats`
@@ -144,7 +144,7 @@ pub fn table(report: &Report) -> Option<Table> {
     }
     let mut t = Table {
         title: "Compression".into(),
-        note: "Each transport without and with compression offered as a browser offers it (WebSocket permessage-deflate, HTTP Accept-Encoding). Bytes are on the socket, both ways; \"decoded ÷ wire\" is the payload after decoding over the bytes read. loadgen's decode CPU is the thread CPU of its decoder calls (HTTP) or of every WebSocket receive poll (the library inflates inside, so compare with the row without). Server memory per connection only from the phases with enough connections to measure it. With --repeat: median [min–max] over the runs.".into(),
+        note: "Each transport without and with compression offered as a browser offers it (WebSocket permessage-deflate, HTTP Accept-Encoding). Bytes are on the socket, both ways; \"decoded ÷ wire\" is the payload after decoding over the bytes read. loadgen's decode CPU is the thread CPU of its decoder calls (HTTP) or of every WebSocket receive poll with compression on (the library inflates inside: an upper bound). Server memory per connection only from the phases with enough connections to measure it. With --repeat: median [min–max] over the runs.".into(),
         headers: HEADERS.iter().map(|h| (*h).to_owned()).collect(),
         rows: Vec::new(),
     };
