@@ -243,6 +243,61 @@ fn row(runs: &[&TransportResult]) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn reference() -> Report {
+        serde_json::from_str(include_str!("../../../results/reference/report.json")).unwrap()
+    }
+
+    #[test]
+    fn the_table_sets_each_transport_without_and_with_side_by_side_over_its_runs() {
+        let mut r = reference();
+        // Made before the flag: no compression, no table.
+        assert!(table(&r).is_none());
+        let plain = r.phases.clone();
+        for p in &mut r.phases {
+            p.compression = Some(result(
+                p.transport == "ws",
+                false,
+                Counted::default(),
+                p.bytes_down,
+                p.events_received,
+                None,
+            ));
+        }
+        for mut p in plain {
+            let counted = Counted {
+                bytes_decoded: p.bytes_down * 3,
+                cpu_ns: 1_000 * p.events_received,
+                answers: BTreeMap::from([("gzip".to_owned(), p.http_requests)]),
+            };
+            p.bytes_down /= 2;
+            p.bytes_per_event = p.bytes_per_event.map(|b| b / 2.0);
+            p.compression = Some(result(
+                p.transport == "ws",
+                true,
+                counted,
+                p.bytes_down,
+                p.events_received,
+                Some((100, 50)),
+            ));
+            p.phase = r.phases.len();
+            r.phases.push(p);
+        }
+        let t = table(&r).expect("a Compression table");
+        let cells = reference().latest().len();
+        assert_eq!(t.rows.len(), 2 * cells, "{:?}", t.rows);
+        for pair in t.rows.chunks(2) {
+            assert_eq!(pair[0][0], pair[1][0], "the same transport, off then on");
+            assert_eq!((pair[0][1].as_str(), pair[1][1].as_str()), ("off", "on"));
+            assert_eq!((pair[0][2].as_str(), pair[1][2].as_str()), ("–", "gzip"));
+            // Three runs each: median [min–max].
+            assert!(pair[1][4].starts_with("6"), "{:?}", pair[1]);
+            assert!(pair[1][3].contains('['), "{:?}", pair[1]);
+            assert!(pair[1][7].contains('['), "{:?}", pair[1]);
+        }
+        // Tables and charts keep to the first setting; the headline too.
+        assert!(r.latest().iter().all(|p| !p.compressed()));
+    }
+
     #[test]
     fn ratios_come_from_the_counts_and_an_older_server_leaves_its_side_empty() {
         let counted = Counted {
