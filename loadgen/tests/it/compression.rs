@@ -238,3 +238,61 @@ async fn every_transport_decodes_what_independent_compressing_peers_send() {
     let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
     assert!(html.contains("Compression"));
 }
+
+/// Offered to a server that compresses nothing: every answer is `none`, nothing is lost, and
+/// loadgen's counts (the offer's header bytes included) still equal the server's `/stats`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offered_to_a_server_without_compression_changes_nothing_but_the_offer() {
+    let srv = TestServer::start(&[]);
+    let out = tempfile::tempdir().unwrap();
+    let args = Args::from_args([
+        "--repeat",
+        "1",
+        "--url",
+        &format!("http://{}/", srv.addr),
+        "--compression",
+        "on",
+        "--payload",
+        "chat",
+        "--clients",
+        "3",
+        "--duration",
+        "1s",
+        "--rate",
+        "20",
+        "--poll-interval",
+        "200ms",
+        "--drain",
+        "600ms",
+        "--http",
+        "1.1",
+        "--out",
+        out.path().to_str().unwrap(),
+    ])
+    .unwrap();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(60),
+        loadgen::execute(args, Mode::Library),
+    )
+    .await
+    .expect("run finishes in time")
+    .expect("run succeeds");
+    let report = &outcome.report;
+    assert_eq!(report.settings.compression, "on");
+    assert_eq!(report.phases.len(), 4);
+    for r in &report.phases {
+        let what = &r.transport;
+        let c = r.compression.as_ref().unwrap();
+        assert!(c.offered, "{what}");
+        assert_eq!(c.answers.keys().collect::<Vec<_>>(), ["none"], "{what}");
+        assert_eq!(c.server_payload_bytes_uncompressed, None, "{what}");
+        assert_eq!(r.events_received, r.events_expected, "{what}");
+        assert!(r.errors.is_empty(), "{what}: {:?}", r.errors);
+        let check = r.server_check.as_ref().expect("a /stats check");
+        assert!(check.ok, "{what}: {check:?}");
+        assert_eq!(
+            check.bytes.loadgen, check.bytes.server,
+            "{what}: to the byte"
+        );
+    }
+}
