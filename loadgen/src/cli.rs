@@ -147,6 +147,14 @@ pub struct Args {
     #[arg(long, env = "LOADGEN_TLS", default_value = "off")]
     pub tls: TlsMode,
 
+    /// Compression, offered as a browser offers it: `off` (nothing offered: results compare
+    /// with runs before this flag), `on` (WebSocket `permessage-deflate; client_max_window_bits`,
+    /// HTTP `Accept-Encoding: gzip, deflate, br`, and whatever the server picks is decoded), or
+    /// `both` (every phase without, then with, interleaved like --repeat; the report's
+    /// "Compression" table compares them).
+    #[arg(long, env = "LOADGEN_COMPRESSION", value_enum, default_value = "off")]
+    pub compression: crate::compression::CompressionMode,
+
     /// Transports to drive: `all`, or a comma-separated list of short-poll, long-poll, sse, ws.
     #[arg(
         long,

@@ -28,6 +28,7 @@ pub mod chaos;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod compression;
 pub mod event;
 pub mod link;
 pub mod net;

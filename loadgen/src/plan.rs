@@ -43,6 +43,9 @@ pub struct Phase {
     /// transport alike instead of landing on one.
     pub repeat: u32,
     pub repeats: u32,
+    /// Offers compression (`--compression`); with `both` every phase runs once without and
+    /// once with, next to each other in each round of repeats.
+    pub compression: bool,
 }
 
 impl Phase {
@@ -63,13 +66,18 @@ impl Phase {
                 }
             })
             .collect();
+        let compressed = if self.compression {
+            " · compressed"
+        } else {
+            ""
+        };
         let run = if self.repeats > 1 {
             format!(" · run {}/{}", self.repeat + 1, self.repeats)
         } else {
             String::new()
         };
         format!(
-            "{}{} · {} clients · {}/s{run}",
+            "{}{}{compressed} · {} clients · {}/s{run}",
             names.join("+"),
             if self.tls { " TLS" } else { "" },
             self.clients,
@@ -148,6 +156,7 @@ impl Plan {
                 headline,
                 repeat: 0,
                 repeats: args.repeat,
+                compression: false,
             });
         };
         for (mode, &tls) in tls_modes.iter().enumerate() {
@@ -189,13 +198,20 @@ impl Plan {
                 }
             }
         }
-        let once = phases.len();
-        for repeat in 1..args.repeat {
-            for i in 0..once {
-                let mut p = phases[i].clone();
-                p.index = phases.len();
-                p.repeat = repeat;
-                phases.push(p);
+        // Every round of repeats runs the whole list once per compression setting: with
+        // `--compression both`, all phases without, then all with, then the next round.
+        let once = std::mem::take(&mut phases);
+        for repeat in 0..args.repeat {
+            for &compression in args.compression.offers() {
+                for p in &once {
+                    let mut p = p.clone();
+                    p.index = phases.len();
+                    p.repeat = repeat;
+                    p.compression = compression;
+                    // The headline compares transports under one setting: the first.
+                    p.headline &= compression == args.compression.offers()[0];
+                    phases.push(p);
+                }
             }
         }
         let drain = args.drain.unwrap_or_else(|| {
@@ -322,6 +338,43 @@ mod tests {
         assert_eq!(Args::from_args::<_, &str>([]).unwrap().repeat, 3);
         assert!(Args::from_args(["--repeat", "0"]).is_err());
         assert!(Args::from_args(["--repeat", "21"]).is_err());
+    }
+
+    #[test]
+    fn compression_both_runs_each_phase_without_then_with_in_every_round() {
+        let p = Plan::build(
+            &Args::from_args([
+                "--transports",
+                "sse,ws",
+                "--http",
+                "1.1",
+                "--repeat",
+                "2",
+                "--compression",
+                "both",
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+        let names: Vec<String> = p.phases.iter().map(Phase::label).collect();
+        assert_eq!(
+            names,
+            [
+                "sse · 50 clients · 20/s · run 1/2",
+                "ws · 50 clients · 20/s · run 1/2",
+                "sse · compressed · 50 clients · 20/s · run 1/2",
+                "ws · compressed · 50 clients · 20/s · run 1/2",
+                "sse · 50 clients · 20/s · run 2/2",
+                "ws · 50 clients · 20/s · run 2/2",
+                "sse · compressed · 50 clients · 20/s · run 2/2",
+                "ws · compressed · 50 clients · 20/s · run 2/2",
+            ]
+        );
+        assert!(p.phases.iter().all(|ph| ph.headline != ph.compression));
+        let on = plan(&["--transports", "ws", "--compression", "on"]);
+        assert!(on.phases.iter().all(|ph| ph.compression && ph.headline));
+        // Off by default: the plans of runs before the flag.
+        assert!(plan(&[]).phases.iter().all(|ph| !ph.compression));
     }
 
     #[test]

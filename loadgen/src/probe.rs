@@ -74,6 +74,10 @@ pub struct TransportCounters {
     pub bytes_written: u64,
     #[serde(default)]
     pub messages_received: u64,
+    /// The payload the server wrote before compressing it (`bytes_written` is after); absent
+    /// from a server without compression.
+    #[serde(default)]
+    pub payload_bytes_uncompressed: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -116,6 +120,9 @@ impl TransportCounters {
             messages_received: self
                 .messages_received
                 .saturating_sub(before.messages_received),
+            payload_bytes_uncompressed: self
+                .payload_bytes_uncompressed
+                .map(|a| a.saturating_sub(before.payload_bytes_uncompressed.unwrap_or(0))),
         }
     }
 }
@@ -144,4 +151,38 @@ pub async fn stats(target: &Target) -> anyhow::Result<Stats> {
     task.abort();
     anyhow::ensure!(res.0.is_success(), "GET /stats answered {}", res.0);
     Ok(serde_json::from_slice(&res.1)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_before_compressing_is_read_when_the_server_reports_it() {
+        let old: Stats = serde_json::from_str(
+            r#"{"feed":{"head":1},"transports":{"sse":{"bytes_written":10}}}"#,
+        )
+        .unwrap();
+        assert_eq!(old.transport("sse").payload_bytes_uncompressed, None);
+        let before: Stats = serde_json::from_str(
+            r#"{"feed":{"head":1},"transports":{"sse":{"bytes_written":10,"payload_bytes_uncompressed":30}}}"#,
+        )
+        .unwrap();
+        let after: Stats = serde_json::from_str(
+            r#"{"feed":{"head":9},"transports":{"sse":{"bytes_written":110,"payload_bytes_uncompressed":430}}}"#,
+        )
+        .unwrap();
+        let d = after.transport("sse").since(&before.transport("sse"));
+        assert_eq!(
+            (d.bytes_written, d.payload_bytes_uncompressed),
+            (100, Some(400))
+        );
+        // An older server (no such counter) gives no figure, not a wrong one.
+        assert_eq!(
+            old.transport("sse")
+                .since(&before.transport("sse"))
+                .payload_bytes_uncompressed,
+            None
+        );
+    }
 }

@@ -40,7 +40,9 @@ pub struct SendPlan {
     pub rate: f64,
     /// How long clients send (the phase's publishing time).
     pub duration: Duration,
-    pub pad: String,
+    /// What each message carries besides its own fields: the run's `--payload` kind (a chat
+    /// line for a chat room), so the way up compresses as real messages would.
+    pub payload: crate::payload::Payload,
     /// This phase's part of every idempotency key, so no two runs' keys meet on one server.
     pub nonce: u64,
     /// Added to a client's index to give its `from`: unique across the transports of a phase.
@@ -56,9 +58,11 @@ impl SendPlan {
     }
 }
 
-/// `data` of message `n` of client `from`: `{"sent_us":…,"from":F,"msg":n,"pad":"xxx…"}`.
-pub fn body(from: u64, n: u64, sent_us: u64, pad: &str) -> String {
-    format!(r#"{{"sent_us":{sent_us},"from":{from},"msg":{n},"pad":"{pad}"}}"#)
+/// `data` of message `n` of client `from`: `{"sent_us":…,"from":F,"msg":n,…}` with the
+/// payload's fields (`"pad":"xxx…"`, or a chat line, a tick, …), different for every message.
+pub fn body(from: u64, n: u64, sent_us: u64, payload: &crate::payload::Payload) -> String {
+    let fields = payload.fields((from << 32) ^ n);
+    format!(r#"{{"sent_us":{sent_us},"from":{from},"msg":{n},{fields}}}"#)
 }
 
 /// The idempotency key of message `n` of client `from` (`Idempotency-Key`, WebSocket `id`).
@@ -71,7 +75,7 @@ pub fn ws_publish(plan: &SendPlan, from: u64, due: &Due) -> String {
     format!(
         r#"{{"op":"publish","id":"{}","data":{}}}"#,
         key(plan.nonce, from, due.n),
-        body(from, due.n, due.intended_us, &plan.pad)
+        body(from, due.n, due.intended_us, &plan.payload)
     )
 }
 
@@ -343,7 +347,7 @@ pub async fn post_loop(
             d = schedule.due() => d,
         };
         out.first_send(&due);
-        let data = body(from, due.n, due.intended_us, &plan.pad);
+        let data = body(from, due.n, due.intended_us, &plan.payload);
         let idem = key(plan.nonce, from, due.n);
         let mut failures = 0u32;
         loop {
@@ -604,12 +608,21 @@ mod tests {
 
     #[test]
     fn message_bodies_carry_sender_number_and_time() {
-        let b = body(7, 3, 1_764_000_000_000_000, "xx");
+        use crate::payload::{Payload, PayloadKind};
+        let chat = Payload::new(PayloadKind::Chat, 0, 1);
+        let b = body(7, 3, 1_764_000_000_000_000, &chat);
         let p: crate::event::Probe = serde_json::from_str(&b).unwrap();
         assert_eq!(
             (p.from, p.msg, p.sent_us, p.pub_n),
             (Some(7), Some(3), Some(1_764_000_000_000_000), None)
         );
+        // The --payload kind's fields, different from message to message and sender to sender.
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        assert!(v["text"].is_string() && v["room"].is_string(), "{b}");
+        assert_ne!(b, body(7, 4, 1_764_000_000_000_000, &chat)[..]);
+        assert_ne!(b, body(8, 3, 1_764_000_000_000_000, &chat)[..]);
+        let pad = body(7, 3, 0, &Payload::new(PayloadKind::Padding, 2, 1));
+        assert!(pad.ends_with(r#""pad":"xx"}"#), "{pad}");
         assert_eq!(key(0xab, 7, 3), "lg-00000000000000ab-7-3");
     }
 
@@ -633,7 +646,7 @@ mod tests {
         let plan = SendPlan {
             rate: 10.0,
             duration: Duration::from_millis(250),
-            pad: String::new(),
+            payload: crate::payload::Payload::new(crate::payload::PayloadKind::Padding, 0, 0),
             nonce: 1,
             from_base: 0,
             started: rx,

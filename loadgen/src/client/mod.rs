@@ -72,6 +72,8 @@ pub struct Shared {
     pub nchan: Option<Arc<crate::target::nchan::Channel>>,
     /// Talking back (`--send-rate`): every client also publishes messages of its own.
     pub send: Option<crate::upstream::SendPlan>,
+    /// Offer compression (`--compression`): permessage-deflate, `Accept-Encoding`.
+    pub compression: bool,
 }
 
 impl Shared {

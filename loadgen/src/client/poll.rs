@@ -15,6 +15,7 @@ use super::{link::Link, long_poll, ClientCtx, H2Handoff, RESPONSE_TIMEOUT};
 use crate::{
     cli::HttpVersion,
     clock::{self, Pace},
+    compression,
     event::PollBody,
     net::{self, Sender, Target},
     stats::Recorder,
@@ -22,7 +23,8 @@ use crate::{
 
 /// What one request came to.
 enum Outcome {
-    Response(StatusCode, Bytes),
+    /// Status, body as received, its `Content-Encoding`.
+    Response(StatusCode, Bytes, Option<String>),
     /// The connection failed before a response (the request may not have been sent).
     Failed(&'static str),
 }
@@ -118,7 +120,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
         let outcome = {
             // unwrap: checked just above.
             let (sender, connection) = conn.as_mut().expect("connection");
-            let request = exchange(sender, &target, s.http, &path);
+            let request = exchange(sender, &target, s.http, &path, s.compression);
             tokio::pin!(request);
             tokio::time::timeout(limit, async {
                 tokio::select! {
@@ -133,26 +135,32 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
             .unwrap_or(Outcome::Failed("timeout"))
         };
         match outcome {
-            Outcome::Response(status, body) => {
+            Outcome::Response(status, body, encoding) => {
                 rec.request();
+                // Decoded before the clock is read: a browser sees the events only then.
+                let decoded =
+                    compression::decode_body(encoding.as_deref(), body, &ctx.wire.decoding);
                 let now = clock::now_us();
                 match status {
-                    StatusCode::OK => match serde_json::from_slice::<PollBody>(&body) {
-                        Ok(batch) => {
-                            link.up(ctx);
-                            if let Some(up_to) = batch.missed_up_to() {
-                                rec.seq.missed(batch.missed, up_to);
+                    StatusCode::OK => {
+                        match decoded.map(|body| serde_json::from_slice::<PollBody>(&body)) {
+                            Ok(Ok(batch)) => {
+                                link.up(ctx);
+                                if let Some(up_to) = batch.missed_up_to() {
+                                    rec.seq.missed(batch.missed, up_to);
+                                }
+                                if batch.events.is_empty() && !long {
+                                    rec.empty_responses += 1;
+                                }
+                                for e in &batch.events {
+                                    rec.event(e.seq, e.ts, e.data, now);
+                                }
+                                cursor = cursor.max(batch.next);
                             }
-                            if batch.events.is_empty() && !long {
-                                rec.empty_responses += 1;
-                            }
-                            for e in &batch.events {
-                                rec.event(e.seq, e.ts, e.data, now);
-                            }
-                            cursor = cursor.max(batch.next);
+                            Ok(Err(_)) => rec.error("bad_body"),
+                            Err(e) => rec.error(e.kind()),
                         }
-                        Err(_) => rec.error("bad_body"),
-                    },
+                    }
                     StatusCode::NO_CONTENT if long => {
                         link.up(ctx);
                         rec.empty_responses += 1;
@@ -192,8 +200,18 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
     }
 }
 
-async fn exchange(sender: &mut Sender, target: &Target, http: HttpVersion, path: &str) -> Outcome {
-    let req = target.get(path, http).body(net::empty());
+async fn exchange(
+    sender: &mut Sender,
+    target: &Target,
+    http: HttpVersion,
+    path: &str,
+    compress: bool,
+) -> Outcome {
+    let mut req = target.get(path, http);
+    if compress {
+        req = req.header(hyper::header::ACCEPT_ENCODING, compression::ACCEPT_ENCODING);
+    }
+    let req = req.body(net::empty());
     let Ok(req) = req else {
         return Outcome::Failed("bad_request");
     };
@@ -205,8 +223,9 @@ async fn exchange(sender: &mut Sender, target: &Target, http: HttpVersion, path:
         Err(e) => return Outcome::Failed(net::hyper_error_kind(&e)),
     };
     let status = res.status();
+    let encoding = compression::content_encoding(res.headers()).map(str::to_owned);
     match res.into_body().collect().await {
-        Ok(body) => Outcome::Response(status, body.to_bytes()),
+        Ok(body) => Outcome::Response(status, body.to_bytes(), encoding),
         Err(e) => Outcome::Failed(net::hyper_error_kind(&e)),
     }
 }

@@ -3,14 +3,14 @@
 //! connection (one connection per client, so the numbers compare with HTTP/1.1). A stream that ends (server restart, `event: overflow`) is resumed
 //! with `Last-Event-ID`, the way a browser's EventSource would.
 
-use eventsource_stream::Eventsource as _;
+use eventsource_stream::{EventStreamError, Eventsource as _};
 use futures_util::StreamExt as _;
 use http_body_util::BodyExt as _;
 use hyper::{header, StatusCode};
 
 use super::{close, link::Link, ClientCtx, H2Handoff, RESPONSE_TIMEOUT};
 use crate::{
-    clock,
+    clock, compression,
     event::{EventMsg, MissedNotice},
     net::{self, Sender},
     stats::Recorder,
@@ -52,6 +52,9 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
         let mut req = target
             .get(&s.stream_path(cursor), s.http)
             .header(header::ACCEPT, "text/event-stream");
+        if s.compression {
+            req = req.header(header::ACCEPT_ENCODING, compression::ACCEPT_ENCODING);
+        }
         // Nchan resumes by its own message id, which `stream_path` puts in the URL.
         if link.resuming() && s.nchan.is_none() {
             req = req.header("last-event-id", cursor.to_string());
@@ -91,7 +94,28 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
         if let Some(h2) = h2 {
             h2.send_replace(sender.h2_clone());
         }
-        let mut events = res.into_body().into_data_stream().eventsource();
+        let decoding = &ctx.wire.decoding;
+        let mut decoder = match compression::BodyDecoder::for_encoding(
+            compression::content_encoding(res.headers()),
+        ) {
+            Ok(d) => d,
+            Err(e) => {
+                rec.error(e.kind());
+                link.down(ctx, rec);
+                continue;
+            }
+        };
+        decoding.answer(decoder.name());
+        // Decoded chunk by chunk as hyper hands them over, so each event is parsed (and timed)
+        // as soon as its bytes are in.
+        let body = res
+            .into_body()
+            .into_data_stream()
+            .map(move |chunk| match chunk {
+                Ok(chunk) => decoder.feed(chunk, decoding).map_err(Broken::Decode),
+                Err(_) => Err(Broken::Http),
+            });
+        let mut events = body.eventsource();
         loop {
             let next = tokio::select! {
                 biased;
@@ -119,6 +143,10 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
                         _ => {}
                     }
                 }
+                Some(Err(EventStreamError::Transport(Broken::Decode(e)))) => {
+                    rec.error(e.kind());
+                    break;
+                }
                 Some(Err(_)) => {
                     rec.error("sse_stream");
                     break;
@@ -140,4 +168,12 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
     if let Some(h2) = h2 {
         h2.send_replace(None);
     }
+}
+
+/// Why an event stream broke off below the event parser.
+#[derive(Debug)]
+enum Broken {
+    /// The connection failed (counted as `sse_stream`, as before decoding existed).
+    Http,
+    Decode(compression::DecodeError),
 }

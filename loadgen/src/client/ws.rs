@@ -1,36 +1,157 @@
-//! WebSockets: tokio-tungstenite over the counted TCP stream (TLS, when `wss://`, is loadgen's
-//! own layer under it, so records are counted too), so frame headers, masks, pings and the close
-//! handshake are all on the bill. At the end the client closes properly (1000)
-//! and reads the server's close frame, which the server counts as written.
+//! WebSockets: yawc over the counted TCP stream (TLS, when `wss://`, is loadgen's own layer
+//! under it, so records are counted too), so frame headers, masks, pings and the close handshake
+//! are all on the bill. At the end the client closes properly (1000) and reads the server's close
+//! frame, which the server counts as written.
+//!
+//! Why yawc and not tungstenite: `--compression on` must offer and speak permessage-deflate
+//! (RFC 7692) as a browser does. tungstenite (0.24 through 0.30) has no deflate support and
+//! rejects any frame with RSV1 set, so it cannot even hand compressed messages to a decoder of
+//! ours; yawc implements RFC 7692 (context takeover or not, window bits) on flate2. The upgrade
+//! request is loadgen's own, sent with hyper over the counted stream, so the report can show
+//! exactly what the server answered in `Sec-WebSocket-Extensions`; yawc then runs the protocol
+//! on the upgraded stream with those agreed parameters. yawc inflates inside its frame reader,
+//! so loadgen's decode CPU here is the thread CPU of each whole receive poll (read, unmask,
+//! inflate): an upper bound of the inflating. It is measured only with compression offered, so
+//! a run without it makes no extra system calls (the thread clock is not in the vDSO).
 
-use futures_util::{SinkExt as _, StreamExt as _};
-use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig, Message};
+use std::{collections::VecDeque, future::poll_fn, task::Poll};
 
-use std::collections::VecDeque;
+use bytes::Bytes;
+use futures_util::SinkExt as _;
+use http_body_util::{BodyExt as _, Empty};
+use hyper::{header, upgrade::Upgraded, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_accept_key};
+use yawc::{close::CloseCode, Frame, OpCode, Options, Role, WebSocket, WebSocketError};
 
 use super::{link::Link, ClientCtx, RESPONSE_TIMEOUT};
 use crate::{
     clock,
+    compression::{self, Decoding},
     event::WsMsg,
-    net,
+    net::{self, Target},
     stats::Recorder,
     upstream::{self, Due, Outbox, Schedule, SendPlan},
 };
 
-/// tungstenite's buffers, kept small: its defaults (128 KiB write buffer threshold) are sized
-/// for throughput, and loadgen holds 10,000 of these.
-fn config() -> WebSocketConfig {
-    WebSocketConfig {
-        write_buffer_size: 0,
-        max_write_buffer_size: 1 << 20,
-        max_message_size: Some(16 << 20),
-        max_frame_size: Some(16 << 20),
-        ..WebSocketConfig::default()
+/// Largest message (after inflating) and frame loadgen accepts, bytes.
+pub const MAX_MESSAGE: usize = 16 << 20;
+
+type Socket = WebSocket<TokioIo<Upgraded>>;
+
+/// yawc's settings: loadgen holds 10,000 of these, so its buffers stay at their 8 KiB default;
+/// with compression on, the agreed permessage-deflate also compresses what the client sends
+/// (talking back), at zlib's default level, as browsers do.
+fn options(compress: bool) -> Options {
+    let o = Options::default()
+        .with_max_payload_read(MAX_MESSAGE)
+        .with_max_read_buffer(2 * MAX_MESSAGE);
+    if compress {
+        o.with_balanced_compression()
+    } else {
+        o.without_compression()
     }
+}
+
+/// Why a handshake failed: the report's error kind.
+enum Refused {
+    Status(StatusCode),
+    Kind(&'static str),
+}
+
+/// The upgrade over `stream`, offering permessage-deflate when `compress`: the socket, and the
+/// extension the server agreed to (if any).
+async fn handshake(
+    stream: net::Stream,
+    target: &Target,
+    path: &str,
+    compress: bool,
+) -> Result<(Socket, Option<String>), Refused> {
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(64 * 1024)
+        .handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+        .await
+        .map_err(|e| Refused::Kind(net::hyper_error_kind(&e)))?;
+    let connection = tokio::spawn(conn.with_upgrades());
+    let key = generate_key();
+    let mut req = Request::get(target.path(path))
+        .header(header::HOST, &target.host)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_VERSION, "13")
+        .header(header::SEC_WEBSOCKET_KEY, &key);
+    if compress {
+        req = req.header(header::SEC_WEBSOCKET_EXTENSIONS, compression::WS_OFFER);
+    }
+    let req = req
+        .body(Empty::new())
+        .map_err(|_| Refused::Kind("bad_request"))?;
+    let mut res = sender
+        .send_request(req)
+        .await
+        .map_err(|e| Refused::Kind(net::hyper_error_kind(&e)))?;
+    if res.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let status = res.status();
+        // Read the refusal to its end, so its bytes are counted as the server counts them.
+        let _ = res.body_mut().collect().await;
+        connection.abort();
+        return Err(Refused::Status(status));
+    }
+    let accept = res.headers().get(header::SEC_WEBSOCKET_ACCEPT);
+    if accept.map(|a| a.as_bytes()) != Some(derive_accept_key(key.as_bytes()).as_bytes()) {
+        return Err(Refused::Kind("ws_bad_accept"));
+    }
+    let agreed = res
+        .headers()
+        .get(header::SEC_WEBSOCKET_EXTENSIONS)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    // A server may only agree to what was offered.
+    if agreed.is_some() && !compress {
+        return Err(Refused::Kind("ws_unoffered_extension"));
+    }
+    let upgraded = hyper::upgrade::on(&mut res)
+        .await
+        .map_err(|e| Refused::Kind(net::hyper_error_kind(&e)))?;
+    let ws = WebSocket::from_stream_with_extensions(
+        TokioIo::new(upgraded),
+        Role::Client,
+        agreed.as_deref(),
+        options(compress),
+    )
+    .map_err(|e| Refused::Kind(error_kind(&e)))?;
+    Ok((ws, agreed))
+}
+
+/// The next frame, its payload counted on `decoding`, with the thread CPU of every poll it took
+/// when `timed` (compression offered).
+async fn next_frame(ws: &mut Socket, decoding: &Decoding, timed: bool) -> yawc::Result<Frame> {
+    poll_fn(|cx| {
+        let start = if timed {
+            compression::thread_cpu_ns()
+        } else {
+            0
+        };
+        let r = ws.poll_next_frame(cx);
+        let cpu = if timed {
+            compression::thread_cpu_ns().saturating_sub(start)
+        } else {
+            0
+        };
+        let size = match &r {
+            Poll::Ready(Ok(f)) if matches!(f.opcode(), OpCode::Text | OpCode::Binary) => {
+                f.payload().len()
+            }
+            _ => 0,
+        };
+        decoding.add(size, cpu);
+        r
+    })
+    .await
 }
 
 pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbox>) {
     let s = &ctx.shared;
+    let decoding = &ctx.wire.decoding;
     let mut link = Link::new(ctx);
     // Talking back: messages go up this socket; their acknowledgements come back on it in order.
     let mut talk = s.send.as_ref().map(|plan| Talk {
@@ -62,23 +183,26 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
         };
         rec.connections += 1;
         let cursor = rec.seq.resume_cursor();
-        let url = target.ws_url(&s.stream_path(cursor));
-        let handshake = tokio_tungstenite::client_async_with_config(url, stream, Some(config()));
+        let path = s.stream_path(cursor);
+        let handshake = handshake(stream, &target, &path, s.compression);
         let handshake = tokio::select! {
             biased;
             _ = s.stop.cancelled() => break,
             r = tokio::time::timeout(RESPONSE_TIMEOUT, handshake) => r,
         };
         let mut ws = match handshake {
-            Ok(Ok((ws, _response))) => ws,
-            Ok(Err(tungstenite::Error::Http(res))) => {
+            Ok(Ok((ws, agreed))) => {
+                decoding.answer(agreed.as_deref().unwrap_or("none"));
+                ws
+            }
+            Ok(Err(Refused::Status(status))) => {
                 rec.request();
-                rec.error(format!("http_{}", res.status().as_u16()));
+                rec.error(format!("http_{}", status.as_u16()));
                 link.down(ctx, rec);
                 continue;
             }
-            Ok(Err(e)) => {
-                rec.error(error_kind(&e));
+            Ok(Err(Refused::Kind(kind))) => {
+                rec.error(kind);
                 link.down(ctx, rec);
                 continue;
             }
@@ -97,7 +221,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
             for due in &talk.pending {
                 out.retried += 1;
                 out.maybe_twice += 1;
-                resent = ws.send(Message::Text(talk.frame(due))).await;
+                resent = ws.send(Frame::text(talk.frame(due))).await;
                 if resent.is_err() {
                     break;
                 }
@@ -119,11 +243,15 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
                 biased;
                 _ = s.stop.cancelled() => {
                     // Close properly and read what is still in flight, then the server's close.
-                    let _ = ws.send(Message::Close(None)).await;
+                    let _ = ws.send(Frame::close(CloseCode::Normal, b"")).await;
                     let drain = async {
-                        while let Some(Ok(msg)) = ws.next().await {
-                            if let Message::Text(t) = msg {
-                                text(&t, rec, talk.as_mut(), out.as_deref_mut());
+                        while let Ok(frame) = next_frame(&mut ws, decoding, s.compression).await {
+                            match frame.opcode() {
+                                OpCode::Text => {
+                                    text(frame.payload(), rec, talk.as_mut(), out.as_deref_mut());
+                                }
+                                OpCode::Close => break,
+                                _ => {}
                             }
                         }
                     };
@@ -137,33 +265,35 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
                         out.first_send(&due);
                     }
                     talk.pending.push_back(due);
-                    if let Err(e) = ws.send(Message::Text(talk.frame(&due))).await {
+                    if let Err(e) = ws.send(Frame::text(talk.frame(&due))).await {
                         rec.error(error_kind(&e));
                         break;
                     }
                     continue;
                 }
-                msg = ws.next() => msg,
+                msg = next_frame(&mut ws, decoding, s.compression) => msg,
             };
             match msg {
-                Some(Ok(Message::Text(t))) => text(&t, rec, talk.as_mut(), out.as_deref_mut()),
-                Some(Ok(Message::Close(frame))) => {
-                    let code = frame.map_or(1005, |f| u16::from(f.code));
-                    rec.error(format!("ws_close_{code}"));
-                    // tungstenite answers the close; read until the stream ends.
-                    let _ = tokio::time::timeout(RESPONSE_TIMEOUT, async {
-                        while let Some(Ok(_)) = ws.next().await {}
-                    })
-                    .await;
-                    break;
-                }
-                Some(Ok(_)) => {} // pings are answered by tungstenite
-                Some(Err(e)) => {
-                    rec.error(error_kind(&e));
-                    break;
-                }
-                None => {
+                Ok(frame) => match frame.opcode() {
+                    OpCode::Text => text(frame.payload(), rec, talk.as_mut(), out.as_deref_mut()),
+                    OpCode::Close => {
+                        let code = frame.close_code().map_or(1005, u16::from);
+                        rec.error(format!("ws_close_{code}"));
+                        // yawc answers the close; read until the stream ends.
+                        let _ = tokio::time::timeout(RESPONSE_TIMEOUT, async {
+                            while next_frame(&mut ws, decoding, s.compression).await.is_ok() {}
+                        })
+                        .await;
+                        break;
+                    }
+                    _ => {} // pings are answered by yawc
+                },
+                Err(WebSocketError::ConnectionClosed) => {
                     rec.error("ws_ended");
+                    break;
+                }
+                Err(e) => {
+                    rec.error(error_kind(&e));
                     break;
                 }
             }
@@ -187,9 +317,9 @@ impl Talk<'_> {
     }
 }
 
-fn text(t: &str, rec: &mut Recorder, talk: Option<&mut Talk<'_>>, out: Option<&mut Outbox>) {
+fn text(t: &[u8], rec: &mut Recorder, talk: Option<&mut Talk<'_>>, out: Option<&mut Outbox>) {
     let now = clock::now_us();
-    match serde_json::from_str::<WsMsg>(t) {
+    match serde_json::from_slice::<WsMsg>(t) {
         Ok(m) if m.op.as_deref() == Some("published") => {
             match (talk.and_then(|t| t.pending.pop_front()), out, m.seq) {
                 (Some(due), Some(out), Some(seq)) => out.ack(&due, seq),
@@ -208,15 +338,13 @@ fn text(t: &str, rec: &mut Recorder, talk: Option<&mut Talk<'_>>, out: Option<&m
     }
 }
 
-fn error_kind(e: &tungstenite::Error) -> String {
+fn error_kind(e: &WebSocketError) -> &'static str {
     match e {
-        tungstenite::Error::Io(io) => net::io_error_kind(io).to_owned(),
-        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
-            "ws_closed".into()
-        }
-        tungstenite::Error::Protocol(_) => "ws_protocol".into(),
-        tungstenite::Error::Capacity(_) => "ws_too_big".into(),
-        tungstenite::Error::Http(res) => format!("http_{}", res.status().as_u16()),
-        _ => "ws_other".into(),
+        WebSocketError::IoError(io) => net::io_error_kind(io),
+        WebSocketError::HTTPError(e) => net::hyper_error_kind(e),
+        WebSocketError::ConnectionClosed => "ws_closed",
+        WebSocketError::FrameTooLarge => "ws_too_big",
+        WebSocketError::CompressionNotSupported => "ws_deflate",
+        _ => "ws_protocol",
     }
 }

@@ -25,6 +25,9 @@ pub struct Wire {
     /// Inside TLS: the plaintext HTTP and WebSocket bytes (what the server counts).
     pub plain_read: AtomicU64,
     pub plain_written: AtomicU64,
+    /// What decoding the payload took (`--compression`): counted beside the socket's bytes so
+    /// the two come back together with the client.
+    pub decoding: crate::compression::Decoding,
 }
 
 impl Wire {

@@ -127,6 +127,7 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         tables::resilience(report),
         tables::http_versions(report),
         tables::plain_vs_tls(report),
+        super::compression::table(report),
     ]
     .into_iter()
     .flatten()

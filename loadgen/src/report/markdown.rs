@@ -41,6 +41,7 @@ impl<'a, W: Write> Markdown<'a, W> {
             tables::resilience(self.report),
             tables::http_versions(self.report),
             tables::plain_vs_tls(self.report),
+            super::compression::table(self.report),
         ]
         .into_iter()
         .flatten()

@@ -5,6 +5,7 @@
 //! Units are in the field names (`_us`, `_s`, `_bytes`); a missing measurement is `null`, never a
 //! zero that could be mistaken for a result.
 
+pub mod compression;
 pub mod cost;
 pub mod crossover;
 pub mod html;
@@ -122,6 +123,11 @@ pub struct Settings {
     #[schemars(skip_serializing_if = "sch::added_later")]
     #[schemars(extend("enum" = ["off", "on", "both"]))]
     pub tls: String,
+    /// `--compression`: `off`, `on` or `both` (every phase without, then with).
+    #[serde(default = "off")]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    #[schemars(extend("enum" = ["off", "on", "both"]))]
+    pub compression: String,
     /// `--ca`, the PEM file trusted for an `https://` --url.
     #[serde(default)]
     #[schemars(skip_serializing_if = "sch::added_later")]
@@ -199,6 +205,10 @@ fn padding() -> String {
 
 fn none() -> String {
     "none".into()
+}
+
+fn off() -> String {
+    "off".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
@@ -394,6 +404,11 @@ pub struct TransportResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(skip_serializing_if = "sch::added_later")]
     pub upstream: Option<crate::upstream::Upstream>,
+    /// `--compression`: what was offered and agreed, the bytes after decoding and what decoding
+    /// cost; absent from reports made before the flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    pub compression: Option<compression::CompressionResult>,
     /// loadgen's counts against the server's `/stats` deltas; null when unavailable.
     pub server_check: Option<ServerCheck>,
     pub histograms: Histograms,
@@ -516,6 +531,7 @@ impl TransportResult {
             && self.tls == other.tls
             && self.clients == other.clients
             && self.rate == other.rate
+            && self.compressed() == other.compressed()
     }
 
     /// Whether anything was lost, repeated, reordered or failed.
@@ -589,11 +605,14 @@ impl Report {
     }
 
     /// Every phase's last run (the ones that ran more than once carry their `spread`), in
-    /// order: what tables and charts show.
+    /// order: what tables and charts show. With `--compression both`, only the first setting's
+    /// (uncompressed): the "Compression" table sets the two side by side.
     pub fn latest(&self) -> Vec<&TransportResult> {
+        let compressed = self.phases.first().is_some_and(TransportResult::compressed);
         self.phases
             .iter()
             .enumerate()
+            .filter(|(_, r)| r.compressed() == compressed)
             .filter(|(i, r)| !self.phases[i + 1..].iter().any(|later| later.same_cell(r)))
             .map(|(_, r)| r)
             .collect()

@@ -69,6 +69,7 @@ pub fn assemble(
     report::spread::fill(&mut phases);
     let primary = args.http.first().copied().unwrap_or(HttpVersion::Http11);
     let first_tls = plan.phases.first().is_some_and(|p| p.tls);
+    let first_compression = plan.phases.first().is_some_and(|p| p.compression);
     // The headline: per transport, the last phase measured with the first HTTP version and the
     // first TLS mode (the plan puts the largest cell last).
     let mut transports = BTreeMap::new();
@@ -83,7 +84,10 @@ pub fn assemble(
         let Ok(t) = r.transport.parse::<feedlab_wire::Transport>() else {
             continue;
         };
-        if r.tls == first_tls && r.http == crate::plan::version_for(t, primary).as_str() {
+        if r.tls == first_tls
+            && r.compressed() == first_compression
+            && r.http == crate::plan::version_for(t, primary).as_str()
+        {
             transports.insert(r.transport.clone(), r.clone());
         }
     }
@@ -148,6 +152,7 @@ pub fn assemble(
             nofile_limit: a.nofile_limit,
             server_args: args.server_args.clone(),
             tls: args.tls.as_str().to_owned(),
+            compression: args.compression.as_str().to_owned(),
             ca: args.ca.as_ref().map(|p| p.display().to_string()),
             insecure: args.insecure,
             networks: if args

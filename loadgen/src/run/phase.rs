@@ -151,12 +151,13 @@ pub async fn run_phase(
             send: talking.then(|| upstream::SendPlan {
                 rate: args.send_rate,
                 duration: env.plan.duration,
-                pad: "x".repeat(args.payload_bytes),
+                payload: crate::payload::Payload::new(args.payload, args.payload_bytes, env.seed),
                 nonce,
                 from_base: member_index as u64 * u64::from(phase.clients),
                 started: started_rx.clone(),
                 sink: Arc::new(upstream::UpSink::default()),
             }),
+            compression: phase.compression,
         });
         groups.push(Group {
             member,
@@ -422,7 +423,9 @@ pub async fn run_phase(
         let mut totals = ClientTotals::default();
         let (mut down, mut up, mut plain_down) = (0u64, 0u64, 0u64);
         let mut talk = g.shared.send.as_ref().map(|_| Talked::default());
+        let mut decoded = crate::report::compression::Counted::default();
         for o in outs {
+            decoded.add(&o.wire.decoding);
             down += o.wire.read();
             up += o.wire.written();
             plain_down += o.wire.plain_read();
@@ -558,6 +561,16 @@ pub async fn run_phase(
                 u.server_check = check;
                 u
             }),
+            compression: Some(crate::report::compression::result(
+                g.member.transport == server::Transport::Ws,
+                phase.compression,
+                decoded,
+                down,
+                received,
+                checkable
+                    .then(|| server_uncompressed(g.member, &before, &after))
+                    .flatten(),
+            )),
             server_check: check,
             histograms: Histograms {
                 latency_us: encode_histogram(&latency),
@@ -751,6 +764,20 @@ fn upstream_check(
         delta,
         (requests, messages, bytes),
     )
+}
+
+/// The servers' payload before compressing and bytes written for one transport, summed over
+/// instances: `None` when any of them does not report the payload (a server without
+/// compression, or one older than it).
+fn server_uncompressed(member: Member, before: &[Stats], after: &[Stats]) -> Option<(u64, u64)> {
+    let name = member.transport.name();
+    let mut sum = (0, 0);
+    for (b, a) in before.iter().zip(after) {
+        let d = a.transport(name).since(&b.transport(name));
+        sum.0 += d.payload_bytes_uncompressed?;
+        sum.1 += d.bytes_written;
+    }
+    Some(sum)
 }
 
 /// loadgen's counts for one transport against the sum of the servers' `/stats` deltas.

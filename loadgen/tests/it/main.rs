@@ -4,6 +4,7 @@
 
 mod binary;
 mod chaos;
+mod compression;
 mod deps;
 mod end_to_end;
 mod fake_server;
