@@ -220,7 +220,7 @@ impl Stream {
             coding: match gzip {
                 None | Some(HttpGzip::Off) => Coding::Identity,
                 Some(HttpGzip::Shared) => Coding::Shared(Member::new()),
-                Some(HttpGzip::Stream) => Coding::Stream(Box::new(GzStream::new())),
+                Some(HttpGzip::Stream) => Coding::Stream(Box::default()),
             },
             ended: false,
             finished: false,

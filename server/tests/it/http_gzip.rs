@@ -58,10 +58,7 @@ fn split(raw: &[u8]) -> (String, Vec<u8>) {
     {
         let mut out = Vec::new();
         let mut rest = &body[..];
-        loop {
-            let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
-                break;
-            };
+        while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
             let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap(), 16)
                 .expect("a chunk size");
             if size == 0 || rest.len() < eol + 2 + size {
