@@ -4,6 +4,10 @@
 //! resume (`Last-Event-ID`) built into every browser's `EventSource`. One-way only, and proxies
 //! buffer it unless told not to, hence `X-Accel-Buffering: no` and the comment heartbeat that
 //! keeps idle timeouts from cutting a quiet stream.
+//!
+//! Gzip'd when the request accepts it (`--http-gzip`): one [`Stream`] codes its records for both
+//! serving paths, from the events' shared deflate pieces ([`crate::compress`]), and ends a
+//! normally ended stream with the gzip trailer so a decoder can check it.
 
 use std::{convert::Infallible, pin::Pin, sync::Arc};
 

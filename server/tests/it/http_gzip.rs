@@ -400,3 +400,41 @@ async fn stats_count_gzipped_bytes_exactly() {
         "counted at the size before compression"
     );
 }
+
+/// A gzip'd publish is refused with 415, a reason and the codings accepted; `identity` is fine.
+#[tokio::test]
+async fn a_compressed_publish_is_refused_with_415() {
+    use http_body_util::Full;
+    use hyper::Request;
+    let srv = TestServer::start(&[]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, br#"{"a":1}"#).unwrap();
+    let body = gz.finish().unwrap();
+    for coding in ["gzip", "identity, br", "x-custom"] {
+        let res = request(
+            Request::post(srv.url("/publish"))
+                .header("content-type", "application/json")
+                .header("content-encoding", coding)
+                .body(Full::new(body.clone().into()))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(res.status, 415, "{coding}");
+        assert_eq!(res.headers["accept-encoding"], "identity");
+        let why = res.json()["error"].as_str().unwrap().to_owned();
+        assert!(why.contains("Content-Encoding"), "{why}");
+    }
+    let res = request(
+        Request::post(srv.url("/publish"))
+            .header("content-type", "application/json")
+            .header("content-encoding", "identity")
+            .body(Full::new(br#"{"a":1}"#.to_vec().into()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(
+        get(&srv.url("/poll?since=0")).await.json()["events"][0]["data"]["a"],
+        1
+    );
+}
