@@ -89,32 +89,40 @@ fn delta(after: &Value, before: &Value, field: &str) -> u64 {
 }
 
 /// `curl --compressed` reads a gzip'd stream to its end (the server's shutdown) and gets every
-/// event intact, on the fast path and through actix-web, in both gzip modes.
+/// event and heartbeat intact, on the fast path, through actix-web and over HTTP/2 (h2c), in
+/// both gzip modes.
 #[tokio::test]
 async fn curl_compressed_receives_every_event() {
     for (way, mode) in [
         (Way::Fast, "shared"),
         (Way::Actix, "shared"),
+        (Way::H2c, "shared"),
         (Way::Fast, "stream"),
         (Way::Actix, "stream"),
     ] {
-        let srv = way.start(&["--http-gzip", mode, "--shutdown-grace", "1s"]);
+        let srv = way.start(&[
+            "--http-gzip",
+            mode,
+            "--shutdown-grace",
+            "1s",
+            "--heartbeat",
+            "200ms",
+        ]);
         publish_texts(&srv, 5).await;
+        let url = srv.url("/sse?since=0");
+        let mut args = vec!["-si", "--compressed", "--max-time", "8", &url];
+        if way == Way::H2c {
+            args.push("--http2-prior-knowledge");
+        }
         let curl = Command::new("curl")
-            .args([
-                "-si",
-                "--compressed",
-                "--max-time",
-                "8",
-                &srv.url("/sse?since=0"),
-            ])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("curl runs");
         tokio::time::sleep(Duration::from_millis(300)).await;
         publish_texts(&srv, 5).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await; // a heartbeat or two
         tokio::task::spawn_blocking(move || srv.stop())
             .await
             .unwrap()
@@ -147,6 +155,10 @@ async fn curl_compressed_receives_every_event() {
             "{way:?} {mode}\n{text}"
         );
         assert_eq!(data[7]["data"]["i"], 2);
+        assert!(text.contains("\n: heartbeat\n"), "{way:?} {mode}\n{text}");
+        if way == Way::H2c {
+            assert!(text.starts_with("HTTP/2 200"), "{text}");
+        }
     }
 }
 
@@ -184,8 +196,12 @@ assert d.eof, "no gzip trailer"
 assert d.unused_data == b"", d.unused_data
 print("trailer ok", flush=True)
 "#;
-    for way in [Way::Fast, Way::Actix] {
-        let srv = way.start(&["--shutdown-grace", "1s"]);
+    for (way, mode) in [
+        (Way::Fast, "shared"),
+        (Way::Actix, "shared"),
+        (Way::Fast, "stream"),
+    ] {
+        let srv = way.start(&["--shutdown-grace", "1s", "--http-gzip", mode]);
         let port = srv.addr.port().to_string();
         let mut py = Command::new("python3")
             .args(["-c", SCRIPT, "127.0.0.1", &port])
@@ -207,7 +223,7 @@ print("trailer ok", flush=True)
             (seen, stdout)
         });
         let (seen, mut stdout) = tokio::time::timeout(LIMIT, read).await.unwrap().unwrap();
-        assert!(seen.contains("event 5"), "{way:?}: {seen}");
+        assert!(seen.contains("event 5"), "{way:?} {mode}: {seen}");
         tokio::task::spawn_blocking(move || srv.stop())
             .await
             .unwrap()
@@ -221,8 +237,8 @@ print("trailer ok", flush=True)
             (rest, status, err)
         });
         let (rest, status, err) = tokio::time::timeout(LIMIT, rest).await.unwrap().unwrap();
-        assert!(status.success(), "{way:?}: {seen}{rest}\n{err}");
-        assert!(rest.contains("trailer ok"), "{way:?}: {rest}\n{err}");
+        assert!(status.success(), "{way:?} {mode}: {seen}{rest}\n{err}");
+        assert!(rest.contains("trailer ok"), "{way:?} {mode}: {rest}\n{err}");
     }
 }
 
