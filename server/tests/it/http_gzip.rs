@@ -454,3 +454,40 @@ async fn a_compressed_publish_is_refused_with_415() {
         1
     );
 }
+
+/// A gzip'd stream the server ends itself because the client fell behind (`--max-lag`) still
+/// ends with a valid trailer, after the `overflow` record.
+#[tokio::test]
+async fn a_stream_ended_by_overflow_ends_with_a_valid_trailer() {
+    let srv = TestServer::start(&["--max-lag", "50", "--retain", "5000"]);
+    let mut tcp = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    tcp.write_all(b"GET /sse?since=0 HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+        .await
+        .unwrap();
+    // Not reading while events that gzip cannot shrink much (hex digits of a pseudo-random
+    // sequence) go out: socket buffers fill, the lag grows.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in 0..2_000 {
+        let pad: String = (0..16 * 1024)
+            .map(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                char::from_digit((x >> 60) as u32, 16).unwrap()
+            })
+            .collect();
+        publish(&srv, json!({ "i": i, "pad": pad })).await;
+    }
+    let mut raw = Vec::new();
+    tokio::time::timeout(LIMIT, tcp.read_to_end(&mut raw))
+        .await
+        .expect("the server ends the stream")
+        .unwrap();
+    let (head, body) = split(&raw);
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let text = String::from_utf8(gunzip(&body)).unwrap();
+    let tail = &text[text.len().saturating_sub(300)..];
+    assert!(text.contains("event: overflow\n"), "{tail}");
+    assert!(
+        tail.trim_end().ends_with('}'),
+        "the overflow record is the last: {tail}"
+    );
+}
