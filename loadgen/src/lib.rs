@@ -32,7 +32,8 @@ pub mod compression;
 pub mod event;
 pub mod link;
 pub mod net;
-pub mod payload;
+/// What an event carries: one implementation with the server's ticker, in `feedlab-wire`.
+pub use feedlab_wire::payload;
 pub mod plan;
 pub mod probe;
 pub mod progress;

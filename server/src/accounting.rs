@@ -25,6 +25,11 @@ use serde::Serialize;
 
 use crate::transport::Transport;
 
+/// A request extension: its response body's size before compression, for the accounting
+/// wrapper (which sees only the body as written).
+#[derive(Debug, Clone, Copy)]
+pub struct Uncompressed(pub u64);
+
 /// Counters of one transport (globally, or for one client).
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -33,6 +38,9 @@ pub struct Counters {
     pub events_delivered: AtomicU64,
     pub empty_responses: AtomicU64,
     pub bytes_written: AtomicU64,
+    /// `bytes_written` with every gzip'd body counted at its size before compression (heads
+    /// and framing as written): equal to `bytes_written` when nothing was compressed.
+    pub payload_bytes_uncompressed: AtomicU64,
     pub messages_received: AtomicU64,
 }
 
@@ -43,6 +51,7 @@ pub struct CountersSnapshot {
     pub events_delivered: u64,
     pub empty_responses: u64,
     pub bytes_written: u64,
+    pub payload_bytes_uncompressed: u64,
     pub messages_received: u64,
 }
 
@@ -54,6 +63,7 @@ impl Counters {
             events_delivered: self.events_delivered.load(Relaxed),
             empty_responses: self.empty_responses.load(Relaxed),
             bytes_written: self.bytes_written.load(Relaxed),
+            payload_bytes_uncompressed: self.payload_bytes_uncompressed.load(Relaxed),
             messages_received: self.messages_received.load(Relaxed),
         }
     }
@@ -247,16 +257,22 @@ impl Meter {
     }
 
     pub fn delivered(&self, events: u64, bytes: u64) {
+        self.delivered_as(events, bytes, bytes);
+    }
+
+    /// `events` delivered in `written` bytes, which would have been `uncompressed` bytes had
+    /// the body not been gzip'd.
+    pub fn delivered_as(&self, events: u64, written: u64, uncompressed: u64) {
         self.each(|c| {
             c.events_delivered.fetch_add(events, Relaxed);
-            c.bytes_written.fetch_add(bytes, Relaxed);
+            c.bytes_written.fetch_add(written, Relaxed);
+            c.payload_bytes_uncompressed
+                .fetch_add(uncompressed, Relaxed);
         });
     }
 
     pub fn bytes(&self, bytes: u64) {
-        self.each(|c| {
-            c.bytes_written.fetch_add(bytes, Relaxed);
-        });
+        self.delivered_as(0, bytes, bytes);
     }
 
     pub fn message_received(&self) {

@@ -10,7 +10,7 @@ use actix_web::{
 use std::future::Future;
 
 use crate::{
-    accounting::{response_head_len, Meter},
+    accounting::{response_head_len, Meter, Uncompressed},
     control,
     error::ApiError,
     publish,
@@ -92,7 +92,8 @@ where
             if let Ok(value) = header::HeaderValue::from_str(&origin) {
                 let headers = res.headers_mut();
                 headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-                headers.insert(header::VARY, header::HeaderValue::from_static("Origin"));
+                // Appended: a gzip'd response already varies on Accept-Encoding.
+                headers.append(header::VARY, header::HeaderValue::from_static("Origin"));
             }
         }
         Ok(res)
@@ -100,7 +101,8 @@ where
 }
 
 /// Counts the response head (and a sized body) against the request's transport meter, if its
-/// handler set one. Streaming bodies count their own chunks.
+/// handler set one; a gzip'd body counts at its size before compression too, when its handler
+/// left that ([`Uncompressed`]). Streaming bodies count their own chunks.
 pub fn account<S, B>(
     req: ServiceRequest,
     srv: &S,
@@ -119,7 +121,13 @@ where
                 BodySize::Sized(n) => n,
                 _ => 0,
             };
-            meter.bytes(response_head_len(res.request(), res.response()) + body);
+            let head = response_head_len(res.request(), res.response());
+            let raw = res
+                .request()
+                .extensions()
+                .get::<Uncompressed>()
+                .map_or(body, |u| u.0);
+            meter.delivered_as(0, head + body, head + raw);
         }
         Ok(res)
     }

@@ -6,6 +6,9 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Parser, ValueEnum};
+pub use feedlab_wire::payload::PayloadKind;
+
+pub use crate::compress::HttpGzip;
 
 /// Upper bound of `--rate` and of `POST /control {"rate"}`: the ticker is a demo source, and the
 /// load generator publishes its own events.
@@ -44,6 +47,30 @@ pub struct Config {
     /// Bytes of padding in each ticker event's `data`, to measure bigger payloads.
     #[arg(long, env = "FEEDLAB_PAYLOAD_BYTES", default_value_t = 0, value_parser = parse_payload)]
     pub payload_bytes: usize,
+
+    /// What each ticker event carries besides its own fields (`source`, `tick`, `sent_us`):
+    /// `padding` (`"pad":"xxx…"` of `--payload-bytes`), or content shaped like a real feed —
+    /// `tick`, `chat`, `metrics` — the same generator as loadgen's `--payload`.
+    #[arg(long, env = "FEEDLAB_PAYLOAD", value_enum, default_value_t = PayloadKind::Padding)]
+    pub payload: PayloadKind,
+
+    /// Seed of the ticker's `--payload` content: one seed, the same events (tick N carries
+    /// payload N).
+    #[arg(long, env = "FEEDLAB_SEED", default_value_t = 0)]
+    pub seed: u64,
+
+    /// gzip for SSE, polls and long-polls when the request's `Accept-Encoding` allows it:
+    /// `shared` compresses each event once, on first need, into deflate pieces every response
+    /// shares (memory and CPU per event, not per connection); `stream` runs one compressor per
+    /// response (better ratio, its own memory and CPU for each); `off` never compresses.
+    #[arg(long, env = "FEEDLAB_HTTP_GZIP", value_enum, default_value_t = HttpGzip::Shared)]
+    pub http_gzip: HttpGzip,
+
+    /// Smallest poll or long-poll body that is gzip'd (bytes before compression); smaller ones
+    /// go as they are. gzip adds 18 bytes of header and trailer and a few per piece, so an empty
+    /// poll (`{"events":[],…}`, about 35 bytes) would grow. SSE streams are always gzip'd.
+    #[arg(long, env = "FEEDLAB_HTTP_GZIP_MIN_BYTES", default_value_t = 256, value_parser = count_in(0, MAX_MESSAGE_BYTES))]
+    pub http_gzip_min_bytes: usize,
 
     /// Events kept for resume. A cursor older than this gets what remains plus a `missed` count.
     #[arg(long, env = "FEEDLAB_RETAIN", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]

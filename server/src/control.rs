@@ -4,6 +4,7 @@
 //! that is harmless (a loopback bind, by default) and refused with a reason elsewhere.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use feedlab_wire::payload::PayloadKind;
 use serde::Deserialize;
 
 use crate::{
@@ -18,6 +19,8 @@ use crate::{
 pub struct Change {
     rate: Option<f64>,
     payload_bytes: Option<usize>,
+    /// `padding`, `tick`, `chat` or `metrics` (`--payload`).
+    payload: Option<PayloadKind>,
 }
 
 pub async fn get(state: web::Data<AppState>) -> HttpResponse {
@@ -44,6 +47,9 @@ pub async fn post(
     if let Some(bytes) = change.payload_bytes {
         settings.payload_bytes = check_payload(bytes).map_err(ApiError::BadControl)?;
     }
+    if let Some(kind) = change.payload {
+        settings.payload = kind;
+    }
     state.ticker.set(settings);
     Ok(HttpResponse::Ok().json(view(&state)))
 }
@@ -52,10 +58,12 @@ fn view(state: &AppState) -> serde_json::Value {
     let TickerSettings {
         rate,
         payload_bytes,
+        payload,
     } = state.ticker.settings();
     serde_json::json!({
         "rate": rate,
         "payload_bytes": payload_bytes,
+        "payload": payload,
         "control_enabled": state.config.control_enabled(),
         "min_rate": MIN_TICKER_RATE,
         "max_rate": MAX_TICKER_RATE,

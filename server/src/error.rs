@@ -17,6 +17,8 @@ pub enum ApiError {
     CursorAhead { cursor: u64, head: u64 },
     #[error("body is not valid JSON: {0}")]
     BadJson(String),
+    #[error("Content-Encoding {0:?} is not accepted on POST /publish: send the JSON uncompressed (an event is small, and an unpacked body would have to be bounded anew)")]
+    UnsupportedEncoding(String),
     #[error("body is {size} bytes; the limit is {limit} (--max-publish-bytes)")]
     BodyTooLarge { size: usize, limit: usize },
     #[error("the body did not arrive within {0} (--body-timeout)")]
@@ -66,6 +68,7 @@ impl ResponseError for ApiError {
             Self::CursorAhead { .. } => StatusCode::CONFLICT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::ForbiddenOrigin(_) | Self::ControlDisabled => StatusCode::FORBIDDEN,
             Self::TooManyConnections(_) | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -80,6 +83,10 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status_code());
         if matches!(self, Self::TooManyConnections(_) | Self::ShuttingDown) {
             res.insert_header(("Retry-After", "1"));
+        }
+        if matches!(self, Self::UnsupportedEncoding(_)) {
+            // RFC 9110 section 15.5.16: a 415 for a content coding says which are accepted.
+            res.insert_header((actix_web::http::header::ACCEPT_ENCODING, "identity"));
         }
         if matches!(self, Self::Unauthorized(_)) {
             res.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));

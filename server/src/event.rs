@@ -2,11 +2,15 @@
 //!
 //! Fan-out is the hot path: the publisher pays for serialisation exactly once, and every
 //! connection then shares the same bytes (a reference-count bump), whatever its transport.
+//! The gzip'd forms ([`Event::sse_gzip`], [`Event::json_gzip`]) are made on first need, once,
+//! and shared the same way; an event no one asked gzip for is never compressed.
 
-use std::fmt::Write as _;
+use std::{fmt::Write as _, sync::OnceLock};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
+
+use crate::compress::Piece;
 
 pub type Seq = u64;
 
@@ -27,6 +31,10 @@ pub struct Event {
     /// The SSE record as one HTTP/1.1 chunk (`<hex length>\r\n<record>\r\n`), which the fast
     /// path writes as it is.
     pub sse_chunk: Bytes,
+    /// `sse` as a shared deflate piece, made by the first gzip'd SSE response that sends it.
+    sse_gzip: OnceLock<Piece>,
+    /// `json()` as a shared deflate piece, made by the first gzip'd poll that sends it.
+    json_gzip: OnceLock<Piece>,
 }
 
 impl Event {
@@ -56,7 +64,20 @@ impl Event {
             ws_frame,
             sse: sse_chunk.slice(start..start + record_len),
             sse_chunk,
+            sse_gzip: OnceLock::new(),
+            json_gzip: OnceLock::new(),
         }
+    }
+
+    /// The SSE record, compressed once for every gzip'd stream (`--http-gzip shared`).
+    pub fn sse_gzip(&self) -> &Piece {
+        self.sse_gzip.get_or_init(|| Piece::compressed(&self.sse))
+    }
+
+    /// The event JSON, compressed once for every gzip'd poll body (`--http-gzip shared`).
+    pub fn json_gzip(&self) -> &Piece {
+        self.json_gzip
+            .get_or_init(|| Piece::compressed(self.json()))
     }
 
     /// The event JSON, as it appears inside poll bodies.

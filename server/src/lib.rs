@@ -16,6 +16,7 @@
 pub mod accounting;
 pub mod app;
 pub mod auth;
+pub mod compress;
 pub mod config;
 pub mod connection;
 pub mod control;

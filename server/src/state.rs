@@ -74,7 +74,12 @@ impl AppState {
         redis: Option<Arc<RedisFeed>>,
     ) -> Arc<Self> {
         let accounting = Arc::new(Accounting::new(config.max_tracked_clients));
-        let ticker = Ticker::new(config.rate, config.payload_bytes);
+        let ticker = Ticker::new(
+            config.rate,
+            config.payload_bytes,
+            config.payload,
+            config.seed,
+        );
         Arc::new(Self {
             origins: Origins::for_bind(&config.allowed_origins, config.bind),
             feed,

@@ -1,10 +1,14 @@
 //! The built-in event source, so the page has something to show with no publisher running.
 //!
-//! Its rate and payload size can be changed while it runs (`POST /control`); the loop waits on a
+//! What each event carries is loadgen's payload generator ([`feedlab_wire::payload`]): padding
+//! by default, or tick/chat/metrics content whose compression means something (`--payload`).
+//!
+//! Its rate, payload kind and payload size can be changed while it runs (`POST /control`); the loop waits on a
 //! `watch` for a change instead of polling its settings.
 
 use std::time::Duration;
 
+use feedlab_wire::payload::{Payload, PayloadKind};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -19,21 +23,27 @@ use crate::{
 pub struct TickerSettings {
     /// Events per second; 0 stops the ticker.
     pub rate: f64,
-    /// Bytes of padding in each event's `data.pad`.
+    /// Bytes of padding in each event's `data.pad` (kind `padding`).
     pub payload_bytes: usize,
+    /// What each event carries.
+    pub payload: PayloadKind,
 }
 
 pub struct Ticker {
     settings: watch::Sender<TickerSettings>,
+    /// `--seed`: tick N carries payload N of this seed.
+    seed: u64,
 }
 
 impl Ticker {
-    pub fn new(rate: f64, payload_bytes: usize) -> Self {
+    pub fn new(rate: f64, payload_bytes: usize, payload: PayloadKind, seed: u64) -> Self {
         Self {
             settings: watch::Sender::new(TickerSettings {
                 rate,
                 payload_bytes,
+                payload,
             }),
+            seed,
         }
     }
 
@@ -81,7 +91,7 @@ impl Ticker {
                 }
                 continue;
             }
-            let pad = "x".repeat(current.payload_bytes);
+            let payload = Payload::new(current.payload, current.payload_bytes, state.ticker.seed);
             // Settings are checked where they come in (flags, /control); a rate that still made
             // no interval would run as the slowest allowed one, never panic.
             let period = Duration::try_from_secs_f64(1.0 / current.rate)
@@ -99,8 +109,9 @@ impl Ticker {
                     _ = interval.tick() => {
                         tick += 1;
                         let data = format!(
-                            "{{\"source\":\"ticker\",\"tick\":{tick},\"sent_us\":{},\"pad\":\"{pad}\"}}",
-                            now_us()
+                            "{{\"source\":\"ticker\",\"tick\":{tick},\"sent_us\":{},{}}}",
+                            now_us(),
+                            payload.fields(tick)
                         );
                         if let Err(e) = state.publish(&data).await {
                             tracing::error!("ticker: {e}");

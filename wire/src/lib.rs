@@ -1,16 +1,19 @@
 //! What the server and its clients must agree on, byte for byte: the names of the four
 //! transports, the JSON envelope every transport carries, the WebSocket text frame, and the
-//! headers of an idempotent publish.
+//! headers of an idempotent publish — and what an event carries ([`payload`]), so the server's
+//! ticker and loadgen's publisher make the same content.
 //!
 //! A crate of its own so that a client (loadgen) can speak the protocol without linking the
 //! server (actix-web, redb, redis, rcgen), and so that both sides take these from one place
-//! instead of two copies that can drift. It depends on `bytes` and `serde` only.
+//! instead of two copies that can drift. It depends on `bytes`, `serde` and `rand` (the seeded
+//! payloads), and on `clap` only with its `clap` feature.
 //!
 //! The floor (`floor/`) keeps its own encoder on purpose: it is the framework-free reference the
 //! server is measured against, written without sharing the server's code, and its unit tests pin
 //! the same bytes as this crate's (envelope, frame lengths, missed notices).
 
 mod event;
+pub mod payload;
 mod transport;
 
 pub use event::{envelope, text_frame};

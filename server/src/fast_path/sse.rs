@@ -11,6 +11,8 @@ use tokio::{
 use super::{head::Head, wire, Admission};
 use crate::{
     accounting::Framing,
+    compress,
+    incoming::Incoming as _,
     state::AppState,
     transport::{
         sse::{last_event_id, Chunk, Stream},
@@ -38,8 +40,16 @@ pub fn admit(head: &Head, state: &Arc<AppState>) -> Admission<Ready> {
     meter.request();
     match state.open(&meter, head) {
         Ok(open) => {
-            let (prelude, stream) =
-                Stream::start(state.clone(), meter, open, cursor, Framing::Chunked, true);
+            let gzip = compress::negotiate(state.config.http_gzip, head.headers());
+            let (prelude, stream) = Stream::start(
+                state.clone(),
+                meter,
+                open,
+                cursor,
+                Framing::Chunked,
+                true,
+                gzip,
+            );
             Admission::Serve(Ready {
                 prelude,
                 stream,
@@ -67,7 +77,12 @@ pub async fn serve(mut socket: TcpStream, ready: Ready, state: Arc<AppState>) {
     let limit = state.config.send_timeout;
     let head = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
-         x-accel-buffering: no\r\n{}transfer-encoding: chunked\r\nconnection: close\r\n{}\r\n",
+         x-accel-buffering: no\r\n{}{}transfer-encoding: chunked\r\nconnection: close\r\n{}\r\n",
+        if stream.gzip() {
+            "content-encoding: gzip\r\nvary: Accept-Encoding\r\n"
+        } else {
+            ""
+        },
         wire::cors_lines(cors.as_deref()),
         wire::date_line()
     );
@@ -102,6 +117,15 @@ pub async fn serve(mut socket: TcpStream, ready: Ready, state: Arc<AppState>) {
                     Chunk::Events(events) => {
                         let mut parts: wire::Parts<'_> =
                             events.iter().map(|e| IoSlice::new(&e.sse_chunk)).collect();
+                        wire::write_all(&mut socket, &mut parts[..], limit).await
+                    }
+                    Chunk::Parts(pieces) => {
+                        let len = pieces.iter().map(|p| p.len()).sum();
+                        let size = chunk_size(len);
+                        let mut parts: wire::Parts<'_> = std::iter::once(IoSlice::new(&size.0[..size.1]))
+                            .chain(pieces.iter().map(|p| IoSlice::new(p)))
+                            .chain(std::iter::once(IoSlice::new(b"\r\n")))
+                            .collect();
                         wire::write_all(&mut socket, &mut parts[..], limit).await
                     }
                     Chunk::Body(bytes) => {

@@ -39,7 +39,7 @@ pub async fn handler(
         let batch = state.feed.since(cursor, state.config.max_batch as usize)?;
         if !batch.events.is_empty() || batch.missed > 0 {
             meter.delivered(batch.events.len() as u64, 0);
-            return Ok(batch_response(&batch));
+            return Ok(batch_response(&req, &state, &batch));
         }
         tokio::select! {
             _ = state.stop.cancelled() => return Err(ApiError::ShuttingDown),

@@ -12,12 +12,19 @@ pub mod ws;
 
 use std::borrow::Cow;
 
-use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{http::header, HttpMessage, HttpRequest, HttpResponse};
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub use feedlab_wire::Transport;
 
-use crate::{accounting::Meter, error::ApiError, feed::Batch, incoming::Incoming, state::AppState};
+use crate::{
+    accounting::Meter,
+    compress::{self, Part},
+    error::ApiError,
+    feed::Batch,
+    incoming::Incoming,
+    state::AppState,
+};
 
 /// The query parameters the transports understand, parsed with errors that name the field.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -119,12 +126,76 @@ pub fn metered(
     meter
 }
 
-/// A poll or long-poll answer: `batch` as the JSON body, never cached.
-pub fn batch_response(batch: &Batch) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .insert_header(("Cache-Control", "no-store"))
-        .body(json_batch(batch))
+/// A poll or long-poll answer: `batch` as the JSON body, never cached, gzip'd when the request
+/// accepts it (`--http-gzip`) and the body is at least `--http-gzip-min-bytes`. The body's
+/// size before compression is left in the request's extensions for the accounting wrapper.
+pub fn batch_response(req: &HttpRequest, state: &AppState, batch: &Batch) -> HttpResponse {
+    let gzip = compress::negotiate(state.config.http_gzip, req.headers())
+        .filter(|_| batch_len(batch) >= state.config.http_gzip_min_bytes);
+    let body = batch_body(batch, gzip);
+    let mut res = HttpResponse::Ok();
+    res.content_type("application/json")
+        .insert_header(("Cache-Control", "no-store"));
+    if body.gzip {
+        req.extensions_mut()
+            .insert(crate::accounting::Uncompressed(body.raw_len));
+        res.insert_header((header::CONTENT_ENCODING, "gzip"))
+            .insert_header((header::VARY, "Accept-Encoding"));
+    }
+    res.body(body.bytes)
+}
+
+/// A poll body as it goes on the wire.
+pub struct BatchBody {
+    pub bytes: Bytes,
+    /// `Content-Encoding: gzip`.
+    pub gzip: bool,
+    /// Its length before compression (`bytes.len()` when not gzip'd).
+    pub raw_len: u64,
+}
+
+/// [`json_batch`], coded as `gzip` says (the result of [`compress::negotiate`]): with `shared`,
+/// one gzip member made of each event's shared piece ([`Event::json_gzip`]) with the brackets,
+/// commas and cursor stored between them; with `stream`, the whole body through one compressor.
+/// Identity when gzip would not be smaller. The one implementation of a gzip'd poll body, for
+/// actix-web's handlers ([`batch_response`]) and any other writer of poll responses.
+///
+/// [`Event::json_gzip`]: crate::event::Event::json_gzip
+pub fn batch_body(batch: &Batch, gzip: Option<compress::HttpGzip>) -> BatchBody {
+    let Some(mode @ (compress::HttpGzip::Shared | compress::HttpGzip::Stream)) = gzip else {
+        let bytes = json_batch(batch);
+        return BatchBody {
+            raw_len: bytes.len() as u64,
+            bytes,
+            gzip: false,
+        };
+    };
+    let tail = format!("],\"next\":{},\"missed\":{}}}", batch.next, batch.missed);
+    let events = batch.events.iter().enumerate().flat_map(|(i, e)| {
+        let comma = (i > 0).then_some(Part::Own(b","));
+        let data = e.json();
+        comma.into_iter().chain(std::iter::once(match mode {
+            compress::HttpGzip::Shared => Part::Shared {
+                data,
+                piece: e.json_gzip(),
+            },
+            _ => Part::Own(data),
+        }))
+    });
+    let parts = std::iter::once(Part::Own(b"{\"events\":["))
+        .chain(events)
+        .chain(std::iter::once(Part::Own(tail.as_bytes())));
+    let (bytes, raw_len) = compress::member_body(mode, parts);
+    if bytes.len() as u64 >= raw_len {
+        // Events too small or too random for their pieces to win back gzip's framing: the
+        // identity body is the smaller answer, and just as acceptable to the client.
+        return batch_body(batch, None);
+    }
+    BatchBody {
+        bytes,
+        gzip: true,
+        raw_len,
+    }
 }
 
 /// The cursor a request starts from: its `since`, or the head ("from now on").
@@ -135,6 +206,16 @@ pub fn start_cursor(state: &AppState, since: Option<u64>) -> Result<u64, ApiErro
         Some(cursor) => Ok(cursor),
         None => Ok(head),
     }
+}
+
+/// The length of [`json_batch`], without making it.
+pub fn batch_len(batch: &Batch) -> usize {
+    let events: usize = batch.events.iter().map(|e| e.json().len()).sum();
+    let commas = batch.events.len().saturating_sub(1);
+    let tail = r#"],"next":,"missed":}"#.len()
+        + batch.next.to_string().len()
+        + batch.missed.to_string().len();
+    r#"{"events":["#.len() + events + commas + tail
 }
 
 /// `{"events":[…],"next":M,"missed":K}`, assembled from the events' shared JSON bytes.
@@ -205,11 +286,42 @@ mod tests {
         feed.publish(r#"{"a":1}"#).unwrap();
         feed.publish(r#""two""#).unwrap();
         let body = json_batch(&feed.since(0, 10).unwrap());
+        assert_eq!(batch_len(&feed.since(0, 10).unwrap()), body.len());
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["events"][1]["data"], "two");
         assert_eq!(v["next"], 2);
         assert_eq!(v["missed"], 0);
         let empty = json_batch(&feed.since(2, 10).unwrap());
         assert_eq!(&empty[..], br#"{"events":[],"next":2,"missed":0}"#);
+        assert_eq!(batch_len(&feed.since(2, 10).unwrap()), empty.len());
+    }
+
+    #[test]
+    fn a_gzip_body_decodes_to_the_json_and_is_never_bigger() {
+        use std::io::Read as _;
+        let feed = Feed::new(100);
+        for i in 0..20 {
+            feed.publish(&format!(
+                r#"{{"text":"{}"}}"#,
+                "the build is green ".repeat(i)
+            ))
+            .unwrap();
+        }
+        for mode in [compress::HttpGzip::Shared, compress::HttpGzip::Stream] {
+            let batch = feed.since(0, 100).unwrap();
+            let body = batch_body(&batch, Some(mode));
+            assert!(body.gzip, "{mode:?}");
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&body.bytes[..])
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, json_batch(&batch));
+            assert_eq!(body.raw_len, out.len() as u64);
+            // One tiny event: gzip's header, trailer (and per-piece flushes) outweigh the gain.
+            let tiny = feed.since(0, 1).unwrap();
+            let body = batch_body(&tiny, Some(mode));
+            assert!(!body.gzip, "{mode:?}");
+            assert_eq!(body.bytes, json_batch(&tiny));
+        }
     }
 }

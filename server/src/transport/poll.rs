@@ -22,5 +22,5 @@ pub async fn handler(
         meter.empty_response();
     }
     meter.delivered(batch.events.len() as u64, 0);
-    Ok(batch_response(&batch))
+    Ok(batch_response(&req, &state, &batch))
 }

@@ -4,6 +4,10 @@
 //! resume (`Last-Event-ID`) built into every browser's `EventSource`. One-way only, and proxies
 //! buffer it unless told not to, hence `X-Accel-Buffering: no` and the comment heartbeat that
 //! keeps idle timeouts from cutting a quiet stream.
+//!
+//! Gzip'd when the request accepts it (`--http-gzip`): one [`Stream`] codes its records for both
+//! serving paths, from the events' shared deflate pieces ([`crate::compress`]), and ends a
+//! normally ended stream with the gzip trailer so a decoder can check it.
 
 use std::{convert::Infallible, pin::Pin, sync::Arc};
 
@@ -17,6 +21,7 @@ use tokio::{
 use super::{metered, parse_u64, start_cursor, FeedQuery, Transport};
 use crate::{
     accounting::{Framing, Meter, OpenGuard},
+    compress::{self, GzStream, HttpGzip, Member, Piece, GZIP_HEADER},
     error::ApiError,
     event::Event,
     feed::LagLimit,
@@ -51,7 +56,17 @@ pub async fn handler(
     let open = state.open(&meter, &req)?;
 
     let framing = Framing::of(&req);
-    let (prelude, stream) = Stream::start(state.into_inner(), meter, open, cursor, framing, false);
+    let gzip = compress::negotiate(state.config.http_gzip, req.headers());
+    let (prelude, stream) = Stream::start(
+        state.into_inner(),
+        meter,
+        open,
+        cursor,
+        framing,
+        false,
+        gzip,
+    );
+    let coded = stream.gzip();
     let body = futures_util::stream::once(async move { Ok::<_, Infallible>(prelude) }).chain(
         futures_util::stream::unfold(stream, |mut s| async move {
             s.next_chunk().await.map(|chunk| (Ok(chunk.into_body()), s))
@@ -61,6 +76,10 @@ pub async fn handler(
     res.insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"));
+    if coded {
+        res.insert_header((header::CONTENT_ENCODING, "gzip"))
+            .insert_header((header::VARY, "Accept-Encoding"));
+    }
     if req.version() < actix_web::http::Version::HTTP_2 {
         // The stream is the connection's last response, on both paths: nothing pipelined
         // after it is answered (see the README, "Bad input").
@@ -97,6 +116,9 @@ pub(crate) fn last_event_id(req: &impl Incoming) -> Result<Option<u64>, ApiError
 pub(crate) enum Chunk {
     /// Body bytes, for the writer to frame as one chunk.
     Body(Bytes),
+    /// Body bytes in several shared pieces (gzip'd events), for the writer to frame as one
+    /// chunk without copying them together.
+    Parts(Vec<Bytes>),
     /// Events to write as their ready-made HTTP/1.1 chunks ([`Event::sse_chunk`]), one after
     /// another, copying nothing. Only with `preframed`.
     ///
@@ -105,14 +127,11 @@ pub(crate) enum Chunk {
 }
 
 impl Chunk {
-    fn body(bytes: Bytes) -> Self {
-        Self::Body(bytes)
-    }
-
     /// The body bytes, for actix-web's streaming body (which never asks for `preframed`).
     fn into_body(self) -> Bytes {
         match self {
             Self::Body(bytes) => bytes,
+            Self::Parts(parts) => parts.concat().into(),
             Self::Events(events) => events
                 .iter()
                 .map(|e| &e.sse[..])
@@ -121,6 +140,38 @@ impl Chunk {
                 .into(),
         }
     }
+}
+
+/// How a response's body is coded (`Content-Encoding`).
+enum Coding {
+    Identity,
+    /// One gzip member of the events' shared pieces (`--http-gzip shared`).
+    Shared(Member),
+    /// The response's own compressor (`--http-gzip stream`).
+    Stream(Box<GzStream>),
+}
+
+/// What the feed has for a response next, before any coding.
+enum Plain {
+    /// Events, after a `missed` record if the cursor fell out of retention.
+    Events {
+        missed: Option<Bytes>,
+        events: Vec<Arc<Event>>,
+    },
+    /// A record of this response only (the `overflow` notice).
+    Record(Bytes),
+    /// The comment heartbeat.
+    Heartbeat,
+    /// The response ends normally (shutdown, after `overflow`): the body gets its end.
+    End,
+    /// The feed is gone without an end: the connection is dropped.
+    Gone,
+}
+
+/// The heartbeat as a shared deflate piece, made once per process.
+fn heartbeat_piece() -> &'static Piece {
+    static PIECE: std::sync::OnceLock<Piece> = std::sync::OnceLock::new();
+    PIECE.get_or_init(|| Piece::compressed(HEARTBEAT))
 }
 
 /// One SSE response's state: where it is in the feed, and when it last wrote. The same for
@@ -138,8 +189,11 @@ pub(crate) struct Stream {
     last_write: Instant,
     lag: LagLimit,
     framing: Framing,
+    coding: Coding,
     /// Set after the overflow record: the next poll ends the response.
     ended: bool,
+    /// Set once the gzip trailer went out: the next poll ends the body.
+    finished: bool,
     /// Hand out a lone event as its ready-made HTTP/1.1 chunk (the fast path frames nothing
     /// itself then); actix-web frames chunks on its own.
     preframed: bool,
@@ -147,8 +201,9 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
-    /// The stream for a response starting after `cursor`, and its first chunk (the `retry:`
-    /// setting and a comment), already counted on `meter`.
+    /// The stream for a response starting after `cursor`, coded as `gzip` says (the result of
+    /// [`compress::negotiate`]), and its first chunk (the `retry:` setting and a comment),
+    /// already counted on `meter`.
     pub(crate) fn start(
         state: Arc<AppState>,
         meter: Meter,
@@ -156,17 +211,23 @@ impl Stream {
         cursor: u64,
         framing: Framing,
         preframed: bool,
+        gzip: Option<HttpGzip>,
     ) -> (Bytes, Self) {
-        let prelude = Bytes::from(format!(
+        let plain = Bytes::from(format!(
             "retry: {}\n: feedlab sse, resuming after seq {cursor}\n\n",
             state.config.sse_retry.as_millis()
         ));
-        meter.bytes(framing.chunk_len(prelude.len()));
         let backlog = state.feed.head() - cursor;
-        let stream = Self {
+        let mut stream = Self {
             lag: LagLimit::new(state.config.max_lag(), backlog),
             framing,
+            coding: match gzip {
+                None | Some(HttpGzip::Off) => Coding::Identity,
+                Some(HttpGzip::Shared) => Coding::Shared(Member::new()),
+                Some(HttpGzip::Stream) => Coding::Stream(Box::default()),
+            },
             ended: false,
+            finished: false,
             preframed,
             head: state.feed.subscribe(),
             heartbeat: Box::pin(tokio::time::sleep(state.config.heartbeat)),
@@ -176,6 +237,20 @@ impl Stream {
             cursor,
             _open: open,
         };
+        let prelude = match &mut stream.coding {
+            Coding::Identity => plain.clone(),
+            Coding::Shared(member) => [
+                &GZIP_HEADER[..],
+                &member.push(&Piece::compressed(&plain))[..],
+            ]
+            .concat()
+            .into(),
+            Coding::Stream(gz) => {
+                gz.write(&plain);
+                gz.flush()
+            }
+        };
+        stream.count(0, prelude.len(), plain.len() as u64);
         (prelude, stream)
     }
 
@@ -183,78 +258,181 @@ impl Stream {
         &self.meter
     }
 
+    /// Whether the body is gzip'd (`Content-Encoding: gzip`).
+    pub(crate) fn gzip(&self) -> bool {
+        !matches!(self.coding, Coding::Identity)
+    }
+
+    /// Counts a chunk of `len` body bytes carrying `events`, `raw` bytes before coding.
+    fn count(&self, events: u64, len: usize, raw: u64) {
+        let written = self.framing.chunk_len(len);
+        self.meter
+            .delivered_as(events, written, written - len as u64 + raw);
+    }
+
     /// The next bytes to write: every pending event in one chunk, or a heartbeat; `None` ends
-    /// the response (shutdown).
+    /// the response (shutdown, or after the `overflow` notice).
     pub(crate) async fn next_chunk(&mut self) -> Option<Chunk> {
+        let plain = if self.finished {
+            Plain::End
+        } else {
+            self.next_plain().await
+        };
+        match plain {
+            Plain::Gone => None,
+            Plain::End => self.end(),
+            Plain::Events { missed, events } => Some(self.code_events(missed, events)),
+            Plain::Record(record) => Some(self.code_record(record)),
+            Plain::Heartbeat => Some(match &mut self.coding {
+                Coding::Shared(member) => {
+                    let piece = member.push(heartbeat_piece());
+                    self.count(0, piece.len(), HEARTBEAT.len() as u64);
+                    Chunk::Body(piece)
+                }
+                _ => self.code_record(Bytes::from_static(HEARTBEAT)),
+            }),
+        }
+    }
+
+    /// The end of the body: a gzip member's trailer first, as a chunk of its own, so a decoder
+    /// can check the CRC; then `None`, the end of the chunked body.
+    fn end(&mut self) -> Option<Chunk> {
+        let trailer = match &mut self.coding {
+            _ if self.finished => None,
+            Coding::Identity => None,
+            Coding::Shared(member) => Some(Bytes::copy_from_slice(&member.trailer())),
+            Coding::Stream(gz) => Some(gz.finish()),
+        };
+        match trailer {
+            Some(trailer) => {
+                self.finished = true;
+                self.count(0, trailer.len(), 0);
+                Some(Chunk::Body(trailer))
+            }
+            None => {
+                self.meter.bytes(self.framing.end_len());
+                None
+            }
+        }
+    }
+
+    /// Events (after a `missed` record), coded and counted: ready-made chunks or one body
+    /// chunk without gzip, the events' shared pieces with `shared`, one flush with `stream`.
+    fn code_events(&mut self, missed: Option<Bytes>, events: Vec<Arc<Event>>) -> Chunk {
+        let n = events.len() as u64;
+        match &mut self.coding {
+            Coding::Identity => {
+                if self.preframed && missed.is_none() {
+                    let bytes = events.iter().map(|e| e.sse_chunk.len() as u64).sum();
+                    self.meter.delivered(n, bytes);
+                    return Chunk::Events(events);
+                }
+                let chunk = match (&missed, &events[..]) {
+                    (None, [one]) => one.sse.clone(),
+                    _ => {
+                        let len = events.iter().map(|e| e.sse.len()).sum::<usize>() + 64;
+                        let mut buf = BytesMut::with_capacity(len);
+                        buf.put_slice(missed.as_deref().unwrap_or_default());
+                        for e in &events {
+                            buf.put_slice(&e.sse);
+                        }
+                        buf.freeze()
+                    }
+                };
+                self.count(n, chunk.len(), chunk.len() as u64);
+                Chunk::Body(chunk)
+            }
+            Coding::Shared(member) => {
+                let mut parts = Vec::with_capacity(events.len() + 1);
+                let mut raw = 0;
+                if let Some(missed) = missed {
+                    raw += missed.len() as u64;
+                    parts.push(member.push(&Piece::compressed(&missed)));
+                }
+                for e in &events {
+                    let piece = e.sse_gzip();
+                    raw += piece.raw_len();
+                    parts.push(member.push(piece));
+                }
+                let len = parts.iter().map(Bytes::len).sum();
+                self.count(n, len, raw);
+                Chunk::Parts(parts)
+            }
+            Coding::Stream(gz) => {
+                let mut raw = 0;
+                for data in missed.iter().chain(events.iter().map(|e| &e.sse)) {
+                    raw += data.len() as u64;
+                    gz.write(data);
+                }
+                let chunk = gz.flush();
+                self.count(n, chunk.len(), raw);
+                Chunk::Body(chunk)
+            }
+        }
+    }
+
+    /// A record of this response only, coded and counted.
+    fn code_record(&mut self, record: Bytes) -> Chunk {
+        let raw = record.len() as u64;
+        let chunk = match &mut self.coding {
+            Coding::Identity => record,
+            Coding::Shared(member) => member.push(&Piece::compressed(&record)),
+            Coding::Stream(gz) => {
+                gz.write(&record);
+                gz.flush()
+            }
+        };
+        self.count(0, chunk.len(), raw);
+        Chunk::Body(chunk)
+    }
+
+    /// What the feed has next for this response.
+    async fn next_plain(&mut self) -> Plain {
         if self.ended {
-            self.meter.bytes(self.framing.end_len());
-            return None;
+            return Plain::End;
         }
         loop {
             let config = &self.state.config;
-            let batch = self
-                .state
-                .feed
-                .since_within(
-                    self.cursor,
-                    config.max_batch as usize,
-                    config.max_write_bytes as usize,
-                    |e| e.sse.len(),
-                )
-                .ok()?;
+            let Ok(batch) = self.state.feed.since_within(
+                self.cursor,
+                config.max_batch as usize,
+                config.max_write_bytes as usize,
+                |e| e.sse.len(),
+            ) else {
+                return Plain::Gone;
+            };
             if let Some(behind) = self.lag.exceeded(batch.head - self.cursor) {
                 // Too slow: say so and end; EventSource reconnects with Last-Event-ID and
                 // resumes from the cursor, which is still retained.
                 self.ended = true;
-                let record = Bytes::from(format!(
+                return Plain::Record(Bytes::from(format!(
                     "event: overflow\ndata: {{\"behind\":{behind},\"next\":{},\"reason\":\"client too slow (--max-lag {})\"}}\n\n",
                     self.cursor, self.state.config.max_lag()
-                ));
-                self.meter.bytes(self.framing.chunk_len(record.len()));
-                return Some(Chunk::body(record));
+                )));
             }
             if !batch.events.is_empty() || batch.missed > 0 {
                 self.cursor = batch.next;
                 self.last_write = Instant::now();
-                if self.preframed && batch.missed == 0 {
-                    let bytes = batch.events.iter().map(|e| e.sse_chunk.len() as u64).sum();
-                    self.meter.delivered(batch.events.len() as u64, bytes);
-                    return Some(Chunk::Events(batch.events));
-                }
-                let chunk = if batch.missed == 0 && batch.events.len() == 1 {
-                    batch.events[0].sse.clone()
-                } else {
-                    let len = batch.events.iter().map(|e| e.sse.len()).sum::<usize>() + 64;
-                    let mut buf = BytesMut::with_capacity(len);
-                    if batch.missed > 0 {
-                        use std::fmt::Write as _;
-                        let first = batch.events.first().map_or(batch.next, |e| e.seq - 1);
-                        let _ = write!(
-                            buf,
-                            "event: missed\ndata: {{\"missed\":{},\"next\":{first}}}\n\n",
-                            batch.missed
-                        );
-                    }
-                    for e in &batch.events {
-                        buf.put_slice(&e.sse);
-                    }
-                    buf.freeze()
+                let missed = (batch.missed > 0).then(|| {
+                    let first = batch.events.first().map_or(batch.next, |e| e.seq - 1);
+                    Bytes::from(format!(
+                        "event: missed\ndata: {{\"missed\":{},\"next\":{first}}}\n\n",
+                        batch.missed
+                    ))
+                });
+                return Plain::Events {
+                    missed,
+                    events: batch.events,
                 };
-                self.meter.delivered(
-                    batch.events.len() as u64,
-                    self.framing.chunk_len(chunk.len()),
-                );
-                return Some(Chunk::body(chunk));
             }
             let every = self.state.config.heartbeat;
             if self.state.feed.is_closed() {
                 // Shutdown (the feed wakes every waiter when it closes).
-                self.meter.bytes(self.framing.end_len());
-                return None;
+                return Plain::End;
             }
             tokio::select! {
                 biased;
-                changed = self.head.changed() => if changed.is_err() { return None },
+                changed = self.head.changed() => if changed.is_err() { return Plain::Gone },
                 _ = &mut self.heartbeat => {
                     let due = self.last_write + every;
                     if due > Instant::now() {
@@ -264,8 +442,7 @@ impl Stream {
                     }
                     self.last_write = Instant::now();
                     self.heartbeat.as_mut().reset(self.last_write + every);
-                    self.meter.bytes(self.framing.chunk_len(HEARTBEAT.len()));
-                    return Some(Chunk::body(Bytes::from_static(HEARTBEAT)));
+                    return Plain::Heartbeat;
                 }
             }
         }

@@ -101,6 +101,51 @@ async fn control_changes_the_ticker_only_when_allowed() {
 }
 
 #[tokio::test]
+async fn the_ticker_publishes_the_payload_kind_asked_for() {
+    let srv = TestServer::start(&["--payload", "tick", "--seed", "3"]);
+    assert_eq!(
+        post(&srv.url("/control"), r#"{"rate":100}"#).await.status,
+        200
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let body = get(&srv.url("/poll?since=0")).await.json();
+    let first = &body["events"][0]["data"];
+    assert_eq!(first["source"], "ticker");
+    assert!(
+        first["sym"].is_string() && first["bid"].is_number(),
+        "{first}"
+    );
+    // Tick N carries payload N of the seed: the same as loadgen's generator makes.
+    let tick = first["tick"].as_u64().unwrap();
+    let fields =
+        feedlab_wire::payload::Payload::new(feedlab_wire::payload::PayloadKind::Tick, 0, 3)
+            .fields(tick);
+    let expected: serde_json::Value = serde_json::from_str(&format!("{{{fields}}}")).unwrap();
+    assert_eq!(first["sym"], expected["sym"]);
+    assert_eq!(first["venue"], expected["venue"]);
+
+    let res = post(&srv.url("/control"), r#"{"payload":"chat"}"#).await;
+    assert_eq!(res.status, 200, "{:?}", res.body);
+    assert_eq!(res.json()["payload"], "chat");
+    // One tick may have been on its way with the old kind when the change came.
+    let head = get(&srv.url("/poll")).await.json()["next"]
+        .as_u64()
+        .unwrap()
+        + 1;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let later = get(&srv.url(&format!("/poll?since={head}"))).await.json();
+    let data = &later["events"][0]["data"];
+    assert!(
+        data["room"].is_string() && data["text"].is_string(),
+        "{data}"
+    );
+    let res = post(&srv.url("/control"), r#"{"payload":"poetry"}"#).await;
+    assert_eq!(res.status, 400);
+    let why = res.json()["error"].as_str().unwrap().to_owned();
+    assert!(why.contains("poetry") && why.contains("`metrics`"), "{why}");
+}
+
+#[tokio::test]
 async fn auth_token_guards_every_transport_and_publishing() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::{connect_async, tungstenite::Message};

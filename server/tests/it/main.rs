@@ -1,5 +1,5 @@
 //! The server, driven over real sockets by real clients: hyper, an SSE parser, tokio-tungstenite,
-//! curl and Python's `websockets`. One binary, one module per concern.
+//! curl, Python's `websockets` and `zlib`. One binary, one module per concern.
 
 mod bad_input;
 mod common;
@@ -8,6 +8,7 @@ mod differential;
 mod durable;
 mod fast_path;
 mod hostile;
+mod http_gzip;
 mod idempotency;
 mod limits;
 mod long_poll;

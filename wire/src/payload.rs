@@ -6,15 +6,18 @@
 //! sizes and any compression measured on them mean something. Every event is a pure function
 //! of the kind, the run's seed and the event's number: two runs with one seed publish the same
 //! bytes.
+//!
+//! Here, in the wire crate, because two programs make events: loadgen's publisher and the
+//! server's built-in ticker (`server --payload`), and a compression measurement on either must
+//! see the same content.
 
 use std::fmt::Write as _;
 
 use rand::{rngs::StdRng, Rng as _, SeedableRng as _};
 
-/// `--payload`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+/// `--payload` (loadgen's and the server's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum PayloadKind {
     /// `"pad":"xxxx…"` of exactly `--payload-bytes`: the fan-out floor's payload.
