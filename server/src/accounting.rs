@@ -33,6 +33,9 @@ pub struct Counters {
     pub events_delivered: AtomicU64,
     pub empty_responses: AtomicU64,
     pub bytes_written: AtomicU64,
+    /// What `bytes_written` would have been with nothing compressed (WebSocket
+    /// permessage-deflate); equal to it when nothing was.
+    pub payload_bytes_uncompressed: AtomicU64,
     pub messages_received: AtomicU64,
 }
 
@@ -43,10 +46,18 @@ pub struct CountersSnapshot {
     pub events_delivered: u64,
     pub empty_responses: u64,
     pub bytes_written: u64,
+    pub payload_bytes_uncompressed: u64,
     pub messages_received: u64,
 }
 
 impl Counters {
+    /// `bytes` written, `uncompressed` had nothing been compressed.
+    pub fn add_bytes(&self, bytes: u64, uncompressed: u64) {
+        self.bytes_written.fetch_add(bytes, Relaxed);
+        self.payload_bytes_uncompressed
+            .fetch_add(uncompressed, Relaxed);
+    }
+
     pub fn snapshot(&self) -> CountersSnapshot {
         CountersSnapshot {
             open: self.open.load(Relaxed),
@@ -54,6 +65,7 @@ impl Counters {
             events_delivered: self.events_delivered.load(Relaxed),
             empty_responses: self.empty_responses.load(Relaxed),
             bytes_written: self.bytes_written.load(Relaxed),
+            payload_bytes_uncompressed: self.payload_bytes_uncompressed.load(Relaxed),
             messages_received: self.messages_received.load(Relaxed),
         }
     }
@@ -247,16 +259,21 @@ impl Meter {
     }
 
     pub fn delivered(&self, events: u64, bytes: u64) {
+        self.delivered_compressed(events, bytes, bytes);
+    }
+
+    /// `events` delivered in `bytes` on the wire, which would have been `uncompressed` bytes
+    /// without compression.
+    pub fn delivered_compressed(&self, events: u64, bytes: u64, uncompressed: u64) {
         self.each(|c| {
             c.events_delivered.fetch_add(events, Relaxed);
-            c.bytes_written.fetch_add(bytes, Relaxed);
+            c.add_bytes(bytes, uncompressed);
         });
     }
 
+    /// Uncompressed bytes written.
     pub fn bytes(&self, bytes: u64) {
-        self.each(|c| {
-            c.bytes_written.fetch_add(bytes, Relaxed);
-        });
+        self.each(|c| c.add_bytes(bytes, bytes));
     }
 
     pub fn message_received(&self) {

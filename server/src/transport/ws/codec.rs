@@ -29,8 +29,8 @@ pub enum Msg {
 }
 
 const CONTINUATION: u8 = 0x0;
-const TEXT: u8 = 0x1;
-const BINARY: u8 = 0x2;
+pub(crate) const TEXT: u8 = 0x1;
+pub(crate) const BINARY: u8 = 0x2;
 const CLOSE: u8 = 0x8;
 const PING: u8 = 0x9;
 const PONG: u8 = 0xa;
@@ -62,6 +62,10 @@ pub struct Decoder {
     control: BytesMut,
     /// After our close frame: data payloads are skipped, not kept, and only a close is reported.
     discarding: bool,
+    /// permessage-deflate was negotiated: RSV1 may mark a data message as compressed.
+    inflate: bool,
+    /// The message being received came with RSV1 (compressed).
+    compressed: bool,
 }
 
 impl Decoder {
@@ -75,7 +79,16 @@ impl Decoder {
             message_kind: None,
             control: BytesMut::new(),
             discarding: false,
+            inflate: false,
+            compressed: false,
         }
+    }
+
+    /// Accepts compressed messages (RSV1 on a message's first frame), as permessage-deflate
+    /// was negotiated; each is inflated to at most the same limit when complete.
+    pub fn inflating(mut self, on: bool) -> Self {
+        self.inflate = on;
+        self
     }
 
     /// From now on, application data is dropped as it is read (we sent a close, RFC 6455
@@ -190,6 +203,7 @@ impl Decoder {
         });
         if opcode == TEXT || opcode == BINARY {
             self.message_kind = Some(opcode);
+            self.compressed = h[0] & 0x40 != 0;
         }
         Ok(true)
     }
@@ -197,13 +211,18 @@ impl Decoder {
     /// The checks the first two header bytes allow.
     fn check_start(&self) -> Result<(), CloseReason> {
         let [b0, b1, ..] = self.header;
-        if b0 & 0x70 != 0 {
+        let (rsv1, opcode) = (b0 & 0x40 != 0, b0 & 0x0f);
+        if b0 & 0x30 != 0 || (rsv1 && !self.inflate) {
             return Err(protocol("reserved bits set without an extension"));
+        }
+        if rsv1 && opcode != TEXT && opcode != BINARY {
+            // RFC 7692 section 6.1: only a data message's first frame says it is compressed.
+            return Err(protocol("RSV1 on a continuation or control frame"));
         }
         if b1 & 0x80 == 0 {
             return Err(protocol("client frames must be masked"));
         }
-        let (fin, opcode, len7) = (b0 & 0x80 != 0, b0 & 0x0f, b1 & 0x7f);
+        let (fin, len7) = (b0 & 0x80 != 0, b1 & 0x7f);
         match opcode {
             CLOSE | PING | PONG => {
                 if !fin {
@@ -250,6 +269,11 @@ impl Decoder {
                 if self.discarding {
                     return Ok(None);
                 }
+                let bytes = if std::mem::take(&mut self.compressed) {
+                    super::deflate::inflate(&bytes, self.max)?
+                } else {
+                    bytes
+                };
                 if kind == Some(TEXT) {
                     ByteString::try_from(bytes)
                         .map(|t| Some(Msg::Text(t)))
@@ -298,8 +322,13 @@ pub fn too_big(max: usize) -> CloseReason {
 
 /// An unmasked, final frame (server side) with `opcode` and `payload`.
 fn frame(opcode: u8, payload: &[u8]) -> Bytes {
+    frame_with(0x80 | opcode, payload)
+}
+
+/// An unmasked frame whose first byte (FIN, RSV bits, opcode) is `first`.
+pub(crate) fn frame_with(first: u8, payload: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(payload.len() + 10);
-    out.put_u8(0x80 | opcode);
+    out.put_u8(first);
     match payload.len() {
         n @ 0..=125 => out.put_u8(n as u8),
         n @ 126..=0xffff => {

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use super::{
     answer, check_auth_message, close,
     codec::{self, Decoder, Msg},
+    deflate::{Agreement, Deflater},
     missed_notice, too_slow, Ready, AUTHENTICATED,
 };
 use crate::{
@@ -50,8 +51,18 @@ pub(crate) trait Wire {
 pub(crate) enum Mode {
     /// `/ws`: the feed from a cursor, and the client's `publish`/`echo` ops.
     Feed(Ready),
-    /// `/ws/echo`: every message back as it came.
-    Echo,
+    /// `/ws/echo`: every message back as it came (compressed as agreed).
+    Echo(Option<Agreement>),
+}
+
+impl Mode {
+    /// The permessage-deflate agreement of the handshake, if any.
+    pub fn deflate(&self) -> Option<&Agreement> {
+        match self {
+            Mode::Feed(ready) => ready.deflate.as_ref(),
+            Mode::Echo(agreed) => agreed.as_ref(),
+        }
+    }
 }
 
 /// How a session ends.
@@ -70,8 +81,10 @@ enum End {
 /// Runs a session on `wire` until one side closes it; `pending` holds bytes the client sent
 /// along with its handshake.
 pub(crate) async fn serve<W: Wire>(wire: W, mode: Mode, state: Arc<AppState>, pending: BytesMut) {
+    let agreed = mode.deflate().copied();
     let mut session = Session {
-        decoder: Decoder::new(state.config.ws_max_message_bytes),
+        decoder: Decoder::new(state.config.ws_max_message_bytes).inflating(agreed.is_some()),
+        deflater: agreed.map(Deflater::new),
         inbound: pending,
         wire,
         state,
@@ -83,6 +96,7 @@ pub(crate) async fn serve<W: Wire>(wire: W, mode: Mode, state: Arc<AppState>, pe
                 open,
                 cursor,
                 must_authenticate,
+                deflate: _,
             } = ready;
             let end = session.feed(&meter, cursor, must_authenticate).await;
             // Boxed: the close handshake happens once, and its timers and reads would otherwise
@@ -90,7 +104,7 @@ pub(crate) async fn serve<W: Wire>(wire: W, mode: Mode, state: Arc<AppState>, pe
             Box::pin(session.finish(end, Some(&meter))).await;
             drop(open);
         }
-        Mode::Echo => {
+        Mode::Echo(_) => {
             let end = session.echo().await;
             Box::pin(session.finish(end, None)).await;
         }
@@ -101,6 +115,8 @@ struct Session<W> {
     wire: W,
     state: Arc<AppState>,
     decoder: Decoder,
+    /// permessage-deflate was agreed: how this connection's messages are compressed.
+    deflater: Option<Deflater>,
     /// Bytes read and not yet decoded; released whenever empty, so an idle session holds none.
     inbound: BytesMut,
 }
@@ -215,14 +231,35 @@ impl<W: Wire> Session<W> {
             self.send(&text_frame(notice.as_bytes())).await?;
         }
         if !batch.events.is_empty() {
-            let frames: smallvec::SmallVec<[&Bytes; 8]> =
-                batch.events.iter().map(|e| &e.ws_frame).collect();
+            let plain: usize = batch.events.iter().map(|e| e.ws_frame.len()).sum();
+            // Compressed per connection (`--ws-deflate context`, or a window the shared frames
+            // do not fit): owned frames; otherwise every frame is an event's shared bytes.
+            let compressed: smallvec::SmallVec<[Bytes; 8]>;
+            let frames: smallvec::SmallVec<[&Bytes; 8]> = match &mut self.deflater {
+                None => batch.events.iter().map(|e| &e.ws_frame).collect(),
+                Some(d) if d.agreement().shared_frames() => {
+                    let settings = d.agreement().settings;
+                    batch
+                        .events
+                        .iter()
+                        .map(|e| e.ws_frame_deflated(&settings))
+                        .collect()
+                }
+                Some(d) => {
+                    compressed = batch
+                        .events
+                        .iter()
+                        .map(|e| d.frame(codec::TEXT, e.ws.as_bytes(), || e.ws_frame.clone()))
+                        .collect();
+                    compressed.iter().collect()
+                }
+            };
             let bytes: usize = frames.iter().map(|f| f.len()).sum();
             self.wire
                 .write(&frames, config.send_timeout)
                 .await
                 .map_err(write_failed)?;
-            meter.delivered(batch.events.len() as u64, bytes as u64);
+            meter.delivered_compressed(batch.events.len() as u64, bytes as u64, plain as u64);
         }
         *cursor = batch.next;
         Ok(batch.behind() > 0)
@@ -293,9 +330,21 @@ impl<W: Wire> Session<W> {
         tokio::pin!(stopped);
         loop {
             loop {
-                let frame = match self.next_msg() {
-                    Ok(Some(Msg::Text(text))) => text_frame(text.as_bytes()),
-                    Ok(Some(Msg::Binary(bytes))) => codec::binary(&bytes),
+                let (frame, plain) = match self.next_msg() {
+                    Ok(Some(Msg::Text(text))) => {
+                        let plain = || text_frame(text.as_bytes());
+                        match &mut self.deflater {
+                            Some(d) => (d.frame(codec::TEXT, text.as_bytes(), plain), text.len()),
+                            None => (plain(), text.len()),
+                        }
+                    }
+                    Ok(Some(Msg::Binary(bytes))) => {
+                        let plain = || codec::binary(&bytes);
+                        match &mut self.deflater {
+                            Some(d) => (d.frame(codec::BINARY, &bytes, plain), bytes.len()),
+                            None => (plain(), bytes.len()),
+                        }
+                    }
                     Ok(Some(Msg::Ping(bytes))) => {
                         if let Err(end) = self.send(&codec::pong(&bytes)).await {
                             return end;
@@ -314,7 +363,7 @@ impl<W: Wire> Session<W> {
                 };
                 use std::sync::atomic::Ordering::Relaxed;
                 echo.messages_received.fetch_add(1, Relaxed);
-                echo.bytes_written.fetch_add(frame.len() as u64, Relaxed);
+                echo.add_bytes(frame.len() as u64, ws_frame_len(plain));
                 if let Err(end) = self.send(&frame).await {
                     return end;
                 }
