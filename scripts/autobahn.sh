@@ -6,7 +6,8 @@
 #                                      take long and are run on their own: "12.*,13.*"
 #
 # FEEDLAB_AUTOBAHN_ARGS: extra server flags (e.g. `--ws-deflate context`, `--fast-path=false`);
-# FEEDLAB_AUTOBAHN_OUT: where the results go (default results/autobahn).
+# FEEDLAB_AUTOBAHN_OUT: where the results go (default results/autobahn);
+# FEEDLAB_AUTOBAHN_SERVER: a server binary to test instead of building the release one.
 #
 # Needs Python 2.7 (pyenv 2.7.18 here); installs `autobahntestsuite` for it when missing.
 # Writes results/autobahn/summary.md and the suite's own index.json.
@@ -23,10 +24,14 @@ fi
 wstest="$("$py2" -c 'import site,os;print(os.path.join(site.USER_BASE,"bin","wstest"))')"
 [ -x "$wstest" ] || "$py2" -m pip install --user -q autobahntestsuite
 
-cargo build --release -q -p server
+server="${FEEDLAB_AUTOBAHN_SERVER:-}"
+if [ -z "$server" ]; then
+  cargo build --release -q -p server
+  server=./target/release/server
+fi
 work="$(mktemp -d)"
 trap 'kill "$server_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-./target/release/server --bind 127.0.0.1:0 --rate 0 --log warn \
+"$server" --bind 127.0.0.1:0 --rate 0 --log warn \
   --ws-max-message-bytes 16777216 ${FEEDLAB_AUTOBAHN_ARGS:-} >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 for _ in $(seq 50); do grep -q listening "$work/server.out" && break; sleep 0.1; done

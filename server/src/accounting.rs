@@ -208,12 +208,12 @@ impl Accounting {
         }
     }
 
-    /// A WebSocket `publish` message of `text_len` bytes was stored.
-    pub fn ws_published(&self, text_len: usize) {
+    /// A WebSocket `publish` message that took `wire_bytes` (its frames as the client masked,
+    /// and perhaps compressed, them) was stored.
+    pub fn ws_published(&self, wire_bytes: u64) {
         let c = &self.publishes[0];
         c.messages.fetch_add(1, Relaxed);
-        // The client's frame: the server's frame size plus the 4-byte mask.
-        c.bytes_read.fetch_add(ws_frame_len(text_len) + 4, Relaxed);
+        c.bytes_read.fetch_add(wire_bytes, Relaxed);
     }
 
     pub fn known_client(&self, id: &str) -> Option<Arc<ClientRecord>> {

@@ -246,10 +246,12 @@ pub fn client_op(text: &str) -> Result<ClientOp, CloseReason> {
     }
 }
 
-/// The reply to a client text message, or the reason to close.
+/// The reply to a client text message, which took `wire_bytes` on the wire, or the reason to
+/// close.
 pub(crate) async fn answer(
     state: &AppState,
     text: &bytestring::ByteString,
+    wire_bytes: u64,
 ) -> Result<bytestring::ByteString, CloseReason> {
     match client_op(text)? {
         ClientOp::Echo => Ok(text.clone()),
@@ -263,7 +265,7 @@ pub(crate) async fn answer(
                     tracing::error!("ws publish: {e}");
                     close(CloseCode::Error, "publishing failed on the server".into())
                 })?;
-            state.accounting.ws_published(text.len());
+            state.accounting.ws_published(wire_bytes);
             Ok(reply.into())
         }
     }

@@ -290,13 +290,18 @@ async fn compressed_client_messages_are_inflated_within_the_limit() {
         // A compressed publish on /ws is understood like a plain one.
         let (mut io, _) = upgrade(&addr, "/ws", Some("permessage-deflate")).await;
         let op = br#"{"op":"publish","data":{"compressed":true}}"#;
-        io.write_all(&client_frame(0xc1, &deflate(op)))
-            .await
-            .unwrap();
+        let frame = client_frame(0xc1, &deflate(op));
+        io.write_all(&frame).await.unwrap();
         let (first, payload) = read_frame(&mut io).await;
         assert_eq!(first, 0x81, "a short reply goes out uncompressed");
         let reply: Value = serde_json::from_slice(&payload).unwrap();
         assert_eq!(reply["seq"], 1, "{reply}");
+        let stats = get(&srv.url("/stats")).await.json();
+        assert_eq!(
+            stats["publishes"]["ws"]["bytes_read"],
+            frame.len() as u64,
+            "{way:?}: the compressed frame as read"
+        );
 
         // A bomb: 10 MiB of zeros in a few KiB, against the default 64 KiB limit.
         let (mut io, _) = upgrade(&addr, "/ws", Some("permessage-deflate")).await;

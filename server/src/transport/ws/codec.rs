@@ -66,6 +66,10 @@ pub struct Decoder {
     inflate: bool,
     /// The message being received came with RSV1 (compressed).
     compressed: bool,
+    /// Bytes the message being received took on the wire so far (frame headers, masks, payload).
+    wire: u64,
+    /// What the last complete data message took on the wire.
+    last_wire: u64,
 }
 
 impl Decoder {
@@ -81,6 +85,8 @@ impl Decoder {
             discarding: false,
             inflate: false,
             compressed: false,
+            wire: 0,
+            last_wire: 0,
         }
     }
 
@@ -96,6 +102,12 @@ impl Decoder {
     pub fn discard_data(&mut self) {
         self.discarding = true;
         self.message = BytesMut::new();
+    }
+
+    /// What the last data message returned took on the wire: its frames' headers, masks and
+    /// payloads (compressed, if it was), as the client sent them.
+    pub fn last_message_wire_bytes(&self) -> u64 {
+        self.last_wire
     }
 
     /// Bytes of message payload held right now.
@@ -194,6 +206,9 @@ impl Decoder {
             }
         }
         self.header_len = 0;
+        if opcode < CLOSE {
+            self.wire = self.wire.saturating_add(mask_at as u64 + 4 + len);
+        }
         self.frame = Some(Frame {
             fin: h[0] & 0x80 != 0,
             opcode,
@@ -264,6 +279,7 @@ impl Decoder {
             _ if !frame.fin => Ok(None),
             _ => {
                 let kind = self.message_kind.take();
+                self.last_wire = std::mem::take(&mut self.wire);
                 // The buffer goes with the message: an idle session holds none.
                 let bytes = std::mem::take(&mut self.message).freeze();
                 if self.discarding {
@@ -417,6 +433,8 @@ mod tests {
         assert!(matches!(&msgs[0], Msg::Ping(p) if &p[..] == b"p"));
         assert!(matches!(&msgs[1], Msg::Text(t) if &**t == "{\"op\":\"echo\"}"));
         assert_eq!(msgs.len(), 2);
+        // The three data frames, headers and masks included; not the ping.
+        assert_eq!(d.last_message_wire_bytes(), wire.len() as u64 - 7);
         assert_eq!(d.held(), 0, "an idle decoder keeps no buffer");
     }
 

@@ -294,7 +294,8 @@ impl<W: Wire> Session<W> {
                 meter.message_received();
                 // Boxed: publishing (to the store, or Redis) is a large future, and an idle
                 // session's state must not be sized for it.
-                match Box::pin(answer(&state, &text)).await {
+                let wire = self.decoder.last_message_wire_bytes();
+                match Box::pin(answer(&state, &text, wire)).await {
                     Ok(reply) => {
                         meter.bytes(ws_frame_len(reply.len()));
                         self.send(&text_frame(reply.as_bytes())).await.err()
