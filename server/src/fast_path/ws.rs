@@ -1,7 +1,8 @@
 //! `/ws` and `/ws/echo` on the socket itself: the same admission checks and the same session as
 //! the actix-web handlers ([`crate::transport::ws`]), over a [`Wire`] that is the TCP socket.
-//! Each event goes out as the complete frame every client shares ([`Event::ws_frame`]), many in
-//! one vectored write; idle, the connection holds no buffer.
+//! Each event goes out as the complete frame every client shares ([`Event::ws_frame`], or its
+//! compressed twin for `--ws-deflate shared`), many in one vectored write; idle, the connection
+//! holds no buffer.
 //!
 //! [`Event::ws_frame`]: crate::event::Event::ws_frame
 

@@ -8,8 +8,11 @@
 //! and its codes) is decided here once, so the ways in cannot drift apart.
 //!
 //! What a client can make the session hold is bounded: the [`Decoder`] keeps at most one
-//! message of `--ws-max-message-bytes`, the read buffer at most one read, and after our close
-//! frame no application data is kept and the connection is closed within `--close-timeout`.
+//! message of `--ws-max-message-bytes` (and, compressed, its inflation to the same limit), the
+//! read buffer at most one read, and after our close frame no application data is kept and the
+//! connection is closed within `--close-timeout`. With permessage-deflate agreed, events go out
+//! as their shared compressed frames or through the connection's own compressor
+//! ([`super::deflate`]); control frames and the session's own short replies go out as they are.
 
 use std::{io, sync::Arc, time::Duration};
 
