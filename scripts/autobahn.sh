@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # RFC 6455 conformance of /ws/echo with the Autobahn test suite (fuzzingclient mode).
 #
-#   scripts/autobahn.sh [CASES]        CASES: comma-separated case patterns; "*" (the default)
-#                                      is all but the permessage-deflate groups 12 and 13, which
-#                                      take long and are run on their own: "12.*,13.*"
+#   scripts/autobahn.sh [CASES]        CASES: comma-separated case ids or patterns ("*" matches
+#                                      anything, and a pattern matches as a prefix: "12.*.1" is
+#                                      also 12.1.10-18); "*" (the default) is all but the
+#                                      permessage-deflate groups 12 and 13, which take long and
+#                                      are run on their own: "12.*,13.*"
 #
 # FEEDLAB_AUTOBAHN_ARGS: extra server flags (e.g. `--ws-deflate context`, `--fast-path=false`);
 # FEEDLAB_AUTOBAHN_OUT: where the results go (default results/autobahn);
@@ -51,5 +53,6 @@ mkdir -p "$out"
 cp "$work/reports/index.json" "$out/index.json"
 command="scripts/autobahn.sh $cases"
 [ -z "${FEEDLAB_AUTOBAHN_ARGS:-}" ] || command="FEEDLAB_AUTOBAHN_ARGS='$FEEDLAB_AUTOBAHN_ARGS' $command"
+[ -z "${FEEDLAB_AUTOBAHN_SERVER:-}" ] || command="FEEDLAB_AUTOBAHN_SERVER=$FEEDLAB_AUTOBAHN_SERVER $command"
 python3 scripts/autobahn_summary.py "$out/index.json" "$url" "$command" > "$out/summary.md"
 cat "$out/summary.md"

@@ -128,6 +128,12 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         &|c| c.bytes_written as f64,
     );
     family(
+        "payload_bytes_uncompressed_total",
+        "counter",
+        "What bytes_written_total would be with nothing compressed (WebSocket permessage-deflate).",
+        &|c| c.payload_bytes_uncompressed as f64,
+    );
+    family(
         "messages_received_total",
         "counter",
         "WebSocket messages received from clients.",

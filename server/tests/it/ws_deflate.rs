@@ -193,8 +193,15 @@ async fn python_websockets_gets_every_event_intact_compressed() {
                 .map(|l| serde_json::from_str::<Value>(l).unwrap()["data"].clone())
                 .collect();
             assert_eq!(got, sent, "{way:?} {form}: every event, intact, in order");
-            // The bytes on the socket were fewer than the same frames uncompressed.
-            let ws = ws_stats(&srv).await;
+            // The bytes on the socket were fewer than the same frames uncompressed (counted once
+            // the session, close frames included, is over).
+            let mut ws = ws_stats(&srv).await;
+            let deadline = std::time::Instant::now() + LIMIT;
+            while ws["open"] != 0 {
+                assert!(std::time::Instant::now() < deadline, "session still open");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                ws = ws_stats(&srv).await;
+            }
             let (written, plain) = (
                 ws["bytes_written"].as_u64().unwrap(),
                 ws["payload_bytes_uncompressed"].as_u64().unwrap(),
@@ -202,6 +209,13 @@ async fn python_websockets_gets_every_event_intact_compressed() {
             assert!(
                 written * 10 < plain * 9,
                 "{way:?} {form}: {written} bytes written, {plain} uncompressed"
+            );
+            let metrics = get(&srv.url("/metrics")).await;
+            let line =
+                format!("feedlab_payload_bytes_uncompressed_total{{transport=\"ws\"}} {plain}");
+            assert!(
+                String::from_utf8_lossy(&metrics.body).contains(&line),
+                "{line}"
             );
         }
     }
