@@ -12,7 +12,7 @@ pub mod ws;
 
 use std::borrow::Cow;
 
-use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{http::StatusCode, HttpMessage, HttpRequest, HttpResponse};
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub use feedlab_wire::Transport;
@@ -119,12 +119,62 @@ pub fn metered(
     meter
 }
 
+/// A poll or long-poll answer as both paths send it: actix-web's handlers turn it into an
+/// [`HttpResponse`] ([`PollAnswer::into_response`]), the fast path writes it to the socket
+/// ([`crate::fast_path::poll`]). One builder, so the two cannot send different bytes, and the
+/// one place a body coding (gzip) would be chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollAnswer {
+    pub status: StatusCode,
+    /// Header names in lower case, as HTTP/1.1 sends them.
+    pub headers: &'static [(&'static str, &'static str)],
+    pub body: Bytes,
+}
+
+/// The headers of a batch: JSON, never cached.
+const BATCH_HEADERS: &[(&str, &str)] = &[
+    ("content-type", "application/json"),
+    ("cache-control", "no-store"),
+];
+
+/// The headers of a long poll that ended with nothing new.
+const NOTHING_HEADERS: &[(&str, &str)] = &[("cache-control", "no-store")];
+
+impl PollAnswer {
+    /// `batch` as the JSON body.
+    pub fn batch(batch: &Batch) -> Self {
+        Self {
+            status: StatusCode::OK,
+            headers: BATCH_HEADERS,
+            body: json_batch(batch),
+        }
+    }
+
+    /// `204 No Content`: a long poll's hold passed with nothing new.
+    pub fn nothing() -> Self {
+        Self {
+            status: StatusCode::NO_CONTENT,
+            headers: NOTHING_HEADERS,
+            body: Bytes::new(),
+        }
+    }
+
+    pub fn into_response(self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        for &header in self.headers {
+            res.insert_header(header);
+        }
+        if self.status == StatusCode::NO_CONTENT {
+            res.finish()
+        } else {
+            res.body(self.body)
+        }
+    }
+}
+
 /// A poll or long-poll answer: `batch` as the JSON body, never cached.
 pub fn batch_response(batch: &Batch) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .insert_header(("Cache-Control", "no-store"))
-        .body(json_batch(batch))
+    PollAnswer::batch(batch).into_response()
 }
 
 /// The cursor a request starts from: its `since`, or the head ("from now on").
