@@ -89,9 +89,8 @@ pub enum Wait {
     },
 }
 
-/// Waits for a complete request head, and classifies it.
-pub async fn peek(stream: &TcpStream, wait: Wait) -> Peeked {
-    let peer = stream.peer_addr().ok().map(|a| a.ip());
+/// Waits for a complete request head from `peer`, and classifies it.
+pub async fn peek(stream: &TcpStream, peer: Option<IpAddr>, wait: Wait) -> Peeked {
     let start = Instant::now();
     let (first_bytes_by, head_timeout) = match wait {
         Wait::First { request_timeout } => (start + request_timeout, None),
@@ -180,9 +179,11 @@ async fn peek_rest(
 
 fn verdict(bytes: &[u8], peer: Option<IpAddr>) -> Verdict {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    match httparse::Request::new(&mut headers).parse(bytes) {
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(bytes) {
         Ok(httparse::Status::Partial) => Verdict::More,
-        _ => Verdict::Done(parse(bytes, peer)),
+        Ok(httparse::Status::Complete(len)) => Verdict::Done(judge(&req, len, peer)),
+        Err(_) => Verdict::Done(None),
     }
 }
 
@@ -194,10 +195,14 @@ fn verdict(bytes: &[u8], peer: Option<IpAddr>) -> Verdict {
 pub fn parse(bytes: &[u8], peer: Option<IpAddr>) -> Option<Head> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(bytes) {
-        Ok(httparse::Status::Complete(len)) => len,
-        _ => return None,
-    };
+    match req.parse(bytes) {
+        Ok(httparse::Status::Complete(len)) => judge(&req, len, peer),
+        _ => None,
+    }
+}
+
+/// [`parse`]'s judgement of a complete head of `len` bytes.
+fn judge(req: &httparse::Request<'_, '_>, len: usize, peer: Option<IpAddr>) -> Option<Head> {
     if req.method != Some("GET") || req.version != Some(1) {
         return None;
     }

@@ -154,12 +154,13 @@ where
 /// with the first request it does not take unread, for actix-web.
 async fn serve(mut io: TcpStream, state: &Arc<AppState>) -> Option<TcpStream> {
     let config = &state.config;
+    let peer = io.peer_addr().ok().map(|a| a.ip());
     let mut wait = Wait::First {
         request_timeout: config.request_timeout,
     };
     loop {
         let peeked = tokio::select! {
-            peeked = head::peek(&io, wait) => peeked,
+            peeked = head::peek(&io, peer, wait) => peeked,
             // Between requests, a stopping server closes the connection (actix-web's
             // keep-alive connections close the same way).
             () = state.stop.cancelled(), if matches!(wait, Wait::Next { .. }) => Peeked::Idle,
