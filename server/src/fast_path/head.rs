@@ -121,7 +121,9 @@ pub async fn peek(stream: &TcpStream, peer: Option<IpAddr>, wait: Wait) -> Peeke
         Ok(Some(Err(n))) => n,
     };
     let deadline = head_timeout.map_or(first_bytes_by, |t| Instant::now() + t);
-    peek_rest(stream, peer, deadline, n).await
+    // Boxed: a head split over packets is rare, and its two timers would otherwise be part of
+    // every connection's future (and its memory) for the connection's whole life.
+    Box::pin(peek_rest(stream, peer, deadline, n)).await
 }
 
 /// The rest of a head the first peek saw `seen` bytes of: peeked again with more room, or
