@@ -284,10 +284,12 @@ pub struct Config {
     #[arg(long, env = "FEEDLAB_WORKERS", value_parser = count_in(1, 1_024))]
     pub workers: Option<usize>,
 
-    /// Serve plain-HTTP/1.1 connections that open with `GET /sse` or a WebSocket upgrade on
-    /// `/ws` or `/ws/echo` on the socket itself: each event's shared bytes go out in one write, with no
-    /// per-connection buffers. `false` leaves every connection to actix-web (for comparison).
-    /// TLS and `--h2c` listeners always use actix-web.
+    /// Serve `GET /sse`, WebSocket upgrades on `/ws` or `/ws/echo`, `GET /poll` and
+    /// `GET /long-poll` on plain-HTTP/1.1 connections on the socket itself: each event's shared
+    /// bytes (or a poll's answer) go out in one write, with no per-connection buffers; a polling
+    /// connection stays here from request to request until one is not the fast path's. `false`
+    /// leaves every connection to actix-web (for comparison). TLS and `--h2c` listeners always
+    /// use actix-web.
     #[arg(long, env = "FEEDLAB_FAST_PATH", default_value_t = true, action = clap::ArgAction::Set)]
     pub fast_path: bool,
 

@@ -1,7 +1,8 @@
-//! Deciding, from a peek at a connection's first bytes, whether the fast path takes it.
+//! Deciding, from a peek at a connection's next request head, whether the fast path takes it.
 //!
 //! Only a peek: nothing is consumed until the fast path has accepted the request, so every
-//! connection it declines reaches actix-web exactly as it arrived.
+//! connection it declines reaches actix-web exactly as it arrived (or, on a keep-alive
+//! connection the fast path answered before, with everything after its last answer).
 //!
 //! One definition of a valid request: the fast path takes a request only when it is sure
 //! actix-web would accept it the same way (see [`parse`]); anything else, including anything
@@ -9,16 +10,17 @@
 //! request-head deadline: the peek waits for the whole head, up to `--request-timeout` from
 //! the connection's start, and answers 408 itself when it passes; a connection it hands over
 //! carries its complete head (or a broken or oversized one), which actix-web answers at once,
-//! so the two timers never add up.
+//! so the two timers never add up. Between requests of a keep-alive connection the peek waits
+//! up to `--keep-alive` for the next one to start, then `--request-timeout` for its head.
 
-use std::{net::IpAddr, time::Duration};
+use std::{mem::MaybeUninit, net::IpAddr, time::Duration};
 
 use actix_web::http::{
     header::{self, HeaderMap, HeaderName, HeaderValue},
     uri::Authority,
     Version,
 };
-use tokio::{net::TcpStream, time::Instant};
+use tokio::{io::ReadBuf, net::TcpStream, time::Instant};
 
 use crate::incoming::Incoming;
 
@@ -37,9 +39,11 @@ pub enum Kind {
     Sse,
     Ws,
     Echo,
+    Poll,
+    LongPoll,
 }
 
-/// A parsed `GET /sse` or `GET /ws` request head.
+/// A parsed request head the fast path serves.
 #[derive(Debug)]
 pub struct Head {
     pub kind: Kind,
@@ -59,6 +63,8 @@ pub enum Peeked {
     Actix,
     /// The head was not all there within the request timeout: answer 408.
     TimedOut,
+    /// A keep-alive connection sent nothing more within `--keep-alive`: close it.
+    Idle,
     /// The peer left.
     Gone,
 }
@@ -70,12 +76,77 @@ enum Verdict {
     More,
 }
 
-/// Waits up to `timeout` for a complete request head, and classifies it.
-pub async fn peek(stream: &TcpStream, timeout: Duration) -> Peeked {
-    let deadline = Instant::now() + timeout;
-    let peer = stream.peer_addr().ok().map(|a| a.ip());
-    let mut size = PEEK_BYTES;
+/// How long a peek waits.
+#[derive(Debug, Clone, Copy)]
+pub enum Wait {
+    /// A new connection: its whole first head within `--request-timeout` of its start.
+    First { request_timeout: Duration },
+    /// Between requests: the next one starts within `keep_alive` (or the connection is idle
+    /// and closed), and its head is complete within `request_timeout` of its first bytes.
+    Next {
+        keep_alive: Duration,
+        request_timeout: Duration,
+    },
+}
+
+/// Waits for a complete request head from `peer`, and classifies it.
+pub async fn peek(stream: &TcpStream, peer: Option<IpAddr>, wait: Wait) -> Peeked {
+    let start = Instant::now();
+    let (first_bytes_by, head_timeout) = match wait {
+        Wait::First { request_timeout } => (start + request_timeout, None),
+        Wait::Next {
+            keep_alive,
+            request_timeout,
+        } => (start + keep_alive, Some(request_timeout)),
+    };
+    // The common case, a whole head in the first look, peeked into a buffer on the stack that
+    // exists only while the socket is polled: waiting holds no buffer at all.
+    let first = std::future::poll_fn(|cx| {
+        let mut buf = [MaybeUninit::<u8>::uninit(); PEEK_BYTES];
+        let mut buf = ReadBuf::uninit(&mut buf);
+        stream.poll_peek(cx, &mut buf).map(|read| match read {
+            Ok(0) | Err(_) => None,
+            Ok(n) => Some(match verdict(buf.filled(), peer) {
+                Verdict::Done(head) => Ok(head),
+                Verdict::More => Err(n),
+            }),
+        })
+    });
+    let n = match tokio::time::timeout_at(first_bytes_by, first).await {
+        Err(_) if head_timeout.is_some() => return Peeked::Idle,
+        Err(_) => return Peeked::TimedOut,
+        Ok(None) => return Peeked::Gone,
+        Ok(Some(Ok(Some(head)))) => return Peeked::Fast(head),
+        Ok(Some(Ok(None))) => return Peeked::Actix,
+        Ok(Some(Err(n))) => n,
+    };
+    let deadline = head_timeout.map_or(first_bytes_by, |t| Instant::now() + t);
+    // Boxed: a head split over packets is rare, and its two timers would otherwise be part of
+    // every connection's future (and its memory) for the connection's whole life.
+    Box::pin(peek_rest(stream, peer, deadline, n)).await
+}
+
+/// The rest of a head the first peek saw `seen` bytes of: peeked again with more room, or
+/// after a pause (a head split over packets, or a slow client), until `deadline`.
+async fn peek_rest(
+    stream: &TcpStream,
+    peer: Option<IpAddr>,
+    deadline: Instant,
+    seen: usize,
+) -> Peeked {
+    let mut size = if seen == PEEK_BYTES {
+        PEEK_BYTES * 2
+    } else {
+        PEEK_BYTES
+    };
     let mut pause = Duration::from_millis(2);
+    if seen < PEEK_BYTES
+        && tokio::time::timeout_at(deadline, tokio::time::sleep(pause))
+            .await
+            .is_err()
+    {
+        return Peeked::TimedOut;
+    }
     loop {
         // On the heap, and dropped before waiting again or serving: a buffer in the
         // connection's future would stay allocated for as long as the connection lives.
@@ -110,9 +181,11 @@ pub async fn peek(stream: &TcpStream, timeout: Duration) -> Peeked {
 
 fn verdict(bytes: &[u8], peer: Option<IpAddr>) -> Verdict {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    match httparse::Request::new(&mut headers).parse(bytes) {
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(bytes) {
         Ok(httparse::Status::Partial) => Verdict::More,
-        _ => Verdict::Done(parse(bytes, peer)),
+        Ok(httparse::Status::Complete(len)) => Verdict::Done(judge(&req, len, peer)),
+        Err(_) => Verdict::Done(None),
     }
 }
 
@@ -124,10 +197,14 @@ fn verdict(bytes: &[u8], peer: Option<IpAddr>) -> Verdict {
 pub fn parse(bytes: &[u8], peer: Option<IpAddr>) -> Option<Head> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(bytes) {
-        Ok(httparse::Status::Complete(len)) => len,
-        _ => return None,
-    };
+    match req.parse(bytes) {
+        Ok(httparse::Status::Complete(len)) => judge(&req, len, peer),
+        _ => None,
+    }
+}
+
+/// [`parse`]'s judgement of a complete head of `len` bytes.
+fn judge(req: &httparse::Request<'_, '_>, len: usize, peer: Option<IpAddr>) -> Option<Head> {
     if req.method != Some("GET") || req.version != Some(1) {
         return None;
     }
@@ -166,6 +243,15 @@ pub fn parse(bytes: &[u8], peer: Option<IpAddr>) -> Option<Head> {
         "/sse" if !map.contains_key(header::UPGRADE) && !connection_has(&map, "upgrade") => {
             Kind::Sse
         }
+        // A poll is answered on a connection that stays open: only without any `Connection`
+        // option but keep-alive (`close` and the rest are actix-web's to honour).
+        "/poll" | "/long-poll" if !map.contains_key(header::UPGRADE) && plain_keep_alive(&map) => {
+            if path == "/poll" {
+                Kind::Poll
+            } else {
+                Kind::LongPoll
+            }
+        }
         "/ws" if wants_websocket(&map) => Kind::Ws,
         "/ws/echo" if wants_websocket(&map) => Kind::Echo,
         _ => return None,
@@ -191,6 +277,18 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Whether every `Connection` option is `keep-alive` (HTTP/1.1's default), or there is none.
+fn plain_keep_alive(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .all(|v| match v.to_str() {
+            Ok(v) => v
+                .split(',')
+                .all(|t| t.trim().eq_ignore_ascii_case("keep-alive")),
+            Err(_) => false,
+        })
 }
 
 fn wants_websocket(headers: &HeaderMap) -> bool {
@@ -240,7 +338,7 @@ mod tests {
         assert_eq!(kind(ws), Some(Kind::Ws));
         // Incomplete, other paths, other methods, HTTP/1.0, /ws without an upgrade: actix-web.
         assert_eq!(kind("GET /sse HTTP/1.1\r\nHost: x\r\n"), None);
-        assert_eq!(kind("GET /poll HTTP/1.1\r\nHost: x\r\n\r\n"), None);
+        assert_eq!(kind("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"), None);
         assert_eq!(
             kind("GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n"),
             Some(Kind::Echo)
@@ -250,6 +348,32 @@ mod tests {
         assert_eq!(kind("GET /sse HTTP/1.0\r\nHost: x\r\n\r\n"), None);
         assert_eq!(kind("GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"), None);
         assert_eq!(kind("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), None);
+    }
+
+    #[test]
+    fn takes_polls_that_keep_the_connection_plainly_open() {
+        let poll = |extra: &str| {
+            kind(&format!(
+                "GET /poll?since=1 HTTP/1.1\r\nHost: x\r\n{extra}\r\n"
+            ))
+        };
+        assert_eq!(poll(""), Some(Kind::Poll));
+        assert_eq!(poll("Connection: keep-alive\r\n"), Some(Kind::Poll));
+        assert_eq!(
+            kind("GET /long-poll?timeout_ms=5 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some(Kind::LongPoll)
+        );
+        for refused in [
+            "Connection: close\r\n",
+            "Connection: keep-alive, Upgrade\r\n",
+            "Upgrade: websocket\r\n",
+            "Content-Length: 0\r\n",
+        ] {
+            assert_eq!(poll(refused), None, "{refused:?}");
+        }
+        assert_eq!(kind("POST /poll HTTP/1.1\r\nHost: x\r\n\r\n"), None);
+        assert_eq!(kind("GET /poll HTTP/1.0\r\nHost: x\r\n\r\n"), None);
+        assert_eq!(kind("GET /poll/ HTTP/1.1\r\nHost: x\r\n\r\n"), None);
     }
 
     #[test]

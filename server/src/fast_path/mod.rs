@@ -1,23 +1,37 @@
-//! The fast path: streaming connections served on the socket itself, under actix-web's server.
+//! The fast path: streaming connections and polls served on the socket itself, under
+//! actix-web's server.
 //!
 //! Measured on the same machine against `floor` (a framework-free server), actix-web costs each
 //! idle streaming connection 16–18 KiB of memory, the floor about 1.2 KiB: actix-http's
 //! HTTP/1 dispatcher gives every connection an 8 KiB read buffer and an 8 KiB write buffer for
 //! its whole life, copies each body chunk into the write buffer, and actix-ws adds a task, a
 //! channel and a frame encoder per WebSocket. A connection that only receives a feed needs none
-//! of that once its request is read.
+//! of that once its request is read. A poll is the other way round: one small request and one
+//! small answer, many times over, and actix-web's per-request work (routing, extractors,
+//! middleware, response heads) was nearly all of what the server spent on it.
 //!
 //! So every plain HTTP/1.1 connection first passes the [`FrontDoor`]: it peeks at the request
-//! head, and if the connection opens with `GET /sse` or a WebSocket upgrade on `/ws` (or the
-//! `/ws/echo` conformance endpoint) that actix-web would accept the same way ([`head::parse`])
-//! and that passes every check the actix-web handlers make, it is served here. A WebSocket
-//! runs the same session as one actix-web upgraded ([`crate::transport::ws::session`]). The events' shared bytes (the
-//! SSE record, the complete WebSocket frame) go out with one vectored write per batch, and the
-//! connection holds a cursor, a few timers and nothing else. Everything else, including every
-//! request these checks would refuse, goes to actix-web untouched (the peek consumed nothing),
-//! so routing, errors and all other endpoints stay actix-web's.
+//! head, and if it is `GET /sse`, a WebSocket upgrade on `/ws` (or the `/ws/echo` conformance
+//! endpoint), `GET /poll` or `GET /long-poll` that actix-web would accept the same way
+//! ([`head::parse`]) and that passes every check the actix-web handlers make, it is served here.
+//! A WebSocket runs the same session as one actix-web upgraded
+//! ([`crate::transport::ws::session`]); a poll runs the handler's own steps and answers with
+//! the same [`PollAnswer`](crate::transport::PollAnswer). The events' shared bytes (the SSE
+//! record, the complete WebSocket frame) go out with one vectored write per batch, a poll's
+//! head and body with one write, and the connection holds a cursor, a few timers and nothing
+//! else.
+//!
+//! A poll's connection stays open: after each answer the front door peeks at the next request
+//! (waiting up to `--keep-alive` for it, then `--request-timeout` for its head), so a
+//! connection may poll here for its whole life. Everything else, including every request the
+//! checks would refuse, goes to actix-web untouched (the peek consumed nothing), at the
+//! connection's first request or at any later one: routing, errors and all other endpoints stay
+//! actix-web's, and from then on the connection is actix-web's. A request pipelined behind a
+//! poll waits, unread, for its turn; one pipelined behind a stream is never answered on either
+//! path.
 
 pub mod head;
+pub mod poll;
 pub mod sse;
 pub mod wire;
 pub mod ws;
@@ -26,10 +40,11 @@ use std::{future::Future, pin::Pin, rc::Rc, sync::Arc};
 
 use actix_http::error::DispatchError;
 use actix_service::{Service, ServiceFactory};
-use tokio::{io::AsyncReadExt as _, net::TcpStream};
+use tokio::{io::AsyncWriteExt as _, net::TcpStream};
 
-use crate::{accounting::Meter, error::ApiError, state::AppState};
-use head::{Kind, Peeked};
+use crate::{accounting::Meter, error::ApiError, state::AppState, transport::Transport};
+use head::{Kind, Peeked, Wait};
+use wire::After;
 
 type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
@@ -55,6 +70,8 @@ impl<T> Admission<T> {
 
 /// An admitted connection, by what serves it.
 enum Route {
+    Poll(poll::Answered),
+    LongPoll(poll::Held),
     Sse(sse::Ready),
     /// `/ws` or `/ws/echo`: the session to run, and the handshake's `Sec-WebSocket-Accept`.
     Ws((crate::transport::ws::session::Mode, String)),
@@ -125,66 +142,116 @@ where
             // Boxed, so that a fast-path connection's future is not as large as actix-http's.
             let to_actix =
                 |io| -> LocalBoxFuture<Result<(), DispatchError>> { Box::pin(http.call(io)) };
-            match head::peek(&io, state.config.request_timeout).await {
-                Peeked::Gone => Ok(()),
-                Peeked::TimedOut => {
-                    wire::request_timeout(io, state.config.send_timeout).await;
-                    Ok(())
-                }
-                Peeked::Actix => to_actix(io).await,
-                Peeked::Fast(head) => {
-                    // Decided, then the parsed head is dropped before anything is awaited: a
-                    // connection handed to actix-web must not carry it for its lifetime.
-                    let len = head.len;
-                    let cors = state.origins.check(&head).ok().flatten();
-                    let route = match head.kind {
-                        Kind::Sse => sse::admit(&head, &state).map(Route::Sse),
-                        Kind::Ws => ws::admit(&head, &state).map(Route::Ws),
-                        Kind::Echo => ws::admit_echo(&head, &state).map(Route::Ws),
-                    };
-                    drop(head);
-                    match route {
-                        Admission::Actix => to_actix(io).await,
-                        Admission::Refuse(err, meter) => {
-                            refuse(io, len, &err, &meter, cors.as_deref(), &state).await
-                        }
-                        Admission::Serve(route) => {
-                            if let Some(io) = consume(io, len).await {
-                                match route {
-                                    Route::Sse(ready) => sse::serve(io, ready, state).await,
-                                    Route::Ws(ws) => {
-                                        ws::serve(io, ws, state, Default::default()).await
-                                    }
-                                }
-                            }
-                            Ok(())
-                        }
-                    }
-                }
+            match serve(io, &state).await {
+                Some(io) => to_actix(io).await,
+                None => Ok(()),
             }
         })
     }
 }
 
-/// Reads the `len` bytes of the request head that the peek saw.
-async fn consume(mut io: TcpStream, len: usize) -> Option<TcpStream> {
-    let mut head = vec![0u8; len];
-    io.read_exact(&mut head).await.ok()?;
-    Some(io)
+/// Serves the connection's requests here for as long as the fast path takes them; returns it,
+/// with the first request it does not take unread, for actix-web.
+async fn serve(mut io: TcpStream, state: &Arc<AppState>) -> Option<TcpStream> {
+    let config = &state.config;
+    let peer = io.peer_addr().ok().map(|a| a.ip());
+    let mut wait = Wait::First {
+        request_timeout: config.request_timeout,
+    };
+    loop {
+        let peeked = tokio::select! {
+            peeked = head::peek(&io, peer, wait) => peeked,
+            // Between requests, a stopping server closes the connection (actix-web's
+            // keep-alive connections close the same way).
+            () = state.stop.cancelled(), if matches!(wait, Wait::Next { .. }) => Peeked::Idle,
+        };
+        wait = Wait::Next {
+            keep_alive: config.keep_alive,
+            request_timeout: config.request_timeout,
+        };
+        let head = match peeked {
+            Peeked::Gone => return None,
+            Peeked::Idle => {
+                let _ = io.shutdown().await;
+                return None;
+            }
+            Peeked::TimedOut => {
+                wire::request_timeout(io, config.send_timeout).await;
+                return None;
+            }
+            Peeked::Actix => return Some(io),
+            Peeked::Fast(head) => head,
+        };
+        // Decided, then the parsed head is dropped before anything is awaited: a connection
+        // handed to actix-web, or waiting for its next request, must not carry it.
+        let len = head.len;
+        let cors = state.origins.check(&head).ok().flatten();
+        let route = match head.kind {
+            Kind::Sse => sse::admit(&head, state).map(Route::Sse),
+            Kind::Ws => ws::admit(&head, state).map(Route::Ws),
+            Kind::Echo => ws::admit_echo(&head, state).map(Route::Ws),
+            Kind::Poll => poll::admit(&head, state).map(Route::Poll),
+            Kind::LongPoll => poll::admit_long(&head, state).map(Route::LongPoll),
+        };
+        drop(head);
+        let after = match route {
+            Admission::Actix => return Some(io),
+            Admission::Refuse(err, meter) => {
+                // A poll's connection stays open after a refusal, as on actix-web; a stream's
+                // closes, as it always has here.
+                let after = match meter.transport {
+                    Transport::LongPoll | Transport::ShortPoll => After::KeepAlive,
+                    _ => After::Close,
+                };
+                // The request is read first: closing a socket with unread bytes would reset
+                // the connection, and the client might never see the answer.
+                consume(&io, len).await.ok()?;
+                let written =
+                    wire::refuse(&mut io, &err, cors.as_deref(), config.send_timeout, after).await;
+                meter.bytes(written.unwrap_or(0));
+                written.and(Some(after))
+            }
+            Admission::Serve(route) => {
+                consume(&io, len).await.ok()?;
+                match route {
+                    Route::Poll(answered) => {
+                        let ok = poll::answer(&mut io, answered, cors.as_deref(), state).await;
+                        ok.then_some(After::KeepAlive)
+                    }
+                    Route::LongPoll(held) => {
+                        // Boxed: only a held long poll carries its wait's state.
+                        let held = Box::pin(poll::hold(&mut io, held, cors.as_deref(), state));
+                        held.await.then_some(After::KeepAlive)
+                    }
+                    Route::Sse(ready) => {
+                        Box::pin(sse::serve(io, ready, state.clone())).await;
+                        return None;
+                    }
+                    Route::Ws(ws) => {
+                        Box::pin(ws::serve(io, ws, state.clone(), Default::default())).await;
+                        return None;
+                    }
+                }
+            }
+        };
+        if after != Some(After::KeepAlive) {
+            return None;
+        }
+    }
 }
 
-async fn refuse(
-    io: TcpStream,
-    len: usize,
-    err: &ApiError,
-    meter: &Meter,
-    cors: Option<&str>,
-    state: &AppState,
-) -> Result<(), DispatchError> {
-    // The request is read first: closing a socket with unread bytes would reset the
-    // connection, and the client might never see the answer.
-    if let Some(mut io) = consume(io, len).await {
-        meter.bytes(wire::refuse(&mut io, err, cors, state.config.send_timeout).await);
+/// Reads the `len` bytes of the request head that the peek saw (they are in the socket's
+/// buffer already), into a scrap buffer that exists only while reading.
+async fn consume(io: &TcpStream, mut len: usize) -> std::io::Result<()> {
+    while len > 0 {
+        io.readable().await?;
+        let mut scrap = [0u8; 1024];
+        match io.try_read(&mut scrap[..len.min(1024)]) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => len -= n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::{io, io::IoSlice, time::Duration};
 
-use actix_web::{body::MessageBody as _, ResponseError as _};
+use actix_web::{body::MessageBody as _, http::StatusCode, ResponseError as _};
 use tokio::{io::AsyncWriteExt as _, net::TcpStream};
 
 use crate::error::ApiError;
@@ -70,10 +70,72 @@ pub async fn write_all(
 
 /// `date: …\r\n`, as every HTTP/1.1 origin server with a clock sends.
 pub fn date_line() -> String {
-    format!(
-        "date: {}\r\n",
-        httpdate::fmt_http_date(std::time::SystemTime::now())
-    )
+    let mut out = String::with_capacity(DATE_LINE_LEN);
+    with_date_line(|line| out.push_str(line));
+    out
+}
+
+/// Bytes of a `date` line: `date: Thu, 01 Jan 1970 00:00:00 GMT\r\n`.
+pub const DATE_LINE_LEN: usize = 37;
+
+thread_local! {
+    /// The date line of the current second, on this worker thread: formatting a date costs
+    /// more than the rest of a poll answer's head, and it changes once a second.
+    static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+}
+
+/// Calls `f` with the current `date: …\r\n` line (formatted at most once a second per thread).
+pub fn with_date_line<T>(f: impl FnOnce(&str) -> T) -> T {
+    let now = std::time::SystemTime::now();
+    let second = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != second {
+            cached.1 = format!("date: {}\r\n", httpdate::fmt_http_date(now));
+            cached.0 = second;
+        }
+        f(&cached.1)
+    })
+}
+
+/// Writes a response head's fixed part for `status` and `headers`, and then `content-length`
+/// (unless `204`), the CORS lines, `connection: close` when `close`, and `date`.
+pub fn response_head(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    headers: impl IntoIterator<Item = (impl AsRef<[u8]>, impl AsRef<[u8]>)>,
+    body_len: usize,
+    allowed_origin: Option<&str>,
+    close: bool,
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if status != StatusCode::NO_CONTENT {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(body_len).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_ref());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_ref());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(origin) = allowed_origin.filter(|o| !o.contains(['\r', '\n'])) {
+        out.extend_from_slice(b"access-control-allow-origin: ");
+        out.extend_from_slice(origin.as_bytes());
+        out.extend_from_slice(b"\r\nvary: Origin\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    with_date_line(|line| out.extend_from_slice(line.as_bytes()));
+    out.extend_from_slice(b"\r\n");
 }
 
 /// `access-control-allow-origin` for an allowed cross-site page, as the CORS wrapper adds on
@@ -87,42 +149,51 @@ pub fn cors_lines(allowed_origin: Option<&str>) -> String {
     }
 }
 
+/// Whether the connection stays open after an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    KeepAlive,
+    Close,
+}
+
 /// Answers `err` (status, JSON reason, `Retry-After` and the like, exactly as actix-web would
-/// render it) and closes; returns the bytes written.
+/// render it), and closes unless `after` keeps the connection; returns the bytes written, or
+/// `None` when the write failed (the connection is then done for).
 pub async fn refuse(
     stream: &mut TcpStream,
     err: &ApiError,
     allowed_origin: Option<&str>,
     limit: Duration,
-) -> u64 {
+    after: After,
+) -> Option<u64> {
     let res = err.error_response();
     let status = res.status();
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\n",
-        status.as_str(),
-        status.canonical_reason().unwrap_or("")
-    );
-    for (name, value) in res.headers() {
-        if let Ok(value) = value.to_str() {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-    }
+    let headers: Vec<_> = res
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect();
     let body = res.into_body().try_into_bytes().unwrap_or_default();
-    head.push_str(&format!(
-        "{}content-length: {}\r\nconnection: close\r\n{}\r\n",
-        cors_lines(allowed_origin),
+    let mut head = Vec::with_capacity(256);
+    response_head(
+        &mut head,
+        status,
+        headers,
         body.len(),
-        date_line()
-    ));
+        allowed_origin,
+        after == After::Close,
+    );
     let n = (head.len() + body.len()) as u64;
-    let _ = write_all(
+    let written = write_all(
         stream,
-        &mut [IoSlice::new(head.as_bytes()), IoSlice::new(&body)],
+        &mut [IoSlice::new(&head), IoSlice::new(&body)],
         limit,
     )
     .await;
-    let _ = stream.shutdown().await;
-    n
+    if after == After::Close || written.is_err() {
+        let _ = stream.shutdown().await;
+    }
+    written.ok().map(|()| n)
 }
 
 /// `408 Request Timeout`, as actix-web answers a head that did not arrive in time, and closes.

@@ -12,7 +12,7 @@ pub mod ws;
 
 use std::borrow::Cow;
 
-use actix_web::{http::header, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{http::StatusCode, HttpMessage, HttpRequest, HttpResponse};
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub use feedlab_wire::Transport;
@@ -126,23 +126,87 @@ pub fn metered(
     meter
 }
 
-/// A poll or long-poll answer: `batch` as the JSON body, never cached, gzip'd when the request
-/// accepts it (`--http-gzip`) and the body is at least `--http-gzip-min-bytes`. The body's
-/// size before compression is left in the request's extensions for the accounting wrapper.
-pub fn batch_response(req: &HttpRequest, state: &AppState, batch: &Batch) -> HttpResponse {
-    let gzip = compress::negotiate(state.config.http_gzip, req.headers())
-        .filter(|_| batch_len(batch) >= state.config.http_gzip_min_bytes);
-    let body = batch_body(batch, gzip);
-    let mut res = HttpResponse::Ok();
-    res.content_type("application/json")
-        .insert_header(("Cache-Control", "no-store"));
-    if body.gzip {
-        req.extensions_mut()
-            .insert(crate::accounting::Uncompressed(body.raw_len));
-        res.insert_header((header::CONTENT_ENCODING, "gzip"))
-            .insert_header((header::VARY, "Accept-Encoding"));
+/// A poll or long-poll answer as both paths send it: actix-web's handlers turn it into an
+/// [`HttpResponse`] ([`PollAnswer::into_response`]), the fast path writes it to the socket
+/// ([`crate::fast_path::poll`]). One builder, so the two cannot send different bytes, and the
+/// one place the body's coding (gzip, `--http-gzip`) is chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollAnswer {
+    pub status: StatusCode,
+    /// Header names in lower case, as HTTP/1.1 sends them.
+    pub headers: &'static [(&'static str, &'static str)],
+    pub body: Bytes,
+    /// The body's length before compression (`body.len()` when it is not gzip'd).
+    pub uncompressed: u64,
+}
+
+/// The headers of a batch: JSON, never cached.
+const BATCH_HEADERS: &[(&str, &str)] = &[
+    ("content-type", "application/json"),
+    ("cache-control", "no-store"),
+];
+
+/// The headers of a gzip'd batch.
+const GZIP_BATCH_HEADERS: &[(&str, &str)] = &[
+    ("content-type", "application/json"),
+    ("cache-control", "no-store"),
+    ("content-encoding", "gzip"),
+    ("vary", "Accept-Encoding"),
+];
+
+/// The headers of a long poll that ended with nothing new.
+const NOTHING_HEADERS: &[(&str, &str)] = &[("cache-control", "no-store")];
+
+impl PollAnswer {
+    /// `batch` as the JSON body, gzip'd when `gzip` (what the request accepts, from
+    /// [`PollAnswer::coding`]) says so and the body is at least `--http-gzip-min-bytes`.
+    pub fn batch(batch: &Batch, gzip: Option<compress::HttpGzip>, state: &AppState) -> Self {
+        let gzip = gzip.filter(|_| batch_len(batch) >= state.config.http_gzip_min_bytes);
+        let body = batch_body(batch, gzip);
+        Self {
+            status: StatusCode::OK,
+            headers: if body.gzip {
+                GZIP_BATCH_HEADERS
+            } else {
+                BATCH_HEADERS
+            },
+            body: body.bytes,
+            uncompressed: body.raw_len,
+        }
     }
-    res.body(body.bytes)
+
+    /// The body coding a request accepts under `--http-gzip`.
+    pub fn coding(req: &impl Incoming, state: &AppState) -> Option<compress::HttpGzip> {
+        compress::negotiate(state.config.http_gzip, req.headers())
+    }
+
+    /// `204 No Content`: a long poll's hold passed with nothing new.
+    pub fn nothing() -> Self {
+        Self {
+            status: StatusCode::NO_CONTENT,
+            headers: NOTHING_HEADERS,
+            body: Bytes::new(),
+            uncompressed: 0,
+        }
+    }
+
+    /// The answer as actix-web sends it; a gzip'd body's size before compression is left in
+    /// the request's extensions for the accounting wrapper.
+    pub fn into_response(self, req: &HttpRequest) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        for &header in self.headers {
+            res.insert_header(header);
+        }
+        if self.uncompressed != self.body.len() as u64 {
+            req.extensions_mut()
+                .insert(crate::accounting::Uncompressed(self.uncompressed));
+        }
+        if self.status == StatusCode::NO_CONTENT {
+            res.finish()
+        } else {
+            res.body(self.body)
+        }
+    }
 }
 
 /// A poll body as it goes on the wire.
@@ -158,7 +222,7 @@ pub struct BatchBody {
 /// one gzip member made of each event's shared piece ([`Event::json_gzip`]) with the brackets,
 /// commas and cursor stored between them; with `stream`, the whole body through one compressor.
 /// Identity when gzip would not be smaller. The one implementation of a gzip'd poll body, for
-/// actix-web's handlers ([`batch_response`]) and any other writer of poll responses.
+/// both serving paths ([`PollAnswer::batch`]).
 ///
 /// [`Event::json_gzip`]: crate::event::Event::json_gzip
 pub fn batch_body(batch: &Batch, gzip: Option<compress::HttpGzip>) -> BatchBody {

@@ -19,9 +19,10 @@ use crate::common::TestServer;
 const KEY: &str = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
 const UPGRADE: &str = "Upgrade: websocket\r\nConnection: Upgrade\r\n";
 
-/// The two servers compared; a short head deadline so incomplete heads are answered quickly.
+/// The two servers compared; a short head deadline so incomplete heads are answered quickly,
+/// and a short long-poll hold so a held poll is answered (204) within the exchange.
 fn servers() -> (TestServer, TestServer) {
-    let args = ["--request-timeout", "1s"];
+    let args = ["--request-timeout", "1s", "--long-poll-timeout", "50ms"];
     let fast = TestServer::start(&args);
     let mut actix_args = args.to_vec();
     actix_args.push("--fast-path=false");
@@ -156,6 +157,63 @@ async fn a_request_pipelined_after_a_stream_is_never_answered_on_either_path() {
     }
 }
 
+#[tokio::test]
+async fn poll_heads_get_the_same_answer_and_body_on_both_paths() {
+    let (fast, actix) = servers();
+    let poll =
+        |target: &str, extra: &str| format!("GET {target} HTTP/1.1\r\nHost: a\r\n{extra}\r\n");
+    for (head, status) in [
+        (poll("/poll", ""), "200"),
+        (poll("/poll?since=0", "Accept-Encoding: gzip\r\n"), "200"),
+        (poll("/poll?since=0", "Connection: keep-alive\r\n"), "200"),
+        (poll("/poll?since=0", "Connection: close\r\n"), "200"),
+        (
+            poll("/poll?since=0", "Origin: http://evil.example\r\n"),
+            "200",
+        ),
+        (poll("/poll?since=7", ""), "409"),
+        (poll("/poll?since=x", ""), "400"),
+        (poll("/poll?client=a%20b", ""), "400"),
+        (poll("/long-poll?since=0&timeout_ms=10", ""), "204"),
+        (poll("/long-poll?timeout_ms=999999999", ""), "400"),
+        (poll("/long-poll?since=9", ""), "409"),
+        (poll("/poll", "Content-Length: 0\r\n"), "200"),
+        ("GET /poll HTTP/1.0\r\nHost: a\r\n\r\n".to_owned(), "200"),
+    ] {
+        let (a, a_body) = exchange(&fast, head.as_bytes(), Duration::from_millis(200)).await;
+        let (b, b_body) = exchange(&actix, head.as_bytes(), Duration::from_millis(200)).await;
+        for answer in [&a, &b] {
+            assert_eq!(&answer[9..12], status, "{head:?}: {answer:?}");
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&a_body),
+            String::from_utf8_lossy(&b_body),
+            "{head:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pipelined_polls_are_answered_in_order_on_both_paths() {
+    let (fast, actix) = servers();
+    let pipelined = b"GET /poll?since=0 HTTP/1.1\r\nHost: a\r\n\r\n\
+GET /long-poll?since=0&timeout_ms=10 HTTP/1.1\r\nHost: a\r\n\r\n\
+GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n\
+GET /poll?since=0 HTTP/1.1\r\nHost: a\r\n\r\n";
+    for srv in [&fast, &actix] {
+        let (head, rest) = exchange(srv, pipelined, Duration::from_millis(500)).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let rest = String::from_utf8_lossy(&rest);
+        let statuses: Vec<&str> = rest
+            .match_indices("HTTP/1.1 ")
+            .map(|(at, _)| &rest[at + 9..at + 12])
+            .collect();
+        // The second poll is answered: by actix-web, which took over at /healthz.
+        assert_eq!(statuses, ["204", "200", "200"], "{rest}");
+        assert!(rest.contains("\r\n\r\nok"), "{rest}");
+    }
+}
+
 /// One generated request head: pieces that matter to the two parsers, in any combination.
 fn head() -> impl Strategy<Value = Vec<u8>> {
     let method = prop::sample::select(vec!["GET", "GET", "GET", "POST", "HEAD", "get", "OPTIONS"]);
@@ -166,6 +224,10 @@ fn head() -> impl Strategy<Value = Vec<u8>> {
         "/ws",
         "/ws/echo",
         "/poll",
+        "/poll",
+        "/long-poll",
+        "/long-poll",
+        "/poll/",
         "/healthz",
         "/nope",
         "*",
@@ -183,6 +245,9 @@ fn head() -> impl Strategy<Value = Vec<u8>> {
         "?a=<",
         "?a=%zz",
         "?token=t",
+        "?since=0&timeout_ms=20",
+        "?timeout_ms=999999999",
+        "?timeout_ms=x",
         "?a=\"",
         "?a={}",
         "?a=|",
@@ -202,6 +267,8 @@ fn head() -> impl Strategy<Value = Vec<u8>> {
         "Connection: Upgrade\r\n",
         "Connection: keep-alive, Upgrade\r\n",
         "Connection: close\r\n",
+        "Connection: keep-alive\r\n",
+        "Accept-Encoding: gzip, deflate, br\r\n",
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
         "Sec-WebSocket-Key: short\r\n",
         "Sec-WebSocket-Version: 13\r\n",

@@ -276,3 +276,169 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         .unwrap();
     assert_eq!(n, 0, "nothing after the close frame");
 }
+
+/// Reads one response (head, and a body of its `content-length`) from `pending` and the
+/// socket; returns its head lines without `date`, sorted (actix-web's header order is a hash
+/// map's), and its body. `None` when the server closed the connection before a response.
+async fn next_response(
+    tcp: &mut TcpStream,
+    pending: &mut Vec<u8>,
+) -> Option<(Vec<String>, Vec<u8>)> {
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |n| n.trim().parse().unwrap());
+            if pending.len() >= end + 4 + len {
+                let body = pending[end + 4..end + 4 + len].to_vec();
+                pending.drain(..end + 4 + len);
+                let mut lines: Vec<String> = head
+                    .lines()
+                    .filter(|l| !l.starts_with("date: "))
+                    .map(str::to_owned)
+                    .collect();
+                lines[1..].sort();
+                return Some((lines, body));
+            }
+        }
+        let n = tokio::time::timeout(LIMIT, tcp.read(&mut buf))
+            .await
+            .expect("response in time")
+            .unwrap_or(0);
+        if n == 0 {
+            assert!(pending.is_empty(), "cut off: {pending:?}");
+            return None;
+        }
+        pending.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_polls_then_is_handed_to_actix_web_with_the_same_bytes() {
+    let publish_body = r#"{"after":"polls"}"#;
+    let requests = [
+        "GET /poll?since=0&client=ka HTTP/1.1\r\nHost: localhost\r\n\r\n".to_owned(),
+        "GET /poll?since=3 HTTP/1.1\r\nHost: localhost\r\nOrigin: http://page.example\r\n\r\n"
+            .to_owned(),
+        "GET /long-poll?since=3&timeout_ms=100 HTTP/1.1\r\nHost: localhost\r\n\r\n".to_owned(),
+        "GET /long-poll?since=2 HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n"
+            .to_owned(),
+        // Not the fast path's: actix-web answers it, on the connection the fast path served.
+        format!(
+            "POST /publish HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{publish_body}",
+            publish_body.len()
+        ),
+        "GET /poll?since=x HTTP/1.1\r\nHost: localhost\r\n\r\n".to_owned(),
+        // Now actix-web's connection: a poll it serves reads the same.
+        "GET /poll?since=3 HTTP/1.1\r\nHost: localhost\r\n\r\n".to_owned(),
+    ];
+    let mut seen = Vec::new();
+    for fast in ["true", "false"] {
+        let srv = with_events(&[
+            "--fast-path",
+            fast,
+            "--allowed-origin",
+            "http://page.example",
+        ])
+        .await;
+        let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+        let mut pending = Vec::new();
+        let mut responses = Vec::new();
+        for request in &requests {
+            tcp.write_all(request.as_bytes()).await.unwrap();
+            let (head, body) = next_response(&mut tcp, &mut pending)
+                .await
+                .unwrap_or_else(|| panic!("{fast}: no answer to {request:?}"));
+            responses.push((head, zero_ts(&body)));
+        }
+        // The client closes its side: the server closes the connection, with nothing more.
+        tcp.shutdown().await.unwrap();
+        assert!(next_response(&mut tcp, &mut pending).await.is_none());
+        let stats = get(&srv.url("/stats/client/ka")).await;
+        assert_eq!(
+            stats.status, 200,
+            "{fast}: the poll was counted for its client"
+        );
+        srv.stop().unwrap();
+        seen.push(responses);
+    }
+    let (fast, actix) = (&seen[0], &seen[1]);
+    let status = |i: usize| fast[i].0[0].clone();
+    assert_eq!(status(0), "http/1.1 200 ok");
+    assert!(String::from_utf8_lossy(&fast[0].1).contains("\"i\":2"));
+    assert_eq!(fast[1].1, br#"{"events":[],"next":3,"missed":0}"#);
+    assert!(fast[1]
+        .0
+        .contains(&"access-control-allow-origin: http://page.example".to_owned()));
+    assert_eq!(status(2), "http/1.1 204 no content");
+    assert!(String::from_utf8_lossy(&fast[3].1).contains("\"seq\":3"));
+    assert!(String::from_utf8_lossy(&fast[4].1).contains("\"seq\":4"));
+    assert_eq!(status(5), "http/1.1 400 bad request");
+    assert!(String::from_utf8_lossy(&fast[6].1).contains("\"after\":\"polls\""));
+    for (i, (f, a)) in fast.iter().zip(actix).enumerate() {
+        assert_eq!(
+            f,
+            a,
+            "answer {i} to {:?}: fast path {} / actix-web {}",
+            requests[i],
+            String::from_utf8_lossy(&f.1),
+            String::from_utf8_lossy(&a.1)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_held_long_poll_ends_when_its_client_leaves() {
+    let srv = with_events(&["--max-connections", "1"]).await;
+    let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+    tcp.write_all(b"GET /long-poll?since=3 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    // Held: the one connection allowed is taken, so a second long poll is refused, with the
+    // reason, on a connection that stays open.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut other = TcpStream::connect(srv.addr).await.unwrap();
+    let mut pending = Vec::new();
+    other
+        .write_all(b"GET /long-poll?since=3 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = next_response(&mut other, &mut pending).await.unwrap();
+    assert_eq!(head[0], "http/1.1 503 service unavailable", "{head:?}");
+    assert!(head.contains(&"retry-after: 1".to_owned()), "{head:?}");
+    assert!(!head.contains(&"connection: close".to_owned()), "{head:?}");
+    assert!(String::from_utf8_lossy(&body).contains("too many connections"));
+    // The first client leaves: its hold ends, and its place is free at once.
+    drop(tcp);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    other
+        .write_all(b"GET /long-poll?since=2 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = next_response(&mut other, &mut pending).await.unwrap();
+    assert_eq!(head[0], "http/1.1 200 ok", "{head:?}");
+    assert!(String::from_utf8_lossy(&body).contains("\"seq\":3"));
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_keep_alive() {
+    let srv = with_events(&["--keep-alive", "300ms"]).await;
+    let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+    let mut pending = Vec::new();
+    tcp.write_all(b"GET /poll HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = next_response(&mut tcp, &mut pending).await.unwrap();
+    assert_eq!(head[0], "http/1.1 200 ok");
+    let started = std::time::Instant::now();
+    assert!(next_response(&mut tcp, &mut pending).await.is_none());
+    let idle = started.elapsed();
+    assert!(
+        idle >= Duration::from_millis(250) && idle < Duration::from_secs(5),
+        "closed after {idle:?}"
+    );
+}
