@@ -93,18 +93,8 @@ impl Piece {
 
     fn deflate(c: &mut Compress, data: &[u8]) -> Self {
         c.reset();
-        let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 64);
-        // Done when all input is in and the flush did not fill the buffer (a full buffer may
-        // hold back the rest of the flush).
-        while (c.total_in() as usize) < data.len() || out.len() == out.capacity() {
-            let at = c.total_in() as usize;
-            out.reserve(data.len() - at + 64);
-            // flate2 fails only on a misused stream (after `finish`), which this never does.
-            c.compress_vec(&data[at..], &mut out, FlushCompress::Sync)
-                .expect("raw deflate of an in-memory buffer");
-        }
         Self {
-            deflate: out.into(),
+            deflate: sync_flushed(c, data).into(),
             crc: crc32fast::hash(data),
             len: data.len() as u64,
         }
@@ -118,6 +108,28 @@ impl Piece {
     /// Bytes of the data before compression.
     pub fn raw_len(&self) -> u64 {
         self.len
+    }
+}
+
+/// `data` through `c` as raw deflate ending in a sync flush (an empty stored block,
+/// `00 00 ff ff`), so the output ends on a byte boundary and decodes without what follows it;
+/// `c`'s history is kept (reset it first for bytes that depend on nothing before them). The one
+/// deflate loop of the server: gzip pieces and streams here, permessage-deflate messages in
+/// [`crate::transport::ws::deflate`].
+pub fn sync_flushed(c: &mut Compress, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let start = c.total_in();
+    loop {
+        let at = (c.total_in() - start) as usize;
+        out.reserve(data.len() - at + data.len() / 8 + 64);
+        // flate2 fails only on a misused stream (after `finish`), which this never does.
+        c.compress_vec(&data[at..], &mut out, FlushCompress::Sync)
+            .expect("raw deflate of an in-memory buffer");
+        // Done when all input is in and the flush did not fill the buffer (a full buffer may
+        // hold back the rest of the flush).
+        if (c.total_in() - start) as usize == data.len() && out.len() < out.capacity() {
+            return out;
+        }
     }
 }
 

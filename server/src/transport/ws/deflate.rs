@@ -28,7 +28,7 @@ use std::cell::RefCell;
 use actix_http::ws::{CloseCode, CloseReason};
 use actix_web::http::header::{HeaderMap, SEC_WEBSOCKET_EXTENSIONS};
 use bytes::Bytes;
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Compress, Compression, Decompress, FlushDecompress, Status};
 
 use super::{close, codec::too_big};
 use crate::config::WsDeflate;
@@ -236,23 +236,7 @@ fn compressor(level: u32, bits: u8) -> Compress {
 
 /// `payload` compressed as one message (sync-flushed, its tail removed) in a frame with RSV1.
 fn deflate_frame(c: &mut Compress, opcode: u8, payload: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(payload.len() / 2 + 64);
-    let start = c.total_in();
-    loop {
-        if out.len() == out.capacity() {
-            out.reserve(out.capacity());
-        }
-        let consumed = (c.total_in() - start) as usize;
-        // Errors only on a misused stream (never here): then the output is what it is.
-        if c.compress_vec(&payload[consumed..], &mut out, FlushCompress::Sync)
-            .is_err()
-        {
-            break;
-        }
-        if (c.total_in() - start) as usize == payload.len() && out.len() < out.capacity() {
-            break;
-        }
-    }
+    let mut out = crate::compress::sync_flushed(c, payload);
     if out.ends_with(&TAIL) {
         out.truncate(out.len() - TAIL.len());
     }
