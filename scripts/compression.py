@@ -48,6 +48,7 @@ import dataclasses
 import datetime as dt
 import html
 import json
+import math
 import os
 import shlex
 import shutil
@@ -79,8 +80,8 @@ MEMORY_TRANSPORTS = ("sse", "ws")
 # compare (loadgen's report::spread::CPU_RESOLUTION_S, five ticks).
 CPU_RESOLUTION_S = 0.05
 
-FULL = dict(clients=50, rate=20.0, duration=4.0, repeats=3, kinds=list(KINDS),
-            memory_clients=10_000, memory_rate=1.0, memory_duration=5.0, memory_repeats=1)
+FULL = dict(clients=50, rate=20.0, duration=3.0, repeats=3, kinds=list(KINDS),
+            memory_clients=10_000, memory_rate=1.0, memory_duration=3.0, memory_repeats=1)
 QUICK = dict(clients=10, rate=20.0, duration=1.0, repeats=1, kinds=list(KINDS),
              memory_clients=1_000, memory_rate=1.0, memory_duration=2.0, memory_repeats=1)
 
@@ -505,6 +506,18 @@ def memory_table(mem: dict) -> list[str]:
                   "bytes/event (wire)", "p99", "lost"], rows, "lllrrrrr")
 
 
+def nice_max(v: float) -> float:
+    """The axis end: the next of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^k at or above v (five ticks).
+
+    >>> nice_max(493), nice_max(0.012), nice_max(0)
+    (500.0, 0.015, 1.0)
+    """
+    if v <= 0:
+        return 1.0
+    k = 10 ** math.floor(math.log10(v))
+    return float(next(m * k for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * k >= v * 0.999))
+
+
 COLOURS = {"short-poll": "#1f77b4", "long-poll": "#ff7f0e", "sse": "#2ca02c", "ws": "#d62728"}
 
 
@@ -528,8 +541,8 @@ def chart(m: dict, kind: str, transports: list[str], note: str) -> str | None:
     if not pts:
         return None
     w, h, left, right, top, bottom = 560, 360, 64, 150, 36, 52
-    xmax = max(p[2]["max"] for p in pts) * 1.1
-    ymax = max(p[3]["max"] for p in pts) * 1.1
+    xmax = nice_max(max(p[2]["max"] for p in pts))
+    ymax = nice_max(max(p[3]["max"] for p in pts))
     sx = lambda v: left + v / xmax * (w - left - right)  # noqa: E731
     sy = lambda v: h - bottom - v / ymax * (h - top - bottom)  # noqa: E731
     e = html.escape
@@ -767,7 +780,7 @@ def main(argv=None) -> int:
                 shutil.rmtree(d)
             d.mkdir(parents=True)
             cmd = run.command(str(loadgen), kept, str(d))
-            shown = run.command("target/release/loadgen", kept, f"{show_out(o.out)}/{run.dir}")
+            shown = run.command(show_out(loadgen), kept, f"{show_out(o.out)}/{run.dir}")
             print(f"[{i}/{len(runs)}] {run.dir} (~{run.estimate_s():.0f} s)", flush=True)
             t0 = time.monotonic()
             code = run_loadgen(cmd, d / "loadgen.log", run.estimate_s() * TIMEOUT_FACTOR + 60)
