@@ -364,7 +364,18 @@ def stop(p: subprocess.Popen):
 
 
 def collect(run: Run, report: dict) -> list[dict]:
-    """The phases of one run's report, each tagged with its kind and form."""
+    """The phases of one run's report, each tagged with its kind and form: in a
+    `--compression both` run the phases without compression are `off`, those with it the
+    server's form.
+
+    >>> r = plan(parse_args(["--kinds", "chat", "--memory-clients", "0"]))[0]
+    >>> phase = {"transport": "sse", "clients": 50, "bytes_per_event": 250.0, "latency_us": {"count": 0},
+    ...          "compression": {"offered": False, "answers": {"none": 50}}}
+    >>> on = dict(phase, bytes_per_event=170.0, latency_us={"count": 9, "p50": 900, "p99": 2000},
+    ...           compression={"offered": True, "answers": {"gzip": 50}, "ratio": 1.4})
+    >>> [(f["form"], f["bytes_per_event"], f["p99_us"], f["ratio"]) for f in collect(r, {"phases": [phase, on]})]
+    [('off', 250.0, None, None), ('shared', 170.0, 2000, 1.4)]
+    """
     out = []
     for p in report.get("phases", []):
         f = phase_figures(p)
