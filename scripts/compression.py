@@ -324,17 +324,14 @@ def supported(args: list[str], help_text: str) -> tuple[list[str], list[str]]:
 # Running
 
 
-class Interrupted(Exception):
-    pass
-
-
 def _on_sigterm(_sig, _frame):
     raise KeyboardInterrupt("SIGTERM")
 
 
 def run_loadgen(cmd: list[str], log: Path, timeout: float) -> int:
     """Runs loadgen in a session of its own (Ctrl-C reaches only this script, which stops it by
-    PID; loadgen stops the server it spawned)."""
+    PID). loadgen stops the server it spawned on SIGINT and SIGTERM, and the server gets SIGTERM
+    from the kernel when loadgen dies anyway (PR_SET_PDEATHSIG, loadgen/src/sys.rs)."""
     with open(log, "w") as f:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
                              start_new_session=True)
@@ -778,9 +775,9 @@ def main(argv=None) -> int:
            "machine": machine_info(), "settings": {k: v for k, v in vars(o).items() if k in FULL},
            "kinds": list(o.kinds), "transports": list(o.transports), "versions": None,
            "dropped_server_args": [], "interrupted": False, "runs": [], "phases": []}
-    if o.out.exists() and o.quick:
-        shutil.rmtree(o.out)
     o.out.mkdir(parents=True, exist_ok=True)
+    for old in o.out.glob("bytes-vs-cpu-*.svg"):
+        old.unlink()  # a kind not run this time keeps no chart
     rc = 0
     try:
         for i, run in enumerate(runs, 1):
