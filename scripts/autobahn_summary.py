@@ -11,8 +11,11 @@ close = collections.Counter(r["behaviorClose"] for r in results.values())
 failed = sorted((k for k, r in results.items() if r["behavior"] not in passing),
                 key=lambda k: [int(p) for p in k.split(".")])
 print("# RFC 6455 conformance of `/ws/echo` (Autobahn testsuite)\n")
-print(f"Command: `{command}` against `{url}`; {len(results)} cases "
-      "(groups 12 and 13, permessage-deflate, excluded: the server offers no compression).\n")
+deflate = any(k.startswith(("12.", "13.")) for k in results)
+print(f"Command: `{command}` against `{url}`; {len(results)} cases"
+      + (" (permessage-deflate, groups 12 and 13).\n" if deflate else
+         " (groups 12 and 13, permessage-deflate, run on their own: `scripts/autobahn.sh "
+         "'12.*,13.*'`).\n"))
 print("| protocol behaviour | cases |\n|---|---|")
 for k, v in sorted(behaviour.items()):
     print(f"| {k} | {v} |")

@@ -38,8 +38,9 @@ pub struct Counters {
     pub events_delivered: AtomicU64,
     pub empty_responses: AtomicU64,
     pub bytes_written: AtomicU64,
-    /// `bytes_written` with every gzip'd body counted at its size before compression (heads
-    /// and framing as written): equal to `bytes_written` when nothing was compressed.
+    /// What `bytes_written` would have been with nothing compressed: gzip'd bodies (SSE, polls)
+    /// counted at their size before compression, permessage-deflate frames at their plain size;
+    /// heads and framing as written. Equal to `bytes_written` when nothing was compressed.
     pub payload_bytes_uncompressed: AtomicU64,
     pub messages_received: AtomicU64,
 }
@@ -56,6 +57,13 @@ pub struct CountersSnapshot {
 }
 
 impl Counters {
+    /// `bytes` written, `uncompressed` had nothing been compressed.
+    pub fn add_bytes(&self, bytes: u64, uncompressed: u64) {
+        self.bytes_written.fetch_add(bytes, Relaxed);
+        self.payload_bytes_uncompressed
+            .fetch_add(uncompressed, Relaxed);
+    }
+
     pub fn snapshot(&self) -> CountersSnapshot {
         CountersSnapshot {
             open: self.open.load(Relaxed),
@@ -206,12 +214,12 @@ impl Accounting {
         }
     }
 
-    /// A WebSocket `publish` message of `text_len` bytes was stored.
-    pub fn ws_published(&self, text_len: usize) {
+    /// A WebSocket `publish` message that took `wire_bytes` (its frames as the client masked,
+    /// and perhaps compressed, them) was stored.
+    pub fn ws_published(&self, wire_bytes: u64) {
         let c = &self.publishes[0];
         c.messages.fetch_add(1, Relaxed);
-        // The client's frame: the server's frame size plus the 4-byte mask.
-        c.bytes_read.fetch_add(ws_frame_len(text_len) + 4, Relaxed);
+        c.bytes_read.fetch_add(wire_bytes, Relaxed);
     }
 
     pub fn known_client(&self, id: &str) -> Option<Arc<ClientRecord>> {
@@ -260,19 +268,18 @@ impl Meter {
         self.delivered_as(events, bytes, bytes);
     }
 
-    /// `events` delivered in `written` bytes, which would have been `uncompressed` bytes had
-    /// the body not been gzip'd.
+    /// `events` delivered in `written` bytes on the wire, which would have been `uncompressed`
+    /// bytes with nothing compressed.
     pub fn delivered_as(&self, events: u64, written: u64, uncompressed: u64) {
         self.each(|c| {
             c.events_delivered.fetch_add(events, Relaxed);
-            c.bytes_written.fetch_add(written, Relaxed);
-            c.payload_bytes_uncompressed
-                .fetch_add(uncompressed, Relaxed);
+            c.add_bytes(written, uncompressed);
         });
     }
 
+    /// Uncompressed bytes written.
     pub fn bytes(&self, bytes: u64) {
-        self.delivered_as(0, bytes, bytes);
+        self.each(|c| c.add_bytes(bytes, bytes));
     }
 
     pub fn message_received(&self) {

@@ -170,6 +170,29 @@ pub struct Config {
     #[arg(long, env = "FEEDLAB_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024, value_parser = count_in(1, MAX_MESSAGE_BYTES))]
     pub ws_max_message_bytes: usize,
 
+    /// permessage-deflate (RFC 7692) for WebSocket clients that offer it (every browser does):
+    /// `shared` compresses each event once, on its own, and sends every deflate client the same
+    /// frame (no per-connection state); `context` keeps a compressor per connection (fewer
+    /// bytes, a compression per delivery, `4 × 2^bits + 192 KiB` per connection); `off` never
+    /// negotiates it. See the README's WebSocket compression section.
+    #[arg(long, env = "FEEDLAB_WS_DEFLATE", value_enum, default_value_t = WsDeflate::Shared)]
+    pub ws_deflate: WsDeflate,
+
+    /// LZ77 window of the server's compressors, in bits (9..=15; zlib cannot make RFC 7692's
+    /// 8): a `context` connection's compressor holds `4 × 2^bits + 192 KiB`. A client asking for
+    /// a smaller window (`server_max_window_bits`) gets that.
+    #[arg(long, env = "FEEDLAB_WS_DEFLATE_WINDOW_BITS", default_value_t = 15, value_parser = clap::value_parser!(u8).range(9..=15))]
+    pub ws_deflate_window_bits: u8,
+
+    /// zlib compression level of WebSocket messages (1 fastest .. 9 smallest).
+    #[arg(long, env = "FEEDLAB_WS_DEFLATE_LEVEL", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub ws_deflate_level: u32,
+
+    /// WebSocket messages shorter than this are sent uncompressed (RSV1 clear) even when
+    /// deflate was negotiated: below it, deflate's block overhead eats the saving.
+    #[arg(long, env = "FEEDLAB_WS_DEFLATE_MIN_BYTES", default_value_t = 64, value_parser = count_in(0, MAX_MESSAGE_BYTES))]
+    pub ws_deflate_min_bytes: usize,
+
     /// Most open streaming connections (SSE, WebSocket, held long-polls) at once; past it,
     /// HTTP gets 503 with `Retry-After` and WebSocket handshakes are refused the same way.
     #[arg(long, env = "FEEDLAB_MAX_CONNECTIONS", default_value_t = 50_000, value_parser = count_in(1, 10_000_000))]
@@ -292,6 +315,18 @@ pub struct Config {
     pub log: String,
 }
 
+/// `--ws-deflate`: how WebSocket messages are compressed when a client offers permessage-deflate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WsDeflate {
+    /// Each event compressed once, on its own (`server_no_context_takeover`), shared by every
+    /// deflate client.
+    Shared,
+    /// A compressor per connection, with context takeover.
+    Context,
+    /// permessage-deflate is never negotiated.
+    Off,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FeedControl {
     /// Allowed when the server is bound to a loopback address.
@@ -301,6 +336,16 @@ pub enum FeedControl {
 }
 
 impl Config {
+    /// The `--ws-deflate*` settings together.
+    pub fn ws_deflate(&self) -> crate::transport::ws::deflate::Settings {
+        crate::transport::ws::deflate::Settings {
+            mode: self.ws_deflate,
+            window_bits: self.ws_deflate_window_bits,
+            level: self.ws_deflate_level,
+            min_bytes: self.ws_deflate_min_bytes,
+        }
+    }
+
     /// Whether `POST /control` may change the ticker.
     pub fn control_enabled(&self) -> bool {
         match self.feed_control {

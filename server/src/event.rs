@@ -11,6 +11,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 
 use crate::compress::Piece;
+use crate::transport::ws::deflate;
 
 pub type Seq = u64;
 
@@ -26,6 +27,11 @@ pub struct Event {
     /// The whole WebSocket text frame, header included. Server frames are unmasked, so these
     /// bytes are the same for every client: the fast path writes them as they are.
     pub ws_frame: Bytes,
+    /// The frame for permessage-deflate clients of `--ws-deflate shared`: the payload
+    /// compressed on its own (RSV1 set), or `ws_frame` again when that is no larger or too short
+    /// to compress. Made by the first such client to need it, so a feed without deflate clients
+    /// never pays for it.
+    ws_deflated: OnceLock<Bytes>,
     /// The SSE record: `id: N\ndata: {…}\n\n`. A view into `sse_chunk`.
     pub sse: Bytes,
     /// The SSE record as one HTTP/1.1 chunk (`<hex length>\r\n<record>\r\n`), which the fast
@@ -62,6 +68,7 @@ impl Event {
             ts,
             ws,
             ws_frame,
+            ws_deflated: OnceLock::new(),
             sse: sse_chunk.slice(start..start + record_len),
             sse_chunk,
             sse_gzip: OnceLock::new(),
@@ -78,6 +85,21 @@ impl Event {
     pub fn json_gzip(&self) -> &Piece {
         self.json_gzip
             .get_or_init(|| Piece::compressed(self.json()))
+    }
+
+    /// The frame every `--ws-deflate shared` client gets (see the `ws_deflated` field).
+    pub fn ws_frame_deflated(&self, settings: &deflate::Settings) -> &Bytes {
+        self.ws_deflated.get_or_init(|| {
+            if self.ws.len() < settings.min_bytes {
+                return self.ws_frame.clone();
+            }
+            let frame = deflate::shared_frame(settings, self.ws.as_bytes());
+            if frame.len() < self.ws_frame.len() {
+                frame
+            } else {
+                self.ws_frame.clone()
+            }
+        })
     }
 
     /// The event JSON, as it appears inside poll bodies.

@@ -130,7 +130,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     family(
         "payload_bytes_uncompressed_total",
         "counter",
-        "Bytes written, with gzip'd bodies counted at their size before compression.",
+        "What bytes_written_total would be with nothing compressed (gzip'd bodies, permessage-deflate frames).",
         &|c| c.payload_bytes_uncompressed as f64,
     );
     family(

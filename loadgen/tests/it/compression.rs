@@ -239,11 +239,67 @@ async fn every_transport_decodes_what_independent_compressing_peers_send() {
     assert!(html.contains("Compression"));
 }
 
-/// Offered to a server that compresses nothing: every answer is `none`, nothing is lost, and
-/// loadgen's counts (the offer's header bytes included) still equal the server's `/stats`.
+/// Offered to feedlab's own server, which compresses by default in its shared forms (each event
+/// compressed once): SSE is gzip'd, the WebSocket agrees permessage-deflate, polls are gzip'd
+/// where that makes them smaller; every event arrives intact and loadgen's counts (compressed
+/// bytes on the socket) still equal the server's `/stats` to the byte, whose uncompressed size
+/// is larger. With the server's compression off, every answer is `none` and nothing else changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn offered_to_a_server_without_compression_changes_nothing_but_the_offer() {
-    let srv = TestServer::start(&[]);
+async fn offered_to_the_server_it_compresses_by_default_and_counts_agree() {
+    let on = run_offered(&[]).await;
+    for r in &on.phases {
+        let what = &r.transport;
+        let c = r.compression.as_ref().unwrap();
+        assert!(c.offered, "{what}");
+        let answers: Vec<&String> = c.answers.keys().collect();
+        match what.as_str() {
+            "sse" => assert_eq!(answers, ["gzip"], "{what}"),
+            "ws" => assert!(
+                answers.len() == 1 && answers[0].starts_with("permessage-deflate"),
+                "{what}: {answers:?}"
+            ),
+            // A poll answer is gzip'd only when that makes it smaller (empty polls are not).
+            _ => assert!(answers.iter().any(|a| *a == "gzip"), "{what}: {answers:?}"),
+        }
+        let uncompressed = c.server_payload_bytes_uncompressed.expect("the server's figure");
+        let check = r.server_check.as_ref().expect("a /stats check");
+        assert!(
+            uncompressed > check.bytes.server,
+            "{what}: {uncompressed} B uncompressed against {} B written",
+            check.bytes.server
+        );
+        assert_full_and_exact(r);
+    }
+    let off = run_offered(&["--http-gzip=off", "--ws-deflate=off"]).await;
+    for r in &off.phases {
+        let what = &r.transport;
+        let c = r.compression.as_ref().unwrap();
+        assert!(c.offered, "{what}");
+        assert_eq!(c.answers.keys().collect::<Vec<_>>(), ["none"], "{what}");
+        let check = r.server_check.as_ref().expect("a /stats check");
+        assert_eq!(
+            c.server_payload_bytes_uncompressed,
+            Some(check.bytes.server),
+            "{what}: nothing compressed"
+        );
+        assert_full_and_exact(r);
+    }
+}
+
+fn assert_full_and_exact(r: &loadgen::report::TransportResult) {
+    let what = &r.transport;
+    assert_eq!(r.events_received, r.events_expected, "{what}");
+    assert!(r.errors.is_empty(), "{what}: {:?}", r.errors);
+    let check = r.server_check.as_ref().expect("a /stats check");
+    assert!(check.ok, "{what}: {check:?}");
+    assert_eq!(
+        check.bytes.loadgen, check.bytes.server,
+        "{what}: to the byte"
+    );
+}
+
+async fn run_offered(server_args: &[&str]) -> loadgen::report::Report {
+    let srv = TestServer::start(server_args);
     let out = tempfile::tempdir().unwrap();
     let args = Args::from_args([
         "--repeat",
@@ -277,22 +333,8 @@ async fn offered_to_a_server_without_compression_changes_nothing_but_the_offer()
     .await
     .expect("run finishes in time")
     .expect("run succeeds");
-    let report = &outcome.report;
+    let report = outcome.report;
     assert_eq!(report.settings.compression, "on");
     assert_eq!(report.phases.len(), 4);
-    for r in &report.phases {
-        let what = &r.transport;
-        let c = r.compression.as_ref().unwrap();
-        assert!(c.offered, "{what}");
-        assert_eq!(c.answers.keys().collect::<Vec<_>>(), ["none"], "{what}");
-        assert_eq!(c.server_payload_bytes_uncompressed, None, "{what}");
-        assert_eq!(r.events_received, r.events_expected, "{what}");
-        assert!(r.errors.is_empty(), "{what}: {:?}", r.errors);
-        let check = r.server_check.as_ref().expect("a /stats check");
-        assert!(check.ok, "{what}: {check:?}");
-        assert_eq!(
-            check.bytes.loadgen, check.bytes.server,
-            "{what}: to the byte"
-        );
-    }
+    report
 }

@@ -56,8 +56,8 @@ impl<T> Admission<T> {
 /// An admitted connection, by what serves it.
 enum Route {
     Sse(sse::Ready),
-    Ws((crate::transport::ws::Ready, String)),
-    Echo(String),
+    /// `/ws` or `/ws/echo`: the session to run, and the handshake's `Sec-WebSocket-Accept`.
+    Ws((crate::transport::ws::session::Mode, String)),
 }
 
 /// Wraps actix-http's TCP service: each connection is peeked at, then served here or by `http`.
@@ -140,7 +140,7 @@ where
                     let route = match head.kind {
                         Kind::Sse => sse::admit(&head, &state).map(Route::Sse),
                         Kind::Ws => ws::admit(&head, &state).map(Route::Ws),
-                        Kind::Echo => ws::admit_echo(&head, &state).map(Route::Echo),
+                        Kind::Echo => ws::admit_echo(&head, &state).map(Route::Ws),
                     };
                     drop(head);
                     match route {
@@ -152,18 +152,8 @@ where
                             if let Some(io) = consume(io, len).await {
                                 match route {
                                     Route::Sse(ready) => sse::serve(io, ready, state).await,
-                                    Route::Ws((ready, accept)) => {
-                                        ws::serve(
-                                            io,
-                                            accept,
-                                            Some(ready),
-                                            state,
-                                            Default::default(),
-                                        )
-                                        .await
-                                    }
-                                    Route::Echo(accept) => {
-                                        ws::serve(io, accept, None, state, Default::default()).await
+                                    Route::Ws(ws) => {
+                                        ws::serve(io, ws, state, Default::default()).await
                                     }
                                 }
                             }

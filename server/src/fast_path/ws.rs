@@ -1,7 +1,8 @@
 //! `/ws` and `/ws/echo` on the socket itself: the same admission checks and the same session as
 //! the actix-web handlers ([`crate::transport::ws`]), over a [`Wire`] that is the TCP socket.
-//! Each event goes out as the complete frame every client shares ([`Event::ws_frame`]), many in
-//! one vectored write; idle, the connection holds no buffer.
+//! Each event goes out as the complete frame every client shares ([`Event::ws_frame`], or its
+//! compressed twin for `--ws-deflate shared`), many in one vectored write; idle, the connection
+//! holds no buffer.
 //!
 //! [`Event::ws_frame`]: crate::event::Event::ws_frame
 
@@ -17,11 +18,12 @@ use tokio::{io::AsyncWriteExt as _, net::TcpStream, time::Instant};
 use super::{head::Head, wire, Admission};
 use crate::{
     error::ApiError,
+    incoming::Incoming as _,
     state::AppState,
     transport::ws::{
-        admit as admit_ws, handshake,
+        admit as admit_ws, deflate, handshake,
         session::{self, Mode, Wire},
-        Ready, Refusal,
+        Refusal,
     },
 };
 
@@ -30,12 +32,12 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 
 /// What the actix-web handler would do: a limit refuses it here (counted), anything else it
 /// would refuse goes to it (so its error reads the same), the rest is served here.
-pub(crate) fn admit(head: &Head, state: &Arc<AppState>) -> Admission<(Ready, String)> {
+pub(crate) fn admit(head: &Head, state: &Arc<AppState>) -> Admission<(Mode, String)> {
     let Ok((_, accept)) = handshake(head) else {
         return Admission::Actix;
     };
     match admit_ws(head, state) {
-        Ok(ready) => Admission::Serve((ready, accept)),
+        Ok(ready) => Admission::Serve((Mode::Feed(ready), accept)),
         Err(Refusal {
             error: error @ ApiError::TooManyConnections(_),
             meter: Some(meter),
@@ -45,12 +47,18 @@ pub(crate) fn admit(head: &Head, state: &Arc<AppState>) -> Admission<(Ready, Str
 }
 
 /// `/ws/echo`: checked like the actix-web handler (handshake, `Origin`); nothing else applies.
-pub fn admit_echo(head: &Head, state: &Arc<AppState>) -> Admission<String> {
+pub(crate) fn admit_echo(head: &Head, state: &Arc<AppState>) -> Admission<(Mode, String)> {
     if state.origins.check(head).is_err() {
         return Admission::Actix;
     }
     match handshake(head) {
-        Ok((_, accept)) => Admission::Serve(accept),
+        Ok((_, accept)) => Admission::Serve((
+            Mode::Echo(deflate::negotiate(
+                head.headers(),
+                &state.config.ws_deflate(),
+            )),
+            accept,
+        )),
         Err(_) => Admission::Actix,
     }
 }
@@ -59,14 +67,16 @@ pub fn admit_echo(head: &Head, state: &Arc<AppState>) -> Admission<String> {
 /// the client sent after its request head.
 pub(crate) async fn serve(
     mut socket: TcpStream,
-    accept: String,
-    ready: Option<Ready>,
+    (mode, accept): (Mode, String),
     state: Arc<AppState>,
     pending: BytesMut,
 ) {
+    let extensions = mode.deflate().map_or_else(String::new, |a| {
+        format!("sec-websocket-extensions: {}\r\n", a.header())
+    });
     let head = format!(
         "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
-         sec-websocket-accept: {accept}\r\n{}\r\n",
+         sec-websocket-accept: {accept}\r\n{extensions}{}\r\n",
         wire::date_line()
     );
     let limit = state.config.send_timeout;
@@ -76,14 +86,10 @@ pub(crate) async fn serve(
     {
         return;
     }
-    let mode = match ready {
-        Some(ready) => {
-            ready.meter.bytes(head.len() as u64);
-            Mode::Feed(ready)
-        }
-        None => Mode::Echo,
-    };
-    drop((head, accept));
+    if let Mode::Feed(ready) = &mode {
+        ready.meter.bytes(head.len() as u64);
+    }
+    drop((head, accept, extensions));
     session::serve(TcpWire(socket), mode, state, pending).await;
 }
 

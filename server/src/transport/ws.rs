@@ -7,10 +7,12 @@
 //!
 //! Here: the checks a handshake passes ([`admit`], also called by the fast path), the actix-web
 //! handlers, and what a client's messages mean. The session itself, the same for every
-//! connection whichever way it came in, is [`session`]; the frames, [`codec`].
+//! connection whichever way it came in, is [`session`]; the frames, [`codec`]; compression
+//! (permessage-deflate, negotiated by the same checks on every way in), [`deflate`].
 
 mod actix_wire;
 pub mod codec;
+pub mod deflate;
 pub(crate) mod session;
 
 use actix_http::ws::{hash_key, verify_handshake, CloseCode, CloseReason};
@@ -36,6 +38,8 @@ pub(crate) struct Ready {
     pub cursor: u64,
     /// No token came with the handshake: the first message must be `{"op":"auth",…}`.
     pub must_authenticate: bool,
+    /// permessage-deflate, when the client offered it and we accepted.
+    pub deflate: Option<deflate::Agreement>,
 }
 
 /// Why a `/ws` request is refused, and its meter once it has one (so the refusal is counted).
@@ -111,6 +115,7 @@ pub(crate) fn admit(req: &impl Incoming, state: &AppState) -> Result<Ready, Refu
         open,
         cursor,
         must_authenticate,
+        deflate: deflate::negotiate(req.headers(), &state.config.ws_deflate()),
     })
 }
 
@@ -140,7 +145,8 @@ pub async fn echo_handler(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     state.origins.check(&req)?;
-    upgrade(&req, body, state.into_inner(), Mode::Echo)
+    let agreed = deflate::negotiate(req.headers(), &state.config.ws_deflate());
+    upgrade(&req, body, state.into_inner(), Mode::Echo(agreed))
 }
 
 /// Answers 101 and runs the session on the upgraded connection.
@@ -151,12 +157,17 @@ fn upgrade(
     mode: Mode,
 ) -> Result<HttpResponse, ApiError> {
     let (_, accept) = handshake(req)?;
+    let extensions = mode.deflate().map(|a| a.header());
     let (wire, out) = actix_wire::wire(body);
     actix_web::rt::spawn(session::serve(wire, mode, state, Default::default()));
-    Ok(HttpResponse::SwitchingProtocols()
+    let mut answer = HttpResponse::SwitchingProtocols();
+    answer
         .upgrade("websocket")
-        .insert_header((header::SEC_WEBSOCKET_ACCEPT, accept))
-        .streaming(out))
+        .insert_header((header::SEC_WEBSOCKET_ACCEPT, accept));
+    if let Some(extensions) = extensions {
+        answer.insert_header((header::SEC_WEBSOCKET_EXTENSIONS, extensions));
+    }
+    Ok(answer.streaming(out))
 }
 
 /// The close reason for a session more than `--max-lag` behind, naming where to resume.
@@ -235,10 +246,12 @@ pub fn client_op(text: &str) -> Result<ClientOp, CloseReason> {
     }
 }
 
-/// The reply to a client text message, or the reason to close.
+/// The reply to a client text message, which took `wire_bytes` on the wire, or the reason to
+/// close.
 pub(crate) async fn answer(
     state: &AppState,
     text: &bytestring::ByteString,
+    wire_bytes: u64,
 ) -> Result<bytestring::ByteString, CloseReason> {
     match client_op(text)? {
         ClientOp::Echo => Ok(text.clone()),
@@ -252,7 +265,7 @@ pub(crate) async fn answer(
                     tracing::error!("ws publish: {e}");
                     close(CloseCode::Error, "publishing failed on the server".into())
                 })?;
-            state.accounting.ws_published(text.len());
+            state.accounting.ws_published(wire_bytes);
             Ok(reply.into())
         }
     }

@@ -23,3 +23,4 @@ mod stats;
 mod timeouts;
 mod tls;
 mod ws;
+mod ws_deflate;

@@ -29,8 +29,8 @@ pub enum Msg {
 }
 
 const CONTINUATION: u8 = 0x0;
-const TEXT: u8 = 0x1;
-const BINARY: u8 = 0x2;
+pub(crate) const TEXT: u8 = 0x1;
+pub(crate) const BINARY: u8 = 0x2;
 const CLOSE: u8 = 0x8;
 const PING: u8 = 0x9;
 const PONG: u8 = 0xa;
@@ -62,6 +62,14 @@ pub struct Decoder {
     control: BytesMut,
     /// After our close frame: data payloads are skipped, not kept, and only a close is reported.
     discarding: bool,
+    /// permessage-deflate was negotiated: RSV1 may mark a data message as compressed.
+    inflate: bool,
+    /// The message being received came with RSV1 (compressed).
+    compressed: bool,
+    /// Bytes the message being received took on the wire so far (frame headers, masks, payload).
+    wire: u64,
+    /// What the last complete data message took on the wire.
+    last_wire: u64,
 }
 
 impl Decoder {
@@ -75,7 +83,18 @@ impl Decoder {
             message_kind: None,
             control: BytesMut::new(),
             discarding: false,
+            inflate: false,
+            compressed: false,
+            wire: 0,
+            last_wire: 0,
         }
+    }
+
+    /// Accepts compressed messages (RSV1 on a message's first frame), as permessage-deflate
+    /// was negotiated; each is inflated to at most the same limit when complete.
+    pub fn inflating(mut self, on: bool) -> Self {
+        self.inflate = on;
+        self
     }
 
     /// From now on, application data is dropped as it is read (we sent a close, RFC 6455
@@ -83,6 +102,12 @@ impl Decoder {
     pub fn discard_data(&mut self) {
         self.discarding = true;
         self.message = BytesMut::new();
+    }
+
+    /// What the last data message returned took on the wire: its frames' headers, masks and
+    /// payloads (compressed, if it was), as the client sent them.
+    pub fn last_message_wire_bytes(&self) -> u64 {
+        self.last_wire
     }
 
     /// Bytes of message payload held right now.
@@ -181,6 +206,9 @@ impl Decoder {
             }
         }
         self.header_len = 0;
+        if opcode < CLOSE {
+            self.wire = self.wire.saturating_add(mask_at as u64 + 4 + len);
+        }
         self.frame = Some(Frame {
             fin: h[0] & 0x80 != 0,
             opcode,
@@ -190,6 +218,7 @@ impl Decoder {
         });
         if opcode == TEXT || opcode == BINARY {
             self.message_kind = Some(opcode);
+            self.compressed = h[0] & 0x40 != 0;
         }
         Ok(true)
     }
@@ -197,13 +226,18 @@ impl Decoder {
     /// The checks the first two header bytes allow.
     fn check_start(&self) -> Result<(), CloseReason> {
         let [b0, b1, ..] = self.header;
-        if b0 & 0x70 != 0 {
+        let (rsv1, opcode) = (b0 & 0x40 != 0, b0 & 0x0f);
+        if b0 & 0x30 != 0 || (rsv1 && !self.inflate) {
             return Err(protocol("reserved bits set without an extension"));
+        }
+        if rsv1 && opcode != TEXT && opcode != BINARY {
+            // RFC 7692 section 6.1: only a data message's first frame says it is compressed.
+            return Err(protocol("RSV1 on a continuation or control frame"));
         }
         if b1 & 0x80 == 0 {
             return Err(protocol("client frames must be masked"));
         }
-        let (fin, opcode, len7) = (b0 & 0x80 != 0, b0 & 0x0f, b1 & 0x7f);
+        let (fin, len7) = (b0 & 0x80 != 0, b1 & 0x7f);
         match opcode {
             CLOSE | PING | PONG => {
                 if !fin {
@@ -245,11 +279,17 @@ impl Decoder {
             _ if !frame.fin => Ok(None),
             _ => {
                 let kind = self.message_kind.take();
+                self.last_wire = std::mem::take(&mut self.wire);
                 // The buffer goes with the message: an idle session holds none.
                 let bytes = std::mem::take(&mut self.message).freeze();
                 if self.discarding {
                     return Ok(None);
                 }
+                let bytes = if std::mem::take(&mut self.compressed) {
+                    super::deflate::inflate(&bytes, self.max)?
+                } else {
+                    bytes
+                };
                 if kind == Some(TEXT) {
                     ByteString::try_from(bytes)
                         .map(|t| Some(Msg::Text(t)))
@@ -298,8 +338,13 @@ pub fn too_big(max: usize) -> CloseReason {
 
 /// An unmasked, final frame (server side) with `opcode` and `payload`.
 fn frame(opcode: u8, payload: &[u8]) -> Bytes {
+    frame_with(0x80 | opcode, payload)
+}
+
+/// An unmasked frame whose first byte (FIN, RSV bits, opcode) is `first`.
+pub(crate) fn frame_with(first: u8, payload: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(payload.len() + 10);
-    out.put_u8(0x80 | opcode);
+    out.put_u8(first);
     match payload.len() {
         n @ 0..=125 => out.put_u8(n as u8),
         n @ 126..=0xffff => {
@@ -388,6 +433,8 @@ mod tests {
         assert!(matches!(&msgs[0], Msg::Ping(p) if &p[..] == b"p"));
         assert!(matches!(&msgs[1], Msg::Text(t) if &**t == "{\"op\":\"echo\"}"));
         assert_eq!(msgs.len(), 2);
+        // The three data frames, headers and masks included; not the ping.
+        assert_eq!(d.last_message_wire_bytes(), wire.len() as u64 - 7);
         assert_eq!(d.held(), 0, "an idle decoder keeps no buffer");
     }
 

@@ -8,8 +8,11 @@
 //! and its codes) is decided here once, so the ways in cannot drift apart.
 //!
 //! What a client can make the session hold is bounded: the [`Decoder`] keeps at most one
-//! message of `--ws-max-message-bytes`, the read buffer at most one read, and after our close
-//! frame no application data is kept and the connection is closed within `--close-timeout`.
+//! message of `--ws-max-message-bytes` (and, compressed, its inflation to the same limit), the
+//! read buffer at most one read, and after our close frame no application data is kept and the
+//! connection is closed within `--close-timeout`. With permessage-deflate agreed, events go out
+//! as their shared compressed frames or through the connection's own compressor
+//! ([`super::deflate`]); control frames and the session's own short replies go out as they are.
 
 use std::{io, sync::Arc, time::Duration};
 
@@ -20,6 +23,7 @@ use tokio::time::Instant;
 use super::{
     answer, check_auth_message, close,
     codec::{self, Decoder, Msg},
+    deflate::{Agreement, Deflater},
     missed_notice, too_slow, Ready, AUTHENTICATED,
 };
 use crate::{
@@ -50,8 +54,18 @@ pub(crate) trait Wire {
 pub(crate) enum Mode {
     /// `/ws`: the feed from a cursor, and the client's `publish`/`echo` ops.
     Feed(Ready),
-    /// `/ws/echo`: every message back as it came.
-    Echo,
+    /// `/ws/echo`: every message back as it came (compressed as agreed).
+    Echo(Option<Agreement>),
+}
+
+impl Mode {
+    /// The permessage-deflate agreement of the handshake, if any.
+    pub fn deflate(&self) -> Option<&Agreement> {
+        match self {
+            Mode::Feed(ready) => ready.deflate.as_ref(),
+            Mode::Echo(agreed) => agreed.as_ref(),
+        }
+    }
 }
 
 /// How a session ends.
@@ -70,8 +84,10 @@ enum End {
 /// Runs a session on `wire` until one side closes it; `pending` holds bytes the client sent
 /// along with its handshake.
 pub(crate) async fn serve<W: Wire>(wire: W, mode: Mode, state: Arc<AppState>, pending: BytesMut) {
+    let agreed = mode.deflate().copied();
     let mut session = Session {
-        decoder: Decoder::new(state.config.ws_max_message_bytes),
+        decoder: Decoder::new(state.config.ws_max_message_bytes).inflating(agreed.is_some()),
+        deflater: agreed.map(Deflater::new),
         inbound: pending,
         wire,
         state,
@@ -83,6 +99,7 @@ pub(crate) async fn serve<W: Wire>(wire: W, mode: Mode, state: Arc<AppState>, pe
                 open,
                 cursor,
                 must_authenticate,
+                deflate: _,
             } = ready;
             let end = session.feed(&meter, cursor, must_authenticate).await;
             // Boxed: the close handshake happens once, and its timers and reads would otherwise
@@ -90,7 +107,7 @@ pub(crate) async fn serve<W: Wire>(wire: W, mode: Mode, state: Arc<AppState>, pe
             Box::pin(session.finish(end, Some(&meter))).await;
             drop(open);
         }
-        Mode::Echo => {
+        Mode::Echo(_) => {
             let end = session.echo().await;
             Box::pin(session.finish(end, None)).await;
         }
@@ -101,6 +118,8 @@ struct Session<W> {
     wire: W,
     state: Arc<AppState>,
     decoder: Decoder,
+    /// permessage-deflate was agreed: how this connection's messages are compressed.
+    deflater: Option<Deflater>,
     /// Bytes read and not yet decoded; released whenever empty, so an idle session holds none.
     inbound: BytesMut,
 }
@@ -215,14 +234,35 @@ impl<W: Wire> Session<W> {
             self.send(&text_frame(notice.as_bytes())).await?;
         }
         if !batch.events.is_empty() {
-            let frames: smallvec::SmallVec<[&Bytes; 8]> =
-                batch.events.iter().map(|e| &e.ws_frame).collect();
+            let plain: usize = batch.events.iter().map(|e| e.ws_frame.len()).sum();
+            // Compressed per connection (`--ws-deflate context`, or a window the shared frames
+            // do not fit): owned frames; otherwise every frame is an event's shared bytes.
+            let compressed: smallvec::SmallVec<[Bytes; 8]>;
+            let frames: smallvec::SmallVec<[&Bytes; 8]> = match &mut self.deflater {
+                None => batch.events.iter().map(|e| &e.ws_frame).collect(),
+                Some(d) if d.agreement().shared_frames() => {
+                    let settings = d.agreement().settings;
+                    batch
+                        .events
+                        .iter()
+                        .map(|e| e.ws_frame_deflated(&settings))
+                        .collect()
+                }
+                Some(d) => {
+                    compressed = batch
+                        .events
+                        .iter()
+                        .map(|e| d.frame(codec::TEXT, e.ws.as_bytes(), || e.ws_frame.clone()))
+                        .collect();
+                    compressed.iter().collect()
+                }
+            };
             let bytes: usize = frames.iter().map(|f| f.len()).sum();
             self.wire
                 .write(&frames, config.send_timeout)
                 .await
                 .map_err(write_failed)?;
-            meter.delivered(batch.events.len() as u64, bytes as u64);
+            meter.delivered_as(batch.events.len() as u64, bytes as u64, plain as u64);
         }
         *cursor = batch.next;
         Ok(batch.behind() > 0)
@@ -257,7 +297,8 @@ impl<W: Wire> Session<W> {
                 meter.message_received();
                 // Boxed: publishing (to the store, or Redis) is a large future, and an idle
                 // session's state must not be sized for it.
-                match Box::pin(answer(&state, &text)).await {
+                let wire = self.decoder.last_message_wire_bytes();
+                match Box::pin(answer(&state, &text, wire)).await {
                     Ok(reply) => {
                         meter.bytes(ws_frame_len(reply.len()));
                         self.send(&text_frame(reply.as_bytes())).await.err()
@@ -293,9 +334,21 @@ impl<W: Wire> Session<W> {
         tokio::pin!(stopped);
         loop {
             loop {
-                let frame = match self.next_msg() {
-                    Ok(Some(Msg::Text(text))) => text_frame(text.as_bytes()),
-                    Ok(Some(Msg::Binary(bytes))) => codec::binary(&bytes),
+                let (frame, plain) = match self.next_msg() {
+                    Ok(Some(Msg::Text(text))) => {
+                        let plain = || text_frame(text.as_bytes());
+                        match &mut self.deflater {
+                            Some(d) => (d.frame(codec::TEXT, text.as_bytes(), plain), text.len()),
+                            None => (plain(), text.len()),
+                        }
+                    }
+                    Ok(Some(Msg::Binary(bytes))) => {
+                        let plain = || codec::binary(&bytes);
+                        match &mut self.deflater {
+                            Some(d) => (d.frame(codec::BINARY, &bytes, plain), bytes.len()),
+                            None => (plain(), bytes.len()),
+                        }
+                    }
                     Ok(Some(Msg::Ping(bytes))) => {
                         if let Err(end) = self.send(&codec::pong(&bytes)).await {
                             return end;
@@ -314,7 +367,7 @@ impl<W: Wire> Session<W> {
                 };
                 use std::sync::atomic::Ordering::Relaxed;
                 echo.messages_received.fetch_add(1, Relaxed);
-                echo.bytes_written.fetch_add(frame.len() as u64, Relaxed);
+                echo.add_bytes(frame.len() as u64, ws_frame_len(plain));
                 if let Err(end) = self.send(&frame).await {
                     return end;
                 }
