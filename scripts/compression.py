@@ -398,16 +398,23 @@ def cells(doc: dict, section: str) -> dict:
 
 
 def beyond(a: dict | None, b: dict | None) -> str:
+    """Whether a difference stands out of the spread; one run has none to judge by.
+
+    >>> beyond(spread([1.0, 2.0]), spread([3.0, 4.0])), beyond(spread([1.0]), spread([3.0]))
+    ('beyond the spread', 'one run, no spread')
+    """
+    if a is None or b is None or min(a["n"], b["n"]) < 2:
+        return "one run, no spread"
     return "within the spread" if overlap(a, b) else "beyond the spread"
 
 
 def cpu_phrase(c: dict, off: dict) -> str:
     """Server CPU per delivery of a form against off, as a factor, with its standing."""
     a, b = c.get("server_cpu_us_per_event"), off.get("server_cpu_us_per_event")
+    if c["cpu_coarse"] or off["cpu_coarse"]:
+        return "CPU under the clock's resolution, not compared"
     if a is None or b is None or b["median"] == 0:
         return "CPU not measured"
-    if c["cpu_coarse"] or off["cpu_coarse"]:
-        return f"CPU ×{a['median'] / b['median']:.2f} (under the clock's resolution, not compared)"
     return f"CPU ×{a['median'] / b['median']:.2f} ({beyond(a, b)})"
 
 
@@ -423,9 +430,9 @@ def summary(doc: dict) -> list[str]:
     >>> m = {("chat", "sse", "off"): cell([200, 210], [10, 11]),
     ...      ("chat", "sse", "shared"): cell([150, 155], [12, 13]),
     ...      ("chat", "sse", "per-connection"): cell([90, 95], [10.5, 12])}
-    >>> mem = {("chat", "sse", "off"): cell([1], [1], 4096), ("chat", "sse", "per-connection"): cell([1], [1], 69632)}
+    >>> mem = {("chat", "sse", "off"): cell([1], [10], 4096), ("chat", "sse", "per-connection"): cell([1], [25], 69632)}
     >>> print("\\n".join(summary_from(doc, m, mem)))
-    - **sse**: chat: per-connection is smallest on the wire, 92 B per event against 205 B off (−55%, beyond the spread); shared 152 B, CPU ×1.19 (beyond the spread); per-connection 92 B, CPU ×1.07 (within the spread). At 10,000 connections, server memory per connection: off 4.0 KiB, per-connection 68.0 KiB (×17.0).
+    - **sse**: chat: per-connection is smallest on the wire, 92 B per event against 205 B off (−55%, beyond the spread); shared 152 B, CPU ×1.19 (beyond the spread); per-connection 92 B, CPU ×1.07 (within the spread). At 10,000 connections, server memory per connection: off 4.0 KiB, per-connection 68.0 KiB (×17.0). Server CPU per delivery there against off: per-connection CPU ×2.50 (one run, no spread).
     """
     return summary_from(doc, cells(doc, "matrix"), cells(doc, "memory"))
 
@@ -473,7 +480,12 @@ def memory_phrase(t: str, mem: dict) -> str:
             s += f" (×{r['median'] / off['server_rss_per_connection_bytes']['median']:.1f})"
         bits.append(s)
     n = clients.get("clients")
-    return (f"At {n:,} connections, server" if n else "Server") + " memory per connection: " + ", ".join(bits) + "."
+    said = (f"At {n:,} connections, server" if n else "Server") + " memory per connection: " + ", ".join(bits) + "."
+    if off:
+        cpu = [f"{f} {cpu_phrase(rows[f], off)}" for f in FORMS[1:] if f in rows]
+        if cpu:
+            said += " Server CPU per delivery there against off: " + "; ".join(cpu) + "."
+    return said
 
 
 def table(headers: list[str], rows: list[list[str]], align: str) -> list[str]:
