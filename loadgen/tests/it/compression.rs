@@ -261,7 +261,9 @@ async fn offered_to_the_server_it_compresses_by_default_and_counts_agree() {
             // A poll answer is gzip'd only when that makes it smaller (empty polls are not).
             _ => assert!(answers.iter().any(|a| *a == "gzip"), "{what}: {answers:?}"),
         }
-        let uncompressed = c.server_payload_bytes_uncompressed.expect("the server's figure");
+        let uncompressed = c
+            .server_payload_bytes_uncompressed
+            .expect("the server's figure");
         let check = r.server_check.as_ref().expect("a /stats check");
         assert!(
             uncompressed > check.bytes.server,
