@@ -23,7 +23,9 @@ PID, also on Ctrl-C):
    is 20,000 per process and each connection has an end on each side), 1 event/s so every
    connection holds what its compressor keeps, chat payload, each form on a fresh server (a
    server reused across phases would hand the later phases memory the earlier ones freed).
-   Server RSS growth per connection and CPU per delivery, from loadgen's report.
+   Server RSS growth per connection and CPU per delivery, from loadgen's report. The
+   per-connection form holds a compressor per connection (about 320 KiB each in --quick on
+   this machine), so its 10,000-connection runs need about 3 GiB free for the server.
 3. README.md: the commands, versions, machine; a table per payload kind; the memory table;
    SVG charts (bytes per event against server CPU per delivery, error bars from the ranges);
    and "what it says", computed from the numbers. results.json holds every figure per run.
