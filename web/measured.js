@@ -4,8 +4,9 @@
 // the README quotes (`results/reference/`, else the newest report the server lists under
 // `/results/`) and shows, under each transport's guidance, what that run measured for it, and the
 // report's per-scenario recommendations with their reasons when it made any (a run with
-// `loadgen --scenario …`). A run without them gets a sentence saying so and how to make them,
-// never an empty box; a server with no reports gets a sentence saying where they would come from.
+// `loadgen --scenario …`); when it made none, those of the newest scenario run the server lists
+// (`decision.json`, every scenario's recommendation). Without either, a sentence saying so and
+// how to make them, never an empty box; a server with no reports gets a sentence saying where they would come from.
 // The figures are the report's own (`report.json`), linked, never recomputed here.
 
 import { formatBytes, formatMicros, formatRatio } from './stats.js';
@@ -16,7 +17,9 @@ export const PREFERRED_REPORT = 'reference';
 /** `GET /results/index.json`: the reports the server lists, newest first; `[]` when none or no answer. */
 export async function loadReportIndex() {
   const index = await getJson('results/index.json');
-  return Array.isArray(index) ? index.filter((r) => typeof r?.name === 'string' && (r.html || r.md)) : [];
+  return Array.isArray(index)
+    ? index.filter((r) => typeof r?.name === 'string' && (r.html || r.md || r.decision))
+    : [];
 }
 
 /**
@@ -26,7 +29,8 @@ export async function loadReportIndex() {
  * @param {{panel: HTMLElement, titles: Record<string,string>, reports: object[]}} o
  */
 export async function showMeasured({ panel, titles, reports }) {
-  const chosen = reports.find((r) => r.name === PREFERRED_REPORT) ?? reports[0];
+  const withReport = reports.filter((r) => r.html || r.md);
+  const chosen = withReport.find((r) => r.name === PREFERRED_REPORT) ?? withReport[0];
   if (!chosen) {
     panel.replaceChildren(
       paragraph(
@@ -70,8 +74,33 @@ export async function showMeasured({ panel, titles, reports }) {
   );
   const parts = [head];
   const recommendations = Array.isArray(report.recommendations) ? report.recommendations : [];
+  // Scenario runs (`decision.json`), newest first, asked for only when the index lists one.
+  const decided = [];
+  if (recommendations.length === 0) {
+    for (const entry of reports.filter((r) => r.decision)) {
+      const decision = await getJson(`results/${encodeURIComponent(entry.name)}/decision.json`);
+      if (Array.isArray(decision?.recommendations) && decision.recommendations.length > 0) {
+        decided.push({ entry, decision });
+        break;
+      }
+    }
+  }
   if (recommendations.length > 0) {
     for (const r of recommendations) parts.push(recommendation(r, titles));
+  } else if (decided.length > 0) {
+    // The quoted run ranks nothing, but a scenario run on this server did: its decision.
+    const { entry, decision } = decided[0];
+    const dir = `results/${encodeURIComponent(entry.name)}/`;
+    const from = paragraph('Recommended per scenario by ');
+    from.append(
+      code('loadgen --scenario all'),
+      ' in ',
+      link(`${dir}decision.md`, `results/${entry.name}/decision.md`),
+      ', every scenario its own repeated run:',
+    );
+    from.dataset.field = 'decision';
+    parts.push(from);
+    for (const r of decision.recommendations) parts.push(recommendation(r, titles));
   } else {
     const none = paragraph('This run made no recommendation per scenario (it ran without ');
     none.append(

@@ -33,6 +33,12 @@ pub enum Command {
         /// A report.json written by loadgen.
         report: PathBuf,
     },
+    /// Writes a report again from its `report.json` (conclusions, report.md, report.html and the
+    /// charts), with this loadgen's wording: `loadgen render results/reference`.
+    Render {
+        /// A directory holding a report.json written by loadgen.
+        dir: PathBuf,
+    },
     /// Runs the feedlab server in this process (what loadgen spawns when no `server` executable
     /// sits next to it): `loadgen serve -- --bind 127.0.0.1:0 --rate 0`.
     #[command(hide = true)]

@@ -29,6 +29,20 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Render { dir }) = &cli.command {
+        return match loadgen::report::render(dir) {
+            Ok(files) => {
+                for f in files {
+                    println!("{}", f.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("loadgen render: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -640,6 +640,9 @@ class Bench:
                 "--http", "1.1", "--clients", str(load.clients), "--rate", f"{load.rate:g}",
                 "--payload-bytes", str(self.opts.payload_bytes), "--duration", seconds(load.duration),
                 "--drain", seconds(load.drain), "--ready-timeout", "60s", "--seed", "1",
+                # One phase per loadgen run: the repeats are this script's own (interleaved with
+                # the other servers), and the CPU window brackets exactly one publishing phase.
+                "--repeat", "1",
                 "--out", str(out_dir), "--quiet",
             ]
             if load.transport == "short-poll":

@@ -15,7 +15,7 @@
 //! The price of sharing: no piece can refer to another, so repetition *across* events (the JSON
 //! keys every event repeats) is not compressed, and every piece pays the sync flush's 4-5 bytes.
 //! [`GzStream`] is the other trade, one compressor per response with its history (`--http-gzip
-//! stream`): smaller output, but that compressor's memory (miniz_oxide's state, about 300 KB)
+//! stream`): smaller output, but that compressor's memory (zlib-rs's state, about 320 KiB at the default window)
 //! and CPU for every connection. The README has the numbers for each payload kind
 //! (`cargo run -p server --example gzip_sizes`).
 //!

@@ -58,7 +58,7 @@ pub async fn results_index(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub fn list_reports(dir: &Path) -> Vec<serde_json::Value> {
-    let mut found: Vec<(SystemTime, String, bool, bool, bool)> = Vec::new();
+    let mut found: Vec<(SystemTime, String, bool, bool, bool, bool)> = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -67,23 +67,32 @@ pub fn list_reports(dir: &Path) -> Vec<serde_json::Value> {
         let html = path.join("report.html").is_file();
         let md = path.join("report.md").is_file();
         let json = path.join("report.json").is_file();
-        if !(html || md) {
+        // `loadgen --scenario …` writes one report per scenario below and, here, the
+        // recommendations of them all.
+        let decision = path.join("decision.json").is_file();
+        if !(html || md || decision) {
             continue;
         }
         let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
             continue;
         };
         let modified = path
-            .join(if html { "report.html" } else { "report.md" })
+            .join(if html {
+                "report.html"
+            } else if md {
+                "report.md"
+            } else {
+                "decision.json"
+            })
             .metadata()
             .and_then(|m| m.modified())
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        found.push((modified, name, html, md, json));
+        found.push((modified, name, html, md, json, decision));
     }
     found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
     found
         .into_iter()
-        .map(|(modified, name, html, md, json)| {
+        .map(|(modified, name, html, md, json, decision)| {
             let secs = modified
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
@@ -92,6 +101,7 @@ pub fn list_reports(dir: &Path) -> Vec<serde_json::Value> {
                 "html": html.then(|| format!("/results/{name}/report.html")),
                 "md": md.then(|| format!("/results/{name}/report.md")),
                 "json": json.then(|| format!("/results/{name}/report.json")),
+                "decision": decision.then(|| format!("/results/{name}/decision.json")),
                 "modified_unix_s": secs,
             })
         })

@@ -4,7 +4,7 @@
 // of the feed's events as they arrived, and the guidance tied to the committed measured run.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -256,7 +256,15 @@ describe('the page as a comparison', () => {
       },
       { what: 'the measured run shown' },
     );
-    if (report.recommendations.length === 0) {
+    // The committed scenario run's decision, when the reference run itself ranks nothing.
+    const decisionPath = path.join(COMMITTED_RESULTS, 'scenarios', 'decision.json');
+    const decision = existsSync(decisionPath) ? JSON.parse(readFileSync(decisionPath, 'utf8')) : null;
+    if (report.recommendations.length === 0 && decision?.recommendations?.length > 0) {
+      assert.equal(measured.none, false);
+      assert.equal(measured.recommendations, decision.recommendations.length);
+      assert.match(measured.panel, /results\/scenarios\/decision\.md/);
+      for (const r of decision.recommendations) assert.ok(measured.panel.includes(r.scenario), r.scenario);
+    } else if (report.recommendations.length === 0) {
       assert.equal(measured.none, true, 'says the run made no recommendation');
       assert.equal(measured.recommendations, 0);
     } else {

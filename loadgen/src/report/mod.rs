@@ -635,6 +635,22 @@ pub fn summarize(path: &Path) -> anyhow::Result<String> {
     Ok(markdown::grid(&tables::summary(&report)))
 }
 
+/// Reads `dir/report.json`, writes its conclusions again from its numbers, and rewrites every
+/// file of the report ([`write_all`]): a committed run gets the current wording without being
+/// measured again.
+///
+/// # Errors
+/// When the report cannot be read or written.
+pub fn render(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let path = dir.join("report.json");
+    let text =
+        std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    let mut report: Report = serde_json::from_slice(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not a loadgen report: {e}", path.display()))?;
+    report.conclusions = verdict::conclusions(&report, report.settings.poll_interval_s);
+    write_all(&report, dir)
+}
+
 /// Writes `report.json`, `report.md`, the SVG charts and `report.html` into `dir`.
 ///
 /// # Errors

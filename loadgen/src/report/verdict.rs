@@ -330,7 +330,7 @@ fn server_cpu(rows: &[&TransportResult]) -> Vec<String> {
         && rows.iter().any(|r| is_polling(&r.transport))
         && rows.iter().any(|r| !is_polling(&r.transport))
     {
-        out.push("Server CPU across transports is partly a comparison of engines: feedlab's server writes SSE and WebSocket streams on its own fast path and answers polls through actix-web (`--fast-path=false` puts every transport on actix-web).".into());
+        out.push("Server CPU here is the whole server's, engine included (feedlab's server serves all four transports on its own fast path; `--fast-path=false` puts them on actix-web): what each transport costs on its own, against a framework-free floor, is in the README's *Cost of fan-out* (`scripts/fanout/bench.py`).".into());
     }
     out
 }

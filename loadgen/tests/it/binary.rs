@@ -335,3 +335,40 @@ fn a_scenario_run_opens_with_its_recommendation() {
         serde_json::from_slice(&std::fs::read(out.path().join("decision.json")).unwrap()).unwrap();
     assert_eq!(dj["recommendations"][0]["scenario"], "dashboard");
 }
+
+/// `loadgen render DIR` writes a committed report again from its report.json: the conclusions
+/// are recomputed with this loadgen's wording (an edited one is replaced), every file is
+/// rewritten, and the result still matches the schema; a directory without a report is refused.
+#[test]
+fn render_rewrites_a_report_from_its_json() {
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/reference/report.json");
+    let dir = tempfile::tempdir().unwrap();
+    let mut report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&committed).unwrap()).unwrap();
+    report["conclusions"] = serde_json::json!(["a stale sentence"]);
+    std::fs::write(
+        dir.path().join("report.json"),
+        serde_json::to_vec(&report).unwrap(),
+    )
+    .unwrap();
+    let out = loadgen().arg("render").arg(dir.path()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (json, rendered) = read_report(dir.path());
+    let validator = jsonschema::validator_for(&schema()).expect("schema compiles");
+    assert!(validator.is_valid(&json), "schema-valid");
+    assert!(!rendered.conclusions.is_empty());
+    assert!(!rendered.conclusions.iter().any(|c| c == "a stale sentence"));
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(!md.contains("a stale sentence"));
+    assert!(md.contains(&rendered.conclusions[0]));
+    assert!(dir.path().join("report.html").is_file());
+
+    let empty = tempfile::tempdir().unwrap();
+    let out = loadgen().arg("render").arg(empty.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("report.json"));
+}

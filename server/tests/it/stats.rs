@@ -166,10 +166,24 @@ async fn results_index_lists_reports_newest_first() {
     // The machine-readable report is listed only where there is one.
     assert_eq!(index[0]["json"], Value::Null);
     assert_eq!(index[1]["json"], "/results/older/report.json");
+    assert_eq!(index[1]["decision"], Value::Null);
     assert_eq!(
         get(&srv.url("/results/older/report.html")).await.status,
         200
     );
+    // A scenario run's directory holds its decision (and a report per scenario below).
+    std::fs::create_dir(dir.path().join("scenarios")).unwrap();
+    std::fs::write(dir.path().join("scenarios").join("decision.json"), "{}").unwrap();
+    let index = get(&srv.url("/results/index.json")).await.json();
+    let scenarios = index
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "scenarios")
+        .expect("the scenario run is listed");
+    assert_eq!(scenarios["decision"], "/results/scenarios/decision.json");
+    assert_eq!(scenarios["html"], Value::Null);
+    assert_eq!(scenarios["md"], Value::Null);
 }
 
 /// `/results/` serves the files of reports and nothing outside `--results-dir`, whatever the
