@@ -26,7 +26,9 @@ const WATCHED = [
   '.meta',
 ];
 /** Placeholders and leaked non-values. */
-const BROKEN = /–|NaN|undefined|Infinity/;
+// A dash standing for a figure (alone, or between spaces); a dash inside a range ("12 ms–19 ms",
+// the report's own notation) is text.
+const BROKEN = /(^|\s)–(\s|$)|NaN|undefined|Infinity/;
 /** How often the latency axis may change in 10 s of a steady feed (it may grow once). */
 const MAX_AXIS_CHANGES = 2;
 
