@@ -628,11 +628,15 @@ impl Report {
 /// # Errors
 /// When the file cannot be read or is not a report.
 pub fn summarize(path: &Path) -> anyhow::Result<String> {
+    Ok(markdown::grid(&tables::summary(&read(path)?)))
+}
+
+/// The report in the `report.json` at `path`.
+fn read(path: &Path) -> anyhow::Result<Report> {
     let text =
         std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-    let report: Report = serde_json::from_slice(&text)
-        .map_err(|e| anyhow::anyhow!("{} is not a loadgen report: {e}", path.display()))?;
-    Ok(markdown::grid(&tables::summary(&report)))
+    serde_json::from_slice(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not a loadgen report: {e}", path.display()))
 }
 
 /// Reads `dir/report.json`, writes its conclusions again from its numbers, and rewrites every
@@ -642,11 +646,7 @@ pub fn summarize(path: &Path) -> anyhow::Result<String> {
 /// # Errors
 /// When the report cannot be read or written.
 pub fn render(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
-    let path = dir.join("report.json");
-    let text =
-        std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-    let mut report: Report = serde_json::from_slice(&text)
-        .map_err(|e| anyhow::anyhow!("{} is not a loadgen report: {e}", path.display()))?;
+    let mut report = read(&dir.join("report.json"))?;
     report.conclusions = verdict::conclusions(&report, report.settings.poll_interval_s);
     write_all(&report, dir)
 }
