@@ -288,9 +288,11 @@ mod tests {
         }
     }
 
-    /// What `--scenario all` may plan to take on a 2-core machine: about 20 minutes, a run
-    /// someone starts and waits for, not an overnight job.
-    const ALL_BUDGET: std::time::Duration = std::time::Duration::from_secs(21 * 60);
+    /// What `--scenario all` may plan to take on a 2-core machine: a run someone starts and
+    /// waits for, not an overnight job. Runs have taken up to a tenth longer than planned
+    /// (connecting across emulated links, starting servers, writing reports), so a plan of
+    /// 18 minutes keeps the run itself within 20.
+    const ALL_BUDGET: std::time::Duration = std::time::Duration::from_secs(18 * 60);
 
     #[test]
     fn every_scenario_together_fits_the_budget() {

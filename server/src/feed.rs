@@ -49,6 +49,34 @@ struct Ring {
     head: Seq,
 }
 
+impl Ring {
+    /// Where a read after `cursor` starts: events missed (fallen out of retention), the
+    /// first seq it gets, and that event's index in the ring.
+    fn window(&self, cursor: Seq) -> Result<(u64, Seq, usize), CursorAhead> {
+        if cursor > self.head {
+            return Err(CursorAhead {
+                cursor,
+                head: self.head,
+            });
+        }
+        let first = self.head + 1 - self.events.len() as u64;
+        let (missed, start) = if cursor + 1 < first {
+            (first - 1 - cursor, first)
+        } else {
+            (0, cursor + 1)
+        };
+        Ok((missed, start, (start - first) as usize))
+    }
+}
+
+/// A read of the feed lent under its lock ([`Feed::lend_since`]): what a [`Batch`] holds,
+/// borrowed.
+pub struct Lent<'a> {
+    pub events: std::collections::vec_deque::Iter<'a, Arc<Event>>,
+    pub missed: u64,
+    pub next: Seq,
+}
+
 /// What a cursor reads: the events after it, and how many it can no longer get.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -281,19 +309,7 @@ impl Feed {
         weight: impl Fn(&Event) -> usize,
     ) -> Result<Batch, CursorAhead> {
         let ring = self.ring.read();
-        if cursor > ring.head {
-            return Err(CursorAhead {
-                cursor,
-                head: ring.head,
-            });
-        }
-        let first = ring.head + 1 - ring.events.len() as u64;
-        let (missed, start) = if cursor + 1 < first {
-            (first - 1 - cursor, first)
-        } else {
-            (0, cursor + 1)
-        };
-        let skip = (start - first) as usize;
+        let (missed, start, skip) = ring.window(cursor)?;
         let mut bytes = 0usize;
         let events: Vec<_> = ring
             .events
@@ -313,6 +329,27 @@ impl Feed {
             next,
             head: ring.head,
         })
+    }
+
+    /// What [`Feed::since`] reads, lent to `f` under the read lock instead of cloned out: a
+    /// poll answered without compression copies the events' bytes straight into its body,
+    /// without taking and dropping a reference to each event (at one short poll a second and
+    /// fifty events a second, that was a fifth of the server's own work per request).
+    pub fn lend_since<T>(
+        &self,
+        cursor: Seq,
+        max: usize,
+        f: impl FnOnce(Lent<'_>) -> T,
+    ) -> Result<T, CursorAhead> {
+        let ring = self.ring.read();
+        let (missed, start, skip) = ring.window(cursor)?;
+        let events = ring.events.range(skip..(skip + max).min(ring.events.len()));
+        let next = start - 1 + events.len() as u64;
+        Ok(f(Lent {
+            events,
+            missed,
+            next,
+        }))
     }
 }
 
@@ -429,6 +466,34 @@ mod tests {
         assert_eq!(
             feed.since(5, 10).unwrap_err(),
             CursorAhead { cursor: 5, head: 1 }
+        );
+    }
+
+    #[test]
+    fn a_lent_read_is_the_batch_a_cloned_read_gets() {
+        let feed = Feed::new(5);
+        for i in 0..8 {
+            feed.publish(&i.to_string()).unwrap();
+        }
+        // Behind retention, in the middle, at the head, and capped by `max`.
+        for (cursor, max) in [(0, 10), (4, 10), (8, 10), (3, 2), (5, 0)] {
+            let batch = feed.since(cursor, max).unwrap();
+            let lent = feed
+                .lend_since(cursor, max, |l| {
+                    let seqs: Vec<_> = l.events.map(|e| e.seq).collect();
+                    (seqs, l.missed, l.next)
+                })
+                .unwrap();
+            let seqs: Vec<_> = batch.events.iter().map(|e| e.seq).collect();
+            assert_eq!(
+                lent,
+                (seqs, batch.missed, batch.next),
+                "since={cursor} max={max}"
+            );
+        }
+        assert_eq!(
+            feed.lend_since(9, 10, |_| ()).unwrap_err(),
+            CursorAhead { cursor: 9, head: 8 }
         );
     }
 

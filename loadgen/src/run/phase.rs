@@ -83,6 +83,46 @@ async fn stats_all(endpoint: &Endpoint, when: &str) -> anyhow::Result<Vec<Stats>
     Ok(out)
 }
 
+/// Longest wait, after the clients have closed, for the servers to see them go.
+const SETTLE_LIMIT: Duration = Duration::from_secs(3);
+
+/// `/stats` of every instance still running, once each has seen this phase's clients leave
+/// (its `open` count for each of the phase's transports back to where it was before the
+/// phase), or at [`SETTLE_LIMIT`]. A connection the server still counts as open after its
+/// client closed (its FIN still on the way across a slow link) would take the next phase's
+/// first events and count them as delivered in that phase; a server killed for good
+/// (`kill-one`) has no counters left to read.
+async fn settled_stats(
+    endpoint: &Endpoint,
+    phase: &Phase,
+    before: &[Stats],
+) -> anyhow::Result<Vec<Stats>> {
+    let give_up = Instant::now() + SETTLE_LIMIT;
+    loop {
+        let mut after = Vec::new();
+        for i in &endpoint.instances {
+            if i.running() {
+                after.push(
+                    probe::stats(&i.target)
+                        .await
+                        .with_context(|| format!("GET {}stats after the phase", i.url))?,
+                );
+            }
+        }
+        let settled = after.len() != before.len()
+            || before.iter().zip(&after).all(|(b, a)| {
+                phase.members.iter().all(|m| {
+                    let name = m.transport.name();
+                    a.transport(name).open <= b.transport(name).open
+                })
+            });
+        if settled || Instant::now() >= give_up {
+            return Ok(after);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Fewest connections from which memory per connection is reported: RSS moves by pages and
 /// by allocator arenas of hundreds of KiB, so at 50 connections one arena reads as tens of KiB
 /// per connection (or as 0 B), which is noise, not a cost.
@@ -345,17 +385,10 @@ pub async fn run_phase(
     }
     sampler_stop.cancel();
     let (server_sampled_peak, loadgen_sampled_peak) = sampler.await.unwrap_or((None, None));
-    // A server killed for good (`kill-one`) has no counters left to read.
-    let mut after = Vec::new();
-    for i in endpoint.instances.iter().filter(|_| nchan.is_none()) {
-        if i.running() {
-            after.push(
-                probe::stats(&i.target)
-                    .await
-                    .with_context(|| format!("GET {}stats after the phase", i.url))?,
-            );
-        }
-    }
+    let after = match nchan {
+        Some(_) => Vec::new(),
+        None => settled_stats(&endpoint, phase, &before).await?,
+    };
     let end = usage(&endpoint.pids(), &after);
     let link_end = env
         .link

@@ -530,3 +530,47 @@ async fn an_rtt_sweep_gives_the_rtt_crossover_and_its_chart() {
         .any(|c| c["name"] == "long_poll_p99_vs_sse_by_rtt"));
     assert!(mine().is_empty(), "left behind: {:?}", mine());
 }
+
+/// Repeated SSE phases back to back across a slow link: the server's counts of each phase
+/// equal loadgen's exactly. A stream whose client has closed (its FIN still crossing the link)
+/// must neither take the next phase's first events nor count them as delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_phases_across_a_slow_link_agree_with_the_server_exactly() {
+    let _g = serial().await;
+    if !can_link() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let mut args = run_args(
+        "rtt=150ms",
+        out.path(),
+        env!("CARGO_BIN_EXE_loadgen"),
+        &["--transports", "sse"],
+    );
+    args.rate = 20.0;
+    args.repeat = 3;
+    args.clients = vec![10];
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(120),
+        loadgen::execute(args, Mode::Library),
+    )
+    .await
+    .expect("in time")
+    .expect("run succeeds");
+    let phases = &outcome.report.phases;
+    assert_eq!(phases.len(), 3);
+    for r in phases {
+        let check = r.server_check.as_ref().expect("checked against /stats");
+        assert_eq!(
+            (check.events_delivered.loadgen, check.requests.loadgen),
+            (check.events_delivered.server, check.requests.server),
+            "repeat {}: {check:?}",
+            r.repeat
+        );
+        assert_eq!(
+            check.bytes.loadgen, check.bytes.server,
+            "repeat {}",
+            r.repeat
+        );
+    }
+}

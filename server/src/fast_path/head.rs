@@ -52,6 +52,9 @@ pub struct Head {
     peer: Option<IpAddr>,
     /// Bytes of the head on the wire, to consume once the request is accepted.
     pub len: usize,
+    /// Whether the peek saw nothing after the head: once the head is read, the socket holds
+    /// nothing that the peek did not see (see [`super::consume`]).
+    pub alone: bool,
 }
 
 /// What a peek found.
@@ -107,7 +110,7 @@ pub async fn peek(stream: &TcpStream, peer: Option<IpAddr>, wait: Wait) -> Peeke
         stream.poll_peek(cx, &mut buf).map(|read| match read {
             Ok(0) | Err(_) => None,
             Ok(n) => Some(match verdict(buf.filled(), peer) {
-                Verdict::Done(head) => Ok(head),
+                Verdict::Done(head) => Ok(head.map(|h| h.seen(n, PEEK_BYTES))),
                 Verdict::More => Err(n),
             }),
         })
@@ -157,7 +160,7 @@ async fn peek_rest(
             Ok(Ok(n)) => n,
         };
         match verdict(&buf[..n], peer) {
-            Verdict::Done(Some(head)) => return Peeked::Fast(head),
+            Verdict::Done(Some(head)) => return Peeked::Fast(head.seen(n, size)),
             Verdict::Done(None) => return Peeked::Actix,
             Verdict::More if n >= MAX_HEAD_BYTES => return Peeked::Actix,
             Verdict::More => {}
@@ -262,7 +265,17 @@ fn judge(req: &httparse::Request<'_, '_>, len: usize, peer: Option<IpAddr>) -> O
         headers: map,
         peer,
         len,
+        alone: false,
     })
+}
+
+impl Head {
+    /// The head, as found by a peek that saw `peeked` bytes through a buffer of `room`: a full
+    /// buffer may have left bytes unseen.
+    fn seen(mut self, peeked: usize, room: usize) -> Self {
+        self.alone = peeked == self.len && peeked < room;
+        self
+    }
 }
 
 /// Characters a request target may carry here: RFC 3986's unreserved, sub-delims, `:`, `@`,

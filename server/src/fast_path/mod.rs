@@ -158,12 +158,16 @@ async fn serve(mut io: TcpStream, state: &Arc<AppState>) -> Option<TcpStream> {
     let mut wait = Wait::First {
         request_timeout: config.request_timeout,
     };
+    // Made once per connection: registering with the stop signal afresh for every request
+    // of a keep-alive connection costs a lock and an unlock each time.
+    let stop = state.stop.cancelled();
+    tokio::pin!(stop);
     loop {
         let peeked = tokio::select! {
             peeked = head::peek(&io, peer, wait) => peeked,
             // Between requests, a stopping server closes the connection (actix-web's
             // keep-alive connections close the same way).
-            () = state.stop.cancelled(), if matches!(wait, Wait::Next { .. }) => Peeked::Idle,
+            () = &mut stop, if matches!(wait, Wait::Next { .. }) => Peeked::Idle,
         };
         wait = Wait::Next {
             keep_alive: config.keep_alive,
@@ -184,7 +188,7 @@ async fn serve(mut io: TcpStream, state: &Arc<AppState>) -> Option<TcpStream> {
         };
         // Decided, then the parsed head is dropped before anything is awaited: a connection
         // handed to actix-web, or waiting for its next request, must not carry it.
-        let len = head.len;
+        let (len, alone) = (head.len, head.alone);
         let cors = state.origins.check(&head).ok().flatten();
         let route = match head.kind {
             Kind::Sse => sse::admit(&head, state).map(Route::Sse),
@@ -205,14 +209,14 @@ async fn serve(mut io: TcpStream, state: &Arc<AppState>) -> Option<TcpStream> {
                 };
                 // The request is read first: closing a socket with unread bytes would reset
                 // the connection, and the client might never see the answer.
-                consume(&io, len).await.ok()?;
+                consume(&io, len, alone).await.ok()?;
                 let written =
                     wire::refuse(&mut io, &err, cors.as_deref(), config.send_timeout, after).await;
                 meter.bytes(written.unwrap_or(0));
                 written.and(Some(after))
             }
             Admission::Serve(route) => {
-                consume(&io, len).await.ok()?;
+                consume(&io, len, alone).await.ok()?;
                 match route {
                     Route::Poll(answered) => {
                         let ok = poll::answer(&mut io, answered, cors.as_deref(), state).await;
@@ -241,15 +245,34 @@ async fn serve(mut io: TcpStream, state: &Arc<AppState>) -> Option<TcpStream> {
 }
 
 /// Reads the `len` bytes of the request head that the peek saw (they are in the socket's
-/// buffer already), into a scrap buffer that exists only while reading.
-async fn consume(io: &TcpStream, mut len: usize) -> std::io::Result<()> {
+/// buffer already) into a scrap buffer on the stack that exists only while reading, left
+/// uninitialised: zeroing it would cost more than the copy.
+///
+/// When the peek saw nothing after the head (`alone`), the read that takes its last byte
+/// leaves the socket empty, and tokio is told so (the closure's `WouldBlock` clears the
+/// socket's readiness, as a short read does in tokio's own `read`): the next peek then waits
+/// for the socket to become readable instead of first finding it empty with a system call of
+/// its own, which was one of every three receive calls a keep-alive poll made. Bytes that
+/// arrived after the peek are not lost to this: the connection's task runs on one of
+/// actix-web's single-threaded workers, whose I/O driver has not polled the kernel since the
+/// peek, so those bytes are still an event waiting for it, and readiness returns with it.
+async fn consume(io: &TcpStream, mut len: usize, alone: bool) -> std::io::Result<()> {
+    let socket = socket2::SockRef::from(io);
     while len > 0 {
         io.readable().await?;
-        let mut scrap = [0u8; 1024];
-        match io.try_read(&mut scrap[..len.min(1024)]) {
+        let mut scrap = [std::mem::MaybeUninit::<u8>::uninit(); 1024];
+        let mut took = 0;
+        let read = io.try_io(tokio::io::Interest::READABLE, || {
+            took = socket.recv(&mut scrap[..len.min(1024)])?;
+            if alone && took == len {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            Ok(took)
+        });
+        match read {
             Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
             Ok(n) => len -= n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => len -= took,
             Err(e) => return Err(e),
         }
     }

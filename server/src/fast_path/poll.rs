@@ -39,18 +39,15 @@ pub fn admit(head: &Head, state: &AppState) -> Admission<Answered> {
     let Ok(q) = poll::check(head, state) else {
         return Admission::Actix;
     };
-    let Ok(batch) = poll::read(state, &q) else {
+    let Ok((answer, events)) = poll::answer(state, &q, PollAnswer::coding(head, state)) else {
         return Admission::Actix;
     };
     let meter = state
         .accounting
         .meter(Transport::ShortPoll, q.client.as_deref());
     meter.request();
-    poll::count(&meter, &batch);
-    Admission::Serve(Answered {
-        answer: PollAnswer::batch(&batch, PollAnswer::coding(head, state), state),
-        meter,
-    })
+    poll::count(&meter, events);
+    Admission::Serve(Answered { answer, meter })
 }
 
 /// A long poll, admitted: held open (counted against the connection limits) until it is

@@ -101,10 +101,11 @@ pub async fn serve(mut socket: TcpStream, ready: Ready, state: Arc<AppState>) {
         return;
     }
     drop((head, prelude));
-    // Whether the client may still send (it never should); after its FIN the stream goes on,
-    // as HTTP allows a half-closed client, and a client that is really gone shows at the next
-    // write (a heartbeat at the latest) or through TCP_USER_TIMEOUT.
-    let mut reading = true;
+    // The client's FIN ends the stream, as a held long poll ends and as nginx ends a request
+    // whose client closed: an EventSource never half-closes, so a FIN is a client that has
+    // gone, and writing on would count events as delivered that nobody reads (until the
+    // client's RST fails a write). A client gone without a FIN shows at the next write (a
+    // heartbeat at the latest) or through TCP_USER_TIMEOUT.
     loop {
         tokio::select! {
             chunk = stream.next_chunk() => {
@@ -142,10 +143,9 @@ pub async fn serve(mut socket: TcpStream, ready: Ready, state: Arc<AppState>) {
                     return;
                 }
             }
-            read = client_sent(&mut socket), if reading => match read {
+            read = client_sent(&mut socket) => match read {
                 Sent::Bytes => {}
-                Sent::Eof => reading = false,
-                Sent::Error => return,
+                Sent::Gone => return,
             },
         }
     }
@@ -154,19 +154,16 @@ pub async fn serve(mut socket: TcpStream, ready: Ready, state: Arc<AppState>) {
 enum Sent {
     /// Bytes, read and dropped.
     Bytes,
-    /// Its FIN: it will send no more.
-    Eof,
-    /// A reset or another error: the connection is gone.
-    Error,
+    /// Its FIN, a reset or another error: the client has gone.
+    Gone,
 }
 
 /// Waits for the client to send something.
 async fn client_sent(socket: &mut TcpStream) -> Sent {
     let mut scrap = [0u8; 512];
     match socket.read(&mut scrap).await {
-        Ok(0) => Sent::Eof,
+        Ok(0) | Err(_) => Sent::Gone,
         Ok(_) => Sent::Bytes,
-        Err(_) => Sent::Error,
     }
 }
 

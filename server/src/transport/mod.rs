@@ -175,6 +175,34 @@ impl PollAnswer {
         }
     }
 
+    /// A short poll's answer to `cursor`, and how many events it carries: without compression
+    /// the body is copied straight from the feed under its read lock ([`Feed::lend_since`]),
+    /// with it from a batch (whose events' shared gzip pieces it needs).
+    ///
+    /// [`Feed::lend_since`]: crate::feed::Feed::lend_since
+    pub fn since(
+        state: &AppState,
+        cursor: u64,
+        gzip: Option<compress::HttpGzip>,
+    ) -> Result<(Self, usize), crate::feed::CursorAhead> {
+        let max = state.config.max_batch as usize;
+        if gzip.is_some() {
+            let batch = state.feed.since(cursor, max)?;
+            return Ok((Self::batch(&batch, gzip, state), batch.events.len()));
+        }
+        state.feed.lend_since(cursor, max, |lent| {
+            let events = lent.events.len();
+            let body = json_body(lent.events, lent.next, lent.missed);
+            let answer = Self {
+                status: StatusCode::OK,
+                headers: BATCH_HEADERS,
+                uncompressed: body.len() as u64,
+                body,
+            };
+            (answer, events)
+        })
+    }
+
     /// The body coding a request accepts under `--http-gzip`.
     pub fn coding(req: &impl Incoming, state: &AppState) -> Option<compress::HttpGzip> {
         compress::negotiate(state.config.http_gzip, req.headers())
@@ -284,21 +312,26 @@ pub fn batch_len(batch: &Batch) -> usize {
 
 /// `{"events":[…],"next":M,"missed":K}`, assembled from the events' shared JSON bytes.
 pub fn json_batch(batch: &Batch) -> Bytes {
-    let len: usize = batch.events.iter().map(|e| e.json().len() + 1).sum();
+    json_body(batch.events.iter(), batch.next, batch.missed)
+}
+
+/// The one assembly of a poll's JSON body, from a batch or from events lent by the feed.
+fn json_body<'a>(
+    events: impl Iterator<Item = &'a std::sync::Arc<crate::event::Event>> + Clone,
+    next: u64,
+    missed: u64,
+) -> Bytes {
+    let len: usize = events.clone().map(|e| e.json().len() + 1).sum();
     let mut body = BytesMut::with_capacity(len + 64);
     body.put_slice(b"{\"events\":[");
-    for (i, e) in batch.events.iter().enumerate() {
+    for (i, e) in events.enumerate() {
         if i > 0 {
             body.put_u8(b',');
         }
         body.put_slice(e.json());
     }
     use std::fmt::Write as _;
-    let _ = write!(
-        body,
-        "],\"next\":{},\"missed\":{}}}",
-        batch.next, batch.missed
-    );
+    let _ = write!(body, "],\"next\":{next},\"missed\":{missed}}}");
     body.freeze()
 }
 

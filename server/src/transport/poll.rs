@@ -4,13 +4,13 @@
 //! rule, but it pays a full request per interval whether or not anything happened, and its
 //! latency is bounded below by half the polling interval on average.
 //!
-//! [`check`], [`read`] and [`count`] are the handler's steps, shared with the fast path
+//! [`check`], [`answer`] and [`count`] are the handler's steps, shared with the fast path
 //! ([`crate::fast_path::poll`]), which serves the same request on the socket itself.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{metered, start_cursor, FeedQuery, PollAnswer, Transport};
-use crate::{accounting::Meter, error::ApiError, feed::Batch, incoming::Incoming, state::AppState};
+use crate::{accounting::Meter, error::ApiError, incoming::Incoming, state::AppState};
 
 pub async fn handler(
     req: HttpRequest,
@@ -18,10 +18,9 @@ pub async fn handler(
 ) -> Result<HttpResponse, ApiError> {
     let q = check(&req, &state)?;
     let meter = metered(&req, &state, Transport::ShortPoll, q.client.as_deref());
-    let batch = read(&state, &q)?;
-    count(&meter, &batch);
-    let coding = PollAnswer::coding(&req, &state);
-    Ok(PollAnswer::batch(&batch, coding, &state).into_response(&req))
+    let (answer, events) = answer(&state, &q, PollAnswer::coding(&req, &state))?;
+    count(&meter, events);
+    Ok(answer.into_response(&req))
 }
 
 /// The query, parsed and authorised.
@@ -31,16 +30,21 @@ pub fn check(req: &impl Incoming, state: &AppState) -> Result<FeedQuery, ApiErro
     Ok(q)
 }
 
-/// What is new after the request's cursor, at most `--max-batch` events.
-pub fn read(state: &AppState, q: &FeedQuery) -> Result<Batch, ApiError> {
+/// The answer with what is new after the request's cursor (at most `--max-batch` events),
+/// coded as `gzip` says, and how many events it carries.
+pub fn answer(
+    state: &AppState,
+    q: &FeedQuery,
+    gzip: Option<crate::compress::HttpGzip>,
+) -> Result<(PollAnswer, usize), ApiError> {
     let cursor = start_cursor(state, q.since)?;
-    Ok(state.feed.since(cursor, state.config.max_batch as usize)?)
+    Ok(PollAnswer::since(state, cursor, gzip)?)
 }
 
-/// Counts the answer on the request's meter.
-pub fn count(meter: &Meter, batch: &Batch) {
-    if batch.events.is_empty() {
+/// Counts an answer carrying `events` on the request's meter.
+pub fn count(meter: &Meter, events: usize) {
+    if events == 0 {
         meter.empty_response();
     }
-    meter.delivered(batch.events.len() as u64, 0);
+    meter.delivered(events as u64, 0);
 }

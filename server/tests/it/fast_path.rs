@@ -216,18 +216,35 @@ async fn connections_the_fast_path_does_not_take_still_stream() {
 }
 
 #[tokio::test]
-async fn a_half_closed_sse_client_keeps_getting_events() {
+async fn an_sse_stream_ends_at_its_clients_fin_and_counts_nothing_after() {
     let srv = with_events(&[]).await;
     let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
     tcp.write_all(b"GET /sse?since=3 HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     read_until(&mut tcp, b"resuming after seq 3").await;
-    tcp.shutdown().await.unwrap(); // FIN: the client will send no more, but still reads
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sse = |stats: &serde_json::Value| stats["transports"]["sse"].clone();
+    let open = sse(&get(&srv.url("/stats")).await.json());
+    assert_eq!(open["open"], 1, "{open}");
+    // The client closes its side: the server ends the stream at once (the client's side
+    // reads the end), without waiting for a write to fail.
+    tcp.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(LIMIT, tcp.read_to_end(&mut rest))
+        .await
+        .expect("the server closes after the client's FIN")
+        .unwrap();
+    let closed = sse(&get(&srv.url("/stats")).await.json());
+    assert_eq!(closed["open"], 0, "{closed}");
+    // An event published now is delivered to nobody: no bytes, no delivery counted.
     publish(&srv, json!({ "after": "fin" })).await;
-    let out = read_until(&mut tcp, b"\"after\":\"fin\"").await;
-    assert!(String::from_utf8_lossy(&out).contains("id: 4\n"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = sse(&get(&srv.url("/stats")).await.json());
+    assert_eq!(
+        after["events_delivered"], closed["events_delivered"],
+        "{after}"
+    );
+    assert_eq!(after["bytes_written"], closed["bytes_written"], "{after}");
 }
 
 /// A masked client frame.
