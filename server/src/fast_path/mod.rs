@@ -142,17 +142,42 @@ where
             // Boxed, so that a fast-path connection's future is not as large as actix-http's.
             let to_actix =
                 |io| -> LocalBoxFuture<Result<(), DispatchError>> { Box::pin(http.call(io)) };
-            match serve(io, &state).await {
-                Some(io) => to_actix(io).await,
-                None => Ok(()),
+            // The requests' machinery (peeks, poll answers, refusals: a few KiB of future) is
+            // boxed too, and freed before a stream starts: an idle stream, which may live for
+            // hours, keeps only its own state.
+            let next = Box::pin(serve(io, &state)).await;
+            match next {
+                Next::Actix(io) => to_actix(io).await,
+                Next::Sse(io, ready) => {
+                    Box::pin(sse::serve(io, ready, state.clone())).await;
+                    Ok(())
+                }
+                Next::Ws(io, ws) => {
+                    Box::pin(ws::serve(io, ws, state.clone(), Default::default())).await;
+                    Ok(())
+                }
+                Next::Done => Ok(()),
             }
         })
     }
 }
 
-/// Serves the connection's requests here for as long as the fast path takes them; returns it,
-/// with the first request it does not take unread, for actix-web.
-async fn serve(mut io: TcpStream, state: &Arc<AppState>) -> Option<TcpStream> {
+/// What a connection does once [`serve`] has answered all it answers.
+enum Next {
+    /// actix-web serves it, from the first request the fast path did not take (unread).
+    Actix(TcpStream),
+    /// An admitted SSE stream.
+    Sse(TcpStream, sse::Ready),
+    /// An admitted WebSocket: its session and the handshake's `Sec-WebSocket-Accept`.
+    Ws(TcpStream, (crate::transport::ws::session::Mode, String)),
+    /// Closed, or the client left.
+    Done,
+}
+
+/// Serves the connection's requests here for as long as the fast path answers them (polls and
+/// refusals); returns it with a stream to serve, or with the first request it does not take
+/// unread, for actix-web.
+async fn serve(mut io: TcpStream, state: &Arc<AppState>) -> Next {
     let config = &state.config;
     let peer = io.peer_addr().ok().map(|a| a.ip());
     let mut wait = Wait::First {
@@ -174,16 +199,16 @@ async fn serve(mut io: TcpStream, state: &Arc<AppState>) -> Option<TcpStream> {
             request_timeout: config.request_timeout,
         };
         let head = match peeked {
-            Peeked::Gone => return None,
+            Peeked::Gone => return Next::Done,
             Peeked::Idle => {
                 let _ = io.shutdown().await;
-                return None;
+                return Next::Done;
             }
             Peeked::TimedOut => {
                 wire::request_timeout(io, config.send_timeout).await;
-                return None;
+                return Next::Done;
             }
-            Peeked::Actix => return Some(io),
+            Peeked::Actix => return Next::Actix(io),
             Peeked::Fast(head) => head,
         };
         // Decided, then the parsed head is dropped before anything is awaited: a connection
@@ -199,7 +224,7 @@ async fn serve(mut io: TcpStream, state: &Arc<AppState>) -> Option<TcpStream> {
         };
         drop(head);
         let after = match route {
-            Admission::Actix => return Some(io),
+            Admission::Actix => return Next::Actix(io),
             Admission::Refuse(err, meter) => {
                 // A poll's connection stays open after a refusal, as on actix-web; a stream's
                 // closes, as it always has here.
@@ -209,14 +234,18 @@ async fn serve(mut io: TcpStream, state: &Arc<AppState>) -> Option<TcpStream> {
                 };
                 // The request is read first: closing a socket with unread bytes would reset
                 // the connection, and the client might never see the answer.
-                consume(&io, len, alone).await.ok()?;
+                if consume(&io, len, alone).await.is_err() {
+                    return Next::Done;
+                }
                 let written =
                     wire::refuse(&mut io, &err, cors.as_deref(), config.send_timeout, after).await;
                 meter.bytes(written.unwrap_or(0));
                 written.and(Some(after))
             }
             Admission::Serve(route) => {
-                consume(&io, len, alone).await.ok()?;
+                if consume(&io, len, alone).await.is_err() {
+                    return Next::Done;
+                }
                 match route {
                     Route::Poll(answered) => {
                         let ok = poll::answer(&mut io, answered, cors.as_deref(), state).await;
@@ -227,19 +256,13 @@ async fn serve(mut io: TcpStream, state: &Arc<AppState>) -> Option<TcpStream> {
                         let held = Box::pin(poll::hold(&mut io, held, cors.as_deref(), state));
                         held.await.then_some(After::KeepAlive)
                     }
-                    Route::Sse(ready) => {
-                        Box::pin(sse::serve(io, ready, state.clone())).await;
-                        return None;
-                    }
-                    Route::Ws(ws) => {
-                        Box::pin(ws::serve(io, ws, state.clone(), Default::default())).await;
-                        return None;
-                    }
+                    Route::Sse(ready) => return Next::Sse(io, ready),
+                    Route::Ws(ws) => return Next::Ws(io, ws),
                 }
             }
         };
         if after != Some(After::KeepAlive) {
-            return None;
+            return Next::Done;
         }
     }
 }

@@ -3,10 +3,7 @@
 
 use std::{io::IoSlice, sync::Arc};
 
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::TcpStream,
-};
+use tokio::{io::AsyncWriteExt as _, net::TcpStream};
 
 use super::{head::Head, wire, Admission};
 use crate::{
@@ -143,7 +140,7 @@ pub async fn serve(mut socket: TcpStream, ready: Ready, state: Arc<AppState>) {
                     return;
                 }
             }
-            read = client_sent(&mut socket) => match read {
+            read = client_sent(&socket) => match read {
                 Sent::Bytes => {}
                 Sent::Gone => return,
             },
@@ -158,12 +155,27 @@ enum Sent {
     Gone,
 }
 
-/// Waits for the client to send something.
-async fn client_sent(socket: &mut TcpStream) -> Sent {
+/// Waits for the client to send something. The scrap buffer lives only in [`read_scrap`]'s
+/// frame: held across the wait, it would be part of every idle stream's memory.
+async fn client_sent(socket: &TcpStream) -> Sent {
+    loop {
+        if socket.readable().await.is_err() {
+            return Sent::Gone;
+        }
+        if let Some(sent) = read_scrap(socket) {
+            return sent;
+        }
+    }
+}
+
+/// One read into a scrap buffer; `None` when there was nothing after all.
+fn read_scrap(socket: &TcpStream) -> Option<Sent> {
     let mut scrap = [0u8; 512];
-    match socket.read(&mut scrap).await {
-        Ok(0) | Err(_) => Sent::Gone,
-        Ok(_) => Sent::Bytes,
+    match socket.try_read(&mut scrap) {
+        Ok(0) => Some(Sent::Gone),
+        Ok(_) => Some(Sent::Bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+        Err(_) => Some(Sent::Gone),
     }
 }
 
