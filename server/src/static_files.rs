@@ -57,53 +57,70 @@ pub async fn results_index(state: web::Data<AppState>) -> HttpResponse {
         .json(list_reports(&state.config.results_dir))
 }
 
+/// The files a report directory may hold, by their key in `/results/index.json`. A directory
+/// is listed when it has one of the first two or, for a `loadgen --scenario …` run (one report
+/// per scenario below, the recommendations of them all here), `decision.json`; its time is
+/// that of the first of them it has, in this order.
+const REPORT_FILES: [(&str, &str); 4] = [
+    ("html", "report.html"),
+    ("md", "report.md"),
+    ("decision", "decision.json"),
+    ("json", "report.json"),
+];
+
+/// A report directory found under `--results-dir`.
+struct Found {
+    modified: SystemTime,
+    name: String,
+    /// Which of [`REPORT_FILES`] it holds.
+    has: [bool; 4],
+}
+
 pub fn list_reports(dir: &Path) -> Vec<serde_json::Value> {
-    let mut found: Vec<(SystemTime, String, bool, bool, bool, bool)> = Vec::new();
+    let mut found: Vec<Found> = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        let html = path.join("report.html").is_file();
-        let md = path.join("report.md").is_file();
-        let json = path.join("report.json").is_file();
-        // `loadgen --scenario …` writes one report per scenario below and, here, the
-        // recommendations of them all.
-        let decision = path.join("decision.json").is_file();
-        if !(html || md || decision) {
+        let has = REPORT_FILES.map(|(_, file)| path.join(file).is_file());
+        let Some(listed) = (0..3).find(|&i| has[i]) else {
             continue;
-        }
+        };
         let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
             continue;
         };
         let modified = path
-            .join(if html {
-                "report.html"
-            } else if md {
-                "report.md"
-            } else {
-                "decision.json"
-            })
+            .join(REPORT_FILES[listed].1)
             .metadata()
             .and_then(|m| m.modified())
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        found.push((modified, name, html, md, json, decision));
+        found.push(Found {
+            modified,
+            name,
+            has,
+        });
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+    found.sort_by(|a, b| {
+        b.modified
+            .cmp(&a.modified)
+            .then_with(|| b.name.cmp(&a.name))
+    });
     found
         .into_iter()
-        .map(|(modified, name, html, md, json, decision)| {
-            let secs = modified
+        .map(|f| {
+            let secs = f
+                .modified
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
-            serde_json::json!({
-                "name": name,
-                "html": html.then(|| format!("/results/{name}/report.html")),
-                "md": md.then(|| format!("/results/{name}/report.md")),
-                "json": json.then(|| format!("/results/{name}/report.json")),
-                "decision": decision.then(|| format!("/results/{name}/decision.json")),
+            let mut entry = serde_json::json!({
+                "name": f.name,
                 "modified_unix_s": secs,
-            })
+            });
+            for ((key, file), has) in REPORT_FILES.iter().zip(f.has) {
+                entry[*key] = has.then(|| format!("/results/{}/{file}", f.name)).into();
+            }
+            entry
         })
         .collect()
 }

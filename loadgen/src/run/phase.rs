@@ -70,10 +70,13 @@ struct Group {
     set: JoinSet<ClientOutput>,
 }
 
-/// `/stats` of every instance (all must answer).
-async fn stats_all(endpoint: &Endpoint, when: &str) -> anyhow::Result<Vec<Stats>> {
+/// `/stats` of each of `instances` (all must answer).
+async fn stats_of<'a>(
+    instances: impl IntoIterator<Item = &'a super::fleet::Instance>,
+    when: &str,
+) -> anyhow::Result<Vec<Stats>> {
     let mut out = Vec::new();
-    for i in &endpoint.instances {
+    for i in instances {
         out.push(
             probe::stats(&i.target)
                 .await
@@ -99,16 +102,8 @@ async fn settled_stats(
 ) -> anyhow::Result<Vec<Stats>> {
     let give_up = Instant::now() + SETTLE_LIMIT;
     loop {
-        let mut after = Vec::new();
-        for i in &endpoint.instances {
-            if i.running() {
-                after.push(
-                    probe::stats(&i.target)
-                        .await
-                        .with_context(|| format!("GET {}stats after the phase", i.url))?,
-                );
-            }
-        }
+        let running = endpoint.instances.iter().filter(|i| i.running());
+        let after = stats_of(running, "after").await?;
         let settled = after.len() != before.len()
             || before.iter().zip(&after).all(|(b, a)| {
                 phase.members.iter().all(|m| {
@@ -151,7 +146,7 @@ pub async fn run_phase(
     });
     let before = match nchan {
         Some(_) => Vec::new(),
-        None => stats_all(&endpoint, "before").await?,
+        None => stats_of(&endpoint.instances, "before").await?,
     };
     let cursor = before.iter().map(|s| s.feed.head).max().unwrap_or(0);
     let pids = endpoint.pids();

@@ -162,7 +162,11 @@ impl PollAnswer {
     /// [`PollAnswer::coding`]) says so and the body is at least `--http-gzip-min-bytes`.
     pub fn batch(batch: &Batch, gzip: Option<compress::HttpGzip>, state: &AppState) -> Self {
         let gzip = gzip.filter(|_| batch_len(batch) >= state.config.http_gzip_min_bytes);
-        let body = batch_body(batch, gzip);
+        Self::ok(batch_body(batch, gzip))
+    }
+
+    /// `200` with a poll body, its headers as its coding says.
+    fn ok(body: BatchBody) -> Self {
         Self {
             status: StatusCode::OK,
             headers: if body.gzip {
@@ -192,14 +196,8 @@ impl PollAnswer {
         }
         state.feed.lend_since(cursor, max, |lent| {
             let events = lent.events.len();
-            let body = json_body(lent.events, lent.next, lent.missed);
-            let answer = Self {
-                status: StatusCode::OK,
-                headers: BATCH_HEADERS,
-                uncompressed: body.len() as u64,
-                body,
-            };
-            (answer, events)
+            let body = BatchBody::identity(json_body(lent.events, lent.next, lent.missed));
+            (Self::ok(body), events)
         })
     }
 
@@ -246,6 +244,17 @@ pub struct BatchBody {
     pub raw_len: u64,
 }
 
+impl BatchBody {
+    /// `bytes` as they are, without a coding.
+    fn identity(bytes: Bytes) -> Self {
+        Self {
+            raw_len: bytes.len() as u64,
+            bytes,
+            gzip: false,
+        }
+    }
+}
+
 /// [`json_batch`], coded as `gzip` says (the result of [`compress::negotiate`]): with `shared`,
 /// one gzip member made of each event's shared piece ([`Event::json_gzip`]) with the brackets,
 /// commas and cursor stored between them; with `stream`, the whole body through one compressor.
@@ -255,12 +264,7 @@ pub struct BatchBody {
 /// [`Event::json_gzip`]: crate::event::Event::json_gzip
 pub fn batch_body(batch: &Batch, gzip: Option<compress::HttpGzip>) -> BatchBody {
     let Some(mode @ (compress::HttpGzip::Shared | compress::HttpGzip::Stream)) = gzip else {
-        let bytes = json_batch(batch);
-        return BatchBody {
-            raw_len: bytes.len() as u64,
-            bytes,
-            gzip: false,
-        };
+        return BatchBody::identity(json_batch(batch));
     };
     let tail = format!("],\"next\":{},\"missed\":{}}}", batch.next, batch.missed);
     let events = batch.events.iter().enumerate().flat_map(|(i, e)| {
