@@ -199,9 +199,19 @@ impl Accounting {
         for (name, value) in req.headers() {
             head += name.as_str().len() + 2 + value.len() + 2;
         }
-        let bytes = (head + 2 + body_len) as u64;
-        let client = req
-            .query_string()
+        self.published_over(way, req.query_string(), (head + 2 + body_len) as u64);
+    }
+
+    /// A `POST /publish` read off the fast path's socket: an HTTP/1.1 request of `bytes` on the
+    /// wire (head and body), with the query `query`.
+    pub fn fast_published(&self, query: &str, bytes: u64) {
+        self.published_over(2, query, bytes);
+    }
+
+    /// A publish that came in way `way` (1 HTTP/1.0, 2 HTTP/1.1, 3 HTTP/2), `bytes` on the wire,
+    /// counted for the feed and for the `client=` of `query`, when it is a known client.
+    fn published_over(&self, way: usize, query: &str, bytes: u64) {
+        let client = query
             .split('&')
             .find_map(|kv| kv.strip_prefix("client="))
             .and_then(|id| self.known_client(id));

@@ -67,7 +67,6 @@ pub async fn handler(
     tokio::time::timeout(deadline, read)
         .await
         .map_err(|_| ApiError::BodyTimeout(humantime::format_duration(deadline).to_string()))??;
-    let data = compact_json(&buf)?;
     let mut keys = req.headers().get_all(IDEMPOTENCY_KEY);
     let key = match (keys.next(), keys.next()) {
         (None, _) => None,
@@ -76,20 +75,49 @@ pub async fn handler(
                 "more than one Idempotency-Key header".into(),
             ))
         }
-        (Some(raw), None) => {
-            let raw = raw.to_str().map_err(|_| {
-                ApiError::BadRequest("idempotency key must be printable ASCII (0x20-0x7e)".into())
-            })?;
-            Some(parse_key(raw, &data, &state)?)
-        }
+        (Some(raw), None) => Some(raw.to_str().map_err(|_| {
+            ApiError::BadRequest("idempotency key must be printable ASCII (0x20-0x7e)".into())
+        })?),
     };
-    let Published { seq, replayed } = state.publish_once(&data, key.as_ref()).await?;
-    let mut res = HttpResponse::Ok();
-    if key.is_some() {
-        res.insert_header((REPLAYED, if replayed { "true" } else { "false" }));
-    }
+    let published = publish_body(&state, &buf, key).await?;
     state.accounting.http_published(&req, buf.len());
-    Ok(res.json(serde_json::json!({ "seq": seq })))
+    let mut res = HttpResponse::Ok();
+    if let Some((name, value)) = replayed_header(key, published) {
+        res.insert_header((name, value));
+    }
+    Ok(res
+        .content_type("application/json")
+        .body(answer_body(published)))
+}
+
+/// The steps of a publish after its body is read, on either way in (actix-web's handler and
+/// the fast path): the body validated and compacted, the key checked against it, the event
+/// published once.
+///
+/// # Errors
+/// 400 for a body that is not one JSON value or a refused key, 422 for a key used with another
+/// body, the store's or Redis' failure.
+pub async fn publish_body(
+    state: &AppState,
+    body: &[u8],
+    key: Option<&str>,
+) -> Result<Published, ApiError> {
+    let data = compact_json(body)?;
+    let key = key.map(|raw| parse_key(raw, &data, state)).transpose()?;
+    state.publish_once(&data, key.as_ref()).await
+}
+
+/// The answer's body: `{"seq":N}`.
+pub fn answer_body(published: Published) -> String {
+    format!("{{\"seq\":{}}}", published.seq)
+}
+
+/// `Idempotent-Replayed` for a keyed publish (every keyed answer carries it).
+pub fn replayed_header(
+    key: Option<&str>,
+    published: Published,
+) -> Option<(&'static str, &'static str)> {
+    key.map(|_| (REPLAYED, if published.replayed { "true" } else { "false" }))
 }
 
 /// The idempotency key `raw` of a publish of `data` (compact JSON), checked against the

@@ -41,6 +41,7 @@ pub enum Kind {
     Echo,
     Poll,
     LongPoll,
+    Publish,
 }
 
 /// A parsed request head the fast path serves.
@@ -52,6 +53,8 @@ pub struct Head {
     peer: Option<IpAddr>,
     /// Bytes of the head on the wire, to consume once the request is accepted.
     pub len: usize,
+    /// Bytes of the body that follows the head (`Content-Length`; only `POST /publish` has one).
+    pub body_len: usize,
     /// Whether the peek saw nothing after the head: once the head is read, the socket holds
     /// nothing that the peek did not see (see [`super::consume`]).
     pub alone: bool,
@@ -192,11 +195,12 @@ fn verdict(bytes: &[u8], peer: Option<IpAddr>) -> Verdict {
     }
 }
 
-/// The head in `bytes`, if it is a complete HTTP/1.1 `GET /sse` or WebSocket upgrade on `/ws`
-/// or `/ws/echo` that actix-web would take the same way: one `Host` naming an authority, no
-/// header twice, no body (`Content-Length`, `Transfer-Encoding`), no `Expect`, only plain
-/// characters in the target and in header values, no upgrade on `/sse`. `None` for anything
-/// else: actix-web decides.
+/// The head in `bytes`, if it is a complete HTTP/1.1 `GET /sse`, WebSocket upgrade on `/ws`
+/// or `/ws/echo`, `GET /poll`, `GET /long-poll` or `POST /publish` that actix-web would take
+/// the same way: one `Host` naming an authority, no header twice, no `Transfer-Encoding`, no
+/// `Expect`, a body only on a publish (a plain `Content-Length`, no `Content-Encoding`), only
+/// plain characters in the target and in header values, no upgrade on `/sse`. `None` for
+/// anything else: actix-web decides.
 pub fn parse(bytes: &[u8], peer: Option<IpAddr>) -> Option<Head> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
@@ -208,7 +212,12 @@ pub fn parse(bytes: &[u8], peer: Option<IpAddr>) -> Option<Head> {
 
 /// [`parse`]'s judgement of a complete head of `len` bytes.
 fn judge(req: &httparse::Request<'_, '_>, len: usize, peer: Option<IpAddr>) -> Option<Head> {
-    if req.method != Some("GET") || req.version != Some(1) {
+    let post = match req.method {
+        Some("GET") => false,
+        Some("POST") => true,
+        _ => return None,
+    };
+    if req.version != Some(1) {
         return None;
     }
     let target = req.path?;
@@ -233,22 +242,31 @@ fn judge(req: &httparse::Request<'_, '_>, len: usize, peer: Option<IpAddr>) -> O
     if host.contains('@') || host.parse::<Authority>().is_err() {
         return None;
     }
-    for refused in [
-        header::CONTENT_LENGTH,
-        header::TRANSFER_ENCODING,
-        header::EXPECT,
-    ] {
-        if map.contains_key(refused) {
-            return None;
-        }
+    if map.contains_key(header::TRANSFER_ENCODING) || map.contains_key(header::EXPECT) {
+        return None;
     }
+    let body_len = match map.get(header::CONTENT_LENGTH) {
+        None => None,
+        Some(value) => Some(plain_length(value.as_bytes())?),
+    };
+    let upgrade = map.contains_key(header::UPGRADE);
     let kind = match path {
-        "/sse" if !map.contains_key(header::UPGRADE) && !connection_has(&map, "upgrade") => {
-            Kind::Sse
+        // A publish's body is read here only when its length is given and it is not encoded
+        // (actix-web refuses an encoded one with the reason); its connection stays open.
+        "/publish"
+            if post
+                && body_len.is_some()
+                && !upgrade
+                && plain_keep_alive(&map)
+                && !map.contains_key(header::CONTENT_ENCODING) =>
+        {
+            Kind::Publish
         }
+        _ if post || body_len.is_some() => return None,
+        "/sse" if !upgrade && !connection_has(&map, "upgrade") => Kind::Sse,
         // A poll is answered on a connection that stays open: only without any `Connection`
         // option but keep-alive (`close` and the rest are actix-web's to honour).
-        "/poll" | "/long-poll" if !map.contains_key(header::UPGRADE) && plain_keep_alive(&map) => {
+        "/poll" | "/long-poll" if !upgrade && plain_keep_alive(&map) => {
             if path == "/poll" {
                 Kind::Poll
             } else {
@@ -265,6 +283,7 @@ fn judge(req: &httparse::Request<'_, '_>, len: usize, peer: Option<IpAddr>) -> O
         headers: map,
         peer,
         len,
+        body_len: body_len.unwrap_or(0),
         alone: false,
     })
 }
@@ -273,9 +292,18 @@ impl Head {
     /// The head, as found by a peek that saw `peeked` bytes through a buffer of `room`: a full
     /// buffer may have left bytes unseen.
     fn seen(mut self, peeked: usize, room: usize) -> Self {
-        self.alone = peeked == self.len && peeked < room;
+        self.alone = peeked == self.len + self.body_len && peeked < room;
         self
     }
+}
+
+/// A `Content-Length` as actix-web reads one without doubt: decimal digits only, short enough
+/// that it cannot overflow.
+fn plain_length(value: &[u8]) -> Option<usize> {
+    if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 /// Characters a request target may carry here: RFC 3986's unreserved, sub-delims, `:`, `@`,
@@ -387,6 +415,47 @@ mod tests {
         assert_eq!(kind("POST /poll HTTP/1.1\r\nHost: x\r\n\r\n"), None);
         assert_eq!(kind("GET /poll HTTP/1.0\r\nHost: x\r\n\r\n"), None);
         assert_eq!(kind("GET /poll/ HTTP/1.1\r\nHost: x\r\n\r\n"), None);
+    }
+
+    #[test]
+    fn takes_publishes_with_a_plain_length_on_a_connection_kept_open() {
+        let publish = |extra: &str| {
+            parse(
+                format!("POST /publish HTTP/1.1\r\nHost: x\r\n{extra}\r\n{{}}").as_bytes(),
+                None,
+            )
+        };
+        let head = publish("Content-Length: 2\r\nIdempotency-Key: k\r\n").unwrap();
+        assert_eq!((head.kind, head.body_len), (Kind::Publish, 2));
+        assert_eq!(head.len + 2, head.len + head.body_len);
+        assert_eq!(
+            publish("Content-Length: 0\r\nConnection: keep-alive\r\n").map(|h| h.kind),
+            Some(Kind::Publish)
+        );
+        for refused in [
+            "",                                            // no length: actix-web's 411 or its own
+            "Content-Length: +2\r\n",                      // not plain digits
+            "Content-Length: 2 \r\nContent-Length: 2\r\n", // twice
+            "Content-Length: 1234567890123456789\r\n",     // too long to be sure of
+            "Transfer-Encoding: chunked\r\n",
+            "Content-Length: 2\r\nTransfer-Encoding: chunked\r\n",
+            "Content-Length: 2\r\nExpect: 100-continue\r\n",
+            "Content-Length: 2\r\nContent-Encoding: gzip\r\n", // actix-web's 415
+            "Content-Length: 2\r\nConnection: close\r\n",
+            "Content-Length: 2\r\nUpgrade: websocket\r\n",
+        ] {
+            assert!(publish(refused).is_none(), "{refused:?}");
+        }
+        // Other methods and paths with bodies, and a publish by GET or HTTP/1.0: actix-web.
+        for raw in [
+            "POST /poll HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            "GET /publish HTTP/1.1\r\nHost: x\r\n\r\n",
+            "PUT /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            "POST /publish HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            "POST /sse HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            assert_eq!(kind(raw), None, "{raw:?}");
+        }
     }
 
     #[test]

@@ -8,12 +8,14 @@
 //! channel and a frame encoder per WebSocket. A connection that only receives a feed needs none
 //! of that once its request is read. A poll is the other way round: one small request and one
 //! small answer, many times over, and actix-web's per-request work (routing, extractors,
-//! middleware, response heads) was nearly all of what the server spent on it.
+//! middleware, response heads) was nearly all of what the server spent on it. So is a publish,
+//! which every event costs once whatever the transport: see [`publish`].
 //!
 //! So every plain HTTP/1.1 connection first passes the [`FrontDoor`]: it peeks at the request
 //! head, and if it is `GET /sse`, a WebSocket upgrade on `/ws` (or the `/ws/echo` conformance
-//! endpoint), `GET /poll` or `GET /long-poll` that actix-web would accept the same way
-//! ([`head::parse`]) and that passes every check the actix-web handlers make, it is served here.
+//! endpoint), `GET /poll`, `GET /long-poll` or a `POST /publish` with a plain
+//! `Content-Length` that actix-web would accept the same way ([`head::parse`]) and that passes
+//! every check the actix-web handlers make, it is served here.
 //! A WebSocket runs the same session as one actix-web upgraded
 //! ([`crate::transport::ws::session`]); a poll runs the handler's own steps and answers with
 //! the same [`PollAnswer`](crate::transport::PollAnswer). The events' shared bytes (the SSE
@@ -21,7 +23,7 @@
 //! head and body with one write, and the connection holds a cursor, a few timers and nothing
 //! else.
 //!
-//! A poll's connection stays open: after each answer the front door peeks at the next request
+//! A poll's or a publish's connection stays open: after each answer the front door peeks at the next request
 //! (waiting up to `--keep-alive` for it, then `--request-timeout` for its head), so a
 //! connection may poll here for its whole life. Everything else, including every request the
 //! checks would refuse, goes to actix-web untouched (the peek consumed nothing), at the
@@ -32,6 +34,7 @@
 
 pub mod head;
 pub mod poll;
+pub mod publish;
 pub mod sse;
 pub mod wire;
 pub mod ws;
@@ -68,8 +71,16 @@ impl<T> Admission<T> {
     }
 }
 
-/// An admitted connection, by what serves it.
+/// An admitted request, by what serves it.
 enum Route {
+    /// Served once its head is read.
+    Head(Then),
+    /// A publish, which reads its head and body together.
+    Publish(publish::Admitted),
+}
+
+/// What serves a request once its head is read.
+enum Then {
     Poll(poll::Answered),
     LongPoll(poll::Held),
     Sse(sse::Ready),
@@ -216,11 +227,14 @@ async fn serve(mut io: TcpStream, state: &Arc<AppState>) -> Next {
         let (len, alone) = (head.len, head.alone);
         let cors = state.origins.check(&head).ok().flatten();
         let route = match head.kind {
-            Kind::Sse => sse::admit(&head, state).map(Route::Sse),
-            Kind::Ws => ws::admit(&head, state).map(Route::Ws),
-            Kind::Echo => ws::admit_echo(&head, state).map(Route::Ws),
-            Kind::Poll => poll::admit(&head, state).map(Route::Poll),
-            Kind::LongPoll => poll::admit_long(&head, state).map(Route::LongPoll),
+            Kind::Sse => sse::admit(&head, state).map(|r| Route::Head(Then::Sse(r))),
+            Kind::Ws => ws::admit(&head, state).map(|r| Route::Head(Then::Ws(r))),
+            Kind::Echo => ws::admit_echo(&head, state).map(|r| Route::Head(Then::Ws(r))),
+            Kind::Poll => poll::admit(&head, state).map(|r| Route::Head(Then::Poll(r))),
+            Kind::LongPoll => {
+                poll::admit_long(&head, state).map(|r| Route::Head(Then::LongPoll(r)))
+            }
+            Kind::Publish => publish::admit(&head, state).map(Route::Publish),
         };
         drop(head);
         let after = match route {
@@ -242,22 +256,25 @@ async fn serve(mut io: TcpStream, state: &Arc<AppState>) -> Next {
                 meter.bytes(written.unwrap_or(0));
                 written.and(Some(after))
             }
-            Admission::Serve(route) => {
+            Admission::Serve(Route::Publish(admitted)) => {
+                publish::serve(&mut io, admitted, cors.as_deref(), state).await
+            }
+            Admission::Serve(Route::Head(then)) => {
                 if consume(&io, len, alone).await.is_err() {
                     return Next::Done;
                 }
-                match route {
-                    Route::Poll(answered) => {
+                match then {
+                    Then::Poll(answered) => {
                         let ok = poll::answer(&mut io, answered, cors.as_deref(), state).await;
                         ok.then_some(After::KeepAlive)
                     }
-                    Route::LongPoll(held) => {
+                    Then::LongPoll(held) => {
                         // Boxed: only a held long poll carries its wait's state.
                         let held = Box::pin(poll::hold(&mut io, held, cors.as_deref(), state));
                         held.await.then_some(After::KeepAlive)
                     }
-                    Route::Sse(ready) => return Next::Sse(io, ready),
-                    Route::Ws(ws) => return Next::Ws(io, ws),
+                    Then::Sse(ready) => return Next::Sse(io, ready),
+                    Then::Ws(ws) => return Next::Ws(io, ws),
                 }
             }
         };

@@ -389,3 +389,111 @@ async fn what_was_handled_correctly_stays_so_on_both_paths() {
         assert!(String::from_utf8_lossy(&body).contains("recursion limit"));
     }
 }
+
+/// `POST /publish` is read on the fast path when its body has a plain length: the same bytes get
+/// the same status and the same body on both paths (the seqs too: both servers see the same
+/// publishes in the same order), whether the fast path reads the body or leaves it to actix-web.
+#[tokio::test]
+async fn publishes_get_the_same_answer_and_body_on_both_paths() {
+    let (fast, actix) = servers();
+    let publish = |extra: &str, body: &str| {
+        format!(
+            "POST /publish HTTP/1.1\r\nHost: a\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    for (request, status) in [
+        (publish("", r#"{"a": 1}"#), "200"),
+        (publish("Idempotency-Key: k1\r\n", "[1, 2]"), "200"),
+        // The same event (compacted the same way) under the same key: replayed, same seq.
+        (publish("Idempotency-Key: k1\r\n", "[1,2]"), "200"),
+        (publish("Idempotency-Key: k1\r\n", "[3]"), "422"),
+        (publish("", "{nope"), "400"),
+        (publish("", ""), "400"),
+        (publish("", "1 2"), "400"),
+        (publish("Content-Encoding: gzip\r\n", "1"), "415"),
+        (publish("Connection: close\r\n", "7"), "200"),
+        (publish("Origin: http://evil.example\r\n", "8"), "403"),
+        (publish("Origin: http://a\r\n", "9"), "403"),
+        (
+            "POST /publish HTTP/1.1\r\nHost: a\r\nContent-Length: 999999999\r\n\r\n".to_owned(),
+            "413",
+        ),
+        (
+            "POST /publish HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n[]\r\n0\r\n\r\n"
+                .to_owned(),
+            "200",
+        ),
+        (
+            "POST /publish HTTP/1.0\r\nHost: a\r\nContent-Length: 2\r\n\r\n[]".to_owned(),
+            "200",
+        ),
+    ] {
+        let (a, a_body) = exchange(&fast, request.as_bytes(), Duration::from_millis(200)).await;
+        let (b, b_body) = exchange(&actix, request.as_bytes(), Duration::from_millis(200)).await;
+        for answer in [&a, &b] {
+            assert_eq!(answer.get(9..12), Some(status), "{request:?}: {answer:?}");
+        }
+        assert_eq!(
+            a.to_ascii_lowercase().contains("idempotent-replayed"),
+            b.to_ascii_lowercase().contains("idempotent-replayed"),
+            "{request:?}: {a:?} / {b:?}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&a_body),
+            String::from_utf8_lossy(&b_body),
+            "{request:?}"
+        );
+    }
+}
+
+/// A publisher's connection stays open on the fast path: publishes and a poll pipelined on one
+/// connection are answered in order, a body that arrives after its head is waited for, and a
+/// body that does not come within `--body-timeout` gets 408 on both paths.
+#[tokio::test]
+async fn publishes_on_one_connection_are_answered_in_order_and_late_bodies_waited_for() {
+    let (fast, actix) = servers();
+    let pipelined = "POST /publish HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n\"x\"\
+POST /publish HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n\"y\"\
+GET /poll?since=0 HTTP/1.1\r\nHost: a\r\n\r\n";
+    for srv in [&fast, &actix] {
+        let (head, rest) = exchange(srv, pipelined.as_bytes(), Duration::from_millis(300)).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let rest = String::from_utf8_lossy(&rest);
+        assert!(rest.starts_with("{\"seq\":1}HTTP/1.1 200"), "{rest}");
+        assert!(rest.contains("{\"seq\":2}HTTP/1.1 200"), "{rest}");
+        assert!(
+            rest.contains("\"data\":\"x\"") && rest.contains("\"data\":\"y\""),
+            "{rest}"
+        );
+
+        let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+        tcp.write_all(b"POST /publish HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tcp.write_all(b"null").await.unwrap();
+        let mut got = vec![0u8; 512];
+        let n = tcp.read(&mut got).await.unwrap();
+        let got = String::from_utf8_lossy(&got[..n]);
+        assert!(
+            got.starts_with("HTTP/1.1 200") && got.ends_with("{\"seq\":3}"),
+            "{got}"
+        );
+    }
+    let args = ["--body-timeout", "300ms"];
+    let fast = TestServer::start(&args);
+    let actix = TestServer::start(&[args[0], args[1], "--fast-path=false"]);
+    for srv in [&fast, &actix] {
+        let started = Instant::now();
+        let (head, body) = exchange(
+            srv,
+            b"POST /publish HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n[1,",
+            Duration::from_millis(100),
+        )
+        .await;
+        assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+        assert!(String::from_utf8_lossy(&body).contains("300ms"), "{body:?}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+}
