@@ -12,6 +12,11 @@ stopped moving. It prints the growth per connection.
     floor/scripts/idle_rss.py --bin target/release/server --transports ws --count 10000 --json \\
         -- --rate 0 --log warn
 
+`--heap-profile FILE` runs the server under valgrind's massif and writes, to FILE, where the
+heap was at its peak (every connection open), by allocation site (`ms_print`): what each idle
+connection is made of, which RSS alone does not say. Under valgrind RSS is valgrind's, so the
+printed RSS numbers are then not the server's; take them from a run without it.
+
 `--transports` picks the batches (default `ws,sse`, both held on one server at once, as this
 script always did). This process needs one file descriptor per connection it holds, plus a few
 (`ulimit -n`; the soft limit is raised to the hard one): with a hard limit of 20,000, 10,000
@@ -219,6 +224,8 @@ def main():
         help="batches to open, in order, all held on one server (default ws,sse)",
     )
     p.add_argument("--json", action="store_true", help="also print the numbers as JSON")
+    p.add_argument("--heap-profile", metavar="FILE",
+                   help="run the server under valgrind --tool=massif; write the peak's allocation tree to FILE")
     p.add_argument("server_args", nargs="*")
     args = p.parse_args()
     transports = [t.strip() for t in args.transports.split(",") if t.strip()]
@@ -229,6 +236,13 @@ def main():
     signal.signal(signal.SIGTERM, _sigterm)
 
     cmd = [args.bin, "--bind", "127.0.0.1:0", *args.server_args]
+    massif_out = None
+    if args.heap_profile:
+        massif_out = tempfile.NamedTemporaryFile(prefix="idle_rss-massif-", delete=False).name
+        # --threshold: sites under 0.5% of the peak are folded together; --depth: enough frames
+        # to reach the server's own code from the allocator.
+        cmd = ["valgrind", "-q", "--tool=massif", f"--massif-out-file={massif_out}", "--threshold=0.5",
+               "--depth=40", *cmd]
     with tempfile.NamedTemporaryFile("w", prefix="idle_rss-", suffix=".log") as log:
         server, addr = start_server(cmd, log)
         held = []
@@ -252,7 +266,54 @@ def main():
         finally:
             for s in held:
                 s.close()
-            stop_server(server)
+            stop_server(server, timeout=60 if massif_out else 10)
+    if massif_out:
+        tree = subprocess.run(["ms_print", "--threshold=0.5", massif_out], capture_output=True, text=True)
+        os.unlink(massif_out)
+        held_n = len(transports) * args.count
+        with open(args.heap_profile, "w") as f:
+            f.write(f"# {' '.join(cmd)}\n# idle connections held at the peak: {held_n} "
+                    f"({', '.join(transports)})\n\n{peak_summary(tree.stdout, held_n)}")
+        print(f"  heap at its peak, by allocation site: {args.heap_profile}")
+
+
+def peak_summary(ms_print: str, connections: int) -> str:
+    """The peak snapshot of an `ms_print` listing: each top-level allocation site with its bytes
+    per held connection and the first frames that name code of ours (or tokio's task, or
+    actix's), then the snapshot's whole tree."""
+    import re
+    lines = ms_print.split("\n")
+    detailed = next((l for l in lines if "Detailed snapshots" in l), "")
+    m = re.search(r"(\d+) \(peak\)", detailed)
+    if not m:
+        return ms_print
+    start = next(i for i, l in enumerate(lines) if re.match(rf"^\s+{m.group(1)}\s+[\d,]+\s+[\d,]+", l))
+    tree = []
+    for l in lines[start:]:
+        if tree and l.startswith("-" * 40) and len(tree) > 5:
+            break
+        tree.append(l)
+    out = ["## Bytes per connection at the peak, by allocation site", "",
+           "| bytes / connection | share | allocated in |", "| ---: | ---: | --- |"]
+    site, frames = None, []
+
+    def flush():
+        if site:
+            named = [f for f in frames if re.search(r"(server|floor)::|tokio::runtime::task|actix_|mio::|slab", f)]
+            where = " ← ".join(dict.fromkeys(named[:3])) or (frames[-1] if frames else "?")
+            out.append(f"| {site[1] / connections:,.0f} | {site[0]} | {where[:240]} |")
+
+    for l in tree:
+        top = re.match(r"^->(\d+\.\d+%) \(([\d,]+)B\)", l)
+        if top:
+            flush()
+            site, frames = (top.group(1), int(top.group(2).replace(",", ""))), []
+            continue
+        f = re.search(r"0x[0-9A-F]+: (.*?)(?: \(|$)", l)
+        if site and f:
+            frames.append(f.group(1).strip())
+    flush()
+    return "\n".join(out) + "\n\n## The peak snapshot (ms_print)\n\n```\n" + "\n".join(tree) + "\n```\n"
 
 
 if __name__ == "__main__":

@@ -256,8 +256,10 @@ async fn serve(mut io: TcpStream, state: &Arc<AppState>) -> Next {
                 meter.bytes(written.unwrap_or(0));
                 written.and(Some(after))
             }
+            // Boxed: a polling connection waits for its next request in this future, which
+            // must not carry a publish's state (its body, the store's or Redis' wait).
             Admission::Serve(Route::Publish(admitted)) => {
-                publish::serve(&mut io, admitted, cors.as_deref(), state).await
+                Box::pin(publish::serve(&mut io, admitted, cors.as_deref(), state)).await
             }
             Admission::Serve(Route::Head(then)) => {
                 if consume(&io, len, alone).await.is_err() {

@@ -65,39 +65,17 @@ pub struct Ready {
 
 /// Serves the response until the feed stops it (shutdown, `--max-lag`), the client leaves, or a
 /// write does not complete within `--send-timeout`.
-pub async fn serve(mut socket: TcpStream, ready: Ready, state: Arc<AppState>) {
-    let Ready {
-        prelude,
-        mut stream,
-        cors,
-    } = ready;
+///
+/// `ready` is used in place, never taken apart: an `async fn`'s arguments keep their own room
+/// in its future for its whole life, so moving them into locals would hold every field twice
+/// in every idle stream's memory. The response head is written by [`start`], boxed, so its
+/// buffers are no part of that future either.
+pub async fn serve(mut socket: TcpStream, mut ready: Ready, state: Arc<AppState>) {
     let limit = state.config.send_timeout;
-    let head = format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
-         x-accel-buffering: no\r\n{}{}transfer-encoding: chunked\r\nconnection: close\r\n{}\r\n",
-        if stream.gzip() {
-            "content-encoding: gzip\r\nvary: Accept-Encoding\r\n"
-        } else {
-            ""
-        },
-        wire::cors_lines(cors.as_deref()),
-        wire::date_line()
-    );
-    stream.meter().bytes(head.len() as u64);
-    let size = chunk_size(prelude.len());
-    let mut first = [
-        IoSlice::new(head.as_bytes()),
-        IoSlice::new(&size.0[..size.1]),
-        IoSlice::new(&prelude),
-        IoSlice::new(b"\r\n"),
-    ];
-    if wire::write_all(&mut socket, &mut first, limit)
-        .await
-        .is_err()
-    {
+    if !Box::pin(start(&mut socket, &mut ready, &state)).await {
         return;
     }
-    drop((head, prelude));
+    let stream = &mut ready.stream;
     // The client's FIN ends the stream, as a held long poll ends and as nginx ends a request
     // whose client closed: an EventSource never half-closes, so a FIN is a client that has
     // gone, and writing on would count events as delivered that nobody reads (until the
@@ -146,6 +124,34 @@ pub async fn serve(mut socket: TcpStream, ready: Ready, state: Arc<AppState>) {
             },
         }
     }
+}
+
+/// Writes the response head and the stream's prelude; `false` when that failed.
+async fn start(socket: &mut TcpStream, ready: &mut Ready, state: &AppState) -> bool {
+    let prelude = std::mem::take(&mut ready.prelude);
+    let cors = ready.cors.take();
+    let stream = &ready.stream;
+    let limit = state.config.send_timeout;
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+         x-accel-buffering: no\r\n{}{}transfer-encoding: chunked\r\nconnection: close\r\n{}\r\n",
+        if stream.gzip() {
+            "content-encoding: gzip\r\nvary: Accept-Encoding\r\n"
+        } else {
+            ""
+        },
+        wire::cors_lines(cors.as_deref()),
+        wire::date_line()
+    );
+    stream.meter().bytes(head.len() as u64);
+    let size = chunk_size(prelude.len());
+    let mut first = [
+        IoSlice::new(head.as_bytes()),
+        IoSlice::new(&size.0[..size.1]),
+        IoSlice::new(&prelude),
+        IoSlice::new(b"\r\n"),
+    ];
+    wire::write_all(socket, &mut first, limit).await.is_ok()
 }
 
 enum Sent {

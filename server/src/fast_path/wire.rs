@@ -39,6 +39,18 @@ pub async fn write_all(
     if bufs.is_empty() {
         return Ok(());
     }
+    // Boxed: a full socket buffer is the rare case, and its timer and loop would otherwise be
+    // part of every stream's future, and of its memory, for the stream's whole life.
+    Box::pin(write_rest(stream, bufs, total, limit)).await
+}
+
+/// [`write_all`] once the socket buffer was full: the rest, within `limit`.
+async fn write_rest(
+    stream: &mut TcpStream,
+    mut bufs: &mut [IoSlice<'_>],
+    total: usize,
+    limit: Duration,
+) -> io::Result<()> {
     let write = async {
         while !bufs.is_empty() {
             // One piece goes out with send(2), which costs less than writev(2).

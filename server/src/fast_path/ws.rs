@@ -65,12 +65,29 @@ pub(crate) fn admit_echo(head: &Head, state: &Arc<AppState>) -> Admission<(Mode,
 
 /// Completes the handshake and runs the session until one side closes it; `pending` is what
 /// the client sent after its request head.
+///
+/// The `101` is written by a boxed future that is gone before the session starts: its head and
+/// buffers are no part of the future an idle connection keeps.
 pub(crate) async fn serve(
-    mut socket: TcpStream,
-    (mode, accept): (Mode, String),
+    socket: TcpStream,
+    ws: (Mode, String),
     state: Arc<AppState>,
     pending: BytesMut,
 ) {
+    let (mode, accept) = ws;
+    let Some(socket) = Box::pin(switch_protocols(socket, &mode, accept, &state)).await else {
+        return;
+    };
+    session::serve(TcpWire(socket), mode, state, pending).await;
+}
+
+/// Writes the `101 Switching Protocols` answer; the socket, or `None` when the write failed.
+async fn switch_protocols(
+    mut socket: TcpStream,
+    mode: &Mode,
+    accept: String,
+    state: &AppState,
+) -> Option<TcpStream> {
     let extensions = mode.deflate().map_or_else(String::new, |a| {
         format!("sec-websocket-extensions: {}\r\n", a.header())
     });
@@ -84,13 +101,12 @@ pub(crate) async fn serve(
         .await
         .is_err()
     {
-        return;
+        return None;
     }
-    if let Mode::Feed(ready) = &mode {
+    if let Mode::Feed(ready) = mode {
         ready.meter.bytes(head.len() as u64);
     }
-    drop((head, accept, extensions));
-    session::serve(TcpWire(socket), mode, state, pending).await;
+    Some(socket)
 }
 
 struct TcpWire(TcpStream);

@@ -127,6 +127,12 @@ struct Session<W> {
 impl<W: Wire> Session<W> {
     /// The next whole message among the bytes read so far.
     fn next_msg(&mut self) -> Result<Option<Msg>, CloseReason> {
+        // Nothing read since the last call: the decoder can have nothing new (a call that
+        // returned `None` wanted more bytes). Every wake of a feed session passes here, and
+        // nearly all of them with nothing read.
+        if self.inbound.is_empty() {
+            return Ok(None);
+        }
         let msg = self.decoder.decode(&mut self.inbound);
         if self.inbound.is_empty() && self.inbound.capacity() > 0 {
             self.inbound = BytesMut::new();
@@ -150,10 +156,12 @@ impl<W: Wire> Session<W> {
             loop {
                 match self.next_msg() {
                     Ok(Some(msg)) => {
-                        if let Some(end) = self
-                            .on_feed_message(msg, meter, &mut must_authenticate)
-                            .await
-                        {
+                        // Boxed: a client's message (a pong, a publish that may wait for the
+                        // store or Redis) is rare on a feed, and its state would otherwise be
+                        // part of every idle session's future.
+                        let handled =
+                            Box::pin(self.on_feed_message(msg, meter, &mut must_authenticate));
+                        if let Some(end) = handled.await {
                             return end;
                         }
                     }
