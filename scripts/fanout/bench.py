@@ -6,8 +6,9 @@ stay within 1.3x of `floor`, the framework-free lower bound in this repository, 
 Nchan's (the nginx module people run in production), with p99 latency at or below Nchan's and
 idle memory per connection within 1.2x of the floor's and at most half Nchan's. Absolute numbers
 on a shared 2-core machine move from minute to minute, so every number here is read against the
-others measured in the same run: within each cell the variants run back to back (server, floor,
-Nchan), repeated `--repeats` times, and the tables show medians with their range.
+others measured in the same run: within each cell the variants run back to back, repeated
+`--repeats` times with the order rotated each round (so no variant always goes first), and the
+tables show medians with their range.
 
 What it runs (all on 127.0.0.1, every process started here is stopped here by PID, also on
 Ctrl-C):
@@ -854,7 +855,8 @@ class Bench:
 
     def matrix(self) -> list[dict]:
         """Every transport at its cells; within a cell, round after round (`--repeats`), the
-        variants back to back: every variant of a round runs within a minute of the others."""
+        variants back to back, in an order that rotates each round: every variant of a round runs
+        within a minute of the others, and each takes each place in turn."""
         o, runs = self.opts, self.current
         for transport in o.transports:
             # Polls catch up in steps (a request per batch): two seconds for the last ones to land
@@ -862,8 +864,12 @@ class Bench:
             drain = max(2.0, 2 * o.poll_interval) if transport in POLLING else 1.0
             for clients, rate in self.cells_of(transport):
                 for workers in o.workers:
+                    order = self.available()
                     for repeat in range(1, o.repeats + 1):
-                        for v in self.available():
+                        # Each round starts one variant later: none always runs first or last
+                        # in its round, after the same neighbour, on a machine just so warm.
+                        shift = (repeat - 1) % max(1, len(order))
+                        for v in order[shift:] + order[:shift]:
                             load = Load(transport, clients, rate, workers, o.duration, drain, o.poll_interval, repeat)
                             r = self.run_load(v, load, "matrix")
                             self.cache[load.key(v.label)] = r
@@ -1333,9 +1339,11 @@ METHOD = """\
   `--max-connections-per-ip 0`; only flags its `--help` lists). loadgen drives it over
   `--url` (`--transports T --http 1.1 --clients N --rate R --payload-bytes 100 --drain 1s`, 2 s for polls) and
   publishes every event itself with `POST /publish`, so the same events reach every variant.
-- **Interleaved, repeated**: within a cell the variants run back to back (server, floor,
-  Nchan), round after round (`--repeats`), then the next cell; every ratio compares medians of
-  runs less than a few minutes apart on the same machine, and the range shows the spread.
+- **Interleaved, repeated**: within a cell the variants run back to back, round after round
+  (`--repeats`), then the next cell; the order rotates each round (server, floor, Nchan; then
+  floor, Nchan, server; …), so no variant always runs first or last. Every ratio compares
+  medians of runs less than a few minutes apart on the same machine, and the range shows the
+  spread.
 - **Nchan** (Debian's `libnginx-mod-nchan`, installed by the script when missing: apt-get
   update, then install with `nginx-light`) runs from `deploy/nchan.conf` in a temporary prefix
   of its own, on a free loopback port, with one worker process: the worker's CPU, memory and
