@@ -16,8 +16,6 @@
 //! out to be (not JSON, a refused key, a key used for another body) is answered here with the
 //! same [`ApiError`] actix-web would render.
 
-use std::io;
-
 use tokio::{io::AsyncReadExt as _, net::TcpStream};
 
 use super::{head::Head, wire, wire::After, Admission};
@@ -103,23 +101,19 @@ pub async fn serve(
         .accounting
         .fast_published(&query, request.len() as u64);
     drop(request);
-    let answer = answer_body(published);
-    let mut head = Vec::with_capacity(256);
     let headers = std::iter::once(("content-type", "application/json"))
         .chain(replayed_header(key.as_deref(), published));
-    wire::response_head(
-        &mut head,
-        actix_web::http::StatusCode::OK,
-        headers,
-        answer.len(),
-        cors,
-        false,
-    );
-    let written = wire::write_all(
+    let body = answer_body(published);
+    let (status, limit) = (actix_web::http::StatusCode::OK, config.send_timeout);
+    wire::answer(
         io,
-        &mut [io::IoSlice::new(&head), io::IoSlice::new(answer.as_bytes())],
-        config.send_timeout,
+        status,
+        headers,
+        body.as_bytes(),
+        cors,
+        limit,
+        After::KeepAlive,
     )
-    .await;
-    written.ok().map(|()| After::KeepAlive)
+    .await
+    .map(|_| After::KeepAlive)
 }

@@ -186,6 +186,21 @@ pub async fn refuse(
         .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
         .collect();
     let body = res.into_body().try_into_bytes().unwrap_or_default();
+    answer(stream, status, headers, &body, allowed_origin, limit, after).await
+}
+
+/// Answers with `status`, `headers` and `body` in one write, and closes unless `after` keeps
+/// the connection; returns the bytes written, or `None` when the write failed (the connection
+/// is then done for).
+pub async fn answer(
+    stream: &mut TcpStream,
+    status: StatusCode,
+    headers: impl IntoIterator<Item = (impl AsRef<[u8]>, impl AsRef<[u8]>)>,
+    body: &[u8],
+    allowed_origin: Option<&str>,
+    limit: Duration,
+    after: After,
+) -> Option<u64> {
     let mut head = Vec::with_capacity(256);
     response_head(
         &mut head,
@@ -198,7 +213,7 @@ pub async fn refuse(
     let n = (head.len() + body.len()) as u64;
     let written = write_all(
         stream,
-        &mut [IoSlice::new(&head), IoSlice::new(&body)],
+        &mut [IoSlice::new(&head), IoSlice::new(body)],
         limit,
     )
     .await;

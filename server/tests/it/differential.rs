@@ -77,6 +77,27 @@ async fn same_class(fast: &TestServer, actix: &TestServer, head: &[u8]) -> (Stri
     (a, b)
 }
 
+/// Sends `request` to both servers on new connections; both must answer `status` with the same
+/// body. Returns the two response heads (fast path, actix-web).
+async fn same_answer(
+    fast: &TestServer,
+    actix: &TestServer,
+    request: &str,
+    status: &str,
+) -> (String, String) {
+    let (a, a_body) = exchange(fast, request.as_bytes(), Duration::from_millis(200)).await;
+    let (b, b_body) = exchange(actix, request.as_bytes(), Duration::from_millis(200)).await;
+    for answer in [&a, &b] {
+        assert_eq!(answer.get(9..12), Some(status), "{request:?}: {answer:?}");
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&a_body),
+        String::from_utf8_lossy(&b_body),
+        "{request:?}"
+    );
+    (a, b)
+}
+
 #[tokio::test]
 async fn the_heads_the_paths_disagreed_on_get_the_same_answer_on_both() {
     let (fast, actix) = servers();
@@ -180,16 +201,7 @@ async fn poll_heads_get_the_same_answer_and_body_on_both_paths() {
         (poll("/poll", "Content-Length: 0\r\n"), "200"),
         ("GET /poll HTTP/1.0\r\nHost: a\r\n\r\n".to_owned(), "200"),
     ] {
-        let (a, a_body) = exchange(&fast, head.as_bytes(), Duration::from_millis(200)).await;
-        let (b, b_body) = exchange(&actix, head.as_bytes(), Duration::from_millis(200)).await;
-        for answer in [&a, &b] {
-            assert_eq!(&answer[9..12], status, "{head:?}: {answer:?}");
-        }
-        assert_eq!(
-            String::from_utf8_lossy(&a_body),
-            String::from_utf8_lossy(&b_body),
-            "{head:?}"
-        );
+        same_answer(&fast, &actix, &head, status).await;
     }
 }
 
@@ -429,20 +441,11 @@ async fn publishes_get_the_same_answer_and_body_on_both_paths() {
             "200",
         ),
     ] {
-        let (a, a_body) = exchange(&fast, request.as_bytes(), Duration::from_millis(200)).await;
-        let (b, b_body) = exchange(&actix, request.as_bytes(), Duration::from_millis(200)).await;
-        for answer in [&a, &b] {
-            assert_eq!(answer.get(9..12), Some(status), "{request:?}: {answer:?}");
-        }
+        let (a, b) = same_answer(&fast, &actix, &request, status).await;
         assert_eq!(
             a.to_ascii_lowercase().contains("idempotent-replayed"),
             b.to_ascii_lowercase().contains("idempotent-replayed"),
             "{request:?}: {a:?} / {b:?}"
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&a_body),
-            String::from_utf8_lossy(&b_body),
-            "{request:?}"
         );
     }
 }
