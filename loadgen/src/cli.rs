@@ -51,6 +51,10 @@ pub enum Command {
     /// link: `loadgen link --network 3g -- --rate 2` prints the URL and runs until Ctrl-C. With
     /// --bench it measures instead how many packets per second the link carries.
     Link(LinkArgs),
+    /// Measures what each transport costs where the cost occurs (session, beat, delivery,
+    /// message up, memory) and writes the cost model (`results/model/model.json`); with
+    /// --validate, checks the model against direct whole-session runs.
+    Costs(crate::costs::CostsArgs),
 }
 
 /// `loadgen link`.

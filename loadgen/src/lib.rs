@@ -29,6 +29,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod compression;
+pub mod costs;
 pub mod event;
 pub mod link;
 pub mod net;
