@@ -250,7 +250,7 @@ fn short(v: f64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{
         measured::Measured,
@@ -308,6 +308,7 @@ mod tests {
                 point(10.0, 1000, 8.0),
             ],
             message_up: None,
+            server_idle_cpu_us_per_s: None,
         }
     }
 

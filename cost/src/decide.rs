@@ -494,6 +494,7 @@ mod tests {
             memory_bytes: m(&[2048.0; 4]),
             delivery: vec![d(0.1, 100), d(10.0, 100), d(0.1, 1000), d(10.0, 1000)],
             message_up: None,
+            server_idle_cpu_us_per_s: None,
         }
     }
 

@@ -139,6 +139,11 @@ pub struct TransportCosts {
     /// One client message up, the transport's own way (WebSocket message; `POST /publish`
     /// beside a stream or poll); absent when not measured.
     pub message_up: Option<MessageUp>,
+    /// Server CPU per second with no connection at all (its own timers), µs/s: a cost of the
+    /// server, not of any client, so it is subtracted from every figure above and composes into
+    /// no client-hour; absent from models made before it was measured.
+    #[serde(default)]
+    pub server_idle_cpu_us_per_s: Option<Measured>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -290,5 +295,25 @@ impl CostModel {
             .map(|c| c.repeats as usize)
             .max()
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_without_the_idle_figure_still_loads() {
+        let mut c = crate::compose::tests::sse();
+        assert_eq!(c.server_idle_cpu_us_per_s, None);
+        let mut v = serde_json::to_value(&c).unwrap();
+        v.as_object_mut()
+            .unwrap()
+            .remove("server_idle_cpu_us_per_s");
+        let back: TransportCosts = serde_json::from_value(v).unwrap();
+        assert_eq!(back, c);
+        c.server_idle_cpu_us_per_s = Some(Measured::new(vec![800.0]));
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["server_idle_cpu_us_per_s"], serde_json::json!([800.0]));
     }
 }

@@ -57,6 +57,9 @@ pub struct Setup {
     pub poll_interval: Duration,
     /// `https://host:port`, for `Origin` and `Referer`.
     pub origin: String,
+    /// Short polls start at a random moment of their first interval (held clients, so a window's
+    /// polls are spread); without it a session polls at once when it starts (whole sessions).
+    pub spread: bool,
 }
 
 impl Setup {
@@ -89,6 +92,7 @@ impl Setup {
             heads,
             cookie,
             poll_interval,
+            spread: true,
         }
     }
 
@@ -461,6 +465,29 @@ async fn sse(
     end
 }
 
+/// Messages up over HTTP with no subscription beside them: `POST /publish` on an HTTP/2
+/// connection of its own (browser) or a keep-alive HTTP/1.1 one, until `stop`.
+pub async fn post_only(
+    setup: Arc<Setup>,
+    tally: Arc<Tally>,
+    stop: CancellationToken,
+    talk: Arc<Talk>,
+) {
+    if setup.http != HttpVersion::Http2 {
+        return post_loop(setup, tally, stop, talk, None).await;
+    }
+    let stream = match connect_counted(&setup, &tally.wire, net::Alpn::H2).await {
+        Ok((s, _)) => s,
+        Err(e) => return tally.error(format!("post: {e}")),
+    };
+    let (sender, task) = match net::http::<net::Body>(stream, HttpVersion::Http2).await {
+        Ok(c) => c,
+        Err(e) => return tally.error(format!("post: {e}")),
+    };
+    post_loop(setup, tally, stop, talk, Some(sender)).await;
+    crate::client::close(task).await;
+}
+
 /// Messages up over HTTP: `POST /publish` at the talk's rate until `stop`, on `sender` (an
 /// HTTP/2 connection shared with the subscription) or on a keep-alive connection of its own.
 async fn post_loop(
@@ -549,8 +576,13 @@ async fn poll(
         .map_err(|e| e.to_string())?;
     tally.open.fetch_add(1, Relaxed);
     let poster = h2_poster(setup, tally, stop, talk, &sender);
+    let first = if setup.spread {
+        jitter(setup.poll_interval.as_secs_f64())
+    } else {
+        Duration::ZERO
+    };
     let pace = clock::Pace {
-        start: tokio::time::Instant::now() + jitter(setup.poll_interval.as_secs_f64()),
+        start: tokio::time::Instant::now() + first,
         interval: setup.poll_interval,
     };
     let mut cursor: Option<u64> = None;

@@ -170,6 +170,7 @@ pub struct Plan {
     pub low_window: Duration,
     pub high_window: Duration,
     pub settle: Duration,
+    pub idle_window: Duration,
 }
 
 /// The most connections loadgen holds at once (its open-file limit is 20,000, and it needs some
@@ -257,14 +258,15 @@ impl Plan {
             rates,
             clients,
             beat_connections: beat_connections.max(1),
-            beat_window: pick(a.beat_window, 60, 3),
+            beat_window: pick(a.beat_window, 60, 2),
             session_rate: if q { 20.0 } else { 40.0 },
             session_window: Duration::from_secs(if q { 1 } else { 6 }),
             message_rate: if q { 20.0 } else { 50.0 },
             message_window: Duration::from_secs(if q { 1 } else { 10 }),
-            low_window: Duration::from_secs(if q { 2 } else { 10 }),
+            low_window: Duration::from_secs(if q { 1 } else { 10 }),
             high_window: Duration::from_secs(if q { 1 } else { 4 }),
             settle: Duration::from_millis(if q { 300 } else { 1500 }),
+            idle_window: Duration::from_secs(if q { 1 } else { 5 }),
         })
     }
 
@@ -287,7 +289,7 @@ impl Plan {
         let connect = n * self.beat_connections as f64 / 300.0;
         let deliveries = self.clients.len() as f64 * (per_count + self.settle.as_secs_f64());
         let beat = self.beat_window.as_secs_f64() + self.settle.as_secs_f64() * 2.0;
-        let start = 2.0 + n * 0.3;
+        let start = 2.0 + n * 0.3 + self.idle_window.as_secs_f64();
         self.repeats as f64 * (start + sessions + messages + deliveries + connect + beat)
     }
 }
@@ -295,6 +297,8 @@ impl Plan {
 /// One repeat's readings of one transport and condition.
 #[derive(Debug, Clone, Default)]
 struct Sample {
+    /// The server alone, before anything connects.
+    idle: Raw,
     session: Raw,
     message: Raw,
     /// (rate, reading) at each client count.
@@ -428,6 +432,13 @@ async fn repeat(plan: &Plan, r: usize, slots: &mut [Slot]) -> anyhow::Result<Vec
         })
         .collect();
     let payload = || crate::payload::Payload::new(plan.payload, 100, r as u64);
+    // 0. Every server idle, at once: its own timers' CPU per second.
+    let idle =
+        futures_util::future::join_all(slots.iter().map(|s| windows::idle(s, plan.idle_window)))
+            .await;
+    for (k, i) in idle.into_iter().enumerate() {
+        out[k].idle = i;
+    }
     // 1. Sessions, one server at a time.
     for (k, s) in slots.iter().enumerate() {
         out[k].session = windows::sessions(s, plan.session_rate, plan.session_window).await?;
@@ -531,6 +542,10 @@ fn assemble(
     payload_bytes: f64,
 ) -> TransportCosts {
     let m = |f: &dyn Fn(&Sample) -> f64| Measured::new(samples.iter().map(f).collect());
+    // The server's own idle CPU over a window, ns, is not the window's.
+    let idle_ns_per_s = |s: &Sample| per(s.idle.cpu_ns as f64, s.idle.seconds);
+    let cpu_us =
+        |s: &Sample, w: &Raw| (w.cpu_ns as f64 - idle_ns_per_s(s) * w.seconds).max(0.0) / 1e3;
     let kind = beat_kind(t);
     let interval = match kind {
         BeatKind::Poll => plan.poll_interval,
@@ -538,7 +553,7 @@ fn assemble(
         BeatKind::Heartbeat => plan.server.heartbeat,
     };
     // Per beat, per repeat.
-    let beat_cpu = |s: &Sample| per(s.beat.cpu_ns as f64 / 1e3, s.beat.snap.beats as f64);
+    let beat_cpu = |s: &Sample| per(cpu_us(s, &s.beat), s.beat.snap.beats as f64);
     let beat_up = |s: &Sample| per(s.beat.snap.written as f64, s.beat.snap.beats as f64);
     let beat_down = |s: &Sample| per(s.beat.snap.read as f64, s.beat.snap.beats as f64);
     let beat_packets = |s: &Sample| per(s.beat.packets as f64, s.beat.snap.beats as f64);
@@ -566,7 +581,7 @@ fn assemble(
             delivery.push(DeliveryPoint {
                 rate_per_s: rate,
                 clients: clients as u64,
-                cpu_us: m(&|s| net(s, d(s).raw.cpu_ns as f64 / 1e3, beat_cpu(s))),
+                cpu_us: m(&|s| net(s, cpu_us(s, &d(s).raw), beat_cpu(s))),
                 bytes_down: m(&|s| net(s, d(s).raw.snap.read as f64, beat_down(s))),
                 bytes_up: m(&|s| net(s, d(s).raw.snap.written as f64, beat_up(s))),
                 packets: m(&|s| net(s, d(s).raw.packets as f64, beat_packets(s))),
@@ -593,7 +608,7 @@ fn assemble(
         payload_bytes,
         repeats: samples.len() as u32,
         session: Session {
-            cpu_us: m(&|s| per(s.session.cpu_ns as f64 / 1e3, ses(s))),
+            cpu_us: m(&|s| per(cpu_us(s, &s.session), ses(s))),
             bytes_up: m(&|s| per(s.session.snap.written as f64, ses(s))),
             bytes_down: m(&|s| per(s.session.snap.read as f64, ses(s))),
             packets: m(&|s| per(s.session.packets as f64, ses(s))),
@@ -612,12 +627,13 @@ fn assemble(
         memory_bytes: m(&|s| s.memory_bytes),
         delivery,
         message_up: Some(MessageUp {
-            cpu_us: m(&|s| msg(s, s.message.cpu_ns as f64 / 1e3, beat_cpu(s))),
+            cpu_us: m(&|s| msg(s, cpu_us(s, &s.message), beat_cpu(s))),
             bytes_up: m(&|s| msg(s, s.message.snap.written as f64, beat_up(s))),
             bytes_down: m(&|s| msg(s, s.message.snap.read as f64, beat_down(s))),
             packets: m(&|s| msg(s, s.message.packets as f64, beat_packets(s))),
             requests: if t == Transport::Ws { 0.0 } else { 1.0 },
         }),
+        server_idle_cpu_us_per_s: Some(m(&|s| idle_ns_per_s(s) / 1e3)),
     }
 }
 
@@ -714,4 +730,17 @@ pub fn load(path: &Path) -> anyhow::Result<CostModel> {
         .check()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(model)
+}
+
+/// The JSON Schema of `model.json` (`results/model/model.schema.json`), generated from the
+/// model's types so it cannot drift from what `loadgen costs` writes (a test checks the
+/// committed file).
+pub fn schema() -> String {
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<CostModel>();
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
 }

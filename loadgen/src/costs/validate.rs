@@ -137,7 +137,10 @@ impl Spec {
 /// One direct run's totals, per client-hour.
 #[derive(Debug, Clone, Copy, Serialize, Default)]
 pub struct Direct {
+    /// Server CPU, s, less the server's own idle CPU over the run (as the model's figures are).
     pub cpu_s: f64,
+    /// That idle CPU, s (a per-server cost: it shrinks per client-hour as clients grow).
+    pub idle_cpu_s: f64,
     pub bytes_up: f64,
     pub bytes_down: f64,
     pub events: f64,
@@ -291,6 +294,7 @@ pub async fn run(args: &CostsArgs) -> anyhow::Result<CostModel> {
                 bytes_down: h.bytes_down,
                 events: w.events_per_hour,
                 beats: h.beats,
+                idle_cpu_s: 0.0,
                 errors: 0,
             };
             let r = &runs[p];
@@ -360,20 +364,30 @@ async fn direct(
     } else {
         (Arc::new(Heads::minimal()), None)
     };
-    let setup = Arc::new(Setup::new(
+    let mut setup = Setup::new(
         t,
         c,
         server.target.clone(),
         heads,
         cookie,
         ctx.poll_interval,
-    ));
+    );
+    // A session polls when it starts; the sessions' own start times spread the polls.
+    setup.spread = false;
+    let setup = Arc::new(setup);
+    // The server's own timers, as in the model's windows: measured alone, then subtracted.
+    let idle_window = Duration::from_secs_f64((spec.session_s / 60.0).clamp(1.0, 5.0));
+    let i0 = server.cpu_ns();
+    let t0 = std::time::Instant::now();
+    tokio::time::sleep(idle_window).await;
+    let idle_ns_per_s = server.cpu_ns().saturating_sub(i0) as f64 / t0.elapsed().as_secs_f64();
     let tally = Arc::new(Tally::default());
     let session = Duration::from_secs_f64(spec.session_s);
     // Sessions start over a ramp (as users arrive), each lasting exactly the session.
     let ramp = Duration::from_secs_f64((spec.session_s / 20.0).clamp(0.5, 5.0));
     let payload = crate::payload::Payload::new(ctx.payload, 100, u64::from(r));
     let cpu0 = server.cpu_ns();
+    let run_start = std::time::Instant::now();
     let publishing = {
         let target = server.target.clone();
         let payload = payload.clone();
@@ -417,12 +431,14 @@ async fn direct(
     }
     let _ = publishing.await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let cpu_ns = server.cpu_ns().saturating_sub(cpu0);
+    let seconds = run_start.elapsed().as_secs_f64();
+    let cpu_ns = (server.cpu_ns().saturating_sub(cpu0) as f64 - idle_ns_per_s * seconds).max(0.0);
     server::stop_all(vec![server]).await;
     let snap = tally.snap();
     let client_hours = f64::from(spec.clients) * spec.session_s / 3600.0;
     Ok(Direct {
-        cpu_s: cpu_ns as f64 / 1e9 / client_hours,
+        cpu_s: cpu_ns / 1e9 / client_hours,
+        idle_cpu_s: idle_ns_per_s * seconds / 1e9 / client_hours,
         bytes_up: snap.written as f64 / client_hours,
         bytes_down: snap.read as f64 / client_hours,
         events: snap.events as f64 / client_hours,

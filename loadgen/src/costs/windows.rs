@@ -23,12 +23,17 @@
 //!   received, counted by the clients). The publish's own handling (one `POST /publish` per
 //!   event, shared by the `C` clients) is inside the CPU and the packets; the bytes are the
 //!   clients' only (the publisher is a backend, not on the client's bill).
-//! - [`message`]: one client subscribed its transport's way and sending messages up at a rate
-//!   (a WebSocket message; `POST /publish` beside the stream or polls: a second keep-alive
-//!   connection on HTTP/1.1, a stream on the same connection on HTTP/2). The feed has that one
-//!   subscriber, so each message's fan-out is a single delivery, back to its sender: CPU, bytes
-//!   and packets per message include that one delivery and its acknowledgement, and exclude any
-//!   fan-out to others (a workload's deliveries count those).
+//! - [`message`]: one client sending messages up at a rate, its transport's way, with nothing
+//!   else subscribed: a WebSocket message on its socket (the socket is subscribed, so its own
+//!   copy comes back on it: one delivery, included); a `POST /publish` for the others, on a
+//!   connection of its own (HTTP/2 under `browser`, as the stream's own connection would carry
+//!   it; a second keep-alive HTTP/1.1 connection under `plain-h1`), with no stream or polls in
+//!   the window, so no fan-out at all. CPU, bytes and packets ÷ messages acknowledged: receiving,
+//!   storing and acknowledging a message; its fan-out to the other clients is theirs, counted as
+//!   deliveries.
+//! - [`idle`]: the server with nothing connected, before any other window of the repeat: its
+//!   own timers' CPU per second, subtracted from every window of that server (times the
+//!   window's length), since it is the server's, not any connection's.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -266,8 +271,19 @@ pub async fn deliver(
     }
 }
 
-/// One client subscribed its transport's way, sending `rate` messages a second; the window
-/// is `window` long after it is subscribed.
+/// The server with nothing connected: its own timers' CPU, subtracted (per second) from every
+/// window of that server.
+pub async fn idle(slot: &Slot, window: Duration) -> Raw {
+    let edge = Edge::open(&slot.server, &slot.tally, true);
+    tokio::time::sleep(window).await;
+    edge.close(&slot.server, &slot.tally)
+}
+
+/// One client sending `rate` messages a second its transport's way, the feed otherwise
+/// unsubscribed: a WebSocket on its socket (so its own copy comes back on it), the others a
+/// `POST /publish` on a connection of their own with no stream or polls beside it (HTTP/2 as
+/// the browser condition's, else a keep-alive HTTP/1.1 one). The window is `window` long once
+/// messages flow.
 pub async fn message(
     slot: &Slot,
     rate: f64,
@@ -282,18 +298,16 @@ pub async fn message(
         nonce: rand::random(),
         payload,
     });
-    let task = tokio::spawn(client::hold(
-        slot.setup.clone(),
-        tally.clone(),
-        stop.clone(),
-        Some(talk),
-    ));
+    let (setup, t, s) = (slot.setup.clone(), tally.clone(), stop.clone());
+    let task = if slot.setup.transport == feedlab_wire::Transport::Ws {
+        tokio::spawn(client::hold(setup, t, s, Some(talk)))
+    } else {
+        tokio::spawn(client::post_only(setup, t, s, talk))
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while tally.open() < 1 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    while tally.snap().messages < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    // Into its stride: the first messages and the second connection's set-up are not counted.
-    tokio::time::sleep(Duration::from_secs_f64((2.0 / rate).min(1.0))).await;
     let edge = Edge::open(&slot.server, &tally, true);
     tokio::time::sleep(window).await;
     let raw = edge.close(&slot.server, &tally);
