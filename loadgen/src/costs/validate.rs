@@ -221,8 +221,19 @@ pub async fn run(args: &CostsArgs) -> anyhow::Result<CostModel> {
     let started = std::time::Instant::now();
     let date = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let repeats = args.validate_repeats.unwrap_or(3);
+    anyhow::ensure!(
+        args.validate_scale.is_finite() && args.validate_scale > 0.0,
+        "--validate-scale must be positive"
+    );
     let specs: Vec<Spec> = Spec::all(plan.quick)
         .into_iter()
+        .map(|mut s| {
+            s.session_s *= args.validate_scale;
+            if s.name == "quiet" {
+                s.rate /= args.validate_scale;
+            }
+            s
+        })
         .filter(|s| args.workloads.iter().any(|w| w == "all" || w == s.name))
         .collect();
     anyhow::ensure!(

@@ -21,8 +21,9 @@
 //!   the beat window's cost of the same repeat: for short polling, every poll of the window is
 //!   a beat, so what remains is what carrying events added to the polls), ÷ deliveries (events
 //!   received, counted by the clients). The publish's own handling (one `POST /publish` per
-//!   event, shared by the `C` clients) is inside the CPU and the packets; the bytes are the
-//!   clients' only (the publisher is a backend, not on the client's bill).
+//!   event on a keep-alive connection made before the window, shared by the `C` clients) is
+//!   inside the CPU and the packets; the bytes are the clients' only (the publisher is a
+//!   backend, not on the client's bill).
 //! - [`message`]: one client sending messages up at a rate, its transport's way, with nothing
 //!   else subscribed: a WebSocket message on its socket (the socket is subscribed, so its own
 //!   copy comes back on it: one delivery, included); a `POST /publish` for the others, on a
@@ -232,8 +233,73 @@ pub struct Delivered {
     pub p99_us: f64,
 }
 
+/// The backend's publisher for one window: `POST /publish` on one keep-alive HTTP/1.1
+/// connection (TLS when the server speaks it), connected before the window opens so its
+/// handshake is not a delivery's cost.
+struct Publisher {
+    sender: crate::net::Sender<http_body_util::Full<bytes::Bytes>>,
+    task: JoinHandle<()>,
+    target: Arc<crate::net::Target>,
+}
+
+impl Publisher {
+    async fn connect(target: &Arc<crate::net::Target>) -> anyhow::Result<Self> {
+        let wire = Arc::new(crate::net::Wire::default());
+        let stream = crate::net::connect(target, None, &wire, crate::net::Alpn::Http1).await?;
+        let (sender, task) = crate::net::http(stream, crate::cli::HttpVersion::Http11).await?;
+        Ok(Self {
+            sender,
+            task,
+            target: target.clone(),
+        })
+    }
+
+    /// Publishes at `rate` for `duration` at fixed intended times; how many were acknowledged.
+    async fn run(
+        &mut self,
+        rate: f64,
+        duration: Duration,
+        payload: &crate::payload::Payload,
+    ) -> u64 {
+        let pace = crate::clock::Pace::per_second(Instant::now(), rate);
+        let total = pace.count_within(duration);
+        let mut acked = 0;
+        for n in 0..total {
+            tokio::time::sleep_until(pace.intended(n)).await;
+            let body = publisher::body(n, crate::clock::now_us(), &payload.fields(n));
+            let req = hyper::Request::post(self.target.path("/publish"))
+                .header(hyper::header::HOST, &self.target.host)
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .body(http_body_util::Full::new(bytes::Bytes::from(body)));
+            let Ok(req) = req else { continue };
+            if self.sender.ready().await.is_err() {
+                break;
+            }
+            let answer = async {
+                let res = self.sender.send_request(req).await?;
+                let ok = res.status().is_success();
+                http_body_util::BodyExt::collect(res.into_body()).await?;
+                Ok::<_, hyper::Error>(ok)
+            };
+            if let Ok(Ok(true)) = tokio::time::timeout(Duration::from_secs(15), answer).await {
+                acked += 1;
+            }
+        }
+        tokio::time::sleep_until(pace.start + duration).await;
+        acked
+    }
+
+    async fn close(self) {
+        drop(self.sender);
+        crate::client::close(self.task).await;
+    }
+}
+
 /// Events at `rate` for `duration` to the held clients, starting after `offset`, and on until
 /// every client has every event or `drain` has passed.
+///
+/// # Errors
+/// When the publisher cannot connect.
 pub async fn deliver(
     slot: &Slot,
     rate: f64,
@@ -241,34 +307,27 @@ pub async fn deliver(
     drain: Duration,
     offset: Duration,
     payload: crate::payload::Payload,
-) -> Delivered {
+) -> anyhow::Result<Delivered> {
+    let mut publisher = Publisher::connect(&slot.server.target).await?;
     tokio::time::sleep(offset).await;
     let clients = slot.tally.open().max(0) as u64;
     slot.tally.reset_latency();
     let edge = Edge::open(&slot.server, &slot.tally, true);
     let events0 = slot.tally.snap().events;
-    let published = publisher::run(
-        vec![slot.server.target.clone()],
-        rate,
-        duration,
-        payload,
-        publisher::Stamp::Sent,
-        CancellationToken::new(),
-        None,
-    )
-    .await;
-    let expected = published.published * clients;
+    let published = publisher.run(rate, duration, &payload).await;
+    let expected = published * clients;
     let deadline = Instant::now() + drain;
     while slot.tally.snap().events - events0 < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let raw = edge.close(&slot.server, &slot.tally);
-    Delivered {
+    publisher.close().await;
+    Ok(Delivered {
         raw,
         clients,
-        published: published.published,
+        published,
         p99_us: slot.tally.p99_us(),
-    }
+    })
 }
 
 /// The server with nothing connected: its own timers' CPU, subtracted (per second) from every
