@@ -749,3 +749,112 @@ pub fn schema() -> String {
     text.push('\n');
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::costs::client::Snap;
+
+    fn raw(cpu_ms: f64, seconds: f64, snap: Snap, packets: u64) -> Raw {
+        Raw {
+            cpu_ns: (cpu_ms * 1e6) as u64,
+            snap,
+            packets,
+            seconds,
+        }
+    }
+
+    #[test]
+    fn windows_are_divided_net_of_idle_time_and_beats() {
+        let args = <crate::cli::Cli as clap::Parser>::try_parse_from([
+            "loadgen",
+            "costs",
+            "--rates",
+            "1",
+            "--clients",
+            "10",
+            "--repeats",
+            "1",
+        ])
+        .map(|c| match c.command {
+            Some(crate::cli::Command::Costs(a)) => a,
+            _ => panic!("costs expected"),
+        })
+        .unwrap();
+        let plan = Plan::build(&args).unwrap();
+        let sample = Sample {
+            // 1 ms of idle CPU a second.
+            idle: raw(5.0, 5.0, Snap::default(), 0),
+            // 10 sessions in 2 s: 22 ms, 2 of them idle.
+            session: raw(
+                22.0,
+                2.0,
+                Snap {
+                    sessions: 10,
+                    round_trips: 20,
+                    read: 1000,
+                    written: 500,
+                    ..Snap::default()
+                },
+                90,
+            ),
+            // 100 beats in 10 s: 110 ms, 10 idle: 1 ms a beat.
+            beat: raw(
+                110.0,
+                10.0,
+                Snap {
+                    beats: 100,
+                    read: 2000,
+                    ..Snap::default()
+                },
+                200,
+            ),
+            // 50 deliveries and 5 beats in 4 s: 4 ms idle, 5 ms of beats.
+            delivery: vec![(
+                1.0,
+                Delivered {
+                    raw: raw(
+                        59.0,
+                        4.0,
+                        Snap {
+                            events: 50,
+                            beats: 5,
+                            read: 5100,
+                            ..Snap::default()
+                        },
+                        60,
+                    ),
+                    clients: 10,
+                    published: 5,
+                    p99_us: 900.0,
+                },
+            )],
+            message: raw(
+                12.0,
+                2.0,
+                Snap {
+                    messages: 20,
+                    written: 4000,
+                    ..Snap::default()
+                },
+                40,
+            ),
+            memory_bytes: 3000.0,
+            served_by: "fast path".into(),
+        };
+        let c = assemble(&plan, Condition::PlainH1, Transport::Sse, &[sample], 80.0);
+        assert!((c.session.cpu_us.median() - 2000.0).abs() < 1e-6);
+        assert_eq!(c.session.round_trips, 2.0);
+        assert_eq!(c.session.packets.median(), 9.0);
+        assert!((c.beat.cpu_us.median() - 1000.0).abs() < 1e-6);
+        assert_eq!(c.beat.bytes_down.median(), 20.0);
+        let d = &c.delivery[0];
+        assert!((d.cpu_us.median() - 1000.0).abs() < 1e-6, "{d:?}");
+        assert_eq!(d.bytes_down.median(), 100.0);
+        assert_eq!(d.packets.median(), (60.0 - 5.0 * 2.0) / 50.0);
+        let m = c.message_up.unwrap();
+        assert!((m.cpu_us.median() - 500.0).abs() < 1e-6);
+        assert_eq!(m.bytes_up.median(), 200.0);
+        assert_eq!(c.server_idle_cpu_us_per_s.unwrap().median(), 1000.0);
+    }
+}
