@@ -133,6 +133,7 @@ mod tests {
         );
         assert!(out.contains("radio on          41.5% of the time"), "{out}");
         assert!(out.contains("wake-ups          144.0 per hour"), "{out}");
+        assert!(out.contains("one wake-up alone 11.367 J"), "{out}");
         assert!(
             out.contains("tail 10.12 s"),
             "timers beside the figures: {out}"

@@ -104,12 +104,19 @@ const LEAD: Duration = Duration::from_secs(120);
 /// later, over `horizon`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Pattern {
+    #[serde(rename = "every_s", serialize_with = "seconds")]
     pub every: Duration,
     pub down_bytes: u32,
     pub up_bytes: Option<u32>,
+    #[serde(rename = "reply_after_s", serialize_with = "seconds")]
     pub reply_after: Duration,
+    #[serde(rename = "horizon_s", serialize_with = "seconds")]
     pub horizon: Duration,
     pub start: Start,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }
 
 impl Pattern {

@@ -278,7 +278,7 @@ pub fn lte() -> Profile {
     let f = ARO_LTE;
     Profile {
         name: "lte",
-        title: "LTE, ARO's default LTE profile (Huang et al. 2012's device)",
+        title: "LTE, ARO's default LTE profile (lte.conf)",
         machine: Machine::Lte(LteParams {
             promotion_s: aro(f, "T_PROMOTION", 0.26, "s"),
             promotion_w: aro(f, "P_PROMOTION", 1.21, "W"),
@@ -373,7 +373,7 @@ pub fn umts() -> Profile {
     let f = ARO_3G;
     Profile {
         name: "3g",
-        title: "3G (UMTS), ARO's i997 profile",
+        title: "3G (UMTS), ARO's i997 profile (i997.conf)",
         machine: Machine::Umts(UmtsParams {
             idle_dch_promo_s: aro(f, "IDLE_DCH_PROMO_AVG", 2.0, "s"),
             idle_dch_promo_w: aro(f, "POWER_IDLE_DCH", 0.65, "W"),
@@ -395,7 +395,7 @@ pub fn wifi() -> Profile {
     let f = ARO_WIFI;
     Profile {
         name: "wifi",
-        title: "Wi-Fi, ARO's default Wi-Fi profile",
+        title: "Wi-Fi, ARO's default Wi-Fi profile (WiFi.conf)",
         machine: Machine::Wifi(WifiParams {
             tail_s: aro(f, "WIFI_TAIL_TIME", 0.25, "s"),
             active_w: aro(f, "POWER_WIFI_ACTIVE", 0.403, "W"),
@@ -430,6 +430,25 @@ impl Profile {
                 self.name,
                 num(m.tail_s.value)
             ),
+        }
+    }
+
+    /// The two timers that decide most of the energy, for a tag beside each figure.
+    pub fn timers_brief(&self) -> String {
+        match &self.machine {
+            Machine::Lte(m) => format!(
+                "{}: promotion {} s, tail {} s",
+                self.name,
+                num(m.promotion_s.value),
+                num(m.tail_s())
+            ),
+            Machine::Umts(m) => format!(
+                "{}: promotion {} s, tail {} s",
+                self.name,
+                num(m.idle_dch_promo_s.value),
+                num(m.tail_s())
+            ),
+            Machine::Wifi(m) => format!("{}: tail {} s", self.name, num(m.tail_s.value)),
         }
     }
 
