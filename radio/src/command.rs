@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::packets::{Pattern, Start};
+use crate::packets::{Pattern, Start, MAX_BYTES};
 use crate::profile::{self, Profile};
 use crate::regime::Regime;
 use crate::report::Figures;
@@ -20,19 +20,19 @@ pub struct Args {
     #[arg(long, default_value = "lte")]
     pub profile: String,
     /// Interval between events (humantime: 2s, 25s, 1m).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = interval, allow_hyphen_values = true)]
     pub every: Duration,
     /// Bytes of each downlink event.
-    #[arg(long)]
-    pub bytes: u64,
+    #[arg(long, allow_negative_numbers = true)]
+    pub bytes: i64,
     /// Bytes of an uplink reply to each event (an ack or pong); none if absent.
-    #[arg(long)]
-    pub up_bytes: Option<u64>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub up_bytes: Option<i64>,
     /// How long after its event the reply goes up.
-    #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "50ms", value_parser = interval, allow_hyphen_values = true)]
     pub reply_after: Duration,
     /// Hours to report.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub hours: f64,
     /// Which regime the pattern stands for (a label on every figure).
     #[arg(long, value_enum, default_value_t = Regime::Foreground)]
@@ -43,6 +43,26 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A humantime duration, with a plain word for a negative one (humantime's own is "expected
+/// number at 0").
+fn interval(s: &str) -> Result<Duration, String> {
+    if s.trim_start().starts_with('-') {
+        return Err(format!(
+            "{s} is negative; give a positive interval such as 2s, 25s or 1m"
+        ));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e}; give an interval such as 2s, 25s or 1m"))
+}
+
+/// A size flag as bytes, refusing negatives by name (the range is checked by the pattern).
+fn size(flag: &str, b: i64) -> Result<u64, Error> {
+    u64::try_from(b).map_err(|_| {
+        Error::BadPattern(format!(
+            "{flag} {b} is negative; give 1 to {MAX_BYTES} bytes"
+        ))
+    })
 }
 
 #[derive(Serialize)]
@@ -60,10 +80,12 @@ const BASELINE: &str = "energy is the radio's above the phone's base power (ARO'
 /// Simulate the pattern and return the report, as text or (with `--json`) JSON.
 pub fn run(args: &Args) -> Result<String, Error> {
     let profile = profile::by_name(&args.profile)?;
+    let up_bytes = args.up_bytes.map(|b| size("--up-bytes", b)).transpose()?;
+    let bytes = size("--bytes", args.bytes)?;
     let pattern = Pattern::new(
         args.every,
-        args.bytes,
-        args.up_bytes,
+        bytes,
+        up_bytes,
         args.reply_after,
         args.hours,
         args.start,
