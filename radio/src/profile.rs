@@ -334,8 +334,8 @@ pub fn nr_nsa() -> Profile {
     let mut p = lte();
     p.name = "5g-nsa";
     p.title = "5G NSA, ESTIMATE: LTE's timers, connected-state powers x1.5";
-    const WHY: &str = "5G NSA: LTE anchor's timers; connected-state power = ARO LTE x 1.5 (no published table read)";
-    const SAME: &str = "5G NSA: same as ARO LTE (NSA's RRC is the LTE anchor's; IDLE camps on LTE)";
+    const WHY: &str = "ARO LTE's value x 1.5 for the NR receiver beside LTE's (our guess; no published table read)";
+    const SAME: &str = "ARO LTE's value (NSA's RRC is the LTE anchor's; IDLE camps on LTE)";
     if let Machine::Lte(ref mut m) = p.machine {
         for q in [
             &mut m.promotion_w,
@@ -527,6 +527,24 @@ impl Profile {
     }
 }
 
+impl Profile {
+    /// The parameters as Markdown table rows (`| parameter | value | source |`), as the README
+    /// shows them; a test holds the README to these rows.
+    pub fn markdown_rows(&self) -> Vec<String> {
+        self.params()
+            .into_iter()
+            .map(|(what, p)| {
+                format!(
+                    "| {what} | {} {} | {} |",
+                    num(p.value),
+                    p.unit,
+                    p.source.cite()
+                )
+            })
+            .collect()
+    }
+}
+
 /// A number without trailing zeros: 0.26, 10.12, 4.
 pub(crate) fn num(x: f64) -> String {
     let s = format!("{x:.4}");
@@ -562,6 +580,32 @@ mod tests {
     fn only_5g_nsa_is_an_estimate() {
         for p in all() {
             assert_eq!(p.has_estimates(), p.name == "5g-nsa", "{}", p.name);
+        }
+    }
+
+    /// The README's profile tables are these rows, so they cannot drift from the code.
+    #[test]
+    fn readme_tables_are_the_profiles() {
+        let readme = include_str!("../README.md");
+        for p in all() {
+            for row in p.markdown_rows() {
+                assert!(readme.contains(&row), "README lacks, for {}: {row}", p.name);
+            }
+        }
+    }
+
+    /// Prints the README's tables: `cargo test -p feedlab-radio -- --ignored --nocapture print_`.
+    #[test]
+    #[ignore]
+    fn print_readme_tables() {
+        for p in all() {
+            println!(
+                "\n#### `{}`: {}\n\n| parameter | value | source |\n| --- | --- | --- |",
+                p.name, p.title
+            );
+            for row in p.markdown_rows() {
+                println!("{row}");
+            }
         }
     }
 
