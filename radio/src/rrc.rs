@@ -11,8 +11,10 @@
 //!   packet, cut short if the previous tail ended less than a promotion earlier); packets closer
 //!   than the inactivity timer are one continuous reception; after the last one the tail runs CR,
 //!   short DRX, long DRX, and is cut by the next packet. IDLE costs its paging at the mean power of
-//!   a paging cycle, where ARO counts whole cycles from the start of each idle stretch; over an
-//!   hour the two agree, and the mean does not depend on where the cycles happen to fall.
+//!   a paging cycle, so the figure does not depend on where the cycles happen to fall. ARO counts
+//!   whole cycles from the start of each idle stretch and charges the last partial one at the
+//!   paging power throughout (a slip, by the look of it), so its figure can be up to 0.74 J higher
+//!   per idle stretch.
 //! - 3G is ARO's machine without its RLC buffer and DCH-demotion queues: DCH after a promotion,
 //!   FACH when the DCH timer runs out, IDLE when the FACH timer does; in FACH a packet at or under
 //!   the RLC threshold for its direction is carried in FACH and a larger one promotes to DCH. The
