@@ -596,7 +596,7 @@ mod tests {
 
     /// Prints the README's tables: `cargo test -p feedlab-radio -- --ignored --nocapture print_`.
     #[test]
-    #[ignore]
+    #[ignore = "prints the README's tables; not a check"]
     fn print_readme_tables() {
         for p in all() {
             println!(
