@@ -24,7 +24,7 @@ async fn sse_streams_every_event_in_order_with_proxy_safe_headers() {
 
 #[tokio::test]
 async fn sse_sends_a_retry_hint_first() {
-    let srv = TestServer::start(&["--sse-retry", "1500ms"]);
+    let srv = TestServer::start(&["--sse-retry-min", "1500ms", "--sse-retry-max", "1500ms"]);
     let text = curl_sse(&srv.url("/sse")).await;
     assert!(text.starts_with("retry: 1500\n"), "{text:?}");
 }

@@ -166,6 +166,7 @@ impl<W: Wire> Session<W> {
         // one, since bytes arriving show that the client and the way to it are alive.
         let mut unanswered: Option<Instant> = None;
         let lag = LagLimit::new(config.max_lag(), state.feed.head().saturating_sub(cursor));
+        let mut turn = crate::shutdown::Turn::default();
         loop {
             loop {
                 match self.next_msg() {
@@ -191,12 +192,14 @@ impl<W: Wire> Session<W> {
                 }
             }
             // Shutdown: the feed wakes every waiter when it closes (no shutdown future per
-            // pass, whose polls would all take one shared lock).
-            if state.feed.is_closed() {
+            // pass, whose polls would all take one shared lock); the session closes at its
+            // turn within --shutdown-drain.
+            if turn.due(&state) {
                 return End::Close(Some(shutting_down()));
             }
             tokio::select! {
                 biased;
+                () = turn.wait() => {}
                 read = self.wire.read(&mut self.inbound) => match read {
                     Ok(true) => unanswered = None,
                     Ok(false) | Err(_) => return End::Gone,
