@@ -324,6 +324,7 @@ fn flips(
         .collect();
     now.sort();
     let first = now.join(" and ");
+    let stay = if now.len() > 1 { "stay" } else { "stays" };
     type Set = fn(&mut Workload, f64);
     let params: [(&str, f64, f64, f64, Set); 3] = [
         ("sessions", w.session_s, 1.0, 7.0 * 86_400.0, |w, v| {
@@ -393,14 +394,14 @@ fn flips(
                 (_, false) => format!("{name} rise {side} {edge}"),
             };
             out.push(format!(
-                "{first} stays first unless {less_more}: then {}",
+                "{first} {stay} first unless {less_more}: then {}",
                 other.join(" and ")
             ));
         }
     }
     if out.is_empty() {
         out.push(format!(
-            "{first} stays first for any session length, event rate and message rate in the measured range"
+            "{first} {stay} first for any session length, event rate and message rate in the measured range"
         ));
     }
     out
@@ -421,6 +422,110 @@ fn duration(s: f64) -> String {
         format!("{:.0} min", s / 60.0)
     } else {
         format!("{:.1} h", s / 3600.0)
+    }
+}
+
+impl Answer {
+    /// The answer as a person reads it: the verdict, the ranking with each bill's lines, what
+    /// would flip it, what was extrapolated, and where the figures come from.
+    pub fn text(&self) -> String {
+        use std::fmt::Write as _;
+        let w = &self.workload;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Workload: {} clients, {} sessions, {} events/h, {} messages/h per client, {} payloads, {} network, {} conditions{}",
+            w.clients,
+            duration(w.session_s),
+            w.events_per_hour,
+            w.messages_per_hour,
+            w.payload,
+            w.network,
+            w.condition.name(),
+            w.latency_budget_ms
+                .map(|b| format!(", p99 budget {b} ms"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(out, "Answer: {}.", self.verdict);
+        let _ = writeln!(
+            out,
+            "\nrank  transport   $/1M client-hours (median [range])  largest line          p99      within budget"
+        );
+        for s in &self.standings {
+            let _ = writeln!(
+                out,
+                "{:<5} {:<11} {:>10} [{}–{}]{:pad$} {:<21} {:>8}  {}",
+                s.rank,
+                s.transport,
+                money(s.total_median),
+                money(s.total_min),
+                money(s.total_max),
+                "",
+                format!("{} {}", s.dominant.label(), money(s.bill.line(s.dominant))),
+                format!("{:.1} ms", s.p99_ms),
+                if s.meets_budget { "yes" } else { "no" },
+                pad = 0
+            );
+        }
+        let _ = writeln!(out, "\nBill lines, $ per million client-hours:");
+        let _ = write!(out, "{:<12}", "");
+        for l in Line::ALL {
+            let _ = write!(out, " {:>14}", l.label());
+        }
+        let _ = writeln!(out);
+        for s in &self.standings {
+            let _ = write!(out, "{:<12}", s.transport);
+            for l in Line::ALL {
+                let _ = write!(out, " {:>14}", money(s.bill.line(l)));
+            }
+            let _ = writeln!(out, "   (balancer billed on {})", s.bill.balancer_dimension);
+        }
+        let _ = writeln!(
+            out,
+            "\nRule: differences under {:.0}% are ties; larger ones must pass an exact Mann–Whitney test at {:.0}% over {} repeats.",
+            self.rule.threshold * 100.0,
+            self.rule.alpha * 100.0,
+            self.repeats
+        );
+        if !self.unmeasured.is_empty() {
+            let _ = writeln!(out, "Not measured, and worth weighing between the tied:");
+            for u in &self.unmeasured {
+                let _ = writeln!(out, "  - {u}");
+            }
+        }
+        for f in &self.flips {
+            let _ = writeln!(out, "{f}.");
+        }
+        if !self.extrapolated.is_empty() {
+            let _ = writeln!(out, "Extrapolated:");
+            for e in &self.extrapolated {
+                let _ = writeln!(out, "  - {e}");
+            }
+        }
+        let r = &self.record;
+        let _ = writeln!(
+            out,
+            "Figures: results/model/model.json, made by `{}` at commit {}{} ({} build) on {} ({} cores, kernel {}), {}.",
+            r.command,
+            r.commit,
+            if r.dirty { " with uncommitted changes" } else { "" },
+            r.profile,
+            r.cpu_model,
+            r.cores,
+            r.kernel,
+            r.date
+        );
+        out
+    }
+}
+
+fn money(v: f64) -> String {
+    if v >= 100.0 {
+        format!("${v:.0}")
+    } else if v >= 1.0 {
+        format!("${v:.2}")
+    } else {
+        format!("${v:.3}")
     }
 }
 
@@ -618,5 +723,27 @@ mod tests {
             ..workload()
         };
         assert!(decide(&m, &w, &Prices::default(), Rule::default()).is_err());
+    }
+
+    #[test]
+    fn the_text_opens_with_the_workload_and_the_answer_and_names_its_source() {
+        let m = model(vec![
+            costs("sse", 200.0, BeatKind::Heartbeat, 20.0, 5_000.0),
+            costs("ws", 205.0, BeatKind::Heartbeat, 21.0, 4_800.0),
+        ]);
+        let t = decide(&m, &workload(), &Prices::default(), Rule::default())
+            .unwrap()
+            .text();
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].starts_with("Workload: 1000 clients, 20 min sessions"),
+            "{t}"
+        );
+        assert!(
+            lines[1].starts_with("Answer: ") && lines[1].contains(" tie: "),
+            "{t}"
+        );
+        assert!(t.contains("Figures: results/model/model.json"), "{t}");
+        assert!(t.contains("Not measured"), "{t}");
     }
 }
