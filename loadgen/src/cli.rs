@@ -58,7 +58,7 @@ pub enum Command {
 pub struct LinkArgs {
     /// The link (a profile or figures, as for the run's --network; `none` is refused).
     #[arg(long = "network", default_value = "3g")]
-    pub network: crate::link::Network,
+    pub network: feedlab_link::Network,
 
     /// Loopback port the page is served on (0: a free one; the URL is printed).
     #[arg(long, default_value_t = 0)]
@@ -298,9 +298,9 @@ pub struct Args {
         env = "LOADGEN_NETWORK",
         value_delimiter = ';',
         default_value = "none",
-        long_help = crate::link::spec::network_help()
+        long_help = feedlab_link::spec::network_help()
     )]
-    pub networks: Vec<crate::link::Network>,
+    pub networks: Vec<feedlab_link::Network>,
 
     /// No progress bars and no summary table.
     #[arg(long, env = "LOADGEN_QUIET")]
@@ -575,7 +575,7 @@ impl Args {
         if self
             .networks
             .iter()
-            .any(|n| *n != crate::link::Network::Loopback)
+            .any(|n| *n != feedlab_link::Network::Loopback)
         {
             if given {
                 return Err(
@@ -751,7 +751,7 @@ mod tests {
     #[test]
     fn networks_parse_and_refuse_what_the_link_cannot_carry() {
         let a = Args::from_args::<_, &str>([]).unwrap();
-        assert_eq!(a.networks, vec![crate::link::Network::Loopback]);
+        assert_eq!(a.networks, vec![feedlab_link::Network::Loopback]);
         let a = Args::from_args(["--network", "none", "--network", "3g,loss=2%"]).unwrap();
         assert_eq!(a.networks.len(), 2);
         assert_eq!(a.networks[1].name(), "3g,loss=2%");

@@ -19,8 +19,8 @@
 //! - [`sequence`], [`stats`]: what each client saw (integrity, latency, counters), merged per
 //!   transport; [`event`] parses what the server sends, without copying the padding.
 //! - [`report`]: one model ([`report::Report`]) rendered as JSON, Markdown, SVG and HTML.
-//! - [`link`]: `--network`, an emulated link (namespaces, TUN devices, a forwarder) between
-//!   the clients and the server.
+//! - [`feedlab_link`] (its own crate): `--network`, an emulated link (namespaces, TUN devices, a
+//!   forwarder) between the clients and the server; [`link_tool`] is `loadgen link`.
 //! - [`target`]: adapters for servers that are not feedlab's (Nchan).
 //! - [`progress`]: bars on stderr; [`sys`]: the few system calls (signals, limits).
 
@@ -30,7 +30,7 @@ pub mod client;
 pub mod clock;
 pub mod compression;
 pub mod event;
-pub mod link;
+pub mod link_tool;
 pub mod net;
 /// What an event carries: one implementation with the server's ticker, in `feedlab-wire`.
 pub use feedlab_wire::payload;

@@ -54,7 +54,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(Command::Link(args)) = cli.command {
-        return match runtime.block_on(loadgen::link::tool::run(args)) {
+        return match runtime.block_on(loadgen::link_tool::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("loadgen link: {e:#}");

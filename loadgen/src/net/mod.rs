@@ -51,7 +51,7 @@ pub struct Target {
     pub tls: Option<Arc<TlsClient>>,
     /// With `--network`: the namespace whose sockets reach it (the client end of the link, or
     /// the server's own namespace for the publisher and `/stats`).
-    pub netns: Option<Arc<crate::link::netns::Agent>>,
+    pub netns: Option<Arc<feedlab_link::netns::Agent>>,
 }
 
 impl Target {
@@ -90,7 +90,7 @@ impl Target {
     }
 
     /// The same server, reached with sockets of the namespace `agent` stands in.
-    pub fn via(&self, agent: &Arc<crate::link::netns::Agent>) -> Self {
+    pub fn via(&self, agent: &Arc<feedlab_link::netns::Agent>) -> Self {
         Self {
             netns: Some(agent.clone()),
             ..self.clone()

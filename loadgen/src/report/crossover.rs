@@ -329,12 +329,12 @@ pub const RTT_P99_FACTOR: f64 = 2.0;
 /// Whether the run's networks differ in more than RTT (bandwidth, loss, jitter, queue): then
 /// the sweep is not of RTT alone.
 fn networks_differ_beyond_rtt(report: &Report) -> bool {
-    let mut seen: Vec<crate::link::LinkSpec> = Vec::new();
+    let mut seen: Vec<feedlab_link::LinkSpec> = Vec::new();
     for r in &report.phases {
         let Some(n) = &r.network else { continue };
         let mut spec = match &n.spec {
-            None => crate::link::LinkSpec::default(),
-            Some(s) => match s.parse::<crate::link::Network>() {
+            None => feedlab_link::LinkSpec::default(),
+            Some(s) => match s.parse::<feedlab_link::Network>() {
                 Ok(net) => net.spec().copied().unwrap_or_default(),
                 Err(_) => continue,
             },

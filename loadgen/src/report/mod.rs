@@ -270,7 +270,7 @@ pub struct TransportResult {
     /// what the link and the kernel's TCP measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(skip_serializing_if = "sch::added_later")]
-    pub network: Option<crate::link::NetworkResult>,
+    pub network: Option<feedlab_link::NetworkResult>,
     #[schemars(schema_with = "sch::transport")]
     pub transport: String,
     /// HTTP version of the requests (`1.1` keep-alive, `1.0` connection per request, `2` one

@@ -786,7 +786,7 @@ pub fn networks(report: &Report) -> Vec<Table> {
                     None => "–".into(),
                 }
             };
-            let net = |f: fn(&crate::link::NetworkResult) -> Option<f64>| {
+            let net = |f: fn(&feedlab_link::NetworkResult) -> Option<f64>| {
                 move |x: &TransportResult| x.network.as_ref().and_then(f)
             };
             t.rows.push(vec![
@@ -829,7 +829,7 @@ pub fn link(report: &Report) -> Option<Table> {
         let Some(n) = r.network.as_ref().filter(|n| n.spec.is_some()) else {
             continue;
         };
-        let seg = |s: Option<crate::link::tcp::Segments>| {
+        let seg = |s: Option<feedlab_link::tcp::Segments>| {
             s.map_or("–".into(), |s| {
                 format!(
                     "{} / {} ({})",
@@ -843,7 +843,7 @@ pub fn link(report: &Report) -> Option<Table> {
                 )
             })
         };
-        let both = |f: fn(&crate::link::forward::DirCounts) -> u64| match (n.down, n.up) {
+        let both = |f: fn(&feedlab_link::forward::DirCounts) -> u64| match (n.down, n.up) {
             (Some(d), Some(u)) => format!("{} / {}", int(f(&d)), int(f(&u))),
             _ => "–".into(),
         };

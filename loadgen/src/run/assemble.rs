@@ -158,7 +158,7 @@ pub fn assemble(
             networks: if args
                 .networks
                 .iter()
-                .any(|n| *n != crate::link::Network::Loopback)
+                .any(|n| *n != feedlab_link::Network::Loopback)
             {
                 args.networks.iter().map(|n| n.name().to_owned()).collect()
             } else {

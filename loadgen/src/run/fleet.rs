@@ -10,11 +10,11 @@ use std::{
 };
 
 use anyhow::Context as _;
+use feedlab_link::Link;
 
 use crate::{
     chaos::ChaosKind,
     cli::{Args, HttpVersion, ProxyKind},
-    link::Link,
     net::{Target, TlsOptions},
     probe,
     proxy::Nginx,
@@ -278,7 +278,7 @@ async fn spawn_endpoint(
                 &extra,
                 Some(&log_path),
                 &ns,
-                &format!("{}:0", crate::link::SERVER_ADDR),
+                &format!("{}:0", feedlab_link::SERVER_ADDR),
             ),
             None => ServerProcess::spawn(bin.as_deref(), &extra, Some(&log_path)),
         })
@@ -292,7 +292,7 @@ async fn spawn_endpoint(
                 let mut named = url.clone();
                 let _ = named.set_host(Some("127.0.0.1"));
                 let mut t = Target::from_url(&named, &options).await?;
-                t.addr = SocketAddr::new(crate::link::SERVER_ADDR.into(), t.addr.port());
+                t.addr = SocketAddr::new(feedlab_link::SERVER_ADDR.into(), t.addr.port());
                 t
             }
             _ => Target::from_url(&url, &options).await?,

@@ -17,12 +17,12 @@ use std::{
 };
 
 use anyhow::Context as _;
+use feedlab_link::{Link, Network};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     cli::{Args, ProxyKind},
-    link::{Link, Network},
     plan::Plan,
     progress::Progress,
     report::{self, Report, TransportResult},
@@ -285,7 +285,7 @@ fn handle_ctrl_c(interrupt: CancellationToken, server_pids: Arc<Mutex<Vec<u32>>>
                 let _ = sys::terminate(pid);
             }
             // Exiting skips destructors: remove the link's namespaces here.
-            crate::link::netns::remove_all();
+            feedlab_link::netns::remove_all();
             eprintln!("loadgen: exiting without a report");
             std::process::exit(130);
         }

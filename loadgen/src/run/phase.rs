@@ -10,6 +10,7 @@ use std::{
 };
 
 use anyhow::Context as _;
+use feedlab_link::{self as link, Link, Network, NetworkResult};
 use rand::{rngs::StdRng, Rng as _, SeedableRng as _};
 use tokio::{sync::watch, task::JoinSet, time::Instant};
 use tokio_util::sync::CancellationToken;
@@ -24,7 +25,6 @@ use crate::{
     cli::{Args, HttpVersion, ProxyKind},
     client::{self, ClientCtx, ClientOutput, Shared},
     clock,
-    link::{self, Link, Network, NetworkResult},
     net::Wire,
     plan::{Member, Phase, Plan},
     probe::{self, Stats},

@@ -17,9 +17,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde::{Deserialize, Serialize};
-
-use super::shaper::{DirParams, Drop as Cause, Shaper, Verdict};
+pub use crate::counts::DirCounts;
+use crate::shaper::{DirParams, Drop as Cause, Shaper, Verdict};
 
 /// Packets a direction may hold in flight (delayed, not yet handed on) beyond its queue: a
 /// bound on memory when no bandwidth limit bounds it (`rtt=…` alone at a high packet rate).
@@ -44,20 +43,6 @@ pub struct Counters {
     pub peak_queue: AtomicU64,
 }
 
-/// A copy of one direction's counters (or the difference between two copies).
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[schemars(deny_unknown_fields)]
-pub struct DirCounts {
-    pub packets_carried: u64,
-    pub bytes_carried: u64,
-    pub dropped_by_loss: u64,
-    pub dropped_by_queue: u64,
-    /// Longest the drop-tail queue got, packets.
-    pub peak_queue_packets: u64,
-}
-
 impl Counters {
     pub fn snapshot(&self) -> DirCounts {
         DirCounts {
@@ -72,21 +57,6 @@ impl Counters {
     /// Resets the peak, so the next snapshot's peak belongs to the interval after this call.
     pub fn take_peak(&self) {
         self.peak_queue.store(0, Relaxed);
-    }
-}
-
-impl DirCounts {
-    /// `self` minus `before` (the peak is `self`'s: peaks are reset, not subtracted).
-    pub fn since(&self, before: &Self) -> Self {
-        Self {
-            packets_carried: self.packets_carried.saturating_sub(before.packets_carried),
-            bytes_carried: self.bytes_carried.saturating_sub(before.bytes_carried),
-            dropped_by_loss: self.dropped_by_loss.saturating_sub(before.dropped_by_loss),
-            dropped_by_queue: self
-                .dropped_by_queue
-                .saturating_sub(before.dropped_by_queue),
-            peak_queue_packets: self.peak_queue_packets,
-        }
     }
 }
 

@@ -1,8 +1,8 @@
-//! `loadgen link`: a person's view of the link. The server runs behind the link and a loopback
-//! port on the host is forwarded through the link's client end, so a browser here (which lives
-//! in the host's namespace) opens the live page with every byte crossing the link. `--bench`
-//! floods the link with small UDP packets instead, to show how many packets per second the
-//! forwarder carries — the check that it is not the thing being measured.
+//! `loadgen link`: a person's view of the emulated link (crate `feedlab-link`). The server runs
+//! behind the link and a loopback port on the host is forwarded through the link's client end,
+//! so a browser here (which lives in the host's namespace) opens the live page with every byte
+//! crossing the link. `--bench` floods the link with small UDP packets instead, to show how many
+//! packets per second the forwarder carries — the check that it is not the thing being measured.
 
 use std::{
     net::{SocketAddr, UdpSocket},
@@ -15,7 +15,8 @@ use std::{
 
 use anyhow::Context as _;
 
-use super::{Link, CLIENT_ADDR, SERVER_ADDR};
+use feedlab_link::{Link, CLIENT_ADDR, SERVER_ADDR};
+
 use crate::{cli::LinkArgs, run::fleet::blocking, server_proc::ServerProcess};
 
 /// Size of the benchmark's UDP payloads: small, so the packet rate is what is measured.

@@ -1,60 +1,28 @@
-//! An emulated network link with real kernel TCP at both ends, the way Mahimahi builds one:
-//! two network namespaces, a TUN device in each, and a forwarder in loadgen that carries the IP
-//! packets between them with the delay, jitter, loss and bandwidth of a [`spec::LinkSpec`].
-//! The server runs in one namespace (`ip netns exec`), loadgen's clients get their sockets from
-//! the other ([`netns::Agent`]), so handshakes, congestion control, retransmissions and
-//! head-of-line blocking are the kernel's own.
-//!
-//! Why not `tc netem`: the kernel here does not have it, and a forwarder in loadgen can count
-//! exactly what the link did (packets carried, dropped by loss, dropped by the queue) and say
-//! what it cost in CPU, apart from the server and the clients.
-//!
-//! - [`spec`]: `--network SPEC` and the named profiles, with their sources.
-//! - [`netns`]: the namespaces (deleted on every exit path) and the threads inside them.
-//! - [`shaper`]: what one direction does to a packet; [`forward`]: the threads that do it.
-//! - [`tcp`]: what the kernel's TCP measured across the link.
-//! - [`tool`]: `loadgen link`, the live page across a link in a browser, and the link's own
-//!   packet-rate benchmark.
+//! A link that is up: the two namespaces, their TUN devices and the forwarder between them,
+//! removed again when the [`Link`] is dropped (so a crashed run leaves nothing behind but what
+//! [`netns::sweep_stale`] removes at the next start).
 
-pub mod forward;
-pub mod netns;
-pub mod shaper;
-pub mod spec;
-pub mod tcp;
-pub mod tool;
-
-use std::{
-    net::Ipv4Addr,
-    sync::{
-        atomic::{AtomicU32, Ordering::Relaxed},
-        Arc,
-    },
+use std::sync::{
+    atomic::{AtomicU32, Ordering::Relaxed},
+    Arc,
 };
 
 use anyhow::Context as _;
-use serde::{Deserialize, Serialize};
 
-pub use spec::{LinkSpec, Network};
-
-use self::{
-    forward::{DirCounts, Forwarder},
-    netns::{Agent, Namespace},
+use crate::{
+    counts::DirCounts,
+    forward::{self, Forwarder},
+    netns::{self, Agent, Namespace},
     shaper::DirParams,
-    tcp::Segments,
+    spec::LinkSpec,
+    tcp::{self, Segments},
+    CLIENT_ADDR, SERVER_ADDR,
 };
 
-/// The server's end (RFC 2544's benchmarking range, 198.18.0.0/15).
-pub const SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-/// The clients' end.
-pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 /// The TUN device's name in both namespaces.
 const DEVICE: &str = "feedlab0";
 /// The TUN devices' transmit queue, packets (see [`Link::up`]).
 const DEVICE_QUEUE: u32 = 20_000;
-
-/// The least extra delay that counts as a head-of-line stall, for links with a tiny RTT (on
-/// `rtt=0ms` a scheduling hiccup is not head-of-line blocking).
-pub const HOL_MIN_EXTRA: std::time::Duration = std::time::Duration::from_millis(10);
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -203,37 +171,4 @@ fn device(agent: &Agent) -> anyhow::Result<forward::Device> {
     })??;
     let (reader, writer) = dev.split();
     Ok(forward::Device { reader, writer })
-}
-
-/// What the report says about the network a phase ran on.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct NetworkResult {
-    /// `--network` as given: `none` (loopback), a profile, or figures.
-    pub name: String,
-    /// The link as it ran (canonical SPEC); null on loopback.
-    pub spec: Option<String>,
-    /// The RTT the link adds, ms; null on loopback.
-    pub rtt_ms: Option<f64>,
-    /// RTT of loadgen's sockets as the kernel measured it (`TCP_INFO`), at the end of
-    /// publishing.
-    pub tcp_rtt: Option<tcp::RttSample>,
-    /// TCP segments sent and retransmitted by loadgen's sockets during the phase.
-    pub client_segments: Option<Segments>,
-    /// The same for the server's sockets (it sends most data, so most retransmissions).
-    pub server_segments: Option<Segments>,
-    /// Server to client.
-    pub down: Option<DirCounts>,
-    /// Client to server.
-    pub up: Option<DirCounts>,
-    /// CPU the forwarder used in the phase, s (charged to neither server nor loadgen: it is
-    /// taken out of loadgen's CPU).
-    pub forwarder_cpu_s: Option<f64>,
-    /// Packets across the link (both ways) per event received.
-    pub packets_per_event: Option<f64>,
-    /// Events delayed by more than one RTT beyond what the transport needs without loss (the
-    /// one-way delay; plus the poll interval for short polling).
-    pub hol_stalls: Option<u64>,
-    /// The latency above which an event counts as stalled, µs.
-    pub hol_threshold_us: Option<u64>,
 }
