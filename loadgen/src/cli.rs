@@ -202,12 +202,12 @@ pub struct Args {
     /// What one vCPU costs per hour, USD: prices short polling's server CPU against a push
     /// connection's memory in the report's memory-against-CPU crossover. Default: AWS Fargate,
     /// Linux/x86, US East (N. Virginia).
-    #[arg(long, env = "LOADGEN_PRICE_VCPU_HOUR", default_value_t = crate::report::cost::FARGATE_VCPU_HOUR_USD, value_parser = parse_price)]
+    #[arg(long, env = "LOADGEN_PRICE_VCPU_HOUR", default_value_t = feedlab_report::cost::FARGATE_VCPU_HOUR_USD, value_parser = parse_price)]
     pub price_vcpu_hour: f64,
 
     /// What one GiB of memory costs per hour, USD (the same crossover). Default: AWS Fargate,
     /// Linux/x86, US East (N. Virginia), per GB-hour.
-    #[arg(long, env = "LOADGEN_PRICE_GIB_HOUR", default_value_t = crate::report::cost::FARGATE_GIB_HOUR_USD, value_parser = parse_price)]
+    #[arg(long, env = "LOADGEN_PRICE_GIB_HOUR", default_value_t = feedlab_report::cost::FARGATE_GIB_HOUR_USD, value_parser = parse_price)]
     pub price_gib_hour: f64,
 
     /// Bytes of padding in each published event's `data`.
@@ -609,13 +609,13 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 }
 
 /// A price per hour, USD: more than 0 (a free resource would make every crossover 0 or
-/// infinite) and at most [`crate::report::cost::MAX_PRICE_PER_HOUR`].
+/// infinite) and at most [`feedlab_report::cost::MAX_PRICE_PER_HOUR`].
 fn parse_price(s: &str) -> Result<f64, String> {
     let p: f64 = s
         .trim()
         .parse()
         .map_err(|_| format!("{s:?} is not a number"))?;
-    let max = crate::report::cost::MAX_PRICE_PER_HOUR;
+    let max = feedlab_report::cost::MAX_PRICE_PER_HOUR;
     if !(p > 0.0 && p <= max) {
         return Err(format!(
             "a price per hour must be more than 0 and at most {max} USD"

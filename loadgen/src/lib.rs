@@ -18,7 +18,8 @@
 //!   (WebSocket message, or `POST /publish` beside the stream) and what that cost.
 //! - [`sequence`], [`stats`]: what each client saw (integrity, latency, counters), merged per
 //!   transport; [`event`] parses what the server sends, without copying the padding.
-//! - [`report`]: one model ([`report::Report`]) rendered as JSON, Markdown, SVG and HTML.
+//! - [`feedlab_report`] (its own crate): one model ([`feedlab_report::Report`]) rendered as
+//!   JSON, Markdown, SVG and HTML; loadgen fills it ([`run`]).
 //! - [`feedlab_link`] (its own crate): `--network`, an emulated link (namespaces, TUN devices, a
 //!   forwarder) between the clients and the server; [`link_tool`] is `loadgen link`.
 //! - [`target`]: adapters for servers that are not feedlab's (Nchan).
@@ -40,7 +41,6 @@ pub mod progress;
 pub mod proxy;
 pub mod publisher;
 pub mod redis_proc;
-pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod sequence;

@@ -81,7 +81,7 @@ impl Phase {
             names.join("+"),
             if self.tls { " TLS" } else { "" },
             self.clients,
-            crate::report::tables::num(self.rate)
+            feedlab_report::units::num(self.rate)
         )
     }
 }

@@ -18,9 +18,9 @@ use std::{
     time::Duration,
 };
 
+use feedlab_report::{Compared, Upstream, UpstreamCheck};
 use hdrhistogram::Histogram;
 use hyper::{header, Request};
-use serde::{Deserialize, Serialize};
 use tokio::{sync::watch, time::Instant};
 
 use crate::{
@@ -29,7 +29,6 @@ use crate::{
     clock::{self, Pace},
     net::{self, Target, Wire},
     publisher::{send_publish, Attempt},
-    report::Compared,
     stats::{new_histogram, ErrorCounts, Quantiles, FLUSH_EVERY},
 };
 
@@ -484,101 +483,31 @@ pub fn way_up(transport: server::Transport, http: HttpVersion) -> &'static str {
     }
 }
 
-/// The report's `upstream` object: what talking back cost one transport in one phase.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct Upstream {
-    /// `ws-message`, `post-h2-stream`, `post-second-connection` or `post-new-connection`.
-    pub way: String,
-    /// Messages per second per client asked for.
-    pub send_rate: f64,
-    /// Distinct messages the clients sent.
-    pub messages_sent: u64,
-    /// Messages the server acknowledged with their seq.
-    pub messages_acked: u64,
-    /// Sent and never acknowledged by the end of the phase.
-    pub unacknowledged: u64,
-    /// Resends after a failure or reconnect (each with the message's idempotency key).
-    pub retried: u64,
-    /// Resends whose first attempt may have reached the server (stored twice unless the server
-    /// deduplicates by the key).
-    pub maybe_twice: u64,
-    /// Messages a client sent that never came back to it in the feed.
-    pub lost_own: u64,
-    /// `POST /publish` requests per message sent (0 on a WebSocket).
-    pub requests_per_message: Option<f64>,
-    /// Every HTTP request of the phase (stream or polls and POSTs) per client.
-    pub requests_per_client: f64,
-    /// Every TCP connection opened (stream or polls and sending) per client.
-    pub connections_per_client: f64,
-    /// Bytes the clients wrote to their sockets (all of them: subscription and sending) per
-    /// message sent.
-    pub bytes_up_per_message: Option<f64>,
-    /// Bytes the clients read per message sent.
-    pub bytes_down_per_message: Option<f64>,
-    /// Bytes written on the sending-only connections (HTTP/1.x POSTs) per message: the cost of
-    /// the way up alone; null where it shares the stream's connection (WebSocket, HTTP/2).
-    pub bytes_up_sending_only_per_message: Option<f64>,
-    /// Intended send → acknowledgement, µs.
-    pub ack_us: Quantiles,
-    /// Intended send → the sender received its own message, µs.
-    pub own_receipt_us: Quantiles,
-    /// Intended send → each other client received it, µs.
-    pub others_receipt_us: Quantiles,
-    /// How late messages left against their intended time, µs.
-    pub send_lag_us: Quantiles,
-    /// The phase's server CPU per message in, µs (the same CPU as per delivery out).
-    pub server_cpu_us_per_message: Option<f64>,
-    /// The phase's server CPU per delivery out, µs.
-    pub server_cpu_us_per_delivery: Option<f64>,
-    pub errors: ErrorCounts,
-    /// loadgen's counts against the server's `/stats` publish counters; null when unavailable.
-    #[serde(default)]
-    pub server_check: Option<UpstreamCheck>,
-}
-
-/// The clients' publishes against the server's count of their way up (the phase's publisher,
-/// which posts over HTTP/1.1, added to loadgen's side there).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct UpstreamCheck {
-    /// The `/stats` key: `ws`, `http/1.0`, `http/1.1` or `http/2`.
-    pub way: String,
-    pub requests: Compared,
-    pub messages: Compared,
-    /// Bytes written on the sending connections against the server's bytes read, within 1%.
-    pub bytes: Compared,
-    /// Why the bytes are shown but not checked (WebSocket, HTTP/2), or null.
-    pub bytes_note: Option<String>,
-    pub ok: bool,
-}
-
-impl UpstreamCheck {
-    /// `stats_way` is the delta of the way's counters over the phase; `loadgen` is (requests,
-    /// messages, bytes written on connections that only publish).
-    pub fn new(
-        transport: server::Transport,
-        http: HttpVersion,
-        stats_way: crate::probe::PublishCounters,
-        loadgen: (u64, u64, u64),
-    ) -> Self {
-        let way = stats_way_key(transport, http);
-        let requests = Compared::exact(loadgen.0, stats_way.requests);
-        let messages = Compared::exact(loadgen.1, stats_way.messages);
-        let bytes = Compared::within(loadgen.2, stats_way.bytes_read, 0.01);
-        let bytes_note = match (transport, http) {
+/// The clients' publishes against the server's count of their way up: `stats_way` is the
+/// delta of the way's counters over the phase; `loadgen` is (requests, messages, bytes written
+/// on connections that only publish).
+pub fn check(
+    transport: server::Transport,
+    http: HttpVersion,
+    stats_way: crate::probe::PublishCounters,
+    loadgen: (u64, u64, u64),
+) -> UpstreamCheck {
+    let way = stats_way_key(transport, http);
+    let requests = Compared::exact(loadgen.0, stats_way.requests);
+    let messages = Compared::exact(loadgen.1, stats_way.messages);
+    let bytes = Compared::within(loadgen.2, stats_way.bytes_read, 0.01);
+    let bytes_note = match (transport, http) {
             (server::Transport::Ws, _) => Some("not checked: a WebSocket's publishes share its socket with pongs and the close handshake".to_owned()),
             (_, HttpVersion::Http2) => Some("not checked: over HTTP/2 the server counts each request head at its HTTP/1.1 size (HPACK compresses it)".to_owned()),
             _ => None,
         };
-        Self {
-            way: way.to_owned(),
-            ok: requests.ok && messages.ok && (bytes.ok || bytes_note.is_some()),
-            requests,
-            messages,
-            bytes,
-            bytes_note,
-        }
+    UpstreamCheck {
+        way: way.to_owned(),
+        ok: requests.ok && messages.ok && (bytes.ok || bytes_note.is_some()),
+        requests,
+        messages,
+        bytes,
+        bytes_note,
     }
 }
 
@@ -592,14 +521,12 @@ pub fn stats_way_key(transport: server::Transport, http: HttpVersion) -> &'stati
     }
 }
 
-impl Upstream {
-    /// The latency quantiles from the transport's shared sink.
-    pub fn latencies(&mut self, sink: &UpSink) {
-        self.ack_us = Quantiles::of(&sink.merged(Kind::Ack));
-        self.own_receipt_us = Quantiles::of(&sink.merged(Kind::Own));
-        self.others_receipt_us = Quantiles::of(&sink.merged(Kind::Others));
-        self.send_lag_us = Quantiles::of(&sink.merged(Kind::Lag));
-    }
+/// `u`'s latency quantiles from the transport's shared sink.
+pub fn latencies(u: &mut Upstream, sink: &UpSink) {
+    u.ack_us = Quantiles::of(&sink.merged(Kind::Ack));
+    u.own_receipt_us = Quantiles::of(&sink.merged(Kind::Own));
+    u.others_receipt_us = Quantiles::of(&sink.merged(Kind::Others));
+    u.send_lag_us = Quantiles::of(&sink.merged(Kind::Lag));
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! From phases to the report: the headline (one result per transport), warnings, the
 //! verdict, and the summary table on stdout.
 
+use feedlab_report::{self as report, Report, TransportResult};
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -10,7 +11,6 @@ use super::Mode;
 use crate::{
     cli::{Args, HttpVersion},
     plan::Plan,
-    report::{self, Report, TransportResult},
     sys,
 };
 
@@ -199,7 +199,7 @@ pub fn assemble(
 }
 
 pub fn print_summary(report: &Report, out_dir: &Path) {
-    use report::tables::{num, us};
+    use feedlab_report::units::{num, us};
     println!();
     if report.loss {
         println!("!!! LOSS OR ERRORS: this run did not deliver every event exactly once (see report.md) !!!\n");

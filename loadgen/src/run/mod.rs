@@ -18,6 +18,7 @@ use std::{
 
 use anyhow::Context as _;
 use feedlab_link::{Link, Network};
+use feedlab_report::{self as report, Report, TransportResult};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -25,7 +26,6 @@ use crate::{
     cli::{Args, ProxyKind},
     plan::Plan,
     progress::Progress,
-    report::{self, Report, TransportResult},
     sys,
 };
 

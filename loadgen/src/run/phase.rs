@@ -11,6 +11,10 @@ use std::{
 
 use anyhow::Context as _;
 use feedlab_link::{self as link, Link, Network, NetworkResult};
+use feedlab_report::{
+    ChaosResult, Compared, Histograms, Published, ServerCheck, TransportResult, Upstream,
+    UpstreamCheck, MIN_CONNECTIONS_FOR_RSS,
+};
 use rand::{rngs::StdRng, Rng as _, SeedableRng as _};
 use tokio::{sync::watch, task::JoinSet, time::Instant};
 use tokio_util::sync::CancellationToken;
@@ -24,13 +28,12 @@ use crate::{
     chaos::{self, Reconnect},
     cli::{Args, HttpVersion, ProxyKind},
     client::{self, ClientCtx, ClientOutput, Shared},
-    clock,
+    clock, compression,
     net::Wire,
     plan::{Member, Phase, Plan},
     probe::{self, Stats},
     progress::Progress,
     publisher,
-    report::{ChaosResult, Compared, Histograms, ServerCheck, TransportResult},
     stats::{encode_histogram, new_histogram, ClientTotals, LatencySink, Live, Quantiles},
     sys,
     target::{nchan::Channel, TargetKind},
@@ -117,11 +120,6 @@ async fn settled_stats(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
-
-/// Fewest connections from which memory per connection is reported: RSS moves by pages and
-/// by allocator arenas of hundreds of KiB, so at 50 connections one arena reads as tens of KiB
-/// per connection (or as 0 B), which is noise, not a cost.
-pub const MIN_CONNECTIONS_FOR_RSS: f64 = 1000.0;
 
 pub async fn run_phase(
     env: &Env<'_>,
@@ -451,9 +449,9 @@ pub async fn run_phase(
         let mut totals = ClientTotals::default();
         let (mut down, mut up, mut plain_down) = (0u64, 0u64, 0u64);
         let mut talk = g.shared.send.as_ref().map(|_| Talked::default());
-        let mut decoded = crate::report::compression::Counted::default();
+        let mut decoded = compression::Counted::default();
         for o in outs {
-            decoded.add(&o.wire.decoding);
+            compression::count(&mut decoded, &o.wire.decoding);
             down += o.wire.read();
             up += o.wire.written();
             plain_down += o.wire.plain_read();
@@ -589,7 +587,7 @@ pub async fn run_phase(
                 u.server_check = check;
                 u
             }),
-            compression: Some(crate::report::compression::result(
+            compression: Some(compression::result(
                 g.member.transport == server::Transport::Ws,
                 phase.compression,
                 decoded,
@@ -713,7 +711,7 @@ impl Talked {
         wire: (u64, u64),
         server_cpu: Option<f64>,
         deliveries: u64,
-    ) -> upstream::Upstream {
+    ) -> Upstream {
         let sent = self.sent;
         let per_message = |v: u64| (sent > 0).then(|| v as f64 / sent as f64);
         let clients = f64::from(clients.max(1));
@@ -721,7 +719,7 @@ impl Talked {
             |n: u64| server_cpu.and_then(|c| (n > 0).then(|| (c * 1e7 / n as f64).round() / 10.0));
         let sending_only =
             g.member.transport != server::Transport::Ws && g.member.http != HttpVersion::Http2;
-        let mut u = upstream::Upstream {
+        let mut u = Upstream {
             way: upstream::way_up(g.member.transport, g.member.http).to_owned(),
             send_rate: g.shared.send.as_ref().map_or(0.0, |p| p.rate),
             messages_sent: sent,
@@ -743,10 +741,10 @@ impl Talked {
             server_cpu_us_per_message: per_us(self.acked),
             server_cpu_us_per_delivery: per_us(deliveries),
             errors: self.errors,
-            ..upstream::Upstream::default()
+            ..Upstream::default()
         };
         if let Some(plan) = &g.shared.send {
-            u.latencies(&plan.sink);
+            upstream::latencies(&mut u, &plan.sink);
         }
         u
     }
@@ -759,8 +757,8 @@ fn upstream_check(
     before: &[Stats],
     after: &[Stats],
     talked: &Talked,
-    published: &publisher::Published,
-) -> upstream::UpstreamCheck {
+    published: &Published,
+) -> UpstreamCheck {
     let key = upstream::stats_way_key(member.transport, member.http);
     let mut delta = crate::probe::PublishCounters::default();
     for (b, a) in before.iter().zip(after) {
@@ -786,7 +784,7 @@ fn upstream_check(
         // apart on loadgen's side; the server's figure is shown against 0.
         bytes = 0;
     }
-    upstream::UpstreamCheck::new(
+    upstream::check(
         member.transport,
         member.http,
         delta,

@@ -4,8 +4,8 @@
 
 use plotters::prelude::*;
 
-use super::{tables, Report, TransportResult};
-use crate::stats::decode_histogram;
+use crate::model::histogram::decode_histogram;
+use crate::{tables, Report, TransportResult};
 
 pub struct Chart {
     /// File name inside the report directory.
@@ -263,7 +263,7 @@ fn bar_chart(
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
             chart
                 .draw_series(std::iter::once(Text::new(
-                    tables::num(*v),
+                    crate::units::num(*v),
                     (x - 0.12, *v + max * 0.06),
                     ("sans-serif", 14),
                 )))
@@ -281,26 +281,26 @@ fn bar_chart(
 /// A crossover: both series with their measured points (each point's range over the runs as
 /// an error bar), and the interpolated crossing marked; the swept value on the crossover's
 /// scale (log, or linear for an RTT sweep that starts at 0).
-fn crossover_chart(c: &super::crossover::Crossover) -> anyhow::Result<Chart> {
+fn crossover_chart(c: &crate::Crossover) -> anyhow::Result<Chart> {
     let file = format!("crossover_{}.svg", c.name);
     let title = match c.x {
         Some(x) => format!(
             "{}: crossover at {} {}{}",
             c.y_label,
-            tables::num(x),
+            crate::units::num(x),
             c.x_label,
             if c.uncertain { " (uncertain)" } else { "" }
         ),
         None => format!("{}: no crossover in the measured range", c.y_label),
     };
     // Each series with its ranges (a report written before ranges were kept: points alone).
-    let series: Vec<(String, Vec<(f64, super::spread::Range)>)> = if c.ranges.is_empty() {
+    let series: Vec<(String, Vec<(f64, crate::spread::Range)>)> = if c.ranges.is_empty() {
         c.series
             .iter()
             .map(|(l, pts)| {
                 let pts = pts
                     .iter()
-                    .map(|&(x, y)| (x, super::spread::Range::point(y)))
+                    .map(|&(x, y)| (x, crate::spread::Range::point(y)))
                     .collect();
                 (l.clone(), pts)
             })
@@ -332,8 +332,8 @@ fn crossover_chart(c: &super::crossover::Crossover) -> anyhow::Result<Chart> {
 
 fn draw_crossover<X>(
     root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
-    c: &super::crossover::Crossover,
-    series: &[(String, Vec<(f64, super::spread::Range)>)],
+    c: &crate::Crossover,
+    series: &[(String, Vec<(f64, crate::spread::Range)>)],
     title: &str,
     scale_note: &str,
     x_range: X,
@@ -391,7 +391,7 @@ where
             .map_err(err)?;
         chart
             .draw_series(std::iter::once(Text::new(
-                format!("{} {}", tables::num(x), c.x_label),
+                format!("{} {}", crate::units::num(x), c.x_label),
                 (x, y_hi * 0.95),
                 ("sans-serif", 13),
             )))
@@ -456,7 +456,7 @@ fn sweep_charts(report: &Report) -> anyhow::Result<Vec<Chart>> {
                 &format!("sweep_{key}_vs_clients.svg"),
                 &format!(
                     "{desc} against clients per transport ({} events/s)",
-                    tables::num(max_rate)
+                    crate::units::num(max_rate)
                 ),
                 "clients",
                 desc,

@@ -1,7 +1,7 @@
 //! Crossovers: where, along a sweep, one transport's cost overtakes another's. A ranking at one
 //! workload says nothing about the next; the point where the order flips is what a reader can
 //! carry to their own numbers. Found from the measured points (each the median over the runs of
-//! its phase, [`super::spread::over_runs`]) by linear interpolation between the two points that
+//! its phase, [`crate::spread::over_runs`]) by linear interpolation between the two points that
 //! bracket the change of sign — on a log scale of a swept rate, on a linear one of a swept RTT
 //! (which starts at 0) — and stated with the points it came from. The runs' ranges travel with
 //! the points: where they overlap at the points that bracket the crossing (or, with none found,
@@ -10,48 +10,9 @@
 //! Three crossovers: short polling's requests against long polling's along `--rates`; the RTT
 //! at which long polling's p99 exceeds twice SSE's, along repeated `--network`
 //! (the `rtt-sweep` scenario); and, from one phase's measured costs, the poll interval at which
-//! short polling's CPU costs as much as a push connection's memory ([`super::cost`]).
+//! short polling's CPU costs as much as a push connection's memory ([`crate::cost`]).
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-use super::{schema as sch, spread::Range, tables::num, Report, TransportResult};
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct Crossover {
-    /// `short_poll_requests_vs_long_poll`, …: also the chart's file name.
-    pub name: String,
-    /// What is swept (`events/s`).
-    pub x_label: String,
-    /// What is compared (`requests per delivered event`).
-    pub y_label: String,
-    /// The swept value where the order flips, interpolated; null when it does not flip inside
-    /// the measured range.
-    pub x: Option<f64>,
-    /// The measured points of both series: (label, [(x, y)]), y the median over the runs.
-    pub series: Vec<(String, Vec<(f64, f64)>)>,
-    /// The finding, as a sentence.
-    pub sentence: String,
-    /// The same points with their range over the runs: (label, [(x, range)]).
-    #[serde(default)]
-    #[schemars(skip_serializing_if = "sch::added_later")]
-    pub ranges: Vec<(String, Vec<(f64, Range)>)>,
-    /// The scale the swept value is interpolated and charted on.
-    #[serde(default = "log")]
-    #[schemars(skip_serializing_if = "sch::added_later")]
-    #[schemars(extend("enum" = ["log", "linear"]))]
-    pub x_scale: String,
-    /// The runs' ranges overlap where the medians cross (or, with no crossing, at some
-    /// measured point): the answer is within the spread.
-    #[serde(default)]
-    #[schemars(skip_serializing_if = "sch::added_later")]
-    pub uncertain: bool,
-}
-
-fn log() -> String {
-    "log".into()
-}
+use crate::{spread::Range, units::num, Crossover, Report, TransportResult};
 
 /// How the swept value is interpolated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -433,7 +394,7 @@ pub fn find(report: &Report) -> Vec<Crossover> {
     [
         requests_by_rate(report),
         p99_by_rtt(report),
-        super::cost::crossover(report),
+        crate::cost::crossover(report),
     ]
     .into_iter()
     .flatten()

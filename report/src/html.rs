@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{svg::Chart, tables, tables::Table, Report};
+use crate::{svg::Chart, tables, tables::Table, Report};
 
 /// Escapes text for HTML content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -127,7 +127,7 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         tables::resilience(report),
         tables::http_versions(report),
         tables::plain_vs_tls(report),
-        super::compression::table(report),
+        crate::compression::table(report),
     ]
     .into_iter()
     .flatten()

@@ -3,125 +3,17 @@
 //! compress and loadgen (the browser's stand-in) to decode; and the "Compression" table that
 //! puts each transport without and with it side by side.
 //!
-//! Kept out of `tables.rs` so the comparison has one home: the model's figures are filled here
-//! too ([`result`]), from what the clients counted and the server's `/stats`.
+//! Kept out of `tables.rs` so the comparison has one home (the model's figures are filled by
+//! loadgen, from what the clients counted and the server's `/stats`).
 
 use std::collections::BTreeMap;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-use super::{
+use crate::{
     spread::Range,
-    tables::{bytes, num, Table},
+    tables::Table,
+    units::{bytes, num},
     Report, TransportResult,
 };
-use crate::compression;
-
-/// One transport in one phase: compression offered, agreed, and what it came to.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct CompressionResult {
-    /// loadgen offered compression in this phase (`--compression on`, or the second run of
-    /// each phase with `both`).
-    pub offered: bool,
-    /// What was offered: the `Sec-WebSocket-Extensions` or `Accept-Encoding` value; null when
-    /// nothing was.
-    pub offer: Option<String>,
-    /// What the server answered, counted per WebSocket handshake or HTTP response: the agreed
-    /// extension with its parameters (`permessage-deflate; server_no_context_takeover`, …), the
-    /// `Content-Encoding` (`gzip`, `deflate`, `br`), or `none`.
-    pub answers: BTreeMap<String, u64>,
-    /// Payload after decoding (WebSocket message payloads, HTTP bodies), bytes: with
-    /// compression off, the payload as it arrived.
-    pub bytes_decoded: u64,
-    /// bytes_decoded / events_received.
-    #[schemars(range(min = 0))]
-    pub decoded_bytes_per_event: Option<f64>,
-    /// bytes_decoded / bytes on the socket (`bytes_down`): above 1 when compression saves more
-    /// than the framing costs; below 1 without compression (heads and framing).
-    #[schemars(range(min = 0))]
-    pub ratio: Option<f64>,
-    /// loadgen's CPU decoding, s, on the thread CPU clock (`CLOCK_THREAD_CPUTIME_ID`).
-    #[schemars(range(min = 0))]
-    pub decode_cpu_s: f64,
-    /// decode_cpu_s per received event, µs.
-    #[schemars(range(min = 0))]
-    pub decode_cpu_us_per_event: Option<f64>,
-    /// What `decode_cpu_s` covers: `decode_calls` (HTTP: only the decoder's calls, nothing with
-    /// compression off) or `receive_polls` (WebSocket: every poll of the socket — reading,
-    /// unmasking, inflating — since the library inflates inside, so an upper bound of the
-    /// inflating; not measured, 0, with compression off).
-    #[schemars(extend("enum" = ["decode_calls", "receive_polls"]))]
-    pub decode_cpu_covers: String,
-    /// The payload the server wrote before compressing it, from `/stats`
-    /// (`payload_bytes_uncompressed`), bytes; null from a server that does not report it.
-    pub server_payload_bytes_uncompressed: Option<u64>,
-    /// server_payload_bytes_uncompressed / the server's `bytes_written`.
-    #[schemars(range(min = 0))]
-    pub server_ratio: Option<f64>,
-}
-
-/// What the clients of one transport counted in one phase.
-#[derive(Debug, Default)]
-pub struct Counted {
-    pub bytes_decoded: u64,
-    pub cpu_ns: u64,
-    pub answers: BTreeMap<String, u64>,
-}
-
-impl Counted {
-    pub fn add(&mut self, d: &compression::Decoding) {
-        self.bytes_decoded += d.decoded();
-        self.cpu_ns += d.cpu_ns();
-        for (k, v) in d.answers() {
-            *self.answers.entry(k).or_default() += v;
-        }
-    }
-}
-
-/// The server's side, summed over its instances: (payload before compressing, bytes written).
-pub type ServerSide = Option<(u64, u64)>;
-
-/// One transport's [`CompressionResult`] from what its clients counted.
-pub fn result(
-    ws: bool,
-    offered: bool,
-    counted: Counted,
-    bytes_down: u64,
-    received: u64,
-    server: ServerSide,
-) -> CompressionResult {
-    let per_event = |v: f64| (received > 0).then(|| v / received as f64);
-    let decode_cpu_s = counted.cpu_ns as f64 / 1e9;
-    CompressionResult {
-        offered,
-        offer: offered.then(|| {
-            if ws {
-                compression::WS_OFFER
-            } else {
-                compression::ACCEPT_ENCODING
-            }
-            .to_owned()
-        }),
-        answers: counted.answers,
-        bytes_decoded: counted.bytes_decoded,
-        decoded_bytes_per_event: per_event(counted.bytes_decoded as f64),
-        ratio: (bytes_down > 0).then(|| counted.bytes_decoded as f64 / bytes_down as f64),
-        decode_cpu_s,
-        decode_cpu_us_per_event: per_event(decode_cpu_s * 1e6),
-        decode_cpu_covers: if ws { "receive_polls" } else { "decode_calls" }.to_owned(),
-        server_payload_bytes_uncompressed: server.map(|(u, _)| u),
-        server_ratio: server.and_then(|(u, w)| (w > 0).then(|| u as f64 / w as f64)),
-    }
-}
-
-impl TransportResult {
-    /// Whether this phase offered compression (reports from before the flag did not).
-    pub fn compressed(&self) -> bool {
-        self.compression.as_ref().is_some_and(|c| c.offered)
-    }
-}
 
 const HEADERS: [&str; 10] = [
     "Transport",
@@ -230,11 +122,11 @@ fn row(runs: &[&TransportResult]) -> Vec<String> {
         ),
         show(
             &|r| (r.latency_us.count > 0).then_some(r.latency_us.p50 as f64),
-            &|v| super::tables::us(v as u64),
+            &|v| crate::units::us(v as u64),
         ),
         show(
             &|r| (r.latency_us.count > 0).then_some(r.latency_us.p99 as f64),
-            &|v| super::tables::us(v as u64),
+            &|v| crate::units::us(v as u64),
         ),
     ]
 }
@@ -242,9 +134,10 @@ fn row(runs: &[&TransportResult]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::compression::{result, Counted, ACCEPT_ENCODING};
 
     fn reference() -> Report {
-        serde_json::from_str(include_str!("../../../results/reference/report.json")).unwrap()
+        serde_json::from_str(include_str!("../../results/reference/report.json")).unwrap()
     }
 
     #[test]
@@ -309,7 +202,7 @@ mod tests {
         assert_eq!(c.ratio, Some(3.0));
         assert_eq!(c.decoded_bytes_per_event, Some(300.0));
         assert_eq!(c.decode_cpu_us_per_event, Some(20.0));
-        assert_eq!(c.offer.as_deref(), Some(compression::ACCEPT_ENCODING));
+        assert_eq!(c.offer.as_deref(), Some(ACCEPT_ENCODING));
         assert_eq!(c.decode_cpu_covers, "decode_calls");
         assert_eq!(c.server_payload_bytes_uncompressed, None);
         assert_eq!(c.server_ratio, None);

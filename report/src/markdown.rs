@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use super::{svg::Chart, tables, tables::Table, Report};
+use crate::{svg::Chart, tables, tables::Table, Report};
 
 pub struct Markdown<'a, W: Write> {
     w: W,
@@ -41,7 +41,7 @@ impl<'a, W: Write> Markdown<'a, W> {
             tables::resilience(self.report),
             tables::http_versions(self.report),
             tables::plain_vs_tls(self.report),
-            super::compression::table(self.report),
+            crate::compression::table(self.report),
         ]
         .into_iter()
         .flatten()
@@ -86,13 +86,13 @@ impl<'a, W: Write> Markdown<'a, W> {
         let rates = s
             .rates
             .iter()
-            .map(|r| tables::num(*r))
+            .map(|r| crate::units::num(*r))
             .collect::<Vec<_>>()
             .join(", ");
         // The HTTP versions polling actually ran over (not the ones asked for: an interrupted
         // run, or one without polling, ran fewer).
         let mut polled: Vec<&str> = Vec::new();
-        for p in r.phases.iter().filter(|p| super::is_polling(&p.transport)) {
+        for p in r.phases.iter().filter(|p| crate::is_polling(&p.transport)) {
             if !polled.contains(&p.http.as_str()) {
                 polled.push(&p.http);
             }
@@ -102,7 +102,7 @@ impl<'a, W: Write> Markdown<'a, W> {
         } else {
             format!(
                 ", short polls every {} s, HTTP/{} for polling",
-                tables::num(s.poll_interval_s),
+                crate::units::num(s.poll_interval_s),
                 polled.join(" and HTTP/")
             )
         };
@@ -114,7 +114,7 @@ impl<'a, W: Write> Markdown<'a, W> {
         let talking = if s.send_rate > 0.0 {
             format!(
                 ", every client also publishing {} message(s)/s of its own",
-                tables::num(s.send_rate)
+                crate::units::num(s.send_rate)
             )
         } else {
             String::new()
@@ -129,7 +129,7 @@ impl<'a, W: Write> Markdown<'a, W> {
             } else {
                 format!("`{}` payloads", s.payload)
             },
-            tables::num(s.duration_s),
+            crate::units::num(s.duration_s),
             if s.concurrent { "transports together" } else { "one transport at a time" },
             if s.source_ips > 1 { format!(", connections from {} source addresses", s.source_ips) } else { String::new() },
             r.server.url,
@@ -204,7 +204,7 @@ impl<'a, W: Write> Markdown<'a, W> {
             self.w,
             "- Seed {}, drain {} s after the last publish, full data in `report.json`.",
             r.settings.seed,
-            tables::num(r.settings.drain_s)
+            crate::units::num(r.settings.drain_s)
         )
     }
 }

@@ -11,7 +11,7 @@ fn results() -> PathBuf {
 }
 
 fn validator() -> jsonschema::Validator {
-    let schema: Value = serde_json::from_str(&loadgen::report::schema::generate()).unwrap();
+    let schema: Value = serde_json::from_str(&feedlab_report::schema::generate()).unwrap();
     jsonschema::validator_for(&schema).expect("schema compiles")
 }
 
@@ -35,7 +35,7 @@ fn reports(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn the_committed_schema_is_the_one_the_types_generate() {
     let path = results().join("report.schema.json");
-    let generated = loadgen::report::schema::generate();
+    let generated = feedlab_report::schema::generate();
     if std::env::var_os("FEEDLAB_WRITE_SCHEMA").is_some() {
         std::fs::write(&path, &generated).unwrap();
     }
@@ -43,7 +43,7 @@ fn the_committed_schema_is_the_one_the_types_generate() {
     assert!(
         committed == generated,
         "results/report.schema.json is not what the report types generate; rewrite it with \
-         FEEDLAB_WRITE_SCHEMA=1 cargo test -p loadgen --test it schema"
+         FEEDLAB_WRITE_SCHEMA=1 cargo test -p feedlab-report --test it schema"
     );
 }
 

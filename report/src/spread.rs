@@ -5,104 +5,15 @@
 //! transports into tiers: two rows are ranked only when their ranges do not overlap (the
 //! difference exceeds the spread), and a figure measured once is never ranked.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-/// A figure over the repeats of one phase.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct Range {
-    pub min: f64,
-    pub median: f64,
-    pub max: f64,
-}
-
-impl Range {
-    pub fn of(values: &[f64]) -> Option<Self> {
-        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        let median = if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
-        Some(Self {
-            min: v[0],
-            median,
-            max: v[n - 1],
-        })
-    }
-
-    pub fn point(v: f64) -> Self {
-        Self {
-            min: v,
-            median: v,
-            max: v,
-        }
-    }
-
-    /// `median [min–max]` over `runs` runs, or the value alone for one run: how every table
-    /// and sentence of the report shows a figure.
-    pub fn show(&self, runs: usize, f: impl Fn(f64) -> String) -> String {
-        if runs > 1 {
-            format!("{} [{}–{}]", f(self.median), f(self.min), f(self.max))
-        } else {
-            f(self.median)
-        }
-    }
-
-    /// Whether two ranges share a value: then the runs cannot tell the two apart.
-    pub fn overlaps(&self, other: &Self) -> bool {
-        self.min <= other.max && other.min <= self.max
-    }
-}
-
-/// The figures conclusions rank on, over every repeat of one phase (same transport, HTTP
-/// version, TLS, clients and rate).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct Spread {
-    /// How many runs the ranges cover.
-    #[schemars(range(min = 2))]
-    pub runs: u32,
-    pub latency_p50_us: Option<Range>,
-    pub latency_p99_us: Option<Range>,
-    pub bytes_per_event: Option<Range>,
-    pub requests_per_event: Option<Range>,
-    pub server_cpu_us_per_event: Option<Range>,
-    /// The least server CPU any run used, s: below [`CPU_RESOLUTION_S`] per-event CPU is too
-    /// coarse to rank.
-    pub server_cpu_min_s: Option<f64>,
-}
+pub use crate::model::range::{over_runs, Range, Spread};
+use crate::TransportResult;
 
 /// Below this much server CPU in a phase, the 10 ms tick of `/proc` makes per-event CPU too
 /// coarse to rank transports (five ticks).
 pub const CPU_RESOLUTION_S: f64 = 0.05;
 
-/// A figure over every run of one phase: its median and range, and how many runs it covers.
-/// The rule, chosen once for every table, sentence, ranking and crossover: every run must have
-/// measured it. A figure some run could not measure has no honest range, and a median of the
-/// runs that happened to measure it would hide the one that failed.
-pub fn over_runs(
-    runs: &[&super::TransportResult],
-    f: impl Fn(&super::TransportResult) -> Option<f64>,
-) -> Option<(Range, u32)> {
-    if runs.is_empty() {
-        return None;
-    }
-    let v: Vec<f64> = runs.iter().filter_map(|r| f(r)).collect();
-    if v.len() != runs.len() {
-        return None;
-    }
-    Range::of(&v).map(|g| (g, runs.len() as u32))
-}
-
 /// Fills `spread` on every phase that ran more than once, from all of its runs.
-pub fn fill(phases: &mut [super::TransportResult]) {
+pub fn fill(phases: &mut [TransportResult]) {
     let mut groups: Vec<Vec<usize>> = Vec::new();
     for (i, r) in phases.iter().enumerate() {
         match groups.iter_mut().find(|g| phases[g[0]].same_cell(r)) {
@@ -114,10 +25,9 @@ pub fn fill(phases: &mut [super::TransportResult]) {
         if idx.len() < 2 {
             continue;
         }
-        let rows: Vec<&super::TransportResult> = idx.iter().map(|&i| &phases[i]).collect();
-        let collect = |f: &dyn Fn(&super::TransportResult) -> Option<f64>| {
-            over_runs(&rows, f).map(|(g, _)| g)
-        };
+        let rows: Vec<&TransportResult> = idx.iter().map(|&i| &phases[i]).collect();
+        let collect =
+            |f: &dyn Fn(&TransportResult) -> Option<f64>| over_runs(&rows, f).map(|(g, _)| g);
         let spread = Spread {
             runs: rows.len() as u32,
             latency_p50_us: collect(&|r| {

@@ -1,7 +1,10 @@
 //! The report's tables as data (title, header, rows of text), built once from the model and
 //! rendered by both the Markdown and the HTML writer, so the two show the same numbers.
 
-use super::{Report, TransportResult};
+use crate::{
+    units::{bytes, int, num, us},
+    Report, TransportResult,
+};
 
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -71,67 +74,6 @@ pub fn scenario(report: &Report) -> Option<Table> {
         ]);
     }
     Some(t)
-}
-
-/// Microseconds as `812 µs`, `4.2 ms` or `1.50 s`.
-pub fn us(v: u64) -> String {
-    let v = v as f64;
-    if v < 1_000.0 {
-        format!("{v:.0} µs")
-    } else if v < 1_000_000.0 {
-        let ms = v / 1_000.0;
-        if ms < 10.0 {
-            format!("{ms:.2} ms")
-        } else if ms < 100.0 {
-            format!("{ms:.1} ms")
-        } else {
-            format!("{ms:.0} ms")
-        }
-    } else {
-        format!("{:.2} s", v / 1_000_000.0)
-    }
-}
-
-/// Bytes as `512 B`, `12.3 KiB`, `4.5 MiB`.
-pub fn bytes(v: f64) -> String {
-    if v < 1024.0 {
-        format!("{v:.0} B")
-    } else if v < 1024.0 * 1024.0 {
-        format!("{:.1} KiB", v / 1024.0)
-    } else if v < 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.1} MiB", v / (1024.0 * 1024.0))
-    } else {
-        format!("{:.2} GiB", v / (1024.0 * 1024.0 * 1024.0))
-    }
-}
-
-/// A number with a sensible number of digits.
-pub fn num(v: f64) -> String {
-    let a = v.abs();
-    if (v.fract() == 0.0 && a < 1e15) || a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else if a >= 0.1 {
-        format!("{v:.2}")
-    } else if a >= 0.001 {
-        format!("{v:.4}")
-    } else {
-        format!("{v:.2e}")
-    }
-}
-
-/// A thousands-separated integer.
-pub fn int(v: u64) -> String {
-    let s = v.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
@@ -330,7 +272,7 @@ pub fn has_resilience(report: &Report) -> bool {
         || report.phases.iter().any(|r| r.disconnects > 0)
 }
 
-fn quantile_pair(q: Option<&crate::stats::Quantiles>) -> (String, String) {
+fn quantile_pair(q: Option<&crate::Quantiles>) -> (String, String) {
     match q.filter(|q| q.count > 0) {
         Some(q) => (us(q.p50), us(q.p99)),
         None => ("–".into(), "–".into()),
@@ -550,7 +492,7 @@ pub fn repeats(report: &Report) -> Option<Table> {
         &["transport", "runs", "p50", "p99", "bytes / event", "requests / event", "server CPU / 1000 events"],
     );
     let primary = report.primary_http();
-    let range = |g: Option<super::spread::Range>, runs: u32, f: &dyn Fn(f64) -> String| {
+    let range = |g: Option<crate::spread::Range>, runs: u32, f: &dyn Fn(f64) -> String| {
         g.map_or_else(|| "–".into(), |g| g.show(runs as usize, f))
     };
     let lat = |v: f64| us(v.round() as u64);
@@ -611,7 +553,7 @@ pub fn summary(report: &Report) -> Table {
                 &lat,
             ),
             fmt(r, &|x| x.bytes_per_event, &b),
-            if super::is_polling(&r.transport) {
+            if crate::is_polling(&r.transport) {
                 fmt(r, &|x| x.requests_per_event, &num)
             } else {
                 "1 per connection".into()
@@ -843,7 +785,7 @@ pub fn link(report: &Report) -> Option<Table> {
                 )
             })
         };
-        let both = |f: fn(&feedlab_link::forward::DirCounts) -> u64| match (n.down, n.up) {
+        let both = |f: fn(&feedlab_link::DirCounts) -> u64| match (n.down, n.up) {
             (Some(d), Some(u)) => format!("{} / {}", int(f(&d)), int(f(&u))),
             _ => "–".into(),
         };

@@ -19,32 +19,15 @@
 //! tell which was cheaper at the interval measured, and the sentence says the crossing is
 //! uncertain.
 
-use super::{
-    crossover::Crossover,
-    spread::{Range, CPU_RESOLUTION_S},
-    tables::{bytes, num, us},
-    Report, TransportResult,
+pub use crate::model::prices::{
+    default_gib_hour, default_vcpu_hour, FARGATE_GIB_HOUR_USD, FARGATE_VCPU_HOUR_USD,
+    MAX_PRICE_PER_HOUR,
 };
-use crate::run::phase::MIN_CONNECTIONS_FOR_RSS;
-
-/// AWS Fargate, Linux/x86, US East (N. Virginia): USD per vCPU per hour
-/// (<https://aws.amazon.com/fargate/pricing/>, on-demand).
-pub const FARGATE_VCPU_HOUR_USD: f64 = 0.040_48;
-
-/// AWS Fargate, Linux/x86, US East (N. Virginia): USD per GB of memory per hour (the same
-/// page; Fargate sizes memory in GiB steps, so it is taken per GiB).
-pub const FARGATE_GIB_HOUR_USD: f64 = 0.004_445;
-
-/// Highest price per hour the flags accept, USD: a typo cannot make the model meaningless.
-pub const MAX_PRICE_PER_HOUR: f64 = 1000.0;
-
-pub fn default_vcpu_hour() -> f64 {
-    FARGATE_VCPU_HOUR_USD
-}
-
-pub fn default_gib_hour() -> f64 {
-    FARGATE_GIB_HOUR_USD
-}
+use crate::{
+    spread::{Range, CPU_RESOLUTION_S},
+    units::{bytes, num, us},
+    Crossover, Report, TransportResult, MIN_CONNECTIONS_FOR_RSS,
+};
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
@@ -188,7 +171,7 @@ fn push_figures(report: &Report, r: &TransportResult) -> Result<(Range, Range), 
 }
 
 fn int(v: f64) -> String {
-    super::tables::int(v as u64)
+    crate::units::int(v as u64)
 }
 
 /// The crossover, or why the run cannot give it; `None` when the run had no short polling or
@@ -430,7 +413,7 @@ mod tests {
     fn a_run_without_the_figures_says_why_and_with_them_gives_the_interval() {
         // The reference run: 50 clients, too few for memory per connection.
         let mut report: Report =
-            serde_json::from_str(include_str!("../../../results/reference/report.json")).unwrap();
+            serde_json::from_str(include_str!("../../results/reference/report.json")).unwrap();
         assert_eq!(crossover(&report), None);
         let why = absent(&report).unwrap();
         assert!(

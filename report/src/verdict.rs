@@ -2,10 +2,10 @@
 //! and by how much, when short polling's interval is what its latency is made of, and what a
 //! TCP connection per request (HTTP/1.0) costs over keep-alive. Pure: model in, sentences out.
 
-use super::{
+use crate::{
     is_polling,
     spread::{self, Range, Spread, CPU_RESOLUTION_S},
-    tables::{bytes, num, us},
+    units::{bytes, num, us},
     Report, TransportResult,
 };
 
@@ -16,17 +16,17 @@ fn talk_back(report: &Report) -> Vec<String> {
     let mut out = Vec::new();
     for r in report.latest() {
         let Some(u) = &r.upstream else { continue };
-        let runs: Vec<&crate::upstream::Upstream> = report
+        let runs: Vec<&crate::Upstream> = report
             .runs_of(r)
             .iter()
             .filter_map(|p| p.upstream.as_ref())
             .collect();
-        let median = |f: &dyn Fn(&crate::upstream::Upstream) -> Option<f64>| {
+        let median = |f: &dyn Fn(&crate::Upstream) -> Option<f64>| {
             report
                 .figure(r, |p| p.upstream.as_ref().and_then(f))
                 .map(|(g, _)| g.median)
         };
-        let q = |f: fn(&crate::upstream::Upstream) -> &crate::stats::Quantiles, p99: bool| {
+        let q = |f: fn(&crate::Upstream) -> &crate::Quantiles, p99: bool| {
             median(&|u| {
                 let q = f(u);
                 (q.count > 0).then_some(if p99 { q.p99 } else { q.p50 } as f64)
@@ -53,10 +53,10 @@ fn talk_back(report: &Report) -> Vec<String> {
             median(&|u| u.server_cpu_us_per_message)
                 .map_or_else(|| "–".to_owned(), |v| us(v.round() as u64)),
             runs.len(),
-            super::tables::int(runs.iter().map(|u| u.messages_sent).sum()),
-            super::tables::int(runs.iter().map(|u| u.messages_acked).sum()),
-            super::tables::int(runs.iter().map(|u| u.retried).sum()),
-            super::tables::int(runs.iter().map(|u| u.lost_own).sum()),
+            crate::units::int(runs.iter().map(|u| u.messages_sent).sum()),
+            crate::units::int(runs.iter().map(|u| u.messages_acked).sum()),
+            crate::units::int(runs.iter().map(|u| u.retried).sum()),
+            crate::units::int(runs.iter().map(|u| u.lost_own).sum()),
         ));
     }
     out
@@ -83,7 +83,7 @@ pub fn conclusions(report: &Report, poll_interval_s: f64) -> Vec<String> {
         let expected: u64 = report.phases.iter().map(|r| r.events_expected).sum();
         out.push(format!(
             "Every client received every event exactly once and in order ({} deliveries checked).",
-            super::tables::int(expected)
+            crate::units::int(expected)
         ));
     }
     if report.interrupted {
@@ -156,7 +156,7 @@ pub fn conclusions(report: &Report, poll_interval_s: f64) -> Vec<String> {
     out.extend(server_cpu(&rows));
 
     out.extend(report.crossovers.iter().map(|c| c.sentence.clone()));
-    out.extend(super::cost::absent(report));
+    out.extend(crate::cost::absent(report));
     out.extend(http10_costs(report));
     out.extend(http2_costs(report));
     out.extend(tls_costs(report));
@@ -338,7 +338,7 @@ fn server_cpu(rows: &[&TransportResult]) -> Vec<String> {
 /// What chaos or a proxy did: loss and duplicates first (they must be 0), then how long
 /// reconnecting took and what the outage did to latency, per transport.
 fn resilience(report: &Report) -> Vec<String> {
-    if !super::tables::has_resilience(report) {
+    if !crate::tables::has_resilience(report) {
         return Vec::new();
     }
     let s = &report.settings;
@@ -388,7 +388,7 @@ fn resilience(report: &Report) -> Vec<String> {
                 r.transport,
                 us(q.p50),
                 us(q.p99),
-                super::tables::int(r.disconnects)
+                crate::units::int(r.disconnects)
             ),
             None => format!("{} never lost a connection", r.transport),
         })
@@ -446,7 +446,7 @@ fn find<'a>(
     http: &str,
     tls: bool,
 ) -> Option<&'a TransportResult> {
-    super::tables::shown(report).into_iter().find(|r| {
+    crate::tables::shown(report).into_iter().find(|r| {
         r.transport == transport && r.http == http && r.tls == tls && r.events_received > 0
     })
 }
@@ -588,7 +588,7 @@ fn http10_costs(report: &Report) -> Vec<String> {
             continue;
         };
         let conns = |r: &TransportResult| Some(r.connections_opened as f64);
-        let count = |v: f64| super::tables::int(v.round() as u64);
+        let count = |v: f64| crate::units::int(v.round() as u64);
         let mut s = format!("**HTTP/1.0 against keep-alive ({t})**, medians over the runs (a change only beyond the spread):");
         if let Some(c) = versus(report, h10, ka, conns, &count, &change) {
             s.push_str(&format!(" TCP connections opened {c}"));
@@ -666,7 +666,7 @@ mod tests {
     /// A real report (the committed reference run) to vary: its numbers do not matter here,
     /// only what the conclusions may say about them.
     fn reference() -> Report {
-        serde_json::from_str(include_str!("../../../results/reference/report.json")).unwrap()
+        serde_json::from_str(include_str!("../../results/reference/report.json")).unwrap()
     }
 
     fn spread(p50: [f64; 3], cpu: [f64; 3]) -> Spread {

@@ -1,10 +1,10 @@
 //! `report.json`: the model as it is, pretty-printed. Its shape is pinned by
-//! `results/report.schema.json`, generated from these types ([`super::schema`]); tests check
+//! `results/report.schema.json`, generated from these types ([`crate::schema`]); tests check
 //! reports against it.
 
 use std::path::Path;
 
-use super::Report;
+use crate::Report;
 
 /// # Errors
 /// When the file cannot be written.

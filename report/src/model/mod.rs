@@ -1,30 +1,42 @@
-//! One model of a run, [`Report`], and its renderings: `report.json` (the model itself, with a
-//! JSON Schema), `report.md` (tables and a conclusion written from the numbers), SVG charts and a
-//! self-contained `report.html`. Every rendering reads the model only, so they cannot disagree.
+//! The report's model: every type `report.json` holds, and nothing that renders them. Analysis
+//! (spread, cost, crossovers, recommendations, conclusions) reads and fills it; every rendering
+//! reads it only, so the renderings cannot disagree.
 //!
 //! Units are in the field names (`_us`, `_s`, `_bytes`); a missing measurement is `null`, never a
 //! zero that could be mistaken for a result.
 
 pub mod compression;
-pub mod cost;
 pub mod crossover;
-pub mod html;
-pub mod json;
-pub mod markdown;
-pub mod recommend;
+pub mod histogram;
+pub mod prices;
+pub mod published;
+pub mod range;
+pub mod recommendation;
+pub mod scenario;
 pub mod schema;
-pub mod spread;
-pub mod svg;
-pub mod tables;
-pub mod verdict;
+pub mod talk_back;
 
-use std::{collections::BTreeMap, path::Path};
+use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use self::schema as sch;
-use crate::{publisher::Published, stats::Quantiles};
+pub use self::{
+    compression::CompressionResult,
+    crossover::Crossover,
+    histogram::{ErrorCounts, Quantiles},
+    published::Published,
+    range::{Range, Spread},
+    recommendation::{Ranked, Recommendation},
+    scenario::{Cost, FlagUse, Requirements, ScenarioInfo, Why},
+    talk_back::{Upstream, UpstreamCheck},
+};
+
+/// Fewest connections from which memory per connection is reported: RSS moves by pages and
+/// by allocator arenas of hundreds of KiB, so at 50 connections one arena reads as tens of KiB
+/// per connection (or as 0 B), which is noise, not a cost.
+pub const MIN_CONNECTIONS_FOR_RSS: f64 = 1000.0;
 
 /// Bumped when a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -66,15 +78,15 @@ pub struct Report {
     /// The scenario this run was (`--scenario`), with each flag's reason and the requirements.
     #[serde(default)]
     #[schemars(skip_serializing_if = "sch::added_later")]
-    pub scenario: Option<crate::scenario::ScenarioInfo>,
+    pub scenario: Option<ScenarioInfo>,
     /// Where, along the run's sweeps, one transport's cost overtakes another's.
     #[serde(default)]
     #[schemars(skip_serializing_if = "sch::added_later")]
-    pub crossovers: Vec<crossover::Crossover>,
+    pub crossovers: Vec<Crossover>,
     /// One per scenario: the transports ranked against its requirements.
     #[serde(default)]
     #[schemars(skip_serializing_if = "sch::added_later")]
-    pub recommendations: Vec<recommend::Recommendation>,
+    pub recommendations: Vec<Recommendation>,
     /// Things a reader must know before trusting a number (a failed /stats check, a client
     /// that could not connect, shared server cost in a concurrent run).
     pub warnings: Vec<String>,
@@ -184,12 +196,12 @@ pub struct Settings {
     #[schemars(range(min = 0))]
     pub send_rate: f64,
     /// `--price-vcpu-hour`, USD: what the memory-against-CPU crossover prices CPU at.
-    #[serde(default = "cost::default_vcpu_hour")]
+    #[serde(default = "prices::default_vcpu_hour")]
     #[schemars(skip_serializing_if = "sch::added_later")]
     #[schemars(range(min = 0))]
     pub price_vcpu_hour: f64,
     /// `--price-gib-hour`, USD: what it prices memory at.
-    #[serde(default = "cost::default_gib_hour")]
+    #[serde(default = "prices::default_gib_hour")]
     #[schemars(skip_serializing_if = "sch::added_later")]
     #[schemars(range(min = 0))]
     pub price_gib_hour: f64,
@@ -291,7 +303,7 @@ pub struct TransportResult {
     /// for a phase run once.
     #[serde(default)]
     #[schemars(skip_serializing_if = "sch::added_later")]
-    pub spread: Option<spread::Spread>,
+    pub spread: Option<Spread>,
     /// Transports that ran at the same time (a `--concurrent` run), this one excluded.
     #[schemars(schema_with = "sch::transports")]
     pub concurrent_with: Vec<String>,
@@ -403,12 +415,12 @@ pub struct TransportResult {
     /// What the clients' own messages cost (`--send-rate`); absent when clients only listen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(skip_serializing_if = "sch::added_later")]
-    pub upstream: Option<crate::upstream::Upstream>,
+    pub upstream: Option<Upstream>,
     /// `--compression`: what was offered and agreed, the bytes after decoding and what decoding
     /// cost; absent from reports made before the flag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(skip_serializing_if = "sch::added_later")]
-    pub compression: Option<compression::CompressionResult>,
+    pub compression: Option<CompressionResult>,
     /// loadgen's counts against the server's `/stats` deltas; null when unavailable.
     pub server_check: Option<ServerCheck>,
     pub histograms: Histograms,
@@ -512,6 +524,7 @@ impl Compared {
     }
 }
 
+// This doc comment is the committed schema's description: kept word for word.
 /// The latency histograms, HdrHistogram V2 encoded, base64 (see [`crate::stats::encode_histogram`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -594,14 +607,14 @@ impl Report {
         self.phases.iter().filter(|p| p.same_cell(r)).collect()
     }
 
-    /// A figure of `r`'s phase over every one of its runs ([`spread::over_runs`]): median and
+    /// A figure of `r`'s phase over every one of its runs ([`range::over_runs`]): median and
     /// range, and how many runs; `None` when some run did not measure it.
     pub fn figure(
         &self,
         r: &TransportResult,
         f: impl Fn(&TransportResult) -> Option<f64>,
-    ) -> Option<(spread::Range, u32)> {
-        spread::over_runs(&self.runs_of(r), f)
+    ) -> Option<(Range, u32)> {
+        range::over_runs(&self.runs_of(r), f)
     }
 
     /// Every phase's last run (the ones that ran more than once carry their `spread`), in
@@ -621,59 +634,4 @@ impl Report {
     pub fn primary_http(&self) -> &str {
         self.settings.http.first().map_or("1.1", String::as_str)
     }
-}
-
-/// The headline table of the report at `path`, as Markdown (what `loadgen summarize` prints).
-///
-/// # Errors
-/// When the file cannot be read or is not a report.
-pub fn summarize(path: &Path) -> anyhow::Result<String> {
-    Ok(markdown::grid(&tables::summary(&read(path)?)))
-}
-
-/// The report in the `report.json` at `path`.
-fn read(path: &Path) -> anyhow::Result<Report> {
-    let text =
-        std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-    serde_json::from_slice(&text)
-        .map_err(|e| anyhow::anyhow!("{} is not a loadgen report: {e}", path.display()))
-}
-
-/// Reads `dir/report.json`, writes its conclusions again from its numbers, and rewrites every
-/// file of the report ([`write_all`]): a committed run gets the current wording without being
-/// measured again.
-///
-/// # Errors
-/// When the report cannot be read or written.
-pub fn render(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
-    let mut report = read(&dir.join("report.json"))?;
-    report.conclusions = verdict::conclusions(&report, report.settings.poll_interval_s);
-    write_all(&report, dir)
-}
-
-/// Writes `report.json`, `report.md`, the SVG charts and `report.html` into `dir`.
-///
-/// # Errors
-/// When a file cannot be written.
-pub fn write_all(report: &Report, dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
-    std::fs::create_dir_all(dir)?;
-    let mut written = Vec::new();
-    let json_path = dir.join("report.json");
-    json::write(report, &json_path)?;
-    written.push(json_path);
-    let charts = svg::render_all(report)?;
-    for chart in &charts {
-        let path = dir.join(&chart.file);
-        std::fs::write(&path, &chart.svg)?;
-        written.push(path);
-    }
-    let md_path = dir.join("report.md");
-    let mut md = Vec::new();
-    markdown::Markdown::new(&mut md, report, &charts).write()?;
-    std::fs::write(&md_path, md)?;
-    written.push(md_path);
-    let html_path = dir.join("report.html");
-    std::fs::write(&html_path, html::render(report, &charts))?;
-    written.push(html_path);
-    Ok(written)
 }

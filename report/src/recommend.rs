@@ -1,44 +1,14 @@
 //! A recommendation per scenario, computed from the numbers: the transports that meet the
 //! scenario's latency budget without loss come first, then they are ordered by the scenario's
 //! costs, most important first. A cost separates two transports only when their ranges over the
-//! runs do not overlap ([`super::spread::tiers`]); transports no cost separates share a rank.
+//! runs do not overlap ([`crate::spread::tiers`]); transports no cost separates share a rank.
 //! Every reason is written from the figures, so a different run can recommend differently.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-use super::{
+use crate::{
     spread::{self, Range, CPU_RESOLUTION_S},
-    tables::{bytes, num, us},
-    Report, TransportResult,
+    units::{bytes, num, us},
+    Cost, Ranked, Recommendation, Report, ScenarioInfo, TransportResult,
 };
-use crate::scenario::{Cost, ScenarioInfo};
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct Recommendation {
-    pub scenario: String,
-    /// The requirements, as a sentence.
-    pub requirements: String,
-    /// Every transport measured, best first.
-    pub ranking: Vec<Ranked>,
-    /// The recommendation in one sentence.
-    pub summary: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct Ranked {
-    #[schemars(schema_with = "super::schema::transport")]
-    pub transport: String,
-    /// 1 is best; transports that no requirement or cost separates share a rank.
-    #[schemars(range(min = 1))]
-    pub rank: u32,
-    /// Within the p99 budget (median over the runs) and nothing lost in any run.
-    pub meets_requirements: bool,
-    /// Why it stands where it does, from its numbers.
-    pub reason: String,
-}
 
 /// One figure of a transport over its runs.
 fn value(cost: Cost, r: &TransportResult) -> Option<f64> {
@@ -308,13 +278,13 @@ pub fn recommend(report: &Report, info: &ScenarioInfo) -> Recommendation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::{Requirements, Why};
+    use crate::{Requirements, Why};
 
     /// The reference run's headline, each transport run three times with the figures moved by
     /// `spread` (a share of the value) around the original.
     fn runs(spread: f64) -> Report {
         let mut r: Report =
-            serde_json::from_str(include_str!("../../../results/reference/report.json")).unwrap();
+            serde_json::from_str(include_str!("../../results/reference/report.json")).unwrap();
         let heads: Vec<TransportResult> = r.transports.values().cloned().collect();
         r.phases.clear();
         for k in 0..3u32 {
