@@ -32,6 +32,9 @@ echo "== format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+echo "== import cycles (loadgen, feedlab-link, feedlab-report)"
+for src in loadgen/src link/src report/src; do python3 scripts/import_cycles.py "$src"; done
+
 echo "== Rust tests (server, loadgen)"
 cargo test --workspace
 

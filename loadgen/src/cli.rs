@@ -4,11 +4,13 @@
 //! Lists (`--clients 10,100,1000`, `--rates 1,10,100`, `--http 1.1,1.0`) make a matrix; the plan
 //! ([`crate::plan`]) turns it into phases that run one after another.
 
-use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
+use std::{path::PathBuf, str::FromStr, time::Duration};
 
 use clap::{Parser, Subcommand};
 use feedlab_wire::Transport;
-use serde::{Deserialize, Serialize};
+
+/// Parsed here, defined in the network layer, which decides by it.
+pub use crate::net::HttpVersion;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -318,7 +320,7 @@ pub struct Args {
     pub scenario_info: Option<crate::scenario::ScenarioInfo>,
 
     #[command(flatten)]
-    pub target_args: crate::target::TargetArgs,
+    pub target_args: TargetArgs,
 }
 
 impl Args {
@@ -377,50 +379,6 @@ impl FromStr for TransportArg {
             // The short name used in the server's paths.
             "poll" => Ok(Self::One(Transport::ShortPoll)),
             other => other.parse().map(Self::One),
-        }
-    }
-}
-
-/// `--http`: how the polling transports use TCP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum HttpVersion {
-    /// A new TCP connection per request (`HTTP/1.0` without keep-alive).
-    #[serde(rename = "1.0")]
-    Http10,
-    /// One keep-alive connection per client.
-    #[serde(rename = "1.1")]
-    Http11,
-    /// One HTTP/2 connection per client, each request (or SSE stream) a stream on it.
-    #[serde(rename = "2")]
-    Http2,
-}
-
-impl HttpVersion {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Http10 => "1.0",
-            Self::Http11 => "1.1",
-            Self::Http2 => "2",
-        }
-    }
-}
-
-impl fmt::Display for HttpVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for HttpVersion {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().trim_start_matches("HTTP/") {
-            "1.0" | "1" => Ok(Self::Http10),
-            "1.1" => Ok(Self::Http11),
-            "2" | "2.0" | "h2" | "h2c" => Ok(Self::Http2),
-            other => Err(format!(
-                "unknown HTTP version {other:?} (expected 1.0, 1.1 or 2)"
-            )),
         }
     }
 }
@@ -622,6 +580,81 @@ fn parse_price(s: &str) -> Result<f64, String> {
         ));
     }
     Ok(p)
+}
+
+/// The flags of the target adapters (flattened into loadgen's).
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
+    /// What serves --url: `feedlab` (the server or the floor) or `nchan` (nginx with the Nchan
+    /// module: one channel per phase, published and subscribed at the --nchan-* locations;
+    /// needs one --url and --http 1.1; no /stats, so loadgen's counts are not checked against
+    /// the server's and its CPU is not read).
+    #[arg(long, env = "LOADGEN_TARGET", default_value = "feedlab")]
+    pub target: crate::client::target::TargetKind,
+
+    /// With --target nchan: the `nchan_publisher` location; `{channel}` becomes the phase's
+    /// channel id.
+    #[arg(long, env = "LOADGEN_NCHAN_PUBLISH", default_value = "/pub/{channel}")]
+    pub nchan_publish: String,
+
+    /// With --target nchan: the `nchan_subscriber` location for WebSocket, EventSource and
+    /// long-poll (with `nchan_longpoll_multipart_response raw` a long poll may list several
+    /// messages, one per line).
+    #[arg(
+        long,
+        env = "LOADGEN_NCHAN_SUBSCRIBE",
+        default_value = "/sub/{channel}"
+    )]
+    pub nchan_subscribe: String,
+
+    /// With --target nchan: the `nchan_subscriber interval-poll` location, for short polling.
+    #[arg(long, env = "LOADGEN_NCHAN_POLL", default_value = "/poll/{channel}")]
+    pub nchan_poll: String,
+}
+
+impl TargetArgs {
+    /// Refuses what an adapter cannot do, saying why.
+    ///
+    /// # Errors
+    /// A message naming the flags.
+    pub fn check(&self, args: &Args) -> Result<(), String> {
+        if self.target == crate::client::target::TargetKind::Feedlab {
+            return Ok(());
+        }
+        if args.urls.len() != 1 {
+            return Err("--target nchan drives one running Nchan: give exactly one --url".into());
+        }
+        if args.urls[0].scheme() != "http" {
+            return Err("--target nchan: plain http:// only".into());
+        }
+        if args.http != [HttpVersion::Http11] {
+            return Err("--target nchan: pass --http 1.1 (the adapter keeps one HTTP/1.1 connection per client; 1.0 and 2 are not adapted)".into());
+        }
+        if args.chaos.is_on() || args.proxy != ProxyKind::None {
+            return Err("--target nchan: no --chaos or --proxy (they need feedlab servers)".into());
+        }
+        for (flag, path) in [
+            ("--nchan-publish", &self.nchan_publish),
+            ("--nchan-subscribe", &self.nchan_subscribe),
+            ("--nchan-poll", &self.nchan_poll),
+        ] {
+            if !path.starts_with('/') || !path.contains("{channel}") || path.contains('?') {
+                return Err(format!(
+                    "{flag} must be a path starting with / that contains {{channel}} and no query, got {path:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The adapter's locations, as `--nchan-*` give them.
+    pub fn nchan_locations(&self) -> crate::client::target::nchan::Locations {
+        crate::client::target::nchan::Locations {
+            publish: self.nchan_publish.clone(),
+            subscribe: self.nchan_subscribe.clone(),
+            poll: self.nchan_poll.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

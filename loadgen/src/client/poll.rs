@@ -13,10 +13,10 @@ use hyper::StatusCode;
 
 use super::{link::Link, long_poll, ClientCtx, H2Handoff, RESPONSE_TIMEOUT};
 use crate::{
-    cli::HttpVersion,
     clock::{self, Pace},
     compression,
     event::PollBody,
+    net::HttpVersion,
     net::{self, Sender, Target},
     stats::Recorder,
 };

@@ -26,12 +26,12 @@ use yawc::{close::CloseCode, Frame, OpCode, Options, Role, WebSocket, WebSocketE
 
 use super::{link::Link, ClientCtx, RESPONSE_TIMEOUT};
 use crate::{
+    client::talk_back::{self, Due, Outbox, Schedule, SendPlan},
     clock,
     compression::{self, Decoding},
     event::WsMsg,
     net::{self, Target},
     stats::Recorder,
-    upstream::{self, Due, Outbox, Schedule, SendPlan},
 };
 
 /// Largest message (after inflating) and frame loadgen accepts, bytes.
@@ -313,7 +313,7 @@ struct Talk<'a> {
 
 impl Talk<'_> {
     fn frame(&self, due: &Due) -> String {
-        upstream::ws_publish(self.plan, self.from, due)
+        talk_back::ws_publish(self.plan, self.from, due)
     }
 }
 

@@ -3,6 +3,7 @@
 //! to hyper over HTTP/1 or HTTP/2.
 
 pub mod counting;
+pub mod http_version;
 pub mod tls;
 
 use std::{
@@ -31,7 +32,11 @@ use tokio::{
 pub use counting::{CountingStream, Wire};
 pub use tls::{Alpn, TlsClient, TlsOptions};
 
-use crate::cli::HttpVersion;
+pub use http_version::HttpVersion;
+
+/// Longest wait for a response that should come at once (a short poll, a handshake, a `/stats`
+/// read).
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How long a TCP connect may take before it counts as `connect_timeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -8,11 +8,7 @@ use std::{
 };
 
 use super::Mode;
-use crate::{
-    cli::{Args, HttpVersion},
-    plan::Plan,
-    sys,
-};
+use crate::{cli::Args, net::HttpVersion, plan::Plan, sys};
 
 /// `results/<timestamp>/` in the workspace when run by cargo (which sets `CARGO_MANIFEST_DIR`
 /// for `cargo run`), else in the current directory.

@@ -14,7 +14,8 @@ use feedlab_link::Link;
 
 use crate::{
     chaos::ChaosKind,
-    cli::{Args, HttpVersion, ProxyKind},
+    cli::{Args, ProxyKind},
+    net::HttpVersion,
     net::{Target, TlsOptions},
     probe,
     proxy::Nginx,
@@ -205,7 +206,7 @@ impl Fleet {
                 false => given_endpoint(args, tls).await?,
             };
             // Nchan has no /stats; its clients and publisher report what fails.
-            let feedlab = args.target_args.target == crate::target::TargetKind::Feedlab;
+            let feedlab = args.target_args.target == crate::client::target::TargetKind::Feedlab;
             for i in endpoint.instances.iter().filter(|_| feedlab) {
                 if let Err(e) = probe::stats(&i.target).await {
                     let options = tls_options(args, None);

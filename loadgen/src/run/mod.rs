@@ -189,7 +189,7 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
             let _ = std::fs::remove_file(entry.path());
         }
     }
-    if args.target_args.target == crate::target::TargetKind::Nchan {
+    if args.target_args.target == crate::client::target::TargetKind::Nchan {
         warnings.push("Target Nchan (--target nchan, a channel per phase): Nchan has no /stats, so loadgen's counts are not checked against the server's and the server's CPU and memory are not read here (measure them from outside, as scripts/fanout/bench.py does); each event's `ts` is loadgen's send time.".into());
     }
     if args.concurrent {

@@ -26,18 +26,19 @@ use super::{
 };
 use crate::{
     chaos::{self, Reconnect},
-    cli::{Args, HttpVersion, ProxyKind},
+    cli::{Args, ProxyKind},
+    client::publisher,
+    client::talk_back,
+    client::target::{nchan::Channel, TargetKind},
     client::{self, ClientCtx, ClientOutput, Shared},
     clock, compression,
+    net::HttpVersion,
     net::Wire,
     plan::{Member, Phase, Plan},
     probe::{self, Stats},
     progress::Progress,
-    publisher,
     stats::{encode_histogram, new_histogram, ClientTotals, LatencySink, Live, Quantiles},
     sys,
-    target::{nchan::Channel, TargetKind},
-    upstream,
 };
 
 /// Longest wait for clients to stop after the drain before they are abandoned.
@@ -140,7 +141,7 @@ pub async fn run_phase(
             chrono::Utc::now().timestamp_millis(),
             phase.index
         );
-        Arc::new(Channel::new(&args.target_args, &id))
+        Arc::new(Channel::new(&args.target_args.nchan_locations(), &id))
     });
     let before = match nchan {
         Some(_) => Vec::new(),
@@ -181,14 +182,14 @@ pub async fn run_phase(
             connect_gate: connect_gate.clone(),
             reconnects: std::sync::Mutex::new(Vec::new()),
             nchan: nchan.clone(),
-            send: talking.then(|| upstream::SendPlan {
+            send: talking.then(|| talk_back::SendPlan {
                 rate: args.send_rate,
                 duration: env.plan.duration,
                 payload: crate::payload::Payload::new(args.payload, args.payload_bytes, env.seed),
                 nonce,
                 from_base: member_index as u64 * u64::from(phase.clients),
                 started: started_rx.clone(),
-                sink: Arc::new(upstream::UpSink::default()),
+                sink: Arc::new(crate::stats::receipts::UpSink::default()),
             }),
             compression: phase.compression,
         });
@@ -684,7 +685,11 @@ struct Talked {
 }
 
 impl Talked {
-    fn add(&mut self, out: &upstream::Outbox, receipts: Option<&upstream::Receipts>) {
+    fn add(
+        &mut self,
+        out: &talk_back::Outbox,
+        receipts: Option<&crate::stats::receipts::Receipts>,
+    ) {
         self.sent += out.sent;
         self.acked += out.acked;
         self.retried += out.retried;
@@ -720,7 +725,7 @@ impl Talked {
         let sending_only =
             g.member.transport != server::Transport::Ws && g.member.http != HttpVersion::Http2;
         let mut u = Upstream {
-            way: upstream::way_up(g.member.transport, g.member.http).to_owned(),
+            way: talk_back::way_up(g.member.transport, g.member.http).to_owned(),
             send_rate: g.shared.send.as_ref().map_or(0.0, |p| p.rate),
             messages_sent: sent,
             messages_acked: self.acked,
@@ -744,7 +749,7 @@ impl Talked {
             ..Upstream::default()
         };
         if let Some(plan) = &g.shared.send {
-            upstream::latencies(&mut u, &plan.sink);
+            talk_back::latencies(&mut u, &plan.sink);
         }
         u
     }
@@ -759,7 +764,7 @@ fn upstream_check(
     talked: &Talked,
     published: &Published,
 ) -> UpstreamCheck {
-    let key = upstream::stats_way_key(member.transport, member.http);
+    let key = talk_back::stats_way_key(member.transport, member.http);
     let mut delta = crate::probe::PublishCounters::default();
     for (b, a) in before.iter().zip(after) {
         let zero = crate::probe::PublishCounters::default();
@@ -784,7 +789,7 @@ fn upstream_check(
         // apart on loadgen's side; the server's figure is shown against 0.
         bytes = 0;
     }
-    upstream::check(
+    talk_back::check(
         member.transport,
         member.http,
         delta,

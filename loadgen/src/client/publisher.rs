@@ -24,11 +24,11 @@ use hyper::{header, Request};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    cli::HttpVersion,
+    client::target::nchan::Channel,
     clock::{self, Pace},
+    net::HttpVersion,
     net::{self, Target, Wire},
     stats::{new_histogram, Quantiles},
-    target::nchan::Channel,
 };
 
 /// How long past the end of publishing an unacknowledged publish is still retried (a server
@@ -73,7 +73,7 @@ type Conn = (net::Sender<Full<Bytes>>, tokio::task::JoinHandle<()>);
 /// original send time, so the outage shows in its latency), to the next target when there are
 /// several, until it is acknowledged or [`RETRY_GRACE`] after the end. With `nchan`, each
 /// event goes to that channel as the whole envelope, seq `n + 1` for publish number `n`
-/// (see [`crate::target::nchan`]).
+/// (see [`crate::client::target::nchan`]).
 pub async fn run(
     targets: Vec<Arc<Target>>,
     rate: f64,
@@ -246,7 +246,7 @@ async fn publish(
                 return Attempt::Refused("bad_body".into());
             };
             // Stored either way; without its id a reconnect resumes from an earlier message.
-            if let Some(id) = crate::target::nchan::acknowledged_id(&body) {
+            if let Some(id) = crate::client::target::nchan::acknowledged_id(&body) {
                 channel.acknowledged(seq, id);
             }
             Attempt::Acked {

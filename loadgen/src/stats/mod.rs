@@ -19,6 +19,8 @@ pub use feedlab_report::model::histogram::{
     decode_histogram, encode_histogram, new_histogram, ErrorCounts, Quantiles,
 };
 
+pub mod receipts;
+
 use crate::{
     event::Probe,
     sequence::{SeqSummary, SeqTracker},
@@ -146,7 +148,7 @@ pub struct Recorder {
     sink: Arc<LatencySink>,
     live: Arc<Live>,
     /// Talking back (`--send-rate`): the client messages received.
-    pub receipts: Option<crate::upstream::Receipts>,
+    pub receipts: Option<crate::stats::receipts::Receipts>,
 }
 
 impl Recorder {

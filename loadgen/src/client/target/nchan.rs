@@ -24,13 +24,20 @@
 
 use std::sync::Mutex;
 
-use super::TargetArgs;
-
 /// The message id before every message: Nchan answers with the oldest one it has.
 pub const START_ID: &str = "0:0";
 /// `If-Modified-Since` of a first poll: the epoch, with `If-None-Match: 0`, is before every
 /// message.
 pub const START_MODIFIED: &str = "Thu, 01 Jan 1970 00:00:00 GMT";
+
+/// Where Nchan publishes and subscribes (`--nchan-publish`, `--nchan-subscribe`, `--nchan-poll`):
+/// paths in which `{channel}` becomes the phase's channel id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Locations {
+    pub publish: String,
+    pub subscribe: String,
+    pub poll: String,
+}
 
 /// One phase's channel: its locations, and the message id of every seq published to it.
 #[derive(Debug)]
@@ -44,13 +51,13 @@ pub struct Channel {
 }
 
 impl Channel {
-    pub fn new(args: &TargetArgs, id: &str) -> Self {
+    pub fn new(at_paths: &Locations, id: &str) -> Self {
         let at = |template: &str| template.replace("{channel}", id);
         Self {
             id: id.to_owned(),
-            publish: at(&args.nchan_publish),
-            subscribe: at(&args.nchan_subscribe),
-            poll: at(&args.nchan_poll),
+            publish: at(&at_paths.publish),
+            subscribe: at(&at_paths.subscribe),
+            poll: at(&at_paths.poll),
             ids: Mutex::new(Vec::new()),
         }
     }
@@ -93,10 +100,13 @@ pub fn acknowledged_id(body: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn args() -> TargetArgs {
-        crate::cli::Args::from_args(["--target", "nchan"])
-            .unwrap()
-            .target_args
+    fn args() -> Locations {
+        // The --nchan-* defaults.
+        Locations {
+            publish: "/pub/{channel}".into(),
+            subscribe: "/sub/{channel}".into(),
+            poll: "/poll/{channel}".into(),
+        }
     }
 
     #[test]

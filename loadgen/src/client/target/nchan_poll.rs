@@ -17,10 +17,10 @@ use server::Transport;
 
 use super::nchan::{Channel, START_MODIFIED};
 use crate::{
-    cli::HttpVersion,
     client::{link::Link, ClientCtx, RESPONSE_TIMEOUT},
     clock::{self, Pace},
     event::EventMsg,
+    net::HttpVersion,
     net::{self, Sender},
     stats::Recorder,
 };
