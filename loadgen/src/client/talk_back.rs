@@ -351,9 +351,9 @@ fn request(
 }
 
 /// The way up of each transport, as the report names it.
-pub fn way_up(transport: server::Transport, http: HttpVersion) -> &'static str {
+pub fn way_up(transport: feedlab_wire::Transport, http: HttpVersion) -> &'static str {
     match (transport, http) {
-        (server::Transport::Ws, _) => "ws-message",
+        (feedlab_wire::Transport::Ws, _) => "ws-message",
         (_, HttpVersion::Http2) => "post-h2-stream",
         (_, HttpVersion::Http11) => "post-second-connection",
         (_, HttpVersion::Http10) => "post-new-connection",
@@ -364,7 +364,7 @@ pub fn way_up(transport: server::Transport, http: HttpVersion) -> &'static str {
 /// delta of the way's counters over the phase; `loadgen` is (requests, messages, bytes written
 /// on connections that only publish).
 pub fn check(
-    transport: server::Transport,
+    transport: feedlab_wire::Transport,
     http: HttpVersion,
     stats_way: crate::probe::PublishCounters,
     loadgen: (u64, u64, u64),
@@ -374,7 +374,7 @@ pub fn check(
     let messages = Compared::exact(loadgen.1, stats_way.messages);
     let bytes = Compared::within(loadgen.2, stats_way.bytes_read, 0.01);
     let bytes_note = match (transport, http) {
-            (server::Transport::Ws, _) => Some("not checked: a WebSocket's publishes share its socket with pongs and the close handshake".to_owned()),
+            (feedlab_wire::Transport::Ws, _) => Some("not checked: a WebSocket's publishes share its socket with pongs and the close handshake".to_owned()),
             (_, HttpVersion::Http2) => Some("not checked: over HTTP/2 the server counts each request head at its HTTP/1.1 size (HPACK compresses it)".to_owned()),
             _ => None,
         };
@@ -389,9 +389,9 @@ pub fn check(
 }
 
 /// The `/stats` `publishes` key of a transport's way up.
-pub fn stats_way_key(transport: server::Transport, http: HttpVersion) -> &'static str {
+pub fn stats_way_key(transport: feedlab_wire::Transport, http: HttpVersion) -> &'static str {
     match (transport, http) {
-        (server::Transport::Ws, _) => "ws",
+        (feedlab_wire::Transport::Ws, _) => "ws",
         (_, HttpVersion::Http10) => "http/1.0",
         (_, HttpVersion::Http11) => "http/1.1",
         (_, HttpVersion::Http2) => "http/2",

@@ -508,7 +508,8 @@ pub async fn run_phase(
                 },
                 &latency,
                 received,
-                (g.member.transport == server::Transport::ShortPoll).then_some(args.poll_interval),
+                (g.member.transport == feedlab_wire::Transport::ShortPoll)
+                    .then_some(args.poll_interval),
             )
         });
         results.push(TransportResult {
@@ -589,7 +590,7 @@ pub async fn run_phase(
                 u
             }),
             compression: Some(compression::result(
-                g.member.transport == server::Transport::Ws,
+                g.member.transport == feedlab_wire::Transport::Ws,
                 phase.compression,
                 decoded,
                 down,
@@ -722,8 +723,8 @@ impl Talked {
         let clients = f64::from(clients.max(1));
         let per_us =
             |n: u64| server_cpu.and_then(|c| (n > 0).then(|| (c * 1e7 / n as f64).round() / 10.0));
-        let sending_only =
-            g.member.transport != server::Transport::Ws && g.member.http != HttpVersion::Http2;
+        let sending_only = g.member.transport != feedlab_wire::Transport::Ws
+            && g.member.http != HttpVersion::Http2;
         let mut u = Upstream {
             way: talk_back::way_up(g.member.transport, g.member.http).to_owned(),
             send_rate: g.shared.send.as_ref().map_or(0.0, |p| p.rate),
@@ -784,7 +785,7 @@ fn upstream_check(
         messages += published.published;
         bytes += published.bytes_up;
     }
-    if member.transport == server::Transport::Ws || member.http == HttpVersion::Http2 {
+    if member.transport == feedlab_wire::Transport::Ws || member.http == HttpVersion::Http2 {
         // The way shares the stream's connection: what the sending alone wrote is not counted
         // apart on loadgen's side; the server's figure is shown against 0.
         bytes = 0;

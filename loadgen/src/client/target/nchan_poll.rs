@@ -11,9 +11,9 @@
 //! interval.
 
 use bytes::Bytes;
+use feedlab_wire::Transport;
 use http_body_util::BodyExt as _;
 use hyper::{header, StatusCode};
-use server::Transport;
 
 use super::nchan::{Channel, START_MODIFIED};
 use crate::{
