@@ -662,6 +662,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn target_floor_is_refused_with_the_way_to_run_the_floor() {
+        let e = Args::from_args(["--target", "floor"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--server-bin target/release/floor"), "{e}");
+        let a = Args::from_args(["--target", "server"]).unwrap();
+        assert_eq!(
+            a.target_args.target,
+            crate::client::target::TargetKind::Feedlab
+        );
+        let nchan = Args::from_args(["--target", "nchan"]).unwrap();
+        assert_eq!(
+            nchan.target_args.nchan_locations().publish,
+            "/pub/{channel}",
+            "the adapter's locations are the --nchan-* flags"
+        );
+    }
+
+    #[test]
     fn defaults_are_the_standard_comparison() {
         let a = Args::from_args::<_, &str>([]).unwrap();
         assert_eq!(a.transports(), Transport::ALL.to_vec());

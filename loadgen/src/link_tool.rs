@@ -42,7 +42,7 @@ pub async fn run(a: LinkArgs) -> anyhow::Result<()> {
         ServerProcess::spawn_in(a.server_bin.as_deref(), &a.server_args, None, &ns, &bind)
     })
     .context("starting the server behind the link")?;
-    let upstream: SocketAddr =
+    let server_addr: SocketAddr =
         format!("{SERVER_ADDR}:{}", server.url.port().unwrap_or(80)).parse()?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", a.port))
         .await
@@ -62,7 +62,7 @@ pub async fn run(a: LinkArgs) -> anyhow::Result<()> {
                 let agent = link.client.clone();
                 tokio::spawn(async move {
                     let Ok(socket) = agent.tcp_socket().await else { return };
-                    let Ok(mut far) = socket.connect(upstream).await else { return };
+                    let Ok(mut far) = socket.connect(server_addr).await else { return };
                     let _ = far.set_nodelay(true);
                     let _ = conn.set_nodelay(true);
                     let mut conn = conn;

@@ -122,7 +122,7 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         table(&mut out, &t);
     }
     for t in [
-        tables::upstream(report),
+        tables::talk_back(report),
         tables::repeats(report),
         tables::resilience(report),
         tables::http_versions(report),

@@ -36,7 +36,7 @@ impl<'a, W: Write> Markdown<'a, W> {
             self.write_table(&t)?;
         }
         for t in [
-            tables::upstream(self.report),
+            tables::talk_back(self.report),
             tables::repeats(self.report),
             tables::resilience(self.report),
             tables::http_versions(self.report),

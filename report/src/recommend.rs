@@ -17,7 +17,7 @@ fn value(cost: Cost, r: &TransportResult) -> Option<f64> {
         |v: f64| (hours > 0.0 && r.clients > 0).then(|| v / (r.clients as f64 * hours));
     // When clients talk back (`--send-rate`), what a user waits for is another member's
     // message, and every socket (the stream's and the sending one) carries the cost.
-    let talk = r.upstream.as_ref().filter(|u| u.messages_sent > 0);
+    let talk = r.talk_back.as_ref().filter(|u| u.messages_sent > 0);
     let latency = match talk {
         Some(u) if u.others_receipt_us.count > 0 => &u.others_receipt_us,
         _ => &r.latency_us,

@@ -420,7 +420,7 @@ pub fn wire(report: &Report) -> Table {
 
 /// With `--send-rate`: what the clients' own messages cost on each transport's way up, one row
 /// per phase (its last run; report.json has every run).
-pub fn upstream(report: &Report) -> Option<Table> {
+pub fn talk_back(report: &Report) -> Option<Table> {
     let mut t = Table::new(
         "Talking back",
         "Each client also published its own messages (`--send-rate`): WebSocket on its socket, the others `POST /publish` (HTTP/1.1 on a second connection, HTTP/2 as a stream on the same one, HTTP/1.0 a connection per message). Latencies from each message's intended send time; bytes counted on all of a client's sockets, per message sent.",
@@ -428,7 +428,7 @@ pub fn upstream(report: &Report) -> Option<Table> {
     );
     let primary = report.primary_http();
     for r in report.latest() {
-        let Some(u) = &r.upstream else { continue };
+        let Some(u) = &r.talk_back else { continue };
         t.rows.push(vec![
             r.label(primary),
             u.way.clone(),

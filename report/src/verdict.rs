@@ -15,18 +15,18 @@ use crate::{
 fn talk_back(report: &Report) -> Vec<String> {
     let mut out = Vec::new();
     for r in report.latest() {
-        let Some(u) = &r.upstream else { continue };
-        let runs: Vec<&crate::Upstream> = report
+        let Some(u) = &r.talk_back else { continue };
+        let runs: Vec<&crate::TalkBack> = report
             .runs_of(r)
             .iter()
-            .filter_map(|p| p.upstream.as_ref())
+            .filter_map(|p| p.talk_back.as_ref())
             .collect();
-        let median = |f: &dyn Fn(&crate::Upstream) -> Option<f64>| {
+        let median = |f: &dyn Fn(&crate::TalkBack) -> Option<f64>| {
             report
-                .figure(r, |p| p.upstream.as_ref().and_then(f))
+                .figure(r, |p| p.talk_back.as_ref().and_then(f))
                 .map(|(g, _)| g.median)
         };
-        let q = |f: fn(&crate::Upstream) -> &crate::Quantiles, p99: bool| {
+        let q = |f: fn(&crate::TalkBack) -> &crate::Quantiles, p99: bool| {
             median(&|u| {
                 let q = f(u);
                 (q.count > 0).then_some(if p99 { q.p99 } else { q.p50 } as f64)

@@ -4,9 +4,9 @@
 //! Every client starts from the same cursor, taken just before the publisher starts, so each
 //! must receive every event published during the phase; one that loses its connection resumes
 //! from the last seq it saw (SSE `Last-Event-ID`, WebSocket `?since=`), as a browser would, on
-//! the next of the phase's servers ([`link`] does the losing and finding for every transport).
+//! the next of the phase's servers ([`failover`] does the losing and finding for every transport).
 
-pub mod link;
+pub mod failover;
 pub mod long_poll;
 pub mod poll;
 pub mod publisher;
@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     chaos::Reconnect,
     net::HttpVersion,
-    net::{Target, Wire},
+    net::{ByteCounts, Target},
     stats::receipts::Receipts,
     stats::{LatencySink, Live, Recorder},
 };
@@ -103,7 +103,7 @@ pub struct ClientCtx {
     /// interval, as independent users would be).
     pub first_delay: Duration,
     pub shared: Arc<Shared>,
-    pub wire: Arc<Wire>,
+    pub wire: Arc<ByteCounts>,
 }
 
 impl ClientCtx {
@@ -116,7 +116,7 @@ impl ClientCtx {
 #[derive(Debug)]
 pub struct ClientOutput {
     pub recorder: Recorder,
-    pub wire: Arc<Wire>,
+    pub wire: Arc<ByteCounts>,
     /// What the client sent (`--send-rate`).
     pub outbox: Option<Outbox>,
 }

@@ -27,7 +27,7 @@ use crate::{
     client::target::nchan::Channel,
     clock::{self, Pace},
     net::HttpVersion,
-    net::{self, Target, Wire},
+    net::{self, ByteCounts, Target},
     stats::{new_histogram, Quantiles},
 };
 
@@ -87,7 +87,7 @@ pub async fn run(
     let give_up = start + duration + RETRY_GRACE;
     let pace = Pace::per_second(start, rate);
     let total = pace.count_within(duration);
-    let wire = Arc::new(Wire::default());
+    let wire = Arc::new(ByteCounts::default());
     let mut out = Published::default();
     let mut lag = new_histogram();
     let mut rtt = new_histogram();
@@ -112,7 +112,7 @@ pub async fn run(
         loop {
             if failures > 0 {
                 out.retried += 1;
-                let wait = crate::client::link::backoff(failures, targets.len(), 0.5);
+                let wait = crate::client::failover::backoff(failures, targets.len(), 0.5);
                 tokio::select! {
                     biased;
                     _ = stop.cancelled() => { out.unacknowledged += 1; break 'events; }
@@ -130,7 +130,7 @@ pub async fn run(
                     Err(kind) => {
                         *out.errors.entry(kind).or_insert(0) += 1;
                         failures += 1;
-                        current = crate::client::link::next_target(current, targets.len());
+                        current = crate::client::failover::next_target(current, targets.len());
                         continue;
                     }
                 }
@@ -184,7 +184,7 @@ pub async fn run(
                     maybe_stored_before |= maybe_stored;
                     conn = None;
                     failures += 1;
-                    current = crate::client::link::next_target(current, targets.len());
+                    current = crate::client::failover::next_target(current, targets.len());
                 }
             }
         }
@@ -211,7 +211,7 @@ pub async fn run(
     out
 }
 
-async fn connect(target: &Target, wire: &Arc<Wire>) -> Result<Conn, String> {
+async fn connect(target: &Target, wire: &Arc<ByteCounts>) -> Result<Conn, String> {
     match net::connect(target, None, wire, net::Alpn::Http1).await {
         Ok(stream) => net::http(stream, HttpVersion::Http11)
             .await
@@ -349,7 +349,7 @@ mod tests {
     #[test]
     fn body_is_json_with_the_probe_fields() {
         let b = body(3, 1_764_000_000_000_000, r#""pad":"xxxx""#);
-        let e: crate::event::Probe = serde_json::from_str(&b).unwrap();
+        let e: crate::event::Marks = serde_json::from_str(&b).unwrap();
         assert_eq!(e.pub_n, Some(3));
         assert_eq!(e.sent_us, Some(1_764_000_000_000_000));
         let v: serde_json::Value = serde_json::from_str(&b).unwrap();

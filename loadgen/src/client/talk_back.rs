@@ -14,16 +14,16 @@
 
 use std::{sync::Arc, time::Duration};
 
-use feedlab_report::{Compared, Upstream, UpstreamCheck};
+use feedlab_report::{Compared, TalkBack, TalkBackCheck};
 use hyper::{header, Request};
 use tokio::{sync::watch, time::Instant};
 
 use crate::{
     client::publisher::{send_publish, Attempt},
-    client::{link, ClientCtx},
+    client::{failover, ClientCtx},
     clock::{self, Pace},
     net::HttpVersion,
-    net::{self, Target, Wire},
+    net::{self, ByteCounts, Target},
     stats::receipts::{Kind, Samples, UpSink},
     stats::{ErrorCounts, Quantiles},
 };
@@ -158,7 +158,7 @@ pub struct Outbox {
     /// The seqs acknowledged: each must reach every client.
     pub acked_seqs: Vec<u64>,
     /// Bytes on the sending-only connections (HTTP/1.x), apart from the stream's own.
-    pub wire: Arc<Wire>,
+    pub wire: Arc<ByteCounts>,
     samples: Samples,
 }
 
@@ -173,7 +173,7 @@ impl Outbox {
             connections: 0,
             errors: ErrorCounts::new(),
             acked_seqs: Vec::new(),
-            wire: Arc::new(Wire::default()),
+            wire: Arc::new(ByteCounts::default()),
             samples: Samples::new(shard, sink),
         }
     }
@@ -214,7 +214,7 @@ pub async fn post_loop(
     let s = &ctx.shared;
     let from = plan.from(ctx.index);
     let mut schedule = Schedule::new(plan);
-    let mut target = link::first_target(ctx.index, s.targets.len());
+    let mut target = failover::first_target(ctx.index, s.targets.len());
     let mut conn: Option<(net::Sender, tokio::task::JoinHandle<()>)> = None;
     'messages: loop {
         let due = tokio::select! {
@@ -229,7 +229,7 @@ pub async fn post_loop(
         loop {
             if failures > 0 {
                 out.retried += 1;
-                let wait = link::backoff(failures, s.targets.len(), 0.5);
+                let wait = failover::backoff(failures, s.targets.len(), 0.5);
                 if !crate::client::pause(&s.stop, wait).await {
                     break 'messages;
                 }
@@ -256,7 +256,7 @@ pub async fn post_loop(
                         Err(kind) => {
                             out.error(kind);
                             failures += 1;
-                            target = link::next_target(target, s.targets.len());
+                            target = failover::next_target(target, s.targets.len());
                             continue;
                         }
                     }
@@ -295,7 +295,7 @@ pub async fn post_loop(
                     conn = None;
                     failures += 1;
                     if h2.is_none() {
-                        target = link::next_target(target, s.targets.len());
+                        target = failover::next_target(target, s.targets.len());
                     }
                 }
             }
@@ -311,7 +311,7 @@ pub async fn post_loop(
 async fn connect(
     ctx: &ClientCtx,
     target: &Target,
-    wire: &Arc<Wire>,
+    wire: &Arc<ByteCounts>,
     http: HttpVersion,
 ) -> Result<(net::Sender, tokio::task::JoinHandle<()>), String> {
     let stream = net::connect(target, ctx.source_ip(target), wire, net::Alpn::Http1)
@@ -368,7 +368,7 @@ pub fn check(
     http: HttpVersion,
     stats_way: crate::probe::PublishCounters,
     loadgen: (u64, u64, u64),
-) -> UpstreamCheck {
+) -> TalkBackCheck {
     let way = stats_way_key(transport, http);
     let requests = Compared::exact(loadgen.0, stats_way.requests);
     let messages = Compared::exact(loadgen.1, stats_way.messages);
@@ -378,7 +378,7 @@ pub fn check(
             (_, HttpVersion::Http2) => Some("not checked: over HTTP/2 the server counts each request head at its HTTP/1.1 size (HPACK compresses it)".to_owned()),
             _ => None,
         };
-    UpstreamCheck {
+    TalkBackCheck {
         way: way.to_owned(),
         ok: requests.ok && messages.ok && (bytes.ok || bytes_note.is_some()),
         requests,
@@ -399,7 +399,7 @@ pub fn stats_way_key(transport: feedlab_wire::Transport, http: HttpVersion) -> &
 }
 
 /// `u`'s latency quantiles from the transport's shared sink.
-pub fn latencies(u: &mut Upstream, sink: &UpSink) {
+pub fn latencies(u: &mut TalkBack, sink: &UpSink) {
     u.ack_us = Quantiles::of(&sink.merged(Kind::Ack));
     u.own_receipt_us = Quantiles::of(&sink.merged(Kind::Own));
     u.others_receipt_us = Quantiles::of(&sink.merged(Kind::Others));
@@ -415,7 +415,7 @@ mod tests {
         use crate::payload::{Payload, PayloadKind};
         let chat = Payload::new(PayloadKind::Chat, 0, 1);
         let b = body(7, 3, 1_764_000_000_000_000, &chat);
-        let p: crate::event::Probe = serde_json::from_str(&b).unwrap();
+        let p: crate::event::Marks = serde_json::from_str(&b).unwrap();
         assert_eq!(
             (p.from, p.msg, p.sent_us, p.pub_n),
             (Some(7), Some(3), Some(1_764_000_000_000_000), None)

@@ -29,7 +29,7 @@ use tokio::{
     net::{TcpSocket, TcpStream},
 };
 
-pub use counting::{CountingStream, Wire};
+pub use counting::{ByteCounts, CountingStream};
 pub use tls::{Alpn, TlsClient, TlsOptions};
 
 pub use http_version::HttpVersion;
@@ -228,7 +228,7 @@ impl AsyncWrite for Stream {
 pub async fn connect(
     target: &Target,
     source: Option<IpAddr>,
-    wire: &Arc<Wire>,
+    wire: &Arc<ByteCounts>,
     alpn: Alpn,
 ) -> io::Result<Stream> {
     let connecting = async {

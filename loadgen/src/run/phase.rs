@@ -12,8 +12,8 @@ use std::{
 use anyhow::Context as _;
 use feedlab_link::{self as link, Link, Network, NetworkResult};
 use feedlab_report::{
-    ChaosResult, Compared, Histograms, Published, ServerCheck, TransportResult, Upstream,
-    UpstreamCheck, MIN_CONNECTIONS_FOR_RSS,
+    ChaosResult, Compared, Histograms, Published, ServerCheck, TalkBack, TalkBackCheck,
+    TransportResult, MIN_CONNECTIONS_FOR_RSS,
 };
 use rand::{rngs::StdRng, Rng as _, SeedableRng as _};
 use tokio::{sync::watch, task::JoinSet, time::Instant};
@@ -32,8 +32,8 @@ use crate::{
     client::target::{nchan::Channel, TargetKind},
     client::{self, ClientCtx, ClientOutput, Shared},
     clock, compression,
+    net::ByteCounts,
     net::HttpVersion,
-    net::Wire,
     plan::{Member, Phase, Plan},
     probe::{self, Stats},
     progress::Progress,
@@ -212,7 +212,7 @@ pub async fn run_phase(
                 index: i,
                 first_delay,
                 shared: g.shared.clone(),
-                wire: Arc::new(Wire::default()),
+                wire: Arc::new(ByteCounts::default()),
             }));
         }
     }
@@ -566,12 +566,12 @@ pub async fn run_phase(
             loadgen_rss_per_connection_bytes: per_connection(loadgen_start_rss, loadgen_peak),
             errors: totals.errors.clone(),
             publisher: published.clone(),
-            upstream: talk.map(|t| {
+            talk_back: talk.map(|t| {
                 // Only a transport alone in its phase owns its way's counters.
                 let check = (checkable && phase.members.len() == 1).then(|| {
-                    upstream_check(g.member, &before, &after, &t, &published)
+                    talk_back_check(g.member, &before, &after, &t, &published)
                 });
-                let mut u = t.upstream(
+                let mut u = t.talk_back(
                     g,
                     phase.clients,
                     (totals.requests, totals.connections),
@@ -709,7 +709,7 @@ impl Talked {
 
     /// The report's section; `stream` is the receiving side's (requests, connections), `wire`
     /// its (bytes up, bytes down).
-    fn upstream(
+    fn talk_back(
         self,
         g: &Group,
         clients: u32,
@@ -717,7 +717,7 @@ impl Talked {
         wire: (u64, u64),
         server_cpu: Option<f64>,
         deliveries: u64,
-    ) -> Upstream {
+    ) -> TalkBack {
         let sent = self.sent;
         let per_message = |v: u64| (sent > 0).then(|| v as f64 / sent as f64);
         let clients = f64::from(clients.max(1));
@@ -725,7 +725,7 @@ impl Talked {
             |n: u64| server_cpu.and_then(|c| (n > 0).then(|| (c * 1e7 / n as f64).round() / 10.0));
         let sending_only = g.member.transport != feedlab_wire::Transport::Ws
             && g.member.http != HttpVersion::Http2;
-        let mut u = Upstream {
+        let mut u = TalkBack {
             way: talk_back::way_up(g.member.transport, g.member.http).to_owned(),
             send_rate: g.shared.send.as_ref().map_or(0.0, |p| p.rate),
             messages_sent: sent,
@@ -747,7 +747,7 @@ impl Talked {
             server_cpu_us_per_message: per_us(self.acked),
             server_cpu_us_per_delivery: per_us(deliveries),
             errors: self.errors,
-            ..Upstream::default()
+            ..TalkBack::default()
         };
         if let Some(plan) = &g.shared.send {
             talk_back::latencies(&mut u, &plan.sink);
@@ -758,13 +758,13 @@ impl Talked {
 
 /// The clients' publishes against the sum of the servers' counts of their way up; the phase's
 /// publisher (`POST /publish` over HTTP/1.1) counts on loadgen's side of `http/1.1`.
-fn upstream_check(
+fn talk_back_check(
     member: Member,
     before: &[Stats],
     after: &[Stats],
     talked: &Talked,
     published: &Published,
-) -> UpstreamCheck {
+) -> TalkBackCheck {
     let key = talk_back::stats_way_key(member.transport, member.http);
     let mut delta = crate::probe::PublishCounters::default();
     for (b, a) in before.iter().zip(after) {

@@ -22,7 +22,7 @@ pub use feedlab_report::model::histogram::{
 pub mod receipts;
 
 use crate::{
-    event::Probe,
+    event::Marks,
     sequence::{SeqSummary, SeqTracker},
 };
 
@@ -184,16 +184,16 @@ impl Recorder {
     }
 
     /// An event arrived at `now_us` (loadgen's clock).
-    pub fn event(&mut self, seq: u64, ts: u64, probe: Probe, now_us: u64) {
+    pub fn event(&mut self, seq: u64, ts: u64, marks: Marks, now_us: u64) {
         self.seq.record(seq);
         self.unflushed_events += 1;
         if let (Some(r), Some(from), Some(n), Some(sent)) =
-            (self.receipts.as_mut(), probe.from, probe.msg, probe.sent_us)
+            (self.receipts.as_mut(), marks.from, marks.msg, marks.sent_us)
         {
             r.message(from, n, sent, now_us);
         }
-        if probe.pub_n.is_some() {
-            if let Some(sent) = probe.sent_us {
+        if marks.pub_n.is_some() {
+            if let Some(sent) = marks.sent_us {
                 self.latency_samples += 1;
                 if self.pending_delivery.capacity() == 0 {
                     self.pending_delivery.reserve_exact(FLUSH_EVERY);
@@ -315,11 +315,11 @@ impl std::ops::AddAssign<&ClientTotals> for ClientTotals {
 mod tests {
     use super::*;
 
-    fn probe(sent: u64) -> Probe {
-        Probe {
+    fn marks(sent: u64) -> Marks {
+        Marks {
             sent_us: Some(sent),
             pub_n: Some(0),
-            ..Probe::default()
+            ..Marks::default()
         }
     }
 
@@ -329,12 +329,12 @@ mod tests {
         let live = Arc::new(Live::default());
         let mut a = Recorder::new(0, 0, true, sink.clone(), live.clone());
         let mut b = Recorder::new(1, 0, false, sink.clone(), live.clone());
-        a.event(1, 900, probe(1_000), 1_500);
-        a.event(2, 0, Probe::default(), 1_600); // foreign: integrity only
+        a.event(1, 900, marks(1_000), 1_500);
+        a.event(2, 0, Marks::default(), 1_600); // foreign: integrity only
         a.request();
         a.error("http_503");
-        b.event(1, 900, probe(1_000), 3_000);
-        b.event(2, 900, probe(1_000), 3_000);
+        b.event(1, 900, marks(1_000), 3_000);
+        b.event(2, 900, marks(1_000), 3_000);
         b.error("http_503");
         b.error("timeout");
         let mut total = a.finish(2, &[1, 2]);
@@ -363,8 +363,8 @@ mod tests {
     fn a_sink_keeping_samples_keeps_publish_time_and_latency() {
         let sink = Arc::new(LatencySink::keeping_samples(true));
         let mut r = Recorder::new(0, 0, false, sink.clone(), Arc::new(Live::default()));
-        r.event(1, 0, probe(1_000), 1_250);
-        r.event(3, 0, probe(2_000), 2_100);
+        r.event(1, 0, marks(1_000), 1_250);
+        r.event(3, 0, marks(2_000), 2_100);
         let t = r.finish(3, &[1, 2, 3]);
         assert_eq!(sink.samples(), vec![(1_000, 250), (2_000, 100)]);
         assert_eq!(
@@ -380,7 +380,7 @@ mod tests {
         let live = Arc::new(Live::default());
         let mut r = Recorder::new(3, 0, false, sink.clone(), live);
         for i in 1..=(FLUSH_EVERY as u64 + 1) {
-            r.event(i, 0, probe(0), i * 10);
+            r.event(i, 0, marks(0), i * 10);
         }
         assert_eq!(
             sink.merged().0.len(),

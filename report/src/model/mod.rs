@@ -30,7 +30,7 @@ pub use self::{
     range::{Range, Spread},
     recommendation::{Ranked, Recommendation},
     scenario::{Cost, FlagUse, Requirements, ScenarioInfo, Why},
-    talk_back::{Upstream, UpstreamCheck},
+    talk_back::{TalkBack, TalkBackCheck},
 };
 
 /// Fewest connections from which memory per connection is reported: RSS moves by pages and
@@ -415,7 +415,8 @@ pub struct TransportResult {
     /// What the clients' own messages cost (`--send-rate`); absent when clients only listen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(skip_serializing_if = "sch::added_later")]
-    pub upstream: Option<Upstream>,
+    #[serde(rename = "upstream")]
+    pub talk_back: Option<TalkBack>,
     /// `--compression`: what was offered and agreed, the bytes after decoding and what decoding
     /// cost; absent from reports made before the flag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -554,7 +555,7 @@ impl TransportResult {
             || self.out_of_order > 0
             || self.lost > 0
             || self
-                .upstream
+                .talk_back
                 .as_ref()
                 .is_some_and(|u| u.lost_own > 0 || u.unacknowledged > 0)
     }

@@ -12,7 +12,8 @@ use super::{
 /// The report's `upstream` object: what talking back cost one transport in one phase.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct Upstream {
+#[schemars(rename = "Upstream")]
+pub struct TalkBack {
     /// `ws-message`, `post-h2-stream`, `post-second-connection` or `post-new-connection`.
     pub way: String,
     /// Messages per second per client asked for.
@@ -59,14 +60,15 @@ pub struct Upstream {
     pub errors: ErrorCounts,
     /// loadgen's counts against the server's `/stats` publish counters; null when unavailable.
     #[serde(default)]
-    pub server_check: Option<UpstreamCheck>,
+    pub server_check: Option<TalkBackCheck>,
 }
 
 /// The clients' publishes against the server's count of their way up (the phase's publisher,
 /// which posts over HTTP/1.1, added to loadgen's side there).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct UpstreamCheck {
+#[schemars(rename = "UpstreamCheck")]
+pub struct TalkBackCheck {
     /// The `/stats` key: `ws`, `http/1.0`, `http/1.1` or `http/2`.
     pub way: String,
     pub requests: Compared,

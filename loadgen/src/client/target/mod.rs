@@ -18,7 +18,8 @@ use std::str::FromStr;
 /// `--target`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TargetKind {
-    /// feedlab's server or the floor: `/poll`, `/long-poll`, `/sse`, `/ws`, `/publish`, `/stats`.
+    /// feedlab's server or the floor (`--server-bin target/release/floor`): `/poll`,
+    /// `/long-poll`, `/sse`, `/ws`, `/publish`, `/stats`.
     #[default]
     Feedlab,
     /// An nginx with the Nchan module (see [`nchan`]).
@@ -38,8 +39,10 @@ impl FromStr for TargetKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim() {
-            "feedlab" | "server" | "floor" => Ok(Self::Feedlab),
+            "feedlab" | "server" => Ok(Self::Feedlab),
             "nchan" => Ok(Self::Nchan),
+            // The floor speaks feedlab's protocol: it is a server to start, not an adapter.
+            "floor" => Err("--target floor: the floor speaks feedlab's protocol, so it is not a target of its own; start it with --server-bin target/release/floor (build it with cargo build --release -p floor)".into()),
             other => Err(format!(
                 "unknown --target {other:?} (expected feedlab or nchan)"
             )),

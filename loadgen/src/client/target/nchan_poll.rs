@@ -17,7 +17,7 @@ use hyper::{header, StatusCode};
 
 use super::nchan::{Channel, START_MODIFIED};
 use crate::{
-    client::{link::Link, ClientCtx, RESPONSE_TIMEOUT},
+    client::{failover::Failover, ClientCtx, RESPONSE_TIMEOUT},
     clock::{self, Pace},
     event::EventMsg,
     net::HttpVersion,
@@ -57,7 +57,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, channel: &Channel) {
     } else {
         &channel.poll
     };
-    let mut link = Link::new(ctx);
+    let mut failover = Failover::new(ctx);
     let mut conn: Option<(Sender, net::Connection)> = None;
     let mut cursor = Cursor::start();
     let pace = Pace {
@@ -80,15 +80,15 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, channel: &Channel) {
             break;
         }
         if conn.is_none() {
-            let Some(_permit) = link.attempt(ctx, rec).await else {
+            let Some(_permit) = failover.attempt(ctx, rec).await else {
                 break;
             };
-            let target = link.target(ctx).clone();
+            let target = failover.target(ctx).clone();
             match net::connect(&target, ctx.source_ip(&target), &ctx.wire, net::Alpn::Http1).await {
                 Ok(stream) => match net::http_inline(stream, HttpVersion::Http11).await {
                     Ok(c) => {
                         rec.connections += 1;
-                        link.ready(ctx);
+                        failover.ready(ctx);
                         conn = Some(c);
                     }
                     Err(e) => rec.error(net::hyper_error_kind(&e)),
@@ -96,11 +96,11 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, channel: &Channel) {
                 Err(e) => rec.error(net::io_error_kind(&e)),
             }
             if conn.is_none() {
-                link.down(ctx, rec);
+                failover.down(ctx, rec);
                 continue;
             }
         }
-        let target = link.target(ctx).clone();
+        let target = failover.target(ctx).clone();
         let Ok(req) = target
             .get(path, HttpVersion::Http11)
             .header(header::IF_MODIFIED_SINCE, &cursor.modified)
@@ -140,14 +140,14 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, channel: &Channel) {
             Err(kind) => {
                 rec.error(kind);
                 conn = None;
-                link.down(ctx, rec);
+                failover.down(ctx, rec);
                 continue;
             }
         };
         rec.request();
         match answer.status {
             StatusCode::OK => {
-                link.up(ctx);
+                failover.up(ctx);
                 let now = clock::now_us();
                 let mut events = 0;
                 for line in answer.body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
@@ -165,14 +165,14 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, channel: &Channel) {
                     _ => {
                         rec.error("nchan_no_cursor");
                         conn = None;
-                        link.down(ctx, rec);
+                        failover.down(ctx, rec);
                         continue;
                     }
                 }
                 behind = !long && events > 0;
             }
             StatusCode::NOT_MODIFIED | StatusCode::REQUEST_TIMEOUT => {
-                link.up(ctx);
+                failover.up(ctx);
                 rec.empty_responses += 1;
                 behind = false;
             }
@@ -180,7 +180,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, channel: &Channel) {
                 rec.error(format!("http_{}", other.as_u16()));
                 conn = None;
                 behind = false;
-                link.down(ctx, rec);
+                failover.down(ctx, rec);
             }
         }
     }

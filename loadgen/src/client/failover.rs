@@ -42,7 +42,7 @@ pub fn backoff(failures: u32, targets: usize, jitter: f64) -> Duration {
 
 /// One client's connection state across reconnects.
 #[derive(Debug)]
-pub struct Link {
+pub struct Failover {
     target: usize,
     /// Failed attempts or lost connections since the last success.
     failures: u32,
@@ -56,7 +56,7 @@ pub struct Link {
     attempts: u64,
 }
 
-impl Link {
+impl Failover {
     pub fn new(ctx: &ClientCtx) -> Self {
         Self {
             target: first_target(ctx.index, ctx.shared.targets.len()),
@@ -79,7 +79,7 @@ impl Link {
     }
 
     /// Whether the last attempt or request failed (and the next one must go through
-    /// [`Link::attempt`] even for a client that connects per request).
+    /// [`Failover::attempt`] even for a client that connects per request).
     pub fn failing(&self) -> bool {
         self.failures > 0
     }
