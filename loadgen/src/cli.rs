@@ -85,95 +85,21 @@ pub const MAX_REPEAT: u32 = 20;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Server to drive, e.g. http://127.0.0.1:8080 or https://host:8443 (local or remote).
-    /// Several (repeat the flag, or separate with commas) are instances of one feed: clients are
-    /// spread over them round-robin and fail over to the next one when their connection drops,
-    /// resuming from their last seq; so does the publisher. Without it, loadgen starts its own
-    /// `server` (see --spawn) on a free loopback port and stops it at the end.
-    #[arg(long = "url", env = "LOADGEN_URL", value_delimiter = ',')]
-    pub urls: Vec<url::Url>,
-
-    /// How many server instances loadgen starts (without --url). More than one share one feed
-    /// through Redis (--redis, or a `redis-server` loadgen starts on a free port), and clients
-    /// are spread over them as over several --url.
-    #[arg(long, env = "LOADGEN_SPAWN", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
-    pub spawn: u32,
-
-    /// Redis the spawned instances share their feed through (`redis://127.0.0.1:6379`); each run
-    /// uses a key prefix of its own. Default with --spawn 2 or more: a `redis-server` loadgen
-    /// starts on a free loopback port without persistence, and stops at the end.
-    #[arg(long, env = "LOADGEN_REDIS")]
-    pub redis: Option<String>,
-
-    /// Failure to inject into every phase (needs the servers loadgen starts): `kill-restart`
-    /// kills the server with SIGKILL and restarts it on the same port and data directory after
-    /// --chaos-outage (loadgen gives it a temporary `--data-dir` unless --server-arg names one);
-    /// `kill-one` kills one of several instances (--spawn 2 or more) for good; its clients and
-    /// the publisher fail over. Lost (acknowledged, never delivered) and duplicated events must
-    /// stay 0.
-    #[arg(long, env = "LOADGEN_CHAOS", default_value = "none")]
-    pub chaos: crate::chaos::ChaosKind,
-
-    /// When the kill happens, into each phase's publishing: a share (`40%`) of --duration or a
-    /// time (`8s`).
-    #[arg(long, env = "LOADGEN_CHAOS_AT", default_value = "40%")]
-    pub chaos_at: crate::chaos::ChaosAt,
-
-    /// With `--chaos kill-restart`: how long the server stays down before it is restarted.
-    #[arg(long, env = "LOADGEN_CHAOS_OUTAGE", default_value = "2s", value_parser = humantime::parse_duration)]
-    pub chaos_outage: Duration,
-
-    /// A reverse proxy loadgen starts between its clients and the servers: `nginx` (the
-    /// repository's deploy/nginx.conf, every instance an upstream), or `none`. Publishing goes
-    /// through it too; `/stats` is read from the servers directly.
-    #[arg(long, env = "LOADGEN_PROXY", default_value = "none")]
-    pub proxy: ProxyKind,
-
-    /// nginx's `proxy_read_timeout` with --proxy nginx: how long a proxied connection may stay
-    /// quiet before nginx cuts it (deploy/nginx.conf has 75s; a value below the server's
-    /// --heartbeat shows how each transport breaks).
-    #[arg(long, env = "LOADGEN_PROXY_READ_TIMEOUT", default_value = "75s", value_parser = humantime::parse_duration)]
-    pub proxy_read_timeout: Duration,
-
-    /// The nginx executable for --proxy nginx (default: `nginx` on PATH, else /usr/sbin/nginx).
-    #[arg(long, env = "LOADGEN_NGINX_BIN")]
-    pub nginx_bin: Option<PathBuf>,
-
-    /// PEM file of the CA (or self-signed certificate) to trust for an `https://` --url, instead
-    /// of the system's roots.
-    #[arg(long, env = "LOADGEN_CA")]
-    pub ca: Option<PathBuf>,
-
-    /// Accept any server certificate (`https://` --url). For tests on a trusted machine only:
-    /// anyone on the path could pretend to be the server.
-    #[arg(long, env = "LOADGEN_INSECURE", conflicts_with = "ca")]
-    pub insecure: bool,
-
-    /// TLS for the server loadgen starts: `off`, `on` (https/wss with a self-signed certificate
-    /// loadgen trusts), or `both` (every phase plain, then again over TLS, on two servers, for
-    /// the plain-vs-TLS comparison). With --url the URL's scheme decides.
-    #[arg(long, env = "LOADGEN_TLS", default_value = "off")]
-    pub tls: TlsMode,
-
-    /// Compression, offered as a browser offers it: `off` (nothing offered: results compare
-    /// with runs before this flag), `on` (WebSocket `permessage-deflate; client_max_window_bits`,
-    /// HTTP `Accept-Encoding: gzip, deflate, br`, and whatever the server picks is decoded), or
-    /// `both` (every phase without, then with, interleaved like --repeat; the report's
-    /// "Compression" table compares them).
-    #[arg(long, env = "LOADGEN_COMPRESSION", value_enum, default_value = "off")]
-    pub compression: crate::compression::CompressionMode,
-
-    /// Transports to drive: `all`, or a comma-separated list of short-poll, long-poll, sse, ws.
+    /// Run a named workload (repeatable, or comma-separated): notifications, dashboard, ticker,
+    /// `all`, or a scenario file (.toml). Each runs with its own flags, each with its reason;
+    /// a flag given here wins over the scenario's. Reports go to <out>/<scenario>/, and
+    /// <out>/decision.md opens with a recommendation per scenario.
     #[arg(
+        help_heading = "Workload",
         long,
-        env = "LOADGEN_TRANSPORTS",
-        value_delimiter = ',',
-        default_value = "all"
+        env = "LOADGEN_SCENARIO",
+        value_delimiter = ','
     )]
-    pub transports: Vec<TransportArg>,
+    pub scenario: Vec<String>,
 
     /// Concurrent clients per transport. A comma-separated list runs a sweep.
     #[arg(
+        help_heading = "Workload",
         long,
         env = "LOADGEN_CLIENTS",
         value_delimiter = ',',
@@ -182,15 +108,15 @@ pub struct Args {
     pub clients: Vec<u32>,
 
     /// How long loadgen publishes, per transport (humantime: `10s`, `2m`).
-    #[arg(long, env = "LOADGEN_DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(help_heading = "Workload", long, env = "LOADGEN_DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
 
     /// Events per second loadgen publishes (`POST /publish`); 0 measures idle connections.
-    #[arg(long, env = "LOADGEN_RATE", default_value_t = 20.0, value_parser = parse_rate)]
+    #[arg(help_heading = "Workload", long, env = "LOADGEN_RATE", default_value_t = 20.0, value_parser = parse_rate)]
     pub rate: f64,
 
     /// A sweep over publish rates, e.g. `1,10,100` (replaces --rate).
-    #[arg(long, env = "LOADGEN_RATES", value_delimiter = ',', value_parser = parse_rate)]
+    #[arg(help_heading = "Workload", long, env = "LOADGEN_RATES", value_delimiter = ',', value_parser = parse_rate)]
     pub rates: Vec<f64>,
 
     /// Messages per second each client publishes itself (0: clients only listen). Every client
@@ -198,34 +124,60 @@ pub struct Args {
     /// their socket, the others `POST /publish` (HTTP/1.1: a second keep-alive connection;
     /// HTTP/2: a stream on their own connection; HTTP/1.0: a connection per message). The
     /// report's `upstream` section says what each way up cost. `--rate` runs beside it.
-    #[arg(long, env = "LOADGEN_SEND_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    #[arg(help_heading = "Workload", long, env = "LOADGEN_SEND_RATE", default_value_t = 0.0, value_parser = parse_rate)]
     pub send_rate: f64,
-
-    /// What one vCPU costs per hour, USD: prices short polling's server CPU against a push
-    /// connection's memory in the report's memory-against-CPU crossover. Default: AWS Fargate,
-    /// Linux/x86, US East (N. Virginia).
-    #[arg(long, env = "LOADGEN_PRICE_VCPU_HOUR", default_value_t = feedlab_report::cost::FARGATE_VCPU_HOUR_USD, value_parser = parse_price)]
-    pub price_vcpu_hour: f64,
-
-    /// What one GiB of memory costs per hour, USD (the same crossover). Default: AWS Fargate,
-    /// Linux/x86, US East (N. Virginia), per GB-hour.
-    #[arg(long, env = "LOADGEN_PRICE_GIB_HOUR", default_value_t = feedlab_report::cost::FARGATE_GIB_HOUR_USD, value_parser = parse_price)]
-    pub price_gib_hour: f64,
-
-    /// Bytes of padding in each published event's `data`.
-    #[arg(long, env = "LOADGEN_PAYLOAD_BYTES", default_value_t = 100)]
-    pub payload_bytes: usize,
 
     /// What each event carries: `padding` (exactly --payload-bytes of `x`, the fan-out floor's
     /// payload), or JSON shaped like a real feed, varying from event to event and fixed by
     /// --seed: `tick` (a market tick, ~120 B), `chat` (a chat message, 60–200 B), `metrics` (a
     /// dashboard sample, ~230 B). --payload-bytes applies to padding only.
-    #[arg(long, env = "LOADGEN_PAYLOAD", value_enum, default_value = "padding")]
+    #[arg(
+        help_heading = "Workload",
+        long,
+        env = "LOADGEN_PAYLOAD",
+        value_enum,
+        default_value = "padding"
+    )]
     pub payload: crate::payload::PayloadKind,
 
-    /// Time between two short polls of one client (0: back to back, to find the ceiling).
-    #[arg(long, env = "LOADGEN_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
-    pub poll_interval: Duration,
+    /// Bytes of padding in each published event's `data`.
+    #[arg(
+        help_heading = "Workload",
+        long,
+        env = "LOADGEN_PAYLOAD_BYTES",
+        default_value_t = 100
+    )]
+    pub payload_bytes: usize,
+
+    /// Run every phase this many times, interleaved (all phases, then all again), so each figure
+    /// has a spread: the report gives the median and the range, and a conclusion ranks two
+    /// transports only when their ranges do not overlap. With 1 nothing is ranked.
+    #[arg(help_heading = "Workload", long, env = "LOADGEN_REPEAT", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=MAX_REPEAT as i64))]
+    pub repeat: u32,
+
+    /// Run the transports together on the same feed instead of one after another (server CPU
+    /// and memory can then not be attributed to one transport).
+    #[arg(help_heading = "Workload", long, env = "LOADGEN_CONCURRENT")]
+    pub concurrent: bool,
+
+    /// How long clients keep reading after the last publish (default: the larger of 1 s and
+    /// twice --poll-interval when short polling runs, else 1 s).
+    #[arg(help_heading = "Workload", long, env = "LOADGEN_DRAIN", value_parser = humantime::parse_duration)]
+    pub drain: Option<Duration>,
+
+    /// Seed of the random start offsets of the pollers (default: random, written in the report).
+    #[arg(help_heading = "Workload", long, env = "LOADGEN_SEED")]
+    pub seed: Option<u64>,
+
+    /// Transports to drive: `all`, or a comma-separated list of short-poll, long-poll, sse, ws.
+    #[arg(
+        help_heading = "Transports",
+        long,
+        env = "LOADGEN_TRANSPORTS",
+        value_delimiter = ',',
+        default_value = "all"
+    )]
+    pub transports: Vec<TransportArg>,
 
     /// HTTP versions for the HTTP transports: `1.1` keeps one connection per client alive,
     /// `1.0` opens a new TCP connection per request (polling only), `2` runs polling and SSE over
@@ -233,6 +185,7 @@ pub struct Args {
     /// http, for which the spawned server gets `--h2c`). The first is the headline; each further
     /// version adds a phase per transport it applies to. WebSockets always use 1.1.
     #[arg(
+        help_heading = "Transports",
         long,
         env = "LOADGEN_HTTP",
         value_delimiter = ',',
@@ -240,62 +193,61 @@ pub struct Args {
     )]
     pub http: Vec<HttpVersion>,
 
-    /// Report directory (default `results/<timestamp>/` in the workspace when run by cargo,
-    /// else in the current directory).
-    #[arg(long, env = "LOADGEN_OUT")]
-    pub out: Option<PathBuf>,
-
-    /// Seed of the random start offsets of the pollers (default: random, written in the report).
-    #[arg(long, env = "LOADGEN_SEED")]
-    pub seed: Option<u64>,
-
-    /// Run every phase this many times, interleaved (all phases, then all again), so each figure
-    /// has a spread: the report gives the median and the range, and a conclusion ranks two
-    /// transports only when their ranges do not overlap. With 1 nothing is ranked.
-    #[arg(long, env = "LOADGEN_REPEAT", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=MAX_REPEAT as i64))]
-    pub repeat: u32,
-
-    /// Run the transports together on the same feed instead of one after another (server CPU
-    /// and memory can then not be attributed to one transport).
-    #[arg(long, env = "LOADGEN_CONCURRENT")]
-    pub concurrent: bool,
+    /// Time between two short polls of one client (0: back to back, to find the ceiling).
+    #[arg(help_heading = "Transports", long, env = "LOADGEN_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
 
     /// `timeout_ms` of each long-poll request (the server's `--long-poll-max` bounds it).
-    #[arg(long, env = "LOADGEN_LONG_POLL_TIMEOUT", default_value = "25s", value_parser = humantime::parse_duration)]
+    #[arg(help_heading = "Transports", long, env = "LOADGEN_LONG_POLL_TIMEOUT", default_value = "25s", value_parser = humantime::parse_duration)]
     pub long_poll_timeout: Duration,
 
-    /// How long clients keep reading after the last publish (default: the larger of 1 s and
-    /// twice --poll-interval when short polling runs, else 1 s).
-    #[arg(long, env = "LOADGEN_DRAIN", value_parser = humantime::parse_duration)]
-    pub drain: Option<Duration>,
-
-    /// Spread client connections over this many source addresses 127.0.0.1, 127.0.0.2, … (only
-    /// for a loopback target; 0: as many as the ephemeral port range needs).
-    #[arg(long, env = "LOADGEN_SOURCE_IPS", default_value_t = 0)]
-    pub source_ips: u8,
-
-    /// Longest wait for all clients to connect before publishing starts.
-    #[arg(long, env = "LOADGEN_READY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
-    pub ready_timeout: Duration,
-
-    /// Extra argument for the spawned server (repeatable), e.g. `--server-arg=--workers=2`.
+    /// Compression, offered as a browser offers it: `off` (nothing offered: results compare
+    /// with runs before this flag), `on` (WebSocket `permessage-deflate; client_max_window_bits`,
+    /// HTTP `Accept-Encoding: gzip, deflate, br`, and whatever the server picks is decoded), or
+    /// `both` (every phase without, then with, interleaved like --repeat; the report's
+    /// "Compression" table compares them).
     #[arg(
-        long = "server-arg",
-        env = "LOADGEN_SERVER_ARGS",
-        value_delimiter = ' ',
-        allow_hyphen_values = true
+        help_heading = "Transports",
+        long,
+        env = "LOADGEN_COMPRESSION",
+        value_enum,
+        default_value = "off"
     )]
-    pub server_args: Vec<String>,
+    pub compression: crate::compression::CompressionMode,
 
-    /// Server executable to spawn (default: `server` next to loadgen, else loadgen itself).
-    #[arg(long, env = "LOADGEN_SERVER_BIN")]
-    pub server_bin: Option<PathBuf>,
+    /// TLS for the server loadgen starts: `off`, `on` (https/wss with a self-signed certificate
+    /// loadgen trusts), or `both` (every phase plain, then again over TLS, on two servers, for
+    /// the plain-vs-TLS comparison). With --url the URL's scheme decides.
+    #[arg(
+        help_heading = "Transports",
+        long,
+        env = "LOADGEN_TLS",
+        value_enum,
+        default_value = "off"
+    )]
+    pub tls: TlsMode,
+
+    /// PEM file of the CA (or self-signed certificate) to trust for an `https://` --url, instead
+    /// of the system's roots.
+    #[arg(help_heading = "Transports", long, env = "LOADGEN_CA")]
+    pub ca: Option<PathBuf>,
+
+    /// Accept any server certificate (`https://` --url). For tests on a trusted machine only:
+    /// anyone on the path could pretend to be the server.
+    #[arg(
+        help_heading = "Transports",
+        long,
+        env = "LOADGEN_INSECURE",
+        conflicts_with = "ca"
+    )]
+    pub insecure: bool,
 
     /// The network between loadgen's clients and the server it starts: `none` (loopback), a
     /// profile (`3g`, `lte`…), figures (`rtt=150ms,loss=1%,down=1.6mbit,up=750kbit`), or a
     /// profile with changes (`3g,loss=2%`). Repeat the flag to run every phase on each network in
     /// turn. An emulated link needs root, /dev/net/tun and iproute2 (see --help).
     #[arg(
+        help_heading = "Network",
         long = "network",
         env = "LOADGEN_NETWORK",
         value_delimiter = ';',
@@ -304,23 +256,134 @@ pub struct Args {
     )]
     pub networks: Vec<feedlab_link::Network>,
 
+    /// Spread client connections over this many source addresses 127.0.0.1, 127.0.0.2, … (only
+    /// for a loopback target; 0: as many as the ephemeral port range needs).
+    #[arg(
+        help_heading = "Network",
+        long,
+        env = "LOADGEN_SOURCE_IPS",
+        default_value_t = 0
+    )]
+    pub source_ips: u8,
+
+    /// Server to drive, e.g. http://127.0.0.1:8080 or https://host:8443 (local or remote).
+    /// Several (repeat the flag, or separate with commas) are instances of one feed: clients are
+    /// spread over them round-robin and fail over to the next one when their connection drops,
+    /// resuming from their last seq; so does the publisher. Without it, loadgen starts its own
+    /// `server` (see --spawn) on a free loopback port and stops it at the end.
+    #[arg(
+        help_heading = "Servers and chaos",
+        long = "url",
+        env = "LOADGEN_URL",
+        value_delimiter = ','
+    )]
+    pub urls: Vec<url::Url>,
+
+    /// Server executable to spawn (default: `server` next to loadgen, else loadgen itself).
+    #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_SERVER_BIN")]
+    pub server_bin: Option<PathBuf>,
+
+    /// Extra argument for the spawned server (repeatable), e.g. `--server-arg=--workers=2`.
+    #[arg(
+        help_heading = "Servers and chaos",
+        long = "server-arg",
+        env = "LOADGEN_SERVER_ARGS",
+        value_delimiter = ' ',
+        allow_hyphen_values = true
+    )]
+    pub server_args: Vec<String>,
+
+    /// How many server instances loadgen starts (without --url). More than one share one feed
+    /// through Redis (--redis, or a `redis-server` loadgen starts on a free port), and clients
+    /// are spread over them as over several --url.
+    #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_SPAWN", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub spawn: u32,
+
+    /// Redis the spawned instances share their feed through (`redis://127.0.0.1:6379`); each run
+    /// uses a key prefix of its own. Default with --spawn 2 or more: a `redis-server` loadgen
+    /// starts on a free loopback port without persistence, and stops at the end.
+    #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_REDIS")]
+    pub redis: Option<String>,
+
+    /// Longest wait for all clients to connect before publishing starts.
+    #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_READY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub ready_timeout: Duration,
+
+    /// A reverse proxy loadgen starts between its clients and the servers: `nginx` (the
+    /// repository's deploy/nginx.conf, every instance an upstream), or `none`. Publishing goes
+    /// through it too; `/stats` is read from the servers directly.
+    #[arg(
+        help_heading = "Servers and chaos",
+        long,
+        env = "LOADGEN_PROXY",
+        default_value = "none"
+    )]
+    pub proxy: ProxyKind,
+
+    /// nginx's `proxy_read_timeout` with --proxy nginx: how long a proxied connection may stay
+    /// quiet before nginx cuts it (deploy/nginx.conf has 75s; a value below the server's
+    /// --heartbeat shows how each transport breaks).
+    #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_PROXY_READ_TIMEOUT", default_value = "75s", value_parser = humantime::parse_duration)]
+    pub proxy_read_timeout: Duration,
+
+    /// The nginx executable for --proxy nginx (default: `nginx` on PATH, else /usr/sbin/nginx).
+    #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_NGINX_BIN")]
+    pub nginx_bin: Option<PathBuf>,
+
+    /// Failure to inject into every phase (needs the servers loadgen starts): `kill-restart`
+    /// kills the server with SIGKILL and restarts it on the same port and data directory after
+    /// --chaos-outage (loadgen gives it a temporary `--data-dir` unless --server-arg names one);
+    /// `kill-one` kills one of several instances (--spawn 2 or more) for good; its clients and
+    /// the publisher fail over. Lost (acknowledged, never delivered) and duplicated events must
+    /// stay 0.
+    #[arg(
+        help_heading = "Servers and chaos",
+        long,
+        env = "LOADGEN_CHAOS",
+        default_value = "none"
+    )]
+    pub chaos: crate::chaos::ChaosKind,
+
+    /// When the kill happens, into each phase's publishing: a share (`40%`) of --duration or a
+    /// time (`8s`).
+    #[arg(
+        help_heading = "Servers and chaos",
+        long,
+        env = "LOADGEN_CHAOS_AT",
+        default_value = "40%"
+    )]
+    pub chaos_at: crate::chaos::ChaosAt,
+
+    /// With `--chaos kill-restart`: how long the server stays down before it is restarted.
+    #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_CHAOS_OUTAGE", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub chaos_outage: Duration,
+
+    #[command(flatten, next_help_heading = "Servers and chaos")]
+    pub target_args: TargetArgs,
+
+    /// Report directory (default `results/<timestamp>/` in the workspace when run by cargo,
+    /// else in the current directory).
+    #[arg(help_heading = "Output", long, env = "LOADGEN_OUT")]
+    pub out: Option<PathBuf>,
+
     /// No progress bars and no summary table.
-    #[arg(long, env = "LOADGEN_QUIET")]
+    #[arg(help_heading = "Output", long, env = "LOADGEN_QUIET")]
     pub quiet: bool,
 
-    /// Run a named workload (repeatable, or comma-separated): notifications, dashboard, ticker,
-    /// `all`, or a scenario file (.toml). Each runs with its own flags, each with its reason;
-    /// a flag given here wins over the scenario's. Reports go to <out>/<scenario>/, and
-    /// <out>/decision.md opens with a recommendation per scenario.
-    #[arg(long, env = "LOADGEN_SCENARIO", value_delimiter = ',')]
-    pub scenario: Vec<String>,
+    /// What one vCPU costs per hour, USD: prices short polling's server CPU against a push
+    /// connection's memory in the report's memory-against-CPU crossover. Default: AWS Fargate,
+    /// Linux/x86, US East (N. Virginia).
+    #[arg(help_heading = "Output", long, env = "LOADGEN_PRICE_VCPU_HOUR", default_value_t = feedlab_report::cost::FARGATE_VCPU_HOUR_USD, value_parser = parse_price)]
+    pub price_vcpu_hour: f64,
+
+    /// What one GiB of memory costs per hour, USD (the same crossover). Default: AWS Fargate,
+    /// Linux/x86, US East (N. Virginia), per GB-hour.
+    #[arg(help_heading = "Output", long, env = "LOADGEN_PRICE_GIB_HOUR", default_value_t = feedlab_report::cost::FARGATE_GIB_HOUR_USD, value_parser = parse_price)]
+    pub price_gib_hour: f64,
 
     /// Set by the scenario driver: the scenario this run is, for its report.
     #[arg(skip)]
     pub scenario_info: Option<crate::scenario::ScenarioInfo>,
-
-    #[command(flatten)]
-    pub target_args: TargetArgs,
 }
 
 impl Args {
@@ -414,12 +477,15 @@ impl FromStr for ProxyKind {
 }
 
 /// `--tls`: whether the spawned server speaks TLS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum TlsMode {
     #[default]
+    #[value(alias = "false", alias = "no")]
     Off,
+    #[value(alias = "true", alias = "yes")]
     On,
     /// Plain, then TLS.
+    #[value(alias = "compare")]
     Both,
 }
 
@@ -429,20 +495,6 @@ impl TlsMode {
             Self::Off => "off",
             Self::On => "on",
             Self::Both => "both",
-        }
-    }
-}
-
-impl FromStr for TlsMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "off" | "false" | "no" => Ok(Self::Off),
-            "on" | "true" | "yes" => Ok(Self::On),
-            "both" | "compare" => Ok(Self::Both),
-            other => Err(format!(
-                "unknown --tls {other:?} (expected off, on or both)"
-            )),
         }
     }
 }
