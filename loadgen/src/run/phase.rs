@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     fleet::Endpoint,
     inject::{self, Injected},
-    usage::{sample_peaks, usage},
+    usage::{sample_peaks, usage, Usage},
 };
 use crate::{
     chaos::{self, Reconnect},
@@ -36,7 +36,7 @@ use crate::{
     net::HttpVersion,
     plan::{Member, Phase, Plan},
     probe::{self, Stats},
-    progress::Progress,
+    progress::{PhaseBar, Progress},
     stats::{encode_histogram, new_histogram, ClientTotals, LatencySink, Live, Quantiles},
     sys,
 };
@@ -122,19 +122,62 @@ async fn settled_stats(
     }
 }
 
+/// One phase, step by step: [`start_servers`], [`read_counters_before`], [`connect_clients`]
+/// (and wait for them), [`publish`], [`drain`], [`settle`], then [`assemble`] one result per
+/// transport.
 pub async fn run_phase(
     env: &Env<'_>,
     phase: &Phase,
 ) -> anyhow::Result<(Vec<TransportResult>, Vec<String>)> {
     let mut warnings = Vec::new();
-    let args = env.args;
+    let endpoint = start_servers(env, phase).await?;
+    let before = read_counters_before(env, phase, &endpoint).await?;
+    let clients = connect_clients(env, phase, &endpoint, &before);
+    let connect_s = wait_connected(env, phase, &clients, &mut warnings).await;
+    let sent = publish(env, phase, &endpoint, &before, &clients, &mut warnings).await?;
+    let (groups, sampler, drained) =
+        drain(env, phase, &before, clients, &sent, &mut warnings).await;
+    let after = settle(env, phase, &endpoint, &before, sampler).await?;
+    let measured = Measured {
+        connect_s,
+        before,
+        sent,
+        drained,
+        after,
+    };
+    Ok(assemble(env, phase, &groups, measured, warnings))
+}
+
+/// Step 1: every server of the endpoint up (the instance killed in the phase before comes back,
+/// so every phase starts whole).
+async fn start_servers(env: &Env<'_>, phase: &Phase) -> anyhow::Result<Arc<Endpoint>> {
     let endpoint = env.endpoint(phase.tls).clone();
     if !endpoint.all_running() {
-        // The instance killed in the phase before comes back, so every phase starts whole.
         super::fleet::blocking(|| endpoint.revive())
             .context("restarting the server killed in the phase before")?;
     }
-    // Nchan has no /stats: each phase gets a channel of its own, which starts at seq 0.
+    Ok(endpoint)
+}
+
+/// What the servers, the processes and the link said before the phase.
+struct Before {
+    /// Nchan has no /stats: each phase gets a channel of its own, which starts at seq 0.
+    nchan: Option<Arc<Channel>>,
+    stats: Vec<Stats>,
+    /// The feed's head: every client asks for events after it.
+    cursor: u64,
+    peak_reset: bool,
+    usage: Usage,
+    link: Option<link::Snapshot>,
+}
+
+/// Step 2: the counters the phase's costs are differences from.
+async fn read_counters_before(
+    env: &Env<'_>,
+    phase: &Phase,
+    endpoint: &Endpoint,
+) -> anyhow::Result<Before> {
+    let args = env.args;
     let nchan = (args.target_args.target == TargetKind::Nchan).then(|| {
         let id = format!(
             "feedlab-{}-{}",
@@ -143,20 +186,56 @@ pub async fn run_phase(
         );
         Arc::new(Channel::new(&args.target_args.nchan_locations(), &id))
     });
-    let before = match nchan {
+    let stats = match nchan {
         Some(_) => Vec::new(),
         None => stats_of(&endpoint.instances, "before").await?,
     };
-    let cursor = before.iter().map(|s| s.feed.head).max().unwrap_or(0);
+    let cursor = stats.iter().map(|s| s.feed.head).max().unwrap_or(0);
     let pids = endpoint.pids();
     let peak_reset = !pids.is_empty() && pids.iter().all(|&p| sys::reset_peak_rss(p));
-    let start = usage(&pids, &before);
-    let link_start = env.link.as_ref().map(|l| {
+    let usage = usage(&pids, &stats);
+    let link = env.link.as_ref().map(|l| {
         l.reset_peaks();
         super::fleet::blocking(|| l.snapshot())
     });
-    let chaos_on = args.chaos.is_on();
+    Ok(Before {
+        nchan,
+        stats,
+        cursor,
+        peak_reset,
+        usage,
+        link,
+    })
+}
 
+/// The phase's clients, running, and what the phase tells them.
+struct Clients {
+    groups: Vec<Group>,
+    /// Cancelled when the drain window after the last publish is over.
+    stop: CancellationToken,
+    deadline: watch::Sender<Option<Instant>>,
+    /// When publishing started (talking-back clients start sending then).
+    started: watch::Sender<Option<Instant>>,
+    lives: Vec<Arc<Live>>,
+    bar: PhaseBar,
+    sampler: Sampler,
+}
+
+/// The peak-memory sampler, running beside the phase.
+struct Sampler {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<(Option<u64>, Option<u64>)>,
+}
+
+/// Step 3: one task per client, transports interleaved, and the peak sampler and progress bar.
+fn connect_clients(
+    env: &Env<'_>,
+    phase: &Phase,
+    endpoint: &Arc<Endpoint>,
+    before: &Before,
+) -> Clients {
+    let args = env.args;
+    let chaos_on = args.chaos.is_on();
     let stop = CancellationToken::new();
     let (deadline_tx, deadline_rx) = watch::channel(None);
     let mut rng =
@@ -171,7 +250,7 @@ pub async fn run_phase(
             targets: endpoint.client_targets.clone(),
             transport: member.transport,
             http: member.http,
-            cursor,
+            cursor: before.cursor,
             poll_interval: args.poll_interval,
             long_poll_timeout: args.long_poll_timeout,
             stop: stop.clone(),
@@ -181,7 +260,7 @@ pub async fn run_phase(
             source_ips: env.plan.source_ips,
             connect_gate: connect_gate.clone(),
             reconnects: std::sync::Mutex::new(Vec::new()),
-            nchan: nchan.clone(),
+            nchan: before.nchan.clone(),
             send: talking.then(|| talk_back::SendPlan {
                 rate: args.send_rate,
                 duration: env.plan.duration,
@@ -225,13 +304,38 @@ pub async fn run_phase(
         phase.connections(),
         lives.clone(),
     );
+    Clients {
+        groups,
+        stop,
+        deadline: deadline_tx,
+        started: started_tx,
+        lives,
+        bar,
+        sampler: Sampler {
+            stop: sampler_stop,
+            task: sampler,
+        },
+    }
+}
 
-    // Every client connected (or the ready timeout) before the first publish.
+/// Step 3, continued: every client connected (or the ready timeout) before the first publish.
+/// Returns the seconds it took.
+async fn wait_connected(
+    env: &Env<'_>,
+    phase: &Phase,
+    clients: &Clients,
+    warnings: &mut Vec<String>,
+) -> f64 {
+    let args = env.args;
     let connect_start = Instant::now();
     let total = phase.connections();
     let ready_by = connect_start + args.ready_timeout;
     loop {
-        let connected: u64 = lives.iter().map(|l| l.connected.load(Relaxed)).sum();
+        let connected: u64 = clients
+            .lives
+            .iter()
+            .map(|l| l.connected.load(Relaxed))
+            .sum();
         if connected >= total || env.interrupt.is_cancelled() {
             break;
         }
@@ -245,12 +349,41 @@ pub async fn run_phase(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let connect_s = connect_start.elapsed().as_secs_f64();
+    connect_start.elapsed().as_secs_f64()
+}
 
+/// What publishing did: the events, the kill if any, and where the feed ended.
+struct Sent {
+    published: Published,
+    publish_start_us: u64,
+    publish_s: f64,
+    injected: Option<Injected>,
+    /// The last seq every client must receive (the publisher's and any other source's).
+    end_seq: u64,
+    /// The kernel's RTT across the link while every client still held its connections.
+    tcp_rtt: Option<link::tcp::RttSample>,
+    drain_end: Instant,
+}
+
+/// Step 4: the publisher paces the events (and the chaos task kills a server on time); then
+/// the drain window starts.
+async fn publish(
+    env: &Env<'_>,
+    phase: &Phase,
+    endpoint: &Arc<Endpoint>,
+    before: &Before,
+    clients: &Clients,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<Sent> {
+    let args = env.args;
+    let chaos_on = args.chaos.is_on();
+    let (cursor, nchan) = (before.cursor, &before.nchan);
     let publish_start = Instant::now();
     let publish_start_us = clock::now_us();
-    deadline_tx.send_replace(Some(publish_start + env.plan.duration + env.plan.drain));
-    started_tx.send_replace(Some(publish_start));
+    clients
+        .deadline
+        .send_replace(Some(publish_start + env.plan.duration + env.plan.drain));
+    clients.started.send_replace(Some(publish_start));
     let chaos_task = chaos_on.then(|| {
         // Validated by the plan: inside the publishing time.
         let offset = args.chaos_at.offset(env.plan.duration).unwrap_or_default();
@@ -284,7 +417,7 @@ pub async fn run_phase(
         tokio::select! {
             r = &mut publishing => break r.context("publisher task")?,
             _ = tokio::time::sleep(Duration::from_millis(250)) => {
-                bar.set_position(publish_start.elapsed().as_secs());
+                clients.bar.set_position(publish_start.elapsed().as_secs());
             }
         }
     };
@@ -300,7 +433,7 @@ pub async fn run_phase(
         ));
     }
     let drain_end = Instant::now() + env.plan.drain;
-    deadline_tx.send_replace(Some(drain_end));
+    clients.deadline.send_replace(Some(drain_end));
     // Events from another source (a ticker on a remote server) count too: they are in the feed.
     let mut head = cursor;
     for i in endpoint.instances.iter().filter(|_| nchan.is_none()) {
@@ -324,7 +457,45 @@ pub async fn run_phase(
         .link
         .as_ref()
         .and_then(|l| super::fleet::blocking(|| l.rtt()));
-    tokio::time::sleep_until(drain_end).await;
+    Ok(Sent {
+        published,
+        publish_start_us,
+        publish_s,
+        injected,
+        end_seq,
+        tcp_rtt,
+        drain_end,
+    })
+}
+
+/// What the clients handed back, and every seq they all had to receive.
+struct Drained {
+    /// Per group, in the phase's member order.
+    outputs: Vec<Vec<ClientOutput>>,
+    /// Every acknowledged seq (the publisher's and the talking-back clients'), sorted.
+    acked: Vec<u64>,
+    end_seq: u64,
+}
+
+/// Step 5: the drain window, then the clients stop and hand back what they saw. Returns the
+/// groups (for their shared sinks) and the sampler, still running.
+async fn drain(
+    env: &Env<'_>,
+    phase: &Phase,
+    before: &Before,
+    clients: Clients,
+    sent: &Sent,
+    warnings: &mut Vec<String>,
+) -> (Vec<Group>, Sampler, Drained) {
+    let chaos_on = env.args.chaos.is_on();
+    let Clients {
+        mut groups,
+        stop,
+        bar,
+        sampler,
+        ..
+    } = clients;
+    tokio::time::sleep_until(sent.drain_end).await;
     stop.cancel();
 
     let join_by = Instant::now() + JOIN_TIMEOUT;
@@ -357,7 +528,8 @@ pub async fn run_phase(
     drop(bar);
     // Client messages (`--send-rate`) are in the feed too: every acknowledged one must reach
     // every client, as the publisher's must.
-    let mut acked = published.acked.clone();
+    let cursor = before.cursor;
+    let mut acked = sent.published.acked.clone();
     let mut client_messages = 0u64;
     for o in outputs.iter().flatten() {
         if let Some(out) = &o.outbox {
@@ -366,10 +538,10 @@ pub async fn run_phase(
         }
     }
     acked.sort_unstable();
-    let end_seq = end_seq.max(acked.last().copied().unwrap_or(0));
+    let end_seq = sent.end_seq.max(acked.last().copied().unwrap_or(0));
     let foreign = end_seq
         .saturating_sub(cursor)
-        .saturating_sub(published.published + client_messages);
+        .saturating_sub(sent.published.published + client_messages);
     if foreign > 0 && !chaos_on {
         warnings.push(format!(
             "Phase {} ({}): the feed carried {foreign} event(s) that loadgen did not publish (the server's own ticker, or another publisher); they are in the feed, so every client is expected to receive them too, and they count in events expected and received.",
@@ -377,24 +549,115 @@ pub async fn run_phase(
             phase.label()
         ));
     }
-    sampler_stop.cancel();
-    let (server_sampled_peak, loadgen_sampled_peak) = sampler.await.unwrap_or((None, None));
-    let after = match nchan {
-        Some(_) => Vec::new(),
-        None => settled_stats(&endpoint, phase, &before).await?,
+    let drained = Drained {
+        outputs,
+        acked,
+        end_seq,
     };
-    let end = usage(&endpoint.pids(), &after);
-    let link_end = env
+    (groups, sampler, drained)
+}
+
+/// What the servers, the processes and the link said after the phase.
+struct After {
+    stats: Vec<Stats>,
+    usage: Usage,
+    link: Option<link::Snapshot>,
+    forwarder_cpu_s: Option<f64>,
+    server_sampled_peak: Option<u64>,
+    loadgen_sampled_peak: Option<u64>,
+}
+
+/// Step 6: the counters again, once the servers have seen this phase's clients leave.
+async fn settle(
+    env: &Env<'_>,
+    phase: &Phase,
+    endpoint: &Endpoint,
+    before: &Before,
+    sampler: Sampler,
+) -> anyhow::Result<After> {
+    sampler.stop.cancel();
+    let (server_sampled_peak, loadgen_sampled_peak) = sampler.task.await.unwrap_or((None, None));
+    let stats = match before.nchan {
+        Some(_) => Vec::new(),
+        None => settled_stats(endpoint, phase, &before.stats).await?,
+    };
+    let usage = usage(&endpoint.pids(), &stats);
+    let link = env
         .link
         .as_ref()
         .map(|l| super::fleet::blocking(|| l.snapshot()));
-    let forwarder_cpu = match (&link_start, &link_end) {
+    let forwarder_cpu_s = match (&before.link, &link) {
         (Some(a), Some(b)) => match (a.forwarder_cpu_s, b.forwarder_cpu_s) {
             (Some(a), Some(b)) => Some(((b - a).max(0.0) * 100.0).round() / 100.0),
             _ => None,
         },
         _ => None,
     };
+    Ok(After {
+        stats,
+        usage,
+        link,
+        forwarder_cpu_s,
+        server_sampled_peak,
+        loadgen_sampled_peak,
+    })
+}
+
+/// Everything a phase measured, for [`assemble`].
+struct Measured {
+    connect_s: f64,
+    before: Before,
+    sent: Sent,
+    drained: Drained,
+    after: After,
+}
+
+/// Step 7: one result per transport from what the phase measured, with a warning for every
+/// count that disagrees with the servers'.
+fn assemble(
+    env: &Env<'_>,
+    phase: &Phase,
+    groups: &[Group],
+    m: Measured,
+    mut warnings: Vec<String>,
+) -> (Vec<TransportResult>, Vec<String>) {
+    let args = env.args;
+    let Measured {
+        connect_s,
+        before,
+        sent,
+        drained,
+        after,
+    } = m;
+    let Before {
+        nchan,
+        stats: before,
+        peak_reset,
+        usage: start,
+        link: link_start,
+        ..
+    } = before;
+    let After {
+        stats: after,
+        usage: end,
+        link: link_end,
+        forwarder_cpu_s: forwarder_cpu,
+        server_sampled_peak,
+        loadgen_sampled_peak,
+    } = after;
+    let Sent {
+        published,
+        publish_start_us,
+        publish_s,
+        injected,
+        tcp_rtt,
+        ..
+    } = sent;
+    let Drained {
+        outputs,
+        acked,
+        end_seq,
+    } = drained;
 
     // Phase-wide costs: not comparable when a server process was replaced mid-phase.
     let costs_valid = injected.is_none();
@@ -606,7 +869,7 @@ pub async fn run_phase(
             },
         });
     }
-    Ok((results, warnings))
+    (results, warnings)
 }
 
 /// What the link and the kernel measured over a phase.
