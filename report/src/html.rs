@@ -122,17 +122,17 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         table(&mut out, &t);
     }
     for t in [
-        tables::talk_back(report),
+        crate::section::talk_back::table(report),
         tables::repeats(report),
-        tables::resilience(report),
-        tables::http_versions(report),
-        tables::plain_vs_tls(report),
-        crate::compression::table(report),
+        crate::section::resilience::table(report),
+        crate::section::protocols::http_versions(report),
+        crate::section::protocols::plain_vs_tls(report),
+        crate::section::compression::table(report),
     ]
     .into_iter()
     .flatten()
-    .chain(tables::networks(report))
-    .chain(tables::link(report))
+    .chain(crate::section::network::networks(report))
+    .chain(crate::section::network::link(report))
     {
         table(&mut out, &t);
     }

@@ -8,13 +8,14 @@
 //!
 //! - [`model`]: the types of `report.json` ([`Report`], [`TransportResult`], …).
 //! - [`units`]: how numbers are written (µs, bytes, thousands).
-//! - analysis: [`spread`], [`cost`], [`crossover`], [`recommend`], [`verdict`].
-//! - renderings: [`json`], [`schema`], [`tables`], [`compression`], [`markdown`], [`svg`], [`html`].
+//! - analysis: [`spread`], [`cost`], [`crossover`], [`recommend`], [`verdict`] (the
+//!   conclusions, worded by [`words`]).
+//! - renderings: [`json`], [`schema`], [`section`] (one module per report section: its table
+//!   and its sentences), [`tables`] (the remaining tables), [`markdown`], [`svg`], [`html`].
 //!
 //! Units are in the field names (`_us`, `_s`, `_bytes`); a missing measurement is `null`, never a
 //! zero that could be mistaken for a result.
 
-pub mod compression;
 pub mod cost;
 pub mod crossover;
 pub mod html;
@@ -23,11 +24,13 @@ pub mod markdown;
 pub mod model;
 pub mod recommend;
 pub mod schema;
+pub mod section;
 pub mod spread;
 pub mod svg;
 pub mod tables;
 pub mod units;
 pub mod verdict;
+pub mod words;
 
 use std::path::Path;
 

@@ -36,17 +36,17 @@ impl<'a, W: Write> Markdown<'a, W> {
             self.write_table(&t)?;
         }
         for t in [
-            tables::talk_back(self.report),
+            crate::section::talk_back::table(self.report),
             tables::repeats(self.report),
-            tables::resilience(self.report),
-            tables::http_versions(self.report),
-            tables::plain_vs_tls(self.report),
-            crate::compression::table(self.report),
+            crate::section::resilience::table(self.report),
+            crate::section::protocols::http_versions(self.report),
+            crate::section::protocols::plain_vs_tls(self.report),
+            crate::section::compression::table(self.report),
         ]
         .into_iter()
         .flatten()
-        .chain(tables::networks(self.report))
-        .chain(tables::link(self.report))
+        .chain(crate::section::network::networks(self.report))
+        .chain(crate::section::network::link(self.report))
         {
             self.write_table(&t)?;
         }

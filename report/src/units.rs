@@ -63,3 +63,27 @@ pub fn int(v: u64) -> String {
     }
     out
 }
+
+/// A figure that may be missing: `–` when it is.
+pub fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    v.map_or_else(|| "–".into(), f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_read_naturally() {
+        assert_eq!(us(812), "812 µs");
+        assert_eq!(us(4_210), "4.21 ms");
+        assert_eq!(us(502_000), "502 ms");
+        assert_eq!(us(1_500_000), "1.50 s");
+        assert_eq!(bytes(512.0), "512 B");
+        assert_eq!(bytes(12.5 * 1024.0), "12.5 KiB");
+        assert_eq!(int(1_234_567), "1,234,567");
+        assert_eq!(int(12), "12");
+        assert_eq!(num(0.00021), "2.10e-4");
+        assert_eq!(num(1.0234), "1.02");
+    }
+}

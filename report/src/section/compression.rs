@@ -137,7 +137,7 @@ mod tests {
     use crate::model::compression::{result, Counted, ACCEPT_ENCODING};
 
     fn reference() -> Report {
-        serde_json::from_str(include_str!("../../results/reference/report.json")).unwrap()
+        serde_json::from_str(include_str!("../../../results/reference/report.json")).unwrap()
     }
 
     #[test]
