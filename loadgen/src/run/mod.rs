@@ -136,7 +136,6 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
                 .and_then(|s| s.version);
         }
         let env = Env {
-            args: &args,
             plan: &plan,
             endpoints: fleet.endpoints.clone(),
             seed,

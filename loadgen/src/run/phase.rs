@@ -26,10 +26,9 @@ use super::{
 };
 use crate::{
     chaos::{self, Reconnect},
-    cli::{Args, ProxyKind},
     client::publisher,
     client::talk_back,
-    client::target::{nchan::Channel, TargetKind},
+    client::target::nchan::Channel,
     client::{self, ClientCtx, ClientOutput, Shared},
     clock, compression,
     net::ByteCounts,
@@ -46,7 +45,6 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What every phase of a run shares.
 pub struct Env<'a> {
-    pub args: &'a Args,
     pub plan: &'a Plan,
     pub endpoints: Vec<Arc<Endpoint>>,
     pub seed: u64,
@@ -177,14 +175,13 @@ async fn read_counters_before(
     phase: &Phase,
     endpoint: &Endpoint,
 ) -> anyhow::Result<Before> {
-    let args = env.args;
-    let nchan = (args.target_args.target == TargetKind::Nchan).then(|| {
+    let nchan = env.plan.workload.nchan.as_ref().map(|locations| {
         let id = format!(
             "feedlab-{}-{}",
             chrono::Utc::now().timestamp_millis(),
             phase.index
         );
-        Arc::new(Channel::new(&args.target_args.nchan_locations(), &id))
+        Arc::new(Channel::new(locations, &id))
     });
     let stats = match nchan {
         Some(_) => Vec::new(),
@@ -234,8 +231,8 @@ fn connect_clients(
     endpoint: &Arc<Endpoint>,
     before: &Before,
 ) -> Clients {
-    let args = env.args;
-    let chaos_on = args.chaos.is_on();
+    let w = &env.plan.workload;
+    let chaos_on = w.chaos.is_some();
     let stop = CancellationToken::new();
     let (deadline_tx, deadline_rx) = watch::channel(None);
     let mut rng =
@@ -243,7 +240,7 @@ fn connect_clients(
     let connect_gate = Arc::new(tokio::sync::Semaphore::new(client::CONNECTS_IN_FLIGHT));
     let (started_tx, started_rx) = watch::channel(None);
     let nonce: u64 = rng.gen();
-    let talking = args.send_rate > 0.0 && !env.interrupt.is_cancelled();
+    let talking = w.send_rate > 0.0 && !env.interrupt.is_cancelled();
     let mut groups = Vec::new();
     for (member_index, &member) in phase.members.iter().enumerate() {
         let shared = Arc::new(Shared {
@@ -251,8 +248,8 @@ fn connect_clients(
             transport: member.transport,
             http: member.http,
             cursor: before.cursor,
-            poll_interval: args.poll_interval,
-            long_poll_timeout: args.long_poll_timeout,
+            poll_interval: w.poll_interval,
+            long_poll_timeout: w.long_poll_timeout,
             stop: stop.clone(),
             deadline: deadline_rx.clone(),
             sink: Arc::new(LatencySink::keeping_samples(chaos_on)),
@@ -262,9 +259,9 @@ fn connect_clients(
             reconnects: std::sync::Mutex::new(Vec::new()),
             nchan: before.nchan.clone(),
             send: talking.then(|| talk_back::SendPlan {
-                rate: args.send_rate,
+                rate: w.send_rate,
                 duration: env.plan.duration,
-                payload: crate::payload::Payload::new(args.payload, args.payload_bytes, env.seed),
+                payload: crate::payload::Payload::new(w.payload, w.payload_bytes, env.seed),
                 nonce,
                 from_base: member_index as u64 * u64::from(phase.clients),
                 started: started_rx.clone(),
@@ -281,7 +278,7 @@ fn connect_clients(
     // Interleave transports when several run together, so none connects first.
     for i in 0..phase.clients as usize {
         for g in &mut groups {
-            let nanos = args.poll_interval.as_nanos() as u64;
+            let nanos = w.poll_interval.as_nanos() as u64;
             let first_delay = if nanos > 0 {
                 Duration::from_nanos(rng.gen_range(0..nanos))
             } else {
@@ -326,10 +323,10 @@ async fn wait_connected(
     clients: &Clients,
     warnings: &mut Vec<String>,
 ) -> f64 {
-    let args = env.args;
+    let ready_timeout = env.plan.workload.ready_timeout;
     let connect_start = Instant::now();
     let total = phase.connections();
-    let ready_by = connect_start + args.ready_timeout;
+    let ready_by = connect_start + ready_timeout;
     loop {
         let connected: u64 = clients
             .lives
@@ -343,7 +340,7 @@ async fn wait_connected(
             warnings.push(format!(
                 "Phase {}: only {connected} of {total} clients had connected after {} s; publishing started anyway.",
                 phase.index,
-                args.ready_timeout.as_secs()
+                ready_timeout.as_secs()
             ));
             break;
         }
@@ -375,8 +372,8 @@ async fn publish(
     clients: &Clients,
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<Sent> {
-    let args = env.args;
-    let chaos_on = args.chaos.is_on();
+    let w = &env.plan.workload;
+    let chaos_on = w.chaos.is_some();
     let (cursor, nchan) = (before.cursor, &before.nchan);
     let publish_start = Instant::now();
     let publish_start_us = clock::now_us();
@@ -384,15 +381,13 @@ async fn publish(
         .deadline
         .send_replace(Some(publish_start + env.plan.duration + env.plan.drain));
     clients.started.send_replace(Some(publish_start));
-    let chaos_task = chaos_on.then(|| {
-        // Validated by the plan: inside the publishing time.
-        let offset = args.chaos_at.offset(env.plan.duration).unwrap_or_default();
+    let chaos_task = w.chaos.map(|chaos| {
         tokio::spawn(inject::run(
             endpoint.clone(),
-            args.chaos,
+            chaos.kind,
             inject::victim(phase.index, endpoint.instances.len()),
-            publish_start + offset,
-            args.chaos_outage,
+            publish_start + chaos.at,
+            chaos.outage,
             env.interrupt.clone(),
         ))
     });
@@ -404,7 +399,7 @@ async fn publish(
             phase.rate
         },
         env.plan.duration,
-        crate::payload::Payload::new(args.payload, args.payload_bytes, env.seed),
+        crate::payload::Payload::new(w.payload, w.payload_bytes, env.seed),
         if chaos_on {
             publisher::Stamp::Intended
         } else {
@@ -487,7 +482,7 @@ async fn drain(
     sent: &Sent,
     warnings: &mut Vec<String>,
 ) -> (Vec<Group>, Sampler, Drained) {
-    let chaos_on = env.args.chaos.is_on();
+    let chaos_on = env.plan.workload.chaos.is_some();
     let Clients {
         mut groups,
         stop,
@@ -621,7 +616,7 @@ fn assemble(
     m: Measured,
     mut warnings: Vec<String>,
 ) -> (Vec<TransportResult>, Vec<String>) {
-    let args = env.args;
+    let w = &env.plan.workload;
     let Measured {
         connect_s,
         before,
@@ -702,10 +697,7 @@ fn assemble(
         .sum();
     // loadgen's counts against the servers' only when every request went to a server that
     // still has its counters, directly.
-    let checkable = costs_valid
-        && args.proxy == ProxyKind::None
-        && nchan.is_none()
-        && after.len() == before.len();
+    let checkable = costs_valid && !w.proxied && nchan.is_none() && after.len() == before.len();
 
     let mut results = Vec::new();
     for (g, outs) in groups.iter().zip(outputs) {
@@ -757,7 +749,7 @@ fn assemble(
                 &trips,
                 &g.shared.sink.samples(),
                 publish_start_us,
-                args,
+                w.chaos.map(|c| c.outage).unwrap_or_default(),
             )
         });
         let network = env.network.map(|n| {
@@ -772,7 +764,7 @@ fn assemble(
                 &latency,
                 received,
                 (g.member.transport == feedlab_wire::Transport::ShortPoll)
-                    .then_some(args.poll_interval),
+                    .then_some(w.poll_interval),
             )
         });
         results.push(TransportResult {
@@ -1135,7 +1127,7 @@ fn chaos_result(
     trips: &[Reconnect],
     samples: &[(u64, u64)],
     publish_start_us: u64,
-    args: &Args,
+    outage: Duration,
 ) -> ChaosResult {
     let window = chaos::outage_window(inj.kill_us, inj.back_us.unwrap_or(0), trips);
     let (inside, outside) = chaos::split_latency(samples, window);
@@ -1146,7 +1138,7 @@ fn chaos_result(
         instance: inj.instance.clone(),
         kill_at_s: rel(inj.kill_us),
         outage_s: (inj.kind == crate::chaos::ChaosKind::KillRestart)
-            .then_some(args.chaos_outage.as_secs_f64()),
+            .then_some(outage.as_secs_f64()),
         back_after_s: inj
             .back_us
             .map(|b| (b.saturating_sub(inj.kill_us) as f64 / 1e3).round() / 1e3),
