@@ -19,7 +19,7 @@ export function renderReport(r) {
   p(`- date: ${r.date} → ${r.finished}`);
   p(`- commit: \`${r.commit}\` (branch \`${r.branch}\`)`);
   p(`- machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.kernel}, ${r.machine.memory_gib} GiB; Node ${r.machine.node}, playwright-core ${r.playwright_core}`);
-  p(`- browser: ${r.chromium.version}, new headless mode`);
+  p(`- browser: ${r.chromium.version}, ${r.headed ? `headed, in a window on Xvfb (DISPLAY ${r.display})` : 'new headless mode'}`);
   const s = r.settings;
   p(`- stages: visible ${s.visibleS} s, hidden ${s.hiddenS} s (split at ${s.hiddenSplitS} s), frozen ${s.frozenS} s (still hidden), back ${s.backS} s; busy feeds: one event every ${s.publishEveryMs} ms from the benchmark (\`POST /publish\`); quiet feeds: nothing published`);
   p(`- hidden: ${r.hidden_how}`);
@@ -105,6 +105,38 @@ export function renderReport(r) {
         p(`| ${x.name} | ${row.stage} | ${f1(perMin(row.page.timer_ticks, row.minutes))} | ${secs(row.page.timer_gap_ms?.p50)} | ${secs(row.page.timer_gap_ms?.max)} |`);
       }
     }
+    p();
+  }
+
+  // When the 1-minute alignment (intensive wake-up throttling) began, from the wake-up logs.
+  const hiddenAt = r.boundaries.find((b) => b.name === 'hidden')?.at;
+  const frozenAt = r.boundaries.find((b) => b.name === 'frozen')?.at;
+  if (hiddenAt && frozenAt) {
+    p('## When the timers of a hidden page slowed down');
+    p();
+    p("From each page's own log of wake-ups while hidden (the probes' timer callbacks; the short polls' requests): the gaps between consecutive wake-ups before the first gap of 30 s or more, and when that first long gap ended, counted from the moment the page was hidden.");
+    p();
+    p('| page | gap p50 before | first gap ≥ 30 s ended at | gaps after it: p50 / max | wake-ups while hidden |');
+    p('|---|---:|---:|---:|---:|');
+    const median = (a) => (a.length ? [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] : null);
+    for (const x of r.results.filter((y) => y.mode === 'probe' || y.transport === 'short-poll')) {
+      const ts = (x.mode === 'probe' ? x.ticks : x.requests_log).filter((t) => t >= hiddenAt && t < frozenAt);
+      const gaps = ts.slice(1).map((t, i) => [t - ts[i], t]);
+      const k = gaps.findIndex(([d]) => d >= 30_000);
+      const before = (k < 0 ? gaps : gaps.slice(0, k)).map(([d]) => d);
+      const after = k < 0 ? [] : gaps.slice(k + 1).map(([d]) => d);
+      p(`| ${x.variant} ${x.name} | ${secs(median(before))} | ${k < 0 ? 'never' : `${((gaps[k][1] - hiddenAt) / 1000).toFixed(1)} s`} | ${after.length ? `${secs(median(after))} / ${secs(Math.max(...after))}` : '–'} | ${ts.length} |`);
+    }
+    p();
+  }
+
+  const consoleLines = r.results.flatMap((x) => (x.console ?? []).map((c) => ({ ...c, page: `${x.variant} ${x.name}` })));
+  if (consoleLines.length) {
+    p('## Console messages of the pages');
+    p();
+    p('| page | s since start | type | text |');
+    p('|---|---:|---|---|');
+    for (const c of consoleLines) p(`| ${c.page} | ${((c.at - t0) / 1000).toFixed(1)} | ${c.type} | ${c.text.replaceAll('|', '\\|')} |`);
     p();
   }
 

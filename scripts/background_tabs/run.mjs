@@ -67,6 +67,8 @@ const settings = {
   hiddenSplitS: Number(opt('hidden-split-s', 300)),
   sampleEveryMs: 2000,
 };
+/** `--headed`: a real window (run under `xvfb-run`), to check that headless behaves the same. */
+const HEADED = argv.includes('--headed');
 const OUT = path.resolve(ROOT, opt('out', 'results/background-tabs'));
 const command = `node scripts/background_tabs/run.mjs ${argv.join(' ')}`.trim();
 
@@ -270,8 +272,7 @@ function chromiumArgs(userDataDir) {
     '--disable-gpu',
     '--disable-quic',
     // Playwright's headless additions (it passes `--headless`, which is the new headless mode)
-    '--headless=new',
-    '--hide-scrollbars',
+    ...(HEADED ? [] : ['--headless=new', '--hide-scrollbars']),
     '--mute-audio',
     `--user-data-dir=${userDataDir}`,
     '--remote-debugging-port=0',
@@ -602,6 +603,8 @@ async function main() {
     chromium: { version: chromiumVersion, cmdline, playwright_default_cmdline: playwrightArgs, removed: THROTTLING_OFF },
     playwright_core: require('playwright-core/package.json').version,
     settings,
+    headed: HEADED,
+    display: HEADED ? process.env.DISPLAY ?? null : null,
     hidden_how: 'each page in its own window with a blank tab behind it; Target.activateTarget(blank) makes the page an inactive tab',
     frozen_how: "Page.setWebLifecycleState {state:'frozen'} on the page's CDP session, while hidden; back: {state:'active'} then Target.activateTarget(page)",
     lifecycle,
