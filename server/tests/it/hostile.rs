@@ -229,10 +229,12 @@ async fn a_fragmented_message_costs_its_payload_not_its_fragments(way: Way) {
     // doubles as it fills (to 256 KiB) and keeps it for the connection's life (measured in a
     // debug build: 6.8-6.9 MiB for these 20 connections; 2.0 MiB when the same frames come
     // 8 KB at a time). Issue 24 asks 4 MiB there too; that needs the WebSocket taken off
-    // actix-http's reader, which is not done: this bound is 4 MiB and that buffer.
+    // actix-http's reader, which is not done. This bound is about 1 MiB over what was measured,
+    // and under what the session's copy of each whole chunk cost before through actix-web and
+    // h2c (8.4-10.2 MiB in four runs; over TLS 7.2-8.2 MiB, which it does not always catch).
     let bound = match way {
         Way::Fast => 4 * MIB,
-        Way::Actix | Way::Tls | Way::H2c => 4 * MIB + 20 * 256 * 1024,
+        Way::Actix | Way::Tls | Way::H2c => 8 * MIB,
     };
     assert!(
         grown <= bound,
