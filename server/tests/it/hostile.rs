@@ -227,7 +227,7 @@ async fn a_fragmented_message_costs_its_payload_not_its_fragments(way: Way) {
     // 64 KiB each once rounded. Through actix-web (TLS, h2c, --fast-path=false) actix-http's
     // HTTP/1 reader adds its own: it reads a burst 128 KiB and more at a time into a buffer that
     // doubles as it fills (to 256 KiB) and keeps it for the connection's life (measured in a
-    // debug build: 6.8-6.9 MiB for these 20 connections; 2.0 MiB when the same frames come
+    // debug build: 6.7-6.9 MiB for these 20 connections; 2.0 MiB when the same frames come
     // 8 KB at a time). Issue 24 asks 4 MiB there too; that needs the WebSocket taken off
     // actix-http's reader, which is not done. This bound is about 1 MiB over what was measured,
     // and under what the session's copy of each whole chunk cost before through actix-web and
