@@ -33,10 +33,10 @@ use yawc::{close::CloseCode, Frame, OpCode, Options, Role, WebSocket};
 
 use super::heads::{Heads, Kind};
 use crate::{
-    cli::HttpVersion,
     clock, compression,
     event::{PollBody, WsMsg},
-    net::{self, Sender, Target, Wire},
+    net::HttpVersion,
+    net::{self, ByteCounts as Wire, Sender, Target},
 };
 
 /// How long a request that should be answered at once may take.
@@ -293,10 +293,10 @@ pub struct Talk {
 
 impl Talk {
     fn body(&self, n: u64) -> String {
-        crate::upstream::body(self.from, n, clock::now_us(), &self.payload)
+        crate::client::talk_back::body(self.from, n, clock::now_us(), &self.payload)
     }
     fn key(&self, n: u64) -> String {
-        crate::upstream::key(self.nonce, self.from, n)
+        crate::client::talk_back::key(self.nonce, self.from, n)
     }
 }
 

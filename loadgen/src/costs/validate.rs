@@ -41,7 +41,7 @@ use super::{
     server::{self, Server},
     CostsArgs, Plan,
 };
-use crate::publisher;
+use crate::client::publisher;
 
 /// The agreement asked for.
 pub const TOLERANCE: f64 = 0.15;

@@ -48,7 +48,7 @@ use super::{
     client::{self, Setup, Snap, Talk, Tally},
     server::{self, Server},
 };
-use crate::publisher;
+use crate::client::publisher;
 
 /// One transport under one condition: its server, how clients reach it, and the clients held
 /// on it.
@@ -244,9 +244,9 @@ struct Publisher {
 
 impl Publisher {
     async fn connect(target: &Arc<crate::net::Target>) -> anyhow::Result<Self> {
-        let wire = Arc::new(crate::net::Wire::default());
+        let wire = Arc::new(crate::net::ByteCounts::default());
         let stream = crate::net::connect(target, None, &wire, crate::net::Alpn::Http1).await?;
-        let (sender, task) = crate::net::http(stream, crate::cli::HttpVersion::Http11).await?;
+        let (sender, task) = crate::net::http(stream, crate::net::HttpVersion::Http11).await?;
         Ok(Self {
             sender,
             task,

@@ -14,7 +14,5 @@ mod nchan;
 mod network;
 mod nginx;
 mod proxy_timeout;
-mod readme;
-mod schema;
 mod talk_back;
 mod tls_http2;
