@@ -162,6 +162,8 @@ pub struct Tally {
     pub requests: AtomicU64,
     pub messages: AtomicU64,
     pub errors: AtomicU64,
+    /// Message connections opened again after the server closed them.
+    pub reopened: AtomicU64,
     pub sessions: AtomicU64,
     pub round_trips: AtomicU64,
     /// Clients subscribed now.
@@ -180,6 +182,7 @@ impl Default for Tally {
             requests: AtomicU64::new(0),
             messages: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            reopened: AtomicU64::new(0),
             sessions: AtomicU64::new(0),
             round_trips: AtomicU64::new(0),
             open: AtomicI64::new(0),
@@ -497,64 +500,88 @@ async fn post_loop(
     talk: Arc<Talk>,
     sender: Option<Sender>,
 ) {
-    let (mut sender, task, version) = match sender {
-        Some(s) => (s, None, HttpVersion::Http2),
-        None => {
-            let stream = match connect_counted(&setup, &tally.wire, net::Alpn::Http1).await {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tally.error(format!("post: {e}"));
-                    return;
-                }
-            };
-            match net::http::<net::Body>(stream, HttpVersion::Http11).await {
-                Ok((s, t)) => (s, Some(t), HttpVersion::Http11),
-                Err(e) => {
-                    tally.error(format!("post: {e}"));
-                    return;
-                }
-            }
-        }
+    // Over HTTP/1.1 the connection is this loop's own, and is opened again (as a browser's
+    // fetch would) when the server has closed it; an HTTP/2 one is the subscription's.
+    let own = sender.is_none();
+    let version = if own {
+        HttpVersion::Http11
+    } else {
+        HttpVersion::Http2
     };
+    let mut conn: Option<(Sender, Option<tokio::task::JoinHandle<()>>)> = sender.map(|s| (s, None));
     let pace = clock::Pace::per_second(
         tokio::time::Instant::now() + jitter(1.0 / talk.rate.max(1e-9)),
         talk.rate,
     );
     let mut n = 0u64;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = tokio::time::sleep_until(pace.intended(n)) => {}
+    let mut reopened = false;
+    'messages: loop {
+        if !reopened {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep_until(pace.intended(n)) => {}
+            }
         }
+        if conn.is_none() {
+            if !own {
+                break;
+            }
+            let opened = match connect_counted(&setup, &tally.wire, net::Alpn::Http1).await {
+                Ok((stream, _)) => net::http::<net::Body>(stream, HttpVersion::Http11)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match opened {
+                Ok((s, t)) => conn = Some((s, Some(t))),
+                Err(e) => {
+                    tally.error(format!("post: {e}"));
+                    break;
+                }
+            }
+        }
+        let (sender, _) = conn.as_mut().expect("connected above");
         let req = setup.post(talk.body(n), &talk.key(n), version);
-        n += 1;
         tally.requests.fetch_add(1, Relaxed);
-        if sender.ready().await.is_err() {
-            tally.error("post: connection closed");
-            break;
-        }
-        match tokio::time::timeout(ANSWER, async {
+        let sent = async {
+            sender.ready().await?;
             let res = sender.send_request(req).await?;
             let ok = res.status().is_success();
             res.into_body().collect().await?;
             Ok::<_, hyper::Error>(ok)
-        })
-        .await
-        {
+        };
+        match tokio::time::timeout(ANSWER, sent).await {
             Ok(Ok(true)) => {
                 tally.messages.fetch_add(1, Relaxed);
             }
             Ok(Ok(false)) => tally.error("post: refused"),
+            Ok(Err(e)) if own && !reopened => {
+                // Closed by the server while idle: once more, on a new connection.
+                tracing::debug!("post: {e}; reconnecting");
+                tally.reopened.fetch_add(1, Relaxed);
+                if let Some((s, t)) = conn.take() {
+                    drop(s);
+                    if let Some(t) = t {
+                        t.abort();
+                    }
+                }
+                reopened = true;
+                continue 'messages;
+            }
             Ok(Err(e)) => {
                 tally.error(format!("post: {e}"));
                 break;
             }
             Err(_) => tally.error("post: no answer"),
         }
+        reopened = false;
+        n += 1;
     }
-    drop(sender);
-    if let Some(t) = task {
-        crate::client::close(t).await;
+    if let Some((s, t)) = conn {
+        drop(s);
+        if let Some(t) = t {
+            crate::client::close(t).await;
+        }
     }
 }
 

@@ -135,7 +135,7 @@ impl Spec {
 }
 
 /// One direct run's totals, per client-hour.
-#[derive(Debug, Clone, Copy, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default)]
 pub struct Direct {
     /// Server CPU, s, less the server's own idle CPU over the run (as the model's figures are).
     pub cpu_s: f64,
@@ -146,6 +146,10 @@ pub struct Direct {
     pub events: f64,
     pub beats: f64,
     pub errors: u64,
+    /// The last client error, when there were any.
+    pub last_error: Option<String>,
+    /// Message connections the clients had to open again (the server had closed them).
+    pub reopened: u64,
 }
 
 /// One transport and condition of one workload: prediction against the direct runs.
@@ -307,6 +311,8 @@ pub async fn run(args: &CostsArgs) -> anyhow::Result<CostModel> {
                 beats: h.beats,
                 idle_cpu_s: 0.0,
                 errors: 0,
+                last_error: None,
+                reopened: 0,
             };
             let r = &runs[p];
             let cpu: Vec<f64> = r.iter().map(|d| d.cpu_s).collect();
@@ -455,6 +461,8 @@ async fn direct(
         events: snap.events as f64 / client_hours,
         beats: snap.beats as f64 / client_hours,
         errors: snap.errors,
+        last_error: tally.last_error(),
+        reopened: tally.reopened.load(std::sync::atomic::Ordering::Relaxed),
     })
 }
 
