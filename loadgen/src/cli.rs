@@ -53,6 +53,13 @@ pub enum Command {
     /// link: `loadgen link --network 3g -- --rate 2` prints the URL and runs until Ctrl-C. With
     /// --bench it measures instead how many packets per second the link carries.
     Link(LinkArgs),
+    /// Which transport for a workload, from the committed cost model with no run:
+    /// `loadgen decide --events-per-hour 30 --clients 50000 --session 20m --payload chat`.
+    /// With no workload flags, every named scenario, one line each.
+    Decide(crate::decide::DecideArgs),
+    /// What a traffic pattern costs a phone's radio (the RRC model of AT&T ARO's profiles):
+    /// `loadgen radio --profile lte --every 25s --bytes 300`.
+    Radio(feedlab_radio::Args),
 }
 
 /// `loadgen link`.

@@ -5,6 +5,7 @@
 mod binary;
 mod chaos;
 mod compression;
+mod decide;
 mod deps;
 mod end_to_end;
 mod fake_server;
