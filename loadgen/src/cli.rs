@@ -57,6 +57,13 @@ pub enum Command {
     /// message up, memory) and writes the cost model (`results/model/model.json`); with
     /// --validate, checks the model against direct whole-session runs.
     Costs(crate::costs::CostsArgs),
+    /// Which transport for a workload, from the committed cost model with no run:
+    /// `loadgen decide --events-per-hour 30 --clients 50000 --session 20m --payload chat`.
+    /// With no workload flags, every named scenario, one line each.
+    Decide(crate::decide::DecideArgs),
+    /// What a traffic pattern costs a phone's radio (the RRC model of AT&T ARO's profiles):
+    /// `loadgen radio --profile lte --every 25s --bytes 300`.
+    Radio(feedlab_radio::Args),
 }
 
 /// `loadgen link`.

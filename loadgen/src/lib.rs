@@ -36,6 +36,7 @@ pub mod client;
 pub mod clock;
 pub mod compression;
 pub mod costs;
+pub mod decide;
 pub mod event;
 pub mod link_tool;
 pub mod net;

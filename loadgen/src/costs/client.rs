@@ -112,7 +112,8 @@ impl Setup {
         mut b: hyper::http::request::Builder,
         kind: Kind,
     ) -> hyper::http::request::Builder {
-        let lines = self.heads.lines(kind, &self.origin);
+        let h2 = self.http == HttpVersion::Http2 && kind != Kind::Ws;
+        let lines = self.heads.lines(kind, &self.origin, h2);
         let has = |name: &str| lines.iter().any(|(n, _)| n == name);
         if kind == Kind::Sse && !has("accept") {
             b = b.header(header::ACCEPT, "text/event-stream");

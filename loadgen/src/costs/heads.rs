@@ -56,14 +56,15 @@ pub struct Heads {
     sse: Vec<(String, String)>,
     ws: Vec<(String, String)>,
     publish: Vec<(String, String)>,
+    /// The HTTP/2 requests' lists (the fixture's `h2` set), where they differ.
+    h2: Option<Box<Heads>>,
     /// Where they came from (the fixture's path, `built-in`, or `minimal`).
     pub source: String,
 }
 
 /// Header names the connection or loadgen owns.
-const OWNED: [&str; 10] = [
+const OWNED: [&str; 9] = [
     "host",
-    "connection",
     "content-length",
     "transfer-encoding",
     "keep-alive",
@@ -80,8 +81,9 @@ pub fn default_fixture() -> PathBuf {
 }
 
 /// Cookie bytes a browser sends with each request to the site when `--cookie-bytes` is not
-/// given (see the fixture's README for the source).
-pub const DEFAULT_COOKIE_BYTES: usize = 0;
+/// given: 7 first-party cookies of 39 bytes joined by `; ` (the HTTP Archive's Web Almanac 2024
+/// medians; the fixture's README gives the source).
+pub const DEFAULT_COOKIE_BYTES: usize = 285;
 
 impl Heads {
     /// The `plain-h1` condition's: nothing beyond the protocol's own lines.
@@ -115,13 +117,24 @@ impl Heads {
         }
     }
 
-    /// Reads `requests.<kind>` as a list of `"Name: value"` lines, `[name, value]` pairs or
-    /// `{"name", "value"}` objects (or an object holding such a list under `headers`/`lines`).
+    /// Reads `requests.<kind>` (HTTP/1.1) and, when present, `h2.requests.<kind>` (HTTP/2):
+    /// each a list of `"Name: value"` lines, `[name, value]` pairs or `{"name", "value"}`
+    /// objects, or an object holding one under `without_cookie` (the fixture's: the cookie is
+    /// `--cookie-bytes`'), `headers` or `lines`.
     pub fn parse(json: &str) -> Result<Self, String> {
         let v: Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        let requests = v
-            .get("requests")
-            .ok_or_else(|| "no `requests` object".to_owned())?;
+        let mut h = Self::set(
+            v.get("requests")
+                .ok_or_else(|| "no `requests` object".to_owned())?,
+        )?;
+        if let Some(h2) = v.get("h2") {
+            let requests = h2.get("requests").unwrap_or(h2);
+            h.h2 = Some(Box::new(Self::set(requests)?));
+        }
+        Ok(h)
+    }
+
+    fn set(requests: &Value) -> Result<Self, String> {
         let mut h = Self::default();
         for kind in [
             Kind::Poll,
@@ -148,8 +161,14 @@ impl Heads {
         }
     }
 
-    /// The lines to add to a request of `kind` to `origin` (`https://host:port`), in order.
-    pub fn lines(&self, kind: Kind, origin: &str) -> Vec<(String, String)> {
+    /// The lines to add to a request of `kind` to `origin` (`https://host:port`), in order, for
+    /// HTTP/2 (`h2`) or HTTP/1.1.
+    pub fn lines(&self, kind: Kind, origin: &str, h2: bool) -> Vec<(String, String)> {
+        if h2 {
+            if let Some(set) = &self.h2 {
+                return set.lines(kind, origin, false);
+            }
+        }
         let lines = match kind {
             Kind::Poll => &self.poll,
             Kind::LongPoll => &self.long_poll,
@@ -159,6 +178,8 @@ impl Heads {
         };
         lines
             .iter()
+            // HTTP/2 has no `Connection`; a WebSocket's is loadgen's own (`Upgrade`).
+            .filter(|(n, _)| !(n == "connection" && (h2 || kind == Kind::Ws)))
             .map(|(n, v)| match n.as_str() {
                 "origin" => (n.clone(), origin.to_owned()),
                 "referer" => (n.clone(), format!("{origin}/")),
@@ -176,6 +197,9 @@ impl Heads {
 fn lines_of(v: &Value) -> Result<Vec<(String, String)>, String> {
     let list = match v {
         Value::Array(a) => a,
+        Value::Object(o) if o.contains_key("without_cookie") => {
+            return lines_of(&o["without_cookie"]);
+        }
         Value::Object(o) => match o.get("headers").or_else(|| o.get("lines")) {
             Some(Value::Array(a)) => a,
             _ => return Err("a request kind is neither a list nor {headers: [...]}".into()),
@@ -256,7 +280,7 @@ mod tests {
     #[test]
     fn the_built_in_heads_parse_and_drop_what_loadgen_owns() {
         let h = Heads::parse(BUILT_IN).unwrap();
-        let ws = h.lines(Kind::Ws, "https://127.0.0.1:9");
+        let ws = h.lines(Kind::Ws, "https://127.0.0.1:9", false);
         assert!(ws
             .iter()
             .any(|(n, v)| n == "origin" && v == "https://127.0.0.1:9"));
@@ -264,11 +288,44 @@ mod tests {
         let forms = r#"{"requests":{"poll":[["Accept","*/*"],{"name":"Host","value":"x"}],
             "long_poll":{"headers":[":method: GET","User-Agent: UA"]},"sse":[],"ws":[],"publish":[]}}"#;
         let h = Heads::parse(forms).unwrap();
-        assert_eq!(h.lines(Kind::Poll, "o"), [("accept".into(), "*/*".into())]);
         assert_eq!(
-            h.lines(Kind::LongPoll, "o"),
+            h.lines(Kind::Poll, "o", false),
+            [("accept".into(), "*/*".into())]
+        );
+        assert_eq!(
+            h.lines(Kind::LongPoll, "o", true),
             [("user-agent".into(), "UA".into())]
         );
+    }
+
+    #[test]
+    fn the_fixture_gives_chromium_heads_for_both_protocols() {
+        let h = Heads::browser(&default_fixture());
+        assert_eq!(h.source, default_fixture().display().to_string());
+        let sse = h.lines(Kind::Sse, "https://127.0.0.1:9", false);
+        assert!(sse
+            .iter()
+            .any(|(n, v)| n == "accept" && v == "text/event-stream"));
+        assert!(sse.iter().any(|(n, _)| n == "connection"));
+        assert!(sse
+            .iter()
+            .any(|(n, v)| n == "referer" && v == "https://127.0.0.1:9/"));
+        assert!(!sse.iter().any(|(n, _)| n == "host" || n == "cookie"));
+        let h2 = h.lines(Kind::Sse, "https://127.0.0.1:9", true);
+        assert!(h2.iter().any(|(n, _)| n == "priority"), "{h2:?}");
+        assert!(!h2
+            .iter()
+            .any(|(n, _)| n.starts_with(':') || n == "connection"));
+        let ws = h.lines(Kind::Ws, "https://127.0.0.1:9", false);
+        assert!(ws
+            .iter()
+            .any(|(n, v)| n == "origin" && v == "https://127.0.0.1:9"));
+        assert!(!ws
+            .iter()
+            .any(|(n, _)| n.starts_with("sec-websocket") || n == "upgrade"));
+        // The README's sizes: about 555 bytes for an HTTP/1.1 EventSource head without cookie.
+        let bytes: usize = sse.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+        assert!((400..600).contains(&bytes), "{bytes}");
     }
 
     #[test]
