@@ -10,8 +10,15 @@
 //! event: `ceil(g / interval) - 1`.
 //!
 //! A delivery's cost depends on the rate (writes batch) and the fan-out (one event written to
-//! many sockets): it is interpolated in log-rate and log-clients between the measured points,
-//! and a workload outside them takes the nearest edge and says it extrapolates.
+//! many sockets). In the rate it is interpolated linearly in 1/rate: a batch (a poll's answer,
+//! a write carrying several events) has a cost of its own shared by the events in it, and the
+//! events in a batch grow with the rate, so a delivery costs `per event + per batch ÷ rate`, a
+//! straight line in 1/rate (log-rate interpolation put a short poll's cost at 10 events/s more
+//! than twice what whole sessions measured). In the fan-out it is interpolated in log-clients.
+//! A workload outside the measured points takes the nearest edge and says it extrapolates, but
+//! one: a short poll below the lowest measured rate carries fewer events per answer, down to one
+//! (an event per answer once events are rarer than polls), and its cost follows that same line
+//! down to a rate of one event per poll interval, said as an extrapolation.
 
 use serde::Serialize;
 
@@ -102,7 +109,15 @@ pub fn compose(c: &TransportCosts, w: &Workload, repeat: Option<usize>) -> Compo
         beats,
     );
     if w.events_per_hour > 0.0 {
-        let d = delivery(&c.delivery, rate, w.clients, repeat, &mut extrapolated);
+        let poll = (c.beat.kind == BeatKind::Poll).then_some(c.beat.interval_s);
+        let d = delivery(
+            &c.delivery,
+            rate,
+            w.clients,
+            poll,
+            repeat,
+            &mut extrapolated,
+        );
         add(
             d.cpu_us,
             d.bytes_up,
@@ -161,6 +176,7 @@ pub(crate) fn delivery(
     points: &[DeliveryPoint],
     rate: f64,
     clients: u64,
+    poll_interval_s: Option<f64>,
     repeat: Option<usize>,
     notes: &mut Vec<String>,
 ) -> Delivery {
@@ -170,7 +186,7 @@ pub(crate) fn delivery(
     let mut fans: Vec<f64> = points.iter().map(|p| p.clients as f64).collect();
     fans.sort_by(f64::total_cmp);
     fans.dedup();
-    let (r0, r1, tr) = bracket(&rates, rate, "event rate", "events/s", notes);
+    let (r0, r1, tr) = rate_bracket(&rates, rate, poll_interval_s, notes);
     let (c0, c1, tc) = bracket(&fans, clients as f64, "client count", "clients", notes);
     let at = |r: f64, c: f64| -> Delivery {
         // The nearest measured point to a grid corner (a full grid has it exactly).
@@ -202,7 +218,68 @@ pub(crate) fn delivery(
     };
     let low = mix(at(r0, c0), at(r1, c0), tr);
     let high = mix(at(r0, c1), at(r1, c1), tr);
-    mix(low, high, tc)
+    let d = mix(low, high, tc);
+    // A line extended past its points must not cross zero.
+    Delivery {
+        cpu_us: d.cpu_us.max(0.0),
+        bytes_up: d.bytes_up.max(0.0),
+        bytes_down: d.bytes_down.max(0.0),
+        packets: d.packets.max(0.0),
+        requests: d.requests.max(0.0),
+        p99_us: d.p99_us.max(0.0),
+    }
+}
+
+/// The measured rates either side of `rate` and where it lies between them, linearly in 1/rate
+/// (0 at the lower, 1 at the upper). Above the range: the top edge. Below it: the bottom edge,
+/// except for a short poll (`poll_interval_s`), whose line through the two lowest rates is
+/// extended down to one event per poll (a negative position).
+fn rate_bracket(
+    rates: &[f64],
+    rate: f64,
+    poll_interval_s: Option<f64>,
+    notes: &mut Vec<String>,
+) -> (f64, f64, f64) {
+    let (first, last) = (rates[0], rates[rates.len() - 1]);
+    let inv = |r: f64| 1.0 / r;
+    if rate < first && rates.len() >= 2 && rate > 0.0 {
+        if let Some(interval) = poll_interval_s.filter(|i| *i > 0.0) {
+            let eff = rate.max(1.0 / interval);
+            if eff >= first {
+                // Fewer events than polls at a rate the measured points already cover.
+                notes.push(format!(
+                    "event rate {} events/s is below one event per {interval:.0} s poll: each event is taken at {} events/s, one per answer",
+                    short(rate),
+                    short(eff)
+                ));
+                return rate_bracket(rates, eff, None, notes);
+            }
+            let (a, b) = (rates[0], rates[1]);
+            let t = (inv(a) - inv(eff)) / (inv(a) - inv(b));
+            notes.push(format!(
+                "event rate {} events/s is below the measured {}–{} events/s: a short poll's answer then carries {:.2} events, and its cost per delivery is extended along the measured line (per event + per answer ÷ events per answer)",
+                short(rate),
+                short(first),
+                short(last),
+                (eff * interval).max(1.0)
+            ));
+            return (a, b, t);
+        }
+    }
+    if rate < first || rate > last {
+        return bracket(rates, rate, "event rate", "events/s", notes);
+    }
+    for w in rates.windows(2) {
+        if rate >= w[0] && rate <= w[1] {
+            let t = if w[1] > w[0] && w[0] > 0.0 {
+                (inv(w[0]) - inv(rate)) / (inv(w[0]) - inv(w[1]))
+            } else {
+                0.0
+            };
+            return (w[0], w[1], t);
+        }
+    }
+    (first, first, 0.0)
 }
 
 /// The measured values either side of `x` and where `x` lies between them in log scale
@@ -351,10 +428,29 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn deliveries_interpolate_in_log_rate_and_clients() {
-        // 3.16 events/s is halfway between 1 and 10 in log scale: (20 + 10) / 2 at 100 clients.
+    fn short_polls_below_the_measured_rates_follow_the_batch_line() {
+        let mut c = sse();
+        c.beat.kind = BeatKind::Poll;
+        c.beat.interval_s = 5.0;
+        // At 100 clients: 20 µs at 1/s, 10 µs at 10/s: 20 = e + b, 10 = e + b/10, so b = 100/9
+        // per answer and e = 80/9 per event. One event every 50 s: one per answer (rate 0.2).
+        let mut notes = Vec::new();
+        let d = delivery(&c.delivery, 0.02, 100, Some(5.0), None, &mut notes);
+        let expected = 80.0 / 9.0 + (100.0 / 9.0) / 0.2;
+        assert!((d.cpu_us - expected).abs() < 1e-9, "{d:?}");
+        assert!(notes[0].contains("1.00 events"), "{notes:?}");
+        // A stream below the range takes the edge.
+        let mut notes = Vec::new();
+        let d = delivery(&c.delivery, 0.02, 100, None, None, &mut notes);
+        assert_eq!(d.cpu_us, 20.0);
+        assert!(notes[0].contains("taken at 1"), "{notes:?}");
+    }
+
+    #[test]
+    fn deliveries_interpolate_in_inverse_rate_and_log_clients() {
+        // 1/r = 0.55 is halfway between 1/1 and 1/10: (20 + 10) / 2 at 100 clients.
         let w = Workload {
-            events_per_hour: 3600.0 * 10f64.sqrt(),
+            events_per_hour: 3600.0 / 0.55,
             ..workload(0.0)
         };
         let c = compose(&sse(), &w, None);

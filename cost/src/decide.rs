@@ -182,7 +182,10 @@ impl Figures {
         );
         let p99_us = (0..repeats)
             .map(|i| {
-                compose::delivery(&c.delivery, rate, w.clients, Some(i), &mut Vec::new()).p99_us
+                let poll =
+                    (c.beat.kind == crate::model::BeatKind::Poll).then_some(c.beat.interval_s);
+                compose::delivery(&c.delivery, rate, w.clients, poll, Some(i), &mut Vec::new())
+                    .p99_us
             })
             .collect();
         let composed = compose(c, w, None);
