@@ -100,11 +100,12 @@ pub fn compose(c: &TransportCosts, w: &Workload, repeat: Option<usize>) -> Compo
         sessions,
     );
     let b = &c.beat;
+    let (beat_cpu, beat_packets) = beat_at(b, w.clients, repeat, &mut extrapolated);
     add(
-        b.cpu_us.at(repeat),
+        beat_cpu,
         b.bytes_up.at(repeat),
         b.bytes_down.at(repeat),
-        b.packets.at(repeat),
+        beat_packets,
         b.requests,
         beats,
     );
@@ -159,6 +160,43 @@ pub fn compose(c: &TransportCosts, w: &Workload, repeat: Option<usize>) -> Compo
         per_client_hour: h,
         extrapolated,
     }
+}
+
+/// A beat's CPU and packets for `clients` held connections: interpolated in log-connections
+/// between the measured counts (the edge outside them, said), or the model's one figure.
+pub(crate) fn beat_at(
+    b: &crate::model::Beat,
+    clients: u64,
+    repeat: Option<usize>,
+    notes: &mut Vec<String>,
+) -> (f64, f64) {
+    if b.at.len() < 2 {
+        return (b.cpu_us.at(repeat), b.packets.at(repeat));
+    }
+    let mut points: Vec<&crate::model::BeatPoint> = b.at.iter().collect();
+    points.sort_by_key(|p| p.connections);
+    let counts: Vec<f64> = points.iter().map(|p| p.connections as f64).collect();
+    let mut own = Vec::new();
+    let (c0, c1, t) = bracket(
+        &counts,
+        clients as f64,
+        "connection count",
+        "connections",
+        &mut own,
+    );
+    notes.extend(own.into_iter().map(|n| format!("beats: {n}")));
+    let find = |c: f64| {
+        points
+            .iter()
+            .find(|p| p.connections as f64 == c)
+            .expect("a measured count")
+    };
+    let (p0, p1) = (find(c0), find(c1));
+    let mix = |a: f64, b: f64| a + (b - a) * t;
+    (
+        mix(p0.cpu_us.at(repeat), p1.cpu_us.at(repeat)),
+        mix(p0.packets.at(repeat), p1.packets.at(repeat)),
+    )
 }
 
 /// One delivery's figures at a rate and fan-out, interpolated.
@@ -376,6 +414,7 @@ pub(crate) mod tests {
                 bytes_down: m(20.0),
                 packets: m(2.0),
                 requests: 0.0,
+                at: Vec::new(),
             },
             memory_bytes: m(2048.0),
             delivery: vec![
@@ -414,6 +453,39 @@ pub(crate) mod tests {
         assert_eq!(beats_per_hour(BeatKind::Heartbeat, 15.0, 3600.0), 0.0);
         // A short poll polls whatever the feed does.
         assert_eq!(beats_per_hour(BeatKind::Poll, 5.0, 3600.0), 720.0);
+    }
+
+    #[test]
+    fn beats_interpolate_in_log_connections() {
+        let mut c = sse();
+        c.beat.at = vec![
+            crate::model::BeatPoint {
+                connections: 100,
+                cpu_us: m(30.0),
+                packets: m(2.0),
+            },
+            crate::model::BeatPoint {
+                connections: 10_000,
+                cpu_us: m(10.0),
+                packets: m(2.0),
+            },
+        ];
+        // 1,000 is halfway in log scale: 20 µs a beat, 240 beats an hour.
+        let w = Workload {
+            clients: 1000,
+            ..workload(0.0)
+        };
+        let h = compose(&c, &w, None).per_client_hour;
+        assert!(
+            (h.cpu_s - (6.0 * 200.0 + 240.0 * 20.0) / 1e6).abs() < 1e-12,
+            "{h:?}"
+        );
+        let w = Workload {
+            clients: 10,
+            ..workload(0.0)
+        };
+        let composed = compose(&c, &w, None);
+        assert!(composed.extrapolated[0].starts_with("beats: connection count 10"));
     }
 
     #[test]

@@ -598,6 +598,7 @@ mod tests {
                 } else {
                     1.0
                 },
+                at: Vec::new(),
             },
             memory_bytes: m(&[2048.0; 4]),
             delivery: vec![d(0.1, 100), d(10.0, 100), d(0.1, 1000), d(10.0, 1000)],

@@ -174,6 +174,24 @@ pub struct Beat {
     pub packets: Measured,
     /// HTTP requests per beat (1 for a poll or renewal, 0 for a heartbeat).
     pub requests: f64,
+    /// CPU and packets per beat at each number of held connections measured, fewest first; the
+    /// figures above are the most's. A server holding few connections wakes for each beat on
+    /// its own, one holding thousands shares its wake-ups between beats, so the beat's cost is
+    /// interpolated in log-connections for a workload's client count. Empty in models made
+    /// before it was measured (the figures above then apply to every count).
+    #[serde(default)]
+    pub at: Vec<BeatPoint>,
+}
+
+/// One beat's cost at one number of held connections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct BeatPoint {
+    /// Connections held (per server) while the beats were counted.
+    pub connections: u64,
+    /// Server CPU per beat, µs.
+    pub cpu_us: Measured,
+    pub packets: Measured,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -248,6 +266,9 @@ impl CostModel {
                 ("beat packets", &c.beat.packets),
                 ("memory", &c.memory_bytes),
             ];
+            for p in &c.beat.at {
+                figures.extend([("beat CPU", &p.cpu_us), ("beat packets", &p.packets)]);
+            }
             for d in &c.delivery {
                 figures.extend([
                     ("delivery CPU", &d.cpu_us),

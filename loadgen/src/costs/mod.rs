@@ -12,10 +12,13 @@
 //! 2. message-up windows, all servers at once (one light client each) ([`windows::message`]);
 //! 3. delivery windows at each client count: the clients connected to every server, the lowest
 //!    rate on all servers at once (their publishers staggered so no two feeds publish together),
-//!    then each higher rate one server at a time ([`windows::deliver`]);
+//!    then each higher rate one server at a time ([`windows::deliver`]); after the first (the
+//!    fewest) count, a beat window with those few held idle, all servers at once;
 //! 4. the beat window: every server's clients topped up to `--beat-connections` (the RSS growth
 //!    over those last ones is the memory per connection), then all held idle together for
-//!    `--beat-window` ([`windows::beats`]).
+//!    `--beat-window` ([`windows::beats`]). The beat's CPU is kept at both counts: a server
+//!    with few connections wakes for each beat alone, one with thousands shares wake-ups, and
+//!    the composition interpolates between them for a workload's client count.
 //!
 //! The windows of one repeat share the moment's machine, so every figure composes per repeat
 //! (repeat *i* of each with repeat *i* of the others; [`feedlab_cost::measured`]).
@@ -42,8 +45,8 @@ use anyhow::Context as _;
 use feedlab_cost::{
     measured::Measured,
     model::{
-        Beat, BeatKind, Condition, CostModel, DeliveryPoint, MessageUp, Record, Session, Settings,
-        TransportCosts, FORMAT,
+        Beat, BeatKind, BeatPoint, Condition, CostModel, DeliveryPoint, MessageUp, Record, Session,
+        Settings, TransportCosts, FORMAT,
     },
 };
 use feedlab_wire::{payload::PayloadKind, Transport};
@@ -268,7 +271,7 @@ impl Plan {
             session_window: Duration::from_secs(if q { 1 } else { 6 }),
             message_rate: if q { 20.0 } else { 50.0 },
             message_window: Duration::from_secs(if q { 1 } else { 10 }),
-            low_window: Duration::from_secs(if q { 1 } else { 10 }),
+            low_window: Duration::from_secs(if q { 1 } else { 8 }),
             high_window: Duration::from_secs(if q { 1 } else { 4 }),
             settle: Duration::from_millis(if q { 300 } else { 1500 }),
             idle_window: Duration::from_secs(if q { 1 } else { 5 }),
@@ -293,7 +296,7 @@ impl Plan {
                 * (self.high_window.as_secs_f64() + drain + self.settle.as_secs_f64());
         let connect = n * self.beat_connections as f64 / 300.0;
         let deliveries = self.clients.len() as f64 * (per_count + self.settle.as_secs_f64());
-        let beat = self.beat_window.as_secs_f64() + self.settle.as_secs_f64() * 2.0;
+        let beat = 2.0 * self.beat_window.as_secs_f64() + self.settle.as_secs_f64() * 2.0;
         let start = 2.0 + n * 0.3 + self.idle_window.as_secs_f64();
         self.repeats as f64 * (start + sessions + messages + deliveries + connect + beat)
     }
@@ -308,6 +311,8 @@ struct Sample {
     message: Raw,
     /// (rate, reading) at each client count.
     delivery: Vec<(f64, Delivered)>,
+    /// The beats of the fewest clients (the first delivery count), and how many they were.
+    beat_few: Option<(u64, Raw)>,
     beat: Raw,
     memory_bytes: f64,
     served_by: String,
@@ -460,7 +465,18 @@ async fn repeat(plan: &Plan, r: usize, slots: &mut [Slot]) -> anyhow::Result<Vec
     }
     // 3. Deliveries at each client count.
     let drain = plan.poll_interval + Duration::from_secs(if plan.quick { 1 } else { 2 });
-    for &c in &plan.clients {
+    for (ci, &c) in plan.clients.iter().enumerate() {
+        if ci == 1 && plan.clients[0] < plan.beat_connections {
+            // The beats of the fewest clients, before the next count joins them: with few
+            // connections each beat wakes the server on its own.
+            let few = futures_util::future::join_all(
+                slots.iter().map(|s| windows::beats(s, plan.beat_window)),
+            )
+            .await;
+            for (k, b) in few.into_iter().enumerate() {
+                out[k].beat_few = Some((u64::from(plan.clients[0]), b));
+            }
+        }
         for s in slots.iter_mut() {
             s.grow(c as usize).await?;
         }
@@ -628,6 +644,7 @@ fn assemble(
             bytes_down: m(&beat_down),
             packets: m(&beat_packets),
             requests: beat_requests,
+            at: beat_points(plan, samples, &cpu_us),
         },
         memory_bytes: m(&|s| s.memory_bytes),
         delivery,
@@ -640,6 +657,37 @@ fn assemble(
         }),
         server_idle_cpu_us_per_s: Some(m(&|s| idle_ns_per_s(s) / 1e3)),
     }
+}
+
+/// The beat's CPU and packets at the fewest clients' count (when measured) and at
+/// `--beat-connections`.
+fn beat_points(
+    plan: &Plan,
+    samples: &[Sample],
+    cpu_us: &dyn Fn(&Sample, &Raw) -> f64,
+) -> Vec<BeatPoint> {
+    let Some(few) = samples.first().and_then(|s| s.beat_few.map(|(n, _)| n)) else {
+        return Vec::new();
+    };
+    let point = |connections: u64, raw: &dyn Fn(&Sample) -> Raw| BeatPoint {
+        connections,
+        cpu_us: Measured::new(
+            samples
+                .iter()
+                .map(|s| per(cpu_us(s, &raw(s)), raw(s).snap.beats as f64))
+                .collect(),
+        ),
+        packets: Measured::new(
+            samples
+                .iter()
+                .map(|s| per(raw(s).packets as f64, raw(s).snap.beats as f64))
+                .collect(),
+        ),
+    };
+    vec![
+        point(few, &|s| s.beat_few.map(|(_, r)| r).unwrap_or_default()),
+        point(u64::from(plan.beat_connections), &|s| s.beat),
+    ]
 }
 
 /// Where and how the figures were made.
@@ -841,6 +889,7 @@ mod tests {
             ),
             memory_bytes: 3000.0,
             served_by: "fast path".into(),
+            beat_few: None,
         };
         let c = assemble(&plan, Condition::PlainH1, Transport::Sse, &[sample], 80.0);
         assert!((c.session.cpu_us.median() - 2000.0).abs() < 1e-6);

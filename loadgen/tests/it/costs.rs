@@ -84,6 +84,12 @@ fn a_quick_measurement_writes_a_sound_model() {
             assert!(m.median() > 0.0, "{} {what}: {m:?}", c.transport);
         }
         assert!(c.session.round_trips >= 2.0, "{c:?}");
+        let counts: Vec<u64> = c.beat.at.iter().map(|p| p.connections).collect();
+        assert_eq!(
+            counts,
+            [10, 80],
+            "the beat at the fewest clients and at the most"
+        );
         assert_eq!(c.delivery.len(), 4);
         assert!(c.delivery.iter().all(|d| d.bytes_down.median() > 0.0));
         let w = Workload {
