@@ -617,6 +617,7 @@ async fn poll(
     let mut n = 0u64;
     let decoding = compression::Decoding::default();
     let kind = if long { Kind::LongPoll } else { Kind::Poll };
+    let mut ended = false;
     let end = loop {
         if !long {
             let due = pace.intended(n);
@@ -646,7 +647,11 @@ async fn poll(
         let answer = tokio::select! {
             _ = stop.cancelled() => break Ok(()),
             a = &mut exchange => a,
-            _ = conn.as_mut() => break Err("connection closed".to_owned()),
+            _ = conn.as_mut() => {
+                // The connection's future is done: it must not be polled again below.
+                ended = true;
+                break Err("connection closed by the server".to_owned());
+            }
         };
         let (status, enc, body) = match answer {
             Ok(a) => a,
@@ -681,7 +686,9 @@ async fn poll(
     tally.open.fetch_sub(1, Relaxed);
     finish(poster, end.is_err()).await;
     drop(sender);
-    let _ = tokio::time::timeout(Duration::from_secs(2), conn.as_mut()).await;
+    if !ended {
+        let _ = tokio::time::timeout(Duration::from_secs(2), conn.as_mut()).await;
+    }
     end
 }
 
