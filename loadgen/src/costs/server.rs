@@ -61,6 +61,8 @@ impl Server {
             "100000".to_owned(),
         ];
         let cert = dir.join(format!("{tag}-cert.pem"));
+        // A certificate left by an earlier run would be read before this server writes its own.
+        let _ = std::fs::remove_file(&cert);
         if condition == Condition::Browser {
             extra.extend([
                 "--tls-self-signed".to_owned(),
