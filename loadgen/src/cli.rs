@@ -121,8 +121,10 @@ pub struct Args {
     #[arg(long, env = "LOADGEN_CHAOS_OUTAGE", default_value = "2s", value_parser = humantime::parse_duration)]
     pub chaos_outage: Duration,
 
-    /// A reverse proxy loadgen starts between its clients and the servers: `nginx` (the
-    /// repository's deploy/nginx.conf, every instance an upstream), or `none`. Publishing goes
+    /// A proxy loadgen starts between its clients and the servers: `nginx` (the
+    /// repository's deploy/nginx.conf, every instance an upstream), `haproxy`, `apache`, `caddy`,
+    /// `varnish` (reverse proxies), `squid` (a forward proxy the clients are configured to use:
+    /// absolute-form requests, CONNECT for WebSockets and TLS), or `none`. Publishing goes
     /// through it too; `/stats` is read from the servers directly.
     #[arg(long, env = "LOADGEN_PROXY", default_value = "none")]
     pub proxy: ProxyKind,
@@ -132,6 +134,12 @@ pub struct Args {
     /// --heartbeat shows how each transport breaks).
     #[arg(long, env = "LOADGEN_PROXY_READ_TIMEOUT", default_value = "75s", value_parser = humantime::parse_duration)]
     pub proxy_read_timeout: Duration,
+
+    /// Which committed configuration the --proxy runs: `recommended` (deploy/<name>.conf, what
+    /// feedlab recommends) or `default` (deploy/<name>.default.*, what the package or the
+    /// documentation gives). `--proxy nginx` with `recommended` honours --proxy-read-timeout.
+    #[arg(long, env = "LOADGEN_PROXY_CONFIG", default_value = "recommended")]
+    pub proxy_config: crate::intermediary::Flavor,
 
     /// The nginx executable for --proxy nginx (default: `nginx` on PATH, else /usr/sbin/nginx).
     #[arg(long, env = "LOADGEN_NGINX_BIN")]
@@ -431,6 +439,8 @@ pub enum ProxyKind {
     #[default]
     None,
     Nginx,
+    /// Another intermediary of the matrix (`crate::intermediary`).
+    Other(crate::intermediary::Software),
 }
 
 impl ProxyKind {
@@ -438,6 +448,7 @@ impl ProxyKind {
         match self {
             Self::None => "none",
             Self::Nginx => "nginx",
+            Self::Other(s) => s.as_str(),
         }
     }
 }
@@ -448,9 +459,11 @@ impl FromStr for ProxyKind {
         match s.trim() {
             "none" | "off" | "" => Ok(Self::None),
             "nginx" => Ok(Self::Nginx),
-            other => Err(format!(
-                "unknown --proxy {other:?} (expected none or nginx)"
-            )),
+            other => other.parse().map(Self::Other).map_err(|_| {
+                format!(
+                    "unknown --proxy {other:?} (expected none, nginx, haproxy, apache, caddy, varnish or squid)"
+                )
+            }),
         }
     }
 }
@@ -567,7 +580,7 @@ impl Args {
             );
         }
         if self.proxy != ProxyKind::None && self.urls.iter().any(|u| u.scheme() == "https") {
-            return Err("--proxy nginx proxies to plain http:// servers only".into());
+            return Err("--proxy proxies to plain http:// servers only".into());
         }
         if self.proxy_read_timeout.is_zero() {
             return Err("--proxy-read-timeout must be more than zero".into());
@@ -735,7 +748,7 @@ mod tests {
         assert_eq!(ok.proxy, ProxyKind::Nginx);
         assert!(Args::from_args(["--spawn", "0"]).is_err());
         assert!(Args::from_args(["--chaos", "explode"]).is_err());
-        assert!(Args::from_args(["--proxy", "haproxy"]).is_err());
+        assert!(Args::from_args(["--proxy", "traefik"]).is_err());
         assert!(Args::from_args(["--chaos-at", "150%"]).is_err());
     }
 

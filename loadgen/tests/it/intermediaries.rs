@@ -1,0 +1,161 @@
+//! The intermediaries matrix's quick cells, one per intermediary with the configuration feedlab
+//! recommends (`deploy/<name>.*`): all four transports through the real software at once, a
+//! few seconds, nothing lost, nothing duplicated, the WebSocket upgrade passed, no connection
+//! cut. And item 5 of issue #28: two instances on one Redis behind HAProxy and nginx, round
+//! robin without stickiness, lose and duplicate nothing for long polling and WebSockets.
+//!
+//! The full matrix (defaults, idle cuts, heartbeats) takes minutes per idle cell and is
+//! `scripts/intermediaries/matrix.py`; these cells are what CI can afford. A missing binary
+//! fails the test with what to install (test.sh installs them all).
+
+use std::time::Duration;
+
+use loadgen::{intermediary::Software, run::Mode, Args, Outcome};
+
+async fn run(proxy: &str, extra: &[&str]) -> (Outcome, tempfile::TempDir) {
+    if let Ok(software) = proxy.parse::<Software>() {
+        if let Err(e) = software.find() {
+            panic!("{e}");
+        }
+    }
+    let out = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "--server-bin",
+        env!("CARGO_BIN_EXE_loadgen"),
+        "--proxy",
+        proxy,
+        "--concurrent",
+        "--clients",
+        "3",
+        "--duration",
+        "1500ms",
+        "--rate",
+        "10",
+        "--poll-interval",
+        "200ms",
+        "--drain",
+        "700ms",
+        "--http",
+        "1.1",
+        "--repeat",
+        "1",
+        "--seed",
+        "28",
+        "--out",
+        out.path().to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(90),
+        loadgen::execute(Args::from_args(args).unwrap(), Mode::Library),
+    )
+    .await
+    .expect("run finishes in time")
+    .unwrap_or_else(|e| panic!("--proxy {proxy}: {e:#}"));
+    (outcome, out)
+}
+
+fn assert_whole(proxy: &str, outcome: &Outcome, transports: &[&str]) {
+    for t in transports {
+        let r = &outcome.report.transports[*t];
+        assert!(r.events_expected > 0, "{proxy} {t}: events were published");
+        assert_eq!(
+            (r.events_received, r.lost, r.duplicates, r.gaps),
+            (r.events_expected, 0, 0, 0),
+            "{proxy} {t}: every event once (errors {:?})",
+            r.errors
+        );
+        assert_eq!(
+            r.disconnects, 0,
+            "{proxy} {t}: no connection cut (errors {:?})",
+            r.errors
+        );
+    }
+    assert!(
+        !outcome.report.loss,
+        "{proxy}: {:?}",
+        outcome.report.warnings
+    );
+    assert_eq!(outcome.report.settings.proxy, proxy);
+}
+
+async fn cell(proxy: &str) {
+    let (outcome, _dir) = run(proxy, &["--transports", "poll,long-poll,sse,ws"]).await;
+    assert_whole(proxy, &outcome, &["short-poll", "long-poll", "sse", "ws"]);
+    let what = outcome.report.server.proxy_software.clone().unwrap();
+    assert!(what.contains("recommended"), "{what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_recommended_passes_all_four_transports() {
+    cell("haproxy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_recommended_passes_all_four_transports() {
+    cell("apache").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_recommended_passes_all_four_transports() {
+    cell("caddy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn varnish_recommended_passes_all_four_transports() {
+    cell("varnish").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn squid_recommended_passes_all_four_transports_as_a_forward_proxy() {
+    cell("squid").await;
+}
+
+/// nginx's recommended cell is `nginx.rs` and `proxy_timeout.rs`; its packaged defaults speak
+/// HTTP/1.0 to the server, so the WebSocket upgrade cannot pass, while the HTTP transports do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_defaults_break_websockets_only() {
+    let (outcome, _dir) = run(
+        "nginx",
+        &[
+            "--proxy-config",
+            "default",
+            "--transports",
+            "long-poll,sse,ws",
+        ],
+    )
+    .await;
+    for t in ["long-poll", "sse"] {
+        let r = &outcome.report.transports[t];
+        assert_eq!(
+            (r.events_received, r.lost, r.duplicates),
+            (r.events_expected, 0, 0),
+            "{t}"
+        );
+    }
+    let ws = &outcome.report.transports["ws"];
+    assert_eq!(
+        ws.events_received, 0,
+        "no WebSocket through nginx's defaults"
+    );
+    assert!(!ws.errors.is_empty());
+}
+
+/// Issue #28 item 5: stickiness is not needed. Two instances on one Redis, a balancer in
+/// round robin (each request, each WebSocket to the next instance), and a client that resumes
+/// from its cursor on whichever instance it reaches loses and duplicates nothing.
+async fn round_robin_without_stickiness(proxy: &str) {
+    let (outcome, _dir) = run(proxy, &["--spawn", "2", "--transports", "long-poll,ws"]).await;
+    assert_eq!(outcome.report.server.instances.len(), 2);
+    assert_whole(proxy, &outcome, &["long-poll", "ws"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_round_robin_through_haproxy_need_no_stickiness() {
+    round_robin_without_stickiness("haproxy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_round_robin_through_nginx_need_no_stickiness() {
+    round_robin_without_stickiness("nginx").await;
+}
