@@ -117,11 +117,14 @@ async fn squid_recommended_passes_all_four_transports_as_a_forward_proxy() {
 async fn nginx_defaults_break_websockets_only() {
     let (outcome, _dir) = run(
         "nginx",
+        // No WebSocket ever connects: publish after 2 s instead of waiting for them.
         &[
             "--proxy-config",
             "default",
             "--transports",
             "long-poll,sse,ws",
+            "--ready-timeout",
+            "2s",
         ],
     )
     .await;
@@ -143,11 +146,29 @@ async fn nginx_defaults_break_websockets_only() {
 
 /// Issue #28 item 5: stickiness is not needed. Two instances on one Redis, a balancer in
 /// round robin (each request, each WebSocket to the next instance), and a client that resumes
-/// from its cursor on whichever instance it reaches loses and duplicates nothing.
+/// from its cursor on whichever instance it reaches loses and duplicates nothing. The only
+/// failure allowed is the 409 of a long poll that reached the instance lagging behind Redis.
 async fn round_robin_without_stickiness(proxy: &str) {
     let (outcome, _dir) = run(proxy, &["--spawn", "2", "--transports", "long-poll,ws"]).await;
     assert_eq!(outcome.report.server.instances.len(), 2);
-    assert_whole(proxy, &outcome, &["long-poll", "ws"]);
+    for t in ["long-poll", "ws"] {
+        let r = &outcome.report.transports[t];
+        assert!(r.events_expected > 0, "{proxy} {t}: events were published");
+        assert_eq!(
+            (r.events_received, r.lost, r.duplicates, r.gaps),
+            (r.events_expected, 0, 0, 0),
+            "{proxy} {t}: every event once (errors {:?})",
+            r.errors
+        );
+        // The one failure round robin brings: a long poll that reaches an instance a few
+        // milliseconds behind Redis carries a cursor ahead of that instance's head, which the
+        // server refuses with 409 (README, "The feed"); the client polls again and resumes.
+        assert!(
+            r.errors.keys().all(|k| k == "http_409"),
+            "{proxy} {t}: no failure but the lagging instance's 409: {:?}",
+            r.errors
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,4 +179,29 @@ async fn two_instances_round_robin_through_haproxy_need_no_stickiness() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_round_robin_through_nginx_need_no_stickiness() {
     round_robin_without_stickiness("nginx").await;
+}
+
+/// The README's intermediaries table is the committed matrix's (`results/intermediaries/
+/// matrix.md`, written by `scripts/intermediaries/matrix.py`): a rerun that changes a cell
+/// cannot leave the README behind.
+#[test]
+fn readme_intermediaries_table_is_the_committed_matrix() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let matrix =
+        std::fs::read_to_string(format!("{root}/results/intermediaries/matrix.md")).unwrap();
+    let table = |text: &str| -> String {
+        let start = text
+            .find("<!-- matrix table -->")
+            .expect("the table's start marker");
+        let end = text
+            .find("<!-- /matrix table -->")
+            .expect("the table's end marker");
+        text[start..end].to_owned()
+    };
+    assert_eq!(
+        table(&readme),
+        table(&matrix),
+        "README's intermediaries table differs from results/intermediaries/matrix.md"
+    );
 }
