@@ -182,6 +182,7 @@ pub async fn run_phase(
             source_ips: env.plan.source_ips,
             connect_gate: connect_gate.clone(),
             reconnects: std::sync::Mutex::new(Vec::new()),
+            lifetimes: std::sync::Mutex::new(Vec::new()),
             nchan: nchan.clone(),
             send: talking.then(|| upstream::SendPlan {
                 rate: args.send_rate,
@@ -469,6 +470,18 @@ pub async fn run_phase(
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        if args.proxy != ProxyKind::None {
+            let lifetimes = g
+                .shared
+                .lifetimes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(w) = crate::intermediary::report::cuts(phase.index, name, args, &lifetimes)
+            {
+                warnings.push(w);
+            }
+        }
         let check = checkable
             .then(|| server_check(phase, g.member, &before, &after, &totals, down, plain_down));
         if let Some(check) = check.as_ref().filter(|c| !c.ok) {

@@ -19,31 +19,29 @@ async fn run(proxy: &str, extra: &[&str]) -> (Outcome, tempfile::TempDir) {
         }
     }
     let out = tempfile::tempdir().unwrap();
-    let mut args = vec![
-        "--server-bin",
-        env!("CARGO_BIN_EXE_loadgen"),
-        "--proxy",
-        proxy,
-        "--concurrent",
-        "--clients",
-        "3",
-        "--duration",
-        "1500ms",
-        "--rate",
-        "10",
-        "--poll-interval",
-        "200ms",
-        "--drain",
-        "700ms",
-        "--http",
-        "1.1",
-        "--repeat",
-        "1",
-        "--seed",
-        "28",
-        "--out",
-        out.path().to_str().unwrap(),
+    let server_bin = env!("CARGO_BIN_EXE_loadgen");
+    let out_path = out.path().to_str().unwrap();
+    // Defaults a cell may override (`extra` wins: clap refuses a flag given twice).
+    let defaults: [(&str, &str); 12] = [
+        ("--server-bin", server_bin),
+        ("--proxy", proxy),
+        ("--clients", "3"),
+        ("--duration", "1500ms"),
+        ("--rate", "10"),
+        ("--poll-interval", "200ms"),
+        ("--drain", "700ms"),
+        ("--http", "1.1"),
+        ("--repeat", "1"),
+        ("--seed", "28"),
+        ("--out", out_path),
+        ("--ready-timeout", "10s"),
     ];
+    let mut args = vec!["--concurrent"];
+    for (flag, value) in defaults {
+        if !extra.contains(&flag) {
+            args.extend([flag, value]);
+        }
+    }
     args.extend_from_slice(extra);
     let outcome = tokio::time::timeout(
         Duration::from_secs(90),
@@ -204,4 +202,39 @@ fn readme_intermediaries_table_is_the_committed_matrix() {
         table(&matrix),
         "README's intermediaries table differs from results/intermediaries/matrix.md"
     );
+}
+
+/// Through a proxy, the report says what it did: how many connections ended and after how
+/// long, and calls lifetimes bunched at one value an idle timeout (here nginx's
+/// proxy_read_timeout of 1 s on a feed quieter than that).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_says_after_how_long_the_proxy_cut() {
+    let (outcome, _dir) = run(
+        "nginx",
+        &[
+            "--proxy-read-timeout",
+            "1s",
+            "--transports",
+            "sse,ws",
+            "--rate",
+            "0.4",
+            "--duration",
+            "3500ms",
+        ],
+    )
+    .await;
+    for t in ["sse", "ws"] {
+        let w = outcome
+            .report
+            .warnings
+            .iter()
+            .find(|w| w.contains(&format!("({t}) through nginx")))
+            .unwrap_or_else(|| panic!("{t}: {:?}", outcome.report.warnings));
+        assert!(
+            w.contains("after 1.0 s") && w.contains("idle timeout"),
+            "{w}"
+        );
+        let r = &outcome.report.transports[t];
+        assert_eq!((r.lost, r.duplicates), (0, 0), "{t}: resumed whole");
+    }
 }
