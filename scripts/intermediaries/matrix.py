@@ -13,7 +13,8 @@ Two parts, both through the real software, started by the project on free loopba
    against two servers: a QUIET one (no ticker, heartbeats off, long polls held 900 s) and one
    with feedlab's defaults (15 s heartbeat, 25 s long-poll hold):
    - idle: is a quiet SSE stream / WebSocket / held long poll cut, after how long, with what
-     (status, close) - and does the 15 s heartbeat keep it open;
+     (status, close) - and does the 15 s heartbeat keep it open; and does a WebSocket on which
+     only the client speaks (an unsolicited pong every 10 s) stay open;
    - SSE delivery: 5 events published 200 ms apart while an SSE client (sending
      `Accept-Encoding: gzip`, as browsers do) reads through the proxy with the server's own
      gzip off: first byte after the first publish, whether the 5 arrive spread or in one burst,
@@ -271,6 +272,39 @@ def probe_ws_idle(proxy, server, window):
             return {"ok": True, "cut_after_s": round(time.time() - t0, 1), "close": code, "why": type(e).__name__}
 
 
+def probe_ws_client_pongs(proxy, server, window):
+    """A quiet WebSocket on which only the client speaks: an unsolicited pong every 10 s (RFC 6455
+    allows it as a one-way heartbeat; the server does not answer). Does client traffic alone
+    keep the proxy from cutting?"""
+    from websockets.sync.client import connect
+
+    try:
+        sock = connect_tunnel(proxy, server.addr) if proxy.forward else socket.create_connection(proxy.addr, timeout=10)
+        host = server.addr if proxy.forward else f"{proxy.addr[0]}:{proxy.addr[1]}"
+        ws = connect(f"ws://{host}/ws", sock=sock, ping_interval=None, close_timeout=1, open_timeout=10)
+    except Exception as e:  # noqa: BLE001 - any handshake failure is the finding
+        return {"ok": False, "why": f"{type(e).__name__}: {e}"}
+    t0 = time.time()
+    next_pong = t0 + 10
+    while True:
+        now = time.time()
+        if now - t0 >= window:
+            ws.close()
+            return {"ok": True, "cut_after_s": None}
+        if now >= next_pong:
+            try:
+                ws.pong(b"client")
+            except Exception:  # noqa: BLE001 - a closed connection shows in recv
+                pass
+            next_pong += 10
+        try:
+            ws.recv(timeout=min(1.0, max(0.05, next_pong - time.time())))
+        except TimeoutError:
+            continue
+        except Exception as e:  # noqa: BLE001 - the close is the finding
+            return {"ok": True, "cut_after_s": round(time.time() - t0, 1), "why": type(e).__name__}
+
+
 def publish(server, nonce, n):
     s = socket.create_connection(("127.0.0.1", server.port))
     body = json.dumps({"probe": nonce, "n": n}).encode()
@@ -416,6 +450,12 @@ def verdict(name, flavor, t, fn, quiet, beat, delivery):
             if at is not None:
                 held = b.get("ok") and b.get("cut_after_s") is None
                 notes.append(f"quiet for {at} s: cut" + ("; the 15 s heartbeat keeps it open" if held else ""))
+                if key == "ws" and "ws-client-pongs" in quiet:
+                    cp = quiet["ws-client-pongs"]
+                    if cp.get("cut_after_s") is not None:
+                        notes.append(f"client pongs every 10 s do not help (cut after {cp['cut_after_s']} s)")
+                    elif cp.get("ok"):
+                        notes.append("client pongs every 10 s alone keep it open")
                 setting = "heartbeat below %d s (feedlab: 15 s)" % int(at) if held else None
                 if not held:
                     return "breaks", "; ".join(notes + [f"cut after {b.get('cut_after_s')} s even with the 15 s heartbeat"])
@@ -488,6 +528,8 @@ def main():
                     proxies.append(p)
                     r = results.setdefault((name, flavor, label), {"version": p.version})
                     kinds = [("sse", probe_sse_idle), ("long-poll", probe_long_poll), ("ws", probe_ws_idle)]
+                    if label == "quiet":
+                        kinds.append(("ws-client-pongs", probe_ws_client_pongs))
                     if label == "delivery":
                         kinds = []
                     for kind, fn in kinds:

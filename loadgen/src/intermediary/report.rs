@@ -3,10 +3,9 @@
 //! long. A proxy's idle timeout shows as lifetimes bunched at one value (nginx's 60 s, HAProxy's
 //! 50 s), which is the figure an operator can act on.
 
-use crate::cli::Args;
-
-/// The warning for a phase's `lifetimes` (µs each) through `args.proxy`, or `None` without any.
-pub fn cuts(phase: usize, transport: &str, args: &Args, lifetimes: &[u64]) -> Option<String> {
+/// The warning for a phase's `lifetimes` (µs each) through `proxy` (as the report names it), or
+/// `None` without any.
+pub fn cuts(phase: usize, transport: &str, proxy: &str, lifetimes: &[u64]) -> Option<String> {
     if lifetimes.is_empty() {
         return None;
     }
@@ -27,9 +26,7 @@ pub fn cuts(phase: usize, transport: &str, args: &Args, lifetimes: &[u64]) -> Op
         String::new()
     };
     Some(format!(
-        "Phase {phase} ({transport}) through {} ({} configuration): {} working connection(s) or held request(s) ended, after {:.1} s median (min {:.1}, max {:.1}){what}.",
-        args.proxy.as_str(),
-        args.proxy_config.as_str(),
+        "Phase {phase} ({transport}) through {proxy}: {} working connection(s) or held request(s) ended, after {:.1} s median (min {:.1}, max {:.1}){what}.",
         s.len(),
         secs(median),
         secs(min),
@@ -43,15 +40,15 @@ mod tests {
 
     #[test]
     fn lifetimes_bunched_at_one_value_are_called_a_timeout() {
-        let args = Args::from_args(["--proxy", "haproxy"]).unwrap();
-        let w = cuts(0, "sse", &args, &[50_000_000, 50_010_000, 49_990_000]).unwrap();
+        let args = "haproxy (recommended configuration)";
+        let w = cuts(0, "sse", args, &[50_000_000, 50_010_000, 49_990_000]).unwrap();
         assert!(w.contains("3 working connection(s)"), "{w}");
         assert!(
             w.contains("after 50.0 s, the mark of an idle timeout"),
             "{w}"
         );
-        let spread = cuts(0, "sse", &args, &[1_000_000, 20_000_000, 50_000_000]).unwrap();
+        let spread = cuts(0, "sse", args, &[1_000_000, 20_000_000, 50_000_000]).unwrap();
         assert!(!spread.contains("idle timeout"), "{spread}");
-        assert!(cuts(0, "ws", &args, &[]).is_none());
+        assert!(cuts(0, "ws", args, &[]).is_none());
     }
 }

@@ -477,7 +477,13 @@ pub async fn run_phase(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
-            if let Some(w) = crate::intermediary::report::cuts(phase.index, name, args, &lifetimes)
+            let proxy = format!(
+                "{} ({} configuration)",
+                args.proxy.as_str(),
+                args.proxy_config.as_str()
+            );
+            if let Some(w) =
+                crate::intermediary::report::cuts(phase.index, name, &proxy, &lifetimes)
             {
                 warnings.push(w);
             }
