@@ -37,6 +37,11 @@ python3 -c 'import marionette_driver' 2>/dev/null || python3 -m pip install -q m
 echo "== format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The build loadgen/Cargo.toml promises: loadgen without the embedded server.
+cargo check -p loadgen --no-default-features --quiet
+
+echo "== import cycles (loadgen, feedlab-link, feedlab-report)"
+for src in loadgen/src link/src report/src; do python3 scripts/import_cycles.py "$src"; done
 
 echo "== Rust tests (server, loadgen)"
 cargo test --workspace

@@ -134,6 +134,8 @@ pub struct Accounting {
     pub echo: Counters,
     pub connections_accepted: AtomicU64,
     pub refused_connections: AtomicU64,
+    /// Requests refused on connections past `--max-new-connections-per-sec`.
+    pub refused_new_connections: AtomicU64,
     pub published: AtomicU64,
     /// Publishes by way up, in [`PUBLISH_WAYS`] order.
     pub publishes: [PublishCounters; 4],
@@ -154,6 +156,7 @@ impl Accounting {
             echo: Counters::default(),
             connections_accepted: AtomicU64::new(0),
             refused_connections: AtomicU64::new(0),
+            refused_new_connections: AtomicU64::new(0),
             published: AtomicU64::new(0),
             publishes: Default::default(),
             open_streams: AtomicI64::new(0),

@@ -1,5 +1,6 @@
-//! Every route in one place, and the two wrappers every response passes through: CORS (the same
-//! allow-list as the WebSocket `Origin` check) and byte accounting of response heads and bodies.
+//! Every route in one place, and the wrappers every request passes through: the refusal of
+//! connections past `--max-new-connections-per-sec`, CORS (the same allow-list as the WebSocket
+//! `Origin` check) and byte accounting of response heads and bodies.
 
 use actix_web::{
     body::{BodySize, MessageBody},
@@ -11,6 +12,7 @@ use std::future::Future;
 
 use crate::{
     accounting::{response_head_len, Meter, Uncompressed},
+    connection::OverRate,
     control,
     error::ApiError,
     publish,
@@ -70,6 +72,38 @@ async fn preflight(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         ))
         .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"))
         .finish())
+}
+
+/// Answers every request on a connection accepted past `--max-new-connections-per-sec`
+/// ([`OverRate`] in its connection data, set where it was accepted) with 503, a `Retry-After`
+/// drawn from `--new-connections-retry-after-min`..`-max`, and `Connection: close`; upgrades
+/// included, since a handshake is a request. Both servers hand such connections to actix-web, so
+/// this one answer serves every way in. `/healthz`, `/stats` and `/metrics` are still answered:
+/// monitoring must see an instance in a storm as alive, and see the refusals.
+pub fn admission<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+) -> futures_util::future::Either<std::future::Ready<Result<ServiceResponse<B>, Error>>, S::Future>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+{
+    use futures_util::future::Either;
+    let over = req.conn_data::<OverRate>().is_some()
+        && !matches!(req.path(), "/healthz" | "/stats" | "/metrics");
+    let state = req.app_data::<web::Data<AppState>>().filter(|_| over);
+    let Some(state) = state else {
+        return Either::Right(srv.call(req));
+    };
+    state
+        .accounting
+        .refused_new_connections
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let limit = &state.new_connections;
+    Either::Left(std::future::ready(Err(ApiError::NewConnectionRate {
+        per_sec: limit.per_sec(),
+        retry_after: limit.retry_after(),
+    }
+    .into())))
 }
 
 /// Adds `Access-Control-Allow-Origin` for allowed cross-site origins; foreign ones get no CORS

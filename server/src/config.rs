@@ -102,13 +102,16 @@ pub struct Config {
     #[arg(long, env = "FEEDLAB_MAX_WRITE_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024))]
     pub max_write_bytes: u64,
 
-    /// Interval of SSE comment heartbeats and WebSocket pings on a quiet connection. Keep it below
-    /// the idle timeout of every proxy in front of the server (nginx `proxy_read_timeout`: 60 s).
+    /// How long a streaming connection may go with nothing sent before it gets a heartbeat (an
+    /// SSE comment, a WebSocket ping); a busy connection gets none. Keep it below the idle
+    /// timeout of every proxy in front of the server (nginx `proxy_read_timeout` and AWS ALB:
+    /// 60 s).
     #[arg(long, env = "FEEDLAB_HEARTBEAT", default_value = "15s", value_parser = duration_in(Duration::from_millis(1), Duration::from_secs(3600)))]
     pub heartbeat: Duration,
 
-    /// A WebSocket client silent for this long (no pong, no message) is closed. Must exceed
-    /// `--heartbeat`, since the client's pongs answer our pings.
+    /// A WebSocket client that sends nothing (no pong, no other frame) for this long after the
+    /// first ping it has not answered is closed with 1008. Counted from that ping, not from the
+    /// client's last bytes, so a client that only listens to a busy feed is not cut.
     #[arg(long, env = "FEEDLAB_WS_CLIENT_TIMEOUT", default_value = "45s", value_parser = duration_in(Duration::from_millis(1), MAX_DURATION))]
     pub ws_client_timeout: Duration,
 
@@ -119,10 +122,6 @@ pub struct Config {
     /// Largest `timeout_ms` a long-poll may ask for; more is refused with 400.
     #[arg(long, env = "FEEDLAB_LONG_POLL_MAX", default_value = "120s", value_parser = duration_in(Duration::from_millis(1), MAX_DURATION))]
     pub long_poll_max: Duration,
-
-    /// `retry:` hint sent to SSE clients: how long EventSource waits before reconnecting.
-    #[arg(long, env = "FEEDLAB_SSE_RETRY", default_value = "1s", value_parser = duration_in(Duration::ZERO, MAX_DURATION))]
-    pub sse_retry: Duration,
 
     /// Origins (scheme://host[:port]) allowed to open WebSockets and read the HTTP transports
     /// cross-site, besides the server's own. Repeatable.
@@ -310,6 +309,43 @@ pub struct Config {
     #[arg(long, env = "FEEDLAB_SHUTDOWN_GRACE", default_value = "3s", value_parser = duration_in(Duration::ZERO, MAX_DURATION))]
     pub shutdown_grace: Duration,
 
+    // The reconnect-storm defences: a deploy or a crash drops every connection at once, and
+    // unless something spreads them out, every client comes back in the same second.
+    /// Shortest `retry:` hint an SSE stream gets; each stream's is drawn uniformly between this
+    /// and `--sse-retry-max`, so EventSource clients dropped together do not all come back
+    /// together.
+    #[arg(long, env = "FEEDLAB_SSE_RETRY_MIN", default_value = "1s", value_parser = duration_in(Duration::ZERO, MAX_DURATION))]
+    pub sse_retry_min: Duration,
+
+    /// Longest `retry:` hint an SSE stream gets (at least `--sse-retry-min`; equal: no jitter).
+    #[arg(long, env = "FEEDLAB_SSE_RETRY_MAX", default_value = "5s", value_parser = duration_in(Duration::ZERO, MAX_DURATION))]
+    pub sse_retry_max: Duration,
+
+    /// New connections accepted per second (a token bucket holding one second's worth); past
+    /// it every request on a new connection, upgrades included, gets 503 with a `Retry-After`
+    /// from `--new-connections-retry-after-min`..`-max` and the connection is closed
+    /// (`/healthz`, `/stats` and `/metrics` are still answered). Counts TCP connections, so a
+    /// kept-alive poller is charged once. 0 turns it off (the default: the right rate depends on
+    /// the machine and on how many instances share the clients).
+    #[arg(long, env = "FEEDLAB_MAX_NEW_CONNECTIONS_PER_SEC", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub max_new_connections_per_sec: u32,
+
+    /// Fewest whole seconds a `Retry-After` past `--max-new-connections-per-sec` says; each
+    /// refusal's is drawn uniformly up to `--new-connections-retry-after-max`.
+    #[arg(long, env = "FEEDLAB_NEW_CONNECTIONS_RETRY_AFTER_MIN", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub new_connections_retry_after_min: u64,
+
+    /// Most whole seconds a `Retry-After` past `--max-new-connections-per-sec` says.
+    #[arg(long, env = "FEEDLAB_NEW_CONNECTIONS_RETRY_AFTER_MAX", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub new_connections_retry_after_max: u64,
+
+    /// On SIGINT/SIGTERM, streams (SSE, WebSocket, held long-polls) are ended one by one at
+    /// times spread uniformly over this window instead of all at once, so their clients come
+    /// back spread out. At most `--shutdown-grace`; default: half of it (the other half is left
+    /// for close handshakes and requests in flight).
+    #[arg(long, env = "FEEDLAB_SHUTDOWN_DRAIN", value_parser = duration_in(Duration::ZERO, MAX_DURATION))]
+    pub shutdown_drain: Option<Duration>,
+
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `server=debug`. actix-http's
     /// connection dispatcher stays silent unless the filter names `actix_http` (it would log
     /// every WebSocket closed through actix-web as an error).
@@ -382,6 +418,11 @@ impl Config {
         self.max_lag.unwrap_or(self.retain / 2)
     }
 
+    /// `--shutdown-drain`, or half of `--shutdown-grace`.
+    pub fn shutdown_drain(&self) -> Duration {
+        self.shutdown_drain.unwrap_or(self.shutdown_grace / 2)
+    }
+
     /// Whether `--bind` serves TLS.
     pub fn tls(&self) -> bool {
         self.tls_cert.is_some() || self.tls_self_signed
@@ -389,13 +430,6 @@ impl Config {
 
     /// Checks relations between settings that clap cannot express.
     pub fn validate(&self) -> Result<(), String> {
-        if self.ws_client_timeout <= self.heartbeat {
-            return Err(format!(
-                "--ws-client-timeout ({}) must exceed --heartbeat ({})",
-                humantime::format_duration(self.ws_client_timeout),
-                humantime::format_duration(self.heartbeat)
-            ));
-        }
         if self.max_lag() >= self.retain {
             return Err(format!(
                 "--max-lag ({}) must be below --retain ({}), or a disconnected client could not resume",
@@ -405,6 +439,26 @@ impl Config {
         }
         if self.long_poll_timeout > self.long_poll_max {
             return Err("--long-poll-timeout must not exceed --long-poll-max".into());
+        }
+        if self.sse_retry_min > self.sse_retry_max {
+            return Err(format!(
+                "--sse-retry-min ({}) must not exceed --sse-retry-max ({})",
+                humantime::format_duration(self.sse_retry_min),
+                humantime::format_duration(self.sse_retry_max)
+            ));
+        }
+        if self.new_connections_retry_after_min > self.new_connections_retry_after_max {
+            return Err(format!(
+                "--new-connections-retry-after-min ({}) must not exceed --new-connections-retry-after-max ({})",
+                self.new_connections_retry_after_min, self.new_connections_retry_after_max
+            ));
+        }
+        if self.shutdown_drain() > self.shutdown_grace {
+            return Err(format!(
+                "--shutdown-drain ({}) must be between 0s and --shutdown-grace ({})",
+                humantime::format_duration(self.shutdown_drain()),
+                humantime::format_duration(self.shutdown_grace)
+            ));
         }
         Ok(())
     }
@@ -494,9 +548,44 @@ mod tests {
 
     #[test]
     fn rejects_inconsistent_timeouts() {
-        let c = Config::from_args(["--heartbeat", "10s", "--ws-client-timeout", "5s"]).unwrap();
-        assert!(c.validate().is_err());
         assert!(Config::from_args(["--rate", "-1"]).is_err());
+        let c =
+            Config::from_args(["--long-poll-timeout", "30s", "--long-poll-max", "10s"]).unwrap();
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn the_client_timeout_may_be_shorter_than_the_heartbeat() {
+        // It counts from a ping, so it needs no room for the quiet interval before one.
+        let c = Config::from_args(["--heartbeat", "30s", "--ws-client-timeout", "10s"]).unwrap();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn storm_defences_refuse_inverted_ranges_and_a_drain_past_the_grace() {
+        let c = Config::from_args::<_, &str>([]).unwrap();
+        assert_eq!(c.shutdown_drain(), c.shutdown_grace / 2);
+        assert_eq!(c.max_new_connections_per_sec, 0);
+        for bad in [
+            &["--sse-retry-min", "6s"][..],
+            &["--new-connections-retry-after-min", "11"],
+            &["--shutdown-grace", "2s", "--shutdown-drain", "3s"],
+        ] {
+            let err = Config::from_args(bad).unwrap().validate().unwrap_err();
+            assert!(err.contains("must"), "{bad:?}: {err}");
+        }
+        for bad in [
+            ["--new-connections-retry-after-min", "0"],
+            ["--new-connections-retry-after-max", "3601"],
+            ["--max-new-connections-per-sec", "-1"],
+            ["--shutdown-drain", "2days"],
+        ] {
+            assert!(Config::from_args(bad).is_err(), "{bad:?}");
+        }
+        Config::from_args(["--shutdown-grace", "0s"])
+            .unwrap()
+            .validate()
+            .unwrap();
     }
 
     #[test]

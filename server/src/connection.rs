@@ -5,6 +5,9 @@
 //! `--send-timeout`. That is the only way to let go of an SSE client that stopped reading: actix
 //! stops polling a response body while its write buffer is full, so no timer inside the stream
 //! would ever run.
+//!
+//! Also where a new connection is first seen, so the limit on new connections per second
+//! ([`NewConnections`]) is charged here, once per TCP (or TLS) connection, on either server.
 
 use std::{any::Any, time::Duration};
 
@@ -48,4 +51,93 @@ pub fn configure_tcp(tcp: &TcpStream, user_timeout: Duration) {
     let _ = sock.set_tcp_user_timeout(Some(user_timeout));
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let _ = user_timeout;
+}
+
+/// `--max-new-connections-per-sec`: a token bucket holding one second's worth of connections,
+/// refilled continuously, taken from once per accepted connection.
+///
+/// Written here rather than taken from `governor`, the well-kept rate-limiting crate, because it
+/// is not in the dependency tree and this needs one shared bucket and nothing else: a lock
+/// around two numbers, taken once per new connection (not per request or per event).
+#[derive(Debug)]
+pub struct NewConnections {
+    /// Tokens per second, and the bucket's size; 0: no limit.
+    per_sec: u32,
+    retry_after: std::ops::RangeInclusive<u64>,
+    bucket: parking_lot::Mutex<Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+/// In a refused connection's data (`HttpRequest::conn_data`): every request on it gets 503,
+/// but for the monitoring endpoints.
+#[derive(Debug, Clone, Copy)]
+pub struct OverRate;
+
+impl NewConnections {
+    pub fn new(config: &crate::Config) -> Self {
+        let per_sec = config.max_new_connections_per_sec;
+        Self {
+            per_sec,
+            retry_after: config.new_connections_retry_after_min
+                ..=config.new_connections_retry_after_max,
+            bucket: parking_lot::Mutex::new(Bucket {
+                tokens: f64::from(per_sec),
+                at: std::time::Instant::now(),
+            }),
+        }
+    }
+
+    /// Takes a token for a connection accepted now; `false`: past the rate, refuse it.
+    pub fn admit(&self) -> bool {
+        if self.per_sec == 0 {
+            return true;
+        }
+        let rate = f64::from(self.per_sec);
+        let now = std::time::Instant::now();
+        let mut b = self.bucket.lock();
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(rate);
+        b.at = now;
+        if b.tokens < 1.0 {
+            return false;
+        }
+        b.tokens -= 1.0;
+        true
+    }
+
+    /// The limit, for the refusal's reason.
+    pub fn per_sec(&self) -> u32 {
+        self.per_sec
+    }
+
+    /// A refusal's `Retry-After`, whole seconds drawn uniformly from the configured range, so
+    /// the refused do not all come back in the same second either.
+    pub fn retry_after(&self) -> u64 {
+        use rand::Rng as _;
+        rand::thread_rng().gen_range(self.retry_after.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_holds_one_seconds_worth_and_refills() {
+        let config =
+            crate::Config::from_args(["--max-new-connections-per-sec", "3"]).expect("settings");
+        let limit = NewConnections::new(&config);
+        assert_eq!((0..10).filter(|_| limit.admit()).count(), 3);
+        // A third of a second later (as if): one more token.
+        limit.bucket.lock().at -= Duration::from_millis(350);
+        assert!(limit.admit());
+        assert!(!limit.admit());
+        let off = NewConnections::new(&crate::Config::from_args::<_, &str>([]).unwrap());
+        assert!((0..10_000).all(|_| off.admit()));
+        assert!((0..100).all(|_| (1..=10).contains(&off.retry_after())));
+    }
 }

@@ -33,6 +33,8 @@ pub enum ApiError {
     BadControl(String),
     #[error("too many connections: {0}; retry later")]
     TooManyConnections(String),
+    #[error("too many new connections: more than {per_sec} a second (--max-new-connections-per-sec); retry in {retry_after} s")]
+    NewConnectionRate { per_sec: u32, retry_after: u64 },
     #[error("server is shutting down")]
     ShuttingDown,
     #[error("not found: {0}")]
@@ -71,7 +73,9 @@ impl ResponseError for ApiError {
             Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::ForbiddenOrigin(_) | Self::ControlDisabled => StatusCode::FORBIDDEN,
-            Self::TooManyConnections(_) | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyConnections(_) | Self::ShuttingDown | Self::NewConnectionRate { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Upstream(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -83,6 +87,11 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status_code());
         if matches!(self, Self::TooManyConnections(_) | Self::ShuttingDown) {
             res.insert_header(("Retry-After", "1"));
+        }
+        if let Self::NewConnectionRate { retry_after, .. } = self {
+            // The connection is refused as a whole: nothing more is read from it.
+            res.insert_header(("Retry-After", retry_after.to_string()))
+                .force_close();
         }
         if matches!(self, Self::UnsupportedEncoding(_)) {
             // RFC 9110 section 15.5.16: a 415 for a content coding says which are accepted.

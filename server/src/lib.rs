@@ -52,7 +52,8 @@ pub use transport::Transport;
 use crate::{state::AppState, ticker::Ticker};
 
 /// Serves on `listener` until `shutdown` resolves, then ends streams (SSE ends, long-polls
-/// return 503, WebSockets close with 1001) and waits up to `--shutdown-grace` for the rest.
+/// return 503, WebSockets close with 1001) one by one over `--shutdown-drain`
+/// ([`shutdown`]), and waits up to `--shutdown-grace` for the rest.
 ///
 /// # Errors
 /// Invalid settings, or a listener actix cannot serve on.
@@ -66,10 +67,11 @@ pub async fn run(
     let state = AppState::load(config.clone(), stop.clone()).await?;
     let ticker = tokio::spawn(Ticker::supervise(state.clone(), stop.clone()));
     let closer = {
-        let (feed, stop) = (state.feed.clone(), stop.clone());
+        let (state, stop) = (state.clone(), stop.clone());
         tokio::spawn(async move {
             stop.cancelled().await;
-            feed.close();
+            state.drain.begin();
+            state.feed.close();
         })
     };
     let tail = state.redis.clone().map(|redis| {
@@ -126,6 +128,7 @@ fn app(
         .configure(|cfg| app::configure(cfg, web_dir.as_deref()))
         .wrap_fn(app::cors)
         .wrap_fn(app::account)
+        .wrap_fn(app::admission)
 }
 
 /// actix-web's own server: every connection through actix-http (TLS, h2c, `--fast-path false`).
@@ -134,18 +137,22 @@ fn actix_web_server(
     config: &Config,
     state: &Arc<AppState>,
 ) -> anyhow::Result<actix_web::dev::Server> {
-    let accounting = state.accounting.clone();
+    let accepted = state.clone();
     let user_timeout = config.send_timeout;
     let factory_state = state.clone();
     let mut server = HttpServer::new(move || app(&factory_state))
-        .on_connect(move |conn, _| {
-            accounting
+        .on_connect(move |conn, data| {
+            accepted
+                .accounting
                 .connections_accepted
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             connection::configure(conn, user_timeout);
+            if !accepted.new_connections.admit() {
+                data.insert(connection::OverRate);
+            }
         })
         .disable_signals()
-        .shutdown_timeout(config.shutdown_grace.as_secs().max(1))
+        .shutdown_timeout(grace_secs(config))
         .max_connections(config.max_connections.saturating_add(1_024))
         .client_request_timeout(config.request_timeout)
         .tls_handshake_timeout(config.request_timeout)
@@ -177,7 +184,7 @@ fn fast_path_server(
     use actix_service::{map_config, IntoServiceFactory as _, ServiceFactoryExt as _};
     let mut builder = actix_server::Server::build()
         .disable_signals()
-        .shutdown_timeout(config.shutdown_grace.as_secs().max(1))
+        .shutdown_timeout(grace_secs(config))
         .max_concurrent_connections(config.max_connections.saturating_add(1_024));
     if let Some(workers) = config.workers {
         builder = builder.workers(workers.max(1));
@@ -187,31 +194,53 @@ fn fast_path_server(
     let (config, state) = (config.clone(), state.clone());
     let builder = builder
         .listen("feedlab", listener, move || {
-            let signal = graceful.clone();
-            let http = actix_http::HttpService::build()
-                .graceful_shutdown_signal(move || {
-                    let signal = signal.clone();
-                    async move { signal.notified().await }
-                })
-                .keep_alive(config.keep_alive)
-                .client_request_timeout(config.request_timeout)
-                .client_disconnect_timeout(config.close_timeout)
-                .h1_write_buffer_size(config.max_write_bytes as usize)
-                .local_addr(addr)
-                .finish(map_config(
-                    app(&state)
-                        .into_factory()
-                        .map_err(|err| err.error_response()),
-                    |_| actix_web::dev::AppConfig::default(),
-                ))
-                .tcp();
+            // actix-http for the connections the fast path leaves to it, and the same for those
+            // accepted past `--max-new-connections-per-sec`, marked so every request on them is
+            // refused (`app::admission`).
+            let http = |over_rate: bool| {
+                let signal = graceful.clone();
+                let builder = actix_http::HttpService::build()
+                    .graceful_shutdown_signal(move || {
+                        let signal = signal.clone();
+                        async move { signal.notified().await }
+                    })
+                    .keep_alive(config.keep_alive)
+                    .client_request_timeout(config.request_timeout)
+                    .client_disconnect_timeout(config.close_timeout)
+                    .h1_write_buffer_size(config.max_write_bytes as usize)
+                    .local_addr(addr);
+                // Only there: connection data costs every connection an allocation.
+                let builder = if over_rate {
+                    builder.on_connect_ext(|_, data| {
+                        data.insert(connection::OverRate);
+                    })
+                } else {
+                    builder
+                };
+                builder
+                    .finish(map_config(
+                        app(&state)
+                            .into_factory()
+                            .map_err(|err| err.error_response()),
+                        |_| actix_web::dev::AppConfig::default(),
+                    ))
+                    .tcp()
+            };
             fast_path::FrontDoor {
-                http,
+                http: http(false),
+                over_rate: http(true),
                 state: state.clone(),
             }
         })
         .context("serving on the listener")?;
     Ok(builder.run())
+}
+
+/// `--shutdown-grace` in whole seconds for actix-server, rounded up (so a drain of all of it is
+/// not cut short), at least 1.
+fn grace_secs(config: &Config) -> u64 {
+    let grace = config.shutdown_grace;
+    (grace.as_secs() + u64::from(grace.subsec_nanos() > 0)).max(1)
 }
 
 /// What `server` does: parse nothing (the caller did), log, bind, print the URLs, serve until

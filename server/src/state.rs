@@ -29,6 +29,10 @@ pub struct AppState {
     pub started: std::time::Instant,
     /// `--redis`: the shared feed this instance publishes to and tails.
     pub redis: Option<Arc<RedisFeed>>,
+    /// `--shutdown-drain`: when each stream is ended once the server stops.
+    pub drain: crate::shutdown::Drain,
+    /// `--max-new-connections-per-sec`.
+    pub new_connections: crate::connection::NewConnections,
 }
 
 impl AppState {
@@ -88,6 +92,8 @@ impl AppState {
             stop,
             started: std::time::Instant::now(),
             redis,
+            drain: crate::shutdown::Drain::new(config.shutdown_drain()),
+            new_connections: crate::connection::NewConnections::new(&config),
             config,
         })
     }

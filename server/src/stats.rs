@@ -46,6 +46,7 @@ pub fn snapshot(state: &AppState) -> serde_json::Value {
             "accepted": a.connections_accepted.load(Relaxed),
             "open_streams": a.open_streams.load(Relaxed),
             "refused": a.refused_connections.load(Relaxed),
+            "refused_new_per_sec": a.refused_new_connections.load(Relaxed),
             "max": state.config.max_connections,
         },
         "process": process::usage(),
@@ -140,7 +141,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         &|c| c.messages_received as f64,
     );
     let p = process::usage();
-    let scalars: [(&str, &str, &str, f64); 8] = [
+    let scalars: [(&str, &str, &str, f64); 9] = [
         (
             "feed_head_seq",
             "gauge",
@@ -164,6 +165,12 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             "counter",
             "Connections refused past --max-connections.",
             a.refused_connections.load(Relaxed) as f64,
+        ),
+        (
+            "connections_refused_new_per_sec_total",
+            "counter",
+            "Requests refused on new connections past --max-new-connections-per-sec.",
+            a.refused_new_connections.load(Relaxed) as f64,
         ),
         (
             "process_cpu_user_seconds_total",

@@ -5,6 +5,7 @@
 mod binary;
 mod chaos;
 mod compression;
+mod decide;
 mod deps;
 mod end_to_end;
 mod fake_server;
@@ -14,7 +15,5 @@ mod nchan;
 mod network;
 mod nginx;
 mod proxy_timeout;
-mod readme;
-mod schema;
 mod talk_back;
 mod tls_http2;

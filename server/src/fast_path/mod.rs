@@ -89,8 +89,12 @@ enum Then {
 }
 
 /// Wraps actix-http's TCP service: each connection is peeked at, then served here or by `http`.
+/// A connection accepted past `--max-new-connections-per-sec` goes to `over_rate` instead,
+/// unpeeked: actix-http marked so that every request on it is refused
+/// ([`crate::app::admission`]), the same answer the actix-web server gives.
 pub struct FrontDoor<F> {
     pub http: F,
+    pub over_rate: F,
     pub state: Arc<AppState>,
 }
 
@@ -110,10 +114,12 @@ where
 
     fn new_service(&self, _: ()) -> Self::Future {
         let http = self.http.new_service(());
+        let over_rate = self.over_rate.new_service(());
         let state = self.state.clone();
         Box::pin(async move {
             Ok(FrontDoorService {
                 http: Rc::new(http.await?),
+                over_rate: Rc::new(over_rate.await?),
                 state,
             })
         })
@@ -122,6 +128,7 @@ where
 
 pub struct FrontDoorService<S> {
     http: Rc<S>,
+    over_rate: Rc<S>,
     state: Arc<AppState>,
 }
 
@@ -138,12 +145,26 @@ where
         &self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.http.poll_ready(cx)
+        match self.http.poll_ready(cx) {
+            std::task::Poll::Ready(Ok(())) => self.over_rate.poll_ready(cx),
+            other => other,
+        }
     }
 
     fn call(&self, io: TcpStream) -> Self::Future {
         let http = self.http.clone();
         let state = self.state.clone();
+        if !state.new_connections.admit() {
+            let over_rate = self.over_rate.clone();
+            return Box::pin(async move {
+                state
+                    .accounting
+                    .connections_accepted
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                crate::connection::configure_tcp(&io, state.config.send_timeout);
+                over_rate.call(io).await
+            });
+        }
         Box::pin(async move {
             state
                 .accounting

@@ -13,7 +13,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{metered, start_cursor, FeedQuery, PollAnswer, Transport};
 use crate::{
-    accounting::Meter, compress::HttpGzip, error::ApiError, incoming::Incoming, state::AppState,
+    accounting::Meter, compress::HttpGzip, error::ApiError, incoming::Incoming, shutdown::Turn,
+    state::AppState,
 };
 
 pub async fn handler(
@@ -50,7 +51,7 @@ pub fn check(req: &impl Incoming, state: &AppState) -> Result<(FeedQuery, Durati
 }
 
 /// Waits up to `hold` for events after `cursor`: the batch once there is one, `204` when the
-/// hold passes first, [`ApiError::ShuttingDown`] when the server stops. Counted on `meter`;
+/// hold passes first, [`ApiError::ShuttingDown`] at its turn once the server stops. Counted on `meter`;
 /// the batch coded as `coding` (what the request accepts) allows.
 pub async fn wait(
     state: &AppState,
@@ -62,14 +63,19 @@ pub async fn wait(
     // Subscribe before reading, so an event published in between still wakes us.
     let mut head = state.feed.subscribe();
     let deadline = tokio::time::Instant::now() + hold;
+    // Shutdown answers it at its turn within `--shutdown-drain`, not with every other at once.
+    let mut turn = Turn::default();
     loop {
         let batch = state.feed.since(cursor, state.config.max_batch as usize)?;
         if !batch.events.is_empty() || batch.missed > 0 {
             meter.delivered(batch.events.len() as u64, 0);
             return Ok(PollAnswer::batch(&batch, coding, state));
         }
+        if turn.due(state) {
+            return Err(ApiError::ShuttingDown);
+        }
         tokio::select! {
-            _ = state.stop.cancelled() => return Err(ApiError::ShuttingDown),
+            () = turn.wait() => {}
             _ = tokio::time::sleep_until(deadline) => {
                 meter.empty_response();
                 return Ok(PollAnswer::nothing());

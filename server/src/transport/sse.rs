@@ -26,6 +26,7 @@ use crate::{
     event::Event,
     feed::LagLimit,
     incoming::Incoming,
+    shutdown::Turn,
     state::AppState,
 };
 
@@ -197,6 +198,8 @@ pub(crate) struct Stream {
     /// Hand out a lone event as its ready-made HTTP/1.1 chunk (the fast path frames nothing
     /// itself then); actix-web frames chunks on its own.
     preframed: bool,
+    /// When the response ends once the server stops (`--shutdown-drain`).
+    turn: Turn,
     _open: OpenGuard,
 }
 
@@ -213,9 +216,16 @@ impl Stream {
         preframed: bool,
         gzip: Option<HttpGzip>,
     ) -> (Bytes, Self) {
+        // Each stream's own, between --sse-retry-min and --sse-retry-max: EventSource waits
+        // exactly this long, so one shared value would bring every dropped client back at once.
+        let retry = {
+            use rand::Rng as _;
+            let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            let config = &state.config;
+            rand::thread_rng().gen_range(ms(config.sse_retry_min)..=ms(config.sse_retry_max))
+        };
         let plain = Bytes::from(format!(
-            "retry: {}\n: feedlab sse, resuming after seq {cursor}\n\n",
-            state.config.sse_retry.as_millis()
+            "retry: {retry}\n: feedlab sse, resuming after seq {cursor}\n\n"
         ));
         let backlog = state.feed.head() - cursor;
         let mut stream = Self {
@@ -229,6 +239,7 @@ impl Stream {
             ended: false,
             finished: false,
             preframed,
+            turn: Turn::default(),
             head: state.feed.subscribe(),
             heartbeat: Box::pin(tokio::time::sleep(state.config.heartbeat)),
             last_write: Instant::now(),
@@ -392,6 +403,11 @@ impl Stream {
             return Plain::End;
         }
         loop {
+            if self.turn.due(&self.state) {
+                // Shutdown, this stream's turn: the body ends cleanly, and EventSource
+                // resumes with Last-Event-ID (elsewhere, or after the restart).
+                return Plain::End;
+            }
             let config = &self.state.config;
             let Ok(batch) = self.state.feed.since_within(
                 self.cursor,
@@ -426,13 +442,11 @@ impl Stream {
                 };
             }
             let every = self.state.config.heartbeat;
-            if self.state.feed.is_closed() {
-                // Shutdown (the feed wakes every waiter when it closes).
-                return Plain::End;
-            }
             tokio::select! {
                 biased;
+                // Shutdown: the feed wakes every waiter when it closes, and the turn is drawn.
                 changed = self.head.changed() => if changed.is_err() { return Plain::Gone },
+                () = self.turn.wait() => {}
                 _ = &mut self.heartbeat => {
                     let due = self.last_write + every;
                     if due > Instant::now() {

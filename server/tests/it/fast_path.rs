@@ -83,7 +83,8 @@ fn head(response: &[u8]) -> String {
 }
 
 async fn with_events(args: &[&str]) -> TestServer {
-    let mut all = vec!["--retain", "100"];
+    // One `retry:` hint (1 s) for every stream, so that streams compare byte for byte.
+    let mut all = vec!["--retain", "100", "--sse-retry-max", "1s"];
     all.extend_from_slice(args);
     let srv = TestServer::start(&all);
     for i in 0..3 {

@@ -20,6 +20,7 @@ mod redis;
 mod shutdown;
 mod sse;
 mod stats;
+mod storm;
 mod timeouts;
 mod tls;
 mod ws;

@@ -44,7 +44,9 @@ every_way!(
     ws_echo_op_answers_with_the_same_message,
     malformed_messages_get_the_right_close_code,
     foreign_origin_is_refused_before_the_upgrade,
-    server_pings_and_closes_a_client_that_never_answers,
+    a_listener_silent_through_a_busy_feed_is_pinged_not_closed_when_it_goes_quiet,
+    no_pings_while_events_flow,
+    a_client_that_never_answers_is_closed_the_client_timeout_after_the_first_ping,
     echo_endpoint_returns_text_binary_and_fragmented_messages,
     python_websockets_client_follows_the_feed,
     a_token_less_session_must_authenticate_first,
@@ -216,35 +218,203 @@ async fn foreign_origin_is_refused_before_the_upgrade(way: Way) {
     }
 }
 
-async fn server_pings_and_closes_a_client_that_never_answers(way: Way) {
-    // A long --close-timeout keeps TCP open after the close frame, so reading late still works.
-    let srv = way.start(&[
-        "--heartbeat",
-        "100ms",
-        "--ws-client-timeout",
-        "400ms",
-        "--close-timeout",
-        "5s",
-    ]);
-    let mut ws = connect(&srv, "/ws").await;
-    // Not reading means tungstenite never answers the pings.
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    let mut saw_ping = false;
-    let closed = loop {
-        match tokio::time::timeout(LIMIT, ws.next())
-            .await
-            .expect("in time")
-        {
-            Some(Ok(Message::Ping(_))) => saw_ping = true,
-            Some(Ok(Message::Close(frame))) => break frame.expect("close code"),
-            Some(Ok(other)) => panic!("unexpected {other:?}"),
-            Some(Err(e)) => panic!("{e}"),
-            None => panic!("no close frame"),
+/// `--heartbeat` and `--ws-client-timeout` in the heartbeat tests: the defaults (15 s, 45 s)
+/// scaled down 50 times, so a scenario of minutes runs in seconds; the logic is the same.
+const BEAT: Duration = Duration::from_millis(300);
+const CLIENT_TIMEOUT: Duration = Duration::from_millis(900);
+const BEAT_ARGS: [&str; 4] = ["--heartbeat", "300ms", "--ws-client-timeout", "900ms"];
+
+/// Sets the server's ticker to `rate` events per second (0 stops it).
+pub async fn set_rate(srv: &TestServer, rate: u32) {
+    let req = hyper::Request::post(srv.url("/control"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(format!(
+            r#"{{"rate":{rate}}}"#
+        ))))
+        .unwrap();
+    let res = request_to(srv, req).await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+}
+
+/// What a WebSocket client saw while reading until `until`: events, and when each ping came.
+/// Reading is what makes tokio-tungstenite answer a ping, as a browser does by itself.
+#[derive(Default)]
+struct Seen {
+    events: usize,
+    pings: Vec<tokio::time::Instant>,
+    last_event: Option<tokio::time::Instant>,
+}
+
+async fn watch(ws: &mut Ws, until: tokio::time::Instant, seen: &mut Seen) {
+    loop {
+        let Ok(msg) = tokio::time::timeout_at(until, ws.next()).await else {
+            return;
+        };
+        match msg.expect("open").expect("no error") {
+            Message::Text(_) => {
+                seen.events += 1;
+                seen.last_event = Some(tokio::time::Instant::now());
+            }
+            Message::Ping(_) => seen.pings.push(tokio::time::Instant::now()),
+            other => panic!("unexpected {other:?}"),
         }
-    };
-    assert!(saw_ping);
-    assert_eq!(closed.code, CloseCode::Policy);
-    assert!(closed.reason.contains("pong"));
+    }
+}
+
+/// Issue #26's scenario (a client that only listens, on a feed busy for 60 s, then quiet), at
+/// [`BEAT`]'s scale: busy for more than three times `--ws-client-timeout`. The client sends
+/// nothing while the feed is busy, because nothing asks it to: it must not be closed for that
+/// silence when the feed goes quiet, but pinged, and kept once it answers.
+async fn a_listener_silent_through_a_busy_feed_is_pinged_not_closed_when_it_goes_quiet(way: Way) {
+    let srv = way.start(&BEAT_ARGS);
+    set_rate(&srv, 50).await;
+    let mut ws = connect(&srv, "/ws").await;
+    let mut busy = Seen::default();
+    watch(
+        &mut ws,
+        tokio::time::Instant::now() + CLIENT_TIMEOUT * 3 + BEAT,
+        &mut busy,
+    )
+    .await;
+    set_rate(&srv, 0).await;
+    assert!(
+        busy.events > 50,
+        "the feed was busy: {} events",
+        busy.events
+    );
+    assert_eq!(
+        busy.pings.len(),
+        0,
+        "no pings while busy, so the client had nothing to answer"
+    );
+    // Quiet now: the first ping comes one heartbeat after the last event, and the connection
+    // outlives several client timeouts, answering each ping.
+    let mut quiet = Seen::default();
+    watch(
+        &mut ws,
+        tokio::time::Instant::now() + CLIENT_TIMEOUT * 3,
+        &mut quiet,
+    )
+    .await;
+    let quiet_from = quiet.last_event.or(busy.last_event).expect("events");
+    let first = *quiet
+        .pings
+        .first()
+        .expect("pinged once the feed went quiet");
+    assert!(
+        first - quiet_from < BEAT + Duration::from_secs(1),
+        "first ping {:?} after the last event; --heartbeat is {BEAT:?}",
+        first - quiet_from
+    );
+    assert!(
+        quiet.pings.len() >= 3,
+        "pinged every heartbeat: {:?}",
+        quiet.pings
+    );
+    // Still open: the next event arrives.
+    publish(&srv, json!("still here")).await;
+    loop {
+        let msg = tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("in time");
+        match msg.expect("open after the quiet period").expect("no error") {
+            Message::Text(t) if t.contains("still here") => break,
+            Message::Text(_) | Message::Ping(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// A ping, like an SSE comment, goes out only on a quiet connection: events more often than
+/// `--heartbeat` leave no room for one.
+async fn no_pings_while_events_flow(way: Way) {
+    let srv = way.start(&BEAT_ARGS);
+    set_rate(&srv, 50).await;
+    let mut ws = connect(&srv, "/ws").await;
+    let mut seen = Seen::default();
+    watch(&mut ws, tokio::time::Instant::now() + BEAT * 6, &mut seen).await;
+    assert!(
+        seen.events > 30,
+        "the feed was busy: {} events",
+        seen.events
+    );
+    assert_eq!(seen.pings.len(), 0, "pings during {:?} of events", BEAT * 6);
+}
+
+/// Reads a raw WebSocket's frames without ever answering a ping (tokio-tungstenite would);
+/// returns when the first ping came and the close frame's time, code and reason.
+async fn never_answer(
+    srv: &TestServer,
+) -> (tokio::time::Instant, tokio::time::Instant, u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut io = open(srv.addr, srv.cert.as_deref().filter(|_| srv.tls)).await;
+    io.write_all(
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            srv.addr
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    let mut first_ping = None;
+    let mut upgraded = false;
+    loop {
+        let mut chunk = [0u8; 1024];
+        let n = tokio::time::timeout(LIMIT, io.read(&mut chunk))
+            .await
+            .expect("the server closes in time")
+            .expect("read");
+        assert!(n > 0, "connection ended without a close frame: {buf:?}");
+        let now = tokio::time::Instant::now();
+        buf.extend_from_slice(&chunk[..n]);
+        if !upgraded {
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+            buf.drain(..end + 4);
+            upgraded = true;
+        }
+        // The server's frames are unmasked and short here: pings (0x89) and a close (0x88).
+        while buf.len() >= 2 && buf.len() >= 2 + usize::from(buf[1] & 0x7f) {
+            let len = usize::from(buf[1] & 0x7f);
+            assert!(len < 126, "a short control frame: {buf:?}");
+            let frame: Vec<u8> = buf.drain(..2 + len).collect();
+            match frame[0] {
+                0x89 => {
+                    first_ping.get_or_insert(now);
+                }
+                0x88 => {
+                    let code = u16::from_be_bytes([frame[2], frame[3]]);
+                    let reason = String::from_utf8_lossy(&frame[4..]).into_owned();
+                    return (first_ping.expect("pinged first"), now, code, reason);
+                }
+                other => panic!("unexpected frame 0x{other:x}"),
+            }
+        }
+    }
+}
+
+/// A client that never answers is closed with 1008 `--ws-client-timeout` after the first ping
+/// it left unanswered: not earlier, and not later for the pings that followed.
+async fn a_client_that_never_answers_is_closed_the_client_timeout_after_the_first_ping(way: Way) {
+    let srv = way.start(&BEAT_ARGS);
+    let (first_ping, closed, code, reason) = never_answer(&srv).await;
+    let after = closed - first_ping;
+    assert_eq!(code, 1008, "{reason}");
+    assert!(
+        reason.contains("no pong within --ws-client-timeout"),
+        "{reason:?}"
+    );
+    assert!(
+        after >= CLIENT_TIMEOUT - Duration::from_millis(100)
+            && after < CLIENT_TIMEOUT + Duration::from_secs(1),
+        "closed {after:?} after the first ping; --ws-client-timeout is {CLIENT_TIMEOUT:?}"
+    );
 }
 
 async fn echo_endpoint_returns_text_binary_and_fragmented_messages(way: Way) {

@@ -13,6 +13,13 @@
 //! connection is closed within `--close-timeout`. With permessage-deflate agreed, events go out
 //! as their shared compressed frames or through the connection's own compressor
 //! ([`super::deflate`]); control frames and the session's own short replies go out as they are.
+//!
+//! Heartbeats follow one policy with SSE's comments ([`crate::transport::sse`]): a ping goes out
+//! only when nothing has been sent for `--heartbeat`, since any bytes reset a proxy's idle
+//! timer, and a ping on a busy connection would only add cost to the transport being measured. A busy connection's dead client is found by its writes instead: they back up until
+//! `--send-timeout` (or `--max-lag`) lets it go. The silent-client timeout counts from the
+//! first ping not yet answered, never from the client's last bytes: a client that only listens
+//! sends nothing while the feed is busy, and that silence says nothing about whether it is there.
 
 use std::{io, sync::Arc, time::Duration};
 
@@ -86,6 +93,7 @@ enum End {
 pub(crate) async fn serve<W: Wire>(wire: W, mode: Mode, state: Arc<AppState>, pending: BytesMut) {
     let agreed = mode.deflate().copied();
     let mut session = Session {
+        last_write: Instant::now(),
         decoder: Decoder::new(state.config.ws_max_message_bytes).inflating(agreed.is_some()),
         deflater: agreed.map(Deflater::new),
         inbound: pending,
@@ -122,6 +130,8 @@ struct Session<W> {
     deflater: Option<Deflater>,
     /// Bytes read and not yet decoded; released whenever empty, so an idle session holds none.
     inbound: BytesMut,
+    /// When the last write to the client completed: a ping is due `--heartbeat` after it.
+    last_write: Instant,
 }
 
 impl<W: Wire> Session<W> {
@@ -144,14 +154,19 @@ impl<W: Wire> Session<W> {
         let state = self.state.clone();
         let config = &state.config;
         let mut head = state.feed.subscribe();
-        let mut heartbeat =
-            tokio::time::interval_at(Instant::now() + config.heartbeat, config.heartbeat);
+        // One timer for the next ping and the silent-client deadline, whichever is sooner. It is
+        // moved on lazily, when it fires, not on every write (as SSE's is).
+        let mut heartbeat = Box::pin(tokio::time::sleep_until(self.last_write + config.heartbeat));
         // Boxed, and only while it matters: a timer is big, and an idle session is mostly this
         // future.
         let mut auth_deadline =
             must_authenticate.then(|| Box::pin(tokio::time::sleep(config.request_timeout)));
-        let mut last_heard = Instant::now();
+        // When the first ping the client has not answered went out. Anything the client sends
+        // answers it: a pong (every browser sends one by itself), or any other frame or part of
+        // one, since bytes arriving show that the client and the way to it are alive.
+        let mut unanswered: Option<Instant> = None;
         let lag = LagLimit::new(config.max_lag(), state.feed.head().saturating_sub(cursor));
+        let mut turn = crate::shutdown::Turn::default();
         loop {
             loop {
                 match self.next_msg() {
@@ -177,14 +192,16 @@ impl<W: Wire> Session<W> {
                 }
             }
             // Shutdown: the feed wakes every waiter when it closes (no shutdown future per
-            // pass, whose polls would all take one shared lock).
-            if state.feed.is_closed() {
+            // pass, whose polls would all take one shared lock); the session closes at its
+            // turn within --shutdown-drain.
+            if turn.due(&state) {
                 return End::Close(Some(shutting_down()));
             }
             tokio::select! {
                 biased;
+                () = turn.wait() => {}
                 read = self.wire.read(&mut self.inbound) => match read {
-                    Ok(true) => last_heard = Instant::now(),
+                    Ok(true) => unanswered = None,
                     Ok(false) | Err(_) => return End::Gone,
                 },
                 changed = head.changed() => {
@@ -192,17 +209,25 @@ impl<W: Wire> Session<W> {
                         return End::Close(None);
                     }
                 }
-                _ = heartbeat.tick(), if !must_authenticate => {
-                    if last_heard.elapsed() > config.ws_client_timeout {
+                () = &mut heartbeat, if !must_authenticate => {
+                    let now = Instant::now();
+                    if unanswered.is_some_and(|since| now >= since + config.ws_client_timeout) {
                         return End::Close(Some(close(
                             CloseCode::Policy,
-                            "no pong within --ws-client-timeout".into(),
+                            "no pong within --ws-client-timeout of a ping".into(),
                         )));
                     }
-                    meter.bytes(ws_frame_len(0));
-                    if let Err(end) = self.send(&codec::ping()).await {
-                        return end;
+                    if now >= self.last_write + config.heartbeat {
+                        meter.bytes(ws_frame_len(0));
+                        if let Err(end) = self.send(&codec::ping()).await {
+                            return end;
+                        }
+                        unanswered.get_or_insert(now);
                     }
+                    let ping = self.last_write + config.heartbeat;
+                    let next = unanswered
+                        .map_or(ping, |since| ping.min(since + config.ws_client_timeout));
+                    heartbeat.as_mut().reset(next);
                 }
                 _ = async { auth_deadline.as_mut().expect("set while authenticating").await },
                     if must_authenticate =>
@@ -270,6 +295,7 @@ impl<W: Wire> Session<W> {
                 .write(&frames, config.send_timeout)
                 .await
                 .map_err(write_failed)?;
+            self.last_write = Instant::now();
             meter.delivered_as(batch.events.len() as u64, bytes as u64, plain as u64);
         }
         *cursor = batch.next;
@@ -392,7 +418,12 @@ impl<W: Wire> Session<W> {
 
     async fn send(&mut self, frame: &Bytes) -> Result<(), End> {
         let limit = self.state.config.send_timeout;
-        self.wire.write(&[frame], limit).await.map_err(write_failed)
+        self.wire
+            .write(&[frame], limit)
+            .await
+            .map_err(write_failed)?;
+        self.last_write = Instant::now();
+        Ok(())
     }
 
     /// The close handshake: our close frame, then (when we closed cleanly) the client's close

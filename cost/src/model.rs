@@ -1,0 +1,294 @@
+//! The committed cost model: what one session, one beat of a held connection, one delivery and
+//! one message up cost each transport, each measured in a window that holds only that cost.
+//!
+//! Why separate costs and not per-client-hour figures: a phase of a few seconds with its
+//! clients' connects and closes inside it, divided by its length, bills every connect as if it
+//! recurred every few seconds. A cost measured where it occurs composes into any session length,
+//! event rate and talk-back rate ([`crate::compose`]); the composition is checked against direct
+//! whole-session runs (`results/model/validation.md`).
+//!
+//! The file is JSON (`results/model/model.json`), written by `loadgen costs` and read by
+//! `loadgen decide` with no run: a format number guards against reading a model of another
+//! shape, and [`CostModel::check`] refuses one with a missing or unsound figure.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::measured::Measured;
+
+/// The shape of `model.json`; bumped when a field changes meaning.
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct CostModel {
+    pub format: u32,
+    /// Where and how the figures were made.
+    pub record: Record,
+    /// The server settings every figure was measured under (the beat intervals decide how
+    /// often a held connection costs anything).
+    pub settings: Settings,
+    /// One entry per transport and condition measured.
+    pub costs: Vec<TransportCosts>,
+}
+
+/// Provenance: a figure is current only beside the code and machine that made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Record {
+    /// `git rev-parse HEAD` of the tree that built the binaries.
+    pub commit: String,
+    /// Whether that tree had uncommitted changes.
+    pub dirty: bool,
+    /// Cargo profile of the binaries (`release`, `debug`).
+    pub profile: String,
+    pub cpu_model: String,
+    pub cores: u32,
+    pub kernel: String,
+    /// RFC 3339, UTC.
+    pub date: String,
+    /// The command that made it.
+    pub command: String,
+    /// How long the measurement took, s.
+    pub duration_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Settings {
+    /// `--heartbeat`: SSE comment and WebSocket ping on a connection quiet this long, s.
+    pub heartbeat_s: f64,
+    /// `--long-poll-timeout`: a held poll with nothing to say is answered after this, s.
+    pub long_poll_timeout_s: f64,
+    /// The short-poll client's interval, s.
+    pub poll_interval_s: f64,
+}
+
+/// The conditions a cost was measured under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Condition {
+    /// As a browser meets a production server: TLS, HTTP/2 for polls and SSE (WebSockets on
+    /// their own HTTP/1.1 connection), compression as browsers offer it, browser-sized
+    /// request heads.
+    Browser,
+    /// HTTP/1.1 without TLS or compression, minimal request heads.
+    PlainH1,
+}
+
+impl Condition {
+    pub const ALL: [Condition; 2] = [Condition::Browser, Condition::PlainH1];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Browser => "browser",
+            Self::PlainH1 => "plain-h1",
+        }
+    }
+}
+
+impl std::str::FromStr for Condition {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| format!("unknown condition {s:?}: one of browser, plain-h1"))
+    }
+}
+
+/// What makes a held connection cost something when no event flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum BeatKind {
+    /// SSE comment or WebSocket ping (and its pong), sent only on a connection quiet for the
+    /// interval.
+    Heartbeat,
+    /// A held long poll answered empty at its timeout and asked again, only when no event
+    /// answered it first.
+    Renewal,
+    /// A short poll, every interval whatever the feed does.
+    Poll,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct TransportCosts {
+    /// `short-poll`, `long-poll`, `sse`, `ws`.
+    pub transport: String,
+    pub condition: Condition,
+    /// Which serving path answered (`fast path`, `actix-web`): TLS and HTTP/2 are served by
+    /// actix-web.
+    pub served_by: String,
+    /// The network the figures were measured across (`loopback`, or a link profile).
+    pub network: String,
+    /// The payload kind of the deliveries (`ticker`, `chat`, `dashboard`, `padding`).
+    pub payload: String,
+    /// Mean bytes of an event's data at that payload, before any compression.
+    pub payload_bytes: f64,
+    /// How many interleaved repeats each figure holds.
+    pub repeats: u32,
+    /// Opening and closing one session (TCP, TLS, the upgrade or first request, the close).
+    pub session: Session,
+    /// One beat of a held connection (see [`BeatKind`]).
+    pub beat: Beat,
+    /// Server memory held per open connection, bytes (RSS growth over thousands).
+    pub memory_bytes: Measured,
+    /// One event to one client in steady state, at each measured rate and client count.
+    pub delivery: Vec<DeliveryPoint>,
+    /// One client message up, the transport's own way (WebSocket message; `POST /publish`
+    /// beside a stream or poll); absent when not measured.
+    pub message_up: Option<MessageUp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Session {
+    /// Server CPU per session, µs.
+    pub cpu_us: Measured,
+    pub bytes_up: Measured,
+    pub bytes_down: Measured,
+    /// IP packets both ways.
+    pub packets: Measured,
+    /// New TCP connections a session opens.
+    pub connections: f64,
+    /// Round trips before the first event can arrive (TCP, TLS, upgrade or request).
+    pub round_trips: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Beat {
+    pub kind: BeatKind,
+    /// The interval the beat was measured at, s (one of [`Settings`]'s).
+    pub interval_s: f64,
+    /// Server CPU per beat per connection, µs.
+    pub cpu_us: Measured,
+    pub bytes_up: Measured,
+    pub bytes_down: Measured,
+    pub packets: Measured,
+    /// HTTP requests per beat (1 for a poll or renewal, 0 for a heartbeat).
+    pub requests: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct DeliveryPoint {
+    /// Events per second on the feed.
+    pub rate_per_s: f64,
+    /// Clients the feed fanned out to.
+    pub clients: u64,
+    /// Server CPU per delivery (one event to one client), µs.
+    pub cpu_us: Measured,
+    pub bytes_down: Measured,
+    pub bytes_up: Measured,
+    pub packets: Measured,
+    /// HTTP requests per delivery (a long poll's next request; 0 for streams).
+    pub requests: Measured,
+    /// p99 of publish → receipt over every delivery of the window, µs.
+    pub p99_us: Measured,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct MessageUp {
+    /// Server CPU per message, µs (receiving and acknowledging it, not fanning it out).
+    pub cpu_us: Measured,
+    pub bytes_up: Measured,
+    pub bytes_down: Measured,
+    pub packets: Measured,
+    /// HTTP requests per message (1 for a POST, 0 on the socket).
+    pub requests: f64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ModelError {
+    #[error(
+        "model format {found}, this loadgen reads format {FORMAT}: remake it with `loadgen costs`"
+    )]
+    Format { found: u32 },
+    #[error("{0}")]
+    Unsound(String),
+}
+
+impl CostModel {
+    /// Refuses a model that could not have been measured: a figure with no samples or a
+    /// non-finite one, a transport with no delivery point, a beat interval of zero.
+    pub fn check(&self) -> Result<(), ModelError> {
+        if self.format != FORMAT {
+            return Err(ModelError::Format { found: self.format });
+        }
+        let bad = |what: &str, c: &TransportCosts| {
+            Err(ModelError::Unsound(format!(
+                "{} ({}): {what}",
+                c.transport,
+                c.condition.name()
+            )))
+        };
+        for c in &self.costs {
+            if c.delivery.is_empty() {
+                return bad("no delivery point", c);
+            }
+            if c.beat.interval_s.is_nan() || c.beat.interval_s <= 0.0 {
+                return bad("beat interval is not positive", c);
+            }
+            let mut figures: Vec<(&str, &Measured)> = vec![
+                ("session CPU", &c.session.cpu_us),
+                ("session bytes up", &c.session.bytes_up),
+                ("session bytes down", &c.session.bytes_down),
+                ("session packets", &c.session.packets),
+                ("beat CPU", &c.beat.cpu_us),
+                ("beat bytes up", &c.beat.bytes_up),
+                ("beat bytes down", &c.beat.bytes_down),
+                ("beat packets", &c.beat.packets),
+                ("memory", &c.memory_bytes),
+            ];
+            for d in &c.delivery {
+                figures.extend([
+                    ("delivery CPU", &d.cpu_us),
+                    ("delivery bytes down", &d.bytes_down),
+                    ("delivery bytes up", &d.bytes_up),
+                    ("delivery packets", &d.packets),
+                    ("delivery requests", &d.requests),
+                    ("delivery p99", &d.p99_us),
+                ]);
+            }
+            if let Some(m) = &c.message_up {
+                figures.extend([
+                    ("message CPU", &m.cpu_us),
+                    ("message bytes up", &m.bytes_up),
+                    ("message bytes down", &m.bytes_down),
+                    ("message packets", &m.packets),
+                ]);
+            }
+            if let Some((what, _)) = figures.iter().find(|(_, m)| !m.is_sound()) {
+                return bad(&format!("{what} has no sound samples"), c);
+            }
+        }
+        Ok(())
+    }
+
+    /// The costs of `transport` under `condition`, if measured.
+    pub fn find(&self, transport: &str, condition: Condition) -> Option<&TransportCosts> {
+        self.costs
+            .iter()
+            .find(|c| c.transport == transport && c.condition == condition)
+    }
+
+    /// The transports measured under `condition`, in the model's order.
+    pub fn transports(&self, condition: Condition) -> Vec<&TransportCosts> {
+        self.costs
+            .iter()
+            .filter(|c| c.condition == condition)
+            .collect()
+    }
+
+    /// The most repeats any figure of `condition` holds: how many per-repeat bills compose.
+    pub fn repeats(&self, condition: Condition) -> usize {
+        self.transports(condition)
+            .iter()
+            .map(|c| c.repeats as usize)
+            .max()
+            .unwrap_or(0)
+    }
+}
