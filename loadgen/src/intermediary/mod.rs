@@ -27,7 +27,6 @@ use anyhow::Context as _;
 
 use crate::redis_proc::{find_binary, free_port};
 
-pub mod forward;
 pub mod report;
 
 /// How long an intermediary may take to accept connections (Varnish compiles its VCL with cc).

@@ -3,6 +3,7 @@
 //! to hyper over HTTP/1 or HTTP/2.
 
 pub mod counting;
+pub mod forward_proxy;
 pub mod http_version;
 pub mod tls;
 
@@ -296,7 +297,7 @@ async fn connect_via(
         };
         stream.set_nodelay(true)?;
         if target.forward_proxy.is_some() && tunnel {
-            crate::intermediary::forward::connect_tunnel(&mut stream, target).await?;
+            forward_proxy::connect_tunnel(&mut stream, target).await?;
         }
         Ok::<_, io::Error>(stream)
     };
