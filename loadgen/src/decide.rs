@@ -81,8 +81,11 @@ pub struct DecideArgs {
     #[arg(long, help_heading = "Output")]
     pub model: Option<PathBuf>,
     /// The answer as JSON.
-    #[arg(long, help_heading = "Output")]
+    #[arg(long, help_heading = "Output", conflicts_with = "markdown")]
     pub json: bool,
+    /// The named scenarios' answers as the Markdown table the README opens with.
+    #[arg(long, help_heading = "Output")]
+    pub markdown: bool,
 }
 
 fn parse_condition(s: &str) -> Result<Condition, String> {
@@ -207,11 +210,11 @@ pub fn run(args: &DecideArgs) -> anyhow::Result<String> {
             bail!("scenario {name} has no [workload] table: it is a sweep, not an application");
         };
         let a = one(&w)?;
-        return render(args.json, &[(name.clone(), a)], false);
+        return render(args, &[(name.clone(), a)], false);
     }
     if args.asks_a_workload() {
         let a = one(&args.flags_workload())?;
-        return render(args.json, &[("your workload".into(), a)], false);
+        return render(args, &[("your workload".into(), a)], false);
     }
     let mut answers = Vec::new();
     for name in scenario::names() {
@@ -220,10 +223,18 @@ pub fn run(args: &DecideArgs) -> anyhow::Result<String> {
             answers.push((name.to_string(), one(&w)?));
         }
     }
-    render(args.json, &answers, true)
+    render(args, &answers, true)
 }
 
-fn render(json: bool, answers: &[(String, Answer)], summary: bool) -> anyhow::Result<String> {
+fn render(
+    args: &DecideArgs,
+    answers: &[(String, Answer)],
+    summary: bool,
+) -> anyhow::Result<String> {
+    let json = args.json;
+    if args.markdown {
+        return Ok(markdown(answers));
+    }
     if json {
         let v: Vec<serde_json::Value> = answers
             .iter()
@@ -261,4 +272,72 @@ fn render(json: bool, answers: &[(String, Answer)], summary: bool) -> anyhow::Re
         );
     }
     Ok(out)
+}
+
+/// One row per answer: the pick (or the tie), the runner-up, the margin and what decided it,
+/// and the workload it answers for.
+fn markdown(answers: &[(String, Answer)]) -> String {
+    let mut out = String::from(
+        "| scenario | pick | runner-up | margin | decided by | workload |\n|---|---|---|---|---|---|\n",
+    );
+    for (name, a) in answers {
+        let leaders: Vec<&str> = a
+            .standings
+            .iter()
+            .filter(|s| s.rank == 1)
+            .map(|s| s.transport.as_str())
+            .collect();
+        let next = a.standings.iter().find(|s| s.rank > 1);
+        let (pick, runner_up, margin, decided) = if leaders.len() > 1 {
+            (
+                format!("tie: {}", leaders.join(", ")),
+                next.map_or("–".to_string(), |s| s.transport.clone()),
+                next.and_then(|s| s.decided_by.as_ref())
+                    .map_or("–".to_string(), margin),
+                next.and_then(|s| s.decided_by.as_ref())
+                    .map_or("nothing separates them".to_string(), |d| {
+                        format!("{} (for the runner-up)", d.criterion)
+                    }),
+            )
+        } else {
+            let d = next.and_then(|s| s.decided_by.as_ref());
+            (
+                leaders.first().copied().unwrap_or("–").to_string(),
+                next.map_or("–".to_string(), |s| s.transport.clone()),
+                d.map_or("–".to_string(), margin),
+                d.map_or("–".to_string(), |d| d.criterion.clone()),
+            )
+        };
+        let w = &a.workload;
+        out += &format!(
+            "| {name} | {pick} | {runner_up} | {margin} | {decided} | {} clients, {} sessions, {} events/h{}, {} |\n",
+            w.clients,
+            humantime::format_duration(std::time::Duration::from_secs_f64(w.session_s)),
+            w.events_per_hour,
+            if w.messages_per_hour > 0.0 {
+                format!(", {} messages/h up", w.messages_per_hour)
+            } else {
+                String::new()
+            },
+            w.condition.name(),
+        );
+    }
+    out
+}
+
+/// A decision's margin: how much more the lower-placed costs, or that it is over the budget.
+fn margin(d: &feedlab_cost::rank::Decision) -> String {
+    if d.criterion == "the latency budget" {
+        "over budget".into()
+    } else {
+        percent(d.margin)
+    }
+}
+
+fn percent(m: f64) -> String {
+    if m.is_infinite() {
+        "∞".into()
+    } else {
+        format!("{:.0}%", m * 100.0)
+    }
 }

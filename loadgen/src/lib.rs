@@ -42,6 +42,7 @@ pub mod link_tool;
 pub mod net;
 /// What an event carries: one implementation with the server's ticker, in `feedlab-wire`.
 pub use feedlab_wire::payload;
+pub mod intermediary;
 pub mod plan;
 pub mod probe;
 pub mod progress;

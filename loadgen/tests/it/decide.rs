@@ -173,6 +173,22 @@ fn without_a_workload_every_named_scenario_gets_one_line() {
 }
 
 #[test]
+fn markdown_gives_one_row_per_named_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(&dir);
+    let o = decide(&["--model", model.to_str().unwrap(), "--markdown"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let rows: Vec<&str> = t.lines().filter(|l| l.starts_with("| ")).collect();
+    assert_eq!(rows.len(), 1 + 5, "{t}");
+    assert!(rows[1].starts_with("| notifications | tie: "), "{t}");
+    assert!(
+        rows[1].contains("50000 clients, 20m sessions, 30 events/h, browser"),
+        "{t}"
+    );
+}
+
+#[test]
 fn json_gives_the_same_answer_as_data() {
     let dir = tempfile::tempdir().unwrap();
     let model = model_file(&dir);

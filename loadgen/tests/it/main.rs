@@ -11,6 +11,7 @@ mod deps;
 mod end_to_end;
 mod fake_server;
 mod idempotent_publish;
+mod intermediaries;
 mod nchan;
 mod network;
 mod nginx;
