@@ -27,7 +27,7 @@ impl Target {
             .iter()
             .position(|a| a == "--tls-write-cert")
             .map(|i| PathBuf::from(&all[i + 1]));
-        let process = ServerProcess::start(0, &all.iter().map(String::as_str).collect::<Vec<_>>());
+        let process = server_process(0, &all.iter().map(String::as_str).collect::<Vec<_>>());
         if let Some(cert) = &cert {
             let deadline = Instant::now() + LIMIT;
             while !cert.exists() {
@@ -53,7 +53,7 @@ impl Target {
 
     /// A WebSocket on `path`, upgraded by hand: the raw connection after the 101.
     async fn upgraded(&self, path: &str) -> Io {
-        let addr = self.process.addr.parse().unwrap();
+        let addr = self.process.addr;
         let mut io = open(addr, self.cert.as_deref()).await;
         let head = format!(
             "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

@@ -10,7 +10,7 @@ async fn long_poll_is_answered_as_soon_as_an_event_arrives() {
     let url = srv.url("/long-poll?since=0&timeout_ms=10000");
     let started = Instant::now();
     let waiting = tokio::spawn(async move { get(&url).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    stats_when(&srv, "the long poll is held", |s| open_streams(s) == 1).await;
     assert!(!waiting.is_finished(), "held while nothing is new");
     publish(&srv, json!("hello")).await;
     let res = waiting.await.unwrap();

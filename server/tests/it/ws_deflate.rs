@@ -389,7 +389,7 @@ async fn memory_per_connection_is_bounded_by_the_documented_figure() {
     /// WebSocket memory figure is a few KiB).
     const SESSION: u64 = 16 * 1024;
     for (form, bits) in [("context", 15u32), ("context", 10), ("shared", 15)] {
-        let server = ServerProcess::start(
+        let server = server_process(
             0,
             &[
                 "--rate",
@@ -403,7 +403,8 @@ async fn memory_per_connection_is_bounded_by_the_documented_figure() {
         let pid = server.child.id();
         let url = server.url("/publish");
         // Warm up: one connection and one event, so one-off costs are not counted.
-        let (mut io, _) = upgrade(&server.addr, "/ws", Some("permessage-deflate")).await;
+        let (mut io, _) =
+            upgrade(&server.addr.to_string(), "/ws", Some("permessage-deflate")).await;
         post(&url, json!(chat(0)).to_string()).await;
         read_frame(&mut io).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -411,7 +412,7 @@ async fn memory_per_connection_is_bounded_by_the_documented_figure() {
         let mut open = Vec::with_capacity(CONNECTIONS);
         for _ in 0..CONNECTIONS {
             open.push(
-                upgrade(&server.addr, "/ws", Some("permessage-deflate"))
+                upgrade(&server.addr.to_string(), "/ws", Some("permessage-deflate"))
                     .await
                     .0,
             );
