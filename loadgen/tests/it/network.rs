@@ -114,17 +114,31 @@ async fn the_rtt_across_the_link_is_the_one_set() {
     }
     rtts.sort_by(f64::total_cmp);
     let app = rtts[rtts.len() / 2];
+    let app_min = rtts[0];
     let kernel = tokio::task::spawn_blocking({
         let ns = link.client_namespace().to_owned();
         move || loadgen::link::tcp::rtt(&ns).unwrap().expect("one socket")
     })
     .await
     .unwrap();
-    eprintln!("connect {connect_ms:.1} ms, ping p50 {app:.1} ms, kernel {kernel:?}");
+    eprintln!(
+        "connect {connect_ms:.1} ms, ping p50 {app:.1} ms (min {app_min:.1}), kernel {kernel:?}"
+    );
+    // Nothing crosses faster than the RTT set. Above it, a single sample (the connect, the
+    // median) also carries the forwarder's scheduling on a busy machine, so the bound from
+    // above is on the least of the 20 pings and the kernel's min_rtt: those say the link
+    // itself adds the RTT set and no more, whatever else runs beside the test.
     let within = |v: f64| (95.0..=105.0).contains(&v);
-    assert!(within(connect_ms), "TCP connect took {connect_ms:.1} ms");
-    assert!(within(app), "ping p50 {app:.1} ms");
-    assert!(within(kernel.srtt_ms_p50), "kernel srtt {kernel:?}");
+    assert!(connect_ms >= 95.0, "TCP connect took {connect_ms:.1} ms");
+    assert!(
+        app >= 95.0 && within(app_min),
+        "ping p50 {app:.1} ms, min {app_min:.1} ms"
+    );
+    assert!(kernel.srtt_ms_p50 >= 95.0, "kernel srtt {kernel:?}");
+    assert!(
+        kernel.min_rtt_ms_p50.is_some_and(within),
+        "kernel min_rtt {kernel:?}"
+    );
     let snap = link.snapshot();
     assert_eq!(snap.down.dropped_by_loss + snap.up.dropped_by_loss, 0);
     assert!(snap.up.packets_carried >= 21, "{snap:?}");

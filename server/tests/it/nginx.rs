@@ -85,6 +85,7 @@ async fn quiet_lifetimes(heartbeat: &str) -> (Duration, Duration) {
         .await
         .unwrap();
     let ws_life = tokio::spawn(async move {
+        // How long the connection lives is what is measured: 4 s at most.
         let limit = tokio::time::sleep(Duration::from_secs(4));
         tokio::pin!(limit);
         loop {

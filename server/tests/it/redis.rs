@@ -60,6 +60,7 @@ async fn two_instances_serve_one_feed_and_survive_a_redis_restart() {
     let res = post(&a.url("/publish"), "\"while redis is down\"").await;
     assert_eq!(res.status, 503, "{}", String::from_utf8_lossy(&res.body));
     let _redis = Redis::start_on(port).expect("redis-server, which just ran");
+    // Polled until publishing works again (the instance reconnects on its own schedule).
     let mut seq = None;
     for _ in 0..100 {
         seq = try_publish(&a, json!("after restart")).await;
