@@ -80,6 +80,11 @@ trap summary EXIT
 echo "== format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The build loadgen/Cargo.toml promises: loadgen without the embedded server.
+cargo check -p loadgen --no-default-features --quiet
+
+echo "== import cycles (loadgen, feedlab-link, feedlab-report)"
+for src in loadgen/src link/src report/src; do python3 scripts/import_cycles.py "$src"; done
 
 echo "== Rust tests (server, loadgen)"
 cargo test --workspace

@@ -11,8 +11,8 @@
 //!     valgrind --tool=callgrind target/release/examples/ws_deflate_sizes --only context 1000
 
 use loadgen::{
+    client::publisher::body,
     payload::{Payload, PayloadKind},
-    publisher::body,
 };
 use server::{
     config::WsDeflate,

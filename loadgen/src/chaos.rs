@@ -91,7 +91,7 @@ impl FromStr for ChaosAt {
 impl fmt::Display for ChaosAt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Share(v) => write!(f, "{}%", crate::report::tables::num(v * 100.0)),
+            Self::Share(v) => write!(f, "{}%", feedlab_report::units::num(v * 100.0)),
             Self::After(d) => write!(f, "{}", humantime::format_duration(*d)),
         }
     }

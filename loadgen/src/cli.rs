@@ -4,11 +4,13 @@
 //! Lists (`--clients 10,100,1000`, `--rates 1,10,100`, `--http 1.1,1.0`) make a matrix; the plan
 //! ([`crate::plan`]) turns it into phases that run one after another.
 
-use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
+use std::{path::PathBuf, str::FromStr, time::Duration};
 
 use clap::{Parser, Subcommand};
 use feedlab_wire::Transport;
-use serde::{Deserialize, Serialize};
+
+/// Parsed here, defined in the network layer, which decides by it.
+pub use crate::net::HttpVersion;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -58,7 +60,7 @@ pub enum Command {
 pub struct LinkArgs {
     /// The link (a profile or figures, as for the run's --network; `none` is refused).
     #[arg(long = "network", default_value = "3g")]
-    pub network: crate::link::Network,
+    pub network: feedlab_link::Network,
 
     /// Loopback port the page is served on (0: a free one; the URL is printed).
     #[arg(long, default_value_t = 0)]
@@ -83,95 +85,21 @@ pub const MAX_REPEAT: u32 = 20;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Server to drive, e.g. http://127.0.0.1:8080 or https://host:8443 (local or remote).
-    /// Several (repeat the flag, or separate with commas) are instances of one feed: clients are
-    /// spread over them round-robin and fail over to the next one when their connection drops,
-    /// resuming from their last seq; so does the publisher. Without it, loadgen starts its own
-    /// `server` (see --spawn) on a free loopback port and stops it at the end.
-    #[arg(long = "url", env = "LOADGEN_URL", value_delimiter = ',')]
-    pub urls: Vec<url::Url>,
-
-    /// How many server instances loadgen starts (without --url). More than one share one feed
-    /// through Redis (--redis, or a `redis-server` loadgen starts on a free port), and clients
-    /// are spread over them as over several --url.
-    #[arg(long, env = "LOADGEN_SPAWN", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
-    pub spawn: u32,
-
-    /// Redis the spawned instances share their feed through (`redis://127.0.0.1:6379`); each run
-    /// uses a key prefix of its own. Default with --spawn 2 or more: a `redis-server` loadgen
-    /// starts on a free loopback port without persistence, and stops at the end.
-    #[arg(long, env = "LOADGEN_REDIS")]
-    pub redis: Option<String>,
-
-    /// Failure to inject into every phase (needs the servers loadgen starts): `kill-restart`
-    /// kills the server with SIGKILL and restarts it on the same port and data directory after
-    /// --chaos-outage (loadgen gives it a temporary `--data-dir` unless --server-arg names one);
-    /// `kill-one` kills one of several instances (--spawn 2 or more) for good; its clients and
-    /// the publisher fail over. Lost (acknowledged, never delivered) and duplicated events must
-    /// stay 0.
-    #[arg(long, env = "LOADGEN_CHAOS", default_value = "none")]
-    pub chaos: crate::chaos::ChaosKind,
-
-    /// When the kill happens, into each phase's publishing: a share (`40%`) of --duration or a
-    /// time (`8s`).
-    #[arg(long, env = "LOADGEN_CHAOS_AT", default_value = "40%")]
-    pub chaos_at: crate::chaos::ChaosAt,
-
-    /// With `--chaos kill-restart`: how long the server stays down before it is restarted.
-    #[arg(long, env = "LOADGEN_CHAOS_OUTAGE", default_value = "2s", value_parser = humantime::parse_duration)]
-    pub chaos_outage: Duration,
-
-    /// A reverse proxy loadgen starts between its clients and the servers: `nginx` (the
-    /// repository's deploy/nginx.conf, every instance an upstream), or `none`. Publishing goes
-    /// through it too; `/stats` is read from the servers directly.
-    #[arg(long, env = "LOADGEN_PROXY", default_value = "none")]
-    pub proxy: ProxyKind,
-
-    /// nginx's `proxy_read_timeout` with --proxy nginx: how long a proxied connection may stay
-    /// quiet before nginx cuts it (deploy/nginx.conf has 75s; a value below the server's
-    /// --heartbeat shows how each transport breaks).
-    #[arg(long, env = "LOADGEN_PROXY_READ_TIMEOUT", default_value = "75s", value_parser = humantime::parse_duration)]
-    pub proxy_read_timeout: Duration,
-
-    /// The nginx executable for --proxy nginx (default: `nginx` on PATH, else /usr/sbin/nginx).
-    #[arg(long, env = "LOADGEN_NGINX_BIN")]
-    pub nginx_bin: Option<PathBuf>,
-
-    /// PEM file of the CA (or self-signed certificate) to trust for an `https://` --url, instead
-    /// of the system's roots.
-    #[arg(long, env = "LOADGEN_CA")]
-    pub ca: Option<PathBuf>,
-
-    /// Accept any server certificate (`https://` --url). For tests on a trusted machine only:
-    /// anyone on the path could pretend to be the server.
-    #[arg(long, env = "LOADGEN_INSECURE", conflicts_with = "ca")]
-    pub insecure: bool,
-
-    /// TLS for the server loadgen starts: `off`, `on` (https/wss with a self-signed certificate
-    /// loadgen trusts), or `both` (every phase plain, then again over TLS, on two servers, for
-    /// the plain-vs-TLS comparison). With --url the URL's scheme decides.
-    #[arg(long, env = "LOADGEN_TLS", default_value = "off")]
-    pub tls: TlsMode,
-
-    /// Compression, offered as a browser offers it: `off` (nothing offered: results compare
-    /// with runs before this flag), `on` (WebSocket `permessage-deflate; client_max_window_bits`,
-    /// HTTP `Accept-Encoding: gzip, deflate, br`, and whatever the server picks is decoded), or
-    /// `both` (every phase without, then with, interleaved like --repeat; the report's
-    /// "Compression" table compares them).
-    #[arg(long, env = "LOADGEN_COMPRESSION", value_enum, default_value = "off")]
-    pub compression: crate::compression::CompressionMode,
-
-    /// Transports to drive: `all`, or a comma-separated list of short-poll, long-poll, sse, ws.
+    /// Run a named workload (repeatable, or comma-separated): notifications, dashboard, ticker,
+    /// `all`, or a scenario file (.toml). Each runs with its own flags, each with its reason;
+    /// a flag given here wins over the scenario's. Reports go to <out>/<scenario>/, and
+    /// <out>/decision.md opens with a recommendation per scenario.
     #[arg(
+        help_heading = "Workload",
         long,
-        env = "LOADGEN_TRANSPORTS",
-        value_delimiter = ',',
-        default_value = "all"
+        env = "LOADGEN_SCENARIO",
+        value_delimiter = ','
     )]
-    pub transports: Vec<TransportArg>,
+    pub scenario: Vec<String>,
 
     /// Concurrent clients per transport. A comma-separated list runs a sweep.
     #[arg(
+        help_heading = "Workload",
         long,
         env = "LOADGEN_CLIENTS",
         value_delimiter = ',',
@@ -180,15 +108,15 @@ pub struct Args {
     pub clients: Vec<u32>,
 
     /// How long loadgen publishes, per transport (humantime: `10s`, `2m`).
-    #[arg(long, env = "LOADGEN_DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(help_heading = "Workload", long, env = "LOADGEN_DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
 
     /// Events per second loadgen publishes (`POST /publish`); 0 measures idle connections.
-    #[arg(long, env = "LOADGEN_RATE", default_value_t = 20.0, value_parser = parse_rate)]
+    #[arg(help_heading = "Workload", long, env = "LOADGEN_RATE", default_value_t = 20.0, value_parser = parse_rate)]
     pub rate: f64,
 
     /// A sweep over publish rates, e.g. `1,10,100` (replaces --rate).
-    #[arg(long, env = "LOADGEN_RATES", value_delimiter = ',', value_parser = parse_rate)]
+    #[arg(help_heading = "Workload", long, env = "LOADGEN_RATES", value_delimiter = ',', value_parser = parse_rate)]
     pub rates: Vec<f64>,
 
     /// Messages per second each client publishes itself (0: clients only listen). Every client
@@ -196,34 +124,60 @@ pub struct Args {
     /// their socket, the others `POST /publish` (HTTP/1.1: a second keep-alive connection;
     /// HTTP/2: a stream on their own connection; HTTP/1.0: a connection per message). The
     /// report's `upstream` section says what each way up cost. `--rate` runs beside it.
-    #[arg(long, env = "LOADGEN_SEND_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    #[arg(help_heading = "Workload", long, env = "LOADGEN_SEND_RATE", default_value_t = 0.0, value_parser = parse_rate)]
     pub send_rate: f64,
-
-    /// What one vCPU costs per hour, USD: prices short polling's server CPU against a push
-    /// connection's memory in the report's memory-against-CPU crossover. Default: AWS Fargate,
-    /// Linux/x86, US East (N. Virginia).
-    #[arg(long, env = "LOADGEN_PRICE_VCPU_HOUR", default_value_t = crate::report::cost::FARGATE_VCPU_HOUR_USD, value_parser = parse_price)]
-    pub price_vcpu_hour: f64,
-
-    /// What one GiB of memory costs per hour, USD (the same crossover). Default: AWS Fargate,
-    /// Linux/x86, US East (N. Virginia), per GB-hour.
-    #[arg(long, env = "LOADGEN_PRICE_GIB_HOUR", default_value_t = crate::report::cost::FARGATE_GIB_HOUR_USD, value_parser = parse_price)]
-    pub price_gib_hour: f64,
-
-    /// Bytes of padding in each published event's `data`.
-    #[arg(long, env = "LOADGEN_PAYLOAD_BYTES", default_value_t = 100)]
-    pub payload_bytes: usize,
 
     /// What each event carries: `padding` (exactly --payload-bytes of `x`, the fan-out floor's
     /// payload), or JSON shaped like a real feed, varying from event to event and fixed by
     /// --seed: `tick` (a market tick, ~120 B), `chat` (a chat message, 60–200 B), `metrics` (a
     /// dashboard sample, ~230 B). --payload-bytes applies to padding only.
-    #[arg(long, env = "LOADGEN_PAYLOAD", value_enum, default_value = "padding")]
+    #[arg(
+        help_heading = "Workload",
+        long,
+        env = "LOADGEN_PAYLOAD",
+        value_enum,
+        default_value = "padding"
+    )]
     pub payload: crate::payload::PayloadKind,
 
-    /// Time between two short polls of one client (0: back to back, to find the ceiling).
-    #[arg(long, env = "LOADGEN_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
-    pub poll_interval: Duration,
+    /// Bytes of padding in each published event's `data`.
+    #[arg(
+        help_heading = "Workload",
+        long,
+        env = "LOADGEN_PAYLOAD_BYTES",
+        default_value_t = 100
+    )]
+    pub payload_bytes: usize,
+
+    /// Run every phase this many times, interleaved (all phases, then all again), so each figure
+    /// has a spread: the report gives the median and the range, and a conclusion ranks two
+    /// transports only when their ranges do not overlap. With 1 nothing is ranked.
+    #[arg(help_heading = "Workload", long, env = "LOADGEN_REPEAT", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=MAX_REPEAT as i64))]
+    pub repeat: u32,
+
+    /// Run the transports together on the same feed instead of one after another (server CPU
+    /// and memory can then not be attributed to one transport).
+    #[arg(help_heading = "Workload", long, env = "LOADGEN_CONCURRENT")]
+    pub concurrent: bool,
+
+    /// How long clients keep reading after the last publish (default: the larger of 1 s and
+    /// twice --poll-interval when short polling runs, else 1 s).
+    #[arg(help_heading = "Workload", long, env = "LOADGEN_DRAIN", value_parser = humantime::parse_duration)]
+    pub drain: Option<Duration>,
+
+    /// Seed of the random start offsets of the pollers (default: random, written in the report).
+    #[arg(help_heading = "Workload", long, env = "LOADGEN_SEED")]
+    pub seed: Option<u64>,
+
+    /// Transports to drive: `all`, or a comma-separated list of short-poll, long-poll, sse, ws.
+    #[arg(
+        help_heading = "Transports",
+        long,
+        env = "LOADGEN_TRANSPORTS",
+        value_delimiter = ',',
+        default_value = "all"
+    )]
+    pub transports: Vec<TransportArg>,
 
     /// HTTP versions for the HTTP transports: `1.1` keeps one connection per client alive,
     /// `1.0` opens a new TCP connection per request (polling only), `2` runs polling and SSE over
@@ -231,6 +185,7 @@ pub struct Args {
     /// http, for which the spawned server gets `--h2c`). The first is the headline; each further
     /// version adds a phase per transport it applies to. WebSockets always use 1.1.
     #[arg(
+        help_heading = "Transports",
         long,
         env = "LOADGEN_HTTP",
         value_delimiter = ',',
@@ -238,46 +193,99 @@ pub struct Args {
     )]
     pub http: Vec<HttpVersion>,
 
-    /// Report directory (default `results/<timestamp>/` in the workspace when run by cargo,
-    /// else in the current directory).
-    #[arg(long, env = "LOADGEN_OUT")]
-    pub out: Option<PathBuf>,
-
-    /// Seed of the random start offsets of the pollers (default: random, written in the report).
-    #[arg(long, env = "LOADGEN_SEED")]
-    pub seed: Option<u64>,
-
-    /// Run every phase this many times, interleaved (all phases, then all again), so each figure
-    /// has a spread: the report gives the median and the range, and a conclusion ranks two
-    /// transports only when their ranges do not overlap. With 1 nothing is ranked.
-    #[arg(long, env = "LOADGEN_REPEAT", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=MAX_REPEAT as i64))]
-    pub repeat: u32,
-
-    /// Run the transports together on the same feed instead of one after another (server CPU
-    /// and memory can then not be attributed to one transport).
-    #[arg(long, env = "LOADGEN_CONCURRENT")]
-    pub concurrent: bool,
+    /// Time between two short polls of one client (0: back to back, to find the ceiling).
+    #[arg(help_heading = "Transports", long, env = "LOADGEN_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
 
     /// `timeout_ms` of each long-poll request (the server's `--long-poll-max` bounds it).
-    #[arg(long, env = "LOADGEN_LONG_POLL_TIMEOUT", default_value = "25s", value_parser = humantime::parse_duration)]
+    #[arg(help_heading = "Transports", long, env = "LOADGEN_LONG_POLL_TIMEOUT", default_value = "25s", value_parser = humantime::parse_duration)]
     pub long_poll_timeout: Duration,
 
-    /// How long clients keep reading after the last publish (default: the larger of 1 s and
-    /// twice --poll-interval when short polling runs, else 1 s).
-    #[arg(long, env = "LOADGEN_DRAIN", value_parser = humantime::parse_duration)]
-    pub drain: Option<Duration>,
+    /// Compression, offered as a browser offers it: `off` (nothing offered: results compare
+    /// with runs before this flag), `on` (WebSocket `permessage-deflate; client_max_window_bits`,
+    /// HTTP `Accept-Encoding: gzip, deflate, br`, and whatever the server picks is decoded), or
+    /// `both` (every phase without, then with, interleaved like --repeat; the report's
+    /// "Compression" table compares them).
+    #[arg(
+        help_heading = "Transports",
+        long,
+        env = "LOADGEN_COMPRESSION",
+        value_enum,
+        default_value = "off"
+    )]
+    pub compression: crate::compression::CompressionMode,
+
+    /// TLS for the server loadgen starts: `off`, `on` (https/wss with a self-signed certificate
+    /// loadgen trusts), or `both` (every phase plain, then again over TLS, on two servers, for
+    /// the plain-vs-TLS comparison). With --url the URL's scheme decides.
+    #[arg(
+        help_heading = "Transports",
+        long,
+        env = "LOADGEN_TLS",
+        value_enum,
+        default_value = "off"
+    )]
+    pub tls: TlsMode,
+
+    /// PEM file of the CA (or self-signed certificate) to trust for an `https://` --url, instead
+    /// of the system's roots.
+    #[arg(help_heading = "Transports", long, env = "LOADGEN_CA")]
+    pub ca: Option<PathBuf>,
+
+    /// Accept any server certificate (`https://` --url). For tests on a trusted machine only:
+    /// anyone on the path could pretend to be the server.
+    #[arg(
+        help_heading = "Transports",
+        long,
+        env = "LOADGEN_INSECURE",
+        conflicts_with = "ca"
+    )]
+    pub insecure: bool,
+
+    /// The network between loadgen's clients and the server it starts: `none` (loopback), a
+    /// profile (`3g`, `lte`…), figures (`rtt=150ms,loss=1%,down=1.6mbit,up=750kbit`), or a
+    /// profile with changes (`3g,loss=2%`). Repeat the flag to run every phase on each network in
+    /// turn. An emulated link needs root, /dev/net/tun and iproute2 (see --help).
+    #[arg(
+        help_heading = "Network",
+        long = "network",
+        env = "LOADGEN_NETWORK",
+        value_delimiter = ';',
+        default_value = "none",
+        long_help = feedlab_link::spec::network_help()
+    )]
+    pub networks: Vec<feedlab_link::Network>,
 
     /// Spread client connections over this many source addresses 127.0.0.1, 127.0.0.2, … (only
     /// for a loopback target; 0: as many as the ephemeral port range needs).
-    #[arg(long, env = "LOADGEN_SOURCE_IPS", default_value_t = 0)]
+    #[arg(
+        help_heading = "Network",
+        long,
+        env = "LOADGEN_SOURCE_IPS",
+        default_value_t = 0
+    )]
     pub source_ips: u8,
 
-    /// Longest wait for all clients to connect before publishing starts.
-    #[arg(long, env = "LOADGEN_READY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
-    pub ready_timeout: Duration,
+    /// Server to drive, e.g. http://127.0.0.1:8080 or https://host:8443 (local or remote).
+    /// Several (repeat the flag, or separate with commas) are instances of one feed: clients are
+    /// spread over them round-robin and fail over to the next one when their connection drops,
+    /// resuming from their last seq; so does the publisher. Without it, loadgen starts its own
+    /// `server` (see --spawn) on a free loopback port and stops it at the end.
+    #[arg(
+        help_heading = "Servers and chaos",
+        long = "url",
+        env = "LOADGEN_URL",
+        value_delimiter = ','
+    )]
+    pub urls: Vec<url::Url>,
+
+    /// Server executable to spawn (default: `server` next to loadgen, else loadgen itself).
+    #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_SERVER_BIN")]
+    pub server_bin: Option<PathBuf>,
 
     /// Extra argument for the spawned server (repeatable), e.g. `--server-arg=--workers=2`.
     #[arg(
+        help_heading = "Servers and chaos",
         long = "server-arg",
         env = "LOADGEN_SERVER_ARGS",
         value_delimiter = ' ',
@@ -285,40 +293,97 @@ pub struct Args {
     )]
     pub server_args: Vec<String>,
 
-    /// Server executable to spawn (default: `server` next to loadgen, else loadgen itself).
-    #[arg(long, env = "LOADGEN_SERVER_BIN")]
-    pub server_bin: Option<PathBuf>,
+    /// How many server instances loadgen starts (without --url). More than one share one feed
+    /// through Redis (--redis, or a `redis-server` loadgen starts on a free port), and clients
+    /// are spread over them as over several --url.
+    #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_SPAWN", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub spawn: u32,
 
-    /// The network between loadgen's clients and the server it starts: `none` (loopback), a
-    /// profile (`3g`, `lte`…), figures (`rtt=150ms,loss=1%,down=1.6mbit,up=750kbit`), or a
-    /// profile with changes (`3g,loss=2%`). Repeat the flag to run every phase on each network in
-    /// turn. An emulated link needs root, /dev/net/tun and iproute2 (see --help).
+    /// Redis the spawned instances share their feed through (`redis://127.0.0.1:6379`); each run
+    /// uses a key prefix of its own. Default with --spawn 2 or more: a `redis-server` loadgen
+    /// starts on a free loopback port without persistence, and stops at the end.
+    #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_REDIS")]
+    pub redis: Option<String>,
+
+    /// Longest wait for all clients to connect before publishing starts.
+    #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_READY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub ready_timeout: Duration,
+
+    /// A reverse proxy loadgen starts between its clients and the servers: `nginx` (the
+    /// repository's deploy/nginx.conf, every instance an upstream), or `none`. Publishing goes
+    /// through it too; `/stats` is read from the servers directly.
     #[arg(
-        long = "network",
-        env = "LOADGEN_NETWORK",
-        value_delimiter = ';',
-        default_value = "none",
-        long_help = crate::link::spec::network_help()
+        help_heading = "Servers and chaos",
+        long,
+        env = "LOADGEN_PROXY",
+        default_value = "none"
     )]
-    pub networks: Vec<crate::link::Network>,
+    pub proxy: ProxyKind,
+
+    /// nginx's `proxy_read_timeout` with --proxy nginx: how long a proxied connection may stay
+    /// quiet before nginx cuts it (deploy/nginx.conf has 75s; a value below the server's
+    /// --heartbeat shows how each transport breaks).
+    #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_PROXY_READ_TIMEOUT", default_value = "75s", value_parser = humantime::parse_duration)]
+    pub proxy_read_timeout: Duration,
+
+    /// The nginx executable for --proxy nginx (default: `nginx` on PATH, else /usr/sbin/nginx).
+    #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_NGINX_BIN")]
+    pub nginx_bin: Option<PathBuf>,
+
+    /// Failure to inject into every phase (needs the servers loadgen starts): `kill-restart`
+    /// kills the server with SIGKILL and restarts it on the same port and data directory after
+    /// --chaos-outage (loadgen gives it a temporary `--data-dir` unless --server-arg names one);
+    /// `kill-one` kills one of several instances (--spawn 2 or more) for good; its clients and
+    /// the publisher fail over. Lost (acknowledged, never delivered) and duplicated events must
+    /// stay 0.
+    #[arg(
+        help_heading = "Servers and chaos",
+        long,
+        env = "LOADGEN_CHAOS",
+        default_value = "none"
+    )]
+    pub chaos: crate::chaos::ChaosKind,
+
+    /// When the kill happens, into each phase's publishing: a share (`40%`) of --duration or a
+    /// time (`8s`).
+    #[arg(
+        help_heading = "Servers and chaos",
+        long,
+        env = "LOADGEN_CHAOS_AT",
+        default_value = "40%"
+    )]
+    pub chaos_at: crate::chaos::ChaosAt,
+
+    /// With `--chaos kill-restart`: how long the server stays down before it is restarted.
+    #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_CHAOS_OUTAGE", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub chaos_outage: Duration,
+
+    #[command(flatten, next_help_heading = "Servers and chaos")]
+    pub target_args: TargetArgs,
+
+    /// Report directory (default `results/<timestamp>/` in the workspace when run by cargo,
+    /// else in the current directory).
+    #[arg(help_heading = "Output", long, env = "LOADGEN_OUT")]
+    pub out: Option<PathBuf>,
 
     /// No progress bars and no summary table.
-    #[arg(long, env = "LOADGEN_QUIET")]
+    #[arg(help_heading = "Output", long, env = "LOADGEN_QUIET")]
     pub quiet: bool,
 
-    /// Run a named workload (repeatable, or comma-separated): notifications, dashboard, ticker,
-    /// `all`, or a scenario file (.toml). Each runs with its own flags, each with its reason;
-    /// a flag given here wins over the scenario's. Reports go to <out>/<scenario>/, and
-    /// <out>/decision.md opens with a recommendation per scenario.
-    #[arg(long, env = "LOADGEN_SCENARIO", value_delimiter = ',')]
-    pub scenario: Vec<String>,
+    /// What one vCPU costs per hour, USD: prices short polling's server CPU against a push
+    /// connection's memory in the report's memory-against-CPU crossover. Default: AWS Fargate,
+    /// Linux/x86, US East (N. Virginia).
+    #[arg(help_heading = "Output", long, env = "LOADGEN_PRICE_VCPU_HOUR", default_value_t = feedlab_report::cost::FARGATE_VCPU_HOUR_USD, value_parser = parse_price)]
+    pub price_vcpu_hour: f64,
+
+    /// What one GiB of memory costs per hour, USD (the same crossover). Default: AWS Fargate,
+    /// Linux/x86, US East (N. Virginia), per GB-hour.
+    #[arg(help_heading = "Output", long, env = "LOADGEN_PRICE_GIB_HOUR", default_value_t = feedlab_report::cost::FARGATE_GIB_HOUR_USD, value_parser = parse_price)]
+    pub price_gib_hour: f64,
 
     /// Set by the scenario driver: the scenario this run is, for its report.
     #[arg(skip)]
     pub scenario_info: Option<crate::scenario::ScenarioInfo>,
-
-    #[command(flatten)]
-    pub target_args: crate::target::TargetArgs,
 }
 
 impl Args {
@@ -381,50 +446,6 @@ impl FromStr for TransportArg {
     }
 }
 
-/// `--http`: how the polling transports use TCP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum HttpVersion {
-    /// A new TCP connection per request (`HTTP/1.0` without keep-alive).
-    #[serde(rename = "1.0")]
-    Http10,
-    /// One keep-alive connection per client.
-    #[serde(rename = "1.1")]
-    Http11,
-    /// One HTTP/2 connection per client, each request (or SSE stream) a stream on it.
-    #[serde(rename = "2")]
-    Http2,
-}
-
-impl HttpVersion {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Http10 => "1.0",
-            Self::Http11 => "1.1",
-            Self::Http2 => "2",
-        }
-    }
-}
-
-impl fmt::Display for HttpVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for HttpVersion {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().trim_start_matches("HTTP/") {
-            "1.0" | "1" => Ok(Self::Http10),
-            "1.1" => Ok(Self::Http11),
-            "2" | "2.0" | "h2" | "h2c" => Ok(Self::Http2),
-            other => Err(format!(
-                "unknown HTTP version {other:?} (expected 1.0, 1.1 or 2)"
-            )),
-        }
-    }
-}
-
 /// `--proxy`: what stands between loadgen's clients and the servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProxyKind {
@@ -456,12 +477,15 @@ impl FromStr for ProxyKind {
 }
 
 /// `--tls`: whether the spawned server speaks TLS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum TlsMode {
     #[default]
+    #[value(alias = "false", alias = "no")]
     Off,
+    #[value(alias = "true", alias = "yes")]
     On,
     /// Plain, then TLS.
+    #[value(alias = "compare")]
     Both,
 }
 
@@ -471,20 +495,6 @@ impl TlsMode {
             Self::Off => "off",
             Self::On => "on",
             Self::Both => "both",
-        }
-    }
-}
-
-impl FromStr for TlsMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "off" | "false" | "no" => Ok(Self::Off),
-            "on" | "true" | "yes" => Ok(Self::On),
-            "both" | "compare" => Ok(Self::Both),
-            other => Err(format!(
-                "unknown --tls {other:?} (expected off, on or both)"
-            )),
         }
     }
 }
@@ -575,7 +585,7 @@ impl Args {
         if self
             .networks
             .iter()
-            .any(|n| *n != crate::link::Network::Loopback)
+            .any(|n| *n != feedlab_link::Network::Loopback)
         {
             if given {
                 return Err(
@@ -609,13 +619,13 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 }
 
 /// A price per hour, USD: more than 0 (a free resource would make every crossover 0 or
-/// infinite) and at most [`crate::report::cost::MAX_PRICE_PER_HOUR`].
+/// infinite) and at most [`feedlab_report::cost::MAX_PRICE_PER_HOUR`].
 fn parse_price(s: &str) -> Result<f64, String> {
     let p: f64 = s
         .trim()
         .parse()
         .map_err(|_| format!("{s:?} is not a number"))?;
-    let max = crate::report::cost::MAX_PRICE_PER_HOUR;
+    let max = feedlab_report::cost::MAX_PRICE_PER_HOUR;
     if !(p > 0.0 && p <= max) {
         return Err(format!(
             "a price per hour must be more than 0 and at most {max} USD"
@@ -624,9 +634,103 @@ fn parse_price(s: &str) -> Result<f64, String> {
     Ok(p)
 }
 
+/// The flags of the target adapters (flattened into loadgen's).
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
+    /// What serves --url: `feedlab` (the server or the floor) or `nchan` (nginx with the Nchan
+    /// module: one channel per phase, published and subscribed at the --nchan-* locations;
+    /// needs one --url and --http 1.1; no /stats, so loadgen's counts are not checked against
+    /// the server's and its CPU is not read).
+    #[arg(long, env = "LOADGEN_TARGET", default_value = "feedlab")]
+    pub target: crate::client::target::TargetKind,
+
+    /// With --target nchan: the `nchan_publisher` location; `{channel}` becomes the phase's
+    /// channel id.
+    #[arg(long, env = "LOADGEN_NCHAN_PUBLISH", default_value = "/pub/{channel}")]
+    pub nchan_publish: String,
+
+    /// With --target nchan: the `nchan_subscriber` location for WebSocket, EventSource and
+    /// long-poll (with `nchan_longpoll_multipart_response raw` a long poll may list several
+    /// messages, one per line).
+    #[arg(
+        long,
+        env = "LOADGEN_NCHAN_SUBSCRIBE",
+        default_value = "/sub/{channel}"
+    )]
+    pub nchan_subscribe: String,
+
+    /// With --target nchan: the `nchan_subscriber interval-poll` location, for short polling.
+    #[arg(long, env = "LOADGEN_NCHAN_POLL", default_value = "/poll/{channel}")]
+    pub nchan_poll: String,
+}
+
+impl TargetArgs {
+    /// Refuses what an adapter cannot do, saying why.
+    ///
+    /// # Errors
+    /// A message naming the flags.
+    pub fn check(&self, args: &Args) -> Result<(), String> {
+        if self.target == crate::client::target::TargetKind::Feedlab {
+            return Ok(());
+        }
+        if args.urls.len() != 1 {
+            return Err("--target nchan drives one running Nchan: give exactly one --url".into());
+        }
+        if args.urls[0].scheme() != "http" {
+            return Err("--target nchan: plain http:// only".into());
+        }
+        if args.http != [HttpVersion::Http11] {
+            return Err("--target nchan: pass --http 1.1 (the adapter keeps one HTTP/1.1 connection per client; 1.0 and 2 are not adapted)".into());
+        }
+        if args.chaos.is_on() || args.proxy != ProxyKind::None {
+            return Err("--target nchan: no --chaos or --proxy (they need feedlab servers)".into());
+        }
+        for (flag, path) in [
+            ("--nchan-publish", &self.nchan_publish),
+            ("--nchan-subscribe", &self.nchan_subscribe),
+            ("--nchan-poll", &self.nchan_poll),
+        ] {
+            if !path.starts_with('/') || !path.contains("{channel}") || path.contains('?') {
+                return Err(format!(
+                    "{flag} must be a path starting with / that contains {{channel}} and no query, got {path:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The adapter's locations, as `--nchan-*` give them.
+    pub fn nchan_locations(&self) -> crate::client::target::nchan::Locations {
+        crate::client::target::nchan::Locations {
+            publish: self.nchan_publish.clone(),
+            subscribe: self.nchan_subscribe.clone(),
+            poll: self.nchan_poll.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn target_floor_is_refused_with_the_way_to_run_the_floor() {
+        let e = Args::from_args(["--target", "floor"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--server-bin target/release/floor"), "{e}");
+        let a = Args::from_args(["--target", "server"]).unwrap();
+        assert_eq!(
+            a.target_args.target,
+            crate::client::target::TargetKind::Feedlab
+        );
+        let nchan = Args::from_args(["--target", "nchan"]).unwrap();
+        assert_eq!(
+            nchan.target_args.nchan_locations().publish,
+            "/pub/{channel}",
+            "the adapter's locations are the --nchan-* flags"
+        );
+    }
 
     #[test]
     fn defaults_are_the_standard_comparison() {
@@ -751,7 +855,7 @@ mod tests {
     #[test]
     fn networks_parse_and_refuse_what_the_link_cannot_carry() {
         let a = Args::from_args::<_, &str>([]).unwrap();
-        assert_eq!(a.networks, vec![crate::link::Network::Loopback]);
+        assert_eq!(a.networks, vec![feedlab_link::Network::Loopback]);
         let a = Args::from_args(["--network", "none", "--network", "3g,loss=2%"]).unwrap();
         assert_eq!(a.networks.len(), 2);
         assert_eq!(a.networks[1].name(), "3g,loss=2%");

@@ -23,6 +23,7 @@ use std::{
 };
 
 use bytes::Bytes;
+pub use feedlab_report::model::compression::{result, Counted, ACCEPT_ENCODING, WS_OFFER};
 
 /// `--compression`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -54,12 +55,6 @@ impl CompressionMode {
         }
     }
 }
-
-/// The WebSocket extension offered, as Chrome and Firefox send it.
-pub const WS_OFFER: &str = "permessage-deflate; client_max_window_bits";
-
-/// The HTTP encodings offered, as browsers send them.
-pub const ACCEPT_ENCODING: &str = "gzip, deflate, br";
 
 /// Largest body (poll) or chunk (SSE) loadgen decodes: a compressed body that inflates past
 /// this is refused with `decode_too_big` instead of filling memory. The same 16 MiB as a
@@ -270,6 +265,15 @@ pub fn content_encoding(headers: &hyper::HeaderMap) -> Option<&str> {
     headers
         .get(hyper::header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
+}
+
+/// Adds what one client's decoder counted to its transport's totals.
+pub fn count(into: &mut Counted, d: &Decoding) {
+    into.bytes_decoded += d.decoded();
+    into.cpu_ns += d.cpu_ns();
+    for (k, v) in d.answers() {
+        *into.answers.entry(k).or_default() += v;
+    }
 }
 
 #[cfg(test)]

@@ -19,13 +19,14 @@ pub struct EventMsg {
     #[serde(default)]
     pub ts: u64,
     #[serde(default)]
-    pub data: Probe,
+    pub data: Marks,
 }
 
-/// What loadgen's publisher put into `data`: `{"sent_us":…,"pub":…,"pad":"xxx"}`, or a
+/// The marks loadgen stamps into an event's `data`: the publisher's
+/// `{"sent_us":…,"pub":…,"pad":"xxx"}`, or a
 /// talking-back client: `{"sent_us":…,"from":…,"msg":…,"pad":"xxx"}`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Probe {
+pub struct Marks {
     /// Loadgen's clock when the publish request was sent.
     pub sent_us: Option<u64>,
     /// The publisher's own counter; present only on events this loadgen published.
@@ -36,16 +37,16 @@ pub struct Probe {
     pub msg: Option<u64>,
 }
 
-impl<'de> Deserialize<'de> for Probe {
+impl<'de> Deserialize<'de> for Marks {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Probe;
+            type Value = Marks;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Probe, A::Error> {
-                let mut p = Probe::default();
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Marks, A::Error> {
+                let mut p = Marks::default();
                 while let Some(key) = map.next_key::<KeyName>()? {
                     match key {
                         KeyName::SentUs => p.sent_us = map.next_value::<MaybeU64>()?.0,
@@ -59,30 +60,30 @@ impl<'de> Deserialize<'de> for Probe {
                 }
                 Ok(p)
             }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Probe, A::Error> {
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Marks, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Probe::default())
+                Ok(Marks::default())
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Probe, E> {
-                Ok(Probe::default())
+            fn visit_bool<E>(self, _: bool) -> Result<Marks, E> {
+                Ok(Marks::default())
             }
-            fn visit_i64<E>(self, _: i64) -> Result<Probe, E> {
-                Ok(Probe::default())
+            fn visit_i64<E>(self, _: i64) -> Result<Marks, E> {
+                Ok(Marks::default())
             }
-            fn visit_u64<E>(self, _: u64) -> Result<Probe, E> {
-                Ok(Probe::default())
+            fn visit_u64<E>(self, _: u64) -> Result<Marks, E> {
+                Ok(Marks::default())
             }
-            fn visit_f64<E>(self, _: f64) -> Result<Probe, E> {
-                Ok(Probe::default())
+            fn visit_f64<E>(self, _: f64) -> Result<Marks, E> {
+                Ok(Marks::default())
             }
-            fn visit_str<E>(self, _: &str) -> Result<Probe, E> {
-                Ok(Probe::default())
+            fn visit_str<E>(self, _: &str) -> Result<Marks, E> {
+                Ok(Marks::default())
             }
-            fn visit_unit<E>(self) -> Result<Probe, E> {
-                Ok(Probe::default())
+            fn visit_unit<E>(self) -> Result<Marks, E> {
+                Ok(Marks::default())
             }
-            fn visit_none<E>(self) -> Result<Probe, E> {
-                Ok(Probe::default())
+            fn visit_none<E>(self) -> Result<Marks, E> {
+                Ok(Marks::default())
             }
         }
         d.deserialize_any(V)
@@ -192,7 +193,7 @@ pub struct WsMsg {
     #[serde(default)]
     pub ts: u64,
     #[serde(default)]
-    pub data: Probe,
+    pub data: Marks,
     #[serde(default)]
     pub missed: u64,
     #[serde(default)]
@@ -226,7 +227,7 @@ mod tests {
     fn foreign_events_count_without_a_probe() {
         let odd: EventMsg =
             serde_json::from_str(r#"{"seq":1,"data":{"pub":"x","sent_us":[1],"z":2}}"#).unwrap();
-        assert_eq!(odd.data, Probe::default());
+        assert_eq!(odd.data, Marks::default());
         for data in [
             r#""text""#,
             "1",
@@ -238,7 +239,7 @@ mod tests {
         ] {
             let e: EventMsg =
                 serde_json::from_str(&format!(r#"{{"seq":1,"ts":2,"data":{data}}}"#)).unwrap();
-            assert_eq!(e.data, Probe::default(), "{data}");
+            assert_eq!(e.data, Marks::default(), "{data}");
         }
     }
 

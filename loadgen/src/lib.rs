@@ -7,22 +7,28 @@
 //! which seqs every client must receive.
 //!
 //! # Layout
+//! Imports go one way, down this list (`scripts/import_cycles.py` checks it in CI):
+//! - [`run`] (and [`link_tool`], `loadgen link`): the only place that holds a plan and child
+//!   processes: [`server_proc`] starts and samples the servers ([`redis_proc`] the Redis several
+//!   share, [`proxy`] nginx in front), [`progress`] draws bars on stderr, [`sys`] makes the few
+//!   system calls (signals, limits).
 //! - [`cli`]: the flags (each also an environment variable); [`plan`] turns them into phases and
-//!   checks the plan fits the open-file limit.
-//! - [`run`]: runs the phases: [`server_proc`] starts and samples the servers ([`redis_proc`]
-//!   the Redis several share, [`proxy`] nginx in front), [`probe`] reads `/stats` before and
-//!   after, [`publisher`] paces the events, [`client`] drives one simulated user per task over a
-//!   [`net::counting::CountingStream`], [`chaos`] says when to kill a server and how to read
-//!   the latency around it.
-//! - [`upstream`]: `--send-rate`, every client publishing its own messages its transport's way
-//!   (WebSocket message, or `POST /publish` beside the stream) and what that cost.
+//!   checks the plan fits the open-file limit; [`scenario`] the named workloads.
+//! - [`client`]: one simulated user per task, one module per transport, with the publisher that
+//!   paces the events ([`client::publisher`]), talking back (`--send-rate`,
+//!   [`client::talk_back`]) and the adapters for servers that are not feedlab's
+//!   ([`client::target`], Nchan).
+//! - [`net`]: where a server is and how a connection to it is made and counted
+//!   ([`net::counting::CountingStream`], TLS, [`net::HttpVersion`], timeouts); [`probe`] reads
+//!   `/stats` before and after.
 //! - [`sequence`], [`stats`]: what each client saw (integrity, latency, counters), merged per
-//!   transport; [`event`] parses what the server sends, without copying the padding.
-//! - [`report`]: one model ([`report::Report`]) rendered as JSON, Markdown, SVG and HTML.
-//! - [`link`]: `--network`, an emulated link (namespaces, TUN devices, a forwarder) between
-//!   the clients and the server.
-//! - [`target`]: adapters for servers that are not feedlab's (Nchan).
-//! - [`progress`]: bars on stderr; [`sys`]: the few system calls (signals, limits).
+//!   transport; [`event`] parses what the server sends, without copying the padding; [`clock`],
+//!   [`compression`] (decoding what was compressed), [`chaos`] (when to kill a server and how
+//!   to read the latency around it).
+//! - [`feedlab_report`] (its own crate): one model ([`feedlab_report::Report`]) rendered as
+//!   JSON, Markdown, SVG and HTML; loadgen fills it ([`run`]).
+//! - [`feedlab_link`] (its own crate): `--network`, an emulated link (namespaces, TUN devices, a
+//!   forwarder) between the clients and the server.
 
 pub mod chaos;
 pub mod cli;
@@ -30,7 +36,7 @@ pub mod client;
 pub mod clock;
 pub mod compression;
 pub mod event;
-pub mod link;
+pub mod link_tool;
 pub mod net;
 /// What an event carries: one implementation with the server's ticker, in `feedlab-wire`.
 pub use feedlab_wire::payload;
@@ -38,17 +44,14 @@ pub mod plan;
 pub mod probe;
 pub mod progress;
 pub mod proxy;
-pub mod publisher;
+
 pub mod redis_proc;
-pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod sequence;
 pub mod server_proc;
 pub mod stats;
 pub mod sys;
-pub mod target;
-pub mod upstream;
 
 pub use cli::Args;
 pub use run::{execute, Outcome};

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         };
     }
     if let Some(Command::Summarize { report }) = &cli.command {
-        return match loadgen::report::summarize(report) {
+        return match feedlab_report::summarize(report) {
             Ok(table) => {
                 print!("{table}");
                 ExitCode::SUCCESS
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         };
     }
     if let Some(Command::Render { dir }) = &cli.command {
-        return match loadgen::report::render(dir) {
+        return match feedlab_report::render(dir) {
             Ok(files) => {
                 for f in files {
                     println!("{}", f.display());
@@ -54,7 +54,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(Command::Link(args)) = cli.command {
-        return match runtime.block_on(loadgen::link::tool::run(args)) {
+        return match runtime.block_on(loadgen::link_tool::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("loadgen link: {e:#}");

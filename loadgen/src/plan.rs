@@ -81,7 +81,7 @@ impl Phase {
             names.join("+"),
             if self.tls { " TLS" } else { "" },
             self.clients,
-            crate::report::tables::num(self.rate)
+            feedlab_report::units::num(self.rate)
         )
     }
 }
@@ -109,6 +109,37 @@ pub struct Plan {
     pub networks: usize,
     /// How many of them are emulated links, each brought up and torn down once.
     pub links: usize,
+    /// What every phase's clients and publisher do, from the flags: the phases read these,
+    /// never the command line.
+    pub workload: Workload,
+}
+
+/// The flags a phase runs by, as plain values (`Plan` is the only reader of [`Args`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    pub poll_interval: Duration,
+    pub long_poll_timeout: Duration,
+    /// `--send-rate`: messages per second each client publishes (0: clients only listen).
+    pub send_rate: f64,
+    pub payload: crate::payload::PayloadKind,
+    pub payload_bytes: usize,
+    /// How long clients may take to connect before publishing starts anyway.
+    pub ready_timeout: Duration,
+    /// `--chaos`, when on: what to kill, how far into publishing, and for how long.
+    pub chaos: Option<ChaosPlan>,
+    /// `--proxy`: a reverse proxy stands between the clients and the servers.
+    pub proxied: bool,
+    /// `--target nchan`: the adapter's locations.
+    pub nchan: Option<crate::client::target::nchan::Locations>,
+}
+
+/// `--chaos`, `--chaos-at`, `--chaos-outage`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChaosPlan {
+    pub kind: crate::chaos::ChaosKind,
+    /// When the kill happens, into publishing.
+    pub at: Duration,
+    pub outage: Duration,
 }
 
 /// About how long bringing up an emulated link and starting the server inside it takes, and
@@ -255,6 +286,23 @@ impl Plan {
             fds_needed: peak + FD_OVERHEAD,
             networks: args.networks.len().max(1),
             links: args.networks.iter().filter(|n| n.spec().is_some()).count(),
+            workload: Workload {
+                poll_interval: args.poll_interval,
+                long_poll_timeout: args.long_poll_timeout,
+                send_rate: args.send_rate,
+                payload: args.payload,
+                payload_bytes: args.payload_bytes,
+                ready_timeout: args.ready_timeout,
+                chaos: args.chaos.is_on().then(|| ChaosPlan {
+                    kind: args.chaos,
+                    // Validated with the topology: inside the publishing time.
+                    at: args.chaos_at.offset(args.duration).unwrap_or_default(),
+                    outage: args.chaos_outage,
+                }),
+                proxied: args.proxy != crate::cli::ProxyKind::None,
+                nchan: (args.target_args.target == crate::client::target::TargetKind::Nchan)
+                    .then(|| args.target_args.nchan_locations()),
+            },
         })
     }
 

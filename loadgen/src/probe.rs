@@ -9,7 +9,7 @@ use http_body_util::{BodyExt as _, Empty};
 use hyper::{header, Request};
 use serde::{Deserialize, Serialize};
 
-use crate::net::{self, Target, Wire};
+use crate::net::{self, ByteCounts, Target};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 pub struct Stats {
@@ -132,14 +132,14 @@ impl TransportCounters {
 /// # Errors
 /// When the server cannot be reached or does not answer JSON of the expected shape.
 pub async fn stats(target: &Target) -> anyhow::Result<Stats> {
-    let wire = std::sync::Arc::new(Wire::default());
+    let wire = std::sync::Arc::new(ByteCounts::default());
     let stream = net::connect(target, None, &wire, net::Alpn::Http1).await?;
     let (mut sender, task) =
-        net::http::<Empty<Bytes>>(stream, crate::cli::HttpVersion::Http11).await?;
+        net::http::<Empty<Bytes>>(stream, crate::net::HttpVersion::Http11).await?;
     let req = Request::get(target.path("/stats"))
         .header(header::HOST, &target.host)
         .body(Empty::new())?;
-    let res = tokio::time::timeout(crate::client::RESPONSE_TIMEOUT, async {
+    let res = tokio::time::timeout(crate::net::RESPONSE_TIMEOUT, async {
         let res = sender.send_request(req).await?;
         let status = res.status();
         let body = res.into_body().collect().await?.to_bytes();

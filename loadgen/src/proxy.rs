@@ -38,7 +38,7 @@ pub struct Nginx {
 /// thread that can reach inside it to see whether nginx listens.
 pub struct InLink<'a> {
     pub namespace: &'a str,
-    pub agent: std::sync::Arc<crate::link::netns::Agent>,
+    pub agent: std::sync::Arc<feedlab_link::netns::Agent>,
 }
 
 /// nginx's port behind a link: the namespace is new, so a fixed port is free (below the
@@ -130,7 +130,7 @@ impl Nginx {
         ));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let (ip, port) = match &link {
-            Some(_) => (crate::link::SERVER_ADDR.into(), PORT_IN_LINK),
+            Some(_) => (feedlab_link::SERVER_ADDR.into(), PORT_IN_LINK),
             None => (std::net::IpAddr::from([127, 0, 0, 1]), free_port()?),
         };
         std::fs::write(

@@ -16,6 +16,8 @@ use clap::{parser::ValueSource, CommandFactory as _};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use feedlab_report::model::scenario::{Cost, FlagUse, Requirements, ScenarioInfo, Why};
+
 use crate::cli::{Args, Cli};
 
 /// The built-in scenarios, in the order `all` runs them.
@@ -31,14 +33,6 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("rtt-sweep", include_str!("../scenarios/rtt-sweep.toml")),
 ];
 
-/// A value with the reason it was chosen.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Why<T> {
-    pub value: T,
-    pub why: String,
-}
-
 /// A scenario file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -48,53 +42,6 @@ pub struct Scenario {
     /// loadgen flags by long name (without `--`), each with its reason.
     pub flags: BTreeMap<String, Why<String>>,
     pub requirements: Requirements,
-}
-
-/// What the transports are judged against.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Requirements {
-    /// A transport whose p99 delivery latency (median over the runs) exceeds this is not
-    /// recommended, whatever it costs.
-    pub p99_latency_ms: Why<f64>,
-    /// The costs to compare, most important first: a transport ahead on the first (beyond the
-    /// spread) ranks higher; a tie there is decided by the next.
-    pub priority: Why<Vec<Cost>>,
-}
-
-/// A figure a scenario can rank on, each read from a phase's own numbers.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Cost {
-    LatencyP50,
-    LatencyP99,
-    BytesPerEvent,
-    ServerCpuPerEvent,
-    /// Server CPU per client per hour of connection: what an idle audience costs.
-    ServerCpuPerClientHour,
-    /// Every byte on every socket per client per hour (each connection's opening exchange
-    /// included once per phase).
-    BytesPerClientHour,
-    /// HTTP requests per client per hour after each client's first (a stream's subscription is
-    /// paid once per session, not once per phase).
-    RequestsPerClientHour,
-    /// Server memory per connection (only measured from 1,000 connections).
-    MemoryPerConnection,
-}
-
-impl Cost {
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::LatencyP50 => "p50 latency",
-            Self::LatencyP99 => "p99 latency",
-            Self::BytesPerEvent => "bytes per event",
-            Self::ServerCpuPerEvent => "server CPU per 1000 events",
-            Self::ServerCpuPerClientHour => "server CPU per client-hour",
-            Self::BytesPerClientHour => "bytes per client-hour",
-            Self::RequestsPerClientHour => "requests per client-hour",
-            Self::MemoryPerConnection => "server memory per connection",
-        }
-    }
 }
 
 impl Scenario {
@@ -217,50 +164,27 @@ pub fn resolve(asked: &[String]) -> anyhow::Result<Vec<Scenario>> {
     Ok(out)
 }
 
-/// What a report says about the scenario it ran.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct ScenarioInfo {
-    pub name: String,
-    pub summary: String,
-    /// Each flag the scenario set, its value and why (flags the command line overrode are
-    /// marked).
-    pub flags: Vec<FlagUse>,
-    pub requirements: Requirements,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct FlagUse {
-    pub flag: String,
-    pub value: String,
-    pub why: String,
-    /// The command line (or an environment variable) gave another value, which the run used.
-    pub overridden: bool,
-}
-
-impl ScenarioInfo {
-    pub fn of(s: &Scenario, user: &[OsString]) -> Self {
-        let given = given_by_user(user).unwrap_or_default();
-        let flags = s
-            .flags
-            .iter()
-            .map(|(name, v)| {
-                let overridden = given.contains(name);
-                FlagUse {
-                    flag: name.clone(),
-                    value: v.value.clone(),
-                    why: v.why.clone(),
-                    overridden,
-                }
-            })
-            .collect();
-        Self {
-            name: s.name.clone(),
-            summary: s.summary.clone(),
-            flags,
-            requirements: s.requirements.clone(),
-        }
+/// What the report says about scenario `s`, run with the command line `user`.
+pub fn info(s: &Scenario, user: &[OsString]) -> ScenarioInfo {
+    let given = given_by_user(user).unwrap_or_default();
+    let flags = s
+        .flags
+        .iter()
+        .map(|(name, v)| {
+            let overridden = given.contains(name);
+            FlagUse {
+                flag: name.clone(),
+                value: v.value.clone(),
+                why: v.why.clone(),
+                overridden,
+            }
+        })
+        .collect();
+    ScenarioInfo {
+        name: s.name.clone(),
+        summary: s.summary.clone(),
+        flags,
+        requirements: s.requirements.clone(),
     }
 }
 
@@ -326,7 +250,7 @@ mod tests {
         assert_eq!(a.duration, std::time::Duration::from_secs(4));
         assert_eq!(a.clients, [100]);
         assert_eq!(a.rate, 1.0, "the scenario's rate stays");
-        let info = ScenarioInfo::of(&s, &os(&["--clients", "100"]));
+        let info = info(&s, &os(&["--clients", "100"]));
         let clients = info.flags.iter().find(|f| f.flag == "clients").unwrap();
         assert!(clients.overridden);
         assert!(

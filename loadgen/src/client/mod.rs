@@ -4,12 +4,15 @@
 //! Every client starts from the same cursor, taken just before the publisher starts, so each
 //! must receive every event published during the phase; one that loses its connection resumes
 //! from the last seq it saw (SSE `Last-Event-ID`, WebSocket `?since=`), as a browser would, on
-//! the next of the phase's servers ([`link`] does the losing and finding for every transport).
+//! the next of the phase's servers ([`failover`] does the losing and finding for every transport).
 
-pub mod link;
+pub mod failover;
 pub mod long_poll;
 pub mod poll;
+pub mod publisher;
 pub mod sse;
+pub mod talk_back;
+pub mod target;
 pub mod ws;
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
@@ -20,11 +23,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     chaos::Reconnect,
-    cli::HttpVersion,
-    net::{Target, Wire},
+    net::HttpVersion,
+    net::{ByteCounts, Target},
+    stats::receipts::Receipts,
     stats::{LatencySink, Live, Recorder},
-    upstream::{self, Outbox, Receipts},
 };
+
+use self::talk_back::Outbox;
 
 /// Where the receiving side of an HTTP/2 client publishes its connection for the sending side
 /// (`None` while it has none).
@@ -41,8 +46,7 @@ pub const MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// simultaneous SYNs would overflow the server's accept backlog and turn into 1 s retransmits.
 pub const CONNECTS_IN_FLIGHT: usize = 256;
 
-/// Longest wait for a response that should come at once (a short poll, a handshake).
-pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(15);
+pub use crate::net::RESPONSE_TIMEOUT;
 
 /// What all clients of one transport in one phase share.
 #[derive(Debug)]
@@ -69,9 +73,9 @@ pub struct Shared {
     /// Every client's trips from a lost connection to its next subscription (rare: a lock each).
     pub reconnects: std::sync::Mutex<Vec<Reconnect>>,
     /// The phase's Nchan channel, when the target is Nchan (`--target nchan`).
-    pub nchan: Option<Arc<crate::target::nchan::Channel>>,
+    pub nchan: Option<Arc<crate::client::target::nchan::Channel>>,
     /// Talking back (`--send-rate`): every client also publishes messages of its own.
-    pub send: Option<crate::upstream::SendPlan>,
+    pub send: Option<crate::client::talk_back::SendPlan>,
     /// Offer compression (`--compression`): permessage-deflate, `Accept-Encoding`.
     pub compression: bool,
 }
@@ -99,7 +103,7 @@ pub struct ClientCtx {
     /// interval, as independent users would be).
     pub first_delay: Duration,
     pub shared: Arc<Shared>,
-    pub wire: Arc<Wire>,
+    pub wire: Arc<ByteCounts>,
 }
 
 impl ClientCtx {
@@ -112,7 +116,7 @@ impl ClientCtx {
 #[derive(Debug)]
 pub struct ClientOutput {
     pub recorder: Recorder,
-    pub wire: Arc<Wire>,
+    pub wire: Arc<ByteCounts>,
     /// What the client sent (`--send-rate`).
     pub outbox: Option<Outbox>,
 }
@@ -138,7 +142,7 @@ pub async fn run(ctx: ClientCtx) -> ClientOutput {
     }
     match (s.transport, s.send.as_ref(), outbox.as_mut(), &s.nchan) {
         (Transport::ShortPoll | Transport::LongPoll, _, _, Some(channel)) => {
-            crate::target::nchan_poll::run(&ctx, &mut rec, channel).await;
+            crate::client::target::nchan_poll::run(&ctx, &mut rec, channel).await;
         }
         (Transport::Ws, _, out, _) => ws::run(&ctx, &mut rec, out).await,
         (transport, Some(plan), Some(out), _) => {
@@ -156,7 +160,7 @@ pub async fn run(ctx: ClientCtx) -> ClientOutput {
                     poll::run(&ctx, &mut rec, h2_tx.as_ref()).await;
                 }
             };
-            tokio::join!(receiving, upstream::post_loop(&ctx, plan, out, h2_rx));
+            tokio::join!(receiving, talk_back::post_loop(&ctx, plan, out, h2_rx));
         }
         (Transport::Sse, _, _, _) => sse::run(&ctx, &mut rec, None).await,
         (Transport::ShortPoll | Transport::LongPoll, _, _, None) => {

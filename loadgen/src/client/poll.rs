@@ -11,12 +11,12 @@ use feedlab_wire::Transport;
 use http_body_util::BodyExt as _;
 use hyper::StatusCode;
 
-use super::{link::Link, long_poll, ClientCtx, H2Handoff, RESPONSE_TIMEOUT};
+use super::{failover::Failover, long_poll, ClientCtx, H2Handoff, RESPONSE_TIMEOUT};
 use crate::{
-    cli::HttpVersion,
     clock::{self, Pace},
     compression,
     event::PollBody,
+    net::HttpVersion,
     net::{self, Sender, Target},
     stats::Recorder,
 };
@@ -33,10 +33,10 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
     let s = &ctx.shared;
     let long = s.transport == Transport::LongPoll;
     let keep_alive = s.http != HttpVersion::Http10;
-    let mut link = Link::new(ctx);
+    let mut failover = Failover::new(ctx);
     if !keep_alive {
         // Nothing to hold open: ready at once.
-        link.ready(ctx);
+        failover.ready(ctx);
     }
     let mut conn: Option<(Sender, net::Connection)> = None;
     let mut cursor = s.cursor;
@@ -72,15 +72,15 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
         if conn.is_none() {
             // A keep-alive client's every connection goes through the link (backoff, gate,
             // failover); a connection-per-request client's only after a failure.
-            let _permit = if keep_alive || link.failing() {
-                match link.attempt(ctx, rec).await {
+            let _permit = if keep_alive || failover.failing() {
+                match failover.attempt(ctx, rec).await {
                     Some(p) => Some(p),
                     None => break,
                 }
             } else {
                 None
             };
-            let target = link.target(ctx).clone();
+            let target = failover.target(ctx).clone();
             match net::connect(
                 &target,
                 ctx.source_ip(&target),
@@ -94,7 +94,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
                         rec.connections += 1;
                         // Connected is ready (a long-poll's first answer may be an event away);
                         // a reconnect ends only with the next response, in `up`.
-                        link.ready(ctx);
+                        failover.ready(ctx);
                         if let Some(h2) = h2 {
                             h2.send_replace(c.0.h2_clone());
                         }
@@ -105,12 +105,12 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
                 Err(e) => rec.error(net::io_error_kind(&e)),
             }
             if conn.is_none() {
-                link.down(ctx, rec);
+                failover.down(ctx, rec);
                 continue;
             }
         }
-        // The link moves only when a connection is dropped: this is where `conn` goes.
-        let target = link.target(ctx).clone();
+        // The failover moves only when a connection is dropped: this is where `conn` goes.
+        let target = failover.target(ctx).clone();
 
         let path = match timeout_ms {
             Some(ms) => format!("/long-poll?since={cursor}&timeout_ms={ms}"),
@@ -145,7 +145,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
                     StatusCode::OK => {
                         match decoded.map(|body| serde_json::from_slice::<PollBody>(&body)) {
                             Ok(Ok(batch)) => {
-                                link.up(ctx);
+                                failover.up(ctx);
                                 if let Some(up_to) = batch.missed_up_to() {
                                     rec.seq.missed(batch.missed, up_to);
                                 }
@@ -162,14 +162,14 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
                         }
                     }
                     StatusCode::NO_CONTENT if long => {
-                        link.up(ctx);
+                        failover.up(ctx);
                         rec.empty_responses += 1;
                     }
                     other => {
                         // A proxy's 502/504, a 503 from a server going down, a 409 from an
                         // instance that has not caught up yet: try the next server.
                         rec.error(format!("http_{}", other.as_u16()));
-                        link.down(ctx, rec);
+                        failover.down(ctx, rec);
                         conn = None;
                         if let Some(h2) = h2 {
                             h2.send_replace(None);
@@ -186,7 +186,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
                 if let Some(h2) = h2 {
                     h2.send_replace(None);
                 }
-                link.down(ctx, rec);
+                failover.down(ctx, rec);
             }
         }
     }

@@ -8,7 +8,7 @@ use futures_util::StreamExt as _;
 use http_body_util::BodyExt as _;
 use hyper::{header, StatusCode};
 
-use super::{close, link::Link, ClientCtx, H2Handoff, RESPONSE_TIMEOUT};
+use super::{close, failover::Failover, ClientCtx, H2Handoff, RESPONSE_TIMEOUT};
 use crate::{
     clock, compression,
     event::{EventMsg, MissedNotice},
@@ -18,12 +18,12 @@ use crate::{
 
 pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
     let s = &ctx.shared;
-    let mut link = Link::new(ctx);
+    let mut failover = Failover::new(ctx);
     'connection: loop {
-        let Some(permit) = link.attempt(ctx, rec).await else {
+        let Some(permit) = failover.attempt(ctx, rec).await else {
             break;
         };
-        let target = link.target(ctx).clone();
+        let target = failover.target(ctx).clone();
         let stream = match net::connect(
             &target,
             ctx.source_ip(&target),
@@ -35,7 +35,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
             Ok(stream) => stream,
             Err(e) => {
                 rec.error(net::io_error_kind(&e));
-                link.down(ctx, rec);
+                failover.down(ctx, rec);
                 continue;
             }
         };
@@ -44,7 +44,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
             Ok(c) => c,
             Err(e) => {
                 rec.error(net::hyper_error_kind(&e));
-                link.down(ctx, rec);
+                failover.down(ctx, rec);
                 continue;
             }
         };
@@ -56,7 +56,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
             req = req.header(header::ACCEPT_ENCODING, compression::ACCEPT_ENCODING);
         }
         // Nchan resumes by its own message id, which `stream_path` puts in the URL.
-        if link.resuming() && s.nchan.is_none() {
+        if failover.resuming() && s.nchan.is_none() {
             req = req.header("last-event-id", cursor.to_string());
         }
         let Ok(req) = req.body(net::empty()) else {
@@ -72,13 +72,13 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
             Ok(Ok(res)) => res,
             Ok(Err(e)) => {
                 rec.error(net::hyper_error_kind(&e));
-                link.down(ctx, rec);
+                failover.down(ctx, rec);
                 continue;
             }
             Err(_) => {
                 rec.error("timeout");
                 task.abort();
-                link.down(ctx, rec);
+                failover.down(ctx, rec);
                 continue;
             }
         };
@@ -87,10 +87,10 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
         if res.status() != StatusCode::OK {
             rec.error(format!("http_{}", res.status().as_u16()));
             let _ = res.into_body().collect().await;
-            link.down(ctx, rec);
+            failover.down(ctx, rec);
             continue;
         }
-        link.up(ctx);
+        failover.up(ctx);
         if let Some(h2) = h2 {
             h2.send_replace(sender.h2_clone());
         }
@@ -101,7 +101,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
             Ok(d) => d,
             Err(e) => {
                 rec.error(e.kind());
-                link.down(ctx, rec);
+                failover.down(ctx, rec);
                 continue;
             }
         };
@@ -163,7 +163,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
             h2.send_replace(None);
         }
         close(task).await;
-        link.down(ctx, rec);
+        failover.down(ctx, rec);
     }
     if let Some(h2) = h2 {
         h2.send_replace(None);

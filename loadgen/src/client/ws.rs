@@ -24,14 +24,14 @@ use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_accept_key};
 use yawc::{close::CloseCode, Frame, OpCode, Options, Role, WebSocket, WebSocketError};
 
-use super::{link::Link, ClientCtx, RESPONSE_TIMEOUT};
+use super::{failover::Failover, ClientCtx, RESPONSE_TIMEOUT};
 use crate::{
+    client::talk_back::{self, Due, Outbox, Schedule, SendPlan},
     clock,
     compression::{self, Decoding},
     event::WsMsg,
     net::{self, Target},
     stats::Recorder,
-    upstream::{self, Due, Outbox, Schedule, SendPlan},
 };
 
 /// Largest message (after inflating) and frame loadgen accepts, bytes.
@@ -152,7 +152,7 @@ async fn next_frame(ws: &mut Socket, decoding: &Decoding, timed: bool) -> yawc::
 pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbox>) {
     let s = &ctx.shared;
     let decoding = &ctx.wire.decoding;
-    let mut link = Link::new(ctx);
+    let mut failover = Failover::new(ctx);
     // Talking back: messages go up this socket; their acknowledgements come back on it in order.
     let mut talk = s.send.as_ref().map(|plan| Talk {
         plan,
@@ -161,10 +161,10 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
         pending: VecDeque::new(),
     });
     'connection: loop {
-        let Some(permit) = link.attempt(ctx, rec).await else {
+        let Some(permit) = failover.attempt(ctx, rec).await else {
             break;
         };
-        let target = link.target(ctx).clone();
+        let target = failover.target(ctx).clone();
         // WebSockets upgrade HTTP/1.1 only: ALPN says so even when the phase's HTTP is 2.
         let stream = match net::connect(
             &target,
@@ -177,7 +177,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
             Ok(stream) => stream,
             Err(e) => {
                 rec.error(net::io_error_kind(&e));
-                link.down(ctx, rec);
+                failover.down(ctx, rec);
                 continue;
             }
         };
@@ -198,23 +198,23 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
             Ok(Err(Refused::Status(status))) => {
                 rec.request();
                 rec.error(format!("http_{}", status.as_u16()));
-                link.down(ctx, rec);
+                failover.down(ctx, rec);
                 continue;
             }
             Ok(Err(Refused::Kind(kind))) => {
                 rec.error(kind);
-                link.down(ctx, rec);
+                failover.down(ctx, rec);
                 continue;
             }
             Err(_) => {
                 rec.error("timeout");
-                link.down(ctx, rec);
+                failover.down(ctx, rec);
                 continue;
             }
         };
         drop(permit);
         rec.request();
-        link.up(ctx);
+        failover.up(ctx);
         // What the last socket left unacknowledged goes again, with the same keys.
         if let (Some(talk), Some(out)) = (talk.as_ref(), out.as_deref_mut()) {
             let mut resent = Ok(());
@@ -228,7 +228,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
             }
             if let Err(e) = resent {
                 rec.error(error_kind(&e));
-                link.down(ctx, rec);
+                failover.down(ctx, rec);
                 continue;
             }
         }
@@ -298,7 +298,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
                 }
             }
         }
-        link.down(ctx, rec);
+        failover.down(ctx, rec);
     }
 }
 
@@ -313,7 +313,7 @@ struct Talk<'a> {
 
 impl Talk<'_> {
     fn frame(&self, due: &Due) -> String {
-        upstream::ws_publish(self.plan, self.from, due)
+        talk_back::ws_publish(self.plan, self.from, due)
     }
 }
 

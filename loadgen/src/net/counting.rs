@@ -1,7 +1,7 @@
 //! Bytes counted on the socket itself, so the report's "bytes on the wire" include what the
 //! client libraries add and hide: HTTP heads, chunked framing, WebSocket frame headers and masks.
 //!
-//! The counters are per client (`Arc<Wire>` shared by that client's connections only), so the
+//! The counters are per client (`Arc<ByteCounts>` shared by that client's connections only), so the
 //! atomics are never contended: each add is an uncontended `fetch_add` on the client's own
 //! cache line.
 
@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Bytes one client read and wrote, across all its connections.
 #[derive(Debug, Default)]
-pub struct Wire {
+pub struct ByteCounts {
     pub read: AtomicU64,
     pub written: AtomicU64,
     /// Inside TLS: the plaintext HTTP and WebSocket bytes (what the server counts).
@@ -30,7 +30,7 @@ pub struct Wire {
     pub decoding: crate::compression::Decoding,
 }
 
-impl Wire {
+impl ByteCounts {
     pub fn read(&self) -> u64 {
         self.read.load(Relaxed)
     }
@@ -42,24 +42,24 @@ impl Wire {
     }
 }
 
-/// Which counters of a [`Wire`] a [`CountingStream`] adds to.
+/// Which counters of a [`ByteCounts`] a [`CountingStream`] adds to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Layer {
     Socket,
     Plaintext,
 }
 
-/// An `AsyncRead + AsyncWrite` that adds every byte through it to a [`Wire`].
+/// An `AsyncRead + AsyncWrite` that adds every byte through it to a [`ByteCounts`].
 #[derive(Debug)]
 pub struct CountingStream<S> {
     inner: S,
-    wire: Arc<Wire>,
+    wire: Arc<ByteCounts>,
     layer: Layer,
 }
 
 impl<S> CountingStream<S> {
     /// Counts the bytes on the socket (`read`, `written`).
-    pub fn new(inner: S, wire: Arc<Wire>) -> Self {
+    pub fn new(inner: S, wire: Arc<ByteCounts>) -> Self {
         Self {
             inner,
             wire,
@@ -68,7 +68,7 @@ impl<S> CountingStream<S> {
     }
 
     /// Counts the plaintext above TLS (`plain_read`, `plain_written`).
-    pub fn plaintext(inner: S, wire: Arc<Wire>) -> Self {
+    pub fn plaintext(inner: S, wire: Arc<ByteCounts>) -> Self {
         Self {
             inner,
             wire,
@@ -159,7 +159,7 @@ mod tests {
     #[tokio::test]
     async fn counts_both_directions_including_vectored_writes() {
         let (a, mut b) = tokio::io::duplex(64);
-        let wire = Arc::new(Wire::default());
+        let wire = Arc::new(ByteCounts::default());
         let mut s = CountingStream::new(a, wire.clone());
         s.write_all(b"hello").await.unwrap();
         let bufs = [io::IoSlice::new(b"ab"), io::IoSlice::new(b"cde")];

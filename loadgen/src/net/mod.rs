@@ -3,6 +3,7 @@
 //! to hyper over HTTP/1 or HTTP/2.
 
 pub mod counting;
+pub mod http_version;
 pub mod tls;
 
 use std::{
@@ -28,10 +29,14 @@ use tokio::{
     net::{TcpSocket, TcpStream},
 };
 
-pub use counting::{CountingStream, Wire};
+pub use counting::{ByteCounts, CountingStream};
 pub use tls::{Alpn, TlsClient, TlsOptions};
 
-use crate::cli::HttpVersion;
+pub use http_version::HttpVersion;
+
+/// Longest wait for a response that should come at once (a short poll, a handshake, a `/stats`
+/// read).
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How long a TCP connect may take before it counts as `connect_timeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,7 +56,7 @@ pub struct Target {
     pub tls: Option<Arc<TlsClient>>,
     /// With `--network`: the namespace whose sockets reach it (the client end of the link, or
     /// the server's own namespace for the publisher and `/stats`).
-    pub netns: Option<Arc<crate::link::netns::Agent>>,
+    pub netns: Option<Arc<feedlab_link::netns::Agent>>,
 }
 
 impl Target {
@@ -90,7 +95,7 @@ impl Target {
     }
 
     /// The same server, reached with sockets of the namespace `agent` stands in.
-    pub fn via(&self, agent: &Arc<crate::link::netns::Agent>) -> Self {
+    pub fn via(&self, agent: &Arc<feedlab_link::netns::Agent>) -> Self {
         Self {
             netns: Some(agent.clone()),
             ..self.clone()
@@ -223,7 +228,7 @@ impl AsyncWrite for Stream {
 pub async fn connect(
     target: &Target,
     source: Option<IpAddr>,
-    wire: &Arc<Wire>,
+    wire: &Arc<ByteCounts>,
     alpn: Alpn,
 ) -> io::Result<Stream> {
     let connecting = async {

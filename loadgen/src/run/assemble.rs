@@ -1,18 +1,14 @@
 //! From phases to the report: the headline (one result per transport), warnings, the
 //! verdict, and the summary table on stdout.
 
+use feedlab_report::{self as report, Report, TransportResult};
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
 };
 
 use super::Mode;
-use crate::{
-    cli::{Args, HttpVersion},
-    plan::Plan,
-    report::{self, Report, TransportResult},
-    sys,
-};
+use crate::{cli::Args, net::HttpVersion, plan::Plan, sys};
 
 /// `results/<timestamp>/` in the workspace when run by cargo (which sets `CARGO_MANIFEST_DIR`
 /// for `cargo run`), else in the current directory.
@@ -158,7 +154,7 @@ pub fn assemble(
             networks: if args
                 .networks
                 .iter()
-                .any(|n| *n != crate::link::Network::Loopback)
+                .any(|n| *n != feedlab_link::Network::Loopback)
             {
                 args.networks.iter().map(|n| n.name().to_owned()).collect()
             } else {
@@ -199,7 +195,7 @@ pub fn assemble(
 }
 
 pub fn print_summary(report: &Report, out_dir: &Path) {
-    use report::tables::{num, us};
+    use feedlab_report::units::{num, us};
     println!();
     if report.loss {
         println!("!!! LOSS OR ERRORS: this run did not deliver every event exactly once (see report.md) !!!\n");

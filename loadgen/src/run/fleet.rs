@@ -10,11 +10,12 @@ use std::{
 };
 
 use anyhow::Context as _;
+use feedlab_link::Link;
 
 use crate::{
     chaos::ChaosKind,
-    cli::{Args, HttpVersion, ProxyKind},
-    link::Link,
+    cli::{Args, ProxyKind},
+    net::HttpVersion,
     net::{Target, TlsOptions},
     probe,
     proxy::Nginx,
@@ -205,7 +206,7 @@ impl Fleet {
                 false => given_endpoint(args, tls).await?,
             };
             // Nchan has no /stats; its clients and publisher report what fails.
-            let feedlab = args.target_args.target == crate::target::TargetKind::Feedlab;
+            let feedlab = args.target_args.target == crate::client::target::TargetKind::Feedlab;
             for i in endpoint.instances.iter().filter(|_| feedlab) {
                 if let Err(e) = probe::stats(&i.target).await {
                     let options = tls_options(args, None);
@@ -278,7 +279,7 @@ async fn spawn_endpoint(
                 &extra,
                 Some(&log_path),
                 &ns,
-                &format!("{}:0", crate::link::SERVER_ADDR),
+                &format!("{}:0", feedlab_link::SERVER_ADDR),
             ),
             None => ServerProcess::spawn(bin.as_deref(), &extra, Some(&log_path)),
         })
@@ -292,7 +293,7 @@ async fn spawn_endpoint(
                 let mut named = url.clone();
                 let _ = named.set_host(Some("127.0.0.1"));
                 let mut t = Target::from_url(&named, &options).await?;
-                t.addr = SocketAddr::new(crate::link::SERVER_ADDR.into(), t.addr.port());
+                t.addr = SocketAddr::new(feedlab_link::SERVER_ADDR.into(), t.addr.port());
                 t
             }
             _ => Target::from_url(&url, &options).await?,

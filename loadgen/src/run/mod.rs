@@ -17,15 +17,15 @@ use std::{
 };
 
 use anyhow::Context as _;
+use feedlab_link::{Link, Network};
+use feedlab_report::{self as report, Report, TransportResult};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     cli::{Args, ProxyKind},
-    link::{Link, Network},
     plan::Plan,
     progress::Progress,
-    report::{self, Report, TransportResult},
     sys,
 };
 
@@ -136,7 +136,6 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
                 .and_then(|s| s.version);
         }
         let env = Env {
-            args: &args,
             plan: &plan,
             endpoints: fleet.endpoints.clone(),
             seed,
@@ -189,7 +188,7 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
             let _ = std::fs::remove_file(entry.path());
         }
     }
-    if args.target_args.target == crate::target::TargetKind::Nchan {
+    if args.target_args.target == crate::client::target::TargetKind::Nchan {
         warnings.push("Target Nchan (--target nchan, a channel per phase): Nchan has no /stats, so loadgen's counts are not checked against the server's and the server's CPU and memory are not read here (measure them from outside, as scripts/fanout/bench.py does); each event's `ts` is loadgen's send time.".into());
     }
     if args.concurrent {
@@ -285,7 +284,7 @@ fn handle_ctrl_c(interrupt: CancellationToken, server_pids: Arc<Mutex<Vec<u32>>>
                 let _ = sys::terminate(pid);
             }
             // Exiting skips destructors: remove the link's namespaces here.
-            crate::link::netns::remove_all();
+            feedlab_link::netns::remove_all();
             eprintln!("loadgen: exiting without a report");
             std::process::exit(130);
         }

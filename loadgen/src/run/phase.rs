@@ -10,6 +10,11 @@ use std::{
 };
 
 use anyhow::Context as _;
+use feedlab_link::{self as link, Link, Network, NetworkResult};
+use feedlab_report::{
+    ChaosResult, Compared, Histograms, Published, ServerCheck, TalkBack, TalkBackCheck,
+    TransportResult, MIN_CONNECTIONS_FOR_RSS,
+};
 use rand::{rngs::StdRng, Rng as _, SeedableRng as _};
 use tokio::{sync::watch, task::JoinSet, time::Instant};
 use tokio_util::sync::CancellationToken;
@@ -17,24 +22,22 @@ use tokio_util::sync::CancellationToken;
 use super::{
     fleet::Endpoint,
     inject::{self, Injected},
-    usage::{sample_peaks, usage},
+    usage::{sample_peaks, usage, Usage},
 };
 use crate::{
     chaos::{self, Reconnect},
-    cli::{Args, HttpVersion, ProxyKind},
+    client::publisher,
+    client::talk_back,
+    client::target::nchan::Channel,
     client::{self, ClientCtx, ClientOutput, Shared},
-    clock,
-    link::{self, Link, Network, NetworkResult},
-    net::Wire,
+    clock, compression,
+    net::ByteCounts,
+    net::HttpVersion,
     plan::{Member, Phase, Plan},
     probe::{self, Stats},
-    progress::Progress,
-    publisher,
-    report::{ChaosResult, Compared, Histograms, ServerCheck, TransportResult},
+    progress::{PhaseBar, Progress},
     stats::{encode_histogram, new_histogram, ClientTotals, LatencySink, Live, Quantiles},
     sys,
-    target::{nchan::Channel, TargetKind},
-    upstream,
 };
 
 /// Longest wait for clients to stop after the drain before they are abandoned.
@@ -42,7 +45,6 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What every phase of a run shares.
 pub struct Env<'a> {
-    pub args: &'a Args,
     pub plan: &'a Plan,
     pub endpoints: Vec<Arc<Endpoint>>,
     pub seed: u64,
@@ -118,46 +120,119 @@ async fn settled_stats(
     }
 }
 
-/// Fewest connections from which memory per connection is reported: RSS moves by pages and
-/// by allocator arenas of hundreds of KiB, so at 50 connections one arena reads as tens of KiB
-/// per connection (or as 0 B), which is noise, not a cost.
-pub const MIN_CONNECTIONS_FOR_RSS: f64 = 1000.0;
-
+/// One phase, step by step: [`start_servers`], [`read_counters_before`], [`connect_clients`]
+/// (and wait for them), [`publish`], [`drain`], [`settle`], then [`assemble`] one result per
+/// transport.
 pub async fn run_phase(
     env: &Env<'_>,
     phase: &Phase,
 ) -> anyhow::Result<(Vec<TransportResult>, Vec<String>)> {
     let mut warnings = Vec::new();
-    let args = env.args;
+    let endpoint = start_servers(env, phase).await?;
+    let before = read_counters_before(env, phase, &endpoint).await?;
+    let clients = connect_clients(env, phase, &endpoint, &before);
+    let connect_s = wait_connected(env, phase, &clients, &mut warnings).await;
+    let sent = publish(env, phase, &endpoint, &before, &clients, &mut warnings).await?;
+    let (groups, sampler, drained) =
+        drain(env, phase, &before, clients, &sent, &mut warnings).await;
+    let after = settle(env, phase, &endpoint, &before, sampler).await?;
+    let measured = Measured {
+        connect_s,
+        before,
+        sent,
+        drained,
+        after,
+    };
+    Ok(assemble(env, phase, &groups, measured, warnings))
+}
+
+/// Step 1: every server of the endpoint up (the instance killed in the phase before comes back,
+/// so every phase starts whole).
+async fn start_servers(env: &Env<'_>, phase: &Phase) -> anyhow::Result<Arc<Endpoint>> {
     let endpoint = env.endpoint(phase.tls).clone();
     if !endpoint.all_running() {
-        // The instance killed in the phase before comes back, so every phase starts whole.
         super::fleet::blocking(|| endpoint.revive())
             .context("restarting the server killed in the phase before")?;
     }
-    // Nchan has no /stats: each phase gets a channel of its own, which starts at seq 0.
-    let nchan = (args.target_args.target == TargetKind::Nchan).then(|| {
+    Ok(endpoint)
+}
+
+/// What the servers, the processes and the link said before the phase.
+struct Before {
+    /// Nchan has no /stats: each phase gets a channel of its own, which starts at seq 0.
+    nchan: Option<Arc<Channel>>,
+    stats: Vec<Stats>,
+    /// The feed's head: every client asks for events after it.
+    cursor: u64,
+    peak_reset: bool,
+    usage: Usage,
+    link: Option<link::Snapshot>,
+}
+
+/// Step 2: the counters the phase's costs are differences from.
+async fn read_counters_before(
+    env: &Env<'_>,
+    phase: &Phase,
+    endpoint: &Endpoint,
+) -> anyhow::Result<Before> {
+    let nchan = env.plan.workload.nchan.as_ref().map(|locations| {
         let id = format!(
             "feedlab-{}-{}",
             chrono::Utc::now().timestamp_millis(),
             phase.index
         );
-        Arc::new(Channel::new(&args.target_args, &id))
+        Arc::new(Channel::new(locations, &id))
     });
-    let before = match nchan {
+    let stats = match nchan {
         Some(_) => Vec::new(),
         None => stats_of(&endpoint.instances, "before").await?,
     };
-    let cursor = before.iter().map(|s| s.feed.head).max().unwrap_or(0);
+    let cursor = stats.iter().map(|s| s.feed.head).max().unwrap_or(0);
     let pids = endpoint.pids();
     let peak_reset = !pids.is_empty() && pids.iter().all(|&p| sys::reset_peak_rss(p));
-    let start = usage(&pids, &before);
-    let link_start = env.link.as_ref().map(|l| {
+    let usage = usage(&pids, &stats);
+    let link = env.link.as_ref().map(|l| {
         l.reset_peaks();
         super::fleet::blocking(|| l.snapshot())
     });
-    let chaos_on = args.chaos.is_on();
+    Ok(Before {
+        nchan,
+        stats,
+        cursor,
+        peak_reset,
+        usage,
+        link,
+    })
+}
 
+/// The phase's clients, running, and what the phase tells them.
+struct Clients {
+    groups: Vec<Group>,
+    /// Cancelled when the drain window after the last publish is over.
+    stop: CancellationToken,
+    deadline: watch::Sender<Option<Instant>>,
+    /// When publishing started (talking-back clients start sending then).
+    started: watch::Sender<Option<Instant>>,
+    lives: Vec<Arc<Live>>,
+    bar: PhaseBar,
+    sampler: Sampler,
+}
+
+/// The peak-memory sampler, running beside the phase.
+struct Sampler {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<(Option<u64>, Option<u64>)>,
+}
+
+/// Step 3: one task per client, transports interleaved, and the peak sampler and progress bar.
+fn connect_clients(
+    env: &Env<'_>,
+    phase: &Phase,
+    endpoint: &Arc<Endpoint>,
+    before: &Before,
+) -> Clients {
+    let w = &env.plan.workload;
+    let chaos_on = w.chaos.is_some();
     let stop = CancellationToken::new();
     let (deadline_tx, deadline_rx) = watch::channel(None);
     let mut rng =
@@ -165,16 +240,16 @@ pub async fn run_phase(
     let connect_gate = Arc::new(tokio::sync::Semaphore::new(client::CONNECTS_IN_FLIGHT));
     let (started_tx, started_rx) = watch::channel(None);
     let nonce: u64 = rng.gen();
-    let talking = args.send_rate > 0.0 && !env.interrupt.is_cancelled();
+    let talking = w.send_rate > 0.0 && !env.interrupt.is_cancelled();
     let mut groups = Vec::new();
     for (member_index, &member) in phase.members.iter().enumerate() {
         let shared = Arc::new(Shared {
             targets: endpoint.client_targets.clone(),
             transport: member.transport,
             http: member.http,
-            cursor,
-            poll_interval: args.poll_interval,
-            long_poll_timeout: args.long_poll_timeout,
+            cursor: before.cursor,
+            poll_interval: w.poll_interval,
+            long_poll_timeout: w.long_poll_timeout,
             stop: stop.clone(),
             deadline: deadline_rx.clone(),
             sink: Arc::new(LatencySink::keeping_samples(chaos_on)),
@@ -182,15 +257,15 @@ pub async fn run_phase(
             source_ips: env.plan.source_ips,
             connect_gate: connect_gate.clone(),
             reconnects: std::sync::Mutex::new(Vec::new()),
-            nchan: nchan.clone(),
-            send: talking.then(|| upstream::SendPlan {
-                rate: args.send_rate,
+            nchan: before.nchan.clone(),
+            send: talking.then(|| talk_back::SendPlan {
+                rate: w.send_rate,
                 duration: env.plan.duration,
-                payload: crate::payload::Payload::new(args.payload, args.payload_bytes, env.seed),
+                payload: crate::payload::Payload::new(w.payload, w.payload_bytes, env.seed),
                 nonce,
                 from_base: member_index as u64 * u64::from(phase.clients),
                 started: started_rx.clone(),
-                sink: Arc::new(upstream::UpSink::default()),
+                sink: Arc::new(crate::stats::receipts::UpSink::default()),
             }),
             compression: phase.compression,
         });
@@ -203,7 +278,7 @@ pub async fn run_phase(
     // Interleave transports when several run together, so none connects first.
     for i in 0..phase.clients as usize {
         for g in &mut groups {
-            let nanos = args.poll_interval.as_nanos() as u64;
+            let nanos = w.poll_interval.as_nanos() as u64;
             let first_delay = if nanos > 0 {
                 Duration::from_nanos(rng.gen_range(0..nanos))
             } else {
@@ -213,7 +288,7 @@ pub async fn run_phase(
                 index: i,
                 first_delay,
                 shared: g.shared.clone(),
-                wire: Arc::new(Wire::default()),
+                wire: Arc::new(ByteCounts::default()),
             }));
         }
     }
@@ -226,13 +301,38 @@ pub async fn run_phase(
         phase.connections(),
         lives.clone(),
     );
+    Clients {
+        groups,
+        stop,
+        deadline: deadline_tx,
+        started: started_tx,
+        lives,
+        bar,
+        sampler: Sampler {
+            stop: sampler_stop,
+            task: sampler,
+        },
+    }
+}
 
-    // Every client connected (or the ready timeout) before the first publish.
+/// Step 3, continued: every client connected (or the ready timeout) before the first publish.
+/// Returns the seconds it took.
+async fn wait_connected(
+    env: &Env<'_>,
+    phase: &Phase,
+    clients: &Clients,
+    warnings: &mut Vec<String>,
+) -> f64 {
+    let ready_timeout = env.plan.workload.ready_timeout;
     let connect_start = Instant::now();
     let total = phase.connections();
-    let ready_by = connect_start + args.ready_timeout;
+    let ready_by = connect_start + ready_timeout;
     loop {
-        let connected: u64 = lives.iter().map(|l| l.connected.load(Relaxed)).sum();
+        let connected: u64 = clients
+            .lives
+            .iter()
+            .map(|l| l.connected.load(Relaxed))
+            .sum();
         if connected >= total || env.interrupt.is_cancelled() {
             break;
         }
@@ -240,27 +340,54 @@ pub async fn run_phase(
             warnings.push(format!(
                 "Phase {}: only {connected} of {total} clients had connected after {} s; publishing started anyway.",
                 phase.index,
-                args.ready_timeout.as_secs()
+                ready_timeout.as_secs()
             ));
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let connect_s = connect_start.elapsed().as_secs_f64();
+    connect_start.elapsed().as_secs_f64()
+}
 
+/// What publishing did: the events, the kill if any, and where the feed ended.
+struct Sent {
+    published: Published,
+    publish_start_us: u64,
+    publish_s: f64,
+    injected: Option<Injected>,
+    /// The last seq every client must receive (the publisher's and any other source's).
+    end_seq: u64,
+    /// The kernel's RTT across the link while every client still held its connections.
+    tcp_rtt: Option<link::tcp::RttSample>,
+    drain_end: Instant,
+}
+
+/// Step 4: the publisher paces the events (and the chaos task kills a server on time); then
+/// the drain window starts.
+async fn publish(
+    env: &Env<'_>,
+    phase: &Phase,
+    endpoint: &Arc<Endpoint>,
+    before: &Before,
+    clients: &Clients,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<Sent> {
+    let w = &env.plan.workload;
+    let chaos_on = w.chaos.is_some();
+    let (cursor, nchan) = (before.cursor, &before.nchan);
     let publish_start = Instant::now();
     let publish_start_us = clock::now_us();
-    deadline_tx.send_replace(Some(publish_start + env.plan.duration + env.plan.drain));
-    started_tx.send_replace(Some(publish_start));
-    let chaos_task = chaos_on.then(|| {
-        // Validated by the plan: inside the publishing time.
-        let offset = args.chaos_at.offset(env.plan.duration).unwrap_or_default();
+    clients
+        .deadline
+        .send_replace(Some(publish_start + env.plan.duration + env.plan.drain));
+    clients.started.send_replace(Some(publish_start));
+    let chaos_task = w.chaos.map(|chaos| {
         tokio::spawn(inject::run(
             endpoint.clone(),
-            args.chaos,
+            chaos.kind,
             inject::victim(phase.index, endpoint.instances.len()),
-            publish_start + offset,
-            args.chaos_outage,
+            publish_start + chaos.at,
+            chaos.outage,
             env.interrupt.clone(),
         ))
     });
@@ -272,7 +399,7 @@ pub async fn run_phase(
             phase.rate
         },
         env.plan.duration,
-        crate::payload::Payload::new(args.payload, args.payload_bytes, env.seed),
+        crate::payload::Payload::new(w.payload, w.payload_bytes, env.seed),
         if chaos_on {
             publisher::Stamp::Intended
         } else {
@@ -285,7 +412,7 @@ pub async fn run_phase(
         tokio::select! {
             r = &mut publishing => break r.context("publisher task")?,
             _ = tokio::time::sleep(Duration::from_millis(250)) => {
-                bar.set_position(publish_start.elapsed().as_secs());
+                clients.bar.set_position(publish_start.elapsed().as_secs());
             }
         }
     };
@@ -301,7 +428,7 @@ pub async fn run_phase(
         ));
     }
     let drain_end = Instant::now() + env.plan.drain;
-    deadline_tx.send_replace(Some(drain_end));
+    clients.deadline.send_replace(Some(drain_end));
     // Events from another source (a ticker on a remote server) count too: they are in the feed.
     let mut head = cursor;
     for i in endpoint.instances.iter().filter(|_| nchan.is_none()) {
@@ -325,7 +452,45 @@ pub async fn run_phase(
         .link
         .as_ref()
         .and_then(|l| super::fleet::blocking(|| l.rtt()));
-    tokio::time::sleep_until(drain_end).await;
+    Ok(Sent {
+        published,
+        publish_start_us,
+        publish_s,
+        injected,
+        end_seq,
+        tcp_rtt,
+        drain_end,
+    })
+}
+
+/// What the clients handed back, and every seq they all had to receive.
+struct Drained {
+    /// Per group, in the phase's member order.
+    outputs: Vec<Vec<ClientOutput>>,
+    /// Every acknowledged seq (the publisher's and the talking-back clients'), sorted.
+    acked: Vec<u64>,
+    end_seq: u64,
+}
+
+/// Step 5: the drain window, then the clients stop and hand back what they saw. Returns the
+/// groups (for their shared sinks) and the sampler, still running.
+async fn drain(
+    env: &Env<'_>,
+    phase: &Phase,
+    before: &Before,
+    clients: Clients,
+    sent: &Sent,
+    warnings: &mut Vec<String>,
+) -> (Vec<Group>, Sampler, Drained) {
+    let chaos_on = env.plan.workload.chaos.is_some();
+    let Clients {
+        mut groups,
+        stop,
+        bar,
+        sampler,
+        ..
+    } = clients;
+    tokio::time::sleep_until(sent.drain_end).await;
     stop.cancel();
 
     let join_by = Instant::now() + JOIN_TIMEOUT;
@@ -358,7 +523,8 @@ pub async fn run_phase(
     drop(bar);
     // Client messages (`--send-rate`) are in the feed too: every acknowledged one must reach
     // every client, as the publisher's must.
-    let mut acked = published.acked.clone();
+    let cursor = before.cursor;
+    let mut acked = sent.published.acked.clone();
     let mut client_messages = 0u64;
     for o in outputs.iter().flatten() {
         if let Some(out) = &o.outbox {
@@ -367,10 +533,10 @@ pub async fn run_phase(
         }
     }
     acked.sort_unstable();
-    let end_seq = end_seq.max(acked.last().copied().unwrap_or(0));
+    let end_seq = sent.end_seq.max(acked.last().copied().unwrap_or(0));
     let foreign = end_seq
         .saturating_sub(cursor)
-        .saturating_sub(published.published + client_messages);
+        .saturating_sub(sent.published.published + client_messages);
     if foreign > 0 && !chaos_on {
         warnings.push(format!(
             "Phase {} ({}): the feed carried {foreign} event(s) that loadgen did not publish (the server's own ticker, or another publisher); they are in the feed, so every client is expected to receive them too, and they count in events expected and received.",
@@ -378,24 +544,115 @@ pub async fn run_phase(
             phase.label()
         ));
     }
-    sampler_stop.cancel();
-    let (server_sampled_peak, loadgen_sampled_peak) = sampler.await.unwrap_or((None, None));
-    let after = match nchan {
-        Some(_) => Vec::new(),
-        None => settled_stats(&endpoint, phase, &before).await?,
+    let drained = Drained {
+        outputs,
+        acked,
+        end_seq,
     };
-    let end = usage(&endpoint.pids(), &after);
-    let link_end = env
+    (groups, sampler, drained)
+}
+
+/// What the servers, the processes and the link said after the phase.
+struct After {
+    stats: Vec<Stats>,
+    usage: Usage,
+    link: Option<link::Snapshot>,
+    forwarder_cpu_s: Option<f64>,
+    server_sampled_peak: Option<u64>,
+    loadgen_sampled_peak: Option<u64>,
+}
+
+/// Step 6: the counters again, once the servers have seen this phase's clients leave.
+async fn settle(
+    env: &Env<'_>,
+    phase: &Phase,
+    endpoint: &Endpoint,
+    before: &Before,
+    sampler: Sampler,
+) -> anyhow::Result<After> {
+    sampler.stop.cancel();
+    let (server_sampled_peak, loadgen_sampled_peak) = sampler.task.await.unwrap_or((None, None));
+    let stats = match before.nchan {
+        Some(_) => Vec::new(),
+        None => settled_stats(endpoint, phase, &before.stats).await?,
+    };
+    let usage = usage(&endpoint.pids(), &stats);
+    let link = env
         .link
         .as_ref()
         .map(|l| super::fleet::blocking(|| l.snapshot()));
-    let forwarder_cpu = match (&link_start, &link_end) {
+    let forwarder_cpu_s = match (&before.link, &link) {
         (Some(a), Some(b)) => match (a.forwarder_cpu_s, b.forwarder_cpu_s) {
             (Some(a), Some(b)) => Some(((b - a).max(0.0) * 100.0).round() / 100.0),
             _ => None,
         },
         _ => None,
     };
+    Ok(After {
+        stats,
+        usage,
+        link,
+        forwarder_cpu_s,
+        server_sampled_peak,
+        loadgen_sampled_peak,
+    })
+}
+
+/// Everything a phase measured, for [`assemble`].
+struct Measured {
+    connect_s: f64,
+    before: Before,
+    sent: Sent,
+    drained: Drained,
+    after: After,
+}
+
+/// Step 7: one result per transport from what the phase measured, with a warning for every
+/// count that disagrees with the servers'.
+fn assemble(
+    env: &Env<'_>,
+    phase: &Phase,
+    groups: &[Group],
+    m: Measured,
+    mut warnings: Vec<String>,
+) -> (Vec<TransportResult>, Vec<String>) {
+    let w = &env.plan.workload;
+    let Measured {
+        connect_s,
+        before,
+        sent,
+        drained,
+        after,
+    } = m;
+    let Before {
+        nchan,
+        stats: before,
+        peak_reset,
+        usage: start,
+        link: link_start,
+        ..
+    } = before;
+    let After {
+        stats: after,
+        usage: end,
+        link: link_end,
+        forwarder_cpu_s: forwarder_cpu,
+        server_sampled_peak,
+        loadgen_sampled_peak,
+    } = after;
+    let Sent {
+        published,
+        publish_start_us,
+        publish_s,
+        injected,
+        tcp_rtt,
+        ..
+    } = sent;
+    let Drained {
+        outputs,
+        acked,
+        end_seq,
+    } = drained;
 
     // Phase-wide costs: not comparable when a server process was replaced mid-phase.
     let costs_valid = injected.is_none();
@@ -440,10 +697,7 @@ pub async fn run_phase(
         .sum();
     // loadgen's counts against the servers' only when every request went to a server that
     // still has its counters, directly.
-    let checkable = costs_valid
-        && args.proxy == ProxyKind::None
-        && nchan.is_none()
-        && after.len() == before.len();
+    let checkable = costs_valid && !w.proxied && nchan.is_none() && after.len() == before.len();
 
     let mut results = Vec::new();
     for (g, outs) in groups.iter().zip(outputs) {
@@ -451,9 +705,9 @@ pub async fn run_phase(
         let mut totals = ClientTotals::default();
         let (mut down, mut up, mut plain_down) = (0u64, 0u64, 0u64);
         let mut talk = g.shared.send.as_ref().map(|_| Talked::default());
-        let mut decoded = crate::report::compression::Counted::default();
+        let mut decoded = compression::Counted::default();
         for o in outs {
-            decoded.add(&o.wire.decoding);
+            compression::count(&mut decoded, &o.wire.decoding);
             down += o.wire.read();
             up += o.wire.written();
             plain_down += o.wire.plain_read();
@@ -495,7 +749,7 @@ pub async fn run_phase(
                 &trips,
                 &g.shared.sink.samples(),
                 publish_start_us,
-                args,
+                w.chaos.map(|c| c.outage).unwrap_or_default(),
             )
         });
         let network = env.network.map(|n| {
@@ -509,7 +763,8 @@ pub async fn run_phase(
                 },
                 &latency,
                 received,
-                (g.member.transport == server::Transport::ShortPoll).then_some(args.poll_interval),
+                (g.member.transport == feedlab_wire::Transport::ShortPoll)
+                    .then_some(w.poll_interval),
             )
         });
         results.push(TransportResult {
@@ -566,12 +821,12 @@ pub async fn run_phase(
             loadgen_rss_per_connection_bytes: per_connection(loadgen_start_rss, loadgen_peak),
             errors: totals.errors.clone(),
             publisher: published.clone(),
-            upstream: talk.map(|t| {
+            talk_back: talk.map(|t| {
                 // Only a transport alone in its phase owns its way's counters.
                 let check = (checkable && phase.members.len() == 1).then(|| {
-                    upstream_check(g.member, &before, &after, &t, &published)
+                    talk_back_check(g.member, &before, &after, &t, &published)
                 });
-                let mut u = t.upstream(
+                let mut u = t.talk_back(
                     g,
                     phase.clients,
                     (totals.requests, totals.connections),
@@ -589,8 +844,8 @@ pub async fn run_phase(
                 u.server_check = check;
                 u
             }),
-            compression: Some(crate::report::compression::result(
-                g.member.transport == server::Transport::Ws,
+            compression: Some(compression::result(
+                g.member.transport == feedlab_wire::Transport::Ws,
                 phase.compression,
                 decoded,
                 down,
@@ -606,7 +861,7 @@ pub async fn run_phase(
             },
         });
     }
-    Ok((results, warnings))
+    (results, warnings)
 }
 
 /// What the link and the kernel measured over a phase.
@@ -686,7 +941,11 @@ struct Talked {
 }
 
 impl Talked {
-    fn add(&mut self, out: &upstream::Outbox, receipts: Option<&upstream::Receipts>) {
+    fn add(
+        &mut self,
+        out: &talk_back::Outbox,
+        receipts: Option<&crate::stats::receipts::Receipts>,
+    ) {
         self.sent += out.sent;
         self.acked += out.acked;
         self.retried += out.retried;
@@ -705,7 +964,7 @@ impl Talked {
 
     /// The report's section; `stream` is the receiving side's (requests, connections), `wire`
     /// its (bytes up, bytes down).
-    fn upstream(
+    fn talk_back(
         self,
         g: &Group,
         clients: u32,
@@ -713,16 +972,16 @@ impl Talked {
         wire: (u64, u64),
         server_cpu: Option<f64>,
         deliveries: u64,
-    ) -> upstream::Upstream {
+    ) -> TalkBack {
         let sent = self.sent;
         let per_message = |v: u64| (sent > 0).then(|| v as f64 / sent as f64);
         let clients = f64::from(clients.max(1));
         let per_us =
             |n: u64| server_cpu.and_then(|c| (n > 0).then(|| (c * 1e7 / n as f64).round() / 10.0));
-        let sending_only =
-            g.member.transport != server::Transport::Ws && g.member.http != HttpVersion::Http2;
-        let mut u = upstream::Upstream {
-            way: upstream::way_up(g.member.transport, g.member.http).to_owned(),
+        let sending_only = g.member.transport != feedlab_wire::Transport::Ws
+            && g.member.http != HttpVersion::Http2;
+        let mut u = TalkBack {
+            way: talk_back::way_up(g.member.transport, g.member.http).to_owned(),
             send_rate: g.shared.send.as_ref().map_or(0.0, |p| p.rate),
             messages_sent: sent,
             messages_acked: self.acked,
@@ -743,10 +1002,10 @@ impl Talked {
             server_cpu_us_per_message: per_us(self.acked),
             server_cpu_us_per_delivery: per_us(deliveries),
             errors: self.errors,
-            ..upstream::Upstream::default()
+            ..TalkBack::default()
         };
         if let Some(plan) = &g.shared.send {
-            u.latencies(&plan.sink);
+            talk_back::latencies(&mut u, &plan.sink);
         }
         u
     }
@@ -754,14 +1013,14 @@ impl Talked {
 
 /// The clients' publishes against the sum of the servers' counts of their way up; the phase's
 /// publisher (`POST /publish` over HTTP/1.1) counts on loadgen's side of `http/1.1`.
-fn upstream_check(
+fn talk_back_check(
     member: Member,
     before: &[Stats],
     after: &[Stats],
     talked: &Talked,
-    published: &publisher::Published,
-) -> upstream::UpstreamCheck {
-    let key = upstream::stats_way_key(member.transport, member.http);
+    published: &Published,
+) -> TalkBackCheck {
+    let key = talk_back::stats_way_key(member.transport, member.http);
     let mut delta = crate::probe::PublishCounters::default();
     for (b, a) in before.iter().zip(after) {
         let zero = crate::probe::PublishCounters::default();
@@ -781,12 +1040,12 @@ fn upstream_check(
         messages += published.published;
         bytes += published.bytes_up;
     }
-    if member.transport == server::Transport::Ws || member.http == HttpVersion::Http2 {
+    if member.transport == feedlab_wire::Transport::Ws || member.http == HttpVersion::Http2 {
         // The way shares the stream's connection: what the sending alone wrote is not counted
         // apart on loadgen's side; the server's figure is shown against 0.
         bytes = 0;
     }
-    upstream::UpstreamCheck::new(
+    talk_back::check(
         member.transport,
         member.http,
         delta,
@@ -868,7 +1127,7 @@ fn chaos_result(
     trips: &[Reconnect],
     samples: &[(u64, u64)],
     publish_start_us: u64,
-    args: &Args,
+    outage: Duration,
 ) -> ChaosResult {
     let window = chaos::outage_window(inj.kill_us, inj.back_us.unwrap_or(0), trips);
     let (inside, outside) = chaos::split_latency(samples, window);
@@ -879,7 +1138,7 @@ fn chaos_result(
         instance: inj.instance.clone(),
         kill_at_s: rel(inj.kill_us),
         outage_s: (inj.kind == crate::chaos::ChaosKind::KillRestart)
-            .then_some(args.chaos_outage.as_secs_f64()),
+            .then_some(outage.as_secs_f64()),
         back_after_s: inj
             .back_us
             .map(|b| (b.saturating_sub(inj.kill_us) as f64 / 1e3).round() / 1e3),

@@ -5,13 +5,10 @@
 use std::{ffi::OsString, fmt::Write as _, path::PathBuf};
 
 use anyhow::Context as _;
+use feedlab_report::{tables, Recommendation};
 
 use super::{assemble::default_out_dir, execute, Mode, Outcome};
-use crate::{
-    cli::Args,
-    report::{recommend::Recommendation, tables},
-    scenario::{self, ScenarioInfo},
-};
+use crate::{cli::Args, scenario};
 
 /// Every scenario's outcome, and the decision files.
 pub struct Decision {
@@ -56,7 +53,7 @@ pub async fn execute_scenarios(
     for s in &scenarios {
         let mut args = s.args(&user)?;
         args.out = Some(base.join(&s.name));
-        args.scenario_info = Some(ScenarioInfo::of(s, &user));
+        args.scenario_info = Some(scenario::info(s, &user));
         args.scenario.clear();
         if mode == Mode::Cli && !args.quiet {
             eprintln!("loadgen: scenario {}: {}", s.name, s.summary);

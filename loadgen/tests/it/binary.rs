@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use loadgen::report::Report;
+use feedlab_report::Report;
 
 fn loadgen() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgen"));

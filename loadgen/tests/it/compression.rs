@@ -276,7 +276,7 @@ async fn offered_to_the_server_it_compresses_by_default_and_counts_agree() {
     }
 }
 
-fn assert_full_and_exact(r: &loadgen::report::TransportResult) {
+fn assert_full_and_exact(r: &feedlab_report::TransportResult) {
     let what = &r.transport;
     assert_eq!(r.events_received, r.events_expected, "{what}");
     assert!(r.errors.is_empty(), "{what}: {:?}", r.errors);
@@ -288,7 +288,7 @@ fn assert_full_and_exact(r: &loadgen::report::TransportResult) {
     );
 }
 
-async fn run_offered(server_args: &[&str]) -> loadgen::report::Report {
+async fn run_offered(server_args: &[&str]) -> feedlab_report::Report {
     let srv = TestServer::start(server_args);
     let out = tempfile::tempdir().unwrap();
     let args = Args::from_args([

@@ -1,6 +1,8 @@
 //! Dependency hygiene, checked on the lock file with `cargo tree` (offline): no unmaintained
-//! `rustls-pemfile` (RUSTSEC-2025-0134), no direct dependency the code does not use, and a
-//! loadgen that builds without the server crate when the embedded server is not wanted.
+//! `rustls-pemfile` (RUSTSEC-2025-0134), no direct dependency the code does not use, a loadgen
+//! that links no server framework when the embedded server is not wanted (that it then builds
+//! is `cargo check -p loadgen --no-default-features` in test.sh), and a report crate without
+//! tokio, hyper or rustls.
 
 use std::process::Command;
 
@@ -62,5 +64,21 @@ fn loadgen_without_the_embedded_server_links_no_server_framework() {
             !all.iter().any(|d| d == heavy),
             "{heavy} is linked: {all:?}"
         );
+    }
+}
+
+#[test]
+fn the_report_and_the_link_data_need_no_runtime_and_no_http() {
+    for (package, args) in [
+        ("feedlab-report", &[][..]),
+        ("feedlab-link", &["--no-default-features"][..]),
+    ] {
+        let all = tree(package, args);
+        for heavy in ["tokio", "hyper", "rustls", "tun"] {
+            assert!(
+                !all.iter().any(|d| d == heavy),
+                "{package} links {heavy}: {all:?}"
+            );
+        }
     }
 }

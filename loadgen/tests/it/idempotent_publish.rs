@@ -6,8 +6,8 @@
 use std::{sync::Arc, time::Duration};
 
 use loadgen::{
+    client::publisher::{self, Stamp},
     net::{tls::TlsOptions, Target},
-    publisher::{self, Stamp},
 };
 use server::testing::TestServer;
 use tokio::{

@@ -13,7 +13,5 @@ mod nchan;
 mod network;
 mod nginx;
 mod proxy_timeout;
-mod readme;
-mod schema;
 mod talk_back;
 mod tls_http2;

@@ -11,11 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use loadgen::{
-    link::{netns, Link, LinkSpec, Network, SERVER_ADDR},
-    run::Mode,
-    Args,
-};
+use feedlab_link::{netns, Link, LinkSpec, Network, SERVER_ADDR};
+use loadgen::{run::Mode, Args};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -117,7 +114,7 @@ async fn the_rtt_across_the_link_is_the_one_set() {
     let app_min = rtts[0];
     let kernel = tokio::task::spawn_blocking({
         let ns = link.client_namespace().to_owned();
-        move || loadgen::link::tcp::rtt(&ns).unwrap().expect("one socket")
+        move || feedlab_link::tcp::rtt(&ns).unwrap().expect("one socket")
     })
     .await
     .unwrap();

@@ -55,7 +55,7 @@ async fn every_client_talks_back_its_own_way_and_nothing_is_lost() {
     for r in &report.phases {
         let what = format!("{} HTTP/{}", r.transport, r.http);
         let u = r
-            .upstream
+            .talk_back
             .as_ref()
             .unwrap_or_else(|| panic!("{what}: upstream"));
         // 4/s for 1.5 s: messages at 0, 250, … 1250 ms.

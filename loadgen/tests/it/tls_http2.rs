@@ -6,7 +6,8 @@
 
 use std::path::Path;
 
-use loadgen::{report::Report, run::Mode, Args};
+use feedlab_report::Report;
+use loadgen::{run::Mode, Args};
 use server::testing::TestServer;
 
 fn tls_server(dir: &Path) -> (TestServer, String) {

@@ -1,0 +1,33 @@
+//! One direction's packet counts as data: what the forwarder counted, copied out, and what the
+//! report keeps. Apart from the forwarder so that reading them needs no emulator.
+
+use serde::{Deserialize, Serialize};
+
+/// A copy of one direction's counters (or the difference between two copies).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[schemars(deny_unknown_fields)]
+pub struct DirCounts {
+    pub packets_carried: u64,
+    pub bytes_carried: u64,
+    pub dropped_by_loss: u64,
+    pub dropped_by_queue: u64,
+    /// Longest the drop-tail queue got, packets.
+    pub peak_queue_packets: u64,
+}
+
+impl DirCounts {
+    /// `self` minus `before` (the peak is `self`'s: peaks are reset, not subtracted).
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            packets_carried: self.packets_carried.saturating_sub(before.packets_carried),
+            bytes_carried: self.bytes_carried.saturating_sub(before.bytes_carried),
+            dropped_by_loss: self.dropped_by_loss.saturating_sub(before.dropped_by_loss),
+            dropped_by_queue: self
+                .dropped_by_queue
+                .saturating_sub(before.dropped_by_queue),
+            peak_queue_packets: self.peak_queue_packets,
+        }
+    }
+}

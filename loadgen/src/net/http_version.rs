@@ -1,0 +1,51 @@
+//! `--http`: how the polling transports use TCP (a new connection per request, keep-alive, or
+//! HTTP/2 streams). In the network layer, not the command line's, because the clients and the
+//! connection code decide by it; the command line only parses it.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+/// `--http`: how the polling transports use TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum HttpVersion {
+    /// A new TCP connection per request (`HTTP/1.0` without keep-alive).
+    #[serde(rename = "1.0")]
+    Http10,
+    /// One keep-alive connection per client.
+    #[serde(rename = "1.1")]
+    Http11,
+    /// One HTTP/2 connection per client, each request (or SSE stream) a stream on it.
+    #[serde(rename = "2")]
+    Http2,
+}
+
+impl HttpVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http10 => "1.0",
+            Self::Http11 => "1.1",
+            Self::Http2 => "2",
+        }
+    }
+}
+
+impl fmt::Display for HttpVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for HttpVersion {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().trim_start_matches("HTTP/") {
+            "1.0" | "1" => Ok(Self::Http10),
+            "1.1" => Ok(Self::Http11),
+            "2" | "2.0" | "h2" | "h2c" => Ok(Self::Http2),
+            other => Err(format!(
+                "unknown HTTP version {other:?} (expected 1.0, 1.1 or 2)"
+            )),
+        }
+    }
+}

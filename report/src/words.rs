@@ -1,0 +1,118 @@
+//! How the conclusions word one figure against another (`+35%`, `12×`, medians with their
+//! ranges, "within the spread"): shared by every section's sentences, so a comparison reads
+//! the same wherever it is made.
+
+use crate::{
+    units::{num, us},
+    Report, TransportResult,
+};
+
+pub fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+/// The phase of `transport` over `http` with or without TLS in the headline's cell (same
+/// clients, rate and network) that delivered something.
+pub fn find<'a>(
+    report: &'a Report,
+    transport: &str,
+    http: &str,
+    tls: bool,
+) -> Option<&'a TransportResult> {
+    crate::tables::shown(report).into_iter().find(|r| {
+        r.transport == transport && r.http == http && r.tls == tls && r.events_received > 0
+    })
+}
+
+/// `a`'s figure against `b`'s, medians over their runs (ranges in brackets): the change is
+/// given only when the ranges do not overlap; within the spread it says so, and with one run
+/// the change is flagged as of unknown spread.
+pub fn versus(
+    report: &Report,
+    a: &TransportResult,
+    b: &TransportResult,
+    f: impl Fn(&TransportResult) -> Option<f64> + Copy,
+    fmt: &dyn Fn(f64) -> String,
+    rel: &dyn Fn(f64, f64) -> String,
+) -> Option<String> {
+    let (ga, na) = report.figure(a, f)?;
+    let (gb, nb) = report.figure(b, f)?;
+    let verdict = if na.min(nb) < 2 {
+        format!("{}, one run: spread unknown", rel(ga.median, gb.median))
+    } else if ga.overlaps(&gb) {
+        "within the spread".to_owned()
+    } else {
+        rel(ga.median, gb.median)
+    };
+    Some(format!(
+        "{} against {} ({verdict})",
+        ga.show(na as usize, fmt),
+        gb.show(nb as usize, fmt)
+    ))
+}
+
+pub fn p50(r: &TransportResult) -> Option<f64> {
+    (r.latency_us.count > 0).then_some(r.latency_us.p50 as f64)
+}
+
+pub fn lat(v: f64) -> String {
+    us(v.round() as u64)
+}
+
+pub fn cpu_ms(v: f64) -> String {
+    format!("{} ms", num(v))
+}
+
+pub fn cpu(r: &TransportResult) -> Option<f64> {
+    r.server_cpu_us_per_event.filter(|_| !r.server_cost_shared)
+}
+
+/// `12×`, or `1.3×`.
+pub fn times(a: f64, b: f64) -> String {
+    if b <= 0.0 {
+        return "far more than".into();
+    }
+    let r = a / b;
+    if r >= 10.0 {
+        format!("{r:.0}×")
+    } else {
+        format!("{r:.1}×")
+    }
+}
+
+/// `+35%` / `−12%` of `a` over `b`.
+pub fn change(a: f64, b: f64) -> String {
+    if b <= 0.0 {
+        return "n/a".into();
+    }
+    let pct = (a - b) / b * 100.0;
+    if pct.abs() < 0.5 {
+        "the same".into()
+    } else if pct >= 0.0 {
+        format!("+{pct:.0}%")
+    } else {
+        format!("−{:.0}%", -pct)
+    }
+}
+
+pub fn secs(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{} s", num(s))
+    } else {
+        format!("{:.0} ms", s * 1000.0)
+    }
+}
+
+pub fn dedup<'a>(v: &[&'a str]) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for s in v {
+        if !out.contains(s) {
+            out.push(s);
+        }
+    }
+    out
+}
