@@ -330,6 +330,71 @@ async fn compressed_client_messages_are_inflated_within_the_limit() {
     }
 }
 
+/// Issue 24, finding 1: `--ws-max-message-bytes` is the message's length, not its compressed
+/// form's. Random bytes deflate to a few bytes more than they are, so 65,536 of them compressed
+/// took 65,5xx bytes on the wire and were refused with 1009 at the default 64 KiB limit. Python's
+/// `websockets` (a real client; it compresses with its own zlib settings) sends them both ways.
+#[tokio::test]
+async fn a_message_at_the_limit_is_echoed_compressed_or_not_and_one_byte_more_is_refused() {
+    const SCRIPT: &str = r#"
+import asyncio, os, sys, zlib, websockets
+from websockets.exceptions import ConnectionClosed
+url = sys.argv[1]
+async def one(size, compression):
+    data = os.urandom(size)
+    async with websockets.connect(url, compression=compression, max_size=None) as ws:
+        agreed = ws.response.headers.get("Sec-WebSocket-Extensions", "none").split(";")[0]
+        await ws.send(data)
+        try:
+            back = await ws.recv()
+            return f"{size} {agreed} {'echoed' if back == data else 'changed'}"
+        except ConnectionClosed as e:
+            return f"{size} {agreed} closed {e.rcvd.code if e.rcvd else None} {e.rcvd.reason if e.rcvd else ''}"
+async def main():
+    # What the test is about: random bytes compressed are longer than the limit.
+    c = zlib.compressobj(wbits=-15)
+    deflated = len(c.compress(os.urandom(65536)) + c.flush(zlib.Z_SYNC_FLUSH)) - 4
+    print(f"deflated {deflated}")
+    for compression in ["deflate", None]:
+        for size in [65536, 65537]:
+            print(await one(size, compression))
+asyncio.run(asyncio.wait_for(main(), 20))
+"#;
+    for way in WAYS {
+        let srv = way.start(&[]);
+        let url = srv.ws_url("/ws/echo");
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("python3")
+                .args(["-c", SCRIPT, &url])
+                .output()
+                .expect("python3 runs")
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{way:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<&str> = stdout.lines().collect();
+        let deflated: usize = lines[0].strip_prefix("deflated ").unwrap().parse().unwrap();
+        assert!(deflated > 65_536, "random bytes deflated to {deflated}");
+        assert_eq!(lines[1], "65536 permessage-deflate echoed", "{way:?}");
+        assert!(
+            lines[2].starts_with("65537 permessage-deflate closed 1009 message larger than 65536"),
+            "{way:?}: {}",
+            lines[2]
+        );
+        assert_eq!(lines[3], "65536 none echoed", "{way:?}");
+        assert!(
+            lines[4].starts_with("65537 none closed 1009 message larger than 65536"),
+            "{way:?}: {}",
+            lines[4]
+        );
+    }
+}
+
 #[tokio::test]
 async fn rsv1_where_it_does_not_belong_closes_with_1002() {
     for way in WAYS {

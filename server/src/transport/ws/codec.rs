@@ -9,6 +9,13 @@
 //! one-byte continuations hold a thousand bytes). actix-http's decoder checks a frame's size
 //! only once the whole frame is buffered, and actix-ws keeps every fragment as its own `Bytes`.
 //!
+//! `--ws-max-message-bytes` counts what its name says, the message: a compressed message
+//! (permessage-deflate) is measured by what it inflates to, inflating stops one byte past the
+//! limit. Its compressed bytes are bounded too, by [`compressed_max`]: the limit plus an eighth
+//! plus 1 KiB, room for any deflate encoder's expansion of data that does not compress (random
+//! bytes come out a few bytes longer than they went in), so a message within the limit is never
+//! refused for its compressed form, and no client can make us hold more than that.
+//!
 //! The checks are RFC 6455's: masking, reserved bits, opcodes, control frames (final, at most
 //! 125 bytes), continuation order, close codes and reasons, UTF-8 of text messages.
 
@@ -200,8 +207,16 @@ impl Decoder {
         };
         let opcode = h[0] & 0x0f;
         if opcode < CLOSE && !self.discarding {
+            // A message's first frame says whether it is compressed; its continuations follow.
+            let compressed = match opcode {
+                TEXT | BINARY => h[0] & 0x40 != 0,
+                _ => self.compressed,
+            };
             let total = (self.message.len() as u64).saturating_add(len);
-            if total > self.max as u64 {
+            if compressed && total > compressed_max(self.max) as u64 {
+                return Err(too_big_compressed(self.max));
+            }
+            if !compressed && total > self.max as u64 {
                 return Err(too_big(self.max));
             }
         }
@@ -336,6 +351,26 @@ pub fn too_big(max: usize) -> CloseReason {
     )
 }
 
+/// Most compressed bytes a message may take when the limit on what it inflates to is `max`:
+/// an eighth more, and 1 KiB. Deflate's worst case for data that does not compress is 5 bytes
+/// per stored block (zlib: about 0.03 %, 13 bytes at least); an encoder that only knows the fixed
+/// Huffman codes spends at most 9 bits on a byte, which the eighth covers; the 1 KiB covers
+/// short messages and encoders that flush often.
+pub fn compressed_max(max: usize) -> usize {
+    max.saturating_add(max / 8).saturating_add(1024)
+}
+
+/// 1009 for a compressed message whose compressed bytes alone pass [`compressed_max`].
+fn too_big_compressed(max: usize) -> CloseReason {
+    close(
+        CloseCode::Size,
+        format!(
+            "compressed message larger than {} bytes (--ws-max-message-bytes {max}, + 1/8 + 1 KiB)",
+            compressed_max(max)
+        ),
+    )
+}
+
 /// An unmasked, final frame (server side) with `opcode` and `payload`.
 fn frame(opcode: u8, payload: &[u8]) -> Bytes {
     frame_with(0x80 | opcode, payload)
@@ -462,6 +497,56 @@ mod tests {
         }
         assert!(all(&mut d, &wire).unwrap().is_empty());
         assert!(d.held() < 64 * 1024, "{}", d.held());
+    }
+
+    #[test]
+    fn a_compressed_message_is_held_to_the_limit_by_what_it_inflates_to() {
+        // Bytes that do not compress: their deflated form is longer than they are.
+        let mut x = 7u64;
+        let noise: Vec<u8> = (0..1000)
+            .map(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                (x >> 56) as u8
+            })
+            .collect();
+        let deflated = super::super::deflate::deflate_raw(&noise);
+        assert!(deflated.len() > noise.len(), "{}", deflated.len());
+        let frame = |payload: &[u8]| {
+            let mut f = client_frame(true, BINARY, payload);
+            f[0] |= 0x40; // RSV1: compressed
+            f
+        };
+        let decoder = |max| Decoder::new(max).inflating(true);
+        // Exactly at the limit once inflated: accepted, though its frame is larger.
+        let msgs = all(&mut decoder(1000), &frame(&deflated)).unwrap();
+        assert!(matches!(&msgs[..], [Msg::Binary(b)] if b[..] == noise[..]));
+        // One byte over once inflated: 1009 naming the message.
+        let err = all(&mut decoder(999), &frame(&deflated)).unwrap_err();
+        assert_eq!(err.code, CloseCode::Size);
+        assert!(err
+            .description
+            .unwrap()
+            .starts_with("message larger than 999"));
+        // The compressed bytes themselves are bounded: refused from the header, compressed
+        // fragments counted together.
+        let max = 100;
+        let mut wire = client_frame(false, BINARY, &[0; 100]);
+        wire[0] |= 0x40;
+        let header = client_frame(true, CONTINUATION, &vec![0; compressed_max(max) - 99]);
+        wire.extend(&header[..8]);
+        let err = all(&mut decoder(max), &wire).unwrap_err();
+        assert_eq!(err.code, CloseCode::Size);
+        assert!(err
+            .description
+            .unwrap()
+            .starts_with("compressed message larger than"));
+        // Uncompressed, the limit is the message's length, fragments included.
+        let mut wire = client_frame(false, BINARY, &[0; 100]);
+        wire.extend(&client_frame(true, CONTINUATION, b"x")[..7]);
+        assert_eq!(
+            all(&mut decoder(max), &wire).unwrap_err().code,
+            CloseCode::Size
+        );
     }
 
     #[test]

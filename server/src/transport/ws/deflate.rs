@@ -17,7 +17,9 @@
 //! Client messages are always inflated one at a time: the answer always carries
 //! `client_no_context_takeover` (RFC 7692 section 7.1.1.2 lets a server ask for it), so no
 //! inflater outlives a message and an idle connection holds none. What an inflated message may
-//! grow to is `--ws-max-message-bytes`; past it the connection closes with 1009.
+//! grow to is `--ws-max-message-bytes`; past it the connection closes with 1009. Its compressed
+//! form is held whole first, up to [`super::codec::compressed_max`] (the limit, an eighth more
+//! and 1 KiB), so a message within the limit passes even when deflate made it longer.
 //!
 //! The offers are parsed here (RFC 7692 sections 5 and 7; the header grammar of RFC 6455
 //! section 9.1): an offer with a parameter we do not know, a repeated one, or a bad value is
