@@ -87,7 +87,10 @@ echo "== import cycles (loadgen, feedlab-link, feedlab-report)"
 for src in loadgen/src link/src report/src; do python3 scripts/import_cycles.py "$src"; done
 
 echo "== Rust tests (server, loadgen)"
-cargo test --workspace
+# Every suite runs, whichever fails first (the browser tests too): a red run lists all its
+# failures, and fails at the end.
+rust_status=0
+cargo test --workspace --no-fail-fast || rust_status=$?
 
 echo "== browser tests (web/)"
 cargo build --quiet -p server
@@ -98,3 +101,4 @@ cargo build --quiet -p server
     --test-reporter=spec --test-reporter-destination=stdout \
     --test-reporter=tap --test-reporter-destination="$web_tap" tests/
 )
+exit "$rust_status"
