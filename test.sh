@@ -14,6 +14,12 @@ missing=()
 command -v curl >/dev/null || missing+=(curl)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v nginx >/dev/null || missing+=(nginx-light)
+# The intermediaries matrix (loadgen --proxy NAME, loadgen/tests/it/intermediaries.rs).
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+[ -x /usr/sbin/apache2 ] || missing+=(apache2)
+[ -x /usr/bin/caddy ] || missing+=(caddy)
+[ -x /usr/sbin/varnishd ] || missing+=(varnish)
+[ -x /usr/sbin/squid ] || missing+=(squid)
 # Nchan, the production peer in loadgen's --target nchan test and the fan-out benchmark.
 [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] || missing+=(libnginx-mod-nchan)
 { command -v ip && command -v ss; } >/dev/null || missing+=(iproute2)

@@ -56,6 +56,13 @@ pub enum Command {
     /// link: `loadgen link --network 3g -- --rate 2` prints the URL and runs until Ctrl-C. With
     /// --bench it measures instead how many packets per second the link carries.
     Link(LinkArgs),
+    /// Which transport for a workload, from the committed cost model with no run:
+    /// `loadgen decide --events-per-hour 30 --clients 50000 --session 20m --payload chat`.
+    /// With no workload flags, every named scenario, one line each.
+    Decide(crate::decide::DecideArgs),
+    /// What a traffic pattern costs a phone's radio (the RRC model of AT&T ARO's profiles):
+    /// `loadgen radio --profile lte --every 25s --bytes 300`.
+    Radio(feedlab_radio::Args),
 }
 
 /// `loadgen link`.
@@ -314,8 +321,10 @@ pub struct Args {
     #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_READY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub ready_timeout: Duration,
 
-    /// A reverse proxy loadgen starts between its clients and the servers: `nginx` (the
-    /// repository's deploy/nginx.conf, every instance an upstream), or `none`. Publishing goes
+    /// A proxy loadgen starts between its clients and the servers: `nginx` (the
+    /// repository's deploy/nginx.conf, every instance an upstream), `haproxy`, `apache`, `caddy`,
+    /// `varnish` (reverse proxies), `squid` (a forward proxy the clients are configured to use:
+    /// absolute-form requests, CONNECT for WebSockets and TLS), or `none`. Publishing goes
     /// through it too; `/stats` is read from the servers directly.
     #[arg(
         help_heading = "Servers and chaos",
@@ -330,6 +339,17 @@ pub struct Args {
     /// --heartbeat shows how each transport breaks).
     #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_PROXY_READ_TIMEOUT", default_value = "75s", value_parser = humantime::parse_duration)]
     pub proxy_read_timeout: Duration,
+
+    /// Which committed configuration the --proxy runs: `recommended` (deploy/<name>.conf, what
+    /// feedlab recommends) or `default` (deploy/<name>.default.*, what the package or the
+    /// documentation gives). `--proxy nginx` with `recommended` honours --proxy-read-timeout.
+    #[arg(
+        help_heading = "Servers and chaos",
+        long,
+        env = "LOADGEN_PROXY_CONFIG",
+        default_value = "recommended"
+    )]
+    pub proxy_config: crate::intermediary::Flavor,
 
     /// The nginx executable for --proxy nginx (default: `nginx` on PATH, else /usr/sbin/nginx).
     #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_NGINX_BIN")]
@@ -463,6 +483,8 @@ pub enum ProxyKind {
     #[default]
     None,
     Nginx,
+    /// Another intermediary of the matrix (`crate::intermediary`).
+    Other(crate::intermediary::Software),
 }
 
 impl ProxyKind {
@@ -470,6 +492,7 @@ impl ProxyKind {
         match self {
             Self::None => "none",
             Self::Nginx => "nginx",
+            Self::Other(s) => s.as_str(),
         }
     }
 }
@@ -480,9 +503,11 @@ impl FromStr for ProxyKind {
         match s.trim() {
             "none" | "off" | "" => Ok(Self::None),
             "nginx" => Ok(Self::Nginx),
-            other => Err(format!(
-                "unknown --proxy {other:?} (expected none or nginx)"
-            )),
+            other => other.parse().map(Self::Other).map_err(|_| {
+                format!(
+                    "unknown --proxy {other:?} (expected none, nginx, haproxy, apache, caddy, varnish or squid)"
+                )
+            }),
         }
     }
 }
@@ -588,7 +613,7 @@ impl Args {
             );
         }
         if self.proxy != ProxyKind::None && self.urls.iter().any(|u| u.scheme() == "https") {
-            return Err("--proxy nginx proxies to plain http:// servers only".into());
+            return Err("--proxy proxies to plain http:// servers only".into());
         }
         if self.proxy_read_timeout.is_zero() {
             return Err("--proxy-read-timeout must be more than zero".into());
@@ -863,7 +888,7 @@ mod tests {
         assert_eq!(ok.proxy, ProxyKind::Nginx);
         assert!(Args::from_args(["--spawn", "0"]).is_err());
         assert!(Args::from_args(["--chaos", "explode"]).is_err());
-        assert!(Args::from_args(["--proxy", "haproxy"]).is_err());
+        assert!(Args::from_args(["--proxy", "traefik"]).is_err());
         assert!(Args::from_args(["--chaos-at", "150%"]).is_err());
     }
 

@@ -35,11 +35,13 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod compression;
+pub mod decide;
 pub mod event;
 pub mod link_tool;
 pub mod net;
 /// What an event carries: one implementation with the server's ticker, in `feedlab-wire`.
 pub use feedlab_wire::payload;
+pub mod intermediary;
 pub mod plan;
 pub mod probe;
 pub mod progress;

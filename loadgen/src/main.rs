@@ -29,6 +29,30 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Decide(args)) = &cli.command {
+        return match loadgen::decide::run(args) {
+            Ok(answer) => {
+                print!("{answer}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("loadgen decide: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    if let Some(Command::Radio(args)) = &cli.command {
+        return match feedlab_radio::run(args) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("loadgen radio: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if let Some(Command::Render { dir }) = &cli.command {
         return match feedlab_report::render(dir) {
             Ok(files) => {

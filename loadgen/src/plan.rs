@@ -129,6 +129,8 @@ pub struct Workload {
     pub chaos: Option<ChaosPlan>,
     /// `--proxy`: a reverse proxy stands between the clients and the servers.
     pub proxied: bool,
+    /// The proxy as the report's warnings name it: `haproxy (recommended configuration)`.
+    pub proxy_label: String,
     /// `--target nchan`: the adapter's locations.
     pub nchan: Option<crate::client::target::nchan::Locations>,
 }
@@ -300,6 +302,11 @@ impl Plan {
                     outage: args.chaos_outage,
                 }),
                 proxied: args.proxy != crate::cli::ProxyKind::None,
+                proxy_label: format!(
+                    "{} ({} configuration)",
+                    args.proxy.as_str(),
+                    args.proxy_config.as_str()
+                ),
                 nchan: (args.target_args.target == crate::client::target::TargetKind::Nchan)
                     .then(|| args.target_args.nchan_locations()),
             },

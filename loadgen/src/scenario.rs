@@ -42,6 +42,32 @@ pub struct Scenario {
     /// loadgen flags by long name (without `--`), each with its reason.
     pub flags: BTreeMap<String, Why<String>>,
     pub requirements: Requirements,
+    /// The application this scenario stands for, as `loadgen decide` prices it from the cost
+    /// model (a measured run is seconds long; the workload is the hours it stands for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<ScenarioWorkload>,
+}
+
+/// A scenario's workload for the cost model, each figure with its reason.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioWorkload {
+    /// Concurrent clients.
+    pub clients: Why<u64>,
+    /// How long one client stays connected (humantime, e.g. `20m`).
+    pub session: Why<String>,
+    /// Events each client receives per hour.
+    pub events_per_hour: Why<f64>,
+    /// Messages each client sends per hour.
+    #[serde(default = "no_messages")]
+    pub messages_per_hour: Why<f64>,
+}
+
+fn no_messages() -> Why<f64> {
+    Why {
+        value: 0.0,
+        why: "clients only listen".into(),
+    }
 }
 
 impl Scenario {

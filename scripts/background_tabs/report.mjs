@@ -1,4 +1,4 @@
-// report.md from report.json: `node scripts/background_tabs/report.mjs results/background-tabs/report.json`
+// report.md from results.json: `node scripts/background_tabs/report.mjs results/background-tabs/results.json`
 // rewrites the report.md beside it (run.mjs calls renderReport itself).
 
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -158,7 +158,7 @@ export function renderReport(r) {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const file = process.argv[2] ?? 'results/background-tabs/report.json';
+  const file = process.argv[2] ?? 'results/background-tabs/results.json';
   const report = JSON.parse(readFileSync(file, 'utf8'));
   writeFileSync(path.join(path.dirname(file), 'report.md'), renderReport(report));
 }

@@ -619,9 +619,9 @@ async function main() {
     chromium_stderr_tail: chromeStderr().slice(-3000),
   };
   mkdirSync(OUT, { recursive: true });
-  writeFileSync(path.join(OUT, 'report.json'), `${JSON.stringify(report, null, 1)}\n`);
+  writeFileSync(path.join(OUT, 'results.json'), `${JSON.stringify(report, null, 1)}\n`);
   writeFileSync(path.join(OUT, 'report.md'), renderReport(report));
-  log(`wrote ${path.join(OUT, 'report.md')} and report.json in ${Math.round((Date.now() - started) / 1000)} s`);
+  log(`wrote ${path.join(OUT, 'report.md')} and results.json in ${Math.round((Date.now() - started) / 1000)} s`);
   process.exit(0);
 }
 

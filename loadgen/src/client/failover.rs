@@ -54,6 +54,8 @@ pub struct Failover {
     signalled: bool,
     /// Connection attempts made.
     attempts: u64,
+    /// When the working connection came up, or the last request succeeded (loadgen's clock).
+    up_at: Option<u64>,
 }
 
 impl Failover {
@@ -65,6 +67,7 @@ impl Failover {
             down_since: None,
             signalled: false,
             attempts: 0,
+            up_at: None,
         }
     }
 
@@ -117,6 +120,7 @@ impl Failover {
     pub fn up(&mut self, ctx: &ClientCtx) {
         self.failures = 0;
         self.up = true;
+        self.up_at = Some(clock::now_us());
         if let Some(down) = self.down_since.take() {
             let trip = Reconnect {
                 down_us: down,
@@ -148,7 +152,15 @@ impl Failover {
         if self.up {
             self.up = false;
             rec.disconnects += 1;
-            self.down_since = Some(clock::now_us());
+            let now = clock::now_us();
+            self.down_since = Some(now);
+            if let Some(at) = self.up_at {
+                ctx.shared
+                    .lifetimes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(now.saturating_sub(at));
+            }
         }
         self.failures = self.failures.saturating_add(1);
         self.target = next_target(self.target, ctx.shared.targets.len());

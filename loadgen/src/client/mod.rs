@@ -72,6 +72,9 @@ pub struct Shared {
     pub connect_gate: Arc<tokio::sync::Semaphore>,
     /// Every client's trips from a lost connection to its next subscription (rare: a lock each).
     pub reconnects: std::sync::Mutex<Vec<Reconnect>>,
+    /// How long each working connection (or held request) had lived when it failed or ended,
+    /// in µs: through a proxy, the proxy's idle cut shows as one value (rare: a lock each).
+    pub lifetimes: std::sync::Mutex<Vec<u64>>,
     /// The phase's Nchan channel, when the target is Nchan (`--target nchan`).
     pub nchan: Option<Arc<crate::client::target::nchan::Channel>>,
     /// Talking back (`--send-rate`): every client also publishes messages of its own.

@@ -166,7 +166,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
         };
         let target = failover.target(ctx).clone();
         // WebSockets upgrade HTTP/1.1 only: ALPN says so even when the phase's HTTP is 2.
-        let stream = match net::connect(
+        let stream = match net::connect_upgrade(
             &target,
             ctx.source_ip(&target),
             &ctx.wire,

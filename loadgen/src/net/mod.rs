@@ -3,6 +3,7 @@
 //! to hyper over HTTP/1 or HTTP/2.
 
 pub mod counting;
+pub mod forward_proxy;
 pub mod http_version;
 pub mod tls;
 
@@ -57,6 +58,9 @@ pub struct Target {
     /// With `--network`: the namespace whose sockets reach it (the client end of the link, or
     /// the server's own namespace for the publisher and `/stats`).
     pub netns: Option<Arc<feedlab_link::netns::Agent>>,
+    /// A forward proxy (`--proxy squid`) the client is configured to use: plain requests go to
+    /// it in absolute form, TLS and WebSockets through a CONNECT tunnel, as browsers do.
+    pub forward_proxy: Option<SocketAddr>,
 }
 
 impl Target {
@@ -91,6 +95,7 @@ impl Target {
             base_path: url.path().trim_end_matches('/').to_owned(),
             tls,
             netns: None,
+            forward_proxy: None,
         })
     }
 
@@ -98,6 +103,14 @@ impl Target {
     pub fn via(&self, agent: &Arc<feedlab_link::netns::Agent>) -> Self {
         Self {
             netns: Some(agent.clone()),
+            ..self.clone()
+        }
+    }
+
+    /// The same server, reached through the forward proxy at `proxy`.
+    pub fn through_forward_proxy(&self, proxy: SocketAddr) -> Self {
+        Self {
+            forward_proxy: Some(proxy),
             ..self.clone()
         }
     }
@@ -131,6 +144,18 @@ impl Target {
         match version {
             HttpVersion::Http2 => {
                 Request::get(self.uri(path_and_query)).version(hyper::Version::HTTP_2)
+            }
+            // Through a forward proxy, a plain request names the whole URL (absolute form).
+            HttpVersion::Http11 | HttpVersion::Http10
+                if self.forward_proxy.is_some() && self.tls.is_none() =>
+            {
+                Request::get(self.uri(path_and_query))
+                    .version(if version == HttpVersion::Http10 {
+                        hyper::Version::HTTP_10
+                    } else {
+                        hyper::Version::HTTP_11
+                    })
+                    .header(hyper::header::HOST, &self.host)
             }
             HttpVersion::Http11 | HttpVersion::Http10 => Request::get(self.path(path_and_query))
                 .version(if version == HttpVersion::Http10 {
@@ -231,9 +256,34 @@ pub async fn connect(
     wire: &Arc<ByteCounts>,
     alpn: Alpn,
 ) -> io::Result<Stream> {
+    connect_via(target, source, wire, alpn, target.tls.is_some()).await
+}
+
+/// [`connect`] for a WebSocket: through a forward proxy, always a CONNECT tunnel (what
+/// browsers do for ws:// and wss://).
+///
+/// # Errors
+/// As [`connect`]; and a proxy that refuses the CONNECT (`PermissionDenied`, its status line).
+pub async fn connect_upgrade(
+    target: &Target,
+    source: Option<IpAddr>,
+    wire: &Arc<ByteCounts>,
+    alpn: Alpn,
+) -> io::Result<Stream> {
+    connect_via(target, source, wire, alpn, true).await
+}
+
+async fn connect_via(
+    target: &Target,
+    source: Option<IpAddr>,
+    wire: &Arc<ByteCounts>,
+    alpn: Alpn,
+    tunnel: bool,
+) -> io::Result<Stream> {
+    let dial = target.forward_proxy.unwrap_or(target.addr);
     let connecting = async {
-        let stream = match (source, &target.netns) {
-            (_, Some(agent)) => agent.tcp_socket().await?.connect(target.addr).await?,
+        let mut stream = match (source, &target.netns) {
+            (_, Some(agent)) => agent.tcp_socket().await?.connect(dial).await?,
             (Some(ip), None) => {
                 let socket = if ip.is_ipv4() {
                     TcpSocket::new_v4()?
@@ -241,11 +291,14 @@ pub async fn connect(
                     TcpSocket::new_v6()?
                 };
                 socket.bind(SocketAddr::new(ip, 0))?;
-                socket.connect(target.addr).await?
+                socket.connect(dial).await?
             }
-            (None, None) => TcpStream::connect(target.addr).await?,
+            (None, None) => TcpStream::connect(dial).await?,
         };
         stream.set_nodelay(true)?;
+        if target.forward_proxy.is_some() && tunnel {
+            forward_proxy::connect_tunnel(&mut stream, target).await?;
+        }
         Ok::<_, io::Error>(stream)
     };
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
@@ -407,6 +460,7 @@ pub async fn http_inline(
 pub fn io_error_kind(e: &io::Error) -> &'static str {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => "connect_refused",
+        io::ErrorKind::PermissionDenied => "proxy_refused",
         io::ErrorKind::TimedOut => "connect_timeout",
         io::ErrorKind::ConnectionReset => "reset",
         io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse => "no_source_port",

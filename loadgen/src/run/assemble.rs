@@ -123,7 +123,10 @@ pub fn assemble(
             chaos_outage_s: (args.chaos == crate::chaos::ChaosKind::KillRestart)
                 .then_some(args.chaos_outage.as_secs_f64()),
             proxy: args.proxy.as_str().to_owned(),
-            proxy_read_timeout_s: (args.proxy != crate::cli::ProxyKind::None)
+            // The timeout loadgen sets is nginx's with deploy/nginx.conf; the other
+            // configurations carry their own (server.proxy_software says which ran).
+            proxy_read_timeout_s: (args.proxy == crate::cli::ProxyKind::Nginx
+                && args.proxy_config == crate::intermediary::Flavor::Recommended)
                 .then_some(args.proxy_read_timeout.as_secs_f64()),
             send_rate: args.send_rate,
             price_vcpu_hour: args.price_vcpu_hour,

@@ -96,7 +96,7 @@ pub struct Endpoint {
     /// Where the publisher connects: the client targets, except across an emulated link, where
     /// it publishes from the server's side (an event's latency starts at the server).
     pub publish_targets: Vec<Arc<Target>>,
-    pub proxy: Option<Nginx>,
+    pub proxy: Option<crate::intermediary::Proxy>,
 }
 
 impl Endpoint {
@@ -337,7 +337,7 @@ async fn finish_endpoint(
                 })
                 .collect(),
         ),
-        ProxyKind::Nginx => {
+        ProxyKind::Nginx if args.proxy_config == crate::intermediary::Flavor::Recommended => {
             let upstreams: Vec<SocketAddr> = instances.iter().map(|i| i.target.addr).collect();
             let bin = args.nginx_bin.clone();
             let timeout = args.proxy_read_timeout;
@@ -354,10 +354,39 @@ async fn finish_endpoint(
                 Some(l) => target.via(&l.client),
                 None => target,
             };
-            (Some(nginx), vec![Arc::new(target)])
+            (
+                Some(crate::intermediary::Proxy::Nginx(nginx)),
+                vec![Arc::new(target)],
+            )
+        }
+        ProxyKind::Nginx | ProxyKind::Other(_) => {
+            anyhow::ensure!(
+                link.is_none(),
+                "--proxy {} --proxy-config {} runs on loopback: --network takes --proxy nginx (recommended)",
+                args.proxy.as_str(),
+                args.proxy_config.as_str()
+            );
+            let upstreams: Vec<SocketAddr> = instances.iter().map(|i| i.target.addr).collect();
+            let started = crate::intermediary::start_for(args, upstreams).await?;
+            let targets = match started.forward() {
+                // Clients address the servers and are configured to go through the proxy.
+                Some(fwd) => instances
+                    .iter()
+                    .map(|i| Arc::new(i.target.through_forward_proxy(fwd)))
+                    .collect(),
+                None => vec![Arc::new(
+                    Target::from_url(&started.url(), &tls_options(args, None)).await?,
+                )],
+            };
+            (Some(started), targets)
         }
     };
     let publish_targets = match (link, &proxy) {
+        // A forward proxy is the clients' (a corporate network's); the publisher is the
+        // feed's own backend and reaches the servers directly.
+        (None, Some(p)) if p.forward().is_some() => {
+            instances.iter().map(|i| i.target.clone()).collect()
+        }
         // Through the proxy, as the clients, but from the server's side of the link.
         (Some(l), Some(nginx)) => vec![Arc::new(
             Target::from_url(&nginx.url(), &tls_options(args, None))

@@ -246,6 +246,10 @@ fn server_info(fleet: &Fleet) -> report::ServerInfo {
         tls_command: tls.and_then(|e| e.instances[0].command()),
         instances: first.instances.iter().map(|i| i.url.to_string()).collect(),
         proxy_url: first.proxy.as_ref().map(|p| p.url().to_string()),
+        proxy_software: first
+            .proxy
+            .as_ref()
+            .map(crate::intermediary::Proxy::describe),
         redis: fleet.redis_url.clone(),
     }
 }

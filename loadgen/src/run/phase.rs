@@ -257,6 +257,7 @@ fn connect_clients(
             source_ips: env.plan.source_ips,
             connect_gate: connect_gate.clone(),
             reconnects: std::sync::Mutex::new(Vec::new()),
+            lifetimes: std::sync::Mutex::new(Vec::new()),
             nchan: before.nchan.clone(),
             send: talking.then(|| talk_back::SendPlan {
                 rate: w.send_rate,
@@ -715,6 +716,19 @@ fn assemble(
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        if w.proxied {
+            let lifetimes = g
+                .shared
+                .lifetimes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(cut) =
+                crate::intermediary::report::cuts(phase.index, name, &w.proxy_label, &lifetimes)
+            {
+                warnings.push(cut);
+            }
+        }
         let check = checkable
             .then(|| server_check(phase, g.member, &before, &after, &totals, down, plain_down));
         if let Some(check) = check.as_ref().filter(|c| !c.ok) {

@@ -5,10 +5,12 @@
 mod binary;
 mod chaos;
 mod compression;
+mod decide;
 mod deps;
 mod end_to_end;
 mod fake_server;
 mod idempotent_publish;
+mod intermediaries;
 mod nchan;
 mod network;
 mod nginx;

@@ -203,7 +203,7 @@ pub struct Settings {
     /// `--proxy`: `none` or `nginx`.
     #[serde(default = "none")]
     #[schemars(skip_serializing_if = "sch::added_later")]
-    #[schemars(extend("enum" = ["none", "nginx"]))]
+    #[schemars(extend("enum" = ["none", "nginx", "haproxy", "apache", "caddy", "varnish", "squid"]))]
     pub proxy: String,
     /// `--proxy-read-timeout` in s, with a proxy.
     #[serde(default)]
@@ -304,6 +304,10 @@ pub struct ServerInfo {
     #[serde(default)]
     #[schemars(skip_serializing_if = "sch::added_later")]
     pub proxy_url: Option<String>,
+    /// What the proxy was: software, configuration (committed file), version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    pub proxy_software: Option<String>,
     /// The Redis the instances shared their feed through.
     #[serde(default)]
     #[schemars(skip_serializing_if = "sch::added_later")]

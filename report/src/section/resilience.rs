@@ -33,10 +33,15 @@ pub fn table(report: &Report) -> Option<Table> {
     let s = &report.settings;
     let what = match (s.chaos.as_str(), s.proxy.as_str()) {
         ("none", "none") => "Connections that failed during the run.".to_owned(),
-        ("none", proxy) => format!(
-            "Through {proxy} with proxy_read_timeout {}: connections the proxy cut, and how each transport recovered.",
-            s.proxy_read_timeout_s.map_or("–".into(), |t| format!("{} s", num(t)))
-        ),
+        ("none", proxy) => match (&report.server.proxy_software, s.proxy_read_timeout_s) {
+            (Some(what), None) => format!(
+                "Through {what}: connections the proxy cut, and how each transport recovered."
+            ),
+            (_, t) => format!(
+                "Through {proxy} with proxy_read_timeout {}: connections the proxy cut, and how each transport recovered.",
+                t.map_or("–".into(), |t| format!("{} s", num(t)))
+            ),
+        },
         (chaos, _) => format!(
             "--chaos {chaos} at {} of each phase's publishing{}: a server SIGKILLed while clients read and the publisher publishes.",
             s.chaos_at.as_deref().unwrap_or("–"),
