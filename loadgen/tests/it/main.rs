@@ -4,6 +4,7 @@
 
 mod binary;
 mod chaos;
+mod clap_markdown;
 mod compression;
 mod decide;
 mod deps;
@@ -15,5 +16,6 @@ mod nchan;
 mod network;
 mod nginx;
 mod proxy_timeout;
+mod readme;
 mod talk_back;
 mod tls_http2;
