@@ -5,6 +5,17 @@
 # (loadgen's --target nchan test), Python's `websockets` (a real WebSocket client), iproute2
 # (`ip`, `ss`: the emulated link of `loadgen --network`), and the page's npm packages from
 # web/package-lock.json.
+#
+# Skips are counted, not hidden: a test that cannot run here says so (Rust: feedlab-testkit's
+# `skip!`/`require!`, which append `FEEDLAB-SKIP <test>: <reason>` to $FEEDLAB_SKIP_LOG; the
+# browser tests: node's `skip`, read back from a TAP report). The end prints "== skips" with the
+# count and each reason. Where the machine can run everything (root, /dev/net/tun, and the
+# packages above installed: CI), FEEDLAB_REQUIRE_ALL=1 and any skip fails the run; elsewhere
+# (no root) the skips are listed and the run passes. FEEDLAB_REQUIRE_ALL=0 in the environment
+# turns the rule off, =1 turns it on anywhere.
+#
+# Slow measurements are not here: benchmarks (`cargo bench -p server --bench slow_consumers`,
+# scripts/) run on their own.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -43,6 +54,44 @@ if ! mdbook --version 2>/dev/null | grep -qx "mdbook v$MDBOOK_VERSION"; then
   cargo install mdbook --version "$MDBOOK_VERSION" --locked --no-default-features --features search --quiet
 fi
 
+# /dev/net/tun for the emulated-link tests: root can create the device node when the kernel has
+# the driver but the node is missing (a container without it passed through cannot).
+if [ "$(id -u)" = 0 ] && [ ! -e /dev/net/tun ]; then
+  mkdir -p /dev/net && mknod /dev/net/tun c 10 200 2>/dev/null && chmod 0666 /dev/net/tun || true
+fi
+if [ -z "${FEEDLAB_REQUIRE_ALL:-}" ]; then
+  FEEDLAB_REQUIRE_ALL=0
+  if [ "$(id -u)" = 0 ] && [ -e /dev/net/tun ] && command -v redis-server >/dev/null &&
+    command -v nginx >/dev/null && [ -x /usr/bin/chromium ]; then
+    FEEDLAB_REQUIRE_ALL=1
+  fi
+fi
+export FEEDLAB_REQUIRE_ALL
+FEEDLAB_SKIP_LOG="$(mktemp -t feedlab-skips.XXXXXX)"
+export FEEDLAB_SKIP_LOG
+web_tap="$(mktemp -t feedlab-web-tap.XXXXXX)"
+started=$SECONDS
+
+# The summary, also when a suite failed: what did not run, and why.
+summary() {
+  status=$?
+  # node's TAP report: `ok N - name # SKIP reason` for each skipped test or suite.
+  if [ -s "$web_tap" ]; then
+    sed -nE 's/^ *(not )?ok [0-9]+ - (.*) # SKIP ?(.*)$/FEEDLAB-SKIP web\/\2: \3/p' "$web_tap" >>"$FEEDLAB_SKIP_LOG"
+  fi
+  skips=$(grep -c '^FEEDLAB-SKIP ' "$FEEDLAB_SKIP_LOG" || true)
+  echo "== skips: $skips (FEEDLAB_REQUIRE_ALL=$FEEDLAB_REQUIRE_ALL)"
+  sed 's/^FEEDLAB-SKIP /  /' "$FEEDLAB_SKIP_LOG"
+  rm -f "$FEEDLAB_SKIP_LOG" "$web_tap"
+  echo "== took $(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s"
+  if [ "$status" = 0 ] && [ "$skips" != 0 ] && [ "$FEEDLAB_REQUIRE_ALL" = 1 ]; then
+    echo "test.sh: FAILED: $skips test(s) skipped on a machine that should run them all" >&2
+    status=1
+  fi
+  exit "$status"
+}
+trap summary EXIT
+
 echo "== format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
@@ -57,12 +106,18 @@ python3 scripts/check_links.py
 mdbook build docs
 
 echo "== Rust tests (server, loadgen)"
-cargo test --workspace
+# Every suite runs, whichever fails first (the browser tests too): a red run lists all its
+# failures, and fails at the end.
+rust_status=0
+cargo test --workspace --no-fail-fast || rust_status=$?
 
 echo "== browser tests (web/)"
 cargo build --quiet -p server
 (
   cd web
   [ -d node_modules/playwright-core ] && npm ls --silent >/dev/null 2>&1 || npm ci --no-audit --no-fund --silent
-  FEEDLAB_SERVER_BIN="$PWD/../target/debug/server" node --test tests/
+  FEEDLAB_SERVER_BIN="$PWD/../target/debug/server" node --test \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=tap --test-reporter-destination="$web_tap" tests/
 )
+exit "$rust_status"

@@ -30,13 +30,8 @@ impl Floor {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("feedlab listening on http://")
-            .and_then(|rest| rest.strip_suffix('/'))
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
+        let (_, addr) = feedlab_testkit::parse_listening_line(&line)
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
         Self {
             addr,
             child,

@@ -3,11 +3,9 @@
 //! report must say how long reconnecting took. Each run is one concurrent phase of a few
 //! seconds, on ports the servers pick themselves on 127.0.0.1.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
+use feedlab_testkit::{require, Redis};
 use loadgen::{run::Mode, Args, Outcome};
 
 /// Runs loadgen (as a library) with `extra` on top of a short concurrent four-transport run
@@ -55,8 +53,40 @@ async fn run(extra: &[&str]) -> (Outcome, tempfile::TempDir) {
         md.contains("## Resilience"),
         "report.md has the chaos section"
     );
-    assert!(md.contains("| lost |") || md.contains("lost"), "{md}");
+    // The table a reader sees says what the report's numbers say: nothing lost, nothing
+    // duplicated, on each of the four transports.
+    let rows = resilience_rows(&md);
+    assert_eq!(rows.len(), 4, "one row per transport\n{md}");
+    for row in &rows {
+        assert_eq!(
+            (row["lost"].as_str(), row["duplicated"].as_str()),
+            ("0", "0"),
+            "{row:?}"
+        );
+        assert_eq!(row["verdict"], "ok", "{row:?}");
+    }
     (outcome, out)
+}
+
+/// The rows of report.md's Resilience table, each as column name → cell.
+fn resilience_rows(md: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let section = md
+        .split("\n## ")
+        .find(|s| s.starts_with("Resilience"))
+        .unwrap_or_else(|| panic!("no Resilience section in\n{md}"));
+    let cells = |line: &str| -> Vec<String> {
+        line.trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_owned())
+            .collect()
+    };
+    let mut table = section.lines().filter(|l| l.trim_start().starts_with('|'));
+    let header = cells(table.next().expect("a table header"));
+    table
+        .skip(1) // the |---| line
+        .map(|l| header.iter().cloned().zip(cells(l)).collect())
+        .collect()
 }
 
 /// Every transport came through the kill whole, and its reconnects were timed.
@@ -149,52 +179,10 @@ async fn kill_restart_loses_and_duplicates_nothing_on_any_transport() {
     );
 }
 
-/// A `redis-server` of the test's own on a free port, without persistence.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn();
-        let Ok(child) = child else {
-            eprintln!("SKIPPED: redis-server is not installed (test.sh installs it)");
-            return None;
-        };
-        let redis = Self { child, port };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(redis);
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("redis-server did not start");
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_one_of_two_instances_and_every_client_fails_over() {
-    let Some(redis) = Redis::start() else {
-        return;
-    };
-    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let redis = require!(Redis::start());
+    let url = redis.url();
     let (outcome, _out) = run(&[
         "--spawn",
         "2",
@@ -221,12 +209,8 @@ async fn kill_one_of_two_instances_and_every_client_fails_over() {
     }
     // The feed itself, read back from Redis: every event is a different publish (`pub` n),
     // however many retries the kill caused.
-    let out = Command::new("redis-cli")
-        .args(["-p", &redis.port.to_string(), "--raw"])
-        .args(["XRANGE", "chaos-kill-one:events", "-", "+"])
-        .output()
-        .expect("redis-cli (installed with redis-server)");
-    let mut pubs: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+    let mut pubs: Vec<u64> = redis
+        .cli(&["XRANGE", "chaos-kill-one:events", "-", "+"])
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| v.get("pub").and_then(serde_json::Value::as_u64))

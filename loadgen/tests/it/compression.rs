@@ -9,10 +9,11 @@ use std::{
     net::SocketAddr,
     path::Path,
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use loadgen::{redis_proc::free_port, run::Mode, Args};
+use feedlab_testkit::{require, Nginx};
+use loadgen::{run::Mode, Args};
 use server::testing::TestServer;
 
 /// Relays each WebSocket it accepts to the same path on the upstream (uncompressed there), with
@@ -80,11 +81,11 @@ fn relay(dir: &Path, upstream: SocketAddr) -> (Proc, u16) {
 
 /// nginx gzipping every proxied response it may (`gzip_proxied any`), SSE unbuffered so each
 /// event is flushed through the compressor as it comes; `/ws` to the relay.
-fn nginx(dir: &Path, server: SocketAddr, relay: u16) -> (Proc, u16) {
-    let port = free_port().unwrap();
-    let d = dir.display();
-    let conf = format!(
-        r#"worker_processes 1;
+fn nginx(server: SocketAddr, relay: u16) -> Nginx {
+    Nginx::start(|port, dir| {
+        let d = dir.display();
+        format!(
+            r#"worker_processes 1;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
@@ -114,33 +115,20 @@ http {{
     }}
 }}
 "#
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let child = Command::new(
-        loadgen::redis_proc::find_binary("nginx", &["/usr/sbin/nginx"])
-            .expect("nginx (the test command installs it)"),
-    )
-    .args(["-p", &d.to_string(), "-c", "nginx.conf", "-e", "error.log"])
-    .args(["-g", &format!("daemon off; pid {d}/nginx.pid;")])
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::inherit())
-    .spawn()
-    .expect("nginx");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nginx did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (Proc(child), port)
+        )
+    })
+    .expect("nginx (checked by the test)")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_transport_decodes_what_independent_compressing_peers_send() {
+    require!(feedlab_testkit::binary("nginx", &["/usr/sbin/nginx"]));
+    require!(feedlab_testkit::python_module("websockets"));
     let srv = TestServer::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let (_relay, relay_port) = relay(dir.path(), srv.addr);
-    let (_nginx, port) = nginx(dir.path(), srv.addr, relay_port);
+    let nginx = nginx(srv.addr, relay_port);
+    let port = nginx.port;
     let out = tempfile::tempdir().unwrap();
     let args = Args::from_args([
         "--repeat",

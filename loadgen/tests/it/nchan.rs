@@ -2,85 +2,29 @@
 //! `deploy/nchan.conf`): the `--target nchan` adapter delivers every event exactly once on all
 //! four transports, and measures latency from the seq and send time inside each body.
 
-use std::{
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
+use feedlab_testkit::{require, Nginx};
 use loadgen::{run::Mode, Args};
 
 /// Where Debian installs the module (./test.sh installs the package).
 const MODULE: &str = "/usr/lib/nginx/modules/ngx_nchan_module.so";
 
-/// nginx with Nchan on a free loopback port, in a temporary prefix; SIGTERM when dropped.
-struct Nchan {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Nchan {
-    fn start() -> Self {
-        assert!(
-            std::path::Path::new(MODULE).exists(),
-            "{MODULE} missing: apt-get install libnginx-mod-nchan (./test.sh does)"
-        );
-        let port = loadgen::redis_proc::free_port().unwrap();
-        let dir = std::env::temp_dir().join(format!("loadgen-nchan-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let conf = include_str!("../../../deploy/nchan.conf")
-            .replace("__MODULE__", MODULE)
+/// nginx with Nchan from `deploy/nchan.conf` on a free loopback port, in a temporary prefix
+/// (the kit's nginx fixture: SIGTERM when dropped); the reason to skip when either is missing.
+fn nchan() -> Result<Nginx, String> {
+    let module = feedlab_testkit::file(MODULE, "libnginx-mod-nchan")?;
+    Nginx::start(|port, dir| {
+        include_str!("../../../deploy/nchan.conf")
+            .replace("__MODULE__", &module.display().to_string())
             .replace("__PORT__", &port.to_string())
-            .replace("__DIR__", &dir.display().to_string());
-        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let nginx = loadgen::redis_proc::find_binary("nginx", &["/usr/sbin/nginx"])
-            .expect("nginx (./test.sh installs nginx-light)");
-        let child = Command::new(nginx)
-            .args([
-                "-p",
-                &dir.display().to_string(),
-                "-c",
-                "nginx.conf",
-                "-e",
-                "error.log",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting nginx");
-        let mut nchan = Self { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            let exited = matches!(nchan.child.try_wait(), Ok(Some(_)));
-            if exited || Instant::now() > deadline {
-                let log = std::fs::read_to_string(nchan.dir.join("error.log")).unwrap_or_default();
-                panic!("nginx with Nchan did not start: {log}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        nchan
-    }
-}
-
-impl Drop for Nchan {
-    fn drop(&mut self) {
-        let _ = loadgen::sys::terminate(self.child.id());
-        let child = &mut self.child;
-        if !loadgen::sys::wait_until(Duration::from_secs(3), || {
-            matches!(child.try_wait(), Ok(Some(_)))
-        }) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+            .replace("__DIR__", &dir.display().to_string())
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_four_transports_deliver_every_event_from_nchan() {
-    let nchan = Nchan::start();
+    let nchan = require!(nchan());
     let out = tempfile::tempdir().unwrap();
     let url = format!("http://127.0.0.1:{}/", nchan.port);
     let args = Args::from_args([

@@ -3,7 +3,8 @@
 //! proportion, and nothing is left behind — after a run, after a failed one, after a panic.
 //!
 //! These create network namespaces and TUN devices, so they need root; they run one at a time
-//! (timing) and skip, saying why, where the machine cannot host a link.
+//! (timing) and skip, saying why (a skip the test command counts), where the machine cannot host
+//! a link.
 
 use std::{
     net::SocketAddr,
@@ -20,15 +21,10 @@ async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     SERIAL.lock().await
 }
 
-/// `None` (with the reason on stderr) when this machine cannot host a link.
-fn can_link() -> bool {
-    match netns::preflight() {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("skipped: {e}");
-            false
-        }
-    }
+/// Whether this machine can host a link (root, `/dev/net/tun`, iproute2); the reason to skip
+/// when not, which the test command counts.
+fn can_link() -> Result<(), String> {
+    netns::preflight().map_err(|e| format!("{e:#}"))
 }
 
 fn spec(s: &str) -> LinkSpec {
@@ -99,9 +95,7 @@ async fn connect(link: &Link, addr: SocketAddr) -> tokio::net::TcpStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rtt_across_the_link_is_the_one_set() {
     let _g = serial().await;
-    if !can_link() {
-        return;
-    }
+    feedlab_testkit::require!(can_link());
     let link = Link::up(spec("rtt=100ms"), 1).unwrap();
     let addr = serve(&link, 0).await;
     let t = Instant::now();
@@ -117,17 +111,31 @@ async fn the_rtt_across_the_link_is_the_one_set() {
     }
     rtts.sort_by(f64::total_cmp);
     let app = rtts[rtts.len() / 2];
+    let app_min = rtts[0];
     let kernel = tokio::task::spawn_blocking({
         let ns = link.client_namespace().to_owned();
         move || feedlab_link::tcp::rtt(&ns).unwrap().expect("one socket")
     })
     .await
     .unwrap();
-    eprintln!("connect {connect_ms:.1} ms, ping p50 {app:.1} ms, kernel {kernel:?}");
+    eprintln!(
+        "connect {connect_ms:.1} ms, ping p50 {app:.1} ms (min {app_min:.1}), kernel {kernel:?}"
+    );
+    // Nothing crosses faster than the RTT set. Above it, a single sample (the connect, the
+    // median) also carries the forwarder's scheduling on a busy machine, so the bound from
+    // above is on the least of the 20 pings and the kernel's min_rtt: those say the link
+    // itself adds the RTT set and no more, whatever else runs beside the test.
     let within = |v: f64| (95.0..=105.0).contains(&v);
-    assert!(within(connect_ms), "TCP connect took {connect_ms:.1} ms");
-    assert!(within(app), "ping p50 {app:.1} ms");
-    assert!(within(kernel.srtt_ms_p50), "kernel srtt {kernel:?}");
+    assert!(connect_ms >= 95.0, "TCP connect took {connect_ms:.1} ms");
+    assert!(
+        app >= 95.0 && within(app_min),
+        "ping p50 {app:.1} ms, min {app_min:.1} ms"
+    );
+    assert!(kernel.srtt_ms_p50 >= 95.0, "kernel srtt {kernel:?}");
+    assert!(
+        kernel.min_rtt_ms_p50.is_some_and(within),
+        "kernel min_rtt {kernel:?}"
+    );
     let snap = link.snapshot();
     assert_eq!(snap.down.dropped_by_loss + snap.up.dropped_by_loss, 0);
     assert!(snap.up.packets_carried >= 21, "{snap:?}");
@@ -144,9 +152,7 @@ async fn the_rtt_across_the_link_is_the_one_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_transfer_runs_at_the_bandwidth_set() {
     let _g = serial().await;
-    if !can_link() {
-        return;
-    }
+    feedlab_testkit::require!(can_link());
     // 8 Mbit/s down: 1 MB/s of IP packets. 2.5 MB take ~2.6 s.
     let link = Link::up(spec("rtt=20ms,down=8mbit,up=8mbit,queue=100"), 2).unwrap();
     let bytes = 2_500_000;
@@ -183,9 +189,7 @@ async fn a_bulk_transfer_runs_at_the_bandwidth_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loss_shows_up_as_retransmissions_in_proportion() {
     let _g = serial().await;
-    if !can_link() {
-        return;
-    }
+    feedlab_testkit::require!(can_link());
     let loss = 0.05;
     let link = Link::up(spec("rtt=10ms,loss=5%"), 3).unwrap();
     let addr = serve(&link, 3_000_000).await;
@@ -246,9 +250,7 @@ fn run_args(network: &str, out: &std::path::Path, server_bin: &str, extra: &[&st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_transport_runs_across_the_link_and_the_report_says_so() {
     let _g = serial().await;
-    if !can_link() {
-        return;
-    }
+    feedlab_testkit::require!(can_link());
     let out = tempfile::tempdir().unwrap();
     let args = run_args(
         "rtt=200ms",
@@ -334,9 +336,7 @@ async fn every_transport_runs_across_the_link_and_the_report_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_left_after_a_failed_run_or_a_panic() {
     let _g = serial().await;
-    if !can_link() {
-        return;
-    }
+    feedlab_testkit::require!(can_link());
     // A server that cannot start: the run fails after the link is up.
     let out = tempfile::tempdir().unwrap();
     let args = run_args("lte", out.path(), "/bin/false", &[]);
@@ -366,9 +366,7 @@ fn of(pid: u32) -> Vec<String> {
 #[test]
 fn a_stopped_run_removes_its_link_even_when_told_twice() {
     let _g = SERIAL.blocking_lock();
-    if !can_link() {
-        return;
-    }
+    feedlab_testkit::require!(can_link());
     // Once: the run finishes the phase, writes its report, removes the link. Twice: it exits
     // at once (130), removing the link on the way out.
     for signals in [1, 2] {
@@ -424,9 +422,7 @@ fn a_stopped_run_removes_its_link_even_when_told_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_and_a_chaos_run_work_across_the_link() {
     let _g = serial().await;
-    if !can_link() {
-        return;
-    }
+    feedlab_testkit::require!(can_link());
     for extra in [
         &["--proxy", "nginx", "--transports", "sse,long-poll"][..],
         &[
@@ -465,9 +461,7 @@ async fn a_proxy_and_a_chaos_run_work_across_the_link() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rtt_sweep_gives_the_rtt_crossover_and_its_chart() {
     let _g = serial().await;
-    if !can_link() {
-        return;
-    }
+    feedlab_testkit::require!(can_link());
     let out = tempfile::tempdir().unwrap();
     let args = run_args(
         "rtt=0ms",
@@ -534,9 +528,7 @@ async fn an_rtt_sweep_gives_the_rtt_crossover_and_its_chart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_phases_across_a_slow_link_agree_with_the_server_exactly() {
     let _g = serial().await;
-    if !can_link() {
-        return;
-    }
+    feedlab_testkit::require!(can_link());
     let out = tempfile::tempdir().unwrap();
     let mut args = run_args(
         "rtt=150ms",

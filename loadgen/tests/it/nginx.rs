@@ -6,9 +6,10 @@ use server::testing::TestServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_four_transports_through_nginx_lose_nothing() {
+    feedlab_testkit::require!(feedlab_testkit::binary("nginx", &["/usr/sbin/nginx"]));
     let srv = TestServer::start(&[]);
     // loadgen's own launcher of deploy/nginx.conf: it stops nginx with SIGTERM, so no worker
-    // outlives the test (server::testing::Nginx SIGKILLs the master and orphans them).
+    // outlives the test.
     let nginx = Nginx::start(None, &[srv.addr], std::time::Duration::from_secs(75))
         .expect("nginx (the test command installs it)");
     let out = tempfile::tempdir().unwrap();

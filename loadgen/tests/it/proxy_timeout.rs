@@ -47,19 +47,9 @@ async fn run(extra: &[&str]) -> (Outcome, tempfile::TempDir) {
     (outcome, out)
 }
 
-fn nginx_missing() -> bool {
-    let found = loadgen::redis_proc::find_binary("nginx", &["/usr/sbin/nginx"]).is_some();
-    if !found {
-        eprintln!("SKIPPED: nginx is not installed (test.sh installs it)");
-    }
-    !found
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_timeout_below_the_heartbeat_cuts_streams_and_a_short_heartbeat_fixes_it() {
-    if nginx_missing() {
-        return;
-    }
+    feedlab_testkit::require!(feedlab_testkit::binary("nginx", &["/usr/sbin/nginx"]));
     let (cut, _cut_dir) = run(&[]).await;
     for t in ["sse", "ws"] {
         let r = &cut.report.transports[t];

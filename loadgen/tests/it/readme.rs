@@ -12,16 +12,18 @@ const END: &str = "<!-- decide:end -->";
 
 /// The README's answer table, between its markers, is `loadgen decide --markdown` of
 /// `results/model/model.json`, made by the built binary. Without a committed model the README
-/// has no answer to show, and this fails until one is committed and the table made from it.
+/// has no answer to show: the test skips, counted and with its reason (`feedlab-testkit`), which
+/// fails the run where every test must run (CI: `FEEDLAB_REQUIRE_ALL=1`).
 #[test]
 fn readme_answer_table_is_decide_of_the_committed_model() {
     let model = Path::new(ROOT).join("results/model/model.json");
-    assert!(
-        model.exists(),
-        "results/model/model.json is missing: the README's answer table is made from it. Commit \
-         the cost model (`loadgen costs`), then run `loadgen decide --markdown` and put its \
-         table between the README's {BEGIN} and {END} markers"
-    );
+    if !model.exists() {
+        feedlab_testkit::skip!(
+            "results/model/model.json is missing, and the README's answer table is made from it: \
+             commit the cost model (`loadgen costs`), then put `loadgen decide --markdown`'s \
+             table between the README's {BEGIN} and {END} markers"
+        );
+    }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(["decide", "--markdown", "--model"])
         .arg(&model)

@@ -73,7 +73,10 @@ async fn control_changes_the_ticker_only_when_allowed() {
     let res = post(&srv.url("/control"), r#"{"rate":50,"payload_bytes":10}"#).await;
     assert_eq!(res.status, 200, "{:?}", res.body);
     assert_eq!(res.json()["rate"], 50.0);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stats_when(&srv, "3 ticks", |s| {
+        s["feed"]["head"].as_u64().unwrap() >= 3
+    })
+    .await;
     let body = get(&srv.url("/poll?since=0")).await.json();
     let events = body["events"].as_array().unwrap();
     assert!(
@@ -107,7 +110,7 @@ async fn the_ticker_publishes_the_payload_kind_asked_for() {
         post(&srv.url("/control"), r#"{"rate":100}"#).await.status,
         200
     );
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stats_when(&srv, "a tick", |s| s["feed"]["head"].as_u64().unwrap() >= 1).await;
     let body = get(&srv.url("/poll?since=0")).await.json();
     let first = &body["events"][0]["data"];
     assert_eq!(first["source"], "ticker");
@@ -132,7 +135,10 @@ async fn the_ticker_publishes_the_payload_kind_asked_for() {
         .as_u64()
         .unwrap()
         + 1;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stats_when(&srv, "a tick after the change", |s| {
+        s["feed"]["head"].as_u64().unwrap() > head
+    })
+    .await;
     let later = get(&srv.url(&format!("/poll?since={head}"))).await.json();
     let data = &later["events"][0]["data"];
     assert!(

@@ -474,6 +474,7 @@ GET /poll?since=0 HTTP/1.1\r\nHost: a\r\n\r\n";
         tcp.write_all(b"POST /publish HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n")
             .await
             .unwrap();
+        // The pause is the case under test: the body in a read of its own after the head.
         tokio::time::sleep(Duration::from_millis(100)).await;
         tcp.write_all(b"null").await.unwrap();
         let mut got = vec![0u8; 512];

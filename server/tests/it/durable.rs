@@ -26,7 +26,7 @@ async fn acknowledged_events_survive_kill_9_and_seq_continues() {
     let data_dir = dir.path().display().to_string();
     let args = ["--rate", "0", "--data-dir", data_dir.as_str()];
 
-    let srv = ServerProcess::start(0, &args);
+    let srv = server_process(0, &args);
     let port = srv.port();
     for i in 1..=40u64 {
         assert_eq!(
@@ -50,7 +50,7 @@ async fn acknowledged_events_survive_kill_9_and_seq_continues() {
     }
     srv.kill_9();
 
-    let srv = ServerProcess::start(port, &args);
+    let srv = server_process(port, &args);
     let after = all_events(&srv).await;
     assert_eq!(
         after, before,
@@ -81,12 +81,12 @@ async fn acknowledged_events_survive_kill_9_and_seq_continues() {
 
 #[tokio::test]
 async fn without_a_data_dir_a_restart_starts_over_and_old_cursors_get_409() {
-    let srv = ServerProcess::start(0, &["--rate", "0"]);
+    let srv = server_process(0, &["--rate", "0"]);
     let port = srv.port();
     publish_to(&srv, json!(1)).await;
     publish_to(&srv, json!(2)).await;
     srv.kill_9();
-    let srv = ServerProcess::start(port, &["--rate", "0"]);
+    let srv = server_process(port, &["--rate", "0"]);
     let res = get(&srv.url("/poll?since=2")).await;
     assert_eq!(
         res.status, 409,

@@ -11,7 +11,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::common::{get, publish};
+use crate::common::{get, open_streams, publish, stats_when};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -239,6 +239,8 @@ async fn an_sse_stream_ends_at_its_clients_fin_and_counts_nothing_after() {
     assert_eq!(closed["open"], 0, "{closed}");
     // An event published now is delivered to nobody: no bytes, no delivery counted.
     publish(&srv, json!({ "after": "fin" })).await;
+    // Absence cannot be waited for: this pause is the window in which a wrong delivery would
+    // show up in the counts.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let after = sse(&get(&srv.url("/stats")).await.json());
     assert_eq!(
@@ -418,7 +420,10 @@ async fn a_held_long_poll_ends_when_its_client_leaves() {
         .unwrap();
     // Held: the one connection allowed is taken, so a second long poll is refused, with the
     // reason, on a connection that stays open.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    stats_when(&srv, "the first long poll is held", |s| {
+        open_streams(s) == 1
+    })
+    .await;
     let mut other = TcpStream::connect(srv.addr).await.unwrap();
     let mut pending = Vec::new();
     other
@@ -432,7 +437,10 @@ async fn a_held_long_poll_ends_when_its_client_leaves() {
     assert!(String::from_utf8_lossy(&body).contains("too many connections"));
     // The first client leaves: its hold ends, and its place is free at once.
     drop(tcp);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    stats_when(&srv, "the first long poll's hold has ended", |s| {
+        open_streams(s) == 0
+    })
+    .await;
     other
         .write_all(b"GET /long-poll?since=2 HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await

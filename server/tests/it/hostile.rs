@@ -9,6 +9,8 @@ use std::{
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+use feedlab_testkit::ws;
+
 use crate::{common::*, every_way};
 
 const MIB: u64 = 1024 * 1024;
@@ -27,13 +29,9 @@ impl Target {
             .iter()
             .position(|a| a == "--tls-write-cert")
             .map(|i| PathBuf::from(&all[i + 1]));
-        let process = ServerProcess::start(0, &all.iter().map(String::as_str).collect::<Vec<_>>());
+        let process = server_process(0, &all.iter().map(String::as_str).collect::<Vec<_>>());
         if let Some(cert) = &cert {
-            let deadline = Instant::now() + LIMIT;
-            while !cert.exists() {
-                assert!(Instant::now() < deadline, "no certificate");
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            feedlab_testkit::wait_until(LIMIT, "the certificate written", || cert.exists());
         }
         Self { process, cert }
     }
@@ -53,56 +51,29 @@ impl Target {
 
     /// A WebSocket on `path`, upgraded by hand: the raw connection after the 101.
     async fn upgraded(&self, path: &str) -> Io {
-        let addr = self.process.addr.parse().unwrap();
-        let mut io = open(addr, self.cert.as_deref()).await;
-        let head = format!(
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        );
-        io.write_all(head.as_bytes()).await.unwrap();
-        let mut got = Vec::new();
-        let mut byte = [0u8; 1];
-        while !got.ends_with(b"\r\n\r\n") {
-            let n = tokio::time::timeout(LIMIT, io.read(&mut byte))
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(n, 1, "connection closed during the handshake");
-            got.push(byte[0]);
-        }
-        assert!(
-            got.starts_with(b"HTTP/1.1 101"),
-            "{}",
-            String::from_utf8_lossy(&got)
-        );
+        let mut io = open(self.process.addr, self.cert.as_deref()).await;
+        ws::upgrade(&mut io, path, "").await;
         io
     }
-}
 
-/// A masked client frame header for `len` payload bytes, and the mask (all zero: the payload
-/// goes as it is).
-fn header(fin: bool, opcode: u8, len: u64) -> Vec<u8> {
-    let mut h = vec![(u8::from(fin) << 7) | opcode];
-    match len {
-        0..=125 => h.push(0x80 | len as u8),
-        126..=0xffff => {
-            h.push(0x80 | 126);
-            h.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            h.push(0x80 | 127);
-            h.extend_from_slice(&len.to_be_bytes());
-        }
+    /// The server's `/stats`, asked the way in the test uses (TLS included).
+    async fn stats(&self) -> serde_json::Value {
+        let mut io = open(self.process.addr, self.cert.as_deref()).await;
+        io.write_all(b"GET /stats HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        tokio::time::timeout(LIMIT, io.read_to_end(&mut got))
+            .await
+            .expect("/stats in time")
+            .unwrap();
+        let body = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        serde_json::from_slice(&got[body..]).expect("/stats JSON")
     }
-    h.extend_from_slice(&[0, 0, 0, 0]);
-    h
 }
 
-fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = header(fin, opcode, payload.len() as u64);
-    f.extend_from_slice(payload);
-    f
-}
+/// The client frames here carry an all-zero mask: the payload goes as it is.
+const NO_MASK: [u8; 4] = [0; 4];
 
 /// What the server sent until it closed the connection: its close code, when the close frame
 /// came, and when the connection ended (EOF or reset).
@@ -172,7 +143,14 @@ async fn a_frame_announcing_more_than_the_limit_is_refused_before_its_payload(wa
         let io = target.upgraded(path).await;
         let (read, mut write) = tokio::io::split(io);
         let watcher = tokio::spawn(watch_close(read));
-        write.write_all(&header(true, 0x2, 1 << 40)).await.unwrap();
+        write
+            .write_all(&ws::client_header(
+                ws::first_byte(true, 0x2),
+                1 << 40,
+                NO_MASK,
+            ))
+            .await
+            .unwrap();
         let sent = flood(write, vec![0u8; MIB as usize], 256).await;
         let closing = watcher.await.unwrap();
         let grown = target.rss().saturating_sub(before);
@@ -197,13 +175,16 @@ async fn a_frame_announcing_more_than_the_limit_is_refused_before_its_payload(wa
 /// continuations (under the 64 KiB limit), never finished; then one past the limit.
 async fn a_fragmented_message_costs_its_payload_not_its_fragments(way: Way) {
     let target = Target::start(way, &[]);
-    let mut fragments = frame(false, 0x1, b"x");
+    let mut fragments = ws::client_frame(ws::first_byte(false, 0x1), b"x", NO_MASK);
     for _ in 0..65_000 {
-        fragments.extend(frame(false, 0x0, b"y"));
+        fragments.extend(ws::client_frame(ws::first_byte(false, 0x0), b"y", NO_MASK));
     }
     // Warm up: the first connection's one-off costs are not what is measured.
     drop(target.upgraded("/ws").await);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    feedlab_testkit::eventually(LIMIT, "the warm-up connection closed", || async {
+        target.stats().await["transports"]["ws"]["open"] == 0
+    })
+    .await;
     let before = target.rss();
     let mut open = Vec::new();
     for _ in 0..20 {
@@ -213,7 +194,9 @@ async fn a_fragmented_message_costs_its_payload_not_its_fragments(way: Way) {
     }
     // Everything sent has been read: a ping behind the fragments is answered.
     for io in &mut open {
-        io.write_all(&frame(true, 0x9, b"p")).await.unwrap();
+        io.write_all(&ws::client_frame(ws::first_byte(true, 0x9), b"p", NO_MASK))
+            .await
+            .unwrap();
         let mut pong = [0u8; 3];
         tokio::time::timeout(LIMIT, io.read_exact(&mut pong))
             .await
@@ -246,10 +229,19 @@ async fn a_fragmented_message_costs_its_payload_not_its_fragments(way: Way) {
     let (read, mut write) = tokio::io::split(open.pop().unwrap());
     let watcher = tokio::spawn(watch_close(read));
     write
-        .write_all(&frame(false, 0x0, &[b'z'; 1000]))
+        .write_all(&ws::client_frame(
+            ws::first_byte(false, 0x0),
+            &[b'z'; 1000],
+            NO_MASK,
+        ))
         .await
         .unwrap();
-    let sent = flood(write, frame(false, 0x0, &[b'z'; 1000]).repeat(1000), 256).await;
+    let sent = flood(
+        write,
+        ws::client_frame(ws::first_byte(false, 0x0), &[b'z'; 1000], NO_MASK).repeat(1000),
+        256,
+    )
+    .await;
     let closing = watcher.await.unwrap();
     assert_eq!(closing.code, Some(1009));
     assert!(closing.ended_at.is_some(), "the server hangs up");
@@ -268,11 +260,18 @@ async fn after_its_close_frame_the_server_reads_no_more_and_hangs_up(way: Way) {
     let io = target.upgraded("/ws").await;
     let (read, mut write) = tokio::io::split(io);
     let watcher = tokio::spawn(watch_close(read));
-    write.write_all(&frame(true, 0x2, b"binary")).await.unwrap();
+    write
+        .write_all(&ws::client_frame(
+            ws::first_byte(true, 0x2),
+            b"binary",
+            NO_MASK,
+        ))
+        .await
+        .unwrap();
     // Valid frames, never a close: 256 MiB if the server keeps reading.
     let sent = flood(
         write,
-        frame(true, 0x2, &vec![b'd'; 60 * 1024]).repeat(16),
+        ws::client_frame(ws::first_byte(true, 0x2), &vec![b'd'; 60 * 1024], NO_MASK).repeat(16),
         270,
     )
     .await;

@@ -5,7 +5,6 @@
 use std::{
     io::Read as _,
     process::{Command, Stdio},
-    time::Duration,
 };
 
 use serde_json::{json, Value};
@@ -120,9 +119,21 @@ async fn curl_compressed_receives_every_event() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("curl runs");
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        stats_when(&srv, "curl's stream is open", |s| {
+            s["transports"]["sse"]["open"] == 1
+        })
+        .await;
         publish_texts(&srv, 5).await;
-        tokio::time::sleep(Duration::from_millis(500)).await; // a heartbeat or two
+        let delivered = stats_when(&srv, "all 10 events delivered", |s| {
+            s["transports"]["sse"]["events_delivered"] == 10
+        })
+        .await;
+        // A heartbeat after them: the bytes counted grow with nothing published.
+        let after_events = delivered["transports"]["sse"]["bytes_written"].clone();
+        stats_when(&srv, "a heartbeat written", |s| {
+            s["transports"]["sse"]["bytes_written"] != after_events
+        })
+        .await;
         tokio::task::spawn_blocking(move || srv.stop())
             .await
             .unwrap()
@@ -389,9 +400,16 @@ async fn stats_count_gzipped_bytes_exactly() {
     tcp.write_all(b"GET /sse?since=0 HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    stats_when(&srv, "the SSE stream is open", |s| {
+        s["transports"]["sse"]["open"] == before["open"].as_u64().unwrap() + 1
+    })
+    .await;
     publish_texts(&srv, 2).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let want = before["events_delivered"].as_u64().unwrap() + 8;
+    stats_when(&srv, "all 8 events delivered", |s| {
+        s["transports"]["sse"]["events_delivered"] == want
+    })
+    .await;
     let sse = stats(&srv, "sse").await;
     let addr = srv.addr;
     let stopping = tokio::task::spawn_blocking(move || srv.stop());

@@ -126,6 +126,7 @@ async fn keys_are_forgotten_after_the_window_and_past_the_count() {
         (4, false),
         "the oldest of 3 keys was forgotten (--idempotency-max-keys 2)"
     );
+    // Time passing is the case under test: the 1 s window (--idempotency-window) runs out.
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     assert_eq!(
         answer(&post_keyed(&b, &d, &["a"]).await),
@@ -225,7 +226,7 @@ async fn keys_survive_kill_9_and_restart_with_a_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().display().to_string();
     let args = ["--rate", "0", "--data-dir", data_dir.as_str()];
-    let srv = ServerProcess::start(0, &args);
+    let srv = server_process(0, &args);
     let port = srv.port();
     let b = srv.url("");
     let b = b.trim_end_matches('/');
@@ -235,7 +236,7 @@ async fn keys_survive_kill_9_and_restart_with_a_data_dir() {
     }
     srv.kill_9();
 
-    let srv = ServerProcess::start(port, &args);
+    let srv = server_process(port, &args);
     let b = srv.url("");
     let b = b.trim_end_matches('/');
     for i in 1..=5u64 {
@@ -256,7 +257,7 @@ async fn keys_survive_kill_9_and_restart_with_a_data_dir() {
 
 #[tokio::test]
 async fn without_a_data_dir_a_restart_forgets_the_keys() {
-    let srv = ServerProcess::start(0, &["--rate", "0"]);
+    let srv = server_process(0, &["--rate", "0"]);
     let port = srv.port();
     let b = srv.url("");
     assert_eq!(
@@ -264,7 +265,7 @@ async fn without_a_data_dir_a_restart_forgets_the_keys() {
         (1, false)
     );
     srv.kill_9();
-    let srv = ServerProcess::start(port, &["--rate", "0"]);
+    let srv = server_process(port, &["--rate", "0"]);
     let b = srv.url("");
     assert_eq!(
         answer(&post_keyed(b.trim_end_matches('/'), &json!(1), &["m"]).await),

@@ -86,6 +86,27 @@ async fn slowloris_connections_are_dropped() {
 }
 
 /// Publishes `n` events of `size` bytes each as fast as the server takes them.
+/// The client's receive buffer in the falling-behind tests: fixed, so the kernel's autotuning
+/// (up to `net.ipv4.tcp_rmem`'s maximum, 32 MiB on some machines: the whole flood) does not
+/// decide whether the client falls behind.
+const CLIENT_RCVBUF: u32 = 64 * 1024;
+/// What the falling-behind tests publish while their client does not read.
+const FLOOD: (usize, usize) = (2_000, 16 * 1024);
+
+/// A connection to `srv` whose receive buffer is [`CLIENT_RCVBUF`]. The server's send buffer
+/// has no setting; it autotunes up to `net.ipv4.tcp_wmem`'s maximum, which must stay well
+/// below the flood for the client to fall behind: checked here, so a machine where it does not
+/// says so instead of timing out.
+async fn small_window(srv: &TestServer) -> tokio::net::TcpStream {
+    let wmem = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem").unwrap();
+    let wmem_max: usize = wmem.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(
+        wmem_max + CLIENT_RCVBUF as usize * 2 < FLOOD.0 * FLOOD.1 / 2,
+        "net.ipv4.tcp_wmem max {wmem_max} would hold most of the flood"
+    );
+    feedlab_testkit::connect_with_buffers(srv.addr, Some(CLIENT_RCVBUF), None).await
+}
+
 async fn flood(srv: &TestServer, n: usize, size: usize) {
     let pad = "x".repeat(size);
     for i in 0..n {
@@ -96,9 +117,12 @@ async fn flood(srv: &TestServer, n: usize, size: usize) {
 #[tokio::test]
 async fn a_websocket_that_falls_behind_is_closed_with_1013_and_resumes_losing_nothing() {
     let srv = TestServer::start(&["--max-lag", "50", "--retain", "5000"]);
-    let (mut ws, _) = connect_async(srv.ws_url("/ws?since=0")).await.unwrap();
+    let tcp = small_window(&srv).await;
+    let (mut ws, _) = tokio_tungstenite::client_async(srv.ws_url("/ws?since=0"), tcp)
+        .await
+        .unwrap();
     // Not reading while 2,000 events of 16 KiB go out: socket buffers fill, the lag grows.
-    flood(&srv, 2_000, 16 * 1024).await;
+    flood(&srv, FLOOD.0, FLOOD.1).await;
     let mut last = 0;
     let close = loop {
         match tokio::time::timeout(LIMIT, ws.next())
@@ -147,8 +171,8 @@ async fn a_websocket_that_falls_behind_is_closed_with_1013_and_resumes_losing_no
 #[tokio::test]
 async fn an_sse_stream_that_falls_behind_ends_with_overflow_and_resumes_losing_nothing() {
     let srv = TestServer::start(&["--max-lag", "50", "--retain", "5000"]);
-    let (_, _, mut events) = sse(&srv.url("/sse?since=0"), &[]).await;
-    flood(&srv, 2_000, 16 * 1024).await;
+    let (_, _, mut events) = sse_on(small_window(&srv).await, "/sse?since=0", &[]).await;
+    flood(&srv, FLOOD.0, FLOOD.1).await;
     let mut last = 0u64;
     let mut overflow = None;
     while let Ok(Some(e)) = tokio::time::timeout(LIMIT, events.next()).await {

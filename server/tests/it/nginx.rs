@@ -11,14 +11,14 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::{connect_async, tungstenite::Message};
 
-use server::testing::Nginx;
+use feedlab_testkit::{require, Nginx};
 
 use crate::common::*;
 
 #[tokio::test]
 async fn all_four_transports_work_through_nginx() {
     let srv = TestServer::start(&[]);
-    let nginx = Nginx::start(srv.addr, None);
+    let nginx = require!(Nginx::deploy(srv.addr, None));
 
     let (status, headers, mut events) = sse(&nginx.url("/sse"), &[]).await;
     assert_eq!(status, 200);
@@ -28,7 +28,12 @@ async fn all_four_transports_work_through_nginx() {
     let (mut ws, _) = connect_async(format!("ws://127.0.0.1:{}/ws", nginx.port))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    stats_when(
+        &srv,
+        "SSE, the long poll and the WebSocket reached the server",
+        |s| open_streams(s) == 3,
+    )
+    .await;
 
     let started = Instant::now();
     let res = post(&nginx.url("/publish"), json!({"via": "nginx"}).to_string()).await;
@@ -64,7 +69,7 @@ async fn all_four_transports_work_through_nginx() {
 /// How long a quiet SSE stream and WebSocket survive through nginx with a 1 s read timeout.
 async fn quiet_lifetimes(heartbeat: &str) -> (Duration, Duration) {
     let srv = TestServer::start(&["--heartbeat", heartbeat, "--ws-client-timeout", "30s"]);
-    let nginx = Nginx::start(srv.addr, Some("1s"));
+    let nginx = Nginx::deploy(srv.addr, Some("1s")).expect("nginx (checked by the caller)");
     let started = Instant::now();
     // curl ends when the proxy cuts the stream (a truncated chunked body), or at 4 s.
     let sse_url = nginx.url("/sse");
@@ -80,6 +85,7 @@ async fn quiet_lifetimes(heartbeat: &str) -> (Duration, Duration) {
         .await
         .unwrap();
     let ws_life = tokio::spawn(async move {
+        // How long the connection lives is what is measured: 4 s at most.
         let limit = tokio::time::sleep(Duration::from_secs(4));
         tokio::pin!(limit);
         loop {
@@ -95,6 +101,7 @@ async fn quiet_lifetimes(heartbeat: &str) -> (Duration, Duration) {
 
 #[tokio::test]
 async fn a_proxy_timeout_below_the_heartbeat_cuts_quiet_streams_and_a_faster_heartbeat_fixes_it() {
+    require!(feedlab_testkit::binary("nginx", &["/usr/sbin/nginx"]));
     let (sse_cut, ws_cut) = quiet_lifetimes("10s").await;
     assert!(
         sse_cut < Duration::from_secs(3),

@@ -1,68 +1,13 @@
 //! `--redis`: two instances serve one feed; seq is the same on both, a client resumes on either,
 //! and both carry on after Redis restarts.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
+
+use feedlab_testkit::{require, Redis};
 
 use serde_json::{json, Value};
 
 use crate::common::*;
-
-/// A `redis-server` of the test's own on a free port, without persistence.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start(port: u16) -> Self {
-        let port = if port == 0 {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        } else {
-            port
-        };
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (the test command installs it)");
-        let redis = Self { child, port };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return redis;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        drop(redis); // kills and reaps it
-        panic!("redis-server did not start");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn try_publish(srv: &TestServer, data: Value) -> Option<u64> {
     let res = post(&srv.url("/publish"), data.to_string()).await;
@@ -86,7 +31,7 @@ async fn events_until(srv: &TestServer, since: u64, until: u64) -> Vec<Value> {
 
 #[tokio::test]
 async fn two_instances_serve_one_feed_and_survive_a_redis_restart() {
-    let redis = Redis::start(0);
+    let redis = require!(Redis::start());
     let url = redis.url();
     let args = ["--redis", url.as_str(), "--redis-prefix", "it-two"];
     let a = TestServer::start(&args);
@@ -114,7 +59,8 @@ async fn two_instances_serve_one_feed_and_survive_a_redis_restart() {
     drop(redis);
     let res = post(&a.url("/publish"), "\"while redis is down\"").await;
     assert_eq!(res.status, 503, "{}", String::from_utf8_lossy(&res.body));
-    let _redis = Redis::start(port);
+    let _redis = Redis::start_on(port).expect("redis-server, which just ran");
+    // Polled until publishing works again (the instance reconnects on its own schedule).
     let mut seq = None;
     for _ in 0..100 {
         seq = try_publish(&a, json!("after restart")).await;
@@ -137,7 +83,7 @@ async fn two_instances_serve_one_feed_and_survive_a_redis_restart() {
 
 #[tokio::test]
 async fn an_instance_started_later_loads_the_retained_stream() {
-    let redis = Redis::start(0);
+    let redis = require!(Redis::start());
     let url = redis.url();
     let args = ["--redis", url.as_str(), "--redis-prefix", "it-late"];
     let a = TestServer::start(&args);
@@ -152,7 +98,7 @@ async fn an_instance_started_later_loads_the_retained_stream() {
 #[tokio::test]
 async fn an_idempotency_key_holds_across_instances_and_expires_with_the_window() {
     use crate::idempotency::{answer, post_keyed};
-    let redis = Redis::start(0);
+    let redis = require!(Redis::start());
     let url = redis.url();
     let args = [
         "--redis",
@@ -184,24 +130,16 @@ async fn an_idempotency_key_holds_across_instances_and_expires_with_the_window()
     assert_eq!(answer(&post_keyed(a_url, &d, &["k3"]).await), (3, false));
     assert_eq!(answer(&post_keyed(b_url, &d, &["k2"]).await), (2, true));
     assert_eq!(answer(&post_keyed(b_url, &d, &["k1"]).await), (4, false));
-    // And each key expires with the window.
+    // And each key expires with the window: time passing is the case under test.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     assert_eq!(answer(&post_keyed(a_url, &d, &["k2"]).await), (5, false));
     assert_eq!(seqs(&events_until(&b, 0, 5).await), [1, 2, 3, 4, 5]);
-    let out = Command::new("redis-cli")
-        .args([
-            "-p",
-            &redis.port.to_string(),
-            "--scan",
-            "--pattern",
-            "it-idem:idem:*",
-        ])
-        .output();
-    if let Ok(out) = out {
-        let keys = String::from_utf8_lossy(&out.stdout).lines().count();
-        assert!(
-            keys <= 2,
-            "at most --idempotency-max-keys records in Redis: {keys}"
-        );
-    }
+    let keys = redis
+        .cli(&["--scan", "--pattern", "it-idem:idem:*"])
+        .lines()
+        .count();
+    assert!(
+        keys <= 2,
+        "at most --idempotency-max-keys records in Redis: {keys}"
+    );
 }

@@ -17,7 +17,12 @@ async fn shutdown_closes_every_transport_cleanly_and_quickly() {
     let (_, _, mut sse_events) = sse(&srv.url("/sse"), &[]).await;
     let long_poll_url = srv.url("/long-poll?timeout_ms=30000");
     let long_poll = tokio::spawn(async move { get(&long_poll_url).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    stats_when(
+        &srv,
+        "the WebSocket, the SSE stream and the long poll are open",
+        |s| open_streams(s) == 3,
+    )
+    .await;
 
     let started = Instant::now();
     let stopped = tokio::task::spawn_blocking(move || srv.stop());

@@ -75,35 +75,53 @@ async fn sse_bytes_written_match_the_socket_exactly() {
     tcp.write_all(b"GET /sse?since=0 HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    stats_when(&srv, "the SSE stream is open", |s| {
+        s["transports"]["sse"]["open"] == 1
+    })
+    .await;
     publish_n(&srv, 2).await;
-    tokio::time::sleep(Duration::from_millis(400)).await; // a heartbeat or two
-    let counted = transport_stats(&srv, "sse").await["bytes_written"]
-        .as_u64()
-        .unwrap();
+    let delivered = stats_when(&srv, "all 4 events delivered", |s| {
+        s["transports"]["sse"]["events_delivered"] == 4
+    })
+    .await;
+    // And a heartbeat after them (every 150 ms): the bytes counted grow with nothing published.
+    let after_events = delivered["transports"]["sse"]["bytes_written"].clone();
+    stats_when(&srv, "a heartbeat written", |s| {
+        s["transports"]["sse"]["bytes_written"] != after_events
+    })
+    .await;
+    // Heartbeats keep coming: compare the socket with the count only when no write came while
+    // the socket was being drained (the count the same before and after), else look again.
+    let mut got = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
-    let n = tokio::time::timeout(Duration::from_millis(300), tcp.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    let mut got = buf[..n].to_vec();
-    // Drain anything still in flight without waiting for more heartbeats.
-    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(50), tcp.read(&mut buf)).await
-    {
-        if n == 0 {
-            break;
+    let deadline = std::time::Instant::now() + LIMIT;
+    let counted = loop {
+        let counted = transport_stats(&srv, "sse").await["bytes_written"].clone();
+        // Loopback delivers a write to the peer's receive queue within the send call, so 50 ms
+        // without bytes means everything counted so far has been read.
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(50), tcp.read(&mut buf)).await
+        {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
         }
-        got.extend_from_slice(&buf[..n]);
-    }
-    let counted_now = transport_stats(&srv, "sse").await["bytes_written"]
-        .as_u64()
-        .unwrap();
+        if transport_stats(&srv, "sse").await["bytes_written"] == counted {
+            break counted.as_u64().unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a quiet moment between heartbeats"
+        );
+    };
     let text = String::from_utf8_lossy(&got);
     assert!(text.contains("id: 4\n"), "{text}");
-    assert!(
-        got.len() as u64 == counted || got.len() as u64 == counted_now,
-        "socket saw {} bytes, server counted {counted}..{counted_now}\n{text}",
-        got.len()
+    assert!(text.contains("\n: heartbeat\n"), "{text}");
+    assert_eq!(
+        got.len() as u64,
+        counted,
+        "socket against the count\n{text}"
     );
 }
 
@@ -153,7 +171,15 @@ async fn results_index_lists_reports_newest_first() {
     for name in ["older", "newer"] {
         std::fs::create_dir(dir.path().join(name)).unwrap();
         std::fs::write(dir.path().join(name).join("report.html"), "<html></html>").unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Their ages set, not waited for: "newer" a minute after "older".
+    let t0 = std::time::SystemTime::now() - Duration::from_secs(120);
+    for (name, at) in [("older", t0), ("newer", t0 + Duration::from_secs(60))] {
+        let report = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join(name).join("report.html"))
+            .unwrap();
+        report.set_modified(at).unwrap();
     }
     std::fs::write(dir.path().join("older").join("report.json"), "{}").unwrap();
     let results = dir.path().display().to_string();

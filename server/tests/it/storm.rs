@@ -213,7 +213,7 @@ async fn sigterm_ends_streams_spread_over_the_drain_window(extra: &[&str]) {
         "2s",
     ];
     args.extend_from_slice(extra);
-    let mut srv = ServerProcess::start(0, &args);
+    let mut srv = server_process(0, &args);
     let mut streams = Vec::new();
     for _ in 0..12 {
         let (status, _, mut events) = sse(&srv.url("/sse"), &[]).await;
@@ -257,11 +257,10 @@ async fn sigterm_ends_streams_spread_over_the_drain_window(extra: &[&str]) {
         }));
     }
     // Every stream is open (the long polls held) before the signal.
-    let deadline = Instant::now() + LIMIT;
-    while get(&srv.url("/stats")).await.json()["connections"]["open_streams"] != 30 {
-        assert!(Instant::now() < deadline, "30 streams open in time");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    stats_at_when(&srv.url("/stats"), "30 streams open", |s| {
+        open_streams(s) == 30
+    })
+    .await;
     assert!(streams.iter().all(|s| !s.is_finished()), "none ended early");
 
     let signalled = Instant::now();
@@ -302,14 +301,13 @@ async fn sigterm_ends_streams_spread_over_the_drain_window(extra: &[&str]) {
     }
     assert_eq!(ends.iter().filter(|e| e.code.is_some()).count(), 12);
 
-    let deadline = Instant::now() + LIMIT;
-    let exit = loop {
-        if let Some(exit) = srv.child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "the server exits");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let mut exit = None;
+    feedlab_testkit::eventually(LIMIT, "the server exits", || {
+        exit = srv.child.try_wait().unwrap();
+        std::future::ready(exit.is_some())
+    })
+    .await;
+    let exit = exit.unwrap();
     assert!(exit.success(), "{exit:?}");
 }
 

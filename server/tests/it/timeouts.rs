@@ -23,9 +23,11 @@ async fn trickle(io: Io, bytes: &[u8], gap: Duration) -> (String, Duration) {
             if write.write_all(&[b]).await.is_err() {
                 return;
             }
+            // The trickle is the behaviour under test: one byte every `gap`.
             tokio::time::sleep(gap).await;
         }
-        // Then nothing more, with the connection open.
+        // Then nothing more, with the connection open (the writer is aborted once the server
+        // has answered).
         tokio::time::sleep(Duration::from_secs(60)).await;
         drop(write);
     });
@@ -80,6 +82,7 @@ async fn a_publish_body_trickled_gets_408_at_the_body_timeout(way: Way) {
             if write.write_all(b" ").await.is_err() {
                 return;
             }
+            // The slow body is the behaviour under test.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });

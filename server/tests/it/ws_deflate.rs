@@ -3,14 +3,11 @@
 //! client notices. Python's `websockets` (which offers deflate by default) reads the feed; raw
 //! handshakes check the negotiation's edge cases and what a hostile client can send.
 
-use std::time::Duration;
-
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use serde_json::{json, Value};
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::TcpStream,
-};
+use tokio::{io::AsyncWriteExt as _, net::TcpStream};
+
+use feedlab_testkit::ws::{self, read_frame};
 
 use crate::common::*;
 
@@ -28,30 +25,14 @@ fn chat(i: u64) -> Value {
     json!({"room": "ops", "user": format!("ada_{}", i % 5), "text": text.join(" "), "i": i})
 }
 
-/// A WebSocket handshake by hand, offering `extensions`: the connection after the 101, and the
-/// response head (lower-cased).
+/// A WebSocket handshake by hand (the kit's), offering `extensions`: the connection after the
+/// 101, and the response head (lower-cased).
 async fn upgrade(addr: &str, path: &str, extensions: Option<&str>) -> (TcpStream, String) {
     let mut io = TcpStream::connect(addr).await.unwrap();
     let offer = extensions.map_or(String::new(), |e| {
         format!("Sec-WebSocket-Extensions: {e}\r\n")
     });
-    let head = format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
-    );
-    io.write_all(head.as_bytes()).await.unwrap();
-    let mut got = Vec::new();
-    let mut byte = [0u8; 1];
-    while !got.ends_with(b"\r\n\r\n") {
-        let n = tokio::time::timeout(LIMIT, io.read(&mut byte))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(n, 1, "connection closed during the handshake");
-        got.push(byte[0]);
-    }
-    let head = String::from_utf8(got).unwrap().to_ascii_lowercase();
-    assert!(head.starts_with("http/1.1 101"), "{head}");
+    let head = ws::upgrade(&mut io, path, &offer).await;
     (io, head)
 }
 
@@ -62,46 +43,8 @@ fn extensions(head: &str) -> Option<&str> {
         .map(str::trim)
 }
 
-/// The next server frame other than a ping: its first byte and payload.
-async fn read_frame(io: &mut TcpStream) -> (u8, Vec<u8>) {
-    loop {
-        let mut h = [0u8; 2];
-        tokio::time::timeout(LIMIT, io.read_exact(&mut h))
-            .await
-            .expect("a frame in time")
-            .expect("a frame");
-        let len = match h[1] & 0x7f {
-            126 => u64::from(io.read_u16().await.unwrap()),
-            127 => io.read_u64().await.unwrap(),
-            n => u64::from(n),
-        };
-        let mut payload = vec![0u8; len as usize];
-        io.read_exact(&mut payload).await.unwrap();
-        if h[0] & 0x0f != 0x9 {
-            return (h[0], payload);
-        }
-    }
-}
-
-/// A masked client frame whose first byte (FIN, RSV, opcode) is `first`.
-fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [9u8, 8, 7, 6];
-    let mut f = vec![first];
-    match payload.len() {
-        n @ 0..=125 => f.push(0x80 | n as u8),
-        n @ 126..=0xffff => {
-            f.push(0x80 | 126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(0x80 | 127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    f.extend_from_slice(&mask);
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    f
-}
+/// The mask of the client frames here.
+const MASK: [u8; 4] = [9, 8, 7, 6];
 
 /// `data` as one compressed message (raw deflate, sync-flushed, tail removed): RFC 7692 7.2.1.
 fn deflate(data: &[u8]) -> Vec<u8> {
@@ -142,10 +85,6 @@ async fn close_code(io: &mut TcpStream) -> u16 {
     let (first, payload) = read_frame(io).await;
     assert_eq!(first, 0x88, "a close frame");
     u16::from_be_bytes([payload[0], payload[1]])
-}
-
-async fn ws_stats(srv: &TestServer) -> Value {
-    get(&srv.url("/stats")).await.json()["transports"]["ws"].clone()
 }
 
 #[tokio::test]
@@ -195,13 +134,11 @@ async fn python_websockets_gets_every_event_intact_compressed() {
             assert_eq!(got, sent, "{way:?} {form}: every event, intact, in order");
             // The bytes on the socket were fewer than the same frames uncompressed (counted once
             // the session, close frames included, is over).
-            let mut ws = ws_stats(&srv).await;
-            let deadline = std::time::Instant::now() + LIMIT;
-            while ws["open"] != 0 {
-                assert!(std::time::Instant::now() < deadline, "session still open");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                ws = ws_stats(&srv).await;
-            }
+            let ws = stats_when(&srv, "the session over", |s| {
+                s["transports"]["ws"]["open"] == 0
+            })
+            .await["transports"]["ws"]
+                .clone();
             let (written, plain) = (
                 ws["bytes_written"].as_u64().unwrap(),
                 ws["payload_bytes_uncompressed"].as_u64().unwrap(),
@@ -294,7 +231,7 @@ async fn compressed_client_messages_are_inflated_within_the_limit() {
         // Echo: a compressed message comes back (compressed, as agreed) intact.
         let (mut io, _) = upgrade(&addr, "/ws/echo", Some("permessage-deflate")).await;
         let text = "{\"op\":\"echo\",\"pad\":\"".to_owned() + &"ab".repeat(500) + "\"}";
-        io.write_all(&client_frame(0xc1, &deflate(text.as_bytes())))
+        io.write_all(&ws::client_frame(0xc1, &deflate(text.as_bytes()), MASK))
             .await
             .unwrap();
         let (first, payload) = read_frame(&mut io).await;
@@ -304,7 +241,7 @@ async fn compressed_client_messages_are_inflated_within_the_limit() {
         // A compressed publish on /ws is understood like a plain one.
         let (mut io, _) = upgrade(&addr, "/ws", Some("permessage-deflate")).await;
         let op = br#"{"op":"publish","data":{"compressed":true}}"#;
-        let frame = client_frame(0xc1, &deflate(op));
+        let frame = ws::client_frame(0xc1, &deflate(op), MASK);
         io.write_all(&frame).await.unwrap();
         let (first, payload) = read_frame(&mut io).await;
         assert_eq!(first, 0x81, "a short reply goes out uncompressed");
@@ -321,7 +258,9 @@ async fn compressed_client_messages_are_inflated_within_the_limit() {
         let (mut io, _) = upgrade(&addr, "/ws", Some("permessage-deflate")).await;
         let bomb = deflate(&vec![0u8; 10 << 20]);
         assert!(bomb.len() < 64 * 1024);
-        io.write_all(&client_frame(0xc2, &bomb)).await.unwrap();
+        io.write_all(&ws::client_frame(0xc2, &bomb, MASK))
+            .await
+            .unwrap();
         assert_eq!(
             close_code(&mut io).await,
             1009,
@@ -402,7 +341,7 @@ async fn rsv1_where_it_does_not_belong_closes_with_1002() {
         let addr = srv.addr.to_string();
         // Not negotiated.
         let (mut io, _) = upgrade(&addr, "/ws", None).await;
-        io.write_all(&client_frame(0xc1, &deflate(b"{}")))
+        io.write_all(&ws::client_frame(0xc1, &deflate(b"{}"), MASK))
             .await
             .unwrap();
         assert_eq!(
@@ -412,8 +351,8 @@ async fn rsv1_where_it_does_not_belong_closes_with_1002() {
         );
         // Negotiated, but on a continuation frame.
         let (mut io, _) = upgrade(&addr, "/ws/echo", Some("permessage-deflate")).await;
-        let mut wire = client_frame(0x01, b"{\"op\":");
-        wire.extend(client_frame(0xc0, b"\"echo\"}"));
+        let mut wire = ws::client_frame(0x01, b"{\"op\":", MASK);
+        wire.extend(ws::client_frame(0xc0, b"\"echo\"}", MASK));
         io.write_all(&wire).await.unwrap();
         assert_eq!(
             close_code(&mut io).await,
@@ -422,7 +361,9 @@ async fn rsv1_where_it_does_not_belong_closes_with_1002() {
         );
         // Negotiated, but on a ping.
         let (mut io, _) = upgrade(&addr, "/ws/echo", Some("permessage-deflate")).await;
-        io.write_all(&client_frame(0xc9, b"p")).await.unwrap();
+        io.write_all(&ws::client_frame(0xc9, b"p", MASK))
+            .await
+            .unwrap();
         assert_eq!(
             close_code(&mut io).await,
             1002,
@@ -454,7 +395,7 @@ async fn memory_per_connection_is_bounded_by_the_documented_figure() {
     /// WebSocket memory figure is a few KiB).
     const SESSION: u64 = 16 * 1024;
     for (form, bits) in [("context", 15u32), ("context", 10), ("shared", 15)] {
-        let server = ServerProcess::start(
+        let server = server_process(
             0,
             &[
                 "--rate",
@@ -468,15 +409,21 @@ async fn memory_per_connection_is_bounded_by_the_documented_figure() {
         let pid = server.child.id();
         let url = server.url("/publish");
         // Warm up: one connection and one event, so one-off costs are not counted.
-        let (mut io, _) = upgrade(&server.addr, "/ws", Some("permessage-deflate")).await;
+        let (mut io, _) =
+            upgrade(&server.addr.to_string(), "/ws", Some("permessage-deflate")).await;
         post(&url, json!(chat(0)).to_string()).await;
         read_frame(&mut io).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        stats_at_when(
+            &server.url("/stats"),
+            "the warm-up event counted delivered",
+            |s| s["transports"]["ws"]["events_delivered"] == 1,
+        )
+        .await;
         let before = rss(pid);
         let mut open = Vec::with_capacity(CONNECTIONS);
         for _ in 0..CONNECTIONS {
             open.push(
-                upgrade(&server.addr, "/ws", Some("permessage-deflate"))
+                upgrade(&server.addr.to_string(), "/ws", Some("permessage-deflate"))
                     .await
                     .0,
             );

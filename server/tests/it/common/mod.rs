@@ -102,6 +102,39 @@ pub async fn sse(
     (status, head, Box::pin(events))
 }
 
+/// [`sse`] on a connection the test made (its socket buffers set, say): `path_and_query` as an
+/// HTTP/1.1 request on `tcp`.
+pub async fn sse_on(
+    tcp: tokio::net::TcpStream,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, impl Stream<Item = Event> + Unpin) {
+    let io = hyper_util::rt::TokioIo::new(tcp);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(io)
+        .await
+        .expect("HTTP/1.1 handshake");
+    tokio::spawn(conn);
+    let mut req = Request::get(path_and_query).header(hyper::header::HOST, "localhost");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = tokio::time::timeout(
+        LIMIT,
+        sender.send_request(req.body(Full::default()).unwrap()),
+    )
+    .await
+    .expect("sse response in time")
+    .expect("sse request");
+    let status = res.status();
+    let head = res.headers().clone();
+    let events = res
+        .into_body()
+        .into_data_stream()
+        .eventsource()
+        .map(|e| e.expect("well-formed SSE"));
+    (status, head, Box::pin(events))
+}
+
 /// The next `n` SSE events of type `message`, as JSON.
 pub async fn next_sse_events(
     events: &mut (impl Stream<Item = Event> + Unpin),
@@ -135,56 +168,18 @@ pub async fn publish_n(srv: &TestServer, n: u64) -> Vec<u64> {
     out
 }
 
-/// The `server` binary as a child process (for tests that kill it or measure it).
-pub struct ServerProcess {
-    pub child: std::process::Child,
-    pub addr: String,
-}
+pub use feedlab_testkit::ChildProcess as ServerProcess;
 
-impl ServerProcess {
-    /// Starts `server --bind 127.0.0.1:<port> --log warn <args>` and waits for its first line.
-    /// `port` 0 picks a free one.
-    pub fn start(port: u16, args: &[&str]) -> Self {
-        use std::io::BufRead as _;
-        let bind = format!("127.0.0.1:{port}");
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(["--bind", &bind, "--log", "warn"])
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("server binary starts");
-        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().expect("a first line").expect("readable");
-        let addr = first
-            .trim_start_matches("feedlab listening on http://")
-            .trim_start_matches("feedlab listening on https://")
-            .trim_end_matches('/')
-            .to_owned();
-        std::thread::spawn(move || for _ in lines {});
-        Self { child, addr }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    pub fn port(&self) -> u16 {
-        self.addr.rsplit(':').next().unwrap().parse().unwrap()
-    }
-
-    /// SIGKILL: no shutdown, no flush, nothing.
-    pub fn kill_9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The `server` binary as a child process (for tests that kill it or measure it):
+/// `server --bind 127.0.0.1:<port> --log warn <args>`, once it has printed its address. `port` 0
+/// picks a free one.
+pub fn server_process(port: u16, args: &[&str]) -> ServerProcess {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_server"));
+    command
+        .args(["--bind", &format!("127.0.0.1:{port}"), "--log", "warn"])
+        .args(args)
+        .stderr(std::process::Stdio::null());
+    ServerProcess::spawn(command)
 }
 
 /// A client connection, plain or TLS.
@@ -333,4 +328,45 @@ macro_rules! every_way {
             }
         )*
     };
+}
+
+/// `srv`'s `/stats`, once `cond` holds on it: polled every few milliseconds, failing the test
+/// (naming `what`) after [`LIMIT`]. What a test waits for instead of sleeping.
+pub async fn stats_when(srv: &TestServer, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    let url = srv.url("/stats");
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let stats = request_to(srv, Request::get(&url).body(Full::default()).unwrap())
+            .await
+            .json();
+        if cond(&stats) {
+            return stats;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {LIMIT:?}: {what}\n{stats}"
+        );
+        tokio::time::sleep(feedlab_testkit::POLL).await;
+    }
+}
+
+/// [`stats_when`] for a server reached by URL (a [`ServerProcess`], a server behind a proxy).
+pub async fn stats_at_when(stats_url: &str, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let stats = get(stats_url).await.json();
+        if cond(&stats) {
+            return stats;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {LIMIT:?}: {what}\n{stats}"
+        );
+        tokio::time::sleep(feedlab_testkit::POLL).await;
+    }
+}
+
+/// `/stats`' count of open streaming connections and held long polls.
+pub fn open_streams(stats: &Value) -> u64 {
+    stats["connections"]["open_streams"].as_u64().unwrap()
 }
