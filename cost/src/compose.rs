@@ -10,8 +10,15 @@
 //! event: `ceil(g / interval) - 1`.
 //!
 //! A delivery's cost depends on the rate (writes batch) and the fan-out (one event written to
-//! many sockets): it is interpolated in log-rate and log-clients between the measured points,
-//! and a workload outside them takes the nearest edge and says it extrapolates.
+//! many sockets). In the rate it is interpolated linearly in 1/rate: a batch (a poll's answer,
+//! a write carrying several events) has a cost of its own shared by the events in it, and the
+//! events in a batch grow with the rate, so a delivery costs `per event + per batch ÷ rate`, a
+//! straight line in 1/rate (log-rate interpolation put a short poll's cost at 10 events/s more
+//! than twice what whole sessions measured). In the fan-out it is interpolated in log-clients.
+//! A workload outside the measured points takes the nearest edge and says it extrapolates, but
+//! one: a short poll below the lowest measured rate carries fewer events per answer, down to one
+//! (an event per answer once events are rarer than polls), and its cost follows that same line
+//! down to a rate of one event per poll interval, said as an extrapolation.
 
 use serde::Serialize;
 
@@ -93,16 +100,25 @@ pub fn compose(c: &TransportCosts, w: &Workload, repeat: Option<usize>) -> Compo
         sessions,
     );
     let b = &c.beat;
+    let (beat_cpu, beat_packets) = beat_at(b, w.clients, repeat, &mut extrapolated);
     add(
-        b.cpu_us.at(repeat),
+        beat_cpu,
         b.bytes_up.at(repeat),
         b.bytes_down.at(repeat),
-        b.packets.at(repeat),
+        beat_packets,
         b.requests,
         beats,
     );
     if w.events_per_hour > 0.0 {
-        let d = delivery(&c.delivery, rate, w.clients, repeat, &mut extrapolated);
+        let poll = (c.beat.kind == BeatKind::Poll).then_some(c.beat.interval_s);
+        let d = delivery(
+            &c.delivery,
+            rate,
+            w.clients,
+            poll,
+            repeat,
+            &mut extrapolated,
+        );
         add(
             d.cpu_us,
             d.bytes_up,
@@ -146,6 +162,43 @@ pub fn compose(c: &TransportCosts, w: &Workload, repeat: Option<usize>) -> Compo
     }
 }
 
+/// A beat's CPU and packets for `clients` held connections: interpolated in log-connections
+/// between the measured counts (the edge outside them, said), or the model's one figure.
+pub(crate) fn beat_at(
+    b: &crate::model::Beat,
+    clients: u64,
+    repeat: Option<usize>,
+    notes: &mut Vec<String>,
+) -> (f64, f64) {
+    if b.at.len() < 2 {
+        return (b.cpu_us.at(repeat), b.packets.at(repeat));
+    }
+    let mut points: Vec<&crate::model::BeatPoint> = b.at.iter().collect();
+    points.sort_by_key(|p| p.connections);
+    let counts: Vec<f64> = points.iter().map(|p| p.connections as f64).collect();
+    let mut own = Vec::new();
+    let (c0, c1, t) = bracket(
+        &counts,
+        clients as f64,
+        "connection count",
+        "connections",
+        &mut own,
+    );
+    notes.extend(own.into_iter().map(|n| format!("beats: {n}")));
+    let find = |c: f64| {
+        points
+            .iter()
+            .find(|p| p.connections as f64 == c)
+            .expect("a measured count")
+    };
+    let (p0, p1) = (find(c0), find(c1));
+    let mix = |a: f64, b: f64| a + (b - a) * t;
+    (
+        mix(p0.cpu_us.at(repeat), p1.cpu_us.at(repeat)),
+        mix(p0.packets.at(repeat), p1.packets.at(repeat)),
+    )
+}
+
 /// One delivery's figures at a rate and fan-out, interpolated.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Delivery {
@@ -161,6 +214,7 @@ pub(crate) fn delivery(
     points: &[DeliveryPoint],
     rate: f64,
     clients: u64,
+    poll_interval_s: Option<f64>,
     repeat: Option<usize>,
     notes: &mut Vec<String>,
 ) -> Delivery {
@@ -170,7 +224,7 @@ pub(crate) fn delivery(
     let mut fans: Vec<f64> = points.iter().map(|p| p.clients as f64).collect();
     fans.sort_by(f64::total_cmp);
     fans.dedup();
-    let (r0, r1, tr) = bracket(&rates, rate, "event rate", "events/s", notes);
+    let (r0, r1, tr) = rate_bracket(&rates, rate, poll_interval_s, notes);
     let (c0, c1, tc) = bracket(&fans, clients as f64, "client count", "clients", notes);
     let at = |r: f64, c: f64| -> Delivery {
         // The nearest measured point to a grid corner (a full grid has it exactly).
@@ -202,7 +256,68 @@ pub(crate) fn delivery(
     };
     let low = mix(at(r0, c0), at(r1, c0), tr);
     let high = mix(at(r0, c1), at(r1, c1), tr);
-    mix(low, high, tc)
+    let d = mix(low, high, tc);
+    // A line extended past its points must not cross zero.
+    Delivery {
+        cpu_us: d.cpu_us.max(0.0),
+        bytes_up: d.bytes_up.max(0.0),
+        bytes_down: d.bytes_down.max(0.0),
+        packets: d.packets.max(0.0),
+        requests: d.requests.max(0.0),
+        p99_us: d.p99_us.max(0.0),
+    }
+}
+
+/// The measured rates either side of `rate` and where it lies between them, linearly in 1/rate
+/// (0 at the lower, 1 at the upper). Above the range: the top edge. Below it: the bottom edge,
+/// except for a short poll (`poll_interval_s`), whose line through the two lowest rates is
+/// extended down to one event per poll (a negative position).
+fn rate_bracket(
+    rates: &[f64],
+    rate: f64,
+    poll_interval_s: Option<f64>,
+    notes: &mut Vec<String>,
+) -> (f64, f64, f64) {
+    let (first, last) = (rates[0], rates[rates.len() - 1]);
+    let inv = |r: f64| 1.0 / r;
+    if rate < first && rates.len() >= 2 && rate > 0.0 {
+        if let Some(interval) = poll_interval_s.filter(|i| *i > 0.0) {
+            let eff = rate.max(1.0 / interval);
+            if eff >= first {
+                // Fewer events than polls at a rate the measured points already cover.
+                notes.push(format!(
+                    "event rate {} events/s is below one event per {interval:.0} s poll: each event is taken at {} events/s, one per answer",
+                    short(rate),
+                    short(eff)
+                ));
+                return rate_bracket(rates, eff, None, notes);
+            }
+            let (a, b) = (rates[0], rates[1]);
+            let t = (inv(a) - inv(eff)) / (inv(a) - inv(b));
+            notes.push(format!(
+                "event rate {} events/s is below the measured {}–{} events/s: a short poll's answer then carries {:.2} events, and its cost per delivery is extended along the measured line (per event + per answer ÷ events per answer)",
+                short(rate),
+                short(first),
+                short(last),
+                (eff * interval).max(1.0)
+            ));
+            return (a, b, t);
+        }
+    }
+    if rate < first || rate > last {
+        return bracket(rates, rate, "event rate", "events/s", notes);
+    }
+    for w in rates.windows(2) {
+        if rate >= w[0] && rate <= w[1] {
+            let t = if w[1] > w[0] && w[0] > 0.0 {
+                (inv(w[0]) - inv(rate)) / (inv(w[0]) - inv(w[1]))
+            } else {
+                0.0
+            };
+            return (w[0], w[1], t);
+        }
+    }
+    (first, first, 0.0)
 }
 
 /// The measured values either side of `x` and where `x` lies between them in log scale
@@ -250,7 +365,7 @@ fn short(v: f64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{
         measured::Measured,
@@ -299,6 +414,7 @@ mod tests {
                 bytes_down: m(20.0),
                 packets: m(2.0),
                 requests: 0.0,
+                at: Vec::new(),
             },
             memory_bytes: m(2048.0),
             delivery: vec![
@@ -308,6 +424,7 @@ mod tests {
                 point(10.0, 1000, 8.0),
             ],
             message_up: None,
+            server_idle_cpu_us_per_s: None,
         }
     }
 
@@ -339,6 +456,39 @@ mod tests {
     }
 
     #[test]
+    fn beats_interpolate_in_log_connections() {
+        let mut c = sse();
+        c.beat.at = vec![
+            crate::model::BeatPoint {
+                connections: 100,
+                cpu_us: m(30.0),
+                packets: m(2.0),
+            },
+            crate::model::BeatPoint {
+                connections: 10_000,
+                cpu_us: m(10.0),
+                packets: m(2.0),
+            },
+        ];
+        // 1,000 is halfway in log scale: 20 µs a beat, 240 beats an hour.
+        let w = Workload {
+            clients: 1000,
+            ..workload(0.0)
+        };
+        let h = compose(&c, &w, None).per_client_hour;
+        assert!(
+            (h.cpu_s - (6.0 * 200.0 + 240.0 * 20.0) / 1e6).abs() < 1e-12,
+            "{h:?}"
+        );
+        let w = Workload {
+            clients: 10,
+            ..workload(0.0)
+        };
+        let composed = compose(&c, &w, None);
+        assert!(composed.extrapolated[0].starts_with("beats: connection count 10"));
+    }
+
+    #[test]
     fn a_quiet_session_is_its_set_up_and_its_beats() {
         let c = compose(&sse(), &workload(0.0), None);
         let h = c.per_client_hour;
@@ -350,10 +500,29 @@ mod tests {
     }
 
     #[test]
-    fn deliveries_interpolate_in_log_rate_and_clients() {
-        // 3.16 events/s is halfway between 1 and 10 in log scale: (20 + 10) / 2 at 100 clients.
+    fn short_polls_below_the_measured_rates_follow_the_batch_line() {
+        let mut c = sse();
+        c.beat.kind = BeatKind::Poll;
+        c.beat.interval_s = 5.0;
+        // At 100 clients: 20 µs at 1/s, 10 µs at 10/s: 20 = e + b, 10 = e + b/10, so b = 100/9
+        // per answer and e = 80/9 per event. One event every 50 s: one per answer (rate 0.2).
+        let mut notes = Vec::new();
+        let d = delivery(&c.delivery, 0.02, 100, Some(5.0), None, &mut notes);
+        let expected = 80.0 / 9.0 + (100.0 / 9.0) / 0.2;
+        assert!((d.cpu_us - expected).abs() < 1e-9, "{d:?}");
+        assert!(notes[0].contains("1.00 events"), "{notes:?}");
+        // A stream below the range takes the edge.
+        let mut notes = Vec::new();
+        let d = delivery(&c.delivery, 0.02, 100, None, None, &mut notes);
+        assert_eq!(d.cpu_us, 20.0);
+        assert!(notes[0].contains("taken at 1"), "{notes:?}");
+    }
+
+    #[test]
+    fn deliveries_interpolate_in_inverse_rate_and_log_clients() {
+        // 1/r = 0.55 is halfway between 1/1 and 1/10: (20 + 10) / 2 at 100 clients.
         let w = Workload {
-            events_per_hour: 3600.0 * 10f64.sqrt(),
+            events_per_hour: 3600.0 / 0.55,
             ..workload(0.0)
         };
         let c = compose(&sse(), &w, None);

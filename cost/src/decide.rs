@@ -182,7 +182,10 @@ impl Figures {
         );
         let p99_us = (0..repeats)
             .map(|i| {
-                compose::delivery(&c.delivery, rate, w.clients, Some(i), &mut Vec::new()).p99_us
+                let poll =
+                    (c.beat.kind == crate::model::BeatKind::Poll).then_some(c.beat.interval_s);
+                compose::delivery(&c.delivery, rate, w.clients, poll, Some(i), &mut Vec::new())
+                    .p99_us
             })
             .collect();
         let composed = compose(c, w, None);
@@ -595,10 +598,12 @@ mod tests {
                 } else {
                     1.0
                 },
+                at: Vec::new(),
             },
             memory_bytes: m(&[2048.0; 4]),
             delivery: vec![d(0.1, 100), d(10.0, 100), d(0.1, 1000), d(10.0, 1000)],
             message_up: None,
+            server_idle_cpu_us_per_s: None,
         }
     }
 

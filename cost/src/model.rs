@@ -139,6 +139,11 @@ pub struct TransportCosts {
     /// One client message up, the transport's own way (WebSocket message; `POST /publish`
     /// beside a stream or poll); absent when not measured.
     pub message_up: Option<MessageUp>,
+    /// Server CPU per second with no connection at all (its own timers), µs/s: a cost of the
+    /// server, not of any client, so it is subtracted from every figure above and composes into
+    /// no client-hour; absent from models made before it was measured.
+    #[serde(default)]
+    pub server_idle_cpu_us_per_s: Option<Measured>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -169,6 +174,24 @@ pub struct Beat {
     pub packets: Measured,
     /// HTTP requests per beat (1 for a poll or renewal, 0 for a heartbeat).
     pub requests: f64,
+    /// CPU and packets per beat at each number of held connections measured, fewest first; the
+    /// figures above are the most's. A server holding few connections wakes for each beat on
+    /// its own, one holding thousands shares its wake-ups between beats, so the beat's cost is
+    /// interpolated in log-connections for a workload's client count. Empty in models made
+    /// before it was measured (the figures above then apply to every count).
+    #[serde(default)]
+    pub at: Vec<BeatPoint>,
+}
+
+/// One beat's cost at one number of held connections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct BeatPoint {
+    /// Connections held (per server) while the beats were counted.
+    pub connections: u64,
+    /// Server CPU per beat, µs.
+    pub cpu_us: Measured,
+    pub packets: Measured,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -243,6 +266,9 @@ impl CostModel {
                 ("beat packets", &c.beat.packets),
                 ("memory", &c.memory_bytes),
             ];
+            for p in &c.beat.at {
+                figures.extend([("beat CPU", &p.cpu_us), ("beat packets", &p.packets)]);
+            }
             for d in &c.delivery {
                 figures.extend([
                     ("delivery CPU", &d.cpu_us),
@@ -290,5 +316,25 @@ impl CostModel {
             .map(|c| c.repeats as usize)
             .max()
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_without_the_idle_figure_still_loads() {
+        let mut c = crate::compose::tests::sse();
+        assert_eq!(c.server_idle_cpu_us_per_s, None);
+        let mut v = serde_json::to_value(&c).unwrap();
+        v.as_object_mut()
+            .unwrap()
+            .remove("server_idle_cpu_us_per_s");
+        let back: TransportCosts = serde_json::from_value(v).unwrap();
+        assert_eq!(back, c);
+        c.server_idle_cpu_us_per_s = Some(Measured::new(vec![800.0]));
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["server_idle_cpu_us_per_s"], serde_json::json!([800.0]));
     }
 }

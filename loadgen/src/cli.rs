@@ -53,6 +53,10 @@ pub enum Command {
     /// link: `loadgen link --network 3g -- --rate 2` prints the URL and runs until Ctrl-C. With
     /// --bench it measures instead how many packets per second the link carries.
     Link(LinkArgs),
+    /// Measures what each transport costs where the cost occurs (session, beat, delivery,
+    /// message up, memory) and writes the cost model (`results/model/model.json`); with
+    /// --validate, checks the model against direct whole-session runs.
+    Costs(crate::costs::CostsArgs),
     /// Which transport for a workload, from the committed cost model with no run:
     /// `loadgen decide --events-per-hour 30 --clients 50000 --session 20m --payload chat`.
     /// With no workload flags, every named scenario, one line each.

@@ -35,6 +35,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod compression;
+pub mod costs;
 pub mod decide;
 pub mod event;
 pub mod link_tool;

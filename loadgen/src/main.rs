@@ -86,6 +86,15 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Costs(args)) = &cli.command {
+        return match runtime.block_on(loadgen::costs::run(args)) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("loadgen costs: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if !cli.args.scenario.is_empty() {
         let user: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
         return match runtime.block_on(loadgen::run::scenarios::execute_scenarios(

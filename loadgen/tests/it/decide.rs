@@ -64,10 +64,12 @@ fn costs(transport: &str, kind: BeatKind, interval: f64, beat_bytes: f64) -> Tra
             } else {
                 1.0
             },
+            at: Vec::new(),
         },
         memory_bytes: m(3_000.0),
         delivery: vec![d(0.01, 100), d(10.0, 100), d(0.01, 10_000), d(10.0, 10_000)],
         message_up: None,
+        server_idle_cpu_us_per_s: None,
     }
 }
 

@@ -6,6 +6,7 @@ mod binary;
 mod chaos;
 mod clap_markdown;
 mod compression;
+mod costs;
 mod decide;
 mod deps;
 mod end_to_end;

@@ -1,0 +1,549 @@
+//! `loadgen costs --validate`: the model's composition against reality.
+//!
+//! For each workload, a direct run of whole sessions per transport and condition on a server of
+//! its own: every client connects (at a random moment of a short ramp), holds its session for
+//! the workload's length receiving the feed (and, talking back, sending its messages), and
+//! closes; the server's CPU from before the first connect to after the last close, and every
+//! byte the clients' sockets carried, divided by the client-hours the sessions lasted. Nothing
+//! is extrapolated: the run is the workload. Each is repeated (`--validate-repeats`, default 3)
+//! and its median compared with [`feedlab_cost::compose::compose`] of the model for the same
+//! workload: within 15% on CPU and on bytes, or, where the direct runs' own spread (max − min
+//! over the median) is wider than 15%, within that spread.
+//!
+//! The workloads (full; `--quick` shrinks them to seconds):
+//! - `quiet`: 300 clients in 10-minute sessions, one event every 3 minutes, heartbeats carry
+//!   the connection; its transports and repeats all run at once on separate servers (CPU is per
+//!   process), so it takes ~10 minutes rather than hours. 300 rather than 100 clients because
+//!   a quiet client costs so little that at 100 the server's own idle CPU (subtracted) is as
+//!   large as the clients' whole bill.
+//! - `busy` and `talk-back`: 100 clients each.
+//! - `busy`: 2-minute sessions, 10 events a second.
+//! - `talk-back`: 2-minute sessions, 1 event a second from the backend and every client sending
+//!   one message every 10 s into the same feed (a chat room: every client receives every
+//!   message, so the events each client receives are the backend's plus all clients').
+//!
+//! `busy` and `talk-back` run their transports and conditions at once (one server each) and
+//! their repeats one after another.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use feedlab_cost::{
+    compose::compose,
+    measured::median,
+    model::{Condition, CostModel},
+    workload::Workload,
+};
+use feedlab_wire::Transport;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    client::{self, Setup, Talk, Tally},
+    heads::{self, Heads},
+    server::{self, Server},
+    CostsArgs, Plan,
+};
+use crate::client::publisher;
+
+/// The agreement asked for.
+pub const TOLERANCE: f64 = 0.15;
+
+/// One validation workload.
+#[derive(Debug, Clone, Serialize)]
+pub struct Spec {
+    pub name: &'static str,
+    pub clients: u32,
+    pub session_s: f64,
+    /// Backend events per second.
+    pub rate: f64,
+    /// Messages each client sends per second.
+    pub send_rate: f64,
+    /// Whether its repeats run at once.
+    pub parallel_repeats: bool,
+}
+
+impl Spec {
+    pub fn all(quick: bool) -> Vec<Spec> {
+        if quick {
+            return vec![
+                Spec {
+                    name: "quiet",
+                    clients: 8,
+                    session_s: 5.0,
+                    rate: 0.4,
+                    send_rate: 0.0,
+                    parallel_repeats: true,
+                },
+                Spec {
+                    name: "busy",
+                    clients: 8,
+                    session_s: 3.0,
+                    rate: 5.0,
+                    send_rate: 0.0,
+                    parallel_repeats: false,
+                },
+                Spec {
+                    name: "talk-back",
+                    clients: 8,
+                    session_s: 3.0,
+                    rate: 1.0,
+                    send_rate: 0.5,
+                    parallel_repeats: false,
+                },
+            ];
+        }
+        vec![
+            Spec {
+                name: "quiet",
+                clients: 300,
+                session_s: 600.0,
+                rate: 1.0 / 180.0,
+                send_rate: 0.0,
+                parallel_repeats: true,
+            },
+            Spec {
+                name: "busy",
+                clients: 100,
+                session_s: 120.0,
+                rate: 10.0,
+                send_rate: 0.0,
+                parallel_repeats: false,
+            },
+            Spec {
+                name: "talk-back",
+                clients: 100,
+                session_s: 120.0,
+                rate: 1.0,
+                send_rate: 0.1,
+                parallel_repeats: false,
+            },
+        ]
+    }
+
+    /// The workload as `decide` takes it: events each client receives (the backend's and,
+    /// talking back, every client's messages), messages each sends.
+    pub fn workload(&self, condition: Condition, payload: &str) -> Workload {
+        Workload {
+            clients: self.clients as u64,
+            session_s: self.session_s,
+            events_per_hour: (self.rate + self.clients as f64 * self.send_rate) * 3600.0,
+            messages_per_hour: self.send_rate * 3600.0,
+            payload: payload.to_owned(),
+            network: "loopback".into(),
+            condition,
+            latency_budget_ms: None,
+        }
+    }
+}
+
+/// One direct run's totals, per client-hour.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Direct {
+    /// Server CPU, s, less the server's own idle CPU over the run (as the model's figures are).
+    pub cpu_s: f64,
+    /// That idle CPU, s (a per-server cost: it shrinks per client-hour as clients grow).
+    pub idle_cpu_s: f64,
+    pub bytes_up: f64,
+    pub bytes_down: f64,
+    pub events: f64,
+    pub beats: f64,
+    pub errors: u64,
+    /// The last client error, when there were any.
+    pub last_error: Option<String>,
+    /// Message connections the clients had to open again (the server had closed them).
+    pub reopened: u64,
+}
+
+/// One transport and condition of one workload: prediction against the direct runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub workload: String,
+    pub transport: String,
+    pub condition: Condition,
+    pub predicted: Direct,
+    pub extrapolated: Vec<String>,
+    pub runs: Vec<Direct>,
+    pub cpu: Figure,
+    pub bytes: Figure,
+}
+
+/// One figure compared.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Figure {
+    pub predicted: f64,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// (predicted − median) ÷ median.
+    pub error: f64,
+    /// (max − min) ÷ median of the direct runs.
+    pub spread: f64,
+    /// max(15%, spread).
+    pub tolerance: f64,
+    pub ok: bool,
+}
+
+impl Figure {
+    fn of(predicted: f64, runs: &[f64]) -> Self {
+        let med = median(runs);
+        let min = runs.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = runs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let error = (predicted - med) / med;
+        let spread = (max - min) / med;
+        let tolerance = TOLERANCE.max(spread);
+        Self {
+            predicted,
+            median: med,
+            min,
+            max,
+            error,
+            spread,
+            tolerance,
+            ok: error.abs() <= tolerance,
+        }
+    }
+}
+
+/// The validation's file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Validation {
+    pub model_record: feedlab_cost::model::Record,
+    pub date: String,
+    pub command: String,
+    pub duration_s: f64,
+    pub repeats: u32,
+    pub workloads: Vec<Spec>,
+    pub comparisons: Vec<Comparison>,
+}
+
+/// Runs the validation against the model in `--out`; returns the model.
+///
+/// # Errors
+/// When the model is missing or a run fails.
+pub async fn run(args: &CostsArgs) -> anyhow::Result<CostModel> {
+    let plan = Plan::build(args).map_err(anyhow::Error::msg)?;
+    let model = super::load(&plan.out.join("model.json"))?;
+    crate::sys::raise_nofile_limit();
+    let started = std::time::Instant::now();
+    let date = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let repeats = args.validate_repeats.unwrap_or(3);
+    anyhow::ensure!(
+        args.validate_scale.is_finite() && args.validate_scale > 0.0,
+        "--validate-scale must be positive"
+    );
+    let specs: Vec<Spec> = Spec::all(plan.quick)
+        .into_iter()
+        .map(|mut s| {
+            s.session_s *= args.validate_scale;
+            if s.name == "quiet" {
+                s.rate /= args.validate_scale;
+            }
+            s
+        })
+        .filter(|s| args.workloads.iter().any(|w| w == "all" || w == s.name))
+        .collect();
+    anyhow::ensure!(
+        !specs.is_empty(),
+        "--workloads: none of quiet, busy, talk-back"
+    );
+    let logs = plan.out.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    // The model's own settings, so the direct runs beat as the model's windows did.
+    let mut settings = plan.server.clone();
+    settings.heartbeat = Duration::from_secs_f64(model.settings.heartbeat_s);
+    settings.long_poll_timeout = Duration::from_secs_f64(model.settings.long_poll_timeout_s);
+    let poll_interval = Duration::from_secs_f64(model.settings.poll_interval_s);
+    let browser_heads = Arc::new(Heads::browser(&plan.heads));
+    let cookie = heads::cookie(plan.cookie_bytes);
+    let pairs: Vec<(Condition, Transport)> = plan
+        .conditions
+        .iter()
+        .flat_map(|c| plan.transports.iter().map(move |t| (*c, *t)))
+        .filter(|(c, t)| model.find(t.name(), *c).is_some())
+        .collect();
+    anyhow::ensure!(
+        !pairs.is_empty(),
+        "the model has none of the transports and conditions asked for"
+    );
+    let ctx = Ctx {
+        settings,
+        poll_interval,
+        browser_heads,
+        cookie,
+        payload: plan.payload,
+        logs,
+    };
+    let mut comparisons = Vec::new();
+    for spec in &specs {
+        eprintln!(
+            "validation: {} ({} clients, {:.0} s sessions, {} events/s, {} messages/s each), {} runs each",
+            spec.name, spec.clients, spec.session_s, spec.rate, spec.send_rate, repeats
+        );
+        // runs[pair][repeat]
+        let mut runs: Vec<Vec<Direct>> = vec![Vec::new(); pairs.len()];
+        let batches: Vec<Vec<(usize, u32)>> = if spec.parallel_repeats {
+            vec![(0..repeats)
+                .flat_map(|r| (0..pairs.len()).map(move |p| (p, r)))
+                .collect()]
+        } else {
+            (0..repeats)
+                .map(|r| (0..pairs.len()).map(|p| (p, r)).collect())
+                .collect()
+        };
+        for batch in batches {
+            let results = futures_util::future::join_all(batch.iter().map(|&(p, r)| {
+                let (c, t) = pairs[p];
+                direct(&ctx, spec, c, t, r)
+            }))
+            .await;
+            for (&(p, _), res) in batch.iter().zip(results) {
+                runs[p].push(res?);
+            }
+        }
+        for (p, (c, t)) in pairs.iter().enumerate() {
+            let costs = model.find(t.name(), *c).expect("filtered above");
+            let w = spec.workload(*c, plan.payload.as_str());
+            let composed = compose(costs, &w, None);
+            let h = &composed.per_client_hour;
+            let predicted = Direct {
+                cpu_s: h.cpu_s,
+                bytes_up: h.bytes_up,
+                bytes_down: h.bytes_down,
+                events: w.events_per_hour,
+                beats: h.beats,
+                idle_cpu_s: 0.0,
+                errors: 0,
+                last_error: None,
+                reopened: 0,
+            };
+            let r = &runs[p];
+            let cpu: Vec<f64> = r.iter().map(|d| d.cpu_s).collect();
+            let bytes: Vec<f64> = r.iter().map(|d| d.bytes_up + d.bytes_down).collect();
+            comparisons.push(Comparison {
+                workload: spec.name.to_owned(),
+                transport: t.name().to_owned(),
+                condition: *c,
+                cpu: Figure::of(predicted.cpu_s, &cpu),
+                bytes: Figure::of(predicted.bytes_up + predicted.bytes_down, &bytes),
+                predicted,
+                extrapolated: composed.extrapolated.clone(),
+                runs: r.clone(),
+            });
+        }
+    }
+    let v = Validation {
+        model_record: model.record.clone(),
+        date,
+        command: std::iter::once("loadgen".to_owned())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" "),
+        duration_s: started.elapsed().as_secs_f64(),
+        repeats,
+        workloads: specs,
+        comparisons,
+    };
+    let json = plan.out.join("validation.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&v)? + "\n")
+        .with_context(|| format!("writing {}", json.display()))?;
+    let md = plan.out.join("validation.md");
+    let text = markdown(&v);
+    std::fs::write(&md, &text).with_context(|| format!("writing {}", md.display()))?;
+    print!("{text}");
+    println!(
+        "{} ({:.0} s)",
+        md.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(model)
+}
+
+/// What every direct run shares.
+struct Ctx {
+    settings: server::ServerSettings,
+    poll_interval: Duration,
+    browser_heads: Arc<Heads>,
+    cookie: Option<String>,
+    payload: feedlab_wire::payload::PayloadKind,
+    logs: std::path::PathBuf,
+}
+
+/// One direct run: a server of its own, the workload's whole sessions, totals per client-hour.
+async fn direct(
+    ctx: &Ctx,
+    spec: &Spec,
+    c: Condition,
+    t: Transport,
+    r: u32,
+) -> anyhow::Result<Direct> {
+    let tag = format!("v-{}-r{r}-{}-{}", spec.name, c.name(), t.name());
+    let server = Server::start(t, c, &ctx.settings, &ctx.logs, &tag).await?;
+    let (heads, cookie) = if c == Condition::Browser {
+        (ctx.browser_heads.clone(), ctx.cookie.clone())
+    } else {
+        (Arc::new(Heads::minimal()), None)
+    };
+    let mut setup = Setup::new(
+        t,
+        c,
+        server.target.clone(),
+        heads,
+        cookie,
+        ctx.poll_interval,
+    );
+    // A session polls when it starts; the sessions' own start times spread the polls.
+    setup.spread = false;
+    let setup = Arc::new(setup);
+    // The server's own timers, as in the model's windows: measured alone, then subtracted.
+    let idle_window = Duration::from_secs_f64((spec.session_s / 60.0).clamp(1.0, 5.0));
+    let i0 = server.cpu_ns();
+    let t0 = std::time::Instant::now();
+    tokio::time::sleep(idle_window).await;
+    let idle_ns_per_s = server.cpu_ns().saturating_sub(i0) as f64 / t0.elapsed().as_secs_f64();
+    let tally = Arc::new(Tally::default());
+    let session = Duration::from_secs_f64(spec.session_s);
+    // Sessions start over a ramp (as users arrive), each lasting exactly the session.
+    let ramp = Duration::from_secs_f64((spec.session_s / 20.0).clamp(0.5, 5.0));
+    let payload = crate::payload::Payload::new(ctx.payload, 100, u64::from(r));
+    let cpu0 = server.cpu_ns();
+    let run_start = std::time::Instant::now();
+    let publishing = {
+        let target = server.target.clone();
+        let payload = payload.clone();
+        let rate = spec.rate;
+        tokio::spawn(async move {
+            publisher::run(
+                vec![target],
+                rate,
+                ramp + session,
+                payload,
+                publisher::Stamp::Sent,
+                CancellationToken::new(),
+                None,
+            )
+            .await
+        })
+    };
+    let mut sessions = Vec::new();
+    for i in 0..spec.clients {
+        let (setup, tally) = (setup.clone(), tally.clone());
+        let start = ramp.mul_f64(f64::from(i) / f64::from(spec.clients));
+        let talk = (spec.send_rate > 0.0).then(|| {
+            Arc::new(Talk {
+                rate: spec.send_rate,
+                from: u64::from(i) + 1,
+                nonce: rand::random(),
+                payload: payload.clone(),
+            })
+        });
+        sessions.push(tokio::spawn(async move {
+            tokio::time::sleep(start).await;
+            let stop = CancellationToken::new();
+            let held = tokio::spawn(client::hold(setup, tally, stop.clone(), talk));
+            tokio::time::sleep(session).await;
+            stop.cancel();
+            let _ = held.await;
+        }));
+    }
+    for s in sessions {
+        let _ = s.await;
+    }
+    let _ = publishing.await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seconds = run_start.elapsed().as_secs_f64();
+    let cpu_ns = (server.cpu_ns().saturating_sub(cpu0) as f64 - idle_ns_per_s * seconds).max(0.0);
+    server::stop_all(vec![server]).await;
+    let snap = tally.snap();
+    let client_hours = f64::from(spec.clients) * spec.session_s / 3600.0;
+    Ok(Direct {
+        cpu_s: cpu_ns / 1e9 / client_hours,
+        idle_cpu_s: idle_ns_per_s * seconds / 1e9 / client_hours,
+        bytes_up: snap.written as f64 / client_hours,
+        bytes_down: snap.read as f64 / client_hours,
+        events: snap.events as f64 / client_hours,
+        beats: snap.beats as f64 / client_hours,
+        errors: snap.errors,
+        last_error: tally.last_error(),
+        reopened: tally.reopened.load(std::sync::atomic::Ordering::Relaxed),
+    })
+}
+
+fn markdown(v: &Validation) -> String {
+    let mut s = String::from("# The cost model against direct whole-session runs\n\n");
+    s += &format!(
+        "Model: commit {} ({}), {} build, {} ({} cores), made {}. Validation: {}, {} direct runs per \
+         workload and transport, {:.0} s; `{}`.\n\n",
+        &v.model_record.commit.get(..12).unwrap_or(&v.model_record.commit),
+        if v.model_record.dirty { "dirty" } else { "clean" },
+        v.model_record.profile,
+        v.model_record.cpu_model,
+        v.model_record.cores,
+        v.model_record.date,
+        v.date,
+        v.repeats,
+        v.duration_s,
+        v.command
+    );
+    s += "Per client-hour. Predicted: `compose()` of the model's medians for the workload. Direct: \
+          the median [min–max] of whole sessions run for real (connect, hold, deliver, close). \
+          Error: (predicted − direct median) ÷ direct median; a figure passes within 15%, or within \
+          the direct runs' own spread where that is wider (marked †).\n\n";
+    for w in &v.workloads {
+        s += &format!(
+            "## {}: {} clients, {:.0} s sessions, {} events/s, {} messages/s per client\n\n",
+            w.name, w.clients, w.session_s, w.rate, w.send_rate
+        );
+        s += "| transport | condition | CPU s predicted | CPU s direct | error | bytes predicted | bytes direct | error | events/h direct | beats/h predicted / direct |\n|---|---|---|---|---|---|---|---|---|---|\n";
+        for c in v.comparisons.iter().filter(|c| c.workload == w.name) {
+            let mark = |f: &Figure| {
+                let flag = if f.ok { "" } else { " **MISS**" };
+                let wide = if f.spread > TOLERANCE { " †" } else { "" };
+                format!("{:+.1}%{wide}{flag}", f.error * 100.0)
+            };
+            let events = median(&c.runs.iter().map(|d| d.events).collect::<Vec<_>>());
+            let beats = median(&c.runs.iter().map(|d| d.beats).collect::<Vec<_>>());
+            s += &format!(
+                "| {} | {} | {:.4} | {:.4} [{:.4}–{:.4}] | {} | {:.0} | {:.0} [{:.0}–{:.0}] | {} | {:.0} | {:.0} / {:.0} |\n",
+                c.transport,
+                c.condition.name(),
+                c.cpu.predicted,
+                c.cpu.median,
+                c.cpu.min,
+                c.cpu.max,
+                mark(&c.cpu),
+                c.bytes.predicted,
+                c.bytes.median,
+                c.bytes.min,
+                c.bytes.max,
+                mark(&c.bytes),
+                events,
+                c.predicted.beats,
+                beats,
+            );
+        }
+        let notes: Vec<String> = v
+            .comparisons
+            .iter()
+            .filter(|c| c.workload == w.name)
+            .flat_map(|c| {
+                c.extrapolated
+                    .iter()
+                    .map(move |n| format!("{} ({}): {n}", c.transport, c.condition.name()))
+            })
+            .collect();
+        if !notes.is_empty() {
+            s += "\nThe model extrapolated: ";
+            s += &notes.join("; ");
+            s += ".\n";
+        }
+        s += "\n";
+    }
+    let misses = v
+        .comparisons
+        .iter()
+        .filter(|c| !c.cpu.ok || !c.bytes.ok)
+        .count();
+    s += &format!("{misses} of {} comparisons miss.\n", v.comparisons.len());
+    s
+}
