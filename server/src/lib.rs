@@ -42,7 +42,7 @@ pub mod transport;
 
 use std::{future::Future, io::Write as _, net::TcpListener, sync::Arc};
 
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
@@ -131,17 +131,85 @@ fn app(
         .wrap_fn(app::admission)
 }
 
-/// actix-web's own server: every connection through actix-http (TLS, h2c, `--fast-path false`).
+/// The app as actix-http serves it (as `actix_web::HttpServer` builds it), answering with
+/// `app_config`'s idea of the connection.
+macro_rules! app_service {
+    ($state:expr, $app_config:expr) => {{
+        use actix_service::{map_config, IntoServiceFactory as _, ServiceFactoryExt as _};
+        let app_config: actix_web::dev::AppConfig = $app_config;
+        map_config(
+            app($state)
+                .into_factory()
+                .map_err(|err| err.error_response()),
+            move |_| app_config.clone(),
+        )
+    }};
+}
+
+/// actix-http for connections of type `$io` on `$addr`, with the settings
+/// `actix_web::HttpServer` would give it, what `$customize` adds to its builder `$b`, and
+/// WebSocket handshakes taken off actix-http once answered ([`transport::ws::takeover`]). Its
+/// `.tcp()` (or TLS, or h2c) is the caller's.
+macro_rules! http_service {
+    (
+        $io:ty, $config:expr, $state:expr, $graceful:expr, $addr:expr, $app_config:expr,
+        |$b:ident| $customize:expr
+    ) => {{
+        let (config, state): (&Config, &Arc<AppState>) = ($config, $state);
+        let app_config: actix_web::dev::AppConfig = $app_config;
+        let signal = $graceful.clone();
+        let make_app = {
+            let (state, app_config) = (state.clone(), app_config.clone());
+            move || app_service!(&state, app_config.clone())
+        };
+        let $b = actix_http::HttpService::build()
+            .graceful_shutdown_signal(move || {
+                let signal = signal.clone();
+                async move { signal.notified().await }
+            })
+            .keep_alive(config.keep_alive)
+            .client_request_timeout(config.request_timeout)
+            .client_disconnect_timeout(config.close_timeout)
+            // actix keeps polling a body until its write buffer holds this much; with one
+            // batch of at most --max-write-bytes on top, a client that stopped reading pins at
+            // most twice that.
+            .h1_write_buffer_size(config.max_write_bytes as usize)
+            .local_addr($addr);
+        let builder: actix_http::HttpServiceBuilder<$io, _> = $customize;
+        builder
+            .upgrade(transport::ws::takeover::factory::<$io, _, _>(
+                make_app.clone(),
+                state.clone(),
+            ))
+            .finish(make_app())
+    }};
+}
+
+/// actix-web's server, every connection through actix-http (TLS, h2c, `--fast-path false`):
+/// what `actix_web::HttpServer` builds, built here because it offers no way to take upgraded
+/// connections off actix-http ([`transport::ws::takeover`]).
 fn actix_web_server(
     listener: TcpListener,
     config: &Config,
     state: &Arc<AppState>,
 ) -> anyhow::Result<actix_web::dev::Server> {
-    let accepted = state.clone();
-    let user_timeout = config.send_timeout;
-    let factory_state = state.clone();
-    let mut server = HttpServer::new(move || app(&factory_state))
-        .on_connect(move |conn, data| {
+    use actix_web::rt::net::TcpStream;
+    type TlsStream = actix_tls::accept::rustls_0_23::TlsStream<TcpStream>;
+    let mut builder = actix_server::Server::build()
+        .disable_signals()
+        .shutdown_timeout(grace_secs(config))
+        .max_concurrent_connections(config.max_connections.saturating_add(1_024));
+    if let Some(workers) = config.workers {
+        builder = builder.workers(workers.max(1));
+    }
+    let graceful = builder.graceful_shutdown_signal();
+    let addr = listener.local_addr()?;
+    let tls = tls::server_config(config)?;
+    let app_config =
+        actix_web::dev::AppConfig::__priv_test_new(tls.is_some(), addr.to_string(), addr);
+    let on_connect = {
+        let (accepted, user_timeout) = (state.clone(), config.send_timeout);
+        move |conn: &dyn std::any::Any, data: &mut actix_http::Extensions| {
             accepted
                 .accounting
                 .connections_accepted
@@ -150,28 +218,67 @@ fn actix_web_server(
             if !accepted.new_connections.admit() {
                 data.insert(connection::OverRate);
             }
-        })
-        .disable_signals()
-        .shutdown_timeout(grace_secs(config))
-        .max_connections(config.max_connections.saturating_add(1_024))
-        .client_request_timeout(config.request_timeout)
-        .tls_handshake_timeout(config.request_timeout)
-        .client_disconnect_timeout(config.close_timeout)
-        // actix keeps polling a body until its write buffer holds this much; with one batch of at
-        // most --max-write-bytes on top, a client that stopped reading pins at most twice that.
-        .h1_write_buffer_size(config.max_write_bytes as usize)
-        .keep_alive(config.keep_alive);
-    if let Some(workers) = config.workers {
-        server = server.workers(workers.max(1));
-    }
-    let server = match tls::server_config(config)? {
-        Some(tls) => server.listen_rustls_0_23(listener, tls),
+        }
+    };
+    let (config, state) = (config.clone(), state.clone());
+    let builder = match tls {
+        Some(tls) => builder.listen("feedlab", listener, move || {
+            let handshake =
+                actix_http::TlsAcceptorConfig::default().handshake_timeout(config.request_timeout);
+            http_service!(
+                TlsStream,
+                &config,
+                &state,
+                graceful,
+                addr,
+                app_config.clone(),
+                |b| {
+                    let on_connect = on_connect.clone();
+                    b.on_connect_ext(move |io: &TlsStream, data: &mut actix_http::Extensions| {
+                        on_connect(io as &dyn std::any::Any, data)
+                    })
+                }
+            )
+            .rustls_0_23_with_config(tls.clone(), handshake)
+        }),
         // HTTP/1.x, and HTTP/2 with prior knowledge (h2c) when asked for (see `--h2c`).
-        None if config.h2c => server.listen_auto_h2c(listener),
-        None => server.listen(listener),
+        None if config.h2c => builder.listen("feedlab", listener, move || {
+            http_service!(
+                TcpStream,
+                &config,
+                &state,
+                graceful,
+                addr,
+                app_config.clone(),
+                |b| {
+                    let on_connect = on_connect.clone();
+                    b.on_connect_ext(move |io: &TcpStream, data: &mut actix_http::Extensions| {
+                        on_connect(io as &dyn std::any::Any, data)
+                    })
+                }
+            )
+            .tcp_auto_h2c()
+        }),
+        None => builder.listen("feedlab", listener, move || {
+            http_service!(
+                TcpStream,
+                &config,
+                &state,
+                graceful,
+                addr,
+                app_config.clone(),
+                |b| {
+                    let on_connect = on_connect.clone();
+                    b.on_connect_ext(move |io: &TcpStream, data: &mut actix_http::Extensions| {
+                        on_connect(io as &dyn std::any::Any, data)
+                    })
+                }
+            )
+            .tcp()
+        }),
     }
     .context("serving on the listener")?;
-    Ok(server.run())
+    Ok(builder.run())
 }
 
 /// The same app and settings on actix-server directly, behind the [`fast_path::FrontDoor`]:
@@ -181,7 +288,7 @@ fn fast_path_server(
     config: &Config,
     state: &Arc<AppState>,
 ) -> anyhow::Result<actix_web::dev::Server> {
-    use actix_service::{map_config, IntoServiceFactory as _, ServiceFactoryExt as _};
+    use actix_web::rt::net::TcpStream;
     let mut builder = actix_server::Server::build()
         .disable_signals()
         .shutdown_timeout(grace_secs(config))
@@ -196,35 +303,25 @@ fn fast_path_server(
         .listen("feedlab", listener, move || {
             // actix-http for the connections the fast path leaves to it, and the same for those
             // accepted past `--max-new-connections-per-sec`, marked so every request on them is
-            // refused (`app::admission`).
+            // refused (`app::admission`). The front door has counted and configured them.
             let http = |over_rate: bool| {
-                let signal = graceful.clone();
-                let builder = actix_http::HttpService::build()
-                    .graceful_shutdown_signal(move || {
-                        let signal = signal.clone();
-                        async move { signal.notified().await }
-                    })
-                    .keep_alive(config.keep_alive)
-                    .client_request_timeout(config.request_timeout)
-                    .client_disconnect_timeout(config.close_timeout)
-                    .h1_write_buffer_size(config.max_write_bytes as usize)
-                    .local_addr(addr);
-                // Only there: connection data costs every connection an allocation.
-                let builder = if over_rate {
-                    builder.on_connect_ext(|_, data| {
-                        data.insert(connection::OverRate);
-                    })
-                } else {
-                    builder
-                };
-                builder
-                    .finish(map_config(
-                        app(&state)
-                            .into_factory()
-                            .map_err(|err| err.error_response()),
-                        |_| actix_web::dev::AppConfig::default(),
-                    ))
-                    .tcp()
+                http_service!(
+                    TcpStream,
+                    &config,
+                    &state,
+                    graceful,
+                    addr,
+                    actix_web::dev::AppConfig::default(),
+                    // Only there: connection data costs every connection an allocation.
+                    |b| if over_rate {
+                        b.on_connect_ext(|_, data| {
+                            data.insert(connection::OverRate);
+                        })
+                    } else {
+                        b
+                    }
+                )
+                .tcp()
             };
             fast_path::FrontDoor {
                 http: http(false),
@@ -282,9 +379,9 @@ fn print_urls(addr: std::net::SocketAddr, tls: bool) {
 }
 
 fn init_tracing(filter: &str) {
-    // actix-http reports each WebSocket the server hangs up on through actix-web as a response
-    // body error (that is how the session makes it drop the connection; see
-    // `transport::ws::actix_wire`): silenced unless the filter names actix_http itself.
+    // actix-http's dispatcher logs a client's broken connection as an error (it did so for
+    // every WebSocket hung up on before they were taken off it, `transport::ws::takeover`):
+    // silenced unless the filter names actix_http itself.
     let filter = if filter.contains("actix_http") {
         filter.to_owned()
     } else {

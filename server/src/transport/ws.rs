@@ -8,12 +8,13 @@
 //! Here: the checks a handshake passes ([`admit`], also called by the fast path), the actix-web
 //! handlers, and what a client's messages mean. The session itself, the same for every
 //! connection whichever way it came in, is [`session`]; the frames, [`codec`]; compression
-//! (permessage-deflate, negotiated by the same checks on every way in), [`deflate`].
+//! (permessage-deflate, negotiated by the same checks on every way in), [`deflate`]; how an
+//! upgraded connection leaves actix-http for its session, [`takeover`].
 
-mod actix_wire;
 pub mod codec;
 pub mod deflate;
 pub(crate) mod session;
+pub(crate) mod takeover;
 
 use actix_http::ws::{hash_key, verify_handshake, CloseCode, CloseReason};
 use actix_web::{
@@ -122,7 +123,6 @@ pub(crate) fn admit(req: &impl Incoming, state: &AppState) -> Result<Ready, Refu
 /// `/ws` through actix-web (TLS, h2c, `--fast-path false`, and whatever the fast path left).
 pub async fn handler(
     req: HttpRequest,
-    body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let ready = match admit(&req, &state) {
@@ -135,39 +135,43 @@ pub async fn handler(
         }
     };
     req.extensions_mut().insert(ready.meter.clone());
-    upgrade(&req, body, state.into_inner(), Mode::Feed(ready))
+    upgrade(&req, Mode::Feed(ready))
 }
 
 /// `/ws/echo` through actix-web: the handshake and `Origin` are checked; nothing else applies.
 pub async fn echo_handler(
     req: HttpRequest,
-    body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     state.origins.check(&req)?;
     let agreed = deflate::negotiate(req.headers(), &state.config.ws_deflate());
-    upgrade(&req, body, state.into_inner(), Mode::Echo(agreed))
+    upgrade(&req, Mode::Echo(agreed))
 }
 
-/// Answers 101 and runs the session on the upgraded connection.
-fn upgrade(
-    req: &HttpRequest,
-    body: web::Payload,
-    state: std::sync::Arc<AppState>,
-    mode: Mode,
-) -> Result<HttpResponse, ApiError> {
+/// Answers 101, and leaves the session to run on the connection once that is written
+/// ([`takeover`]).
+fn upgrade(req: &HttpRequest, mode: Mode) -> Result<HttpResponse, ApiError> {
     let (_, accept) = handshake(req)?;
+    // Every HTTP/1 upgrade request comes through the takeover; an HTTP/2 request cannot carry
+    // the handshake's `Connection`/`Upgrade` headers, so this is not expected to happen.
+    let Some(takeover) = req.extensions().get::<takeover::Takeover>().cloned() else {
+        return Err(ApiError::BadRequest(
+            "a WebSocket handshake needs an HTTP/1.1 connection".into(),
+        ));
+    };
     let extensions = mode.deflate().map(|a| a.header());
-    let (wire, out) = actix_wire::wire(body);
-    actix_web::rt::spawn(session::serve(wire, mode, state, Default::default()));
     let mut answer = HttpResponse::SwitchingProtocols();
     answer
         .upgrade("websocket")
-        .insert_header((header::SEC_WEBSOCKET_ACCEPT, accept));
+        .insert_header((header::SEC_WEBSOCKET_ACCEPT, accept))
+        // What actix-web put on this answer when its body was the session's stream: the same
+        // head as always on this path.
+        .content_type("application/octet-stream");
     if let Some(extensions) = extensions {
         answer.insert_header((header::SEC_WEBSOCKET_EXTENSIONS, extensions));
     }
-    Ok(answer.streaming(out))
+    takeover.hand_over(mode);
+    Ok(answer.finish())
 }
 
 /// The close reason for a session more than `--max-lag` behind, naming where to resume.

@@ -1,15 +1,16 @@
 //! The WebSocket session: one implementation for every connection, whichever way it came in.
 //!
-//! The fast path hands it a TCP socket ([`crate::fast_path::ws`]); actix-web hands it an upgraded
-//! request's payload and a streaming response body ([`super::actix_wire`]), on plain HTTP/1.1,
-//! behind TLS, or on an h2c listener. Both are a [`Wire`]: bytes in, whole frames out, and a way
-//! to hang up. Everything a client can notice (auth, the feed loop, publish and echo ops,
+//! The fast path hands it a TCP socket ([`crate::fast_path::ws`]); actix-http hands over the
+//! connection once actix-web answered the handshake ([`super::takeover`]), on plain HTTP/1.1,
+//! behind TLS, or on an h2c listener. Both are the same [`Wire`] over the connection: bytes in,
+//! whole frames out, and a way to hang up. Everything a client can notice (auth, the feed loop, publish and echo ops,
 //! heartbeats and the silent-client timeout, `--max-lag`, `--send-timeout`, the close handshake
 //! and its codes) is decided here once, so the ways in cannot drift apart.
 //!
 //! What a client can make the session hold is bounded: the [`Decoder`] keeps at most one
-//! message of `--ws-max-message-bytes` (and, compressed, its inflation to the same limit), the
-//! read buffer at most one read, and after our close frame no application data is kept and the
+//! message of `--ws-max-message-bytes` (compressed, also its compressed bytes, up to an eighth
+//! plus 1 KiB more than the limit, [`codec::compressed_max`], and what they inflate to, up to
+//! the limit), the read buffer at most one read (4 KiB), and after our close frame no application data is kept and the
 //! connection is closed within `--close-timeout`. With permessage-deflate agreed, events go out
 //! as their shared compressed frames or through the connection's own compressor
 //! ([`super::deflate`]); control frames and the session's own short replies go out as they are.
