@@ -44,6 +44,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 python3 -c 'import websockets' 2>/dev/null || python3 -m pip install -q websockets
 python3 -c 'import marionette_driver' 2>/dev/null || python3 -m pip install -q marionette-driver
+# The book (docs/): mdBook is not a Debian 12 package, so it comes from crates.io, pinned. Without
+# its default `serve` and `watch` features (a web server and a file watcher the build does not
+# need): a lighter install. `cargo install mdbook --version 0.4.52 --locked` adds `mdbook serve`.
+MDBOOK_VERSION=0.4.52
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+if ! mdbook --version 2>/dev/null | grep -qx "mdbook v$MDBOOK_VERSION"; then
+  echo "test.sh: installing mdbook $MDBOOK_VERSION"
+  cargo install mdbook --version "$MDBOOK_VERSION" --locked --no-default-features --features search --quiet
+fi
 
 # /dev/net/tun for the emulated-link tests: root can create the device node when the kernel has
 # the driver but the node is missing (a container without it passed through cannot).
@@ -91,6 +100,10 @@ cargo check -p loadgen --no-default-features --quiet
 
 echo "== import cycles (loadgen, feedlab-link, feedlab-report)"
 for src in loadgen/src link/src report/src; do python3 scripts/import_cycles.py "$src"; done
+
+echo "== the book (docs/) and the links of README.md, CONTRIBUTING.md and the book"
+python3 scripts/check_links.py
+mdbook build docs
 
 echo "== Rust tests (server, loadgen)"
 # Every suite runs, whichever fails first (the browser tests too): a red run lists all its

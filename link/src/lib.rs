@@ -18,7 +18,7 @@
 //! - [`emulator`] ([`Link`]): brings the link up; behind the default feature `emulator`.
 //!
 //! loadgen's `link` subcommand (the live page across a link in a browser, and the link's own
-//! packet-rate benchmark) is this crate used on its own; see the README.
+//! packet-rate benchmark) is this crate used on its own; see the book's docs/src/guide/networks.md.
 
 pub mod counts;
 #[cfg(feature = "emulator")]

@@ -4,7 +4,7 @@
 //!
 //! The profiles are the presets people already test with, so a result on `3g` means what it
 //! means in WebPageTest. Each carries its published figures and where they are published; the
-//! README lists them with the same sources.
+//! book (docs/src/guide/networks.md) lists them with the same sources.
 
 use std::{fmt, str::FromStr, time::Duration};
 

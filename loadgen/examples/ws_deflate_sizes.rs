@@ -1,8 +1,8 @@
 //! Bytes on the wire per event for WebSocket clients, uncompressed and in the server's two
 //! permessage-deflate forms (`--ws-deflate shared`: each event compressed on its own, once;
 //! `context`: one compressor per connection, context takeover), for the payloads loadgen
-//! publishes. The measurement behind the server's `--ws-deflate` default (README, "WebSocket
-//! compression").
+//! publishes. The measurement behind the server's `--ws-deflate` default (the book,
+//! docs/src/results/compression.md).
 //!
 //!     cargo run -p loadgen --example ws_deflate_sizes [EVENTS]
 //!

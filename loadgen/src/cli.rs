@@ -30,7 +30,7 @@ pub struct Cli {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Prints a report's headline as a Markdown table (median [min–max] over the runs), the
-    /// form the README quotes: `loadgen summarize results/reference/report.json`.
+    /// form the book quotes: `loadgen summarize results/reference/report.json`.
     Summarize {
         /// A report.json written by loadgen.
         report: PathBuf,

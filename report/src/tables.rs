@@ -338,7 +338,7 @@ pub fn repeats(report: &Report) -> Option<Table> {
 }
 
 /// The headline in one table: each shown row's median [min–max] over its runs (or its one
-/// value), as the README quotes it (`loadgen summarize`).
+/// value), as the book quotes it (`loadgen summarize`).
 pub fn summary(report: &Report) -> Table {
     let mut t = Table::new(
         "Summary",

@@ -26,7 +26,7 @@ Two parts, both through the real software, started by the project on free loopba
 HTTP/2 towards the client is not measured: the committed configurations are plain HTTP
 (browsers speak HTTP/2 only over TLS); those cells say "not run".
 
-Writes results/intermediaries/matrix.json and matrix.md (the README's table is matrix.md's).
+Writes results/intermediaries/matrix.json and matrix.md (the book's table, docs/src/guide/proxies.md, is matrix.md's).
 Time: the function cells take about 15 s each (14 cells: ~4 min on 2 cores), the probe window
 is --window s (default 330 s, above Apache's 300 s default ProxyTimeout). About 10 min.
 

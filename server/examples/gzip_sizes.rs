@@ -1,5 +1,5 @@
 //! Bytes per event on the wire for each payload kind, uncompressed and with `--http-gzip shared`
-//! and `stream`: the numbers in the README's "Compression" section. Deterministic (seeded
+//! and `stream`: the numbers in the book's docs/src/results/compression.md. Deterministic (seeded
 //! payloads, fixed timestamps, one deflate implementation), so no timing and no noise:
 //!
 //! ```text

@@ -16,7 +16,7 @@
 //! keys every event repeats) is not compressed, and every piece pays the sync flush's 4-5 bytes.
 //! [`GzStream`] is the other trade, one compressor per response with its history (`--http-gzip
 //! stream`): smaller output, but that compressor's memory (zlib-rs's state, about 320 KiB at the default window)
-//! and CPU for every connection. The README has the numbers for each payload kind
+//! and CPU for every connection. The book (docs/src/results/compression.md) has the numbers for each payload kind
 //! (`cargo run -p server --example gzip_sizes`).
 //!
 //! `br` (Brotli) is not offered: it would need a second codec for the same trade (a Brotli

@@ -1,7 +1,7 @@
 //! Every knob of the server, each a flag and an environment variable with a documented default.
 //!
 //! Limits live here and nowhere else, so `server --help` is the complete list of what bounds the
-//! server's memory and time, and the README's settings table can be checked against it.
+//! server's memory and time, and the book's settings table (docs/src/reference/settings.md) is checked against it.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -173,7 +173,7 @@ pub struct Config {
     /// `shared` compresses each event once, on its own, and sends every deflate client the same
     /// frame (no per-connection state); `context` keeps a compressor per connection (fewer
     /// bytes, a compression per delivery, `4 × 2^bits + 192 KiB` per connection); `off` never
-    /// negotiates it. See the README's WebSocket compression section.
+    /// negotiates it. See the book's Compression chapter (docs/src/guide/compression.md).
     #[arg(long, env = "FEEDLAB_WS_DEFLATE", value_enum, default_value_t = WsDeflate::Shared)]
     pub ws_deflate: WsDeflate,
 

@@ -39,7 +39,7 @@ describe('the page as a comparison', () => {
   let errors;
 
   before(async () => {
-    // The committed results: the guidance links to the run the README quotes.
+    // The committed results: the guidance links to the run the book quotes.
     server = await startServer({ rate: 20, resultsDir: COMMITTED_RESULTS });
     browser = await launchBrowser();
     page = await browser.newPage({ viewport: LAPTOP });

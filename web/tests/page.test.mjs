@@ -3,14 +3,13 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
   OUTPUT_DIR,
   TRANSPORTS,
-  WEB_DIR,
   allFigures,
   eventually,
   launchBrowser,
@@ -224,9 +223,8 @@ describe('live page', () => {
     const laptop = path.join(OUTPUT_DIR, 'feedlab.png');
     await page.screenshot({ path: laptop });
     await page.screenshot({ path: path.join(OUTPUT_DIR, 'feedlab-full.png'), fullPage: true });
-    // The README's picture is refreshed on request, so a test run does not dirty the tree.
-    const committed = path.join(WEB_DIR, 'screenshot.png');
-    if (process.env.FEEDLAB_UPDATE_SCREENSHOT === '1' || !existsSync(committed)) copyFileSync(laptop, committed);
+    // The README's picture is made by web/scripts/screenshot.mjs from the live page without this
+    // test's fixtures; these are the test's own, under test-results/.
 
     const panesFit = await page.evaluate(() => {
       const bottom = Math.max(...[...document.querySelectorAll('.pane')].map((p) => p.getBoundingClientRect().bottom));

@@ -3,7 +3,7 @@
 //! Each client owns a [`Recorder`] (plain integers, no sharing on the hot path) and hands it back
 //! when it ends; the phase adds them up. Latency is the exception: an hdrhistogram with 3
 //! significant figures over 1 µs … 60 s takes ~140 KiB, so one per client would cost more than a
-//! connection is allowed (64 KiB, see the README) at 10,000 clients. Clients therefore buffer a
+//! connection is allowed (64 KiB, see docs/src/reference/settings.md) at 10,000 clients. Clients therefore buffer a
 //! few dozen samples and flush them into one of a few shared, sharded histograms, which the phase
 //! merges at the end — the same numbers, for a lock taken once per [`FLUSH_EVERY`] events.
 

@@ -160,7 +160,7 @@ async fn round_robin_without_stickiness(proxy: &str) {
         );
         // The one failure round robin brings: a long poll that reaches an instance a few
         // milliseconds behind Redis carries a cursor ahead of that instance's head, which the
-        // server refuses with 409 (README, "The feed"); the client polls again and resumes.
+        // server refuses with 409 (the book, reference/feed.md); the client polls again and resumes.
         assert!(
             r.errors.keys().all(|k| k == "http_409"),
             "{proxy} {t}: no failure but the lagging instance's 409: {:?}",
@@ -179,13 +179,13 @@ async fn two_instances_round_robin_through_nginx_need_no_stickiness() {
     round_robin_without_stickiness("nginx").await;
 }
 
-/// The README's intermediaries table is the committed matrix's (`results/intermediaries/
-/// matrix.md`, written by `scripts/intermediaries/matrix.py`): a rerun that changes a cell
-/// cannot leave the README behind.
+/// The book's intermediaries table (`docs/src/guide/proxies.md`) is the committed matrix's
+/// (`results/intermediaries/matrix.md`, written by `scripts/intermediaries/matrix.py`): a rerun
+/// that changes a cell cannot leave the book behind.
 #[test]
-fn readme_intermediaries_table_is_the_committed_matrix() {
+fn book_intermediaries_table_is_the_committed_matrix() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let readme = std::fs::read_to_string(format!("{root}/docs/src/guide/proxies.md")).unwrap();
     let matrix =
         std::fs::read_to_string(format!("{root}/results/intermediaries/matrix.md")).unwrap();
     let table = |text: &str| -> String {
@@ -200,7 +200,7 @@ fn readme_intermediaries_table_is_the_committed_matrix() {
     assert_eq!(
         table(&readme),
         table(&matrix),
-        "README's intermediaries table differs from results/intermediaries/matrix.md"
+        "docs/src/guide/proxies.md's intermediaries table differs from results/intermediaries/matrix.md"
     );
 }
 

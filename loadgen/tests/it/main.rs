@@ -4,6 +4,7 @@
 
 mod binary;
 mod chaos;
+mod clap_markdown;
 mod compression;
 mod costs;
 mod decide;
@@ -16,5 +17,6 @@ mod nchan;
 mod network;
 mod nginx;
 mod proxy_timeout;
+mod readme;
 mod talk_back;
 mod tls_http2;

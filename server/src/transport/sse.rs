@@ -83,7 +83,7 @@ pub async fn handler(
     }
     if req.version() < actix_web::http::Version::HTTP_2 {
         // The stream is the connection's last response, on both paths: nothing pipelined
-        // after it is answered (see the README, "Bad input").
+        // after it is answered (see the book, docs/src/reference/hardening.md, "Bad input").
         res.force_close();
     }
     let mut res = res.streaming(body);

@@ -270,6 +270,6 @@ async fn without_a_data_dir_a_restart_forgets_the_keys() {
     assert_eq!(
         answer(&post_keyed(b.trim_end_matches('/'), &json!(1), &["m"]).await),
         (1, false),
-        "a new feed (seq 1 again) that never saw the key: the README says so"
+        "a new feed (seq 1 again) that never saw the key: the book says so"
     );
 }

@@ -1,4 +1,4 @@
-//! Timeouts that add up to what the README says: one request-head deadline whichever path
+//! Timeouts that add up to what the book says (docs/src/reference/settings.md): one request-head deadline whichever path
 //! reads the head (`--request-timeout`), and one for a `POST /publish` body (`--body-timeout`).
 
 use std::time::{Duration, Instant};

@@ -386,12 +386,12 @@ fn rss(pid: u32) -> u64 {
 }
 
 /// Memory per connection that received one event, by form: `context` holds a compressor per
-/// connection, bounded by the README's figure (`4 × 2^bits + 192 KiB`, plus the session);
+/// connection, bounded by the book's figure (`4 × 2^bits + 192 KiB`, plus the session);
 /// `shared` holds none.
 #[tokio::test]
 async fn memory_per_connection_is_bounded_by_the_documented_figure() {
     const CONNECTIONS: usize = 500;
-    /// What a session holds without compression, rounded up generously (the README's
+    /// What a session holds without compression, rounded up generously (the book's
     /// WebSocket memory figure is a few KiB).
     const SESSION: u64 = 16 * 1024;
     for (form, bits) in [("context", 15u32), ("context", 10), ("shared", 15)] {
