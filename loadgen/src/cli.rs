@@ -35,8 +35,11 @@ pub enum Command {
         /// A report.json written by loadgen.
         report: PathBuf,
     },
-    /// Writes a report again from its `report.json` (conclusions, report.md, report.html and the
-    /// charts), with this loadgen's wording: `loadgen render results/reference`.
+    /// Writes a report again from its `report.json` (conclusions, a scenario's ranking,
+    /// report.md, report.html and the charts), with this loadgen's wording and rule:
+    /// `loadgen render results/reference`. On a `--scenario` run's directory (a decision.json,
+    /// no report.json) every scenario is re-rendered and decision.md rebuilt, with no run:
+    /// `loadgen render results/scenarios`.
     Render {
         /// A directory holding a report.json written by loadgen.
         dir: PathBuf,
@@ -161,9 +164,11 @@ pub struct Args {
     pub payload_bytes: usize,
 
     /// Run every phase this many times, interleaved (all phases, then all again), so each figure
-    /// has a spread: the report gives the median and the range, and a conclusion ranks two
-    /// transports only when their ranges do not overlap. With 1 nothing is ranked.
-    #[arg(help_heading = "Workload", long, env = "LOADGEN_REPEAT", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=MAX_REPEAT as i64))]
+    /// has a spread: the report gives the median and the range, and a scenario ranks two
+    /// transports only when they differ by more than --threshold and an exact two-sided rank
+    /// test over the runs passes at 5%, which needs 4 runs or more (with 3 its smallest p is
+    /// 0.1). With 1 nothing is ranked.
+    #[arg(help_heading = "Workload", long, env = "LOADGEN_REPEAT", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=MAX_REPEAT as i64))]
     pub repeat: u32,
 
     /// Run the transports together on the same feed instead of one after another (server CPU
@@ -404,6 +409,12 @@ pub struct Args {
     /// Linux/x86, US East (N. Virginia), per GB-hour.
     #[arg(help_heading = "Output", long, env = "LOADGEN_PRICE_GIB_HOUR", default_value_t = feedlab_report::cost::FARGATE_GIB_HOUR_USD, value_parser = parse_price)]
     pub price_gib_hour: f64,
+
+    /// The ranking rule's practical threshold, a fraction: a scenario's transports whose costs
+    /// differ by less than this tie, however repeatable the difference; larger differences
+    /// must also pass an exact two-sided rank test at 5% (which needs --repeat 4 or more).
+    #[arg(help_heading = "Output", long, default_value_t = 0.10, value_parser = parse_threshold)]
+    pub threshold: f64,
 
     /// Set by the scenario driver: the scenario this run is, for its report.
     #[arg(skip)]
@@ -649,6 +660,19 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 
 /// A price per hour, USD: more than 0 (a free resource would make every crossover 0 or
 /// infinite) and at most [`feedlab_report::cost::MAX_PRICE_PER_HOUR`].
+fn parse_threshold(s: &str) -> Result<f64, String> {
+    let t: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    feedlab_report::recommend::Rule {
+        threshold: t,
+        ..Default::default()
+    }
+    .check()?;
+    Ok(t)
+}
+
 fn parse_price(s: &str) -> Result<f64, String> {
     let p: f64 = s
         .trim()

@@ -390,7 +390,7 @@ mod tests {
         assert!(p.phases.iter().enumerate().all(|(i, ph)| ph.index == i));
         assert!(p.phases.iter().all(|ph| ph.headline));
         // The default is 3 runs; a typo cannot ask for hours.
-        assert_eq!(Args::from_args::<_, &str>([]).unwrap().repeat, 3);
+        assert_eq!(Args::from_args::<_, &str>([]).unwrap().repeat, 4);
         assert!(Args::from_args(["--repeat", "0"]).is_err());
         assert!(Args::from_args(["--repeat", "21"]).is_err());
     }

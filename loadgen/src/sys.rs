@@ -115,6 +115,39 @@ pub fn kernel() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// Provenance for the report: the commit of the source tree loadgen was built from (and
+/// whether it has uncommitted changes now), the build profile, the machine and `date`.
+pub fn record(date: &str) -> feedlab_report::Record {
+    let tree = env!("CARGO_MANIFEST_DIR");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(tree)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit = git(&["rev-parse", "HEAD"]);
+    feedlab_report::Record {
+        dirty: commit.is_some()
+            && git(&["status", "--porcelain", "--untracked-files=no"])
+                .map_or(true, |s| !s.is_empty()),
+        commit: commit.unwrap_or_else(|| "unknown".into()),
+        profile: if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+        .into(),
+        cpu_model: cpu_model(),
+        cores: std::thread::available_parallelism().map_or(1, usize::from),
+        kernel: kernel(),
+        date: date.to_owned(),
+    }
+}
+
 /// `PRETTY_NAME` from `/etc/os-release`.
 pub fn os_name() -> String {
     std::fs::read_to_string("/etc/os-release")

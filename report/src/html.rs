@@ -81,6 +81,25 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
     );
     out.push_str("<style>\nbody{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\ntable{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:.25em .6em}th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}\n.note{color:#555;margin:.2em 0}.warn{background:#fff3cd;border:1px solid #e0b000;padding:.6em 1em}.loss{background:#fde2e1;border:2px solid #c00;padding:.6em 1em;font-weight:bold}\nfigure{margin:1em 0}figure svg{max-width:100%;height:auto}pre{background:#f6f6f6;padding:.6em;overflow:auto}\n</style></head><body>\n");
     out.push_str("<h1>feedlab: short polling, long polling, SSE and WebSockets compared</h1>\n");
+    let _ = writeln!(
+        out,
+        "<p><strong>{}</strong></p>",
+        inline(&crate::opening::answer(report))
+    );
+    if let Some(c) = charts.iter().find(|c| c.file == "decision.svg") {
+        let svg = c.svg.find("<svg").map_or(c.svg.as_str(), |i| &c.svg[i..]);
+        let _ = writeln!(
+            out,
+            "<figure id=\"decision.svg\">{svg}<figcaption>{}</figcaption></figure>",
+            escape(&c.title)
+        );
+    }
+    let _ = writeln!(out, "<p>{}</p>", inline(&crate::opening::record(report)));
+    out.push_str("<h2>Conclusion</h2>\n<ul>\n");
+    for c in crate::opening::conclusions(report) {
+        let _ = writeln!(out, "<li>{}</li>", inline(c));
+    }
+    out.push_str("</ul>\n<h2>The run</h2>\n");
     if report.loss {
         out.push_str("<p class=\"loss\">WARNING: this run saw loss or errors (see Integrity). Do not read the costs below as those of a working delivery.</p>\n");
     }
@@ -102,14 +121,13 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         escape(&report.machine.os),
         escape(&report.started_at)
     );
+    let serving = crate::opening::serving(report);
+    if !serving.is_empty() {
+        let _ = writeln!(out, "<p>{}</p>", inline(&serving));
+    }
     for t in tables::recommendations(report) {
         table(&mut out, &t);
     }
-    out.push_str("<h2>Conclusion</h2>\n<ul>\n");
-    for c in &report.conclusions {
-        let _ = writeln!(out, "<li>{}</li>", inline(c));
-    }
-    out.push_str("</ul>\n");
     if let Some(t) = tables::scenario(report) {
         table(&mut out, &t);
     }
@@ -138,7 +156,7 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
     }
     if !charts.is_empty() {
         out.push_str("<h2>Charts</h2>\n");
-        for c in charts {
+        for c in charts.iter().filter(|c| c.file != "decision.svg") {
             let svg = c.svg.trim_start_matches(|ch| ch != '<');
             let svg = match svg.find("<svg") {
                 Some(i) => &svg[i..],

@@ -18,11 +18,14 @@
 
 pub mod cost;
 pub mod crossover;
+pub mod decision;
 pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod model;
+pub mod opening;
 pub mod recommend;
+pub mod results_index;
 pub mod schema;
 pub mod section;
 pub mod spread;
@@ -45,21 +48,29 @@ pub fn summarize(path: &Path) -> anyhow::Result<String> {
 }
 
 /// The report in the `report.json` at `path`.
-fn read(path: &Path) -> anyhow::Result<Report> {
+pub(crate) fn read(path: &Path) -> anyhow::Result<Report> {
     let text =
         std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
     serde_json::from_slice(&text)
         .map_err(|e| anyhow::anyhow!("{} is not a loadgen report: {e}", path.display()))
 }
 
-/// Reads `dir/report.json`, writes its conclusions again from its numbers, and rewrites every
-/// file of the report ([`write_all`]): a committed run gets the current wording without being
-/// measured again.
+/// Reads `dir/report.json`, writes its conclusions (and a scenario run's recommendation) again
+/// from its numbers, and rewrites every file of the report ([`write_all`]): a committed run
+/// gets the current wording and ranking without being measured again. A directory with a
+/// `decision.json` and no `report.json` (a `--scenario` run) has every scenario re-rendered and
+/// its `decision.md` and `decision.json` written again ([`decision::render`]).
 ///
 /// # Errors
 /// When the report cannot be read or written.
 pub fn render(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    if !dir.join("report.json").exists() && dir.join("decision.json").exists() {
+        return decision::render(dir);
+    }
     let mut report = read(&dir.join("report.json"))?;
+    if let Some(info) = report.scenario.clone() {
+        report.recommendations = vec![recommend::recommend(&report, &info)];
+    }
     report.conclusions = verdict::conclusions(&report, report.settings.poll_interval_s);
     write_all(&report, dir)
 }

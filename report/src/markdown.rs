@@ -19,11 +19,12 @@ impl<'a, W: Write> Markdown<'a, W> {
     /// # Errors
     /// When the writer fails.
     pub fn write(mut self) -> io::Result<()> {
+        self.write_opening()?;
+        self.write_conclusion()?;
         self.write_summary()?;
         for t in tables::recommendations(self.report) {
             self.write_table(&t)?;
         }
-        self.write_conclusion()?;
         if let Some(t) = tables::scenario(self.report) {
             self.write_table(&t)?;
         }
@@ -58,13 +59,24 @@ impl<'a, W: Write> Markdown<'a, W> {
         self.write_setup()
     }
 
-    fn write_summary(&mut self) -> io::Result<()> {
+    /// The answer first, then the chart of what decided it, then the record.
+    fn write_opening(&mut self) -> io::Result<()> {
         let r = self.report;
-        let s = &r.settings;
         writeln!(
             self.w,
             "# feedlab: short polling, long polling, SSE and WebSockets compared\n"
         )?;
+        writeln!(self.w, "**{}**\n", crate::opening::answer(r))?;
+        if let Some(c) = self.charts.iter().find(|c| c.file == "decision.svg") {
+            writeln!(self.w, "![{}]({})\n", c.title, c.file)?;
+        }
+        writeln!(self.w, "{}\n", crate::opening::record(r))
+    }
+
+    fn write_summary(&mut self) -> io::Result<()> {
+        let r = self.report;
+        let s = &r.settings;
+        writeln!(self.w, "## The run\n")?;
         if r.loss {
             writeln!(
                 self.w,
@@ -138,6 +150,10 @@ impl<'a, W: Write> Markdown<'a, W> {
             r.machine.cpu_model,
             r.machine.os,
         )?;
+        let serving = crate::opening::serving(r);
+        if !serving.is_empty() {
+            writeln!(self.w, "{serving}\n")?;
+        }
         for w in &r.warnings {
             writeln!(self.w, "> {w}\n")?;
         }
@@ -146,7 +162,7 @@ impl<'a, W: Write> Markdown<'a, W> {
 
     fn write_conclusion(&mut self) -> io::Result<()> {
         writeln!(self.w, "## Conclusion\n")?;
-        for c in &self.report.conclusions {
+        for c in crate::opening::conclusions(self.report) {
             writeln!(self.w, "- {c}")?;
         }
         writeln!(self.w)
@@ -163,7 +179,7 @@ impl<'a, W: Write> Markdown<'a, W> {
             return Ok(());
         }
         writeln!(self.w, "## Charts\n")?;
-        for c in self.charts {
+        for c in self.charts.iter().filter(|c| c.file != "decision.svg") {
             writeln!(self.w, "![{}]({})\n", c.title, c.file)?;
         }
         Ok(())

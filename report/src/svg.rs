@@ -5,7 +5,7 @@
 use plotters::prelude::*;
 
 use crate::model::histogram::decode_histogram;
-use crate::{tables, Report, TransportResult};
+use crate::{spread::Range, tables, Report, TransportResult};
 
 pub struct Chart {
     /// File name inside the report directory.
@@ -69,8 +69,13 @@ pub fn render_all(report: &Report) -> anyhow::Result<Vec<Chart>> {
     let rows = tables::shown(report);
     let primary = report.primary_http().to_owned();
     let mut charts = Vec::new();
-    if rows.iter().any(|r| r.latency_us.count > 0) {
-        charts.push(latency_cdf(&rows, &primary)?);
+    if let Some(c) = decision_chart(report)? {
+        charts.push(c);
+    }
+    // The CDF of each cell's run with the median p99 (a CDF cannot be a median of runs).
+    let median_runs: Vec<&TransportResult> = rows.iter().map(|r| median_run(report, r)).collect();
+    if median_runs.iter().any(|r| r.latency_us.count > 0) {
+        charts.push(latency_cdf(&median_runs, &primary)?);
     }
     let bars: [(&str, &str, &str, Metric); 3] = [
         (
@@ -93,9 +98,9 @@ pub fn render_all(report: &Report) -> anyhow::Result<Vec<Chart>> {
         ),
     ];
     for (file, title, unit, f) in bars {
-        let values: Vec<(String, f64)> = rows
+        let values: Vec<(String, Range, u32)> = rows
             .iter()
-            .filter_map(|r| f(r).map(|v| (r.label(&primary), v)))
+            .filter_map(|r| report.figure(r, f).map(|(g, n)| (r.label(&primary), g, n)))
             .collect();
         if !values.is_empty() {
             charts.push(bar_chart(file, title, unit, &values)?);
@@ -214,21 +219,78 @@ fn latency_cdf(rows: &[&TransportResult], primary: &str) -> anyhow::Result<Chart
     })
 }
 
+/// The run of `r`'s cell whose p99 latency is the median of its runs (the lower middle one
+/// for an even count): what a chart of one run shows.
+pub fn median_run<'a>(report: &'a Report, r: &'a TransportResult) -> &'a TransportResult {
+    let mut runs = report.runs_of(r);
+    if runs.is_empty() {
+        return r;
+    }
+    runs.sort_by_key(|x| x.latency_us.p99);
+    runs[(runs.len() - 1) / 2]
+}
+
+/// The chart of what decided a scenario's answer: the deciding criterion per transport, median
+/// bars with the runs' range as error bars.
+fn decision_chart(report: &Report) -> anyhow::Result<Option<Chart>> {
+    let Some((cost, values)) = crate::recommend::deciding(report) else {
+        return Ok(None);
+    };
+    let unit = match cost {
+        crate::Cost::LatencyP50 | crate::Cost::LatencyP99 => "ms",
+        crate::Cost::BytesPerEvent
+        | crate::Cost::BytesPerClientHour
+        | crate::Cost::MemoryPerConnection => "bytes",
+        crate::Cost::ServerCpuPerEvent | crate::Cost::ServerCpuPerClientHour => "ms",
+        crate::Cost::RequestsPerClientHour => "requests",
+    };
+    let scale = match cost {
+        crate::Cost::LatencyP50 | crate::Cost::LatencyP99 => 0.001,
+        _ => 1.0,
+    };
+    let values: Vec<(String, Range, u32)> = values
+        .into_iter()
+        .map(|(t, g, n)| {
+            (
+                t,
+                Range {
+                    min: g.min * scale,
+                    median: g.median * scale,
+                    max: g.max * scale,
+                },
+                n,
+            )
+        })
+        .collect();
+    let title = format!("What decided it: {}", cost.label());
+    bar_chart("decision.svg", &title, unit, &values).map(Some)
+}
+
 fn bar_chart(
     file: &str,
     title: &str,
     unit: &str,
-    values: &[(String, f64)],
+    values: &[(String, Range, u32)],
 ) -> anyhow::Result<Chart> {
-    let max = values.iter().map(|v| v.1).fold(0f64, f64::max).max(1e-9);
+    let max = values
+        .iter()
+        .map(|v| v.1.max)
+        .fold(0f64, f64::max)
+        .max(1e-9);
     let n = values.len();
+    let runs = values.iter().map(|v| v.2).max().unwrap_or(1);
+    let title = if runs > 1 {
+        format!("{title} (median of {runs} runs, bars: min–max)")
+    } else {
+        format!("{title} (one run)")
+    };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let labels: Vec<String> = values.iter().map(|v| v.0.clone()).collect();
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
+            .caption(&title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(44)
             .y_label_area_size(64)
@@ -250,21 +312,34 @@ fn bar_chart(
             .y_desc(unit)
             .draw()
             .map_err(err)?;
-        for (i, (label, v)) in values.iter().enumerate() {
+        for (i, (label, g, _)) in values.iter().enumerate() {
             let x = i as f64;
             let c = color(label);
             chart
                 .draw_series(std::iter::once(Rectangle::new(
-                    [(x - 0.33, 0.0), (x + 0.33, *v)],
+                    [(x - 0.33, 0.0), (x + 0.33, g.median)],
                     c.filled(),
                 )))
                 .map_err(err)?
                 .label(label.clone())
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
+            if g.max > g.min {
+                let bar = [
+                    vec![(x, g.min), (x, g.max)],
+                    vec![(x - 0.08, g.min), (x + 0.08, g.min)],
+                    vec![(x - 0.08, g.max), (x + 0.08, g.max)],
+                ];
+                chart
+                    .draw_series(
+                        bar.into_iter()
+                            .map(|pts| PathElement::new(pts, BLACK.stroke_width(2))),
+                    )
+                    .map_err(err)?;
+            }
             chart
                 .draw_series(std::iter::once(Text::new(
-                    crate::units::num(*v),
-                    (x - 0.12, *v + max * 0.06),
+                    crate::units::num(g.median),
+                    (x + 0.1, g.max.max(g.median) + max * 0.06),
                     ("sans-serif", 14),
                 )))
                 .map_err(err)?;
@@ -273,7 +348,7 @@ fn bar_chart(
     }
     Ok(Chart {
         file: file.into(),
-        title: title.into(),
+        title,
         svg,
     })
 }

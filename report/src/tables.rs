@@ -31,10 +31,18 @@ pub fn recommendations(report: &Report) -> Vec<Table> {
     report
         .recommendations
         .iter()
-        .map(|r| {
+        .flat_map(|r| {
+            let unmeasured = if r.unmeasured.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " Not measured here, and may decide between them: {}.",
+                    r.unmeasured.join("; ")
+                )
+            };
             let mut t = Table::new(
                 &format!("Recommendation: {}", r.scenario),
-                &format!("{} Requirements: {}.", r.summary, r.requirements),
+                &format!("{}{unmeasured} Requirements: {}.", r.summary, r.requirements),
                 &["rank", "transport", "meets the requirements", "why"],
             );
             for x in &r.ranking {
@@ -49,7 +57,61 @@ pub fn recommendations(report: &Report) -> Vec<Table> {
                     x.reason.clone(),
                 ]);
             }
-            t
+            let mut out = vec![t];
+            if !r.points.is_empty() {
+                let mut p = Table::new(
+                    &format!("Ranking at every point: {}", r.scenario),
+                    &if r.flips.is_empty() {
+                        "The sweep ranked point by point, with the same rule; the order is the same at every point.".to_owned()
+                    } else {
+                        format!("The sweep ranked point by point, with the same rule. {}", r.flips.join(" "))
+                    },
+                    &["point", "order (best first)", "what decided it"],
+                );
+                for pt in &r.points {
+                    let mut order = String::new();
+                    let mut last = None;
+                    for x in &pt.ranking {
+                        if let Some(l) = last {
+                            order.push_str(if l == x.rank { " = " } else { " > " });
+                        }
+                        order.push_str(&x.transport);
+                        last = Some(x.rank);
+                    }
+                    let decided: Vec<String> = pt
+                        .ranking
+                        .iter()
+                        .filter_map(|x| {
+                            x.decided_by.as_ref().map(|d| match (d.margin, d.p) {
+                                (Some(m), Some(pv)) => format!(
+                                    "{} below on {} (+{}%, p = {pv:.3})",
+                                    x.transport,
+                                    d.criterion,
+                                    num(m * 100.0)
+                                ),
+                                (Some(m), None) => format!(
+                                    "{} below on {} (+{}%, every run alike)",
+                                    x.transport,
+                                    d.criterion,
+                                    num(m * 100.0)
+                                ),
+                                _ => format!("{} below on {}", x.transport, d.criterion),
+                            })
+                        })
+                        .collect();
+                    p.rows.push(vec![
+                        pt.point.clone(),
+                        order,
+                        if decided.is_empty() {
+                            "a tie on every criterion".into()
+                        } else {
+                            decided.join("; ")
+                        },
+                    ]);
+                }
+                out.push(p);
+            }
+            out
         })
         .collect()
 }
@@ -136,14 +198,42 @@ pub fn integrity(report: &Report) -> Table {
 }
 
 pub fn latency(report: &Report) -> Table {
+    let rows: Vec<&TransportResult> = shown(report)
+        .into_iter()
+        .map(|r| crate::svg::median_run(report, r))
+        .collect();
+    let runs = rows
+        .iter()
+        .map(|r| report.runs_of(r).len())
+        .max()
+        .unwrap_or(1);
+    let which = if runs > 1 {
+        format!(" Each row is the run with the median p99 of its {runs} runs.")
+    } else {
+        " Each phase ran once.".to_owned()
+    };
+    let empty = !rows.is_empty() && rows.iter().all(|r| r.latency_us.count == 0);
+    let why_empty = if empty && report.settings.send_rate > 0.0 {
+        " No samples: loadgen published nothing (`--rate 0`), every message came from a client; the latency from a client's send to the others' receipt is under Talking back."
+    } else if empty {
+        " No samples: no event was delivered."
+    } else {
+        ""
+    };
     let mut t = Table::new(
         "Latency, publish to receipt",
-        "loadgen's clock at the publish request (in the event's data) to its clock at receipt; HdrHistogram, µs resolution.",
+        &format!("loadgen's clock at the publish request (in the event's data) to its clock at receipt; HdrHistogram, µs resolution.{which}{why_empty}"),
         &["transport", "samples", "p50", "p90", "p99", "p99.9", "max", "mean", "server ts → receipt p50"],
     );
     let primary = report.primary_http();
-    for r in shown(report) {
+    for r in rows {
         let l = &r.latency_us;
+        if l.count == 0 {
+            let mut row = vec![r.label(primary), "0".into()];
+            row.extend(std::iter::repeat("–".to_owned()).take(7));
+            t.rows.push(row);
+            continue;
+        }
         t.rows.push(vec![
             r.label(primary),
             int(l.count),

@@ -104,6 +104,7 @@ pub fn assemble(
     let loss = phases
         .iter()
         .any(|r| r.has_loss() || (r.has_errors() && !disruptive));
+    let record = sys::record(&a.started_at);
     let mut report = Report {
         schema_version: report::SCHEMA_VERSION,
         command: a.command,
@@ -130,6 +131,7 @@ pub fn assemble(
             send_rate: args.send_rate,
             price_vcpu_hour: args.price_vcpu_hour,
             price_gib_hour: args.price_gib_hour,
+            threshold: args.threshold,
             transports: args
                 .transports()
                 .iter()
@@ -188,6 +190,7 @@ pub fn assemble(
         crossovers: Vec::new(),
         recommendations: Vec::new(),
         warnings,
+        record: Some(record),
     };
     if let Some(info) = &args.scenario_info {
         report.recommendations = vec![report::recommend::recommend(&report, info)];

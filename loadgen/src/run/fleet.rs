@@ -284,6 +284,13 @@ async fn spawn_endpoint(
             None => ServerProcess::spawn(bin.as_deref(), &extra, Some(&log_path)),
         })
         .with_context(|| format!("starting the {} server", if tls { "TLS" } else { "plain" }))?;
+        // The server may print its address before its self-signed certificate is on disk (it
+        // writes it whole, by a rename): wait for the file before trusting it.
+        if let Some(c) = cert.clone() {
+            blocking(move || {
+                crate::sys::wait_until(std::time::Duration::from_secs(10), || c.is_file())
+            });
+        }
         let options = tls_options(args, cert);
         let url = p.url.clone();
         let mut target = match link {

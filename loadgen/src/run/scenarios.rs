@@ -2,10 +2,9 @@
 //! `<out>/<scenario>/`), then writes `<out>/decision.md` and `decision.json`, which open with a
 //! recommendation per scenario and link each scenario's full report.
 
-use std::{ffi::OsString, fmt::Write as _, path::PathBuf};
+use std::{ffi::OsString, path::PathBuf};
 
 use anyhow::Context as _;
-use feedlab_report::{tables, Recommendation};
 
 use super::{assemble::default_out_dir, execute, Mode, Outcome};
 use crate::{cli::Args, scenario};
@@ -82,61 +81,16 @@ pub async fn execute_scenarios(
 
 /// `decision.json` (every recommendation, with where its report is) and `decision.md`.
 fn write_decision(base: &std::path::Path, outcomes: &[Outcome]) -> anyhow::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(base)?;
-    let recs: Vec<(&Recommendation, String)> = outcomes
+    let reports: Vec<(&feedlab_report::Report, String)> = outcomes
         .iter()
-        .flat_map(|o| {
+        .map(|o| {
             let dir = o
                 .out_dir
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            o.report
-                .recommendations
-                .iter()
-                .map(move |r| (r, dir.clone()))
+            (&o.report, dir)
         })
         .collect();
-    let json = serde_json::json!({
-        "recommendations": recs.iter().map(|(r, _)| r).collect::<Vec<_>>(),
-        "reports": recs.iter().map(|(r, dir)| serde_json::json!({
-            "scenario": r.scenario,
-            "report": format!("{dir}/report.json"),
-        })).collect::<Vec<_>>(),
-    });
-    let json_path = base.join("decision.json");
-    std::fs::write(&json_path, serde_json::to_vec_pretty(&json)?)?;
-
-    let mut md = String::from("# feedlab: which transport, per scenario\n\n");
-    md.push_str("Each scenario ran as its own measured run (every phase repeated and interleaved); a transport is ranked above another only where the difference exceeds the spread of the runs. The full report of each is linked.\n\n");
-    for o in outcomes {
-        let interrupted = if o.report.interrupted {
-            " (interrupted: only the phases that ran)"
-        } else {
-            ""
-        };
-        let dir = o
-            .out_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        for t in tables::recommendations(&o.report) {
-            let _ = writeln!(md, "## {}{interrupted}\n\n{}\n", t.title, t.note);
-            let _ = writeln!(md, "| {} |", t.headers.join(" | "));
-            let _ = writeln!(md, "|{}|", vec!["---"; t.headers.len()].join("|"));
-            for row in &t.rows {
-                let _ = writeln!(md, "| {} |", row.join(" | ").replace('\n', " "));
-            }
-            let _ = writeln!(md, "\nFull report: [{dir}/report.md]({dir}/report.md)\n");
-        }
-        if o.report.loss {
-            let _ = writeln!(
-                md,
-                "> **This scenario's run saw loss or errors**: see its report.\n"
-            );
-        }
-    }
-    let md_path = base.join("decision.md");
-    std::fs::write(&md_path, md)?;
-    Ok(vec![md_path, json_path])
+    feedlab_report::decision::write(base, &reports)
 }

@@ -50,6 +50,16 @@ async fn every_client_talks_back_its_own_way_and_nothing_is_lost() {
     .expect("run succeeds");
     let report = &outcome.report;
     assert!(outcome.clean(), "no loss: {:?}", report.conclusions);
+    // The clients' own messages are in the feed, but loadgen sent them: no warning about
+    // events "loadgen did not publish" (chat's report opened with twelve).
+    assert!(
+        !report
+            .warnings
+            .iter()
+            .any(|w| w.contains("did not publish")),
+        "{:?}",
+        report.warnings
+    );
     // 4 transports over 1.1, polling and SSE over 2, polling over 1.0.
     assert_eq!(report.phases.len(), 9);
     for r in &report.phases {

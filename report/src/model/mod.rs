@@ -28,7 +28,7 @@ pub use self::{
     histogram::{ErrorCounts, Quantiles},
     published::Published,
     range::{Range, Spread},
-    recommendation::{Ranked, Recommendation},
+    recommendation::{DecidedBy, PointRanking, Ranked, Recommendation},
     scenario::{Cost, FlagUse, Requirements, ScenarioInfo, Why},
     talk_back::{TalkBack, TalkBackCheck},
 };
@@ -90,6 +90,31 @@ pub struct Report {
     /// Things a reader must know before trusting a number (a failed /stats check, a client
     /// that could not connect, shared server cost in a concurrent run).
     pub warnings: Vec<String>,
+    /// Provenance: the code, build and machine that made this run. Null in reports made before
+    /// it was recorded.
+    #[serde(default)]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    pub record: Option<Record>,
+}
+
+/// Provenance: a figure is current only beside the code and machine that made it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Record {
+    /// `git rev-parse HEAD` of the source tree loadgen was built from (`unknown` outside one).
+    pub commit: String,
+    /// Whether that tree had uncommitted changes when the run started.
+    pub dirty: bool,
+    /// Cargo profile of the binaries (`release`, `debug`).
+    #[schemars(extend("enum" = ["release", "debug"]))]
+    pub profile: String,
+    pub cpu_model: String,
+    #[schemars(range(min = 1))]
+    pub cores: usize,
+    pub kernel: String,
+    /// When the run started, RFC 3339, UTC.
+    #[schemars(extend("format" = "date-time"))]
+    pub date: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
@@ -205,6 +230,17 @@ pub struct Settings {
     #[schemars(skip_serializing_if = "sch::added_later")]
     #[schemars(range(min = 0))]
     pub price_gib_hour: f64,
+    /// `--threshold`: the ranking rule's practical threshold, a fraction (0.10: costs less than
+    /// 10% apart tie, whatever the spread).
+    #[serde(default = "default_threshold")]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    #[schemars(range(min = 0))]
+    pub threshold: f64,
+}
+
+/// The ranking rule's default practical threshold.
+pub fn default_threshold() -> f64 {
+    feedlab_cost::rank::Rule::default().threshold
 }
 
 fn one() -> u32 {

@@ -47,11 +47,12 @@ impl Range {
         }
     }
 
-    /// `median [min–max]` over `runs` runs, or the value alone for one run: how every table
-    /// and sentence of the report shows a figure.
+    /// `median [min–max]` over `runs` runs, or the value alone for one run or when every run
+    /// gave the same (as written): how every table and sentence of the report shows a figure.
     pub fn show(&self, runs: usize, f: impl Fn(f64) -> String) -> String {
-        if runs > 1 {
-            format!("{} [{}–{}]", f(self.median), f(self.min), f(self.max))
+        let (lo, hi) = (f(self.min), f(self.max));
+        if runs > 1 && lo != hi {
+            format!("{} [{lo}–{hi}]", f(self.median))
         } else {
             f(self.median)
         }
