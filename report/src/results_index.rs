@@ -5,7 +5,8 @@
 //! rewrites it, and the same test fails when the committed file is not what this makes.
 //!
 //! A set is a directory directly under `results/`. Its data files are the JSON files loadgen and
-//! the scripts write (`report.json`, `results.json`, `run.json`, `index.json`, `decision.json`),
+//! the scripts write (`report.json`, `results.json`, `run.json`, `index.json`, `decision.json`,
+//! `model.json`, `validation.json`),
 //! anywhere below it. A file's record is loadgen's `record` field, or a script's `commit` and
 //! `machine` fields; a file without one is "made by older code: no record", dated by its
 //! `started_at`, `generated_at` or `date`.
@@ -27,6 +28,8 @@ const DATA: &[&str] = &[
     "run.json",
     "index.json",
     "decision.json",
+    "model.json",
+    "validation.json",
 ];
 
 /// One data file of a set.
