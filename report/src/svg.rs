@@ -73,7 +73,7 @@ pub fn render_all(report: &Report) -> anyhow::Result<Vec<Chart>> {
         charts.push(c);
     }
     // The CDF of each cell's run with the median p99 (a CDF cannot be a median of runs).
-    let median_runs: Vec<&TransportResult> = rows.iter().map(|r| median_run(report, r)).collect();
+    let median_runs: Vec<&TransportResult> = rows.iter().map(|r| report.median_run(r)).collect();
     if median_runs.iter().any(|r| r.latency_us.count > 0) {
         charts.push(latency_cdf(&median_runs, &primary)?);
     }
@@ -217,17 +217,6 @@ fn latency_cdf(rows: &[&TransportResult], primary: &str) -> anyhow::Result<Chart
         title: "Delivery latency, publish to receipt (CDF)".into(),
         svg,
     })
-}
-
-/// The run of `r`'s cell whose p99 latency is the median of its runs (the lower middle one
-/// for an even count): what a chart of one run shows.
-pub fn median_run<'a>(report: &'a Report, r: &'a TransportResult) -> &'a TransportResult {
-    let mut runs = report.runs_of(r);
-    if runs.is_empty() {
-        return r;
-    }
-    runs.sort_by_key(|x| x.latency_us.p99);
-    runs[(runs.len() - 1) / 2]
 }
 
 /// The chart of what decided a scenario's answer: the deciding criterion per transport, median

@@ -200,7 +200,7 @@ pub fn integrity(report: &Report) -> Table {
 pub fn latency(report: &Report) -> Table {
     let rows: Vec<&TransportResult> = shown(report)
         .into_iter()
-        .map(|r| crate::svg::median_run(report, r))
+        .map(|r| report.median_run(r))
         .collect();
     let runs = rows
         .iter()

@@ -648,6 +648,17 @@ impl Report {
         self.phases.iter().filter(|p| p.same_cell(r)).collect()
     }
 
+    /// The run of `r`'s cell whose p99 latency is the median of its runs (the lower middle one
+    /// for an even count): what a chart or a table of one run shows.
+    pub fn median_run<'a>(&'a self, r: &'a TransportResult) -> &'a TransportResult {
+        let mut runs = self.runs_of(r);
+        if runs.is_empty() {
+            return r;
+        }
+        runs.sort_by_key(|x| x.latency_us.p99);
+        runs[(runs.len() - 1) / 2]
+    }
+
     /// A figure of `r`'s phase over every one of its runs ([`range::over_runs`]): median and
     /// range, and how many runs; `None` when some run did not measure it.
     pub fn figure(
