@@ -15,6 +15,8 @@
 //! events in a batch grow with the rate, so a delivery costs `per event + per batch ÷ rate`, a
 //! straight line in 1/rate (log-rate interpolation put a short poll's cost at 10 events/s more
 //! than twice what whole sessions measured). In the fan-out it is interpolated in log-clients.
+//! A beat's cost is a straight line in 1/connections, for the same reason: the beats of many
+//! connections share the server's wake-ups ([`beat_at`]).
 //! A workload outside the measured points takes the nearest edge and says it extrapolates, but
 //! one: a short poll below the lowest measured rate carries fewer events per answer, down to one
 //! (an event per answer once events are rarer than polls), and its cost follows that same line
@@ -162,8 +164,13 @@ pub fn compose(c: &TransportCosts, w: &Workload, repeat: Option<usize>) -> Compo
     }
 }
 
-/// A beat's CPU and packets for `clients` held connections: interpolated in log-connections
-/// between the measured counts (the edge outside them, said), or the model's one figure.
+/// A beat's CPU and packets for `clients` held connections: interpolated linearly in
+/// 1/connections between the measured counts (the edge outside them, said), or the model's one
+/// figure. A beat costs something of its own and a share of the wake-up it falls in, and the
+/// beats one wake-up serves grow with the connections held, so a beat costs `per beat +
+/// per wake-up ÷ connections`, a straight line in 1/connections, as a delivery is in 1/rate.
+/// (Log-connections put 300 short pollers' polls at 240 µs each where whole sessions measured
+/// 183 µs; the line in 1/connections gives 182 µs: `results/model/validation.md`.)
 pub(crate) fn beat_at(
     b: &crate::model::Beat,
     clients: u64,
@@ -192,6 +199,12 @@ pub(crate) fn beat_at(
             .expect("a measured count")
     };
     let (p0, p1) = (find(c0), find(c1));
+    let x = clients as f64;
+    let t = if c1 > c0 && x > 0.0 {
+        (1.0 / x - 1.0 / c0) / (1.0 / c1 - 1.0 / c0)
+    } else {
+        t
+    };
     let mix = |a: f64, b: f64| a + (b - a) * t;
     (
         mix(p0.cpu_us.at(repeat), p1.cpu_us.at(repeat)),
@@ -456,7 +469,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn beats_interpolate_in_log_connections() {
+    fn beats_interpolate_in_inverse_connections() {
         let mut c = sse();
         c.beat.at = vec![
             crate::model::BeatPoint {
@@ -470,14 +483,20 @@ pub(crate) mod tests {
                 packets: m(2.0),
             },
         ];
-        // 1,000 is halfway in log scale: 20 µs a beat, 240 beats an hour.
+        // 30 µs = a + b/100 and 10 µs = a + b/10,000: a = 9.80 µs, b = 2,020 µs, so at
+        // 1,000 connections a beat costs 11.82 µs (log-connections would say 20); 240 beats an
+        // hour.
         let w = Workload {
             clients: 1000,
             ..workload(0.0)
         };
         let h = compose(&c, &w, None).per_client_hour;
+        let b: f64 = 20.0 / (1.0 / 100.0 - 1.0 / 10_000.0);
+        let a = 10.0 - b / 10_000.0;
+        let beat = a + b / 1000.0;
+        assert!((beat - 11.818).abs() < 1e-3, "{beat}");
         assert!(
-            (h.cpu_s - (6.0 * 200.0 + 240.0 * 20.0) / 1e6).abs() < 1e-12,
+            (h.cpu_s - (6.0 * 200.0 + 240.0 * beat) / 1e6).abs() < 1e-12,
             "{h:?}"
         );
         let w = Workload {

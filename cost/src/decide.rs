@@ -278,19 +278,11 @@ fn verdict(s: &[Standing], rule: Rule) -> String {
             "{} first: {} costs {} more on {}{}",
             first.transport,
             second.transport,
-            percent(d.margin),
+            d.margin_percent(),
             d.criterion,
             d.p.map(|p| format!(" (p = {p:.3})")).unwrap_or_default()
         ),
         None => format!("{} first", first.transport),
-    }
-}
-
-fn percent(m: f64) -> String {
-    if m.is_infinite() {
-        "infinitely".into()
-    } else {
-        format!("{:.0}%", m * 100.0)
     }
 }
 

@@ -215,6 +215,18 @@ pub struct Decision {
     pub p: Option<f64>,
 }
 
+impl Decision {
+    /// The margin as people read it: "12%", or "infinitely" when the first costs nothing on
+    /// the criterion. The one spelling the answer, `loadgen decide` and the README share.
+    pub fn margin_percent(&self) -> String {
+        if self.margin.is_infinite() {
+            "infinitely".into()
+        } else {
+            format!("{:.0}%", self.margin * 100.0)
+        }
+    }
+}
+
 /// Ranks `n` candidates by `criteria` in order. Candidates no criterion separates share a rank.
 /// Within a group tied so far, the next criterion splits it into tiers: sorted by median, a
 /// candidate starts a new tier when it is separated (beyond the threshold and the test) from

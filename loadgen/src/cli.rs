@@ -231,6 +231,23 @@ pub struct Args {
     )]
     pub compression: crate::compression::CompressionMode,
 
+    /// The request heads clients send: `minimal` (only what the protocol needs) or `browser`
+    /// (Chromium's, from loadgen/fixtures/chromium-request-heads.json, with a cookie of
+    /// --cookie-bytes), so polls and handshakes carry a browser's header bytes.
+    #[arg(
+        help_heading = "Transports",
+        long,
+        env = "LOADGEN_HEADS",
+        value_enum,
+        default_value = "minimal"
+    )]
+    pub heads: crate::heads::HeadsKind,
+
+    /// Bytes of the `Cookie` every request carries with `--heads browser` (default: the HTTP
+    /// Archive's 2024 median, see the fixture's README); 0 sends none.
+    #[arg(help_heading = "Transports", long, default_value_t = crate::heads::DEFAULT_COOKIE_BYTES)]
+    pub cookie_bytes: usize,
+
     /// TLS for the server loadgen starts: `off`, `on` (https/wss with a self-signed certificate
     /// loadgen trusts), or `both` (every phase plain, then again over TLS, on two servers, for
     /// the plain-vs-TLS comparison). With --url the URL's scheme decides.

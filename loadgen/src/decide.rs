@@ -330,14 +330,6 @@ fn margin(d: &feedlab_cost::rank::Decision) -> String {
     if d.criterion == "the latency budget" {
         "over budget".into()
     } else {
-        percent(d.margin)
-    }
-}
-
-fn percent(m: f64) -> String {
-    if m.is_infinite() {
-        "∞".into()
-    } else {
-        format!("{:.0}%", m * 100.0)
+        d.margin_percent()
     }
 }

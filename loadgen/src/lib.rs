@@ -38,6 +38,7 @@ pub mod compression;
 pub mod costs;
 pub mod decide;
 pub mod event;
+pub mod heads;
 pub mod link_tool;
 pub mod net;
 /// What an event carries: one implementation with the server's ticker, in `feedlab-wire`.

@@ -49,7 +49,10 @@ pub async fn run(a: LinkArgs) -> anyhow::Result<()> {
         .with_context(|| format!("listening on 127.0.0.1:{}", a.port))?;
     let port = listener.local_addr()?.port();
     // The first line has the server's own format, so scripts read the URL the same way.
-    println!("feedlab listening on http://127.0.0.1:{port}/");
+    println!(
+        "{}",
+        feedlab_wire::listening::line("http", std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    );
     println!(
         "across --network {} ({spec}); the server itself is {} inside namespace {}; Ctrl-C stops",
         a.network, server.url, ns

@@ -288,10 +288,10 @@ fn with_bind(args: &[String], addr: &str) -> Vec<String> {
     out
 }
 
-/// `feedlab listening on http://127.0.0.1:PORT/` → the URL.
+/// The server's first line (`feedlab listening on http://127.0.0.1:PORT/`) → its base URL.
 pub fn parse_listening_line(line: &str) -> Option<url::Url> {
-    let rest = line.trim().strip_prefix("feedlab listening on ")?;
-    url::Url::parse(rest.trim()).ok()
+    let (scheme, addr) = feedlab_wire::listening::parse(line)?;
+    url::Url::parse(&format!("{scheme}://{addr}/")).ok()
 }
 
 /// `loadgen serve -- <args>`: the server, in this process.

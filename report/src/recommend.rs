@@ -21,14 +21,6 @@ use crate::{
     Cost, DecidedBy, PointRanking, Ranked, Recommendation, Report, ScenarioInfo, TransportResult,
 };
 
-/// The rule a report ranks with: its `--threshold`, at 5%.
-pub fn rule(report: &Report) -> Rule {
-    Rule {
-        threshold: report.settings.threshold,
-        ..Rule::default()
-    }
-}
-
 /// One figure of one run, with whether it is only an upper bound (server CPU under `/proc`'s
 /// resolution: the run's CPU counted as the resolution itself).
 fn value(cost: Cost, r: &TransportResult) -> Option<(f64, bool)> {
@@ -579,7 +571,7 @@ pub fn deciding(report: &Report) -> Option<(Cost, Vec<Figure>)> {
 }
 
 pub fn recommend(report: &Report, info: &ScenarioInfo) -> Recommendation {
-    let rule = rule(report);
+    let rule = report.rule();
     let req = &info.requirements;
     let budget_us = req.p99_latency_ms.value * 1000.0;
     let priority = &req.priority.value;

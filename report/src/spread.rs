@@ -2,8 +2,10 @@
 //! carries no notice of its own noise: two transports 3 µs apart, or one 10 ms `/proc` tick
 //! apart on CPU, trade places from run to run. `--repeat N` runs every phase N times,
 //! interleaved; this module gives each figure its median and range over the runs, and orders
-//! transports into tiers: two rows are ranked only when their ranges do not overlap (the
-//! difference exceeds the spread), and a figure measured once is never ranked.
+//! transports into tiers by the ranking rule the verdict uses (the practical threshold, then a
+//! rank test over the runs): a figure measured once is never ranked.
+
+use feedlab_cost::rank::{self, Comparison, Rule};
 
 pub use crate::model::range::{over_runs, Range, Spread};
 use crate::TransportResult;
@@ -52,77 +54,46 @@ pub fn fill(phases: &mut [TransportResult]) {
     }
 }
 
-/// Rows in tiers, best first: within a tier the ranges overlap (no measurable difference),
-/// between tiers every range of the better tier lies below every range of the worse.
-/// `None` when the figure cannot be ranked: fewer than two rows, or a row measured once.
-pub fn tiers<'a, T>(rows: &[(&'a T, Range, u32)]) -> Option<Vec<Vec<(&'a T, Range)>>> {
-    if rows.len() < 2 || rows.iter().any(|&(_, _, runs)| runs < 2) {
+/// Rows in tiers, best first, by the project's ranking rule ([`feedlab_cost::rank`]): sorted
+/// by median, a row opens a new tier when it costs more than the first of the current tier by
+/// more than the practical threshold *and* a two-sided rank test over the runs tells the two
+/// apart at the rule's level; otherwise it ties. `None` when the figure cannot be ranked:
+/// fewer than two rows, or a row measured once. Each row carries every run's value.
+pub fn tiers<'a, T>(rows: &[(&'a T, Vec<f64>)], rule: Rule) -> Option<Vec<Tier<'a, T>>> {
+    if rows.len() < 2 || rows.iter().any(|(_, runs)| runs.len() < 2) {
         return None;
     }
-    let mut sorted: Vec<(&T, Range)> = rows.iter().map(|&(t, r, _)| (t, r)).collect();
-    sorted.sort_by(|a, b| a.1.median.total_cmp(&b.1.median));
-    let mut out: Vec<Vec<(&T, Range)>> = Vec::new();
-    let mut tier_max = f64::MIN;
-    for (t, r) in sorted {
-        match out.last_mut() {
-            Some(tier) if r.min <= tier_max => {
-                tier.push((t, r));
-                tier_max = tier_max.max(r.max);
-            }
-            _ => {
-                tier_max = r.max;
-                out.push(vec![(t, r)]);
-            }
+    let median = |v: &[f64]| Range::of(v).map_or(f64::INFINITY, |g| g.median);
+    let mut sorted: Vec<&(&'a T, Vec<f64>)> = rows.iter().collect();
+    sorted.sort_by(|a, b| median(&a.1).total_cmp(&median(&b.1)));
+    let mut out: Vec<Tier<'a, T>> = Vec::new();
+    for (t, runs) in sorted {
+        let opens = match out.last() {
+            None => None,
+            Some(tier) => match rank::compare(&tier.first_runs, runs, rule) {
+                Comparison::Better { margin, p } => Some(Some((margin, p))),
+                _ => None,
+            },
+        };
+        match (out.last_mut(), opens) {
+            (Some(tier), None) => tier.rows.push(*t),
+            (_, by) => out.push(Tier {
+                rows: vec![*t],
+                first_runs: runs.clone(),
+                by: by.flatten(),
+            }),
         }
     }
     Some(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn r(min: f64, median: f64, max: f64) -> Range {
-        Range { min, median, max }
-    }
-
-    #[test]
-    fn median_and_range() {
-        assert_eq!(Range::of(&[3.0, 1.0, 2.0]), Some(r(1.0, 2.0, 3.0)));
-        assert_eq!(Range::of(&[4.0, 1.0, 2.0, 3.0]), Some(r(1.0, 2.5, 4.0)));
-        assert_eq!(Range::of(&[]), None);
-    }
-
-    #[test]
-    fn overlapping_ranges_share_a_tier_and_separate_ones_are_ranked() {
-        let rows = [
-            (&"ws", r(640.0, 652.0, 700.0), 3),
-            (&"sse", r(630.0, 655.0, 690.0), 3),
-            (&"long-poll", r(880.0, 900.0, 950.0), 3),
-        ];
-        let t = tiers(&rows).unwrap();
-        let names: Vec<Vec<&str>> = t
-            .iter()
-            .map(|tier| tier.iter().map(|(n, _)| **n).collect())
-            .collect();
-        assert_eq!(names, [vec!["ws", "sse"], vec!["long-poll"]]);
-    }
-
-    #[test]
-    fn a_single_run_or_a_single_row_is_never_ranked() {
-        assert!(tiers(&[(&"ws", r(1.0, 1.0, 1.0), 1), (&"sse", r(9.0, 9.0, 9.0), 1)]).is_none());
-        assert!(tiers(&[(&"ws", r(1.0, 1.0, 1.0), 3)]).is_none());
-    }
-
-    #[test]
-    fn a_chain_of_overlaps_is_one_tier() {
-        // a overlaps b, b overlaps c, a does not overlap c: no cut can be defended between
-        // them without also cutting an overlap, so they stay together.
-        let rows = [
-            (&"a", r(1.0, 2.0, 3.0), 3),
-            (&"b", r(2.5, 3.5, 4.5), 3),
-            (&"c", r(4.0, 5.0, 6.0), 3),
-        ];
-        assert_eq!(tiers(&rows).unwrap().len(), 1);
-    }
+/// Rows the rule cannot tell apart, and what set them below the tier before.
+#[derive(Debug, Clone)]
+pub struct Tier<'a, T> {
+    pub rows: Vec<&'a T>,
+    /// The runs of the tier's first (lowest) row, which the next row is compared with.
+    pub first_runs: Vec<f64>,
+    /// How much more this tier's first row costs than the tier above's, and the rank test's
+    /// p (none when every run measured the same); none for the first tier.
+    pub by: Option<(f64, Option<f64>)>,
 }

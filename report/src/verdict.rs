@@ -4,7 +4,7 @@
 
 use crate::{
     is_polling, section,
-    spread::{self, Range, Spread, CPU_RESOLUTION_S},
+    spread::{self, Range, CPU_RESOLUTION_S},
     units::{bytes, num, us},
     words::{dedup, secs, times},
     Report, TransportResult,
@@ -41,18 +41,18 @@ pub fn conclusions(report: &Report, poll_interval_s: f64) -> Vec<String> {
     out.extend(section::talk_back::sentences(report));
 
     out.extend(ranked(
+        report,
         "Latency",
         "p50 delivery latency",
         &rows,
-        |sp| sp.latency_p50_us,
         |r| (r.latency_us.count > 0).then_some(r.latency_us.p50 as f64),
         |v| us(v.round() as u64),
     ));
     out.extend(ranked(
+        report,
         "Tail latency",
         "p99 delivery latency",
         &rows,
-        |sp| sp.latency_p99_us,
         |r| (r.latency_us.count > 0).then_some(r.latency_us.p99 as f64),
         |v| us(v.round() as u64),
     ));
@@ -93,15 +93,15 @@ pub fn conclusions(report: &Report, poll_interval_s: f64) -> Vec<String> {
     }
 
     out.extend(ranked(
+        report,
         "Bytes",
         "bytes on the wire per delivered event",
         &rows,
-        |sp| sp.bytes_per_event,
         |r| r.bytes_per_event,
         bytes,
     ));
-    out.extend(requests(&rows));
-    out.extend(server_cpu(&rows));
+    out.extend(requests(report, &rows));
+    out.extend(server_cpu(report, &rows));
 
     out.extend(report.crossovers.iter().map(|c| c.sentence.clone()));
     out.extend(crate::cost::absent(report));
@@ -111,82 +111,93 @@ pub fn conclusions(report: &Report, poll_interval_s: f64) -> Vec<String> {
     out
 }
 
-/// A figure of one row: its range over the runs (a point when it ran once) and how many runs.
-fn figure(
-    r: &TransportResult,
-    of_spread: fn(&Spread) -> Option<Range>,
-    of_run: fn(&TransportResult) -> Option<f64>,
-) -> Option<(Range, u32)> {
-    match &r.spread {
-        Some(sp) => of_spread(sp).map(|range| (range, sp.runs)),
-        None => of_run(r).map(|v| (Range::point(v), 1)),
-    }
-}
-
-/// One figure across the rows, ranked only as far as the runs allow: `≈` joins rows whose
-/// ranges overlap (no measurable difference), `<` separates tiers whose ranges do not; a
-/// figure measured once, or one row alone, is stated and not ranked.
+/// One figure across the rows, ranked by the report's rule ([`spread::tiers`]): `≈` joins rows
+/// it cannot tell apart (a difference under the practical threshold, or one the rank test over
+/// the runs cannot tell from noise), `<` separates tiers; a figure measured once, or one row
+/// alone, is stated and not ranked.
 fn ranked(
+    report: &Report,
     title: &str,
     what: &str,
     rows: &[&TransportResult],
-    of_spread: fn(&Spread) -> Option<Range>,
     of_run: fn(&TransportResult) -> Option<f64>,
     fmt: fn(f64) -> String,
 ) -> Option<String> {
-    let figs: Vec<(&TransportResult, Range, u32)> = rows
+    let rule = report.rule();
+    let figs: Vec<(&TransportResult, Vec<f64>)> = rows
         .iter()
-        .filter_map(|&r| figure(r, of_spread, of_run).map(|(g, n)| (r, g, n)))
+        .filter_map(|&r| {
+            let runs: Vec<f64> = match report.runs_of(r).as_slice() {
+                [] => of_run(r).into_iter().collect(),
+                runs => runs.iter().filter_map(|x| of_run(x)).collect(),
+            };
+            (!runs.is_empty()).then_some((r, runs))
+        })
         .collect();
-    let shown = |r: &TransportResult, g: Range, n: u32| {
-        format!("{} {}", r.transport, g.show(n as usize, fmt))
+    let shown = |r: &TransportResult, runs: &[f64]| {
+        let g = Range::of(runs).unwrap_or(Range::point(f64::NAN));
+        format!("{} {}", r.transport, g.show(runs.len(), fmt))
+    };
+    let find = |r: &TransportResult| {
+        figs.iter()
+            .find(|(x, _)| std::ptr::eq(*x, r))
+            .map_or(&[][..], |(_, v)| v.as_slice())
     };
     match figs.len() {
         0 => return None,
         1 => {
-            let (r, g, n) = figs[0];
+            let (r, runs) = &figs[0];
             return Some(format!(
                 "**{title}:** {} ({what}; one transport, compared with nothing).",
-                shown(r, g, n)
+                shown(r, runs)
             ));
         }
         _ => {}
     }
-    let Some(tiers) = spread::tiers(&figs) else {
-        let list: Vec<String> = figs.iter().map(|&(r, g, n)| shown(r, g, n)).collect();
+    let Some(tiers) = spread::tiers(&figs, rule) else {
+        let list: Vec<String> = figs.iter().map(|(r, v)| shown(r, v)).collect();
         return Some(format!(
-            "**{title}** — {what}, one run each, so the spread is unknown and nothing is ranked (`--repeat 3` measures it): {}.",
+            "**{title}** — {what}, one run each, so the spread is unknown and nothing is ranked (`--repeat 4` measures it): {}.",
             list.join(" · ")
         ));
     };
-    let runs = figs.iter().map(|f| f.2).min().unwrap_or(1);
+    let runs = figs.iter().map(|f| f.1.len()).min().unwrap_or(1);
     let chain: Vec<String> = tiers
         .iter()
         .map(|tier| {
-            tier.iter()
-                .map(|&(r, g)| shown(r, g, runs))
+            tier.rows
+                .iter()
+                .map(|&r| shown(r, find(r)))
                 .collect::<Vec<_>>()
                 .join(" ≈ ")
         })
         .collect();
     let mut s = format!(
-        "**{title}** — {what}, median [min–max] of {runs} runs (`<` a difference beyond the spread, `≈` within it): {}.",
+        "**{title}** — {what}, median [min–max] of {runs} runs (`<` more than {:.0}% apart and told from noise by a rank test at 5%, `≈` a tie): {}.",
+        rule.threshold * 100.0,
         chain.join(" < ")
     );
     if tiers.len() == 1 {
-        s.push_str(" No measurable difference between them.");
+        s.push_str(" They tie.");
+        if runs < 4 {
+            s.push_str(&format!(
+                " With {runs} runs a side the rank test cannot reach 5% (`--repeat 4` can)."
+            ));
+        }
     } else if let (Some(first), Some(second)) = (tiers.first(), tiers.get(1)) {
-        let best: Vec<&str> = first.iter().map(|(r, _)| r.transport.as_str()).collect();
-        let lead = first.iter().map(|(_, g)| g.median).fold(f64::MIN, f64::max);
-        let next = second
-            .iter()
-            .map(|(_, g)| g.median)
-            .fold(f64::MAX, f64::min);
+        let best: Vec<&str> = first.rows.iter().map(|r| r.transport.as_str()).collect();
+        let median = |v: &[f64]| Range::of(v).map_or(f64::NAN, |g| g.median);
+        let lead = median(&first.first_runs);
+        let next = median(&second.first_runs);
         s.push_str(&format!(
-            " Lowest: {}; the next is {} as high.",
+            " Lowest: {}; the next is {} as high",
             best.join(" and "),
             times(next, lead)
         ));
+        if let Some((_, Some(p))) = second.by {
+            s.push_str(&format!(" (p = {p:.3})"));
+        }
+        s.push('.');
     }
     Some(s)
 }
@@ -194,7 +205,7 @@ fn ranked(
 /// Requests per event mean one thing for polling (a request per answer) and another for a
 /// stream (one request per connection, so per event it only shrinks with the phase's length):
 /// polling is ranked, streams are described.
-fn requests(rows: &[&TransportResult]) -> Vec<String> {
+fn requests(report: &Report, rows: &[&TransportResult]) -> Vec<String> {
     let polling: Vec<&TransportResult> = rows
         .iter()
         .copied()
@@ -207,10 +218,10 @@ fn requests(rows: &[&TransportResult]) -> Vec<String> {
         .collect();
     let mut out = Vec::new();
     if let Some(mut s) = ranked(
+        report,
         "Requests",
         "HTTP requests per delivered event",
         &polling,
-        |sp| sp.requests_per_event,
         |r| r.requests_per_event,
         num,
     ) {
@@ -236,7 +247,7 @@ fn requests(rows: &[&TransportResult]) -> Vec<String> {
 
 /// Server CPU per delivery, ranked only where the phases used enough CPU for `/proc`'s 10 ms
 /// tick, and with the note that streams and polls may run on different engines.
-fn server_cpu(rows: &[&TransportResult]) -> Vec<String> {
+fn server_cpu(report: &Report, rows: &[&TransportResult]) -> Vec<String> {
     if rows.iter().any(|r| r.server_cost_shared) {
         return vec!["**Server CPU:** the transports ran together (`--concurrent`), so the server's CPU cannot be split between them; run them one after another to compare it.".into()];
     }
@@ -265,11 +276,11 @@ fn server_cpu(rows: &[&TransportResult]) -> Vec<String> {
             num(CPU_RESOLUTION_S * 1000.0)
         ));
     } else if let Some(s) = ranked(
+        report,
         "Server CPU",
         "ms per 1000 deliveries",
         rows,
-        |sp| sp.server_cpu_us_per_event,
-        |r| r.server_cpu_us_per_event,
+        |r| r.server_cpu_us_per_event.filter(|_| !r.server_cost_shared),
         |v| format!("{} ms", num(v)),
     ) {
         out.push(s);
@@ -293,23 +304,25 @@ mod tests {
         serde_json::from_str(include_str!("../../results/reference/report.json")).unwrap()
     }
 
-    fn spread(p50: [f64; 3], cpu: [f64; 3]) -> Spread {
-        let r = |v: [f64; 3]| {
-            Some(Range {
-                min: v[0],
-                median: v[1],
-                max: v[2],
-            })
-        };
-        Spread {
-            runs: 3,
-            latency_p50_us: r(p50),
-            latency_p99_us: r(p50.map(|v| v * 2.0)),
-            bytes_per_event: r([200.0, 201.0, 202.0]),
-            requests_per_event: r([0.06, 0.065, 0.07]),
-            server_cpu_us_per_event: r(cpu),
-            server_cpu_min_s: Some(1.0),
+    /// The reference run with `n` runs of each headline cell, their p50 latencies given.
+    fn with_runs(p50: &[(&str, &[f64])]) -> Report {
+        let mut r = reference();
+        let heads: Vec<TransportResult> = r.transports.values().cloned().collect();
+        r.phases.clear();
+        for h in &heads {
+            let Some((_, values)) = p50.iter().find(|(t, _)| *t == h.transport) else {
+                continue;
+            };
+            for (k, v) in values.iter().enumerate() {
+                let mut x = h.clone();
+                x.repeat = k as u32;
+                x.phase = r.phases.len();
+                x.latency_us.p50 = *v as u64;
+                r.phases.push(x);
+            }
         }
+        r.transports.retain(|t, _| p50.iter().any(|(x, _)| x == t));
+        r
     }
 
     fn line<'a>(c: &'a [String], start: &str) -> &'a str {
@@ -320,41 +333,46 @@ mod tests {
 
     #[test]
     fn one_run_states_figures_and_ranks_nothing() {
-        let mut r = reference();
-        for t in r.transports.values_mut() {
-            t.spread = None;
-        }
+        let r = with_runs(&[("sse", &[640.0]), ("ws", &[900.0])]);
         let c = conclusions(&r, 1.0);
         let lat = line(&c, "**Latency**");
         assert!(lat.contains("nothing is ranked"), "{lat}");
-        assert!(!lat.contains(" < ") && !lat.contains("fastest"), "{lat}");
+        assert!(!lat.contains(" < ") && !lat.contains("Lowest"), "{lat}");
     }
 
     #[test]
-    fn overlapping_runs_are_no_difference_and_separate_ones_are_ranked() {
-        let mut r = reference();
-        let set = |r: &mut Report, t: &str, p50: [f64; 3], cpu: [f64; 3]| {
-            r.transports.get_mut(t).unwrap().spread = Some(spread(p50, cpu));
-        };
-        set(&mut r, "sse", [640.0, 655.0, 700.0], [12.0, 13.0, 14.0]);
-        set(&mut r, "ws", [630.0, 652.0, 690.0], [13.0, 14.0, 15.0]);
-        set(
-            &mut r,
-            "long-poll",
-            [880.0, 900.0, 950.0],
-            [22.0, 23.0, 25.0],
-        );
-        set(&mut r, "short-poll", [490e3, 501e3, 520e3], [6.0, 7.0, 8.0]);
+    fn a_difference_under_the_threshold_ties_and_one_beyond_it_ranks_with_its_p() {
+        // ws and sse 2% apart with every run separated: under the 10% threshold, a tie.
+        // long polling 40% above, every run separated: ranked, p = 2/70.
+        let r = with_runs(&[
+            ("sse", &[650.0, 655.0, 660.0, 662.0]),
+            ("ws", &[664.0, 668.0, 670.0, 675.0]),
+            ("long-poll", &[900.0, 920.0, 930.0, 950.0]),
+        ]);
         let c = conclusions(&r, 1.0);
         let lat = line(&c, "**Latency**");
         assert!(
-            lat.contains("ws 652 µs [630 µs–690 µs] ≈ sse 655 µs [640 µs–700 µs] < long-poll"),
+            lat.contains("sse 658 µs [650 µs–662 µs] ≈ ws 669 µs"),
             "{lat}"
         );
-        assert!(lat.contains("< short-poll 501 ms"), "{lat}");
-        let cpu = line(&c, "**Server CPU**");
-        // sse and ws overlap on CPU: one tier, not a winner.
-        assert!(cpu.contains("sse 13 ms [12 ms–14 ms] ≈ ws 14 ms"), "{cpu}");
+        assert!(lat.contains("< long-poll 925 µs"), "{lat}");
+        assert!(lat.contains("(p = 0.029)"), "{lat}");
+    }
+
+    #[test]
+    fn three_runs_cannot_separate_anything_at_five_percent() {
+        // Separated by 40% in every run, but three runs a side reach p = 0.1 at best.
+        let r = with_runs(&[
+            ("sse", &[650.0, 655.0, 660.0]),
+            ("long-poll", &[900.0, 920.0, 930.0]),
+        ]);
+        let c = conclusions(&r, 1.0);
+        let lat = line(&c, "**Latency**");
+        assert!(!lat.contains(" < "), "{lat}");
+        assert!(
+            lat.contains("They tie") && lat.contains("--repeat 4"),
+            "{lat}"
+        );
     }
 
     #[test]
@@ -416,10 +434,10 @@ mod tests {
         );
         assert!(!s.contains("median latency 99.0 ms against"), "{s}");
         assert!(s.contains("TCP connections opened 10,050 ["), "{s}");
-        // HTTP/1.0 is slower beyond the spread: the change is given. Bytes per event overlap
-        // between the two (436 B in most runs of both): within the spread, no change claimed.
-        assert!(s.contains("median latency") && s.contains("%)"), "{s}");
-        assert!(s.contains("within the spread"), "{s}");
+        // Three runs a side: no change can pass the rank test at 5%, so none is claimed.
+        // Bytes per event are the same within the threshold (436 B in most runs of both).
+        assert!(s.contains("a tie: within 10%"), "{s}");
+        assert!(!s.contains("%, p = "), "{s}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! How the conclusions word one figure against another (`+35%`, `12×`, medians with their
-//! ranges, "within the spread"): shared by every section's sentences, so a comparison reads
+//! ranges, "a tie"): shared by every section's sentences, so a comparison reads
 //! the same wherever it is made.
+
+use feedlab_cost::rank::{self, Comparison};
 
 use crate::{
     units::{num, us},
@@ -29,8 +31,9 @@ pub fn find<'a>(
 }
 
 /// `a`'s figure against `b`'s, medians over their runs (ranges in brackets): the change is
-/// given only when the ranges do not overlap; within the spread it says so, and with one run
-/// the change is flagged as of unknown spread.
+/// given only when the ranking rule separates them (beyond the practical threshold, and a rank
+/// test over the runs tells it from noise); otherwise it says which kind of tie, and with one
+/// run the change is flagged as of unknown spread.
 pub fn versus(
     report: &Report,
     a: &TransportResult,
@@ -41,12 +44,23 @@ pub fn versus(
 ) -> Option<String> {
     let (ga, na) = report.figure(a, f)?;
     let (gb, nb) = report.figure(b, f)?;
+    let runs =
+        |r: &TransportResult| -> Vec<f64> { report.runs_of(r).into_iter().filter_map(f).collect() };
     let verdict = if na.min(nb) < 2 {
         format!("{}, one run: spread unknown", rel(ga.median, gb.median))
-    } else if ga.overlaps(&gb) {
-        "within the spread".to_owned()
     } else {
-        rel(ga.median, gb.median)
+        match rank::compare(&runs(a), &runs(b), report.rule()) {
+            Comparison::TieThreshold { .. } => {
+                format!("a tie: within {:.0}%", report.rule().threshold * 100.0)
+            }
+            Comparison::TieNoise { p, .. } => {
+                format!("a tie: the runs cannot tell it from noise, p = {p:.2}")
+            }
+            Comparison::Better { p, .. } | Comparison::Worse { p, .. } => match p {
+                Some(p) => format!("{}, p = {p:.3}", rel(ga.median, gb.median)),
+                None => rel(ga.median, gb.median),
+            },
+        }
     };
     Some(format!(
         "{} against {} ({verdict})",

@@ -366,7 +366,7 @@ fn print_urls(addr: std::net::SocketAddr, tls: bool) {
     let ws = format!("{ws}://{addr}");
     let mut out = std::io::stdout().lock();
     // The first line is read by tests and by loadgen to learn the port.
-    let _ = writeln!(out, "feedlab listening on {base}/");
+    let _ = writeln!(out, "{}", feedlab_wire::listening::line(http, addr));
     let _ = writeln!(out, "  page         {base}/");
     let _ = writeln!(out, "  short-poll   {base}/poll?since=0");
     let _ = writeln!(out, "  long-poll    {base}/long-poll?since=0");

@@ -7,14 +7,7 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-/// `feedlab listening on http://127.0.0.1:PORT/` (or `https://`) → (`"http"`, the address).
-#[must_use]
-pub fn parse_listening_line(line: &str) -> Option<(&str, SocketAddr)> {
-    let rest = line.trim().strip_prefix("feedlab listening on ")?;
-    let (scheme, rest) = rest.split_once("://")?;
-    let addr = rest.trim_end_matches('/').parse().ok()?;
-    matches!(scheme, "http" | "https").then_some((scheme, addr))
-}
+pub use feedlab_wire::listening::parse as parse_listening_line;
 
 /// A running feedlab program, killed and reaped when dropped (or [`ChildProcess::kill_9`]).
 pub struct ChildProcess {
@@ -78,21 +71,5 @@ impl Drop for ChildProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_address_from_the_first_line() {
-        let (scheme, addr) =
-            parse_listening_line("feedlab listening on http://127.0.0.1:41234/\n").unwrap();
-        assert_eq!((scheme, addr.port()), ("http", 41234));
-        let (scheme, _) = parse_listening_line("feedlab listening on https://[::1]:8443/").unwrap();
-        assert_eq!(scheme, "https");
-        assert!(parse_listening_line("listening on http://127.0.0.1:1/").is_none());
-        assert!(parse_listening_line("feedlab listening on ftp://127.0.0.1:1/").is_none());
     }
 }

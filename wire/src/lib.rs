@@ -13,6 +13,7 @@
 //! the same bytes as this crate's (envelope, frame lengths, missed notices).
 
 mod event;
+pub mod listening;
 pub mod payload;
 mod transport;
 

@@ -16,6 +16,7 @@ use crate::{
     clock::{self, Pace},
     compression,
     event::PollBody,
+    heads::Kind,
     net::HttpVersion,
     net::{self, Sender, Target},
     stats::Recorder,
@@ -120,7 +121,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
         let outcome = {
             // unwrap: checked just above.
             let (sender, connection) = conn.as_mut().expect("connection");
-            let request = exchange(sender, &target, s.http, &path, s.compression);
+            let request = exchange(sender, &target, s.http, &path, s.compression, long);
             tokio::pin!(request);
             tokio::time::timeout(limit, async {
                 tokio::select! {
@@ -206,12 +207,18 @@ async fn exchange(
     http: HttpVersion,
     path: &str,
     compress: bool,
+    long: bool,
 ) -> Outcome {
-    let mut req = target.get(path, http);
-    if compress {
-        req = req.header(hyper::header::ACCEPT_ENCODING, compression::ACCEPT_ENCODING);
-    }
-    let req = req.body(net::empty());
+    let kind = if long { Kind::LongPoll } else { Kind::Poll };
+    let req = target
+        .dress
+        .apply(
+            target.get(path, http),
+            kind,
+            http == HttpVersion::Http2,
+            compress,
+        )
+        .body(net::empty());
     let Ok(req) = req else {
         return Outcome::Failed("bad_request");
     };

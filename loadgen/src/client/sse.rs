@@ -6,13 +6,14 @@
 use eventsource_stream::{EventStreamError, Eventsource as _};
 use futures_util::StreamExt as _;
 use http_body_util::BodyExt as _;
-use hyper::{header, StatusCode};
+use hyper::StatusCode;
 
 use super::{close, failover::Failover, ClientCtx, H2Handoff, RESPONSE_TIMEOUT};
 use crate::{
     clock, compression,
     event::{EventMsg, MissedNotice},
-    net::{self, Sender},
+    heads::Kind,
+    net::{self, HttpVersion, Sender},
     stats::Recorder,
 };
 
@@ -49,12 +50,12 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
             }
         };
         let cursor = rec.seq.resume_cursor();
-        let mut req = target
-            .get(&s.stream_path(cursor), s.http)
-            .header(header::ACCEPT, "text/event-stream");
-        if s.compression {
-            req = req.header(header::ACCEPT_ENCODING, compression::ACCEPT_ENCODING);
-        }
+        let mut req = target.dress.apply(
+            target.get(&s.stream_path(cursor), s.http),
+            Kind::Sse,
+            s.http == HttpVersion::Http2,
+            s.compression,
+        );
         // Nchan resumes by its own message id, which `stream_path` puts in the URL.
         if failover.resuming() && s.nchan.is_none() {
             req = req.header("last-event-id", cursor.to_string());

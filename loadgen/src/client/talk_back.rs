@@ -22,6 +22,7 @@ use crate::{
     client::publisher::{send_publish, Attempt},
     client::{failover, ClientCtx},
     clock::{self, Pace},
+    heads::Kind as HeadKind,
     net::HttpVersion,
     net::{self, ByteCounts, Target},
     stats::receipts::{Kind, Samples, UpSink},
@@ -344,8 +345,16 @@ fn request(
             })
             .header(header::HOST, &target.host),
     };
-    builder
-        .header(header::CONTENT_TYPE, "application/json")
+    // A page's publish: its heads (Content-Type among them) as a browser's fetch sends them;
+    // the answer is small JSON, so nothing is offered for it to be compressed.
+    target
+        .dress
+        .apply(
+            builder,
+            HeadKind::Publish,
+            http == HttpVersion::Http2,
+            false,
+        )
         .header("idempotency-key", idem)
         .body(net::full(data))
 }

@@ -30,6 +30,7 @@ use crate::{
     clock,
     compression::{self, Decoding},
     event::WsMsg,
+    heads::Kind,
     net::{self, Target},
     stats::Recorder,
 };
@@ -83,7 +84,9 @@ async fn handshake(
     if compress {
         req = req.header(header::SEC_WEBSOCKET_EXTENSIONS, compression::WS_OFFER);
     }
-    let req = req
+    let req = target
+        .dress
+        .apply(req, Kind::Ws, false, compress)
         .body(Empty::new())
         .map_err(|_| Refused::Kind("bad_request"))?;
     let mut res = sender

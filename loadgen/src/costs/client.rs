@@ -31,7 +31,7 @@ use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_util::sync::CancellationToken;
 use yawc::{close::CloseCode, Frame, OpCode, Options, Role, WebSocket};
 
-use super::heads::{Heads, Kind};
+use crate::heads::{Dress, Heads, Kind};
 use crate::{
     clock, compression,
     event::{PollBody, WsMsg},
@@ -52,11 +52,9 @@ pub struct Setup {
     pub http: HttpVersion,
     /// Compression offered as a browser offers it (`browser` only).
     pub compress: bool,
-    pub heads: Arc<Heads>,
-    pub cookie: Option<String>,
+    /// The heads, cookie and origin its requests carry.
+    pub dress: Dress,
     pub poll_interval: Duration,
-    /// `https://host:port`, for `Origin` and `Referer`.
-    pub origin: String,
     /// Short polls start at a random moment of their first interval (held clients, so a window's
     /// polls are spread); without it a session polls at once when it starts (whole sessions).
     pub spread: bool,
@@ -83,14 +81,12 @@ impl Setup {
             "http"
         };
         Self {
-            origin: format!("{scheme}://{}", target.host),
+            dress: Dress::new(heads, cookie, format!("{scheme}://{}", target.host)),
             transport,
             condition,
             target,
             http,
             compress: browser,
-            heads,
-            cookie,
             poll_interval,
             spread: true,
         }
@@ -109,28 +105,11 @@ impl Setup {
     /// The head lines of a request of `kind` after the protocol's own.
     fn decorate(
         &self,
-        mut b: hyper::http::request::Builder,
+        b: hyper::http::request::Builder,
         kind: Kind,
     ) -> hyper::http::request::Builder {
-        let h2 = self.http == HttpVersion::Http2 && kind != Kind::Ws;
-        let lines = self.heads.lines(kind, &self.origin, h2);
-        let has = |name: &str| lines.iter().any(|(n, _)| n == name);
-        if kind == Kind::Sse && !has("accept") {
-            b = b.header(header::ACCEPT, "text/event-stream");
-        }
-        if kind == Kind::Publish && !has("content-type") {
-            b = b.header(header::CONTENT_TYPE, "application/json");
-        }
-        if self.compress && kind != Kind::Ws && !has("accept-encoding") {
-            b = b.header(header::ACCEPT_ENCODING, compression::ACCEPT_ENCODING);
-        }
-        for (n, v) in lines {
-            b = b.header(n, v);
-        }
-        if let Some(c) = &self.cookie {
-            b = b.header(header::COOKIE, c.as_str());
-        }
-        b
+        self.dress
+            .apply(b, kind, self.http == HttpVersion::Http2, self.compress)
     }
 
     fn get(&self, kind: Kind, path: &str, version: HttpVersion) -> Request<net::Body> {

@@ -30,7 +30,6 @@
 //! HTTP/1.1, no compression, minimal heads; served by the raw-socket fast path.
 
 pub mod client;
-pub mod heads;
 pub mod server;
 pub mod validate;
 pub mod windows;
@@ -51,9 +50,10 @@ use feedlab_cost::{
 };
 use feedlab_wire::{payload::PayloadKind, Transport};
 
+use crate::heads::{self, Heads};
+
 use self::{
     client::Setup,
-    heads::Heads,
     server::{Server, ServerSettings},
     windows::{Delivered, Raw, Slot},
 };
@@ -138,6 +138,11 @@ pub struct CostsArgs {
     /// write validation.md and validation.json there.
     #[arg(long)]
     pub validate: bool,
+
+    /// With --validate: predict the committed validation's direct runs again with this
+    /// loadgen's composition (after a change to it), without running them again.
+    #[arg(long, requires = "validate")]
+    pub recompose: bool,
 
     /// Validation workloads: `all`, or a list of quiet, busy, talk-back.
     #[arg(long, value_delimiter = ',', default_value = "all")]
@@ -323,6 +328,9 @@ struct Sample {
 /// # Errors
 /// When a server cannot be started or a window fails.
 pub async fn run(args: &CostsArgs) -> anyhow::Result<CostModel> {
+    if args.validate && args.recompose {
+        return validate::recompose(args);
+    }
     if args.validate {
         return validate::run(args).await;
     }
@@ -330,6 +338,7 @@ pub async fn run(args: &CostsArgs) -> anyhow::Result<CostModel> {
     let (soft, _) = crate::sys::raise_nofile_limit();
     let started = std::time::Instant::now();
     let date = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let provenance = crate::sys::record(&date);
     std::fs::create_dir_all(&plan.out)
         .with_context(|| format!("creating {}", plan.out.display()))?;
     let logs = plan.out.join("logs");
@@ -406,8 +415,8 @@ pub async fn run(args: &CostsArgs) -> anyhow::Result<CostModel> {
     let model = CostModel {
         format: FORMAT,
         record: record(
+            provenance,
             started.elapsed().as_secs_f64(),
-            &date,
             browser_heads.source.clone(),
         ),
         settings: Settings {
@@ -713,44 +722,21 @@ fn beat_points(
     ]
 }
 
-/// Where and how the figures were made.
-fn record(duration_s: f64, date: &str, heads: String) -> Record {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-    };
-    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".into());
+/// Where and how the figures were made: `at_start` is the provenance taken before the run
+/// wrote anything (its own output would otherwise make the tree look dirty).
+fn record(at_start: feedlab_report::Record, duration_s: f64, heads: String) -> Record {
     let command = std::iter::once("loadgen".to_owned())
         .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()
         .join(" ");
     Record {
-        commit: git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into()),
-        dirty: git(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty()),
-        profile: if cfg!(debug_assertions) {
-            "debug".into()
-        } else {
-            "release".into()
-        },
-        cpu_model,
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
-        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|_| "unknown".into()),
-        date: date.to_owned(),
+        commit: at_start.commit,
+        dirty: at_start.dirty,
+        profile: at_start.profile,
+        cpu_model: at_start.cpu_model,
+        cores: at_start.cores as u32,
+        kernel: at_start.kernel,
+        date: at_start.date,
         command: format!("{command} (browser heads: {heads})"),
         duration_s,
     }

@@ -35,24 +35,26 @@ use feedlab_cost::{
     workload::Workload,
 };
 use feedlab_wire::Transport;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::{
     client::{self, Setup, Talk, Tally},
-    heads::{self, Heads},
     server::{self, Server},
     CostsArgs, Plan,
 };
-use crate::client::publisher;
+use crate::{
+    client::publisher,
+    heads::{self, Heads},
+};
 
 /// The agreement asked for.
 pub const TOLERANCE: f64 = 0.15;
 
 /// One validation workload.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Spec {
-    pub name: &'static str,
+    pub name: String,
     pub clients: u32,
     pub session_s: f64,
     /// Backend events per second.
@@ -68,7 +70,7 @@ impl Spec {
         if quick {
             return vec![
                 Spec {
-                    name: "quiet",
+                    name: "quiet".into(),
                     clients: 8,
                     session_s: 5.0,
                     rate: 0.4,
@@ -76,7 +78,7 @@ impl Spec {
                     parallel_repeats: true,
                 },
                 Spec {
-                    name: "busy",
+                    name: "busy".into(),
                     clients: 8,
                     session_s: 3.0,
                     rate: 5.0,
@@ -84,7 +86,7 @@ impl Spec {
                     parallel_repeats: false,
                 },
                 Spec {
-                    name: "talk-back",
+                    name: "talk-back".into(),
                     clients: 8,
                     session_s: 3.0,
                     rate: 1.0,
@@ -95,7 +97,7 @@ impl Spec {
         }
         vec![
             Spec {
-                name: "quiet",
+                name: "quiet".into(),
                 clients: 300,
                 session_s: 600.0,
                 rate: 1.0 / 180.0,
@@ -103,7 +105,7 @@ impl Spec {
                 parallel_repeats: true,
             },
             Spec {
-                name: "busy",
+                name: "busy".into(),
                 clients: 100,
                 session_s: 120.0,
                 rate: 10.0,
@@ -111,7 +113,7 @@ impl Spec {
                 parallel_repeats: false,
             },
             Spec {
-                name: "talk-back",
+                name: "talk-back".into(),
                 clients: 100,
                 session_s: 120.0,
                 rate: 1.0,
@@ -138,7 +140,7 @@ impl Spec {
 }
 
 /// One direct run's totals, per client-hour.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Direct {
     /// Server CPU, s, less the server's own idle CPU over the run (as the model's figures are).
     pub cpu_s: f64,
@@ -156,7 +158,7 @@ pub struct Direct {
 }
 
 /// One transport and condition of one workload: prediction against the direct runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {
     pub workload: String,
     pub transport: String,
@@ -169,7 +171,7 @@ pub struct Comparison {
 }
 
 /// One figure compared.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Figure {
     pub predicted: f64,
     pub median: f64,
@@ -206,9 +208,16 @@ impl Figure {
 }
 
 /// The validation's file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Validation {
+    /// Where and how the direct runs were made (none in a file made before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<feedlab_report::Record>,
     pub model_record: feedlab_cost::model::Record,
+    /// When the predictions were computed again from the same direct runs (`--recompose`):
+    /// the date and the commit that did it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recomposed: Option<String>,
     pub date: String,
     pub command: String,
     pub duration_s: f64,
@@ -227,6 +236,7 @@ pub async fn run(args: &CostsArgs) -> anyhow::Result<CostModel> {
     crate::sys::raise_nofile_limit();
     let started = std::time::Instant::now();
     let date = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let record = crate::sys::record(&date);
     let repeats = args.validate_repeats.unwrap_or(3);
     anyhow::ensure!(
         args.validate_scale.is_finite() && args.validate_scale > 0.0,
@@ -241,7 +251,7 @@ pub async fn run(args: &CostsArgs) -> anyhow::Result<CostModel> {
             }
             s
         })
-        .filter(|s| args.workloads.iter().any(|w| w == "all" || w == s.name))
+        .filter(|s| args.workloads.iter().any(|w| w == "all" || *w == s.name))
         .collect();
     anyhow::ensure!(
         !specs.is_empty(),
@@ -303,37 +313,13 @@ pub async fn run(args: &CostsArgs) -> anyhow::Result<CostModel> {
         }
         for (p, (c, t)) in pairs.iter().enumerate() {
             let costs = model.find(t.name(), *c).expect("filtered above");
-            let w = spec.workload(*c, plan.payload.as_str());
-            let composed = compose(costs, &w, None);
-            let h = &composed.per_client_hour;
-            let predicted = Direct {
-                cpu_s: h.cpu_s,
-                bytes_up: h.bytes_up,
-                bytes_down: h.bytes_down,
-                events: w.events_per_hour,
-                beats: h.beats,
-                idle_cpu_s: 0.0,
-                errors: 0,
-                last_error: None,
-                reopened: 0,
-            };
-            let r = &runs[p];
-            let cpu: Vec<f64> = r.iter().map(|d| d.cpu_s).collect();
-            let bytes: Vec<f64> = r.iter().map(|d| d.bytes_up + d.bytes_down).collect();
-            comparisons.push(Comparison {
-                workload: spec.name.to_owned(),
-                transport: t.name().to_owned(),
-                condition: *c,
-                cpu: Figure::of(predicted.cpu_s, &cpu),
-                bytes: Figure::of(predicted.bytes_up + predicted.bytes_down, &bytes),
-                predicted,
-                extrapolated: composed.extrapolated.clone(),
-                runs: r.clone(),
-            });
+            comparisons.push(compare(costs, spec, *c, *t, plan.payload, runs[p].clone()));
         }
     }
     let v = Validation {
+        record: Some(record),
         model_record: model.record.clone(),
+        recomposed: None,
         date,
         command: std::iter::once("loadgen".to_owned())
             .chain(std::env::args().skip(1))
@@ -344,11 +330,54 @@ pub async fn run(args: &CostsArgs) -> anyhow::Result<CostModel> {
         workloads: specs,
         comparisons,
     };
-    let json = plan.out.join("validation.json");
-    std::fs::write(&json, serde_json::to_string_pretty(&v)? + "\n")
+    write(&plan.out, &v, started)?;
+    Ok(model)
+}
+
+/// The model's prediction for one transport and condition of `spec`, against its direct runs.
+fn compare(
+    costs: &feedlab_cost::model::TransportCosts,
+    spec: &Spec,
+    c: Condition,
+    t: Transport,
+    payload: feedlab_wire::payload::PayloadKind,
+    runs: Vec<Direct>,
+) -> Comparison {
+    let w = spec.workload(c, payload.as_str());
+    let composed = compose(costs, &w, None);
+    let h = &composed.per_client_hour;
+    let predicted = Direct {
+        cpu_s: h.cpu_s,
+        bytes_up: h.bytes_up,
+        bytes_down: h.bytes_down,
+        events: w.events_per_hour,
+        beats: h.beats,
+        idle_cpu_s: 0.0,
+        errors: 0,
+        last_error: None,
+        reopened: 0,
+    };
+    let cpu: Vec<f64> = runs.iter().map(|d| d.cpu_s).collect();
+    let bytes: Vec<f64> = runs.iter().map(|d| d.bytes_up + d.bytes_down).collect();
+    Comparison {
+        workload: spec.name.clone(),
+        transport: t.name().to_owned(),
+        condition: c,
+        cpu: Figure::of(predicted.cpu_s, &cpu),
+        bytes: Figure::of(predicted.bytes_up + predicted.bytes_down, &bytes),
+        predicted,
+        extrapolated: composed.extrapolated,
+        runs,
+    }
+}
+
+/// Writes validation.json and validation.md into `out` and prints the table.
+fn write(out: &std::path::Path, v: &Validation, started: std::time::Instant) -> anyhow::Result<()> {
+    let json = out.join("validation.json");
+    std::fs::write(&json, serde_json::to_string_pretty(v)? + "\n")
         .with_context(|| format!("writing {}", json.display()))?;
-    let md = plan.out.join("validation.md");
-    let text = markdown(&v);
+    let md = out.join("validation.md");
+    let text = markdown(v);
     std::fs::write(&md, &text).with_context(|| format!("writing {}", md.display()))?;
     print!("{text}");
     println!(
@@ -356,6 +385,66 @@ pub async fn run(args: &CostsArgs) -> anyhow::Result<CostModel> {
         md.display(),
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// `--validate --recompose`: the committed validation's direct runs, predicted again by this
+/// loadgen's composition from the model in `--out`. The direct runs do not depend on the model
+/// or its composition, so a change to the composition is checked against them without running
+/// them again; the file says when and by which commit it was recomposed.
+///
+/// # Errors
+/// When the model or the validation is missing, or a comparison names a transport, condition
+/// or workload the files do not have.
+pub fn recompose(args: &CostsArgs) -> anyhow::Result<CostModel> {
+    let plan = Plan::build(args).map_err(anyhow::Error::msg)?;
+    let started = std::time::Instant::now();
+    let model = super::load(&plan.out.join("model.json"))?;
+    let path = plan.out.join("validation.json");
+    let mut v: Validation = serde_json::from_slice(
+        &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", path.display()))?;
+    anyhow::ensure!(
+        v.model_record.commit == model.record.commit && v.model_record.date == model.record.date,
+        "{} checked another model (made {} at {}) than {} (made {} at {}): run --validate",
+        path.display(),
+        v.model_record.date,
+        v.model_record.commit,
+        plan.out.join("model.json").display(),
+        model.record.date,
+        model.record.commit
+    );
+    let mut comparisons = Vec::new();
+    for old in &v.comparisons {
+        let spec = v
+            .workloads
+            .iter()
+            .find(|w| w.name == old.workload)
+            .with_context(|| format!("no workload {:?} in {}", old.workload, path.display()))?;
+        let t: Transport = old.transport.parse().map_err(anyhow::Error::msg)?;
+        let costs = model
+            .find(t.name(), old.condition)
+            .with_context(|| format!("the model has no {} ({})", t.name(), old.condition.name()))?;
+        comparisons.push(compare(
+            costs,
+            spec,
+            old.condition,
+            t,
+            plan.payload,
+            old.runs.clone(),
+        ));
+    }
+    v.comparisons = comparisons;
+    let provenance =
+        crate::sys::record(&chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    v.recomposed = Some(format!(
+        "{} by commit {}{}",
+        provenance.date,
+        provenance.commit.get(..12).unwrap_or(&provenance.commit),
+        if provenance.dirty { " (dirty)" } else { "" }
+    ));
+    write(&plan.out, &v, started)?;
     Ok(model)
 }
 
@@ -485,6 +574,12 @@ fn markdown(v: &Validation) -> String {
         v.duration_s,
         v.command
     );
+    if let Some(r) = &v.recomposed {
+        s += &format!(
+            "Predictions recomposed from the same direct runs at {r} (`loadgen costs --validate \
+             --recompose`), after a change to the composition.\n\n"
+        );
+    }
     s += "Per client-hour. Predicted: `compose()` of the model's medians for the workload. Direct: \
           the median [min–max] of whole sessions run for real (connect, hold, deliver, close). \
           Error: (predicted − direct median) ÷ direct median; a figure passes within 15%, or within \

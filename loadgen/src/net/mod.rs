@@ -61,6 +61,8 @@ pub struct Target {
     /// A forward proxy (`--proxy squid`) the client is configured to use: plain requests go to
     /// it in absolute form, TLS and WebSockets through a CONNECT tunnel, as browsers do.
     pub forward_proxy: Option<SocketAddr>,
+    /// The heads and cookie its clients' requests carry (`--heads`).
+    pub dress: Arc<crate::heads::Dress>,
 }
 
 impl Target {
@@ -96,6 +98,7 @@ impl Target {
             tls,
             netns: None,
             forward_proxy: None,
+            dress: Arc::new(crate::heads::Dress::minimal()),
         })
     }
 
@@ -103,6 +106,17 @@ impl Target {
     pub fn via(&self, agent: &Arc<feedlab_link::netns::Agent>) -> Self {
         Self {
             netns: Some(agent.clone()),
+            ..self.clone()
+        }
+    }
+
+    /// The same server, its clients' requests dressed with `heads` and `cookie` as a page of
+    /// its own origin would send them.
+    pub fn dressed(&self, heads: Arc<crate::heads::Heads>, cookie: Option<String>) -> Self {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let origin = format!("{scheme}://{}", self.host);
+        Self {
+            dress: Arc::new(crate::heads::Dress::new(heads, cookie, origin)),
             ..self.clone()
         }
     }

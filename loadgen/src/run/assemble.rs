@@ -154,6 +154,12 @@ pub fn assemble(
             server_args: args.server_args.clone(),
             tls: args.tls.as_str().to_owned(),
             compression: args.compression.as_str().to_owned(),
+            heads: match args.heads {
+                crate::heads::HeadsKind::Minimal => "minimal".to_owned(),
+                crate::heads::HeadsKind::Browser => {
+                    format!("browser (cookie {} B)", args.cookie_bytes)
+                }
+            },
             ca: args.ca.as_ref().map(|p| p.display().to_string()),
             insecure: args.insecure,
             networks: if args

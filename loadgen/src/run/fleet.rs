@@ -15,6 +15,7 @@ use feedlab_link::Link;
 use crate::{
     chaos::ChaosKind,
     cli::{Args, ProxyKind},
+    heads::{Heads, HeadsKind},
     net::HttpVersion,
     net::{Target, TlsOptions},
     probe,
@@ -395,6 +396,18 @@ async fn finish_endpoint(
         )],
         (Some(_), None) => instances.iter().map(|i| i.target.clone()).collect(),
         (None, _) => client_targets.clone(),
+    };
+    // The clients' requests as a page's (`--heads`); the publisher is the feed's backend.
+    let client_targets = match args.heads {
+        HeadsKind::Minimal => client_targets,
+        HeadsKind::Browser => {
+            let heads = Arc::new(Heads::browser(&crate::heads::default_fixture()));
+            let cookie = crate::heads::cookie(args.cookie_bytes);
+            client_targets
+                .iter()
+                .map(|t| Arc::new(t.dressed(heads.clone(), cookie.clone())))
+                .collect()
+        }
     };
     Ok(Endpoint {
         tls,

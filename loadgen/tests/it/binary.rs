@@ -322,11 +322,13 @@ fn a_scenario_run_opens_with_its_recommendation() {
     assert!(rec.ranking.iter().all(|r| !r.reason.is_empty()));
     let md = std::fs::read_to_string(out.path().join("dashboard/report.md")).unwrap();
     let first_table = md.find("## ").unwrap();
-    // The report opens with its answer, in bold, before its first section.
+    // The report opens with its answer, the recommendation's own summary in bold, before its
+    // first section.
     let opening = &md[..first_table];
     assert!(
-        opening.contains("**") && opening.contains("dashboard"),
-        "the report opens with the recommendation:\n{md}"
+        opening.contains(&format!("**{}**", rec.summary)),
+        "the report opens with the recommendation ({:?}):\n{md}",
+        rec.summary
     );
     let decision = std::fs::read_to_string(out.path().join("decision.md")).unwrap();
     assert!(
@@ -373,4 +375,79 @@ fn render_rewrites_a_report_from_its_json() {
     let out = loadgen().arg("render").arg(empty.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("report.json"));
+}
+
+/// `--heads browser` dresses every request as Chromium sends it: short polls and SSE's request
+/// each carry the fixture's few hundred bytes of heads and the cookie (plain HTTP/1.1 here,
+/// so the bytes are the heads' own), and the server still answers every one (no 4xx from the
+/// `Origin` it now sees).
+#[test]
+fn browser_heads_put_a_browsers_bytes_on_every_request() {
+    let up_per_request = |heads: &str| {
+        let out = tempfile::tempdir().unwrap();
+        let run = loadgen()
+            .args([
+                "--transports",
+                "short-poll,sse,ws",
+                "--clients",
+                "5",
+                "--duration",
+                "1s",
+                "--repeat",
+                "1",
+                "--rate",
+                "5",
+                "--poll-interval",
+                "200ms",
+                "--drain",
+                "500ms",
+                "--http",
+                "1.1",
+                "--heads",
+                heads,
+                "--cookie-bytes",
+                "300",
+                "--server-bin",
+                env!("CARGO_BIN_EXE_loadgen"),
+                "--out",
+            ])
+            .arg(out.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "--heads {heads}: exit {:?}\nstderr:\n{}",
+            run.status.code(),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let (_, report) = read_report(out.path());
+        let per = |t: &str| {
+            let r = &report.transports[t];
+            assert_eq!(r.events_received, r.events_expected, "--heads {heads}, {t}");
+            assert_eq!(r.gaps + r.duplicates, 0, "--heads {heads}, {t}");
+            r.bytes_up as f64 / r.http_requests.max(1) as f64
+        };
+        (
+            per("short-poll"),
+            per("sse"),
+            per("ws"),
+            report.settings.heads,
+        )
+    };
+    let (poll_min, sse_min, ws_min, named_min) = up_per_request("minimal");
+    let (poll_b, sse_b, ws_b, named_b) = up_per_request("browser");
+    assert_eq!(named_min, "minimal");
+    assert_eq!(named_b, "browser (cookie 300 B)");
+    // Chromium's heads without the cookie are 400-600 B; the cookie line adds 308.
+    for (t, min, browser) in [("short-poll", poll_min, poll_b), ("sse", sse_min, sse_b)] {
+        assert!(
+            browser - min > 600.0,
+            "{t}: {min:.0} B per request minimal, {browser:.0} B browser"
+        );
+    }
+    assert!(
+        ws_b > ws_min + 300.0,
+        "ws handshake: {ws_min:.0} → {ws_b:.0} B"
+    );
 }

@@ -165,6 +165,10 @@ pub struct Settings {
     #[schemars(skip_serializing_if = "sch::added_later")]
     #[schemars(extend("enum" = ["off", "on", "both"]))]
     pub compression: String,
+    /// `--heads`: `minimal`, or `browser (cookie N B)` (Chromium's request heads).
+    #[serde(default = "minimal")]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    pub heads: String,
     /// `--ca`, the PEM file trusted for an `https://` --url.
     #[serde(default)]
     #[schemars(skip_serializing_if = "sch::added_later")]
@@ -257,6 +261,10 @@ fn none() -> String {
 
 fn off() -> String {
     "off".into()
+}
+
+fn minimal() -> String {
+    "minimal".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
@@ -635,6 +643,14 @@ pub fn is_polling(transport: &str) -> bool {
 }
 
 impl Report {
+    /// The rule this report ranks with: its `--threshold`, at 5%.
+    pub fn rule(&self) -> feedlab_cost::rank::Rule {
+        feedlab_cost::rank::Rule {
+            threshold: self.settings.threshold,
+            ..feedlab_cost::rank::Rule::default()
+        }
+    }
+
     /// The headline results in the standard transport order.
     pub fn headline(&self) -> Vec<&TransportResult> {
         feedlab_wire::Transport::ALL

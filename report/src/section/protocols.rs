@@ -161,7 +161,7 @@ pub fn http2_costs(report: &Report) -> Vec<String> {
         return Vec::new();
     }
     vec![format!(
-        "**HTTP/2 against HTTP/1.1{}** (medians over the runs; a change is given only beyond the spread): {}.",
+        "**HTTP/2 against HTTP/1.1{}** (medians over the runs; a change is given only where the ranking rule separates them): {}.",
         if tls { " (over TLS)" } else { "" },
         parts.join("; ")
     )]
@@ -213,7 +213,7 @@ pub fn tls_costs(report: &Report) -> Vec<String> {
         .iter()
         .fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     vec![format!(
-        "**TLS against plain:** by the medians over the runs, TLS adds {} to {} B per event on the wire (records, and handshakes amortised over the phase); a change is given only beyond the spread: {}.",
+        "**TLS against plain:** by the medians over the runs, TLS adds {} to {} B per event on the wire (records, and handshakes amortised over the phase); a change is given only where the ranking rule separates them: {}.",
         num(lo.round()),
         num(hi.round()),
         parts.join("; ")
@@ -232,7 +232,7 @@ pub fn http10_costs(report: &Report) -> Vec<String> {
         };
         let conns = |r: &TransportResult| Some(r.connections_opened as f64);
         let count = |v: f64| crate::units::int(v.round() as u64);
-        let mut s = format!("**HTTP/1.0 against keep-alive ({t})**, medians over the runs (a change only beyond the spread):");
+        let mut s = format!("**HTTP/1.0 against keep-alive ({t})**, medians over the runs (a change only where the ranking rule separates them):");
         if let Some(c) = versus(report, h10, ka, conns, &count, &change) {
             s.push_str(&format!(" TCP connections opened {c}"));
         }

@@ -1,4 +1,10 @@
-//! The request heads each condition sends.
+//! The request heads loadgen's clients send: a browser's, or only what the protocol needs.
+//!
+//! A browser sends several hundred bytes of headers with every request (user agent, client
+//! hints, fetch metadata, cookies); a load generator that sends only `Host` undercounts every
+//! poll's bytes and the server's parsing. Both the cost measurement (`loadgen costs`, its
+//! `browser` condition) and the scenario runs (`--heads browser`) dress their requests here, so
+//! the two send the same heads.
 //!
 //! `browser`: the header lines Chromium sends for each request kind, in its order, from the
 //! fixture `loadgen/fixtures/chromium-request-heads.json` (`requests.{poll,long_poll,sse,ws,
@@ -9,8 +15,8 @@
 //! offer (made fresh per handshake, and offered only with compression). When the fixture cannot
 //! be read, a built-in copy of Chromium's heads stands in and the model's record says so.
 //!
-//! `plain-h1`: only what the protocol needs (`Host`, SSE's `Accept`, a WebSocket's upgrade
-//! lines), as loadgen's other runs send.
+//! `minimal` (the cost model's `plain-h1` condition, and `--heads minimal`): only what the
+//! protocol needs (`Host`, SSE's `Accept`, a WebSocket's upgrade lines).
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +51,82 @@ impl Kind {
             Self::Ws => "ws",
             Self::Publish => "publish",
         }
+    }
+}
+
+/// Which heads a run's clients send (`--heads`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeadsKind {
+    /// Chromium's request heads (the fixture) and a cookie of `--cookie-bytes`.
+    Browser,
+    /// Only the protocol's own lines.
+    Minimal,
+}
+
+/// The heads, the cookie and the origin one target's requests are dressed with.
+#[derive(Debug, Clone)]
+pub struct Dress {
+    pub heads: std::sync::Arc<Heads>,
+    pub cookie: Option<String>,
+    /// `https://host:port`, for `Origin` and `Referer`.
+    pub origin: String,
+}
+
+impl Dress {
+    /// Only the protocol's own lines.
+    pub fn minimal() -> Self {
+        Self {
+            heads: std::sync::Arc::new(Heads::minimal()),
+            cookie: None,
+            origin: String::new(),
+        }
+    }
+
+    pub fn new(heads: std::sync::Arc<Heads>, cookie: Option<String>, origin: String) -> Self {
+        Self {
+            heads,
+            cookie,
+            origin,
+        }
+    }
+
+    /// `kind`'s lines after the protocol's own: SSE's `Accept` and a publish's `Content-Type`
+    /// when the heads lack them; `Accept-Encoding` only when `compress` (the heads' own value,
+    /// else loadgen's offer, which a WebSocket does not need: its compression is its
+    /// extension); then the heads' lines and the cookie. `h2`: the HTTP/2 request's lines.
+    pub fn apply(
+        &self,
+        mut b: hyper::http::request::Builder,
+        kind: Kind,
+        h2: bool,
+        compress: bool,
+    ) -> hyper::http::request::Builder {
+        use hyper::header;
+        let lines = self.heads.lines(kind, &self.origin, h2 && kind != Kind::Ws);
+        let has = |name: &str| lines.iter().any(|(n, _)| n == name);
+        if kind == Kind::Sse && !has("accept") {
+            b = b.header(header::ACCEPT, "text/event-stream");
+        }
+        if kind == Kind::Publish && !has("content-type") {
+            b = b.header(header::CONTENT_TYPE, "application/json");
+        }
+        let offer = compress && kind != Kind::Ws;
+        if offer && !has("accept-encoding") {
+            b = b.header(header::ACCEPT_ENCODING, crate::compression::ACCEPT_ENCODING);
+        }
+        for (n, v) in lines {
+            if n == "accept-encoding" && !compress {
+                continue;
+            }
+            b = b.header(n, v);
+        }
+        if let Some(c) = &self.cookie {
+            b = b.header(header::COOKIE, c.as_str());
+        }
+        b
     }
 }
 
@@ -102,7 +184,18 @@ impl Heads {
             .and_then(|s| Self::parse(&s))
         {
             Ok(mut h) => {
-                h.source = fixture.display().to_string();
+                // Relative to the workspace where it lies there: a record names the file, not
+                // the machine's checkout.
+                let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+                let workspace = workspace.canonicalize().unwrap_or(workspace);
+                let file = fixture
+                    .canonicalize()
+                    .unwrap_or_else(|_| fixture.to_owned());
+                h.source = file
+                    .strip_prefix(&workspace)
+                    .unwrap_or(&file)
+                    .display()
+                    .to_string();
                 h
             }
             Err(e) => {
@@ -301,7 +394,7 @@ mod tests {
     #[test]
     fn the_fixture_gives_chromium_heads_for_both_protocols() {
         let h = Heads::browser(&default_fixture());
-        assert_eq!(h.source, default_fixture().display().to_string());
+        assert_eq!(h.source, "loadgen/fixtures/chromium-request-heads.json");
         let sse = h.lines(Kind::Sse, "https://127.0.0.1:9", false);
         assert!(sse
             .iter()
