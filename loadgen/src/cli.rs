@@ -754,7 +754,11 @@ impl TargetArgs {
             ));
         }
         let plain = |u: &url::Url| u.scheme() == "http";
-        if !plain(&args.urls[0]) || !self.publish_url.as_ref().map_or(true, plain) {
+        let publish_plain = match &self.publish_url {
+            Some(u) => plain(u),
+            None => true,
+        };
+        if !plain(&args.urls[0]) || !publish_plain {
             return Err(format!("--target {name}: plain http:// only"));
         }
         if args.http != [HttpVersion::Http11] {

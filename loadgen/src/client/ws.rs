@@ -361,28 +361,33 @@ async fn subscribe(
     ws.send(Frame::text(hello))
         .await
         .map_err(|e| error_kind(&e))?;
-    let confirmed = async {
-        loop {
-            let frame = next_frame(ws, decoding, timed)
-                .await
-                .map_err(|e| error_kind(&e))?;
-            match frame.opcode() {
-                OpCode::Text => match channel.peer.ws_text(frame.payload()) {
-                    WsText::Subscribed => return Ok(()),
-                    WsText::Reply(r) => {
-                        ws.send(Frame::text(r)).await.map_err(|e| error_kind(&e))?
-                    }
-                    WsText::Ended(kind) => return Err(kind),
-                    WsText::Event(_) | WsText::Other => {}
-                },
-                OpCode::Close => return Err("ws_closed"),
-                _ => {}
-            }
-        }
-    };
-    tokio::time::timeout(RESPONSE_TIMEOUT, confirmed)
+    tokio::time::timeout(RESPONSE_TIMEOUT, confirmed(ws, channel, decoding, timed))
         .await
         .unwrap_or(Err("timeout"))
+}
+
+/// Reads frames until the peer confirms the subscription.
+async fn confirmed(
+    ws: &mut Socket,
+    channel: &Channel,
+    decoding: &Decoding,
+    timed: bool,
+) -> Result<(), &'static str> {
+    loop {
+        let frame = next_frame(ws, decoding, timed)
+            .await
+            .map_err(|e| error_kind(&e))?;
+        match frame.opcode() {
+            OpCode::Text => match channel.peer.ws_text(frame.payload()) {
+                WsText::Subscribed => return Ok(()),
+                WsText::Reply(r) => ws.send(Frame::text(r)).await.map_err(|e| error_kind(&e))?,
+                WsText::Ended(kind) => return Err(kind),
+                WsText::Event(_) | WsText::Other => {}
+            },
+            OpCode::Close => return Err("ws_closed"),
+            _ => {}
+        }
+    }
 }
 
 /// Handles a text frame; a peer's frame may ask for an answer (`Ok(Some)`) or end the

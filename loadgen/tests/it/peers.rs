@@ -158,7 +158,7 @@ async fn uwebsockets_delivers_every_event_from_its_native_binary() {
     let outcome = drive(&peer.url, "node", "ws", &[]).await;
     every_event_once(&outcome, "node", &["ws"]);
     // The peer refuses to start without its native binary; its stats name the file.
-    let stats = reqwest_free_get(&peer.url, "/peer/stats");
+    let stats = http_get(&peer.url, "/peer/stats");
     let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
     assert!(
         v["native_binary"]
@@ -178,8 +178,7 @@ async fn socketio_delivers_every_event_over_websocket_and_long_polling() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushpin_delivers_every_event_over_sse_and_websocket() {
-    let pushpin = require!(feedlab_testkit::binary("pushpin", &["/usr/bin/pushpin"]));
-    drop(pushpin);
+    let _installed = require!(feedlab_testkit::binary("pushpin", &["/usr/bin/pushpin"]));
     let publish = feedlab_testkit::free_port();
     let mut c = Command::new("python3");
     c.arg(peers_dir().join("pushpin.py"))
@@ -226,7 +225,7 @@ fn each_adapter_refuses_the_transports_it_does_not_serve() {
 }
 
 /// One plain HTTP/1.1 GET on loopback, its body (the test needs no HTTP client for this).
-fn reqwest_free_get(base: &str, path: &str) -> String {
+fn http_get(base: &str, path: &str) -> String {
     use std::io::{Read as _, Write as _};
     let addr = base
         .trim_start_matches("http://")
