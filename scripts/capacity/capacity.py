@@ -22,7 +22,7 @@ serve that step.
 
 Servers: `server` and `floor` (target/release), `nchan` (deploy/nchan.conf, as
 scripts/fanout/bench.py), and the peers of scripts/peers/peers.py (pushpin, socketio,
-node-uws, node-http); each only on the transports it serves. Server CPU and memory are summed
+node-http); each only on the transports it serves. Server CPU and memory are summed
 over every process of the server (Pushpin is several). Within a (transport, rate, repeat) the
 servers run back to back in an order that rotates each repeat.
 
@@ -66,7 +66,7 @@ ALL_SERVERS = FEEDLAB_SERVERS + tuple(peers.PEERS)
 SERVER_CPU, LOADGEN_CPU = "0", "1"
 SAMPLE_S = 0.2
 COLORS = {"server": "#1f77b4", "floor": "#7f7f7f", "nchan": "#d62728", "pushpin": "#2ca02c",
-          "socketio": "#9467bd", "node-uws": "#ff7f0e", "node-http": "#8c564b"}
+          "socketio": "#9467bd", "node-http": "#8c564b"}
 # What each feedlab-protocol server serves (the peers say for themselves).
 SERVES = {"server": TRANSPORTS, "floor": TRANSPORTS, "nchan": TRANSPORTS}
 

@@ -92,7 +92,7 @@ TARGETS = {"cpu_ratio": 1.3, "p99_ratio": 1.2, "idle_kib_per_connection": 5.0,
            "cpu_vs_peer": 1.0, "p99_vs_peer": 1.0, "idle_ratio": 1.2, "idle_vs_peer": 0.5}
 TRANSPORTS = ("ws", "sse", "long-poll", "short-poll")
 POLLING = ("long-poll", "short-poll")
-DEFAULT_VARIANTS = "server,floor,nchan,pushpin,socketio,node-uws,node-http"
+DEFAULT_VARIANTS = "server,floor,nchan,pushpin,socketio,node-http"
 
 # Full and quick settings; every one can be overridden on the command line.
 FULL = dict(

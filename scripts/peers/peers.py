@@ -48,7 +48,7 @@ class PeerSpec:
     def command(self) -> list[str]:
         if self.name == "pushpin":
             return [sys.executable, str(HERE / "pushpin.py"), "--port", "0"]
-        script = {"socketio": "socketio.js", "node-uws": "uws.js", "node-http": "http.js"}[self.name]
+        script = {"socketio": "socketio.js", "node-http": "http.js"}[self.name]
         return [shutil.which("node") or "node", str(NODE_DIR / script), "--port", "0"]
 
 
@@ -68,12 +68,6 @@ PEERS = {
             "first HTTP request discarded (its memory advice); bufferutil and utf-8-validate installed; "
             "each event framed as 42[\"message\",<envelope>] (14 bytes more than feedlab's frame)",
             ("node", "socket.io"),
-        ),
-        PeerSpec(
-            "node-uws", "node", ("ws",),
-            "uWebSockets.js pub/sub, compression DISABLED, no automatic pings, idleTimeout 0, "
-            "maxBackpressure 1 MiB (skips past it are counted as drops); the native binary checked",
-            ("node", "uWebSockets.js"),
         ),
         PeerSpec(
             "node-http", "node", ("sse", "ws"),
@@ -235,13 +229,10 @@ def versions(spec: PeerSpec) -> dict:
     node = shutil.which("node")
     if node:
         out["node"] = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
-    for pkg in ("socket.io", "engine.io", "ws", "bufferutil", "utf-8-validate", "uWebSockets.js"):
+    for pkg in ("socket.io", "engine.io", "ws", "bufferutil", "utf-8-validate"):
         f = NODE_DIR / "node_modules" / pkg / "package.json"
         if f.exists():
-            meta = json.loads(f.read_text())
-            out[pkg] = meta.get("version")
-            if pkg == "uWebSockets.js":
-                out["uWebSockets.js_package"] = meta.get("name")
+            out[pkg] = json.loads(f.read_text()).get("version")
     return out
 
 

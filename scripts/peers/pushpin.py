@@ -67,15 +67,28 @@ def settings(port: int, publish_port: int, work: Path) -> dict[str, dict[str, st
             "log_level": "1",
             "client_maxconn": str(CLIENT_MAXCONN),
             "allow_compression": "false",
+            # zurl makes the requests to the origin: Debian's file expects a system-wide zurl
+            # service; here the runner starts one of this instance's own.
+            "services": "condure,zurl,pushpin-proxy,pushpin-handler",
         },
-        "proxy": {"routesfile": str(work / "routes"), "debug": "false", "updates_check": "off"},
+        "proxy": {
+            "routesfile": str(work / "routes"),
+            "debug": "false",
+            "updates_check": "off",
+            "zurl_out_specs": "ipc://{rundir}/{ipc_prefix}zurl-in",
+            "zurl_out_stream_specs": "ipc://{rundir}/{ipc_prefix}zurl-in-stream",
+            "zurl_in_specs": "ipc://{rundir}/{ipc_prefix}zurl-out",
+        },
         "handler": {
             "push_in_http_addr": "127.0.0.1",
             "push_in_http_port": str(publish_port),
             "message_rate": str(MESSAGE_RATE),
             "message_hwm": str(MESSAGE_HWM),
-            # No metrics listener (its default port is fixed, so two instances would clash).
-            "prometheus_port": "",
+            # The shipped file puts these on fixed TCP ports: two instances (a test beside a
+            # benchmark) would clash, so they go to sockets in this instance's own directory.
+            "push_in_spec": "ipc://{rundir}/{ipc_prefix}push-in",
+            "push_in_sub_specs": "ipc://{rundir}/{ipc_prefix}push-in-sub",
+            "command_spec": "ipc://{rundir}/{ipc_prefix}handler-command",
         },
     }
 
@@ -201,7 +214,8 @@ def main() -> int:
     threading.Thread(target=origin.serve_forever, daemon=True).start()
     conf = write_config(port, publish_port, origin.server_address[1], work)
     log = open(work / "runner.log", "w")
-    proc = subprocess.Popen([binary, "--config", str(conf)], stdin=subprocess.DEVNULL,
+    # --port with an address: clients on loopback only (the file's http_port listens on all).
+    proc = subprocess.Popen([binary, "--config", str(conf), "--port", f"127.0.0.1:{port}"], stdin=subprocess.DEVNULL,
                             stdout=log, stderr=subprocess.STDOUT, cwd=work)
 
     def stop(*_):

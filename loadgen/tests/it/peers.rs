@@ -1,5 +1,5 @@
 //! loadgen against the production peers of `scripts/peers/` (Pushpin, Socket.IO, the Node.js
-//! relays over `node:http`/`ws` and uWebSockets.js), each started here on free ports and
+//! relay over `node:http` and `ws`), each started here on free ports and
 //! stopped by PID: every transport its adapter serves delivers every event exactly once, with
 //! latency measured from the seq and send time inside each body. `./test.sh` installs them
 //! (`apt-get install pushpin`, `npm ci` in `scripts/peers/node`).
@@ -153,23 +153,6 @@ async fn node_http_and_ws_deliver_every_event() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn uwebsockets_delivers_every_event_from_its_native_binary() {
-    let peer = require!(node_peer("uws.js", "uWebSockets.js"));
-    let outcome = drive(&peer.url, "node", "ws", &[]).await;
-    every_event_once(&outcome, "node", &["ws"]);
-    // The peer refuses to start without its native binary; its stats name the file.
-    let stats = http_get(&peer.url, "/peer/stats");
-    let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
-    assert!(
-        v["native_binary"]
-            .as_str()
-            .is_some_and(|p| p.ends_with(".node")),
-        "{stats}"
-    );
-    assert_eq!(v["drops"], 0, "{stats}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socketio_delivers_every_event_over_websocket_and_long_polling() {
     let peer = require!(node_peer("socketio.js", "socket.io"));
     let outcome = drive(&peer.url, "socketio", "ws,long-poll", &[]).await;
@@ -222,24 +205,4 @@ fn each_adapter_refuses_the_transports_it_does_not_serve() {
         .check_topology()
         .unwrap_err();
     assert!(e.contains("--publish-url"), "{e}");
-}
-
-/// One plain HTTP/1.1 GET on loopback, its body (the test needs no HTTP client for this).
-fn http_get(base: &str, path: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let addr = base
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
-    let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text.split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
 }

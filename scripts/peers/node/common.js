@@ -31,8 +31,8 @@ function versions(names) {
   const out = { node: process.versions.node };
   for (const name of names) {
     try {
-      const main = require.resolve(`${name}/package.json`);
-      out[name] = JSON.parse(fs.readFileSync(main, 'utf8')).version;
+      const meta = path.join(__dirname, 'node_modules', name, 'package.json');
+      out[name] = JSON.parse(fs.readFileSync(meta, 'utf8')).version;
     } catch {
       out[name] = null;
     }

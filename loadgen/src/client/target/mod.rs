@@ -39,7 +39,7 @@ pub enum TargetKind {
     Pushpin,
     /// A Socket.IO server (see [`socketio`]).
     SocketIo,
-    /// A relay on Node.js: uWebSockets.js or `ws`, and SSE over `node:http` (see [`node`]).
+    /// A relay on Node.js: SSE over `node:http`, WebSockets over `ws` (see [`node`]).
     Node,
 }
 
@@ -77,7 +77,7 @@ impl FromStr for TargetKind {
             "nchan" => Ok(Self::Nchan),
             "pushpin" => Ok(Self::Pushpin),
             "socketio" | "socket.io" => Ok(Self::SocketIo),
-            "node" | "uws" | "ws" => Ok(Self::Node),
+            "node" | "ws" => Ok(Self::Node),
             // The floor speaks feedlab's protocol: it is a server to start, not an adapter.
             "floor" => Err("--target floor: the floor speaks feedlab's protocol, so it is not a target of its own; start it with --server-bin target/release/floor (build it with cargo build --release -p floor)".into()),
             other => Err(format!("unknown --target {other:?} (expected {NAMES})")),
