@@ -418,7 +418,7 @@ def write_readme(doc: dict, out: Path, chart_names: list[str]):
         )
         rows.append([k["transport"], f"{k['rate']:g}/s", f"{k['target_ms']:g} ms", k["server"],
                      f"{k['median']:,.0f}" if k["median"] is not None else "-", reps])
-    lines += bench.table(["transport", "rate", "target", "server", "knee (median)", "each repeat"], rows, "lllll l")
+    lines += bench.table(["transport", "rate", "target", "server", "knee (median)", "each repeat"], rows, "llllrl")
     lines += ["", "A knee of 0: the first step already missed the target or lost events. A knee at the top of the",
               "ladder: the server held every step (the ladder stops below the 20,000-file limit per process).", ""]
     lines += ["## Charts", ""] + [f"![{n}]({n})" for n in chart_names] + [""]
@@ -464,6 +464,8 @@ def parse_args(argv=None):
                     help="how the machine was: quoted with every figure")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--dry-run", action="store_true", help="print the plan and its worst-case time, run nothing")
+    ap.add_argument("--render", action="store_true",
+                    help="rewrite README.md and the charts from --out's results.json, run nothing")
     o = ap.parse_args(argv)
     base = QUICK if o.quick else FULL
     for k, v in base.items():
@@ -485,6 +487,13 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     o = parse_args(argv)
+    if o.render:
+        doc = json.loads((o.out / "results.json").read_text())
+        doc["knees"] = knees(doc)
+        (o.out / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+        write_readme(doc, o.out, charts(doc, o.out))
+        print(f"wrote {o.out}/README.md")
+        return 0
     signal.signal(signal.SIGTERM, bench._on_sigterm)
     cap = Capacity(o)
     started = bench.now_utc()

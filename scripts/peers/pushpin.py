@@ -64,7 +64,7 @@ def settings(port: int, publish_port: int, work: Path) -> dict[str, dict[str, st
         "runner": {
             "http_port": str(port),
             "logdir": str(work / "log"),
-            "log_level": "1",
+            "log_level": os.environ.get("FEEDLAB_PUSHPIN_LOG_LEVEL", "1"),
             "client_maxconn": str(CLIENT_MAXCONN),
             "allow_compression": "false",
             # zurl makes the requests to the origin: Debian's file expects a system-wide zurl
