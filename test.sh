@@ -2,7 +2,9 @@
 # Runs every feedlab test. Installs what the tests need when it is missing: curl, Debian's chromium
 # and firefox-esr (browser tests; Firefox is driven through Python's `marionette-driver`),
 # redis-server and nginx (scale-out and proxy tests start their own), nginx's Nchan module
-# (loadgen's --target nchan test), Python's `websockets` (a real WebSocket client), iproute2
+# (loadgen's --target nchan test), Pushpin and the Node peers' npm packages from
+# scripts/peers/node/package-lock.json (loadgen's peer tests), Python's `websockets` (a real
+# WebSocket client), iproute2
 # (`ip`, `ss`: the emulated link of `loadgen --network`), and the page's npm packages from
 # web/package-lock.json.
 #
@@ -33,6 +35,8 @@ command -v nginx >/dev/null || missing+=(nginx-light)
 [ -x /usr/sbin/squid ] || missing+=(squid)
 # Nchan, the production peer in loadgen's --target nchan test and the fan-out benchmark.
 [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] || missing+=(libnginx-mod-nchan)
+# Pushpin, a peer in loadgen's --target pushpin test and the benchmarks (scripts/peers/).
+command -v pushpin >/dev/null || missing+=(pushpin)
 { command -v ip && command -v ss; } >/dev/null || missing+=(iproute2)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
@@ -43,6 +47,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 python3 -c 'import websockets' 2>/dev/null || python3 -m pip install -q websockets
+# The Node peers (Socket.IO, uWebSockets.js, ws: loadgen/tests/it/peers.rs), locked in
+# scripts/peers/node/package-lock.json.
+( cd scripts/peers/node && { npm ls --silent >/dev/null 2>&1 || npm ci --no-audit --no-fund --silent; } )
 python3 -c 'import marionette_driver' 2>/dev/null || python3 -m pip install -q marionette-driver
 # The book (docs/): mdBook is not a Debian 12 package, so it comes from crates.io, pinned. Without
 # its default `serve` and `watch` features (a web server and a file watcher the build does not

@@ -30,7 +30,8 @@ SECTIONS=(
   "beyond-one-process|460|nginx,redis|chaos (kill-restart, kill-one on Redis) and the nginx proxy timeout, one run each as they were"
   "wrk-comparison|120|wrk|loadgen against wrk on short polling (run.sh), one run a round as it was"
   "compression|860|-|every payload kind with compression off, shared and per connection (scripts/compression.py)"
-  "fanout|1800|nchan|the server against the floor and nchan (scripts/fanout/bench.py)"
+  "fanout|2300|nchan,pushpin,node|the server against the floor, nchan and the peers (scripts/fanout/bench.py)"
+  "capacity|650|pushpin,node|the bounded capacity run as it was (scripts/capacity/capacity.py --quick; the full plan: its --dry-run)"
   "autobahn|900|python2|RFC 6455 conformance of /ws/echo (scripts/autobahn.sh, groups 12 and 13 on their own)"
   "tabs|120|chromium|eight tabs over HTTP/1.1 and HTTP/2 in Chromium (web/tests/tabs.test.mjs)"
   "background-tabs|1300|chromium|hidden, frozen and back tabs (18 min), then the headed check under Xvfb (4 min)"
@@ -106,6 +107,8 @@ section_wrk-comparison() { LOADGEN_REPEAT=1 results/wrk-comparison/run.sh; }
 section_compression() { python3 scripts/compression.py --duration 5 --kinds tick,chat,metrics; }
 
 section_fanout() { python3 scripts/fanout/bench.py; }
+
+section_capacity() { python3 scripts/capacity/capacity.py --quick --budget-min 15 --out results/capacity; }
 
 section_autobahn() {
   scripts/autobahn.sh '*'

@@ -412,6 +412,17 @@ pub struct Args {
     #[arg(help_heading = "Output", long, env = "LOADGEN_OUT")]
     pub out: Option<PathBuf>,
 
+    /// Also append one JSON line per phase and transport to this file: latency per delivery
+    /// and per publish (until the last subscriber had the event), for the capacity curves
+    /// (scripts/capacity). Keeps 16 bytes per delivery during the phase.
+    #[arg(help_heading = "Output", long, env = "LOADGEN_SLO_OUT")]
+    pub slo_out: Option<PathBuf>,
+
+    /// With --slo-out: leave out the events published in the first this long of each phase
+    /// (the warm-up).
+    #[arg(help_heading = "Output", long, env = "LOADGEN_SLO_WARMUP", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub slo_warmup: Duration,
+
     /// No progress bars and no summary table.
     #[arg(help_heading = "Output", long, env = "LOADGEN_QUIET")]
     pub quiet: bool,
@@ -710,7 +721,9 @@ pub struct TargetArgs {
     /// What serves --url: `feedlab` (the server or the floor) or `nchan` (nginx with the Nchan
     /// module: one channel per phase, published and subscribed at the --nchan-* locations;
     /// needs one --url and --http 1.1; no /stats, so loadgen's counts are not checked against
-    /// the server's and its CPU is not read).
+    /// the server's and its CPU is not read). Likewise `pushpin` (SSE and WebSocket; publishes
+    /// to --publish-url), `socketio` (WebSocket and long polling) and `node` (the Node.js
+    /// relay of scripts/peers/node: SSE and WebSocket).
     #[arg(long, env = "LOADGEN_TARGET", default_value = "feedlab")]
     pub target: crate::client::target::TargetKind,
 
@@ -732,6 +745,11 @@ pub struct TargetArgs {
     /// With --target nchan: the `nchan_subscriber interval-poll` location, for short polling.
     #[arg(long, env = "LOADGEN_NCHAN_POLL", default_value = "/poll/{channel}")]
     pub nchan_poll: String,
+
+    /// With a --target other than feedlab: where publishes go when the server takes them on
+    /// another address than --url (Pushpin's publish API, `push_in_http_port`); default --url.
+    #[arg(long, env = "LOADGEN_PUBLISH_URL")]
+    pub publish_url: Option<url::Url>,
 }
 
 impl TargetArgs {
@@ -740,20 +758,48 @@ impl TargetArgs {
     /// # Errors
     /// A message naming the flags.
     pub fn check(&self, args: &Args) -> Result<(), String> {
-        if self.target == crate::client::target::TargetKind::Feedlab {
+        let Some(peer) = self.target.peer() else {
+            if self.publish_url.is_some() {
+                return Err("--publish-url is for a --target other than feedlab".into());
+            }
             return Ok(());
-        }
+        };
+        let name = peer.name();
         if args.urls.len() != 1 {
-            return Err("--target nchan drives one running Nchan: give exactly one --url".into());
+            return Err(format!(
+                "--target {name} drives one running server: give exactly one --url"
+            ));
         }
-        if args.urls[0].scheme() != "http" {
-            return Err("--target nchan: plain http:// only".into());
+        let plain = |u: &url::Url| u.scheme() == "http";
+        let publish_plain = match &self.publish_url {
+            Some(u) => plain(u),
+            None => true,
+        };
+        if !plain(&args.urls[0]) || !publish_plain {
+            return Err(format!("--target {name}: plain http:// only"));
         }
         if args.http != [HttpVersion::Http11] {
-            return Err("--target nchan: pass --http 1.1 (the adapter keeps one HTTP/1.1 connection per client; 1.0 and 2 are not adapted)".into());
+            return Err(format!("--target {name}: pass --http 1.1 (the adapter keeps one HTTP/1.1 connection per client; 1.0 and 2 are not adapted)"));
         }
         if args.chaos.is_on() || args.proxy != ProxyKind::None {
-            return Err("--target nchan: no --chaos or --proxy (they need feedlab servers)".into());
+            return Err(format!(
+                "--target {name}: no --chaos or --proxy (they need feedlab servers)"
+            ));
+        }
+        if let Some(t) = args
+            .transports()
+            .into_iter()
+            .find(|t| !peer.transports().contains(t))
+        {
+            let served: Vec<&str> = peer.transports().iter().map(|t| t.name()).collect();
+            return Err(format!(
+                "--target {name} does not serve {} (it serves {}): pick --transports",
+                t.name(),
+                served.join(", ")
+            ));
+        }
+        if self.target != crate::client::target::TargetKind::Nchan {
+            return Ok(());
         }
         for (flag, path) in [
             ("--nchan-publish", &self.nchan_publish),
@@ -776,6 +822,20 @@ impl TargetArgs {
             subscribe: self.nchan_subscribe.clone(),
             poll: self.nchan_poll.clone(),
         }
+    }
+
+    /// The adapter and its locations, for a target that is not feedlab's.
+    pub fn peer_locations(
+        &self,
+    ) -> Option<(
+        crate::client::target::TargetKind,
+        crate::client::target::Locations,
+    )> {
+        let peer = self.target.peer()?;
+        Some(match self.target {
+            crate::client::target::TargetKind::Nchan => (self.target, self.nchan_locations()),
+            _ => (self.target, peer.locations()),
+        })
     }
 }
 

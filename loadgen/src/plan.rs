@@ -131,8 +131,13 @@ pub struct Workload {
     pub proxied: bool,
     /// The proxy as the report's warnings name it: `haproxy (recommended configuration)`.
     pub proxy_label: String,
-    /// `--target nchan`: the adapter's locations.
-    pub nchan: Option<crate::client::target::nchan::Locations>,
+    /// `--slo-out`, `--slo-warmup`: where each phase appends its latency at a target.
+    pub slo: Option<(std::path::PathBuf, Duration)>,
+    /// `--target` other than feedlab: the adapter and its locations.
+    pub peer: Option<(
+        crate::client::target::TargetKind,
+        crate::client::target::Locations,
+    )>,
 }
 
 /// `--chaos`, `--chaos-at`, `--chaos-outage`.
@@ -307,8 +312,8 @@ impl Plan {
                     args.proxy.as_str(),
                     args.proxy_config.as_str()
                 ),
-                nchan: (args.target_args.target == crate::client::target::TargetKind::Nchan)
-                    .then(|| args.target_args.nchan_locations()),
+                slo: args.slo_out.clone().map(|p| (p, args.slo_warmup)),
+                peer: args.target_args.peer_locations(),
             },
         })
     }

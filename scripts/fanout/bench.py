@@ -76,7 +76,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "floor" / "scripts"))
+sys.path.insert(0, str(ROOT / "scripts" / "peers"))
 import idle_rss  # noqa: E402  (floor/scripts/idle_rss.py: the idle-connection client)
+import peers  # noqa: E402  (scripts/peers/peers.py: Pushpin, Socket.IO, the Node relays)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # 2: repeats, per-cell medians (`cells`), Nchan as the peer; a results.json of 1 is not mixed in.
@@ -90,7 +92,7 @@ TARGETS = {"cpu_ratio": 1.3, "p99_ratio": 1.2, "idle_kib_per_connection": 5.0,
            "cpu_vs_peer": 1.0, "p99_vs_peer": 1.0, "idle_ratio": 1.2, "idle_vs_peer": 0.5}
 TRANSPORTS = ("ws", "sse", "long-poll", "short-poll")
 POLLING = ("long-poll", "short-poll")
-DEFAULT_VARIANTS = "server,floor,nchan"
+DEFAULT_VARIANTS = "server,floor,nchan,pushpin,socketio,node-http"
 
 # Full and quick settings; every one can be overridden on the command line.
 FULL = dict(
@@ -240,9 +242,11 @@ class Sampler(threading.Thread):
     """Waits until the server holds `ready_fds` descriptors (every client connected), then
     samples its CPU and RSS, loadgen's CPU and the machine's, every SAMPLE_S until stopped."""
 
-    def __init__(self, server_pid: int, loadgen_pid: int, ready_fds: int):
+    def __init__(self, server_pid: int | list[int], loadgen_pid: int, ready_fds: int):
         super().__init__(daemon=True)
-        self.pid, self.lg_pid, self.ready_fds = server_pid, loadgen_pid, ready_fds
+        # A peer of several processes (Pushpin) is measured over all of them, summed.
+        self.pids = server_pid if isinstance(server_pid, list) else [server_pid]
+        self.pid, self.lg_pid, self.ready_fds = self.pids[0], loadgen_pid, ready_fds
         self.ready_t: float | None = None
         self.max_fds = 0
         self.samples: list[tuple] = []  # (t, utime, stime, rss_kib, loadgen ticks, busy, total)
@@ -250,8 +254,10 @@ class Sampler(threading.Thread):
 
     def sample(self):
         t = time.monotonic()
-        ut, st, _ = proc_stat(self.pid)
-        rss = proc_rss_kib(self.pid)
+        ut = st = rss = 0
+        for pid in self.pids:
+            u, s_, _ = proc_stat(pid)
+            ut, st, rss = ut + u, st + s_, rss + proc_rss_kib(pid)
         try:
             lu, ls, _ = proc_stat(self.lg_pid)
         except (OSError, ValueError, IndexError):
@@ -263,7 +269,7 @@ class Sampler(threading.Thread):
         try:
             while not self._halt.is_set():
                 if self.ready_t is None:
-                    n = fd_count(self.pid)
+                    n = sum(fd_count(p) for p in self.pids)
                     self.max_fds = max(self.max_fds, n)
                     if n >= self.ready_fds:
                         self.ready_t = time.monotonic()
@@ -308,9 +314,16 @@ class Variant:
     problem: str = ""
     # The binary as given (`bin` may be a copy made at the start); what reports show.
     source: Path | None = None
-    # "feedlab" (the server, the floor: `--bind`, /stats) or "nchan" (nginx with Nchan, started
-    # from deploy/nchan.conf, driven with `loadgen --target nchan`).
+    # "feedlab" (the server, the floor: `--bind`, /stats), "nchan" (nginx with Nchan, started
+    # from deploy/nchan.conf, driven with `loadgen --target nchan`) or "peer" (one of
+    # scripts/peers/peers.py's PEERS, named by `label`'s spec below).
     kind: str = "feedlab"
+    spec: "peers.PeerSpec | None" = None
+    # The peer while it runs (its publish address, its processes).
+    running: "peers.Running | None" = None
+
+    def serves(self, transport: str) -> bool:
+        return self.spec is None or transport in self.spec.transports
 
     @property
     def is_floor(self) -> bool:
@@ -330,6 +343,8 @@ class Variant:
         (`<prefix>` in `display`), one process."""
         if self.is_nchan:
             return [str(self.bin), "-p", "<prefix>", "-c", "nginx.conf", "-e", "error.log", "(deploy/nchan.conf)"]
+        if self.spec is not None:
+            return [show_path(a) if "/" in a else a for a in self.spec.command()]
         cmd = [show_path(self.source or self.bin) if display else str(self.bin), "--bind", "127.0.0.1:0"]
         if self.has_flag("--rate"):
             cmd += ["--rate", "0"]
@@ -360,6 +375,11 @@ def parse_variants(spec: str, bin_dir: Path) -> list[Variant]:
         if name == "nchan":
             nginx = Path(shutil.which("nginx") or "/usr/sbin/nginx")
             out.append(Variant(label or "nchan", nginx, [], source=nginx, kind="nchan"))
+            continue
+        if name in peers.PEERS:
+            spec = peers.PEERS[name]
+            cmd = Path(spec.command()[0])
+            out.append(Variant(label or name, cmd, [], source=cmd, kind="peer", spec=spec))
             continue
         path = Path(name) if "/" in name else bin_dir / name
         out.append(Variant(label or " ".join([path.name, *args]), path, args, source=path))
@@ -474,6 +494,9 @@ def start_variant(v: Variant, workers: str, log_path: Path, work: Path, timeout:
     measured: the process itself, or nginx's worker)."""
     if v.is_nchan:
         return start_nchan(v.bin, log_path, work)
+    if v.spec is not None:
+        v.running = peers.start(v.spec, log_path, popen=CHILDREN.start, wrap=wrap)
+        return v.running.proc, v.running.addr, v.running.proc.pid
     p, addr = start_server([*(wrap or []), *v.command(workers)], log_path, timeout=timeout)
     return p, addr, p.pid
 
@@ -482,6 +505,17 @@ def preflight(variants: list[Variant], workers: list[str], work: Path):
     """Marks variants that cannot run (a missing binary or flag, e.g. --fast-path before it
     exists) unavailable, with the reason, instead of failing the whole benchmark."""
     for v in variants:
+        if v.spec is not None:
+            try:
+                done = peers.ensure(v.spec)
+                if done:
+                    print(f"{v.label}: {done}")
+                run = peers.start(v.spec, work / f"preflight-{safe(v.label)}.log", popen=CHILDREN.start)
+                run.stop()
+                CHILDREN.stop(run.proc)
+            except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+                v.available, v.problem = False, str(e).splitlines()[0][:300] if str(e) else repr(e)
+            continue
         if v.is_nchan:
             try:
                 done = ensure_nchan()
@@ -522,7 +556,7 @@ def snapshot_binaries(bin_dir: Path, variants: list[Variant], work: Path, copy: 
     info = {}
     paths = {"loadgen": bin_dir / "loadgen"}
     for v in variants:
-        if not v.is_nchan:  # a system binary: run in place
+        if not v.is_nchan and v.spec is None:  # a system binary or a script: run in place
             paths.setdefault(str(v.bin), v.bin)
     mapping = {}
     for key, src in paths.items():
@@ -634,7 +668,9 @@ class Bench:
         perf = None
         try:
             time.sleep(0.2)
-            base_fds = fd_count(pid)
+            # Every process of the server (Pushpin is several): CPU and memory summed.
+            pids = peers.tree(server.pid) if v.spec is not None else [pid]
+            base_fds = sum(fd_count(p) for p in pids)
             out_dir = self.work / tag
             lg_cmd = [
                 str(self.loadgen), "--url", f"http://{addr}/", "--transports", load.transport,
@@ -650,11 +686,14 @@ class Bench:
                 lg_cmd += ["--poll-interval", seconds(load.poll_interval)]
             if v.is_nchan:
                 lg_cmd += ["--target", "nchan"]
+            if v.running is not None:
+                lg_cmd += v.running.loadgen_args()
+                result["fairness"] = v.spec.fairness
             result["loadgen_command"] = [show_path(self.loadgen_source), *lg_cmd[1:]]
             with open(self.work / f"{tag}.loadgen.log", "w") as lg_log:
                 lg = CHILDREN.start(lg_cmd, stdout=lg_log, stderr=subprocess.STDOUT)
             t_lg = time.monotonic()
-            sampler = Sampler(pid, lg.pid, base_fds + load.clients)
+            sampler = Sampler(pids, lg.pid, base_fds + load.clients)
             sampler.start()
             # Bounded: the ready timeout, the phase, the drain, loadgen's 30 s join, slack.
             deadline = t_lg + 60 + load.duration + load.drain + 30 + 30
@@ -680,6 +719,9 @@ class Bench:
             result["loadgen_rc"] = lg.wait()
             CHILDREN.stop(lg)  # exited: just forget it
             sampler.stop()
+            if v.running is not None:
+                # Slow-consumer drops and versions, where the peer reports them.
+                result["peer_stats"] = v.running.stats()
         finally:
             if perf is not None and perf.poll() is None:
                 result["perf_rc"] = CHILDREN.stop(perf, signal.SIGINT, timeout=30)
@@ -781,7 +823,10 @@ class Bench:
         if lgr["loss"]:
             p.append("loadgen reported LOSS")
         # The Nchan target's standing note (no /stats) is expected, not a problem.
-        p.extend(f"loadgen: {w}" for w in lgr["warnings"] if not w.startswith("Target Nchan"))
+        p.extend(f"loadgen: {w}" for w in lgr["warnings"] if not w.startswith("Target "))
+        drops = (r.get("peer_stats") or {}).get("drops")
+        if drops:
+            p.append(f"the peer dropped {drops} messages to slow consumers")
         if r.get("loadgen_rc") not in (0, None):
             p.append(f"loadgen exited with {r['loadgen_rc']}")
         if r.get("server_exit") not in (0, None):
@@ -817,17 +862,19 @@ class Bench:
     def server_variant(self) -> Variant | None:
         """The variant polling and the polling profiles run against: the first available one
         that is neither the floor nor Nchan (the server-only polling section)."""
-        return next((v for v in self.available() if not v.is_floor and not v.is_nchan), None)
+        return next((v for v in self.available() if not v.is_floor and not v.is_nchan and v.spec is None), None)
 
     def plan(self, sections: list[str]) -> dict[str, int]:
         o = self.opts
         nv = len(self.available())
+        nf = len([v for v in self.available() if v.spec is None])  # the peers are not profiled or idled
         counts = {
-            "matrix": sum(len(self.cells_of(t)) for t in o.transports) * len(o.workers) * o.repeats * nv,
+            "matrix": sum(len(self.cells_of(t)) * sum(v.serves(t) for v in self.available())
+                          for t in o.transports) * len(o.workers) * o.repeats,
             "sweep": len(o.sweep_clients) * len(self.streaming()) * nv,
             "polling": 2 if self.server_variant() else 0,
-            "perf": len(o.perf_kinds) * nv,
-            "idle": len(o.transports) * nv,
+            "perf": len(o.perf_kinds) * nf,
+            "idle": len(o.transports) * nf,
         }
         if "matrix" in sections and o.repeats == 1:  # the sweep reuses the matrix's identical cells
             cells = {(c, r) for c, r in o.cells}
@@ -864,7 +911,7 @@ class Bench:
             drain = max(2.0, 2 * o.poll_interval) if transport in POLLING else 1.0
             for clients, rate in self.cells_of(transport):
                 for workers in o.workers:
-                    order = self.available()
+                    order = [v for v in self.available() if v.serves(transport)]
                     for repeat in range(1, o.repeats + 1):
                         # Each round starts one variant later: none always runs first or last
                         # in its round, after the same neighbour, on a machine just so warm.
@@ -882,6 +929,8 @@ class Bench:
         for clients in o.sweep_clients:
             for transport in self.streaming():
                 for v in self.available():
+                    if not v.serves(transport):
+                        continue
                     load = Load(transport, clients, o.sweep_rate, "default", o.duration)
                     if load.key(v.label) in self.cache:
                         r = dict(self.cache[load.key(v.label)], section="sweep", reused_from="matrix")
@@ -918,8 +967,9 @@ class Bench:
             old.unlink()
         runs = self.current
         for kind in o.perf_kinds:
-            # Every variant: the server's profile reads against the floor's and Nchan's.
-            targets = self.available()
+            # The server's profile reads against the floor's and Nchan's (the peers are not
+            # profiled here: perf would need their runtimes' symbols to say anything).
+            targets = [v for v in self.available() if v.spec is None]
             if kind in ("ws", "sse"):
                 clients, rate = o.perf_ws
             else:
@@ -957,7 +1007,8 @@ class Bench:
         o, runs = self.opts, self.current
         idle_rss.raise_fd_limit(o.idle_count + 64)
         for transport in o.transports:
-            for v in self.available():
+            # idle_rss speaks feedlab's and Nchan's paths; the peers' idle memory is not measured here.
+            for v in [v for v in self.available() if v.spec is None]:
                 self.n += 1
                 server, addr, pid = start_variant(v, "default", self.work / f"{self.n:03d}-idle-{transport}-{safe(v.label)}.log",
                                              self.work)

@@ -75,8 +75,8 @@ pub struct Shared {
     /// How long each working connection (or held request) had lived when it failed or ended,
     /// in µs: through a proxy, the proxy's idle cut shows as one value (rare: a lock each).
     pub lifetimes: std::sync::Mutex<Vec<u64>>,
-    /// The phase's Nchan channel, when the target is Nchan (`--target nchan`).
-    pub nchan: Option<Arc<crate::client::target::nchan::Channel>>,
+    /// The phase's channel, when the target is not feedlab's (`--target nchan`, …).
+    pub channel: Option<Arc<crate::client::target::Channel>>,
     /// Talking back (`--send-rate`): every client also publishes messages of its own.
     pub send: Option<crate::client::talk_back::SendPlan>,
     /// Offer compression (`--compression`): permessage-deflate, `Accept-Encoding`.
@@ -91,8 +91,8 @@ impl Shared {
 
     /// Where an SSE or WebSocket client subscribes to get the events after `seq`.
     pub fn stream_path(&self, seq: u64) -> String {
-        match &self.nchan {
-            Some(channel) => channel.stream_path(seq),
+        match &self.channel {
+            Some(channel) => channel.stream_path(self.transport, seq),
             None => format!("{}?since={seq}", self.transport.path()),
         }
     }
@@ -143,9 +143,15 @@ pub async fn run(ctx: ClientCtx) -> ClientOutput {
         ));
         outbox = Some(Outbox::new(ctx.index, plan.sink.clone()));
     }
-    match (s.transport, s.send.as_ref(), outbox.as_mut(), &s.nchan) {
+    match (s.transport, s.send.as_ref(), outbox.as_mut(), &s.channel) {
         (Transport::ShortPoll | Transport::LongPoll, _, _, Some(channel)) => {
-            crate::client::target::nchan_poll::run(&ctx, &mut rec, channel).await;
+            use crate::client::target::{nchan_poll, socketio_poll, PollClient};
+            match channel.peer.poll_client() {
+                PollClient::Nchan => nchan_poll::run(&ctx, &mut rec, channel).await,
+                PollClient::SocketIo => socketio_poll::run(&ctx, &mut rec, channel).await,
+                // Refused with the command line (`TargetArgs::check`).
+                PollClient::None => rec.error("target_cannot_poll"),
+            }
         }
         (Transport::Ws, _, out, _) => ws::run(&ctx, &mut rec, out).await,
         (transport, Some(plan), Some(out), _) => {

@@ -24,7 +24,7 @@ use hyper::{header, Request};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    client::target::nchan::Channel,
+    client::target::Channel,
     clock::{self, Pace},
     net::HttpVersion,
     net::{self, ByteCounts, Target},
@@ -71,9 +71,9 @@ type Conn = (net::Sender<Full<Bytes>>, tokio::task::JoinHandle<()>);
 /// Publishes at `rate` per second for `duration` from now (and returns no earlier), or until
 /// `stop`, to `targets[0]`; a publish that gets no acknowledgement is sent again (with its
 /// original send time, so the outage shows in its latency), to the next target when there are
-/// several, until it is acknowledged or [`RETRY_GRACE`] after the end. With `nchan`, each
-/// event goes to that channel as the whole envelope, seq `n + 1` for publish number `n`
-/// (see [`crate::client::target::nchan`]).
+/// several, until it is acknowledged or [`RETRY_GRACE`] after the end. With a peer's
+/// `channel`, each event goes to that channel as the whole envelope, seq `n + 1` for publish
+/// number `n`, in the body the peer's adapter makes of it (see [`crate::client::target`]).
 pub async fn run(
     targets: Vec<Arc<Target>>,
     rate: f64,
@@ -81,7 +81,7 @@ pub async fn run(
     payload: crate::payload::Payload,
     stamp: Stamp,
     stop: CancellationToken,
-    nchan: Option<Arc<Channel>>,
+    channel: Option<Arc<Channel>>,
 ) -> Published {
     let start = tokio::time::Instant::now();
     let give_up = start + duration + RETRY_GRACE;
@@ -152,15 +152,15 @@ pub async fn run(
                 data_total += data.len() as u64;
                 bodies += 1;
             }
-            let (data, nchan) = match &nchan {
+            let (data, peer) = match &channel {
                 Some(channel) => (
-                    Channel::envelope(n + 1, sent, &data),
+                    channel.publish_body(n + 1, sent, &data),
                     Some((channel.as_ref(), n + 1)),
                 ),
-                None => (data, None),
+                None => ((data, "application/json"), None),
             };
             let attempt_at = clock::now_us();
-            match publish(sender, target, &key, data, nchan).await {
+            match publish(sender, target, &key, data, peer).await {
                 Attempt::Acked { seq, replayed } => {
                     match replayed {
                         Some(true) => out.replayed += 1,
@@ -220,18 +220,19 @@ async fn connect(target: &Target, wire: &Arc<ByteCounts>) -> Result<Conn, String
     }
 }
 
-/// One `POST`, with its idempotency key; `nchan`: the channel and the seq the body carries.
+/// One `POST` of `(body, content type)`, with its idempotency key; `peer`: the channel and
+/// the seq the body carries.
 async fn publish(
     sender: &mut net::Sender<Full<Bytes>>,
     target: &Target,
     key: &str,
-    data: String,
-    nchan: Option<(&Channel, u64)>,
+    (data, content_type): (String, &'static str),
+    peer: Option<(&Channel, u64)>,
 ) -> Attempt {
-    let path = nchan.map_or("/publish", |(channel, _)| channel.publish.as_str());
+    let path = peer.map_or("/publish", |(channel, _)| channel.publish.as_str());
     let req = Request::post(target.path(path))
         .header(header::HOST, &target.host)
-        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_TYPE, content_type)
         .header(feedlab_wire::IDEMPOTENCY_KEY, key)
         // Nchan answers with the channel's state, as JSON when asked.
         .header(header::ACCEPT, "application/json")
@@ -241,14 +242,12 @@ async fn publish(
     };
     match exchange(sender, req).await {
         Err(failed) => failed,
-        Ok((status, _, body)) if status.is_success() && nchan.is_some() => {
-            let Some((channel, seq)) = nchan else {
+        Ok((status, _, body)) if status.is_success() && peer.is_some() => {
+            let Some((channel, seq)) = peer else {
                 return Attempt::Refused("bad_body".into());
             };
             // Stored either way; without its id a reconnect resumes from an earlier message.
-            if let Some(id) = crate::client::target::nchan::acknowledged_id(&body) {
-                channel.acknowledged(seq, id);
-            }
+            channel.acknowledged_body(seq, &body);
             Attempt::Acked {
                 seq,
                 replayed: None,

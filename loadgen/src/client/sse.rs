@@ -56,8 +56,8 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
             s.http == HttpVersion::Http2,
             s.compression,
         );
-        // Nchan resumes by its own message id, which `stream_path` puts in the URL.
-        if failover.resuming() && s.nchan.is_none() {
+        // A peer resumes by its own message id (in the URL `stream_path` gives), if at all.
+        if failover.resuming() && s.channel.is_none() {
             req = req.header("last-event-id", cursor.to_string());
         }
         let Ok(req) = req.body(net::empty()) else {

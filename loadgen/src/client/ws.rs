@@ -27,6 +27,7 @@ use yawc::{close::CloseCode, Frame, OpCode, Options, Role, WebSocket, WebSocketE
 use super::{failover::Failover, ClientCtx, RESPONSE_TIMEOUT};
 use crate::{
     client::talk_back::{self, Due, Outbox, Schedule, SendPlan},
+    client::target::{Channel, WsText},
     clock,
     compression::{self, Decoding},
     event::WsMsg,
@@ -217,6 +218,14 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
         };
         drop(permit);
         rec.request();
+        // A peer that subscribes with a message of its own (Socket.IO): connected once it says so.
+        if let Some(channel) = &s.channel {
+            if let Err(kind) = subscribe(&mut ws, channel, decoding, s.compression).await {
+                rec.error(kind);
+                failover.down(ctx, rec);
+                continue;
+            }
+        }
         failover.up(ctx);
         // What the last socket left unacknowledged goes again, with the same keys.
         if let (Some(talk), Some(out)) = (talk.as_ref(), out.as_deref_mut()) {
@@ -251,7 +260,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
                         while let Ok(frame) = next_frame(&mut ws, decoding, s.compression).await {
                             match frame.opcode() {
                                 OpCode::Text => {
-                                    text(frame.payload(), rec, talk.as_mut(), out.as_deref_mut());
+                                    let _ = text(frame.payload(), rec, talk.as_mut(), out.as_deref_mut(), s.channel.as_deref());
                                 }
                                 OpCode::Close => break,
                                 _ => {}
@@ -278,7 +287,28 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
             };
             match msg {
                 Ok(frame) => match frame.opcode() {
-                    OpCode::Text => text(frame.payload(), rec, talk.as_mut(), out.as_deref_mut()),
+                    OpCode::Text => {
+                        let answer = text(
+                            frame.payload(),
+                            rec,
+                            talk.as_mut(),
+                            out.as_deref_mut(),
+                            s.channel.as_deref(),
+                        );
+                        match answer {
+                            Ok(None) => {}
+                            Ok(Some(reply)) => {
+                                if let Err(e) = ws.send(Frame::text(reply)).await {
+                                    rec.error(error_kind(&e));
+                                    break;
+                                }
+                            }
+                            Err(kind) => {
+                                rec.error(kind);
+                                break;
+                            }
+                        }
+                    }
                     OpCode::Close => {
                         let code = frame.close_code().map_or(1005, u16::from);
                         rec.error(format!("ws_close_{code}"));
@@ -320,7 +350,65 @@ impl Talk<'_> {
     }
 }
 
-fn text(t: &[u8], rec: &mut Recorder, talk: Option<&mut Talk<'_>>, out: Option<&mut Outbox>) {
+/// Sends the peer's subscribe message, if it has one, and reads until the peer confirms it
+/// (within [`RESPONSE_TIMEOUT`], answering what asks for an answer meanwhile).
+async fn subscribe(
+    ws: &mut Socket,
+    channel: &Channel,
+    decoding: &Decoding,
+    timed: bool,
+) -> Result<(), &'static str> {
+    let Some(hello) = channel.peer.ws_hello(&channel.id) else {
+        return Ok(());
+    };
+    ws.send(Frame::text(hello))
+        .await
+        .map_err(|e| error_kind(&e))?;
+    tokio::time::timeout(RESPONSE_TIMEOUT, confirmed(ws, channel, decoding, timed))
+        .await
+        .unwrap_or(Err("timeout"))
+}
+
+/// Reads frames until the peer confirms the subscription.
+async fn confirmed(
+    ws: &mut Socket,
+    channel: &Channel,
+    decoding: &Decoding,
+    timed: bool,
+) -> Result<(), &'static str> {
+    loop {
+        let frame = next_frame(ws, decoding, timed)
+            .await
+            .map_err(|e| error_kind(&e))?;
+        match frame.opcode() {
+            OpCode::Text => match channel.peer.ws_text(frame.payload()) {
+                WsText::Subscribed => return Ok(()),
+                WsText::Reply(r) => ws.send(Frame::text(r)).await.map_err(|e| error_kind(&e))?,
+                WsText::Ended(kind) => return Err(kind),
+                WsText::Event(_) | WsText::Other => {}
+            },
+            OpCode::Close => return Err("ws_closed"),
+            _ => {}
+        }
+    }
+}
+
+/// Handles a text frame; a peer's frame may ask for an answer (`Ok(Some)`) or end the
+/// subscription (`Err`: the error kind).
+fn text(
+    t: &[u8],
+    rec: &mut Recorder,
+    talk: Option<&mut Talk<'_>>,
+    out: Option<&mut Outbox>,
+    channel: Option<&Channel>,
+) -> Result<Option<&'static str>, &'static str> {
+    let t = match channel.map(|c| c.peer.ws_text(t)) {
+        None => t,
+        Some(WsText::Event(envelope)) => envelope,
+        Some(WsText::Reply(r)) => return Ok(Some(r)),
+        Some(WsText::Ended(kind)) => return Err(kind),
+        Some(WsText::Subscribed | WsText::Other) => return Ok(None),
+    };
     let now = clock::now_us();
     match serde_json::from_slice::<WsMsg>(t) {
         Ok(m) if m.op.as_deref() == Some("published") => {
@@ -339,6 +427,7 @@ fn text(t: &[u8], rec: &mut Recorder, talk: Option<&mut Talk<'_>>, out: Option<&
         Ok(_) => {}
         Err(_) => rec.error("bad_body"),
     }
+    Ok(None)
 }
 
 fn error_kind(e: &WebSocketError) -> &'static str {

@@ -253,7 +253,12 @@ async fn given_endpoint(args: &Args, tls: bool) -> anyhow::Result<Endpoint> {
             process: Mutex::new(None),
         });
     }
-    finish_endpoint(args, tls, instances, None).await
+    let mut endpoint = finish_endpoint(args, tls, instances, None).await?;
+    // A peer that takes publishes on an address of their own (Pushpin's publish API).
+    if let Some(url) = &args.target_args.publish_url {
+        endpoint.publish_targets = vec![Arc::new(Target::from_url(url, &options).await?)];
+    }
+    Ok(endpoint)
 }
 
 async fn spawn_endpoint(

@@ -8,6 +8,7 @@ pub mod fleet;
 pub mod inject;
 pub mod phase;
 pub mod scenarios;
+pub mod slo;
 pub mod usage;
 
 use std::{
@@ -190,6 +191,9 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
     }
     if args.target_args.target == crate::client::target::TargetKind::Nchan {
         warnings.push("Target Nchan (--target nchan, a channel per phase): Nchan has no /stats, so loadgen's counts are not checked against the server's and the server's CPU and memory are not read here (measure them from outside, as scripts/fanout/bench.py does); each event's `ts` is loadgen's send time.".into());
+    } else if let Some(peer) = args.target_args.target.peer() {
+        let name = peer.name();
+        warnings.push(format!("Target {name} (--target {name}, a channel per phase): it has no /stats, so loadgen's counts are not checked against the server's and the server's CPU and memory are not read here (measure them from outside, as scripts/fanout/bench.py does); each event's `ts` is loadgen's send time."));
     }
     if args.concurrent {
         warnings.push("The transports ran together (--concurrent): server CPU and memory are those of all of them at once.".into());

@@ -28,7 +28,7 @@ use crate::{
     chaos::{self, Reconnect},
     client::publisher,
     client::talk_back,
-    client::target::nchan::Channel,
+    client::target::Channel,
     client::{self, ClientCtx, ClientOutput, Shared},
     clock, compression,
     net::ByteCounts,
@@ -159,8 +159,9 @@ async fn start_servers(env: &Env<'_>, phase: &Phase) -> anyhow::Result<Arc<Endpo
 
 /// What the servers, the processes and the link said before the phase.
 struct Before {
-    /// Nchan has no /stats: each phase gets a channel of its own, which starts at seq 0.
-    nchan: Option<Arc<Channel>>,
+    /// A peer (`--target nchan`, …) has no /stats: each phase gets a channel of its own,
+    /// which starts at seq 0.
+    channel: Option<Arc<Channel>>,
     stats: Vec<Stats>,
     /// The feed's head: every client asks for events after it.
     cursor: u64,
@@ -175,15 +176,21 @@ async fn read_counters_before(
     phase: &Phase,
     endpoint: &Endpoint,
 ) -> anyhow::Result<Before> {
-    let nchan = env.plan.workload.nchan.as_ref().map(|locations| {
-        let id = format!(
-            "feedlab-{}-{}",
-            chrono::Utc::now().timestamp_millis(),
-            phase.index
-        );
-        Arc::new(Channel::new(locations, &id))
-    });
-    let stats = match nchan {
+    let channel = env
+        .plan
+        .workload
+        .peer
+        .as_ref()
+        .and_then(|(kind, locations)| {
+            let id = format!(
+                "feedlab-{}-{}",
+                chrono::Utc::now().timestamp_millis(),
+                phase.index
+            );
+            kind.peer()
+                .map(|peer| Arc::new(Channel::new(peer, locations, &id)))
+        });
+    let stats = match channel {
         Some(_) => Vec::new(),
         None => stats_of(&endpoint.instances, "before").await?,
     };
@@ -196,7 +203,7 @@ async fn read_counters_before(
         super::fleet::blocking(|| l.snapshot())
     });
     Ok(Before {
-        nchan,
+        channel,
         stats,
         cursor,
         peak_reset,
@@ -252,13 +259,13 @@ fn connect_clients(
             long_poll_timeout: w.long_poll_timeout,
             stop: stop.clone(),
             deadline: deadline_rx.clone(),
-            sink: Arc::new(LatencySink::keeping_samples(chaos_on)),
+            sink: Arc::new(LatencySink::keeping_samples(chaos_on || w.slo.is_some())),
             live: Arc::new(Live::default()),
             source_ips: env.plan.source_ips,
             connect_gate: connect_gate.clone(),
             reconnects: std::sync::Mutex::new(Vec::new()),
             lifetimes: std::sync::Mutex::new(Vec::new()),
-            nchan: before.nchan.clone(),
+            channel: before.channel.clone(),
             send: talking.then(|| talk_back::SendPlan {
                 rate: w.send_rate,
                 duration: env.plan.duration,
@@ -375,7 +382,7 @@ async fn publish(
 ) -> anyhow::Result<Sent> {
     let w = &env.plan.workload;
     let chaos_on = w.chaos.is_some();
-    let (cursor, nchan) = (before.cursor, &before.nchan);
+    let (cursor, channel) = (before.cursor, &before.channel);
     let publish_start = Instant::now();
     let publish_start_us = clock::now_us();
     clients
@@ -407,7 +414,7 @@ async fn publish(
             publisher::Stamp::Sent
         },
         env.interrupt.clone(),
-        nchan.clone(),
+        channel.clone(),
     ));
     let published = loop {
         tokio::select! {
@@ -432,7 +439,7 @@ async fn publish(
     clients.deadline.send_replace(Some(drain_end));
     // Events from another source (a ticker on a remote server) count too: they are in the feed.
     let mut head = cursor;
-    for i in endpoint.instances.iter().filter(|_| nchan.is_none()) {
+    for i in endpoint.instances.iter().filter(|_| channel.is_none()) {
         if let Ok(s) = probe::stats(&i.target).await {
             head = head.max(s.feed.head);
         }
@@ -565,7 +572,7 @@ async fn settle(
 ) -> anyhow::Result<After> {
     sampler.stop.cancel();
     let (server_sampled_peak, loadgen_sampled_peak) = sampler.task.await.unwrap_or((None, None));
-    let stats = match before.nchan {
+    let stats = match before.channel {
         Some(_) => Vec::new(),
         None => settled_stats(endpoint, phase, &before.stats).await?,
     };
@@ -618,7 +625,7 @@ fn assemble(
         after,
     } = m;
     let Before {
-        nchan,
+        channel,
         stats: before,
         peak_reset,
         usage: start,
@@ -690,7 +697,7 @@ fn assemble(
         .sum();
     // loadgen's counts against the servers' only when every request went to a server that
     // still has its counters, directly.
-    let checkable = costs_valid && !w.proxied && nchan.is_none() && after.len() == before.len();
+    let checkable = costs_valid && !w.proxied && channel.is_none() && after.len() == before.len();
 
     let mut results = Vec::new();
     for (g, outs) in groups.iter().zip(outputs) {
@@ -758,6 +765,26 @@ fn assemble(
                 w.chaos.map(|c| c.outage).unwrap_or_default(),
             )
         });
+        if let Some((path, warmup)) = &w.slo {
+            let from = publish_start_us + warmup.as_micros() as u64;
+            let (delivery_us, publish_us, publishes) =
+                super::slo::summarize(&g.shared.sink.samples(), from);
+            let line = super::slo::SloLine {
+                phase: phase.index,
+                repeat: phase.repeat,
+                transport: name.to_owned(),
+                clients: phase.clients,
+                rate: phase.rate,
+                warmup_s: warmup.as_secs_f64(),
+                deliveries: delivery_us.count,
+                publishes,
+                delivery_us,
+                publish_us,
+            };
+            if let Err(e) = super::slo::append(path, &line) {
+                warnings.push(format!("--slo-out {}: {e}", path.display()));
+            }
+        }
         let network = env.network.map(|n| {
             network_result(
                 n,

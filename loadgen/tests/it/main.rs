@@ -16,6 +16,7 @@ mod intermediaries;
 mod nchan;
 mod network;
 mod nginx;
+mod peers;
 mod proxy_timeout;
 mod readme;
 mod talk_back;

@@ -22,7 +22,10 @@
 //! `scripts/fanout/bench.py` does) and a `missed` notice (an id that fell out of Nchan's
 //! buffer silently resumes from the oldest message kept; loadgen then reports the gap).
 
-use std::sync::Mutex;
+use feedlab_wire::Transport;
+
+pub use super::{Channel, Locations};
+use super::{Peer, PollClient};
 
 /// The message id before every message: Nchan answers with the oldest one it has.
 pub const START_ID: &str = "0:0";
@@ -30,63 +33,37 @@ pub const START_ID: &str = "0:0";
 /// message.
 pub const START_MODIFIED: &str = "Thu, 01 Jan 1970 00:00:00 GMT";
 
-/// Where Nchan publishes and subscribes (`--nchan-publish`, `--nchan-subscribe`, `--nchan-poll`):
-/// paths in which `{channel}` becomes the phase's channel id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Locations {
-    pub publish: String,
-    pub subscribe: String,
-    pub poll: String,
-}
-
-/// One phase's channel: its locations, and the message id of every seq published to it.
+/// The adapter (its locations are the `--nchan-*` flags; these are their defaults).
 #[derive(Debug)]
-pub struct Channel {
-    pub id: String,
-    pub publish: String,
-    pub subscribe: String,
-    pub poll: String,
-    /// `(seq, message id)` in publish order (seqs ascend).
-    ids: Mutex<Vec<(u64, String)>>,
-}
+pub struct Nchan;
 
-impl Channel {
-    pub fn new(at_paths: &Locations, id: &str) -> Self {
-        let at = |template: &str| template.replace("{channel}", id);
-        Self {
-            id: id.to_owned(),
-            publish: at(&at_paths.publish),
-            subscribe: at(&at_paths.subscribe),
-            poll: at(&at_paths.poll),
-            ids: Mutex::new(Vec::new()),
+impl Peer for Nchan {
+    fn name(&self) -> &'static str {
+        "nchan"
+    }
+
+    fn transports(&self) -> &'static [Transport] {
+        &Transport::ALL
+    }
+
+    fn locations(&self) -> Locations {
+        Locations {
+            publish: "/pub/{channel}".into(),
+            subscribe: "/sub/{channel}".into(),
+            poll: "/poll/{channel}".into(),
         }
     }
 
-    /// The body that publishes event `seq`: the envelope around `data_json`.
-    pub fn envelope(seq: u64, sent_us: u64, data_json: &str) -> String {
-        format!(r#"{{"seq":{seq},"ts":{sent_us},"data":{data_json}}}"#)
+    fn acknowledged_id(&self, body: &[u8]) -> Option<String> {
+        acknowledged_id(body)
     }
 
-    /// Keeps the message id Nchan gave `seq`.
-    pub fn acknowledged(&self, seq: u64, message_id: String) {
-        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
-        let at = ids.partition_point(|(s, _)| *s < seq);
-        ids.insert(at, (seq, message_id));
+    fn stream_path(&self, subscribe: &str, _transport: Transport, resume: Option<&str>) -> String {
+        format!("{subscribe}?last_event_id={}", resume.unwrap_or(START_ID))
     }
 
-    /// The message id to resume after `seq` from: its own, else (its acknowledgement not back
-    /// yet) the nearest earlier one, whose later messages the client then sees twice, and
-    /// loadgen counts as duplicates.
-    pub fn resume_id(&self, seq: u64) -> String {
-        let ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
-        let at = ids.partition_point(|(s, _)| *s <= seq);
-        at.checked_sub(1)
-            .map_or_else(|| START_ID.to_owned(), |i| ids[i].1.clone())
-    }
-
-    /// Where a WebSocket or EventSource subscribes to resume after `seq`.
-    pub fn stream_path(&self, seq: u64) -> String {
-        format!("{}?last_event_id={}", self.subscribe, self.resume_id(seq))
+    fn poll_client(&self) -> PollClient {
+        PollClient::Nchan
     }
 }
 
@@ -102,29 +79,28 @@ mod tests {
 
     fn args() -> Locations {
         // The --nchan-* defaults.
-        Locations {
-            publish: "/pub/{channel}".into(),
-            subscribe: "/sub/{channel}".into(),
-            poll: "/poll/{channel}".into(),
-        }
+        Nchan.locations()
     }
 
     #[test]
     fn locations_name_the_channel_and_resume_ids_follow_the_acknowledgements() {
-        let ch = Channel::new(&args(), "c1");
+        let ch = Channel::new(&Nchan, &args(), "c1");
         assert_eq!(
             (ch.publish.as_str(), ch.subscribe.as_str()),
             ("/pub/c1", "/sub/c1")
         );
         assert_eq!(ch.poll, "/poll/c1");
-        assert_eq!(ch.stream_path(0), "/sub/c1?last_event_id=0:0");
+        assert_eq!(
+            ch.stream_path(Transport::Ws, 0),
+            "/sub/c1?last_event_id=0:0"
+        );
         ch.acknowledged(2, "100:1".into());
         ch.acknowledged(1, "100:0".into());
-        assert_eq!(ch.resume_id(1), "100:0");
-        assert_eq!(ch.resume_id(2), "100:1");
+        assert_eq!(ch.resume_id(1).as_deref(), Some("100:0"));
+        assert_eq!(ch.resume_id(2).as_deref(), Some("100:1"));
         assert_eq!(
-            ch.resume_id(5),
-            "100:1",
+            ch.resume_id(5).as_deref(),
+            Some("100:1"),
             "not acknowledged yet: the last known"
         );
         assert_eq!(
