@@ -133,6 +133,10 @@ pub struct Workload {
     pub proxy_label: String,
     /// `--target nchan`: the adapter's locations.
     pub nchan: Option<crate::client::target::nchan::Locations>,
+    /// `--reconnect`: how clients come back after losing a connection.
+    pub reconnect: crate::storm::Reconnect,
+    /// `--storm-timeline`: where each phase's storm timeline goes.
+    pub storm_timeline: Option<std::path::PathBuf>,
 }
 
 /// `--chaos`, `--chaos-at`, `--chaos-outage`.
@@ -309,6 +313,8 @@ impl Plan {
                 ),
                 nchan: (args.target_args.target == crate::client::target::TargetKind::Nchan)
                     .then(|| args.target_args.nchan_locations()),
+                reconnect: args.reconnect,
+                storm_timeline: args.storm_timeline.clone(),
             },
         })
     }

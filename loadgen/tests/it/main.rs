@@ -18,5 +18,6 @@ mod network;
 mod nginx;
 mod proxy_timeout;
 mod readme;
+mod storm;
 mod talk_back;
 mod tls_http2;
