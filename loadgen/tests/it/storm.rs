@@ -105,7 +105,14 @@ fn assert_whole(outcome: &Outcome, phases: &[serde_json::Value], transports: &[&
         let r = &outcome.report.transports[*name];
         let what = format!("{name} ({})", phase["label"]);
         assert!(r.events_published >= 40, "{what}: {}", r.events_published);
-        assert_eq!((r.lost, r.duplicates, r.gaps), (0, 0, 0), "{what}");
+        assert_eq!(
+            (r.lost, r.duplicates, r.gaps),
+            (0, 0, 0),
+            "{what}: errors {:?}, reconnects {:?}, chaos {:?}",
+            r.errors,
+            r.reconnect_us,
+            r.chaos
+        );
         assert!(r.disconnects >= CLIENTS / 2, "{what}: {}", r.disconnects);
         let reconnect = r.reconnect_us.expect("reconnects timed");
         assert!(reconnect.count >= CLIENTS / 2, "{what}: {reconnect:?}");
