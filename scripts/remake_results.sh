@@ -10,7 +10,7 @@
 #
 # Expected times are the last measured run's own `duration_s` (or its README's), scaled where
 # the command's repeats changed since (the scenarios: 3 → 4 runs, 17 min 11 s × 4/3). A quiet
-# 2-core machine is assumed; the whole takes about 2 h 45 min. Sections that need what this
+# 2-core machine is assumed; the whole takes about 2 h 55 min. Sections that need what this
 # machine may not have (root for the link emulator, nginx, Redis, Chromium, Python 2.7 for
 # Autobahn) say so and are skipped when it is missing, and the summary lists them.
 #
@@ -27,6 +27,7 @@ SECTIONS=(
   "tls-http2|140|-|plain against TLS, HTTP/1.1, 1.0 and 2, one run as it was (137 s)"
   "talkback|1320|root|clients talking back: chat room, busy session, the --send-rate sweep, LTE (run.sh)"
   "scale-10k|30|-|10,000 SSE and WebSocket clients, one run each as it was"
+  "storm|540|redis|the reconnect storm: 10,000 clients, a kill and a rolling restart, before and after its defences (scripts/storm/bench.py)"
   "beyond-one-process|460|nginx,redis|chaos (kill-restart, kill-one on Redis) and the nginx proxy timeout, one run each as they were"
   "wrk-comparison|120|wrk|loadgen against wrk on short polling (run.sh), one run a round as it was"
   "compression|860|-|every payload kind with compression off, shared and per connection (scripts/compression.py)"
@@ -84,6 +85,8 @@ section_scale-10k() {
   "$loadgen" --transports sse --clients 10000 --duration 10s --rate 5 --http 1.1 --repeat 1 --out results/scale-10k/sse --quiet
   "$loadgen" --transports ws --clients 10000 --duration 10s --rate 5 --http 1.1 --repeat 1 --out results/scale-10k/ws --quiet
 }
+
+section_storm() { python3 scripts/storm/bench.py; }
 
 section_beyond-one-process() {
   local out=results/beyond-one-process common=(--clients 100 --duration 20s --http 1.1 --seed 1 --repeat 1)

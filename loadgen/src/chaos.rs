@@ -23,6 +23,8 @@ pub enum ChaosKind {
     KillRestart,
     /// SIGKILL one of several instances; it stays down for the rest of the phase.
     KillOne,
+    /// SIGTERM every instance in turn and start it again, as a deploy does.
+    RollingRestart,
 }
 
 impl ChaosKind {
@@ -31,6 +33,7 @@ impl ChaosKind {
             Self::None => "none",
             Self::KillRestart => "kill-restart",
             Self::KillOne => "kill-one",
+            Self::RollingRestart => "rolling-restart",
         }
     }
 
@@ -52,8 +55,9 @@ impl FromStr for ChaosKind {
             "none" | "off" | "" => Ok(Self::None),
             "kill-restart" | "restart" => Ok(Self::KillRestart),
             "kill-one" => Ok(Self::KillOne),
+            "rolling-restart" => Ok(Self::RollingRestart),
             other => Err(format!(
-                "unknown --chaos {other:?} (expected none, kill-restart or kill-one)"
+                "unknown --chaos {other:?} (expected none, kill-restart, kill-one or rolling-restart)"
             )),
         }
     }
@@ -192,6 +196,10 @@ mod tests {
             ChaosKind::KillRestart
         );
         assert_eq!("kill-one".parse::<ChaosKind>().unwrap(), ChaosKind::KillOne);
+        assert_eq!(
+            "rolling-restart".parse::<ChaosKind>().unwrap(),
+            ChaosKind::RollingRestart
+        );
         assert!(!"none".parse::<ChaosKind>().unwrap().is_on());
         let e = "kill-all".parse::<ChaosKind>().unwrap_err();
         assert!(e.contains("kill-one"), "{e}");

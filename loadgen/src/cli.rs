@@ -380,8 +380,10 @@ pub struct Args {
     /// kills the server with SIGKILL and restarts it on the same port and data directory after
     /// --chaos-outage (loadgen gives it a temporary `--data-dir` unless --server-arg names one);
     /// `kill-one` kills one of several instances (--spawn 2 or more) for good; its clients and
-    /// the publisher fail over. Lost (acknowledged, never delivered) and duplicated events must
-    /// stay 0.
+    /// the publisher fail over; `rolling-restart` restarts every instance in turn, as a deploy
+    /// does: SIGTERM, wait for it to exit, start it again on the same port, and --chaos-outage
+    /// after it listens, the next one. Lost (acknowledged, never delivered) and duplicated
+    /// events must stay 0.
     #[arg(
         help_heading = "Servers and chaos",
         long,
@@ -400,9 +402,26 @@ pub struct Args {
     )]
     pub chaos_at: crate::chaos::ChaosAt,
 
-    /// With `--chaos kill-restart`: how long the server stays down before it is restarted.
+    /// With `--chaos kill-restart`: how long the server stays down before it is restarted; with
+    /// `rolling-restart`: the pause between one instance listening again and the next one's
+    /// SIGTERM.
     #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_CHAOS_OUTAGE", default_value = "2s", value_parser = humantime::parse_duration)]
     pub chaos_outage: Duration,
+
+    /// How clients come back after losing a connection: `fast` (loadgen's failover: at once to
+    /// the next server, then 100–500 ms), `browser` (as feedlab's page in a browser: SSE waits
+    /// the server's `retry:` hint as EventSource does, a refusal or a lost WebSocket or poll the
+    /// page's back-off, 0.5–1 s doubling to 15 s; `Retry-After` is not readable there), or
+    /// `app` (as `browser`, but a refusal's `Retry-After` is waited). With `browser` and `app`
+    /// reconnects do not queue at loadgen's connection gate: the reconnect storm as servers
+    /// meet it.
+    #[arg(
+        help_heading = "Servers and chaos",
+        long,
+        env = "LOADGEN_RECONNECT",
+        default_value = "fast"
+    )]
+    pub reconnect: crate::storm::Reconnect,
 
     #[command(flatten, next_help_heading = "Servers and chaos")]
     pub target_args: TargetArgs,
@@ -426,6 +445,13 @@ pub struct Args {
     /// No progress bars and no summary table.
     #[arg(help_heading = "Output", long, env = "LOADGEN_QUIET")]
     pub quiet: bool,
+
+    /// Append each phase's reconnect-storm timeline to this file, one JSON line per phase:
+    /// connection attempts, subscriptions up, connections lost and 503 refusals per 100 ms and
+    /// per instance, each spawned instance's CPU every 100 ms, and when --chaos signalled,
+    /// stopped and restarted which instance (read by `scripts/storm/bench.py`).
+    #[arg(help_heading = "Output", long, env = "LOADGEN_STORM_TIMELINE")]
+    pub storm_timeline: Option<PathBuf>,
 
     /// What one vCPU costs per hour, USD: prices short polling's server CPU against a push
     /// connection's memory in the report's memory-against-CPU crossover. Default: AWS Fargate,

@@ -24,7 +24,8 @@
 //! - [`sequence`], [`stats`]: what each client saw (integrity, latency, counters), merged per
 //!   transport; [`event`] parses what the server sends, without copying the padding; [`clock`],
 //!   [`compression`] (decoding what was compressed), [`chaos`] (when to kill a server and how
-//!   to read the latency around it).
+//!   to read the latency around it), [`storm`] (how clients come back, as browsers do, and the
+//!   reconnect storm's timeline).
 //! - [`feedlab_report`] (its own crate): one model ([`feedlab_report::Report`]) rendered as
 //!   JSON, Markdown, SVG and HTML; loadgen fills it ([`run`]).
 //! - [`feedlab_link`] (its own crate): `--network`, an emulated link (namespaces, TUN devices, a
@@ -55,6 +56,7 @@ pub mod scenario;
 pub mod sequence;
 pub mod server_proc;
 pub mod stats;
+pub mod storm;
 pub mod sys;
 
 pub use cli::Args;

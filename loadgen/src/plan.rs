@@ -138,6 +138,10 @@ pub struct Workload {
         crate::client::target::TargetKind,
         crate::client::target::Locations,
     )>,
+    /// `--reconnect`: how clients come back after losing a connection.
+    pub reconnect: crate::storm::Reconnect,
+    /// `--storm-timeline`: where each phase's storm timeline goes.
+    pub storm_timeline: Option<std::path::PathBuf>,
 }
 
 /// `--chaos`, `--chaos-at`, `--chaos-outage`.
@@ -314,6 +318,8 @@ impl Plan {
                 ),
                 slo: args.slo_out.clone().map(|p| (p, args.slo_warmup)),
                 peer: args.target_args.peer_locations(),
+                reconnect: args.reconnect,
+                storm_timeline: args.storm_timeline.clone(),
             },
         })
     }

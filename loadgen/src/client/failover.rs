@@ -13,7 +13,13 @@ use rand::Rng as _;
 use tokio::sync::SemaphorePermit;
 
 use super::{pause, ClientCtx, BACKOFF, MAX_BACKOFF};
-use crate::{chaos::Reconnect, clock, net::Target, stats::Recorder};
+use crate::{
+    chaos::Reconnect,
+    clock,
+    net::Target,
+    stats::Recorder,
+    storm::{self, Step},
+};
 
 /// The server client `index` starts on, of `n`: round-robin, so each gets an equal share.
 pub fn first_target(index: usize, n: usize) -> usize {
@@ -56,6 +62,10 @@ pub struct Failover {
     attempts: u64,
     /// When the working connection came up, or the last request succeeded (loadgen's clock).
     up_at: Option<u64>,
+    /// The last `retry:` hint an SSE stream gave (`--reconnect browser`, `app`).
+    hint: Option<Duration>,
+    /// The last attempt was refused with an HTTP status, and its `Retry-After` if any.
+    refused: Option<Option<Duration>>,
 }
 
 impl Failover {
@@ -68,6 +78,28 @@ impl Failover {
             signalled: false,
             attempts: 0,
             up_at: None,
+            hint: None,
+            refused: None,
+        }
+    }
+
+    /// The server's `retry:` hint for this client's next reconnect (SSE).
+    pub fn retry_hint(&mut self, hint: Duration) {
+        self.hint = Some(hint);
+    }
+
+    /// The attempt was refused with HTTP `status` (and a `Retry-After`, when it said one): a
+    /// client-like `--reconnect` waits for that differently. [`Failover::down`] follows.
+    pub fn refused(&mut self, ctx: &ClientCtx, status: u16, retry_after: Option<Duration>) {
+        self.refused = Some(retry_after);
+        if status == 503 {
+            self.count(ctx, Step::Refused);
+        }
+    }
+
+    fn count(&self, ctx: &ClientCtx, step: Step) {
+        if let Some(t) = &ctx.shared.storm {
+            t.count(ctx.shared.transport, self.target, step);
         }
     }
 
@@ -87,19 +119,27 @@ impl Failover {
         self.failures > 0
     }
 
-    /// Before a connection attempt: waits out the backoff after a failure, counts a reconnect
-    /// when one follows a failure, and takes a place at the phase's connection gate (held until
-    /// the permit is dropped, after the handshake). `None` when the phase stops first.
+    /// Before a connection attempt: waits out the backoff after a failure (`--reconnect`
+    /// decides how long), counts a reconnect when one follows a failure, and takes a place at
+    /// the phase's connection gate (held until the permit is dropped, after the handshake;
+    /// client-like reconnects skip it, see [`crate::storm`]). `None` when the phase stops first.
     pub async fn attempt<'a>(
         &mut self,
         ctx: &'a ClientCtx,
         rec: &mut Recorder,
-    ) -> Option<SemaphorePermit<'a>> {
+    ) -> Option<Option<SemaphorePermit<'a>>> {
         let s = &ctx.shared;
         if self.failures > 0 {
             rec.reconnects += 1;
             let jitter = rand::thread_rng().gen::<f64>();
-            let wait = backoff(self.failures, s.targets.len(), jitter);
+            let lost = storm::Lost {
+                transport: s.transport,
+                failures: self.failures,
+                hint: self.hint,
+                refused: self.refused.take(),
+            };
+            let wait = storm::wait(s.reconnect, &lost, jitter)
+                .unwrap_or_else(|| backoff(self.failures, s.targets.len(), jitter));
             if !wait.is_zero() && !pause(&s.stop, wait).await {
                 return None;
             }
@@ -108,16 +148,23 @@ impl Failover {
             return None;
         }
         self.attempts += 1;
+        self.count(ctx, Step::Attempt);
+        if s.reconnect.is_client_like() && self.attempts > 1 {
+            return Some(None);
+        }
         tokio::select! {
             biased;
             _ = s.stop.cancelled() => None,
-            p = s.connect_gate.acquire() => p.ok(),
+            p = s.connect_gate.acquire() => p.ok().map(Some),
         }
     }
 
     /// The subscription or response came: the client is connected (the first time, the phase
     /// is told), and a reconnect, if this ends one, is timed.
     pub fn up(&mut self, ctx: &ClientCtx) {
+        if !self.up {
+            self.count(ctx, Step::Up);
+        }
         self.failures = 0;
         self.up = true;
         self.up_at = Some(clock::now_us());
@@ -150,6 +197,7 @@ impl Failover {
     /// disconnect (and starts the reconnect clock), and the client moves to the next server.
     pub fn down(&mut self, ctx: &ClientCtx, rec: &mut Recorder) {
         if self.up {
+            self.count(ctx, Step::Down);
             self.up = false;
             rec.disconnects += 1;
             let now = clock::now_us();
@@ -163,7 +211,12 @@ impl Failover {
             }
         }
         self.failures = self.failures.saturating_add(1);
-        self.target = next_target(self.target, ctx.shared.targets.len());
+        // A client-like client refused by a server that is up tries it again, as it would
+        // behind a balancer that health-checks (the server answered, so it is up); anything
+        // else moves on.
+        if !(ctx.shared.reconnect.is_client_like() && self.refused.is_some()) {
+            self.target = next_target(self.target, ctx.shared.targets.len());
+        }
     }
 }
 

@@ -81,6 +81,10 @@ pub struct Shared {
     pub send: Option<crate::client::talk_back::SendPlan>,
     /// Offer compression (`--compression`): permessage-deflate, `Accept-Encoding`.
     pub compression: bool,
+    /// How clients come back after losing a connection (`--reconnect`).
+    pub reconnect: crate::storm::Reconnect,
+    /// The phase's storm timeline (`--storm-timeline`).
+    pub storm: Option<Arc<crate::storm::Timeline>>,
 }
 
 impl Shared {

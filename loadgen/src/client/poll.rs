@@ -170,6 +170,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
                         // A proxy's 502/504, a 503 from a server going down, a 409 from an
                         // instance that has not caught up yet: try the next server.
                         rec.error(format!("http_{}", other.as_u16()));
+                        failover.refused(ctx, other.as_u16(), None);
                         failover.down(ctx, rec);
                         conn = None;
                         if let Some(h2) = h2 {

@@ -6,7 +6,12 @@
 use eventsource_stream::{EventStreamError, Eventsource as _};
 use futures_util::StreamExt as _;
 use http_body_util::BodyExt as _;
-use hyper::StatusCode;
+use hyper::{header, StatusCode};
+
+use std::sync::{
+    atomic::{AtomicU64, Ordering::Relaxed},
+    Arc,
+};
 
 use super::{close, failover::Failover, ClientCtx, H2Handoff, RESPONSE_TIMEOUT};
 use crate::{
@@ -15,6 +20,7 @@ use crate::{
     heads::Kind,
     net::{self, HttpVersion, Sender},
     stats::Recorder,
+    storm,
 };
 
 pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
@@ -86,8 +92,12 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
         drop(permit);
         rec.request();
         if res.status() != StatusCode::OK {
-            rec.error(format!("http_{}", res.status().as_u16()));
+            let status = res.status().as_u16();
+            let after =
+                storm::retry_after(res.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()));
+            rec.error(format!("http_{status}"));
             let _ = res.into_body().collect().await;
+            failover.refused(ctx, status, after);
             failover.down(ctx, rec);
             continue;
         }
@@ -107,13 +117,23 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
             }
         };
         decoding.answer(decoder.name());
+        // The stream's `retry:` hint, in ms + 1 (0: none yet), for a client-like `--reconnect`.
+        let hint = Arc::new(AtomicU64::new(0));
+        let mut scan = s.reconnect.is_client_like().then(storm::RetryScan::default);
+        let seen = hint.clone();
         // Decoded chunk by chunk as hyper hands them over, so each event is parsed (and timed)
         // as soon as its bytes are in.
         let body = res
             .into_body()
             .into_data_stream()
             .map(move |chunk| match chunk {
-                Ok(chunk) => decoder.feed(chunk, decoding).map_err(Broken::Decode),
+                Ok(chunk) => {
+                    let decoded = decoder.feed(chunk, decoding).map_err(Broken::Decode)?;
+                    if let Some(h) = scan.as_mut().and_then(|sc| sc.feed(&decoded)) {
+                        seen.store(h.as_millis() as u64 + 1, Relaxed);
+                    }
+                    Ok(decoded)
+                }
                 Err(_) => Err(Broken::Http),
             });
         let mut events = body.eventsource();
@@ -164,6 +184,9 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
             h2.send_replace(None);
         }
         close(task).await;
+        if let Some(ms) = hint.load(Relaxed).checked_sub(1) {
+            failover.retry_hint(std::time::Duration::from_millis(ms));
+        }
         failover.down(ctx, rec);
     }
     if let Some(h2) = h2 {

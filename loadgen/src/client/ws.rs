@@ -55,9 +55,9 @@ fn options(compress: bool) -> Options {
     }
 }
 
-/// Why a handshake failed: the report's error kind.
+/// Why a handshake failed: the report's error kind (and a refusal's `Retry-After`).
 enum Refused {
-    Status(StatusCode),
+    Status(StatusCode, Option<std::time::Duration>),
     Kind(&'static str),
 }
 
@@ -96,10 +96,12 @@ async fn handshake(
         .map_err(|e| Refused::Kind(net::hyper_error_kind(&e)))?;
     if res.status() != StatusCode::SWITCHING_PROTOCOLS {
         let status = res.status();
+        let after =
+            crate::storm::retry_after(res.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()));
         // Read the refusal to its end, so its bytes are counted as the server counts them.
         let _ = res.body_mut().collect().await;
         connection.abort();
-        return Err(Refused::Status(status));
+        return Err(Refused::Status(status, after));
     }
     let accept = res.headers().get(header::SEC_WEBSOCKET_ACCEPT);
     if accept.map(|a| a.as_bytes()) != Some(derive_accept_key(key.as_bytes()).as_bytes()) {
@@ -199,9 +201,10 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
                 decoding.answer(agreed.as_deref().unwrap_or("none"));
                 ws
             }
-            Ok(Err(Refused::Status(status))) => {
+            Ok(Err(Refused::Status(status, after))) => {
                 rec.request();
                 rec.error(format!("http_{}", status.as_u16()));
+                failover.refused(ctx, status.as_u16(), after);
                 failover.down(ctx, rec);
                 continue;
             }

@@ -53,6 +53,17 @@ impl Instance {
         self.process().as_ref().map(|p| p.pid)
     }
 
+    /// [`Instance::pid`] without waiting: `None` while a stop or a restart holds the process.
+    pub fn try_pid(&self) -> Option<Option<u32>> {
+        match self.process.try_lock() {
+            Ok(p) => Some(p.as_ref().map(|p| p.pid)),
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                Some(p.into_inner().as_ref().map(|p| p.pid))
+            }
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     pub fn command(&self) -> Option<Vec<String>> {
         self.process().as_ref().map(|p| p.command.clone())
     }
@@ -66,6 +77,14 @@ impl Instance {
     pub fn kill(&self) {
         if let Some(p) = self.process().as_mut() {
             p.kill();
+        }
+    }
+
+    /// SIGTERM, and waits (blocking) for it to exit, with SIGKILL after a grace, as a deploy
+    /// stops it; [`Instance::restart`] starts it again.
+    pub fn terminate(&self) {
+        if let Some(p) = self.process().as_mut() {
+            p.stop();
         }
     }
 
@@ -190,7 +209,10 @@ impl Fleet {
                 feed_args.extend(["--redis-prefix".into(), prefix]);
             }
         } else if args.urls.is_empty()
-            && args.chaos == ChaosKind::KillRestart
+            && matches!(
+                args.chaos,
+                ChaosKind::KillRestart | ChaosKind::RollingRestart
+            )
             && !given("--data-dir")
         {
             // Acknowledged events must survive the kill: on disk, where the restart finds them.

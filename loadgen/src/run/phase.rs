@@ -5,7 +5,10 @@
 //! that window, so the cost belongs to this phase only.
 
 use std::{
-    sync::{atomic::Ordering::Relaxed, Arc},
+    sync::{
+        atomic::{AtomicBool, Ordering::Relaxed},
+        Arc,
+    },
     time::Duration,
 };
 
@@ -37,6 +40,7 @@ use crate::{
     probe::{self, Stats},
     progress::{PhaseBar, Progress},
     stats::{encode_histogram, new_histogram, ClientTotals, LatencySink, Live, Quantiles},
+    storm::{self, Timeline},
     sys,
 };
 
@@ -130,11 +134,15 @@ pub async fn run_phase(
     let mut warnings = Vec::new();
     let endpoint = start_servers(env, phase).await?;
     let before = read_counters_before(env, phase, &endpoint).await?;
-    let clients = connect_clients(env, phase, &endpoint, &before);
+    let mut clients = connect_clients(env, phase, &endpoint, &before);
     let connect_s = wait_connected(env, phase, &clients, &mut warnings).await;
     let sent = publish(env, phase, &endpoint, &before, &clients, &mut warnings).await?;
+    let storm = clients.storm.take();
     let (groups, sampler, drained) =
         drain(env, phase, &before, clients, &sent, &mut warnings).await;
+    if let Some(storm) = storm {
+        storm.finish(env, phase, &endpoint, sent.publish_start_us, &mut warnings);
+    }
     let after = settle(env, phase, &endpoint, &before, sampler).await?;
     let measured = Measured {
         connect_s,
@@ -223,6 +231,87 @@ struct Clients {
     lives: Vec<Arc<Live>>,
     bar: PhaseBar,
     sampler: Sampler,
+    /// The storm timeline and its CPU sampler (`--storm-timeline`).
+    storm: Option<Storm>,
+}
+
+/// A phase's storm timeline, and the thread sampling the instances' CPU into it until it is
+/// finished (or dropped).
+struct Storm {
+    timeline: Arc<Timeline>,
+    stop: Arc<AtomicBool>,
+    sampler: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Storm {
+    fn start(endpoint: &Arc<Endpoint>) -> Self {
+        let timeline = Arc::new(Timeline::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let instances = endpoint.clone();
+        // A stopping instance's lock is held until it has exited: its pid is the one it had.
+        let mut known: Vec<Option<u32>> = vec![None; instances.instances.len()];
+        let sampler = timeline.sample_cpu(
+            move || {
+                for (k, i) in instances.instances.iter().enumerate() {
+                    if let Some(pid) = i.try_pid() {
+                        known[k] = pid;
+                    }
+                }
+                known.clone()
+            },
+            stop.clone(),
+        );
+        Self {
+            timeline,
+            stop,
+            sampler: Some(sampler),
+        }
+    }
+
+    /// Stops the sampler and appends the timeline to `--storm-timeline`.
+    fn finish(
+        mut self,
+        env: &Env<'_>,
+        phase: &Phase,
+        endpoint: &Endpoint,
+        publish_start_us: u64,
+        warnings: &mut Vec<String>,
+    ) {
+        self.stop.store(true, Relaxed);
+        if let Some(t) = self.sampler.take() {
+            super::fleet::blocking(|| {
+                let _ = t.join();
+            });
+        }
+        let w = &env.plan.workload;
+        let Some(path) = &w.storm_timeline else {
+            return;
+        };
+        let about = storm::Phase {
+            index: phase.index,
+            label: phase.label(),
+            clients: phase.clients,
+            reconnect: w.reconnect,
+            instances: endpoint
+                .instances
+                .iter()
+                .map(|i| i.url.to_string())
+                .collect(),
+            publish_start_us,
+        };
+        if let Err(e) = self.timeline.append(path, &about) {
+            warnings.push(format!(
+                "Phase {}: the storm timeline was not written: {e:#}",
+                phase.index
+            ));
+        }
+    }
+}
+
+impl Drop for Storm {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+    }
 }
 
 /// The peak-memory sampler, running beside the phase.
@@ -245,6 +334,7 @@ fn connect_clients(
     let mut rng =
         StdRng::seed_from_u64(env.seed ^ (phase.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let connect_gate = Arc::new(tokio::sync::Semaphore::new(client::CONNECTS_IN_FLIGHT));
+    let storm = w.storm_timeline.as_ref().map(|_| Storm::start(endpoint));
     let (started_tx, started_rx) = watch::channel(None);
     let nonce: u64 = rng.gen();
     let talking = w.send_rate > 0.0 && !env.interrupt.is_cancelled();
@@ -276,6 +366,8 @@ fn connect_clients(
                 sink: Arc::new(crate::stats::receipts::UpSink::default()),
             }),
             compression: phase.compression,
+            reconnect: w.reconnect,
+            storm: storm.as_ref().map(|s| s.timeline.clone()),
         });
         groups.push(Group {
             member,
@@ -320,6 +412,7 @@ fn connect_clients(
             stop: sampler_stop,
             task: sampler,
         },
+        storm,
     }
 }
 
@@ -397,6 +490,7 @@ async fn publish(
             publish_start + chaos.at,
             chaos.outage,
             env.interrupt.clone(),
+            clients.storm.as_ref().map(|s| s.timeline.clone()),
         ))
     });
     let mut publishing = tokio::spawn(publisher::run(

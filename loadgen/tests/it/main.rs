@@ -19,5 +19,6 @@ mod nginx;
 mod peers;
 mod proxy_timeout;
 mod readme;
+mod storm;
 mod talk_back;
 mod tls_http2;

@@ -190,10 +190,10 @@ pub struct Settings {
     #[serde(default)]
     #[schemars(skip_serializing_if = "sch::added_later")]
     pub redis: Option<String>,
-    /// `--chaos`: `none`, `kill-restart` or `kill-one`.
+    /// `--chaos`: `none`, `kill-restart`, `kill-one` or `rolling-restart`.
     #[serde(default = "none")]
     #[schemars(skip_serializing_if = "sch::added_later")]
-    #[schemars(extend("enum" = ["none", "kill-restart", "kill-one"]))]
+    #[schemars(extend("enum" = ["none", "kill-restart", "kill-one", "rolling-restart"]))]
     pub chaos: String,
     /// `--chaos-at` (`40%`, `8s`), null without chaos.
     #[serde(default)]
@@ -480,10 +480,10 @@ pub struct TransportResult {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct ChaosResult {
-    /// `kill-restart` or `kill-one`.
-    #[schemars(extend("enum" = ["kill-restart", "kill-one"]))]
+    /// `kill-restart`, `kill-one` or `rolling-restart`.
+    #[schemars(extend("enum" = ["kill-restart", "kill-one", "rolling-restart"]))]
     pub kind: String,
-    /// The server killed (SIGKILL).
+    /// The server killed (SIGKILL), or `all N, in turn` (`rolling-restart`: SIGTERM, restart).
     pub instance: String,
     /// When, in s after publishing started.
     #[schemars(range(min = 0))]
@@ -491,7 +491,8 @@ pub struct ChaosResult {
     /// `kill-restart`: how long it was kept down (`--chaos-outage`), s.
     #[schemars(range(min = 0))]
     pub outage_s: Option<f64>,
-    /// `kill-restart`: from the kill to the restarted server listening again, s.
+    /// `kill-restart`: from the kill to the restarted server listening again, s
+    /// (`rolling-restart`: from the first SIGTERM to the last instance listening again).
     #[schemars(range(min = 0))]
     pub back_after_s: Option<f64>,
     /// Why the restart failed, when it did.
