@@ -31,6 +31,7 @@ SECTIONS=(
   "wrk-comparison|120|wrk|loadgen against wrk on short polling (run.sh), one run a round as it was"
   "compression|860|-|every payload kind with compression off, shared and per connection (scripts/compression.py)"
   "fanout|1800|nchan|the server against the floor and nchan (scripts/fanout/bench.py)"
+  "fanout-tls|900|-|the server's fast path over TLS against the floor over TLS (scripts/fanout/tls.py)"
   "autobahn|900|python2|RFC 6455 conformance of /ws/echo (scripts/autobahn.sh, groups 12 and 13 on their own)"
   "tabs|120|chromium|eight tabs over HTTP/1.1 and HTTP/2 in Chromium (web/tests/tabs.test.mjs)"
   "background-tabs|1300|chromium|hidden, frozen and back tabs (18 min), then the headed check under Xvfb (4 min)"
@@ -106,6 +107,8 @@ section_wrk-comparison() { LOADGEN_REPEAT=1 results/wrk-comparison/run.sh; }
 section_compression() { python3 scripts/compression.py --duration 5 --kinds tick,chat,metrics; }
 
 section_fanout() { python3 scripts/fanout/bench.py; }
+
+section_fanout-tls() { python3 scripts/fanout/tls.py; }
 
 section_autobahn() {
   scripts/autobahn.sh '*'
