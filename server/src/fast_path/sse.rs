@@ -3,7 +3,7 @@
 
 use std::{io::IoSlice, mem::MaybeUninit, pin::Pin, sync::Arc, task::Poll};
 
-use tokio::io::{AsyncRead, AsyncWriteExt as _, ReadBuf};
+use tokio::io::{AsyncWriteExt as _, ReadBuf};
 
 use super::{conn::Conn, head::Head, wire, Admission};
 use crate::{
