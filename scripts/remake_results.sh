@@ -33,6 +33,7 @@ SECTIONS=(
   "compression|860|-|every payload kind with compression off, shared and per connection (scripts/compression.py)"
   "fanout|2300|nchan,pushpin,node|the server against the floor, nchan and the peers (scripts/fanout/bench.py)"
   "capacity|650|pushpin,node|the bounded capacity run as it was (scripts/capacity/capacity.py --quick; the full plan: its --dry-run)"
+  "fanout-tls|900|-|the server's fast path over TLS against the floor over TLS (scripts/fanout/tls.py)"
   "autobahn|900|python2|RFC 6455 conformance of /ws/echo (scripts/autobahn.sh, groups 12 and 13 on their own)"
   "tabs|120|chromium|eight tabs over HTTP/1.1 and HTTP/2 in Chromium (web/tests/tabs.test.mjs)"
   "background-tabs|1300|chromium|hidden, frozen and back tabs (18 min), then the headed check under Xvfb (4 min)"
@@ -112,6 +113,7 @@ section_compression() { python3 scripts/compression.py --duration 5 --kinds tick
 section_fanout() { python3 scripts/fanout/bench.py; }
 
 section_capacity() { python3 scripts/capacity/capacity.py --quick --budget-min 15 --out results/capacity; }
+section_fanout-tls() { python3 scripts/fanout/tls.py; }
 
 section_autobahn() {
   scripts/autobahn.sh '*'

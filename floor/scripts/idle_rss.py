@@ -17,6 +17,9 @@ heap was at its peak (every connection open), by allocation site (`ms_print`): w
 connection is made of, which RSS alone does not say. Under valgrind RSS is valgrind's, so the
 printed RSS numbers are then not the server's; take them from a run without it.
 
+`--tls-ca CERT` opens every connection over TLS (HTTP/1.1 by ALPN, verified against CERT as
+`localhost`): for a server started with `--tls-cert`/`--tls-key`, which prints `https://`.
+
 `--transports` picks the batches (default `ws,sse`, both held on one server at once, as this
 script always did). This process needs one file descriptor per connection it holds, plus a few
 (`ulimit -n`; the soft limit is raised to the hard one): with a hard limit of 20,000, 10,000
@@ -35,6 +38,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -44,6 +48,26 @@ import time
 SOCKET_TIMEOUT_S = 10.0
 # How long a server gets to print its listening line.
 START_TIMEOUT_S = 15.0
+
+
+# Every opener's connection goes through this TLS context when set (`use_tls`).
+TLS_CONTEXT = None
+
+
+def use_tls(cafile):
+    """Opens every later connection over TLS, HTTP/1.1 by ALPN, trusting `cafile` for
+    `localhost`."""
+    global TLS_CONTEXT
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    ctx.set_alpn_protocols(["http/1.1"])
+    TLS_CONTEXT = ctx
+
+
+def connect(addr):
+    s = socket.create_connection(addr, timeout=SOCKET_TIMEOUT_S)
+    if TLS_CONTEXT is not None:
+        s = TLS_CONTEXT.wrap_socket(s, server_hostname="localhost")
+    return s
 
 
 def rss_kib(pid):
@@ -65,7 +89,7 @@ def read_head(sock):
 
 
 def open_ws(addr, i, path="/ws"):
-    s = socket.create_connection(addr, timeout=SOCKET_TIMEOUT_S)
+    s = connect(addr)
     key = base64.b64encode(i.to_bytes(16, "big")).decode()
     s.sendall(
         f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -77,7 +101,7 @@ def open_ws(addr, i, path="/ws"):
 
 
 def open_sse(addr, _i, path="/sse"):
-    s = socket.create_connection(addr, timeout=SOCKET_TIMEOUT_S)
+    s = connect(addr)
     s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
     head = read_head(s)
     assert head.startswith(b"HTTP/1.1 200"), head
@@ -87,7 +111,7 @@ def open_sse(addr, _i, path="/sse"):
 def open_long_poll(addr, _i, path="/long-poll?timeout_ms=120000"):
     """A long poll held by the server (nothing is published): what a long-polling client costs
     between events."""
-    s = socket.create_connection(addr, timeout=SOCKET_TIMEOUT_S)
+    s = connect(addr)
     s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     return s
 
@@ -95,7 +119,7 @@ def open_long_poll(addr, _i, path="/long-poll?timeout_ms=120000"):
 def open_short_poll(addr, _i, path="/poll"):
     """A keep-alive connection after one answered poll: what a short-polling client keeps open
     between polls."""
-    s = socket.create_connection(addr, timeout=SOCKET_TIMEOUT_S)
+    s = connect(addr)
     s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     head = read_head(s)
     assert head.startswith((b"HTTP/1.1 200", b"HTTP/1.1 304")), head
@@ -173,7 +197,7 @@ def open_idle(addr, pid, transport, count, path=None):
 
 def start_server(cmd, log):
     """Starts `cmd` (which must bind to port 0) with its output in the file `log`, and returns
-    (process, (host, port)) once the first line `feedlab listening on http://ADDR/` appears."""
+    (process, (host, port)) once the first line `feedlab listening on http(s)://ADDR/` appears."""
     proc = subprocess.Popen(
         cmd,
         stdout=log,
@@ -186,9 +210,10 @@ def start_server(cmd, log):
         with open(log.name) as f:
             first = f.readline()
         if first.endswith("\n"):
-            if not first.startswith("feedlab listening on http://"):
+            scheme = next((s for s in ("http://", "https://") if first.startswith(f"feedlab listening on {s}")), None)
+            if scheme is None:
                 break
-            host, port = first.strip().removeprefix("feedlab listening on http://").rstrip("/").rsplit(":", 1)
+            host, port = first.strip().removeprefix(f"feedlab listening on {scheme}").rstrip("/").rsplit(":", 1)
             return proc, (host, int(port))
         if proc.poll() is not None:
             break
@@ -224,6 +249,7 @@ def main():
         help="batches to open, in order, all held on one server (default ws,sse)",
     )
     p.add_argument("--json", action="store_true", help="also print the numbers as JSON")
+    p.add_argument("--tls-ca", metavar="CERT", help="connect over TLS, trusting CERT (PEM) for localhost")
     p.add_argument("--heap-profile", metavar="FILE",
                    help="run the server under valgrind --tool=massif; write the peak's allocation tree to FILE")
     p.add_argument("server_args", nargs="*")
@@ -233,6 +259,8 @@ def main():
     if unknown or not transports:
         p.error(f"--transports: one or more of {', '.join(OPENERS)}, got {args.transports!r}")
     raise_fd_limit(args.count * len(transports) + 64)
+    if args.tls_ca:
+        use_tls(args.tls_ca)
     signal.signal(signal.SIGTERM, _sigterm)
 
     cmd = [args.bin, "--bind", "127.0.0.1:0", *args.server_args]

@@ -5,6 +5,8 @@
 //! A connection starts with a small read buffer that grows only as a request needs it. Once a
 //! stream is accepted, this task (buffer, parsed request and all) ends and the stream continues
 //! on a task of its own that holds only what the fan-out loop needs (see `fanout::spawn`).
+//! With `--tls-cert`, the connection is rustls' first ([`crate::tls`]); everything after the
+//! handshake is the same code.
 
 use std::{
     sync::{atomic::Ordering::Relaxed, Arc},
@@ -12,7 +14,10 @@ use std::{
 };
 
 use bytes::BytesMut;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpListener,
+};
 
 use crate::{
     feed::Feed,
@@ -24,6 +29,10 @@ use crate::{
 
 /// Largest `POST /publish` body: the real server's `--max-publish-bytes` default.
 pub const MAX_PUBLISH_BYTES: usize = 64 * 1024;
+
+/// A client connection: TCP, or TLS over it.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
 
 /// What every connection shares.
 #[derive(Debug)]
@@ -41,15 +50,28 @@ impl Shared {
     }
 }
 
-/// Accepts connections for ever, one task each.
-pub async fn accept(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts connections for ever, one task each; over TLS when `tls` is given.
+pub async fn accept(listener: TcpListener, shared: Arc<Shared>, tls: Option<crate::tls::Acceptor>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 shared.stats.accepted.fetch_add(1, Relaxed);
                 // Events are small writes that must leave at once: no Nagle delay.
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve(stream, shared.clone()));
+                match &tls {
+                    None => {
+                        tokio::spawn(serve(stream, shared.clone()));
+                    }
+                    Some(tls) => {
+                        let (tls, shared) = (tls.clone(), shared.clone());
+                        tokio::spawn(async move {
+                            // Boxed: the handshake's state is gone before the requests.
+                            if let Some(stream) = Box::pin(tls.handshake(stream)).await {
+                                serve(stream, shared).await;
+                            }
+                        });
+                    }
+                }
             }
             Err(e) => {
                 // Out of file descriptors, typically: back off rather than spin.
@@ -61,7 +83,7 @@ pub async fn accept(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 /// Serves one connection's requests until it closes or starts streaming.
-async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
+async fn serve(mut stream: impl Stream, shared: Arc<Shared>) {
     let mut buf = BytesMut::new();
     loop {
         let req = match http::read_request(&mut stream, &mut buf).await {
@@ -116,7 +138,7 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
 /// `POST /publish`: any JSON value becomes the next event's `data`, validated and re-serialised
 /// compactly (as the real server does) so it fits on one SSE `data:` line.
 async fn publish(
-    stream: &mut TcpStream,
+    stream: &mut impl Stream,
     buf: &mut BytesMut,
     shared: &Shared,
     req: &Request,

@@ -16,14 +16,13 @@ use std::{ops::ControlFlow, sync::Arc};
 use bytes::Bytes;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::TcpStream,
     sync::watch,
 };
 
 use crate::{
-    conn::Shared,
+    conn::{Shared, Stream},
     feed::{Event, Feed},
-    http::Response,
+    http::{send, Response},
     stats::{Counters, Transport},
 };
 
@@ -89,7 +88,7 @@ pub fn start_cursor(feed: &Feed, name: &str, since: Option<&str>) -> Result<u64,
 /// and answered the request (head buffer, parsed request, handshake) ends here, and what an idle
 /// stream keeps is only this loop's state.
 pub fn spawn<W: Wire + Send + 'static>(
-    stream: TcpStream,
+    stream: impl Stream,
     shared: Arc<Shared>,
     cursor: u64,
     head: watch::Receiver<u64>,
@@ -99,7 +98,7 @@ pub fn spawn<W: Wire + Send + 'static>(
 }
 
 async fn run<W: Wire>(
-    mut stream: TcpStream,
+    mut stream: impl Stream,
     shared: Arc<Shared>,
     mut cursor: u64,
     mut head: watch::Receiver<u64>,
@@ -118,12 +117,12 @@ async fn run<W: Wire>(
         while let Some(batch) = feed.read(cursor, MAX_WRITE_BYTES, W::pick) {
             if batch.missed > 0 {
                 let notice = W::missed(batch.missed, batch.missed_up_to);
-                if stream.write_all(&notice).await.is_err() {
+                if send(&mut stream, &notice).await.is_err() {
                     return;
                 }
                 counters.wrote(notice.len());
             }
-            if stream.write_all(&batch.bytes).await.is_err() {
+            if send(&mut stream, &batch.bytes).await.is_err() {
                 return;
             }
             counters.delivered(batch.events, batch.bytes.len());
@@ -140,7 +139,7 @@ async fn run<W: Wire>(
         }
     };
     let bye = W::goodbye(end);
-    if stream.write_all(bye).await.is_ok() {
+    if send(&mut stream, bye).await.is_ok() {
         counters.wrote(bye.len());
     }
     let _ = stream.shutdown().await;
@@ -174,7 +173,7 @@ mod tests {
     #[tokio::test]
     async fn an_idle_stream_holds_only_a_small_task() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let stream = TcpStream::connect(listener.local_addr().unwrap())
+        let stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let shared = Arc::new(Shared::new(1));

@@ -9,10 +9,9 @@
 //! connection starts streaming.
 
 use bytes::{Buf as _, BytesMut};
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::TcpStream,
-};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::conn::Stream;
 
 /// Largest request head; more is refused with 431.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -79,7 +78,7 @@ pub enum ReadError {
 /// # Errors
 /// [`ReadError::Closed`] on EOF or a socket error, [`ReadError::Refused`] for a bad head.
 pub async fn read_request(
-    stream: &mut TcpStream,
+    stream: &mut impl Stream,
     buf: &mut BytesMut,
 ) -> Result<Request, ReadError> {
     loop {
@@ -167,7 +166,7 @@ fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, Response> {
 /// # Errors
 /// When the client closes before sending `len` bytes, or the socket fails.
 pub async fn read_body(
-    stream: &mut TcpStream,
+    stream: &mut impl Stream,
     buf: &mut BytesMut,
     len: usize,
 ) -> std::io::Result<BytesMut> {
@@ -231,11 +230,25 @@ impl Response {
     ///
     /// # Errors
     /// When the socket fails.
-    pub async fn write(&self, stream: &mut TcpStream, keep_alive: bool) -> std::io::Result<usize> {
+    pub async fn write(
+        &self,
+        stream: &mut impl Stream,
+        keep_alive: bool,
+    ) -> std::io::Result<usize> {
         let bytes = self.encode(keep_alive);
-        stream.write_all(&bytes).await?;
+        send(stream, &bytes).await?;
         Ok(bytes.len())
     }
+}
+
+/// Writes all of `bytes` and flushes: on TCP the flush does nothing, over TLS it writes out
+/// what rustls still holds (a `write_all` alone may leave the last record there).
+///
+/// # Errors
+/// When the connection fails.
+pub async fn send(stream: &mut impl Stream, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
 }
 
 /// Room a response head takes (status line and the floor's few headers), to size buffers.

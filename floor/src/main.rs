@@ -15,6 +15,7 @@
 //! - [`feed`]: the ordered ring and the `watch` of its head; [`encode`] builds its bytes.
 //! - [`fanout`]: the one streaming loop; [`sse`] and [`ws`] are what differs per transport.
 //! - [`stats`]: counters and `/stats`, in the real server's shape.
+//! - [`tls`]: `--tls-cert`/`--tls-key`, rustls on each connection.
 
 mod conn;
 mod encode;
@@ -24,6 +25,7 @@ mod http;
 mod poll;
 mod sse;
 mod stats;
+mod tls;
 mod ws;
 
 use std::{io::Write as _, net::SocketAddr, sync::Arc, time::Duration};
@@ -62,6 +64,15 @@ struct Config {
     /// Accepted for the same reason; the floor logs nothing but failures, to stderr.
     #[arg(long, env = "FLOOR_LOG", default_value = "warn")]
     log: String,
+
+    /// PEM certificate chain: serve `https://` and `wss://` (HTTP/1.1 by ALPN), the lower
+    /// bound of the real server's TLS.
+    #[arg(long, env = "FLOOR_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "FLOOR_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 fn no_ticker(s: &str) -> Result<u32, String> {
@@ -98,14 +109,19 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     // Before the address is printed: whoever reads it may signal at once.
     let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::Acceptor::from_pem_files(cert, key)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
     {
         let mut out = std::io::stdout().lock();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         // The first line is what tests and loadgen read to learn the port.
-        writeln!(out, "feedlab listening on http://{addr}/")?;
+        writeln!(out, "feedlab listening on {scheme}://{addr}/")?;
         writeln!(
             out,
             "  floor: GET /poll?since=N, GET /long-poll?since=N&timeout_ms=T, GET /sse?since=N, GET /ws?since=N, POST /publish, GET /stats"
@@ -116,7 +132,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         usize::try_from(config.retain).unwrap_or(usize::MAX),
     ));
     tokio::select! {
-        () = conn::accept(listener, shared.clone()) => {}
+        () = conn::accept(listener, shared.clone(), tls) => {}
         _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
     }

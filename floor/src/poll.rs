@@ -14,16 +14,13 @@
 use std::{io::Write as _, sync::atomic::Ordering::Relaxed, time::Duration};
 
 use bytes::BytesMut;
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::TcpStream,
-};
+use tokio::io::AsyncReadExt as _;
 
 use crate::{
-    conn::Shared,
+    conn::{Shared, Stream},
     fanout,
     feed::{Feed, Pending},
-    http::{self, Request, Response},
+    http::{self, send, Request, Response},
     stats::{Counters, Transport},
 };
 
@@ -47,7 +44,7 @@ pub enum Kind {
 /// Answers one poll on `stream`. `Ok(true)`: the connection may serve its next request (whose
 /// bytes, if any arrived while a long poll was held, are in `buf`).
 pub async fn serve(
-    stream: &mut TcpStream,
+    stream: &mut impl Stream,
     buf: &mut BytesMut,
     shared: &Shared,
     req: &Request,
@@ -68,7 +65,7 @@ pub async fn serve(
         },
     };
     let keep_alive = keep_alive && !answer.close;
-    if stream.write_all(&answer.bytes).await.is_err() {
+    if send(stream, &answer.bytes).await.is_err() {
         return false;
     }
     counters.wrote(answer.bytes.len());
@@ -110,7 +107,7 @@ fn short(feed: &Feed, req: &Request, counters: &Counters, keep_alive: bool) -> A
 
 /// `None` when the client hung up while held.
 async fn long(
-    stream: &mut TcpStream,
+    stream: &mut impl Stream,
     buf: &mut BytesMut,
     shared: &Shared,
     req: &Request,

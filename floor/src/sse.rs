@@ -12,17 +12,15 @@ use std::{
     sync::{atomic::Ordering::Relaxed, Arc},
 };
 
-use bytes::Bytes;
-use tokio::{io::AsyncWriteExt as _, net::TcpStream};
-
 use crate::{
-    conn::Shared,
+    conn::{Shared, Stream},
     encode,
     fanout::{self, End, Wire},
     feed::Event,
-    http::Request,
+    http::{send, Request},
     stats::{Counters, Transport},
 };
+use bytes::Bytes;
 
 const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
 
@@ -51,7 +49,7 @@ impl Wire for Sse {
 }
 
 /// Answers `req` on `stream`, then hands the stream to the fan-out loop.
-pub async fn serve(mut stream: TcpStream, shared: &Arc<Shared>, req: Request) {
+pub async fn serve(mut stream: impl Stream, shared: &Arc<Shared>, req: Request) {
     let counters = &shared.stats.sse;
     counters.requests.fetch_add(1, Relaxed);
     let head = shared.feed.subscribe();
@@ -70,7 +68,7 @@ pub async fn serve(mut stream: TcpStream, shared: &Arc<Shared>, req: Request) {
         }
     };
     drop(req);
-    if stream.write_all(HEAD).await.is_err() {
+    if send(&mut stream, HEAD).await.is_err() {
         return;
     }
     counters.wrote(HEAD.len());

@@ -11,17 +11,15 @@ use std::{
     sync::{atomic::Ordering::Relaxed, Arc},
 };
 
-use bytes::{Bytes, BytesMut};
-use tokio::{io::AsyncWriteExt as _, net::TcpStream};
-
 use crate::{
-    conn::Shared,
+    conn::{Shared, Stream},
     encode,
     fanout::{self, End, Wire},
     feed::Event,
-    http::{Request, Response},
+    http::{send, Request, Response},
     stats::{Counters, Transport},
 };
+use bytes::{Bytes, BytesMut};
 
 /// Close frames the floor sends: 1000 answering the client's close, 1001 on shutdown.
 const CLOSE_NORMAL: [u8; 4] = encode::ws_close_frame(1000);
@@ -121,7 +119,7 @@ impl Wire for Ws {
 
 /// Handshakes on `stream`, then hands it to the fan-out loop; `early` holds whatever the
 /// client sent after its request head.
-pub async fn serve(mut stream: TcpStream, shared: &Arc<Shared>, req: Request, early: BytesMut) {
+pub async fn serve(mut stream: impl Stream, shared: &Arc<Shared>, req: Request, early: BytesMut) {
     let counters = &shared.stats.ws;
     counters.requests.fetch_add(1, Relaxed);
     let head = shared.feed.subscribe();
@@ -146,14 +144,14 @@ pub async fn serve(mut stream: TcpStream, shared: &Arc<Shared>, req: Request, ea
     let switching = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
     );
-    if stream.write_all(switching.as_bytes()).await.is_err() {
+    if send(&mut stream, switching.as_bytes()).await.is_err() {
         return;
     }
     counters.wrote(switching.len());
     drop(switching);
     let mut inbound = Inbound::default();
     if inbound.feed(&early, counters).is_break() {
-        if stream.write_all(&CLOSE_NORMAL).await.is_ok() {
+        if send(&mut stream, &CLOSE_NORMAL).await.is_ok() {
             counters.wrote(CLOSE_NORMAL.len());
         }
         return;

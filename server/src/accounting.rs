@@ -133,6 +133,9 @@ pub struct Accounting {
     /// `/ws/echo`, kept apart so round-trip tests do not blur the feed's numbers.
     pub echo: Counters,
     pub connections_accepted: AtomicU64,
+    /// Connections the fast path handed to actix-web: at a request it does not take, or, over
+    /// TLS, because the client picked HTTP/2 by ALPN.
+    pub connections_to_actix: AtomicU64,
     pub refused_connections: AtomicU64,
     /// Requests refused on connections past `--max-new-connections-per-sec`.
     pub refused_new_connections: AtomicU64,
@@ -155,6 +158,7 @@ impl Accounting {
             transports: Default::default(),
             echo: Counters::default(),
             connections_accepted: AtomicU64::new(0),
+            connections_to_actix: AtomicU64::new(0),
             refused_connections: AtomicU64::new(0),
             refused_new_connections: AtomicU64::new(0),
             published: AtomicU64::new(0),

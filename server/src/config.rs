@@ -287,8 +287,9 @@ pub struct Config {
     /// `GET /long-poll` on plain-HTTP/1.1 connections on the socket itself: each event's shared
     /// bytes (or a poll's answer) go out in one write, with no per-connection buffers; a polling
     /// connection stays here from request to request until one is not the fast path's. `false`
-    /// leaves every connection to actix-web (for comparison). TLS and `--h2c` listeners always
-    /// use actix-web.
+    /// leaves every connection to actix-web (for comparison). Over TLS the same after rustls'
+    /// handshake, but a client that picks HTTP/2 by ALPN is actix-web's; `--h2c` listeners
+    /// always use actix-web.
     #[arg(long, env = "FEEDLAB_FAST_PATH", default_value_t = true, action = clap::ArgAction::Set)]
     pub fast_path: bool,
 

@@ -79,7 +79,7 @@ pub async fn run(
         tokio::spawn(async move { redis.tail(feed, stop).await })
     });
 
-    let server = if config.fast_path && !config.tls() && !config.h2c {
+    let server = if config.fast_path && !config.h2c {
         fast_path_server(listener, &config, &state)?
     } else {
         actix_web_server(listener, &config, &state)?
@@ -185,7 +185,7 @@ macro_rules! http_service {
     }};
 }
 
-/// actix-web's server, every connection through actix-http (TLS, h2c, `--fast-path false`):
+/// actix-web's server, every connection through actix-http (h2c, `--fast-path false`):
 /// what `actix_web::HttpServer` builds, built here because it offers no way to take upgraded
 /// connections off actix-http ([`transport::ws::takeover`]).
 fn actix_web_server(
@@ -283,6 +283,8 @@ fn actix_web_server(
 
 /// The same app and settings on actix-server directly, behind the [`fast_path::FrontDoor`]:
 /// streaming connections it recognises are served on their sockets, the rest by actix-http.
+/// With TLS, behind the [`fast_path::tls::TlsFrontDoor`]: the same after rustls' handshake, and
+/// HTTP/2 (by ALPN) to actix-http.
 fn fast_path_server(
     listener: TcpListener,
     config: &Config,
@@ -299,6 +301,40 @@ fn fast_path_server(
     let graceful = builder.graceful_shutdown_signal();
     let addr = listener.local_addr()?;
     let (config, state) = (config.clone(), state.clone());
+    if let Some(tls) = tls::server_config(&config)? {
+        let tls = fast_path::tls::server_config(tls);
+        let app_config = actix_web::dev::AppConfig::__priv_test_new(true, addr.to_string(), addr);
+        let builder = builder
+            .listen("feedlab", listener, move || {
+                // As below, for the connections the fast path leaves to actix-http after the
+                // handshake (HTTP/2 by ALPN, requests it does not take).
+                let http = |over_rate: bool| {
+                    http_service!(
+                        fast_path::tls::TlsConn,
+                        &config,
+                        &state,
+                        graceful,
+                        addr,
+                        app_config.clone(),
+                        |b| if over_rate {
+                            b.on_connect_ext(|_, data| {
+                                data.insert(connection::OverRate);
+                            })
+                        } else {
+                            b
+                        }
+                    )
+                };
+                fast_path::tls::TlsFrontDoor {
+                    http: http(false),
+                    over_rate: http(true),
+                    state: state.clone(),
+                    tls: tls.clone(),
+                }
+            })
+            .context("serving on the listener")?;
+        return Ok(builder.run());
+    }
     let builder = builder
         .listen("feedlab", listener, move || {
             // actix-http for the connections the fast path leaves to it, and the same for those

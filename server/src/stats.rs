@@ -44,6 +44,7 @@ pub fn snapshot(state: &AppState) -> serde_json::Value {
         "echo": a.echo.snapshot(),
         "connections": {
             "accepted": a.connections_accepted.load(Relaxed),
+            "to_actix_web": a.connections_to_actix.load(Relaxed),
             "open_streams": a.open_streams.load(Relaxed),
             "refused": a.refused_connections.load(Relaxed),
             "refused_new_per_sec": a.refused_new_connections.load(Relaxed),

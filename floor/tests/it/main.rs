@@ -4,6 +4,7 @@
 mod loadgen;
 mod poll;
 mod support;
+mod tls;
 
 use std::time::Duration;
 
@@ -43,6 +44,12 @@ pub async fn stats(conn: &mut Conn) -> Value {
 /// Opens `/sse` with extra request headers and checks the streaming head.
 async fn open_sse(floor: &Floor, query: &str, headers: &str) -> Conn {
     let mut sse = Conn::open(floor.addr).await;
+    open_sse_on(&mut sse, query, headers).await;
+    sse
+}
+
+/// [`open_sse`] on a connection already open.
+pub async fn open_sse_on(sse: &mut Conn, query: &str, headers: &str) {
     sse.send(&format!(
         "GET /sse{query} HTTP/1.1\r\nHost: t\r\n{headers}\r\n"
     ))
@@ -56,7 +63,6 @@ async fn open_sse(floor: &Floor, query: &str, headers: &str) -> Conn {
     );
     assert!(head.contains("transfer-encoding: chunked\r\n"), "{head}");
     assert!(head.contains("cache-control: no-cache\r\n"), "{head}");
-    sse
 }
 
 #[tokio::test]

@@ -7,13 +7,19 @@ use std::{
 };
 
 use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _},
     net::TcpStream,
 };
+
+/// A client connection, plain or TLS.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// The built `floor` binary on `127.0.0.1:<free port>`, killed when dropped.
 pub struct Floor {
     pub addr: SocketAddr,
+    /// `http`, or `https` with `--tls-cert`.
+    pub scheme: String,
     child: Child,
     _stdout: BufReader<ChildStdout>,
 }
@@ -30,10 +36,11 @@ impl Floor {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
-        let (_, addr) = feedlab_testkit::parse_listening_line(&line)
+        let (scheme, addr) = feedlab_testkit::parse_listening_line(&line)
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
         Self {
             addr,
+            scheme: scheme.to_owned(),
             child,
             _stdout: stdout,
         }
@@ -59,17 +66,48 @@ impl Drop for Floor {
     }
 }
 
-/// One TCP connection, read through a buffer; `bytes_read` counts what came off the socket.
+/// One connection (TCP, or TLS with [`Conn::open_tls`]), read through a buffer; `bytes_read`
+/// counts what came off it (decrypted, over TLS).
 pub struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     buf: Vec<u8>,
     read: usize,
 }
 
 impl Conn {
     pub async fn open(addr: SocketAddr) -> Self {
+        Self::over(Box::new(TcpStream::connect(addr).await.unwrap()))
+    }
+
+    /// A TLS connection that trusts `cert` and offers `alpn`; the handshake's error when it
+    /// fails.
+    pub async fn open_tls(
+        addr: SocketAddr,
+        cert: &std::path::Path,
+        alpn: &[&[u8]],
+    ) -> std::io::Result<Self> {
+        use rustls::pki_types::{pem::PemObject as _, CertificateDer, ServerName};
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(cert).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await?;
+        Ok(Self::over(Box::new(tls)))
+    }
+
+    fn over(stream: Box<dyn Io>) -> Self {
         Self {
-            stream: TcpStream::connect(addr).await.unwrap(),
+            stream,
             buf: Vec::new(),
             read: 0,
         }
@@ -81,6 +119,8 @@ impl Conn {
 
     pub async fn send(&mut self, raw: &str) {
         self.stream.write_all(raw.as_bytes()).await.unwrap();
+        // Over TLS, what rustls still holds goes out.
+        self.stream.flush().await.unwrap();
     }
 
     async fn fill(&mut self) {
@@ -127,6 +167,11 @@ impl Conn {
     /// Sends a request and reads a `Content-Length` response.
     pub async fn request(&mut self, raw: &str) -> (u16, String, Vec<u8>) {
         self.send(raw).await;
+        self.response().await
+    }
+
+    /// Reads a `Content-Length` response.
+    pub async fn response(&mut self) -> (u16, String, Vec<u8>) {
         let (status, head) = self.head().await;
         let len = head
             .lines()
@@ -156,6 +201,19 @@ impl Conn {
             return false;
         }
         tokio::time::timeout(d, self.fill()).await.is_err()
+    }
+
+    /// The payload of the next server WebSocket frame (unmasked, under 64 KiB).
+    pub async fn take_frame(&mut self) -> Vec<u8> {
+        let header = self.take(2).await;
+        let len = match header[1] & 0x7f {
+            126 => {
+                let ext = self.take(2).await;
+                usize::from(u16::from_be_bytes([ext[0], ext[1]]))
+            }
+            n => usize::from(n),
+        };
+        self.take(len).await
     }
 
     /// The data of the next chunk of a chunked body (empty for the last chunk).

@@ -20,8 +20,9 @@ use actix_web::http::{
     uri::Authority,
     Version,
 };
-use tokio::{io::ReadBuf, net::TcpStream, time::Instant};
+use tokio::{io::ReadBuf, time::Instant};
 
+use super::conn::Conn;
 use crate::incoming::Incoming;
 
 /// The first peek looks at this much; a longer head is peeked again with more room.
@@ -96,7 +97,7 @@ pub enum Wait {
 }
 
 /// Waits for a complete request head from `peer`, and classifies it.
-pub async fn peek(stream: &TcpStream, peer: Option<IpAddr>, wait: Wait) -> Peeked {
+pub async fn peek(stream: &mut impl Conn, peer: Option<IpAddr>, wait: Wait) -> Peeked {
     let start = Instant::now();
     let (first_bytes_by, head_timeout) = match wait {
         Wait::First { request_timeout } => (start + request_timeout, None),
@@ -135,7 +136,7 @@ pub async fn peek(stream: &TcpStream, peer: Option<IpAddr>, wait: Wait) -> Peeke
 /// The rest of a head the first peek saw `seen` bytes of: peeked again with more room, or
 /// after a pause (a head split over packets, or a slow client), until `deadline`.
 async fn peek_rest(
-    stream: &TcpStream,
+    stream: &mut impl Conn,
     peer: Option<IpAddr>,
     deadline: Instant,
     seen: usize,
@@ -157,7 +158,8 @@ async fn peek_rest(
         // On the heap, and dropped before waiting again or serving: a buffer in the
         // connection's future would stay allocated for as long as the connection lives.
         let mut buf = vec![0u8; size];
-        let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
+        let peeked = std::future::poll_fn(|cx| stream.poll_peek(cx, &mut ReadBuf::new(&mut buf)));
+        let n = match tokio::time::timeout_at(deadline, peeked).await {
             Err(_) => return Peeked::TimedOut,
             Ok(Ok(0)) | Ok(Err(_)) => return Peeked::Gone,
             Ok(Ok(n)) => n,

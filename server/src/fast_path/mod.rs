@@ -32,10 +32,12 @@
 //! poll waits, unread, for its turn; one pipelined behind a stream is never answered on either
 //! path.
 
+pub mod conn;
 pub mod head;
 pub mod poll;
 pub mod publish;
 pub mod sse;
+pub mod tls;
 pub mod wire;
 pub mod ws;
 
@@ -46,6 +48,7 @@ use actix_service::{Service, ServiceFactory};
 use tokio::{io::AsyncWriteExt as _, net::TcpStream};
 
 use crate::{accounting::Meter, error::ApiError, state::AppState, transport::Transport};
+use conn::Conn;
 use head::{Kind, Peeked, Wait};
 use wire::After;
 
@@ -178,30 +181,42 @@ where
             // boxed too, and freed before a stream starts: an idle stream, which may live for
             // hours, keeps only its own state.
             let next = Box::pin(serve(io, &state)).await;
-            match next {
-                Next::Actix(io) => to_actix(io).await,
-                Next::Sse(io, ready) => {
-                    Box::pin(sse::serve(io, ready, state.clone())).await;
-                    Ok(())
-                }
-                Next::Ws(io, ws) => {
-                    Box::pin(ws::serve(io, ws, state.clone(), Default::default())).await;
-                    Ok(())
-                }
-                Next::Done => Ok(()),
-            }
+            then(next, &state, to_actix).await
         })
     }
 }
 
+/// What serves a connection once [`serve`] is done with it: actix-web (`to_actix`, from the
+/// first request the fast path did not take), or the stream it admitted. A boxed future, so
+/// that the connection's own future holds a pointer, not a second copy of the connection.
+pub(crate) fn then<C: Conn>(
+    next: Next<C>,
+    state: &Arc<AppState>,
+    to_actix: impl FnOnce(C) -> LocalBoxFuture<Result<(), DispatchError>>,
+) -> LocalBoxFuture<Result<(), DispatchError>> {
+    use futures_util::FutureExt as _;
+    match next {
+        Next::Actix(io) => {
+            state
+                .accounting
+                .connections_to_actix
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            to_actix(io)
+        }
+        Next::Sse(io, ready) => Box::pin(sse::serve(io, ready, state.clone()).map(Ok)),
+        Next::Ws(io, ws) => Box::pin(ws::serve(io, ws, state.clone(), Default::default()).map(Ok)),
+        Next::Done => Box::pin(std::future::ready(Ok(()))),
+    }
+}
+
 /// What a connection does once [`serve`] has answered all it answers.
-enum Next {
+pub(crate) enum Next<C> {
     /// actix-web serves it, from the first request the fast path did not take (unread).
-    Actix(TcpStream),
+    Actix(C),
     /// An admitted SSE stream.
-    Sse(TcpStream, sse::Ready),
+    Sse(C, sse::Ready),
     /// An admitted WebSocket: its session and the handshake's `Sec-WebSocket-Accept`.
-    Ws(TcpStream, (crate::transport::ws::session::Mode, String)),
+    Ws(C, (crate::transport::ws::session::Mode, String)),
     /// Closed, or the client left.
     Done,
 }
@@ -209,9 +224,9 @@ enum Next {
 /// Serves the connection's requests here for as long as the fast path answers them (polls and
 /// refusals); returns it with a stream to serve, or with the first request it does not take
 /// unread, for actix-web.
-async fn serve(mut io: TcpStream, state: &Arc<AppState>) -> Next {
+pub(crate) async fn serve<C: Conn>(mut io: C, state: &Arc<AppState>) -> Next<C> {
     let config = &state.config;
-    let peer = io.peer_addr().ok().map(|a| a.ip());
+    let peer = io.peer_ip();
     let mut wait = Wait::First {
         request_timeout: config.request_timeout,
     };
@@ -221,7 +236,7 @@ async fn serve(mut io: TcpStream, state: &Arc<AppState>) -> Next {
     tokio::pin!(stop);
     loop {
         let peeked = tokio::select! {
-            peeked = head::peek(&io, peer, wait) => peeked,
+            peeked = head::peek(&mut io, peer, wait) => peeked,
             // Between requests, a stopping server closes the connection (actix-web's
             // keep-alive connections close the same way).
             () = &mut stop, if matches!(wait, Wait::Next { .. }) => Peeked::Idle,
@@ -269,7 +284,7 @@ async fn serve(mut io: TcpStream, state: &Arc<AppState>) -> Next {
                 };
                 // The request is read first: closing a socket with unread bytes would reset
                 // the connection, and the client might never see the answer.
-                if consume(&io, len, alone).await.is_err() {
+                if io.consume_head(len, alone).await.is_err() {
                     return Next::Done;
                 }
                 let written =
@@ -283,7 +298,7 @@ async fn serve(mut io: TcpStream, state: &Arc<AppState>) -> Next {
                 Box::pin(publish::serve(&mut io, admitted, cors.as_deref(), state)).await
             }
             Admission::Serve(Route::Head(then)) => {
-                if consume(&io, len, alone).await.is_err() {
+                if io.consume_head(len, alone).await.is_err() {
                     return Next::Done;
                 }
                 match then {

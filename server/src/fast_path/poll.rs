@@ -12,9 +12,10 @@
 
 use std::{io::IoSlice, mem::MaybeUninit, sync::Arc, time::Duration};
 
-use tokio::{io::ReadBuf, net::TcpStream};
+use tokio::io::ReadBuf;
 
 use super::{
+    conn::Conn,
     head::Head,
     wire::{self, After},
     Admission,
@@ -87,7 +88,7 @@ pub fn admit_long(head: &Head, state: &Arc<AppState>) -> Admission<Held> {
 
 /// Writes a short poll's answer; `false` when the connection is done for.
 pub async fn answer(
-    socket: &mut TcpStream,
+    socket: &mut impl Conn,
     answered: Answered,
     cors: Option<&str>,
     state: &AppState,
@@ -99,7 +100,7 @@ pub async fn answer(
 /// Holds a long poll until it has an answer, then writes it; `false` when the connection is
 /// done for (the client left, the server is stopping, a write failed).
 pub async fn hold(
-    socket: &mut TcpStream,
+    socket: &mut impl Conn,
     held: Held,
     cors: Option<&str>,
     state: &AppState,
@@ -109,7 +110,7 @@ pub async fn hold(
         let wait = long_poll::wait(state, &held.meter, held.cursor, held.hold, held.coding);
         tokio::select! {
             answer = wait => answer,
-            () = client_left(socket) => return false,
+            () = client_left(&mut *socket) => return false,
         }
     };
     match waited {
@@ -131,7 +132,7 @@ pub async fn hold(
 
 /// One write of `answer`'s head and body, counted on `meter`; `false` when it failed.
 async fn write(
-    socket: &mut TcpStream,
+    socket: &mut impl Conn,
     answer: &PollAnswer,
     meter: &Meter,
     cors: Option<&str>,
@@ -166,7 +167,7 @@ const HEAD_CAPACITY: usize = 256;
 
 /// Resolves when the client has closed its side (or the connection broke) while a long poll is
 /// held; never when it sends something (a pipelined request, left unread for its turn).
-async fn client_left(socket: &TcpStream) {
+async fn client_left(socket: &mut impl Conn) {
     let peeked = std::future::poll_fn(|cx| {
         let mut one = [MaybeUninit::<u8>::uninit(); 1];
         let mut buf = ReadBuf::uninit(&mut one);

@@ -16,9 +16,9 @@
 //! out to be (not JSON, a refused key, a key used for another body) is answered here with the
 //! same [`ApiError`] actix-web would render.
 
-use tokio::{io::AsyncReadExt as _, net::TcpStream};
+use tokio::io::AsyncReadExt as _;
 
-use super::{head::Head, wire, wire::After, Admission};
+use super::{conn::Conn, head::Head, wire, wire::After, Admission};
 use crate::{
     error::ApiError,
     incoming::Incoming as _,
@@ -63,7 +63,7 @@ pub fn admit(head: &Head, state: &AppState) -> Admission<Admitted> {
 /// Reads the request (head and body, within `--body-timeout`), publishes, answers; `Some(After)`
 /// when the answer was written, `None` when the connection is done for.
 pub async fn serve(
-    io: &mut TcpStream,
+    io: &mut impl Conn,
     admitted: Admitted,
     cors: Option<&str>,
     state: &AppState,

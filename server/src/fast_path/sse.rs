@@ -1,11 +1,11 @@
 //! `GET /sse` on the socket itself: the same checks and the same [`Stream`] as actix-web's
 //! handler, written as chunks straight from the events' shared bytes.
 
-use std::{io::IoSlice, sync::Arc};
+use std::{io::IoSlice, mem::MaybeUninit, pin::Pin, sync::Arc, task::Poll};
 
-use tokio::{io::AsyncWriteExt as _, net::TcpStream};
+use tokio::io::{AsyncWriteExt as _, ReadBuf};
 
-use super::{head::Head, wire, Admission};
+use super::{conn::Conn, head::Head, wire, Admission};
 use crate::{
     accounting::Framing,
     compress,
@@ -70,7 +70,7 @@ pub struct Ready {
 /// in its future for its whole life, so moving them into locals would hold every field twice
 /// in every idle stream's memory. The response head is written by [`start`], boxed, so its
 /// buffers are no part of that future either.
-pub async fn serve(mut socket: TcpStream, mut ready: Ready, state: Arc<AppState>) {
+pub async fn serve<C: Conn>(mut socket: C, mut ready: Ready, state: Arc<AppState>) {
     let limit = state.config.send_timeout;
     if !Box::pin(start(&mut socket, &mut ready, &state)).await {
         return;
@@ -118,7 +118,7 @@ pub async fn serve(mut socket: TcpStream, mut ready: Ready, state: Arc<AppState>
                     return;
                 }
             }
-            read = client_sent(&socket) => match read {
+            read = client_sent(&mut socket) => match read {
                 Sent::Bytes => {}
                 Sent::Gone => return,
             },
@@ -127,7 +127,7 @@ pub async fn serve(mut socket: TcpStream, mut ready: Ready, state: Arc<AppState>
 }
 
 /// Writes the response head and the stream's prelude; `false` when that failed.
-async fn start(socket: &mut TcpStream, ready: &mut Ready, state: &AppState) -> bool {
+async fn start(socket: &mut impl Conn, ready: &mut Ready, state: &AppState) -> bool {
     let prelude = std::mem::take(&mut ready.prelude);
     let cors = ready.cors.take();
     let stream = &ready.stream;
@@ -161,28 +161,20 @@ enum Sent {
     Gone,
 }
 
-/// Waits for the client to send something. The scrap buffer lives only in [`read_scrap`]'s
-/// frame: held across the wait, it would be part of every idle stream's memory.
-async fn client_sent(socket: &TcpStream) -> Sent {
-    loop {
-        if socket.readable().await.is_err() {
-            return Sent::Gone;
+/// Waits for the client to send something. The scrap buffer exists only while the connection
+/// is polled: held across the wait, it would be part of every idle stream's memory.
+async fn client_sent(socket: &mut impl Conn) -> Sent {
+    std::future::poll_fn(|cx| {
+        let mut scrap = [MaybeUninit::<u8>::uninit(); 512];
+        let mut scrap = ReadBuf::uninit(&mut scrap);
+        match Pin::new(&mut *socket).poll_read(cx, &mut scrap) {
+            Poll::Ready(Ok(())) if scrap.filled().is_empty() => Poll::Ready(Sent::Gone),
+            Poll::Ready(Ok(())) => Poll::Ready(Sent::Bytes),
+            Poll::Ready(Err(_)) => Poll::Ready(Sent::Gone),
+            Poll::Pending => Poll::Pending,
         }
-        if let Some(sent) = read_scrap(socket) {
-            return sent;
-        }
-    }
-}
-
-/// One read into a scrap buffer; `None` when there was nothing after all.
-fn read_scrap(socket: &TcpStream) -> Option<Sent> {
-    let mut scrap = [0u8; 512];
-    match socket.try_read(&mut scrap) {
-        Ok(0) => Some(Sent::Gone),
-        Ok(_) => Some(Sent::Bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
-        Err(_) => Some(Sent::Gone),
-    }
+    })
+    .await
 }
 
 /// The chunk-size line for `len` bytes: hex digits and CRLF, in a stack buffer.

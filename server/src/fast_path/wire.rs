@@ -1,11 +1,12 @@
-//! Writing to a fast-path socket: whole vectored writes under a deadline, response heads, and
-//! refusals rendered from the same [`ApiError`] actix-web would have answered with.
+//! Writing to a fast-path connection: whole vectored writes under a deadline, response heads,
+//! and refusals rendered from the same [`ApiError`] actix-web would have answered with.
 
 use std::{io, io::IoSlice, time::Duration};
 
 use actix_web::{body::MessageBody as _, http::StatusCode, ResponseError as _};
 use tokio::{io::AsyncWriteExt as _, net::TcpStream};
 
+use super::conn::Conn;
 use crate::error::ApiError;
 
 /// The pieces of one write; a few live on the stack, so a batch costs no allocation.
@@ -15,12 +16,17 @@ pub type Parts<'a> = smallvec::SmallVec<[IoSlice<'a>; 8]>;
 const MAX_IOV: usize = 512;
 
 /// Writes every byte of `bufs` within `limit`; a client that does not take them in time has
-/// stopped reading (`ErrorKind::TimedOut`).
+/// stopped reading (`ErrorKind::TimedOut`). Over TLS, into rustls and flushed
+/// ([`super::ws::write_all`]); on TCP, as follows, in this one future: a stream's future is as
+/// large as its largest wait, and this is one of them.
 pub async fn write_all(
-    stream: &mut TcpStream,
+    conn: &mut impl Conn,
     mut bufs: &mut [IoSlice<'_>],
     limit: Duration,
 ) -> io::Result<()> {
+    let Some(stream) = conn.as_tcp() else {
+        return super::ws::write_all(conn, bufs, limit).await;
+    };
     let total: usize = bufs.iter().map(|b| b.len()).sum();
     // Nearly every write fits in the socket buffer at once: try that first, without a timer.
     while !bufs.is_empty() {
@@ -172,7 +178,7 @@ pub enum After {
 /// render it), and closes unless `after` keeps the connection; returns the bytes written, or
 /// `None` when the write failed (the connection is then done for).
 pub async fn refuse(
-    stream: &mut TcpStream,
+    stream: &mut impl Conn,
     err: &ApiError,
     allowed_origin: Option<&str>,
     limit: Duration,
@@ -193,7 +199,7 @@ pub async fn refuse(
 /// the connection; returns the bytes written, or `None` when the write failed (the connection
 /// is then done for).
 pub async fn answer(
-    stream: &mut TcpStream,
+    stream: &mut impl Conn,
     status: StatusCode,
     headers: impl IntoIterator<Item = (impl AsRef<[u8]>, impl AsRef<[u8]>)>,
     body: &[u8],
@@ -224,7 +230,7 @@ pub async fn answer(
 }
 
 /// `408 Request Timeout`, as actix-web answers a head that did not arrive in time, and closes.
-pub async fn request_timeout(mut stream: TcpStream, limit: Duration) {
+pub async fn request_timeout(mut stream: impl Conn, limit: Duration) {
     let head = format!(
         "HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n{}\r\n",
         date_line()

@@ -20,11 +20,10 @@ use std::{
 use bytes::{Bytes, BytesMut};
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf},
-    net::TcpStream,
     time::Instant,
 };
 
-use super::{head::Head, wire, Admission};
+use super::{conn::Conn, head::Head, wire, Admission};
 use crate::{
     error::ApiError,
     incoming::Incoming as _,
@@ -77,8 +76,8 @@ pub(crate) fn admit_echo(head: &Head, state: &Arc<AppState>) -> Admission<(Mode,
 ///
 /// The `101` is written by a boxed future that is gone before the session starts: its head and
 /// buffers are no part of the future an idle connection keeps.
-pub(crate) async fn serve(
-    socket: TcpStream,
+pub(crate) async fn serve<C: Conn>(
+    socket: C,
     ws: (Mode, String),
     state: Arc<AppState>,
     pending: BytesMut,
@@ -91,12 +90,12 @@ pub(crate) async fn serve(
 }
 
 /// Writes the `101 Switching Protocols` answer; the socket, or `None` when the write failed.
-async fn switch_protocols(
-    mut socket: TcpStream,
+async fn switch_protocols<C: Conn>(
+    mut socket: C,
     mode: &Mode,
     accept: String,
     state: &AppState,
-) -> Option<TcpStream> {
+) -> Option<C> {
     let extensions = mode.deflate().map_or_else(String::new, |a| {
         format!("sec-websocket-extensions: {}\r\n", a.header())
     });

@@ -2,6 +2,9 @@
 //! to one without it (`--fast-path=false`) get the same class of answer, for the heads issue 12
 //! found the two disagreeing on and for a few thousand generated ones. The fast path takes a
 //! request only when actix-web would take it the same way; everything else is actix-web's.
+//!
+//! Every test runs twice: on plain TCP, and over TLS ([`tls`]: the fast path's rustls
+//! connection against actix-web's rustls acceptor), where the same bytes go in one TLS record.
 
 use std::time::{Duration, Instant};
 
@@ -9,12 +12,9 @@ use proptest::{
     prelude::*,
     test_runner::{Config, RngAlgorithm, TestRng, TestRunner},
 };
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::TcpStream,
-};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::common::TestServer;
+use crate::common::{open, TestServer, Way};
 
 const KEY: &str = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
 const UPGRADE: &str = "Upgrade: websocket\r\nConnection: Upgrade\r\n";
@@ -23,17 +23,34 @@ const UPGRADE: &str = "Upgrade: websocket\r\nConnection: Upgrade\r\n";
 /// and a short long-poll hold so a held poll is answered (204) within the exchange.
 fn servers() -> (TestServer, TestServer) {
     let args = ["--request-timeout", "1s", "--long-poll-timeout", "50ms"];
-    let fast = TestServer::start(&args);
+    let fast = start(&args);
     let mut actix_args = args.to_vec();
     actix_args.push("--fast-path=false");
-    (fast, TestServer::start(&actix_args))
+    (fast, start(&actix_args))
+}
+
+thread_local! {
+    /// Whether this thread's test runs over TLS (set by the [`tls`] twins).
+    static TLS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A server with `args`, serving TLS when this test runs over it.
+fn start(args: &[&str]) -> TestServer {
+    let way = if TLS.with(|t| t.get()) {
+        Way::Tls
+    } else {
+        Way::Fast
+    };
+    way.start(args)
 }
 
 /// Sends `head` on a new connection; returns the response head (what was read, when the
 /// server closed without a whole one) and the bytes that followed it within `linger`.
 async fn exchange(srv: &TestServer, head: &[u8], linger: Duration) -> (String, Vec<u8>) {
-    let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+    let mut tcp = open(srv.addr, srv.cert.as_deref()).await;
+    // One write (one TLS record), then flushed out of rustls.
     let _ = tcp.write_all(head).await;
+    let _ = tcp.flush().await;
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     let mut until = Instant::now() + Duration::from_secs(5);
@@ -327,9 +344,11 @@ fn generated_heads_get_the_same_class_of_answer_on_both_paths() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (fast, actix) = servers();
     let started = Instant::now();
+    // Over TLS every case is two handshakes more: fewer cases, the same generator and seed.
+    let cases = if fast.tls { 400 } else { 2_000 };
     let mut runner = TestRunner::new_with_rng(
         Config {
-            cases: 2_000,
+            cases,
             failure_persistence: None,
             ..Config::default()
         },
@@ -470,13 +489,15 @@ GET /poll?since=0 HTTP/1.1\r\nHost: a\r\n\r\n";
             "{rest}"
         );
 
-        let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+        let mut tcp = open(srv.addr, srv.cert.as_deref()).await;
         tcp.write_all(b"POST /publish HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n")
             .await
             .unwrap();
+        tcp.flush().await.unwrap();
         // The pause is the case under test: the body in a read of its own after the head.
         tokio::time::sleep(Duration::from_millis(100)).await;
         tcp.write_all(b"null").await.unwrap();
+        tcp.flush().await.unwrap();
         let mut got = vec![0u8; 512];
         let n = tcp.read(&mut got).await.unwrap();
         let got = String::from_utf8_lossy(&got[..n]);
@@ -486,8 +507,8 @@ GET /poll?since=0 HTTP/1.1\r\nHost: a\r\n\r\n";
         );
     }
     let args = ["--body-timeout", "300ms"];
-    let fast = TestServer::start(&args);
-    let actix = TestServer::start(&[args[0], args[1], "--fast-path=false"]);
+    let fast = start(&args);
+    let actix = start(&[args[0], args[1], "--fast-path=false"]);
     for srv in [&fast, &actix] {
         let started = Instant::now();
         let (head, body) = exchange(
@@ -500,4 +521,36 @@ GET /poll?since=0 HTTP/1.1\r\nHost: a\r\n\r\n";
         assert!(String::from_utf8_lossy(&body).contains("300ms"), "{body:?}");
         assert!(started.elapsed() < Duration::from_secs(3));
     }
+}
+
+/// Each test above, over TLS: the fast path's own rustls connection (HTTP/1.1 by ALPN) against
+/// actix-web's (`--fast-path=false`), the same bytes sent in one TLS record.
+mod tls {
+    /// `#[tokio::test]`s run on the thread that calls them: the flag reaches `servers()`.
+    fn over_tls(test: fn()) {
+        super::TLS.with(|t| t.set(true));
+        test();
+    }
+
+    macro_rules! over_tls {
+        ($($name:ident),* $(,)?) => {
+            $(
+                #[test]
+                fn $name() {
+                    over_tls(super::$name)
+                }
+            )*
+        };
+    }
+
+    over_tls!(
+        the_heads_the_paths_disagreed_on_get_the_same_answer_on_both,
+        a_request_pipelined_after_a_stream_is_never_answered_on_either_path,
+        poll_heads_get_the_same_answer_and_body_on_both_paths,
+        pipelined_polls_are_answered_in_order_on_both_paths,
+        generated_heads_get_the_same_class_of_answer_on_both_paths,
+        what_was_handled_correctly_stays_so_on_both_paths,
+        publishes_get_the_same_answer_and_body_on_both_paths,
+        publishes_on_one_connection_are_answered_in_order_and_late_bodies_waited_for,
+    );
 }

@@ -39,7 +39,7 @@ async fn read_until(tcp: &mut TcpStream, until: &[u8]) -> Vec<u8> {
 }
 
 /// The body after the head, which differs only in its `date` line.
-fn body(response: &[u8]) -> &[u8] {
+pub(crate) fn body(response: &[u8]) -> &[u8] {
     let end = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -48,7 +48,7 @@ fn body(response: &[u8]) -> &[u8] {
 }
 
 /// The body of a chunked response (as far as it was read).
-fn dechunk(mut body: &[u8]) -> Vec<u8> {
+pub(crate) fn dechunk(mut body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
         let size = usize::from_str_radix(std::str::from_utf8(&body[..eol]).unwrap(), 16).unwrap();
@@ -64,7 +64,7 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
 }
 
 /// `"ts":<digits>` with every digit replaced by 0.
-fn zero_ts(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn zero_ts(bytes: &[u8]) -> Vec<u8> {
     let mut out = bytes.to_vec();
     let mut i = 0;
     while let Some(at) = out[i..].windows(5).position(|w| w == b"\"ts\":") {

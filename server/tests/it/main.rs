@@ -23,5 +23,6 @@ mod stats;
 mod storm;
 mod timeouts;
 mod tls;
+mod tls_fast;
 mod ws;
 mod ws_deflate;

@@ -259,14 +259,16 @@ pub async fn request_to(srv: &TestServer, mut req: Request<Full<Bytes>>) -> Resp
 }
 
 /// The ways a WebSocket (or any request) reaches the server: the fast path, actix-web alone
-/// (`--fast-path false`), TLS (`wss://`, always actix-web), and an `--h2c` listener (actix-web
-/// detecting HTTP/1.1 or HTTP/2 per connection). Tests of behaviour a client can see run on
-/// each.
+/// (`--fast-path false`), TLS (`wss://`, HTTP/1.1 by ALPN: the fast path over rustls), TLS
+/// through actix-web (`--fast-path false`: actix-tls' acceptor and actix-http), and an `--h2c`
+/// listener (actix-web detecting HTTP/1.1 or HTTP/2 per connection). Tests of behaviour a
+/// client can see run on each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Way {
     Fast,
     Actix,
     Tls,
+    TlsActix,
     H2c,
 }
 
@@ -279,6 +281,11 @@ impl Way {
             Self::Fast => vec![],
             Self::Actix => vec!["--fast-path=false".into()],
             Self::H2c => vec!["--h2c".into()],
+            Self::TlsActix => {
+                let mut args = Self::Tls.args();
+                args.push("--fast-path=false".into());
+                args
+            }
             Self::Tls => {
                 let cert = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
                     "cert-{}-{}.pem",
@@ -320,6 +327,10 @@ macro_rules! every_way {
                 #[tokio::test]
                 async fn tls() {
                     super::$name(Way::Tls).await
+                }
+                #[tokio::test]
+                async fn tls_actix() {
+                    super::$name(Way::TlsActix).await
                 }
                 #[tokio::test]
                 async fn h2c() {
