@@ -61,6 +61,9 @@ pub struct Target {
     /// A forward proxy (`--proxy squid`) the client is configured to use: plain requests go to
     /// it in absolute form, TLS and WebSockets through a CONNECT tunnel, as browsers do.
     pub forward_proxy: Option<SocketAddr>,
+    /// Behind a link with a link per phone (`--network …,phones`): client `i` is phone
+    /// `first_phone + i`, and every connection it opens comes from that phone's address.
+    pub first_phone: Option<u32>,
 }
 
 impl Target {
@@ -96,6 +99,7 @@ impl Target {
             tls,
             netns: None,
             forward_proxy: None,
+            first_phone: None,
         })
     }
 
@@ -103,6 +107,14 @@ impl Target {
     pub fn via(&self, agent: &Arc<feedlab_link::netns::Agent>) -> Self {
         Self {
             netns: Some(agent.clone()),
+            ..self.clone()
+        }
+    }
+
+    /// The same target for clients that are phones from `first` on (see [`Target::first_phone`]).
+    pub fn phones_from(&self, first: u32) -> Self {
+        Self {
+            first_phone: Some(first),
             ..self.clone()
         }
     }
@@ -168,9 +180,14 @@ impl Target {
     }
 }
 
-/// The source address for client `index` when connections are spread over `spread` loopback
-/// addresses (127.0.0.1 …); `None` lets the kernel choose.
+/// The source address for client `index`: its phone's, behind a link per phone; else, when
+/// connections are spread over `spread` loopback addresses, one of 127.0.0.1 …; `None` lets the
+/// kernel choose.
 pub fn source_ip(target: &Target, spread: u8, index: usize) -> Option<IpAddr> {
+    if let (Some(first), Some(_)) = (target.first_phone, &target.netns) {
+        let n = u32::try_from(index).ok()?.checked_add(first)?;
+        return feedlab_link::phones::addr(n).map(IpAddr::V4);
+    }
     if spread <= 1 || !target.addr.ip().is_loopback() || !target.addr.is_ipv4() {
         return None;
     }
@@ -283,7 +300,13 @@ async fn connect_via(
     let dial = target.forward_proxy.unwrap_or(target.addr);
     let connecting = async {
         let mut stream = match (source, &target.netns) {
-            (_, Some(agent)) => agent.tcp_socket().await?.connect(dial).await?,
+            (source, Some(agent)) => {
+                let socket = agent.tcp_socket().await?;
+                if let Some(ip) = source {
+                    socket.bind(SocketAddr::new(ip, 0))?;
+                }
+                socket.connect(dial).await?
+            }
             (Some(ip), None) => {
                 let socket = if ip.is_ipv4() {
                     TcpSocket::new_v4()?

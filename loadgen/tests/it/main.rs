@@ -15,6 +15,7 @@ mod idempotent_publish;
 mod intermediaries;
 mod nchan;
 mod network;
+mod phones;
 mod nginx;
 mod proxy_timeout;
 mod readme;
