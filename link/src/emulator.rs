@@ -17,7 +17,8 @@ use std::{
 use crate::{
     counts::DirCounts,
     forward::{self, Forwarder, Path},
-    nat, netns::{self, Agent, Namespace},
+    nat,
+    netns::{self, Agent, Namespace},
     phones, records,
     shaper::DirParams,
     spec::LinkSpec,
@@ -86,7 +87,14 @@ impl Link {
         let client_dev = device(&client).context("creating the client side's TUN device")?;
         // Every phone address is the client namespace's own, without 65,000 `ip addr`s.
         let (net, bits) = phones::NET;
-        client_ns.ip(&["route", "add", "local", &format!("{net}/{bits}"), "dev", "lo"])?;
+        client_ns.ip(&[
+            "route",
+            "add",
+            "local",
+            &format!("{net}/{bits}"),
+            "dev",
+            "lo",
+        ])?;
         for (ns, addr) in [(&server_ns, SERVER_ADDR), (&client_ns, CLIENT_ADDR)] {
             ns.ip(&["addr", "add", &format!("{addr}/15"), "dev", DEVICE])?;
             // The device's own queue (500 packets by default) must never be where packets
@@ -174,7 +182,12 @@ impl Link {
                 .up
                 .phones
                 .load(std::sync::atomic::Ordering::Relaxed)
-                .max(self.forwarder.down.phones.load(std::sync::atomic::Ordering::Relaxed)),
+                .max(
+                    self.forwarder
+                        .down
+                        .phones
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                ),
             nat: self
                 .path
                 .nat

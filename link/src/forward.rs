@@ -260,7 +260,10 @@ impl Shapers {
         self.phones.entry(p).or_insert_with(|| {
             c.phones.fetch_add(1, Relaxed);
             // Each phone its own random loss and jitter, reproducible from the link's seed.
-            Shaper::new(params, seed ^ u64::from(p).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            Shaper::new(
+                params,
+                seed ^ u64::from(p).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            )
         })
     }
 }

@@ -260,7 +260,10 @@ mod tests {
     /// Handshake and a request at t0: the client's next sequence is 1001 + 100, the server's
     /// 5001 + 1.
     fn open(t: &mut Table, t0: Instant) {
-        assert_eq!(t.check(Dir::Up, &seg(Dir::Up, SYN, 1000, 0, 0), t0), Verdict::Pass);
+        assert_eq!(
+            t.check(Dir::Up, &seg(Dir::Up, SYN, 1000, 0, 0), t0),
+            Verdict::Pass
+        );
         let synack = seg(Dir::Down, SYN | ACK, 5000, 1001, 0);
         assert_eq!(t.check(Dir::Down, &synack, t0), Verdict::Pass);
         let req = seg(Dir::Up, ACK, 1001, 5001, 100);
@@ -295,7 +298,10 @@ mod tests {
         assert_eq!(t.counts.expired, 1);
         assert_eq!(t.counts.dropped, 3);
         // A new connection on the same ports opens a new mapping.
-        assert_eq!(t.check(Dir::Up, &seg(Dir::Up, SYN, 9000, 0, 0), late), Verdict::Pass);
+        assert_eq!(
+            t.check(Dir::Up, &seg(Dir::Up, SYN, 9000, 0, 0), late),
+            Verdict::Pass
+        );
     }
 
     #[test]
@@ -316,13 +322,19 @@ mod tests {
         let s = parse(&s).unwrap();
         let st = s.tcp.unwrap();
         // To the server, from the phone's end: the server expects 1101 next.
-        assert_eq!((s.src, s.dst, st.src_port, st.dst_port), (PHONE, SERVER, 40000, 443));
+        assert_eq!(
+            (s.src, s.dst, st.src_port, st.dst_port),
+            (PHONE, SERVER, 40000, 443)
+        );
         assert_eq!(st.seq, 1101);
         assert!(st.has(RST));
         let c = parse(&c).unwrap();
         let ct = c.tcp.unwrap();
         // To the phone, from the server's end: the phone had received up to 5001.
-        assert_eq!((c.src, c.dst, ct.src_port, ct.dst_port), (SERVER, PHONE, 443, 40000));
+        assert_eq!(
+            (c.src, c.dst, ct.src_port, ct.dst_port),
+            (SERVER, PHONE, 443, 40000)
+        );
         assert_eq!(ct.seq, 5001);
         assert_eq!(t.counts.resets, 2);
         // A challenge ACK that comes back later gets a reset from its own numbers.

@@ -68,8 +68,7 @@ pub fn phones_result(
                 timers: profile.timers_brief(),
                 regime: Regime::Foreground.name().to_owned(),
                 energy_per_hour_j: f.energy_per_hour_j,
-                energy_per_event_j: (who.events > 0)
-                    .then(|| f.usage.energy_j / who.events as f64),
+                energy_per_event_j: (who.events > 0).then(|| f.usage.energy_j / who.events as f64),
                 radio_on_share: f.radio_on_share,
                 wake_ups_per_hour: f.wake_ups_per_hour,
                 tail_share: f.tail_share,

@@ -102,10 +102,7 @@ mod tests {
     use super::*;
 
     fn lte() -> Radios {
-        Radios::new(
-            feedlab_radio::profile::lte().wake_timers(),
-            Instant::now(),
-        )
+        Radios::new(feedlab_radio::profile::lte().wake_timers(), Instant::now())
     }
 
     #[test]
@@ -151,10 +148,7 @@ mod tests {
 
     #[test]
     fn wifi_has_no_promotion_to_wait_for() {
-        let mut r = Radios::new(
-            feedlab_radio::profile::wifi().wake_timers(),
-            Instant::now(),
-        );
+        let mut r = Radios::new(feedlab_radio::profile::wifi().wake_timers(), Instant::now());
         let t = r.epoch + Duration::from_secs(100);
         assert_eq!(r.pass(0, Dir::Down, t), t);
     }

@@ -35,7 +35,10 @@ const LATE: Duration = Duration::from_secs(6);
 
 /// A server in the server namespace; each connection's end (how its reads ended) is sent on the
 /// returned channel.
-async fn serve(link: &Link, how: Serve) -> (SocketAddr, mpsc::UnboundedReceiver<std::io::Result<()>>) {
+async fn serve(
+    link: &Link,
+    how: Serve,
+) -> (SocketAddr, mpsc::UnboundedReceiver<std::io::Result<()>>) {
     let listener = link
         .server
         .tcp_listener(SocketAddr::new(SERVER_ADDR.into(), 0))
@@ -117,10 +120,14 @@ async fn ping_beside_a_download(spec_s: &str) -> (Duration, Link) {
         }
     });
     // Until the download has filled its queue.
-    feedlab_testkit::eventually(Duration::from_secs(10), "the download fills the queue", || {
-        let q = link.snapshot().down.peak_queue_packets;
-        async move { q >= 30 }
-    })
+    feedlab_testkit::eventually(
+        Duration::from_secs(10),
+        "the download fills the queue",
+        || {
+            let q = link.snapshot().down.peak_queue_packets;
+            async move { q >= 30 }
+        },
+    )
     .await;
     let mut s = connect(&link, Some(1), echo).await;
     let mut rtts = Vec::new();
@@ -160,7 +167,10 @@ async fn one_phones_download_does_not_delay_another_phone() {
     drop(link);
     eprintln!("ping beside a download: own link {own:?}, shared link {shared:?}");
     assert!(own < Duration::from_millis(80), "own link: {own:?}");
-    assert!(shared > Duration::from_millis(150), "shared link: {shared:?}");
+    assert!(
+        shared > Duration::from_millis(150),
+        "shared link: {shared:?}"
+    );
 }
 
 /// What a connection met past the NAT's timeout.
