@@ -141,7 +141,10 @@ def run_cell(loadgen, nat, hb, mode, duration, clients, out):
            "--poll-interval", f"{POLL_INTERVAL_S}s", "--long-poll-timeout", f"{LONG_POLL_HOLD_S}s",
            f"--server-arg=--heartbeat={hb}s", "--quiet", "--out", str(out)]
     t = time.time()
-    subprocess.run(cmd, check=True)
+    # loadgen exits 1 when events were lost, which is a result here, not a failure.
+    rc = subprocess.run(cmd).returncode
+    if not (out / "report.json").exists():
+        raise SystemExit(f"loadgen exited {rc} without a report: {' '.join(cmd)}")
     report = json.loads((out / "report.json").read_text())
     rows = []
     for r in report["phases"]:
@@ -158,7 +161,8 @@ def run_cell(loadgen, nat, hb, mode, duration, clients, out):
             "nat": p.get("nat"), "energy_per_hour_j": rad.get("energy_per_hour_j"),
             "radio_on_share": rad.get("radio_on_share"),
             "wake_ups_per_hour": rad.get("wake_ups_per_hour"), "timers": rad.get("timers"),
-            "derived": False, "command": " ".join(cmd), "wall_s": round(time.time() - t, 1),
+            "derived": False, "loadgen_exit": rc, "command": " ".join(cmd),
+            "wall_s": round(time.time() - t, 1),
         })
     return rows
 
@@ -236,6 +240,7 @@ def main():
         with tempfile.TemporaryDirectory() as d:
             print(f"cell: NAT {nat} s {mode}, heartbeat {hb} s, {dur} s", file=sys.stderr)
             measured += run_cell(a.loadgen, nat, hb, mode, dur, a.clients, Path(d))
+        (out / "cells.json").write_text(json.dumps(measured, indent=1) + "\n")
     der = derived(a.loadgen)
     (out / "derived.json").write_text(json.dumps(der, indent=1) + "\n")
     (out / "derived.md").write_text(
