@@ -119,7 +119,7 @@ async fn ping_beside_a_download(spec_s: &str) -> (Duration, Link) {
             }
         }
     });
-    // Until the download has moved 200 kB (1.6 s at 1 Mbit/s): its queue is full by then.
+    // Until the download has moved 100 kB (1.6 s at 500 kbit/s): its queue is full by then.
     let moved = || {
         link.records(Duration::ZERO, link.clock())
             .iter()
@@ -128,7 +128,7 @@ async fn ping_beside_a_download(spec_s: &str) -> (Duration, Link) {
             .sum::<u64>()
     };
     let start = Instant::now();
-    while link.snapshot().down.bytes_carried < 200_000 && moved() < 200_000 {
+    while link.snapshot().down.bytes_carried < 100_000 && moved() < 100_000 {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "the download does not start"
@@ -150,8 +150,8 @@ async fn ping_beside_a_download(spec_s: &str) -> (Duration, Link) {
 async fn one_phones_download_does_not_delay_another_phone() {
     let _g = serial().await;
     feedlab_testkit::require!(can_link());
-    // 1 Mbit/s: each packet queued ahead of a ping delays it 12 ms.
-    let base = "rtt=20ms,down=1mbit,up=1mbit,queue=50";
+    // 500 kbit/s: each packet queued ahead of a ping delays it 24 ms.
+    let base = "rtt=20ms,down=500kbit,up=500kbit,queue=50";
     let (own, link) = ping_beside_a_download(&format!("{base},phones")).await;
     let records = link.records(Duration::ZERO, link.clock());
     let bytes = |p: u32| -> u64 {
@@ -173,7 +173,7 @@ async fn one_phones_download_does_not_delay_another_phone() {
     assert!(link.records(Duration::ZERO, link.clock()).is_empty());
     drop(link);
     eprintln!("ping beside a download: own link {own:?}, shared link {shared:?}");
-    // The download keeps some 17 packets (200 ms at 1 Mbit/s) queued: a shared queue delays
+    // The download keeps some 17 packets (400 ms at 500 kbit/s) queued: a shared queue delays
     // the ping by about half that, the ping's own link not at all.
     assert!(own < Duration::from_millis(60), "own link: {own:?}");
     assert!(
