@@ -9,14 +9,21 @@ use std::sync::{
 
 use anyhow::Context as _;
 
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
 use crate::{
     counts::DirCounts,
-    forward::{self, Forwarder},
+    forward::{self, Forwarder, Path},
+    nat,
     netns::{self, Agent, Namespace},
+    phones, records,
     shaper::DirParams,
     spec::LinkSpec,
     tcp::{self, Segments},
-    CLIENT_ADDR, SERVER_ADDR,
+    wake, CLIENT_ADDR, SERVER_ADDR,
 };
 
 /// The TUN device's name in both namespaces.
@@ -32,6 +39,7 @@ pub struct Link {
     // Field order is drop order: the forwarder (and with it the TUN devices) first, then the
     // namespaces.
     forwarder: Forwarder,
+    path: Arc<Path>,
     pub server: Arc<Agent>,
     pub client: Arc<Agent>,
     server_ns: Namespace,
@@ -46,6 +54,14 @@ pub struct Snapshot {
     pub client: Option<Segments>,
     pub server: Option<Segments>,
     pub forwarder_cpu_s: Option<f64>,
+    /// Since the link came up (the per-phone records' clock).
+    pub at: Duration,
+    /// Phones the link has carried packets for (per-phone links only).
+    pub phones: u64,
+    pub nat: Option<nat::Counts>,
+    pub wake: Option<wake::Counts>,
+    /// Packet records not kept (past [`records::MAX_RECORDS`]).
+    pub records_dropped: u64,
 }
 
 impl Link {
@@ -69,6 +85,16 @@ impl Link {
         let client = Arc::new(Agent::start(&client_ns)?);
         let server_dev = device(&server).context("creating the server side's TUN device")?;
         let client_dev = device(&client).context("creating the client side's TUN device")?;
+        // Every phone address is the client namespace's own, without 65,000 `ip addr`s.
+        let (net, bits) = phones::NET;
+        client_ns.ip(&[
+            "route",
+            "add",
+            "local",
+            &format!("{net}/{bits}"),
+            "dev",
+            "lo",
+        ])?;
         for (ns, addr) in [(&server_ns, SERVER_ADDR), (&client_ns, CLIENT_ADDR)] {
             ns.ip(&["addr", "add", &format!("{addr}/15"), "dev", DEVICE])?;
             // The device's own queue (500 packets by default) must never be where packets
@@ -91,17 +117,33 @@ impl Link {
             queue_packets: spec.queue_packets,
             reorder: spec.reorder,
         };
+        let epoch = Instant::now();
+        let radio = spec
+            .radio
+            .map(feedlab_radio::profile::by_name)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let path = Arc::new(Path {
+            per_phone: spec.per_phone,
+            nat: spec.nat.map(|n| Mutex::new(nat::Table::new(n))),
+            radios: radio
+                .filter(|_| spec.wake && spec.per_phone)
+                .map(|p| Mutex::new(wake::Radios::new(p.wake_timers(), epoch))),
+            log: spec.per_phone.then(|| records::Log::new(epoch)),
+        });
         let forwarder = Forwarder::start(
             server_dev,
             client_dev,
             dir(spec.down_bps),
             dir(spec.up_bps),
             seed,
+            path.clone(),
         )
         .context("starting the forwarder")?;
         Ok(Self {
             spec,
             forwarder,
+            path,
             server,
             client,
             server_ns,
@@ -134,7 +176,51 @@ impl Link {
             client: seg(&self.client),
             server: seg(&self.server),
             forwarder_cpu_s: self.forwarder.cpu_s(),
+            at: self.clock(),
+            phones: self
+                .forwarder
+                .up
+                .phones
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .max(
+                    self.forwarder
+                        .down
+                        .phones
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                ),
+            nat: self
+                .path
+                .nat
+                .as_ref()
+                .map(|t| t.lock().unwrap_or_else(|p| p.into_inner()).counts),
+            wake: self
+                .path
+                .radios
+                .as_ref()
+                .map(|r| r.lock().unwrap_or_else(|p| p.into_inner()).counts),
+            records_dropped: self
+                .path
+                .log
+                .as_ref()
+                .map_or(0, |l| l.dropped.load(std::sync::atomic::Ordering::Relaxed)),
         }
+    }
+
+    /// Time since the link came up, on the per-phone records' clock.
+    pub fn clock(&self) -> Duration {
+        self.path
+            .log
+            .as_ref()
+            .map_or(Duration::ZERO, records::Log::now)
+    }
+
+    /// Every phone's packets between two [`Snapshot::at`]s, sorted by phone, then time (empty
+    /// without per-phone links).
+    pub fn records(&self, from: Duration, to: Duration) -> Vec<records::Record> {
+        self.path
+            .log
+            .as_ref()
+            .map_or_else(Vec::new, |l| l.between(from, to))
     }
 
     /// Starts a new interval for the peak queue.

@@ -3,10 +3,14 @@
 //! later one waits in a time-ordered line that a second thread releases on time. Threads, not
 //! tasks: a tokio timer has millisecond granularity, a condition variable's timed wait does
 //! not, and the link's delay is the thing being measured.
+//!
+//! With phones ([`Path`]), a packet from or to a phone's address goes through that phone's own
+//! shaper rather than the shared one, then its radio's wake-up delay ([`crate::wake`]), and is
+//! recorded ([`crate::records`]); a NAT ([`crate::nat`]) sees every TCP packet first.
 
 use std::{
     cmp::Reverse,
-    collections::BinaryHeap,
+    collections::{BinaryHeap, HashMap},
     io::{self, Read as _, Write as _},
     os::fd::AsRawFd as _,
     sync::{
@@ -18,7 +22,34 @@ use std::{
 };
 
 pub use crate::counts::DirCounts;
-use crate::shaper::{DirParams, Drop as Cause, Shaper, Verdict};
+use crate::{
+    nat::{self, Dir},
+    packet, phones, records,
+    shaper::{DirParams, Drop as Cause, Shaper, Verdict},
+    wake,
+};
+
+/// What both directions share: the phones' mode, the NAT's table, the phones' radios and the
+/// packet records.
+#[derive(Debug, Default)]
+pub struct Path {
+    /// Each phone address has its own shaper.
+    pub per_phone: bool,
+    pub nat: Option<Mutex<nat::Table>>,
+    pub radios: Option<Mutex<wake::Radios>>,
+    /// Every phone packet, when `per_phone`.
+    pub log: Option<records::Log>,
+}
+
+impl Path {
+    fn reads_headers(&self) -> bool {
+        self.per_phone || self.nat.is_some()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Packets a direction may hold in flight (delayed, not yet handed on) beyond its queue: a
 /// bound on memory when no bandwidth limit bounds it (`rtt=…` alone at a high packet rate).
@@ -39,6 +70,10 @@ pub struct Counters {
     pub carried_bytes: AtomicU64,
     pub dropped_loss: AtomicU64,
     pub dropped_queue: AtomicU64,
+    /// Packets of a flow the NAT no longer maps.
+    pub dropped_nat: AtomicU64,
+    /// Phones this direction has a shaper for.
+    pub phones: AtomicU64,
     /// Highest queue (packets) since the last [`Counters::take_peak`].
     pub peak_queue: AtomicU64,
 }
@@ -94,6 +129,7 @@ impl Forwarder {
         down: DirParams,
         up: DirParams,
         seed: u64,
+        path: Arc<Path>,
     ) -> io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let tids = Arc::new(Mutex::new(Vec::new()));
@@ -102,19 +138,23 @@ impl Forwarder {
         let server_out = Arc::new(Mutex::new(server.writer));
         let client_out = Arc::new(Mutex::new(client.writer));
         let mut threads = Vec::new();
-        for (name, reader, out, params, counters, seed) in [
+        for (name, dir, reader, out, back, params, counters, seed) in [
             (
                 "link-down",
+                Dir::Down,
                 server.reader,
-                client_out,
+                client_out.clone(),
+                server_out.clone(),
                 down,
                 down_c.clone(),
                 seed,
             ),
             (
                 "link-up",
+                Dir::Up,
                 client.reader,
                 server_out,
+                client_out,
                 up,
                 up_c.clone(),
                 seed ^ 0x5bd1_e995,
@@ -124,19 +164,27 @@ impl Forwarder {
                 heap: Mutex::new(BinaryHeap::new()),
                 wake: Condvar::new(),
             });
-            let (s, l, o, c, t) = (
+            let (s, l, o, c, t, pa) = (
                 stop.clone(),
                 line.clone(),
                 out.clone(),
                 counters.clone(),
                 tids.clone(),
+                path.clone(),
             );
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("{name}-in"))
                     .spawn(move || {
                         record_tid(&t);
-                        read_loop(reader, Shaper::new(params, seed), &l, &o, &c, &s);
+                        let shapers = Shapers {
+                            params,
+                            seed,
+                            shared: Shaper::new(params, seed),
+                            phones: HashMap::new(),
+                        };
+                        let ends = Ends { out: o, back };
+                        read_loop(dir, reader, shapers, &l, &ends, &c, &s, &pa);
                     })?,
             );
             let (s, l, c, t) = (stop.clone(), line, counters, tids.clone());
@@ -195,13 +243,48 @@ fn bump_peak(c: &Counters, q: u64) {
     c.peak_queue.fetch_max(q, Relaxed);
 }
 
+/// One direction's shapers: the shared one, and one per phone when the link has phones.
+struct Shapers {
+    params: DirParams,
+    seed: u64,
+    shared: Shaper,
+    phones: HashMap<u32, Shaper>,
+}
+
+impl Shapers {
+    fn get(&mut self, phone: Option<u32>, c: &Counters) -> &mut Shaper {
+        let Some(p) = phone else {
+            return &mut self.shared;
+        };
+        let (params, seed) = (self.params, self.seed);
+        self.phones.entry(p).or_insert_with(|| {
+            c.phones.fetch_add(1, Relaxed);
+            // Each phone its own random loss and jitter, reproducible from the link's seed.
+            Shaper::new(
+                params,
+                seed ^ u64::from(p).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            )
+        })
+    }
+}
+
+/// Where a direction's packets go (`out`) and where its sources are (`back`: a NAT's reset to
+/// a packet's sender goes there).
+struct Ends {
+    out: Arc<Mutex<tun::Writer>>,
+    back: Arc<Mutex<tun::Writer>>,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn read_loop(
+    dir: Dir,
     mut reader: tun::Reader,
-    mut shaper: Shaper,
+    mut shapers: Shapers,
     line: &Line,
-    out: &Mutex<tun::Writer>,
+    ends: &Ends,
     c: &Counters,
     stop: &AtomicBool,
+    path: &Path,
 ) {
     let Ok(mut poll) = mio::Poll::new() else {
         return;
@@ -221,6 +304,7 @@ fn read_loop(
     let mut events = mio::Events::with_capacity(4);
     let mut buf = vec![0u8; MAX_PACKET];
     let mut seq = 0u64;
+    let out = &*ends.out;
     while !stop.load(Relaxed) {
         if poll.poll(&mut events, Some(STOP_CHECK)).is_err() {
             continue;
@@ -235,6 +319,40 @@ fn read_loop(
             };
             let now = Instant::now();
             c.received.fetch_add(1, Relaxed);
+            let ip = if path.reads_headers() {
+                packet::parse(&buf[..n])
+            } else {
+                None
+            };
+            let phone = ip.filter(|_| path.per_phone).and_then(|ip| match dir {
+                Dir::Up => phones::of(ip.src),
+                Dir::Down => phones::of(ip.dst),
+            });
+            if let (Some(table), Some(ip)) = (&path.nat, &ip) {
+                match lock(table).check(dir, ip, now) {
+                    nat::Verdict::Pass => {}
+                    nat::Verdict::Drop => {
+                        c.dropped_nat.fetch_add(1, Relaxed);
+                        continue;
+                    }
+                    nat::Verdict::Reset {
+                        to_client,
+                        to_server,
+                    } => {
+                        c.dropped_nat.fetch_add(1, Relaxed);
+                        let (ahead, behind) = match dir {
+                            Dir::Up => (to_server, to_client),
+                            Dir::Down => (to_client, to_server),
+                        };
+                        let resets = [(ahead, out), (behind, &*ends.back)];
+                        for (p, w) in resets.into_iter().filter_map(|(p, w)| Some((p?, w))) {
+                            let _ = lock(w).write(&p);
+                        }
+                        continue;
+                    }
+                }
+            }
+            let shaper = shapers.get(phone, c);
             match shaper.admit(now, n) {
                 Verdict::Dropped(Cause::Loss) => {
                     c.dropped_loss.fetch_add(1, Relaxed);
@@ -244,6 +362,23 @@ fn read_loop(
                 }
                 Verdict::Deliver(due) => {
                     bump_peak(c, shaper.queued(now) as u64);
+                    // When the packet crosses the phone's radio: uplink as it leaves the phone,
+                    // downlink as the link delivers it; a sleeping radio makes it wait.
+                    let (due, radio_at) = match (phone, &path.radios, dir) {
+                        (Some(p), Some(r), Dir::Up) => {
+                            let t = lock(r).pass(p, dir, now);
+                            (due + (t - now), t)
+                        }
+                        (Some(p), Some(r), Dir::Down) => {
+                            let t = lock(r).pass(p, dir, due);
+                            (t, t)
+                        }
+                        (_, _, Dir::Up) => (due, now),
+                        (_, _, Dir::Down) => (due, due),
+                    };
+                    if let (Some(p), Some(log)) = (phone, &path.log) {
+                        log.push(radio_at, p, n, dir == Dir::Up);
+                    }
                     let mut heap = line.heap.lock().unwrap_or_else(|p| p.into_inner());
                     if due <= now && heap.is_empty() {
                         // Nothing ahead of it and nothing to wait for: straight through.

@@ -13,6 +13,9 @@
 //! - [`netns`]: the namespaces (deleted on every exit path) and the threads inside them.
 //! - [`shaper`]: what one direction does to a packet; [`forward`]: the threads that do it.
 //! - [`tcp`]: what the kernel's TCP measured across the link.
+//! - [`phones`]: a link per phone (an address each), [`records`]: every phone packet,
+//!   [`wake`]: the latency of a sleeping radio, [`nat`] (with [`packet`]): a carrier NAT's idle
+//!   timeout. See the book's docs/src/guide/phones.md.
 //! - [`counts`], [`result`], [`tcp`]'s samples: what a link did, as data (always built, no
 //!   tokio: the report crate reads them with `default-features = false`).
 //! - [`emulator`] ([`Link`]): brings the link up; behind the default feature `emulator`.
@@ -25,19 +28,26 @@ pub mod counts;
 pub mod emulator;
 #[cfg(feature = "emulator")]
 pub mod forward;
+pub mod nat;
 #[cfg(feature = "emulator")]
 pub mod netns;
+pub mod packet;
+#[cfg(feature = "emulator")]
+pub mod phone_cost;
+pub mod phones;
+pub mod records;
 pub mod result;
 pub mod shaper;
 pub mod spec;
 pub mod tcp;
+pub mod wake;
 
 use std::net::Ipv4Addr;
 
 pub use counts::DirCounts;
 #[cfg(feature = "emulator")]
 pub use emulator::{Link, Snapshot};
-pub use result::NetworkResult;
+pub use result::{NatResult, NetworkResult, PhonesResult, RadioResult, WakeResult};
 pub use spec::{LinkSpec, Network};
 
 /// The server's end (RFC 2544's benchmarking range, 198.18.0.0/15).

@@ -36,4 +36,76 @@ pub struct NetworkResult {
     pub hol_stalls: Option<u64>,
     /// The latency above which an event counts as stalled, µs.
     pub hol_threshold_us: Option<u64>,
+    /// With a link per phone (`phones` in the SPEC): the phones, their radio's cost, what the
+    /// NAT and the wake-up delay did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phones: Option<PhonesResult>,
+}
+
+/// A transport's phones over a phase.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct PhonesResult {
+    /// Phones (addresses) whose packets this transport's result counts.
+    pub phones: u64,
+    /// Their packet records in the phase.
+    pub packets: u64,
+    /// Records the link could not keep (past its cap): when not 0, the radio figures are low.
+    pub records_dropped: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub radio: Option<RadioResult>,
+    /// The NAT over the whole phase (all transports of the phase together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat: Option<NatResult>,
+    /// The wake-up delay over the whole phase (all transports of the phase together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake: Option<WakeResult>,
+}
+
+/// The radio model (feedlab-radio) over each phone's packet records: the mean phone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RadioResult {
+    pub profile: String,
+    /// The profile's timers, printed beside every energy figure.
+    pub timers: String,
+    /// `foreground` (the page's timers run) or `background` (frozen).
+    pub regime: String,
+    /// The radio's energy per hour, J (the mean phone; idle paging included).
+    pub energy_per_hour_j: f64,
+    /// Per delivered event, J (null when none was delivered).
+    pub energy_per_event_j: Option<f64>,
+    pub radio_on_share: f64,
+    pub wake_ups_per_hour: f64,
+    /// Share of the energy spent in tails (connected, waiting for a timer).
+    pub tail_share: f64,
+    /// What one wake-up costs alone on this profile, J.
+    pub isolated_wake_up_j: f64,
+}
+
+/// What the NAT did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct NatResult {
+    pub idle_timeout_s: f64,
+    /// `drop` or `reset`.
+    pub mode: String,
+    /// Mappings found expired by a later packet.
+    pub expired: u64,
+    /// Packets dropped for having no mapping.
+    pub dropped: u64,
+    /// Resets the NAT sent.
+    pub resets: u64,
+}
+
+/// What the wake-up delay did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct WakeResult {
+    /// Packets that found the modelled radio idle.
+    pub wake_ups: u64,
+    /// Packets that waited for a wake-up.
+    pub delayed: u64,
+    /// Their mean wait, ms.
+    pub mean_delay_ms: Option<f64>,
 }

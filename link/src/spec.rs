@@ -2,6 +2,13 @@
 //! (`rtt=150ms,loss=1%,down=1.6mbit,up=750kbit[,jitter=10ms][,queue=50][,reorder]`), or a
 //! profile with figures changed (`3g,loss=2%`). `none` is loopback, without a link.
 //!
+//! What a phone adds (docs/src/guide/phones.md): `phones` gives each phone (a source address in
+//! 198.19.0.0/16) its own copy of the figures, its own queue and a record of its packets, where
+//! without it every client shares one link (a cell's backhaul); `radio=lte` names the radio
+//! profile whose model reads those records; `wake` makes the first packet after the modelled
+//! radio went idle wait for its promotion (and a downlink one for a paging occasion first);
+//! `nat=2m[,nat-mode=drop|reset]` drops a TCP flow's mapping after that long without a packet.
+//!
 //! The profiles are the presets people already test with, so a result on `3g` means what it
 //! means in WebPageTest. Each carries its published figures and where they are published; the
 //! book (docs/src/guide/networks.md) lists them with the same sources.
@@ -31,7 +38,45 @@ pub struct LinkSpec {
     pub queue_packets: usize,
     /// Let jitter reorder packets (by default a packet never overtakes the one before it).
     pub reorder: bool,
+    /// Each phone (source address in [`crate::phones::NET`]) has its own link with these
+    /// figures; without it all clients share one (a cell's backhaul).
+    pub per_phone: bool,
+    /// The radio profile (`feedlab-radio`'s name) the per-phone records are costed with.
+    pub radio: Option<&'static str>,
+    /// Delay the first packet after the modelled radio went idle by its wake-up.
+    pub wake: bool,
+    /// Drop a TCP flow's mapping after this long without a packet, as a carrier NAT does.
+    pub nat: Option<NatSpec>,
 }
+
+/// A NAT's idle timeout and what becomes of a flow whose mapping is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatSpec {
+    pub idle: Duration,
+    pub mode: NatMode,
+}
+
+/// What a NAT does with a packet of a flow it no longer maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatMode {
+    /// It vanishes (most carrier NATs and stateful firewalls).
+    Drop,
+    /// It is answered with a TCP reset towards both ends, with sequence numbers they accept.
+    Reset,
+}
+
+impl NatMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Drop => "drop",
+            Self::Reset => "reset",
+        }
+    }
+}
+
+/// Shortest and longest NAT idle timeout a SPEC may ask for.
+pub const NAT_IDLE_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(4 * 3600));
 
 impl Default for LinkSpec {
     fn default() -> Self {
@@ -43,6 +88,10 @@ impl Default for LinkSpec {
             up_bps: None,
             queue_packets: DEFAULT_QUEUE_PACKETS,
             reorder: false,
+            per_phone: false,
+            radio: None,
+            wake: false,
+            nat: None,
         }
     }
 }
@@ -187,7 +236,7 @@ impl FromStr for Network {
         let mut spec = LinkSpec::default();
         let mut any = false;
         for (i, item) in s.split(',').map(str::trim).enumerate() {
-            if i == 0 && !item.contains('=') && item != "reorder" {
+            if i == 0 && !item.contains('=') && !FLAGS.contains(&item) {
                 let p = Profile::find(item).ok_or_else(|| {
                     format!(
                         "unknown network profile {item:?} (known: none, {}; or rtt=…,down=…,up=…,loss=…)",
@@ -204,6 +253,9 @@ impl FromStr for Network {
         if !any {
             return Err("empty network SPEC".into());
         }
+        if spec.wake && spec.radio.is_none() {
+            return Err("wake needs a radio profile to know when the radio sleeps: add radio=lte (or another profile)".into());
+        }
         Ok(Self::Emulated {
             name: s.to_owned(),
             spec,
@@ -211,13 +263,22 @@ impl FromStr for Network {
     }
 }
 
+/// The settings that take no value.
+const FLAGS: [&str; 3] = ["reorder", "phones", "wake"];
+
 fn apply(spec: &mut LinkSpec, item: &str) -> Result<(), String> {
-    if item == "reorder" {
-        spec.reorder = true;
-        return Ok(());
+    match item {
+        "reorder" => spec.reorder = true,
+        "phones" => spec.per_phone = true,
+        "wake" => spec.wake = true,
+        _ => return apply_value(spec, item),
     }
+    Ok(())
+}
+
+fn apply_value(spec: &mut LinkSpec, item: &str) -> Result<(), String> {
     let (k, v) = item.split_once('=').ok_or_else(|| {
-        format!("{item:?}: expected key=value (rtt, jitter, loss, down, up, queue) or reorder")
+        format!("{item:?}: expected key=value (rtt, jitter, loss, down, up, queue, radio, nat, nat-mode) or reorder, phones, wake")
     })?;
     let v = v.trim();
     match k.trim() {
@@ -250,9 +311,33 @@ fn apply(spec: &mut LinkSpec, item: &str) -> Result<(), String> {
             }
             spec.queue_packets = n;
         }
+        "radio" => {
+            let p = feedlab_radio::profile::by_name(v).map_err(|e| format!("radio={v}: {e}"))?;
+            spec.radio = Some(p.name);
+        }
+        "nat" => {
+            let d = humantime::parse_duration(v).map_err(|e| format!("nat={v}: {e}"))?;
+            let (lo, hi) = NAT_IDLE_RANGE;
+            if d < lo || d > hi {
+                return Err(format!("nat={v}: between 1s and 4h"));
+            }
+            let mode = spec.nat.map_or(NatMode::Drop, |n| n.mode);
+            spec.nat = Some(NatSpec { idle: d, mode });
+        }
+        "nat-mode" => {
+            let mode = match v {
+                "drop" => NatMode::Drop,
+                "reset" => NatMode::Reset,
+                _ => return Err(format!("nat-mode={v}: drop or reset")),
+            };
+            let Some(n) = spec.nat.as_mut() else {
+                return Err("nat-mode needs nat=TIMEOUT before it (e.g. nat=2m,nat-mode=reset)".into());
+            };
+            n.mode = mode;
+        }
         other => {
             return Err(format!(
-                "unknown network setting {other:?} (rtt, jitter, loss, down, up, queue, reorder)"
+                "unknown network setting {other:?} (rtt, jitter, loss, down, up, queue, reorder, phones, radio, wake, nat, nat-mode)"
             ))
         }
     }
@@ -331,6 +416,23 @@ impl fmt::Display for LinkSpec {
         if self.reorder {
             f.write_str(",reorder")?;
         }
+        if self.per_phone {
+            f.write_str(",phones")?;
+        }
+        if let Some(r) = self.radio {
+            write!(f, ",radio={r}")?;
+        }
+        if self.wake {
+            f.write_str(",wake")?;
+        }
+        if let Some(n) = self.nat {
+            write!(
+                f,
+                ",nat={},nat-mode={}",
+                humantime::format_duration(n.idle),
+                n.mode.name()
+            )?;
+        }
         Ok(())
     }
 }
@@ -345,6 +447,13 @@ pub fn network_help() -> String {
          or a profile with changes (3g,loss=2%). rtt is split evenly between the directions; \
          loss applies to each direction; down is server to client; queue is the drop-tail \
          queue in front of each direction's bandwidth limit, in packets (default 50, dummynet's). \
+         For phones: `phones` gives every client its own address (198.19.0.0/16) and its own link \
+         with these figures, and records its packets (without it all clients share one link, \
+         a cell's backhaul); radio=lte|lte-short|3g|wifi|5g-nsa costs those records with that \
+         radio model; wake delays the first packet after the modelled radio went idle by its \
+         promotion (downlink: plus the wait for a paging occasion); nat=2m drops a TCP flow's \
+         mapping after 2 minutes without a packet, nat-mode=drop (its packets vanish, the \
+         default) or reset (answered with a reset towards both ends). \
          Repeat the flag to run every phase on each network in turn (LOADGEN_NETWORK separates \
          with ';'). Needs root, /dev/net/tun and iproute2 (ip, ss).\n\nProfiles:",
     );
@@ -404,5 +513,27 @@ mod tests {
         assert!(err("colour=blue").contains("unknown network setting"));
         assert!(err("rtt=1h").contains("at most"));
         assert!(err("queue=0").contains("between 1"));
+        assert!(err("lte,wake").contains("radio="));
+        assert!(err("lte,radio=4g").contains("lte, lte-short"));
+        assert!(err("lte,nat=0s").contains("between 1s"));
+        assert!(err("lte,nat-mode=reset").contains("nat=TIMEOUT"));
+        assert!(err("lte,nat=30s,nat-mode=maybe").contains("drop or reset"));
+    }
+
+    #[test]
+    fn phone_settings_parse_and_print_back() {
+        let s = spec("lte,phones,radio=lte,wake,nat=2m,nat-mode=reset");
+        assert!(s.per_phone && s.wake);
+        assert_eq!(s.radio, Some("lte"));
+        assert_eq!(
+            s.nat,
+            Some(NatSpec {
+                idle: Duration::from_secs(120),
+                mode: NatMode::Reset
+            })
+        );
+        assert_eq!(spec(&s.to_string()), s);
+        assert!(spec("phones").per_phone);
+        assert_eq!(spec("lte,nat=30s").nat.unwrap().mode, NatMode::Drop);
     }
 }

@@ -3,6 +3,8 @@
 //! so a browser here (which lives in the host's namespace) opens the live page with every byte
 //! crossing the link. `--bench` floods the link with small UDP packets instead, to show how many
 //! packets per second the forwarder carries — the check that it is not the thing being measured.
+//! On a link per phone (`--network …,phones`) the flood comes from [`BENCH_PHONES`] phones in
+//! turn, so every packet is looked up in that many phones' shapers and recorded.
 
 use std::{
     net::{SocketAddr, UdpSocket},
@@ -21,6 +23,9 @@ use crate::{cli::LinkArgs, run::fleet::blocking, server_proc::ServerProcess};
 
 /// Size of the benchmark's UDP payloads: small, so the packet rate is what is measured.
 const BENCH_PAYLOAD: usize = 64;
+
+/// Phones the benchmark sends from on a link per phone.
+pub const BENCH_PHONES: u32 = 1_000;
 
 /// # Errors
 /// When the link or the server cannot be started.
@@ -88,9 +93,20 @@ fn bench(link: &Link, d: Duration) -> anyhow::Result<()> {
         .run_blocking(|| UdpSocket::bind((SERVER_ADDR, 0)))??;
     rx.set_read_timeout(Some(Duration::from_millis(100)))?;
     let to = rx.local_addr()?;
-    let tx = link
-        .client
-        .run_blocking(|| UdpSocket::bind((CLIENT_ADDR, 0)))??;
+    let sources: Vec<std::net::Ipv4Addr> = if link.spec().per_phone {
+        (0..BENCH_PHONES)
+            .filter_map(feedlab_link::phones::addr)
+            .collect()
+    } else {
+        vec![CLIENT_ADDR]
+    };
+    let phones = sources.len();
+    let senders = link.client.run_blocking(move || {
+        sources
+            .into_iter()
+            .map(|a| UdpSocket::bind((a, 0)))
+            .collect::<std::io::Result<Vec<_>>>()
+    })??;
     let before = link.snapshot();
     let done = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));
@@ -106,11 +122,13 @@ fn bench(link: &Link, d: Duration) -> anyhow::Result<()> {
     let start = Instant::now();
     let payload = [0u8; BENCH_PAYLOAD];
     let mut sent = 0u64;
+    let mut k = 0usize;
     while start.elapsed() < d {
         // A full device queue refuses a send (ENOBUFS): that is the link at capacity.
-        if tx.send_to(&payload, to).is_ok() {
+        if senders[k].send_to(&payload, to).is_ok() {
             sent += 1;
         }
+        k = (k + 1) % senders.len();
     }
     let secs = start.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(300));
@@ -129,8 +147,13 @@ fn bench(link: &Link, d: Duration) -> anyhow::Result<()> {
         ),
         _ => "unknown".into(),
     };
+    let who = if link.spec().per_phone {
+        format!(" from {phones} phones ({} with a shaper)", after.phones)
+    } else {
+        String::new()
+    };
     println!(
-        "link {}: {:.1} s, {} packets sent, {} carried ({:.0} packets/s), {} received, forwarder CPU {cpu}",
+        "link {}{who}: {:.1} s, {} packets sent, {} carried ({:.0} packets/s), {} received, forwarder CPU {cpu}",
         link.spec(),
         secs,
         sent,

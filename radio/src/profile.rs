@@ -404,6 +404,42 @@ pub fn wifi() -> Profile {
     }
 }
 
+/// What the emulated link needs to make a packet that finds the radio asleep wait (the latency
+/// side of the energy a sleeping radio saves): how long a wake-up takes, how long the radio
+/// stays up after the last packet, and how often an idle phone listens for paging (a downlink
+/// packet waits for the next paging occasion first).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct WakeTimers {
+    pub promotion_s: f64,
+    pub tail_s: f64,
+    /// `None` where the profile has no paging cycle (ARO's 3G and Wi-Fi files have none): a
+    /// downlink packet then waits for the promotion only.
+    pub paging_cycle_s: Option<f64>,
+}
+
+impl Profile {
+    /// The timers the link's wake-up delay uses (see [`WakeTimers`]).
+    pub fn wake_timers(&self) -> WakeTimers {
+        match &self.machine {
+            Machine::Lte(m) => WakeTimers {
+                promotion_s: m.promotion_s.value,
+                tail_s: m.tail_s(),
+                paging_cycle_s: Some(m.idle_cycle_s.value),
+            },
+            Machine::Umts(m) => WakeTimers {
+                promotion_s: m.idle_dch_promo_s.value,
+                tail_s: m.tail_s(),
+                paging_cycle_s: None,
+            },
+            Machine::Wifi(m) => WakeTimers {
+                promotion_s: 0.0,
+                tail_s: m.tail_s.value,
+                paging_cycle_s: None,
+            },
+        }
+    }
+}
+
 impl Profile {
     /// The timers, short enough to print beside every energy figure.
     pub fn timers(&self) -> String {

@@ -151,6 +151,7 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
     .flatten()
     .chain(crate::section::network::networks(report))
     .chain(crate::section::network::link(report))
+    .chain(crate::section::radio::radio(report))
     {
         table(&mut out, &t);
     }

@@ -48,6 +48,7 @@ impl<'a, W: Write> Markdown<'a, W> {
         .flatten()
         .chain(crate::section::network::networks(self.report))
         .chain(crate::section::network::link(self.report))
+        .chain(crate::section::radio::radio(self.report))
         {
             self.write_table(&t)?;
         }

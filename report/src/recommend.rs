@@ -64,6 +64,13 @@ fn value(cost: Cost, r: &TransportResult) -> Option<(f64, bool)> {
             (all_requests - f64::from(r.clients)).max(0.0),
         )),
         Cost::MemoryPerConnection => exact(r.server_rss_per_connection_bytes),
+        Cost::RadioEnergyPerHour => exact(
+            r.network
+                .as_ref()
+                .and_then(|n| n.phones.as_ref())
+                .and_then(|p| p.radio.as_ref())
+                .map(|x| x.energy_per_hour_j),
+        ),
     }
 }
 
@@ -73,6 +80,7 @@ fn format(cost: Cost, v: f64) -> String {
         Cost::BytesPerEvent | Cost::BytesPerClientHour | Cost::MemoryPerConnection => bytes(v),
         Cost::ServerCpuPerEvent | Cost::ServerCpuPerClientHour => format!("{} ms", num(v)),
         Cost::RequestsPerClientHour => num(v),
+        Cost::RadioEnergyPerHour => format!("{} J", num(v)),
     }
 }
 
@@ -533,6 +541,7 @@ fn cost_named(label: &str) -> Cost {
         Cost::BytesPerClientHour,
         Cost::RequestsPerClientHour,
         Cost::MemoryPerConnection,
+        Cost::RadioEnergyPerHour,
     ]
     .into_iter()
     .find(|c| c.label() == label)

@@ -232,6 +232,7 @@ fn decision_chart(report: &Report) -> anyhow::Result<Option<Chart>> {
         | crate::Cost::MemoryPerConnection => "bytes",
         crate::Cost::ServerCpuPerEvent | crate::Cost::ServerCpuPerClientHour => "ms",
         crate::Cost::RequestsPerClientHour => "requests",
+        crate::Cost::RadioEnergyPerHour => "J",
     };
     let scale = match cost {
         crate::Cost::LatencyP50 | crate::Cost::LatencyP99 => 0.001,

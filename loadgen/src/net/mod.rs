@@ -63,6 +63,9 @@ pub struct Target {
     pub forward_proxy: Option<SocketAddr>,
     /// The heads and cookie its clients' requests carry (`--heads`).
     pub dress: Arc<crate::heads::Dress>,
+    /// Behind a link with a link per phone (`--network …,phones`): client `i` is phone
+    /// `first_phone + i`, and every connection it opens comes from that phone's address.
+    pub first_phone: Option<u32>,
 }
 
 impl Target {
@@ -99,6 +102,7 @@ impl Target {
             netns: None,
             forward_proxy: None,
             dress: Arc::new(crate::heads::Dress::minimal()),
+            first_phone: None,
         })
     }
 
@@ -117,6 +121,14 @@ impl Target {
         let origin = format!("{scheme}://{}", self.host);
         Self {
             dress: Arc::new(crate::heads::Dress::new(heads, cookie, origin)),
+            ..self.clone()
+        }
+    }
+
+    /// The same target for clients that are phones from `first` on (see [`Target::first_phone`]).
+    pub fn phones_from(&self, first: u32) -> Self {
+        Self {
+            first_phone: Some(first),
             ..self.clone()
         }
     }
@@ -182,9 +194,14 @@ impl Target {
     }
 }
 
-/// The source address for client `index` when connections are spread over `spread` loopback
-/// addresses (127.0.0.1 …); `None` lets the kernel choose.
+/// The source address for client `index`: its phone's, behind a link per phone; else, when
+/// connections are spread over `spread` loopback addresses, one of 127.0.0.1 …; `None` lets the
+/// kernel choose.
 pub fn source_ip(target: &Target, spread: u8, index: usize) -> Option<IpAddr> {
+    if let (Some(first), Some(_)) = (target.first_phone, &target.netns) {
+        let n = u32::try_from(index).ok()?.checked_add(first)?;
+        return feedlab_link::phones::addr(n).map(IpAddr::V4);
+    }
     if spread <= 1 || !target.addr.ip().is_loopback() || !target.addr.is_ipv4() {
         return None;
     }
@@ -297,7 +314,13 @@ async fn connect_via(
     let dial = target.forward_proxy.unwrap_or(target.addr);
     let connecting = async {
         let mut stream = match (source, &target.netns) {
-            (_, Some(agent)) => agent.tcp_socket().await?.connect(dial).await?,
+            (source, Some(agent)) => {
+                let socket = agent.tcp_socket().await?;
+                if let Some(ip) = source {
+                    socket.bind(SocketAddr::new(ip, 0))?;
+                }
+                socket.connect(dial).await?
+            }
             (Some(ip), None) => {
                 let socket = if ip.is_ipv4() {
                     TcpSocket::new_v4()?

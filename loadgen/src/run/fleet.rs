@@ -359,7 +359,11 @@ async fn finish_endpoint(
             instances
                 .iter()
                 .map(|i| match link {
-                    // Clients connect from the far end of the link.
+                    // Clients connect from the far end of the link (as phones, when each has
+                    // its own link).
+                    Some(l) if l.spec().per_phone => {
+                        Arc::new(i.target.via(&l.client).phones_from(0))
+                    }
                     Some(l) => Arc::new(i.target.via(&l.client)),
                     None => i.target.clone(),
                 })

@@ -341,7 +341,10 @@ fn connect_clients(
     let mut groups = Vec::new();
     for (member_index, &member) in phase.members.iter().enumerate() {
         let shared = Arc::new(Shared {
-            targets: endpoint.client_targets.clone(),
+            targets: phone_targets(
+                &endpoint.client_targets,
+                member_index as u32 * phase.clients,
+            ),
             transport: member.transport,
             http: member.http,
             cursor: before.cursor,
@@ -794,7 +797,7 @@ fn assemble(
     let checkable = costs_valid && !w.proxied && channel.is_none() && after.len() == before.len();
 
     let mut results = Vec::new();
-    for (g, outs) in groups.iter().zip(outputs) {
+    for (member_index, (g, outs)) in groups.iter().zip(outputs).enumerate() {
         let name = g.member.transport.name();
         let mut totals = ClientTotals::default();
         let (mut down, mut up, mut plain_down) = (0u64, 0u64, 0u64);
@@ -879,6 +882,24 @@ fn assemble(
                 warnings.push(format!("--slo-out {}: {e}", path.display()));
             }
         }
+        let phones = match (&env.link, link_start.as_ref(), link_end.as_ref()) {
+            (Some(l), Some(a), Some(b)) if l.spec().per_phone => {
+                let who = link::phone_cost::Phones {
+                    first: member_index as u32 * phase.clients,
+                    count: phase.clients,
+                    skip: Duration::from_secs_f64(connect_s.max(0.0)),
+                    events: received,
+                };
+                match link::phone_cost::phones_result(l, a, b, who) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        warnings.push(format!("{name}: the phones' radio figures: {e:#}"));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         let network = env.network.map(|n| {
             network_result(
                 n,
@@ -892,6 +913,7 @@ fn assemble(
                 received,
                 (g.member.transport == feedlab_wire::Transport::ShortPoll)
                     .then_some(w.poll_interval),
+                phones,
             )
         });
         results.push(TransportResult {
@@ -991,6 +1013,18 @@ fn assemble(
     (results, warnings)
 }
 
+/// Behind a link per phone, each transport's clients are phones of their own: the `k`th
+/// transport of a phase has phones from `k × clients` on.
+fn phone_targets(targets: &[Arc<crate::net::Target>], first: u32) -> Vec<Arc<crate::net::Target>> {
+    targets
+        .iter()
+        .map(|t| match t.first_phone {
+            Some(_) => Arc::new(t.phones_from(first)),
+            None => t.clone(),
+        })
+        .collect()
+}
+
 /// What the link and the kernel measured over a phase.
 struct NetworkMeasured<'a> {
     start: Option<&'a link::Snapshot>,
@@ -1007,6 +1041,7 @@ fn network_result(
     latency: &hdrhistogram::Histogram<u64>,
     received: u64,
     poll_interval: Option<Duration>,
+    phones: Option<link::PhonesResult>,
 ) -> NetworkResult {
     let Some(spec) = network.spec() else {
         return NetworkResult {
@@ -1049,6 +1084,7 @@ fn network_result(
             .map(|p| p as f64 / received as f64),
         hol_stalls: Some(stalls),
         hol_threshold_us: Some(threshold_us),
+        phones,
     }
 }
 

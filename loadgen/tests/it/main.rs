@@ -17,6 +17,7 @@ mod nchan;
 mod network;
 mod nginx;
 mod peers;
+mod phones;
 mod proxy_timeout;
 mod readme;
 mod storm;

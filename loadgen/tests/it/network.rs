@@ -17,17 +17,17 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+pub(crate) async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     SERIAL.lock().await
 }
 
 /// Whether this machine can host a link (root, `/dev/net/tun`, iproute2); the reason to skip
 /// when not, which the test command counts.
-fn can_link() -> Result<(), String> {
+pub(crate) fn can_link() -> Result<(), String> {
     netns::preflight().map_err(|e| format!("{e:#}"))
 }
 
-fn spec(s: &str) -> LinkSpec {
+pub(crate) fn spec(s: &str) -> LinkSpec {
     *s.parse::<Network>().unwrap().spec().unwrap()
 }
 

@@ -43,6 +43,9 @@ pub enum Cost {
     RequestsPerClientHour,
     /// Server memory per connection (only measured from 1,000 connections).
     MemoryPerConnection,
+    /// The phone radio's energy per hour, J: the radio model (`radio=` in `--network`) over
+    /// each phone's packet records, the mean phone (needs `phones` in `--network`).
+    RadioEnergyPerHour,
 }
 
 impl Cost {
@@ -56,6 +59,7 @@ impl Cost {
             Self::BytesPerClientHour => "bytes per client-hour",
             Self::RequestsPerClientHour => "requests per client-hour",
             Self::MemoryPerConnection => "server memory per connection",
+            Self::RadioEnergyPerHour => "phone radio energy per hour",
         }
     }
 }

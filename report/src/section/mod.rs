@@ -7,5 +7,6 @@
 pub mod compression;
 pub mod network;
 pub mod protocols;
+pub mod radio;
 pub mod resilience;
 pub mod talk_back;

@@ -1,0 +1,368 @@
+//! Phones on the emulated link (`--network …,phones`): each phone's link is its own (one
+//! phone's bulk transfer does not delay another's, where on the shared link it does), a carrier
+//! NAT's idle timeout kills a real connection in both of its modes (the packets vanish; or both
+//! ends get a reset they accept), a sleeping radio delays the first packet by its promotion (and
+//! a downlink one by paging first) and not when it is on, and the mobile scenario ranks on the
+//! radio's energy.
+//!
+//! Root and /dev/net/tun, as every link test; they take the link tests' lock (timing).
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::{Duration, Instant},
+};
+
+use feedlab_link::{phones, Link, SERVER_ADDR};
+use loadgen::run::Mode;
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    sync::mpsc,
+};
+
+use crate::network::{can_link, serial, spec};
+
+/// What the test server does with a connection.
+#[derive(Clone, Copy)]
+enum Serve {
+    /// Writes until the connection fails.
+    Bulk,
+    /// Answers each byte with one byte; a `d` is answered [`LATE`] later.
+    Echo,
+}
+
+/// How long the echo server waits before answering a `d`: longer than lte-short's 5 s tail.
+const LATE: Duration = Duration::from_secs(6);
+
+/// A server in the server namespace; each connection's end (how its reads ended) is sent on the
+/// returned channel.
+async fn serve(
+    link: &Link,
+    how: Serve,
+) -> (SocketAddr, mpsc::UnboundedReceiver<std::io::Result<()>>) {
+    let listener = link
+        .server
+        .tcp_listener(SocketAddr::new(SERVER_ADDR.into(), 0))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                s.set_nodelay(true).unwrap();
+                let end = match how {
+                    Serve::Bulk => {
+                        let chunk = vec![7u8; 64 * 1024];
+                        loop {
+                            if let Err(e) = s.write_all(&chunk).await {
+                                break Err(e);
+                            }
+                        }
+                    }
+                    Serve::Echo => {
+                        let mut b = [0u8; 1];
+                        loop {
+                            match s.read(&mut b).await {
+                                Ok(0) => break Ok(()),
+                                Err(e) => break Err(e),
+                                Ok(_) => {}
+                            }
+                            if b[0] == b'd' {
+                                tokio::time::sleep(LATE).await;
+                            }
+                            if let Err(e) = s.write_all(&b).await {
+                                break Err(e);
+                            }
+                        }
+                    }
+                };
+                let _ = tx.send(end);
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// A connection from phone `phone` (None: the link's shared client address).
+async fn connect(link: &Link, phone: Option<u32>, addr: SocketAddr) -> tokio::net::TcpStream {
+    let sock = link.client.tcp_socket().await.unwrap();
+    if let Some(n) = phone {
+        let ip = phones::addr(n).unwrap();
+        sock.bind(SocketAddr::new(IpAddr::V4(ip), 0)).unwrap();
+    }
+    let s = sock.connect(addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+async fn ping(s: &mut tokio::net::TcpStream, byte: u8) -> Duration {
+    let t = Instant::now();
+    s.write_all(&[byte]).await.unwrap();
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b).await.unwrap();
+    t.elapsed()
+}
+
+/// Phone 0 downloads as fast as its link goes while phone 1 pings: the median ping, and the
+/// link for its records.
+async fn ping_beside_a_download(spec_s: &str) -> (Duration, Link) {
+    let link = Link::up(spec(spec_s), 3).unwrap();
+    let (bulk, _) = serve(&link, Serve::Bulk).await;
+    let (echo, _) = serve(&link, Serve::Echo).await;
+    let mut big = connect(&link, Some(0), bulk).await;
+    let download = tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = big.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    });
+    // Until the download has moved 100 kB (1.6 s at 500 kbit/s): its queue is full by then.
+    let moved = || {
+        link.records(Duration::ZERO, link.clock())
+            .iter()
+            .filter(|r| r.phone == 0)
+            .map(|r| u64::from(r.bytes))
+            .sum::<u64>()
+    };
+    let start = Instant::now();
+    while link.snapshot().down.bytes_carried < 100_000 && moved() < 100_000 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the download does not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut s = connect(&link, Some(1), echo).await;
+    let mut rtts = Vec::new();
+    for _ in 0..9 {
+        rtts.push(ping(&mut s, b'x').await);
+    }
+    download.abort();
+    eprintln!("{spec_s}: peak queue {:?}", link.snapshot().down);
+    rtts.sort();
+    (rtts[rtts.len() / 2], link)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_phones_download_does_not_delay_another_phone() {
+    let _g = serial().await;
+    feedlab_testkit::require!(can_link());
+    // 500 kbit/s: each packet queued ahead of a ping delays it 24 ms.
+    let base = "rtt=20ms,down=500kbit,up=500kbit,queue=50";
+    let (own, link) = ping_beside_a_download(&format!("{base},phones")).await;
+    let records = link.records(Duration::ZERO, link.clock());
+    let bytes = |p: u32| -> u64 {
+        records
+            .iter()
+            .filter(|r| r.phone == p)
+            .map(|r| u64::from(r.bytes))
+            .sum()
+    };
+    assert!(
+        bytes(0) > 50 * bytes(1) && bytes(1) > 0,
+        "phone 0 {} B, phone 1 {} B",
+        bytes(0),
+        bytes(1)
+    );
+    assert!(link.snapshot().phones >= 2);
+    drop(link);
+    let (shared, link) = ping_beside_a_download(base).await;
+    assert!(link.records(Duration::ZERO, link.clock()).is_empty());
+    drop(link);
+    eprintln!("ping beside a download: own link {own:?}, shared link {shared:?}");
+    // The download keeps some 17 packets (400 ms at 500 kbit/s) queued: a shared queue delays
+    // the ping by about half that, the ping's own link not at all.
+    assert!(own < Duration::from_millis(60), "own link: {own:?}");
+    assert!(
+        shared > own + Duration::from_millis(40),
+        "shared link: {shared:?}, own {own:?}"
+    );
+}
+
+/// What a connection met past the NAT's timeout.
+struct PastTheNat {
+    link: Link,
+    _stream: tokio::net::TcpStream,
+    /// The client's read after its write.
+    read: std::io::Result<usize>,
+    /// How the server's connections ended.
+    ends: mpsc::UnboundedReceiver<std::io::Result<()>>,
+}
+
+/// A connection that goes quiet past the NAT's 2 s timeout, then the client writes.
+async fn past_the_nat(mode: &str) -> PastTheNat {
+    let link = Link::up(spec(&format!("rtt=10ms,nat=2s,nat-mode={mode}")), 4).unwrap();
+    let (echo, ends) = serve(&link, Serve::Echo).await;
+    let mut s = connect(&link, None, echo).await;
+    assert!(ping(&mut s, b'x').await < Duration::from_secs(1));
+    // Quiet past the timeout: the mapping goes (the NAT's own clock, not a guess).
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    s.write_all(b"y").await.unwrap();
+    let mut b = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_millis(1_500), s.read(&mut b))
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
+    PastTheNat {
+        link,
+        _stream: s,
+        read,
+        ends,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_vanishes_behind_a_dropping_nat() {
+    let _g = serial().await;
+    feedlab_testkit::require!(can_link());
+    let PastTheNat {
+        link,
+        read,
+        mut ends,
+        _stream: _keep,
+    } = past_the_nat("drop").await;
+    // Nothing comes back and nothing tells the client: the connection is silently dead.
+    assert_eq!(
+        read.as_ref().map_err(std::io::Error::kind).err(),
+        Some(std::io::ErrorKind::TimedOut),
+        "{read:?}"
+    );
+    let nat = link.snapshot().nat.unwrap();
+    assert_eq!(nat.expired, 1, "{nat:?}");
+    assert!(nat.dropped >= 1 && nat.resets == 0, "{nat:?}");
+    // Nor the server: its connection has not ended.
+    assert!(ends.try_recv().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resetting_nat_tells_both_ends() {
+    let _g = serial().await;
+    feedlab_testkit::require!(can_link());
+    let PastTheNat {
+        link,
+        read,
+        mut ends,
+        _stream: _keep,
+    } = past_the_nat("reset").await;
+    assert_eq!(
+        read.as_ref().map_err(std::io::Error::kind).err(),
+        Some(std::io::ErrorKind::ConnectionReset),
+        "the client: {read:?}"
+    );
+    // The server's end takes its reset too (the sequence number was the one it expected).
+    let server = tokio::time::timeout(Duration::from_secs(5), ends.recv())
+        .await
+        .expect("the server's connection ends")
+        .unwrap();
+    assert_eq!(
+        server.map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::ConnectionReset)
+    );
+    let nat = link.snapshot().nat.unwrap();
+    assert!(nat.expired == 1 && nat.resets >= 2, "{nat:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sleeping_radio_delays_the_first_packet_by_its_wake_up() {
+    let _g = serial().await;
+    feedlab_testkit::require!(can_link());
+    // lte-short: promotion 0.26 s, tail 5 s, paging every 1.28 s.
+    let link = Link::up(spec("rtt=20ms,phones,radio=lte-short,wake"), 5).unwrap();
+    let (echo, _) = serve(&link, Serve::Echo).await;
+    let t = Instant::now();
+    let mut s = connect(&link, Some(0), echo).await;
+    let connect = t.elapsed();
+    let mut on = Vec::new();
+    for _ in 0..3 {
+        on.push(ping(&mut s, b'x').await);
+    }
+    // Past the tail: the radio sleeps, and the next uplink packet wakes it.
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    let woke = ping(&mut s, b'x').await;
+    // The server answers after 6 s of quiet: the downlink packet pages the phone first.
+    let paged = ping(&mut s, b'd').await;
+    eprintln!("connect {connect:?}, radio on {on:?}, after sleep {woke:?}, paged {paged:?}");
+    let promo = Duration::from_millis(260);
+    assert!(connect >= promo + Duration::from_millis(20), "{connect:?}");
+    assert!(on.iter().all(|d| *d < Duration::from_millis(120)), "{on:?}");
+    assert!(
+        woke >= promo + Duration::from_millis(20) && woke < promo + Duration::from_millis(400),
+        "{woke:?}"
+    );
+    let quiet = LATE + Duration::from_millis(20);
+    assert!(
+        paged >= quiet + promo && paged < quiet + promo + Duration::from_millis(1_280 + 400),
+        "{paged:?}"
+    );
+    let w = link.snapshot().wake.unwrap();
+    assert!(w.wake_ups >= 3, "{w:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mobile_scenario_ranks_on_the_radios_energy() {
+    let _g = serial().await;
+    feedlab_testkit::require!(can_link());
+    let out = tempfile::tempdir().unwrap();
+    // Wi-Fi's 0.25 s tail, so every poll is a wake-up of its own: polls every 500 ms against an
+    // event every 2 s make short polling cost about four times the radio energy of a push.
+    let user: Vec<std::ffi::OsString> = [
+        "--network",
+        "lte,phones,radio=wifi,nat=2m",
+        "--rates",
+        "0.5",
+        "--duration",
+        "4s",
+        "--clients",
+        "4",
+        "--poll-interval",
+        "500ms",
+        "--drain",
+        "1s",
+        "--repeat",
+        "4",
+        "--seed",
+        "7",
+        "--server-bin",
+        env!("CARGO_BIN_EXE_loadgen"),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    let decision = tokio::time::timeout(
+        Duration::from_secs(150),
+        loadgen::run::scenarios::execute_scenarios(user, &["mobile".into()], Mode::Library),
+    )
+    .await
+    .expect("in time")
+    .expect("the scenario runs");
+    let report = &decision.outcomes[0].report;
+    for r in &report.phases {
+        let radio = r
+            .network
+            .as_ref()
+            .and_then(|n| n.phones.as_ref())
+            .and_then(|p| p.radio.as_ref())
+            .unwrap_or_else(|| panic!("{}: no radio figures", r.transport));
+        assert!(radio.energy_per_hour_j > 0.0 && radio.timers.contains("wifi"));
+        assert_eq!(radio.regime, "foreground");
+    }
+    let rec = &report.recommendations[0];
+    let place = |t: &str| rec.ranking.iter().find(|r| r.transport == t).unwrap();
+    let poll = place("short-poll");
+    assert!(
+        poll.rank > place("sse").rank && poll.rank > place("ws").rank,
+        "{rec:#?}"
+    );
+    let decided = rec
+        .ranking
+        .iter()
+        .filter_map(|r| r.decided_by.as_ref())
+        .any(|d| d.criterion == "phone radio energy per hour");
+    assert!(decided, "{rec:#?}");
+    let md = std::fs::read_to_string(out.path().join("mobile/report.md")).unwrap();
+    assert!(md.contains("The phone's radio, per phase"), "{md}");
+}
