@@ -55,6 +55,7 @@ pub mod sequence;
 pub mod server_proc;
 pub mod stats;
 pub mod sys;
+pub mod usecase;
 
 pub use cli::Args;
 pub use run::{execute, Outcome};

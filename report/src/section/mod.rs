@@ -9,3 +9,4 @@ pub mod network;
 pub mod protocols;
 pub mod resilience;
 pub mod talk_back;
+pub mod usecases;

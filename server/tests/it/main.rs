@@ -23,5 +23,6 @@ mod stats;
 mod storm;
 mod timeouts;
 mod tls;
+mod usecases;
 mod ws;
 mod ws_deflate;
