@@ -428,7 +428,7 @@ pub struct Args {
     /// Run a use case's own driver instead of the feed phases (what the `game` and `progress`
     /// scenarios set): `loadgen usecase` with this run's transports, networks, TLS, repeats,
     /// clients (players, or jobs), duration and poll interval; its `usecases.md` and
-    /// `usecases.json` go into the run's directory.
+    /// `results.json` go into the run's directory.
     #[arg(help_heading = "Output", long, env = "LOADGEN_USECASE", value_enum)]
     pub usecase: Option<crate::usecase::Workload>,
 }

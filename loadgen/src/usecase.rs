@@ -116,7 +116,7 @@ pub struct UsecaseArgs {
     /// short-poll's interval (game: one tick; progress: this).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
-    /// Where `usecases.json` and `usecases.md` go (default `results/usecases-<time>`).
+    /// Where `results.json` and `usecases.md` go (default `results/usecases-<time>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// The server executable (default: `server` next to loadgen).
@@ -181,6 +181,7 @@ pub async fn run(a: UsecaseArgs) -> anyhow::Result<Results> {
         progress: Vec::new(),
         ranked: Vec::new(),
         encoding: None,
+        record: None,
     };
     for network in &a.networks {
         let env = Env::up(&a, network).await?;
@@ -225,6 +226,7 @@ pub async fn run(a: UsecaseArgs) -> anyhow::Result<Results> {
         results.encoding = Some(encoding());
     }
     results.duration_s = started.elapsed().as_secs_f64();
+    results.record = Some(crate::sys::record(&results.started_at));
     let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
             "results/usecases-{}",
@@ -1361,7 +1363,7 @@ fn rank_runs(workload: Workload, network: &str, a: &UsecaseArgs, r: &Results) ->
 
 fn write(out: &std::path::Path, r: &Results) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    std::fs::write(out.join("usecases.json"), serde_json::to_string_pretty(r)?)?;
+    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(r)?)?;
     std::fs::write(out.join("usecases.md"), markdown(r))?;
     eprintln!("usecase: wrote {}", out.join("usecases.md").display());
     Ok(())

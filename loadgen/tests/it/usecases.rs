@@ -52,7 +52,7 @@ fn both_use_cases_run_on_every_transport_and_are_ranked() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     let r: Value = serde_json::from_slice(
-        &std::fs::read(out.path().join("usecases.json")).expect("usecases.json"),
+        &std::fs::read(out.path().join("results.json")).expect("results.json"),
     )
     .unwrap();
     assert_eq!(r["tls"], true);

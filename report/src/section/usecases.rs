@@ -126,6 +126,8 @@ pub struct Results {
     /// The state's encoding, bytes per state: raw, as the base64 JSON `data`, as the whole
     /// JSON event, as the binary WebSocket message.
     pub encoding: Option<Encoding>,
+    /// The code, build and machine that made this run.
+    pub record: Option<crate::model::Record>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -353,6 +355,7 @@ mod tests {
                 json_event: 320.0,
                 binary_message: 222.0,
             }),
+            record: None,
         };
         let md = markdown(&r);
         assert!(md.contains("**game on none**: 1. ws; 2. sse (by state age p99, 100% more)"), "{md}");
