@@ -62,6 +62,8 @@ async function pollLoop({ path, every = 0, onBody, onNothing = () => {}, stop })
     const started = performance.now();
     try {
       const res = await fetch(path(), { cache: 'no-store' });
+      // Stopped while the request was out (a reload): its answer belongs to no one.
+      if (stop()) return;
       if (res.status === 200) onBody(await res.json());
       else if (res.status === 204) {
         if (onNothing(res) === false) return;
@@ -301,9 +303,10 @@ function follower(transport, job) {
     p.set('state', ended ? 'done' : 'following');
     if (transport === 'ws') {
       const ws = new WebSocket(`${wsBase}ws?feed=${feed}&since=${cursor}`);
+      let live = true;
       ws.onmessage = (m) => {
         const e = JSON.parse(m.data);
-        if (e.seq != null) line(e);
+        if (live && e.seq != null) line(e);
       };
       ws.onclose = (c) => {
         if (ended && c.code === 1000) {
@@ -312,7 +315,10 @@ function follower(transport, job) {
           fetch(`poll?feed=${feed}&since=${cursor}`, { cache: 'no-store' }).then((r) => afterEnd(r.status));
         }
       };
-      close = () => ws.close();
+      close = () => {
+        live = false;
+        ws.close();
+      };
     } else if (transport === 'sse') {
       const es = new EventSource(`sse?feed=${feed}&since=${cursor}`);
       es.onmessage = (m) => line(JSON.parse(m.data));

@@ -69,7 +69,11 @@ pub struct UsecaseArgs {
     #[arg(value_enum)]
     pub workloads: Vec<Workload>,
     /// Transports to run, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "short-poll,long-poll,sse,ws")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "short-poll,long-poll,sse,ws"
+    )]
     pub transports: Vec<Transport>,
     /// Networks, `;`-separated as for the run's --network (`none;lte;lte,loss=2%`); an
     /// emulated link needs root.
@@ -379,7 +383,10 @@ async fn connect(
 }
 
 /// A request's status and body, within `net::RESPONSE_TIMEOUT`.
-async fn fetch(sender: &mut net::Sender, req: Request<net::Body>) -> Result<(StatusCode, Bytes), String> {
+async fn fetch(
+    sender: &mut net::Sender,
+    req: Request<net::Body>,
+) -> Result<(StatusCode, Bytes), String> {
     let send = async {
         let res = sender
             .send_request(req)
@@ -410,7 +417,10 @@ fn post(target: &Target, http: HttpVersion, path: &str, body: String) -> Request
 }
 
 fn get(target: &Target, http: HttpVersion, path: &str) -> Request<net::Body> {
-    target.get(path, http).body(net::empty()).expect("a valid request")
+    target
+        .get(path, http)
+        .body(net::empty())
+        .expect("a valid request")
 }
 
 /// One event as the JSON transports carry it.
@@ -470,7 +480,10 @@ impl Player {
     fn state(&mut self, ts: u64, tick_us: u64) {
         let now = clock::now_us();
         self.states += 1;
-        let _ = self.age.as_mut().map(|h| h.record(now.saturating_sub(ts).max(1)));
+        let _ = self
+            .age
+            .as_mut()
+            .map(|h| h.record(now.saturating_sub(ts).max(1)));
         if let Some(last) = self.last_state_us {
             let interval = now.saturating_sub(last);
             let _ = self
@@ -514,7 +527,10 @@ async fn game(a: &UsecaseArgs, env: &Env, t: Transport, repeat: u32) -> GameRun 
         tasks.push(tokio::spawn(async move {
             let mut p = Player::new();
             let id = format!("player-{repeat}-{i}");
-            play(&target, &wire, http, t, &id, input_rate, poll_every, tick, &stop, &mut p).await;
+            play(
+                &target, &wire, http, t, &id, input_rate, poll_every, tick, &stop, &mut p,
+            )
+            .await;
             p
         }));
     }
@@ -633,7 +649,10 @@ async fn play(
     // The way up: the same HTTP/2 connection, or a second HTTP/1.1 one (as a browser's fetch).
     let up = match http {
         HttpVersion::Http2 => sender.h2_clone().map(|s| (s, None)),
-        _ => connect(target, wire, http).await.ok().map(|(s, t)| (s, Some(t))),
+        _ => connect(target, wire, http)
+            .await
+            .ok()
+            .map(|(s, t)| (s, Some(t))),
     };
     let Some((mut up, up_task)) = up else {
         p.errors.add("connect_up");
@@ -748,7 +767,9 @@ async fn follow(
                     (Transport::LongPoll, Some(c)) => {
                         format!("/long-poll?client={id}&since={c}&timeout_ms=20000")
                     }
-                    (Transport::LongPoll, None) => format!("/long-poll?client={id}&timeout_ms=20000"),
+                    (Transport::LongPoll, None) => {
+                        format!("/long-poll?client={id}&timeout_ms=20000")
+                    }
                     (_, Some(c)) => format!("/poll?client={id}&since={c}"),
                     (_, None) => format!("/poll?client={id}"),
                 };
@@ -935,15 +956,35 @@ async fn progress(a: &UsecaseArgs, env: &Env, t: Transport, repeat: u32) -> Prog
         let f2 = feed.clone();
         followers.push(tokio::spawn(async move {
             let mut f = Follower::default();
-            follow_job(&target, &wire, http, t, &f2, start + reload_at, gap, every, &mut f)
-                .await;
+            follow_job(
+                &target,
+                &wire,
+                http,
+                t,
+                &f2,
+                start + reload_at,
+                gap,
+                every,
+                &mut f,
+            )
+            .await;
             f
         }));
         // The job runs beside the server: its lines go in from the server's side of the link.
         let (target, http) = (env.stats.clone(), env.http);
         let (burst_lines, burst, quiet, bursts) = (a.burst_lines, a.burst, a.quiet, a.bursts);
         publishers.push(tokio::spawn(async move {
-            publish_job(&target, http, &feed, start, burst_lines, burst, quiet, bursts).await
+            publish_job(
+                &target,
+                http,
+                &feed,
+                start,
+                burst_lines,
+                burst,
+                quiet,
+                bursts,
+            )
+            .await
         }));
     }
     for p in publishers {
@@ -1065,7 +1106,17 @@ async fn follow_job(
     let mut reconnected_at: Option<u64> = None;
     while !f.ended && tokio::time::Instant::now() < give_up {
         let until = if reloaded { give_up } else { reload_at };
-        let session = follow_once(target, wire, http, t, feed, until, poll_every, f, &mut reconnected_at);
+        let session = follow_once(
+            target,
+            wire,
+            http,
+            t,
+            feed,
+            until,
+            poll_every,
+            f,
+            &mut reconnected_at,
+        );
         session.await;
         if !f.ended && !reloaded && tokio::time::Instant::now() >= reload_at {
             // The reload: gone for `gap`, then back from the cursor.
@@ -1179,7 +1230,10 @@ async fn follow_once(
     let mut n = 0u32;
     while !f.ended {
         let path = if t == Transport::LongPoll {
-            format!("/long-poll?feed={feed}&since={}&timeout_ms=20000", f.last_seq)
+            format!(
+                "/long-poll?feed={feed}&since={}&timeout_ms=20000",
+                f.last_seq
+            )
         } else {
             tokio::select! {
                 () = &mut timeout => return,
@@ -1287,10 +1341,25 @@ fn rank_runs(workload: Workload, network: &str, a: &UsecaseArgs, r: &Results) ->
                     "bytes per client-second",
                 ],
                 vec![
-                    per(&|t| runs(t).iter().map(|g| g.state_age_us.p99.unwrap_or(u64::MAX) as f64).collect()),
-                    per(&|t| runs(t).iter().map(|g| g.input_ack_us.p99.unwrap_or(u64::MAX) as f64).collect()),
+                    per(&|t| {
+                        runs(t)
+                            .iter()
+                            .map(|g| g.state_age_us.p99.unwrap_or(u64::MAX) as f64)
+                            .collect()
+                    }),
+                    per(&|t| {
+                        runs(t)
+                            .iter()
+                            .map(|g| g.input_ack_us.p99.unwrap_or(u64::MAX) as f64)
+                            .collect()
+                    }),
                     per(&|t| runs(t).iter().map(|g| g.stalls as f64).collect()),
-                    per(&|t| runs(t).iter().map(|g| g.bytes_down_per_s + g.bytes_up_per_s).collect()),
+                    per(&|t| {
+                        runs(t)
+                            .iter()
+                            .map(|g| g.bytes_down_per_s + g.bytes_up_per_s)
+                            .collect()
+                    }),
                 ],
             )
         }
@@ -1326,7 +1395,12 @@ fn rank_runs(workload: Workload, network: &str, a: &UsecaseArgs, r: &Results) ->
                             .collect()
                     }),
                     per(&|t| runs(t).iter().map(|g| g.bytes_per_job).collect()),
-                    per(&|t| runs(t).iter().map(|g| g.server_cpu_ms_per_job.unwrap_or(0.0)).collect()),
+                    per(&|t| {
+                        runs(t)
+                            .iter()
+                            .map(|g| g.server_cpu_ms_per_job.unwrap_or(0.0))
+                            .collect()
+                    }),
                 ],
             )
         }
@@ -1368,4 +1442,3 @@ fn write(out: &std::path::Path, r: &Results) -> anyhow::Result<()> {
     eprintln!("usecase: wrote {}", out.join("usecases.md").display());
     Ok(())
 }
-

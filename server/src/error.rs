@@ -47,9 +47,13 @@ pub enum ApiError {
     Upstream(String),
     #[error("`feed` must be 1-64 characters of A-Z a-z 0-9 _ - . :, got {0:?}")]
     BadFeedName(String),
-    #[error("too many named feeds: {max} are open (--max-feeds); retry once one is idle (--feed-idle)")]
+    #[error(
+        "too many named feeds: {max} are open (--max-feeds); retry once one is idle (--feed-idle)"
+    )]
     TooManyFeeds { max: usize },
-    #[error("named feeds are not shared through --redis: this server serves the main feed only there")]
+    #[error(
+        "named feeds are not shared through --redis: this server serves the main feed only there"
+    )]
     NamedFeedsNotShared,
     /// A reader at or past the terminal event: nothing more will come (answered 204, so that
     /// `EventSource` stops reconnecting).

@@ -193,12 +193,7 @@ mod tests {
     use super::*;
 
     fn feeds(max: usize, idle_ms: u64) -> Feeds {
-        Feeds::new(
-            max,
-            4,
-            Duration::from_millis(idle_ms),
-            KeyPolicy::default(),
-        )
+        Feeds::new(max, 4, Duration::from_millis(idle_ms), KeyPolicy::default())
     }
 
     #[test]
@@ -224,7 +219,9 @@ mod tests {
         assert!(f.view_of("a").is_some() && f.view_of("b").is_none());
         let f = feeds(1, 60_000);
         f.get("a").unwrap();
-        let err = f.get("b").unwrap_err();
+        let Err(err) = f.get("b") else {
+            panic!("a second feed past --max-feeds 1 must be refused")
+        };
         assert!(err.to_string().contains("--max-feeds"), "{err}");
         assert_eq!(f.view().refused, 1);
     }

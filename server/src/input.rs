@@ -188,7 +188,9 @@ pub fn input_number(body: &[u8]) -> Result<u64, ApiError> {
         serde_json::from_slice(body).map_err(|e| ApiError::BadJson(e.to_string()))?;
     v.get("n")
         .and_then(serde_json::Value::as_u64)
-        .ok_or_else(|| ApiError::BadRequest("an input is {\"n\":N,...} with N an integer ≥ 0".into()))
+        .ok_or_else(|| {
+            ApiError::BadRequest("an input is {\"n\":N,...} with N an integer ≥ 0".into())
+        })
 }
 
 /// The acknowledgement of input `n` on the HTTP transports.

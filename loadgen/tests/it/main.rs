@@ -19,5 +19,5 @@ mod nginx;
 mod proxy_timeout;
 mod readme;
 mod talk_back;
-mod usecases;
 mod tls_http2;
+mod usecases;

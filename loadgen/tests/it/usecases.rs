@@ -83,7 +83,11 @@ fn both_use_cases_run_on_every_transport_and_are_ranked() {
     for p in progress {
         let t = p["transport"].as_str().unwrap();
         assert_eq!(p["lines_per_job"], 40);
-        assert_eq!((p["lost"].as_u64(), p["repeated"].as_u64()), (Some(0), Some(0)), "{t}: {p}");
+        assert_eq!(
+            (p["lost"].as_u64(), p["repeated"].as_u64()),
+            (Some(0), Some(0)),
+            "{t}: {p}"
+        );
         assert_eq!(p["ended"], 3, "{t}: {p}");
         assert_eq!(p["refused_after_end"], 3, "{t}: {p}");
         assert_eq!(p["first_line_after_reload_us"]["n"], 3, "{t}: {p}");

@@ -358,8 +358,14 @@ mod tests {
             record: None,
         };
         let md = markdown(&r);
-        assert!(md.contains("**game on none**: 1. ws; 2. sse (by state age p99, 100% more)"), "{md}");
-        assert!(md.contains("| none | ws | 1.0 / 3.0 / 6.0 (60) | 0.8 / 2.0 / 4.0 (60) |"), "{md}");
+        assert!(
+            md.contains("**game on none**: 1. ws; 2. sse (by state age p99, 100% more)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| none | ws | 1.0 / 3.0 / 6.0 (60) | 0.8 / 2.0 / 4.0 (60) |"),
+            "{md}"
+        );
         assert!(md.contains("A state is 200 B"), "{md}");
         assert!(!md.contains("## progress"), "no progress runs, no section");
     }

@@ -117,7 +117,14 @@ pub async fn hold(
 ) -> bool {
     let limit = state.config.send_timeout;
     let waited = {
-        let wait = long_poll::wait(state, &held.feed, &held.meter, held.cursor, held.hold, held.coding);
+        let wait = long_poll::wait(
+            state,
+            &held.feed,
+            &held.meter,
+            held.cursor,
+            held.hold,
+            held.coding,
+        );
         tokio::select! {
             answer = wait => answer,
             () = client_left(socket) => return false,

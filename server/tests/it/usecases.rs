@@ -54,7 +54,11 @@ async fn publish_to(srv: &TestServer, path: &str, data: Value) -> Response {
 }
 
 async fn get_from(srv: &TestServer, path: &str) -> Response {
-    request_to(srv, Request::get(srv.url(path)).body(Full::default()).unwrap()).await
+    request_to(
+        srv,
+        Request::get(srv.url(path)).body(Full::default()).unwrap(),
+    )
+    .await
 }
 
 async fn named_feeds_are_apart_and_bounded_with_reasons(way: Way) {
@@ -64,7 +68,9 @@ async fn named_feeds_are_apart_and_bounded_with_reasons(way: Way) {
         assert_eq!(r.json()["seq"], i + 1, "each named feed has its own seq");
     }
     assert_eq!(
-        publish_to(&srv, "/publish?feed=job-b", json!("x")).await.json()["seq"],
+        publish_to(&srv, "/publish?feed=job-b", json!("x"))
+            .await
+            .json()["seq"],
         1
     );
     let a = get_from(&srv, "/poll?feed=job-a&since=0").await.json();
@@ -120,7 +126,11 @@ async fn a_resume_loses_and_repeats_nothing_and_past_the_window_is_told_missed(w
     for i in 4..=5 {
         publish_to(&srv, "/publish?feed=job-1", line(i)).await;
     }
-    let (_, _, mut events) = sse(&srv.url("/sse?feed=job-1&since=0"), &[("last-event-id", "3")]).await;
+    let (_, _, mut events) = sse(
+        &srv.url("/sse?feed=job-1&since=0"),
+        &[("last-event-id", "3")],
+    )
+    .await;
     let got = next_sse_events(&mut events, 2).await;
     assert_eq!(seqs(&got), [4, 5], "resumed exactly after the cursor");
     assert_eq!(got[0]["data"], line(4));
@@ -132,7 +142,10 @@ async fn a_resume_loses_and_repeats_nothing_and_past_the_window_is_told_missed(w
     }
     let poll = get_from(&srv, "/poll?feed=job-1&since=5").await.json();
     assert_eq!(poll["missed"], 5, "6..=10 are gone: {poll}");
-    assert_eq!(seqs(poll["events"].as_array().unwrap()), [11, 12, 13, 14, 15]);
+    assert_eq!(
+        seqs(poll["events"].as_array().unwrap()),
+        [11, 12, 13, 14, 15]
+    );
     let (_, _, mut events) = sse(&srv.url("/sse?feed=job-1"), &[("last-event-id", "5")]).await;
     let missed = tokio::time::timeout(LIMIT, async {
         loop {
@@ -146,7 +159,10 @@ async fn a_resume_loses_and_repeats_nothing_and_past_the_window_is_told_missed(w
     .expect("missed in time");
     let m: Value = serde_json::from_str(&missed.data).unwrap();
     assert_eq!(m["missed"], 5);
-    assert_eq!(seqs(&next_sse_events(&mut events, 5).await), [11, 12, 13, 14, 15]);
+    assert_eq!(
+        seqs(&next_sse_events(&mut events, 5).await),
+        [11, 12, 13, 14, 15]
+    );
 }
 
 async fn the_terminal_event_ends_every_stream_and_a_reconnect_gets_204(way: Way) {
@@ -168,7 +184,10 @@ async fn the_terminal_event_ends_every_stream_and_a_reconnect_gets_204(way: Way)
 
     let mut texts = Vec::new();
     let close = loop {
-        match tokio::time::timeout(LIMIT, ws.next()).await.expect("in time") {
+        match tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("in time")
+        {
             Some(Ok(Message::Text(t))) => texts.push(serde_json::from_str::<Value>(&t).unwrap()),
             Some(Ok(Message::Close(Some(f)))) => break f,
             other => panic!("unexpected {other:?}"),
@@ -193,7 +212,9 @@ async fn the_terminal_event_ends_every_stream_and_a_reconnect_gets_204(way: Way)
     assert_eq!((status.as_u16(), &head["feed-ended"]), (204, "2"));
     let refused = connect_req(
         &srv,
-        srv.ws_url("/ws?feed=build-7&since=2").into_client_request().unwrap(),
+        srv.ws_url("/ws?feed=build-7&since=2")
+            .into_client_request()
+            .unwrap(),
     )
     .await;
     match refused {
@@ -205,7 +226,10 @@ async fn the_terminal_event_ends_every_stream_and_a_reconnect_gets_204(way: Way)
     assert_eq!(seqs(all["events"].as_array().unwrap()), [1, 2]);
     let late = publish_to(&srv, "/publish?feed=build-7", json!(1)).await;
     assert_eq!(late.status, 409);
-    assert!(late.json()["error"].as_str().unwrap().contains("ended at seq 2"));
+    assert!(late.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("ended at seq 2"));
     let main_end = publish_to(&srv, "/publish?end=1", json!(1)).await;
     assert_eq!(main_end.status, 400, "the main feed never ends");
     let stats = get_from(&srv, "/stats?feed=build-7").await.json();
@@ -214,7 +238,10 @@ async fn the_terminal_event_ends_every_stream_and_a_reconnect_gets_204(way: Way)
 
 async fn next_binary(ws: &mut Ws) -> Vec<u8> {
     loop {
-        match tokio::time::timeout(LIMIT, ws.next()).await.expect("in time") {
+        match tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("in time")
+        {
             Some(Ok(Message::Binary(b))) => return b,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             other => panic!("expected a binary message, got {other:?}"),
@@ -248,7 +275,10 @@ async fn binary_messages_round_trip_and_inputs_are_acknowledged_not_published(wa
         .await
         .unwrap();
     let ack = loop {
-        match tokio::time::timeout(LIMIT, ws.next()).await.expect("in time") {
+        match tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("in time")
+        {
             Some(Ok(Message::Text(t))) => break serde_json::from_str::<Value>(&t).unwrap(),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             other => panic!("{other:?}"),
@@ -263,7 +293,10 @@ async fn binary_messages_round_trip_and_inputs_are_acknowledged_not_published(wa
     // Anything else binary is refused with the reason.
     ws.send(Message::Binary(vec![0x42])).await.unwrap();
     let close = loop {
-        match tokio::time::timeout(LIMIT, ws.next()).await.expect("in time") {
+        match tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("in time")
+        {
             Some(Ok(Message::Close(Some(f)))) => break f,
             Some(Ok(_)) => continue,
             other => panic!("{other:?}"),
@@ -274,9 +307,14 @@ async fn binary_messages_round_trip_and_inputs_are_acknowledged_not_published(wa
 
     // Without encoding=binary, binary is still refused, naming the way to ask for it.
     let mut text = connect(&srv, "/ws").await;
-    text.send(Message::Binary(vec![0x10, 0, 0, 0, 1])).await.unwrap();
+    text.send(Message::Binary(vec![0x10, 0, 0, 0, 1]))
+        .await
+        .unwrap();
     let close = loop {
-        match tokio::time::timeout(LIMIT, text.next()).await.expect("in time") {
+        match tokio::time::timeout(LIMIT, text.next())
+            .await
+            .expect("in time")
+        {
             Some(Ok(Message::Close(Some(f)))) => break f,
             Some(Ok(_)) => continue,
             other => panic!("{other:?}"),
@@ -310,14 +348,21 @@ async fn inputs_past_the_rate_are_dropped_and_counted_and_too_big_closes_1009(wa
     big.extend(std::iter::repeat(7u8).take(100));
     ws.send(Message::Binary(big)).await.unwrap();
     let close = loop {
-        match tokio::time::timeout(LIMIT, ws.next()).await.expect("in time") {
+        match tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("in time")
+        {
             Some(Ok(Message::Close(Some(f)))) => break f,
             Some(Ok(_)) => continue,
             other => panic!("{other:?}"),
         }
     };
     assert_eq!(close.code, CloseCode::Size);
-    assert!(close.reason.contains("--max-input-bytes"), "{}", close.reason);
+    assert!(
+        close.reason.contains("--max-input-bytes"),
+        "{}",
+        close.reason
+    );
 
     // POST /input: the same limits per client, with reasons.
     let input = |n: u32| json!({ "n": n, "d": "AAAA" });
@@ -334,13 +379,27 @@ async fn inputs_past_the_rate_are_dropped_and_counted_and_too_big_closes_1009(wa
         .unwrap()
         .contains("--max-input-rate"));
     // Another client has its own rate.
-    assert_eq!(publish_to(&srv, "/input?client=p2", input(1)).await.status, 200);
-    let big = publish_to(&srv, "/input?client=p3", json!({"n": 1, "d": "x".repeat(100)})).await;
+    assert_eq!(
+        publish_to(&srv, "/input?client=p2", input(1)).await.status,
+        200
+    );
+    let big = publish_to(
+        &srv,
+        "/input?client=p3",
+        json!({"n": 1, "d": "x".repeat(100)}),
+    )
+    .await;
     assert_eq!(big.status, 413);
-    assert!(big.json()["error"].as_str().unwrap().contains("--max-input-bytes"));
+    assert!(big.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("--max-input-bytes"));
     let anonymous = publish_to(&srv, "/input", input(1)).await;
     assert_eq!(anonymous.status, 400);
-    assert!(anonymous.json()["error"].as_str().unwrap().contains("client"));
+    assert!(anonymous.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("client"));
 }
 
 #[tokio::test]
@@ -355,7 +414,10 @@ async fn named_feeds_are_refused_with_a_reason_where_redis_shares_the_feed() {
             get_from(&srv, path).await
         };
         assert_eq!(r.status, 400, "{path}");
-        assert!(r.json()["error"].as_str().unwrap().contains("--redis"), "{path}");
+        assert!(
+            r.json()["error"].as_str().unwrap().contains("--redis"),
+            "{path}"
+        );
     }
     // The main feed is shared as before.
     assert_eq!(publish_to(&srv, "/publish", json!(1)).await.status, 200);
