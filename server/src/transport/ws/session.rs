@@ -343,15 +343,16 @@ impl<W: Wire> Session<W> {
         Ok(batch.behind() > 0)
     }
 
-    /// One input of `len` bytes, numbered `n`: acknowledged, dropped past `--max-input-rate`
-    /// (counted), or the session closed with 1009 past `--max-input-bytes`.
-    async fn input(&mut self, meter: &Meter, n: u64, len: usize) -> Option<End> {
+    /// One input of `len` bytes, numbered `n`: acknowledged (in the input's own encoding,
+    /// binary when `binary`), dropped past `--max-input-rate` (counted), or the session closed
+    /// with 1009 past `--max-input-bytes`.
+    async fn input(&mut self, meter: &Meter, n: u64, len: usize, binary: bool) -> Option<End> {
         let state = self.state.clone();
         match state.inputs.take(&state.config, &mut self.bucket, len) {
             Err(e) => Some(End::Close(Some(close(CloseCode::Size, e.to_string())))),
             Ok(Verdict::Drop) => None,
             Ok(Verdict::Ack) => {
-                let frame = if self.binary {
+                let frame = if binary {
                     binary::ack_frame(n as u32)
                 } else {
                     text_frame(format!("{{\"op\":\"ack\",\"n\":{n}}}").as_bytes())
@@ -394,7 +395,7 @@ impl<W: Wire> Session<W> {
                     Err(reason) => return Some(End::Close(Some(reason))),
                 };
                 if let ClientOp::Input { n } = op {
-                    return self.input(meter, n, text.len()).await;
+                    return self.input(meter, n, text.len(), false).await;
                 }
                 // Boxed: publishing (to the store, or Redis) is a large future, and an idle
                 // session's state must not be sized for it.
@@ -411,7 +412,7 @@ impl<W: Wire> Session<W> {
             Msg::Binary(bytes) if self.binary => {
                 meter.message_received();
                 match binary::input(&bytes) {
-                    Ok(n) => self.input(meter, u64::from(n), bytes.len()).await,
+                    Ok(n) => self.input(meter, u64::from(n), bytes.len(), true).await,
                     Err(why) => Some(End::Close(Some(close(CloseCode::Unsupported, why)))),
                 }
             }
