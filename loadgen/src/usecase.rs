@@ -284,10 +284,9 @@ impl Env {
         let log = dir.path().join("server.log");
         let (server, link) = match network.spec() {
             None => {
-                let s = tokio::task::spawn_blocking(move || {
+                let s = on_this_thread(move || {
                     ServerProcess::spawn(bin.as_deref(), &extra, Some(&log))
-                })
-                .await??;
+                })?;
                 (s, None)
             }
             Some(spec) => {
@@ -300,10 +299,9 @@ impl Env {
                 );
                 let ns = link.server_namespace().to_owned();
                 let bind = format!("{}:0", feedlab_link::SERVER_ADDR);
-                let s = tokio::task::spawn_blocking(move || {
+                let s = on_this_thread(move || {
                     ServerProcess::spawn_in(bin.as_deref(), &extra, Some(&log), &ns, &bind)
                 })
-                .await?
                 .context("starting the server behind the link")?;
                 (s, Some(link))
             }
@@ -365,6 +363,16 @@ impl Env {
             .await
             .ok()
             .map(|s| s.process.cpu_s)
+    }
+}
+
+/// Runs blocking `f` on this runtime thread, never on a pool thread: a server spawned as
+/// `loadgen serve` dies with the thread that spawned it (its parent-death signal), and
+/// `spawn_blocking`'s threads exit when idle.
+fn on_this_thread<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
@@ -948,6 +956,7 @@ async fn progress(a: &UsecaseArgs, env: &Env, t: Transport, repeat: u32) -> Prog
     let mut followers = Vec::new();
     let mut publishers = Vec::new();
     let reload_at = a.burst / 2;
+    let job_length = (a.burst + a.quiet) * a.bursts;
     let start = tokio::time::Instant::now() + Duration::from_millis(500);
     for j in 0..a.jobs {
         let feed = format!("job-{nonce:08x}-{j}");
@@ -965,6 +974,7 @@ async fn progress(a: &UsecaseArgs, env: &Env, t: Transport, repeat: u32) -> Prog
                 start + reload_at,
                 gap,
                 every,
+                job_length,
                 &mut f,
             )
             .await;
@@ -1098,10 +1108,11 @@ async fn follow_job(
     reload_at: tokio::time::Instant,
     gap: Duration,
     poll_every: Duration,
+    job_length: Duration,
     f: &mut Follower,
 ) {
-    // Bounded: a follower that never sees the end gives up after this.
-    let give_up = tokio::time::Instant::now() + Duration::from_secs(300);
+    // Bounded: a follower that never sees the end gives up a minute after the job's length.
+    let give_up = tokio::time::Instant::now() + job_length + Duration::from_secs(60);
     let mut reloaded = false;
     let mut reconnected_at: Option<u64> = None;
     while !f.ended && tokio::time::Instant::now() < give_up {
