@@ -579,7 +579,7 @@ async fn game(a: &UsecaseArgs, env: &Env, t: Transport, repeat: u32) -> GameRun 
         seconds: secs,
         input_ack_us: Tail::of(&ack),
         state_age_us: Tail::of(&age),
-        jitter_p99_us: (jitter.len() > 0).then(|| jitter.value_at_quantile(0.99)),
+        jitter_p99_us: (!jitter.is_empty()).then(|| jitter.value_at_quantile(0.99)),
         stalls,
         inputs_sent: sent,
         inputs_acked: acked,

@@ -21,13 +21,13 @@ pub struct Tail {
 
 impl Tail {
     pub fn of(h: &hdrhistogram::Histogram<u64>) -> Self {
-        let q = |v: f64| (h.len() > 0).then(|| h.value_at_quantile(v));
+        let q = |v: f64| (!h.is_empty()).then(|| h.value_at_quantile(v));
         Self {
             n: h.len(),
             p50: q(0.5),
             p99: q(0.99),
             p999: q(0.999),
-            max: (h.len() > 0).then(|| h.max()),
+            max: (!h.is_empty()).then(|| h.max()),
         }
     }
 }

@@ -211,6 +211,7 @@ impl Stream {
     /// The stream for a response starting after `cursor`, coded as `gzip` says (the result of
     /// [`compress::negotiate`]), and its first chunk (the `retry:` setting and a comment),
     /// already counted on `meter`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         state: Arc<AppState>,
         feed: Arc<crate::feed::Feed>,
