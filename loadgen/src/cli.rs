@@ -60,6 +60,11 @@ pub enum Command {
     /// message up, memory) and writes the cost model (`results/model/model.json`); with
     /// --validate, checks the model against direct whole-session runs.
     Costs(crate::costs::CostsArgs),
+    /// The seed's other use cases on every transport: a multiplayer game (inputs acknowledged,
+    /// state at a fixed tick, binary WebSocket messages) and a job's progress log (a named feed
+    /// per job, bursts, a reload, a terminal event), ranked by the project's rule:
+    /// `loadgen usecase game progress --network 'none;lte;lte,loss=2%'`.
+    Usecase(crate::usecase::UsecaseArgs),
     /// Which transport for a workload, from the committed cost model with no run:
     /// `loadgen decide --events-per-hour 30 --clients 50000 --session 20m --payload chat`.
     /// With no workload flags, every named scenario, one line each.
@@ -473,6 +478,13 @@ pub struct Args {
     /// Set by the scenario driver: the scenario this run is, for its report.
     #[arg(skip)]
     pub scenario_info: Option<crate::scenario::ScenarioInfo>,
+
+    /// Run a use case's own driver instead of the feed phases (what the `game` and `progress`
+    /// scenarios set): `loadgen usecase` with this run's transports, networks, TLS, repeats,
+    /// clients (players, or jobs), duration and poll interval; its `usecases.md` and
+    /// `results.json` go into the run's directory.
+    #[arg(help_heading = "Output", long, env = "LOADGEN_USECASE", value_enum)]
+    pub usecase: Option<crate::usecase::Workload>,
 }
 
 impl Args {

@@ -58,6 +58,7 @@ pub mod server_proc;
 pub mod stats;
 pub mod storm;
 pub mod sys;
+pub mod usecase;
 
 pub use cli::Args;
 pub use run::{execute, Outcome};

@@ -95,6 +95,15 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Usecase(args)) = cli.command.clone() {
+        return match runtime.block_on(loadgen::usecase::run(args)) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("loadgen usecase: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if !cli.args.scenario.is_empty() {
         let user: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
         return match runtime.block_on(loadgen::run::scenarios::execute_scenarios(

@@ -31,6 +31,8 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("chat", include_str!("../scenarios/chat.toml")),
     ("mobile", include_str!("../scenarios/mobile.toml")),
     ("rtt-sweep", include_str!("../scenarios/rtt-sweep.toml")),
+    ("game", include_str!("../scenarios/game.toml")),
+    ("progress", include_str!("../scenarios/progress.toml")),
 ];
 
 /// A scenario file.

@@ -31,6 +31,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: Option<&std::path::Path>
         .service(web::resource("/ws").route(web::get().to(ws::handler)))
         .service(web::resource("/ws/echo").route(web::get().to(echo::handler)))
         .service(with_preflight("/publish", web::post().to(publish::handler)))
+        .service(with_preflight(
+            "/input",
+            web::post().to(crate::input::handler),
+        ))
         .service(
             with_preflight("/control", web::post().to(control::post))
                 .route(web::get().to(control::get)),

@@ -169,6 +169,34 @@ pub struct Config {
     #[arg(long, env = "FEEDLAB_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024, value_parser = count_in(1, MAX_MESSAGE_BYTES))]
     pub ws_max_message_bytes: usize,
 
+    /// Most named feeds (`?feed=NAME`, e.g. one per job) open at once; a new name past it is
+    /// refused with 429 unless an idle one can go. With `--feed-retain` and
+    /// `--max-publish-bytes`, what named feeds can make the server hold.
+    #[arg(long, env = "FEEDLAB_MAX_FEEDS", default_value_t = 10_000, value_parser = count_in(1, 1_000_000))]
+    pub max_feeds: usize,
+
+    /// Events each named feed keeps for resume; an older cursor gets what remains and a
+    /// `missed` count, as on the main feed (`--retain`).
+    #[arg(long, env = "FEEDLAB_FEED_RETAIN", default_value_t = 1_000, value_parser = count_in(1, 1_000_000))]
+    pub feed_retain: usize,
+
+    /// A named feed that no connection waits on and that nobody published to or read for this
+    /// long is dropped, with its events (an ended job's log included).
+    #[arg(long, env = "FEEDLAB_FEED_IDLE", default_value = "5m", value_parser = duration_in(Duration::from_millis(1), MAX_DURATION))]
+    pub feed_idle: Duration,
+
+    /// Most inputs (`{"op":"input"}` or binary messages on a WebSocket, `POST /input`) one
+    /// connection (one `client` for `POST /input`) may send per second, with a burst of as
+    /// many; past it an input is dropped, not acknowledged, and counted (`/stats` `inputs`),
+    /// and `POST /input` answers 429.
+    #[arg(long, env = "FEEDLAB_MAX_INPUT_RATE", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_input_rate: u32,
+
+    /// Largest input: a bigger one closes the WebSocket with 1009 and is answered 413 on
+    /// `POST /input`.
+    #[arg(long, env = "FEEDLAB_MAX_INPUT_BYTES", default_value_t = 1024, value_parser = count_in(1, MAX_MESSAGE_BYTES))]
+    pub max_input_bytes: usize,
+
     /// permessage-deflate (RFC 7692) for WebSocket clients that offer it (every browser does):
     /// `shared` compresses each event once, on its own, and sends every deflate client the same
     /// frame (no per-connection state); `context` keeps a compressor per connection (fewer

@@ -45,9 +45,32 @@ pub enum ApiError {
     Store(#[from] crate::store::StoreError),
     #[error("publishing failed: {0}")]
     Upstream(String),
+    #[error("`feed` must be 1-64 characters of A-Z a-z 0-9 _ - . :, got {0:?}")]
+    BadFeedName(String),
+    #[error(
+        "too many named feeds: {max} are open (--max-feeds); retry once one is idle (--feed-idle)"
+    )]
+    TooManyFeeds { max: usize },
+    #[error(
+        "named feeds are not shared through --redis: this server serves the main feed only there"
+    )]
+    NamedFeedsNotShared,
+    /// A reader at or past the terminal event: nothing more will come (answered 204, so that
+    /// `EventSource` stops reconnecting).
+    #[error("the feed ended at seq {seq}")]
+    FeedEnded { seq: u64 },
+    #[error("the feed ended at seq {seq} (its terminal event); publish to a new feed")]
+    PublishAfterEnd { seq: u64 },
+    #[error("input is {size} bytes; the limit is {limit} (--max-input-bytes)")]
+    InputTooLarge { size: usize, limit: usize },
+    #[error("more than {rate} inputs a second from this client (--max-input-rate): dropped")]
+    InputRate { rate: u32 },
     #[error("this idempotency key was first used for a different publish (seq {seq}); use a new key for a new event")]
     KeyReused { seq: u64 },
 }
+
+/// The header of the 204 that answers a reader after a feed's terminal event: its seq.
+pub const FEED_ENDED: &str = "Feed-Ended";
 
 impl From<crate::feed::CursorAhead> for ApiError {
     fn from(a: crate::feed::CursorAhead) -> Self {
@@ -66,7 +89,13 @@ impl ResponseError for ApiError {
             | Self::BadClientId(_)
             | Self::BadJson(_)
             | Self::BadControl(_)
-            | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            | Self::BadRequest(_)
+            | Self::BadFeedName(_)
+            | Self::NamedFeedsNotShared => StatusCode::BAD_REQUEST,
+            Self::TooManyFeeds { .. } | Self::InputRate { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::FeedEnded { .. } => StatusCode::NO_CONTENT,
+            Self::PublishAfterEnd { .. } => StatusCode::CONFLICT,
+            Self::InputTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::CursorAhead { .. } => StatusCode::CONFLICT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -84,6 +113,13 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Self::FeedEnded { seq } = self {
+            // No body (a 204 has none): the header says where the feed ended.
+            return HttpResponse::NoContent()
+                .insert_header((FEED_ENDED, seq.to_string()))
+                .insert_header(("Cache-Control", "no-store"))
+                .finish();
+        }
         let mut res = HttpResponse::build(self.status_code());
         if matches!(self, Self::TooManyConnections(_) | Self::ShuttingDown) {
             res.insert_header(("Retry-After", "1"));

@@ -41,13 +41,29 @@ pub struct Event {
     sse_gzip: OnceLock<Piece>,
     /// `json()` as a shared deflate piece, made by the first gzip'd poll that sends it.
     json_gzip: OnceLock<Piece>,
+    /// The feed's terminal event (`POST /publish?end=1`): its JSON says `"end":true`, and
+    /// every stream ends after it.
+    pub end: bool,
+    /// The binary WebSocket frame (`/ws?encoding=binary`, [`crate::transport::ws::binary`]),
+    /// made by the first binary client to need it.
+    ws_binary: OnceLock<Bytes>,
 }
 
 impl Event {
     /// Builds every encoding from `data_json`, which must be one compact JSON value (no raw
     /// newlines: `serde_json` output qualifies).
     pub fn encode(seq: Seq, ts: u64, data_json: &str) -> Self {
-        let json = feedlab_wire::envelope(seq, ts, data_json);
+        Self::encode_as(seq, ts, data_json, false)
+    }
+
+    /// [`Event::encode`], for a feed's terminal event when `end`: the envelope gains
+    /// `"end":true` after `data`.
+    pub fn encode_as(seq: Seq, ts: u64, data_json: &str, end: bool) -> Self {
+        let mut json = feedlab_wire::envelope(seq, ts, data_json);
+        if end {
+            json.pop();
+            json.push_str(END_MARK);
+        }
         let record_len = "id: \ndata: \n\n".len() + decimal_len(seq) + json.len();
         let mut sse = BytesMut::with_capacity(record_len + 24);
         let _ = write!(sse, "{record_len:x}\r\n");
@@ -73,7 +89,24 @@ impl Event {
             sse_chunk,
             sse_gzip: OnceLock::new(),
             json_gzip: OnceLock::new(),
+            end,
+            ws_binary: OnceLock::new(),
         }
+    }
+
+    /// The event's `data`, as the compact JSON it was published with.
+    pub fn data_json(&self) -> &str {
+        let tail = if self.end { END_MARK.len() } else { 1 };
+        let s: &str = &self.ws;
+        // `{"seq":N,"ts":T,"data":` comes first; the data runs to the envelope's tail.
+        s.find("\"data\":")
+            .map_or("null", |at| &s[at + 7..s.len() - tail])
+    }
+
+    /// The whole binary WebSocket frame of this event ([`crate::transport::ws::binary`]).
+    pub fn ws_binary_frame(&self) -> &Bytes {
+        self.ws_binary
+            .get_or_init(|| crate::transport::ws::binary::event_frame(self))
     }
 
     /// The SSE record, compressed once for every gzip'd stream (`--http-gzip shared`).
@@ -107,6 +140,9 @@ impl Event {
         self.ws.as_bytes()
     }
 }
+
+/// How a terminal event's envelope ends.
+const END_MARK: &str = ",\"end\":true}";
 
 fn decimal_len(n: u64) -> usize {
     n.checked_ilog10().map_or(1, |d| d as usize + 1)

@@ -8,7 +8,7 @@
 use std::{
     collections::VecDeque,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
     time::{SystemTime, UNIX_EPOCH},
@@ -37,6 +37,8 @@ pub struct Feed {
     /// they wake instead of each holding a shutdown future (whose every poll takes a lock shared
     /// by all of them).
     closed: AtomicBool,
+    /// The seq of the feed's terminal event (`POST /publish?end=1`), 0 while it is open.
+    ended: AtomicU64,
 }
 
 struct Publisher {
@@ -143,6 +145,7 @@ impl Feed {
             head: watch::Sender::new(0),
             retain,
             closed: AtomicBool::new(false),
+            ended: AtomicU64::new(0),
         }
     }
 
@@ -178,7 +181,7 @@ impl Feed {
     /// The store failed; the event was not published.
     pub fn publish(&self, data_json: &str) -> Result<Arc<Event>, StoreError> {
         let mut publisher = self.publisher.lock();
-        self.append_locked(&mut publisher, data_json, None)
+        self.append_locked(&mut publisher, data_json, None, false)
     }
 
     /// Publishes `data_json` unless `key` was used within the idempotency window, in which case
@@ -188,7 +191,24 @@ impl Feed {
     /// # Errors
     /// The store failed; the event was not published.
     pub fn publish_once(&self, data_json: &str, key: Option<&Key>) -> Result<Answer, StoreError> {
+        self.publish_ending(data_json, key, false)
+    }
+
+    /// [`Feed::publish_once`], and when `end`, the feed's terminal event: every stream ends
+    /// after it, and nothing more can be published ([`Answer::Ended`]).
+    ///
+    /// # Errors
+    /// The store failed; the event was not published.
+    pub fn publish_ending(
+        &self,
+        data_json: &str,
+        key: Option<&Key>,
+        end: bool,
+    ) -> Result<Answer, StoreError> {
         let mut publisher = self.publisher.lock();
+        if let Some(seq) = self.ended() {
+            return Ok(Answer::Ended(seq));
+        }
         if let Some(key) = key {
             match publisher.keys.check(key, now_us()) {
                 Seen::New => {}
@@ -196,7 +216,7 @@ impl Feed {
                 Seen::Conflict(seq) => return Ok(Answer::Conflict(seq)),
             }
         }
-        let event = self.append_locked(&mut publisher, data_json, key)?;
+        let event = self.append_locked(&mut publisher, data_json, key, end)?;
         Ok(Answer::Fresh(event.seq))
     }
 
@@ -205,6 +225,7 @@ impl Feed {
         publisher: &mut parking_lot::MutexGuard<'_, Publisher>,
         data_json: &str,
         key: Option<&Key>,
+        end: bool,
     ) -> Result<Arc<Event>, StoreError> {
         let seq = self.ring.read().head + 1;
         let ts = now_us();
@@ -230,7 +251,11 @@ impl Feed {
         if let Some((id, r)) = remembered {
             publisher.keys.remember(id, r);
         }
-        let event = Arc::new(Event::encode(seq, ts, data_json));
+        let event = Arc::new(Event::encode_as(seq, ts, data_json, end));
+        if end {
+            // Before the head moves: a stream woken by this event sees that it is the last.
+            self.ended.store(seq, Ordering::Release);
+        }
         {
             let mut ring = self.ring.write();
             if ring.events.len() == self.retain {
@@ -267,6 +292,24 @@ impl Feed {
 
     pub fn head(&self) -> Seq {
         self.ring.read().head
+    }
+
+    /// The seq of the feed's terminal event, once it has one.
+    pub fn ended(&self) -> Option<Seq> {
+        match self.ended.load(Ordering::Acquire) {
+            0 => None,
+            seq => Some(seq),
+        }
+    }
+
+    /// Whether a stream at `cursor` has had everything the feed will ever have.
+    pub fn finished_at(&self, cursor: Seq) -> Option<Seq> {
+        self.ended().filter(|&end| cursor >= end)
+    }
+
+    /// Connections waiting on this feed (streams, held long polls).
+    pub fn waiters(&self) -> usize {
+        self.head.receiver_count()
     }
 
     /// Oldest retained seq, or `head + 1` when nothing is retained yet.

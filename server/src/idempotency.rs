@@ -144,6 +144,8 @@ pub enum Answer {
     Replay(Seq),
     /// The key was first used for another body (this seq): nothing was added; refuse.
     Conflict(Seq),
+    /// The feed ended with this seq (its terminal event): nothing was added; refuse.
+    Ended(Seq),
 }
 
 /// A remembered key.

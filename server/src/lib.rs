@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`feed`]: the ordered, bounded log; every transport reads it with a cursor.
+//! - [`feeds`]: named feeds (`?feed=job-42`), each a bounded log of its own.
+//! - [`input`]: a game client's inputs, acknowledged and bounded per connection.
 //! - [`event`]: each event encoded once per wire format and shared by every connection.
 //! - [`transport`]: `/poll`, `/long-poll`, `/sse`, `/ws`, `/ws/echo`, one module each.
 //! - [`fast_path`]: streaming connections served on the socket itself (see its docs for why);
@@ -24,8 +26,10 @@ pub mod error;
 pub mod event;
 pub mod fast_path;
 pub mod feed;
+pub mod feeds;
 pub mod idempotency;
 pub mod incoming;
+pub mod input;
 pub mod origin;
 pub mod process;
 pub mod publish;
@@ -72,6 +76,19 @@ pub async fn run(
             stop.cancelled().await;
             state.drain.begin();
             state.feed.close();
+            state.feeds.close();
+        })
+    };
+    let sweeper = {
+        let (state, stop) = (state.clone(), stop.clone());
+        tokio::spawn(async move {
+            let every = state.feeds.sweep_every();
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(every) => state.feeds.sweep(),
+                }
+            }
         })
     };
     let tail = state.redis.clone().map(|redis| {
@@ -99,6 +116,7 @@ pub async fn run(
     handle.stop(true).await;
     let _ = ticker.await;
     let _ = closer.await;
+    let _ = sweeper.await;
     if let Some(tail) = tail {
         let _ = tail.await;
     }

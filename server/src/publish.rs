@@ -7,6 +7,10 @@
 //! reason: a JSON event is small, and unpacking would need a second bound (on the unpacked size)
 //! for no measurable gain; responses are where gzip pays (`--http-gzip`).
 //!
+//! `?feed=NAME` publishes to a named feed ([`crate::feeds`]), made on first use; `&end=1`
+//! makes the event that feed's terminal one (`"end":true`): streams end after it, a reader
+//! that comes back after it is answered 204, and a later publish 409.
+//!
 //! An `Idempotency-Key` header makes the publish count once (see [`crate::idempotency`]): a
 //! retry within `--idempotency-window` gets the first answer, `{"seq":N}` with the first seq,
 //! marked `Idempotent-Replayed: true`. Every keyed answer carries that header (`false` when the
@@ -30,7 +34,8 @@ pub async fn handler(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     state.origins.check(&req)?;
-    FeedQuery::from_request(&req)?.authorize(&req, &state)?;
+    let q = FeedQuery::from_request(&req)?;
+    q.authorize(&req, &state)?;
     if let Some(coding) = req
         .headers()
         .get_all(header::CONTENT_ENCODING)
@@ -79,7 +84,7 @@ pub async fn handler(
             ApiError::BadRequest("idempotency key must be printable ASCII (0x20-0x7e)".into())
         })?),
     };
-    let published = publish_body(&state, &buf, key).await?;
+    let published = publish_body(&state, &q, &buf, key).await?;
     state.accounting.http_published(&req, buf.len());
     let mut res = HttpResponse::Ok();
     if let Some((name, value)) = replayed_header(key, published) {
@@ -99,12 +104,15 @@ pub async fn handler(
 /// body, the store's or Redis' failure.
 pub async fn publish_body(
     state: &AppState,
+    q: &FeedQuery,
     body: &[u8],
     key: Option<&str>,
 ) -> Result<Published, ApiError> {
     let data = compact_json(body)?;
     let key = key.map(|raw| parse_key(raw, &data, state)).transpose()?;
-    state.publish_once(&data, key.as_ref()).await
+    state
+        .publish_to(q.feed.as_deref(), &data, key.as_ref(), q.end)
+        .await
 }
 
 /// The answer's body: `{"seq":N}`.
@@ -136,11 +144,13 @@ pub fn parse_key(raw: &str, data: &str, state: &AppState) -> Result<Key, ApiErro
 /// The id is refused (the reason), the store failed, or the id was used for another body.
 pub async fn publish_message(
     state: &AppState,
+    feed: Option<&str>,
     data: &str,
     id: Option<&str>,
+    end: bool,
 ) -> Result<String, ApiError> {
     let key = id.map(|id| parse_key(id, data, state)).transpose()?;
-    let Published { seq, replayed } = state.publish_once(data, key.as_ref()).await?;
+    let Published { seq, replayed } = state.publish_to(feed, data, key.as_ref(), end).await?;
     Ok(match id {
         Some(id) => serde_json::json!({
             "op": "published",

@@ -33,6 +33,10 @@ pub struct AppState {
     pub drain: crate::shutdown::Drain,
     /// `--max-new-connections-per-sec`.
     pub new_connections: crate::connection::NewConnections,
+    /// Named feeds (`?feed=NAME`), `--max-feeds` of them.
+    pub feeds: crate::feeds::Feeds,
+    /// Inputs taken (`--max-input-rate`, `--max-input-bytes`).
+    pub inputs: crate::input::Inputs,
 }
 
 impl AppState {
@@ -94,6 +98,13 @@ impl AppState {
             redis,
             drain: crate::shutdown::Drain::new(config.shutdown_drain()),
             new_connections: crate::connection::NewConnections::new(&config),
+            feeds: crate::feeds::Feeds::new(
+                config.max_feeds,
+                config.feed_retain,
+                config.feed_idle,
+                config.key_policy(),
+            ),
+            inputs: crate::input::Inputs::default(),
             config,
         })
     }
@@ -115,6 +126,42 @@ impl AppState {
         meter
             .open(&self.limits(), req.peer_ip())
             .map_err(crate::error::ApiError::TooManyConnections)
+    }
+
+    /// The feed a request names (`?feed=NAME`, made on first use), or the main feed.
+    ///
+    /// # Errors
+    /// 429 past `--max-feeds`; 400 for a named feed under `--redis`.
+    pub fn feed_of(&self, name: Option<&str>) -> Result<Arc<Feed>, crate::error::ApiError> {
+        match name {
+            None => Ok(self.feed.clone()),
+            Some(_) if self.redis.is_some() => Err(crate::error::ApiError::NamedFeedsNotShared),
+            Some(name) => self.feeds.get(name),
+        }
+    }
+
+    /// Publishes `data_json` to the named feed `name` (the main feed without one), once per
+    /// `key`, and when `end`, as the feed's terminal event.
+    ///
+    /// # Errors
+    /// As [`AppState::publish_once`]; 409 after the feed's terminal event.
+    pub async fn publish_to(
+        &self,
+        name: Option<&str>,
+        data_json: &str,
+        key: Option<&Key>,
+        end: bool,
+    ) -> Result<Published, crate::error::ApiError> {
+        if name.is_none() && !end {
+            return self.publish_once(data_json, key).await;
+        }
+        if name.is_none() {
+            return Err(crate::error::ApiError::BadRequest(
+                "`end` ends a named feed (`feed=NAME`); the main feed never ends".into(),
+            ));
+        }
+        let feed = self.feed_of(name)?;
+        self.answered(feed.publish_ending(data_json, key, end)?)
     }
 
     /// Publishes `data_json` (one compact JSON value) and counts it.
@@ -142,6 +189,11 @@ impl AppState {
                 .map_err(|e| crate::error::ApiError::Upstream(format!("redis: {e}")))?,
             None => self.feed.publish_once(data_json, key)?,
         };
+        self.answered(answer)
+    }
+
+    /// A publish's answer, counted.
+    fn answered(&self, answer: Answer) -> Result<Published, crate::error::ApiError> {
         match answer {
             Answer::Fresh(seq) => {
                 self.accounting
@@ -157,6 +209,7 @@ impl AppState {
                 replayed: true,
             }),
             Answer::Conflict(seq) => Err(crate::error::ApiError::KeyReused { seq }),
+            Answer::Ended(seq) => Err(crate::error::ApiError::PublishAfterEnd { seq }),
         }
     }
 }

@@ -24,7 +24,7 @@ fn per_transport(
 
 pub fn snapshot(state: &AppState) -> serde_json::Value {
     let a = &state.accounting;
-    json!({
+    let mut stats = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": state.started.elapsed().as_secs_f64(),
         "feed": {
@@ -53,13 +53,27 @@ pub fn snapshot(state: &AppState) -> serde_json::Value {
         "process": process::usage(),
         "ticker": state.ticker.settings(),
         "redis": state.redis.as_ref().map(|r| r.view()),
-    })
+        "feeds": state.feeds.view(),
+        "inputs": state.inputs.view(),
+    });
+    stats["feed"]["ended"] = json!(state.feed.ended());
+    stats
 }
 
-pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
+/// `/stats`, and with `?feed=NAME` that named feed's head, window and end as `named_feed`
+/// (`null` when there is no such feed: looking does not make one).
+pub async fn stats(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let q = crate::transport::FeedQuery::from_request(&req)?;
+    let mut body = snapshot(&state);
+    if let Some(name) = &q.feed {
+        body["named_feed"] = json!(state.feeds.view_of(name));
+    }
+    Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(snapshot(&state))
+        .json(body))
 }
 
 pub async fn client(

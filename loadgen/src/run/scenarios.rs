@@ -57,6 +57,21 @@ pub async fn execute_scenarios(
         if mode == Mode::Cli && !args.quiet {
             eprintln!("loadgen: scenario {}: {}", s.name, s.summary);
         }
+        if let Some(workload) = args.usecase {
+            // Its own driver and its own ranking (`loadgen usecase`); no report.json.
+            let out = crate::usecase::run(usecase_args(&args, workload)?)
+                .await
+                .with_context(|| format!("scenario {}", s.name))?;
+            if mode == Mode::Cli {
+                println!(
+                    "scenario {}: {}",
+                    s.name,
+                    base.join(&s.name).join("usecases.md").display()
+                );
+            }
+            drop(out);
+            continue;
+        }
         let outcome = execute(args, mode)
             .await
             .with_context(|| format!("scenario {}", s.name))?;
@@ -77,6 +92,27 @@ pub async fn execute_scenarios(
         out_dir: base,
         files,
     })
+}
+
+/// What a scenario run with `--usecase` asks `loadgen usecase` for: `--clients` is players,
+/// or jobs.
+fn usecase_args(
+    args: &Args,
+    workload: crate::usecase::Workload,
+) -> anyhow::Result<crate::usecase::UsecaseArgs> {
+    let mut a = crate::usecase::UsecaseArgs::defaults(workload)?;
+    a.transports = args.transports();
+    a.networks = args.networks.clone();
+    a.tls = args.tls != crate::cli::TlsMode::Off;
+    a.repeat = args.repeat;
+    let clients = args.clients.first().copied().unwrap_or(20) as usize;
+    a.clients = clients;
+    a.jobs = clients;
+    a.duration = args.duration;
+    a.poll_interval = args.poll_interval;
+    a.out = args.out.clone();
+    a.server_bin = args.server_bin.clone();
+    Ok(a)
 }
 
 /// `decision.json` (every recommendation, with where its report is) and `decision.md`.

@@ -162,7 +162,15 @@ fn without_a_workload_every_named_scenario_gets_one_line() {
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     assert!(t.starts_with("No workload given"), "{t}");
-    for name in ["notifications", "dashboard", "ticker", "chat", "mobile"] {
+    for name in [
+        "notifications",
+        "dashboard",
+        "ticker",
+        "chat",
+        "mobile",
+        "game",
+        "progress",
+    ] {
         assert!(
             t.lines().any(|l| l.starts_with(name)),
             "no line for {name}:\n{t}"
@@ -180,7 +188,7 @@ fn markdown_gives_one_row_per_named_scenario() {
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     let rows: Vec<&str> = t.lines().filter(|l| l.starts_with("| ")).collect();
-    assert_eq!(rows.len(), 1 + 5, "{t}");
+    assert_eq!(rows.len(), 1 + 7, "{t}");
     assert!(rows[1].starts_with("| notifications | tie: "), "{t}");
     assert!(
         rows[1].contains("50000 clients, 20m sessions, 30 events/h, browser"),

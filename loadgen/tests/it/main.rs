@@ -23,3 +23,4 @@ mod readme;
 mod storm;
 mod talk_back;
 mod tls_http2;
+mod usecases;

@@ -10,3 +10,4 @@ pub mod protocols;
 pub mod radio;
 pub mod resilience;
 pub mod talk_back;
+pub mod usecases;

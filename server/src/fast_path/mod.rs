@@ -65,6 +65,19 @@ pub enum Admission<T> {
 }
 
 impl<T> Admission<T> {
+    /// A request whose feed (`?feed=`) cannot be had (`--max-feeds`, `--redis`): refused here,
+    /// so the refusal is counted once, as actix-web counts it.
+    pub(crate) fn no_feed(
+        err: ApiError,
+        transport: Transport,
+        client: Option<&str>,
+        state: &AppState,
+    ) -> Self {
+        let meter = state.accounting.meter(transport, client);
+        meter.request();
+        Self::Refuse(err, meter)
+    }
+
     fn map<U>(self, f: impl FnOnce(T) -> U) -> Admission<U> {
         match self {
             Self::Serve(t) => Admission::Serve(f(t)),

@@ -40,6 +40,9 @@ pub fn admit(head: &Head, state: &AppState) -> Admission<Answered> {
     let Ok(q) = poll::check(head, state) else {
         return Admission::Actix;
     };
+    if let Err(err) = q.feed(state) {
+        return Admission::no_feed(err, Transport::ShortPoll, q.client.as_deref(), state);
+    }
     let Ok((answer, events)) = poll::answer(state, &q, PollAnswer::coding(head, state)) else {
         return Admission::Actix;
     };
@@ -54,6 +57,7 @@ pub fn admit(head: &Head, state: &AppState) -> Admission<Answered> {
 /// A long poll, admitted: held open (counted against the connection limits) until it is
 /// answered.
 pub struct Held {
+    feed: Arc<crate::feed::Feed>,
     meter: Meter,
     _open: OpenGuard,
     cursor: u64,
@@ -67,7 +71,13 @@ pub fn admit_long(head: &Head, state: &Arc<AppState>) -> Admission<Held> {
     let Ok((q, hold)) = long_poll::check(head, state) else {
         return Admission::Actix;
     };
-    let Ok(cursor) = start_cursor(state, q.since) else {
+    let feed = match q.feed(state) {
+        Ok(feed) => feed,
+        Err(err) => {
+            return Admission::no_feed(err, Transport::LongPoll, q.client.as_deref(), state)
+        }
+    };
+    let Ok(cursor) = start_cursor(&feed, q.since) else {
         return Admission::Actix;
     };
     let meter = state
@@ -76,6 +86,7 @@ pub fn admit_long(head: &Head, state: &Arc<AppState>) -> Admission<Held> {
     meter.request();
     match state.open(&meter, head) {
         Ok(open) => Admission::Serve(Held {
+            feed,
             meter,
             _open: open,
             cursor,
@@ -107,7 +118,14 @@ pub async fn hold(
 ) -> bool {
     let limit = state.config.send_timeout;
     let waited = {
-        let wait = long_poll::wait(state, &held.meter, held.cursor, held.hold, held.coding);
+        let wait = long_poll::wait(
+            state,
+            &held.feed,
+            &held.meter,
+            held.cursor,
+            held.hold,
+            held.coding,
+        );
         tokio::select! {
             answer = wait => answer,
             () = client_left(&mut *socket) => return false,

@@ -30,6 +30,8 @@ use crate::{
 /// A publish the fast path reads: what the head said, kept past the head itself.
 pub struct Admitted {
     key: Option<String>,
+    /// The query as parsed (the feed, `end`).
+    q: FeedQuery,
     query: String,
     head_len: usize,
     body_len: usize,
@@ -54,6 +56,7 @@ pub fn admit(head: &Head, state: &AppState) -> Admission<Admitted> {
     };
     Admission::Serve(Admitted {
         key,
+        q,
         query: head.query_string().to_owned(),
         head_len: head.len,
         body_len: head.body_len,
@@ -71,6 +74,7 @@ pub async fn serve(
     let config = &state.config;
     let Admitted {
         key,
+        q,
         query,
         head_len,
         body_len,
@@ -89,7 +93,7 @@ pub async fn serve(
         }
     }
     let body = &request[head_len..];
-    let published = match publish_body(state, body, key.as_deref()).await {
+    let published = match publish_body(state, &q, body, key.as_deref()).await {
         Ok(published) => published,
         Err(err) => {
             return wire::refuse(io, &err, cors, config.send_timeout, After::KeepAlive)

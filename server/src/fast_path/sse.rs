@@ -29,7 +29,11 @@ pub fn admit(head: &Head, state: &Arc<AppState>) -> Admission<Ready> {
     let Ok(last_event_id) = last_event_id(head) else {
         return Admission::Actix;
     };
-    let Ok(cursor) = start_cursor(state, last_event_id.or(q.since)) else {
+    let feed = match q.feed(state) {
+        Ok(feed) => feed,
+        Err(err) => return Admission::no_feed(err, Transport::Sse, q.client.as_deref(), state),
+    };
+    let Ok(cursor) = start_cursor(&feed, last_event_id.or(q.since)) else {
         return Admission::Actix;
     };
     let cors = state.origins.check(head).ok().flatten();
@@ -40,6 +44,7 @@ pub fn admit(head: &Head, state: &Arc<AppState>) -> Admission<Ready> {
             let gzip = compress::negotiate(state.config.http_gzip, head.headers());
             let (prelude, stream) = Stream::start(
                 state.clone(),
+                feed,
                 meter,
                 open,
                 cursor,

@@ -13,8 +13,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{metered, start_cursor, FeedQuery, PollAnswer, Transport};
 use crate::{
-    accounting::Meter, compress::HttpGzip, error::ApiError, incoming::Incoming, shutdown::Turn,
-    state::AppState,
+    accounting::Meter, compress::HttpGzip, error::ApiError, feed::Feed, incoming::Incoming,
+    shutdown::Turn, state::AppState,
 };
 
 pub async fn handler(
@@ -23,10 +23,11 @@ pub async fn handler(
 ) -> Result<HttpResponse, ApiError> {
     let (q, hold) = check(&req, &state)?;
     let meter = metered(&req, &state, Transport::LongPoll, q.client.as_deref());
-    let cursor = start_cursor(&state, q.since)?;
+    let feed = q.feed(&state)?;
+    let cursor = start_cursor(&feed, q.since)?;
     let _open = state.open(&meter, &req)?;
     let coding = PollAnswer::coding(&req, &state);
-    Ok(wait(&state, &meter, cursor, hold, coding)
+    Ok(wait(&state, &feed, &meter, cursor, hold, coding)
         .await?
         .into_response(&req))
 }
@@ -55,18 +56,19 @@ pub fn check(req: &impl Incoming, state: &AppState) -> Result<(FeedQuery, Durati
 /// the batch coded as `coding` (what the request accepts) allows.
 pub async fn wait(
     state: &AppState,
+    feed: &Feed,
     meter: &Meter,
     cursor: u64,
     hold: Duration,
     coding: Option<HttpGzip>,
 ) -> Result<PollAnswer, ApiError> {
     // Subscribe before reading, so an event published in between still wakes us.
-    let mut head = state.feed.subscribe();
+    let mut head = feed.subscribe();
     let deadline = tokio::time::Instant::now() + hold;
     // Shutdown answers it at its turn within `--shutdown-drain`, not with every other at once.
     let mut turn = Turn::default();
     loop {
-        let batch = state.feed.since(cursor, state.config.max_batch as usize)?;
+        let batch = feed.since(cursor, state.config.max_batch as usize)?;
         if !batch.events.is_empty() || batch.missed > 0 {
             meter.delivered(batch.events.len() as u64, 0);
             return Ok(PollAnswer::batch(&batch, coding, state));

@@ -21,7 +21,7 @@ use crate::{
     accounting::Meter,
     compress::{self, Part},
     error::ApiError,
-    feed::Batch,
+    feed::{Batch, Feed},
     incoming::Incoming,
     state::AppState,
 };
@@ -34,6 +34,12 @@ pub struct FeedQuery {
     pub client: Option<String>,
     /// `--auth-token`, when the client sends it in the URL.
     pub token: Option<String>,
+    /// `feed=NAME`: a named feed ([`crate::feeds`]) instead of the main one.
+    pub feed: Option<String>,
+    /// `end=1` on a publish: the named feed's terminal event.
+    pub end: bool,
+    /// `encoding=binary` on `/ws`: binary messages both ways ([`ws::binary`]).
+    pub binary: bool,
 }
 
 impl FeedQuery {
@@ -45,6 +51,19 @@ impl FeedQuery {
                 "timeout_ms" => q.timeout_ms = Some(parse_u64("timeout_ms", &value)?),
                 "client" => q.client = Some(parse_client_id(&value)?),
                 "token" => q.token = Some(value.into_owned()),
+                "feed" => q.feed = Some(crate::feeds::parse_name(&value)?),
+                "end" => q.end = parse_flag("end", &value)?,
+                "encoding" => {
+                    q.binary = match value.as_ref() {
+                        "binary" => true,
+                        "json" => false,
+                        _ => {
+                            return Err(ApiError::BadRequest(format!(
+                                "`encoding` is `json` or `binary`, got {value:?}"
+                            )))
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -53,6 +72,11 @@ impl FeedQuery {
 
     pub fn from_request(req: &impl Incoming) -> Result<Self, ApiError> {
         Self::parse(req.query_string())
+    }
+
+    /// The feed this request reads or publishes to ([`AppState::feed_of`]).
+    pub fn feed(&self, state: &AppState) -> Result<std::sync::Arc<Feed>, ApiError> {
+        state.feed_of(self.feed.as_deref())
     }
 
     /// Checks `--auth-token` against the URL's `token` or the Bearer header.
@@ -84,6 +108,16 @@ fn decode(s: &str) -> Cow<'_, str> {
             .decode_utf8_lossy()
             .into_owned(),
     )
+}
+
+fn parse_flag(name: &'static str, value: &str) -> Result<bool, ApiError> {
+    match value {
+        "1" | "true" | "" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(ApiError::BadRequest(format!(
+            "`{name}` is 1 or 0, got {value:?}"
+        ))),
+    }
 }
 
 pub fn parse_u64(name: &'static str, value: &str) -> Result<u64, ApiError> {
@@ -186,15 +220,16 @@ impl PollAnswer {
     /// [`Feed::lend_since`]: crate::feed::Feed::lend_since
     pub fn since(
         state: &AppState,
+        feed: &Feed,
         cursor: u64,
         gzip: Option<compress::HttpGzip>,
     ) -> Result<(Self, usize), crate::feed::CursorAhead> {
         let max = state.config.max_batch as usize;
         if gzip.is_some() {
-            let batch = state.feed.since(cursor, max)?;
+            let batch = feed.since(cursor, max)?;
             return Ok((Self::batch(&batch, gzip, state), batch.events.len()));
         }
-        state.feed.lend_since(cursor, max, |lent| {
+        feed.lend_since(cursor, max, |lent| {
             let events = lent.events.len();
             let body = BatchBody::identity(json_body(lent.events, lent.next, lent.missed));
             (Self::ok(body), events)
@@ -294,13 +329,18 @@ pub fn batch_body(batch: &Batch, gzip: Option<compress::HttpGzip>) -> BatchBody 
     }
 }
 
-/// The cursor a request starts from: its `since`, or the head ("from now on").
-pub fn start_cursor(state: &AppState, since: Option<u64>) -> Result<u64, ApiError> {
-    let head = state.feed.head();
-    match since {
-        Some(cursor) if cursor > head => Err(ApiError::CursorAhead { cursor, head }),
-        Some(cursor) => Ok(cursor),
-        None => Ok(head),
+/// The cursor a request starts from: its `since`, or the head ("from now on"). A reader at or
+/// past a named feed's terminal event is told the feed ended ([`ApiError::FeedEnded`], a 204).
+pub fn start_cursor(feed: &Feed, since: Option<u64>) -> Result<u64, ApiError> {
+    let head = feed.head();
+    let cursor = match since {
+        Some(cursor) if cursor > head => return Err(ApiError::CursorAhead { cursor, head }),
+        Some(cursor) => cursor,
+        None => head,
+    };
+    match feed.finished_at(cursor) {
+        Some(seq) => Err(ApiError::FeedEnded { seq }),
+        None => Ok(cursor),
     }
 }
 
@@ -352,7 +392,7 @@ mod tests {
                 since: Some(5),
                 timeout_ms: Some(100),
                 client: Some("page-1".into()),
-                token: None,
+                ..FeedQuery::default()
             }
         );
         for bad in [

@@ -37,8 +37,9 @@ pub fn answer(
     q: &FeedQuery,
     gzip: Option<crate::compress::HttpGzip>,
 ) -> Result<(PollAnswer, usize), ApiError> {
-    let cursor = start_cursor(state, q.since)?;
-    Ok(PollAnswer::since(state, cursor, gzip)?)
+    let feed = q.feed(state)?;
+    let cursor = start_cursor(&feed, q.since)?;
+    Ok(PollAnswer::since(state, &feed, cursor, gzip)?)
 }
 
 /// Counts an answer carrying `events` on the request's meter.

@@ -53,13 +53,15 @@ pub async fn handler(
     q.authorize(&req, &state)?;
     let last_event_id = last_event_id(&req)?;
     let meter = metered(&req, &state, Transport::Sse, q.client.as_deref());
-    let cursor = start_cursor(&state, last_event_id.or(q.since))?;
+    let feed = q.feed(&state)?;
+    let cursor = start_cursor(&feed, last_event_id.or(q.since))?;
     let open = state.open(&meter, &req)?;
 
     let framing = Framing::of(&req);
     let gzip = compress::negotiate(state.config.http_gzip, req.headers());
     let (prelude, stream) = Stream::start(
         state.into_inner(),
+        feed,
         meter,
         open,
         cursor,
@@ -179,6 +181,8 @@ fn heartbeat_piece() -> &'static Piece {
 /// actix-web's streaming body and for the fast path's own socket loop.
 pub(crate) struct Stream {
     state: Arc<AppState>,
+    /// The feed it reads: the main one, or a named one (`?feed=`).
+    feed: Arc<crate::feed::Feed>,
     meter: Meter,
     head: watch::Receiver<u64>,
     cursor: u64,
@@ -207,8 +211,10 @@ impl Stream {
     /// The stream for a response starting after `cursor`, coded as `gzip` says (the result of
     /// [`compress::negotiate`]), and its first chunk (the `retry:` setting and a comment),
     /// already counted on `meter`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         state: Arc<AppState>,
+        feed: Arc<crate::feed::Feed>,
         meter: Meter,
         open: OpenGuard,
         cursor: u64,
@@ -227,7 +233,7 @@ impl Stream {
         let plain = Bytes::from(format!(
             "retry: {retry}\n: feedlab sse, resuming after seq {cursor}\n\n"
         ));
-        let backlog = state.feed.head() - cursor;
+        let backlog = feed.head() - cursor;
         let mut stream = Self {
             lag: LagLimit::new(state.config.max_lag(), backlog),
             framing,
@@ -240,7 +246,8 @@ impl Stream {
             finished: false,
             preframed,
             turn: Turn::default(),
-            head: state.feed.subscribe(),
+            head: feed.subscribe(),
+            feed,
             heartbeat: Box::pin(tokio::time::sleep(state.config.heartbeat)),
             last_write: Instant::now(),
             state,
@@ -409,7 +416,7 @@ impl Stream {
                 return Plain::End;
             }
             let config = &self.state.config;
-            let Ok(batch) = self.state.feed.since_within(
+            let Ok(batch) = self.feed.since_within(
                 self.cursor,
                 config.max_batch as usize,
                 config.max_write_bytes as usize,
@@ -429,6 +436,9 @@ impl Stream {
             if !batch.events.is_empty() || batch.missed > 0 {
                 self.cursor = batch.next;
                 self.last_write = Instant::now();
+                // The feed's terminal event goes out, then the body ends: EventSource
+                // reconnects once with its id and is answered 204, which stops it.
+                self.ended = self.feed.finished_at(self.cursor).is_some();
                 let missed = (batch.missed > 0).then(|| {
                     let first = batch.events.first().map_or(batch.next, |e| e.seq - 1);
                     Bytes::from(format!(

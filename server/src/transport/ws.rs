@@ -11,6 +11,7 @@
 //! (permessage-deflate, negotiated by the same checks on every way in), [`deflate`]; how an
 //! upgraded connection leaves actix-http for its session, [`takeover`].
 
+pub mod binary;
 pub mod codec;
 pub mod deflate;
 pub(crate) mod session;
@@ -36,7 +37,12 @@ use session::Mode;
 pub(crate) struct Ready {
     pub meter: Meter,
     pub open: OpenGuard,
+    /// The feed it reads: the main one, or a named one (`?feed=`), and that one's name.
+    pub feed: std::sync::Arc<crate::feed::Feed>,
+    pub feed_name: Option<String>,
     pub cursor: u64,
+    /// `encoding=binary`: events, acknowledgements and inputs as binary messages ([`binary`]).
+    pub binary: bool,
     /// No token came with the handshake: the first message must be `{"op":"auth",…}`.
     pub must_authenticate: bool,
     /// permessage-deflate, when the client offered it and we accepted.
@@ -106,7 +112,8 @@ pub(crate) fn admit(req: &impl Incoming, state: &AppState) -> Result<Ready, Refu
         error,
         meter: Some(meter.clone()),
     };
-    let cursor = start_cursor(state, q.since).map_err(|e| refused(e, &meter))?;
+    let feed = q.feed(state).map_err(|e| refused(e, &meter))?;
+    let cursor = start_cursor(&feed, q.since).map_err(|e| refused(e, &meter))?;
     let open = state.open(&meter, req).map_err(|e| refused(e, &meter))?;
     if let Some(client) = &meter.client {
         *client.ws_handshake.lock() = Some(Handshake { key, accept });
@@ -114,9 +121,17 @@ pub(crate) fn admit(req: &impl Incoming, state: &AppState) -> Result<Ready, Refu
     Ok(Ready {
         meter,
         open,
+        feed,
+        feed_name: q.feed.clone(),
         cursor,
+        binary: q.binary,
         must_authenticate,
-        deflate: deflate::negotiate(req.headers(), &state.config.ws_deflate()),
+        // Binary sessions carry small binary messages as they are (see [`binary`]).
+        deflate: if q.binary {
+            None
+        } else {
+            deflate::negotiate(req.headers(), &state.config.ws_deflate())
+        },
     })
 }
 
@@ -214,10 +229,18 @@ pub(crate) fn check_auth_message(state: &AppState, text: &str) -> Result<(), Clo
 #[derive(Debug, PartialEq, Eq)]
 pub enum ClientOp {
     /// `{"op":"publish","id":KEY,"data":…}`: publish `data` (compact JSON) once per `id`
-    /// (optional, an idempotency key), answer with its seq.
-    Publish { data: String, id: Option<String> },
+    /// (optional, an idempotency key), answer with its seq. On a session of a named feed
+    /// (`?feed=`) it goes to that feed, and `"end":true` makes it the feed's terminal event.
+    Publish {
+        data: String,
+        id: Option<String>,
+        end: bool,
+    },
     /// `{"op":"echo",…}`: send the message back as it came.
     Echo,
+    /// `{"op":"input","n":N,…}`: a game client's input ([`crate::input`]), acknowledged with
+    /// `{"op":"ack","n":N}` and not published.
+    Input { n: u64 },
 }
 
 /// Parses a client text message, or gives the reason to close.
@@ -235,17 +258,23 @@ pub fn client_op(text: &str) -> Result<ClientOp, CloseReason> {
                 .map(|data| ClientOp::Publish {
                     data: data.to_string(),
                     id,
+                    end: msg.get("end").and_then(Value::as_bool).unwrap_or(false),
                 })
                 .ok_or_else(|| close(CloseCode::Policy, "publish needs a `data` field".into()))
         }
         Some("echo") => Ok(ClientOp::Echo),
+        Some("input") => msg
+            .get("n")
+            .and_then(Value::as_u64)
+            .map(|n| ClientOp::Input { n })
+            .ok_or_else(|| close(CloseCode::Policy, "input needs `n`, an integer ≥ 0".into())),
         Some(other) => Err(close(
             CloseCode::Policy,
-            format!("unknown op {other:?}; expected publish or echo"),
+            format!("unknown op {other:?}; expected publish, echo or input"),
         )),
         None => Err(close(
             CloseCode::Policy,
-            "message needs an `op` field (publish or echo)".into(),
+            "message needs an `op` field (publish, echo or input)".into(),
         )),
     }
 }
@@ -254,13 +283,17 @@ pub fn client_op(text: &str) -> Result<ClientOp, CloseReason> {
 /// close.
 pub(crate) async fn answer(
     state: &AppState,
+    feed: Option<&str>,
+    op: ClientOp,
     text: &bytestring::ByteString,
     wire_bytes: u64,
 ) -> Result<bytestring::ByteString, CloseReason> {
-    match client_op(text)? {
+    match op {
         ClientOp::Echo => Ok(text.clone()),
-        ClientOp::Publish { data, id } => {
-            let reply = crate::publish::publish_message(state, &data, id.as_deref())
+        // Taken by the session, which holds the input's rate (`session::Session::input`).
+        ClientOp::Input { n } => Ok(format!("{{\"op\":\"ack\",\"n\":{n}}}").into()),
+        ClientOp::Publish { data, id, end } => {
+            let reply = crate::publish::publish_message(state, feed, &data, id.as_deref(), end)
                 .await
                 .map_err(|e| {
                     if actix_web::ResponseError::status_code(&e).is_client_error() {

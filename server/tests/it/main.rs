@@ -24,5 +24,6 @@ mod storm;
 mod timeouts;
 mod tls;
 mod tls_fast;
+mod usecases;
 mod ws;
 mod ws_deflate;

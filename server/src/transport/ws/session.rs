@@ -29,15 +29,16 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
 use super::{
-    answer, check_auth_message, close,
+    answer, binary, check_auth_message, client_op, close,
     codec::{self, Decoder, Msg},
     deflate::{Agreement, Deflater},
-    missed_notice, too_slow, Ready, AUTHENTICATED,
+    missed_notice, too_slow, ClientOp, Ready, AUTHENTICATED,
 };
 use crate::{
     accounting::{ws_frame_len, Meter},
     event::text_frame,
-    feed::LagLimit,
+    feed::{Feed, LagLimit},
+    input::{Bucket, Verdict},
     state::AppState,
 };
 
@@ -93,7 +94,15 @@ enum End {
 /// along with its handshake.
 pub(crate) async fn serve<W: Wire>(wire: W, mode: Mode, state: Arc<AppState>, pending: BytesMut) {
     let agreed = mode.deflate().copied();
+    let (feed, feed_name, binary) = match &mode {
+        Mode::Feed(ready) => (ready.feed.clone(), ready.feed_name.clone(), ready.binary),
+        Mode::Echo(_) => (state.feed.clone(), None, false),
+    };
     let mut session = Session {
+        feed_name,
+        bucket: Bucket::new(state.config.max_input_rate),
+        feed,
+        binary,
         last_write: Instant::now(),
         decoder: Decoder::new(state.config.ws_max_message_bytes).inflating(agreed.is_some()),
         deflater: agreed.map(Deflater::new),
@@ -108,7 +117,7 @@ pub(crate) async fn serve<W: Wire>(wire: W, mode: Mode, state: Arc<AppState>, pe
                 open,
                 cursor,
                 must_authenticate,
-                deflate: _,
+                ..
             } = ready;
             let end = session.feed(&meter, cursor, must_authenticate).await;
             // Boxed: the close handshake happens once, and its timers and reads would otherwise
@@ -126,6 +135,13 @@ pub(crate) async fn serve<W: Wire>(wire: W, mode: Mode, state: Arc<AppState>, pe
 struct Session<W> {
     wire: W,
     state: Arc<AppState>,
+    /// The feed the session reads (the main one, or `?feed=NAME`), and its name.
+    feed: Arc<Feed>,
+    feed_name: Option<String>,
+    /// `encoding=binary` ([`binary`]).
+    binary: bool,
+    /// The connection's input rate (`--max-input-rate`).
+    bucket: Bucket,
     decoder: Decoder,
     /// permessage-deflate was agreed: how this connection's messages are compressed.
     deflater: Option<Deflater>,
@@ -154,7 +170,8 @@ impl<W: Wire> Session<W> {
     async fn feed(&mut self, meter: &Meter, mut cursor: u64, mut must_authenticate: bool) -> End {
         let state = self.state.clone();
         let config = &state.config;
-        let mut head = state.feed.subscribe();
+        let feed = self.feed.clone();
+        let mut head = feed.subscribe();
         // One timer for the next ping and the silent-client deadline, whichever is sooner. It is
         // moved on lazily, when it fires, not on every write (as SSE's is).
         let mut heartbeat = Box::pin(tokio::time::sleep_until(self.last_write + config.heartbeat));
@@ -166,7 +183,7 @@ impl<W: Wire> Session<W> {
         // answers it: a pong (every browser sends one by itself), or any other frame or part of
         // one, since bytes arriving show that the client and the way to it are alive.
         let mut unanswered: Option<Instant> = None;
-        let lag = LagLimit::new(config.max_lag(), state.feed.head().saturating_sub(cursor));
+        let lag = LagLimit::new(config.max_lag(), feed.head().saturating_sub(cursor));
         let mut turn = crate::shutdown::Turn::default();
         loop {
             loop {
@@ -251,7 +268,8 @@ impl<W: Wire> Session<W> {
     ) -> Result<bool, End> {
         let state = self.state.clone();
         let config = &state.config;
-        let Ok(batch) = state.feed.since_within(
+        let feed = self.feed.clone();
+        let Ok(batch) = feed.since_within(
             *cursor,
             config.max_batch as usize,
             config.max_write_bytes as usize,
@@ -263,11 +281,26 @@ impl<W: Wire> Session<W> {
             return Err(End::Close(Some(too_slow(behind, *cursor))));
         }
         if batch.missed > 0 {
-            let notice = missed_notice(&batch);
-            meter.bytes(ws_frame_len(notice.len()));
-            self.send(&text_frame(notice.as_bytes())).await?;
+            let frame = if self.binary {
+                let first = batch.events.first().map_or(batch.next, |e| e.seq - 1);
+                binary::missed_frame(batch.missed, first)
+            } else {
+                text_frame(missed_notice(&batch).as_bytes())
+            };
+            meter.bytes(frame.len() as u64);
+            self.send(&frame).await?;
         }
-        if !batch.events.is_empty() {
+        if self.binary && !batch.events.is_empty() {
+            let frames: smallvec::SmallVec<[&Bytes; 8]> =
+                batch.events.iter().map(|e| e.ws_binary_frame()).collect();
+            let bytes: usize = frames.iter().map(|f| f.len()).sum();
+            self.wire
+                .write(&frames, config.send_timeout)
+                .await
+                .map_err(write_failed)?;
+            self.last_write = Instant::now();
+            meter.delivered_as(batch.events.len() as u64, bytes as u64, bytes as u64);
+        } else if !batch.events.is_empty() {
             let plain: usize = batch.events.iter().map(|e| e.ws_frame.len()).sum();
             // Compressed per connection (`--ws-deflate context`, or a window the shared frames
             // do not fit): owned frames; otherwise every frame is an event's shared bytes.
@@ -300,7 +333,34 @@ impl<W: Wire> Session<W> {
             meter.delivered_as(batch.events.len() as u64, bytes as u64, plain as u64);
         }
         *cursor = batch.next;
+        if let Some(seq) = feed.finished_at(*cursor) {
+            // The feed's terminal event is out: nothing more will come.
+            return Err(End::Close(Some(close(
+                CloseCode::Normal,
+                format!("the feed ended at seq {seq}"),
+            ))));
+        }
         Ok(batch.behind() > 0)
+    }
+
+    /// One input of `len` bytes, numbered `n`: acknowledged (in the input's own encoding,
+    /// binary when `binary`), dropped past `--max-input-rate` (counted), or the session closed
+    /// with 1009 past `--max-input-bytes`.
+    async fn input(&mut self, meter: &Meter, n: u64, len: usize, binary: bool) -> Option<End> {
+        let state = self.state.clone();
+        match state.inputs.take(&state.config, &mut self.bucket, len) {
+            Err(e) => Some(End::Close(Some(close(CloseCode::Size, e.to_string())))),
+            Ok(Verdict::Drop) => None,
+            Ok(Verdict::Ack) => {
+                let frame = if binary {
+                    binary::ack_frame(n as u32)
+                } else {
+                    text_frame(format!("{{\"op\":\"ack\",\"n\":{n}}}").as_bytes())
+                };
+                meter.bytes(frame.len() as u64);
+                self.send(&frame).await.err()
+            }
+        }
     }
 
     async fn on_feed_message(
@@ -330,10 +390,18 @@ impl<W: Wire> Session<W> {
         match msg {
             Msg::Text(text) => {
                 meter.message_received();
+                let op = match client_op(&text) {
+                    Ok(op) => op,
+                    Err(reason) => return Some(End::Close(Some(reason))),
+                };
+                if let ClientOp::Input { n } = op {
+                    return self.input(meter, n, text.len(), false).await;
+                }
                 // Boxed: publishing (to the store, or Redis) is a large future, and an idle
                 // session's state must not be sized for it.
                 let wire = self.decoder.last_message_wire_bytes();
-                match Box::pin(answer(&state, &text, wire)).await {
+                let feed = self.feed_name.clone();
+                match Box::pin(answer(&state, feed.as_deref(), op, &text, wire)).await {
                     Ok(reply) => {
                         meter.bytes(ws_frame_len(reply.len()));
                         self.send(&text_frame(reply.as_bytes())).await.err()
@@ -341,11 +409,18 @@ impl<W: Wire> Session<W> {
                     Err(reason) => Some(End::Close(Some(reason))),
                 }
             }
+            Msg::Binary(bytes) if self.binary => {
+                meter.message_received();
+                match binary::input(&bytes) {
+                    Ok(n) => self.input(meter, u64::from(n), bytes.len(), true).await,
+                    Err(why) => Some(End::Close(Some(close(CloseCode::Unsupported, why)))),
+                }
+            }
             Msg::Binary(_) => {
                 meter.message_received();
                 Some(End::Close(Some(close(
                     CloseCode::Unsupported,
-                    "binary messages are not understood on /ws; send JSON text".into(),
+                    "binary messages need /ws?encoding=binary; send JSON text".into(),
                 ))))
             }
             Msg::Ping(bytes) => {
