@@ -44,7 +44,9 @@ pub fn serving_path(report: &Report, r: &TransportResult) -> &'static str {
         .server_args
         .iter()
         .any(|a| a == "--fast-path=false" || a == "--fast-path false");
-    if r.tls || r.http == "2" || off {
+    // HTTP/1.x over TLS is on the fast path (rustls on the raw connection); a client that
+    // picks h2 by ALPN, or h2c, is handed to actix-web's HTTP/2.
+    if r.http == "2" || off {
         "actix-web"
     } else {
         "the fast path"

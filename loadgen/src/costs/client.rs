@@ -92,10 +92,10 @@ impl Setup {
         }
     }
 
-    /// Which serving path answers this transport's requests: TLS and HTTP/2 go through
-    /// actix-web; plain HTTP/1.1 through the fast path.
+    /// Which serving path answers this transport's requests: HTTP/2 goes through actix-web;
+    /// HTTP/1.1, over TLS or not, through the fast path.
     pub fn served_by(&self) -> &'static str {
-        if self.condition == Condition::Browser {
+        if self.http == HttpVersion::Http2 {
             "actix-web"
         } else {
             "fast path"

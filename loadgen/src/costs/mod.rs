@@ -26,7 +26,8 @@
 //! # Conditions
 //! `browser`: TLS (the server's self-signed certificate, trusted), HTTP/2 for polls and SSE
 //! (WebSockets upgrade HTTP/1.1), compression offered as Chromium offers it, Chromium's request
-//! heads ([`heads`]) with a cookie of `--cookie-bytes`; served by actix-web. `plain-h1`: plain
+//! heads ([`heads`]) with a cookie of `--cookie-bytes`; HTTP/2 served by actix-web, a WebSocket's
+//! HTTP/1.1 over TLS by the fast path. `plain-h1`: plain
 //! HTTP/1.1, no compression, minimal heads; served by the raw-socket fast path.
 
 pub mod client;
