@@ -235,6 +235,35 @@ impl Channel {
     }
 }
 
+/// A peer's poll on its kept-alive connection: the connection is driven while the request
+/// waits; a held poll (a long poll) waits until the phase stops, when this gives `None`; any
+/// other gets [`crate::client::RESPONSE_TIMEOUT`].
+pub(crate) async fn answered<T>(
+    request: impl std::future::Future<Output = Result<T, &'static str>>,
+    connection: &mut crate::net::Connection,
+    held: bool,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Option<Result<T, &'static str>> {
+    tokio::pin!(request);
+    let answer = async {
+        tokio::select! {
+            biased;
+            a = &mut request => a,
+            _ = connection.as_mut() => request.await,
+        }
+    };
+    let limit = if held {
+        std::time::Duration::MAX
+    } else {
+        crate::client::RESPONSE_TIMEOUT
+    };
+    tokio::select! {
+        biased;
+        a = tokio::time::timeout(limit, answer) => Some(a.unwrap_or(Err("timeout"))),
+        _ = stop.cancelled(), if held => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use hyper::{header, StatusCode};
 
 use super::nchan::{Channel, START_MODIFIED};
 use crate::{
-    client::{failover::Failover, ClientCtx, RESPONSE_TIMEOUT},
+    client::{failover::Failover, ClientCtx},
     clock::{self, Pace},
     event::EventMsg,
     net::HttpVersion,
@@ -114,25 +114,10 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, channel: &Channel) {
             let Some((sender, connection)) = conn.as_mut() else {
                 break;
             };
-            let request = exchange(sender, req);
-            tokio::pin!(request);
-            let answer = async {
-                tokio::select! {
-                    biased;
-                    a = &mut request => a,
-                    _ = connection.as_mut() => request.await,
-                }
-            };
             // A long poll is held for as long as nothing comes: the phase's end abandons it.
-            let limit = if long {
-                std::time::Duration::MAX
-            } else {
-                RESPONSE_TIMEOUT
-            };
-            tokio::select! {
-                biased;
-                a = tokio::time::timeout(limit, answer) => a.unwrap_or(Err("timeout")),
-                _ = s.stop.cancelled(), if long => break,
+            match super::answered(exchange(sender, req), connection, long, &s.stop).await {
+                Some(a) => a,
+                None => break,
             }
         };
         let answer = match outcome {

@@ -15,7 +15,7 @@ use hyper::{header, Request, StatusCode};
 
 use super::{socketio, Channel, WsText};
 use crate::{
-    client::{failover::Failover, ClientCtx, RESPONSE_TIMEOUT},
+    client::{failover::Failover, ClientCtx},
     clock,
     event::EventMsg,
     net::{self, HttpVersion, Sender, Target},
@@ -82,25 +82,10 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, channel: &Channel) {
             let Some((sender, connection)) = conn.as_mut() else {
                 break;
             };
-            let request = exchange(sender, req);
-            tokio::pin!(request);
-            let answer = async {
-                tokio::select! {
-                    biased;
-                    a = &mut request => a,
-                    _ = connection.as_mut() => request.await,
-                }
-            };
             // A held poll waits for as long as nothing comes: the phase's end abandons it.
-            let limit = if held {
-                std::time::Duration::MAX
-            } else {
-                RESPONSE_TIMEOUT
-            };
-            tokio::select! {
-                biased;
-                a = tokio::time::timeout(limit, answer) => a.unwrap_or(Err("timeout")),
-                _ = s.stop.cancelled(), if held => break,
+            match super::answered(exchange(sender, req), connection, held, &s.stop).await {
+                Some(a) => a,
+                None => break,
             }
         };
         let (status, body) = match outcome {
