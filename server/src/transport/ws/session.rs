@@ -290,39 +290,37 @@ impl<W: Wire> Session<W> {
             meter.bytes(frame.len() as u64);
             self.send(&frame).await?;
         }
-        if self.binary && !batch.events.is_empty() {
-            let frames: smallvec::SmallVec<[&Bytes; 8]> =
-                batch.events.iter().map(|e| e.ws_binary_frame()).collect();
-            let bytes: usize = frames.iter().map(|f| f.len()).sum();
-            self.wire
-                .write(&frames, config.send_timeout)
-                .await
-                .map_err(write_failed)?;
-            self.last_write = Instant::now();
-            meter.delivered_as(batch.events.len() as u64, bytes as u64, bytes as u64);
-        } else if !batch.events.is_empty() {
-            let plain: usize = batch.events.iter().map(|e| e.ws_frame.len()).sum();
+        if !batch.events.is_empty() {
             // Compressed per connection (`--ws-deflate context`, or a window the shared frames
             // do not fit): owned frames; otherwise every frame is an event's shared bytes.
+            // `plain`: the text frames' bytes before compression (none for binary frames,
+            // which are never compressed).
             let compressed: smallvec::SmallVec<[Bytes; 8]>;
-            let frames: smallvec::SmallVec<[&Bytes; 8]> = match &mut self.deflater {
-                None => batch.events.iter().map(|e| &e.ws_frame).collect(),
-                Some(d) if d.agreement().shared_frames() => {
-                    let settings = d.agreement().settings;
-                    batch
-                        .events
-                        .iter()
-                        .map(|e| e.ws_frame_deflated(&settings))
-                        .collect()
-                }
-                Some(d) => {
-                    compressed = batch
-                        .events
-                        .iter()
-                        .map(|e| d.frame(codec::TEXT, e.ws.as_bytes(), || e.ws_frame.clone()))
-                        .collect();
-                    compressed.iter().collect()
-                }
+            let (frames, plain): (smallvec::SmallVec<[&Bytes; 8]>, Option<usize>) = if self.binary {
+                let frames = batch.events.iter().map(|e| e.ws_binary_frame()).collect();
+                (frames, None)
+            } else {
+                let plain: usize = batch.events.iter().map(|e| e.ws_frame.len()).sum();
+                let frames = match &mut self.deflater {
+                    None => batch.events.iter().map(|e| &e.ws_frame).collect(),
+                    Some(d) if d.agreement().shared_frames() => {
+                        let settings = d.agreement().settings;
+                        batch
+                            .events
+                            .iter()
+                            .map(|e| e.ws_frame_deflated(&settings))
+                            .collect()
+                    }
+                    Some(d) => {
+                        compressed = batch
+                            .events
+                            .iter()
+                            .map(|e| d.frame(codec::TEXT, e.ws.as_bytes(), || e.ws_frame.clone()))
+                            .collect();
+                        compressed.iter().collect()
+                    }
+                };
+                (frames, Some(plain))
             };
             let bytes: usize = frames.iter().map(|f| f.len()).sum();
             self.wire
@@ -330,7 +328,11 @@ impl<W: Wire> Session<W> {
                 .await
                 .map_err(write_failed)?;
             self.last_write = Instant::now();
-            meter.delivered_as(batch.events.len() as u64, bytes as u64, plain as u64);
+            meter.delivered_as(
+                batch.events.len() as u64,
+                bytes as u64,
+                plain.unwrap_or(bytes) as u64,
+            );
         }
         *cursor = batch.next;
         if let Some(seq) = feed.finished_at(*cursor) {
