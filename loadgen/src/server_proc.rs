@@ -294,6 +294,32 @@ pub fn parse_listening_line(line: &str) -> Option<url::Url> {
     url::Url::parse(&format!("{scheme}://{addr}/")).ok()
 }
 
+/// How to reach a spawned server that was given `--tls-self-signed --tls-write-cert CERT`: its
+/// URL as https:// (it speaks TLS on the address it prints) and options trusting CERT, once the
+/// server has written it (whole, by a rename; waited for up to 20 s).
+///
+/// # Errors
+/// When `url` cannot be made https://.
+pub async fn trusting_its_certificate(
+    url: &url::Url,
+    cert: PathBuf,
+) -> anyhow::Result<(url::Url, crate::net::TlsOptions)> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !cert.is_file() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut url = url.clone();
+    url.set_scheme("https")
+        .map_err(|()| anyhow::anyhow!("cannot make {url} https"))?;
+    Ok((
+        url,
+        crate::net::TlsOptions {
+            ca: Some(cert),
+            insecure: false,
+        },
+    ))
+}
+
 /// `loadgen serve -- <args>`: the server, in this process.
 ///
 /// # Errors

@@ -306,20 +306,10 @@ impl Env {
                 (s, Some(link))
             }
         };
-        let mut url = server.url.clone();
-        let tls = if a.tls {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while !cert.is_file() && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            url.set_scheme("https")
-                .map_err(|()| anyhow::anyhow!("cannot make {url} https"))?;
-            TlsOptions {
-                ca: Some(cert),
-                insecure: false,
-            }
+        let (url, tls) = if a.tls {
+            crate::server_proc::trusting_its_certificate(&server.url, cert).await?
         } else {
-            TlsOptions::default()
+            (server.url.clone(), TlsOptions::default())
         };
         let target = match &link {
             Some(_) if a.tls => {

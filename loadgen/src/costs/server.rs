@@ -77,24 +77,10 @@ impl Server {
             ServerProcess::spawn(bin.as_deref(), &extra, Some(&log))
         })
         .await??;
-        let mut url = process.url.clone();
-        if condition == Condition::Browser {
-            // Written whole (renamed into place) once the server has made it.
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            while !cert.is_file() && std::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        let tls = if condition == Condition::Browser {
-            // The server prints its address as http://; it speaks TLS on it.
-            url.set_scheme("https")
-                .map_err(|()| anyhow::anyhow!("cannot make {url} https"))?;
-            TlsOptions {
-                ca: Some(cert),
-                insecure: false,
-            }
+        let (url, tls) = if condition == Condition::Browser {
+            crate::server_proc::trusting_its_certificate(&process.url, cert).await?
         } else {
-            TlsOptions::default()
+            (process.url.clone(), TlsOptions::default())
         };
         let target = Target::from_url(&url, &tls)
             .await
