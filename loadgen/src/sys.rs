@@ -45,10 +45,25 @@ fn signal(pid: u32, sig: Signal) -> io::Result<()> {
     rustix::process::kill_process(pid, sig).map_err(io::Error::from)
 }
 
-/// Makes the kernel send SIGTERM to this process when its parent dies, so a server spawned by
+/// Sends this process SIGTERM once the process that started it is gone, so a server spawned by
 /// `loadgen serve` never outlives a loadgen that was killed.
+///
+/// Not the kernel's parent-death signal (`PR_SET_PDEATHSIG`): that fires when the *thread*
+/// that forked this process exits, and loadgen starts servers from tokio's blocking pool, whose
+/// threads retire after 10 s idle — which killed embedded servers 10 s into a run. A thread
+/// that watches for the process being re-parented follows the process instead.
 pub fn die_with_parent() {
-    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::TERM));
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+    let parent = rustix::process::getppid();
+    let _ = std::thread::Builder::new()
+        .name("die-with-parent".into())
+        .spawn(move || loop {
+            std::thread::sleep(EVERY);
+            if rustix::process::getppid() != parent {
+                let _ = rustix::process::kill_process(rustix::process::getpid(), Signal::TERM);
+                return;
+            }
+        });
 }
 
 /// This process's CPU time (user + system) and resident memory now and at peak, from `/proc`.

@@ -87,7 +87,7 @@ fn a_quick_measurement_writes_a_sound_model() {
         let counts: Vec<u64> = c.beat.at.iter().map(|p| p.connections).collect();
         assert_eq!(
             counts,
-            [10, 80],
+            [10, 400],
             "the beat at the fewest clients and at the most"
         );
         assert_eq!(c.delivery.len(), 4);
