@@ -228,10 +228,10 @@ def write_readme(a, meta, rows, merged_ok):
         f"Made by `{meta['command']}` on {meta['started']} ({meta['elapsed_s']} s), commit {meta['commit']},",
         f"{meta['machine']}; {a.conditions}.",
         "",
-        f"{a.instances} feedlab servers (release build) on one redis-server of the run's own, "
+        f"{a.instances} feedlab servers ({'release' if '/release/' in a.server else 'debug'} build) on one redis-server of the run's own, "
         f"{a.shards} loadgen processes running one plan (`--shard K/{a.shards}`, one `--start-at`), "
         f"merged by `loadgen merge`; {a.transport}, one event every {1 / a.rate:g} s for {a.duration} s, "
-        f"connections spread over the instances and over {meta.get('source_ips', '?')} loopback source addresses.",
+        f"connections spread over the instances and over {meta.get('source_ips', '?')} loopback source address(es).",
         "",
         "| transport | connections | events | deliveries | gaps | dups | lost | p50 | p99 | max | servers' CPU per delivery | Redis CPU while publishing |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -278,7 +278,7 @@ def main():
     p.add_argument("--loadgen", default=os.path.join(ROOT, "target", "release", "loadgen"))
     p.add_argument("--server", default=os.path.join(ROOT, "target", "release", "server"))
     p.add_argument("--out", help="default results/beyond-100k/ (--bounded: a directory under /tmp, not a result)")
-    p.add_argument("--conditions", default="loopback; a quiet machine")
+    p.add_argument("--conditions", default="loopback", help="how the machine was (quiet, loaded), for the README")
     p.add_argument("--bounded", action="store_true",
                    help="10,000 connections, 2 instances and 2 processes, 1 event/s for 10 s: to see it work")
     p.add_argument("--dry-run", action="store_true")
