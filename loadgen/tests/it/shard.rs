@@ -90,6 +90,22 @@ fn two_processes_run_one_plan_and_their_reports_add_up() {
     assert_eq!(code, Some(0), "{err}");
     let (ra, rb, m) = (read(&a_out), read(&b_out), read(&merged_out));
 
+    let validator = jsonschema::validator_for(&crate::binary::schema()).expect("schema compiles");
+    for dir in [&a_out, &b_out, &merged_out] {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap())
+                .unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&json)
+            .map(|e| format!("{e} at {}", e.instance_path))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{}: {}",
+            dir.display(),
+            errors.join("\n")
+        );
+    }
     assert_eq!(m.settings.shard.as_ref().unwrap().slices, [1, 2]);
     assert!(!m.loss, "{:?}", m.warnings);
     assert_eq!(m.phases.len(), 2, "sse and ws, together in one phase");
