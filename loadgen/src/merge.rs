@@ -15,7 +15,10 @@ use feedlab_report::{
     MIN_CONNECTIONS_FOR_RSS,
 };
 
-use crate::stats::{decode_histogram, encode_histogram, new_histogram};
+use crate::{
+    shard::Shard,
+    stats::{decode_histogram, encode_histogram, new_histogram},
+};
 
 /// `loadgen merge`.
 #[derive(Debug, Clone, clap::Args)]
@@ -173,7 +176,22 @@ pub fn merge(parts: &[(PathBuf, Report)], command: String) -> anyhow::Result<Rep
             let k: Vec<String> = s.slices.iter().map(ToString::to_string).collect();
             k.join("+")
         });
-        warnings.extend(r.warnings.iter().map(|w| format!("Slice {who}: {w}")));
+        let notes: Vec<String> = r
+            .settings
+            .shard
+            .iter()
+            .flat_map(|s| {
+                s.slices
+                    .iter()
+                    .map(|&index| Shard { index, count: s.of }.note())
+            })
+            .collect();
+        warnings.extend(
+            r.warnings
+                .iter()
+                .filter(|w| !notes.contains(w))
+                .map(|w| format!("Slice {who}: {w}")),
+        );
         warnings.push(format!(
             "Slice {who}: {} (`{}`).",
             path.display(),

@@ -40,6 +40,14 @@ impl Shard {
     pub fn is_whole(self) -> bool {
         self.count == 1
     }
+
+    /// What a slice's report says of its checks against the servers (a merge leaves it out:
+    /// there the check is made).
+    pub fn note(self) -> String {
+        format!(
+            "This process ran slice {self} of the plan (--shard): its counts are its own clients', the servers' /stats and CPU are every slice's, so the two are checked against each other only by `loadgen merge` of every slice's report."
+        )
+    }
 }
 
 impl fmt::Display for Shard {

@@ -196,10 +196,7 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
         warnings.push(format!("Target {name} (--target {name}, a channel per phase): it has no /stats, so loadgen's counts are not checked against the server's and the server's CPU and memory are not read here (measure them from outside, as scripts/fanout/bench.py does); each event's `ts` is loadgen's send time."));
     }
     if !plan.shard.is_whole() {
-        warnings.push(format!(
-            "This process ran slice {} of the plan (--shard): its counts are its own clients', the servers' /stats and CPU are every slice's, so the two are checked against each other only by `loadgen merge` of every slice's report.",
-            plan.shard
-        ));
+        warnings.push(plan.shard.note());
     }
     if args.concurrent {
         warnings.push("The transports ran together (--concurrent): server CPU and memory are those of all of them at once.".into());

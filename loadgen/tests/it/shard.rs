@@ -108,6 +108,21 @@ fn two_processes_run_one_plan_and_their_reports_add_up() {
     }
     assert_eq!(m.settings.shard.as_ref().unwrap().slices, [1, 2]);
     assert!(!m.loss, "{:?}", m.warnings);
+    // Each slice says its checks wait for the merge; the merged report, which makes them, not.
+    assert!(
+        ra.warnings
+            .iter()
+            .any(|w| w.contains("slice 1/2 of the plan")),
+        "{:?}",
+        ra.warnings
+    );
+    assert!(
+        !m.warnings
+            .iter()
+            .any(|w| w.contains("of the plan (--shard)")),
+        "{:?}",
+        m.warnings
+    );
     assert_eq!(m.phases.len(), 2, "sse and ws, together in one phase");
     for ((pa, pb), pm) in ra.phases.iter().zip(&rb.phases).zip(&m.phases) {
         let name = &pm.transport;
