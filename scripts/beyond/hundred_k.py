@@ -21,7 +21,7 @@ commit, machine, the figures), summary.json, merged/ (report.json, report.md, re
 shards/K/ (each process's report and log).
 
     cargo build --release -p server -p loadgen
-    python3 scripts/beyond/hundred_k.py              # 100,000 WebSocket connections, ~6 min
+    python3 scripts/beyond/hundred_k.py              # 100,000 WebSocket connections, ~4 min
     python3 scripts/beyond/hundred_k.py --bounded    # 10,000 connections, 10 s: does it work
     python3 scripts/beyond/hundred_k.py --dry-run    # the plan and the commands
 
@@ -272,7 +272,7 @@ def main():
     p.add_argument("--transport", default="ws", help="ws, sse or long-poll")
     p.add_argument("--rate", type=float, default=0.1, help="events per second (0.1: one every 10 s)")
     p.add_argument("--duration", type=int, default=70, help="publishing, s")
-    p.add_argument("--ready", type=int, default=180, help="s the processes give their clients to connect")
+    p.add_argument("--ready", type=int, default=120, help="s the processes give their clients to connect")
     p.add_argument("--drain", type=int, default=3, help="s after the last publish")
     p.add_argument("--lead", type=int, default=5, help="s from now to --start-at")
     p.add_argument("--loadgen", default=os.path.join(ROOT, "target", "release", "loadgen"))
