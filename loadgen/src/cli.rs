@@ -65,6 +65,11 @@ pub enum Command {
     /// per job, bursts, a reload, a terminal event), ranked by the project's rule:
     /// `loadgen usecase game progress --network 'none;lte;lte,loss=2%'`.
     Usecase(crate::usecase::UsecaseArgs),
+    /// Sums the reports of the processes that ran one plan (`--shard K/N`) into one report:
+    /// counts added, latency histograms merged, quantiles read from the merged histograms:
+    /// `loadgen merge a/report.json b/report.json --out merged`. Refuses reports of different
+    /// plans, and a slice given twice.
+    Merge(crate::merge::MergeArgs),
     /// Which transport for a workload, from the committed cost model with no run:
     /// `loadgen decide --events-per-hour 30 --clients 50000 --session 20m --payload chat`.
     /// With no workload flags, every named scenario, one line each.
@@ -343,9 +348,24 @@ pub struct Args {
     #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_REDIS")]
     pub redis: Option<String>,
 
-    /// Longest wait for all clients to connect before publishing starts.
+    /// Longest wait for all clients to connect before publishing starts. With --start-at,
+    /// exactly how long after each phase's start publishing starts, in every process alike.
     #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_READY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub ready_timeout: Duration,
+
+    /// Run slice K of N of every phase's clients (`--shard 2/6`), for a plan too large for one
+    /// process: start N loadgen processes with the same flags and K = 1…N (on one machine or
+    /// several), each against the same --url servers, then `loadgen merge` their reports.
+    /// Slice 1 publishes. Needs --url and --start-at.
+    #[arg(help_heading = "Several processes", long, env = "LOADGEN_SHARD")]
+    pub shard: Option<crate::shard::Shard>,
+
+    /// When the first phase starts, RFC 3339 (`2026-12-07T15:00:00Z`) or Unix seconds: every
+    /// phase then starts at a time fixed by the plan, so processes started with the same value
+    /// (clocks synchronised by NTP) run each phase together. Publishing starts --ready-timeout
+    /// after a phase's start.
+    #[arg(help_heading = "Several processes", long, env = "LOADGEN_START_AT")]
+    pub start_at: Option<crate::shard::StartAt>,
 
     /// A proxy loadgen starts between its clients and the servers: `nginx` (the
     /// repository's deploy/nginx.conf, every instance an upstream), `haproxy`, `apache`, `caddy`,

@@ -45,6 +45,7 @@ pub mod net;
 /// What an event carries: one implementation with the server's ticker, in `feedlab-wire`.
 pub use feedlab_wire::payload;
 pub mod intermediary;
+pub mod merge;
 pub mod plan;
 pub mod probe;
 pub mod progress;
@@ -55,6 +56,7 @@ pub mod run;
 pub mod scenario;
 pub mod sequence;
 pub mod server_proc;
+pub mod shard;
 pub mod stats;
 pub mod storm;
 pub mod sys;

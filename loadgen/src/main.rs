@@ -29,6 +29,24 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Merge(args)) = &cli.command {
+        let command: Vec<String> = std::env::args().collect();
+        return match loadgen::merge::run(args, command.join(" ")) {
+            Ok(merged) => {
+                println!("{}", args.out.join("report.md").display());
+                if merged.loss {
+                    eprintln!("loadgen merge: the merged run did not deliver every event exactly once (see report.md)");
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            Err(e) => {
+                eprintln!("loadgen merge: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if let Some(Command::Decide(args)) = &cli.command {
         return match loadgen::decide::run(args) {
             Ok(answer) => {

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use feedlab_wire::Transport;
 
-use crate::cli::{Args, HttpVersion};
+use crate::{
+    cli::{Args, HttpVersion},
+    shard::{Shard, StartAt},
+};
 
 /// File descriptors a phase needs besides its clients' connections (publisher, /stats probe,
 /// runtime, stdio, the server's listener and files) — generous on purpose.
@@ -31,7 +34,10 @@ pub struct Member {
 pub struct Phase {
     pub index: usize,
     pub members: Vec<Member>,
+    /// The plan's clients per transport, in every process together.
     pub clients: u32,
+    /// The indices of those this process runs (`--shard`; all of them without).
+    pub own: std::ops::Range<u32>,
     pub rate: f64,
     /// Over TLS (`https://`, `wss://`).
     pub tls: bool,
@@ -49,9 +55,14 @@ pub struct Phase {
 }
 
 impl Phase {
-    /// Connections open at once at the phase's peak.
+    /// Connections this process opens at once at the phase's peak.
     pub fn connections(&self) -> u64 {
-        self.clients as u64 * self.members.len() as u64
+        self.own.len() as u64 * self.members.len() as u64
+    }
+
+    /// This process's clients per transport.
+    pub fn own_clients(&self) -> u32 {
+        self.own.len() as u32
     }
 
     pub fn label(&self) -> String {
@@ -112,6 +123,26 @@ pub struct Plan {
     /// What every phase's clients and publisher do, from the flags: the phases read these,
     /// never the command line.
     pub workload: Workload,
+    /// `--shard`: the slice of every phase's clients this process runs.
+    pub shard: Shard,
+    /// `--start-at`: when the first phase starts; each later one at [`Plan::phase_offset`].
+    pub start_at: Option<StartAt>,
+}
+
+/// With `--start-at`: how long after a phase's start its clients start connecting, so every
+/// process has read the servers' counters before any client of the phase connects.
+pub const BEFORE_CONNECTING: Duration = Duration::from_secs(1);
+
+/// With `--start-at`: what a phase is given after its drain (clients stopping, the servers'
+/// counters settling, the pause between phases) before the next phase's start.
+pub const AFTER_DRAIN: Duration = Duration::from_secs(10);
+
+/// When a phase's steps fall, as instants, under `--start-at`.
+#[derive(Debug, Clone, Copy)]
+pub struct Times {
+    pub start: tokio::time::Instant,
+    pub connect: tokio::time::Instant,
+    pub publish: tokio::time::Instant,
 }
 
 /// The flags a phase runs by, as plain values (`Plan` is the only reader of [`Args`]).
@@ -194,6 +225,7 @@ impl Plan {
                 members,
                 clients,
                 rate,
+                own: args.shard.unwrap_or(Shard::WHOLE).clients(clients),
                 tls,
                 headline,
                 repeat: 0,
@@ -276,19 +308,31 @@ impl Plan {
                 .iter()
                 .filter(|m| m.transport != Transport::Ws && m.http != HttpVersion::Http2)
                 .count() as u64;
-            members * u64::from(p.clients)
+            members * u64::from(p.own_clients())
         };
         let peak = phases
             .iter()
             .map(|p| p.connections() + sending(p))
             .max()
             .unwrap_or(0);
+        // Addresses for the whole plan: the slices of one machine share them, each client on
+        // the one it would have in one process.
+        let plan_peak = phases
+            .iter()
+            .map(|p| u64::from(p.clients) * p.members.len() as u64)
+            .max()
+            .unwrap_or(0);
         let source_ips = if args.source_ips > 0 {
             args.source_ips
         } else {
             let per_ip = (crate::sys::ephemeral_ports() as f64 * PORT_SHARE).max(1.0);
-            ((peak as f64 / per_ip).ceil() as u64).clamp(1, 254) as u8
+            ((plan_peak as f64 / per_ip).ceil() as u64).clamp(1, 254) as u8
         };
+        let shard = args.shard.unwrap_or(Shard::WHOLE);
+        check_shard(args, shard)?;
+        if let Some(at) = args.start_at {
+            at.check()?;
+        }
         Ok(Self {
             phases,
             duration: args.duration,
@@ -321,6 +365,31 @@ impl Plan {
                 reconnect: args.reconnect,
                 storm_timeline: args.storm_timeline.clone(),
             },
+            shard,
+            start_at: args.start_at,
+        })
+    }
+
+    /// With `--start-at`: how long after the first phase's start phase `index` starts. Every
+    /// phase gets the same slot, so every process computes the same times from the plan alone.
+    pub fn phase_offset(&self, index: usize) -> Duration {
+        let slot = BEFORE_CONNECTING
+            + self.workload.ready_timeout
+            + self.duration
+            + self.drain
+            + AFTER_DRAIN;
+        slot * index as u32
+    }
+
+    /// The instants of phase `index`'s steps under `--start-at` (`None` without it).
+    pub fn times(&self, index: usize) -> Option<Times> {
+        let at = self.start_at?;
+        let start = at.instant(self.phase_offset(index));
+        let connect = start + BEFORE_CONNECTING;
+        Some(Times {
+            start,
+            connect,
+            publish: connect + self.workload.ready_timeout,
         })
     }
 
@@ -328,6 +397,9 @@ impl Plan {
     /// and spends about a second connecting its clients and settling before the next; every
     /// phase runs once per network, and each emulated link costs [`LINK_SETUP`].
     pub fn estimate(&self) -> Duration {
+        if self.start_at.is_some() {
+            return self.phase_offset(self.phases.len());
+        }
         let per_network: Duration = self
             .phases
             .iter()
@@ -367,6 +439,43 @@ impl Plan {
             self.fds_needed - FD_OVERHEAD
         ))
     }
+}
+
+/// What a slice of a plan cannot do: the processes share servers they did not start (so
+/// --url), meet at fixed times (so --start-at), and keep nothing per process that another
+/// process would need to merge (a proxy, a link, chaos, clients' own publishes, a peer's channel).
+fn check_shard(args: &Args, shard: Shard) -> Result<(), String> {
+    if args.shard.is_none() {
+        return Ok(());
+    }
+    let refuse = |what: &str| Err(format!("--shard {shard}: {what}"));
+    if args.urls.is_empty() {
+        return refuse("the processes must share running servers: give them with --url (started by you, on one Redis when there are several)");
+    }
+    if args.start_at.is_none() {
+        return refuse(
+            "the processes must start each phase together: give every one the same --start-at",
+        );
+    }
+    if args.chaos.is_on() {
+        return refuse("--chaos is not supported across processes");
+    }
+    if args.proxy != crate::cli::ProxyKind::None {
+        return refuse("--proxy would start a proxy per process: put one in front of the servers yourself and give its --url");
+    }
+    if args.networks.iter().any(|n| n.spec().is_some()) {
+        return refuse("--network links are per process and not supported across processes");
+    }
+    if args.send_rate > 0.0 {
+        return refuse("--send-rate (clients publishing) is not supported across processes");
+    }
+    if args.target_args.peer_locations().is_some() {
+        return refuse("--target other than feedlab makes a channel per process; not supported across processes");
+    }
+    if !args.scenario.is_empty() {
+        return refuse("--scenario is not supported across processes");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -601,6 +710,52 @@ mod tests {
         assert_eq!(three.networks, 3);
         assert_eq!(three.links, 2);
         assert_eq!(three.estimate(), one.estimate() * 3 + LINK_SETUP * 2);
+    }
+
+    #[test]
+    fn a_slice_needs_its_own_files_and_the_whole_plans_addresses() {
+        let at = (chrono::Utc::now() + chrono::Duration::minutes(1)).to_rfc3339();
+        let args = |shard: &str| {
+            Args::from_args([
+                "--transports",
+                "ws",
+                "--clients",
+                "100000",
+                "--url",
+                "http://127.0.0.1:9",
+                "--start-at",
+                &at,
+                "--shard",
+                shard,
+                "--repeat",
+                "1",
+            ])
+            .unwrap()
+        };
+        let first = Plan::build(&args("1/7")).unwrap();
+        let last = Plan::build(&args("7/7")).unwrap();
+        assert_eq!(first.phases[0].own, 0..14_285);
+        assert_eq!(last.phases[0].own, 85_714..100_000);
+        assert_eq!(last.fds_needed, 14_286 + FD_OVERHEAD);
+        last.check_fds(Some(20_000)).unwrap();
+        // Every slice spreads over the addresses the whole plan needs, the same in each.
+        assert_eq!(first.source_ips, last.source_ips);
+        assert!(first.source_ips >= 4, "{}", first.source_ips);
+        // The next phase starts one slot later in every process.
+        assert_eq!(
+            first.phase_offset(1),
+            BEFORE_CONNECTING
+                + first.workload.ready_timeout
+                + first.duration
+                + first.drain
+                + AFTER_DRAIN
+        );
+        let no_url = Args::from_args(["--shard", "1/2", "--start-at", &at]).unwrap();
+        let err = Plan::build(&no_url).unwrap_err();
+        assert!(err.contains("--url"), "{err}");
+        let no_time = Args::from_args(["--shard", "1/2", "--url", "http://127.0.0.1:9"]).unwrap();
+        let err = Plan::build(&no_time).unwrap_err();
+        assert!(err.contains("--start-at"), "{err}");
     }
 
     #[test]

@@ -171,6 +171,14 @@ pub fn assemble(
             } else {
                 Vec::new()
             },
+            shard: plan
+                .start_at
+                .zip(args.shard)
+                .map(|(at, shard)| report::ShardInfo {
+                    of: shard.count,
+                    slices: vec![shard.index],
+                    start_at: at.to_string(),
+                }),
         },
         machine: report::Machine {
             cores: std::thread::available_parallelism().map_or(1, usize::from),

@@ -195,6 +195,9 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
         let name = peer.name();
         warnings.push(format!("Target {name} (--target {name}, a channel per phase): it has no /stats, so loadgen's counts are not checked against the server's and the server's CPU and memory are not read here (measure them from outside, as scripts/fanout/bench.py does); each event's `ts` is loadgen's send time."));
     }
+    if !plan.shard.is_whole() {
+        warnings.push(plan.shard.note());
+    }
     if args.concurrent {
         warnings.push("The transports ran together (--concurrent): server CPU and memory are those of all of them at once.".into());
     }

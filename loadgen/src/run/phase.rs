@@ -132,14 +132,36 @@ pub async fn run_phase(
     phase: &Phase,
 ) -> anyhow::Result<(Vec<TransportResult>, Vec<String>)> {
     let mut warnings = Vec::new();
+    let times = env.plan.times(phase.index);
+    if let Some(t) = &times {
+        wait_for_start(phase, t.start, &mut warnings).await;
+    }
     let endpoint = start_servers(env, phase).await?;
     let before = read_counters_before(env, phase, &endpoint).await?;
+    if let Some(t) = &times {
+        tokio::time::sleep_until(t.connect).await;
+    }
     let mut clients = connect_clients(env, phase, &endpoint, &before);
-    let connect_s = wait_connected(env, phase, &clients, &mut warnings).await;
+    let connect_s = wait_connected(
+        env,
+        phase,
+        &clients,
+        times.map(|t| t.publish),
+        &mut warnings,
+    )
+    .await;
     let sent = publish(env, phase, &endpoint, &before, &clients, &mut warnings).await?;
     let storm = clients.storm.take();
-    let (groups, sampler, drained) =
-        drain(env, phase, &before, clients, &sent, &mut warnings).await;
+    let (groups, sampler, drained) = drain(
+        env,
+        phase,
+        &endpoint,
+        &before,
+        clients,
+        &sent,
+        &mut warnings,
+    )
+    .await;
     if let Some(storm) = storm {
         storm.finish(env, phase, &endpoint, sent.publish_start_us, &mut warnings);
     }
@@ -152,6 +174,23 @@ pub async fn run_phase(
         after,
     };
     Ok(assemble(env, phase, &groups, measured, warnings))
+}
+
+/// How late a process may start a phase under `--start-at` before the report says so: the
+/// slices of the plan then did not run this phase together.
+const LATE_START: Duration = Duration::from_secs(1);
+
+/// Step 0, under `--start-at`: the phase's start in every process alike.
+async fn wait_for_start(phase: &Phase, start: Instant, warnings: &mut Vec<String>) {
+    let late = Instant::now().saturating_duration_since(start);
+    if late > LATE_START {
+        warnings.push(format!(
+            "Phase {}: this process started it {:.1} s after its --start-at time (the phase before ran long, or the clock is off): the processes did not run it together.",
+            phase.index,
+            late.as_secs_f64()
+        ));
+    }
+    tokio::time::sleep_until(start).await;
 }
 
 /// Step 1: every server of the endpoint up (the instance killed in the phase before comes back,
@@ -290,7 +329,7 @@ impl Storm {
         let about = storm::Phase {
             index: phase.index,
             label: phase.label(),
-            clients: phase.clients,
+            clients: phase.own_clients(),
             reconnect: w.reconnect,
             instances: endpoint
                 .instances
@@ -379,7 +418,8 @@ fn connect_clients(
         });
     }
     // Interleave transports when several run together, so none connects first.
-    for i in 0..phase.clients as usize {
+    for i in phase.own.clone() {
+        let i = i as usize;
         for g in &mut groups {
             let nanos = w.poll_interval.as_nanos() as u64;
             let first_delay = if nanos > 0 {
@@ -419,18 +459,21 @@ fn connect_clients(
     }
 }
 
-/// Step 3, continued: every client connected (or the ready timeout) before the first publish.
-/// Returns the seconds it took.
+/// Step 3, continued: every client connected (or the ready timeout) before the first publish;
+/// under `--start-at`, publishing waits for `publish_at` whatever this process's clients did,
+/// since the other processes' clients may still be connecting. Returns the seconds it took
+/// this process's clients.
 async fn wait_connected(
     env: &Env<'_>,
     phase: &Phase,
     clients: &Clients,
+    publish_at: Option<Instant>,
     warnings: &mut Vec<String>,
 ) -> f64 {
     let ready_timeout = env.plan.workload.ready_timeout;
     let connect_start = Instant::now();
     let total = phase.connections();
-    let ready_by = connect_start + ready_timeout;
+    let ready_by = publish_at.unwrap_or(connect_start + ready_timeout);
     loop {
         let connected: u64 = clients
             .lives
@@ -450,7 +493,11 @@ async fn wait_connected(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    connect_start.elapsed().as_secs_f64()
+    let took = connect_start.elapsed().as_secs_f64();
+    if let Some(at) = publish_at {
+        tokio::time::sleep_until(at).await;
+    }
+    took
 }
 
 /// What publishing did: the events, the kill if any, and where the feed ended.
@@ -496,9 +543,10 @@ async fn publish(
             clients.storm.as_ref().map(|s| s.timeline.clone()),
         ))
     });
+    // One publisher for the whole plan: the other slices only wait out the publishing time.
     let mut publishing = tokio::spawn(publisher::run(
         endpoint.publish_targets.clone(),
-        if env.interrupt.is_cancelled() {
+        if env.interrupt.is_cancelled() || !env.plan.shard.publishes() {
             0.0
         } else {
             phase.rate
@@ -535,12 +583,10 @@ async fn publish(
     let drain_end = Instant::now() + env.plan.drain;
     clients.deadline.send_replace(Some(drain_end));
     // Events from another source (a ticker on a remote server) count too: they are in the feed.
-    let mut head = cursor;
-    for i in endpoint.instances.iter().filter(|_| channel.is_none()) {
-        if let Ok(s) = probe::stats(&i.target).await {
-            head = head.max(s.feed.head);
-        }
-    }
+    let head = match channel {
+        None => feed_head(endpoint, cursor).await,
+        Some(_) => cursor,
+    };
     let end_seq = published.last_seq.unwrap_or(cursor).max(head);
     // Events loadgen did not publish are told apart once the clients' own acknowledged
     // messages (`--send-rate`) are known, when the phase drains.
@@ -574,6 +620,7 @@ struct Drained {
 async fn drain(
     env: &Env<'_>,
     phase: &Phase,
+    endpoint: &Endpoint,
     before: &Before,
     clients: Clients,
     sent: &Sent,
@@ -588,12 +635,19 @@ async fn drain(
         ..
     } = clients;
     tokio::time::sleep_until(sent.drain_end).await;
+    // A slice that did not publish learns what was published from the feed's head, read while
+    // its clients still listen: every event in the feed by now was stored, so acknowledged.
+    let publishes = env.plan.shard.publishes();
+    let head = match publishes {
+        true => None,
+        false => Some(feed_head(endpoint, sent.end_seq).await),
+    };
     stop.cancel();
 
     let join_by = Instant::now() + JOIN_TIMEOUT;
     let mut outputs: Vec<Vec<ClientOutput>> = Vec::new();
     for g in &mut groups {
-        let mut outs = Vec::with_capacity(phase.clients as usize);
+        let mut outs = Vec::with_capacity(phase.own_clients() as usize);
         loop {
             match tokio::time::timeout_at(join_by, g.set.join_next()).await {
                 Ok(Some(Ok(out))) => outs.push(out),
@@ -621,7 +675,10 @@ async fn drain(
     // Client messages (`--send-rate`) are in the feed too: every acknowledged one must reach
     // every client, as the publisher's must.
     let cursor = before.cursor;
-    let mut acked = sent.published.acked.clone();
+    let mut acked = match head {
+        Some(head) => (before.cursor + 1..=head).collect(),
+        None => sent.published.acked.clone(),
+    };
     let mut client_messages = 0u64;
     for o in outputs.iter().flatten() {
         if let Some(out) = &o.outbox {
@@ -630,11 +687,14 @@ async fn drain(
         }
     }
     acked.sort_unstable();
-    let end_seq = sent.end_seq.max(acked.last().copied().unwrap_or(0));
+    let end_seq = sent
+        .end_seq
+        .max(head.unwrap_or(0))
+        .max(acked.last().copied().unwrap_or(0));
     let foreign = end_seq
         .saturating_sub(cursor)
         .saturating_sub(sent.published.published + client_messages);
-    if foreign > 0 && !chaos_on {
+    if foreign > 0 && !chaos_on && publishes {
         warnings.push(format!(
             "Phase {} ({}): the feed carried {foreign} event(s) that loadgen did not publish (the server's own ticker, or another publisher); they are in the feed, so every client is expected to receive them too, and they count in events expected and received.",
             phase.index,
@@ -647,6 +707,17 @@ async fn drain(
         end_seq,
     };
     (groups, sampler, drained)
+}
+
+/// The highest seq any instance's feed holds, or `at_least` when none answers higher.
+async fn feed_head(endpoint: &Endpoint, at_least: u64) -> u64 {
+    let mut head = at_least;
+    for i in &endpoint.instances {
+        if let Ok(s) = probe::stats(&i.target).await {
+            head = head.max(s.feed.head);
+        }
+    }
+    head
 }
 
 /// What the servers, the processes and the link said after the phase.
@@ -835,7 +906,9 @@ fn assemble(
         }
         let check = checkable
             .then(|| server_check(phase, g.member, &before, &after, &totals, down, plain_down));
-        if let Some(check) = check.as_ref().filter(|c| !c.ok) {
+        // A slice's clients are part of the servers' (`loadgen merge` checks the sum).
+        let whole = env.plan.shard.is_whole();
+        if let Some(check) = check.as_ref().filter(|c| !c.ok && whole) {
             warnings.push(format!(
                 "Phase {} ({name}, HTTP/{}): loadgen and the server's /stats disagree: requests {} vs {}, events {} vs {}, bytes {} vs {} ({:+.3}%).",
                 phase.index, g.member.http, check.requests.loadgen, check.requests.server,
@@ -870,7 +943,7 @@ fn assemble(
                 phase: phase.index,
                 repeat: phase.repeat,
                 transport: name.to_owned(),
-                clients: phase.clients,
+                clients: phase.own_clients(),
                 rate: phase.rate,
                 warmup_s: warmup.as_secs_f64(),
                 deliveries: delivery_us.count,
@@ -926,7 +999,7 @@ fn assemble(
             repeat: phase.repeat,
             spread: None,
             concurrent_with: others,
-            clients: phase.clients,
+            clients: phase.own_clients(),
             rate: phase.rate,
             publish_s,
             connect_s,
@@ -977,7 +1050,7 @@ fn assemble(
                 });
                 let mut u = t.talk_back(
                     g,
-                    phase.clients,
+                    phase.own_clients(),
                     (totals.requests, totals.connections),
                     (up, down),
                     server_cpu,

@@ -23,7 +23,8 @@ fn loadgen() -> Command {
     cmd
 }
 
-fn schema() -> serde_json::Value {
+/// The committed report schema, as JSON.
+pub(crate) fn schema() -> serde_json::Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/report.schema.json");
     serde_json::from_slice(&std::fs::read(&path).expect("results/report.schema.json"))
         .expect("schema is JSON")

@@ -20,6 +20,7 @@ mod peers;
 mod phones;
 mod proxy_timeout;
 mod readme;
+mod shard;
 mod storm;
 mod talk_back;
 mod tls_http2;

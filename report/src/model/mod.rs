@@ -97,6 +97,22 @@ pub struct Report {
     pub record: Option<Record>,
 }
 
+/// Which slices of a plan a report holds, and the plan's shared start.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ShardInfo {
+    /// How many slices the plan was cut into (`--shard K/N`: N).
+    #[schemars(range(min = 1))]
+    pub of: u32,
+    /// The slices summed here, 1-based and sorted: one for a process's own report, several
+    /// once `loadgen merge` added reports together (all of 1..=of: the whole plan).
+    #[schemars(length(min = 1), inner(range(min = 1)))]
+    pub slices: Vec<u32>,
+    /// `--start-at`: when the first phase started in every process, RFC 3339.
+    #[schemars(extend("format" = "date-time"))]
+    pub start_at: String,
+}
+
 /// Provenance: a figure is current only beside the code and machine that made it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -218,6 +234,11 @@ pub struct Settings {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(skip_serializing_if = "sch::added_later")]
     pub networks: Vec<String>,
+    /// `--shard`: this report is some slices of a plan that several loadgen processes ran
+    /// together (null: the whole plan in one process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    pub shard: Option<ShardInfo>,
     /// `--send-rate`: messages per second each client published itself (0: clients only
     /// listened).
     #[serde(default)]
