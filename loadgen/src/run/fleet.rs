@@ -125,6 +125,17 @@ impl Endpoint {
         self.instances.iter().filter_map(Instance::pid).collect()
     }
 
+    /// [`Endpoint::pids`] without waiting: an instance being stopped or restarted is left out.
+    /// For samplers that run while chaos holds an instance: waiting on its lock blocked a runtime
+    /// thread for the whole `--shutdown-drain`, and the clients scheduled on it saw their
+    /// streams end only when the server had exited, all at once.
+    pub fn pids_now(&self) -> Vec<u32> {
+        self.instances
+            .iter()
+            .filter_map(|i| i.try_pid().flatten())
+            .collect()
+    }
+
     pub fn spawned(&self) -> bool {
         self.instances.iter().any(|i| i.pid().is_some())
     }
