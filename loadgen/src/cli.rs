@@ -260,7 +260,9 @@ pub struct Args {
 
     /// TLS for the server loadgen starts: `off`, `on` (https/wss with a self-signed certificate
     /// loadgen trusts), or `both` (every phase plain, then again over TLS, on two servers, for
-    /// the plain-vs-TLS comparison). With --url the URL's scheme decides.
+    /// the plain-vs-TLS comparison). With --url the URL's scheme decides. With --proxy, TLS is
+    /// the proxy's front (HTTP/2 offered by ALPN, a self-signed certificate made for the run)
+    /// and the servers behind it are plain.
     #[arg(
         help_heading = "Transports",
         long,
@@ -371,7 +373,8 @@ pub struct Args {
     /// repository's deploy/nginx.conf, every instance an upstream), `haproxy`, `apache`, `caddy`,
     /// `varnish` (reverse proxies), `squid` (a forward proxy the clients are configured to use:
     /// absolute-form requests, CONNECT for WebSockets and TLS), or `none`. Publishing goes
-    /// through it too; `/stats` is read from the servers directly.
+    /// through it too; `/stats` is read from the servers directly. `--tls on` reaches nginx,
+    /// haproxy, apache and caddy on their TLS front, as browsers do (`--http 2` for HTTP/2).
     #[arg(
         help_heading = "Servers and chaos",
         long,
@@ -696,11 +699,26 @@ impl Args {
         if self.chaos.is_on() {
             self.chaos_at.offset(self.duration)?;
         }
-        let special = self.spawn > 1 || self.chaos.is_on() || self.proxy != ProxyKind::None;
-        if special && self.tls != TlsMode::Off {
-            return Err(
-                "--spawn, --chaos and --proxy run plain http:// servers: drop --tls (a restarted server would present a new self-signed certificate, and deploy/nginx.conf is plain)".into(),
-            );
+        // With a proxy, TLS is its front's (HTTP/2 offered, as browsers reach a proxy) and the
+        // servers behind it are plain.
+        match self.proxy {
+            ProxyKind::None
+                if (self.spawn > 1 || self.chaos.is_on()) && self.tls != TlsMode::Off =>
+            {
+                return Err(
+                    "--spawn and --chaos run plain http:// servers: drop --tls (a restarted server would present a new self-signed certificate), or put a proxy's TLS front before them (--proxy nginx|haproxy|apache|caddy --tls on)".into(),
+                );
+            }
+            ProxyKind::Other(s) if self.tls != TlsMode::Off && !s.terminates_tls() => {
+                return Err(crate::intermediary::no_tls_front(s));
+            }
+            ProxyKind::None => {}
+            _ if self.tls != TlsMode::On && self.http.contains(&HttpVersion::Http2) => {
+                return Err(
+                    "--proxy with --http 2 needs --tls on: browsers speak HTTP/2 to a proxy only over its TLS front".into(),
+                );
+            }
+            _ => {}
         }
         if self.proxy != ProxyKind::None && self.urls.iter().any(|u| u.scheme() == "https") {
             return Err("--proxy proxies to plain http:// servers only".into());
@@ -1025,6 +1043,16 @@ mod tests {
         .unwrap();
         ok.check_topology().unwrap();
         assert_eq!(ok.proxy, ProxyKind::Nginx);
+        refused(&["--proxy", "varnish", "--tls", "on"], "has no TLS");
+        refused(&["--proxy", "squid", "--tls", "on"], "forward proxy");
+        refused(&["--proxy", "caddy", "--http", "2"], "--tls on");
+        for proxy in ["nginx", "haproxy", "apache", "caddy"] {
+            let front = Args::from_args([
+                "--proxy", proxy, "--tls", "on", "--http", "2", "--spawn", "2",
+            ])
+            .unwrap();
+            front.check_topology().unwrap();
+        }
         assert!(Args::from_args(["--spawn", "0"]).is_err());
         assert!(Args::from_args(["--chaos", "explode"]).is_err());
         assert!(Args::from_args(["--proxy", "traefik"]).is_err());

@@ -87,7 +87,19 @@ pub fn config(
     )?;
     // One worker: the machine's cores are for the servers and loadgen.
     conf = replace(conf, "worker_processes auto;", "worker_processes 1;")?;
-    Ok(conf)
+    // Plain only: the TLS front (and its certificate) is `crate::intermediary`'s, for
+    // `--proxy nginx --tls on`.
+    let tls_front = ["listen 127.0.0.1:8443 ssl http2;", "ssl_certificate"];
+    anyhow::ensure!(
+        tls_front.iter().all(|l| conf.contains(l)),
+        "deploy/nginx.conf no longer has the TLS front loadgen leaves out here"
+    );
+    let conf = conf
+        .lines()
+        .filter(|l| !tls_front.iter().any(|t| l.trim_start().starts_with(t)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(conf + "\n")
 }
 
 impl Nginx {
@@ -239,5 +251,10 @@ mod tests {
         // What the deployment says about each transport is kept.
         assert!(conf.contains("proxy_set_header Upgrade $http_upgrade;"));
         assert!(conf.contains("proxy_buffering off;"));
+        // The TLS front is left out: this nginx is plain.
+        assert!(conf
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .all(|l| !l.contains("8443") && !l.contains("ssl_certificate")));
     }
 }

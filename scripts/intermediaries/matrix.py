@@ -23,20 +23,29 @@ Two parts, both through the real software, started by the project on free loopba
    proxy_read_timeout 60 s (AWS ALB's default idle timeout) and 100 s (Cloudflare's Proxy
    Read Timeout).
 
-HTTP/2 towards the client is not measured: the committed configurations are plain HTTP
-(browsers speak HTTP/2 only over TLS); those cells say "not run".
+3. HTTP/2 cells, for each intermediary that terminates TLS (nginx, HAProxy, Apache, Caddy), with
+   both configurations: `loadgen --proxy NAME --tls on --http 2`, the four transports through the
+   TLS front of the committed configuration (a self-signed certificate made for the run, h2
+   offered by ALPN), as a browser reaches a production proxy: polls, long polls and SSE as
+   streams of one HTTP/2 connection per client, the WebSocket on its own HTTP/1.1 connection
+   (what a browser does unless the proxy advertises RFC 8441's SETTINGS_ENABLE_CONNECT_PROTOCOL,
+   which loadgen reads from the front's SETTINGS and records). The servers behind the proxy are
+   plain HTTP/1.1 without h2c, so the proxy speaks HTTP/1.1 to them. Varnish has no TLS; Squid
+   is a forward proxy whose CONNECT tunnels whatever the client speaks.
 
 Writes results/intermediaries/matrix.json and matrix.md (the book's table, docs/src/guide/proxies.md, is matrix.md's).
-Time: the function cells take about 15 s each (14 cells: ~4 min on 2 cores), the probe window
-is --window s (default 330 s, above Apache's 300 s default ProxyTimeout). About 10 min.
+Time: the function cells take about 15 s each (12 cells and 8 HTTP/2 cells: ~5 min on 2 cores),
+the probe window is --window s (default 330 s, above Apache's 300 s default ProxyTimeout).
+About 11 min.
 
     cargo build -p loadgen --bins --example intermediary -p server
-    python3 scripts/intermediaries/matrix.py [--window 330] [--only nginx,haproxy] [--skip-function]
+    python3 scripts/intermediaries/matrix.py [--window 330] [--only nginx,haproxy] [--skip-function] [--skip-probes] [--skip-h2]
 """
 
 import argparse
 import base64
 import json
+import shlex
 import os
 import socket
 import subprocess
@@ -49,6 +58,12 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TARGET = os.path.join(ROOT, "target", "debug")
 OUT = os.path.join(ROOT, "results", "intermediaries")
 SOFTWARE = ["nginx", "haproxy", "apache", "caddy", "varnish", "squid"]
+# Those with a TLS front (HTTP/2 offered by ALPN) in their committed configurations.
+TLS_FRONT = ["nginx", "haproxy", "apache", "caddy"]
+NO_TLS_FRONT = {
+    "varnish": "no TLS: Varnish terminates none (a TLS terminator in front of it is another proxy)",
+    "squid": "forward proxy: CONNECT tunnels whatever the client speaks to the server",
+}
 FLAVORS = ["default", "recommended"]
 TRANSPORTS = ["short-poll", "long-poll", "sse", "ws"]
 CONFIG_FILES = {
@@ -376,17 +391,19 @@ def probe_sse_delivery(proxy, server, lock):
 # ---------------------------------------------------------------- function cells (loadgen)
 
 
-def function_cell(software, flavor, runs_dir):
-    out = os.path.join(runs_dir, f"{software}-{flavor}")
+def function_cell(software, flavor, runs_dir, h2=False):
+    out = os.path.join(runs_dir, f"{software}-{flavor}" + ("-h2" if h2 else ""))
     cmd = [
         os.path.join(TARGET, "loadgen"),
         "--server-bin", os.path.join(TARGET, "loadgen"),
         "--proxy", software, "--proxy-config", flavor,
         "--transports", "poll,long-poll,sse,ws", "--concurrent",
         "--clients", "3", "--duration", "3s", "--rate", "5", "--poll-interval", "500ms",
-        "--drain", "1500ms", "--http", "1.1", "--repeat", "1", "--seed", "28",
+        "--drain", "1500ms", "--http", "2" if h2 else "1.1", "--repeat", "1", "--seed", "28",
         "--out", out,
     ]
+    if h2:
+        cmd += ["--tls", "on"]
     t0 = time.time()
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     cell = {"command": " ".join(["loadgen"] + cmd[1:]).replace(ROOT + "/", ""), "seconds": round(time.time() - t0, 1)}
@@ -408,6 +425,8 @@ def function_cell(software, flavor, runs_dir):
             "errors": r.get("errors", {}),
             "latency_p50_ms": round(lat["p50"] / 1000, 2) if lat.get("count") else None,
             "latency_p99_ms": round(lat["p99"] / 1000, 2) if lat.get("count") else None,
+            "http": r.get("http"),
+            "tls": r.get("tls", False),
         }
     # Keep the report's Markdown and JSON only (the run's evidence), not the charts.
     for f in os.listdir(out):
@@ -417,6 +436,40 @@ def function_cell(software, flavor, runs_dir):
 
 
 # ---------------------------------------------------------------- verdicts
+
+
+def h2_verdict(name, h2):
+    """(short verdict, why) for the intermediary's TLS front with HTTP/2, from its cell."""
+    if name in NO_TLS_FRONT:
+        return "no TLS front", NO_TLS_FRONT[name]
+    if not h2:
+        return "not run", ""
+    if "error" in h2:
+        return "breaks", h2["error"][-200:]
+    broken, notes = [], []
+    for t in TRANSPORTS:
+        f = h2.get(t)
+        if f is None:
+            broken.append(f"{t}: not measured")
+            continue
+        if f["received"] < f["expected"] or f["lost"] or f["duplicated"] or f["disconnects"]:
+            errs = ", ".join(f"{k} {v}" for k, v in f["errors"].items()) or "no error"
+            broken.append(f"{t} {f['received']}/{f['expected']} events, {f['disconnects']} cut ({errs})")
+    if broken:
+        return "breaks", "; ".join(broken)
+    over = [t for t in TRANSPORTS if t != "ws" and (h2.get(t) or {}).get("http") == "2"]
+    notes.append(("%s over HTTP/2" % ", ".join(over)) if over else "nothing over HTTP/2")
+    ws = (h2.get("proxy_software") or "")
+    if "RFC 8441) advertised" in ws:
+        notes.append("RFC 8441 advertised: a browser carries the WebSocket on the HTTP/2 connection (loadgen's took HTTP/1.1)")
+    elif "RFC 8441) not advertised" in ws:
+        notes.append("WebSocket on its own HTTP/1.1 connection (RFC 8441 not advertised)")
+    notes.append("HTTP/1.1 to the server")
+    slow = [f"{t} p50 {h2[t]['latency_p50_ms']} ms" for t in ("long-poll", "sse", "ws")
+            if (h2[t].get("latency_p50_ms") or 0) > 100]
+    if slow:
+        notes.append("; ".join(slow))
+    return "works as is", "; ".join(notes)
 
 
 def verdict(name, flavor, t, fn, quiet, beat, delivery):
@@ -483,6 +536,8 @@ def main():
     ap.add_argument("--only", default=",".join(SOFTWARE))
     ap.add_argument("--skip-function", action="store_true", help="keep the function cells of the last matrix.json")
     ap.add_argument("--skip-probes", action="store_true", help="keep the probes of the last matrix.json")
+    ap.add_argument("--skip-h2", action="store_true", help="keep the HTTP/2 cells of the last matrix.json")
+    ap.add_argument("--h2-note", default="", help="said of the HTTP/2 cells' run (e.g. measured under load)")
     args = ap.parse_args()
     only = args.only.split(",")
     started = time.time()
@@ -504,6 +559,21 @@ def main():
             for flavor in FLAVORS:
                 print(f"function: {name} {flavor}", file=sys.stderr, flush=True)
                 row(name, flavor)["function"] = function_cell(name, flavor, runs)
+
+    h2_run = previous.get("h2_run")
+    if not args.skip_h2:
+        h2_started = time.time()
+        runs = os.path.join(OUT, "runs")
+        os.makedirs(runs, exist_ok=True)
+        for name in [n for n in only if n in TLS_FRONT]:
+            for flavor in FLAVORS:
+                print(f"http/2: {name} {flavor}", file=sys.stderr, flush=True)
+                row(name, flavor)["h2"] = function_cell(name, flavor, runs, h2=True)
+        h2_run = {
+            "command": ("python3 scripts/intermediaries/matrix.py " + shlex.join(sys.argv[1:])).strip(),
+            "seconds": round(time.time() - h2_started),
+            "note": args.h2_note,
+        }
 
     if not args.skip_probes:
         quiet = Server(["--rate", "0", "--heartbeat", "3600s", "--ws-client-timeout", "7200s",
@@ -575,6 +645,9 @@ def main():
             v, why = verdict(name, flavor, t, fn, quiet_p, probes.get("heartbeat"),
                              probes.get("delivery", {}).get("sse-delivery"))
             cells[t] = {"verdict": v, "why": why}
+        if name not in EMULATIONS:
+            v, why = h2_verdict(name, r.get("h2"))
+            cells["h2"] = {"verdict": v, "why": why}
         r["cells"] = cells
         r["config"] = CONFIG_FILES.get((name, flavor), "deploy/nginx.conf")
         out_rows.append(r)
@@ -582,13 +655,15 @@ def main():
     command = "python3 scripts/intermediaries/matrix.py " + " ".join(sys.argv[1:])
     window = args.window
     if args.skip_function and args.skip_probes and previous:
-        # Only re-rendered: the measurements, their command and time are the last run's.
+        # The function cells and probes are the last run's, with their command and time (the
+        # HTTP/2 cells, when run alone, have their own: h2_run).
         command, elapsed, window = previous["command"], previous["seconds"], previous["window_s"]
     doc = {
         "command": command.strip(),
         "seconds": elapsed,
         "window_s": window,
-        "http2_to_client": "not run: the committed configurations are plain HTTP",
+        "h2_run": h2_run,
+        "http2_to_client": "the HTTP/2 column: the four transports through the TLS front of the same configuration (loadgen --tls on --http 2), as browsers reach a proxy",
         "rows": out_rows,
     }
     json.dump(doc, open(os.path.join(OUT, "matrix.json"), "w"), indent=1)
@@ -608,16 +683,26 @@ def render(doc):
         f"long polls held 900 s) for up to {doc['window_s']:g} s, and again with feedlab's 15 s heartbeat. SSE: 5 events",
         "published 200 ms apart, read through the proxy. HTTP/2 to the client: " + doc["http2_to_client"] + ".",
         "",
+    ]
+    if doc.get("h2_run") and doc["h2_run"]["command"] != doc["command"]:
+        lines += [
+            f"The HTTP/2 column: `{doc['h2_run']['command']}`, {doc['h2_run']['seconds']} s"
+            + (f" ({doc['h2_run']['note']})" if doc["h2_run"].get("note") else "") + ".",
+            "",
+        ]
+    lines += [
         "<!-- matrix table -->",
-        "| intermediary | config | short poll | long poll | SSE | WebSocket |",
-        "|---|---|---|---|---|---|",
+        "| intermediary | config | short poll | long poll | SSE | WebSocket | over TLS with HTTP/2 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in doc["rows"]:
         def c(t):
-            cell = r["cells"][t]
+            cell = r["cells"].get(t)
+            if cell is None:
+                return "—"
             return f"**{cell['verdict']}**" + (f": {cell['why']}" if cell["why"] else "")
         lines.append(
-            f"| {r['name']} | {r['flavor']} (`{r['config']}`) | {c('short-poll')} | {c('long-poll')} | {c('sse')} | {c('ws')} |"
+            f"| {r['name']} | {r['flavor']} (`{r['config']}`) | {c('short-poll')} | {c('long-poll')} | {c('sse')} | {c('ws')} | {c('h2')} |"
         )
     lines.append("<!-- /matrix table -->")
     lines += ["", "Versions:", ""]

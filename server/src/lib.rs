@@ -91,8 +91,12 @@ pub async fn run(
             }
         })
     };
+    // The Redis tail outlives the stop: streams are served as before until their turn within
+    // --shutdown-drain, events included (stopped with the stop, every stream of a draining
+    // instance went quiet for the whole window and its events arrived late, elsewhere).
+    let tail_stop = CancellationToken::new();
     let tail = state.redis.clone().map(|redis| {
-        let (feed, stop) = (state.feed.clone(), stop.clone());
+        let (feed, stop) = (state.feed.clone(), tail_stop.clone());
         tokio::spawn(async move { redis.tail(feed, stop).await })
     });
 
@@ -108,12 +112,14 @@ pub async fn run(
         _ = shutdown => {}
         result = &mut serving => {
             stop.cancel();
+            tail_stop.cancel();
             return result.context("server task")?.context("server");
         }
     }
     tracing::info!("shutting down");
     stop.cancel();
     handle.stop(true).await;
+    tail_stop.cancel();
     let _ = ticker.await;
     let _ = closer.await;
     let _ = sweeper.await;

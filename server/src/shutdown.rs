@@ -10,6 +10,8 @@
 //! Streams learn of the stop the way they always have: the feed closes and wakes every waiter
 //! once ([`crate::feed::Feed::close`]). A stream draws its turn when it first sees the feed
 //! closed, and only then holds a timer for it, so the drain costs an idle stream one pointer.
+//! With `--redis` the feed is still tailed until the process exits ([`crate::run`]), so a stream
+//! waiting for its turn still gets the events published elsewhere.
 
 use std::{pin::Pin, sync::OnceLock, time::Duration};
 

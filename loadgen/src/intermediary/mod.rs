@@ -70,6 +70,16 @@ impl Software {
         self == Self::Squid
     }
 
+    /// Whether its configurations have a TLS front offering HTTP/2 (`--tls on`): every reverse
+    /// proxy but Varnish, which has no TLS (a TLS terminator in front of it is another proxy).
+    /// Squid is a forward proxy: CONNECT tunnels whatever the client speaks to the server.
+    pub fn terminates_tls(self) -> bool {
+        matches!(
+            self,
+            Self::Nginx | Self::Haproxy | Self::Apache | Self::Caddy
+        )
+    }
+
     /// The executable and where Debian puts it.
     fn binary(self) -> (&'static str, &'static str) {
         match self {
@@ -229,8 +239,10 @@ impl std::str::FromStr for Flavor {
     }
 }
 
-/// The template's placeholders: the address it listens on, the one upstream, its temp paths.
+/// The template's placeholders: the addresses it listens on (plain, and TLS with HTTP/2), the
+/// one upstream, its temp paths (where the run's certificate is, too).
 const LISTEN: &str = "127.0.0.1:8000";
+const LISTEN_TLS: &str = "127.0.0.1:8443";
 const UPSTREAM: &str = "127.0.0.1:8080";
 const DIR: &str = "/tmp/feedlab-proxy";
 
@@ -242,7 +254,8 @@ fn replace(conf: String, path: &str, from: &str, to: &str) -> anyhow::Result<Str
     Ok(conf.replace(from, to))
 }
 
-/// `template` listening on `listen`, in front of `upstreams`, its files under `dir`.
+/// `template` listening on `listen` (and, for a TLS front, on `tls_listen`), in front of
+/// `upstreams`, its files under `dir`.
 ///
 /// # Errors
 /// When the template no longer has what this rewrites, or the software cannot take several
@@ -251,6 +264,7 @@ pub fn config(
     software: Software,
     flavor: Flavor,
     listen: SocketAddr,
+    tls_listen: SocketAddr,
     upstreams: &[SocketAddr],
     dir: &Path,
 ) -> anyhow::Result<String> {
@@ -261,6 +275,8 @@ pub fn config(
     match software {
         Software::Caddy => {
             conf = replace(conf, path, ":8000 {", &format!(":{} {{", listen.port()))?;
+            conf = replace(conf, path, ":8443 {", &format!(":{} {{", tls_listen.port()))?;
+            conf = replace(conf, path, DIR, &d)?;
             conf = replace(
                 conf,
                 path,
@@ -302,6 +318,7 @@ pub fn config(
         }
         Software::Nginx | Software::Haproxy | Software::Apache => {
             conf = replace(conf, path, LISTEN, &listen.to_string())?;
+            conf = replace(conf, path, LISTEN_TLS, &tls_listen.to_string())?;
             // The one line naming the upstream becomes one line per instance.
             let line = conf
                 .lines()
@@ -352,6 +369,25 @@ pub fn varnish_params(template: &str) -> Vec<String> {
         .collect()
 }
 
+/// Writes a self-signed certificate for localhost and 127.0.0.1 into `dir`: `cert.pem` and
+/// `key.pem` (nginx, Apache, Caddy) and both in `proxy.pem` (HAProxy's `crt`). The templates
+/// name these files; a run makes its own, as the server's `--tls-self-signed` does.
+///
+/// # Errors
+/// When it cannot be made or written.
+fn write_certificate(dir: &Path) -> anyhow::Result<PathBuf> {
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .context("generating the proxy's self-signed certificate")?;
+    let (cert, key) = (made.cert.pem(), made.key_pair.serialize_pem());
+    let path = dir.join("cert.pem");
+    std::fs::write(&path, &cert)
+        .and_then(|()| std::fs::write(dir.join("key.pem"), &key))
+        .and_then(|()| std::fs::write(dir.join("proxy.pem"), format!("{cert}{key}")))
+        .context("writing the proxy's certificate")?;
+    Ok(path)
+}
+
 /// A running intermediary, stopped when dropped (its temporary directory removed).
 #[derive(Debug)]
 pub struct Intermediary {
@@ -359,6 +395,16 @@ pub struct Intermediary {
     pub software: Software,
     pub flavor: Flavor,
     pub addr: SocketAddr,
+    /// Its TLS front (HTTP/2 offered by ALPN), when it terminates TLS.
+    pub tls_addr: Option<SocketAddr>,
+    /// The self-signed certificate the TLS front presents (made for this run; clients trust it).
+    pub cert: Option<PathBuf>,
+    /// Whether this run's clients reach it over its TLS front (`--tls on`).
+    pub clients_tls: bool,
+    /// What its TLS front's HTTP/2 SETTINGS said about RFC 8441 (WebSocket over HTTP/2), once
+    /// probed ([`crate::net::h2_settings`]): `Some(true)` when a browser would carry its
+    /// WebSocket on the HTTP/2 connection, `Some(false)` when it opens an HTTP/1.1 one.
+    pub extended_connect: Option<bool>,
     /// As the software prints it.
     pub version: String,
     /// The committed configuration it runs (`deploy/haproxy.conf`).
@@ -394,8 +440,21 @@ impl Intermediary {
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
                 .context("opening the temp directory")?;
         }
+        let (tls_addr, cert) = if software.terminates_tls() {
+            let tls_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+            (Some(tls_addr), Some(write_certificate(&dir)?))
+        } else {
+            (None, None)
+        };
         let (config_path, template) = software.template(flavor);
-        let conf = config(software, flavor, addr, upstreams, &dir)?;
+        let conf = config(
+            software,
+            flavor,
+            addr,
+            tls_addr.unwrap_or(addr),
+            upstreams,
+            &dir,
+        )?;
         let d = dir.display().to_string();
         let file = |name: &str| dir.join(name).display().to_string();
         let log = dir.join("stderr.log");
@@ -462,13 +521,18 @@ impl Intermediary {
             software,
             flavor,
             addr,
+            tls_addr,
+            cert,
+            clients_tls: false,
+            extended_connect: None,
             version,
             config_path,
             dir,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if std::net::TcpStream::connect(addr).is_ok() {
+            let accepts = |a: SocketAddr| std::net::TcpStream::connect(a).is_ok();
+            if accepts(addr) && tls_addr.map_or(true, accepts) {
                 return Ok(me);
             }
             let exited = matches!(me.child.try_wait(), Ok(Some(_)));
@@ -491,16 +555,33 @@ impl Intermediary {
         }
     }
 
-    /// Where clients connect: the reverse proxy as the server, or the forward proxy.
-    pub fn url(&self) -> url::Url {
+    /// Where clients connect: the reverse proxy as the server, or the forward proxy; with
+    /// `tls`, its TLS front (`None` when it has none).
+    pub fn url(&self, tls: bool) -> Option<url::Url> {
+        let (scheme, addr) = match (tls, self.tls_addr) {
+            (false, _) => ("http", self.addr),
+            (true, Some(a)) => ("https", a),
+            (true, None) => return None,
+        };
         // unwrap: a constant shape.
-        url::Url::parse(&format!("http://{}/", self.addr)).expect("valid URL")
+        Some(url::Url::parse(&format!("{scheme}://{addr}/")).expect("valid URL"))
     }
 
     /// One line for a report: `haproxy, recommended (deploy/haproxy.conf), HAProxy version …`.
     pub fn describe(&self) -> String {
+        let front = match (self.clients_tls, self.extended_connect) {
+            (false, _) => String::new(),
+            (true, ws) => format!(
+                "; clients over its TLS front (HTTP/2 offered by ALPN, HTTP/1.1 to the servers, which take no h2c), \
+                 WebSocket over HTTP/2 (RFC 8441) {}",
+                match ws {
+                    Some(true) => "advertised: a browser would carry its WebSocket on the HTTP/2 connection; loadgen's goes on its own HTTP/1.1 one",
+                    _ => "not advertised: a browser opens an HTTP/1.1 connection for a WebSocket, as loadgen does",
+                }
+            ),
+        };
         format!(
-            "{}, {} configuration ({}), {}",
+            "{}, {} configuration ({}), {}{front}",
             self.software.as_str(),
             self.flavor.as_str(),
             self.config_path,
@@ -545,10 +626,20 @@ pub enum Proxy {
 }
 
 impl Proxy {
+    /// Where clients connect: its TLS front when the run asked for TLS (`--tls on`).
     pub fn url(&self) -> url::Url {
         match self {
             Self::Nginx(n) => n.url(),
-            Self::Started(i) => i.url(),
+            // expect: start_for refuses TLS for software without a TLS front.
+            Self::Started(i) => i.url(i.clients_tls).expect("a TLS front"),
+        }
+    }
+
+    /// The certificate its TLS front presents, when clients connect over TLS.
+    pub fn cert(&self) -> Option<PathBuf> {
+        match self {
+            Self::Started(i) if i.clients_tls => i.cert.clone(),
+            _ => None,
         }
     }
 
@@ -579,18 +670,53 @@ impl Proxy {
 pub async fn start_for(
     args: &crate::cli::Args,
     upstreams: Vec<SocketAddr>,
+    tls: bool,
 ) -> anyhow::Result<Proxy> {
     let software = match args.proxy {
         crate::cli::ProxyKind::None => anyhow::bail!("no --proxy to start"),
         crate::cli::ProxyKind::Nginx => Software::Nginx,
         crate::cli::ProxyKind::Other(s) => s,
     };
+    anyhow::ensure!(
+        !tls || software.terminates_tls(),
+        "{}",
+        no_tls_front(software)
+    );
     let flavor = args.proxy_config;
-    let started =
+    let mut started =
         tokio::task::spawn_blocking(move || Intermediary::start(software, flavor, &upstreams))
             .await
             .context("starting the proxy")??;
+    if let (true, Some(addr), Some(cert)) = (tls, started.tls_addr, started.cert.clone()) {
+        started.clients_tls = true;
+        let options = crate::net::TlsOptions {
+            ca: Some(cert),
+            insecure: false,
+        };
+        started.extended_connect = Some(
+            crate::net::h2_settings::extended_connect(addr, &options)
+                .await
+                .with_context(|| format!("reading {}'s HTTP/2 settings", software.as_str()))?,
+        );
+    }
     Ok(Proxy::Started(started))
+}
+
+/// Why `--tls on` cannot run through `software`.
+pub fn no_tls_front(software: Software) -> String {
+    match software {
+        Software::Varnish => {
+            "--proxy varnish has no TLS (Varnish terminates none; a TLS terminator in \
+                              front of it is another proxy): drop --tls"
+                .into()
+        }
+        Software::Squid => {
+            "--proxy squid is a forward proxy: CONNECT tunnels whatever the client speaks \
+                            to the server, so TLS is the server's: drop --tls"
+                .into()
+        }
+        s => format!("--proxy {} has a TLS front", s.as_str()),
+    }
 }
 
 #[cfg(test)]
@@ -601,15 +727,21 @@ mod tests {
     fn every_template_rewrites_its_listen_address_and_upstreams() {
         let ups: Vec<SocketAddr> = vec!["127.0.0.1:4001".parse().unwrap()];
         let listen: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        let tls: SocketAddr = "127.0.0.1:9443".parse().unwrap();
         for s in Software::ALL {
             for f in [Flavor::Default, Flavor::Recommended] {
-                let conf = config(s, f, listen, &ups, Path::new("/tmp/x")).unwrap();
+                let conf = config(s, f, listen, tls, &ups, Path::new("/tmp/x")).unwrap();
                 // Varnish is told where to listen on its command line (-a).
                 assert!(
                     s == Software::Varnish || conf.contains("9000"),
                     "{s:?} {f:?}"
                 );
                 assert!(conf.contains("4001"), "{s:?} {f:?}");
+                assert_eq!(
+                    conf.contains("9443"),
+                    s.terminates_tls(),
+                    "{s:?} {f:?}: a TLS front where there is TLS"
+                );
                 assert!(!conf.contains("/tmp/feedlab-proxy"), "{s:?} {f:?}");
                 let (path, template) = s.template(f);
                 assert!(template.starts_with('#'), "{path} starts with its header");
@@ -635,10 +767,12 @@ mod tests {
             "127.0.0.1:4002".parse().unwrap(),
         ];
         let listen: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        let tls: SocketAddr = "127.0.0.1:9443".parse().unwrap();
         let h = config(
             Software::Haproxy,
             Flavor::Recommended,
             listen,
+            tls,
             &ups,
             Path::new("/t"),
         )
@@ -651,6 +785,7 @@ mod tests {
             Software::Caddy,
             Flavor::Recommended,
             listen,
+            tls,
             &ups,
             Path::new("/t"),
         )
@@ -660,6 +795,7 @@ mod tests {
             Software::Varnish,
             Flavor::Default,
             listen,
+            tls,
             &ups,
             Path::new("/t")
         )

@@ -4,6 +4,7 @@
 
 pub mod counting;
 pub mod forward_proxy;
+pub mod h2_settings;
 pub mod http_version;
 pub mod tls;
 

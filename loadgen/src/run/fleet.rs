@@ -125,6 +125,17 @@ impl Endpoint {
         self.instances.iter().filter_map(Instance::pid).collect()
     }
 
+    /// [`Endpoint::pids`] without waiting: an instance being stopped or restarted is left out.
+    /// For samplers that run while chaos holds an instance: waiting on its lock blocked a runtime
+    /// thread for the whole `--shutdown-drain`, and the clients scheduled on it saw their
+    /// streams end only when the server had exited, all at once.
+    pub fn pids_now(&self) -> Vec<u32> {
+        self.instances
+            .iter()
+            .filter_map(|i| i.try_pid().flatten())
+            .collect()
+    }
+
     pub fn spawned(&self) -> bool {
         self.instances.iter().any(|i| i.pid().is_some())
     }
@@ -291,6 +302,10 @@ async fn spawn_endpoint(
     link: Option<&Arc<Link>>,
 ) -> anyhow::Result<Endpoint> {
     let mut instances = Vec::new();
+    // Behind a proxy, TLS is the proxy's (its front, as browsers reach one): the servers
+    // behind it are plain, as deployments run them.
+    let front_tls = tls;
+    let tls = tls && args.proxy == ProxyKind::None;
     for n in 0..args.spawn {
         let (mut extra, log, cert) = spawned_server_args(args, tls, out_dir);
         extra.extend(feed_args.iter().cloned());
@@ -343,7 +358,7 @@ async fn spawn_endpoint(
             process: Mutex::new(Some(p)),
         });
     }
-    finish_endpoint(args, tls, instances, link).await
+    finish_endpoint(args, front_tls, instances, link).await
 }
 
 /// Adds the proxy (when asked for) and decides where clients connect.
@@ -369,7 +384,9 @@ async fn finish_endpoint(
                 })
                 .collect(),
         ),
-        ProxyKind::Nginx if args.proxy_config == crate::intermediary::Flavor::Recommended => {
+        ProxyKind::Nginx
+            if args.proxy_config == crate::intermediary::Flavor::Recommended && !tls =>
+        {
             let upstreams: Vec<SocketAddr> = instances.iter().map(|i| i.target.addr).collect();
             let bin = args.nginx_bin.clone();
             let timeout = args.proxy_read_timeout;
@@ -399,7 +416,7 @@ async fn finish_endpoint(
                 args.proxy_config.as_str()
             );
             let upstreams: Vec<SocketAddr> = instances.iter().map(|i| i.target.addr).collect();
-            let started = crate::intermediary::start_for(args, upstreams).await?;
+            let started = crate::intermediary::start_for(args, upstreams, tls).await?;
             let targets = match started.forward() {
                 // Clients address the servers and are configured to go through the proxy.
                 Some(fwd) => instances
@@ -407,7 +424,7 @@ async fn finish_endpoint(
                     .map(|i| Arc::new(i.target.through_forward_proxy(fwd)))
                     .collect(),
                 None => vec![Arc::new(
-                    Target::from_url(&started.url(), &tls_options(args, None)).await?,
+                    Target::from_url(&started.url(), &tls_options(args, started.cert())).await?,
                 )],
             };
             (Some(started), targets)
@@ -464,8 +481,11 @@ fn spawned_server_args(
     };
     if !tls {
         // HTTP/2 on a plain port is h2c with prior knowledge, which the server does only when
-        // asked.
-        if args.http.contains(&HttpVersion::Http2) && !given("--h2c") {
+        // asked; a proxy speaks HTTP/2 to its clients over its own TLS front, not to the server.
+        if args.http.contains(&HttpVersion::Http2)
+            && args.proxy == ProxyKind::None
+            && !given("--h2c")
+        {
             extra.push("--h2c".into());
         }
         return (extra, "server.log", None);

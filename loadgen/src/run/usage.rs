@@ -65,7 +65,7 @@ pub async fn sample_peaks(
         if let Some(u) = sys::proc_usage(None) {
             own = Some(own.unwrap_or(0).max(u.rss_bytes));
         }
-        let pids = endpoint.pids();
+        let pids = endpoint.pids_now();
         if !pids.is_empty() {
             let rss: u64 = pids
                 .iter()

@@ -109,6 +109,60 @@ async fn squid_recommended_passes_all_four_transports_as_a_forward_proxy() {
     cell("squid").await;
 }
 
+/// Through the TLS front, as browsers reach a production proxy: polls, long polls and SSE as
+/// streams of one HTTP/2 connection per client (ALPN h2), the WebSocket on its own HTTP/1.1
+/// connection (what a browser does when the proxy does not advertise RFC 8441, and what loadgen
+/// always does), the servers behind the proxy plain HTTP/1.1. Nothing lost, nothing cut, and
+/// the report says what the front offered.
+async fn h2_cell(proxy: &str) {
+    let (outcome, _dir) = run(
+        proxy,
+        &[
+            "--tls",
+            "on",
+            "--http",
+            "2",
+            "--transports",
+            "poll,long-poll,sse,ws",
+        ],
+    )
+    .await;
+    assert_whole(proxy, &outcome, &["short-poll", "long-poll", "sse", "ws"]);
+    let what = outcome.report.server.proxy_software.clone().unwrap();
+    assert!(
+        what.contains("recommended")
+            && what.contains("HTTP/2 offered")
+            && what.contains("RFC 8441"),
+        "{what}"
+    );
+    for t in ["short-poll", "long-poll", "sse", "ws"] {
+        let r = &outcome.report.transports[t];
+        assert!(r.tls, "{proxy} {t}: over the TLS front");
+        let http = if t == "ws" { "1.1" } else { "2" };
+        assert_eq!(r.http, http, "{proxy} {t}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_tls_front_serves_all_four_transports_over_http2() {
+    h2_cell("nginx").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_tls_front_serves_all_four_transports_over_http2() {
+    h2_cell("haproxy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_tls_front_serves_all_four_transports_over_http2() {
+    h2_cell("apache").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_tls_front_serves_all_four_transports_over_http2() {
+    h2_cell("caddy").await;
+}
+
 /// nginx's recommended cell is `nginx.rs` and `proxy_timeout.rs`; its packaged defaults speak
 /// HTTP/1.0 to the server, so the WebSocket upgrade cannot pass, while the HTTP transports do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -200,10 +200,12 @@ struct Ended {
     code: Option<CloseCode>,
 }
 
-/// 12 SSE streams, 12 WebSockets and 6 held long polls; SIGTERM with a 2 s drain: each ends
-/// cleanly (SSE body ended, WebSocket 1001, long poll 503), none before the signal, all within
-/// the grace, spread over the window rather than together.
-async fn sigterm_ends_streams_spread_over_the_drain_window(extra: &[&str]) {
+/// `per_kind` SSE streams, as many WebSockets and half as many held long polls; SIGTERM with a
+/// 2 s drain: each ends cleanly (SSE body ended, WebSocket 1001, long poll 503), none before
+/// the signal, all within the grace, spread over the window rather than together; with enough
+/// of them to tell, no tenth of the window ends more than a quarter of them (a uniform spread
+/// puts a tenth in each).
+async fn sigterm_ends_streams_spread_over_the_drain_window(per_kind: usize, extra: &[&str]) {
     let mut args = vec![
         "--rate",
         "0",
@@ -215,7 +217,7 @@ async fn sigterm_ends_streams_spread_over_the_drain_window(extra: &[&str]) {
     args.extend_from_slice(extra);
     let mut srv = server_process(0, &args);
     let mut streams = Vec::new();
-    for _ in 0..12 {
+    for _ in 0..per_kind {
         let (status, _, mut events) = sse(&srv.url("/sse"), &[]).await;
         assert_eq!(status, 200);
         streams.push(tokio::spawn(async move {
@@ -245,7 +247,7 @@ async fn sigterm_ends_streams_spread_over_the_drain_window(extra: &[&str]) {
             }
         }));
     }
-    for _ in 0..6 {
+    for _ in 0..per_kind / 2 {
         let url = srv.url("/long-poll?timeout_ms=60000");
         streams.push(tokio::spawn(async move {
             let res = get(&url).await;
@@ -257,8 +259,9 @@ async fn sigterm_ends_streams_spread_over_the_drain_window(extra: &[&str]) {
         }));
     }
     // Every stream is open (the long polls held) before the signal.
-    stats_at_when(&srv.url("/stats"), "30 streams open", |s| {
-        open_streams(s) == 30
+    let total = streams.len();
+    stats_at_when(&srv.url("/stats"), &format!("{total} streams open"), |s| {
+        open_streams(s) == total as u64
     })
     .await;
     assert!(streams.iter().all(|s| !s.is_finished()), "none ended early");
@@ -293,13 +296,23 @@ async fn sigterm_ends_streams_spread_over_the_drain_window(extra: &[&str]) {
         .filter(|d| **d < Duration::from_secs(1))
         .count();
     assert!(
-        (3..=27).contains(&early),
+        (total / 10..=total * 9 / 10).contains(&early),
         "both halves of the window: {after:?}"
     );
+    if total >= 300 {
+        let mut tenths = [0usize; 10];
+        for d in &after {
+            tenths[((d.as_millis() / 200) as usize).min(9)] += 1;
+        }
+        assert!(
+            tenths.iter().all(|&n| n <= total / 4),
+            "no tenth of the 2 s window ends more than a quarter of the {total} streams: {tenths:?}"
+        );
+    }
     for e in ends.iter().filter(|e| e.code.is_some()) {
         assert_eq!(e.code, Some(CloseCode::Away));
     }
-    assert_eq!(ends.iter().filter(|e| e.code.is_some()).count(), 12);
+    assert_eq!(ends.iter().filter(|e| e.code.is_some()).count(), per_kind);
 
     let mut exit = None;
     feedlab_testkit::eventually(LIMIT, "the server exits", || {
@@ -313,10 +326,82 @@ async fn sigterm_ends_streams_spread_over_the_drain_window(extra: &[&str]) {
 
 #[tokio::test]
 async fn sigterm_drains_streams_fast_path() {
-    sigterm_ends_streams_spread_over_the_drain_window(&[]).await
+    sigterm_ends_streams_spread_over_the_drain_window(12, &[]).await
+}
+
+/// The storm's scale, where one trial once saw an instance end nearly every stream at once.
+#[tokio::test]
+async fn sigterm_spreads_300_streams_fast_path() {
+    sigterm_ends_streams_spread_over_the_drain_window(120, &[]).await
+}
+
+#[tokio::test]
+async fn sigterm_spreads_300_streams_actix() {
+    sigterm_ends_streams_spread_over_the_drain_window(120, &["--fast-path=false"]).await
 }
 
 #[tokio::test]
 async fn sigterm_drains_streams_actix() {
-    sigterm_ends_streams_spread_over_the_drain_window(&["--fast-path=false"]).await
+    sigterm_ends_streams_spread_over_the_drain_window(12, &["--fast-path=false"]).await
+}
+
+/// With `--redis`, a draining instance keeps tailing the feed until it exits: a stream whose
+/// turn has not come is served as before, events included. (The tail used to stop with the
+/// signal, so every stream of a draining instance went quiet for the whole window and got its
+/// events late, after reconnecting elsewhere.)
+#[tokio::test]
+async fn a_draining_instance_still_delivers_the_feed_from_redis() {
+    let redis = feedlab_testkit::require!(feedlab_testkit::Redis::start());
+    let url = redis.url();
+    let feed = ["--redis", url.as_str(), "--redis-prefix", "it-drain-tail"];
+    let publisher = TestServer::start(&feed);
+    let mut args = feed.to_vec();
+    args.extend([
+        "--rate",
+        "0",
+        "--shutdown-grace",
+        "6s",
+        "--shutdown-drain",
+        "5s",
+    ]);
+    let srv = server_process(0, &args);
+    let mut streams = Vec::new();
+    for _ in 0..20 {
+        let (status, _, mut events) = sse(&srv.url("/sse"), &[]).await;
+        assert_eq!(status, 200);
+        streams.push(tokio::spawn(async move {
+            let mut got = false;
+            while let Some(e) = events.next().await {
+                got |= e.event == "message";
+            }
+            got
+        }));
+    }
+    stats_at_when(&srv.url("/stats"), "20 streams open", |s| {
+        open_streams(s) == 20
+    })
+    .await;
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &srv.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    // Published elsewhere, early in the 5 s window: most streams are still waiting for their turn.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let res = post(&publisher.url("/publish"), "\"during the drain\"").await;
+    assert_eq!(res.status, 200);
+    let mut got = 0;
+    for s in streams {
+        got += usize::from(
+            tokio::time::timeout(LIMIT, s)
+                .await
+                .expect("ended in time")
+                .expect("ended cleanly"),
+        );
+    }
+    // A uniform drain over 5 s leaves about 19 of 20 open at 300 ms; before, none got it.
+    assert!(
+        got >= 10,
+        "{got} of 20 streams got the event published during the drain"
+    );
 }
