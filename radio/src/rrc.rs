@@ -347,23 +347,40 @@ fn wifi_finish<S: Sink>(m: &WifiParams, d: &mut Driver<'_, S>, end: f64) {
     d.span(Kind::Idle, "standby", m.idle_w.value, from, end);
 }
 
+/// What a run of the machine went through: every state, and when the radio left IDLE.
+#[derive(Default)]
+struct Collect {
+    spans: Vec<Span>,
+    wakes: Vec<f64>,
+}
+
+impl Sink for Collect {
+    fn span(&mut self, span: Span) {
+        self.spans.push(span);
+    }
+    fn wake(&mut self, at_s: f64) {
+        self.wakes.push(at_s);
+    }
+    fn packet(&mut self, _at_s: f64, _joules: f64) {}
+}
+
+fn collect(
+    profile: &Profile,
+    packets: impl IntoIterator<Item = Packet>,
+    end_s: f64,
+) -> Result<Collect, Error> {
+    let mut c = Collect::default();
+    drive(profile, packets, end_s, &mut c)?;
+    Ok(c)
+}
+
 /// Every state the machine goes through, for inspection and tests.
 pub fn timeline(
     profile: &Profile,
     packets: impl IntoIterator<Item = Packet>,
     end_s: f64,
 ) -> Result<Vec<Span>, Error> {
-    struct Collect(Vec<Span>);
-    impl Sink for Collect {
-        fn span(&mut self, span: Span) {
-            self.0.push(span);
-        }
-        fn wake(&mut self, _at_s: f64) {}
-        fn packet(&mut self, _at_s: f64, _joules: f64) {}
-    }
-    let mut c = Collect(Vec::new());
-    drive(profile, packets, end_s, &mut c)?;
-    Ok(c.0)
+    Ok(collect(profile, packets, end_s)?.spans)
 }
 
 /// When the radio left IDLE, each the time of the packet it woke for: so a caller that knows
@@ -373,17 +390,7 @@ pub fn wakes(
     packets: impl IntoIterator<Item = Packet>,
     end_s: f64,
 ) -> Result<Vec<f64>, Error> {
-    struct Collect(Vec<f64>);
-    impl Sink for Collect {
-        fn span(&mut self, _span: Span) {}
-        fn wake(&mut self, at_s: f64) {
-            self.0.push(at_s);
-        }
-        fn packet(&mut self, _at_s: f64, _joules: f64) {}
-    }
-    let mut c = Collect(Vec::new());
-    drive(profile, packets, end_s, &mut c)?;
-    Ok(c.0)
+    Ok(collect(profile, packets, end_s)?.wakes)
 }
 
 #[cfg(test)]
