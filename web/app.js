@@ -5,6 +5,10 @@
 // the feed's events as they arrived, since every per-event figure depends on it. The guidance at
 // the bottom is tied to the measured reference run (`measured.js`).
 //
+// Under each pane's server counts, what that pane's own traffic would cost a phone's radio on a
+// chosen profile, as the server's radio model computes it (`radio.js`): so a quiet feed shows
+// its heartbeats, not its events, waking the radio.
+//
 // Everything a pane shows comes either from its own `FeedClient` (events, seqs, gaps, latency)
 // or from the server's accounting for this page's client id (requests, empty responses, bytes),
 // because a browser cannot see an EventSource's bytes or a WebSocket's framing. All four panes
@@ -23,6 +27,7 @@ import { expectedAccept } from './handshake.js';
 import { CostChart } from './cost-chart.js';
 import { LatencyChart } from './latency-chart.js';
 import { loadReportIndex, showMeasured } from './measured.js';
+import { DEFAULT_PROFILE, RADIO_PERIOD_MS, fetchRadio, radioWords } from './radio.js';
 import { LatencyHistogram, formatBytes, formatMicros, perEvent, wallClockMicros } from './stats.js';
 import {
   HTTP1_CONNECTIONS_PER_HOST,
@@ -96,6 +101,8 @@ let reference = null;
 let shownKey = null;
 /** The last message published each way (`ws`, `http`), to compare the two side by side. */
 const publishes = new Map();
+/** The server's last answer to `GET /stats/client/ID/radio` for the chosen profile. */
+let radio = null;
 
 main().catch((err) => {
   document.body.prepend(banner(`The page failed to start: ${err.message}`));
@@ -122,6 +129,7 @@ async function main() {
   wireTabs();
   wireControls();
   wirePublish();
+  wireRadio();
   // The clients start at once: over HTTP/1.1 the requests below may wait behind other tabs'
   // connections, and the panes must still come up and say so.
   openFeed();
@@ -148,6 +156,7 @@ function openFeed() {
   held = { inFlight: 0, stalled: 0 };
   shared = null;
   shownKey = null;
+  radio = null;
   source = openSource(mode, {
     clientId,
     pollIntervalMs: Number($('#poll-interval').value),
@@ -369,6 +378,7 @@ function renderPane(transport) {
     for (const name of ['requests', 'empty', 'bytes', 'bytes-per-event']) pending(name, 'asking');
   }
   fields.get('open-note').hidden = !cost;
+  renderRadio(transport, set, pending, setQuantity);
   set('last-message', m.lastMessage);
   const talk = m.talk.last;
   set('talk-how', transport === 'ws' ? 'a message on the open socket' : 'a POST /publish of its own');
@@ -390,6 +400,67 @@ function renderPane(transport) {
   if (pause.textContent !== pauseText) pause.textContent = pauseText;
   pause.setAttribute('aria-pressed', String(paused));
   drop.disabled = paused || m.state === 'closed';
+}
+
+/** The pane's radio figures: from the server's model of its own connection's traffic. */
+function renderRadio(transport, set, pending, setQuantity) {
+  const figures = radio?.transports?.[transport];
+  set('radio-profile', radio?.profile?.name ?? $('#radio-profile').value);
+  if (!figures) {
+    const why = radio ? 'no traffic yet' : 'asking';
+    for (const name of ['radio-wake-ups', 'radio-on', 'radio-energy', 'radio-woken-by']) pending(name, why);
+    set('radio-window', why);
+    set('radio-why', '');
+    return;
+  }
+  const w = radioWords(transport, figures);
+  setQuantity('radio-wake-ups', w.wakeUps);
+  setQuantity('radio-on', w.radioOn);
+  setQuantity('radio-energy', w.energy);
+  set('radio-woken-by', w.wokenBy);
+  set('radio-window', w.window);
+  set('radio-why', w.why);
+}
+
+/** The profile selector, and the figures for this page's client id every few seconds. */
+function wireRadio() {
+  const select = $('#radio-profile');
+  const ask = async () => {
+    const id = mode === 'shared' ? shared?.clientId : clientId;
+    if (!id) return;
+    const asked = select.value || DEFAULT_PROFILE;
+    const answer = await fetchRadio(id, asked);
+    if (!answer || (select.value || DEFAULT_PROFILE) !== asked) return;
+    radio = answer;
+    fillProfiles(select, answer.profiles);
+    const p = answer.profile;
+    $('[data-field="radio-timers"]').textContent =
+      `${p.title}. Timers: ${p.timers.replace(/^[^:]*: /, '')}.${p.estimate ? ' An estimate, not a published table.' : ''}`;
+    renderAll();
+  };
+  select.addEventListener('change', () => {
+    radio = null;
+    renderAll();
+    ask();
+  });
+  setInterval(ask, RADIO_PERIOD_MS);
+}
+
+/** The selector's options, once, from the server's list of profiles. */
+function fillProfiles(select, profiles) {
+  if (!profiles || select.dataset.filled) return;
+  const chosen = select.value;
+  select.replaceChildren(
+    ...profiles.map((p) => {
+      const option = document.createElement('option');
+      option.value = p.name;
+      option.textContent = p.estimate ? `${p.name} (estimate)` : p.name;
+      option.title = p.title;
+      return option;
+    }),
+  );
+  select.value = chosen;
+  select.dataset.filled = 'true';
 }
 
 /** The server's counters since the last reset; `open` is a gauge and is not reset. */

@@ -347,23 +347,50 @@ fn wifi_finish<S: Sink>(m: &WifiParams, d: &mut Driver<'_, S>, end: f64) {
     d.span(Kind::Idle, "standby", m.idle_w.value, from, end);
 }
 
+/// What a run of the machine went through: every state, and when the radio left IDLE.
+#[derive(Default)]
+struct Collect {
+    spans: Vec<Span>,
+    wakes: Vec<f64>,
+}
+
+impl Sink for Collect {
+    fn span(&mut self, span: Span) {
+        self.spans.push(span);
+    }
+    fn wake(&mut self, at_s: f64) {
+        self.wakes.push(at_s);
+    }
+    fn packet(&mut self, _at_s: f64, _joules: f64) {}
+}
+
+fn collect(
+    profile: &Profile,
+    packets: impl IntoIterator<Item = Packet>,
+    end_s: f64,
+) -> Result<Collect, Error> {
+    let mut c = Collect::default();
+    drive(profile, packets, end_s, &mut c)?;
+    Ok(c)
+}
+
 /// Every state the machine goes through, for inspection and tests.
 pub fn timeline(
     profile: &Profile,
     packets: impl IntoIterator<Item = Packet>,
     end_s: f64,
 ) -> Result<Vec<Span>, Error> {
-    struct Collect(Vec<Span>);
-    impl Sink for Collect {
-        fn span(&mut self, span: Span) {
-            self.0.push(span);
-        }
-        fn wake(&mut self, _at_s: f64) {}
-        fn packet(&mut self, _at_s: f64, _joules: f64) {}
-    }
-    let mut c = Collect(Vec::new());
-    drive(profile, packets, end_s, &mut c)?;
-    Ok(c.0)
+    Ok(collect(profile, packets, end_s)?.spans)
+}
+
+/// When the radio left IDLE, each the time of the packet it woke for: so a caller that knows
+/// why each packet was sent (the server's page figures) can say what woke the radio.
+pub fn wakes(
+    profile: &Profile,
+    packets: impl IntoIterator<Item = Packet>,
+    end_s: f64,
+) -> Result<Vec<f64>, Error> {
+    Ok(collect(profile, packets, end_s)?.wakes)
 }
 
 #[cfg(test)]
@@ -375,6 +402,24 @@ mod tests {
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)
+    }
+
+    /// Packets 30 s apart each wake LTE (tail 10.12 s) and Wi-Fi; packets 2 s apart wake LTE
+    /// once but Wi-Fi (tail 0.24 s) every time.
+    #[test]
+    fn wakes_are_the_packets_that_found_the_radio_idle() {
+        let every =
+            |gap: f64, n: usize| (0..n).map(move |i| Packet::down(secs(1.0 + gap * i as f64), 100));
+        let lte = profile::lte();
+        assert_eq!(
+            wakes(&lte, every(30.0, 3), 100.0).unwrap(),
+            vec![1.0, 31.0, 61.0]
+        );
+        assert_eq!(wakes(&lte, every(2.0, 3), 100.0).unwrap(), vec![1.0]);
+        assert_eq!(
+            wakes(&profile::wifi(), every(2.0, 3), 100.0).unwrap(),
+            vec![1.0, 3.0, 5.0]
+        );
     }
 
     /// The states tile time: no gap, no overlap, from 0 to the end.

@@ -32,11 +32,25 @@ WS_CLIENT_TIMEOUT_S = 45  # server --ws-client-timeout: a WebSocket without a po
 LONG_POLL_HOLD_S = 20  # loadgen --long-poll-timeout in these cells
 POLL_INTERVAL_S = 5  # loadgen --poll-interval in these cells
 LOADGEN_RESPONSE_TIMEOUT_S = 15  # loadgen's net::RESPONSE_TIMEOUT: a poll's watchdog
-# Linux gives up on a connection whose data is never acknowledged after tcp_retries2 = 15
-# retransmissions: about 924.6 s with the minimum RTO of 200 ms (RFC 6298 backoff, capped at
-# 120 s). Derived from the kernel's defaults (Documentation/networking/ip-sysctl.rst), not
-# measured here: no cell runs that long.
-TCP_GIVE_UP_S = 924.6
+# The server sets TCP_USER_TIMEOUT to --send-timeout (30 s) on every connection
+# (server/src/connection.rs): the kernel aborts a connection whose sent data stays
+# unacknowledged that long, silently (no FIN, no reset reaches the link). A heartbeat or ping
+# into a dropped mapping is such data, so this, not tcp_retries2's 15 minutes, is how the
+# server finds a dead SSE stream, and a dead WebSocket before --ws-client-timeout (45 s).
+SEND_TIMEOUT_S = 30
+# Each end's watchdog, by name, for the tables: what notices a dead connection, if anything.
+SERVER_WATCHDOG = {
+    "sse": "TCP_USER_TIMEOUT (--send-timeout 30 s) on the unacknowledged heartbeat",
+    "ws": "TCP_USER_TIMEOUT (--send-timeout 30 s) on the unacknowledged ping, before --ws-client-timeout 45 s",
+    "long-poll": "none needed: a vanished request leaves it nothing to write",
+    "short-poll": "none needed: a vanished request leaves it nothing to write",
+}
+CLIENT_WATCHDOG = {
+    "sse": "none: EventSource, the page and loadgen's SSE client have no read watchdog once connected",
+    "ws": "none: the browser's WebSocket and loadgen's have no read watchdog",
+    "long-poll": "loadgen's response timeout (15 s after the hold); the page's stall detection only labels it",
+    "short-poll": "loadgen's response timeout (15 s); the page's stall detection only labels it",
+}
 
 TRANSPORTS = ["sse", "ws", "long-poll", "short-poll"]
 
@@ -79,14 +93,11 @@ def notice_s(transport, heartbeat, nat, mode):
     next_packet = quiet - nat
     if mode == "reset":
         return (next_packet, next_packet)
-    if transport == "ws":
-        # The server's ping vanishes; it closes the socket WS_CLIENT_TIMEOUT_S later, and its
-        # close frame vanishes too: loadgen's and a browser's WebSocket have no read watchdog.
-        return (next_packet + WS_CLIENT_TIMEOUT_S, float("inf"))
-    if transport == "sse":
-        # The heartbeat is retransmitted until TCP gives up; EventSource and loadgen's SSE
-        # client wait for ever.
-        return (next_packet + TCP_GIVE_UP_S, float("inf"))
+    if transport in ("ws", "sse"):
+        # The heartbeat or ping vanishes and is retransmitted until TCP_USER_TIMEOUT aborts the
+        # connection (before --ws-client-timeout for a WebSocket); the abort sends nothing, so
+        # the client, which has no read watchdog, waits for ever.
+        return (next_packet + min(SEND_TIMEOUT_S, WS_CLIENT_TIMEOUT_S), float("inf"))
     # Polls: the request vanishes and the client's own timeout ends it.
     hold = LONG_POLL_HOLD_S if transport == "long-poll" else 0
     return (float("inf"), next_packet + hold + LOADGEN_RESPONSE_TIMEOUT_S)
@@ -127,6 +138,7 @@ def derived(loadgen):
                         "nat_timeout_s": nat, "nat_mode": mode, "survives": n is None,
                         "server_notices_after_s": None if n is None else n[0],
                         "client_notices_after_s": None if n is None else n[1],
+                        "server_watchdog": SERVER_WATCHDOG[t], "client_watchdog": CLIENT_WATCHDOG[t],
                         **e, "derived": True,
                     })
     return rows
@@ -155,8 +167,15 @@ def run_cell(loadgen, nat, hb, mode, duration, clients, out):
             "transport": r["transport"], "heartbeat_s": hb, "nat_timeout_s": nat,
             "nat_mode": mode, "duration_s": duration,
             "events_expected": r["events_expected"], "events_received": r["events_received"],
-            "lost": r.get("lost"), "reconnects": r["reconnects"],
+            # Delivered late or resumed, or never: every expected event once (`events_unique`),
+            # none acknowledged and missing (`lost`), the connections that failed and came back,
+            # and how late the worst one was.
+            "events_unique": r.get("events_unique"), "lost": r.get("lost"),
+            "reconnects": r["reconnects"], "disconnects": r.get("disconnects"),
+            "latency_p99_ms": r["latency_us"]["p99"] / 1e3 if r["latency_us"]["count"] else None,
             "latency_max_ms": r["latency_us"]["max"] / 1e3 if r["latency_us"]["count"] else None,
+            "server_watchdog": SERVER_WATCHDOG[r["transport"]],
+            "client_watchdog": CLIENT_WATCHDOG[r["transport"]],
             "errors": r.get("errors", {}),
             "nat": p.get("nat"), "energy_per_hour_j": rad.get("energy_per_hour_j"),
             "radio_on_share": rad.get("radio_on_share"),
@@ -248,7 +267,10 @@ def main():
         "(`loadgen radio --profile lte`, steady state, foreground).\n\n"
         + table(der, ["transport", "heartbeat_s", "silence_s", "nat_timeout_s", "nat_mode", "survives",
                       "server_notices_after_s", "client_notices_after_s", "energy_per_hour_j",
-                      "radio_on_share", "wake_ups_per_hour", "timers"]))
+                      "radio_on_share", "wake_ups_per_hour", "timers"])
+        + "\n\nWhat notices a dead connection (`never`: nothing does by itself):\n\n"
+        + table([{"transport": t, "server": SERVER_WATCHDOG[t], "client": CLIENT_WATCHDOG[t]}
+                 for t in TRANSPORTS], ["transport", "server", "client"]))
     for nat, mode in [(30, "drop"), (120, "drop"), (30, "reset")]:
         (out / f"energy_vs_notice_nat{nat}_{mode}.svg").write_text(svg(der, nat, mode))
     if measured:
@@ -256,8 +278,8 @@ def main():
         (out / "cells.md").write_text(
             "Measured in real time (one run per cell; every transport in one phase, 10 phones each).\n\n"
             + table(measured, ["transport", "heartbeat_s", "nat_timeout_s", "nat_mode", "duration_s",
-                               "events_expected", "events_received", "lost", "reconnects",
-                               "latency_max_ms", "energy_per_hour_j", "radio_on_share",
+                               "events_expected", "events_unique", "lost", "reconnects",
+                               "disconnects", "latency_p99_ms", "latency_max_ms", "energy_per_hour_j", "radio_on_share",
                                "wake_ups_per_hour"]))
     commit = sh(["git", "-C", str(ROOT), "rev-parse", "HEAD"])
     dirty = sh(["git", "-C", str(ROOT), "status", "--porcelain"]) != ""

@@ -23,7 +23,10 @@ use actix_web::{
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::transport::Transport;
+use crate::{
+    timings::{Cause, Timings},
+    transport::Transport,
+};
 
 /// A request extension: its response body's size before compression, for the accounting
 /// wrapper (which sees only the body as written).
@@ -117,14 +120,28 @@ pub struct Handshake {
     pub accept: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ClientRecord {
     pub transports: [Counters; 4],
+    /// When each transport wrote and read, for the page's radio figures ([`crate::timings`]).
+    pub timings: [Timings; 4],
     /// Its `POST /publish` requests (`client=ID`) by way up, so the page can show what a
     /// message cost going up.
     pub publishes: [PublishCounters; 4],
     pub ws_handshake: Mutex<Option<Handshake>>,
     last_seen: Mutex<Option<Instant>>,
+}
+
+impl ClientRecord {
+    fn new(timings: usize) -> Self {
+        Self {
+            transports: Default::default(),
+            timings: std::array::from_fn(|_| Timings::new(timings)),
+            publishes: Default::default(),
+            ws_handshake: Mutex::default(),
+            last_seen: Mutex::default(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -148,6 +165,8 @@ pub struct Accounting {
     pub ticker_restarts: AtomicU64,
     clients: Mutex<HashMap<String, Arc<ClientRecord>>>,
     max_clients: usize,
+    /// `--client-timings`: stamps kept per tracked client and transport.
+    timings: usize,
     /// Open streaming connections per client IP; only kept when that limit is on.
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
@@ -167,8 +186,17 @@ impl Accounting {
             ticker_restarts: AtomicU64::new(0),
             clients: Mutex::new(HashMap::new()),
             max_clients: max_clients.max(1),
+            timings: 2,
             per_ip: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Keeps `per_client` write and read times per tracked client and transport
+    /// (`--client-timings`).
+    #[must_use]
+    pub fn with_timings(mut self, per_client: usize) -> Self {
+        self.timings = per_client;
+        self
     }
 
     /// The record of `id`, created on first use; the least recently seen is forgotten when full.
@@ -187,7 +215,7 @@ impl Accounting {
                 clients.remove(&k);
             }
         }
-        let record = Arc::new(ClientRecord::default());
+        let record = Arc::new(ClientRecord::new(self.timings));
         *record.last_seen.lock() = Some(Instant::now());
         clients.insert(id.to_owned(), record.clone());
         record
@@ -269,7 +297,15 @@ impl Meter {
         }
     }
 
+    /// When the request carried `client=ID`: that this connection moved `bytes` now.
+    fn stamp(&self, cause: Cause, bytes: u64) {
+        if let Some(c) = &self.client {
+            c.timings[self.transport.index()].stamp(cause, bytes);
+        }
+    }
+
     pub fn request(&self) {
+        self.stamp(Cause::Client, 0);
         self.each(|c| {
             c.requests.fetch_add(1, Relaxed);
         });
@@ -288,6 +324,14 @@ impl Meter {
     /// `events` delivered in `written` bytes on the wire, which would have been `uncompressed`
     /// bytes with nothing compressed.
     pub fn delivered_as(&self, events: u64, written: u64, uncompressed: u64) {
+        if events > 0 || written > 0 {
+            let cause = if events > 0 {
+                Cause::Event
+            } else {
+                Cause::NoEvent
+            };
+            self.stamp(cause, written);
+        }
         self.each(|c| {
             c.events_delivered.fetch_add(events, Relaxed);
             c.add_bytes(written, uncompressed);
@@ -296,13 +340,22 @@ impl Meter {
 
     /// Uncompressed bytes written.
     pub fn bytes(&self, bytes: u64) {
+        if bytes > 0 {
+            self.stamp(Cause::NoEvent, bytes);
+        }
         self.each(|c| c.add_bytes(bytes, bytes));
     }
 
     pub fn message_received(&self) {
+        self.stamp(Cause::Client, 0);
         self.each(|c| {
             c.messages_received.fetch_add(1, Relaxed);
         });
+    }
+
+    /// A WebSocket pong: counted nowhere else, but it wakes a phone's radio as a message does.
+    pub fn pong_received(&self) {
+        self.stamp(Cause::Client, 0);
     }
 
     /// Marks a streaming connection (or held long-poll) open until the guard drops; refuses it,

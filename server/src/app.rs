@@ -45,6 +45,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: Option<&std::path::Path>
         )
         .service(with_preflight("/stats", web::get().to(stats::stats)))
         .route("/stats/client/{id}", web::get().to(stats::client))
+        .route(
+            "/stats/client/{id}/radio",
+            web::get().to(stats::client_radio),
+        )
         .route("/metrics", web::get().to(stats::metrics))
         .route(
             "/results/index.json",

@@ -307,6 +307,11 @@ pub struct Config {
     #[arg(long, env = "FEEDLAB_MAX_TRACKED_CLIENTS", default_value_t = 1_024, value_parser = count_in(1, 100_000))]
     pub max_tracked_clients: usize,
 
+    /// Write and read times kept per tracked client and transport, for the page's radio
+    /// figures (`GET /stats/client/ID/radio`): a ring of the last N, 12 bytes each, grown as used.
+    #[arg(long, env = "FEEDLAB_CLIENT_TIMINGS", default_value_t = 256, value_parser = count_in(2, 4_096))]
+    pub client_timings: usize,
+
     /// Worker threads serving connections (default: one per CPU core).
     #[arg(long, env = "FEEDLAB_WORKERS", value_parser = count_in(1, 1_024))]
     pub workers: Option<usize>,

@@ -41,6 +41,7 @@ pub mod stats;
 pub mod store;
 pub mod testing;
 pub mod ticker;
+pub mod timings;
 pub mod tls;
 pub mod transport;
 

@@ -81,7 +81,9 @@ impl AppState {
         feed: Arc<Feed>,
         redis: Option<Arc<RedisFeed>>,
     ) -> Arc<Self> {
-        let accounting = Arc::new(Accounting::new(config.max_tracked_clients));
+        let accounting = Arc::new(
+            Accounting::new(config.max_tracked_clients).with_timings(config.client_timings),
+        );
         let ticker = Ticker::new(
             config.rate,
             config.payload_bytes,

@@ -1,5 +1,5 @@
 //! `/stats` (JSON), `/stats/client/ID` and `/metrics` (Prometheus text): one set of counters,
-//! three views.
+//! three views; and `/stats/client/ID/radio`, a client's traffic as a phone's radio would pay it.
 //!
 //! The load generator reads `/stats` before and after a phase and checks its own socket counts
 //! against the deltas, so these numbers are part of the measurement, not decoration.
@@ -97,6 +97,38 @@ pub async fn client(
                 .map(|(way, c)| (*way, c.snapshot()))
                 .collect::<BTreeMap<_, _>>(),
             "ws_handshake": handshake,
+        })))
+}
+
+/// `/stats/client/ID/radio?profile=NAME` (default `lte`): what each of the client's transports
+/// would cost a phone's radio on that profile, from the server's write and read times
+/// ([`crate::timings`]); an unknown profile is a 400 naming the profiles.
+pub async fn client_radio(
+    id: web::Path<String>,
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = crate::transport::parse_client_id(&id)?;
+    let name = web::Query::<BTreeMap<String, String>>::from_query(req.query_string())
+        .map_err(|e| ApiError::BadRequest(format!("bad query: {e}")))?
+        .get("profile")
+        .cloned()
+        .unwrap_or_else(|| "lte".into());
+    let profile =
+        feedlab_radio::profile::by_name(&name).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let record = state
+        .accounting
+        .known_client(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no client {id:?} seen yet")))?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({
+            "client": id,
+            "profile": crate::timings::ProfileView::of(&profile),
+            "profiles": crate::timings::profiles(),
+            "merge_ms": crate::timings::MERGE.as_millis() as u64,
+            "kept": state.config.client_timings,
+            "transports": crate::timings::report(&record.timings, &profile, std::time::Instant::now()),
         })))
 }
 

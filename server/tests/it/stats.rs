@@ -353,3 +353,38 @@ async fn publishes_are_counted_by_way_up_byte_for_byte() {
     assert_eq!(after["ws"]["bytes_read"], (msg.len() + 6) as u64);
     assert_eq!(after["http/2"]["messages"], 0);
 }
+
+/// A quiet WebSocket: every ping (every 500 ms) finds Wi-Fi's radio asleep (its tail is 0.25 s)
+/// and wakes it, the browser-like client's pongs count as its own traffic, and no event wakes
+/// anything; an unknown profile is refused with the list.
+#[tokio::test]
+async fn radio_figures_show_pings_waking_a_quiet_connection() {
+    use futures_util::StreamExt as _;
+    let srv = TestServer::start(&["--heartbeat", "500ms"]);
+    let (ws, _) = tokio_tungstenite::connect_async(srv.ws_url("/ws?client=phone"))
+        .await
+        .unwrap();
+    // Reading is what answers pings (tungstenite queues the pong and flushes it on the next read).
+    let reader = tokio::spawn(ws.for_each(|_| async {}));
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    let radio = get(&srv.url("/stats/client/phone/radio?profile=wifi"))
+        .await
+        .json();
+    reader.abort();
+    assert_eq!(radio["profile"]["name"], "wifi");
+    assert_eq!(radio["profiles"].as_array().unwrap().len(), 5);
+    let ws = &radio["transports"]["ws"];
+    assert!(ws["woken_by"]["no_event"].as_u64().unwrap() >= 3, "{ws}");
+    assert_eq!(ws["woken_by"]["event"], 0, "{ws}");
+    // The upgrade request and at least three pongs.
+    assert!(ws["sent"]["client"].as_u64().unwrap() >= 4, "{ws}");
+    assert!(radio["transports"]["sse"].is_null());
+    let bad = get(&srv.url("/stats/client/phone/radio?profile=4g")).await;
+    assert_eq!(bad.status, 400);
+    let why = String::from_utf8(bad.body.to_vec()).unwrap();
+    assert!(why.contains("lte, lte-short, 3g, wifi, 5g-nsa"), "{why}");
+    assert_eq!(
+        get(&srv.url("/stats/client/stranger/radio")).await.status,
+        404
+    );
+}

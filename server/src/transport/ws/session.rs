@@ -429,7 +429,10 @@ impl<W: Wire> Session<W> {
                 meter.bytes(ws_frame_len(bytes.len()));
                 self.send(&codec::pong(&bytes)).await.err()
             }
-            Msg::Pong => None,
+            Msg::Pong => {
+                meter.pong_received();
+                None
+            }
             // Answer a close with the same code, as RFC 6455 section 5.5.1 suggests.
             Msg::Close(reason) => Some(End::Answer(Some(CloseReason {
                 code: reason.map_or(CloseCode::Normal, |r| r.code),
