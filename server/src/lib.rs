@@ -92,8 +92,8 @@ pub async fn run(
         })
     };
     let tail = state.redis.clone().map(|redis| {
-        let (feed, stop) = (state.feed.clone(), stop.clone());
-        tokio::spawn(async move { redis.tail(feed, stop).await })
+        let (feed, feeds, stop) = (state.feed.clone(), state.feeds.clone(), stop.clone());
+        tokio::spawn(async move { redis.tail(feed, feeds, stop).await })
     });
 
     let server = if config.fast_path && !config.h2c {
