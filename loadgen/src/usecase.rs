@@ -51,7 +51,7 @@ use tokio_tungstenite::tungstenite::{client::IntoClientRequest as _, Message};
 use tokio_util::sync::CancellationToken;
 
 pub use feedlab_report::section::usecases::{
-    markdown, Decided, Encoding, GameRun, ProgressRun, Ranked, RankedPlace, Results, Tail,
+    Decided, Encoding, GameRun, ProgressRun, Ranked, RankedPlace, Results, Tail,
 };
 
 use crate::{
@@ -132,6 +132,29 @@ pub struct UsecaseArgs {
 }
 
 impl UsecaseArgs {
+    /// Runs this plans (every network, repeat, transport and workload), and about how long they
+    /// take: a game run is `--duration` and the second its players take to connect and stop; a
+    /// job log's run is its bursts and quiets, the half second before its start and the second
+    /// its end and its refused reconnect take. Links' set-up is not counted.
+    pub fn estimate(&self) -> (usize, Duration) {
+        let workloads = if self.workloads.is_empty() {
+            vec![Workload::Game, Workload::Progress]
+        } else {
+            self.workloads.clone()
+        };
+        let cells = self.networks.len() * self.repeat as usize * self.transports.len();
+        let per_cell: Duration = workloads
+            .iter()
+            .map(|w| match w {
+                Workload::Game => self.duration + Duration::from_millis(1_800),
+                Workload::Progress => {
+                    (self.burst + self.quiet) * self.bursts + Duration::from_millis(1_500)
+                }
+            })
+            .sum();
+        (cells * workloads.len(), per_cell * cells as u32)
+    }
+
     /// The defaults, for a caller that sets what it knows (the scenario driver).
     ///
     /// # Errors
@@ -1432,7 +1455,7 @@ fn rank_runs(workload: Workload, network: &str, a: &UsecaseArgs, r: &Results) ->
 fn write(out: &std::path::Path, r: &Results) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     std::fs::write(out.join("results.json"), serde_json::to_string_pretty(r)?)?;
-    std::fs::write(out.join("usecases.md"), markdown(r))?;
+    feedlab_report::section::usecases::write_markdown(out)?;
     eprintln!("usecase: wrote {}", out.join("usecases.md").display());
     Ok(())
 }
