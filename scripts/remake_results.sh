@@ -9,8 +9,9 @@
 #   scripts/remake_results.sh SECTION...      only those (e.g. `reference scenarios`)
 #
 # Expected times are the last measured run's own `duration_s` (or its README's), scaled where
-# the command's repeats changed since (the scenarios: 3 → 4 runs, 17 min 11 s × 4/3). A quiet
-# 2-core machine is assumed; the whole takes about 2 h 55 min. Sections that need what this
+# the command's repeats changed since (the scenarios: 3 → 4 runs, 17 min 11 s × 4/3; game and
+# progress, not measured yet in it, as planned). A quiet 2-core machine is assumed; the whole
+# takes about 3 h 46 min (`--list` adds them up). Sections that need what this
 # machine may not have (root for the link emulator, nginx, Redis, Chromium, Python 2.7 for
 # Autobahn) say so and are skipped when it is missing, and the summary lists them.
 #
@@ -21,7 +22,7 @@ cd "$(dirname "$0")/.."
 # name|expected seconds|needs|what
 SECTIONS=(
   "reference|300|-|the reference matrix (loopback, every transport, defaults; 225 s at 3 runs, × 4/3)"
-  "scenarios|1375|root|loadgen --scenario all (six scenarios, 4 runs each; 17 min 11 s × 4/3), then decision.md"
+  "scenarios|2455|root|loadgen --scenario all (six feed scenarios, 4 runs each, 17 min 11 s × 4/3; game 10 min as planned and a sixth for its links, progress 6 min 20 s as planned), then decision.md"
   "crossover-requests|273|-|polling's requests against the rate sweep (204 s at 3 runs, × 4/3)"
   "networks|900|root|the emulated-network matrix, run once as it was (492 s), and the link's own overhead (302 s at 3 runs, × 4/3)"
   "tls-http2|140|-|plain against TLS, HTTP/1.1, 1.0 and 2, one run as it was (137 s)"

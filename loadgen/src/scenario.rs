@@ -243,10 +243,11 @@ mod tests {
     /// What `--scenario all` may plan to take on a 2-core machine: a run someone starts and
     /// waits for, not an overnight job. Four runs a phase (the fewest with which the rank test
     /// can reach 5%): the six feed scenarios plan about 23 minutes, the game (three links ×
-    /// four transports × four runs, its p99.9 resting on about 24 samples a run) about 14 and
-    /// the job log about 5; runs have taken up to a tenth longer than planned (connecting
-    /// across emulated links, starting servers, writing reports), so a plan of 43 minutes
-    /// keeps the run itself within about 47.
+    /// four transports × four runs of 10 s, its p99.9 resting on about 24 samples a run) about
+    /// 10 and the job log (four transports × four runs of one 22-second job) about 6; runs
+    /// have taken up to a tenth longer than planned (connecting across emulated links,
+    /// starting servers, writing reports), so a plan of 43 minutes keeps the run itself within
+    /// about 47.
     const ALL_BUDGET: std::time::Duration = std::time::Duration::from_secs(43 * 60);
 
     #[test]
@@ -255,7 +256,7 @@ mod tests {
             .into_iter()
             .map(|n| {
                 let args = Scenario::load(n).unwrap().args(&[]).unwrap();
-                crate::plan::Plan::build(&args).unwrap().estimate()
+                crate::run::scenarios::estimate(&args).unwrap().1
             })
             .sum();
         assert!(total <= ALL_BUDGET, "--scenario all plans {total:?}");

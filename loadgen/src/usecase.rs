@@ -24,7 +24,8 @@
 //!   first line, and the cost per job (bytes, requests, server CPU).
 //!
 //! Inputs and polls go out at fixed intended times and latencies count from those, so a slow
-//! answer carries its wait (no coordinated omission). The HTTP, TLS and WebSocket work is
+//! answer carries its wait (no coordinated omission). HTTP inputs go side by side as a
+//! browser's fetches do ([`uplink`]), so one input does not wait for the answer to the last. The HTTP, TLS and WebSocket work is
 //! hyper's, rustls' and tungstenite's over loadgen's counted connections ([`crate::net`]); what
 //! is hand-written is the measurement: schedules, matching acknowledgements, cursors.
 
@@ -50,7 +51,7 @@ use tokio_tungstenite::tungstenite::{client::IntoClientRequest as _, Message};
 use tokio_util::sync::CancellationToken;
 
 pub use feedlab_report::section::usecases::{
-    markdown, Decided, Encoding, GameRun, ProgressRun, Ranked, RankedPlace, Results, Tail,
+    Decided, Encoding, GameRun, ProgressRun, Ranked, RankedPlace, Results, Tail,
 };
 
 use crate::{
@@ -58,6 +59,8 @@ use crate::{
     net::{self, ByteCounts, HttpVersion, Target, TlsOptions},
     server_proc::ServerProcess,
 };
+
+mod uplink;
 
 /// A stall: no state for this long at one client.
 pub const STALL: Duration = Duration::from_millis(100);
@@ -81,7 +84,7 @@ pub struct UsecaseArgs {
     pub networks: Vec<feedlab_link::Network>,
     /// HTTPS with HTTP/2 for SSE and polls, as a browser meets a production server (WebSockets
     /// on their own HTTP/1.1 connection); `off`: plain HTTP/1.1 (the server's fast path).
-    #[arg(long, default_value = "on", value_parser = on_off)]
+    #[arg(long, default_value = "on", value_parser = on_off, action = clap::ArgAction::Set)]
     pub tls: bool,
     /// Runs of each cell, interleaved by transport (4 is the fewest with which the rank test
     /// can reach 5%).
@@ -129,6 +132,29 @@ pub struct UsecaseArgs {
 }
 
 impl UsecaseArgs {
+    /// Runs this plans (every network, repeat, transport and workload), and about how long they
+    /// take: a game run is `--duration` and the second its players take to connect and stop; a
+    /// job log's run is its bursts and quiets, the half second before its start and the second
+    /// its end and its refused reconnect take. Links' set-up is not counted.
+    pub fn estimate(&self) -> (usize, Duration) {
+        let workloads = if self.workloads.is_empty() {
+            vec![Workload::Game, Workload::Progress]
+        } else {
+            self.workloads.clone()
+        };
+        let cells = self.networks.len() * self.repeat as usize * self.transports.len();
+        let per_cell: Duration = workloads
+            .iter()
+            .map(|w| match w {
+                Workload::Game => self.duration + Duration::from_millis(1_800),
+                Workload::Progress => {
+                    (self.burst + self.quiet) * self.bursts + Duration::from_millis(1_500)
+                }
+            })
+            .sum();
+        (cells * workloads.len(), per_cell * cells as u32)
+    }
+
     /// The defaults, for a caller that sets what it knows (the scenario driver).
     ///
     /// # Errors
@@ -644,15 +670,9 @@ async fn play(
         p.errors.add("connect");
         return;
     };
-    // The way up: the same HTTP/2 connection, or a second HTTP/1.1 one (as a browser's fetch).
-    let up = match http {
-        HttpVersion::Http2 => sender.h2_clone().map(|s| (s, None)),
-        _ => connect(target, wire, http)
-            .await
-            .ok()
-            .map(|(s, t)| (s, Some(t))),
-    };
-    let Some((mut up, up_task)) = up else {
+    // The way up: further streams on the same HTTP/2 connection, or HTTP/1.1 connections of
+    // their own, as a browser's fetches ([`uplink`]).
+    let Ok(mut up) = uplink::Uplink::new(target, wire, http, &sender).await else {
         p.errors.add("connect_up");
         return;
     };
@@ -665,29 +685,27 @@ async fn play(
             let due = start + every * n;
             tokio::select! {
                 () = stop.cancelled() => break,
-                () = tokio::time::sleep_until(due) => {}
+                () = tokio::time::sleep_until(due) => {
+                    // Counted from the intended time: an input that waited for a free
+                    // connection carries the wait.
+                    let intended = clock::now_us().saturating_sub(due.elapsed().as_micros() as u64);
+                    let bytes = input_bytes(&mut rng);
+                    let body = format!(
+                        "{{\"n\":{n},\"d\":\"{}\"}}",
+                        base64::engine::general_purpose::STANDARD.encode(&bytes)
+                    );
+                    up.queue(n, post(target, http, &format!("/input?client={id}"), body));
+                    up_seen.pending.insert(n, intended);
+                    up_seen.sent += 1;
+                    n += 1;
+                }
+                Some(done) = up.answered() => match done {
+                    Ok((k, Ok((StatusCode::OK, _)))) => up_seen.acked(k),
+                    Ok((_, Ok((s, _)))) => up_seen.errors.add(format!("input_http_{}", s.as_u16())),
+                    Ok((_, Err(e))) => up_seen.errors.add(e),
+                    Err(e) => up_seen.errors.add(format!("connect_up_{e}")),
+                },
             }
-            // Counted from the intended time: an input that waited behind a slow answer
-            // carries the wait.
-            let intended = clock::now_us().saturating_sub(due.elapsed().as_micros() as u64);
-            let bytes = input_bytes(&mut rng);
-            let body = format!(
-                "{{\"n\":{n},\"d\":\"{}\"}}",
-                base64::engine::general_purpose::STANDARD.encode(&bytes)
-            );
-            let req = post(target, http, &format!("/input?client={id}"), body);
-            up_seen.pending.insert(n, intended);
-            up_seen.sent += 1;
-            let answer = tokio::select! {
-                () = stop.cancelled() => break,
-                r = fetch(&mut up, req) => r,
-            };
-            match answer {
-                Ok((StatusCode::OK, _)) => up_seen.acked(n),
-                Ok((s, _)) => up_seen.errors.add(format!("input_http_{}", s.as_u16())),
-                Err(e) => up_seen.errors.add(e),
-            }
-            n += 1;
         }
         up_seen
     };
@@ -701,10 +719,8 @@ async fn play(
     for (k, v) in up_seen.errors.0 {
         *p.errors.0.entry(k).or_insert(0) += v;
     }
+    drop(up);
     task.abort();
-    if let Some(t) = up_task {
-        t.abort();
-    }
 }
 
 /// States by SSE, long poll or short poll.
@@ -1439,7 +1455,7 @@ fn rank_runs(workload: Workload, network: &str, a: &UsecaseArgs, r: &Results) ->
 fn write(out: &std::path::Path, r: &Results) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     std::fs::write(out.join("results.json"), serde_json::to_string_pretty(r)?)?;
-    std::fs::write(out.join("usecases.md"), markdown(r))?;
+    feedlab_report::section::usecases::write_markdown(out)?;
     eprintln!("usecase: wrote {}", out.join("usecases.md").display());
     Ok(())
 }

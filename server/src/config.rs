@@ -82,7 +82,8 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
 
     /// Serve one feed from several instances: publishes go into a Redis Stream (XADD, bounded by
-    /// `--retain`), every instance tails it, and seq is the same on all of them. E.g.
+    /// `--retain`), every instance tails it, and seq is the same on all of them; named feeds
+    /// (`?feed=`) too, each with its own seq, `--feed-retain` window and end. E.g.
     /// `redis://127.0.0.1:6379`. Takes the place of `--data-dir`.
     #[arg(long, env = "FEEDLAB_REDIS", conflicts_with = "data_dir")]
     pub redis: Option<String>,

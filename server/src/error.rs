@@ -51,10 +51,6 @@ pub enum ApiError {
         "too many named feeds: {max} are open (--max-feeds); retry once one is idle (--feed-idle)"
     )]
     TooManyFeeds { max: usize },
-    #[error(
-        "named feeds are not shared through --redis: this server serves the main feed only there"
-    )]
-    NamedFeedsNotShared,
     /// A reader at or past the terminal event: nothing more will come (answered 204, so that
     /// `EventSource` stops reconnecting).
     #[error("the feed ended at seq {seq}")]
@@ -90,8 +86,7 @@ impl ResponseError for ApiError {
             | Self::BadJson(_)
             | Self::BadControl(_)
             | Self::BadRequest(_)
-            | Self::BadFeedName(_)
-            | Self::NamedFeedsNotShared => StatusCode::BAD_REQUEST,
+            | Self::BadFeedName(_) => StatusCode::BAD_REQUEST,
             Self::TooManyFeeds { .. } | Self::InputRate { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::FeedEnded { .. } => StatusCode::NO_CONTENT,
             Self::PublishAfterEnd { .. } => StatusCode::CONFLICT,

@@ -268,14 +268,19 @@ impl Feed {
         Ok(event)
     }
 
-    /// Appends an event whose seq was assigned elsewhere (Redis). Older or repeated seqs are
-    /// ignored; a seq past `head + 1` means the ones between are gone for good, so the ring
-    /// restarts there and cursors in the hole are told what they missed.
-    pub fn append(&self, seq: Seq, ts: u64, data_json: &str) {
+    /// Appends an event whose seq was assigned elsewhere (Redis), the feed's terminal event when
+    /// `end`. Older or repeated seqs are ignored; a seq past `head + 1` means the ones between
+    /// are gone for good, so the ring restarts there and cursors in the hole are told what they
+    /// missed.
+    pub fn append(&self, seq: Seq, ts: u64, data_json: &str, end: bool) {
         {
             let mut ring = self.ring.write();
             if seq <= ring.head {
                 return;
+            }
+            if end {
+                // Before the head moves, as in a publish here.
+                self.ended.store(seq, Ordering::Release);
             }
             if seq != ring.head + 1 {
                 ring.events.clear();
@@ -284,7 +289,7 @@ impl Feed {
                 ring.events.pop_front();
             }
             ring.events
-                .push_back(Arc::new(Event::encode(seq, ts, data_json)));
+                .push_back(Arc::new(Event::encode_as(seq, ts, data_json, end)));
             ring.head = seq;
         }
         self.head.send_replace(seq);
@@ -488,12 +493,12 @@ mod tests {
     #[test]
     fn appended_seqs_keep_order_and_holes_become_missed() {
         let feed = Feed::new(10);
-        feed.append(1, 10, "1");
-        feed.append(2, 20, "2");
-        feed.append(2, 20, "2");
-        feed.append(1, 10, "1");
+        feed.append(1, 10, "1", false);
+        feed.append(2, 20, "2", false);
+        feed.append(2, 20, "2", false);
+        feed.append(1, 10, "1", false);
         assert_eq!(feed.head(), 2);
-        feed.append(6, 60, "6");
+        feed.append(6, 60, "6", false);
         let b = feed.since(1, 10).unwrap();
         assert_eq!(
             (seqs(&b), b.missed),

@@ -9,8 +9,10 @@
 //! dropped (a reader that comes back after that finds a new, empty feed and is told its
 //! cursor is ahead).
 //!
-//! Named feeds live in this process's memory: not on disk (`--data-dir`) and not through
-//! Redis (`--redis` refuses them with the reason), which share the main feed only.
+//! Named feeds live in this process's memory, not on disk (`--data-dir` keeps the main feed
+//! only). With `--redis` they are shared by every instance ([`crate::redis_feed`]): seq, the
+//! retained window and the terminal event are kept in Redis, and each instance's feeds here
+//! mirror them.
 
 use std::{
     collections::HashMap,
@@ -116,6 +118,11 @@ impl Feeds {
         );
         self.created.fetch_add(1, Relaxed);
         Ok(feed)
+    }
+
+    /// `--max-feeds`.
+    pub fn max(&self) -> usize {
+        self.max
     }
 
     /// Drops the feeds idle for `--feed-idle`: nobody waits on them and nobody asked for them.

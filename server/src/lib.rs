@@ -97,8 +97,8 @@ pub async fn run(
     // instance went quiet for the whole window and its events arrived late, elsewhere).
     let tail_stop = CancellationToken::new();
     let tail = state.redis.clone().map(|redis| {
-        let (feed, stop) = (state.feed.clone(), tail_stop.clone());
-        tokio::spawn(async move { redis.tail(feed, stop).await })
+        let (feed, feeds, stop) = (state.feed.clone(), state.feeds.clone(), tail_stop.clone());
+        tokio::spawn(async move { redis.tail(feed, feeds, stop).await })
     });
 
     let server = if config.fast_path && !config.h2c {

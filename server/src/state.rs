@@ -34,7 +34,7 @@ pub struct AppState {
     /// `--max-new-connections-per-sec`.
     pub new_connections: crate::connection::NewConnections,
     /// Named feeds (`?feed=NAME`), `--max-feeds` of them.
-    pub feeds: crate::feeds::Feeds,
+    pub feeds: Arc<crate::feeds::Feeds>,
     /// Inputs taken (`--max-input-rate`, `--max-input-bytes`).
     pub inputs: crate::input::Inputs,
 }
@@ -59,6 +59,10 @@ impl AppState {
                     url,
                     &config.redis_prefix,
                     config.retain,
+                    crate::redis_feed::NamedSettings {
+                        retain: config.feed_retain as u64,
+                        idle: config.feed_idle,
+                    },
                     config.key_policy(),
                     &feed,
                 )
@@ -66,7 +70,11 @@ impl AppState {
             )),
             None => None,
         };
-        Ok(Self::with_feed(config, stop, Arc::new(feed), redis))
+        let state = Self::with_feed(config, stop, Arc::new(feed), redis);
+        if let Some(redis) = &state.redis {
+            redis.load_named(&state.feeds).await?;
+        }
+        Ok(state)
     }
 
     /// An in-memory feed (what tests and property checks use).
@@ -100,12 +108,12 @@ impl AppState {
             redis,
             drain: crate::shutdown::Drain::new(config.shutdown_drain()),
             new_connections: crate::connection::NewConnections::new(&config),
-            feeds: crate::feeds::Feeds::new(
+            feeds: Arc::new(crate::feeds::Feeds::new(
                 config.max_feeds,
                 config.feed_retain,
                 config.feed_idle,
                 config.key_policy(),
-            ),
+            )),
             inputs: crate::input::Inputs::default(),
             config,
         })
@@ -133,11 +141,10 @@ impl AppState {
     /// The feed a request names (`?feed=NAME`, made on first use), or the main feed.
     ///
     /// # Errors
-    /// 429 past `--max-feeds`; 400 for a named feed under `--redis`.
+    /// 429 past `--max-feeds`.
     pub fn feed_of(&self, name: Option<&str>) -> Result<Arc<Feed>, crate::error::ApiError> {
         match name {
             None => Ok(self.feed.clone()),
-            Some(_) if self.redis.is_some() => Err(crate::error::ApiError::NamedFeedsNotShared),
             Some(name) => self.feeds.get(name),
         }
     }
@@ -163,7 +170,14 @@ impl AppState {
             ));
         }
         let feed = self.feed_of(name)?;
-        self.answered(feed.publish_ending(data_json, key, end)?)
+        let answer = match &self.redis {
+            Some(redis) => redis
+                .publish(name, data_json, key, end, feed.head())
+                .await
+                .map_err(|e| crate::error::ApiError::Upstream(format!("redis: {e}")))?,
+            None => feed.publish_ending(data_json, key, end)?,
+        };
+        self.answered(answer)
     }
 
     /// Publishes `data_json` (one compact JSON value) and counts it.
@@ -186,7 +200,7 @@ impl AppState {
     ) -> Result<Published, crate::error::ApiError> {
         let answer = match &self.redis {
             Some(redis) => redis
-                .publish(data_json, key, self.feed.head())
+                .publish(None, data_json, key, false, self.feed.head())
                 .await
                 .map_err(|e| crate::error::ApiError::Upstream(format!("redis: {e}")))?,
             None => self.feed.publish_once(data_json, key)?,

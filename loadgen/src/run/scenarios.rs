@@ -1,6 +1,8 @@
 //! `--scenario`: runs each named workload as a run of its own (its report in
 //! `<out>/<scenario>/`), then writes `<out>/decision.md` and `decision.json`, which open with a
-//! recommendation per scenario and link each scenario's full report.
+//! recommendation per scenario and link each scenario's full report. Into a directory that has
+//! a decision already, the scenarios not run this time keep their entries: `--scenario game`
+//! adds the game to a committed `--scenario all` without measuring the rest again.
 
 use std::{ffi::OsString, path::PathBuf};
 
@@ -30,13 +32,12 @@ pub async fn execute_scenarios(
     if mode == Mode::Cli {
         let mut total = std::time::Duration::ZERO;
         for s in &scenarios {
-            let plan = crate::plan::Plan::build(&s.args(&user)?).map_err(anyhow::Error::msg)?;
-            total += plan.estimate();
+            let (runs, estimate) = estimate(&s.args(&user)?)?;
+            total += estimate;
             eprintln!(
-                "loadgen: scenario {}: {} phases, about {:.0} s",
+                "loadgen: scenario {}: {runs} phases, about {:.0} s",
                 s.name,
-                plan.phases.len(),
-                plan.estimate().as_secs_f64()
+                estimate.as_secs_f64()
             );
         }
         eprintln!(
@@ -49,6 +50,7 @@ pub async fn execute_scenarios(
         .out
         .unwrap_or_else(|| default_out_dir(&chrono::Utc::now()));
     let mut outcomes = Vec::new();
+    let mut uses = Vec::new();
     for s in &scenarios {
         let mut args = s.args(&user)?;
         args.out = Some(base.join(&s.name));
@@ -69,7 +71,7 @@ pub async fn execute_scenarios(
                     base.join(&s.name).join("usecases.md").display()
                 );
             }
-            drop(out);
+            uses.push((out, s.name.clone()));
             continue;
         }
         let outcome = execute(args, mode)
@@ -81,7 +83,7 @@ pub async fn execute_scenarios(
             break;
         }
     }
-    let files = write_decision(&base, &outcomes)?;
+    let files = write_decision(&base, &outcomes, &uses)?;
     if mode == Mode::Cli {
         for f in &files {
             println!("decision: {}", f.display());
@@ -91,6 +93,21 @@ pub async fn execute_scenarios(
         outcomes,
         out_dir: base,
         files,
+    })
+}
+
+/// How many phases (runs, for the game and the job log) a scenario's `args` plan, and about how
+/// long they take.
+///
+/// # Errors
+/// When its flags do not make a plan.
+pub fn estimate(args: &Args) -> anyhow::Result<(usize, std::time::Duration)> {
+    Ok(match args.usecase {
+        Some(workload) => usecase_args(args, workload)?.estimate(),
+        None => {
+            let plan = crate::plan::Plan::build(args).map_err(anyhow::Error::msg)?;
+            (plan.phases.len(), plan.estimate())
+        }
     })
 }
 
@@ -115,8 +132,13 @@ fn usecase_args(
     Ok(a)
 }
 
-/// `decision.json` (every recommendation, with where its report is) and `decision.md`.
-fn write_decision(base: &std::path::Path, outcomes: &[Outcome]) -> anyhow::Result<Vec<PathBuf>> {
+/// `decision.json` (every recommendation, with where its report is) and `decision.md`, with
+/// the scenarios this run measured and those the directory's decision already listed.
+fn write_decision(
+    base: &std::path::Path,
+    outcomes: &[Outcome],
+    uses: &[(crate::usecase::Results, String)],
+) -> anyhow::Result<Vec<PathBuf>> {
     let reports: Vec<(&feedlab_report::Report, String)> = outcomes
         .iter()
         .map(|o| {
@@ -128,5 +150,7 @@ fn write_decision(base: &std::path::Path, outcomes: &[Outcome]) -> anyhow::Resul
             (&o.report, dir)
         })
         .collect();
-    feedlab_report::decision::write(base, &reports)
+    let uses: Vec<(&crate::usecase::Results, String)> =
+        uses.iter().map(|(r, dir)| (r, dir.clone())).collect();
+    feedlab_report::decision::update(base, &reports, &uses)
 }

@@ -2,14 +2,15 @@
 //! HTTP/2 as a browser meets the server, against a server it starts itself. What a user relies
 //! on: every transport gets states and acknowledgements, every job's log resumes after its
 //! reload with no line lost or repeated, ends, and is refused (204) afterwards, and both are
-//! ranked.
+//! ranked; and the game's HTTP inputs go side by side, as a browser sends them.
 
 use std::process::Command;
 
 use serde_json::Value;
 
-#[test]
-fn both_use_cases_run_on_every_transport_and_are_ranked() {
+/// `loadgen usecase ARGS` against a server it starts, without the caller's `LOADGEN_*`
+/// settings, into a directory of its own: its `results.json` and that directory.
+fn usecase(args: &[&str]) -> (Value, tempfile::TempDir) {
     let out = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgen"));
     for (k, _) in std::env::vars() {
@@ -18,43 +19,47 @@ fn both_use_cases_run_on_every_transport_and_are_ranked() {
         }
     }
     let run = cmd
-        .args([
-            "usecase",
-            "game",
-            "progress",
-            "--repeat",
-            "1",
-            "--clients",
-            "3",
-            "--duration",
-            "2s",
-            "--tick",
-            "20",
-            "--input-rate",
-            "10",
-            "--jobs",
-            "3",
-            "--burst-lines",
-            "20",
-            "--burst",
-            "400ms",
-            "--quiet",
-            "500ms",
-            "--poll-interval",
-            "200ms",
-            "--server-bin",
-            env!("CARGO_BIN_EXE_loadgen"),
-            "--out",
-        ])
+        .arg("usecase")
+        .args(args)
+        .args(["--server-bin", env!("CARGO_BIN_EXE_loadgen"), "--out"])
         .arg(out.path())
         .output()
         .expect("loadgen runs");
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
-    let r: Value = serde_json::from_slice(
+    let r = serde_json::from_slice(
         &std::fs::read(out.path().join("results.json")).expect("results.json"),
     )
     .unwrap();
+    (r, out)
+}
+
+#[test]
+fn both_use_cases_run_on_every_transport_and_are_ranked() {
+    let (r, out) = usecase(&[
+        "game",
+        "progress",
+        "--repeat",
+        "1",
+        "--clients",
+        "3",
+        "--duration",
+        "2s",
+        "--tick",
+        "20",
+        "--input-rate",
+        "10",
+        "--jobs",
+        "3",
+        "--burst-lines",
+        "20",
+        "--burst",
+        "400ms",
+        "--quiet",
+        "500ms",
+        "--poll-interval",
+        "200ms",
+    ]);
     assert_eq!(r["tls"], true);
     let game = r["game"].as_array().unwrap();
     assert_eq!(game.len(), 4, "{r}");
@@ -99,4 +104,45 @@ fn both_use_cases_run_on_every_transport_and_are_ranked() {
     }
     let md = std::fs::read_to_string(out.path().join("usecases.md")).unwrap();
     assert!(md.contains("## game") && md.contains("## progress"), "{md}");
+}
+
+/// HTTP inputs go side by side, as a browser's fetches do: on a 200 ms round trip, 10 inputs a
+/// second need two in flight at once. Sent one after another (5 a second at most) they would
+/// queue, each waiting for the answers before it, and the median input → acknowledgement would
+/// grow to most of a second within the run; side by side it stays near one round trip, on
+/// HTTP/2 (streams on one connection) and on HTTP/1.1 (a few connections).
+#[test]
+fn http_inputs_do_not_queue_behind_one_another() {
+    feedlab_testkit::require!(crate::network::can_link());
+    const RTT_US: u64 = 200_000;
+    for tls in ["on", "off"] {
+        let (r, _out) = usecase(&[
+            "game",
+            "--transports",
+            "sse",
+            "--network",
+            "rtt=200ms",
+            "--tls",
+            tls,
+            "--repeat",
+            "1",
+            "--clients",
+            "1",
+            "--duration",
+            "3s",
+            "--tick",
+            "10",
+            "--input-rate",
+            "10",
+        ]);
+        let g = &r["game"][0];
+        let ack = &g["input_ack_us"];
+        assert!(ack["n"].as_u64().unwrap() >= 25, "tls {tls}: {g}");
+        // One round trip and the server's turn; a queue would be several.
+        let p50 = ack["p50"].as_u64().unwrap();
+        assert!(
+            p50 < RTT_US * 3 / 2,
+            "tls {tls}: input → ack p50 {p50} µs on a {RTT_US} µs round trip: {g}"
+        );
+    }
 }

@@ -148,6 +148,47 @@ fn med<T>(runs: &[&T], f: impl Fn(&T) -> f64) -> f64 {
     feedlab_cost::measured::median(&v)
 }
 
+/// One network's order in a line: `1. ws; 2. sse (by state age p99, 35% more)`.
+pub fn order(rank: &Ranked) -> String {
+    let places: Vec<String> = rank
+        .places
+        .iter()
+        .map(|p| match &p.decided_by {
+            Some(d) => format!(
+                "{}. {} (by {}, {:.0}% more)",
+                p.rank,
+                p.transport,
+                d.criterion,
+                d.margin * 100.0
+            ),
+            None => format!("{}. {}", p.rank, p.transport),
+        })
+        .collect();
+    places.join("; ")
+}
+
+/// Reads `dir/results.json`.
+///
+/// # Errors
+/// When it cannot be read or is not `loadgen usecase`'s results.
+pub fn read(dir: &std::path::Path) -> anyhow::Result<Results> {
+    let path = dir.join("results.json");
+    let text =
+        std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    serde_json::from_slice(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not loadgen usecase's results: {e}", path.display()))
+}
+
+/// Writes `dir/usecases.md` again from `dir/results.json` (nothing measured or ranked again).
+///
+/// # Errors
+/// When a file cannot be read or written.
+pub fn write_markdown(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let md = dir.join("usecases.md");
+    std::fs::write(&md, markdown(&read(dir)?))?;
+    Ok(md)
+}
+
 /// `usecases.md`: per network, the ranking and each transport's median over its runs.
 pub fn markdown(r: &Results) -> String {
     use std::fmt::Write as _;
@@ -167,26 +208,12 @@ pub fn markdown(r: &Results) -> String {
         }
     );
     for rank in &r.ranked {
-        let order: Vec<String> = rank
-            .places
-            .iter()
-            .map(|p| match &p.decided_by {
-                Some(d) => format!(
-                    "{}. {} (by {}, {:.0}% more)",
-                    p.rank,
-                    p.transport,
-                    d.criterion,
-                    d.margin * 100.0
-                ),
-                None => format!("{}. {}", p.rank, p.transport),
-            })
-            .collect();
         let _ = writeln!(
             s,
             "**{} on {}**: {}. Criteria in order: {}.\n",
             rank.workload,
             rank.network,
-            order.join("; "),
+            order(rank),
             rank.criteria.join(", then ")
         );
     }

@@ -2,6 +2,7 @@
 //! `report.json` against it, and the README's headline table against the reference run. No
 //! server, no network: these build and run without tokio.
 
+mod decision;
 mod ranking;
 mod readme;
 mod results_index;

@@ -65,7 +65,7 @@ pub enum Admission<T> {
 }
 
 impl<T> Admission<T> {
-    /// A request whose feed (`?feed=`) cannot be had (`--max-feeds`, `--redis`): refused here,
+    /// A request whose feed (`?feed=`) cannot be had (`--max-feeds`): refused here,
     /// so the refusal is counted once, as actix-web counts it.
     pub(crate) fn no_feed(
         err: ApiError,

@@ -47,10 +47,7 @@ pub(crate) fn admit(head: &Head, state: &Arc<AppState>) -> Admission<(Mode, Stri
     match admit_ws(head, state) {
         Ok(ready) => Admission::Serve((Mode::Feed(ready), accept)),
         Err(Refusal {
-            error:
-                error @ (ApiError::TooManyConnections(_)
-                | ApiError::TooManyFeeds { .. }
-                | ApiError::NamedFeedsNotShared),
+            error: error @ (ApiError::TooManyConnections(_) | ApiError::TooManyFeeds { .. }),
             meter: Some(meter),
         }) => Admission::Refuse(error, meter),
         Err(_) => Admission::Actix,

@@ -1,5 +1,5 @@
 //! `--redis`: two instances serve one feed; seq is the same on both, a client resumes on either,
-//! and both carry on after Redis restarts.
+//! and both carry on after Redis restarts. Named feeds (a job's log) are shared the same way.
 
 use std::time::Duration;
 
@@ -141,5 +141,97 @@ async fn an_idempotency_key_holds_across_instances_and_expires_with_the_window()
     assert!(
         keys <= 2,
         "at most --idempotency-max-keys records in Redis: {keys}"
+    );
+}
+
+/// A job's log across instances: followed on A while B publishes, the reader reloads mid-job
+/// onto B (`Last-Event-ID`), A ends the job. Every line arrives once and in order, the stream
+/// ends with the terminal event, every reconnect after it gets 204 on both instances, and an
+/// instance started afterwards loads the feed, end included.
+#[tokio::test]
+async fn a_named_feed_is_followed_resumed_and_ended_across_instances() {
+    let redis = require!(Redis::start());
+    let url = redis.url();
+    let args = ["--redis", url.as_str(), "--redis-prefix", "it-named"];
+    let a = TestServer::start(&args);
+    let b = TestServer::start(&args);
+    let publish_line = |srv: &TestServer, query: &str, data: Value| {
+        let url = srv.url(&format!("/publish?feed=job-42{query}"));
+        async move { post(&url, data.to_string()).await }
+    };
+
+    let (status, _, mut events) = sse(&a.url("/sse?feed=job-42&since=0"), &[]).await;
+    assert_eq!(status, 200);
+    for i in 1..=5u64 {
+        let res = publish_line(&b, "", json!({ "line": i })).await;
+        assert_eq!(res.json()["seq"], i, "the feed's own seq, from 1");
+    }
+    let first = next_sse_events(&mut events, 5).await;
+    assert_eq!(seqs(&first), [1, 2, 3, 4, 5]);
+    assert_eq!(first[4]["data"], json!({ "line": 5 }));
+
+    // The page reloads: the stream goes, lines come while it is away, it comes back on B.
+    drop(events);
+    for i in 6..=8u64 {
+        publish_line(&b, "", json!({ "line": i })).await;
+    }
+    // B has the lines it published once its tail brings them back (a cursor ahead of an
+    // instance is told so, as on the main feed): a reload takes longer than that.
+    stats_at_when(&b.url("/stats?feed=job-42"), "B's mirror has line 5", |s| {
+        s["named_feed"]["head"].as_u64() >= Some(5)
+    })
+    .await;
+    let (status, _, mut events) = sse(&b.url("/sse?feed=job-42"), &[("last-event-id", "5")]).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        publish_line(&a, "", json!({ "line": 9 })).await.json()["seq"],
+        9
+    );
+    let end = publish_line(&a, "&end=1", json!({ "done": true })).await;
+    assert_eq!(end.json()["seq"], 10);
+    let rest = next_sse_events(&mut events, 5).await;
+    assert_eq!(seqs(&rest), [6, 7, 8, 9, 10], "nothing lost or repeated");
+    assert_eq!(rest[4]["end"], true);
+    let after = tokio::time::timeout(LIMIT, futures_util::StreamExt::next(&mut events))
+        .await
+        .expect("the stream ends in time");
+    assert!(after.is_none(), "the stream ends after the terminal event");
+
+    // After the end, on either instance: 204 with the end's seq; nothing more is published.
+    for srv in [&a, &b] {
+        stats_at_when(&srv.url("/stats?feed=job-42"), "the end arrives", |s| {
+            s["named_feed"]["ended"] == 10
+        })
+        .await;
+        for path in [
+            "/poll?feed=job-42&since=10",
+            "/long-poll?feed=job-42&since=10",
+            "/sse?feed=job-42&since=10",
+        ] {
+            let r = get(&srv.url(path)).await;
+            assert_eq!(r.status, 204, "{path}");
+            assert_eq!(r.headers["feed-ended"], "10", "{path}");
+        }
+        let late = publish_line(srv, "", json!("late")).await;
+        assert_eq!(late.status, 409, "{}", String::from_utf8_lossy(&late.body));
+    }
+    let other = post(&b.url("/publish?feed=job-43"), "1").await;
+    assert_eq!(other.json()["seq"], 1, "another job's feed is apart");
+    assert_eq!(
+        try_publish(&a, json!("main")).await,
+        Some(1),
+        "so is the main feed"
+    );
+
+    // An instance started now loads the job's log from Redis, end and all.
+    let late = TestServer::start(&args);
+    let all = get(&late.url("/poll?feed=job-42&since=0")).await.json();
+    assert_eq!(
+        seqs(all["events"].as_array().unwrap()),
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        get(&late.url("/poll?feed=job-42&since=10")).await.status,
+        204
     );
 }

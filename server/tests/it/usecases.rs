@@ -405,24 +405,3 @@ async fn inputs_past_the_rate_are_dropped_and_counted_and_too_big_closes_1009(wa
         .unwrap()
         .contains("client"));
 }
-
-#[tokio::test]
-async fn named_feeds_are_refused_with_a_reason_where_redis_shares_the_feed() {
-    let redis = feedlab_testkit::require!(feedlab_testkit::Redis::start());
-    let url = redis.url();
-    let srv = TestServer::start(&["--redis", url.as_str(), "--redis-prefix", "it-named"]);
-    for path in ["/publish?feed=job-1", "/poll?feed=job-1"] {
-        let r = if path.starts_with("/publish") {
-            publish_to(&srv, path, json!(1)).await
-        } else {
-            get_from(&srv, path).await
-        };
-        assert_eq!(r.status, 400, "{path}");
-        assert!(
-            r.json()["error"].as_str().unwrap().contains("--redis"),
-            "{path}"
-        );
-    }
-    // The main feed is shared as before.
-    assert_eq!(publish_to(&srv, "/publish", json!(1)).await.status, 200);
-}
