@@ -23,7 +23,7 @@ use actix_web::{
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::transport::Transport;
+use feedlab_wire::Transport;
 
 /// A request extension: its response body's size before compression, for the accounting
 /// wrapper (which sees only the body as written).
