@@ -19,7 +19,8 @@ fn main() -> anyhow::Result<()> {
         "usage: intermediary SOFTWARE default|recommended UPSTREAM[,UPSTREAM…] [nginx-read-timeout]"
     );
     let software: Software = args[0].parse().map_err(anyhow::Error::msg)?;
-    let flavor: Flavor = args[1].parse().map_err(anyhow::Error::msg)?;
+    let flavor =
+        <Flavor as clap::ValueEnum>::from_str(&args[1], false).map_err(anyhow::Error::msg)?;
     let upstreams = args[2]
         .split(',')
         .map(str::parse)

@@ -15,11 +15,14 @@ use hdrhistogram::Histogram;
 use crate::stats::new_histogram;
 
 /// `--chaos`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ChaosKind {
+    /// No failure injected.
     #[default]
+    #[value(alias = "off")]
     None,
     /// SIGKILL the server, restart it on the same port and data directory after the outage.
+    #[value(alias = "restart")]
     KillRestart,
     /// SIGKILL one of several instances; it stays down for the rest of the phase.
     KillOne,
@@ -45,21 +48,6 @@ impl ChaosKind {
 impl fmt::Display for ChaosKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ChaosKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "none" | "off" | "" => Ok(Self::None),
-            "kill-restart" | "restart" => Ok(Self::KillRestart),
-            "kill-one" => Ok(Self::KillOne),
-            "rolling-restart" => Ok(Self::RollingRestart),
-            other => Err(format!(
-                "unknown --chaos {other:?} (expected none, kill-restart, kill-one or rolling-restart)"
-            )),
-        }
     }
 }
 
@@ -191,17 +179,18 @@ mod tests {
 
     #[test]
     fn kinds_parse_and_refuse_the_unknown() {
+        use clap::ValueEnum as _;
+        for k in ChaosKind::value_variants() {
+            assert_eq!(ChaosKind::from_str(k.as_str(), false).unwrap(), *k);
+        }
         assert_eq!(
-            "kill-restart".parse::<ChaosKind>().unwrap(),
+            ChaosKind::from_str("restart", false).unwrap(),
             ChaosKind::KillRestart
         );
-        assert_eq!("kill-one".parse::<ChaosKind>().unwrap(), ChaosKind::KillOne);
-        assert_eq!(
-            "rolling-restart".parse::<ChaosKind>().unwrap(),
-            ChaosKind::RollingRestart
-        );
-        assert!(!"none".parse::<ChaosKind>().unwrap().is_on());
-        let e = "kill-all".parse::<ChaosKind>().unwrap_err();
+        assert!(!ChaosKind::from_str("off", false).unwrap().is_on());
+        let e = crate::cli::Args::from_args(["--chaos", "kill-all"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("kill-one"), "{e}");
     }
 

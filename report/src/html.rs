@@ -128,20 +128,20 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
     for t in tables::recommendations(report) {
         table(&mut out, &t);
     }
-    if let Some(t) = tables::scenario(report) {
+    if let Some(t) = crate::section::scenario::table(report) {
         table(&mut out, &t);
     }
     for t in [
-        tables::integrity(report),
-        tables::latency(report),
-        tables::wire(report),
-        tables::server(report),
+        crate::section::integrity::table(report),
+        crate::section::latency::table(report),
+        crate::section::wire::table(report),
+        crate::section::server::table(report),
     ] {
         table(&mut out, &t);
     }
     for t in [
         crate::section::talk_back::table(report),
-        tables::repeats(report),
+        crate::section::repeats::table(report),
         crate::section::resilience::table(report),
         crate::section::protocols::http_versions(report),
         crate::section::protocols::plain_vs_tls(report),
@@ -173,9 +173,9 @@ pub fn render(report: &Report, charts: &[Chart]) -> String {
         }
     }
     if report.phases.len() > report.transports.len() {
-        table(&mut out, &tables::phases(report));
+        table(&mut out, &crate::section::phases::table(report));
     }
-    table(&mut out, &tables::checks(report));
+    table(&mut out, &crate::section::checks::table(report));
     let _ = writeln!(
         out,
         "<h2>How this was measured</h2>\n<pre>{}</pre>",

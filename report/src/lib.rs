@@ -10,8 +10,9 @@
 //! - [`units`]: how numbers are written (µs, bytes, thousands).
 //! - analysis: [`spread`], [`cost`], [`crossover`], [`recommend`], [`verdict`] (the
 //!   conclusions, worded by [`words`]).
-//! - renderings: [`json`], [`schema`], [`section`] (one module per report section: its table
-//!   and its sentences), [`tables`] (the remaining tables), [`markdown`], [`svg`], [`html`].
+//! - renderings: [`json`], [`schema`], [`section`] (one module per report section: its table,
+//!   its sentences and its charts), [`tables`] (the table type and the recommendation's tables),
+//!   [`markdown`], [`svg`] (how a chart is drawn), [`html`].
 //!
 //! Units are in the field names (`_us`, `_s`, `_bytes`); a missing measurement is `null`, never a
 //! zero that could be mistaken for a result.
@@ -44,7 +45,7 @@ pub use model::*;
 /// # Errors
 /// When the file cannot be read or is not a report.
 pub fn summarize(path: &Path) -> anyhow::Result<String> {
-    Ok(markdown::grid(&tables::summary(&read(path)?)))
+    Ok(markdown::grid(&section::summary::table(&read(path)?)))
 }
 
 /// The report in the `report.json` at `path`.
@@ -85,7 +86,7 @@ pub fn write_all(report: &Report, dir: &Path) -> anyhow::Result<Vec<std::path::P
     let json_path = dir.join("report.json");
     json::write(report, &json_path)?;
     written.push(json_path);
-    let charts = svg::render_all(report)?;
+    let charts = section::charts(report)?;
     for chart in &charts {
         let path = dir.join(&chart.file);
         std::fs::write(&path, &chart.svg)?;

@@ -25,20 +25,20 @@ impl<'a, W: Write> Markdown<'a, W> {
         for t in tables::recommendations(self.report) {
             self.write_table(&t)?;
         }
-        if let Some(t) = tables::scenario(self.report) {
+        if let Some(t) = crate::section::scenario::table(self.report) {
             self.write_table(&t)?;
         }
         for t in [
-            tables::integrity(self.report),
-            tables::latency(self.report),
-            tables::wire(self.report),
-            tables::server(self.report),
+            crate::section::integrity::table(self.report),
+            crate::section::latency::table(self.report),
+            crate::section::wire::table(self.report),
+            crate::section::server::table(self.report),
         ] {
             self.write_table(&t)?;
         }
         for t in [
             crate::section::talk_back::table(self.report),
-            tables::repeats(self.report),
+            crate::section::repeats::table(self.report),
             crate::section::resilience::table(self.report),
             crate::section::protocols::http_versions(self.report),
             crate::section::protocols::plain_vs_tls(self.report),
@@ -54,9 +54,9 @@ impl<'a, W: Write> Markdown<'a, W> {
         }
         self.write_charts()?;
         if self.report.phases.len() > self.report.transports.len() {
-            self.write_table(&tables::phases(self.report))?;
+            self.write_table(&crate::section::phases::table(self.report))?;
         }
-        self.write_table(&tables::checks(self.report))?;
+        self.write_table(&crate::section::checks::table(self.report))?;
         self.write_setup()
     }
 

@@ -1,10 +1,11 @@
 //! How the conclusions word one figure against another (`+35%`, `12×`, medians with their
-//! ranges, "a tie"): shared by every section's sentences, so a comparison reads
-//! the same wherever it is made.
+//! ranges, "a tie") and how a figure is ranked across the transports ([`ranked`]): shared by
+//! every section's sentences, so a comparison reads the same wherever it is made.
 
 use feedlab_cost::rank::{self, Comparison};
 
 use crate::{
+    spread::{self, Range},
     units::{num, us},
     Report, TransportResult,
 };
@@ -129,4 +130,95 @@ pub fn dedup<'a>(v: &[&'a str]) -> Vec<&'a str> {
         }
     }
     out
+}
+
+/// One figure across the rows, ranked by the report's rule ([`spread::tiers`]): `≈` joins rows
+/// it cannot tell apart (a difference under the practical threshold, or one the rank test over
+/// the runs cannot tell from noise), `<` separates tiers; a figure measured once, or one row
+/// alone, is stated and not ranked.
+pub fn ranked(
+    report: &Report,
+    title: &str,
+    what: &str,
+    rows: &[&TransportResult],
+    of_run: fn(&TransportResult) -> Option<f64>,
+    fmt: fn(f64) -> String,
+) -> Option<String> {
+    let rule = report.rule();
+    let figs: Vec<(&TransportResult, Vec<f64>)> = rows
+        .iter()
+        .filter_map(|&r| {
+            let runs: Vec<f64> = match report.runs_of(r).as_slice() {
+                [] => of_run(r).into_iter().collect(),
+                runs => runs.iter().filter_map(|x| of_run(x)).collect(),
+            };
+            (!runs.is_empty()).then_some((r, runs))
+        })
+        .collect();
+    let shown = |r: &TransportResult, runs: &[f64]| {
+        let g = Range::of(runs).unwrap_or(Range::point(f64::NAN));
+        format!("{} {}", r.transport, g.show(runs.len(), fmt))
+    };
+    let find = |r: &TransportResult| {
+        figs.iter()
+            .find(|(x, _)| std::ptr::eq(*x, r))
+            .map_or(&[][..], |(_, v)| v.as_slice())
+    };
+    match figs.len() {
+        0 => return None,
+        1 => {
+            let (r, runs) = &figs[0];
+            return Some(format!(
+                "**{title}:** {} ({what}; one transport, compared with nothing).",
+                shown(r, runs)
+            ));
+        }
+        _ => {}
+    }
+    let Some(tiers) = spread::tiers(&figs, rule) else {
+        let list: Vec<String> = figs.iter().map(|(r, v)| shown(r, v)).collect();
+        return Some(format!(
+            "**{title}** — {what}, one run each, so the spread is unknown and nothing is ranked (`--repeat 4` measures it): {}.",
+            list.join(" · ")
+        ));
+    };
+    let runs = figs.iter().map(|f| f.1.len()).min().unwrap_or(1);
+    let chain: Vec<String> = tiers
+        .iter()
+        .map(|tier| {
+            tier.rows
+                .iter()
+                .map(|&r| shown(r, find(r)))
+                .collect::<Vec<_>>()
+                .join(" ≈ ")
+        })
+        .collect();
+    let mut s = format!(
+        "**{title}** — {what}, median [min–max] of {runs} runs (`<` more than {:.0}% apart and told from noise by a rank test at 5%, `≈` a tie): {}.",
+        rule.threshold * 100.0,
+        chain.join(" < ")
+    );
+    if tiers.len() == 1 {
+        s.push_str(" They tie.");
+        if runs < 4 {
+            s.push_str(&format!(
+                " With {runs} runs a side the rank test cannot reach 5% (`--repeat 4` can)."
+            ));
+        }
+    } else if let (Some(first), Some(second)) = (tiers.first(), tiers.get(1)) {
+        let best: Vec<&str> = first.rows.iter().map(|r| r.transport.as_str()).collect();
+        let median = |v: &[f64]| Range::of(v).map_or(f64::NAN, |g| g.median);
+        let lead = median(&first.first_runs);
+        let next = median(&second.first_runs);
+        s.push_str(&format!(
+            " Lowest: {}; the next is {} as high",
+            best.join(" and "),
+            times(next, lead)
+        ));
+        if let Some((_, Some(p))) = second.by {
+            s.push_str(&format!(" (p = {p:.3})"));
+        }
+        s.push('.');
+    }
+    Some(s)
 }

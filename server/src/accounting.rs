@@ -23,10 +23,9 @@ use actix_web::{
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::{
-    timings::{Cause, Timings},
-    transport::Transport,
-};
+use feedlab_wire::Transport;
+
+use crate::timings::{Cause, Timings};
 
 /// A request extension: its response body's size before compression, for the accounting
 /// wrapper (which sees only the body as written).

@@ -409,16 +409,6 @@ pub enum FeedControl {
 }
 
 impl Config {
-    /// The `--ws-deflate*` settings together.
-    pub fn ws_deflate(&self) -> crate::transport::ws::deflate::Settings {
-        crate::transport::ws::deflate::Settings {
-            mode: self.ws_deflate,
-            window_bits: self.ws_deflate_window_bits,
-            level: self.ws_deflate_level,
-            min_bytes: self.ws_deflate_min_bytes,
-        }
-    }
-
     /// Whether `POST /control` may change the ticker.
     pub fn control_enabled(&self) -> bool {
         match self.feed_control {
@@ -437,15 +427,6 @@ impl Config {
         Self::try_parse_from(
             std::iter::once("server".into()).chain(args.into_iter().map(Into::into)),
         )
-    }
-
-    /// What bounds the idempotency keys (`--idempotency-*`).
-    pub fn key_policy(&self) -> crate::idempotency::KeyPolicy {
-        crate::idempotency::KeyPolicy {
-            window: self.idempotency_window,
-            max_keys: usize::try_from(self.idempotency_max_keys).unwrap_or(usize::MAX),
-            max_key_bytes: usize::try_from(self.idempotency_key_max_bytes).unwrap_or(usize::MAX),
-        }
     }
 
     /// `--max-lag`, or half of `--retain`.
@@ -571,7 +552,6 @@ mod tests {
         assert_eq!(c.heartbeat, Duration::from_secs(15));
         assert_eq!(c.long_poll_timeout, Duration::from_secs(25));
         assert!(c.control_enabled());
-        assert_eq!(c.key_policy(), crate::idempotency::KeyPolicy::default());
         c.validate().unwrap();
     }
 

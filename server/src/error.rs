@@ -68,15 +68,6 @@ pub enum ApiError {
 /// The header of the 204 that answers a reader after a feed's terminal event: its seq.
 pub const FEED_ENDED: &str = "Feed-Ended";
 
-impl From<crate::feed::CursorAhead> for ApiError {
-    fn from(a: crate::feed::CursorAhead) -> Self {
-        Self::CursorAhead {
-            cursor: a.cursor,
-            head: a.head,
-        }
-    }
-}
-
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {

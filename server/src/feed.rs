@@ -97,6 +97,16 @@ pub struct CursorAhead {
     pub head: Seq,
 }
 
+// Here rather than in `error`, so the errors import nothing above them.
+impl From<CursorAhead> for crate::error::ApiError {
+    fn from(a: CursorAhead) -> Self {
+        Self::CursorAhead {
+            cursor: a.cursor,
+            head: a.head,
+        }
+    }
+}
+
 impl Batch {
     /// Events still unread after this batch.
     pub fn behind(&self) -> u64 {

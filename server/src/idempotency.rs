@@ -33,6 +33,18 @@ pub struct KeyPolicy {
     pub max_key_bytes: usize,
 }
 
+// Beside the policy rather than in `config`, so the configuration imports nothing above it.
+impl crate::config::Config {
+    /// What bounds the idempotency keys (`--idempotency-*`).
+    pub fn key_policy(&self) -> KeyPolicy {
+        KeyPolicy {
+            window: self.idempotency_window,
+            max_keys: usize::try_from(self.idempotency_max_keys).unwrap_or(usize::MAX),
+            max_key_bytes: usize::try_from(self.idempotency_key_max_bytes).unwrap_or(usize::MAX),
+        }
+    }
+}
+
 impl Default for KeyPolicy {
     /// The documented defaults of the flags.
     fn default() -> Self {
@@ -253,6 +265,12 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_flags_defaults_are_the_default_policy() {
+        let c = crate::config::Config::from_args::<_, &str>([]).unwrap();
+        assert_eq!(c.key_policy(), KeyPolicy::default());
+    }
 
     fn policy(window_s: u64, max_keys: usize) -> KeyPolicy {
         KeyPolicy {

@@ -25,7 +25,7 @@ use feedlab_radio::{profile, rrc, Packet, Profile, Window};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::transport::Transport;
+use feedlab_wire::Transport;
 
 /// Stamps this close in the same direction are merged: a poll's answer is counted by its
 /// handler and its head by the accounting wrapper, one packet apart.

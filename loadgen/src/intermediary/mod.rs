@@ -210,10 +210,14 @@ impl std::str::FromStr for Software {
 }
 
 /// Which committed configuration: the software's defaults, or feedlab's recommendation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, clap::ValueEnum)]
 pub enum Flavor {
+    /// deploy/<name>.default.*: what the package or the documentation gives.
+    #[value(alias = "defaults")]
     Default,
+    /// deploy/<name>.*: what feedlab recommends.
     #[default]
+    #[value(alias = "feedlab")]
     Recommended,
 }
 
@@ -222,19 +226,6 @@ impl Flavor {
         match self {
             Self::Default => "default",
             Self::Recommended => "recommended",
-        }
-    }
-}
-
-impl std::str::FromStr for Flavor {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "default" | "defaults" => Ok(Self::Default),
-            "recommended" | "feedlab" => Ok(Self::Recommended),
-            other => Err(format!(
-                "unknown --proxy-config {other:?} (expected default or recommended)"
-            )),
         }
     }
 }

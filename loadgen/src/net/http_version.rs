@@ -2,21 +2,45 @@
 //! HTTP/2 streams). In the network layer, not the command line's, because the clients and the
 //! connection code decide by it; the command line only parses it.
 
-use std::{fmt, str::FromStr};
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 /// `--http`: how the polling transports use TCP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// Spelled as in the report (`1.0`, `1.1`, `2`); `1`, `2.0`, `h2`, `h2c` and an `HTTP/` prefix
+/// are accepted too.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 pub enum HttpVersion {
     /// A new TCP connection per request (`HTTP/1.0` without keep-alive).
     #[serde(rename = "1.0")]
+    #[value(name = "1.0", alias = "1", alias = "HTTP/1.0", alias = "HTTP/1")]
     Http10,
     /// One keep-alive connection per client.
     #[serde(rename = "1.1")]
+    #[value(name = "1.1", alias = "HTTP/1.1")]
     Http11,
     /// One HTTP/2 connection per client, each request (or SSE stream) a stream on it.
     #[serde(rename = "2")]
+    #[value(
+        name = "2",
+        alias = "2.0",
+        alias = "h2",
+        alias = "h2c",
+        alias = "HTTP/2",
+        alias = "HTTP/2.0"
+    )]
     Http2,
 }
 
@@ -33,19 +57,5 @@ impl HttpVersion {
 impl fmt::Display for HttpVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for HttpVersion {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().trim_start_matches("HTTP/") {
-            "1.0" | "1" => Ok(Self::Http10),
-            "1.1" => Ok(Self::Http11),
-            "2" | "2.0" | "h2" | "h2c" => Ok(Self::Http2),
-            other => Err(format!(
-                "unknown HTTP version {other:?} (expected 1.0, 1.1 or 2)"
-            )),
-        }
     }
 }

@@ -54,6 +54,19 @@ pub struct Settings {
     pub min_bytes: usize,
 }
 
+// Beside the settings rather than in `config`, so the configuration imports nothing above it.
+impl crate::config::Config {
+    /// The `--ws-deflate*` settings together.
+    pub fn ws_deflate(&self) -> Settings {
+        Settings {
+            mode: self.ws_deflate,
+            window_bits: self.ws_deflate_window_bits,
+            level: self.ws_deflate_level,
+            min_bytes: self.ws_deflate_min_bytes,
+        }
+    }
+}
+
 /// What a handshake agreed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Agreement {
