@@ -106,7 +106,8 @@ impl Stats {
             Transport::ShortPoll => &self.short_poll,
             Transport::LongPoll => &self.long_poll,
             Transport::Sse => &self.sse,
-            Transport::Ws => &self.ws,
+            // The floor serves no WebTransport: nothing is ever counted as `wt` there.
+            Transport::Ws | Transport::Wt => &self.ws,
         }
     }
 
