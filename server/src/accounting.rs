@@ -119,7 +119,7 @@ pub struct Handshake {
 
 #[derive(Debug, Default)]
 pub struct ClientRecord {
-    pub transports: [Counters; 4],
+    pub transports: [Counters; Transport::EVERY.len()],
     /// Its `POST /publish` requests (`client=ID`) by way up, so the page can show what a
     /// message cost going up.
     pub publishes: [PublishCounters; 4],
@@ -129,7 +129,7 @@ pub struct ClientRecord {
 
 #[derive(Debug)]
 pub struct Accounting {
-    pub transports: [Counters; 4],
+    pub transports: [Counters; Transport::EVERY.len()],
     /// `/ws/echo`, kept apart so round-trip tests do not blur the feed's numbers.
     pub echo: Counters,
     pub connections_accepted: AtomicU64,
