@@ -532,7 +532,10 @@ fn parse_payload(s: &str) -> Result<usize, String> {
 }
 
 /// A duration flag's parser: humantime syntax, between `min` and `max`.
-pub(crate) fn duration_in(min: Duration, max: Duration) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+pub(crate) fn duration_in(
+    min: Duration,
+    max: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone {
     move |s| {
         let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
         if d < min || d > max {

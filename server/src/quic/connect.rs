@@ -142,26 +142,22 @@ pub async fn connection(
             return;
         }
     };
-    let request = match tokio::time::timeout(
-        config.request_timeout,
-        Request::accept(conn.clone()),
-    )
-    .await
-    {
-        Ok(Ok(request)) => request,
-        Ok(Err(e)) => {
-            let why = format!("not a WebTransport CONNECT: {e}");
-            conn.close(VarInt::from_u32(H3_REQUEST_REJECTED), why.as_bytes());
-            return;
-        }
-        Err(_) => {
-            conn.close(
-                VarInt::from_u32(H3_REQUEST_REJECTED),
-                b"no WebTransport CONNECT within --request-timeout",
-            );
-            return;
-        }
-    };
+    let request =
+        match tokio::time::timeout(config.request_timeout, Request::accept(conn.clone())).await {
+            Ok(Ok(request)) => request,
+            Ok(Err(e)) => {
+                let why = format!("not a WebTransport CONNECT: {e}");
+                conn.close(VarInt::from_u32(H3_REQUEST_REJECTED), why.as_bytes());
+                return;
+            }
+            Err(_) => {
+                conn.close(
+                    VarInt::from_u32(H3_REQUEST_REJECTED),
+                    b"no WebTransport CONNECT within --request-timeout",
+                );
+                return;
+            }
+        };
     match admit(&request, &state) {
         Ok(ready) => {
             let Ok(session) = request.ok().await else {

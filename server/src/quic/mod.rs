@@ -117,7 +117,10 @@ impl QuicConfig {
 }
 
 /// quinn's server configuration from the TCP listener's rustls one: ALPN `h3`, no 0-RTT.
-fn server_config(tls: rustls::ServerConfig, quic: &QuicConfig) -> anyhow::Result<quinn::ServerConfig> {
+fn server_config(
+    tls: rustls::ServerConfig,
+    quic: &QuicConfig,
+) -> anyhow::Result<quinn::ServerConfig> {
     let mut tls = tls;
     tls.alpn_protocols = vec![web_transport_quinn::ALPN.as_bytes().to_vec()];
     // 0-RTT data could be replayed by anyone who saw it; a publish must not be.
@@ -221,8 +224,13 @@ async fn serve(endpoint: quinn::Endpoint, state: Arc<AppState>, stop: Cancellati
         while sessions.try_join_next().is_some() {}
     }
     let grace = state.config.shutdown_grace;
-    let _ = tokio::time::timeout(grace, async { while sessions.join_next().await.is_some() {} })
-        .await;
-    endpoint.close(VarInt::from_u32(connect::H3_NO_ERROR), b"server shutting down");
+    let _ = tokio::time::timeout(grace, async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await;
+    endpoint.close(
+        VarInt::from_u32(connect::H3_NO_ERROR),
+        b"server shutting down",
+    );
     let _ = tokio::time::timeout(state.config.close_timeout, endpoint.wait_idle()).await;
 }

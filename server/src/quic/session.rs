@@ -110,9 +110,7 @@ impl FeedSession {
             if turn.due(&state) {
                 return End::Close(close(CloseCode::Away, "server shutting down".into()));
             }
-            heartbeat
-                .as_mut()
-                .reset(self.last_write + config.heartbeat);
+            heartbeat.as_mut().reset(self.last_write + config.heartbeat);
             let session = self.session.clone();
             tokio::select! {
                 biased;
@@ -177,8 +175,7 @@ impl FeedSession {
         if !chunks.is_empty() {
             self.write(&mut chunks).await?;
             if !batch.events.is_empty() {
-                self.meter
-                    .delivered(batch.events.len() as u64, event_bytes);
+                self.meter.delivered(batch.events.len() as u64, event_bytes);
             }
         }
         *cursor = batch.next;
