@@ -803,7 +803,7 @@ async fn follow(
                     }
                 }
             }
-            Transport::Ws => return,
+            Transport::Ws | Transport::Wt => return,
         }
     }
 }

@@ -470,6 +470,10 @@ fn spawned_server_args(
         }
         return (extra, "server.log", None);
     }
+    if args.transports().contains(&feedlab_wire::Transport::Wt) && !given("--quic") {
+        // WebTransport: the QUIC listener beside the TLS one, on the same port over UDP.
+        extra.push("--quic".into());
+    }
     let cert = out_dir.join("server-cert.pem");
     extra.extend([
         "--tls-self-signed".into(),
