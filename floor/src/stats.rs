@@ -106,8 +106,7 @@ impl Stats {
             Transport::ShortPoll => &self.short_poll,
             Transport::LongPoll => &self.long_poll,
             Transport::Sse => &self.sse,
-            // The floor serves no WebTransport: nothing is ever counted as `wt` there.
-            Transport::Ws | Transport::Wt => &self.ws,
+            Transport::Ws => &self.ws,
         }
     }
 

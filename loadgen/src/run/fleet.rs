@@ -70,7 +70,7 @@ impl Instance {
 
     /// Whether it runs (a server loadgen did not start is taken to).
     pub fn running(&self) -> bool {
-        self.process().as_mut().map_or(true, ServerProcess::running)
+        self.process().as_mut().is_none_or(ServerProcess::running)
     }
 
     /// SIGKILL (blocking until reaped).
