@@ -202,7 +202,7 @@ impl Figures {
 
     fn meets(&self, w: &Workload) -> bool {
         w.latency_budget_ms
-            .map_or(true, |b| median(&self.p99_us) / 1000.0 <= b)
+            .is_none_or(|b| median(&self.p99_us) / 1000.0 <= b)
     }
 }
 

@@ -180,7 +180,7 @@ mod tests {
         }
         f.extend_from_slice(&[1, 2, 3, 4]);
         // Payload bytes that look like close frames, to prove they are skipped.
-        f.extend(std::iter::repeat(0x88).take(payload_len));
+        f.extend(std::iter::repeat_n(0x88, payload_len));
         f
     }
 

@@ -63,7 +63,7 @@ impl Radios {
     pub fn pass(&mut self, phone: u32, dir: Dir, at: Instant) -> Instant {
         let r = self.phones.entry(phone).or_default();
         let promoting = r.ready.filter(|&ready| at < ready);
-        let idle = r.last.map_or(true, |last| at > last + self.tail);
+        let idle = r.last.is_none_or(|last| at > last + self.tail);
         let t = match (promoting, idle) {
             (Some(ready), _) => ready,
             (None, true) => {

@@ -195,7 +195,8 @@ pub struct Args {
     #[arg(help_heading = "Workload", long, env = "LOADGEN_SEED")]
     pub seed: Option<u64>,
 
-    /// Transports to drive: `all`, or a comma-separated list of short-poll, long-poll, sse, ws.
+    /// Transports to drive: `all` (short-poll, long-poll, sse, ws), or a comma-separated list
+    /// of them; `wt` (WebTransport over QUIC, needs `--tls on`) only when named, e.g. `all,wt`.
     #[arg(
         help_heading = "Transports",
         long,
@@ -529,9 +530,10 @@ impl Args {
     /// The selected transports, in the standard order, without repeats.
     pub fn transports(&self) -> Vec<Transport> {
         let mut out = Vec::new();
-        for t in Transport::ALL {
+        for t in Transport::EVERY {
             let chosen = self.transports.iter().any(|a| match a {
-                TransportArg::All => true,
+                // The four over TCP: WebTransport runs only when named (`all,wt`).
+                TransportArg::All => Transport::ALL.contains(&t),
                 TransportArg::One(x) => *x == t,
             });
             if chosen {
@@ -644,7 +646,7 @@ impl Args {
                 self.urls[0]
             ));
         }
-        match (self.urls.first(), self.tls) {
+        let modes = match (self.urls.first(), self.tls) {
             (Some(u), TlsMode::Off) => Ok(vec![u.scheme() == "https"]),
             (Some(u), TlsMode::On) if u.scheme() == "https" => Ok(vec![true]),
             (Some(u), _) => Err(format!(
@@ -654,7 +656,14 @@ impl Args {
             (None, TlsMode::Off) => Ok(vec![false]),
             (None, TlsMode::On) => Ok(vec![true]),
             (None, TlsMode::Both) => Ok(vec![false, true]),
+        }?;
+        if modes.contains(&false) && self.transports().contains(&Transport::Wt) {
+            return Err(
+                "--transports wt runs over QUIC, which is always encrypted: give --tls on (or an https:// --url)"
+                    .into(),
+            );
         }
+        Ok(modes)
     }
 }
 

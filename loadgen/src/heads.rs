@@ -39,7 +39,8 @@ impl Kind {
             Transport::ShortPoll => Self::Poll,
             Transport::LongPoll => Self::LongPoll,
             Transport::Sse => Self::Sse,
-            Transport::Ws => Self::Ws,
+            // A WebTransport CONNECT is dressed as the WebSocket handshake it stands in for.
+            Transport::Ws | Transport::Wt => Self::Ws,
         }
     }
 

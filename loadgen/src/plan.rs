@@ -100,9 +100,13 @@ impl Phase {
 /// The HTTP version `transport` uses when `asked` is requested: WebSockets are always HTTP/1.1
 /// (the server upgrades only HTTP/1.1), and SSE over HTTP/1.0 would be HTTP/1.1 again (one long
 /// response either way), so only the versions that change a transport get a phase of their own.
+/// WebTransport is HTTP/3 whatever is asked: one phase, labelled 1.1 until the HTTP versions
+/// name HTTP/3.
 pub fn version_for(transport: Transport, asked: HttpVersion) -> HttpVersion {
     match (transport, asked) {
-        (Transport::Ws, _) | (Transport::Sse, HttpVersion::Http10) => HttpVersion::Http11,
+        (Transport::Ws | Transport::Wt, _) | (Transport::Sse, HttpVersion::Http10) => {
+            HttpVersion::Http11
+        }
         (_, v) => v,
     }
 }
@@ -306,7 +310,10 @@ impl Plan {
             let members = p
                 .members
                 .iter()
-                .filter(|m| m.transport != Transport::Ws && m.http != HttpVersion::Http2)
+                .filter(|m| {
+                    !matches!(m.transport, Transport::Ws | Transport::Wt)
+                        && m.http != HttpVersion::Http2
+                })
                 .count() as u64;
             members * u64::from(p.own_clients())
         };

@@ -148,7 +148,7 @@ pub fn record(date: &str) -> feedlab_report::Record {
     feedlab_report::Record {
         dirty: commit.is_some()
             && git(&["status", "--porcelain", "--untracked-files=no"])
-                .map_or(true, |s| !s.is_empty()),
+                .is_none_or(|s| !s.is_empty()),
         commit: commit.unwrap_or_else(|| "unknown".into()),
         profile: if cfg!(debug_assertions) {
             "debug"

@@ -819,7 +819,7 @@ async fn follow(
                     }
                 }
             }
-            Transport::Ws => return,
+            Transport::Ws | Transport::Wt => return,
         }
     }
 }

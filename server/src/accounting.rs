@@ -121,9 +121,9 @@ pub struct Handshake {
 
 #[derive(Debug)]
 pub struct ClientRecord {
-    pub transports: [Counters; 4],
+    pub transports: [Counters; Transport::EVERY.len()],
     /// When each transport wrote and read, for the page's radio figures ([`crate::timings`]).
-    pub timings: [Timings; 4],
+    pub timings: [Timings; Transport::EVERY.len()],
     /// Its `POST /publish` requests (`client=ID`) by way up, so the page can show what a
     /// message cost going up.
     pub publishes: [PublishCounters; 4],
@@ -145,7 +145,7 @@ impl ClientRecord {
 
 #[derive(Debug)]
 pub struct Accounting {
-    pub transports: [Counters; 4],
+    pub transports: [Counters; Transport::EVERY.len()],
     /// `/ws/echo`, kept apart so round-trip tests do not blur the feed's numbers.
     pub echo: Counters,
     pub connections_accepted: AtomicU64,

@@ -386,6 +386,10 @@ pub struct Config {
     /// every WebSocket closed through actix-web as an error).
     #[arg(long, env = "FEEDLAB_LOG", default_value = "info")]
     pub log: String,
+
+    // The QUIC listener (`--quic*`): WebTransport beside the TCP listener.
+    #[command(flatten)]
+    pub quic: crate::quic::QuicConfig,
 }
 
 /// `--ws-deflate`: how WebSocket messages are compressed when a client offers permessage-deflate.
@@ -446,6 +450,7 @@ impl Config {
 
     /// Checks relations between settings that clap cannot express.
     pub fn validate(&self) -> Result<(), String> {
+        self.quic.validate(self)?;
         if self.max_lag() >= self.retain {
             return Err(format!(
                 "--max-lag ({}) must be below --retain ({}), or a disconnected client could not resume",
@@ -514,7 +519,10 @@ fn parse_payload(s: &str) -> Result<usize, String> {
 }
 
 /// A duration flag's parser: humantime syntax, between `min` and `max`.
-fn duration_in(min: Duration, max: Duration) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+pub(crate) fn duration_in(
+    min: Duration,
+    max: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone {
     move |s| {
         let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
         if d < min || d > max {

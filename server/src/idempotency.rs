@@ -235,7 +235,7 @@ impl Window {
                 let expired = self
                     .keys
                     .get(id)
-                    .map_or(true, |r| now_us.saturating_sub(r.at_us) >= window);
+                    .is_none_or(|r| now_us.saturating_sub(r.at_us) >= window);
                 let go = expired || left > self.policy.max_keys;
                 left -= usize::from(go);
                 go
@@ -248,9 +248,10 @@ impl Window {
     pub fn forget(&mut self, now_us: u64) -> Vec<u128> {
         let mut gone = Vec::new();
         while let Some(&oldest) = self.order.front() {
-            let expired = self.keys.get(&oldest).map_or(true, |r| {
-                now_us.saturating_sub(r.at_us) >= self.policy.window_us()
-            });
+            let expired = self
+                .keys
+                .get(&oldest)
+                .is_none_or(|r| now_us.saturating_sub(r.at_us) >= self.policy.window_us());
             if !expired && self.order.len() <= self.policy.max_keys {
                 break;
             }

@@ -13,6 +13,7 @@
 //!   retried publish count once.
 //! - [`accounting`], [`stats`], [`process`]: what it costs, as `/stats` and `/metrics`.
 //! - [`origin`], [`error`]: who may connect, and how refusals read.
+//! - [`quic`]: WebTransport (`/wt`) over QUIC beside actix-web (`--quic`).
 //! - [`app`]: every route in one place; [`run`] serves them until a shutdown future resolves.
 
 pub mod accounting;
@@ -33,6 +34,7 @@ pub mod input;
 pub mod origin;
 pub mod process;
 pub mod publish;
+pub mod quic;
 pub mod redis_feed;
 pub mod shutdown;
 pub mod state;
@@ -101,10 +103,13 @@ pub async fn run(
         tokio::spawn(async move { redis.tail(feed, feeds, stop).await })
     });
 
+    // Made once: the QUIC listener serves the same certificate as the TCP one.
+    let tls = tls::server_config(&config)?;
+    let quic = quic::Listener::start(listener.local_addr()?, tls.as_ref(), &state, stop.clone())?;
     let server = if config.fast_path && !config.h2c {
-        fast_path_server(listener, &config, &state)?
+        fast_path_server(listener, &config, &state, tls)?
     } else {
-        actix_web_server(listener, &config, &state)?
+        actix_web_server(listener, &config, &state, tls)?
     };
     let handle = server.handle();
     let mut serving = tokio::spawn(server);
@@ -126,6 +131,9 @@ pub async fn run(
     let _ = sweeper.await;
     if let Some(tail) = tail {
         let _ = tail.await;
+    }
+    if let Some(quic) = quic {
+        quic.stopped().await;
     }
     serving.await.context("server task")?.context("server")
 }
@@ -217,6 +225,7 @@ fn actix_web_server(
     listener: TcpListener,
     config: &Config,
     state: &Arc<AppState>,
+    tls: Option<rustls::ServerConfig>,
 ) -> anyhow::Result<actix_web::dev::Server> {
     use actix_web::rt::net::TcpStream;
     type TlsStream = actix_tls::accept::rustls_0_23::TlsStream<TcpStream>;
@@ -229,7 +238,6 @@ fn actix_web_server(
     }
     let graceful = builder.graceful_shutdown_signal();
     let addr = listener.local_addr()?;
-    let tls = tls::server_config(config)?;
     let app_config =
         actix_web::dev::AppConfig::__priv_test_new(tls.is_some(), addr.to_string(), addr);
     let on_connect = {
@@ -314,6 +322,7 @@ fn fast_path_server(
     listener: TcpListener,
     config: &Config,
     state: &Arc<AppState>,
+    tls: Option<rustls::ServerConfig>,
 ) -> anyhow::Result<actix_web::dev::Server> {
     use actix_web::rt::net::TcpStream;
     let mut builder = actix_server::Server::build()
@@ -326,7 +335,7 @@ fn fast_path_server(
     let graceful = builder.graceful_shutdown_signal();
     let addr = listener.local_addr()?;
     let (config, state) = (config.clone(), state.clone());
-    if let Some(tls) = tls::server_config(&config)? {
+    if let Some(tls) = tls {
         let tls = fast_path::tls::server_config(tls);
         let app_config = actix_web::dev::AppConfig::__priv_test_new(true, addr.to_string(), addr);
         let builder = builder

@@ -14,9 +14,9 @@ use crate::{
 };
 
 fn per_transport(
-    counters: &[crate::accounting::Counters; 4],
+    counters: &[crate::accounting::Counters; Transport::EVERY.len()],
 ) -> BTreeMap<&'static str, CountersSnapshot> {
-    Transport::ALL
+    Transport::EVERY
         .iter()
         .map(|t| (t.name(), counters[t.index()].snapshot()))
         .collect()
@@ -140,7 +140,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             out,
             "# HELP feedlab_{name} {help}\n# TYPE feedlab_{name} {kind}"
         );
-        for t in Transport::ALL {
+        for t in Transport::EVERY {
             let v = f(&a.transports[t.index()].snapshot());
             let _ = writeln!(out, "feedlab_{name}{{transport=\"{t}\"}} {v}");
         }

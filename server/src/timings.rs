@@ -203,11 +203,11 @@ impl ProfileView {
 /// The answer to `GET /stats/client/ID/radio`: the chosen profile, every profile (for the
 /// page's selector), and the figures of each transport the client has used.
 pub fn report(
-    timings: &[Timings; 4],
+    timings: &[Timings; Transport::EVERY.len()],
     profile: &Profile,
     now: Instant,
 ) -> BTreeMap<&'static str, Option<Figures>> {
-    Transport::ALL
+    Transport::EVERY
         .iter()
         .map(|t| (t.name(), timings[t.index()].figures(profile, now)))
         .collect()

@@ -1,4 +1,5 @@
-//! The one definition of the four transport names, for the server, loadgen and the page.
+//! The one definition of the transport names, for the server, loadgen and the page: the four
+//! over TCP, and WebTransport over QUIC (issue 31), which runs only when named.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,10 +12,23 @@ pub enum Transport {
     LongPoll,
     Sse,
     Ws,
+    /// WebTransport over HTTP/3 (QUIC): `/wt` on the server's port over UDP.
+    Wt,
 }
 
 impl Transport {
+    /// The four over TCP: what `all` means (in loadgen's `--transports`, the reports, the main
+    /// job), so runs made before WebTransport existed stay comparable.
     pub const ALL: [Transport; 4] = [Self::ShortPoll, Self::LongPoll, Self::Sse, Self::Ws];
+
+    /// Every transport, WebTransport included: what the server counts, and what a name parses to.
+    pub const EVERY: [Transport; 5] = [
+        Self::ShortPoll,
+        Self::LongPoll,
+        Self::Sse,
+        Self::Ws,
+        Self::Wt,
+    ];
 
     /// The name used in reports, stats and the page.
     pub fn name(self) -> &'static str {
@@ -23,6 +37,7 @@ impl Transport {
             Self::LongPoll => "long-poll",
             Self::Sse => "sse",
             Self::Ws => "ws",
+            Self::Wt => "wt",
         }
     }
 
@@ -33,6 +48,7 @@ impl Transport {
             Self::LongPoll => "/long-poll",
             Self::Sse => "/sse",
             Self::Ws => "/ws",
+            Self::Wt => "/wt",
         }
     }
 
@@ -43,7 +59,7 @@ impl Transport {
 
     /// Whether a connection of this transport stays open between events.
     pub fn is_streaming(self) -> bool {
-        matches!(self, Self::Sse | Self::Ws)
+        matches!(self, Self::Sse | Self::Ws | Self::Wt)
     }
 }
 
@@ -56,11 +72,11 @@ impl std::fmt::Display for Transport {
 impl std::str::FromStr for Transport {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
+        Self::EVERY
             .into_iter()
             .find(|t| t.name() == s)
             .ok_or_else(|| {
-                format!("unknown transport {s:?} (expected short-poll, long-poll, sse or ws)")
+                format!("unknown transport {s:?} (expected short-poll, long-poll, sse, ws or wt)")
             })
     }
 }
@@ -71,13 +87,14 @@ mod tests {
 
     #[test]
     fn names_round_trip_through_serde_and_from_str() {
-        for t in Transport::ALL {
+        assert!(!Transport::ALL.contains(&Transport::Wt));
+        for t in Transport::EVERY {
             assert_eq!(
                 serde_json::to_string(&t).unwrap(),
                 format!("\"{}\"", t.name())
             );
             assert_eq!(t.name().parse::<Transport>().unwrap(), t);
-            assert_eq!(Transport::ALL[t.index()], t);
+            assert_eq!(Transport::EVERY[t.index()], t);
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod sse;
 pub mod talk_back;
 pub mod target;
 pub mod ws;
+pub mod wt;
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
@@ -158,6 +159,7 @@ pub async fn run(ctx: ClientCtx) -> ClientOutput {
             }
         }
         (Transport::Ws, _, out, _) => ws::run(&ctx, &mut rec, out).await,
+        (Transport::Wt, _, out, _) => wt::run(&ctx, &mut rec, out).await,
         (transport, Some(plan), Some(out), _) => {
             // HTTP/2: the receiving side hands its connection to the sending side.
             let (h2_tx, h2_rx) = watch::channel(None);

@@ -562,7 +562,7 @@ pub fn beat_kind(t: Transport) -> BeatKind {
     match t {
         Transport::ShortPoll => BeatKind::Poll,
         Transport::LongPoll => BeatKind::Renewal,
-        Transport::Sse | Transport::Ws => BeatKind::Heartbeat,
+        Transport::Sse | Transport::Ws | Transport::Wt => BeatKind::Heartbeat,
     }
 }
 

@@ -44,6 +44,8 @@ pub struct TlsOptions {
 pub struct TlsClient {
     http1: tokio_rustls::TlsConnector,
     h2: tokio_rustls::TlsConnector,
+    /// The same trust with ALPN `h3`, for QUIC (`--transports wt`).
+    pub h3: Arc<ClientConfig>,
     pub server_name: ServerName<'static>,
     insecure: bool,
 }
@@ -85,6 +87,7 @@ impl TlsClient {
         Ok(Self {
             http1: Arc::new(config(b"http/1.1")?).into(),
             h2: Arc::new(config(b"h2")?).into(),
+            h3: Arc::new(config(b"h3")?),
             server_name: ServerName::try_from(name.to_owned())
                 .with_context(|| format!("{name} is not a valid TLS server name"))?,
             insecure: opts.insecure,

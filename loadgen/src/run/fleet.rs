@@ -70,7 +70,7 @@ impl Instance {
 
     /// Whether it runs (a server loadgen did not start is taken to).
     pub fn running(&self) -> bool {
-        self.process().as_mut().map_or(true, ServerProcess::running)
+        self.process().as_mut().is_none_or(ServerProcess::running)
     }
 
     /// SIGKILL (blocking until reaped).
@@ -489,6 +489,10 @@ fn spawned_server_args(
             extra.push("--h2c".into());
         }
         return (extra, "server.log", None);
+    }
+    if args.transports().contains(&feedlab_wire::Transport::Wt) && !given("--quic") {
+        // WebTransport: the QUIC listener beside the TLS one, on the same port over UDP.
+        extra.push("--quic".into());
     }
     let cert = out_dir.join("server-cert.pem");
     extra.extend([

@@ -1214,8 +1214,10 @@ impl Talked {
         let clients = f64::from(clients.max(1));
         let per_us =
             |n: u64| server_cpu.and_then(|c| (n > 0).then(|| (c * 1e7 / n as f64).round() / 10.0));
-        let sending_only = g.member.transport != feedlab_wire::Transport::Ws
-            && g.member.http != HttpVersion::Http2;
+        let sending_only = !matches!(
+            g.member.transport,
+            feedlab_wire::Transport::Ws | feedlab_wire::Transport::Wt
+        ) && g.member.http != HttpVersion::Http2;
         let mut u = TalkBack {
             way: talk_back::way_up(g.member.transport, g.member.http).to_owned(),
             send_rate: g.shared.send.as_ref().map_or(0.0, |p| p.rate),
@@ -1276,7 +1278,11 @@ fn talk_back_check(
         messages += published.published;
         bytes += published.bytes_up;
     }
-    if member.transport == feedlab_wire::Transport::Ws || member.http == HttpVersion::Http2 {
+    if matches!(
+        member.transport,
+        feedlab_wire::Transport::Ws | feedlab_wire::Transport::Wt
+    ) || member.http == HttpVersion::Http2
+    {
         // The way shares the stream's connection: what the sending alone wrote is not counted
         // apart on loadgen's side; the server's figure is shown against 0.
         bytes = 0;

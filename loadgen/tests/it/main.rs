@@ -25,3 +25,4 @@ mod storm;
 mod talk_back;
 mod tls_http2;
 mod usecases;
+mod wt;

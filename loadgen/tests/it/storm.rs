@@ -76,7 +76,7 @@ fn sum(phase: &serde_json::Value, key: &str, instance: Option<u64>, from_ms: u64
         .as_array()
         .unwrap()
         .iter()
-        .filter(|c| instance.map_or(true, |i| c["instance"].as_u64() == Some(i)))
+        .filter(|c| instance.is_none_or(|i| c["instance"].as_u64() == Some(i)))
         .filter(|c| c["t_ms"].as_u64().unwrap() + 100 > from_ms)
         .map(|c| c[key].as_u64().unwrap())
         .sum()

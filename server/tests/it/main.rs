@@ -27,3 +27,4 @@ mod tls_fast;
 mod usecases;
 mod ws;
 mod ws_deflate;
+mod wt;

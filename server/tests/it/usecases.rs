@@ -349,7 +349,7 @@ async fn inputs_past_the_rate_are_dropped_and_counted_and_too_big_closes_1009(wa
     }
     // Too big: closed with 1009 and the setting's name.
     let mut big = vec![0x10, 0, 0, 0, 99];
-    big.extend(std::iter::repeat(7u8).take(100));
+    big.extend(std::iter::repeat_n(7u8, 100));
     ws.send(Message::Binary(big)).await.unwrap();
     let close = loop {
         match tokio::time::timeout(LIMIT, ws.next())

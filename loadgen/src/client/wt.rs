@@ -1,0 +1,345 @@
+//! WebTransport (`--transports wt`): the feed on one unidirectional stream of a WebTransport
+//! session over QUIC, talk-back on a bidirectional stream per message.
+//!
+//! web-transport-quinn on quinn, as the server (its `quic` module says why). QUIC
+//! clients share [`ENDPOINTS`] endpoints per source address (one endpoint is one UDP socket
+//! and its driver task), as many browsers' tabs would share a few sockets and as a single socket
+//! for thousands of connections would not: it would make one task the bottleneck of the run.
+//!
+//! Bytes: `plain_read`/`plain_written` count the streams' payload (what the server counts as
+//! written and read, compared in the run's server check as the bytes inside TLS are);
+//! `read`/`written` count the UDP payload of the client's QUIC connection (QUIC's packets with
+//! their headers, encryption and acknowledgements; not the IP and UDP headers), added when a
+//! connection ends. QUIC has no session resumption here and no 0-RTT: every connection is a
+//! full handshake, after the server's Retry.
+//!
+//! Not yet: `--network` (the endpoints would have to be made inside the link's namespace) and
+//! connection migration.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    sync::{atomic::Ordering::Relaxed, Arc, Mutex, Weak},
+};
+
+use futures_util::{stream::FuturesUnordered, StreamExt as _};
+use web_transport_quinn::{ClientError, ConnectError, Session};
+
+use super::{failover::Failover, ClientCtx, Shared, RESPONSE_TIMEOUT};
+use crate::{
+    client::talk_back::{self, Due, Outbox, Schedule},
+    clock,
+    event::WsMsg,
+    net::{ByteCounts, Target},
+    stats::Recorder,
+};
+
+/// Endpoints (UDP sockets) per source address in one phase: client `i` uses endpoint
+/// `i mod ENDPOINTS`.
+pub const ENDPOINTS: usize = 8;
+
+/// Longest line (one event, a missed notice) loadgen accepts on the feed stream, bytes.
+pub const MAX_LINE: usize = 16 << 20;
+
+/// Longest talk-back reply loadgen reads, bytes.
+const MAX_REPLY: usize = 64 * 1024;
+
+/// Which endpoint: the phase's (its [`Shared`]), the source address, the slot.
+type Slot = (usize, IpAddr, usize);
+
+/// The endpoints of the phases under way. Each is made on the phase's runtime and lives with the
+/// phase: an entry whose phase has ended is dropped (its socket closed) when the next is made.
+#[allow(clippy::type_complexity)]
+static POOL: Mutex<Option<HashMap<Slot, (Weak<Shared>, quinn::Endpoint)>>> = Mutex::new(None);
+
+/// The endpoint for client `ctx`'s connections from `source` to `target`.
+fn endpoint(
+    ctx: &ClientCtx,
+    target: SocketAddr,
+    source: Option<IpAddr>,
+) -> std::io::Result<quinn::Endpoint> {
+    let ip = source.unwrap_or(match target {
+        SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    });
+    let key = (Arc::as_ptr(&ctx.shared) as usize, ip, ctx.index % ENDPOINTS);
+    let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    let pool = pool.get_or_insert_with(HashMap::new);
+    if let Some((_, e)) = pool.get(&key) {
+        return Ok(e.clone());
+    }
+    pool.retain(|_, (phase, _)| phase.strong_count() > 0);
+    let e = quinn::Endpoint::client(SocketAddr::new(ip, 0))?;
+    pool.insert(key, (Arc::downgrade(&ctx.shared), e.clone()));
+    Ok(e)
+}
+
+/// quinn's client settings over the target's TLS (ALPN `h3`).
+fn client_config(target: &Target) -> Result<quinn::ClientConfig, &'static str> {
+    let tls = target.tls.as_ref().ok_or("wt_needs_tls")?;
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls.h3.clone())
+        .map_err(|_| "wt_tls_config")?;
+    Ok(quinn::ClientConfig::new(Arc::new(crypto)))
+}
+
+/// A connect that failed: the report's error kind, and the CONNECT's status if it was refused.
+fn connect_error(e: &ClientError) -> (String, Option<u16>) {
+    match e {
+        ClientError::HttpError(
+            ConnectError::ErrorStatus(status)
+            | ConnectError::ProtoError(web_transport_quinn::proto::ConnectError::WrongStatus(Some(
+                status,
+            ))),
+        ) => (format!("http_{}", status.as_u16()), Some(status.as_u16())),
+        ClientError::Connection(quinn::ConnectionError::ApplicationClosed(_)) => {
+            ("wt_refused".into(), None)
+        }
+        ClientError::Connection(quinn::ConnectionError::TimedOut) => ("timeout".into(), None),
+        _ => ("wt_connect".into(), None),
+    }
+}
+
+/// Adds a finished connection's UDP payload to the client's socket counts.
+fn count_udp(conn: &quinn::Connection, wire: &ByteCounts) {
+    let stats = conn.stats();
+    wire.read.fetch_add(stats.udp_rx.bytes, Relaxed);
+    wire.written.fetch_add(stats.udp_tx.bytes, Relaxed);
+}
+
+pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbox>) {
+    let s = &ctx.shared;
+    let mut failover = Failover::new(ctx);
+    let mut schedule = s.send.as_ref().map(Schedule::new);
+    'connection: loop {
+        let Some(permit) = failover.attempt(ctx, rec).await else {
+            break;
+        };
+        let target = failover.target(ctx).clone();
+        if target.netns.is_some() {
+            rec.error("wt_no_network");
+            break;
+        }
+        let config = match client_config(&target) {
+            Ok(c) => c,
+            Err(kind) => {
+                rec.error(kind);
+                break;
+            }
+        };
+        let endpoint = match endpoint(ctx, target.addr, ctx.source_ip(&target)) {
+            Ok(e) => e,
+            Err(e) => {
+                rec.error(crate::net::io_error_kind(&e));
+                failover.down(ctx, rec);
+                continue;
+            }
+        };
+        rec.connections += 1;
+        let cursor = rec.seq.resume_cursor();
+        let url = format!(
+            "https://{}{}",
+            target.host,
+            target.path(&s.stream_path(cursor))
+        );
+        let Ok(url) = url::Url::parse(&url) else {
+            rec.error("bad_request");
+            break;
+        };
+        let server_name = target
+            .tls
+            .as_ref()
+            .map_or_else(String::new, |t| t.server_name.to_str().into_owned());
+        let connect = async {
+            let conn = endpoint
+                .connect_with(config, target.addr, &server_name)
+                .map_err(|e| (ClientError::from(e), None))?;
+            let conn = conn.await.map_err(|e| (ClientError::from(e), None))?;
+            Session::connect(conn.clone(), url)
+                .await
+                .map_err(|e| (e, Some(conn)))
+        };
+        let connected = tokio::select! {
+            biased;
+            _ = s.stop.cancelled() => break,
+            r = tokio::time::timeout(RESPONSE_TIMEOUT, connect) => r,
+        };
+        let session = match connected {
+            Ok(Ok(session)) => session,
+            Ok(Err((e, conn))) => {
+                let (kind, status) = connect_error(&e);
+                if let Some(conn) = conn {
+                    count_udp(&conn, &ctx.wire);
+                }
+                if let Some(status) = status {
+                    rec.request();
+                    failover.refused(ctx, status, None);
+                }
+                rec.error(kind);
+                failover.down(ctx, rec);
+                continue;
+            }
+            Err(_) => {
+                rec.error("timeout");
+                failover.down(ctx, rec);
+                continue;
+            }
+        };
+        drop(permit);
+        rec.request();
+        let feed = tokio::select! {
+            biased;
+            _ = s.stop.cancelled() => {
+                session.close(0, b"done");
+                count_udp(&session, &ctx.wire);
+                break;
+            }
+            r = tokio::time::timeout(RESPONSE_TIMEOUT, session.accept_uni()) => r,
+        };
+        let mut feed = match feed {
+            Ok(Ok(feed)) => feed,
+            Ok(Err(_)) => {
+                rec.error("wt_no_stream");
+                count_udp(&session, &ctx.wire);
+                failover.down(ctx, rec);
+                continue;
+            }
+            Err(_) => {
+                rec.error("timeout");
+                session.close(0, b"no feed stream");
+                count_udp(&session, &ctx.wire);
+                failover.down(ctx, rec);
+                continue;
+            }
+        };
+        failover.up(ctx);
+        let mut line = Vec::new();
+        let mut talks = FuturesUnordered::new();
+        loop {
+            let due = async {
+                match schedule.as_mut() {
+                    Some(schedule) => schedule.due().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = s.stop.cancelled() => {
+                    // What is still in flight is read before closing, so both sides count it.
+                    let _ = tokio::time::timeout(RESPONSE_TIMEOUT, talks.for_each(|answer| {
+                        ack(answer, rec, out.as_deref_mut());
+                        std::future::ready(())
+                    })).await;
+                    session.close(0, b"done");
+                    let _ = tokio::time::timeout(RESPONSE_TIMEOUT, session.closed()).await;
+                    count_udp(&session, &ctx.wire);
+                    break 'connection;
+                }
+                Some(answer) = talks.next() => ack(answer, rec, out.as_deref_mut()),
+                due = due => {
+                    if let (Some(plan), Some(out)) = (s.send.as_ref(), out.as_deref_mut()) {
+                        out.first_send(&due);
+                        let message = talk_back::ws_publish(plan, plan.from(ctx.index), &due);
+                        talks.push(talk(session.clone(), message, due, ctx.wire.clone()));
+                    }
+                }
+                chunk = feed.read_chunk(64 * 1024, true) => match chunk {
+                    Ok(Some(chunk)) => {
+                        ctx.wire.plain_read.fetch_add(chunk.bytes.len() as u64, Relaxed);
+                        if let Err(kind) = lines(&mut line, &chunk.bytes, rec) {
+                            rec.error(kind);
+                            session.close(0, b"bad line");
+                            break;
+                        }
+                    }
+                    Ok(None) => {
+                        rec.error("wt_ended");
+                        break;
+                    }
+                    Err(_) => {
+                        rec.error(match session.close_reason() {
+                            Some(web_transport_quinn::SessionError::WebTransportError(
+                                web_transport_quinn::WebTransportError::Closed(code, _),
+                            )) => format!("wt_close_{code}"),
+                            _ => "wt_closed".into(),
+                        });
+                        break;
+                    }
+                },
+            }
+        }
+        count_udp(&session, &ctx.wire);
+        failover.down(ctx, rec);
+    }
+}
+
+/// Splits what arrived into lines (one kept partial line at most [`MAX_LINE`]) and records each.
+fn lines(partial: &mut Vec<u8>, mut bytes: &[u8], rec: &mut Recorder) -> Result<(), &'static str> {
+    while let Some(at) = bytes.iter().position(|&b| b == b'\n') {
+        if partial.is_empty() {
+            line(&bytes[..at], rec);
+        } else {
+            partial.extend_from_slice(&bytes[..at]);
+            line(partial, rec);
+            partial.clear();
+        }
+        bytes = &bytes[at + 1..];
+    }
+    if partial.len() + bytes.len() > MAX_LINE {
+        return Err("wt_line_too_long");
+    }
+    partial.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// One line of the feed stream: an event, a missed notice, or (empty) a heartbeat.
+fn line(text: &[u8], rec: &mut Recorder) {
+    if text.is_empty() {
+        return;
+    }
+    let now = clock::now_us();
+    match serde_json::from_slice::<WsMsg>(text) {
+        Ok(WsMsg {
+            seq: Some(seq),
+            ts,
+            data,
+            op: None,
+            ..
+        }) => rec.event(seq, ts, data, now),
+        Ok(m) if m.op.as_deref() == Some("missed") => rec.seq.missed(m.missed, m.next),
+        Ok(_) => {}
+        Err(_) => rec.error("bad_body"),
+    }
+}
+
+/// A talk-back message's answer: the message, and the seq it was published as (or why not).
+type Answer = (Due, Result<u64, &'static str>);
+
+/// Sends `message` on a stream of its own and reads the server's reply.
+async fn talk(session: Session, message: String, due: Due, wire: Arc<ByteCounts>) -> Answer {
+    let exchange = async {
+        let (mut send, mut recv) = session.open_bi().await.map_err(|_| "wt_closed")?;
+        send.write_all(message.as_bytes())
+            .await
+            .map_err(|_| "wt_closed")?;
+        wire.plain_written.fetch_add(message.len() as u64, Relaxed);
+        let _ = send.finish();
+        let reply = recv.read_to_end(MAX_REPLY).await.map_err(|_| "wt_closed")?;
+        wire.plain_read.fetch_add(reply.len() as u64, Relaxed);
+        match serde_json::from_slice::<WsMsg>(&reply) {
+            Ok(m) if m.op.as_deref() == Some("published") => m.seq.ok_or("bad_body"),
+            _ => Err("bad_body"),
+        }
+    };
+    let answer = tokio::time::timeout(RESPONSE_TIMEOUT, exchange)
+        .await
+        .unwrap_or(Err("timeout"));
+    (due, answer)
+}
+
+fn ack((due, answer): Answer, rec: &mut Recorder, out: Option<&mut Outbox>) {
+    match (answer, out) {
+        (Ok(seq), Some(out)) => out.ack(&due, seq),
+        (Err(kind), Some(out)) => out.error(kind),
+        (_, None) => rec.error("wt_unexpected_ack"),
+    }
+}

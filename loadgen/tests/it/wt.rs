@@ -1,0 +1,76 @@
+//! `--transports wt`: WebTransport over QUIC against the real server (`--quic`) on loopback:
+//! every event once and in order, requests, deliveries and stream bytes equal to the server's
+//! `/stats`, and `all` still meaning the four over TCP.
+
+use feedlab_wire::Transport;
+use loadgen::{run::Mode, Args};
+use server::testing::TestServer;
+
+#[test]
+fn wt_runs_only_when_named_and_only_over_tls() {
+    let all = Args::from_args(["--transports", "all"]).unwrap();
+    assert_eq!(all.transports(), Transport::ALL.to_vec());
+    let named = Args::from_args(["--transports", "all,wt", "--tls", "on"]).unwrap();
+    assert_eq!(named.transports(), Transport::EVERY.to_vec());
+    let plain = Args::from_args(["--transports", "wt"]).unwrap();
+    let why = plain.tls_modes().unwrap_err();
+    assert!(why.contains("--tls on"), "{why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wt_delivers_every_event_once_in_order_and_counts_what_the_server_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem").display().to_string();
+    let srv = TestServer::start(&["--tls-self-signed", "--tls-write-cert", &cert, "--quic"]);
+    let out = dir.path().join("out");
+    let args = Args::from_args([
+        "--url",
+        &srv.url("/"),
+        "--ca",
+        &cert,
+        "--transports",
+        "wt",
+        // More clients than endpoints: several connections share each UDP socket.
+        "--clients",
+        "20",
+        "--duration",
+        "3s",
+        "--rate",
+        "50",
+        "--drain",
+        "500ms",
+        "--repeat",
+        "1",
+        "--seed",
+        "11",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .unwrap();
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        loadgen::execute(args, Mode::Library),
+    )
+    .await
+    .expect("run finishes in time")
+    .unwrap();
+    let report = outcome.report;
+    assert!(!report.loss, "warnings: {:?}", report.warnings);
+    assert_eq!(report.phases.len(), 1);
+    let r = &report.phases[0];
+    assert_eq!(r.transport, "wt");
+    assert!(r.events_published >= 100, "{}", r.events_published);
+    assert_eq!(r.events_received, r.events_expected, "nothing lost");
+    assert_eq!((r.gaps, r.duplicates, r.out_of_order), (0, 0, 0));
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(r.connections_opened, 20, "one QUIC connection per client");
+    let c = r.server_check.as_ref().expect("checked against /stats");
+    assert_eq!(c.requests.loadgen, c.requests.server, "sessions");
+    assert_eq!(c.events_delivered.loadgen, c.events_delivered.server);
+    assert!(
+        c.bytes.ok,
+        "stream bytes against the server's: {:?}",
+        c.bytes
+    );
+    assert!(c.ok, "{c:?}");
+}

@@ -1,0 +1,185 @@
+//! From a QUIC connection to an admitted WebTransport session: the handshake within
+//! `--request-timeout`, then the CONNECT request's checks in the same order as a `/ws`
+//! handshake's (path, origin, query, token, cursor), through the same functions
+//! ([`crate::incoming::Incoming`] is implemented for the CONNECT request).
+//!
+//! A refusal answers the CONNECT with its HTTP status, then closes the connection with
+//! [`H3_REQUEST_REJECTED`] and the refusal's text as the reason (what a non-browser client can
+//! read; a browser sees the status), once the client left or after `--close-timeout`.
+
+use std::{net::IpAddr, sync::Arc};
+
+use actix_web::http::{
+    header::{HeaderMap, HeaderName, HeaderValue},
+    Version,
+};
+use quinn::VarInt;
+use web_transport_quinn::Request;
+
+use super::session;
+use crate::{
+    accounting::{Meter, OpenGuard},
+    error::ApiError,
+    incoming::Incoming,
+    state::AppState,
+    transport::{start_cursor, FeedQuery, Transport},
+};
+
+/// HTTP/3's "no error": the code of a connection closed on purpose.
+pub const H3_NO_ERROR: u32 = 0x100;
+
+/// HTTP/3's "request rejected": the code of a connection closed after a refused CONNECT.
+pub const H3_REQUEST_REJECTED: u32 = 0x10b;
+
+/// The CONNECT request as the shared checks see it.
+struct ConnectIn {
+    headers: HeaderMap,
+    query: String,
+    authority: String,
+    peer: IpAddr,
+}
+
+impl ConnectIn {
+    fn new(request: &Request) -> Self {
+        let url = &request.url;
+        let authority = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_owned(),
+        };
+        // http 1's header map to actix's: the same names and bytes.
+        let mut headers = HeaderMap::new();
+        for (name, value) in &request.headers {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_str().as_bytes()),
+                HeaderValue::from_bytes(value.as_bytes()),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        Self {
+            headers,
+            query: url.query().unwrap_or_default().to_owned(),
+            authority,
+            peer: request.conn().remote_address().ip(),
+        }
+    }
+}
+
+impl Incoming for ConnectIn {
+    fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    fn query_string(&self) -> &str {
+        &self.query
+    }
+
+    fn peer_ip(&self) -> Option<IpAddr> {
+        Some(self.peer)
+    }
+
+    fn version(&self) -> Version {
+        Version::HTTP_3
+    }
+
+    fn authority(&self) -> Option<&str> {
+        Some(&self.authority)
+    }
+}
+
+/// A `/wt` session that passed every check: what it starts from.
+pub struct Ready {
+    pub meter: Meter,
+    pub feed: Arc<crate::feed::Feed>,
+    pub feed_name: Option<String>,
+    pub cursor: u64,
+}
+
+/// The CONNECT request's checks, in `/ws`'s order. The connection was counted open already.
+fn admit(request: &Request, state: &AppState) -> Result<Ready, ApiError> {
+    if request.url.path() != Transport::Wt.path() {
+        return Err(ApiError::NotFound(format!(
+            "no WebTransport endpoint at {}; the feed is at /wt",
+            request.url.path()
+        )));
+    }
+    let req = ConnectIn::new(request);
+    state.origins.check(&req)?;
+    let q = FeedQuery::from_request(&req)?;
+    // No first-message authentication as on `/ws`: the token comes with the CONNECT.
+    q.authorize(&req, state)?;
+    let meter = state.accounting.meter(Transport::Wt, q.client.as_deref());
+    meter.request();
+    let feed = q.feed(state)?;
+    let cursor = start_cursor(&feed, q.since)?;
+    Ok(Ready {
+        meter,
+        feed,
+        feed_name: q.feed,
+        cursor,
+    })
+}
+
+/// One QUIC connection, from its first packet to its end. `open` is its place under the
+/// connection limits, taken when it arrived.
+pub async fn connection(
+    incoming: quinn::Incoming,
+    open: Result<OpenGuard, String>,
+    state: Arc<AppState>,
+) {
+    let config = &state.config;
+    let Ok(connecting) = incoming.accept() else {
+        return;
+    };
+    let Ok(Ok(conn)) = tokio::time::timeout(config.request_timeout, connecting).await else {
+        return;
+    };
+    let _open = match open {
+        Ok(guard) => guard,
+        Err(limit) => {
+            let why = ApiError::TooManyConnections(limit).to_string();
+            conn.close(VarInt::from_u32(H3_REQUEST_REJECTED), why.as_bytes());
+            return;
+        }
+    };
+    let request =
+        match tokio::time::timeout(config.request_timeout, Request::accept(conn.clone())).await {
+            Ok(Ok(request)) => request,
+            Ok(Err(e)) => {
+                let why = format!("not a WebTransport CONNECT: {e}");
+                conn.close(VarInt::from_u32(H3_REQUEST_REJECTED), why.as_bytes());
+                return;
+            }
+            Err(_) => {
+                conn.close(
+                    VarInt::from_u32(H3_REQUEST_REJECTED),
+                    b"no WebTransport CONNECT within --request-timeout",
+                );
+                return;
+            }
+        };
+    match admit(&request, &state) {
+        Ok(ready) => {
+            let Ok(session) = request.ok().await else {
+                return;
+            };
+            session::serve(session, ready, state).await;
+        }
+        Err(error) => {
+            refuse(request, &conn, &error, &state).await;
+        }
+    }
+}
+
+/// Answers the CONNECT with `error`'s status, then closes with its text as the reason.
+async fn refuse(request: Request, conn: &quinn::Connection, error: &ApiError, state: &AppState) {
+    let status = actix_web::ResponseError::status_code(error).as_u16();
+    let status = web_transport_quinn::http::StatusCode::from_u16(status)
+        .unwrap_or(web_transport_quinn::http::StatusCode::BAD_REQUEST);
+    if request.reject(status).await.is_ok() {
+        // The status first: the client that reads it and leaves ends the wait.
+        let _ = tokio::time::timeout(state.config.close_timeout, conn.closed()).await;
+    }
+    let why = crate::transport::ws::truncate_reason(error.to_string());
+    conn.close(VarInt::from_u32(H3_REQUEST_REJECTED), why.as_bytes());
+}

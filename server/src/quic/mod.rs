@@ -1,0 +1,236 @@
+//! The QUIC listener beside actix-web: WebTransport at `/wt`, on `--bind`'s port over UDP
+//! (`--quic`).
+//!
+//! actix-web has no HTTP/3, so QUIC is served by quinn 0.11 on a tokio runtime of its own in the
+//! server's process (its CPU is the server's, as `/stats` and loadgen see it), with the same
+//! rustls configuration as the TCP listener (ALPN `h3`). WebTransport over HTTP/3 is
+//! `web-transport-quinn` rather than `wtransport`: it takes a `quinn::Connection` the server
+//! accepted itself ([`web_transport_quinn::Request::accept`]), so the endpoint, its limits,
+//! address validation and the connection count stay here, in plain quinn, and the same
+//! endpoint can later serve HTTP/3 (h3-quinn) beside it; wtransport wraps the endpoint in its
+//! own configuration builder and runtime assumptions.
+//!
+//! What a client can make the listener hold is bounded by [`QuicConfig`]: streams, flow-control
+//! windows, what quinn buffers unacknowledged per connection (`--quic-send-window`, the
+//! slow-consumer bound below `--max-lag` and `--send-timeout`), datagrams, and idle time.
+//! 0-RTT is off (a publish is not safe to replay). Address validation: every new client address
+//! gets a stateless Retry before the server keeps any state for it (one round trip more per new
+//! connection, no amplification: quinn answers an unvalidated address with at most three times
+//! what it received, and a spoofed address never gets past the Retry). Each QUIC connection counts
+//! in `--max-connections`, `--max-transport-connections` and `--max-connections-per-ip` from
+//! its first packet (as `wt`), not only once its session is open.
+//!
+//! [`connect`] admits a session (the CONNECT request's checks, the same as `/ws`'s); [`session`]
+//! serves it.
+
+pub mod connect;
+pub mod session;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use quinn::{crypto::rustls::QuicServerConfig, IdleTimeout, VarInt};
+use tokio_util::sync::CancellationToken;
+
+use crate::{config::Config, state::AppState, transport::Transport};
+
+/// The QUIC listener's settings (`--quic*`), part of [`Config`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct QuicConfig {
+    /// Also serve QUIC on `--bind`'s port over UDP: WebTransport at `/wt`. Needs TLS
+    /// (`--tls-cert` or `--tls-self-signed`); off by default, so runs over TCP are unchanged.
+    #[arg(long = "quic", env = "FEEDLAB_QUIC")]
+    pub enabled: bool,
+
+    /// Most bidirectional streams a client may have open at once on one QUIC connection: the
+    /// WebTransport CONNECT stream and its talk-back messages in flight. A client opening more
+    /// waits for the server to finish one (QUIC stream credit), so it can never make the server
+    /// hold more.
+    #[arg(long, env = "FEEDLAB_QUIC_MAX_BIDI_STREAMS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(2..=1_024))]
+    pub quic_max_bidi_streams: u32,
+
+    /// Most unidirectional streams a client may have open at once on one QUIC connection:
+    /// HTTP/3 needs three (control and the two QPACK streams); others are stopped on arrival,
+    /// since a feed client sends nothing on them.
+    #[arg(long, env = "FEEDLAB_QUIC_MAX_UNI_STREAMS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(3..=1_024))]
+    pub quic_max_uni_streams: u32,
+
+    /// Bytes a client may send on one stream before the server reads them (the per-stream
+    /// flow-control window).
+    #[arg(long, env = "FEEDLAB_QUIC_STREAM_WINDOW", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u32).range(1_024..=(64 << 20)))]
+    pub quic_stream_window: u32,
+
+    /// Bytes a client may send on all streams of one connection before the server reads them
+    /// (the connection's flow-control window).
+    #[arg(long, env = "FEEDLAB_QUIC_CONNECTION_WINDOW", default_value_t = 256 * 1024, value_parser = clap::value_parser!(u32).range(1_024..=(256 << 20)))]
+    pub quic_connection_window: u32,
+
+    /// Bytes the server keeps written but not yet acknowledged on one connection: what a client
+    /// that stopped reading pins before writes wait (and `--send-timeout` lets it go).
+    #[arg(long, env = "FEEDLAB_QUIC_SEND_WINDOW", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1_024..=(256 << 20)))]
+    pub quic_send_window: u64,
+
+    /// Bytes of QUIC datagrams kept per connection, received and not yet read, and queued to
+    /// send; the oldest are dropped past it. The feed sends none yet; received ones are dropped.
+    #[arg(long, env = "FEEDLAB_QUIC_DATAGRAM_BUFFER", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u32).range(0..=(16 << 20)))]
+    pub quic_datagram_buffer: u32,
+
+    /// A QUIC connection that carries nothing (not even an acknowledgement) for this long is
+    /// closed. Above `--heartbeat`, so a quiet feed's heartbeats keep its sessions open.
+    #[arg(long, env = "FEEDLAB_QUIC_IDLE_TIMEOUT", default_value = "30s", value_parser = crate::config::duration_in(Duration::from_millis(100), Duration::from_secs(600)))]
+    pub quic_idle_timeout: Duration,
+}
+
+impl QuicConfig {
+    /// Checks relations with other settings that clap cannot express.
+    pub fn validate(&self, config: &Config) -> Result<(), String> {
+        if self.enabled && !config.tls() {
+            return Err("--quic needs TLS: --tls-cert/--tls-key or --tls-self-signed".into());
+        }
+        if self.enabled && self.quic_idle_timeout <= config.heartbeat {
+            return Err(format!(
+                "--quic-idle-timeout ({}) must be above --heartbeat ({}), or quiet sessions time out",
+                humantime::format_duration(self.quic_idle_timeout),
+                humantime::format_duration(config.heartbeat)
+            ));
+        }
+        Ok(())
+    }
+
+    /// quinn's limits for every connection.
+    fn transport(&self) -> anyhow::Result<quinn::TransportConfig> {
+        let mut t = quinn::TransportConfig::default();
+        t.max_concurrent_bidi_streams(VarInt::from_u32(self.quic_max_bidi_streams))
+            .max_concurrent_uni_streams(VarInt::from_u32(self.quic_max_uni_streams))
+            .stream_receive_window(VarInt::from_u32(self.quic_stream_window))
+            .receive_window(VarInt::from_u32(self.quic_connection_window))
+            .send_window(self.quic_send_window)
+            .datagram_receive_buffer_size(
+                Some(self.quic_datagram_buffer as usize).filter(|&n| n > 0),
+            )
+            .datagram_send_buffer_size(self.quic_datagram_buffer as usize)
+            .max_idle_timeout(Some(
+                IdleTimeout::try_from(self.quic_idle_timeout).context("--quic-idle-timeout")?,
+            ));
+        Ok(t)
+    }
+}
+
+/// quinn's server configuration from the TCP listener's rustls one: ALPN `h3`, no 0-RTT.
+fn server_config(
+    tls: rustls::ServerConfig,
+    quic: &QuicConfig,
+) -> anyhow::Result<quinn::ServerConfig> {
+    let mut tls = tls;
+    tls.alpn_protocols = vec![web_transport_quinn::ALPN.as_bytes().to_vec()];
+    // 0-RTT data could be replayed by anyone who saw it; a publish must not be.
+    tls.max_early_data_size = 0;
+    let crypto = QuicServerConfig::try_from(tls).context("TLS settings unusable for QUIC")?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    server.transport_config(Arc::new(quic.transport()?));
+    Ok(server)
+}
+
+/// The running listener: its runtime's thread, done once every connection ended.
+pub struct Listener {
+    done: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl Listener {
+    /// Binds `addr` over UDP and serves QUIC there until `stop`, on a runtime of its own (one
+    /// worker per `--workers`, or per core); `None` without `--quic`.
+    ///
+    /// # Errors
+    /// The UDP port cannot be bound, or the TLS settings do not suit QUIC.
+    pub fn start(
+        addr: SocketAddr,
+        tls: Option<&rustls::ServerConfig>,
+        state: &Arc<AppState>,
+        stop: CancellationToken,
+    ) -> anyhow::Result<Option<Self>> {
+        let config = &state.config;
+        if !config.quic.enabled {
+            return Ok(None);
+        }
+        let tls = tls.context("--quic needs TLS")?.clone();
+        let server = server_config(tls, &config.quic)?;
+        let socket = std::net::UdpSocket::bind(addr)
+            .with_context(|| format!("binding {addr} over UDP for QUIC"))?;
+        let workers = config
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers.max(1))
+            .thread_name("quic")
+            .enable_all()
+            .build()
+            .context("QUIC runtime")?;
+        let endpoint = {
+            let _entered = runtime.enter();
+            quinn::Endpoint::new(
+                quinn::EndpointConfig::default(),
+                Some(server),
+                socket,
+                Arc::new(quinn::TokioRuntime),
+            )
+            .context("QUIC endpoint")?
+        };
+        println!("  wt           https://{addr}/wt?since=0 (WebTransport, QUIC over UDP)");
+        let (tx, done) = tokio::sync::oneshot::channel();
+        let state = state.clone();
+        std::thread::Builder::new()
+            .name("quic".into())
+            .spawn(move || {
+                runtime.block_on(serve(endpoint, state, stop));
+                let _ = tx.send(());
+            })
+            .context("QUIC thread")?;
+        Ok(Some(Self { done }))
+    }
+
+    /// Waits until the listener has ended its connections (on the stop given to `start`).
+    pub async fn stopped(self) {
+        let _ = self.done.await;
+    }
+}
+
+/// Accepts connections until `stop`; then lets the sessions end at their turns (the feed's
+/// close reaches them as it reaches every stream) within `--shutdown-grace`.
+async fn serve(endpoint: quinn::Endpoint, state: Arc<AppState>, stop: CancellationToken) {
+    let mut sessions = tokio::task::JoinSet::new();
+    loop {
+        let incoming = tokio::select! {
+            () = stop.cancelled() => break,
+            incoming = endpoint.accept() => match incoming {
+                Some(incoming) => incoming,
+                None => break,
+            },
+        };
+        if !incoming.remote_address_validated() {
+            // A stateless Retry: the client proves it receives at its address first.
+            if let Err(e) = incoming.retry() {
+                e.into_incoming().ignore();
+            }
+            continue;
+        }
+        state
+            .accounting
+            .connections_accepted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let meter = state.accounting.meter(Transport::Wt, None);
+        let open = meter.open(&state.limits(), Some(incoming.remote_address().ip()));
+        sessions.spawn(connect::connection(incoming, open, state.clone()));
+        // Ended sessions reaped as new ones come, so the set holds only the open ones.
+        while sessions.try_join_next().is_some() {}
+    }
+    let grace = state.config.shutdown_grace;
+    let _ = tokio::time::timeout(grace, async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await;
+    endpoint.close(
+        VarInt::from_u32(connect::H3_NO_ERROR),
+        b"server shutting down",
+    );
+    let _ = tokio::time::timeout(state.config.close_timeout, endpoint.wait_idle()).await;
+}

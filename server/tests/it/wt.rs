@@ -1,0 +1,286 @@
+//! WebTransport at `/wt` (`--quic`), driven by web-transport-quinn's client over real QUIC on
+//! loopback: the feed in order on one stream, `since` and `missed`, talk-back, heartbeats, the
+//! Origin check and the stream limit.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use serde_json::Value;
+use web_transport_quinn::{
+    proto::ConnectRequest, quinn, ClientError, ConnectError, RecvStream, Session,
+};
+
+use crate::common::*;
+
+/// A TLS server with the QUIC listener, and where its certificate is.
+fn quic_server(dir: &tempfile::TempDir, extra: &[&str]) -> TestServer {
+    let cert = dir.path().join("cert.pem").display().to_string();
+    let mut args = vec!["--tls-self-signed", "--tls-write-cert", &cert, "--quic"];
+    args.extend_from_slice(extra);
+    TestServer::start(&args)
+}
+
+/// A QUIC client endpoint that trusts `srv`'s certificate, with ALPN `h3`.
+fn client(srv: &TestServer) -> (quinn::Endpoint, quinn::ClientConfig) {
+    use rustls::pki_types::{pem::PemObject as _, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(srv.cert.as_ref().unwrap()).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    (endpoint, quinn::ClientConfig::new(Arc::new(crypto)))
+}
+
+/// Opens a session at `path_and_query` with `headers`: the connection (kept, to read its close
+/// reason) and the session or why it failed.
+async fn open(
+    srv: &TestServer,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+) -> (quinn::Connection, Result<Session, ClientError>) {
+    let (endpoint, config) = client(srv);
+    let conn = tokio::time::timeout(
+        LIMIT,
+        endpoint
+            .connect_with(config, srv.addr, "localhost")
+            .unwrap(),
+    )
+    .await
+    .expect("handshake in time")
+    .expect("QUIC handshake");
+    let url = url::Url::parse(&format!(
+        "https://localhost:{}{path_and_query}",
+        srv.addr.port()
+    ))
+    .unwrap();
+    let mut request = ConnectRequest::new(url);
+    for (name, value) in headers {
+        request = request.with_header(
+            web_transport_quinn::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            web_transport_quinn::http::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    let session = tokio::time::timeout(LIMIT, Session::connect(conn.clone(), request))
+        .await
+        .expect("CONNECT answered in time");
+    (conn, session)
+}
+
+/// A session that must open, and its feed stream.
+async fn subscribe(srv: &TestServer, path_and_query: &str) -> (Session, Lines) {
+    let (_, session) = open(srv, path_and_query, &[]).await;
+    let session = session.expect("session opens");
+    let feed = tokio::time::timeout(LIMIT, session.accept_uni())
+        .await
+        .expect("feed stream in time")
+        .expect("feed stream");
+    (
+        session,
+        Lines {
+            feed,
+            buf: Vec::new(),
+        },
+    )
+}
+
+/// The feed stream, line by line.
+struct Lines {
+    feed: RecvStream,
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    /// The next line (without its `\n`).
+    async fn next(&mut self) -> String {
+        loop {
+            if let Some(at) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=at).collect();
+                return String::from_utf8(line[..at].to_vec()).unwrap();
+            }
+            let chunk = tokio::time::timeout(LIMIT, self.feed.read_chunk(64 * 1024, true))
+                .await
+                .expect("a line in time")
+                .expect("the feed stream is readable")
+                .expect("the feed stream goes on");
+            self.buf.extend_from_slice(&chunk.bytes);
+        }
+    }
+
+    /// The next line that is not a heartbeat, as JSON.
+    async fn json(&mut self) -> Value {
+        loop {
+            let line = self.next().await;
+            if !line.is_empty() {
+                return serde_json::from_str(&line).unwrap();
+            }
+        }
+    }
+}
+
+/// The status a CONNECT was refused with.
+fn refused_with(session: Result<Session, ClientError>) -> u16 {
+    match session {
+        Err(ClientError::HttpError(ConnectError::ErrorStatus(status))) => status.as_u16(),
+        Err(ClientError::HttpError(ConnectError::ProtoError(
+            web_transport_quinn::proto::ConnectError::WrongStatus(Some(status)),
+        ))) => status.as_u16(),
+        other => panic!("expected a refusal, got {:?}", other.map(|_| "a session")),
+    }
+}
+
+/// Sends `message` on a stream of its own and returns the server's reply.
+async fn talk(session: &Session, message: &str) -> Value {
+    let (mut send, mut recv) = session.open_bi().await.unwrap();
+    send.write_all(message.as_bytes()).await.unwrap();
+    send.finish().unwrap();
+    let reply = tokio::time::timeout(LIMIT, recv.read_to_end(64 * 1024))
+        .await
+        .expect("reply in time")
+        .expect("reply");
+    serde_json::from_slice(&reply).unwrap()
+}
+
+async fn publish(session: &Session, n: u64) -> u64 {
+    let reply = talk(
+        session,
+        &format!(r#"{{"op":"publish","data":{{"n":{n}}}}}"#),
+    )
+    .await;
+    assert_eq!(reply["op"], "published", "{reply}");
+    reply["seq"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn events_arrive_in_order_and_a_resume_with_since_gets_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = quic_server(&dir, &[]);
+    let (session, mut lines) = subscribe(&srv, "/wt?since=0&client=wt-a").await;
+    for n in 1..=3 {
+        assert_eq!(publish(&session, n).await, n);
+    }
+    for n in 1..=3 {
+        let e = lines.json().await;
+        assert_eq!(e["seq"], n, "{e}");
+        assert_eq!(e["data"]["n"], n, "{e}");
+        assert!(e["ts"].as_u64().unwrap() > 0, "{e}");
+    }
+    // Inputs are acknowledged as on a WebSocket.
+    assert_eq!(
+        talk(&session, r#"{"op":"input","n":7}"#).await,
+        serde_json::json!({"op":"ack","n":7})
+    );
+    session.close(0, b"done");
+
+    let (_again, mut lines) = subscribe(&srv, "/wt?since=1").await;
+    assert_eq!(lines.json().await["seq"], 2);
+    assert_eq!(lines.json().await["seq"], 3);
+}
+
+#[tokio::test]
+async fn a_cursor_out_of_retention_is_told_what_it_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = quic_server(&dir, &["--retain", "4", "--max-lag", "3"]);
+    // Its own feed stream is kept open (dropped, it would stop the session).
+    let (publisher, _own) = subscribe(&srv, "/wt").await;
+    for n in 1..=10 {
+        publish(&publisher, n).await;
+    }
+    let (_late, mut lines) = subscribe(&srv, "/wt?since=0").await;
+    let missed = lines.json().await;
+    assert_eq!(missed["op"], "missed", "{missed}");
+    assert_eq!(missed["missed"], 6, "{missed}");
+    assert_eq!(missed["next"], 6, "{missed}");
+    for seq in 7..=10 {
+        assert_eq!(lines.json().await["seq"], seq);
+    }
+}
+
+#[tokio::test]
+async fn a_quiet_session_gets_heartbeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = quic_server(&dir, &["--heartbeat", "100ms"]);
+    let (_session, mut lines) = subscribe(&srv, "/wt").await;
+    assert_eq!(lines.next().await, "", "an empty line is the heartbeat");
+    assert_eq!(lines.next().await, "");
+}
+
+#[tokio::test]
+async fn a_foreign_origin_is_refused_with_403_and_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = quic_server(&dir, &[]);
+    let (conn, session) = open(&srv, "/wt", &[("origin", "https://evil.example")]).await;
+    assert_eq!(refused_with(session), 403);
+    let closed = tokio::time::timeout(LIMIT, conn.closed()).await.unwrap();
+    let quinn::ConnectionError::ApplicationClosed(close) = closed else {
+        panic!("expected the server to close with a reason, got {closed:?}");
+    };
+    let reason = String::from_utf8_lossy(&close.reason);
+    assert!(reason.contains("evil.example"), "{reason}");
+
+    // Wrong path: 404, with the path named.
+    let (conn, session) = open(&srv, "/nope", &[]).await;
+    assert_eq!(refused_with(session), 404);
+    let closed = tokio::time::timeout(LIMIT, conn.closed()).await.unwrap();
+    assert!(closed.to_string().contains("/nope"), "{closed}");
+}
+
+#[tokio::test]
+async fn a_client_opening_streams_without_end_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = quic_server(
+        &dir,
+        &["--quic-max-bidi-streams", "4", "--request-timeout", "1s"],
+    );
+    let (session, _lines) = subscribe(&srv, "/wt").await;
+    // Streams opened and never finished: QUIC's stream credit lets 3 open beside the CONNECT
+    // stream, and no more however long the client tries.
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        match tokio::time::timeout(Duration::from_millis(300), session.open_bi()).await {
+            Ok(Ok((mut send, recv))) => {
+                let _ = send.write_all(b"{\"op\":").await;
+                held.push((send, recv));
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(held.len(), 3, "streams beyond --quic-max-bidi-streams");
+    // And an unfinished message ends the session with a reason within --request-timeout.
+    let why = tokio::time::timeout(LIMIT, session.closed()).await.unwrap();
+    assert!(
+        why.to_string().contains("--request-timeout"),
+        "closed with: {why}"
+    );
+}
+
+#[tokio::test]
+async fn connections_count_in_max_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = quic_server(&dir, &["--max-connections", "1"]);
+    let (_first, _lines) = subscribe(&srv, "/wt").await;
+    let (conn, session) = {
+        let (endpoint, config) = client(&srv);
+        let conn = endpoint
+            .connect_with(config, srv.addr, "localhost")
+            .unwrap()
+            .await
+            .unwrap();
+        let url = url::Url::parse(&format!("https://localhost:{}/wt", srv.addr.port())).unwrap();
+        let session = tokio::time::timeout(LIMIT, Session::connect(conn.clone(), url)).await;
+        (conn, session)
+    };
+    assert!(
+        !matches!(session, Ok(Ok(_))),
+        "a second connection past --max-connections"
+    );
+    let closed = tokio::time::timeout(LIMIT, conn.closed()).await.unwrap();
+    assert!(closed.to_string().contains("--max-connections"), "{closed}");
+}
