@@ -523,7 +523,7 @@ impl Intermediary {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let accepts = |a: SocketAddr| std::net::TcpStream::connect(a).is_ok();
-            if accepts(addr) && tls_addr.map_or(true, accepts) {
+            if accepts(addr) && tls_addr.is_none_or(accepts) {
                 return Ok(me);
             }
             let exited = matches!(me.child.try_wait(), Ok(Some(_)));

@@ -45,7 +45,7 @@ pub fn table(report: &Report) -> Table {
         let l = &r.latency_us;
         if l.count == 0 {
             let mut row = vec![r.label(primary), "0".into()];
-            row.extend(std::iter::repeat("–".to_owned()).take(7));
+            row.extend(std::iter::repeat_n("–".to_owned(), 7));
             t.rows.push(row);
             continue;
         }
