@@ -11,7 +11,7 @@
 # Expected times are the last measured run's own `duration_s` (or its README's), scaled where
 # the command's repeats changed since (the scenarios: 3 → 4 runs, 17 min 11 s × 4/3; game and
 # progress, not measured yet in it, as planned). A quiet 2-core machine is assumed; the whole
-# takes about 3 h 46 min (`--list` adds them up). Sections that need what this
+# takes about 5 h 30 min (`--list` adds them up). Sections that need what this
 # machine may not have (root for the link emulator, nginx, Redis, Chromium, Python 2.7 for
 # Autobahn) say so and are skipped when it is missing, and the summary lists them.
 #
@@ -38,6 +38,12 @@ SECTIONS=(
   "autobahn|900|python2|RFC 6455 conformance of /ws/echo (scripts/autobahn.sh, groups 12 and 13 on their own)"
   "tabs|120|chromium|eight tabs over HTTP/1.1 and HTTP/2 in Chromium (web/tests/tabs.test.mjs)"
   "background-tabs|1300|chromium|hidden, frozen and back tabs (18 min), then the headed check under Xvfb (4 min)"
+  "model|2722|-|the cost model (loadgen costs, 1,346 s) and its check against direct whole sessions (loadgen costs --validate, 1,376 s)"
+  "intermediaries|900|proxies|the intermediaries matrix with real nginx, HAProxy, Apache, Caddy, Varnish and Squid, plain and over TLS with HTTP/2 (scripts/intermediaries/matrix.py --window 330; 709 s before the HTTP/2 column)"
+  "peers|600|nchan,pushpin,node|the peers' quick matrix (scripts/fanout/bench.py --quick --sections matrix --repeats 2; its time was not recorded, 10 min is an estimate)"
+  "phones|1020|root|the NAT timeout and heartbeat sweep on per-phone LTE links (scripts/phones/nat_heartbeat_sweep.py, 875 s of cells plus set-up)"
+  "usecases|720|root|the game and the job log on loopback, LTE and LTE with 2% loss (loadgen usecase game progress)"
+  "beyond-100k|300|redis|100,000 WebSocket connections on 7 instances over one Redis, 7 loadgen processes merged (scripts/beyond/hundred_k.py)"
 )
 
 fmt() { printf '%d min %02d s' $(($1 / 60)) $(($1 % 60)); }
@@ -130,6 +136,28 @@ section_background-tabs() {
     --hidden-split-s 150 --frozen-s 40 --back-s 20 --out results/background-tabs/headed-check
 }
 
+section_model() {
+  "$loadgen" costs
+  "$loadgen" costs --validate
+  echo "the model changed: paste \`$loadgen decide --markdown\` between the README's decide markers"
+}
+
+section_intermediaries() {
+  cargo build -q -p loadgen --bins --example intermediary -p server || return 1
+  python3 scripts/intermediaries/matrix.py --window 330
+}
+
+section_peers() { python3 scripts/fanout/bench.py --quick --sections matrix --repeats 2 --out results/peers; }
+
+section_phones() { as_root python3 scripts/phones/nat_heartbeat_sweep.py; }
+
+section_usecases() {
+  as_root "$loadgen" usecase game progress --network 'none;lte;lte,loss=2%' --repeat 4 --clients 10 \
+    --duration 6s --jobs 10 --quiet 2s --out results/usecases
+}
+
+section_beyond-100k() { python3 scripts/beyond/hundred_k.py; }
+
 # Whether a section's needs are met here.
 ready() {
   local needs=$1
@@ -142,6 +170,8 @@ ready() {
       python2) have python2.7 || have pyenv || [ -n "${PYTHON2:-}" ] || return 1 ;;
       chromium) have chromium || have node || return 1 ;;
       nchan) have nginx || return 1 ;;
+      proxies) for b in nginx haproxy apache2 caddy varnishd squid; do have "$b" || [ -x "/usr/sbin/$b" ] || return 1; done ;;
+      pushpin | node) have "$n" || return 1 ;;
     esac
   done
 }
