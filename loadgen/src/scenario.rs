@@ -240,32 +240,6 @@ mod tests {
         }
     }
 
-    /// What `--scenario all` may plan to take on a 2-core machine: a run someone starts and
-    /// waits for, not an overnight job. Four runs a phase (the fewest with which the rank test
-    /// can reach 5%): the six feed scenarios plan about 23 minutes, the game (three links ×
-    /// four transports × four runs of 10 s, its p99.9 resting on about 24 samples a run) about
-    /// 10 and the job log (four transports × four runs of one 22-second job) about 6; runs
-    /// have taken up to a tenth longer than planned (connecting across emulated links,
-    /// starting servers, writing reports), so a plan of 43 minutes keeps the run itself within
-    /// about 47.
-    const ALL_BUDGET: std::time::Duration = std::time::Duration::from_secs(43 * 60);
-
-    #[test]
-    fn every_scenario_together_fits_the_budget() {
-        let total: std::time::Duration = names()
-            .into_iter()
-            .map(|n| {
-                let args = Scenario::load(n).unwrap().args(&[]).unwrap();
-                crate::run::scenarios::estimate(&args).unwrap().1
-            })
-            .sum();
-        assert!(total <= ALL_BUDGET, "--scenario all plans {total:?}");
-        // The RTT sweep runs each of its phases on every link it names.
-        let sweep = Scenario::load("rtt-sweep").unwrap().args(&[]).unwrap();
-        let plan = crate::plan::Plan::build(&sweep).unwrap();
-        assert!(plan.links >= 4 && plan.networks == plan.links, "{plan:?}");
-    }
-
     #[test]
     fn the_command_line_wins_over_the_scenario() {
         let s = Scenario::load("dashboard").unwrap();

@@ -88,6 +88,18 @@ impl Nginx {
                     &format!("proxy_read_timeout {t};"),
                 );
             }
+            // Plain only, as loadgen's `--proxy nginx` runs it: the TLS front listens on a fixed
+            // port with a certificate a loadgen run makes (`--proxy nginx --tls on`).
+            let tls_front = ["listen 127.0.0.1:8443 ssl http2;", "ssl_certificate"];
+            assert!(
+                tls_front.iter().all(|l| conf.contains(l)),
+                "deploy/nginx.conf no longer has the TLS front left out here"
+            );
+            let conf: String = conf
+                .lines()
+                .filter(|l| !tls_front.iter().any(|t| l.trim_start().starts_with(t)))
+                .map(|l| format!("{l}\n"))
+                .collect();
             conf.replace(
                 "http {",
                 &format!(
