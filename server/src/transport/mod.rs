@@ -5,6 +5,7 @@
 //! generator measures comes from the transport itself.
 
 pub mod echo;
+pub mod input;
 pub mod long_poll;
 pub mod poll;
 pub mod sse;
