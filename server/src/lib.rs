@@ -6,7 +6,8 @@
 //! - [`feeds`]: named feeds (`?feed=job-42`), each a bounded log of its own.
 //! - [`input`]: a game client's inputs, acknowledged and bounded per connection.
 //! - [`event`]: each event encoded once per wire format and shared by every connection.
-//! - [`transport`]: `/poll`, `/long-poll`, `/sse`, `/ws`, `/ws/echo`, one module each.
+//! - [`transport`]: `/poll`, `/long-poll`, `/sse`, `/ws`, `/ws/echo`, one module each; [`query`]
+//!   is what they read of a request.
 //! - [`fast_path`]: streaming connections served on the socket itself (see its docs for why);
 //!   [`incoming`] lets both it and actix-web's handlers run the same checks.
 //! - [`publish`], [`control`], [`ticker`]: where events come from; [`idempotency`] makes a
@@ -34,6 +35,7 @@ pub mod input;
 pub mod origin;
 pub mod process;
 pub mod publish;
+pub mod query;
 pub mod quic;
 pub mod redis_feed;
 pub mod shutdown;
