@@ -105,8 +105,8 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 # The build loadgen/Cargo.toml promises: loadgen without the embedded server.
 cargo check -p loadgen --no-default-features --quiet
 
-echo "== import cycles (loadgen, feedlab-link, feedlab-report)"
-for src in loadgen/src link/src report/src; do python3 scripts/import_cycles.py "$src"; done
+echo "== import cycles (loadgen, feedlab-link, feedlab-report, server)"
+for src in loadgen/src link/src report/src server/src; do python3 scripts/import_cycles.py "$src"; done
 
 echo "== the book (docs/) and the links of README.md, CONTRIBUTING.md and the book"
 python3 scripts/check_links.py

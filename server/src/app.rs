@@ -33,7 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: Option<&std::path::Path>
         .service(with_preflight("/publish", web::post().to(publish::handler)))
         .service(with_preflight(
             "/input",
-            web::post().to(crate::input::handler),
+            web::post().to(crate::transport::input::handler),
         ))
         .service(
             with_preflight("/control", web::post().to(control::post))

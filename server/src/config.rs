@@ -389,7 +389,7 @@ pub struct Config {
 
     // The QUIC listener (`--quic*`): WebTransport beside the TCP listener.
     #[command(flatten)]
-    pub quic: crate::quic::QuicConfig,
+    pub quic: QuicConfig,
 }
 
 /// `--ws-deflate`: how WebSocket messages are compressed when a client offers permessage-deflate.
@@ -545,6 +545,54 @@ fn count_in(min: usize, max: usize) -> impl Fn(&str) -> Result<usize, String> + 
         }
         Ok(n)
     }
+}
+
+/// The QUIC listener's settings (`--quic*`), part of [`Config`]. Here rather than in [`crate::quic`],
+/// so the settings need nothing of the listener; its methods are there.
+#[derive(Debug, Clone, clap::Args)]
+pub struct QuicConfig {
+    /// Also serve QUIC on `--bind`'s port over UDP: WebTransport at `/wt`. Needs TLS
+    /// (`--tls-cert` or `--tls-self-signed`); off by default, so runs over TCP are unchanged.
+    #[arg(long = "quic", env = "FEEDLAB_QUIC")]
+    pub enabled: bool,
+
+    /// Most bidirectional streams a client may have open at once on one QUIC connection: the
+    /// WebTransport CONNECT stream and its talk-back messages in flight. A client opening more
+    /// waits for the server to finish one (QUIC stream credit), so it can never make the server
+    /// hold more.
+    #[arg(long, env = "FEEDLAB_QUIC_MAX_BIDI_STREAMS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(2..=1_024))]
+    pub quic_max_bidi_streams: u32,
+
+    /// Most unidirectional streams a client may have open at once on one QUIC connection:
+    /// HTTP/3 needs three (control and the two QPACK streams); others are stopped on arrival,
+    /// since a feed client sends nothing on them.
+    #[arg(long, env = "FEEDLAB_QUIC_MAX_UNI_STREAMS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(3..=1_024))]
+    pub quic_max_uni_streams: u32,
+
+    /// Bytes a client may send on one stream before the server reads them (the per-stream
+    /// flow-control window).
+    #[arg(long, env = "FEEDLAB_QUIC_STREAM_WINDOW", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u32).range(1_024..=(64 << 20)))]
+    pub quic_stream_window: u32,
+
+    /// Bytes a client may send on all streams of one connection before the server reads them
+    /// (the connection's flow-control window).
+    #[arg(long, env = "FEEDLAB_QUIC_CONNECTION_WINDOW", default_value_t = 256 * 1024, value_parser = clap::value_parser!(u32).range(1_024..=(256 << 20)))]
+    pub quic_connection_window: u32,
+
+    /// Bytes the server keeps written but not yet acknowledged on one connection: what a client
+    /// that stopped reading pins before writes wait (and `--send-timeout` lets it go).
+    #[arg(long, env = "FEEDLAB_QUIC_SEND_WINDOW", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1_024..=(256 << 20)))]
+    pub quic_send_window: u64,
+
+    /// Bytes of QUIC datagrams kept per connection, received and not yet read, and queued to
+    /// send; the oldest are dropped past it. The feed sends none yet; received ones are dropped.
+    #[arg(long, env = "FEEDLAB_QUIC_DATAGRAM_BUFFER", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u32).range(0..=(16 << 20)))]
+    pub quic_datagram_buffer: u32,
+
+    /// A QUIC connection that carries nothing (not even an acknowledgement) for this long is
+    /// closed. Above `--heartbeat`, so a quiet feed's heartbeats keep its sessions open.
+    #[arg(long, env = "FEEDLAB_QUIC_IDLE_TIMEOUT", default_value = "30s", value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(600)))]
+    pub quic_idle_timeout: Duration,
 }
 
 #[cfg(test)]

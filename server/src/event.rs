@@ -11,7 +11,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 
 use crate::compress::Piece;
-use crate::transport::ws::deflate;
 
 pub type Seq = u64;
 
@@ -31,7 +30,7 @@ pub struct Event {
     /// compressed on its own (RSV1 set), or `ws_frame` again when that is no larger or too short
     /// to compress. Made by the first such client to need it, so a feed without deflate clients
     /// never pays for it.
-    ws_deflated: OnceLock<Bytes>,
+    pub(crate) ws_deflated: OnceLock<Bytes>,
     /// The SSE record: `id: N\ndata: {…}\n\n`. A view into `sse_chunk`.
     pub sse: Bytes,
     /// The SSE record as one HTTP/1.1 chunk (`<hex length>\r\n<record>\r\n`), which the fast
@@ -46,7 +45,7 @@ pub struct Event {
     pub end: bool,
     /// The binary WebSocket frame (`/ws?encoding=binary`, [`crate::transport::ws::binary`]),
     /// made by the first binary client to need it.
-    ws_binary: OnceLock<Bytes>,
+    pub(crate) ws_binary: OnceLock<Bytes>,
 }
 
 impl Event {
@@ -103,12 +102,6 @@ impl Event {
             .map_or("null", |at| &s[at + 7..s.len() - tail])
     }
 
-    /// The whole binary WebSocket frame of this event ([`crate::transport::ws::binary`]).
-    pub fn ws_binary_frame(&self) -> &Bytes {
-        self.ws_binary
-            .get_or_init(|| crate::transport::ws::binary::event_frame(self))
-    }
-
     /// The SSE record, compressed once for every gzip'd stream (`--http-gzip shared`).
     pub fn sse_gzip(&self) -> &Piece {
         self.sse_gzip.get_or_init(|| Piece::compressed(&self.sse))
@@ -118,21 +111,6 @@ impl Event {
     pub fn json_gzip(&self) -> &Piece {
         self.json_gzip
             .get_or_init(|| Piece::compressed(self.json()))
-    }
-
-    /// The frame every `--ws-deflate shared` client gets (see the `ws_deflated` field).
-    pub fn ws_frame_deflated(&self, settings: &deflate::Settings) -> &Bytes {
-        self.ws_deflated.get_or_init(|| {
-            if self.ws.len() < settings.min_bytes {
-                return self.ws_frame.clone();
-            }
-            let frame = deflate::shared_frame(settings, self.ws.as_bytes());
-            if frame.len() < self.ws_frame.len() {
-                frame
-            } else {
-                self.ws_frame.clone()
-            }
-        })
     }
 
     /// The event JSON, as it appears inside poll bodies.

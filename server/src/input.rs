@@ -4,10 +4,10 @@
 //! loop) takes them, acknowledges each so the client can measure input → acknowledgement, and
 //! publishes the world's state on its own tick. Inputs come as `{"op":"input","n":N,…}` or a
 //! binary message on a WebSocket ([`crate::transport::ws::binary`]), or `POST /input` on the
-//! HTTP transports. Whichever way, one client cannot flood the server: `--max-input-bytes`
-//! bounds each input (a WebSocket is closed with 1009, a POST answered 413) and
-//! `--max-input-rate` each connection's rate (past it an input is dropped, not acknowledged, and
-//! counted; a POST is answered 429).
+//! HTTP transports ([`crate::transport::input`]). Whichever way, one client cannot flood the
+//! server: `--max-input-bytes` bounds each input (a WebSocket is closed with 1009, a POST
+//! answered 413) and `--max-input-rate` each connection's rate (past it an input is dropped, not
+//! acknowledged, and counted; a POST is answered 429).
 //!
 //! The rate is a token bucket (a second's worth of burst), hand-written because it is four
 //! lines of arithmetic on the caller's own clock, held in the session itself.
@@ -156,27 +156,6 @@ impl Inputs {
             bytes: self.bytes.load(Relaxed),
         }
     }
-}
-
-/// `POST /input?client=ID`: one input, `{"n":N,…}` (any JSON object with a number `n`),
-/// acknowledged with `{"ack":N}`.
-pub async fn handler(
-    req: actix_web::HttpRequest,
-    body: actix_web::web::Bytes,
-    state: actix_web::web::Data<crate::state::AppState>,
-) -> Result<actix_web::HttpResponse, ApiError> {
-    state.origins.check(&req)?;
-    let q = crate::transport::FeedQuery::from_request(&req)?;
-    q.authorize(&req, &state)?;
-    let client = q.client.as_deref().ok_or_else(|| {
-        ApiError::BadRequest("POST /input needs `client=ID`: inputs are limited per client".into())
-    })?;
-    state.inputs.take_http(&state.config, client, body.len())?;
-    let n = input_number(&body)?;
-    Ok(actix_web::HttpResponse::Ok()
-        .content_type("application/json")
-        .insert_header(("Cache-Control", "no-store"))
-        .body(ack_text(n)))
 }
 
 /// The `n` of an input, `{"n":N,…}`.

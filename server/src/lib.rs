@@ -6,7 +6,8 @@
 //! - [`feeds`]: named feeds (`?feed=job-42`), each a bounded log of its own.
 //! - [`input`]: a game client's inputs, acknowledged and bounded per connection.
 //! - [`event`]: each event encoded once per wire format and shared by every connection.
-//! - [`transport`]: `/poll`, `/long-poll`, `/sse`, `/ws`, `/ws/echo`, one module each.
+//! - [`transport`]: `/poll`, `/long-poll`, `/sse`, `/ws`, `/ws/echo`, one module each; [`query`]
+//!   is what they read of a request.
 //! - [`fast_path`]: streaming connections served on the socket itself (see its docs for why);
 //!   [`incoming`] lets both it and actix-web's handlers run the same checks.
 //! - [`publish`], [`control`], [`ticker`]: where events come from; [`idempotency`] makes a
@@ -34,6 +35,7 @@ pub mod input;
 pub mod origin;
 pub mod process;
 pub mod publish;
+pub mod query;
 pub mod quic;
 pub mod redis_feed;
 pub mod shutdown;
@@ -56,7 +58,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::Config;
 pub use transport::Transport;
 
-use crate::{state::AppState, ticker::Ticker};
+use crate::state::AppState;
 
 /// Serves on `listener` until `shutdown` resolves, then ends streams (SSE ends, long-polls
 /// return 503, WebSockets close with 1001) one by one over `--shutdown-drain`
@@ -72,7 +74,7 @@ pub async fn run(
     config.validate().map_err(anyhow::Error::msg)?;
     let stop = CancellationToken::new();
     let state = AppState::load(config.clone(), stop.clone()).await?;
-    let ticker = tokio::spawn(Ticker::supervise(state.clone(), stop.clone()));
+    let ticker = tokio::spawn(supervise_ticker(state.clone(), stop.clone()));
     let closer = {
         let (state, stop) = (state.clone(), stop.clone());
         tokio::spawn(async move {
@@ -463,4 +465,75 @@ fn init_tracing(filter: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Runs the ticker until `stop` is cancelled. A panic in it is a bug, but not a silent
+/// stop: it is logged and the ticker starts again (after a second, so a bug that panics at
+/// once cannot spin).
+async fn supervise_ticker(state: std::sync::Arc<AppState>, stop: CancellationToken) {
+    loop {
+        let task = tokio::spawn(run_ticker(state.clone(), stop.clone()));
+        match task.await {
+            Err(e) if e.is_panic() => {
+                tracing::error!("ticker panicked (a bug; restarting it): {e}");
+                state
+                    .accounting
+                    .ticker_restarts
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
+/// Publishes at the current rate until `stop` is cancelled.
+async fn run_ticker(state: std::sync::Arc<AppState>, stop: CancellationToken) {
+    let mut rx = state.ticker.subscribe();
+    let mut tick: u64 = 0;
+    loop {
+        let current = *rx.borrow_and_update();
+        if current.rate <= 0.0 {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                r = rx.changed() => if r.is_err() { return },
+            }
+            continue;
+        }
+        let payload = feedlab_wire::payload::Payload::new(
+            current.payload,
+            current.payload_bytes,
+            state.ticker.seed(),
+        );
+        // Settings are checked where they come in (flags, /control); a rate that still made
+        // no interval would run as the slowest allowed one, never panic.
+        let period = std::time::Duration::try_from_secs_f64(1.0 / current.rate)
+            .unwrap_or(std::time::Duration::MAX)
+            .clamp(
+                std::time::Duration::from_secs_f64(1.0 / config::MAX_TICKER_RATE),
+                std::time::Duration::from_secs_f64(1.0 / config::MIN_TICKER_RATE),
+            );
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                r = rx.changed() => { if r.is_err() { return } break; }
+                _ = interval.tick() => {
+                    tick += 1;
+                    let data = format!(
+                        "{{\"source\":\"ticker\",\"tick\":{tick},\"sent_us\":{},{}}}",
+                        feed::now_us(),
+                        payload.fields(tick)
+                    );
+                    if let Err(e) = state.publish(&data).await {
+                        tracing::error!("ticker: {e}");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -22,8 +22,8 @@ use futures_util::StreamExt as _;
 use crate::{
     error::ApiError,
     idempotency::Key,
+    query::FeedQuery,
     state::{AppState, Published},
-    transport::FeedQuery,
 };
 
 pub use feedlab_wire::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED as REPLAYED};

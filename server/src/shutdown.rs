@@ -17,7 +17,7 @@ use std::{pin::Pin, sync::OnceLock, time::Duration};
 
 use tokio::time::{Instant, Sleep};
 
-use crate::state::AppState;
+use crate::feed::Feed;
 
 pub async fn signal() {
     let ctrl_c = async {
@@ -67,12 +67,11 @@ pub struct Turn(Option<Pin<Box<Sleep>>>);
 
 impl Turn {
     /// Whether this stream's turn has come; the first call after the feed closed draws it.
-    pub fn due(&mut self, state: &AppState) -> bool {
+    pub fn due(&mut self, feed: &Feed, drain: &Drain) -> bool {
         if self.0.is_none() {
-            if !state.feed.is_closed() {
+            if !feed.is_closed() {
                 return false;
             }
-            let drain = &state.drain;
             let at = drain.begin() + drain.window.mul_f64(rand::random::<f64>());
             self.0 = Some(Box::pin(tokio::time::sleep_until(at)));
         }

@@ -9,15 +9,14 @@ use tokio::{io::AsyncWriteExt as _, net::TcpStream};
 use super::conn::Conn;
 use crate::error::ApiError;
 
-/// The pieces of one write; a few live on the stack, so a batch costs no allocation.
-pub type Parts<'a> = smallvec::SmallVec<[IoSlice<'a>; 8]>;
+pub use crate::transport::ws::io_wire::Parts;
 
 /// `writev` takes at most `IOV_MAX` (1024 on Linux) pieces per call.
 const MAX_IOV: usize = 512;
 
 /// Writes every byte of `bufs` within `limit`; a client that does not take them in time has
 /// stopped reading (`ErrorKind::TimedOut`). Over TLS, into rustls and flushed
-/// ([`super::ws::write_all`]); on TCP, as follows, in this one future: a stream's future is as
+/// ([`crate::transport::ws::io_wire::write_all`]); on TCP, as follows, in this one future: a stream's future is as
 /// large as its largest wait, and this is one of them.
 pub async fn write_all(
     conn: &mut impl Conn,
@@ -25,7 +24,7 @@ pub async fn write_all(
     limit: Duration,
 ) -> io::Result<()> {
     let Some(stream) = conn.as_tcp() else {
-        return super::ws::write_all(conn, bufs, limit).await;
+        return crate::transport::ws::io_wire::write_all(conn, bufs, limit).await;
     };
     let total: usize = bufs.iter().map(|b| b.len()).sum();
     // Nearly every write fits in the socket buffer at once: try that first, without a timer.

@@ -107,7 +107,7 @@ impl FeedSession {
                 Ok(false) => {}
                 Err(end) => return end,
             }
-            if turn.due(&state) {
+            if turn.due(&state.feed, &state.drain) {
                 return End::Close(close(CloseCode::Away, "server shutting down".into()));
             }
             heartbeat.as_mut().reset(self.last_write + config.heartbeat);

@@ -73,7 +73,7 @@ pub async fn wait(
             meter.delivered(batch.events.len() as u64, 0);
             return Ok(PollAnswer::batch(&batch, coding, state));
         }
-        if turn.due(state) {
+        if turn.due(&state.feed, &state.drain) {
             return Err(ApiError::ShuttingDown);
         }
         tokio::select! {

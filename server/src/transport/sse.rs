@@ -410,7 +410,7 @@ impl Stream {
             return Plain::End;
         }
         loop {
-            if self.turn.due(&self.state) {
+            if self.turn.due(&self.state.feed, &self.state.drain) {
                 // Shutdown, this stream's turn: the body ends cleanly, and EventSource
                 // resumes with Last-Event-ID (elsewhere, or after the restart).
                 return Plain::End;

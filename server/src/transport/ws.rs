@@ -14,6 +14,7 @@
 pub mod binary;
 pub mod codec;
 pub mod deflate;
+pub(crate) mod io_wire;
 pub(crate) mod session;
 pub(crate) mod takeover;
 

@@ -59,6 +59,15 @@ pub fn event_frame(event: &Event) -> Bytes {
     super::codec::binary(&msg)
 }
 
+/// The frame is cached in the event (made by the first binary client to need it) but built
+/// here, so [`crate::event`] needs no WebSocket codec.
+impl Event {
+    /// The whole binary WebSocket frame of this event.
+    pub fn ws_binary_frame(&self) -> &Bytes {
+        self.ws_binary.get_or_init(|| event_frame(self))
+    }
+}
+
 /// The acknowledgement of input `n`, as a whole frame.
 pub fn ack_frame(n: u32) -> Bytes {
     let mut msg = [0u8; 5];

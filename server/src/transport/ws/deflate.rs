@@ -318,6 +318,25 @@ pub fn inflate(payload: &[u8], max: usize) -> Result<Bytes, CloseReason> {
 }
 
 /// `payload` as a client would send it compressed (no context takeover): for tests.
+/// The frame is cached in the event (made by the first deflate client to need it) but built
+/// here, so [`crate::event`] needs no WebSocket codec.
+impl crate::event::Event {
+    /// The frame every `--ws-deflate shared` client gets (see the `ws_deflated` field).
+    pub fn ws_frame_deflated(&self, settings: &Settings) -> &Bytes {
+        self.ws_deflated.get_or_init(|| {
+            if self.ws.len() < settings.min_bytes {
+                return self.ws_frame.clone();
+            }
+            let frame = shared_frame(settings, self.ws.as_bytes());
+            if frame.len() < self.ws_frame.len() {
+                frame
+            } else {
+                self.ws_frame.clone()
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 pub fn deflate_raw(payload: &[u8]) -> Vec<u8> {
     let mut c = compressor(6, 15);

@@ -212,7 +212,7 @@ impl<W: Wire> Session<W> {
             // Shutdown: the feed wakes every waiter when it closes (no shutdown future per
             // pass, whose polls would all take one shared lock); the session closes at its
             // turn within --shutdown-drain.
-            if turn.due(&state) {
+            if turn.due(&state.feed, &state.drain) {
                 return End::Close(Some(shutting_down()));
             }
             tokio::select! {

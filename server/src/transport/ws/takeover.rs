@@ -45,11 +45,11 @@ use tokio::{
     time::Instant,
 };
 
-use super::session::{self, Mode};
-use crate::{
-    fast_path::ws::{write_all, IoWire},
-    state::AppState,
+use super::{
+    io_wire::{write_all, IoWire},
+    session::{self, Mode},
 };
+use crate::state::AppState;
 
 /// In an upgrade request's extensions: where its handler leaves the session to run once the
 /// handshake is answered.
