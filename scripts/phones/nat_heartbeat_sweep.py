@@ -42,7 +42,7 @@ SEND_TIMEOUT_S = 30
 SERVER_WATCHDOG = {
     "sse": "TCP_USER_TIMEOUT (--send-timeout 30 s) on the unacknowledged heartbeat",
     "ws": "TCP_USER_TIMEOUT (--send-timeout 30 s) on the unacknowledged ping, before --ws-client-timeout 45 s",
-    "long-poll": "none needed: a vanished request leaves it nothing to write",
+    "long-poll": "TCP_USER_TIMEOUT (--send-timeout 30 s) on the held answer, written into the dead flow when the hold ends",
     "short-poll": "none needed: a vanished request leaves it nothing to write",
 }
 CLIENT_WATCHDOG = {
@@ -98,9 +98,13 @@ def notice_s(transport, heartbeat, nat, mode):
         # connection (before --ws-client-timeout for a WebSocket); the abort sends nothing, so
         # the client, which has no read watchdog, waits for ever.
         return (next_packet + min(SEND_TIMEOUT_S, WS_CLIENT_TIMEOUT_S), float("inf"))
-    # Polls: the request vanishes and the client's own timeout ends it.
-    hold = LONG_POLL_HOLD_S if transport == "long-poll" else 0
-    return (float("inf"), next_packet + hold + LOADGEN_RESPONSE_TIMEOUT_S)
+    # Polls: the next packet is the answer the hold ends with (long polling) or the next request
+    # (short polling); it vanishes, and the client's response timeout, counted from its request,
+    # ends it 15 s after the hold. A long poll's answer is data TCP_USER_TIMEOUT ends on the
+    # server (as the link measured: `nat.dead` in the cells); a short poll's lost request leaves
+    # the server nothing to write.
+    server = next_packet + SEND_TIMEOUT_S if transport == "long-poll" else float("inf")
+    return (server, next_packet + LOADGEN_RESPONSE_TIMEOUT_S)
 
 
 def radio(loadgen, every_s, down, up):
