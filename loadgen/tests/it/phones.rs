@@ -2,8 +2,8 @@
 //! phone's bulk transfer does not delay another's, where on the shared link it does), a carrier
 //! NAT's idle timeout kills a real connection in both of its modes (the packets vanish; or both
 //! ends get a reset they accept), a sleeping radio delays the first packet by its promotion (and
-//! a downlink one by paging first) and not when it is on, and the mobile scenario ranks on the
-//! radio's energy.
+//! a downlink one by paging first) and not when it is on, the link times how long each end holds
+//! a connection the NAT killed, and the mobile scenario ranks on the radio's energy.
 //!
 //! Root and /dev/net/tun, as every link test; they take the link tests' lock (timing).
 
@@ -387,8 +387,9 @@ async fn run_loadgen(flags: &[&str], limit: Duration) -> loadgen::Outcome {
 /// Behind a NAT that resets a flow whose mapping has gone (2 s idle), every event comes to a
 /// dead connection: a 10 s heartbeat leaves each SSE stream and WebSocket quiet past the timeout
 /// before each event (one every 3 s). The event's packet meets the NAT, both ends get a reset,
-/// and the client reconnects from its cursor: every event still arrives, late, and none is lost.
-/// In drop mode nothing would tell either end (`an_idle_connection_vanishes_behind_a_dropping_nat`).
+/// and the client reconnects from its cursor: every event still arrives, late, and none is lost;
+/// both ends let go of the dead connection at the same moment. In drop mode nothing would tell
+/// either end (`an_idle_connection_vanishes_behind_a_dropping_nat`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resetting_nat_delays_events_and_resume_recovers_every_one() {
     let _g = serial().await;
@@ -434,6 +435,18 @@ async fn a_resetting_nat_delays_events_and_resume_recovers_every_one() {
             r.latency_us.max
         );
         assert!(nat.expired >= 2 && nat.resets >= 2, "{t}: {nat:?}");
+        // Both ends take their reset from the same packet: they let go together (the link
+        // reads their sockets every 50 ms).
+        let dead = nat.dead.as_ref().unwrap();
+        assert!(
+            dead.server.noticed >= 2 && dead.client.noticed >= 2,
+            "{t}: {dead:?}"
+        );
+        let (s, c) = (
+            dead.server.median_ms.unwrap(),
+            dead.client.median_ms.unwrap(),
+        );
+        assert!((s - c).abs() <= 200.0, "{t}: server {s} ms, client {c} ms");
         assert!(r.reconnects >= 2, "{t}: {} reconnects", r.reconnects);
         assert!(r.events_expected >= 4, "{t}: {}", r.events_expected);
         assert_eq!(r.lost, 0, "{t}: resume must recover every event");
