@@ -19,7 +19,7 @@ use crate::{
     forward::{self, Forwarder, Path},
     nat,
     netns::{self, Agent, Namespace},
-    phones, records,
+    notice, phones, records,
     shaper::DirParams,
     spec::LinkSpec,
     tcp::{self, Segments},
@@ -39,11 +39,29 @@ pub struct Link {
     // Field order is drop order: the forwarder (and with it the TUN devices) first, then the
     // namespaces.
     forwarder: Forwarder,
+    /// Reads the ends' sockets for the NAT's dead flows (with a NAT only); stopped before the
+    /// agents it asks.
+    watch: Option<notice::Watch>,
     path: Arc<Path>,
+    /// The per-phone records' clock starts here.
+    epoch: Instant,
     pub server: Arc<Agent>,
     pub client: Arc<Agent>,
     server_ns: Namespace,
     client_ns: Namespace,
+}
+
+/// A connection the NAT killed, on the per-phone records' clock ([`Snapshot::at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeathTimes {
+    /// Its client end (a phone's address and port).
+    pub client: crate::packet::End,
+    /// When its mapping went.
+    pub died: Duration,
+    /// When the client's socket was first seen gone or closing.
+    pub client_noticed: Option<Duration>,
+    /// The same for the server's.
+    pub server_noticed: Option<Duration>,
 }
 
 /// The link's counters and the kernel's at one moment.
@@ -140,10 +158,15 @@ impl Link {
             path.clone(),
         )
         .context("starting the forwarder")?;
+        let watch = spec
+            .nat
+            .map(|_| notice::Watch::start(path.clone(), server.clone(), client.clone()));
         Ok(Self {
             spec,
             forwarder,
+            watch,
             path,
+            epoch,
             server,
             client,
             server_ns,
@@ -223,6 +246,26 @@ impl Link {
             .map_or_else(Vec::new, |l| l.between(from, to))
     }
 
+    /// The connections whose NAT mapping lapsed between two [`Snapshot::at`]s, on the same
+    /// clock (empty without a NAT).
+    pub fn deaths(&self, from: Duration, to: Duration) -> Vec<DeathTimes> {
+        let Some(table) = self.path.nat.as_ref() else {
+            return Vec::new();
+        };
+        let t = table.lock().unwrap_or_else(|p| p.into_inner());
+        let at = |i: Instant| i.saturating_duration_since(self.epoch);
+        t.deaths
+            .iter()
+            .map(|d| DeathTimes {
+                client: d.flow.client,
+                died: at(d.died),
+                client_noticed: d.client_noticed.map(at),
+                server_noticed: d.server_noticed.map(at),
+            })
+            .filter(|d| (from..to).contains(&d.died))
+            .collect()
+    }
+
     /// Starts a new interval for the peak queue.
     pub fn reset_peaks(&self) {
         self.forwarder.down.take_peak();
@@ -238,6 +281,7 @@ impl Link {
 impl Drop for Link {
     fn drop(&mut self) {
         // Threads inside a namespace keep it alive: end them before the namespaces go.
+        self.watch.take();
         self.server.stop();
         self.client.stop();
     }

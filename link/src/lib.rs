@@ -15,7 +15,8 @@
 //! - [`tcp`]: what the kernel's TCP measured across the link.
 //! - [`phones`]: a link per phone (an address each), [`records`]: every phone packet,
 //!   [`wake`]: the latency of a sleeping radio, [`nat`] (with [`packet`]): a carrier NAT's idle
-//!   timeout. See the book's docs/src/guide/phones.md.
+//!   timeout, [`notice`]: when each end of a connection the NAT killed let go of it. See the
+//!   book's docs/src/guide/phones.md.
 //! - [`counts`], [`result`], [`tcp`]'s samples: what a link did, as data (always built, no
 //!   tokio: the report crate reads them with `default-features = false`).
 //! - [`emulator`] ([`Link`]): brings the link up; behind the default feature `emulator`.
@@ -31,6 +32,8 @@ pub mod forward;
 pub mod nat;
 #[cfg(feature = "emulator")]
 pub mod netns;
+#[cfg(feature = "emulator")]
+pub mod notice;
 pub mod packet;
 #[cfg(feature = "emulator")]
 pub mod phone_cost;
@@ -47,7 +50,9 @@ use std::net::Ipv4Addr;
 pub use counts::DirCounts;
 #[cfg(feature = "emulator")]
 pub use emulator::{Link, Snapshot};
-pub use result::{NatResult, NetworkResult, PhonesResult, RadioResult, WakeResult};
+pub use result::{
+    DeadConnections, NatResult, NetworkResult, Notice, PhonesResult, RadioResult, WakeResult,
+};
 pub use spec::{LinkSpec, Network};
 
 /// The server's end (RFC 2544's benchmarking range, 198.18.0.0/15).

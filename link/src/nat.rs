@@ -21,6 +21,10 @@ use crate::{
     spec::{NatMode, NatSpec},
 };
 
+/// The most dead flows the table remembers (for when each end noticed); past it, later deaths
+/// are counted in [`Counts::deaths_not_kept`] and not timed.
+pub const MAX_DEATHS: usize = 100_000;
+
 /// The most flows the table holds; past it, idle ones are swept and, if it is still full, a
 /// new connection's SYN is dropped (counted).
 pub const MAX_FLOWS: usize = 200_000;
@@ -36,9 +40,23 @@ pub enum Dir {
 
 /// A flow, named by its client end and its server end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Key {
-    client: End,
-    server: End,
+pub struct Key {
+    pub client: End,
+    pub server: End,
+}
+
+/// A flow whose mapping lapsed, and when each end let go of its socket (filled in by
+/// [`crate::notice`], which watches the ends' sockets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Death {
+    pub flow: Key,
+    /// When the mapping went: the flow's last packet plus the timeout.
+    pub died: Instant,
+    /// When the client's socket was gone or closing (its watchdog fired, or it gave up).
+    pub client_noticed: Option<Instant>,
+    /// The same for the server's socket (`--send-timeout`'s `TCP_USER_TIMEOUT`, a WebSocket
+    /// client timeout, a failed write).
+    pub server_noticed: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +90,8 @@ pub struct Counts {
     pub dropped: u64,
     /// Resets the NAT sent.
     pub resets: u64,
+    /// Expired mappings not timed (past [`MAX_DEATHS`]).
+    pub deaths_not_kept: u64,
 }
 
 /// The NAT's mappings.
@@ -80,6 +100,8 @@ pub struct Table {
     spec: NatSpec,
     flows: HashMap<Key, Flow>,
     pub counts: Counts,
+    /// Every flow found expired, in order (at most [`MAX_DEATHS`]).
+    pub deaths: Vec<Death>,
 }
 
 fn after(a: u32, b: u32) -> bool {
@@ -99,6 +121,7 @@ impl Table {
             spec,
             flows: HashMap::new(),
             counts: Counts::default(),
+            deaths: Vec::new(),
         }
     }
 
@@ -141,6 +164,7 @@ impl Table {
             Some(f) if now.saturating_duration_since(f.last) > self.spec.idle => {
                 self.counts.expired += 1;
                 self.flows.remove(&key);
+                self.died(key, f.last + self.spec.idle);
                 if opens {
                     None
                 } else {
@@ -179,6 +203,19 @@ impl Table {
         }
         self.flows.insert(key, flow);
         Verdict::Pass
+    }
+
+    fn died(&mut self, flow: Key, died: Instant) {
+        if self.deaths.len() >= MAX_DEATHS {
+            self.counts.deaths_not_kept += 1;
+            return;
+        }
+        self.deaths.push(Death {
+            flow,
+            died,
+            client_noticed: None,
+            server_noticed: None,
+        });
     }
 
     /// A packet of a flow without a mapping (`was`: the mapping that just expired, if any).
@@ -297,6 +334,10 @@ mod tests {
         assert_eq!(t.check(Dir::Up, &up, late), Verdict::Drop);
         assert_eq!(t.counts.expired, 1);
         assert_eq!(t.counts.dropped, 3);
+        // The death is dated when the mapping went, not when a packet found it gone.
+        assert_eq!(t.deaths.len(), 1);
+        assert_eq!(t.deaths[0].died, t0 + Duration::from_secs(30));
+        assert_eq!(t.deaths[0].flow.client.port, 40000);
         // A new connection on the same ports opens a new mapping.
         assert_eq!(
             t.check(Dir::Up, &seg(Dir::Up, SYN, 9000, 0, 0), late),

@@ -8,8 +8,9 @@ use feedlab_radio::{simulate, Figures, Regime, Window};
 
 use crate::{
     emulator::{Link, Snapshot},
-    records,
-    result::{NatResult, PhonesResult, RadioResult, WakeResult},
+    notice::median_max_ms,
+    phones, records,
+    result::{DeadConnections, NatResult, Notice, PhonesResult, RadioResult, WakeResult},
 };
 
 /// Which phones, over which stretch.
@@ -23,6 +24,12 @@ pub struct Phones {
     pub skip: Duration,
     /// Events the phones received, for energy per event.
     pub events: u64,
+    /// What makes this transport's client notice a dead connection (see
+    /// [`crate::result::DeadConnections::client_watchdog`]).
+    pub watchdog: &'static str,
+    /// When the clients were stopped (on [`Snapshot::at`]'s clock): an end that let go of a dead
+    /// connection later did not notice it in the phase.
+    pub clients_stopped: Duration,
 }
 
 /// # Errors
@@ -84,6 +91,7 @@ pub fn phones_result(
             expired: e.expired - s.expired,
             dropped: e.dropped - s.dropped,
             resets: e.resets - s.resets,
+            dead: Some(dead(link, start, end, &who)),
         }
     });
     let wake = end.wake.map(|e| {
@@ -104,4 +112,38 @@ pub fn phones_result(
         nat,
         wake,
     })
+}
+
+/// This transport's phones' dead connections in the phase, and when each end noticed.
+fn dead(link: &Link, start: &Snapshot, end: &Snapshot, who: &Phones) -> DeadConnections {
+    let last = who.first.saturating_add(who.count);
+    let mine: Vec<_> = link
+        .deaths(start.at, end.at)
+        .into_iter()
+        .filter(|d| phones::of(d.client.ip).is_some_and(|p| (who.first..last).contains(&p)))
+        .collect();
+    let notice = |at: &dyn Fn(&crate::emulator::DeathTimes) -> Option<Duration>| {
+        let took: Vec<Duration> = mine
+            .iter()
+            .filter_map(|d| {
+                at(d)
+                    .filter(|t| *t <= who.clients_stopped)
+                    .map(|t| t.saturating_sub(d.died))
+            })
+            .collect();
+        let noticed = took.len() as u64;
+        let mm = median_max_ms(took);
+        Notice {
+            noticed,
+            unnoticed: mine.len() as u64 - noticed,
+            median_ms: mm.map(|m| m.0),
+            max_ms: mm.map(|m| m.1),
+        }
+    };
+    DeadConnections {
+        connections: mine.len() as u64,
+        server: notice(&|d| d.server_noticed),
+        client: notice(&|d| d.client_noticed),
+        client_watchdog: who.watchdog.to_owned(),
+    }
 }

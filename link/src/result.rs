@@ -96,6 +96,41 @@ pub struct NatResult {
     pub dropped: u64,
     /// Resets the NAT sent.
     pub resets: u64,
+    /// This transport's connections whose mapping lapsed in the phase, and when each end
+    /// noticed (its socket gone or closing, read from its own kernel every 50 ms): what a
+    /// dropping NAT's silently dead connection costs before anyone reconnects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead: Option<DeadConnections>,
+}
+
+/// The connections a NAT killed, and how long each end took to notice.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct DeadConnections {
+    /// Mappings that lapsed in the phase (a mapping counts when a later packet finds it gone).
+    pub connections: u64,
+    /// Time from the mapping's end to the server letting go of its socket
+    /// (`--send-timeout`'s `TCP_USER_TIMEOUT`, a WebSocket client timeout, a failed write).
+    pub server: Notice,
+    /// The same for the client, with [`Self::client_watchdog`].
+    pub client: Notice,
+    /// What makes the client notice: loadgen's response timeout for a poll; none for SSE and
+    /// WebSocket (as a browser's EventSource and WebSocket have none, and the page has no
+    /// silence watchdog).
+    pub client_watchdog: String,
+}
+
+/// How long one end took to notice dead connections.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Notice {
+    /// Noticed before the phase ended.
+    pub noticed: u64,
+    /// Not noticed by then: still held open, silently dead.
+    pub unnoticed: u64,
+    /// Of the noticed, ms.
+    pub median_ms: Option<f64>,
+    pub max_ms: Option<f64>,
 }
 
 /// What the wake-up delay did.

@@ -42,7 +42,7 @@ SEND_TIMEOUT_S = 30
 SERVER_WATCHDOG = {
     "sse": "TCP_USER_TIMEOUT (--send-timeout 30 s) on the unacknowledged heartbeat",
     "ws": "TCP_USER_TIMEOUT (--send-timeout 30 s) on the unacknowledged ping, before --ws-client-timeout 45 s",
-    "long-poll": "none needed: a vanished request leaves it nothing to write",
+    "long-poll": "TCP_USER_TIMEOUT (--send-timeout 30 s) on the held answer, written into the dead flow when the hold ends",
     "short-poll": "none needed: a vanished request leaves it nothing to write",
 }
 CLIENT_WATCHDOG = {
@@ -98,9 +98,13 @@ def notice_s(transport, heartbeat, nat, mode):
         # connection (before --ws-client-timeout for a WebSocket); the abort sends nothing, so
         # the client, which has no read watchdog, waits for ever.
         return (next_packet + min(SEND_TIMEOUT_S, WS_CLIENT_TIMEOUT_S), float("inf"))
-    # Polls: the request vanishes and the client's own timeout ends it.
-    hold = LONG_POLL_HOLD_S if transport == "long-poll" else 0
-    return (float("inf"), next_packet + hold + LOADGEN_RESPONSE_TIMEOUT_S)
+    # Polls: the next packet is the answer the hold ends with (long polling) or the next request
+    # (short polling); it vanishes, and the client's response timeout, counted from its request,
+    # ends it 15 s after the hold. A long poll's answer is data TCP_USER_TIMEOUT ends on the
+    # server (as the link measured: `nat.dead` in the cells); a short poll's lost request leaves
+    # the server nothing to write.
+    server = next_packet + SEND_TIMEOUT_S if transport == "long-poll" else float("inf")
+    return (server, next_packet + LOADGEN_RESPONSE_TIMEOUT_S)
 
 
 def radio(loadgen, every_s, down, up):
@@ -163,7 +167,7 @@ def run_cell(loadgen, nat, hb, mode, duration, clients, out):
         n = r.get("network") or {}
         p = n.get("phones") or {}
         rad = p.get("radio") or {}
-        rows.append({
+        rows.append({**noticed((p.get("nat") or {}).get("dead")),
             "transport": r["transport"], "heartbeat_s": hb, "nat_timeout_s": nat,
             "nat_mode": mode, "duration_s": duration,
             "events_expected": r["events_expected"], "events_received": r["events_received"],
@@ -184,6 +188,28 @@ def run_cell(loadgen, nat, hb, mode, duration, clients, out):
             "wall_s": round(time.time() - t, 1),
         })
     return rows
+
+
+def noticed(dead):
+    """The measured time-to-notice columns of a phase's `nat.dead` (the link reads each end's
+    sockets from its kernel every 50 ms after the mapping went): median and max seconds per end,
+    and the connections that end still held when the phase ended."""
+    cols = {"dead_connections": None}
+    for end in ("server", "client"):
+        for k in ("median", "max"):
+            cols[f"{end}_noticed_{k}_s"] = None
+        cols[f"{end}_unnoticed"] = None
+    if not dead:
+        return cols
+    cols["dead_connections"] = dead["connections"]
+    for end in ("server", "client"):
+        e = dead[end]
+        for k in ("median", "max"):
+            v = e.get(f"{k}_ms")
+            cols[f"{end}_noticed_{k}_s"] = None if v is None else v / 1e3
+        cols[f"{end}_unnoticed"] = e["unnoticed"]
+    cols["client_watchdog_measured"] = dead["client_watchdog"]
+    return cols
 
 
 def fmt(v):
@@ -276,10 +302,16 @@ def main():
     if measured:
         (out / "cells.json").write_text(json.dumps(measured, indent=1) + "\n")
         (out / "cells.md").write_text(
-            "Measured in real time (one run per cell; every transport in one phase, 10 phones each).\n\n"
+            "Measured in real time (one run per cell; every transport in one phase, 10 phones each). "
+            "Dead connections: mappings that lapsed; noticed: seconds from the mapping's end to that "
+            "end's socket being gone or closing (median, max; read from its kernel every 50 ms); "
+            "unnoticed: still held when the phase ended. The client's watchdog is named in "
+            "`cells.json` (`client_watchdog_measured`).\n\n"
             + table(measured, ["transport", "heartbeat_s", "nat_timeout_s", "nat_mode", "duration_s",
                                "events_expected", "events_unique", "lost", "reconnects",
-                               "disconnects", "latency_p99_ms", "latency_max_ms", "energy_per_hour_j", "radio_on_share",
+                               "disconnects", "dead_connections", "server_noticed_median_s",
+                               "server_noticed_max_s", "server_unnoticed", "client_noticed_median_s",
+                               "client_noticed_max_s", "client_unnoticed", "latency_p99_ms", "latency_max_ms", "energy_per_hour_j", "radio_on_share",
                                "wake_ups_per_hour"]))
     commit = sh(["git", "-C", str(ROOT), "rev-parse", "HEAD"])
     dirty = sh(["git", "-C", str(ROOT), "status", "--porcelain"]) != ""

@@ -13,6 +13,7 @@ pub mod publisher;
 pub mod sse;
 pub mod talk_back;
 pub mod target;
+pub mod watchdog;
 pub mod ws;
 pub mod wt;
 

@@ -613,6 +613,9 @@ struct Drained {
     /// Every acknowledged seq (the publisher's and the talking-back clients'), sorted.
     acked: Vec<u64>,
     end_seq: u64,
+    /// The link's clock when the clients were stopped: a dead connection a client let go of
+    /// later was not noticed by its watchdog.
+    clients_stopped: Option<Duration>,
 }
 
 /// Step 5: the drain window, then the clients stop and hand back what they saw. Returns the
@@ -642,6 +645,7 @@ async fn drain(
         true => None,
         false => Some(feed_head(endpoint, sent.end_seq).await),
     };
+    let clients_stopped = env.link.as_ref().map(|l| l.clock());
     stop.cancel();
 
     let join_by = Instant::now() + JOIN_TIMEOUT;
@@ -705,6 +709,7 @@ async fn drain(
         outputs,
         acked,
         end_seq,
+        clients_stopped,
     };
     (groups, sampler, drained)
 }
@@ -820,6 +825,7 @@ fn assemble(
         outputs,
         acked,
         end_seq,
+        clients_stopped,
     } = drained;
 
     // Phase-wide costs: not comparable when a server process was replaced mid-phase.
@@ -962,6 +968,8 @@ fn assemble(
                     count: phase.clients,
                     skip: Duration::from_secs_f64(connect_s.max(0.0)),
                     events: received,
+                    watchdog: crate::client::watchdog::name(g.member.transport),
+                    clients_stopped: clients_stopped.unwrap_or(b.at),
                 };
                 match link::phone_cost::phones_result(l, a, b, who) {
                     Ok(p) => Some(p),

@@ -2,8 +2,8 @@
 //! phone's bulk transfer does not delay another's, where on the shared link it does), a carrier
 //! NAT's idle timeout kills a real connection in both of its modes (the packets vanish; or both
 //! ends get a reset they accept), a sleeping radio delays the first packet by its promotion (and
-//! a downlink one by paging first) and not when it is on, and the mobile scenario ranks on the
-//! radio's energy.
+//! a downlink one by paging first) and not when it is on, the link times how long each end holds
+//! a connection the NAT killed, and the mobile scenario ranks on the radio's energy.
 //!
 //! Root and /dev/net/tun, as every link test; they take the link tests' lock (timing).
 
@@ -367,47 +367,56 @@ async fn the_mobile_scenario_ranks_on_the_radios_energy() {
     assert!(md.contains("The phone's radio, per phase"), "{md}");
 }
 
-/// Behind a NAT that resets a flow whose mapping has gone (2 s idle), every event comes to a
-/// dead connection: a 10 s heartbeat leaves each SSE stream and WebSocket quiet past the timeout
-/// before each event (one every 3 s). The event's packet meets the NAT, both ends get a reset,
-/// and the client reconnects from its cursor: every event still arrives, late, and none is lost.
-/// In drop mode nothing would tell either end (`an_idle_connection_vanishes_behind_a_dropping_nat`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_resetting_nat_delays_events_and_resume_recovers_every_one() {
-    let _g = serial().await;
-    feedlab_testkit::require!(can_link());
+/// One loadgen run with `flags`, this test binary as the server, within `limit`.
+async fn run_loadgen(flags: &[&str], limit: Duration) -> loadgen::Outcome {
     let out = tempfile::tempdir().unwrap();
-    let args = loadgen::Args::from_args([
-        "--network",
-        "rtt=20ms,phones,nat=2s,nat-mode=reset",
-        "--transports",
-        "sse,ws",
-        "--clients",
-        "2",
-        "--rate",
-        "0.33",
-        "--duration",
-        "10s",
-        "--drain",
-        "4s",
-        "--repeat",
-        "1",
-        "--seed",
-        "3",
-        "--server-arg=--heartbeat=10s",
+    let mut all = flags.to_vec();
+    all.extend([
         "--server-bin",
         env!("CARGO_BIN_EXE_loadgen"),
         "--out",
         out.path().to_str().unwrap(),
-    ])
-    .unwrap();
-    let outcome = tokio::time::timeout(
+    ]);
+    let args = loadgen::Args::from_args(all).unwrap();
+    tokio::time::timeout(limit, loadgen::execute(args, Mode::Library))
+        .await
+        .expect("in time")
+        .expect("the run completes")
+}
+
+/// Behind a NAT that resets a flow whose mapping has gone (2 s idle), every event comes to a
+/// dead connection: a 10 s heartbeat leaves each SSE stream and WebSocket quiet past the timeout
+/// before each event (one every 3 s). The event's packet meets the NAT, both ends get a reset,
+/// and the client reconnects from its cursor: every event still arrives, late, and none is lost;
+/// both ends let go of the dead connection at the same moment. In drop mode nothing would tell
+/// either end (`an_idle_connection_vanishes_behind_a_dropping_nat`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resetting_nat_delays_events_and_resume_recovers_every_one() {
+    let _g = serial().await;
+    feedlab_testkit::require!(can_link());
+    let outcome = run_loadgen(
+        &[
+            "--network",
+            "rtt=20ms,phones,nat=2s,nat-mode=reset",
+            "--transports",
+            "sse,ws",
+            "--clients",
+            "2",
+            "--rate",
+            "0.33",
+            "--duration",
+            "10s",
+            "--drain",
+            "4s",
+            "--repeat",
+            "1",
+            "--seed",
+            "3",
+            "--server-arg=--heartbeat=10s",
+        ],
         Duration::from_secs(120),
-        loadgen::execute(args, Mode::Library),
     )
-    .await
-    .expect("in time")
-    .expect("the run completes");
+    .await;
     for r in &outcome.report.phases {
         let t = &r.transport;
         let nat = r
@@ -426,6 +435,18 @@ async fn a_resetting_nat_delays_events_and_resume_recovers_every_one() {
             r.latency_us.max
         );
         assert!(nat.expired >= 2 && nat.resets >= 2, "{t}: {nat:?}");
+        // Both ends take their reset from the same packet: they let go together (the link
+        // reads their sockets every 50 ms).
+        let dead = nat.dead.as_ref().unwrap();
+        assert!(
+            dead.server.noticed >= 2 && dead.client.noticed >= 2,
+            "{t}: {dead:?}"
+        );
+        let (s, c) = (
+            dead.server.median_ms.unwrap(),
+            dead.client.median_ms.unwrap(),
+        );
+        assert!((s - c).abs() <= 200.0, "{t}: server {s} ms, client {c} ms");
         assert!(r.reconnects >= 2, "{t}: {} reconnects", r.reconnects);
         assert!(r.events_expected >= 4, "{t}: {}", r.events_expected);
         assert_eq!(r.lost, 0, "{t}: resume must recover every event");
@@ -437,5 +458,96 @@ async fn a_resetting_nat_delays_events_and_resume_recovers_every_one() {
             "{t}: max {} µs",
             r.latency_us.max
         );
+    }
+}
+
+/// Behind a NAT that drops a flow whose mapping has gone (2 s idle), nothing tells either end:
+/// the link dates the mapping's end and reads each end's sockets from its kernel, so the report
+/// says how long each end held the dead connection. With `--send-timeout 3s`, the server's
+/// `TCP_USER_TIMEOUT` lets go of an SSE stream or WebSocket 3 s after the first heartbeat or
+/// ping it writes into the dead flow (due 2.5 s after its last write, so about 0.5 s after the
+/// mapping went; every silence is a heartbeat, so every connection dies); the client
+/// has no watchdog (named: a browser's has none) and still holds it when the phase ends. A long
+/// poll's client notices through its response timeout (15 s beyond the 4 s hold), comes back
+/// from its cursor, and loses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropping_nat_leaves_dead_connections_each_end_notices_in_its_own_time() {
+    let _g = serial().await;
+    feedlab_testkit::require!(can_link());
+    let send_timeout = Duration::from_secs(3);
+    // The first write into a dead flow comes this long after the mapping went, at most.
+    let first_write = Duration::from_millis(2_500 - 2_000);
+    let hold = Duration::from_secs(4);
+    let outcome = run_loadgen(
+        &[
+            "--network",
+            "rtt=20ms,phones,nat=2s,nat-mode=drop",
+            "--transports",
+            "sse,ws,long-poll",
+            "--clients",
+            "2",
+            "--rate",
+            "0.33",
+            "--duration",
+            "7s",
+            "--drain",
+            "22s",
+            "--repeat",
+            "1",
+            "--seed",
+            "5",
+            "--long-poll-timeout",
+            "4s",
+            "--server-arg=--heartbeat=2500ms",
+            "--server-arg=--send-timeout=3s",
+        ],
+        Duration::from_secs(200),
+    )
+    .await;
+    // The notice is read every 50 ms; the kernel's retransmission timer ends on the user
+    // timeout itself (Linux clamps it), plus scheduling on a loaded machine.
+    let slack = Duration::from_millis(1_500);
+    for r in &outcome.report.phases {
+        let t = r.transport.as_str();
+        let dead = r
+            .network
+            .as_ref()
+            .and_then(|n| n.phones.as_ref())
+            .and_then(|p| p.nat.as_ref())
+            .and_then(|n| n.dead.as_ref())
+            .unwrap_or_else(|| panic!("{t}: no dead-connection figures"));
+        eprintln!(
+            "{t}: {dead:?}; {} of {} events, {} lost, {} reconnects",
+            r.events_unique, r.events_expected, r.lost, r.reconnects
+        );
+        assert!(dead.connections >= 2, "{t}: {dead:?}");
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        match t {
+            "sse" | "ws" => {
+                assert!(dead.server.noticed >= 2, "{t}: {dead:?}");
+                let max = dead.server.max_ms.unwrap();
+                assert!(
+                    max <= ms(first_write + send_timeout + slack),
+                    "{t}: the server held a dead connection {max} ms"
+                );
+                assert!(
+                    max >= ms(send_timeout) - 100.0,
+                    "{t}: the server let go before its timeout: {max} ms"
+                );
+                assert!(dead.client.unnoticed >= 2, "{t}: {dead:?}");
+                assert!(dead.client_watchdog.starts_with("none"), "{t}: {dead:?}");
+            }
+            _ => {
+                assert!(dead.client.noticed >= 1, "{t}: {dead:?}");
+                let max = dead.client.max_ms.unwrap();
+                assert!(
+                    max <= ms(hold + loadgen::net::RESPONSE_TIMEOUT + slack),
+                    "{t}: the client held a dead connection {max} ms"
+                );
+                assert!(dead.client_watchdog.contains("response timeout"), "{t}");
+                assert_eq!(r.lost, 0, "{t}: resume must recover every event");
+                assert_eq!(r.events_unique, r.events_expected, "{t}");
+            }
+        }
     }
 }

@@ -14,11 +14,12 @@ use crate::{
 pub fn radio(report: &Report) -> Option<Table> {
     let mut t = Table::new(
         "The phone's radio, per phase",
-        "Each client is a phone with its own link (`phones`); the radio model (feedlab-radio, ARO's RRC machines) runs over each phone's packets from when the clients had connected to the end of the phase, and the row is the mean phone. Energy is the radio's, above the phone's base power, idle paging included. The timers are the profile's; foreground: the page's timers run (loadgen's clients are never frozen). NAT: mappings expired / packets dropped / resets sent over the whole phase. Wake-up: packets that waited for the modelled radio, and their mean wait.",
+        "Each client is a phone with its own link (`phones`); the radio model (feedlab-radio, ARO's RRC machines) runs over each phone's packets from when the clients had connected to the end of the phase, and the row is the mean phone. Energy is the radio's, above the phone's base power, idle paging included. The timers are the profile's; foreground: the page's timers run (loadgen's clients are never frozen). NAT: mappings expired / packets dropped / resets sent over the whole phase. Dead connections: this transport's connections whose NAT mapping lapsed, and how long the server and the client took to let go of each (median / max, from the mapping's end to the end's socket being gone or closing, read from each end's kernel every 50 ms; unnoticed: still held when the phase ended), with what makes the client notice. Wake-up: packets that waited for the modelled radio, and their mean wait.",
         &[
             "phase", "transport", "network", "profile timers", "regime", "phones",
             "energy per hour", "energy per event", "radio on", "wake-ups per hour",
-            "tail share", "NAT", "wake-up waits",
+            "tail share", "NAT", "dead connections", "server noticed", "client noticed",
+            "client's watchdog", "wake-up waits",
         ],
     );
     let primary = report.primary_http();
@@ -55,6 +56,29 @@ pub fn radio(report: &Report) -> Option<Table> {
                 int(n.resets)
             )
         });
+        let dead = p.nat.as_ref().and_then(|n| n.dead.as_ref());
+        let noticed = |n: &feedlab_link::Notice| {
+            let took = match (n.median_ms, n.max_ms) {
+                (Some(m), Some(x)) => format!("{} / {} s", num(m / 1e3), num(x / 1e3)),
+                _ => dash(),
+            };
+            if n.unnoticed > 0 {
+                format!("{took} ({} unnoticed)", int(n.unnoticed))
+            } else {
+                took
+            }
+        };
+        let (dead_n, server, client, watchdog) = dead.map_or_else(
+            || (dash(), dash(), dash(), dash()),
+            |d| {
+                (
+                    int(d.connections),
+                    noticed(&d.server),
+                    noticed(&d.client),
+                    d.client_watchdog.clone(),
+                )
+            },
+        );
         let wake = p.wake.as_ref().map_or_else(dash, |w| {
             format!(
                 "{} ({} wake-ups), mean {}",
@@ -86,6 +110,10 @@ pub fn radio(report: &Report) -> Option<Table> {
             wakes,
             tail,
             nat,
+            dead_n,
+            server,
+            client,
+            watchdog,
             wake,
         ]);
     }
