@@ -366,6 +366,7 @@ pub fn varnish_params(template: &str) -> Vec<String> {
 ///
 /// # Errors
 /// When it cannot be made or written.
+#[cfg(feature = "embedded-server")]
 fn write_certificate(dir: &Path) -> anyhow::Result<PathBuf> {
     let made =
         rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
@@ -377,6 +378,15 @@ fn write_certificate(dir: &Path) -> anyhow::Result<PathBuf> {
         .and_then(|()| std::fs::write(dir.join("proxy.pem"), format!("{cert}{key}")))
         .context("writing the proxy's certificate")?;
     Ok(path)
+}
+
+/// Without the embedded server loadgen links no certificate generator (see `server_proc`).
+#[cfg(not(feature = "embedded-server"))]
+fn write_certificate(_dir: &Path) -> anyhow::Result<PathBuf> {
+    anyhow::bail!(
+        "this loadgen was built without the feature `embedded-server`, which makes the proxy's \
+         self-signed certificate for `--tls on`: build it with default features"
+    )
 }
 
 /// A running intermediary, stopped when dropped (its temporary directory removed).
