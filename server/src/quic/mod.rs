@@ -24,6 +24,8 @@
 //! serves it.
 
 pub mod connect;
+pub mod http3;
+pub mod request;
 pub mod session;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -41,6 +43,18 @@ pub struct QuicConfig {
     /// (`--tls-cert` or `--tls-self-signed`); off by default, so runs over TCP are unchanged.
     #[arg(long = "quic", env = "FEEDLAB_QUIC")]
     pub enabled: bool,
+
+    /// Serve HTTP/3 on the QUIC endpoint instead of WebTransport: `/poll`, `/long-poll` and
+    /// `/sse` as over TCP, and `Alt-Svc: h3=":PORT"` on actix-web's TCP responses. One or the
+    /// other: the HTTP/3 crates cannot share a connection, and nothing tells them apart before
+    /// one of them has read its streams (see the module docs).
+    #[arg(long = "quic-http3", env = "FEEDLAB_QUIC_HTTP3", requires = "enabled")]
+    pub http3: bool,
+
+    /// Most bytes of an HTTP/3 request's header fields (its decoded field section); a larger
+    /// request is refused by the HTTP/3 layer before any handler sees it.
+    #[arg(long, env = "FEEDLAB_QUIC_MAX_HEADER_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(1_024..=(1 << 20)))]
+    pub quic_max_header_bytes: u64,
 
     /// Most bidirectional streams a client may have open at once on one QUIC connection: the
     /// WebTransport CONNECT stream and its talk-back messages in flight. A client opening more
@@ -116,6 +130,12 @@ impl QuicConfig {
     }
 }
 
+/// The `Alt-Svc` value that points browsers at the HTTP/3 endpoint on `port` (UDP), when the
+/// server serves HTTP/3 there (`--quic --quic-http3`).
+pub fn alt_svc(config: &Config, port: u16) -> Option<String> {
+    (config.quic.enabled && config.quic.http3).then(|| format!("h3=\":{port}\"; ma=86400"))
+}
+
 /// quinn's server configuration from the TCP listener's rustls one: ALPN `h3`, no 0-RTT.
 fn server_config(
     tls: rustls::ServerConfig,
@@ -175,7 +195,13 @@ impl Listener {
             )
             .context("QUIC endpoint")?
         };
-        println!("  wt           https://{addr}/wt?since=0 (WebTransport, QUIC over UDP)");
+        if config.quic.http3 {
+            println!(
+                "  h3           https://{addr}/sse, /poll, /long-poll (HTTP/3, QUIC over UDP)"
+            );
+        } else {
+            println!("  wt           https://{addr}/wt?since=0 (WebTransport, QUIC over UDP)");
+        }
         let (tx, done) = tokio::sync::oneshot::channel();
         let state = state.clone();
         std::thread::Builder::new()
@@ -217,6 +243,11 @@ async fn serve(endpoint: quinn::Endpoint, state: Arc<AppState>, stop: Cancellati
             .accounting
             .connections_accepted
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if state.config.quic.http3 {
+            sessions.spawn(http3::connection(incoming, state.clone()));
+            while sessions.try_join_next().is_some() {}
+            continue;
+        }
         let meter = state.accounting.meter(Transport::Wt, None);
         let open = meter.open(&state.limits(), Some(incoming.remote_address().ip()));
         sessions.spawn(connect::connection(incoming, open, state.clone()));
