@@ -1,5 +1,5 @@
-//! The QUIC listener beside actix-web: WebTransport at `/wt`, on `--bind`'s port over UDP
-//! (`--quic`).
+//! The QUIC listener beside actix-web: WebTransport at `/wt`, or HTTP/3 polls, long polls and
+//! SSE, on `--bind`'s port over UDP (`--quic`).
 //!
 //! actix-web has no HTTP/3, so QUIC is served by quinn 0.11 on a tokio runtime of its own in the
 //! server's process (its CPU is the server's, as `/stats` and loadgen see it), with the same
@@ -20,8 +20,17 @@
 //! in `--max-connections`, `--max-transport-connections` and `--max-connections-per-ip` from
 //! its first packet (as `wt`), not only once its session is open.
 //!
+//! With `--quic-http3` the endpoint serves HTTP/3 instead ([`http3`]: polls, long polls and SSE
+//! through the TCP handlers' own steps, on the h3 crate over h3-quinn). One or the other, per
+//! server: web-transport-quinn and h3 each run HTTP/3's control stream and SETTINGS exchange on
+//! the connection they are given (web-transport-quinn on a concrete `quinn::Connection`, with no
+//! way to hand it streams already read), so they cannot share a connection; and a connection
+//! cannot be routed by its first request either, since reading that request (or the client's
+//! SETTINGS) consumes streams the other stack would need. Both use ALPN `h3`, so nothing before
+//! them tells the clients apart.
+//!
 //! [`connect`] admits a session (the CONNECT request's checks, the same as `/ws`'s); [`session`]
-//! serves it.
+//! serves it. [`request`] is a QUIC request as the shared checks see it, for both.
 
 pub mod connect;
 pub mod http3;
