@@ -74,3 +74,99 @@ async fn wt_delivers_every_event_once_in_order_and_counts_what_the_server_counts
     );
     assert!(c.ok, "{c:?}");
 }
+
+/// `--http 3`: polls, long polls and SSE over HTTP/3 against the server's QUIC endpoint
+/// (`--quic --quic-http3`): every event once and in order, and requests, deliveries and bytes
+/// equal to the server's `/stats`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http3_delivers_every_event_once_in_order_and_counts_what_the_server_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem").display().to_string();
+    let srv = TestServer::start(&[
+        "--tls-self-signed",
+        "--tls-write-cert",
+        &cert,
+        "--quic",
+        "--quic-http3",
+    ]);
+    let out = dir.path().join("out");
+    let args = Args::from_args([
+        "--url",
+        &srv.url("/"),
+        "--ca",
+        &cert,
+        "--http",
+        "3",
+        "--transports",
+        "short-poll,long-poll,sse",
+        "--clients",
+        "10",
+        "--duration",
+        "2s",
+        "--rate",
+        "50",
+        "--poll-interval",
+        "200ms",
+        "--drain",
+        "500ms",
+        "--repeat",
+        "1",
+        "--seed",
+        "11",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .unwrap();
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(90),
+        loadgen::execute(args, Mode::Library),
+    )
+    .await
+    .expect("run finishes in time")
+    .unwrap();
+    let report = outcome.report;
+    assert!(!report.loss, "warnings: {:?}", report.warnings);
+    assert_eq!(report.phases.len(), 3);
+    for r in &report.phases {
+        assert!(
+            r.events_published >= 50,
+            "{}: {}",
+            r.transport,
+            r.events_published
+        );
+        assert_eq!(
+            r.events_received, r.events_expected,
+            "{}: nothing lost",
+            r.transport
+        );
+        assert_eq!(
+            (r.gaps, r.duplicates, r.out_of_order),
+            (0, 0, 0),
+            "{}",
+            r.transport
+        );
+        assert!(r.errors.is_empty(), "{}: {:?}", r.transport, r.errors);
+        assert_eq!(
+            r.connections_opened, 10,
+            "{}: one QUIC connection per client",
+            r.transport
+        );
+        let c = r.server_check.as_ref().expect("checked against /stats");
+        assert_eq!(
+            c.requests.loadgen, c.requests.server,
+            "{}: requests",
+            r.transport
+        );
+        assert_eq!(
+            c.events_delivered.loadgen, c.events_delivered.server,
+            "{}",
+            r.transport
+        );
+        assert!(
+            c.bytes.ok,
+            "{}: bytes against the server's: {:?}",
+            r.transport, c.bytes
+        );
+        assert!(c.ok, "{}: {c:?}", r.transport);
+    }
+}
