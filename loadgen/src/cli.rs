@@ -663,6 +663,19 @@ impl Args {
                     .into(),
             );
         }
+        let h3 = self.http.contains(&HttpVersion::Http3);
+        if h3 && modes.contains(&false) {
+            return Err(
+                "--http 3 runs over QUIC, which is always encrypted: give --tls on (or an https:// --url)"
+                    .into(),
+            );
+        }
+        if h3 && self.transports().contains(&Transport::Wt) {
+            return Err(
+                "--http 3 and --transports wt cannot share a run: the server serves HTTP/3 or WebTransport over QUIC, not both (--quic-http3)"
+                    .into(),
+            );
+        }
         Ok(modes)
     }
 }

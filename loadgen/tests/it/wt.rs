@@ -1,6 +1,7 @@
 //! `--transports wt`: WebTransport over QUIC against the real server (`--quic`) on loopback:
 //! every event once and in order, requests, deliveries and stream bytes equal to the server's
-//! `/stats`, and `all` still meaning the four over TCP.
+//! `/stats`, and `all` still meaning the four over TCP. And `--http 3`, the polls and SSE over
+//! HTTP/3 on the same QUIC client endpoints, checked the same way.
 
 use feedlab_wire::Transport;
 use loadgen::{run::Mode, Args};
@@ -15,6 +16,18 @@ fn wt_runs_only_when_named_and_only_over_tls() {
     let plain = Args::from_args(["--transports", "wt"]).unwrap();
     let why = plain.tls_modes().unwrap_err();
     assert!(why.contains("--tls on"), "{why}");
+}
+
+#[test]
+fn http3_needs_tls_and_is_not_run_beside_wt() {
+    let plain = Args::from_args(["--http", "3", "--transports", "sse"]).unwrap();
+    let why = plain.tls_modes().unwrap_err();
+    assert!(why.contains("--tls on"), "{why}");
+    let both = Args::from_args(["--http", "h3", "--transports", "sse,wt", "--tls", "on"]).unwrap();
+    let why = both.tls_modes().unwrap_err();
+    assert!(why.contains("not both"), "{why}");
+    let ok = Args::from_args(["--http", "HTTP/3", "--transports", "sse", "--tls", "on"]).unwrap();
+    assert_eq!(ok.tls_modes().unwrap(), [true]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,26 +88,19 @@ async fn wt_delivers_every_event_once_in_order_and_counts_what_the_server_counts
     assert!(c.ok, "{c:?}");
 }
 
-/// `--http 3`: polls, long polls and SSE over HTTP/3 against the server's QUIC endpoint
-/// (`--quic --quic-http3`): every event once and in order, and requests, deliveries and bytes
+/// `--tls on --http 3`: polls, long polls and SSE over HTTP/3 against the QUIC endpoint of the
+/// server loadgen starts (`--quic --quic-http3`): every event once and in order, and requests, deliveries and bytes
 /// equal to the server's `/stats`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http3_delivers_every_event_once_in_order_and_counts_what_the_server_counts() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = dir.path().join("cert.pem").display().to_string();
-    let srv = TestServer::start(&[
-        "--tls-self-signed",
-        "--tls-write-cert",
-        &cert,
-        "--quic",
-        "--quic-http3",
-    ]);
     let out = dir.path().join("out");
+    // The server loadgen starts: `--tls on --http 3` gives it `--quic --quic-http3`.
     let args = Args::from_args([
-        "--url",
-        &srv.url("/"),
-        "--ca",
-        &cert,
+        "--server-bin",
+        env!("CARGO_BIN_EXE_loadgen"),
+        "--tls",
+        "on",
         "--http",
         "3",
         "--transports",
