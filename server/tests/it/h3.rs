@@ -241,3 +241,42 @@ async fn tcp_responses_advertise_http3_only_when_it_is_served() {
     .await;
     assert!(res.headers.get("alt-svc").is_none(), "{:?}", res.headers);
 }
+
+#[tokio::test]
+async fn shutdown_ends_http3_streams_and_answers_held_long_polls() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = quic_server(&dir, &["--quic-http3", "--shutdown-grace", "2s"]);
+    let mut h3 = connect(&srv).await;
+    let (_, mut events) = get(&mut h3, &srv, "/sse", &[]).await;
+    let held = {
+        let mut h3 = h3.clone();
+        let port = srv.addr.port();
+        tokio::spawn(async move {
+            let req = http::Request::get(format!(
+                "https://localhost:{port}/long-poll?timeout_ms=30000"
+            ))
+            .body(())
+            .unwrap();
+            let mut stream = h3.send_request(req).await.unwrap();
+            stream.finish().await.unwrap();
+            stream.recv_response().await.unwrap().status()
+        })
+    };
+    stats_when(&srv, "the stream and the long poll are open", |s| {
+        open_streams(s) == 2
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let stopped = tokio::task::spawn_blocking(move || srv.stop());
+    // The SSE body ends (its end of stream, not a reset), with no event in it.
+    let text = String::from_utf8(body(&mut events).await).unwrap();
+    assert!(!text.contains("id: "), "{text}");
+    let status = tokio::time::timeout(LIMIT, held).await.unwrap().unwrap();
+    assert_eq!(status, 503);
+    stopped.await.unwrap().expect("server exits cleanly");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
