@@ -280,3 +280,49 @@ async fn shutdown_ends_http3_streams_and_answers_held_long_polls() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn http3_answers_follow_the_origin_list_and_bound_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = quic_server(&dir, &["--quic-http3", "--quic-max-header-bytes", "2048"]);
+    let mut h3 = connect(&srv).await;
+    let own = format!("https://localhost:{}", srv.addr.port());
+    let (head, _) = get(&mut h3, &srv, "/poll", &[("origin", &own)]).await;
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["access-control-allow-origin"], own.as_str());
+    // A foreign page gets the answer without CORS, so its browser keeps it from the page.
+    let (head, _) = get(
+        &mut h3,
+        &srv,
+        "/poll",
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(head.status(), 200);
+    assert!(head.headers().get("access-control-allow-origin").is_none());
+    // --quic-max-header-bytes goes out in the server's SETTINGS: a conforming client does not
+    // send a larger head (this one says so), and the server's HTTP/3 layer refuses one that does
+    // (431) before any handler sees it.
+    let big = "x".repeat(4096);
+    let req = http::Request::get(format!("https://localhost:{}/poll", srv.addr.port()))
+        .header("x-big", big.as_str())
+        .body(())
+        .unwrap();
+    let refused = async {
+        let mut stream = h3.send_request(req).await?;
+        stream.finish().await?;
+        stream.recv_response().await.map(|head| head.status())
+    };
+    match tokio::time::timeout(LIMIT, refused)
+        .await
+        .expect("answered in time")
+    {
+        Ok(status) => assert_eq!(status, 431),
+        Err(e) => assert!(e.to_string().contains("too big"), "{e}"),
+    }
+    let stats = stats_when(&srv, "the polls counted", |s| {
+        s["transports"]["short-poll"]["requests"] == 2
+    })
+    .await;
+    assert_eq!(stats["transports"]["short-poll"]["requests"], 2, "{stats}");
+}
