@@ -11,6 +11,12 @@
 //! a head as its fields' text (`name: value` and a line end each, the status as `:status`),
 //! which QPACK's static table makes smaller on the wire.
 //!
+//! Not yet: a held long poll whose client left is noticed only when its hold ends (at most
+//! `--long-poll-max`), not at once as on TCP (the h3 crate does not show a request stream's
+//! reset while its response is pending); and the QUIC connection itself is not counted in the
+//! connection limits (as a TCP connection carrying polls is not), only its long polls and
+//! streams.
+//!
 //! [`transport::poll`]: crate::transport::poll
 //! [`transport::long_poll`]: crate::transport::long_poll
 //! [`transport::sse::Stream`]: crate::transport::sse::Stream
