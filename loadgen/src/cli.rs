@@ -663,6 +663,19 @@ impl Args {
                     .into(),
             );
         }
+        let h3 = self.http.contains(&HttpVersion::Http3);
+        if h3 && modes.contains(&false) {
+            return Err(
+                "--http 3 runs over QUIC, which is always encrypted: give --tls on (or an https:// --url)"
+                    .into(),
+            );
+        }
+        if h3 && self.transports().contains(&Transport::Wt) {
+            return Err(
+                "--http 3 and --transports wt cannot share a run: the server serves HTTP/3 or WebTransport over QUIC, not both (--quic-http3)"
+                    .into(),
+            );
+        }
         Ok(modes)
     }
 }
@@ -984,7 +997,9 @@ mod tests {
         assert_eq!(a.http, vec![HttpVersion::Http10]);
         assert_eq!(a.duration, Duration::from_millis(1500));
         assert!(Args::from_args(["--transports", "carrier-pigeon"]).is_err());
-        assert!(Args::from_args(["--http", "3"]).is_err());
+        assert!(Args::from_args(["--http", "4"]).is_err());
+        let a = Args::from_args(["--http", "3"]).unwrap();
+        assert_eq!(a.http, vec![HttpVersion::Http3]);
         let a = Args::from_args(["--http", "2,1.1", "--tls", "both"]).unwrap();
         assert_eq!(a.http, vec![HttpVersion::Http2, HttpVersion::Http11]);
         assert_eq!(a.tls_modes().unwrap(), vec![false, true]);

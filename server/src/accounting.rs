@@ -498,6 +498,9 @@ pub fn response_head_len<B: MessageBody>(req: &HttpRequest, res: &HttpResponse<B
 pub enum Framing {
     Chunked,
     Http2,
+    /// HTTP/3 (`crate::quic::http3`): a DATA frame's type and length varint before each piece;
+    /// the body ends with the QUIC stream.
+    Http3,
     /// HTTP/1.0: no chunked coding; the body ends when the connection does.
     Eof,
 }
@@ -506,6 +509,7 @@ impl Framing {
     pub fn of(req: &impl crate::incoming::Incoming) -> Self {
         match req.version() {
             Version::HTTP_2 => Self::Http2,
+            Version::HTTP_3 => Self::Http3,
             Version::HTTP_10 | Version::HTTP_09 => Self::Eof,
             _ => Self::Chunked,
         }
@@ -516,6 +520,7 @@ impl Framing {
         match self {
             Self::Chunked => (hex_digits(len) + 2 + len + 2) as u64,
             Self::Http2 => (9 + len) as u64,
+            Self::Http3 => (1 + varint_len(len) + len) as u64,
             Self::Eof => len as u64,
         }
     }
@@ -525,8 +530,18 @@ impl Framing {
         match self {
             Self::Chunked => 5,
             Self::Http2 => 9,
-            Self::Eof => 0,
+            Self::Http3 | Self::Eof => 0,
         }
+    }
+}
+
+/// Bytes of a QUIC variable-length integer (RFC 9000 section 16) holding `n`.
+fn varint_len(n: usize) -> usize {
+    match n {
+        0..=63 => 1,
+        64..=16_383 => 2,
+        16_384..=1_073_741_823 => 4,
+        _ => 8,
     }
 }
 

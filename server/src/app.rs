@@ -142,6 +142,29 @@ where
     }
 }
 
+/// Adds `Alt-Svc: h3=":PORT"` when the QUIC endpoint serves HTTP/3 on this listener's port
+/// (`--quic --quic-http3`, [`crate::quic::alt_svc`]), so a browser tries HTTP/3 next time.
+pub fn alt_svc<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+) -> impl Future<Output = Result<ServiceResponse<B>, Error>> + 'static
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    S::Future: 'static,
+{
+    let value = req.app_data::<web::Data<AppState>>().and_then(|state| {
+        crate::quic::alt_svc(&state.config, req.app_config().local_addr().port())
+    });
+    let fut = srv.call(req);
+    async move {
+        let mut res = fut.await?;
+        if let Some(value) = value.and_then(|v| header::HeaderValue::from_str(&v).ok()) {
+            res.headers_mut().insert(header::ALT_SVC, value);
+        }
+        Ok(res)
+    }
+}
+
 /// Counts the response head (and a sized body) against the request's transport meter, if its
 /// handler set one; a gzip'd body counts at its size before compression too, when its handler
 /// left that ([`Uncompressed`]). Streaming bodies count their own chunks.

@@ -556,6 +556,18 @@ pub struct QuicConfig {
     #[arg(long = "quic", env = "FEEDLAB_QUIC")]
     pub enabled: bool,
 
+    /// Serve HTTP/3 on the QUIC endpoint instead of WebTransport: `/poll`, `/long-poll` and
+    /// `/sse` as over TCP, and `Alt-Svc: h3=":PORT"` on actix-web's TCP responses. One or the
+    /// other: the HTTP/3 crates cannot share a connection, and nothing tells them apart before
+    /// one of them has read its streams (see the module docs).
+    #[arg(long = "quic-http3", env = "FEEDLAB_QUIC_HTTP3", requires = "enabled")]
+    pub http3: bool,
+
+    /// Most bytes of an HTTP/3 request's header fields (its decoded field section); a larger
+    /// request is refused by the HTTP/3 layer before any handler sees it.
+    #[arg(long, env = "FEEDLAB_QUIC_MAX_HEADER_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(1_024..=(1 << 20)))]
+    pub quic_max_header_bytes: u64,
+
     /// Most bidirectional streams a client may have open at once on one QUIC connection: the
     /// WebTransport CONNECT stream and its talk-back messages in flight. A client opening more
     /// waits for the server to finish one (QUIC stream credit), so it can never make the server

@@ -162,6 +162,7 @@ fn app(
         .service(static_files::results(&state.config.results_dir))
         .configure(|cfg| app::configure(cfg, web_dir.as_deref()))
         .wrap_fn(app::cors)
+        .wrap_fn(app::alt_svc)
         .wrap_fn(app::account)
         .wrap_fn(app::admission)
 }

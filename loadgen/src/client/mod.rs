@@ -7,6 +7,7 @@
 //! the next of the phase's servers ([`failover`] does the losing and finding for every transport).
 
 pub mod failover;
+pub mod h3;
 pub mod long_poll;
 pub mod poll;
 pub mod publisher;
@@ -170,13 +171,20 @@ pub async fn run(ctx: ClientCtx) -> ClientOutput {
                 (None, None)
             };
             let receiving = async {
-                if transport == Transport::Sse {
+                if s.http == HttpVersion::Http3 {
+                    h3::run(&ctx, &mut rec).await;
+                } else if transport == Transport::Sse {
                     sse::run(&ctx, &mut rec, h2_tx.as_ref()).await;
                 } else {
                     poll::run(&ctx, &mut rec, h2_tx.as_ref()).await;
                 }
             };
             tokio::join!(receiving, talk_back::post_loop(&ctx, plan, out, h2_rx));
+        }
+        (Transport::ShortPoll | Transport::LongPoll | Transport::Sse, _, _, None)
+            if s.http == HttpVersion::Http3 =>
+        {
+            h3::run(&ctx, &mut rec).await;
         }
         (Transport::Sse, _, _, _) => sse::run(&ctx, &mut rec, None).await,
         (Transport::ShortPoll | Transport::LongPoll, _, _, None) => {

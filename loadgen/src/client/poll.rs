@@ -137,40 +137,19 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
         };
         match outcome {
             Outcome::Response(status, body, encoding) => {
-                rec.request();
-                // Decoded before the clock is read: a browser sees the events only then.
-                let decoded =
-                    compression::decode_body(encoding.as_deref(), body, &ctx.wire.decoding);
-                let now = clock::now_us();
-                match status {
-                    StatusCode::OK => {
-                        match decoded.map(|body| serde_json::from_slice::<PollBody>(&body)) {
-                            Ok(Ok(batch)) => {
-                                failover.up(ctx);
-                                if let Some(up_to) = batch.missed_up_to() {
-                                    rec.seq.missed(batch.missed, up_to);
-                                }
-                                if batch.events.is_empty() && !long {
-                                    rec.empty_responses += 1;
-                                }
-                                for e in &batch.events {
-                                    rec.event(e.seq, e.ts, e.data, now);
-                                }
-                                cursor = cursor.max(batch.next);
-                            }
-                            Ok(Err(_)) => rec.error("bad_body"),
-                            Err(e) => rec.error(e.kind()),
-                        }
-                    }
-                    StatusCode::NO_CONTENT if long => {
-                        failover.up(ctx);
-                        rec.empty_responses += 1;
-                    }
-                    other => {
-                        // A proxy's 502/504, a 503 from a server going down, a 409 from an
-                        // instance that has not caught up yet: try the next server.
-                        rec.error(format!("http_{}", other.as_u16()));
-                        failover.refused(ctx, other.as_u16(), None);
+                match record(
+                    ctx,
+                    rec,
+                    status,
+                    body,
+                    encoding.as_deref(),
+                    long,
+                    &mut cursor,
+                ) {
+                    Answer::Up => failover.up(ctx),
+                    Answer::Bad => {}
+                    Answer::Refused(status) => {
+                        failover.refused(ctx, status, None);
                         failover.down(ctx, rec);
                         conn = None;
                         if let Some(h2) = h2 {
@@ -199,6 +178,67 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
         // Let hyper close the idle connection properly, briefly.
         drop(sender);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), connection.as_mut()).await;
+    }
+}
+
+/// What an answer to a poll came to.
+pub(crate) enum Answer {
+    /// A batch or a long poll's `204`: the server is there.
+    Up,
+    /// A body that could not be read (counted as an error).
+    Bad,
+    /// Any other status: a proxy's 502/504, a 503 from a server going down, a 409 from an
+    /// instance that has not caught up yet (counted as an error): try the next server.
+    Refused(u16),
+}
+
+/// Records a poll's answer (over any HTTP version): the request, its events (decoded before
+/// the clock is read: a browser sees the events only then), a `missed` notice, an empty answer;
+/// moves `cursor` to the batch's `next`.
+pub(crate) fn record(
+    ctx: &ClientCtx,
+    rec: &mut Recorder,
+    status: StatusCode,
+    body: Bytes,
+    encoding: Option<&str>,
+    long: bool,
+    cursor: &mut u64,
+) -> Answer {
+    rec.request();
+    let decoded = compression::decode_body(encoding, body, &ctx.wire.decoding);
+    let now = clock::now_us();
+    match status {
+        StatusCode::OK => match decoded.map(|body| serde_json::from_slice::<PollBody>(&body)) {
+            Ok(Ok(batch)) => {
+                if let Some(up_to) = batch.missed_up_to() {
+                    rec.seq.missed(batch.missed, up_to);
+                }
+                if batch.events.is_empty() && !long {
+                    rec.empty_responses += 1;
+                }
+                for e in &batch.events {
+                    rec.event(e.seq, e.ts, e.data, now);
+                }
+                *cursor = (*cursor).max(batch.next);
+                Answer::Up
+            }
+            Ok(Err(_)) => {
+                rec.error("bad_body");
+                Answer::Bad
+            }
+            Err(e) => {
+                rec.error(e.kind());
+                Answer::Bad
+            }
+        },
+        StatusCode::NO_CONTENT if long => {
+            rec.empty_responses += 1;
+            Answer::Up
+        }
+        other => {
+            rec.error(format!("http_{}", other.as_u16()));
+            Answer::Refused(other.as_u16())
+        }
     }
 }
 

@@ -149,21 +149,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
                 next = events.next() => next,
             };
             match next {
-                Some(Ok(ev)) => {
-                    let now = clock::now_us();
-                    match ev.event.as_str() {
-                        "message" => match serde_json::from_str::<EventMsg>(&ev.data) {
-                            Ok(e) => rec.event(e.seq, e.ts, e.data, now),
-                            Err(_) => rec.error("bad_body"),
-                        },
-                        "missed" => match serde_json::from_str::<MissedNotice>(&ev.data) {
-                            Ok(m) => rec.seq.missed(m.missed, m.next),
-                            Err(_) => rec.error("bad_body"),
-                        },
-                        "overflow" => rec.error("sse_overflow"),
-                        _ => {}
-                    }
-                }
+                Some(Ok(ev)) => record(rec, &ev),
                 Some(Err(EventStreamError::Transport(Broken::Decode(e)))) => {
                     rec.error(e.kind());
                     break;
@@ -196,8 +182,26 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, h2: Option<&H2Handoff>) {
 
 /// Why an event stream broke off below the event parser.
 #[derive(Debug)]
-enum Broken {
+pub(crate) enum Broken {
     /// The connection failed (counted as `sse_stream`, as before decoding existed).
     Http,
     Decode(compression::DecodeError),
+}
+
+/// Records one SSE event (over any HTTP version): a feed event, a `missed` notice, the
+/// `overflow` notice as an error; comments and others are nothing to record.
+pub(crate) fn record(rec: &mut Recorder, ev: &eventsource_stream::Event) {
+    let now = clock::now_us();
+    match ev.event.as_str() {
+        "message" => match serde_json::from_str::<EventMsg>(&ev.data) {
+            Ok(e) => rec.event(e.seq, e.ts, e.data, now),
+            Err(_) => rec.error("bad_body"),
+        },
+        "missed" => match serde_json::from_str::<MissedNotice>(&ev.data) {
+            Ok(m) => rec.seq.missed(m.missed, m.next),
+            Err(_) => rec.error("bad_body"),
+        },
+        "overflow" => rec.error("sse_overflow"),
+        _ => {}
+    }
 }

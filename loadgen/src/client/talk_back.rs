@@ -337,13 +337,16 @@ fn request(
 ) -> hyper::http::Result<Request<net::Body>> {
     let builder = match http {
         HttpVersion::Http2 => Request::post(target.uri("/publish")).version(hyper::Version::HTTP_2),
-        HttpVersion::Http11 | HttpVersion::Http10 => Request::post(target.path("/publish"))
-            .version(if http == HttpVersion::Http10 {
-                hyper::Version::HTTP_10
-            } else {
-                hyper::Version::HTTP_11
-            })
-            .header(header::HOST, &target.host),
+        // Over HTTP/3 the publishes go on a TCP connection of their own (HTTP/1.1).
+        HttpVersion::Http11 | HttpVersion::Http10 | HttpVersion::Http3 => {
+            Request::post(target.path("/publish"))
+                .version(if http == HttpVersion::Http10 {
+                    hyper::Version::HTTP_10
+                } else {
+                    hyper::Version::HTTP_11
+                })
+                .header(header::HOST, &target.host)
+        }
     };
     // A page's publish: its heads (Content-Type among them) as a browser's fetch sends them;
     // the answer is small JSON, so nothing is offered for it to be compressed.
@@ -365,7 +368,7 @@ pub fn way_up(transport: feedlab_wire::Transport, http: HttpVersion) -> &'static
         (feedlab_wire::Transport::Ws, _) => "ws-message",
         (feedlab_wire::Transport::Wt, _) => "wt-stream",
         (_, HttpVersion::Http2) => "post-h2-stream",
-        (_, HttpVersion::Http11) => "post-second-connection",
+        (_, HttpVersion::Http11 | HttpVersion::Http3) => "post-second-connection",
         (_, HttpVersion::Http10) => "post-new-connection",
     }
 }
@@ -405,7 +408,7 @@ pub fn stats_way_key(transport: feedlab_wire::Transport, http: HttpVersion) -> &
         // The server answers a WebTransport message as a WebSocket's, and counts it there.
         (feedlab_wire::Transport::Ws | feedlab_wire::Transport::Wt, _) => "ws",
         (_, HttpVersion::Http10) => "http/1.0",
-        (_, HttpVersion::Http11) => "http/1.1",
+        (_, HttpVersion::Http11 | HttpVersion::Http3) => "http/1.1",
         (_, HttpVersion::Http2) => "http/2",
     }
 }

@@ -53,7 +53,7 @@ type Slot = (usize, IpAddr, usize);
 static POOL: Mutex<Option<HashMap<Slot, (Weak<Shared>, quinn::Endpoint)>>> = Mutex::new(None);
 
 /// The endpoint for client `ctx`'s connections from `source` to `target`.
-fn endpoint(
+pub(crate) fn endpoint(
     ctx: &ClientCtx,
     target: SocketAddr,
     source: Option<IpAddr>,
@@ -75,7 +75,7 @@ fn endpoint(
 }
 
 /// quinn's client settings over the target's TLS (ALPN `h3`).
-fn client_config(target: &Target) -> Result<quinn::ClientConfig, &'static str> {
+pub(crate) fn client_config(target: &Target) -> Result<quinn::ClientConfig, &'static str> {
     let tls = target.tls.as_ref().ok_or("wt_needs_tls")?;
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls.h3.clone())
         .map_err(|_| "wt_tls_config")?;
@@ -100,7 +100,7 @@ fn connect_error(e: &ClientError) -> (String, Option<u16>) {
 }
 
 /// Adds a finished connection's UDP payload to the client's socket counts.
-fn count_udp(conn: &quinn::Connection, wire: &ByteCounts) {
+pub(crate) fn count_udp(conn: &quinn::Connection, wire: &ByteCounts) {
     let stats = conn.stats();
     wire.read.fetch_add(stats.udp_rx.bytes, Relaxed);
     wire.written.fetch_add(stats.udp_tx.bytes, Relaxed);

@@ -6,9 +6,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// `--http`: how the polling transports use TCP.
-/// Spelled as in the report (`1.0`, `1.1`, `2`); `1`, `2.0`, `h2`, `h2c` and an `HTTP/` prefix
-/// are accepted too.
+/// `--http`: how the polling transports use TCP, or QUIC (`3`).
+/// Spelled as in the report (`1.0`, `1.1`, `2`, `3`); `1`, `2.0`, `h2`, `h2c`, `h3` and an
+/// `HTTP/` prefix are accepted too.
 #[derive(
     Debug,
     Clone,
@@ -42,6 +42,11 @@ pub enum HttpVersion {
         alias = "HTTP/2.0"
     )]
     Http2,
+    /// One HTTP/3 connection per client over QUIC (`--tls on`; the server serves HTTP/3 on its
+    /// port over UDP, `--quic --quic-http3`): polls, long polls and SSE only.
+    #[serde(rename = "3")]
+    #[value(name = "3", alias = "3.0", alias = "h3", alias = "HTTP/3")]
+    Http3,
 }
 
 impl HttpVersion {
@@ -50,6 +55,7 @@ impl HttpVersion {
             Self::Http10 => "1.0",
             Self::Http11 => "1.1",
             Self::Http2 => "2",
+            Self::Http3 => "3",
         }
     }
 }

@@ -184,13 +184,16 @@ impl Target {
                     })
                     .header(hyper::header::HOST, &self.host)
             }
-            HttpVersion::Http11 | HttpVersion::Http10 => Request::get(self.path(path_and_query))
-                .version(if version == HttpVersion::Http10 {
-                    hyper::Version::HTTP_10
-                } else {
-                    hyper::Version::HTTP_11
-                })
-                .header(hyper::header::HOST, &self.host),
+            // HTTP/3 requests are made by `client::h3`; a TCP GET beside them is HTTP/1.1.
+            HttpVersion::Http11 | HttpVersion::Http10 | HttpVersion::Http3 => {
+                Request::get(self.path(path_and_query))
+                    .version(if version == HttpVersion::Http10 {
+                        hyper::Version::HTTP_10
+                    } else {
+                        hyper::Version::HTTP_11
+                    })
+                    .header(hyper::header::HOST, &self.host)
+            }
         }
     }
 }
@@ -362,7 +365,8 @@ async fn connect_via(
 pub fn alpn_for(version: HttpVersion) -> Alpn {
     match version {
         HttpVersion::Http2 => Alpn::H2,
-        HttpVersion::Http10 | HttpVersion::Http11 => Alpn::Http1,
+        // HTTP/3 is QUIC's ALPN (`client::h3`); its TCP connections (publishes) are HTTP/1.1.
+        HttpVersion::Http10 | HttpVersion::Http11 | HttpVersion::Http3 => Alpn::Http1,
     }
 }
 

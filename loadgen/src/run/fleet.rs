@@ -490,9 +490,16 @@ fn spawned_server_args(
         }
         return (extra, "server.log", None);
     }
-    if args.transports().contains(&feedlab_wire::Transport::Wt) && !given("--quic") {
-        // WebTransport: the QUIC listener beside the TLS one, on the same port over UDP.
+    let wt = args.transports().contains(&feedlab_wire::Transport::Wt);
+    let h3 = args.http.contains(&HttpVersion::Http3);
+    if (wt || h3) && !given("--quic") {
+        // WebTransport or HTTP/3: the QUIC listener beside the TLS one, on the same port over
+        // UDP.
         extra.push("--quic".into());
+    }
+    if h3 && !given("--quic-http3") {
+        // HTTP/3 instead of WebTransport: the server serves one or the other over QUIC.
+        extra.push("--quic-http3".into());
     }
     let cert = out_dir.join("server-cert.pem");
     extra.extend([

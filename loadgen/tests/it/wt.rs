@@ -1,6 +1,7 @@
 //! `--transports wt`: WebTransport over QUIC against the real server (`--quic`) on loopback:
 //! every event once and in order, requests, deliveries and stream bytes equal to the server's
-//! `/stats`, and `all` still meaning the four over TCP.
+//! `/stats`, and `all` still meaning the four over TCP. And `--http 3`, the polls and SSE over
+//! HTTP/3 on the same QUIC client endpoints, checked the same way.
 
 use feedlab_wire::Transport;
 use loadgen::{run::Mode, Args};
@@ -15,6 +16,18 @@ fn wt_runs_only_when_named_and_only_over_tls() {
     let plain = Args::from_args(["--transports", "wt"]).unwrap();
     let why = plain.tls_modes().unwrap_err();
     assert!(why.contains("--tls on"), "{why}");
+}
+
+#[test]
+fn http3_needs_tls_and_is_not_run_beside_wt() {
+    let plain = Args::from_args(["--http", "3", "--transports", "sse"]).unwrap();
+    let why = plain.tls_modes().unwrap_err();
+    assert!(why.contains("--tls on"), "{why}");
+    let both = Args::from_args(["--http", "h3", "--transports", "sse,wt", "--tls", "on"]).unwrap();
+    let why = both.tls_modes().unwrap_err();
+    assert!(why.contains("not both"), "{why}");
+    let ok = Args::from_args(["--http", "HTTP/3", "--transports", "sse", "--tls", "on"]).unwrap();
+    assert_eq!(ok.tls_modes().unwrap(), [true]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,4 +86,93 @@ async fn wt_delivers_every_event_once_in_order_and_counts_what_the_server_counts
         c.bytes
     );
     assert!(c.ok, "{c:?}");
+}
+
+/// `--tls on --http 3`: polls, long polls and SSE over HTTP/3 against the QUIC endpoint of the
+/// server loadgen starts (`--quic --quic-http3`): every event once and in order, and requests, deliveries and bytes
+/// equal to the server's `/stats`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http3_delivers_every_event_once_in_order_and_counts_what_the_server_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // The server loadgen starts: `--tls on --http 3` gives it `--quic --quic-http3`.
+    let args = Args::from_args([
+        "--server-bin",
+        env!("CARGO_BIN_EXE_loadgen"),
+        "--tls",
+        "on",
+        "--http",
+        "3",
+        "--transports",
+        "short-poll,long-poll,sse",
+        "--clients",
+        "10",
+        "--duration",
+        "2s",
+        "--rate",
+        "50",
+        "--poll-interval",
+        "200ms",
+        "--drain",
+        "500ms",
+        "--repeat",
+        "1",
+        "--seed",
+        "11",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .unwrap();
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(90),
+        loadgen::execute(args, Mode::Library),
+    )
+    .await
+    .expect("run finishes in time")
+    .unwrap();
+    let report = outcome.report;
+    assert!(!report.loss, "warnings: {:?}", report.warnings);
+    assert_eq!(report.phases.len(), 3);
+    for r in &report.phases {
+        assert!(
+            r.events_published >= 50,
+            "{}: {}",
+            r.transport,
+            r.events_published
+        );
+        assert_eq!(
+            r.events_received, r.events_expected,
+            "{}: nothing lost",
+            r.transport
+        );
+        assert_eq!(
+            (r.gaps, r.duplicates, r.out_of_order),
+            (0, 0, 0),
+            "{}",
+            r.transport
+        );
+        assert!(r.errors.is_empty(), "{}: {:?}", r.transport, r.errors);
+        assert_eq!(
+            r.connections_opened, 10,
+            "{}: one QUIC connection per client",
+            r.transport
+        );
+        let c = r.server_check.as_ref().expect("checked against /stats");
+        assert_eq!(
+            c.requests.loadgen, c.requests.server,
+            "{}: requests",
+            r.transport
+        );
+        assert_eq!(
+            c.events_delivered.loadgen, c.events_delivered.server,
+            "{}",
+            r.transport
+        );
+        assert!(
+            c.bytes.ok,
+            "{}: bytes against the server's: {:?}",
+            r.transport, c.bytes
+        );
+        assert!(c.ok, "{}: {c:?}", r.transport);
+    }
 }

@@ -1,26 +1,21 @@
 //! From a QUIC connection to an admitted WebTransport session: the handshake within
 //! `--request-timeout`, then the CONNECT request's checks in the same order as a `/ws`
 //! handshake's (path, origin, query, token, cursor), through the same functions
-//! ([`crate::incoming::Incoming`] is implemented for the CONNECT request).
+//! ([`QuicRequest`]).
 //!
 //! A refusal answers the CONNECT with its HTTP status, then closes the connection with
 //! [`H3_REQUEST_REJECTED`] and the refusal's text as the reason (what a non-browser client can
 //! read; a browser sees the status), once the client left or after `--close-timeout`.
 
-use std::{net::IpAddr, sync::Arc};
+use std::sync::Arc;
 
-use actix_web::http::{
-    header::{HeaderMap, HeaderName, HeaderValue},
-    Version,
-};
 use quinn::VarInt;
 use web_transport_quinn::Request;
 
-use super::session;
+use super::{request::QuicRequest, session};
 use crate::{
     accounting::{Meter, OpenGuard},
     error::ApiError,
-    incoming::Incoming,
     state::AppState,
     transport::{start_cursor, FeedQuery, Transport},
 };
@@ -32,59 +27,18 @@ pub const H3_NO_ERROR: u32 = 0x100;
 pub const H3_REQUEST_REJECTED: u32 = 0x10b;
 
 /// The CONNECT request as the shared checks see it.
-struct ConnectIn {
-    headers: HeaderMap,
-    query: String,
-    authority: String,
-    peer: IpAddr,
-}
-
-impl ConnectIn {
-    fn new(request: &Request) -> Self {
-        let url = &request.url;
-        let authority = match url.port() {
-            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
-            None => url.host_str().unwrap_or_default().to_owned(),
-        };
-        // http 1's header map to actix's: the same names and bytes.
-        let mut headers = HeaderMap::new();
-        for (name, value) in &request.headers {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_str().as_bytes()),
-                HeaderValue::from_bytes(value.as_bytes()),
-            ) {
-                headers.append(name, value);
-            }
-        }
-        Self {
-            headers,
-            query: url.query().unwrap_or_default().to_owned(),
-            authority,
-            peer: request.conn().remote_address().ip(),
-        }
-    }
-}
-
-impl Incoming for ConnectIn {
-    fn headers(&self) -> &HeaderMap {
-        &self.headers
-    }
-
-    fn query_string(&self) -> &str {
-        &self.query
-    }
-
-    fn peer_ip(&self) -> Option<IpAddr> {
-        Some(self.peer)
-    }
-
-    fn version(&self) -> Version {
-        Version::HTTP_3
-    }
-
-    fn authority(&self) -> Option<&str> {
-        Some(&self.authority)
-    }
+fn incoming(request: &Request) -> QuicRequest {
+    let url = &request.url;
+    let authority = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_owned(),
+    };
+    QuicRequest::new(
+        authority,
+        url.query().unwrap_or_default(),
+        &request.headers,
+        request.conn().remote_address().ip(),
+    )
 }
 
 /// A `/wt` session that passed every check: what it starts from.
@@ -103,7 +57,7 @@ fn admit(request: &Request, state: &AppState) -> Result<Ready, ApiError> {
             request.url.path()
         )));
     }
-    let req = ConnectIn::new(request);
+    let req = incoming(request);
     state.origins.check(&req)?;
     let q = FeedQuery::from_request(&req)?;
     // No first-message authentication as on `/ws`: the token comes with the CONNECT.

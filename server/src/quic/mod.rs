@@ -1,5 +1,5 @@
-//! The QUIC listener beside actix-web: WebTransport at `/wt`, on `--bind`'s port over UDP
-//! (`--quic`).
+//! The QUIC listener beside actix-web: WebTransport at `/wt`, or HTTP/3 polls, long polls and
+//! SSE, on `--bind`'s port over UDP (`--quic`).
 //!
 //! actix-web has no HTTP/3, so QUIC is served by quinn 0.11 on a tokio runtime of its own in the
 //! server's process (its CPU is the server's, as `/stats` and loadgen see it), with the same
@@ -20,10 +20,21 @@
 //! in `--max-connections`, `--max-transport-connections` and `--max-connections-per-ip` from
 //! its first packet (as `wt`), not only once its session is open.
 //!
+//! With `--quic-http3` the endpoint serves HTTP/3 instead ([`http3`]: polls, long polls and SSE
+//! through the TCP handlers' own steps, on the h3 crate over h3-quinn). One or the other, per
+//! server: web-transport-quinn and h3 each run HTTP/3's control stream and SETTINGS exchange on
+//! the connection they are given (web-transport-quinn on a concrete `quinn::Connection`, with no
+//! way to hand it streams already read), so they cannot share a connection; and a connection
+//! cannot be routed by its first request either, since reading that request (or the client's
+//! SETTINGS) consumes streams the other stack would need. Both use ALPN `h3`, so nothing before
+//! them tells the clients apart.
+//!
 //! [`connect`] admits a session (the CONNECT request's checks, the same as `/ws`'s); [`session`]
-//! serves it.
+//! serves it. [`request`] is a QUIC request as the shared checks see it, for both.
 
 pub mod connect;
+pub mod http3;
+pub mod request;
 pub mod session;
 
 use std::{net::SocketAddr, sync::Arc};
@@ -69,6 +80,12 @@ impl QuicConfig {
             ));
         Ok(t)
     }
+}
+
+/// The `Alt-Svc` value that points browsers at the HTTP/3 endpoint on `port` (UDP), when the
+/// server serves HTTP/3 there (`--quic --quic-http3`).
+pub fn alt_svc(config: &Config, port: u16) -> Option<String> {
+    (config.quic.enabled && config.quic.http3).then(|| format!("h3=\":{port}\"; ma=86400"))
 }
 
 /// quinn's server configuration from the TCP listener's rustls one: ALPN `h3`, no 0-RTT.
@@ -130,7 +147,13 @@ impl Listener {
             )
             .context("QUIC endpoint")?
         };
-        println!("  wt           https://{addr}/wt?since=0 (WebTransport, QUIC over UDP)");
+        if config.quic.http3 {
+            println!(
+                "  h3           https://{addr}/sse, /poll, /long-poll (HTTP/3, QUIC over UDP)"
+            );
+        } else {
+            println!("  wt           https://{addr}/wt?since=0 (WebTransport, QUIC over UDP)");
+        }
         let (tx, done) = tokio::sync::oneshot::channel();
         let state = state.clone();
         std::thread::Builder::new()
@@ -172,6 +195,11 @@ async fn serve(endpoint: quinn::Endpoint, state: Arc<AppState>, stop: Cancellati
             .accounting
             .connections_accepted
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if state.config.quic.http3 {
+            sessions.spawn(http3::connection(incoming, state.clone()));
+            while sessions.try_join_next().is_some() {}
+            continue;
+        }
         let meter = state.accounting.meter(Transport::Wt, None);
         let open = meter.open(&state.limits(), Some(incoming.remote_address().ip()));
         sessions.spawn(connect::connection(incoming, open, state.clone()));

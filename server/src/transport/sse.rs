@@ -130,8 +130,9 @@ pub(crate) enum Chunk {
 }
 
 impl Chunk {
-    /// The body bytes, for actix-web's streaming body (which never asks for `preframed`).
-    fn into_body(self) -> Bytes {
+    /// The body bytes, for actix-web's streaming body and HTTP/3's DATA frames (neither asks
+    /// for `preframed`).
+    pub(crate) fn into_body(self) -> Bytes {
         match self {
             Self::Body(bytes) => bytes,
             Self::Parts(parts) => parts.concat().into(),

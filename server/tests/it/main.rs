@@ -7,6 +7,7 @@ mod cross;
 mod differential;
 mod durable;
 mod fast_path;
+mod h3;
 mod hostile;
 mod http_gzip;
 mod idempotency;

@@ -12,7 +12,7 @@ use web_transport_quinn::{
 use crate::common::*;
 
 /// A TLS server with the QUIC listener, and where its certificate is.
-fn quic_server(dir: &tempfile::TempDir, extra: &[&str]) -> TestServer {
+pub(crate) fn quic_server(dir: &tempfile::TempDir, extra: &[&str]) -> TestServer {
     let cert = dir.path().join("cert.pem").display().to_string();
     let mut args = vec!["--tls-self-signed", "--tls-write-cert", &cert, "--quic"];
     args.extend_from_slice(extra);
@@ -20,7 +20,7 @@ fn quic_server(dir: &tempfile::TempDir, extra: &[&str]) -> TestServer {
 }
 
 /// A QUIC client endpoint that trusts `srv`'s certificate, with ALPN `h3`.
-fn client(srv: &TestServer) -> (quinn::Endpoint, quinn::ClientConfig) {
+pub(crate) fn client(srv: &TestServer) -> (quinn::Endpoint, quinn::ClientConfig) {
     use rustls::pki_types::{pem::PemObject as _, CertificateDer};
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(srv.cert.as_ref().unwrap()).unwrap() {
