@@ -635,20 +635,25 @@ pub fn recommend(report: &Report, info: &ScenarioInfo) -> Recommendation {
             let label = point_label(k, sweeps);
             let order = order_words(&ranked, &rows);
             // What decided each place, so a change of reason reads as a change too.
-            let why: Vec<&str> = ranked
+            let mut why: Vec<&str> = Vec::new();
+            for c in ranked
                 .ranking
                 .iter()
                 .filter_map(|x| x.decided_by.as_ref().map(|d| d.criterion.as_str()))
-                .collect();
+            {
+                if !why.contains(&c) {
+                    why.push(c);
+                }
+            }
             let order = if why.is_empty() {
                 order
             } else {
-                format!("{order} on {}", why.join(", then "))
+                format!("{order} (by {})", why.join(" and "))
             };
             let (s, _) = summary_of(&label, &ranked, &rows, rule, &requirements);
             if let Some((pl, po)) = &previous {
                 if *po != order {
-                    flips.push(format!("From {pl} to {label}: {po}, then {order}."));
+                    flips.push(format!("At {pl}: {po}; at {label}: {order}."));
                 }
             }
             previous = Some((label.clone(), order));
