@@ -31,7 +31,6 @@ Python 3 standard library only.
 import argparse
 import json
 import os
-import platform
 import resource
 import shlex
 import signal
@@ -42,6 +41,8 @@ import threading
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from provenance import commit, machine  # noqa: E402
 
 # Open files per process (the machine's hard limit) and what a process keeps besides its
 # connections (loadgen's FD_OVERHEAD; the server's listener, Redis connection and files).
@@ -132,33 +133,6 @@ def loadgen_command(a, shard, urls, start_at, out_dir):
             "--drain", f"{a.drain}s", "--ready-timeout", f"{a.ready}s", "--repeat", "1",
             "--seed", "1", "--quiet", "--shard", f"{shard}/{a.shards}", "--start-at", start_at,
             "--out", out_dir]
-
-
-def git(*args):
-    try:
-        return subprocess.check_output(["git", *args], cwd=ROOT, text=True).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def machine():
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        with open("/proc/meminfo") as f:
-            kb = int(f.readline().split()[1])
-            mem = f", {kb / 1024 / 1024:.1f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{os.cpu_count()} cores, {model}{mem}, Linux {platform.release()}"
 
 
 class Sampler(threading.Thread):
@@ -317,7 +291,7 @@ def main():
     meta = {
         "command": shlex.join(["python3", "scripts/beyond/hundred_k.py", *sys.argv[1:]]),
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "commit": git("rev-parse", "--short", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""),
+        "commit": commit(),
         "machine": machine(),
     }
     t0 = time.time()

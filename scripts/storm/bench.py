@@ -32,7 +32,6 @@ Python 3 standard library only.
 import argparse
 import json
 import os
-import platform
 import shlex
 import signal
 import socket
@@ -42,6 +41,8 @@ import sys
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from provenance import commit, machine  # noqa: E402
 
 # The defences off: what the server did before them (a fixed `retry: 1000`, every stream ended
 # at the same moment on SIGTERM, no limit on new connections).
@@ -224,33 +225,6 @@ def analyse(report, timeline, transport):
     }
 
 
-def git(*args):
-    try:
-        return subprocess.check_output(["git", *args], cwd=ROOT, text=True).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def machine():
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        with open("/proc/meminfo") as f:
-            kb = int(f.readline().split()[1])
-            mem = f", {kb / 1024 / 1024:.1f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{os.cpu_count()} cores, {model}{mem}, Linux {platform.release()}"
-
-
 def spread(values, fmt):
     """median [min–max] of a figure over the repeats (just the value with one repeat)."""
     values = [v for v in values if v is not None]
@@ -412,7 +386,7 @@ def main():
     meta = {
         "command": shlex.join(["python3", "scripts/storm/bench.py", *sys.argv[1:]]),
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "commit": git("rev-parse", "--short", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""),
+        "commit": commit(),
         "machine": machine(),
     }
     t0 = time.time()
