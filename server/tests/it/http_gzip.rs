@@ -478,7 +478,17 @@ async fn a_compressed_publish_is_refused_with_415() {
 /// ends with a valid trailer, after the `overflow` record.
 #[tokio::test]
 async fn a_stream_ended_by_overflow_ends_with_a_valid_trailer() {
-    let srv = TestServer::start(&["--max-lag", "50", "--retain", "5000"]);
+    // The overflow record waits in a full socket until the test reads, after its last publish:
+    // `--send-timeout` (also the kernel's TCP_USER_TIMEOUT) must outlast the publishing, or on a
+    // loaded machine the server lets the connection go with a reset before the record is read.
+    let srv = TestServer::start(&[
+        "--max-lag",
+        "50",
+        "--retain",
+        "5000",
+        "--send-timeout",
+        "10min",
+    ]);
     let mut tcp = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
     tcp.write_all(b"GET /sse?since=0 HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
         .await

@@ -33,13 +33,19 @@ fn client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Full<B
 }
 
 pub async fn request(req: Request<Full<Bytes>>) -> Response {
-    let res = tokio::time::timeout(LIMIT, client().request(req))
+    request_within(LIMIT, req).await
+}
+
+/// [`request`] with a bound of the caller's: for a test that loads the server on purpose, where
+/// an answer's speed is not what it asserts.
+pub async fn request_within(limit: Duration, req: Request<Full<Bytes>>) -> Response {
+    let res = tokio::time::timeout(limit, client().request(req))
         .await
         .expect("response in time")
         .expect("request succeeds");
     let status = res.status();
     let headers = res.headers().clone();
-    let body = tokio::time::timeout(LIMIT, res.into_body().collect())
+    let body = tokio::time::timeout(limit, res.into_body().collect())
         .await
         .expect("body in time")
         .expect("body")
@@ -363,15 +369,28 @@ pub async fn stats_when(srv: &TestServer, what: &str, cond: impl Fn(&Value) -> b
 
 /// [`stats_when`] for a server reached by URL (a [`ServerProcess`], a server behind a proxy).
 pub async fn stats_at_when(stats_url: &str, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + LIMIT;
+    stats_within(LIMIT, stats_url, what, cond).await
+}
+
+/// [`stats_at_when`] with a bound of the caller's, for each `/stats` answer and for the whole
+/// wait.
+pub async fn stats_within(
+    limit: Duration,
+    stats_url: &str,
+    what: &str,
+    cond: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + limit;
     loop {
-        let stats = get(stats_url).await.json();
+        let stats = request_within(limit, Request::get(stats_url).body(Full::default()).unwrap())
+            .await
+            .json();
         if cond(&stats) {
             return stats;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "not within {LIMIT:?}: {what}\n{stats}"
+            "not within {limit:?}: {what}\n{stats}"
         );
         tokio::time::sleep(feedlab_testkit::POLL).await;
     }
