@@ -212,7 +212,6 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
 
     let finished_at = chrono::Utc::now();
     let report = assemble(
-        &args,
         &plan,
         results,
         warnings,
@@ -225,7 +224,7 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
             nofile_limit: soft,
             server,
             server_version,
-            command: command_line(mode, &args),
+            command: command_line(mode, &plan),
         },
     );
     let files = report::write_all(&report, &out_dir)?;
