@@ -117,7 +117,7 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
                 }
             }
         };
-        let fleet = match Fleet::start(&args, &tls_modes, &out_dir, link.as_ref()).await {
+        let fleet = match Fleet::start(&plan, &tls_modes, &out_dir, link.as_ref()).await {
             Ok(f) => f,
             Err(e) if n == 0 => return Err(e),
             Err(e) => {
