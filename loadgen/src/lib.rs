@@ -63,4 +63,15 @@ pub mod sys;
 pub mod usecase;
 
 pub use cli::Args;
-pub use run::{execute, Outcome};
+pub use run::Outcome;
+
+/// Runs everything `args` asks for and writes the report: the command line becomes a
+/// [`plan::Plan`] here, and the run reads only the plan.
+///
+/// # Errors
+/// When the run cannot start (bad flags, a plan past the open-file limit, no server); a phase
+/// that fails midway ends the run early but still produces a report (with a warning).
+pub async fn execute(args: Args, mode: run::Mode) -> anyhow::Result<Outcome> {
+    let plan = plan::Plan::build(&args).map_err(anyhow::Error::msg)?;
+    run::execute(plan, mode).await
+}

@@ -8,7 +8,7 @@ use std::{ffi::OsString, path::PathBuf};
 
 use anyhow::Context as _;
 
-use super::{assemble::default_out_dir, execute, Mode, Outcome};
+use super::{assemble::default_out_dir, Mode, Outcome};
 use crate::{cli::Args, scenario};
 
 /// Every scenario's outcome, and the decision files.
@@ -74,7 +74,7 @@ pub async fn execute_scenarios(
             uses.push((out, s.name.clone()));
             continue;
         }
-        let outcome = execute(args, mode)
+        let outcome = crate::execute(args, mode)
             .await
             .with_context(|| format!("scenario {}", s.name))?;
         let stop = outcome.report.interrupted;
