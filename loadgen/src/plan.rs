@@ -1,6 +1,10 @@
 //! From flags to phases: which transports run when, with how many clients, at what rate, and
 //! whether the machine allows it.
 //!
+//! The only reader of the command line ([`Args`]): every flag becomes a plain value of the
+//! [`Plan`] here, once, so a flag means one thing wherever it is used, and a run can be made
+//! (and a scenario adjusted) without a command line. `scripts/args_readers.py` keeps it so.
+//!
 //! Transports run one after another by default so that the server's CPU and memory in a phase
 //! belong to one transport. A phase holds one TCP connection per client (or, for `--http 1.0`,
 //! at most one at a time), so its size is bounded by the open-file limit of both processes:
@@ -473,7 +477,7 @@ impl Plan {
                 out: args.out.clone(),
                 quiet: args.quiet,
                 settings: settings(args, drain, source_ips),
-                scenario: args.scenario_info.clone(),
+                scenario: None,
                 library_command: format!("loadgen (library call) {args:?}"),
             },
             usecase: args.usecase.map(|workload| Usecase {
