@@ -13,7 +13,9 @@
 //!   share, [`proxy`] nginx in front), [`progress`] draws bars on stderr, [`sys`] makes the few
 //!   system calls (signals, limits).
 //! - [`cli`]: the flags (each also an environment variable); [`plan`] turns them into phases and
-//!   checks the plan fits the open-file limit; [`scenario`] the named workloads.
+//!   checks the plan fits the open-file limit, and is the only reader of [`cli::Args`]: the
+//!   run, the clients and the scenarios take the [`plan::Plan`] (`scripts/args_readers.py`
+//!   checks it in CI); [`scenario`] the named workloads, each a plan.
 //! - [`client`]: one simulated user per task, one module per transport, with the publisher that
 //!   paces the events ([`client::publisher`]), talking back (`--send-rate`,
 //!   [`client::talk_back`]) and the adapters for servers that are not feedlab's
