@@ -107,6 +107,8 @@ cargo check -p loadgen --no-default-features --quiet
 
 echo "== import cycles (loadgen, feedlab-link, feedlab-report, server)"
 for src in loadgen/src link/src report/src server/src; do python3 scripts/import_cycles.py "$src"; done
+# The run's flags (`cli::Args`) are read by loadgen's plan.rs alone; everything below takes the plan.
+python3 scripts/args_readers.py loadgen/src
 
 echo "== the book (docs/) and the links of README.md, CONTRIBUTING.md and the book"
 python3 scripts/check_links.py

@@ -499,10 +499,6 @@ pub struct Args {
     #[arg(help_heading = "Output", long, default_value_t = 0.10, value_parser = parse_threshold)]
     pub threshold: f64,
 
-    /// Set by the scenario driver: the scenario this run is, for its report.
-    #[arg(skip)]
-    pub scenario_info: Option<crate::scenario::ScenarioInfo>,
-
     /// Run a use case's own driver instead of the feed phases (what the `game` and `progress`
     /// scenarios set): `loadgen usecase` with this run's transports, networks, TLS, repeats,
     /// clients (players, or jobs), duration and poll interval; its `usecases.md` and

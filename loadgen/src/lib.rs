@@ -13,7 +13,9 @@
 //!   share, [`proxy`] nginx in front), [`progress`] draws bars on stderr, [`sys`] makes the few
 //!   system calls (signals, limits).
 //! - [`cli`]: the flags (each also an environment variable); [`plan`] turns them into phases and
-//!   checks the plan fits the open-file limit; [`scenario`] the named workloads.
+//!   checks the plan fits the open-file limit, and is the only reader of [`cli::Args`]: the
+//!   run, the clients and the scenarios take the [`plan::Plan`] (`scripts/args_readers.py`
+//!   checks it in CI); [`scenario`] the named workloads, each a plan.
 //! - [`client`]: one simulated user per task, one module per transport, with the publisher that
 //!   paces the events ([`client::publisher`]), talking back (`--send-rate`,
 //!   [`client::talk_back`]) and the adapters for servers that are not feedlab's
@@ -63,4 +65,15 @@ pub mod sys;
 pub mod usecase;
 
 pub use cli::Args;
-pub use run::{execute, Outcome};
+pub use run::Outcome;
+
+/// Runs everything `args` asks for and writes the report: the command line becomes a
+/// [`plan::Plan`] here, and the run reads only the plan.
+///
+/// # Errors
+/// When the run cannot start (bad flags, a plan past the open-file limit, no server); a phase
+/// that fails midway ends the run early but still produces a report (with a warning).
+pub async fn execute(args: Args, mode: run::Mode) -> anyhow::Result<Outcome> {
+    let plan = plan::Plan::build(&args).map_err(anyhow::Error::msg)?;
+    run::execute(plan, mode).await
+}

@@ -1,6 +1,10 @@
 //! From flags to phases: which transports run when, with how many clients, at what rate, and
 //! whether the machine allows it.
 //!
+//! The only reader of the command line ([`Args`]): every flag becomes a plain value of the
+//! [`Plan`] here, once, so a flag means one thing wherever it is used, and a run can be made
+//! (and a scenario adjusted) without a command line. `scripts/args_readers.py` keeps it so.
+//!
 //! Transports run one after another by default so that the server's CPU and memory in a phase
 //! belong to one transport. A phase holds one TCP connection per client (or, for `--http 1.0`,
 //! at most one at a time), so its size is bounded by the open-file limit of both processes:
@@ -131,6 +135,76 @@ pub struct Plan {
     pub shard: Shard,
     /// `--start-at`: when the first phase starts; each later one at [`Plan::phase_offset`].
     pub start_at: Option<StartAt>,
+    /// `--transports`: the selected transports, in the standard order.
+    pub transports: Vec<Transport>,
+    /// `--http`, as given: the first is the headline's.
+    pub http: Vec<HttpVersion>,
+    /// `--network`: the networks every phase runs on, in turn ([`Plan::networks`] counts them).
+    pub network_list: Vec<feedlab_link::Network>,
+    /// `--seed` (a random one when not given, chosen when the run starts).
+    pub seed: Option<u64>,
+    /// `--concurrent`: the transports of a phase share the feed and the servers.
+    pub concurrent: bool,
+    /// The servers the run drives or starts, and what stands in front of them.
+    pub servers: Servers,
+    /// Where the report goes and what it says the run was asked for.
+    pub output: Output,
+    /// `--usecase`: a use case's own driver runs instead of the phases.
+    pub usecase: Option<Usecase>,
+}
+
+/// `--url`, `--spawn` and what surrounds the servers, as plain values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Servers {
+    /// `--url`: running servers (empty: loadgen starts `spawn` of its own).
+    pub urls: Vec<url::Url>,
+    pub spawn: u32,
+    pub server_bin: Option<std::path::PathBuf>,
+    /// `--server-arg`, each passed to every spawned server.
+    pub server_args: Vec<String>,
+    /// `--redis`: the Redis spawned instances share their feed through.
+    pub redis: Option<String>,
+    /// Whether each phase runs plain (`false`) or over TLS (`true`), in order (`--tls`, or the
+    /// scheme of `--url`).
+    pub tls_modes: Vec<bool>,
+    /// `--ca`, `--insecure`: what an `https://` server is trusted by.
+    pub ca: Option<std::path::PathBuf>,
+    pub insecure: bool,
+    /// `--proxy`, `--proxy-config`, `--proxy-read-timeout`, `--nginx-bin`.
+    pub proxy: crate::cli::ProxyKind,
+    pub proxy_config: crate::intermediary::Flavor,
+    pub proxy_read_timeout: Duration,
+    pub nginx_bin: Option<std::path::PathBuf>,
+    /// `--publish-url`: where a peer that is not feedlab takes publishes.
+    pub publish_url: Option<url::Url>,
+}
+
+/// `--out`, `--quiet` and the report's account of the flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// `--out` (default: a directory named by the start time).
+    pub out: Option<std::path::PathBuf>,
+    pub quiet: bool,
+    /// The report's settings, from the flags; the seed and the open-file limit are filled in
+    /// when the run starts.
+    pub settings: feedlab_report::Settings,
+    /// The scenario this run is, set by the scenario driver, for the report's ranking.
+    pub scenario: Option<feedlab_report::model::scenario::ScenarioInfo>,
+    /// The flags as the report's command names them when loadgen runs as a library (no
+    /// command line to quote).
+    pub library_command: String,
+}
+
+/// `--usecase` and what it takes from the other flags (`loadgen usecase`'s own).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Usecase {
+    pub workload: crate::usecase::Workload,
+    /// `--tls` other than `off`.
+    pub tls: bool,
+    /// `--repeat`.
+    pub repeat: u32,
+    /// The first of `--clients`: players, or jobs.
+    pub clients: usize,
 }
 
 /// With `--start-at`: how long after a phase's start its clients start connecting, so every
@@ -177,6 +251,9 @@ pub struct Workload {
     pub reconnect: crate::storm::Reconnect,
     /// `--storm-timeline`: where each phase's storm timeline goes.
     pub storm_timeline: Option<std::path::PathBuf>,
+    /// `--heads`, `--cookie-bytes`: the request heads clients send.
+    pub heads: crate::heads::HeadsKind,
+    pub cookie_bytes: usize,
 }
 
 /// `--chaos`, `--chaos-at`, `--chaos-outage`.
@@ -371,10 +448,58 @@ impl Plan {
                 peer: args.target_args.peer_locations(),
                 reconnect: args.reconnect,
                 storm_timeline: args.storm_timeline.clone(),
+                heads: args.heads,
+                cookie_bytes: args.cookie_bytes,
             },
             shard,
             start_at: args.start_at,
+            transports,
+            http: args.http.clone(),
+            network_list: args.networks.clone(),
+            seed: args.seed,
+            concurrent: args.concurrent,
+            servers: Servers {
+                urls: args.urls.clone(),
+                spawn: args.spawn,
+                server_bin: args.server_bin.clone(),
+                server_args: args.server_args.clone(),
+                redis: args.redis.clone(),
+                tls_modes,
+                ca: args.ca.clone(),
+                insecure: args.insecure,
+                proxy: args.proxy,
+                proxy_config: args.proxy_config,
+                proxy_read_timeout: args.proxy_read_timeout,
+                nginx_bin: args.nginx_bin.clone(),
+                publish_url: args.target_args.publish_url.clone(),
+            },
+            output: Output {
+                out: args.out.clone(),
+                quiet: args.quiet,
+                settings: settings(args, drain, source_ips),
+                scenario: None,
+                library_command: format!("loadgen (library call) {args:?}"),
+            },
+            usecase: args.usecase.map(|workload| Usecase {
+                workload,
+                tls: args.tls != crate::cli::TlsMode::Off,
+                repeat: args.repeat,
+                clients: args.clients.first().copied().unwrap_or(20) as usize,
+            }),
         })
+    }
+
+    /// The plan of a command line (without the program name), parsed as `loadgen`'s: how a
+    /// scenario's flags become a run.
+    ///
+    /// # Errors
+    /// When the arguments do not parse or make no runnable plan.
+    pub fn from_argv<I, T>(argv: I) -> anyhow::Result<Self>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Self::build(&Args::from_args(argv)?).map_err(anyhow::Error::msg)
     }
 
     /// With `--start-at`: how long after the first phase's start phase `index` starts. Every
@@ -445,6 +570,88 @@ impl Plan {
             self.fds_needed,
             self.fds_needed - FD_OVERHEAD
         ))
+    }
+}
+
+/// `--out` of a command line (without the program name) alone, without making its plan: where
+/// the scenario driver puts each scenario's report, from flags that make a plan only with a
+/// scenario's.
+///
+/// # Errors
+/// When the arguments do not parse.
+pub fn out_dir(argv: &[std::ffi::OsString]) -> anyhow::Result<Option<std::path::PathBuf>> {
+    Ok(Args::from_args(argv.iter().cloned())?.out)
+}
+
+/// What the report says the run was asked for; the seed and the open-file limit are the run's
+/// (filled in when it starts).
+fn settings(args: &Args, drain: Duration, source_ips: u8) -> feedlab_report::Settings {
+    feedlab_report::Settings {
+        url: args.urls.first().map(ToString::to_string),
+        urls: args.urls.iter().map(ToString::to_string).collect(),
+        spawn: args.spawn,
+        redis: args.redis.clone(),
+        chaos: args.chaos.as_str().to_owned(),
+        chaos_at: args.chaos.is_on().then(|| args.chaos_at.to_string()),
+        chaos_outage_s: (args.chaos == crate::chaos::ChaosKind::KillRestart)
+            .then_some(args.chaos_outage.as_secs_f64()),
+        proxy: args.proxy.as_str().to_owned(),
+        // The timeout loadgen sets is nginx's with deploy/nginx.conf; the other
+        // configurations carry their own (server.proxy_software says which ran).
+        proxy_read_timeout_s: (args.proxy == crate::cli::ProxyKind::Nginx
+            && args.proxy_config == crate::intermediary::Flavor::Recommended)
+            .then_some(args.proxy_read_timeout.as_secs_f64()),
+        send_rate: args.send_rate,
+        price_vcpu_hour: args.price_vcpu_hour,
+        price_gib_hour: args.price_gib_hour,
+        threshold: args.threshold,
+        transports: args
+            .transports()
+            .iter()
+            .map(|t| t.name().to_owned())
+            .collect(),
+        clients: args.clients.clone(),
+        rates: args.rates(),
+        duration_s: args.duration.as_secs_f64(),
+        payload_bytes: args.payload_bytes,
+        payload: args.payload.as_str().to_owned(),
+        poll_interval_s: args.poll_interval.as_secs_f64(),
+        http: args.http.iter().map(|h| h.as_str().to_owned()).collect(),
+        concurrent: args.concurrent,
+        repeat: args.repeat,
+        seed: 0,
+        drain_s: drain.as_secs_f64(),
+        long_poll_timeout_s: args.long_poll_timeout.as_secs_f64(),
+        source_ips,
+        nofile_limit: None,
+        server_args: args.server_args.clone(),
+        tls: args.tls.as_str().to_owned(),
+        compression: args.compression.as_str().to_owned(),
+        heads: match args.heads {
+            crate::heads::HeadsKind::Minimal => "minimal".to_owned(),
+            crate::heads::HeadsKind::Browser => {
+                format!("browser (cookie {} B)", args.cookie_bytes)
+            }
+        },
+        ca: args.ca.as_ref().map(|p| p.display().to_string()),
+        insecure: args.insecure,
+        networks: if args
+            .networks
+            .iter()
+            .any(|n| *n != feedlab_link::Network::Loopback)
+        {
+            args.networks.iter().map(|n| n.name().to_owned()).collect()
+        } else {
+            Vec::new()
+        },
+        shard: args
+            .start_at
+            .zip(args.shard)
+            .map(|(at, shard)| feedlab_report::ShardInfo {
+                of: shard.count,
+                slices: vec![shard.index],
+                start_at: at.to_string(),
+            }),
     }
 }
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use feedlab_report::model::scenario::{Cost, FlagUse, Requirements, ScenarioInfo, Why};
 
-use crate::cli::{Args, Cli};
+use crate::{cli::Cli, plan::Plan};
 
 /// The built-in scenarios, in the order `all` runs them.
 const BUILT_IN: &[(&str, &str)] = &[
@@ -121,12 +121,12 @@ impl Scenario {
         )
     }
 
-    /// The arguments this scenario stands for, with every flag of `user` (the command line,
-    /// without the program name) or of a `LOADGEN_*` variable taking precedence.
+    /// The plan this scenario stands for, with every flag of `user` (the command line, without
+    /// the program name) or of a `LOADGEN_*` variable taking precedence.
     ///
     /// # Errors
-    /// When the combined arguments do not parse.
-    pub fn args(&self, user: &[OsString]) -> anyhow::Result<Args> {
+    /// When the combined arguments do not parse or make no runnable plan.
+    pub fn plan(&self, user: &[OsString]) -> anyhow::Result<Plan> {
         let given = given_by_user(user)?;
         let mut argv: Vec<OsString> = Vec::new();
         for (name, v) in &self.flags {
@@ -140,7 +140,7 @@ impl Scenario {
             }
         }
         argv.extend(user.iter().cloned());
-        Ok(Args::from_args(argv)?)
+        Plan::from_argv(argv)
     }
 }
 
@@ -231,20 +231,19 @@ mod tests {
             assert_eq!(s.name, name);
             assert!(s.flags.values().all(|v| !v.why.trim().is_empty()), "{name}");
             assert!(!s.requirements.priority.why.trim().is_empty(), "{name}");
-            let args = s.args(&[]).unwrap();
+            let plan = s.plan(&[]).unwrap();
             assert!(
-                args.repeat >= 3,
+                plan.phases.iter().all(|p| p.repeats >= 3),
                 "{name}: scenarios repeat at least 3 times"
             );
-            crate::plan::Plan::build(&args).unwrap();
         }
     }
 
     #[test]
     fn the_command_line_wins_over_the_scenario() {
         let s = Scenario::load("dashboard").unwrap();
-        let a = s
-            .args(&os(&[
+        let plan = s
+            .plan(&os(&[
                 "--scenario",
                 "dashboard",
                 "--duration",
@@ -253,9 +252,12 @@ mod tests {
                 "100",
             ]))
             .unwrap();
-        assert_eq!(a.duration, std::time::Duration::from_secs(4));
-        assert_eq!(a.clients, [100]);
-        assert_eq!(a.rate, 1.0, "the scenario's rate stays");
+        assert_eq!(plan.duration, std::time::Duration::from_secs(4));
+        assert!(plan.phases.iter().all(|p| p.clients == 100));
+        assert!(
+            plan.phases.iter().all(|p| p.rate == 1.0),
+            "the scenario's rate stays"
+        );
         let info = info(&s, &os(&["--clients", "100"]));
         let clients = info.flags.iter().find(|f| f.flag == "clients").unwrap();
         assert!(clients.overridden);

@@ -663,17 +663,18 @@ impl Proxy {
     }
 }
 
-/// Starts the intermediary `args` asks for (`--proxy`, `--proxy-config`) in front of
+/// Starts the intermediary `proxy` names (`--proxy`, `--proxy-config`) in front of
 /// `upstreams`, off the async threads.
 ///
 /// # Errors
 /// As [`Intermediary::start`]; and `--proxy none`.
 pub async fn start_for(
-    args: &crate::cli::Args,
+    proxy: crate::cli::ProxyKind,
+    flavor: Flavor,
     upstreams: Vec<SocketAddr>,
     tls: bool,
 ) -> anyhow::Result<Proxy> {
-    let software = match args.proxy {
+    let software = match proxy {
         crate::cli::ProxyKind::None => anyhow::bail!("no --proxy to start"),
         crate::cli::ProxyKind::Nginx => Software::Nginx,
         crate::cli::ProxyKind::Other(s) => s,
@@ -683,7 +684,6 @@ pub async fn start_for(
         "{}",
         no_tls_front(software)
     );
-    let flavor = args.proxy_config;
     let mut started =
         tokio::task::spawn_blocking(move || Intermediary::start(software, flavor, &upstreams))
             .await

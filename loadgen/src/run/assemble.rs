@@ -8,7 +8,7 @@ use std::{
 };
 
 use super::Mode;
-use crate::{cli::Args, net::HttpVersion, plan::Plan, sys};
+use crate::{net::HttpVersion, plan::Plan, sys};
 
 /// `results/<timestamp>/` in the workspace when run by cargo (which sets `CARGO_MANIFEST_DIR`
 /// for `cargo run`), else in the current directory.
@@ -24,7 +24,7 @@ pub fn default_out_dir(started: &chrono::DateTime<chrono::Utc>) -> PathBuf {
     base.join("results").join(name)
 }
 
-pub fn command_line(mode: Mode, args: &Args) -> String {
+pub fn command_line(mode: Mode, plan: &Plan) -> String {
     match mode {
         Mode::Cli => std::env::args()
             .map(|a| {
@@ -38,7 +38,7 @@ pub fn command_line(mode: Mode, args: &Args) -> String {
             })
             .collect::<Vec<_>>()
             .join(" "),
-        Mode::Library => format!("loadgen (library call) {args:?}"),
+        Mode::Library => plan.output.library_command.clone(),
     }
 }
 
@@ -56,14 +56,13 @@ pub struct Assembly {
 }
 
 pub fn assemble(
-    args: &Args,
     plan: &Plan,
     mut phases: Vec<TransportResult>,
     mut warnings: Vec<String>,
     a: Assembly,
 ) -> Report {
     report::spread::fill(&mut phases);
-    let primary = args.http.first().copied().unwrap_or(HttpVersion::Http11);
+    let primary = plan.http.first().copied().unwrap_or(HttpVersion::Http11);
     let first_tls = plan.phases.first().is_some_and(|p| p.tls);
     let first_compression = plan.phases.first().is_some_and(|p| p.compression);
     // The headline: per transport, the last phase measured with the first HTTP version and the
@@ -100,7 +99,7 @@ pub fn assemble(
     }
     // With chaos or a proxy, client errors are what the experiment does to connections; what
     // must still hold is that nothing was lost or duplicated.
-    let disruptive = args.chaos.is_on() || args.proxy != crate::cli::ProxyKind::None;
+    let disruptive = plan.workload.chaos.is_some() || plan.workload.proxied;
     let loss = phases
         .iter()
         .any(|r| r.has_loss() || (r.has_errors() && !disruptive));
@@ -114,71 +113,9 @@ pub fn assemble(
         interrupted: a.interrupted,
         loss,
         settings: report::Settings {
-            url: args.urls.first().map(ToString::to_string),
-            urls: args.urls.iter().map(ToString::to_string).collect(),
-            spawn: args.spawn,
-            redis: args.redis.clone(),
-            chaos: args.chaos.as_str().to_owned(),
-            chaos_at: args.chaos.is_on().then(|| args.chaos_at.to_string()),
-            chaos_outage_s: (args.chaos == crate::chaos::ChaosKind::KillRestart)
-                .then_some(args.chaos_outage.as_secs_f64()),
-            proxy: args.proxy.as_str().to_owned(),
-            // The timeout loadgen sets is nginx's with deploy/nginx.conf; the other
-            // configurations carry their own (server.proxy_software says which ran).
-            proxy_read_timeout_s: (args.proxy == crate::cli::ProxyKind::Nginx
-                && args.proxy_config == crate::intermediary::Flavor::Recommended)
-                .then_some(args.proxy_read_timeout.as_secs_f64()),
-            send_rate: args.send_rate,
-            price_vcpu_hour: args.price_vcpu_hour,
-            price_gib_hour: args.price_gib_hour,
-            threshold: args.threshold,
-            transports: args
-                .transports()
-                .iter()
-                .map(|t| t.name().to_owned())
-                .collect(),
-            clients: args.clients.clone(),
-            rates: args.rates(),
-            duration_s: args.duration.as_secs_f64(),
-            payload_bytes: args.payload_bytes,
-            payload: args.payload.as_str().to_owned(),
-            poll_interval_s: args.poll_interval.as_secs_f64(),
-            http: args.http.iter().map(|h| h.as_str().to_owned()).collect(),
-            concurrent: args.concurrent,
-            repeat: args.repeat,
             seed: a.seed,
-            drain_s: plan.drain.as_secs_f64(),
-            long_poll_timeout_s: args.long_poll_timeout.as_secs_f64(),
-            source_ips: plan.source_ips,
             nofile_limit: a.nofile_limit,
-            server_args: args.server_args.clone(),
-            tls: args.tls.as_str().to_owned(),
-            compression: args.compression.as_str().to_owned(),
-            heads: match args.heads {
-                crate::heads::HeadsKind::Minimal => "minimal".to_owned(),
-                crate::heads::HeadsKind::Browser => {
-                    format!("browser (cookie {} B)", args.cookie_bytes)
-                }
-            },
-            ca: args.ca.as_ref().map(|p| p.display().to_string()),
-            insecure: args.insecure,
-            networks: if args
-                .networks
-                .iter()
-                .any(|n| *n != feedlab_link::Network::Loopback)
-            {
-                args.networks.iter().map(|n| n.name().to_owned()).collect()
-            } else {
-                Vec::new()
-            },
-            shard: plan
-                .start_at
-                .zip(args.shard)
-                .map(|(at, shard)| report::ShardInfo {
-                    of: shard.count,
-                    slices: vec![shard.index],
-                    start_at: at.to_string(),
-                }),
+            ..plan.output.settings.clone()
         },
         machine: report::Machine {
             cores: std::thread::available_parallelism().map_or(1, usize::from),
@@ -200,17 +137,18 @@ pub fn assemble(
         transports,
         phases,
         conclusions: Vec::new(),
-        scenario: args.scenario_info.clone(),
+        scenario: plan.output.scenario.clone(),
         crossovers: Vec::new(),
         recommendations: Vec::new(),
         warnings,
         record: Some(record),
     };
-    if let Some(info) = &args.scenario_info {
+    if let Some(info) = &plan.output.scenario {
         report.recommendations = vec![report::recommend::recommend(&report, info)];
     }
     report.crossovers = report::crossover::find(&report);
-    report.conclusions = report::verdict::conclusions(&report, args.poll_interval.as_secs_f64());
+    report.conclusions =
+        report::verdict::conclusions(&report, plan.workload.poll_interval.as_secs_f64());
     report
 }
 

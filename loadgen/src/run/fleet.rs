@@ -14,10 +14,11 @@ use feedlab_link::Link;
 
 use crate::{
     chaos::ChaosKind,
-    cli::{Args, ProxyKind},
+    cli::ProxyKind,
     heads::{Heads, HeadsKind},
     net::HttpVersion,
     net::{Target, TlsOptions},
+    plan::Plan,
     probe,
     proxy::Nginx,
     redis_proc::RedisServer,
@@ -180,7 +181,7 @@ impl Fleet {
     /// # Errors
     /// When a server, Redis or the proxy cannot be started or reached.
     pub async fn start(
-        args: &Args,
+        plan: &Plan,
         tls_modes: &[bool],
         out_dir: &Path,
         link: Option<&Arc<Link>>,
@@ -191,9 +192,10 @@ impl Fleet {
             _redis: None,
             _data_dir: None,
         };
-        let shared_feed = args.urls.is_empty() && (args.spawn > 1 || args.redis.is_some());
+        let servers = &plan.servers;
+        let shared_feed = servers.urls.is_empty() && (servers.spawn > 1 || servers.redis.is_some());
         if shared_feed {
-            match &args.redis {
+            match &servers.redis {
                 Some(url) => fleet.redis_url = Some(url.clone()),
                 None => {
                     let redis = blocking(|| RedisServer::start(None))?;
@@ -203,7 +205,8 @@ impl Fleet {
             }
         }
         let given = |flag: &str| {
-            args.server_args
+            servers
+                .server_args
                 .iter()
                 .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
         };
@@ -219,10 +222,10 @@ impl Fleet {
             if !given("--redis-prefix") {
                 feed_args.extend(["--redis-prefix".into(), prefix]);
             }
-        } else if args.urls.is_empty()
+        } else if servers.urls.is_empty()
             && matches!(
-                args.chaos,
-                ChaosKind::KillRestart | ChaosKind::RollingRestart
+                plan.workload.chaos.map(|c| c.kind),
+                Some(ChaosKind::KillRestart | ChaosKind::RollingRestart)
             )
             && !given("--data-dir")
         {
@@ -235,15 +238,15 @@ impl Fleet {
             fleet._data_dir = Some(dir);
         }
         for &tls in tls_modes {
-            let endpoint = match args.urls.is_empty() {
-                true => spawn_endpoint(args, tls, out_dir, &feed_args, link).await?,
-                false => given_endpoint(args, tls).await?,
+            let endpoint = match servers.urls.is_empty() {
+                true => spawn_endpoint(plan, tls, out_dir, &feed_args, link).await?,
+                false => given_endpoint(plan, tls).await?,
             };
             // Nchan has no /stats; its clients and publisher report what fails.
-            let feedlab = args.target_args.target == crate::client::target::TargetKind::Feedlab;
+            let feedlab = plan.workload.peer.is_none();
             for i in endpoint.instances.iter().filter(|_| feedlab) {
                 if let Err(e) = probe::stats(&i.target).await {
-                    let options = tls_options(args, None);
+                    let options = tls_options(plan, None);
                     return Err(explain_connect_error(e, &i.url, &options));
                 }
             }
@@ -265,37 +268,37 @@ impl Fleet {
     }
 }
 
-fn tls_options(args: &Args, cert: Option<std::path::PathBuf>) -> TlsOptions {
+fn tls_options(plan: &Plan, cert: Option<std::path::PathBuf>) -> TlsOptions {
     TlsOptions {
-        ca: if args.insecure {
+        ca: if plan.servers.insecure {
             None
         } else {
-            cert.or_else(|| args.ca.clone())
+            cert.or_else(|| plan.servers.ca.clone())
         },
-        insecure: args.insecure,
+        insecure: plan.servers.insecure,
     }
 }
 
-async fn given_endpoint(args: &Args, tls: bool) -> anyhow::Result<Endpoint> {
-    let options = tls_options(args, None);
+async fn given_endpoint(plan: &Plan, tls: bool) -> anyhow::Result<Endpoint> {
+    let options = tls_options(plan, None);
     let mut instances = Vec::new();
-    for url in &args.urls {
+    for url in &plan.servers.urls {
         instances.push(Instance {
             url: url.clone(),
             target: Arc::new(Target::from_url(url, &options).await?),
             process: Mutex::new(None),
         });
     }
-    let mut endpoint = finish_endpoint(args, tls, instances, None).await?;
+    let mut endpoint = finish_endpoint(plan, tls, instances, None).await?;
     // A peer that takes publishes on an address of their own (Pushpin's publish API).
-    if let Some(url) = &args.target_args.publish_url {
+    if let Some(url) = &plan.servers.publish_url {
         endpoint.publish_targets = vec![Arc::new(Target::from_url(url, &options).await?)];
     }
     Ok(endpoint)
 }
 
 async fn spawn_endpoint(
-    args: &Args,
+    plan: &Plan,
     tls: bool,
     out_dir: &Path,
     feed_args: &[String],
@@ -305,15 +308,15 @@ async fn spawn_endpoint(
     // Behind a proxy, TLS is the proxy's (its front, as browsers reach one): the servers
     // behind it are plain, as deployments run them.
     let front_tls = tls;
-    let tls = tls && args.proxy == ProxyKind::None;
-    for n in 0..args.spawn {
-        let (mut extra, log, cert) = spawned_server_args(args, tls, out_dir);
+    let tls = tls && plan.servers.proxy == ProxyKind::None;
+    for n in 0..plan.servers.spawn {
+        let (mut extra, log, cert) = spawned_server_args(plan, tls, out_dir);
         extra.extend(feed_args.iter().cloned());
         let log = match n {
             0 => log.to_owned(),
             n => log.replace(".log", &format!("-{}.log", n + 1)),
         };
-        let bin = args.server_bin.clone();
+        let bin = plan.servers.server_bin.clone();
         let log_path = out_dir.join(log);
         let netns = link.map(|l| l.server_namespace().to_owned());
         let p = blocking(move || match netns {
@@ -334,7 +337,7 @@ async fn spawn_endpoint(
                 crate::sys::wait_until(std::time::Duration::from_secs(10), || c.is_file())
             });
         }
-        let options = tls_options(args, cert);
+        let options = tls_options(plan, cert);
         let url = p.url.clone();
         let mut target = match link {
             Some(_) if tls => {
@@ -358,17 +361,18 @@ async fn spawn_endpoint(
             process: Mutex::new(Some(p)),
         });
     }
-    finish_endpoint(args, front_tls, instances, link).await
+    finish_endpoint(plan, front_tls, instances, link).await
 }
 
 /// Adds the proxy (when asked for) and decides where clients connect.
 async fn finish_endpoint(
-    args: &Args,
+    plan: &Plan,
     tls: bool,
     instances: Vec<Instance>,
     link: Option<&Arc<Link>>,
 ) -> anyhow::Result<Endpoint> {
-    let (proxy, client_targets): (_, Vec<Arc<Target>>) = match args.proxy {
+    let servers = &plan.servers;
+    let (proxy, client_targets): (_, Vec<Arc<Target>>) = match servers.proxy {
         ProxyKind::None => (
             None,
             instances
@@ -385,11 +389,11 @@ async fn finish_endpoint(
                 .collect(),
         ),
         ProxyKind::Nginx
-            if args.proxy_config == crate::intermediary::Flavor::Recommended && !tls =>
+            if servers.proxy_config == crate::intermediary::Flavor::Recommended && !tls =>
         {
             let upstreams: Vec<SocketAddr> = instances.iter().map(|i| i.target.addr).collect();
-            let bin = args.nginx_bin.clone();
-            let timeout = args.proxy_read_timeout;
+            let bin = servers.nginx_bin.clone();
+            let timeout = servers.proxy_read_timeout;
             let in_link = link.map(|l| (l.server_namespace().to_owned(), l.server.clone()));
             let nginx = blocking(move || {
                 let in_link = in_link.as_ref().map(|(ns, agent)| crate::proxy::InLink {
@@ -398,7 +402,7 @@ async fn finish_endpoint(
                 });
                 Nginx::start_in(bin.as_deref(), &upstreams, timeout, in_link)
             })?;
-            let target = Target::from_url(&nginx.url(), &tls_options(args, None)).await?;
+            let target = Target::from_url(&nginx.url(), &tls_options(plan, None)).await?;
             let target = match link {
                 Some(l) => target.via(&l.client),
                 None => target,
@@ -412,11 +416,13 @@ async fn finish_endpoint(
             anyhow::ensure!(
                 link.is_none(),
                 "--proxy {} --proxy-config {} runs on loopback: --network takes --proxy nginx (recommended)",
-                args.proxy.as_str(),
-                args.proxy_config.as_str()
+                servers.proxy.as_str(),
+                servers.proxy_config.as_str()
             );
             let upstreams: Vec<SocketAddr> = instances.iter().map(|i| i.target.addr).collect();
-            let started = crate::intermediary::start_for(args, upstreams, tls).await?;
+            let started =
+                crate::intermediary::start_for(servers.proxy, servers.proxy_config, upstreams, tls)
+                    .await?;
             let targets = match started.forward() {
                 // Clients address the servers and are configured to go through the proxy.
                 Some(fwd) => instances
@@ -424,7 +430,7 @@ async fn finish_endpoint(
                     .map(|i| Arc::new(i.target.through_forward_proxy(fwd)))
                     .collect(),
                 None => vec![Arc::new(
-                    Target::from_url(&started.url(), &tls_options(args, started.cert())).await?,
+                    Target::from_url(&started.url(), &tls_options(plan, started.cert())).await?,
                 )],
             };
             (Some(started), targets)
@@ -438,7 +444,7 @@ async fn finish_endpoint(
         }
         // Through the proxy, as the clients, but from the server's side of the link.
         (Some(l), Some(nginx)) => vec![Arc::new(
-            Target::from_url(&nginx.url(), &tls_options(args, None))
+            Target::from_url(&nginx.url(), &tls_options(plan, None))
                 .await?
                 .via(&l.server),
         )],
@@ -446,11 +452,11 @@ async fn finish_endpoint(
         (None, _) => client_targets.clone(),
     };
     // The clients' requests as a page's (`--heads`); the publisher is the feed's backend.
-    let client_targets = match args.heads {
+    let client_targets = match plan.workload.heads {
         HeadsKind::Minimal => client_targets,
         HeadsKind::Browser => {
             let heads = Arc::new(Heads::browser(&crate::heads::default_fixture()));
-            let cookie = crate::heads::cookie(args.cookie_bytes);
+            let cookie = crate::heads::cookie(plan.workload.cookie_bytes);
             client_targets
                 .iter()
                 .map(|t| Arc::new(t.dressed(heads.clone(), cookie.clone())))
@@ -469,29 +475,30 @@ async fn finish_endpoint(
 /// The spawned server's arguments for a plain or TLS phase, its log file, and the certificate
 /// it writes (to trust).
 fn spawned_server_args(
-    args: &Args,
+    plan: &Plan,
     tls: bool,
     out_dir: &Path,
 ) -> (Vec<String>, &'static str, Option<std::path::PathBuf>) {
-    let mut extra = args.server_args.clone();
+    let mut extra = plan.servers.server_args.clone();
     let given = |flag: &str| {
-        args.server_args
+        plan.servers
+            .server_args
             .iter()
             .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
     };
     if !tls {
         // HTTP/2 on a plain port is h2c with prior knowledge, which the server does only when
         // asked; a proxy speaks HTTP/2 to its clients over its own TLS front, not to the server.
-        if args.http.contains(&HttpVersion::Http2)
-            && args.proxy == ProxyKind::None
+        if plan.http.contains(&HttpVersion::Http2)
+            && plan.servers.proxy == ProxyKind::None
             && !given("--h2c")
         {
             extra.push("--h2c".into());
         }
         return (extra, "server.log", None);
     }
-    let wt = args.transports().contains(&feedlab_wire::Transport::Wt);
-    let h3 = args.http.contains(&HttpVersion::Http3);
+    let wt = plan.transports.contains(&feedlab_wire::Transport::Wt);
+    let h3 = plan.http.contains(&HttpVersion::Http3);
     if (wt || h3) && !given("--quic") {
         // WebTransport or HTTP/3: the QUIC listener beside the TLS one, on the same port over
         // UDP.

@@ -23,12 +23,7 @@ use feedlab_report::{self as report, Report, TransportResult};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    cli::{Args, ProxyKind},
-    plan::Plan,
-    progress::Progress,
-    sys,
-};
+use crate::{cli::ProxyKind, plan::Plan, progress::Progress, sys};
 
 use self::{
     assemble::{assemble, command_line, default_out_dir, print_summary, Assembly},
@@ -63,27 +58,27 @@ impl Outcome {
     }
 }
 
-/// Runs everything `args` asks for and writes the report.
+/// Runs `plan` and writes the report ([`crate::execute`] makes the plan from the flags).
 ///
 /// # Errors
-/// When the run cannot start (bad flags, a plan past the open-file limit, no server); a phase
-/// that fails midway ends the run early but still produces a report (with a warning).
-pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
+/// When the run cannot start (a plan past the open-file limit, no server); a phase that fails
+/// midway ends the run early but still produces a report (with a warning).
+pub async fn execute(plan: Plan, mode: Mode) -> anyhow::Result<Outcome> {
     let started_at = chrono::Utc::now();
     let t0 = Instant::now();
-    let plan = Plan::build(&args).map_err(anyhow::Error::msg)?;
     let (soft, _hard) = sys::raise_nofile_limit();
     plan.check_fds(soft).map_err(anyhow::Error::msg)?;
-    let out_dir = args
+    let out_dir = plan
+        .output
         .out
         .clone()
         .unwrap_or_else(|| default_out_dir(&started_at));
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let seed = args.seed.unwrap_or_else(rand::random);
-    let show = mode == Mode::Cli && !args.quiet;
+    let seed = plan.seed.unwrap_or_else(rand::random);
+    let show = mode == Mode::Cli && !plan.output.quiet;
 
-    let tls_modes = args.tls_modes().map_err(anyhow::Error::msg)?;
-    let networks = args.networks.clone();
+    let tls_modes = plan.servers.tls_modes.clone();
+    let networks = plan.network_list.clone();
     let labelled = networks.iter().any(|n| *n != Network::Loopback);
 
     let interrupt = CancellationToken::new();
@@ -117,7 +112,7 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
                 }
             }
         };
-        let fleet = match Fleet::start(&args, &tls_modes, &out_dir, link.as_ref()).await {
+        let fleet = match Fleet::start(&plan, &tls_modes, &out_dir, link.as_ref()).await {
             Ok(f) => f,
             Err(e) if n == 0 => return Err(e),
             Err(e) => {
@@ -168,7 +163,7 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
             }
             progress.phase_done();
             // Chaos kills servers on purpose (and the next phase revives them).
-            if !args.chaos.is_on() && fleet.endpoints.iter().any(|e| !e.all_running()) {
+            if plan.workload.chaos.is_none() && fleet.endpoints.iter().any(|e| !e.all_running()) {
                 warnings.push("A server exited during the run (see server.log).".into());
                 break;
             }
@@ -189,30 +184,30 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
             let _ = std::fs::remove_file(entry.path());
         }
     }
-    if args.target_args.target == crate::client::target::TargetKind::Nchan {
+    let target = plan.workload.peer.as_ref().map(|(kind, _)| *kind);
+    if target == Some(crate::client::target::TargetKind::Nchan) {
         warnings.push("Target Nchan (--target nchan, a channel per phase): Nchan has no /stats, so loadgen's counts are not checked against the server's and the server's CPU and memory are not read here (measure them from outside, as scripts/fanout/bench.py does); each event's `ts` is loadgen's send time.".into());
-    } else if let Some(peer) = args.target_args.target.peer() {
+    } else if let Some(peer) = target.and_then(crate::client::target::TargetKind::peer) {
         let name = peer.name();
         warnings.push(format!("Target {name} (--target {name}, a channel per phase): it has no /stats, so loadgen's counts are not checked against the server's and the server's CPU and memory are not read here (measure them from outside, as scripts/fanout/bench.py does); each event's `ts` is loadgen's send time."));
     }
     if !plan.shard.is_whole() {
         warnings.push(plan.shard.note());
     }
-    if args.concurrent {
+    if plan.concurrent {
         warnings.push("The transports ran together (--concurrent): server CPU and memory are those of all of them at once.".into());
     }
-    if args.chaos.is_on() {
+    if let Some(chaos) = plan.workload.chaos {
         warnings.push(format!(
             "Chaos ({}): a server was killed in every phase, so its CPU, memory and /stats counters are not comparable and are not reported; client errors are the expected consequences of the kill, and loss is judged by events lost and duplicated.",
-            args.chaos
+            chaos.kind
         ));
-    } else if args.proxy != ProxyKind::None {
+    } else if plan.servers.proxy != ProxyKind::None {
         warnings.push("Through a proxy: loadgen's requests and bytes are not the server's (the proxy rewrites heads and keeps its own connections), so they are not checked against /stats; client errors are what the proxy did to the connections.".into());
     }
 
     let finished_at = chrono::Utc::now();
     let report = assemble(
-        &args,
         &plan,
         results,
         warnings,
@@ -225,7 +220,7 @@ pub async fn execute(args: Args, mode: Mode) -> anyhow::Result<Outcome> {
             nofile_limit: soft,
             server,
             server_version,
-            command: command_line(mode, &args),
+            command: command_line(mode, &plan),
         },
     );
     let files = report::write_all(&report, &out_dir)?;

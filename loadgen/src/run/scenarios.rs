@@ -9,7 +9,7 @@ use std::{ffi::OsString, path::PathBuf};
 use anyhow::Context as _;
 
 use super::{assemble::default_out_dir, execute, Mode, Outcome};
-use crate::{cli::Args, scenario};
+use crate::{plan::Plan, scenario};
 
 /// Every scenario's outcome, and the decision files.
 pub struct Decision {
@@ -32,7 +32,7 @@ pub async fn execute_scenarios(
     if mode == Mode::Cli {
         let mut total = std::time::Duration::ZERO;
         for s in &scenarios {
-            let (runs, estimate) = estimate(&s.args(&user)?)?;
+            let (runs, estimate) = estimate(&s.plan(&user)?)?;
             total += estimate;
             eprintln!(
                 "loadgen: scenario {}: {runs} phases, about {:.0} s",
@@ -46,22 +46,21 @@ pub async fn execute_scenarios(
             total.as_secs_f64() / 60.0
         );
     }
-    let base = Args::from_args(user.clone())?
-        .out
-        .unwrap_or_else(|| default_out_dir(&chrono::Utc::now()));
+    let base = crate::plan::out_dir(&user)?.unwrap_or_else(|| default_out_dir(&chrono::Utc::now()));
     let mut outcomes = Vec::new();
     let mut uses = Vec::new();
     for s in &scenarios {
-        let mut args = s.args(&user)?;
-        args.out = Some(base.join(&s.name));
-        args.scenario_info = Some(scenario::info(s, &user));
-        args.scenario.clear();
-        if mode == Mode::Cli && !args.quiet {
+        let mut plan = s
+            .plan(&user)
+            .with_context(|| format!("scenario {}", s.name))?;
+        plan.output.out = Some(base.join(&s.name));
+        plan.output.scenario = Some(scenario::info(s, &user));
+        if mode == Mode::Cli && !plan.output.quiet {
             eprintln!("loadgen: scenario {}: {}", s.name, s.summary);
         }
-        if let Some(workload) = args.usecase {
+        if let Some(usecase) = plan.usecase {
             // Its own driver and its own ranking (`loadgen usecase`); no report.json.
-            let out = crate::usecase::run(usecase_args(&args, workload)?)
+            let out = crate::usecase::run(usecase_args(&plan, usecase)?)
                 .await
                 .with_context(|| format!("scenario {}", s.name))?;
             if mode == Mode::Cli {
@@ -74,7 +73,7 @@ pub async fn execute_scenarios(
             uses.push((out, s.name.clone()));
             continue;
         }
-        let outcome = execute(args, mode)
+        let outcome = execute(plan, mode)
             .await
             .with_context(|| format!("scenario {}", s.name))?;
         let stop = outcome.report.interrupted;
@@ -96,39 +95,35 @@ pub async fn execute_scenarios(
     })
 }
 
-/// How many phases (runs, for the game and the job log) a scenario's `args` plan, and about how
+/// How many phases (runs, for the game and the job log) a scenario's `plan` has, and about how
 /// long they take.
 ///
 /// # Errors
-/// When its flags do not make a plan.
-pub fn estimate(args: &Args) -> anyhow::Result<(usize, std::time::Duration)> {
-    Ok(match args.usecase {
-        Some(workload) => usecase_args(args, workload)?.estimate(),
-        None => {
-            let plan = crate::plan::Plan::build(args).map_err(anyhow::Error::msg)?;
-            (plan.phases.len(), plan.estimate())
-        }
+/// When its use case's flags do not parse.
+pub fn estimate(plan: &Plan) -> anyhow::Result<(usize, std::time::Duration)> {
+    Ok(match plan.usecase {
+        Some(usecase) => usecase_args(plan, usecase)?.estimate(),
+        None => (plan.phases.len(), plan.estimate()),
     })
 }
 
 /// What a scenario run with `--usecase` asks `loadgen usecase` for: `--clients` is players,
 /// or jobs.
 fn usecase_args(
-    args: &Args,
-    workload: crate::usecase::Workload,
+    plan: &Plan,
+    usecase: crate::plan::Usecase,
 ) -> anyhow::Result<crate::usecase::UsecaseArgs> {
-    let mut a = crate::usecase::UsecaseArgs::defaults(workload)?;
-    a.transports = args.transports();
-    a.networks = args.networks.clone();
-    a.tls = args.tls != crate::cli::TlsMode::Off;
-    a.repeat = args.repeat;
-    let clients = args.clients.first().copied().unwrap_or(20) as usize;
-    a.clients = clients;
-    a.jobs = clients;
-    a.duration = args.duration;
-    a.poll_interval = args.poll_interval;
-    a.out = args.out.clone();
-    a.server_bin = args.server_bin.clone();
+    let mut a = crate::usecase::UsecaseArgs::defaults(usecase.workload)?;
+    a.transports = plan.transports.clone();
+    a.networks = plan.network_list.clone();
+    a.tls = usecase.tls;
+    a.repeat = usecase.repeat;
+    a.clients = usecase.clients;
+    a.jobs = usecase.clients;
+    a.duration = plan.duration;
+    a.poll_interval = plan.workload.poll_interval;
+    a.out = plan.output.out.clone();
+    a.server_bin = plan.servers.server_bin.clone();
     Ok(a)
 }
 
@@ -174,20 +169,19 @@ mod tests {
         let total: std::time::Duration = crate::scenario::names()
             .into_iter()
             .map(|n| {
-                let args = crate::scenario::Scenario::load(n)
+                let plan = crate::scenario::Scenario::load(n)
                     .unwrap()
-                    .args(&[])
+                    .plan(&[])
                     .unwrap();
-                estimate(&args).unwrap().1
+                estimate(&plan).unwrap().1
             })
             .sum();
         assert!(total <= ALL_BUDGET, "--scenario all plans {total:?}");
         // The RTT sweep runs each of its phases on every link it names.
-        let sweep = crate::scenario::Scenario::load("rtt-sweep")
+        let plan = crate::scenario::Scenario::load("rtt-sweep")
             .unwrap()
-            .args(&[])
+            .plan(&[])
             .unwrap();
-        let plan = crate::plan::Plan::build(&sweep).unwrap();
         assert!(plan.links >= 4 && plan.networks == plan.links, "{plan:?}");
     }
 }
