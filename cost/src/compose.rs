@@ -17,6 +17,11 @@
 //! than twice what whole sessions measured). In the fan-out it is interpolated in log-clients.
 //! A beat's cost is a straight line in 1/connections, for the same reason: the beats of many
 //! connections share the server's wake-ups ([`beat_at`]).
+//! A short poll is priced by its polls when the model has their cost with events
+//! ([`poll_cpu_at`]): per client-hour its CPU is polls per hour × a poll's CPU at the feed's
+//! rate, not idle polls plus deliveries, since a delivery's CPU found by subtracting the idle
+//! polls from a window full of them was a small difference of two large, noisy figures (its
+//! range spanned zero at 1 event/s). Its bytes and packets compose as the others' do.
 //! A workload outside the measured points takes the nearest edge and says it extrapolates, but
 //! one: a short poll below the lowest measured rate carries fewer events per answer, down to one
 //! (an event per answer once events are rarer than polls), and its cost follows that same line
@@ -103,8 +108,13 @@ pub fn compose(c: &TransportCosts, w: &Workload, repeat: Option<usize>) -> Compo
     );
     let b = &c.beat;
     let (beat_cpu, beat_packets) = beat_at(b, w.clients, repeat, &mut extrapolated);
+    // A short poll on a feed with events: each poll at what a poll costs at this rate, and no
+    // delivery CPU beside it (the polls carry the events).
+    let poll_cpu = (b.kind == BeatKind::Poll && w.events_per_hour > 0.0)
+        .then(|| poll_cpu_at(&c.delivery, beat_cpu, rate, w.clients, repeat))
+        .flatten();
     add(
-        beat_cpu,
+        poll_cpu.unwrap_or(beat_cpu),
         b.bytes_up.at(repeat),
         b.bytes_down.at(repeat),
         beat_packets,
@@ -122,7 +132,7 @@ pub fn compose(c: &TransportCosts, w: &Workload, repeat: Option<usize>) -> Compo
             &mut extrapolated,
         );
         add(
-            d.cpu_us,
+            if poll_cpu.is_some() { 0.0 } else { d.cpu_us },
             d.bytes_up,
             d.bytes_down,
             d.packets,
@@ -210,6 +220,61 @@ pub(crate) fn beat_at(
         mix(p0.cpu_us.at(repeat), p1.cpu_us.at(repeat)),
         mix(p0.packets.at(repeat), p1.packets.at(repeat)),
     )
+}
+
+/// A short poll's CPU per poll on a feed of `rate` events/s among `clients` pollers, when the
+/// model has it ([`crate::model::DeliveryPoint::poll_cpu_us`]); `idle_poll` is an empty poll's
+/// at that count ([`beat_at`]), the cost at rate 0.
+///
+/// A poll costs its answer plus each event it carries, and the events per poll grow with the
+/// rate (rate × interval), so a poll's cost is a straight line in the rate: from the idle
+/// poll's at 0 through the measured rates, the top edge above them (the delivery's own note
+/// says so). In the fan-out it is interpolated in log-clients, as a delivery is.
+pub(crate) fn poll_cpu_at(
+    points: &[DeliveryPoint],
+    idle_poll: f64,
+    rate: f64,
+    clients: u64,
+    repeat: Option<usize>,
+) -> Option<f64> {
+    if points.is_empty() || points.iter().any(|p| p.poll_cpu_us.is_none()) {
+        return None;
+    }
+    let mut rates: Vec<f64> = points.iter().map(|p| p.rate_per_s).collect();
+    rates.sort_by(f64::total_cmp);
+    rates.dedup();
+    let mut fans: Vec<f64> = points.iter().map(|p| p.clients as f64).collect();
+    fans.sort_by(f64::total_cmp);
+    fans.dedup();
+    // Notes on the range are the delivery's (the same points), not repeated here.
+    let (c0, c1, tc) = bracket(&fans, clients as f64, "", "", &mut Vec::new());
+    let at = |r: f64, c: f64| -> f64 {
+        points
+            .iter()
+            .min_by(|a, b| {
+                let d = |p: &DeliveryPoint| {
+                    (p.rate_per_s - r).abs() / r.max(1e-9)
+                        + ((p.clients as f64).ln() - c.ln()).abs()
+                };
+                d(a).total_cmp(&d(b))
+            })
+            .and_then(|p| p.poll_cpu_us.as_ref())
+            .map_or(f64::NAN, |m| m.at(repeat))
+    };
+    let here = |r: f64| at(r, c0) + (at(r, c1) - at(r, c0)) * tc;
+    let mut line: Vec<(f64, f64)> = vec![(0.0, idle_poll)];
+    line.extend(rates.iter().map(|&r| (r, here(r))));
+    let cpu = if rate >= line[line.len() - 1].0 {
+        line[line.len() - 1].1
+    } else {
+        line.windows(2)
+            .find(|w| rate >= w[0].0 && rate <= w[1].0)
+            .map_or(idle_poll, |w| {
+                let t = (rate - w[0].0) / (w[1].0 - w[0].0);
+                w[0].1 + (w[1].1 - w[0].1) * t
+            })
+    };
+    cpu.is_finite().then_some(cpu.max(0.0))
 }
 
 /// One delivery's figures at a rate and fan-out, interpolated.
@@ -399,6 +464,7 @@ pub(crate) mod tests {
             packets: m(1.0),
             requests: m(0.0),
             p99_us: m(5_000.0),
+            poll_cpu_us: None,
         }
     }
 
@@ -535,6 +601,45 @@ pub(crate) mod tests {
         let d = delivery(&c.delivery, 0.02, 100, None, None, &mut notes);
         assert_eq!(d.cpu_us, 20.0);
         assert!(notes[0].contains("taken at 1"), "{notes:?}");
+    }
+
+    #[test]
+    fn short_polls_are_priced_by_their_polls_at_the_feeds_rate() {
+        let mut c = sse();
+        c.beat.kind = BeatKind::Poll;
+        c.beat.interval_s = 5.0;
+        c.beat.cpu_us = m(30.0);
+        // A poll costs 40 µs at 1 event/s and 140 µs at 10/s (100 clients), 20 and 120 among
+        // 1,000; the idle poll 30 µs.
+        for p in &mut c.delivery {
+            let busy = if p.rate_per_s == 1.0 { 40.0 } else { 140.0 };
+            let fewer = if p.clients == 1000 { 20.0 } else { 0.0 };
+            p.poll_cpu_us = Some(m(busy - fewer));
+        }
+        // 5.5 events/s among 100: halfway along the line in the rate, 90 µs a poll, 720
+        // polls an hour, and no delivery CPU beside them.
+        let w = workload(5.5 * 3600.0);
+        let h = compose(&c, &w, None).per_client_hour;
+        assert!(
+            (h.cpu_s - (6.0 * 200.0 + 720.0 * 90.0) / 1e6).abs() < 1e-9,
+            "{h:?}"
+        );
+        // Half an event a second: halfway from the idle poll (30) to 1/s (40).
+        let w = workload(0.5 * 3600.0);
+        let h = compose(&c, &w, None).per_client_hour;
+        assert!(
+            (h.cpu_s - (6.0 * 200.0 + 720.0 * 35.0) / 1e6).abs() < 1e-9,
+            "{h:?}"
+        );
+        // Bytes still count the deliveries.
+        assert_eq!(h.bytes_down, 6.0 * 400.0 + 720.0 * 20.0 + 1800.0 * 100.0);
+        // A quiet feed: idle polls only.
+        let h = compose(&c, &workload(0.0), None).per_client_hour;
+        assert!((h.cpu_s - (6.0 * 200.0 + 720.0 * 30.0) / 1e6).abs() < 1e-9);
+        // A model without the figure (format 1) composes as before: idle polls + deliveries.
+        c.delivery[0].poll_cpu_us = None;
+        let h = compose(&c, &workload(3600.0), None).per_client_hour;
+        assert!((h.cpu_s - (6.0 * 200.0 + 720.0 * 30.0 + 3600.0 * 20.0) / 1e6).abs() < 1e-9);
     }
 
     #[test]

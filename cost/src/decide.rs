@@ -9,7 +9,7 @@ use crate::{
     bill::{Bill, Line},
     compose::{self, compose, PerClientHour},
     measured::median,
-    model::{CostModel, Record, TransportCosts},
+    model::{Condition, CostModel, Record, TransportCosts},
     prices::Prices,
     rank::{self, Criterion, Decision, Rule},
     workload::Workload,
@@ -40,6 +40,10 @@ pub struct Answer {
     pub flips: Vec<String>,
     /// Where the workload left the measured range.
     pub extrapolated: Vec<String>,
+    /// Whether HTTP/3 or WebTransport (the `browser-h3` condition) is worth it for this
+    /// workload, against the leader over TCP; or that the model cannot say (no QUIC
+    /// measurement).
+    pub quic: String,
     /// Where the model's figures come from.
     pub record: Record,
     /// Repeats each composed bill rests on.
@@ -91,10 +95,14 @@ pub fn decide(
     rule.check().map_err(DecideError::Refused)?;
     let candidates = model.transports(w.condition);
     if candidates.is_empty() {
-        return Err(DecideError::Refused(format!(
-            "the model has no measurement under the {} condition",
-            w.condition.name()
-        )));
+        return Err(DecideError::Refused(if w.condition.is_quic() {
+            format!("{NO_QUIC}: nothing to rank under browser-h3 (ask under browser, whose answer says the same)")
+        } else {
+            format!(
+                "the model has no measurement under the {} condition",
+                w.condition.name()
+            )
+        }));
     }
     let repeats = model.repeats(w.condition).max(1);
     let mut extrapolated = Vec::new();
@@ -135,6 +143,7 @@ pub fn decide(
         Vec::new()
     };
     let flips = flips(model, w, prices, rule, &standings);
+    let quic = quic(model, w, prices, rule, &standings);
     Ok(Answer {
         workload: w.clone(),
         rule,
@@ -144,9 +153,64 @@ pub fn decide(
         unmeasured,
         flips,
         extrapolated,
+        quic,
         record: model.record.clone(),
         repeats,
     })
+}
+
+/// What the answer says when the model has no QUIC condition.
+pub const NO_QUIC: &str = "HTTP/3 and WebTransport: the model has no browser-h3 measurement, so it cannot say whether they are worth it for this workload (remake it with `loadgen costs`, whose default conditions include browser-h3)";
+
+/// Whether QUIC is worth it: the same workload under `browser-h3`, its leader's bill against
+/// this answer's leader's, at the rule's threshold. Only the bill: the model is measured on
+/// loopback, where QUIC's case (no head-of-line blocking across streams, connection migration)
+/// cannot show; the sentence says so.
+fn quic(
+    model: &CostModel,
+    w: &Workload,
+    prices: &Prices,
+    rule: Rule,
+    standings: &[Standing],
+) -> String {
+    if w.condition.is_quic() {
+        return String::new();
+    }
+    let over_quic = Workload {
+        condition: Condition::BrowserH3,
+        ..w.clone()
+    };
+    if model.transports(Condition::BrowserH3).is_empty() {
+        return format!("{NO_QUIC}.");
+    }
+    let Ok(a) = decide(model, &over_quic, prices, rule) else {
+        return "HTTP/3 and WebTransport: the browser-h3 figures could not be composed for this workload.".into();
+    };
+    let (Some(q), Some(t)) = (a.standings.first(), standings.first()) else {
+        return String::new();
+    };
+    let change = (q.total_median - t.total_median) / t.total_median.max(1e-12);
+    let judged = if !q.meets_budget && t.meets_budget {
+        "not worth it: it misses the latency budget".to_owned()
+    } else if change <= -rule.threshold {
+        format!("worth it on the bill, {:.0}% below", -change * 100.0)
+    } else if change >= rule.threshold {
+        format!("not worth it on the bill, {:.0}% above", change * 100.0)
+    } else {
+        format!(
+            "a tie on the bill ({:+.0}%, inside the {:.0}% threshold)",
+            change * 100.0,
+            rule.threshold * 100.0
+        )
+    };
+    format!(
+        "Over QUIC (browser-h3): {} at ${:.2} per million client-hours against {} at ${:.2} over TCP ({}): {judged}; measured on loopback, so what QUIC does under loss or a network change is not in it",
+        q.transport,
+        q.total_median,
+        t.transport,
+        t.total_median,
+        w.condition.name()
+    )
 }
 
 /// One transport's composed figures, per repeat.
@@ -491,6 +555,9 @@ impl Answer {
         for f in &self.flips {
             let _ = writeln!(out, "{f}.");
         }
+        if !self.quic.is_empty() {
+            let _ = writeln!(out, "{}", self.quic.trim_end_matches('.').to_owned() + ".");
+        }
         if !self.extrapolated.is_empty() {
             let _ = writeln!(out, "Extrapolated:");
             for e in &self.extrapolated {
@@ -552,6 +619,7 @@ mod tests {
             packets: m(&[1.0; 4]),
             requests: m(&[0.0; 4]),
             p99_us: m(&[p99; 4]),
+            poll_cpu_us: None,
         };
         TransportCosts {
             transport: transport.into(),
@@ -617,9 +685,37 @@ mod tests {
                 heartbeat_s: 15.0,
                 long_poll_timeout_s: 25.0,
                 poll_interval_s: 5.0,
+                idle_window_s: None,
             },
             costs,
         }
+    }
+
+    #[test]
+    fn a_model_without_quic_says_it_cannot_judge_http3_or_webtransport() {
+        let m = model(vec![
+            costs("sse", 200.0, BeatKind::Heartbeat, 20.0, 5_000.0),
+            costs("ws", 205.0, BeatKind::Heartbeat, 21.0, 4_800.0),
+        ]);
+        let a = decide(&m, &workload(), &Prices::default(), Rule::default()).unwrap();
+        assert!(a.quic.starts_with(NO_QUIC), "{}", a.quic);
+        assert!(a.text().contains("no browser-h3 measurement"));
+        let w = Workload {
+            condition: Condition::BrowserH3,
+            ..workload()
+        };
+        match decide(&m, &w, &Prices::default(), Rule::default()) {
+            Err(DecideError::Refused(why)) => assert!(why.contains("no browser-h3"), "{why}"),
+            other => panic!("a refusal expected: {other:?}"),
+        }
+        // With WebTransport measured, the answer weighs it against the TCP leader.
+        let mut wt = costs("wt", 200.0, BeatKind::Heartbeat, 20.0, 5_000.0);
+        wt.condition = Condition::BrowserH3;
+        let mut cheaper = m.clone();
+        cheaper.costs.push(wt);
+        let a = decide(&cheaper, &workload(), &Prices::default(), Rule::default()).unwrap();
+        assert!(a.quic.contains("wt at $"), "{}", a.quic);
+        assert!(a.quic.contains("a tie on the bill"), "{}", a.quic);
     }
 
     fn workload() -> Workload {

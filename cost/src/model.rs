@@ -16,8 +16,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::measured::Measured;
 
-/// The shape of `model.json`; bumped when a field changes meaning.
-pub const FORMAT: u32 = 1;
+/// The shape of `model.json`; bumped when a field changes meaning. Format 2 added a short
+/// poll's CPU per poll with events ([`DeliveryPoint::poll_cpu_us`]), the QUIC condition
+/// ([`Condition::BrowserH3`]) and the idle window's length ([`Settings::idle_window_s`]).
+pub const FORMAT: u32 = 2;
+
+/// The oldest format this code reads: format 1 lacks only format 2's additions, each optional,
+/// so a committed format-1 model still answers `loadgen decide` until it is remade.
+pub const OLDEST_FORMAT: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -62,6 +68,12 @@ pub struct Settings {
     pub long_poll_timeout_s: f64,
     /// The short-poll client's interval, s.
     pub poll_interval_s: f64,
+    /// How long each server's own idle CPU was measured, s, before it was subtracted from every
+    /// window (as long as the longest window it is subtracted from, the beat window, so that
+    /// timers firing every few seconds are counted the same on both sides); absent in format 1,
+    /// whose idle windows were 5 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_window_s: Option<f64>,
 }
 
 /// The conditions a cost was measured under.
@@ -74,16 +86,27 @@ pub enum Condition {
     Browser,
     /// HTTP/1.1 without TLS or compression, minimal request heads.
     PlainH1,
+    /// As a browser meets a production server over QUIC: polls, long polls and SSE over
+    /// HTTP/3 (`server --quic --quic-http3`), and WebTransport (`wt`, `server --quic`), with the
+    /// browser condition's heads and compression; WebSockets have no HTTP/3 form a browser uses
+    /// (RFC 9220 is not built).
+    BrowserH3,
 }
 
 impl Condition {
-    pub const ALL: [Condition; 2] = [Condition::Browser, Condition::PlainH1];
+    pub const ALL: [Condition; 3] = [Condition::Browser, Condition::PlainH1, Condition::BrowserH3];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Browser => "browser",
             Self::PlainH1 => "plain-h1",
+            Self::BrowserH3 => "browser-h3",
         }
+    }
+
+    /// Over QUIC rather than TCP.
+    pub fn is_quic(self) -> bool {
+        self == Self::BrowserH3
     }
 }
 
@@ -93,7 +116,7 @@ impl std::str::FromStr for Condition {
         Self::ALL
             .into_iter()
             .find(|c| c.name() == s)
-            .ok_or_else(|| format!("unknown condition {s:?}: one of browser, plain-h1"))
+            .ok_or_else(|| format!("unknown condition {s:?}: one of browser, plain-h1, browser-h3"))
     }
 }
 
@@ -210,6 +233,15 @@ pub struct DeliveryPoint {
     pub requests: Measured,
     /// p99 of publish → receipt over every delivery of the window, µs.
     pub p99_us: Measured,
+    /// Short polling only: server CPU per poll in this window, µs, every poll counted whether
+    /// it carried events or found none. A short poll's hour is its polls, each costing what a
+    /// poll costs on a feed at this rate ([`crate::compose`]), rather than idle polls plus
+    /// deliveries: the window's CPU less 20 polls a second at the idle poll's cost left a
+    /// remainder whose range spanned zero at 1 event/s, and a poll on a server awake for
+    /// events costs less than one that wakes it. Absent in format 1 and for the other
+    /// transports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_cpu_us: Option<Measured>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -227,7 +259,7 @@ pub struct MessageUp {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ModelError {
     #[error(
-        "model format {found}, this loadgen reads format {FORMAT}: remake it with `loadgen costs`"
+        "model format {found}, this loadgen reads formats {OLDEST_FORMAT} to {FORMAT}: remake it with `loadgen costs`"
     )]
     Format { found: u32 },
     #[error("{0}")]
@@ -238,7 +270,7 @@ impl CostModel {
     /// Refuses a model that could not have been measured: a figure with no samples or a
     /// non-finite one, a transport with no delivery point, a beat interval of zero.
     pub fn check(&self) -> Result<(), ModelError> {
-        if self.format != FORMAT {
+        if !(OLDEST_FORMAT..=FORMAT).contains(&self.format) {
             return Err(ModelError::Format { found: self.format });
         }
         let bad = |what: &str, c: &TransportCosts| {
@@ -278,6 +310,9 @@ impl CostModel {
                     ("delivery requests", &d.requests),
                     ("delivery p99", &d.p99_us),
                 ]);
+                if let Some(p) = &d.poll_cpu_us {
+                    figures.push(("delivery CPU per poll", p));
+                }
             }
             if let Some(m) = &c.message_up {
                 figures.extend([

@@ -58,6 +58,8 @@ pub struct Setup {
     /// Short polls start at a random moment of their first interval (held clients, so a window's
     /// polls are spread); without it a session polls at once when it starts (whole sessions).
     pub spread: bool,
+    /// The UDP sockets its QUIC clients share (`browser-h3`; unused over TCP).
+    pub quic: super::quic::Endpoints,
 }
 
 impl Setup {
@@ -69,8 +71,10 @@ impl Setup {
         cookie: Option<String>,
         poll_interval: Duration,
     ) -> Self {
-        let browser = condition == Condition::Browser;
-        let http = if browser && transport != Transport::Ws {
+        let browser = condition != Condition::PlainH1;
+        let http = if condition.is_quic() {
+            HttpVersion::Http3
+        } else if browser && transport != Transport::Ws {
             HttpVersion::Http2
         } else {
             HttpVersion::Http11
@@ -89,13 +93,16 @@ impl Setup {
             compress: browser,
             poll_interval,
             spread: true,
+            quic: super::quic::Endpoints::default(),
         }
     }
 
     /// Which serving path answers this transport's requests: HTTP/2 goes through actix-web;
     /// HTTP/1.1, over TLS or not, through the fast path.
     pub fn served_by(&self) -> &'static str {
-        if self.http == HttpVersion::Http2 {
+        if self.condition.is_quic() {
+            "quic (quinn)"
+        } else if self.http == HttpVersion::Http2 {
             "actix-web"
         } else {
             "fast path"
@@ -146,6 +153,8 @@ pub struct Tally {
     pub reopened: AtomicU64,
     pub sessions: AtomicU64,
     pub round_trips: AtomicU64,
+    /// QUIC datagrams both ways (TCP's packets are read from the kernel instead).
+    pub packets: AtomicU64,
     /// Clients subscribed now.
     pub open: AtomicI64,
     /// Publish (or message) → receipt, µs.
@@ -165,6 +174,7 @@ impl Default for Tally {
             reopened: AtomicU64::new(0),
             sessions: AtomicU64::new(0),
             round_trips: AtomicU64::new(0),
+            packets: AtomicU64::new(0),
             open: AtomicI64::new(0),
             latency: Mutex::new(crate::stats::new_histogram()),
             last_error: Mutex::new(None),
@@ -184,6 +194,8 @@ pub struct Snap {
     pub errors: u64,
     pub sessions: u64,
     pub round_trips: u64,
+    /// QUIC datagrams both ways.
+    pub packets: u64,
 }
 
 impl std::ops::Sub for Snap {
@@ -199,6 +211,7 @@ impl std::ops::Sub for Snap {
             errors: self.errors.saturating_sub(b.errors),
             sessions: self.sessions.saturating_sub(b.sessions),
             round_trips: self.round_trips.saturating_sub(b.round_trips),
+            packets: self.packets.saturating_sub(b.packets),
         }
     }
 }
@@ -215,6 +228,7 @@ impl Tally {
             errors: self.errors.load(Relaxed),
             sessions: self.sessions.load(Relaxed),
             round_trips: self.round_trips.load(Relaxed),
+            packets: self.packets.load(Relaxed),
         }
     }
 
@@ -222,7 +236,7 @@ impl Tally {
         self.open.load(Relaxed)
     }
 
-    fn error(&self, what: impl Into<String>) {
+    pub(super) fn error(&self, what: impl Into<String>) {
         self.errors.fetch_add(1, Relaxed);
         let what = what.into();
         tracing::debug!("costs client: {what}");
@@ -253,7 +267,7 @@ impl Tally {
         h.value_at_quantile(0.99) as f64
     }
 
-    fn event(&self, sent_us: Option<u64>, now: u64) {
+    pub(super) fn event(&self, sent_us: Option<u64>, now: u64) {
         self.events.fetch_add(1, Relaxed);
         if let Some(sent) = sent_us {
             let us = now.saturating_sub(sent).max(1);
@@ -275,10 +289,10 @@ pub struct Talk {
 }
 
 impl Talk {
-    fn body(&self, n: u64) -> String {
+    pub(super) fn body(&self, n: u64) -> String {
         crate::client::talk_back::body(self.from, n, clock::now_us(), &self.payload)
     }
-    fn key(&self, n: u64) -> String {
+    pub(super) fn key(&self, n: u64) -> String {
         crate::client::talk_back::key(self.nonce, self.from, n)
     }
 }
@@ -303,8 +317,7 @@ pub async fn hold(
         let r = match setup.transport {
             Transport::Sse => sse(&setup, &tally, &stop, talk.as_ref()).await,
             Transport::Ws => ws(&setup, &tally, &stop, talk.as_deref()).await,
-            // `loadgen costs` measures the four over TCP (`Transport::ALL`) only.
-            Transport::Wt => Err("loadgen costs does not measure wt yet".to_owned()),
+            Transport::Wt => super::quic::hold(&setup, &tally, &stop, talk.as_deref()).await,
             Transport::ShortPoll | Transport::LongPoll => {
                 poll(&setup, &tally, &stop, talk.as_ref()).await
             }
@@ -838,7 +851,7 @@ async fn ws(
 /// trips before the first event could have arrived.
 pub async fn session(setup: &Setup, tally: &Tally, hold: Duration) -> Result<(), String> {
     let rtt = match setup.transport {
-        Transport::Wt => return Err("loadgen costs does not measure wt yet".to_owned()),
+        Transport::Wt => return super::quic::session(setup, tally).await,
         Transport::Ws => {
             let (mut ws, rtt) = ws_open(setup, &tally.wire).await?;
             ws_close(&mut ws).await;

@@ -63,12 +63,21 @@ impl Server {
         let cert = dir.join(format!("{tag}-cert.pem"));
         // A certificate left by an earlier run would be read before this server writes its own.
         let _ = std::fs::remove_file(&cert);
-        if condition == Condition::Browser {
+        let tls = condition != Condition::PlainH1;
+        if tls {
             extra.extend([
                 "--tls-self-signed".to_owned(),
                 "--tls-write-cert".to_owned(),
                 cert.display().to_string(),
             ]);
+        }
+        if condition.is_quic() {
+            // The QUIC listener beside the TLS one, on the same port over UDP: WebTransport, or
+            // HTTP/3 for the others (a server serves one or the other over QUIC).
+            extra.push("--quic".to_owned());
+            if transport != Transport::Wt {
+                extra.push("--quic-http3".to_owned());
+            }
         }
         extra.extend(settings.extra.iter().cloned());
         let log = dir.join(format!("{tag}.log"));
@@ -77,7 +86,7 @@ impl Server {
             ServerProcess::spawn(bin.as_deref(), &extra, Some(&log))
         })
         .await??;
-        let (url, tls) = if condition == Condition::Browser {
+        let (url, tls) = if tls {
             crate::server_proc::trusting_its_certificate(&process.url, cert).await?
         } else {
             (process.url.clone(), TlsOptions::default())

@@ -48,6 +48,12 @@ use crate::{
     heads::{self, Heads},
 };
 
+/// How long a direct run's server is measured idle, before the run and again after it: a
+/// tenth of the session, at least 1 s and at most the model's 60 s idle window.
+pub fn idle_window(session_s: f64) -> Duration {
+    Duration::from_secs_f64((session_s / 10.0).clamp(1.0, 60.0))
+}
+
 /// The agreement asked for.
 pub const TOLERANCE: f64 = 0.15;
 
@@ -267,9 +273,8 @@ pub async fn run(args: &CostsArgs) -> anyhow::Result<CostModel> {
     let browser_heads = Arc::new(Heads::browser(&plan.heads));
     let cookie = heads::cookie(plan.cookie_bytes);
     let pairs: Vec<(Condition, Transport)> = plan
-        .conditions
-        .iter()
-        .flat_map(|c| plan.transports.iter().map(move |t| (*c, *t)))
+        .pairs()
+        .into_iter()
         .filter(|(c, t)| model.find(t.name(), *c).is_some())
         .collect();
     anyhow::ensure!(
@@ -468,7 +473,7 @@ async fn direct(
 ) -> anyhow::Result<Direct> {
     let tag = format!("v-{}-r{r}-{}-{}", spec.name, c.name(), t.name());
     let server = Server::start(t, c, &ctx.settings, &ctx.logs, &tag).await?;
-    let (heads, cookie) = if c == Condition::Browser {
+    let (heads, cookie) = if c != Condition::PlainH1 {
         (ctx.browser_heads.clone(), ctx.cookie.clone())
     } else {
         (Arc::new(Heads::minimal()), None)
@@ -484,12 +489,18 @@ async fn direct(
     // A session polls when it starts; the sessions' own start times spread the polls.
     setup.spread = false;
     let setup = Arc::new(setup);
-    // The server's own timers, as in the model's windows: measured alone, then subtracted.
-    let idle_window = Duration::from_secs_f64((spec.session_s / 60.0).clamp(1.0, 5.0));
+    // The server's own timers, as in the model's windows: measured alone, before the run and
+    // again after it (a tenth of the session each, up to a minute, as long as the model's
+    // idle window), then subtracted. A 5 s idle window scaled to a 10-minute run was as large
+    // an error as a quiet workload's clients' whole CPU.
+    let idle_window = idle_window(spec.session_s);
     let i0 = server.cpu_ns();
     let t0 = std::time::Instant::now();
     tokio::time::sleep(idle_window).await;
-    let idle_ns_per_s = server.cpu_ns().saturating_sub(i0) as f64 / t0.elapsed().as_secs_f64();
+    let idle_before = (
+        server.cpu_ns().saturating_sub(i0),
+        t0.elapsed().as_secs_f64(),
+    );
     let tally = Arc::new(Tally::default());
     let session = Duration::from_secs_f64(spec.session_s);
     // Sessions start over a ramp (as users arrive), each lasting exactly the session.
@@ -541,7 +552,17 @@ async fn direct(
     let _ = publishing.await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let seconds = run_start.elapsed().as_secs_f64();
-    let cpu_ns = (server.cpu_ns().saturating_sub(cpu0) as f64 - idle_ns_per_s * seconds).max(0.0);
+    let cpu_run = server.cpu_ns().saturating_sub(cpu0) as f64;
+    let i1 = server.cpu_ns();
+    let t1 = std::time::Instant::now();
+    tokio::time::sleep(idle_window).await;
+    let idle_after = (
+        server.cpu_ns().saturating_sub(i1),
+        t1.elapsed().as_secs_f64(),
+    );
+    let idle_ns_per_s =
+        (idle_before.0 + idle_after.0) as f64 / (idle_before.1 + idle_after.1).max(1e-9);
+    let cpu_ns = (cpu_run - idle_ns_per_s * seconds).max(0.0);
     server::stop_all(vec![server]).await;
     let snap = tally.snap();
     let client_hours = f64::from(spec.clients) * spec.session_s / 3600.0;

@@ -32,9 +32,11 @@
 //!   the window, so no fan-out at all. CPU, bytes and packets ÷ messages acknowledged: receiving,
 //!   storing and acknowledging a message; its fan-out to the other clients is theirs, counted as
 //!   deliveries.
-//! - [`idle`]: the server with nothing connected, before any other window of the repeat: its
-//!   own timers' CPU per second, subtracted from every window of that server (times the
-//!   window's length), since it is the server's, not any connection's.
+//! - [`idle`]: the server with nothing connected, before any other window of the repeat, and
+//!   again through every other server's session window (it is untouched then): its own timers'
+//!   CPU per second over about a minute, as long as the beat window it is subtracted from,
+//!   subtracted from every window of that server (times the window's length), since it is the
+//!   server's, not any connection's.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -159,15 +161,20 @@ impl Edge {
         let cpu = slot_server.cpu_ns();
         let out_segs = server::out_segs();
         let snap = tally.snap();
-        let packets = match &self.segs {
+        // TCP's segments from the kernel, QUIC's datagrams from the clients' own counts (one
+        // or the other is zero but for a QUIC window's TCP publisher, whose packets count as
+        // they do over TCP).
+        let tcp = match &self.segs {
             Some(before) => {
                 server::segments_between(before, &server::segments_to(slot_server.port))
             }
             None => out_segs.saturating_sub(self.out_segs),
         };
+        let snap = snap - self.snap;
+        let packets = tcp + snap.packets;
         Raw {
             cpu_ns: cpu.saturating_sub(self.cpu),
-            snap: snap - self.snap,
+            snap,
             packets,
             seconds: self.at.elapsed().as_secs_f64(),
         }
@@ -358,7 +365,10 @@ pub async fn message(
         payload,
     });
     let (setup, t, s) = (slot.setup.clone(), tally.clone(), stop.clone());
-    let task = if slot.setup.transport == feedlab_wire::Transport::Ws {
+    let task = if matches!(
+        slot.setup.transport,
+        feedlab_wire::Transport::Ws | feedlab_wire::Transport::Wt
+    ) {
         tokio::spawn(client::hold(setup, t, s, Some(talk)))
     } else {
         tokio::spawn(client::post_only(setup, t, s, talk))

@@ -108,3 +108,103 @@ fn a_quick_measurement_writes_a_sound_model() {
         }
     }
 }
+
+/// The QUIC condition: WebTransport on a `server --quic`, every figure measured (QUIC's bytes
+/// and datagrams counted by the clients, since `ss` sees no UDP flows).
+#[test]
+fn a_quick_measurement_over_quic_gives_every_figure_for_webtransport() {
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "costs",
+            "--quick",
+            "--repeats",
+            "1",
+            "--conditions",
+            "browser-h3",
+            "--transports",
+            "wt",
+            "--out",
+        ])
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let model: CostModel = loadgen::costs::load(&out.path().join("model.json")).unwrap();
+    let [c] = &model.costs[..] else {
+        panic!("one entry expected: {:?}", model.costs);
+    };
+    assert_eq!(
+        (c.transport.as_str(), c.condition),
+        ("wt", Condition::BrowserH3)
+    );
+    assert_eq!(c.served_by, "quic (quinn)");
+    assert_eq!(c.session.round_trips, 3.0, "Retry, handshake, CONNECT");
+    let m = c.message_up.as_ref().expect("messages up measured");
+    let mut figures = vec![
+        ("session CPU", &c.session.cpu_us),
+        ("session bytes up", &c.session.bytes_up),
+        ("session bytes down", &c.session.bytes_down),
+        ("session packets", &c.session.packets),
+        ("beat CPU", &c.beat.cpu_us),
+        ("beat bytes up", &c.beat.bytes_up),
+        ("beat bytes down", &c.beat.bytes_down),
+        ("beat packets", &c.beat.packets),
+        ("memory", &c.memory_bytes),
+        ("message CPU", &m.cpu_us),
+        ("message bytes up", &m.bytes_up),
+    ];
+    for d in &c.delivery {
+        figures.extend([
+            ("delivery CPU", &d.cpu_us),
+            ("delivery bytes down", &d.bytes_down),
+            ("delivery packets", &d.packets),
+        ]);
+    }
+    for (what, v) in figures {
+        assert!(v.median() > 0.0, "wt {what}: {v:?}");
+    }
+    assert_eq!(c.delivery.len(), 4);
+    assert_eq!(c.beat.at.len(), 2);
+}
+
+#[test]
+fn the_quic_condition_refuses_the_tcp_transports_with_the_reason() {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "costs",
+            "--quick",
+            "--conditions",
+            "browser-h3",
+            "--transports",
+            "sse",
+            "--out",
+            "/nonexistent",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("measures wt only"), "{err}");
+}
+
+#[test]
+fn the_whole_measurement_is_estimated_within_30_minutes() {
+    let args = <loadgen::cli::Cli as clap::Parser>::try_parse_from(["loadgen", "costs"])
+        .map(|c| match c.command {
+            Some(loadgen::cli::Command::Costs(a)) => a,
+            _ => panic!("costs expected"),
+        })
+        .unwrap();
+    let plan = loadgen::costs::Plan::build(&args).unwrap();
+    assert_eq!(
+        plan.pairs().len(),
+        9,
+        "4 transports × 2 TCP conditions + wt over QUIC"
+    );
+    let s = plan.estimate_s();
+    assert!(
+        s <= 1800.0,
+        "the default measurement is estimated at {s:.0} s"
+    );
+}

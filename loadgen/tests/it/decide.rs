@@ -31,6 +31,7 @@ fn costs(transport: &str, kind: BeatKind, interval: f64, beat_bytes: f64) -> Tra
         } else {
             3_000.0
         }),
+        poll_cpu_us: None,
     };
     TransportCosts {
         transport: transport.into(),
@@ -91,6 +92,7 @@ fn model_file(dir: &tempfile::TempDir) -> std::path::PathBuf {
             heartbeat_s: 15.0,
             long_poll_timeout_s: 25.0,
             poll_interval_s: 5.0,
+            idle_window_s: None,
         },
         costs: vec![
             costs("short-poll", BeatKind::Poll, 5.0, 700.0),
@@ -245,4 +247,29 @@ fn nonsense_and_missing_models_are_refused_with_the_reason() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
         assert!(text(&o).contains(reason), "{args:?}: {}", text(&o));
     }
+}
+
+#[test]
+fn a_model_without_quic_says_so_and_refuses_to_rank_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_file(&dir);
+    let model = model.to_str().unwrap();
+    let o = decide(&["--model", model, "--events-per-hour", "30"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("HTTP/3 and WebTransport: the model has no browser-h3 measurement"),
+        "{t}"
+    );
+    let o = decide(&[
+        "--model",
+        model,
+        "--events-per-hour",
+        "30",
+        "--conditions",
+        "browser-h3",
+    ]);
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("no browser-h3 measurement"), "{t}");
 }

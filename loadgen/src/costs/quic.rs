@@ -1,0 +1,306 @@
+//! The cost windows' clients over QUIC (the `browser-h3` condition): WebTransport (`wt`) on a
+//! `server --quic`, the feed on one unidirectional stream of the session, heartbeats as empty
+//! lines, messages up on a bidirectional stream each (the session is subscribed, so its own copy
+//! comes back on the feed, as a WebSocket's does).
+//!
+//! Why clients of their own rather than `client::wt`: a window reads its counts while the
+//! connections live, and the run's client adds a connection's bytes only when it ends. Here every
+//! connection adds what its QUIC stats grew by whenever it reads from the feed and when it ends,
+//! so a window's edges see its bytes (lagging by the acknowledgements sent after the last read,
+//! which the next read counts: one packet a connection at each edge, against the thousands a beat
+//! window holds).
+//!
+//! Bytes are QUIC's UDP payload both ways (packets with their headers, encryption and
+//! acknowledgements; not the IP and UDP headers), as TCP's are the socket's payload; packets are
+//! UDP datagrams both ways (`ss` sees no UDP flows per connection, and on loopback each datagram
+//! is one packet). A session's round trips: the server's Retry (address validation, always on),
+//! the QUIC handshake with TLS 1.3 inside it, and the WebTransport CONNECT: 3.
+//!
+//! Clients share [`ENDPOINTS`] UDP sockets per setup, as `client::wt` does: one socket (and one
+//! driver task) for thousands of connections would make that task the window's bottleneck.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    sync::{
+        atomic::{AtomicUsize, Ordering::Relaxed},
+        Arc, OnceLock,
+    },
+    time::Duration,
+};
+
+use tokio_util::sync::CancellationToken;
+use web_transport_quinn::Session;
+
+use super::client::{Setup, Talk, Tally};
+use crate::{clock, event::WsMsg};
+
+/// UDP sockets the clients of one setup share.
+pub const ENDPOINTS: usize = 8;
+
+/// Longest line loadgen accepts on the feed stream, bytes.
+const MAX_LINE: usize = 16 << 20;
+
+/// Longest reply to a message up, bytes.
+const MAX_REPLY: usize = 64 * 1024;
+
+/// How long a step that should answer at once may take.
+const ANSWER: Duration = Duration::from_secs(15);
+
+/// Round trips before the first event can arrive: Retry, handshake, CONNECT.
+pub const ROUND_TRIPS: u64 = 3;
+
+/// The QUIC endpoints of one setup, made on first use (on the run's runtime).
+#[derive(Debug, Default)]
+pub struct Endpoints {
+    sockets: OnceLock<Vec<quinn::Endpoint>>,
+    next: AtomicUsize,
+}
+
+impl Endpoints {
+    fn pick(&self) -> Result<quinn::Endpoint, String> {
+        let all = match self.sockets.get() {
+            Some(all) => all,
+            None => {
+                let made = (0..ENDPOINTS)
+                    .map(|_| quinn::Endpoint::client(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("quic endpoint: {e}"))?;
+                let _ = self.sockets.set(made);
+                self.sockets.get().ok_or("quic endpoints")?
+            }
+        };
+        Ok(all[self.next.fetch_add(1, Relaxed) % all.len()].clone())
+    }
+}
+
+/// A connection's QUIC stats as last added to the tally.
+#[derive(Default)]
+struct Counted {
+    read: u64,
+    written: u64,
+    datagrams: u64,
+}
+
+impl Counted {
+    /// Adds what `conn`'s stats grew by since the last call.
+    fn pump(&mut self, conn: &quinn::Connection, tally: &Tally) {
+        let s = conn.stats();
+        let (read, written) = (s.udp_rx.bytes, s.udp_tx.bytes);
+        let datagrams = s.udp_rx.datagrams + s.udp_tx.datagrams;
+        tally
+            .wire
+            .read
+            .fetch_add(read.saturating_sub(self.read), Relaxed);
+        tally
+            .wire
+            .written
+            .fetch_add(written.saturating_sub(self.written), Relaxed);
+        tally
+            .packets
+            .fetch_add(datagrams.saturating_sub(self.datagrams), Relaxed);
+        *self = Self {
+            read,
+            written,
+            datagrams,
+        };
+    }
+}
+
+/// A WebTransport session on the feed from its start, and its QUIC connection.
+async fn open(setup: &Setup) -> Result<(quinn::Connection, Session), String> {
+    let target = &setup.target;
+    let tls = target.tls.as_ref().ok_or("wt needs TLS")?;
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls.h3.clone())
+        .map_err(|e| format!("quic tls: {e}"))?;
+    let config = quinn::ClientConfig::new(Arc::new(crypto));
+    let endpoint = setup.quic.pick()?;
+    let name = tls.server_name.to_str().into_owned();
+    let url = format!("https://{}{}", target.host, target.path("/wt"));
+    let url = url::Url::parse(&url).map_err(|e| e.to_string())?;
+    let connect = async {
+        let conn = endpoint
+            .connect_with(config, target.addr, &name)
+            .map_err(|e| format!("quic connect: {e}"))?
+            .await
+            .map_err(|e| format!("quic connect: {e}"))?;
+        let session = Session::connect(conn.clone(), url)
+            .await
+            .map_err(|e| format!("wt connect: {e}"))?;
+        Ok::<_, String>((conn, session))
+    };
+    tokio::time::timeout(ANSWER, connect)
+        .await
+        .map_err(|_| "wt: no answer to the connect".to_owned())?
+}
+
+/// Closes the session and waits briefly for the close to be acknowledged.
+async fn close(conn: &quinn::Connection, session: &Session) {
+    session.close(0, b"done");
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
+}
+
+/// Opens one session and closes it: the handshake, the CONNECT and the feed stream's arrival,
+/// then the close. Counts the session, its round trips, bytes and datagrams.
+pub async fn session(setup: &Setup, tally: &Tally) -> Result<(), String> {
+    let (conn, session) = open(setup).await?;
+    let mut counted = Counted::default();
+    let feed = tokio::time::timeout(ANSWER, session.accept_uni()).await;
+    let opened = matches!(feed, Ok(Ok(_)));
+    close(&conn, &session).await;
+    counted.pump(&conn, tally);
+    if !opened {
+        return Err("wt: no feed stream".into());
+    }
+    tally.requests.fetch_add(1, Relaxed);
+    tally.sessions.fetch_add(1, Relaxed);
+    tally.round_trips.fetch_add(ROUND_TRIPS, Relaxed);
+    Ok(())
+}
+
+/// Holds one WebTransport session until `stop`: events and heartbeats off the feed stream, and
+/// messages up at `talk`'s rate on a stream each.
+pub async fn hold(
+    setup: &Setup,
+    tally: &Arc<Tally>,
+    stop: &CancellationToken,
+    talk: Option<&Talk>,
+) -> Result<(), String> {
+    let (conn, session) = open(setup).await?;
+    let mut counted = Counted::default();
+    let mut feed = match tokio::time::timeout(ANSWER, session.accept_uni()).await {
+        Ok(Ok(feed)) => feed,
+        _ => {
+            close(&conn, &session).await;
+            counted.pump(&conn, tally);
+            return Err("wt: no feed stream".into());
+        }
+    };
+    tally.requests.fetch_add(1, Relaxed);
+    tally.open.fetch_add(1, Relaxed);
+    let pace = talk.map(|t| {
+        clock::Pace::per_second(
+            tokio::time::Instant::now()
+                + Duration::from_secs_f64(rand::random::<f64>() / t.rate.max(1e-9)),
+            t.rate,
+        )
+    });
+    let mut n = 0u64;
+    let mut line = Vec::new();
+    let mut talks = tokio::task::JoinSet::new();
+    let end = loop {
+        let due = async {
+            match &pace {
+                Some(p) => tokio::time::sleep_until(p.intended(n)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => {
+                // Replies still in flight are read before closing, so both sides count them.
+                let _ = tokio::time::timeout(ANSWER, async {
+                    while talks.join_next().await.is_some() {}
+                })
+                .await;
+                close(&conn, &session).await;
+                break Ok(());
+            }
+            () = due => {
+                // unwrap: only due when talking.
+                let t = talk.expect("talking");
+                let msg = format!(r#"{{"op":"publish","id":"{}","data":{}}}"#, t.key(n), t.body(n));
+                n += 1;
+                talks.spawn(message(session.clone(), msg, tally.clone()));
+            }
+            Some(_) = talks.join_next(), if !talks.is_empty() => {}
+            chunk = feed.read_chunk(64 * 1024, true) => match chunk {
+                Ok(Some(chunk)) => {
+                    lines(&mut line, &chunk.bytes, tally);
+                    if line.len() > MAX_LINE {
+                        close(&conn, &session).await;
+                        break Err("wt: line too long".into());
+                    }
+                    counted.pump(&conn, tally);
+                }
+                Ok(None) => break Err("wt: the feed stream ended".into()),
+                Err(e) => break Err(format!("wt: {e}")),
+            },
+        }
+    };
+    counted.pump(&conn, tally);
+    tally.open.fetch_sub(1, Relaxed);
+    end
+}
+
+/// Sends one message up on a stream of its own and reads the reply (`published`).
+async fn message(session: Session, msg: String, tally: Arc<Tally>) {
+    let exchange = async {
+        let (mut send, mut recv) = session.open_bi().await.map_err(|e| e.to_string())?;
+        send.write_all(msg.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = send.finish();
+        let reply = recv
+            .read_to_end(MAX_REPLY)
+            .await
+            .map_err(|e| e.to_string())?;
+        match serde_json::from_slice::<WsMsg>(&reply) {
+            Ok(m) if m.op.as_deref() == Some("published") => Ok(()),
+            _ => Err(format!(
+                "unexpected reply {}",
+                String::from_utf8_lossy(&reply)
+            )),
+        }
+    };
+    match tokio::time::timeout(ANSWER, exchange).await {
+        Ok(Ok(())) => {
+            tally.messages.fetch_add(1, Relaxed);
+        }
+        Ok(Err(e)) => tally.error(format!("wt message: {e}")),
+        Err(_) => tally.error("wt message: no reply"),
+    }
+}
+
+/// Splits what arrived into lines and counts each: an empty line is a heartbeat, an event line
+/// an event.
+fn lines(partial: &mut Vec<u8>, mut bytes: &[u8], tally: &Tally) {
+    while let Some(at) = bytes.iter().position(|&b| b == b'\n') {
+        partial.extend_from_slice(&bytes[..at]);
+        one(partial, tally);
+        partial.clear();
+        bytes = &bytes[at + 1..];
+    }
+    partial.extend_from_slice(bytes);
+}
+
+fn one(text: &[u8], tally: &Tally) {
+    if text.is_empty() {
+        tally.beats.fetch_add(1, Relaxed);
+        return;
+    }
+    let now = clock::now_us();
+    match serde_json::from_slice::<WsMsg>(text) {
+        Ok(m) if m.seq.is_some() && m.op.is_none() => tally.event(m.data.sent_us, now),
+        Ok(_) => {}
+        Err(_) => tally.error("wt: bad line"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feed_lines_are_events_or_heartbeats() {
+        let t = Tally::default();
+        let mut partial = Vec::new();
+        lines(
+            &mut partial,
+            b"\n{\"seq\":3,\"ts\":1,\"data\":{\"sent_us\":5}}\n{\"se",
+            &t,
+        );
+        assert_eq!((t.snap().beats, t.snap().events), (1, 1));
+        lines(&mut partial, b"q\":4,\"ts\":1,\"data\":{}}\n\n", &t);
+        assert_eq!((t.snap().beats, t.snap().events), (2, 2));
+        assert_eq!(t.snap().errors, 0);
+    }
+}
