@@ -200,6 +200,7 @@ async fn serve(endpoint: quinn::Endpoint, state: Arc<AppState>, stop: Cancellati
             while sessions.try_join_next().is_some() {}
             continue;
         }
+        // Counted as `wt` whatever its `mode=`: that comes with the CONNECT, after the first packet.
         let meter = state.accounting.meter(Transport::Wt, None);
         let open = meter.open(&state.limits(), Some(incoming.remote_address().ip()));
         sessions.spawn(connect::connection(incoming, open, state.clone()));

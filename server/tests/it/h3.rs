@@ -225,10 +225,22 @@ async fn tcp_responses_advertise_http3_only_when_it_is_served() {
             .unwrap(),
     )
     .await;
-    assert_eq!(
-        res.headers["alt-svc"],
-        format!("h3=\":{}\"; ma=86400", srv.addr.port()).as_str()
-    );
+    let advertised = format!("h3=\":{}\"; ma=86400", srv.addr.port());
+    assert_eq!(res.headers["alt-svc"], advertised.as_str());
+    // The fast path's answers too (a poll and a publish on a kept-alive HTTP/1.1 connection are
+    // its), as actix-web's.
+    let publish = publish_response(&srv).await;
+    assert_eq!(publish.status, 200);
+    assert_eq!(publish.headers["alt-svc"], advertised.as_str());
+    let poll = request_to(
+        &srv,
+        hyper::Request::get(srv.url("/poll?since=0"))
+            .body(http_body_util::Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(poll.status, 200);
+    assert_eq!(poll.headers["alt-svc"], advertised.as_str());
 
     let dir = tempfile::tempdir().unwrap();
     let wt_only = quic_server(&dir, &[]);
@@ -325,4 +337,16 @@ async fn http3_answers_follow_the_origin_list_and_bound_the_head() {
     })
     .await;
     assert_eq!(stats["transports"]["short-poll"]["requests"], 2, "{stats}");
+}
+
+/// A `POST /publish` over TCP (TLS), its whole response.
+async fn publish_response(srv: &TestServer) -> crate::common::Response {
+    request_to(
+        srv,
+        hyper::Request::post(srv.url("/publish"))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(Bytes::from_static(b"{\"n\":1}")))
+            .unwrap(),
+    )
+    .await
 }
