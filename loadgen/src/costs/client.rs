@@ -304,7 +304,9 @@ pub async fn hold(
             Transport::Sse => sse(&setup, &tally, &stop, talk.as_ref()).await,
             Transport::Ws => ws(&setup, &tally, &stop, talk.as_deref()).await,
             // `loadgen costs` measures the four over TCP (`Transport::ALL`) only.
-            Transport::Wt => Err("loadgen costs does not measure wt yet".to_owned()),
+            Transport::Wt | Transport::WtStreams | Transport::WtDatagrams => {
+                Err("loadgen costs does not measure wt yet".to_owned())
+            }
             Transport::ShortPoll | Transport::LongPoll => {
                 poll(&setup, &tally, &stop, talk.as_ref()).await
             }
@@ -838,7 +840,9 @@ async fn ws(
 /// trips before the first event could have arrived.
 pub async fn session(setup: &Setup, tally: &Tally, hold: Duration) -> Result<(), String> {
     let rtt = match setup.transport {
-        Transport::Wt => return Err("loadgen costs does not measure wt yet".to_owned()),
+        Transport::Wt | Transport::WtStreams | Transport::WtDatagrams => {
+            return Err("loadgen costs does not measure wt yet".to_owned())
+        }
         Transport::Ws => {
             let (mut ws, rtt) = ws_open(setup, &tally.wire).await?;
             ws_close(&mut ws).await;

@@ -127,9 +127,8 @@ pub fn with_date_line<T>(f: impl FnOnce(&str) -> T) -> T {
     DATE.with(|cell| {
         let mut cached = cell.borrow_mut();
         if cached.0 != second {
-            cached.1 = ALT_SVC.with(|alt| {
-                format!("date: {}\r\n{}", httpdate::fmt_http_date(now), alt.borrow())
-            });
+            cached.1 = ALT_SVC
+                .with(|alt| format!("date: {}\r\n{}", httpdate::fmt_http_date(now), alt.borrow()));
             cached.0 = second;
         }
         f(&cached.1)

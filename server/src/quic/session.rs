@@ -277,7 +277,8 @@ impl FeedSession {
         if datagrams {
             self.sent = *cursor;
             let interval = config.quic.wt_head_interval;
-            self.head_due.get_or_insert_with(|| Instant::now() + interval);
+            self.head_due
+                .get_or_insert_with(|| Instant::now() + interval);
         }
         if let Some(seq) = self.feed.finished_at(*cursor) {
             return Err(End::Close(close(
@@ -297,7 +298,11 @@ impl FeedSession {
     /// `streams`: opens a stream for `envelope` once fewer than `--wt-max-event-streams` are
     /// open and the client gives stream credit, each within `--send-timeout`; the write, its
     /// count and the wait for its acknowledgement go on in `streams`.
-    async fn event_stream(&mut self, envelope: Bytes, streams: &mut EventStreams) -> Result<(), End> {
+    async fn event_stream(
+        &mut self,
+        envelope: Bytes,
+        streams: &mut EventStreams,
+    ) -> Result<(), End> {
         let config = &self.state.config;
         let timeout = config.send_timeout;
         let max = config.quic.wt_max_event_streams as usize;
@@ -310,9 +315,7 @@ impl FeedSession {
                 ),
             ))
         };
-        if streams.len() >= max
-            && tokio::time::timeout(timeout, streams.next()).await.is_err()
-        {
+        if streams.len() >= max && tokio::time::timeout(timeout, streams.next()).await.is_err() {
             return Err(too_slow(format!(
                 "{max} event streams unread (--wt-max-event-streams)"
             )));
@@ -320,7 +323,11 @@ impl FeedSession {
         let mut send = match tokio::time::timeout(timeout, self.session.open_uni()).await {
             Ok(Ok(send)) => send,
             Ok(Err(_)) => return Err(End::Gone),
-            Err(_) => return Err(too_slow("no stream credit, its event streams unread".into())),
+            Err(_) => {
+                return Err(too_slow(
+                    "no stream credit, its event streams unread".into(),
+                ))
+            }
         };
         self.last_write = Instant::now();
         let meter = self.meter.clone();
@@ -447,15 +454,15 @@ impl FeedSession {
     async fn resend(&mut self, mut send: SendStream, ask: Resend) {
         let config = &self.state.config;
         let max = (config.max_batch as usize).min(ask.until.saturating_sub(ask.since) as usize);
-        let batch = match self.feed.since_within(
-            ask.since,
-            max,
-            config.max_write_bytes as usize,
-            |e| e.ws.len() + 1,
-        ) {
-            Ok(batch) if max > 0 => Some(batch),
-            _ => None,
-        };
+        let batch =
+            match self
+                .feed
+                .since_within(ask.since, max, config.max_write_bytes as usize, |e| {
+                    e.ws.len() + 1
+                }) {
+                Ok(batch) if max > 0 => Some(batch),
+                _ => None,
+            };
         let mut chunks = Vec::new();
         let (mut events, mut bytes, mut other) = (0, 0, 0);
         if let Some(batch) = &batch {

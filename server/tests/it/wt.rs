@@ -435,7 +435,10 @@ async fn a_client_that_never_reads_its_event_streams_is_closed_and_bounded() {
     let delivered = stats["transports"]["wt-streams"]["events_delivered"]
         .as_u64()
         .unwrap();
-    assert!(delivered <= 100, "{delivered} events handed to a client that reads none");
+    assert!(
+        delivered <= 100,
+        "{delivered} events handed to a client that reads none"
+    );
 }
 
 async fn publish_over_tcp(srv: &TestServer, n: u64) -> u64 {
