@@ -196,7 +196,9 @@ pub struct Args {
     pub seed: Option<u64>,
 
     /// Transports to drive: `all` (short-poll, long-poll, sse, ws), or a comma-separated list
-    /// of them; `wt` (WebTransport over QUIC, needs `--tls on`) only when named, e.g. `all,wt`.
+    /// of them; WebTransport over QUIC (needs `--tls on`) only when named, e.g. `all,wt`: `wt`
+    /// (the feed on one stream), `wt-streams` (a stream per event), `wt-datagrams` (an event
+    /// per datagram, lost ones recovered over a stream), each its own row in the report.
     #[arg(
         help_heading = "Transports",
         long,
@@ -653,7 +655,7 @@ impl Args {
             (None, TlsMode::On) => Ok(vec![true]),
             (None, TlsMode::Both) => Ok(vec![false, true]),
         }?;
-        if modes.contains(&false) && self.transports().contains(&Transport::Wt) {
+        if modes.contains(&false) && self.transports().iter().any(|t| t.is_wt()) {
             return Err(
                 "--transports wt runs over QUIC, which is always encrypted: give --tls on (or an https:// --url)"
                     .into(),
@@ -666,7 +668,7 @@ impl Args {
                     .into(),
             );
         }
-        if h3 && self.transports().contains(&Transport::Wt) {
+        if h3 && self.transports().iter().any(|t| t.is_wt()) {
             return Err(
                 "--http 3 and --transports wt cannot share a run: the server serves HTTP/3 or WebTransport over QUIC, not both (--quic-http3)"
                     .into(),

@@ -40,7 +40,9 @@ impl Kind {
             Transport::LongPoll => Self::LongPoll,
             Transport::Sse => Self::Sse,
             // A WebTransport CONNECT is dressed as the WebSocket handshake it stands in for.
-            Transport::Ws | Transport::Wt => Self::Ws,
+            Transport::Ws | Transport::Wt | Transport::WtStreams | Transport::WtDatagrams => {
+                Self::Ws
+            }
         }
     }
 

@@ -380,6 +380,12 @@ fn merge_result(rows: &[&TransportResult]) -> anyhow::Result<TransportResult> {
         out_of_order: sum(|r| r.out_of_order),
         missed_reported: sum(|r| r.missed_reported),
         lost: sum(|r| r.lost),
+        datagrams: rows.iter().filter_map(|r| r.datagrams).reduce(|a, b| {
+            feedlab_report::DatagramLoss {
+                lost: a.lost + b.lost,
+                recovered: a.recovered + b.recovered,
+            }
+        }),
         latency_us: Quantiles::of(&latency),
         server_latency_us: server_latency.as_ref().map(Quantiles::of),
         http_requests: requests,

@@ -108,9 +108,8 @@ impl Phase {
 /// name HTTP/3.
 pub fn version_for(transport: Transport, asked: HttpVersion) -> HttpVersion {
     match (transport, asked) {
-        (Transport::Ws | Transport::Wt, _) | (Transport::Sse, HttpVersion::Http10) => {
-            HttpVersion::Http11
-        }
+        (Transport::Ws | Transport::Wt | Transport::WtStreams | Transport::WtDatagrams, _)
+        | (Transport::Sse, HttpVersion::Http10) => HttpVersion::Http11,
         (_, v) => v,
     }
 }
@@ -388,8 +387,13 @@ impl Plan {
                 .members
                 .iter()
                 .filter(|m| {
-                    !matches!(m.transport, Transport::Ws | Transport::Wt)
-                        && m.http != HttpVersion::Http2
+                    !matches!(
+                        m.transport,
+                        Transport::Ws
+                            | Transport::Wt
+                            | Transport::WtStreams
+                            | Transport::WtDatagrams
+                    ) && m.http != HttpVersion::Http2
                 })
                 .count() as u64;
             members * u64::from(p.own_clients())

@@ -819,7 +819,7 @@ async fn follow(
                     }
                 }
             }
-            Transport::Ws | Transport::Wt => return,
+            Transport::Ws | Transport::Wt | Transport::WtStreams | Transport::WtDatagrams => return,
         }
     }
 }

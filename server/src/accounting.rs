@@ -360,6 +360,26 @@ impl Meter {
     /// Marks a streaming connection (or held long-poll) open until the guard drops; refuses it,
     /// with the limit that was hit, past any of `limits`.
     pub fn open(&self, limits: &Limits, ip: Option<IpAddr>) -> Result<OpenGuard, String> {
+        self.open_as(limits, ip, true)
+    }
+
+    /// Like [`Meter::open`] for a connection that belongs to no transport yet and may carry
+    /// several (an HTTP/3 QUIC connection): counted in `--max-connections` and
+    /// `--max-connections-per-ip` only, not under this meter's transport.
+    pub fn open_connection(
+        &self,
+        limits: &Limits,
+        ip: Option<IpAddr>,
+    ) -> Result<OpenGuard, String> {
+        self.open_as(limits, ip, false)
+    }
+
+    fn open_as(
+        &self,
+        limits: &Limits,
+        ip: Option<IpAddr>,
+        transport: bool,
+    ) -> Result<OpenGuard, String> {
         let a = &self.accounting;
         let total = a.open_streams.fetch_add(1, Relaxed);
         let mine = a.transports[self.transport.index()].open.load(Relaxed);
@@ -368,7 +388,7 @@ impl Meter {
                 "{} open connections (--max-connections)",
                 limits.total
             ))
-        } else if mine >= limits.per_transport as i64 {
+        } else if transport && mine >= limits.per_transport as i64 {
             Some(format!(
                 "{} open {} connections (--max-transport-connections)",
                 limits.per_transport, self.transport
@@ -396,12 +416,15 @@ impl Meter {
             a.refused_connections.fetch_add(1, Relaxed);
             return Err(why);
         }
-        self.each(|c| {
-            c.open.fetch_add(1, Relaxed);
-        });
+        if transport {
+            self.each(|c| {
+                c.open.fetch_add(1, Relaxed);
+            });
+        }
         Ok(OpenGuard {
             meter: self.clone(),
             ip,
+            transport,
         })
     }
 
@@ -423,6 +446,8 @@ pub struct Limits {
 pub struct OpenGuard {
     meter: Meter,
     ip: Option<IpAddr>,
+    /// Counted under the meter's transport too.
+    transport: bool,
 }
 
 impl Drop for OpenGuard {
@@ -438,9 +463,11 @@ impl Drop for OpenGuard {
                 }
             }
         }
-        self.meter.each(|c| {
-            c.open.fetch_sub(1, Relaxed);
-        });
+        if self.transport {
+            self.meter.each(|c| {
+                c.open.fetch_sub(1, Relaxed);
+            });
+        }
     }
 }
 

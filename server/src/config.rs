@@ -597,9 +597,31 @@ pub struct QuicConfig {
     pub quic_send_window: u64,
 
     /// Bytes of QUIC datagrams kept per connection, received and not yet read, and queued to
-    /// send; the oldest are dropped past it. The feed sends none yet; received ones are dropped.
+    /// send. `/wt?mode=datagrams` sends an event as a datagram only while it fits in what is
+    /// left of this queue; otherwise it is not sent, and the client recovers it by id over a
+    /// stream. Received datagrams are dropped (a feed client sends none).
     #[arg(long, env = "FEEDLAB_QUIC_DATAGRAM_BUFFER", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u32).range(0..=(16 << 20)))]
     pub quic_datagram_buffer: u32,
+
+    /// Largest event `/wt?mode=datagrams` sends as a datagram, bytes of its envelope; larger
+    /// ones, and any larger than the path allows (quinn's current datagram size), go on the
+    /// session's control stream instead. 0 sends every event on the stream.
+    #[arg(long, env = "FEEDLAB_WT_DATAGRAM_MAX_BYTES", default_value_t = 65_535, value_parser = clap::value_parser!(u32).range(0..=65_535))]
+    pub wt_datagram_max_bytes: u32,
+
+    /// How often `/wt?mode=datagrams` tells the client the head it has sent up to
+    /// (`{"op":"head","seq":N}` on the control stream), while it sends datagrams: the last
+    /// events' loss shows only so, as nothing comes after them. At most one such line per
+    /// period, none on a quiet session.
+    #[arg(long, env = "FEEDLAB_WT_HEAD_INTERVAL", default_value = "100ms", value_parser = duration_in(Duration::from_millis(10), Duration::from_secs(60)))]
+    pub wt_head_interval: Duration,
+
+    /// Most per-event streams `/wt?mode=streams` keeps open to one session (written, not yet
+    /// acknowledged by the client). At the bound the next event waits for one to end; a wait
+    /// past `--send-timeout` (also for the client's own stream credit) closes the session with
+    /// 1013, as a slow consumer.
+    #[arg(long, env = "FEEDLAB_WT_MAX_EVENT_STREAMS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4_096))]
+    pub wt_max_event_streams: u32,
 
     /// A QUIC connection that carries nothing (not even an acknowledgement) for this long is
     /// closed. Above `--heartbeat`, so a quiet feed's heartbeats keep its sessions open.

@@ -1,5 +1,10 @@
 //! The one definition of the transport names, for the server, loadgen and the page: the four
-//! over TCP, and WebTransport over QUIC (issue 31), which runs only when named.
+//! over TCP, and WebTransport over QUIC (issue 31) in its three variants, which run only when
+//! named.
+//!
+//! The WebTransport variants are transports of their own rather than a mode of `wt`: each is a
+//! row of its own in `/stats` and in loadgen's reports (a stream per event and datagrams cost and
+//! fail differently from one stream), keyed by the same name everywhere without a second key.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,8 +17,14 @@ pub enum Transport {
     LongPoll,
     Sse,
     Ws,
-    /// WebTransport over HTTP/3 (QUIC): `/wt` on the server's port over UDP.
+    /// WebTransport over HTTP/3 (QUIC): `/wt` on the server's port over UDP, the feed on one
+    /// unidirectional stream.
     Wt,
+    /// WebTransport, a unidirectional stream per event (`/wt?mode=streams`).
+    WtStreams,
+    /// WebTransport, an event per QUIC datagram, recovered over a stream when lost
+    /// (`/wt?mode=datagrams`).
+    WtDatagrams,
 }
 
 impl Transport {
@@ -22,12 +33,14 @@ impl Transport {
     pub const ALL: [Transport; 4] = [Self::ShortPoll, Self::LongPoll, Self::Sse, Self::Ws];
 
     /// Every transport, WebTransport included: what the server counts, and what a name parses to.
-    pub const EVERY: [Transport; 5] = [
+    pub const EVERY: [Transport; 7] = [
         Self::ShortPoll,
         Self::LongPoll,
         Self::Sse,
         Self::Ws,
         Self::Wt,
+        Self::WtStreams,
+        Self::WtDatagrams,
     ];
 
     /// The name used in reports, stats and the page.
@@ -38,6 +51,8 @@ impl Transport {
             Self::Sse => "sse",
             Self::Ws => "ws",
             Self::Wt => "wt",
+            Self::WtStreams => "wt-streams",
+            Self::WtDatagrams => "wt-datagrams",
         }
     }
 
@@ -48,8 +63,31 @@ impl Transport {
             Self::LongPoll => "/long-poll",
             Self::Sse => "/sse",
             Self::Ws => "/ws",
-            Self::Wt => "/wt",
+            Self::Wt | Self::WtStreams | Self::WtDatagrams => "/wt",
         }
+    }
+
+    /// A WebTransport variant's `mode=` on `/wt` (`stream`, `streams`, `datagrams`); `None`
+    /// for the four over TCP.
+    pub fn wt_mode(self) -> Option<&'static str> {
+        match self {
+            Self::Wt => Some("stream"),
+            Self::WtStreams => Some("streams"),
+            Self::WtDatagrams => Some("datagrams"),
+            _ => None,
+        }
+    }
+
+    /// The WebTransport variant a `mode=` names.
+    pub fn from_wt_mode(mode: &str) -> Option<Self> {
+        [Self::Wt, Self::WtStreams, Self::WtDatagrams]
+            .into_iter()
+            .find(|t| t.wt_mode() == Some(mode))
+    }
+
+    /// Whether it is one of the WebTransport variants (QUIC, `/wt`).
+    pub fn is_wt(self) -> bool {
+        self.wt_mode().is_some()
     }
 
     /// Index into per-transport arrays.
@@ -59,7 +97,7 @@ impl Transport {
 
     /// Whether a connection of this transport stays open between events.
     pub fn is_streaming(self) -> bool {
-        matches!(self, Self::Sse | Self::Ws | Self::Wt)
+        matches!(self, Self::Sse | Self::Ws) || self.is_wt()
     }
 }
 
@@ -76,7 +114,7 @@ impl std::str::FromStr for Transport {
             .into_iter()
             .find(|t| t.name() == s)
             .ok_or_else(|| {
-                format!("unknown transport {s:?} (expected short-poll, long-poll, sse, ws or wt)")
+                format!("unknown transport {s:?} (expected short-poll, long-poll, sse, ws, wt, wt-streams or wt-datagrams)")
             })
     }
 }
@@ -95,6 +133,9 @@ mod tests {
             );
             assert_eq!(t.name().parse::<Transport>().unwrap(), t);
             assert_eq!(Transport::EVERY[t.index()], t);
+            if let Some(mode) = t.wt_mode() {
+                assert_eq!(Transport::from_wt_mode(mode), Some(t));
+            }
         }
     }
 }

@@ -100,7 +100,11 @@ impl Shared {
     pub fn stream_path(&self, seq: u64) -> String {
         match &self.channel {
             Some(channel) => channel.stream_path(self.transport, seq),
-            None => format!("{}?since={seq}", self.transport.path()),
+            // `wt` asks for no mode (the server's default), so its URL is the one it always was.
+            None => match self.transport.wt_mode().filter(|&m| m != "stream") {
+                Some(mode) => format!("{}?since={seq}&mode={mode}", self.transport.path()),
+                None => format!("{}?since={seq}", self.transport.path()),
+            },
         }
     }
 }
@@ -161,7 +165,9 @@ pub async fn run(ctx: ClientCtx) -> ClientOutput {
             }
         }
         (Transport::Ws, _, out, _) => ws::run(&ctx, &mut rec, out).await,
-        (Transport::Wt, _, out, _) => wt::run(&ctx, &mut rec, out).await,
+        (Transport::Wt | Transport::WtStreams | Transport::WtDatagrams, _, out, _) => {
+            wt::run(&ctx, &mut rec, out).await
+        }
         (transport, Some(plan), Some(out), _) => {
             // HTTP/2: the receiving side hands its connection to the sending side.
             let (h2_tx, h2_rx) = watch::channel(None);

@@ -366,7 +366,12 @@ fn request(
 pub fn way_up(transport: feedlab_wire::Transport, http: HttpVersion) -> &'static str {
     match (transport, http) {
         (feedlab_wire::Transport::Ws, _) => "ws-message",
-        (feedlab_wire::Transport::Wt, _) => "wt-stream",
+        (
+            feedlab_wire::Transport::Wt
+            | feedlab_wire::Transport::WtStreams
+            | feedlab_wire::Transport::WtDatagrams,
+            _,
+        ) => "wt-stream",
         (_, HttpVersion::Http2) => "post-h2-stream",
         (_, HttpVersion::Http11 | HttpVersion::Http3) => "post-second-connection",
         (_, HttpVersion::Http10) => "post-new-connection",
@@ -388,7 +393,7 @@ pub fn check(
     let bytes = Compared::within(loadgen.2, stats_way.bytes_read, 0.01);
     let bytes_note = match (transport, http) {
             (feedlab_wire::Transport::Ws, _) => Some("not checked: a WebSocket's publishes share its socket with pongs and the close handshake".to_owned()),
-            (feedlab_wire::Transport::Wt, _) => Some("not checked: WebTransport's publishes share their QUIC connection with the feed".to_owned()),
+            (feedlab_wire::Transport::Wt | feedlab_wire::Transport::WtStreams | feedlab_wire::Transport::WtDatagrams, _) => Some("not checked: WebTransport's publishes share their QUIC connection with the feed".to_owned()),
             (_, HttpVersion::Http2) => Some("not checked: over HTTP/2 the server counts each request head at its HTTP/1.1 size (HPACK compresses it)".to_owned()),
             _ => None,
         };
@@ -406,7 +411,13 @@ pub fn check(
 pub fn stats_way_key(transport: feedlab_wire::Transport, http: HttpVersion) -> &'static str {
     match (transport, http) {
         // The server answers a WebTransport message as a WebSocket's, and counts it there.
-        (feedlab_wire::Transport::Ws | feedlab_wire::Transport::Wt, _) => "ws",
+        (
+            feedlab_wire::Transport::Ws
+            | feedlab_wire::Transport::Wt
+            | feedlab_wire::Transport::WtStreams
+            | feedlab_wire::Transport::WtDatagrams,
+            _,
+        ) => "ws",
         (_, HttpVersion::Http10) => "http/1.0",
         (_, HttpVersion::Http11 | HttpVersion::Http3) => "http/1.1",
         (_, HttpVersion::Http2) => "http/2",

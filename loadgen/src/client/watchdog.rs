@@ -16,7 +16,9 @@ pub fn name(transport: Transport) -> &'static str {
         }
         Transport::Sse => "none: a browser's EventSource has none, nor does the page",
         Transport::Ws => "none: a browser's WebSocket has none, nor does the page",
-        Transport::Wt => "not measured: the NAT times out TCP flows only",
+        Transport::Wt | Transport::WtStreams | Transport::WtDatagrams => {
+            "not measured: the NAT times out TCP flows only"
+        }
     }
 }
 

@@ -1,5 +1,13 @@
 //! WebTransport (`--transports wt`): the feed on one unidirectional stream of a WebTransport
-//! session over QUIC, talk-back on a bidirectional stream per message.
+//! session over QUIC, talk-back on a bidirectional stream per message. `wt-streams` and
+//! `wt-datagrams` are the server's other variants (`/wt?mode=streams|datagrams`, its `quic`
+//! session module says what each sends): their events arrive out of order (each on a stream of
+//! its own, or as datagrams beside the control stream), so [`Order`] puts them back by `seq`
+//! before the recorder sees them; the latency recorded is each event's arrival, not its turn.
+//! A datagram that does not come is asked for again ([`Order::hole`]) once a later event or
+//! the server's head line shows it missing and [`REORDER_WAIT`] passed (datagrams beside a
+//! stream may overtake each other), with `{"op":"resend",…}` on a bidirectional stream; the
+//! report counts those asked for and those recovered.
 //!
 //! web-transport-quinn on quinn, as the server (its `quic` module says why). QUIC
 //! clients share [`ENDPOINTS`] endpoints per source address (one endpoint is one UDP socket
@@ -17,19 +25,21 @@
 //! connection migration.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, BTreeSet, HashMap},
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::{atomic::Ordering::Relaxed, Arc, Mutex, Weak},
 };
 
-use futures_util::{stream::FuturesUnordered, StreamExt as _};
+use feedlab_wire::Transport;
+use futures_util::{future::BoxFuture, stream::FuturesUnordered, StreamExt as _};
+use tokio::time::Instant;
 use web_transport_quinn::{ClientError, ConnectError, Session};
 
 use super::{failover::Failover, ClientCtx, Shared, RESPONSE_TIMEOUT};
 use crate::{
     client::talk_back::{self, Due, Outbox, Schedule},
     clock,
-    event::WsMsg,
+    event::{Marks, WsMsg},
     net::{ByteCounts, Target},
     stats::Recorder,
 };
@@ -43,6 +53,10 @@ pub const MAX_LINE: usize = 16 << 20;
 
 /// Longest talk-back reply loadgen reads, bytes.
 const MAX_REPLY: usize = 64 * 1024;
+
+/// `wt-datagrams`: how long a missing event may stay missing before it is asked for again
+/// (an event too large for a datagram comes on the control stream, beside the datagrams).
+pub const REORDER_WAIT: std::time::Duration = std::time::Duration::from_millis(30);
 
 /// Which endpoint: the phase's (its [`Shared`]), the source address, the slot.
 type Slot = (usize, IpAddr, usize);
@@ -186,6 +200,16 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
         };
         drop(permit);
         rec.request();
+        // `wt`: the feed stream; the others: the control stream, the one bidirectional stream
+        // the server opens.
+        let mode = s.transport;
+        let control = async {
+            if mode == Transport::Wt {
+                session.accept_uni().await
+            } else {
+                session.accept_bi().await.map(|(_, recv)| recv)
+            }
+        };
         let feed = tokio::select! {
             biased;
             _ = s.stop.cancelled() => {
@@ -193,7 +217,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
                 count_udp(&session, &ctx.wire);
                 break;
             }
-            r = tokio::time::timeout(RESPONSE_TIMEOUT, session.accept_uni()) => r,
+            r = tokio::time::timeout(RESPONSE_TIMEOUT, control) => r,
         };
         let mut feed = match feed {
             Ok(Ok(feed)) => feed,
@@ -212,9 +236,19 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
             }
         };
         failover.up(ctx);
-        let mut line = Vec::new();
+        let mut partial = Vec::new();
         let mut talks = FuturesUnordered::new();
+        let mut order = (mode != Transport::Wt)
+            .then(|| Order::new(rec.seq.resume_cursor(), mode == Transport::WtDatagrams));
+        let mut events: FuturesUnordered<BoxFuture<'static, Option<Vec<u8>>>> =
+            FuturesUnordered::new();
+        let mut resend: Option<BoxFuture<'static, Option<Vec<u8>>>> = None;
         loop {
+            let ask_at = order
+                .as_ref()
+                .filter(|_| resend.is_none())
+                .and_then(|o| o.hole_since)
+                .map(|at| at + REORDER_WAIT);
             let due = async {
                 match schedule.as_mut() {
                     Some(schedule) => schedule.due().await,
@@ -235,6 +269,51 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
                     break 'connection;
                 }
                 Some(answer) = talks.next() => ack(answer, rec, out.as_deref_mut()),
+                uni = session.accept_uni(), if mode == Transport::WtStreams => match uni {
+                    Ok(mut recv) => events.push(Box::pin(async move {
+                        recv.read_to_end(MAX_LINE).await.ok()
+                    })),
+                    Err(_) => {
+                        rec.error("wt_closed");
+                        break;
+                    }
+                },
+                Some(read) = events.next(), if !events.is_empty() => {
+                    if let (Some(bytes), Some(order)) = (read, order.as_mut()) {
+                        ctx.wire.plain_read.fetch_add(bytes.len() as u64, Relaxed);
+                        line(&bytes, rec, Some(order), false);
+                    }
+                }
+                datagram = session.read_datagram(), if mode == Transport::WtDatagrams => match datagram {
+                    Ok(bytes) => {
+                        ctx.wire.plain_read.fetch_add(bytes.len() as u64, Relaxed);
+                        line(&bytes, rec, order.as_mut(), false);
+                    }
+                    Err(_) => {
+                        rec.error("wt_closed");
+                        break;
+                    }
+                },
+                () = tokio::time::sleep_until(ask_at.unwrap_or_else(Instant::now)), if ask_at.is_some() => {
+                    if let Some(order) = order.as_mut() {
+                        order.hole_since = None;
+                        if let Some((since, until)) = order.hole() {
+                            rec.datagrams_lost += order.ask(since, until);
+                            resend = Some(Box::pin(ask_again(session.clone(), since, until, ctx.wire.clone())));
+                        }
+                    }
+                }
+                reply = async { resend.as_mut().expect("guarded").await }, if resend.is_some() => {
+                    resend = None;
+                    if let Some(order) = order.as_mut() {
+                        if let Some(reply) = reply {
+                            for text in reply.split(|&b| b == b'\n') {
+                                line(text, rec, Some(&mut *order), true);
+                            }
+                        }
+                        order.check(Instant::now());
+                    }
+                }
                 due = due => {
                     if let (Some(plan), Some(out)) = (s.send.as_ref(), out.as_deref_mut()) {
                         out.first_send(&due);
@@ -245,7 +324,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
                 chunk = feed.read_chunk(64 * 1024, true) => match chunk {
                     Ok(Some(chunk)) => {
                         ctx.wire.plain_read.fetch_add(chunk.bytes.len() as u64, Relaxed);
-                        if let Err(kind) = lines(&mut line, &chunk.bytes, rec) {
+                        if let Err(kind) = lines(&mut partial, &chunk.bytes, rec, order.as_mut()) {
                             rec.error(kind);
                             session.close(0, b"bad line");
                             break;
@@ -272,14 +351,156 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
     }
 }
 
+/// `wt-streams` and `wt-datagrams`: events put back in order by `seq` before the recorder sees
+/// them. What waits behind a missing event when the session ends is dropped: the next session
+/// resumes after the last one recorded and gets it again.
+struct Order {
+    /// The next seq the recorder is due.
+    next: u64,
+    /// Events that came before their turn: seq → (ts, data, arrival).
+    pending: BTreeMap<u64, (u64, Marks, u64)>,
+    /// The highest seq known to exist: seen, or a head line's.
+    head: u64,
+    /// `wt-datagrams`: an event that comes again (a late datagram after its resend) is dropped,
+    /// not counted as a duplicate; seqs asked for again and not yet come.
+    datagrams: bool,
+    asked: BTreeSet<u64>,
+    /// Since when the next event has been missing with later ones known.
+    hole_since: Option<Instant>,
+}
+
+impl Order {
+    fn new(cursor: u64, datagrams: bool) -> Self {
+        Self {
+            next: cursor + 1,
+            pending: BTreeMap::new(),
+            head: cursor,
+            datagrams,
+            asked: BTreeSet::new(),
+            hole_since: None,
+        }
+    }
+
+    /// An event arrived (`resent`: in a resend's reply).
+    fn event(
+        &mut self,
+        seq: u64,
+        ts: u64,
+        data: Marks,
+        now: u64,
+        rec: &mut Recorder,
+        resent: bool,
+    ) {
+        if self.datagrams && (seq < self.next || self.pending.contains_key(&seq)) {
+            return;
+        }
+        if self.asked.remove(&seq) && resent {
+            rec.datagrams_recovered += 1;
+        }
+        if seq < self.next {
+            // Not a datagram's: a real duplicate or a stray, for the recorder to count.
+            rec.event(seq, ts, data, now);
+            return;
+        }
+        self.head = self.head.max(seq);
+        self.pending.insert(seq, (ts, data, now));
+        self.flush(rec);
+    }
+
+    /// The server's missed notice: nothing up to `up_to` will come.
+    fn missed(&mut self, missed: u64, up_to: u64, rec: &mut Recorder) {
+        rec.seq.missed(missed, up_to);
+        self.pending.retain(|&seq, _| seq > up_to);
+        self.asked.retain(|&seq| seq > up_to);
+        self.next = self.next.max(up_to + 1);
+        self.head = self.head.max(up_to);
+        self.flush(rec);
+    }
+
+    /// The server's head line: it has sent up to `seq`.
+    fn told_head(&mut self, seq: u64) {
+        self.head = self.head.max(seq);
+        self.check(Instant::now());
+    }
+
+    fn flush(&mut self, rec: &mut Recorder) {
+        while let Some(entry) = self.pending.first_entry() {
+            if *entry.key() != self.next {
+                break;
+            }
+            let (ts, data, now) = entry.remove();
+            rec.event(self.next, ts, data, now);
+            self.next += 1;
+        }
+        self.check(Instant::now());
+    }
+
+    /// Starts or ends the wait on a hole.
+    fn check(&mut self, now: Instant) {
+        if self.hole().is_none() {
+            self.hole_since = None;
+        } else if self.hole_since.is_none() {
+            self.hole_since = Some(now);
+        }
+    }
+
+    /// The missing run after the last event recorded, as a resend's `since` and `until`.
+    fn hole(&self) -> Option<(u64, u64)> {
+        if !self.datagrams || self.next > self.head {
+            return None;
+        }
+        let until = self
+            .pending
+            .first_key_value()
+            .map_or(self.head, |(&seq, _)| seq - 1);
+        Some((self.next - 1, until))
+    }
+
+    /// Marks `since+1..=until` asked for; how many had not been asked for before.
+    fn ask(&mut self, since: u64, until: u64) -> u64 {
+        (since + 1..=until)
+            .filter(|&seq| self.asked.insert(seq))
+            .count() as u64
+    }
+}
+
+/// `wt-datagrams`: asks for the events after `since` up to `until` on a stream of its own; the
+/// reply's bytes (lines), or `None` when the session went.
+async fn ask_again(
+    session: Session,
+    since: u64,
+    until: u64,
+    wire: Arc<ByteCounts>,
+) -> Option<Vec<u8>> {
+    let exchange = async {
+        let (mut send, mut recv) = session.open_bi().await.ok()?;
+        let message = format!(r#"{{"op":"resend","since":{since},"until":{until}}}"#);
+        send.write_all(message.as_bytes()).await.ok()?;
+        wire.plain_written.fetch_add(message.len() as u64, Relaxed);
+        let _ = send.finish();
+        let reply = recv.read_to_end(MAX_LINE).await.ok()?;
+        wire.plain_read.fetch_add(reply.len() as u64, Relaxed);
+        Some(reply)
+    };
+    tokio::time::timeout(RESPONSE_TIMEOUT, exchange)
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Splits what arrived into lines (one kept partial line at most [`MAX_LINE`]) and records each.
-fn lines(partial: &mut Vec<u8>, mut bytes: &[u8], rec: &mut Recorder) -> Result<(), &'static str> {
+fn lines(
+    partial: &mut Vec<u8>,
+    mut bytes: &[u8],
+    rec: &mut Recorder,
+    mut order: Option<&mut Order>,
+) -> Result<(), &'static str> {
     while let Some(at) = bytes.iter().position(|&b| b == b'\n') {
         if partial.is_empty() {
-            line(&bytes[..at], rec);
+            line(&bytes[..at], rec, order.as_deref_mut(), false);
         } else {
             partial.extend_from_slice(&bytes[..at]);
-            line(partial, rec);
+            line(partial, rec, order.as_deref_mut(), false);
             partial.clear();
         }
         bytes = &bytes[at + 1..];
@@ -291,23 +512,37 @@ fn lines(partial: &mut Vec<u8>, mut bytes: &[u8], rec: &mut Recorder) -> Result<
     Ok(())
 }
 
-/// One line of the feed stream: an event, a missed notice, or (empty) a heartbeat.
-fn line(text: &[u8], rec: &mut Recorder) {
+/// One line of the feed or control stream, an event stream or a datagram: an event, a missed
+/// notice, a head line, or (empty) a heartbeat; through `order` when the variant needs it
+/// (`resent`: from a resend's reply).
+fn line(text: &[u8], rec: &mut Recorder, order: Option<&mut Order>, resent: bool) {
     if text.is_empty() {
         return;
     }
     let now = clock::now_us();
-    match serde_json::from_slice::<WsMsg>(text) {
-        Ok(WsMsg {
-            seq: Some(seq),
-            ts,
-            data,
-            op: None,
-            ..
-        }) => rec.event(seq, ts, data, now),
-        Ok(m) if m.op.as_deref() == Some("missed") => rec.seq.missed(m.missed, m.next),
-        Ok(_) => {}
-        Err(_) => rec.error("bad_body"),
+    match (serde_json::from_slice::<WsMsg>(text), order) {
+        (
+            Ok(WsMsg {
+                seq: Some(seq),
+                ts,
+                data,
+                op: None,
+                ..
+            }),
+            order,
+        ) => match order {
+            Some(order) => order.event(seq, ts, data, now, rec, resent),
+            None => rec.event(seq, ts, data, now),
+        },
+        (Ok(m), order) if m.op.as_deref() == Some("missed") => match order {
+            Some(order) => order.missed(m.missed, m.next, rec),
+            None => rec.seq.missed(m.missed, m.next),
+        },
+        (Ok(m), Some(order)) if m.op.as_deref() == Some("head") => {
+            order.told_head(m.seq.unwrap_or(0));
+        }
+        (Ok(_), _) => {}
+        (Err(_), _) => rec.error("bad_body"),
     }
 }
 

@@ -318,6 +318,10 @@ pub async fn hold(
             Transport::Sse => sse(&setup, &tally, &stop, talk.as_ref()).await,
             Transport::Ws => ws(&setup, &tally, &stop, talk.as_deref()).await,
             Transport::Wt => super::quic::hold(&setup, &tally, &stop, talk.as_deref()).await,
+            // The model's QUIC condition measures WebTransport's headline variant only.
+            Transport::WtStreams | Transport::WtDatagrams => {
+                Err("loadgen costs measures wt, not its wt-streams or wt-datagrams variants".to_owned())
+            }
             Transport::ShortPoll | Transport::LongPoll => {
                 poll(&setup, &tally, &stop, talk.as_ref()).await
             }
@@ -852,6 +856,11 @@ async fn ws(
 pub async fn session(setup: &Setup, tally: &Tally, hold: Duration) -> Result<(), String> {
     let rtt = match setup.transport {
         Transport::Wt => return super::quic::session(setup, tally).await,
+        Transport::WtStreams | Transport::WtDatagrams => {
+            return Err(
+                "loadgen costs measures wt, not its wt-streams or wt-datagrams variants".to_owned(),
+            )
+        }
         Transport::Ws => {
             let (mut ws, rtt) = ws_open(setup, &tally.wire).await?;
             ws_close(&mut ws).await;

@@ -653,7 +653,11 @@ pub fn beat_kind(t: Transport) -> BeatKind {
     match t {
         Transport::ShortPoll => BeatKind::Poll,
         Transport::LongPoll => BeatKind::Renewal,
-        Transport::Sse | Transport::Ws | Transport::Wt => BeatKind::Heartbeat,
+        Transport::Sse
+        | Transport::Ws
+        | Transport::Wt
+        | Transport::WtStreams
+        | Transport::WtDatagrams => BeatKind::Heartbeat,
     }
 }
 

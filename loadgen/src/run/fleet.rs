@@ -497,7 +497,7 @@ fn spawned_server_args(
         }
         return (extra, "server.log", None);
     }
-    let wt = plan.transports.contains(&feedlab_wire::Transport::Wt);
+    let wt = plan.transports.iter().any(|t| t.is_wt());
     let h3 = plan.http.contains(&HttpVersion::Http3);
     if (wt || h3) && !given("--quic") {
         // WebTransport or HTTP/3: the QUIC listener beside the TLS one, on the same port over

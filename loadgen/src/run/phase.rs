@@ -1021,6 +1021,12 @@ fn assemble(
             out_of_order: totals.seq.out_of_order,
             missed_reported: totals.seq.missed_reported,
             lost: totals.seq.lost,
+            datagrams: (g.member.transport == feedlab_wire::Transport::WtDatagrams).then_some(
+                feedlab_report::DatagramLoss {
+                    lost: totals.datagrams_lost,
+                    recovered: totals.datagrams_recovered,
+                },
+            ),
             latency_us: Quantiles::of(&latency),
             server_latency_us: local.then(|| Quantiles::of(&server_latency)),
             http_requests: totals.requests,
@@ -1224,7 +1230,10 @@ impl Talked {
             |n: u64| server_cpu.and_then(|c| (n > 0).then(|| (c * 1e7 / n as f64).round() / 10.0));
         let sending_only = !matches!(
             g.member.transport,
-            feedlab_wire::Transport::Ws | feedlab_wire::Transport::Wt
+            feedlab_wire::Transport::Ws
+                | feedlab_wire::Transport::Wt
+                | feedlab_wire::Transport::WtStreams
+                | feedlab_wire::Transport::WtDatagrams
         ) && g.member.http != HttpVersion::Http2;
         let mut u = TalkBack {
             way: talk_back::way_up(g.member.transport, g.member.http).to_owned(),
@@ -1288,7 +1297,10 @@ fn talk_back_check(
     }
     if matches!(
         member.transport,
-        feedlab_wire::Transport::Ws | feedlab_wire::Transport::Wt
+        feedlab_wire::Transport::Ws
+            | feedlab_wire::Transport::Wt
+            | feedlab_wire::Transport::WtStreams
+            | feedlab_wire::Transport::WtDatagrams
     ) || member.http == HttpVersion::Http2
     {
         // The way shares the stream's connection: what the sending alone wrote is not counted

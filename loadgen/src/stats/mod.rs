@@ -138,6 +138,10 @@ pub struct Recorder {
     pub errors: ErrorCounts,
     /// Events whose publish time this loadgen knows (it published them).
     pub latency_samples: u64,
+    /// `wt-datagrams`: events whose datagram did not come and were asked for again, and those
+    /// of them that came back over a stream.
+    pub datagrams_lost: u64,
+    pub datagrams_recovered: u64,
     shard: usize,
     local_server: bool,
     pending_delivery: Vec<u64>,
@@ -170,6 +174,8 @@ impl Recorder {
             disconnects: 0,
             errors: ErrorCounts::new(),
             latency_samples: 0,
+            datagrams_lost: 0,
+            datagrams_recovered: 0,
             shard: index,
             local_server,
             pending_delivery: Vec::new(),
@@ -277,6 +283,8 @@ impl Recorder {
             errors: std::mem::take(&mut self.errors),
             latency_samples: self.latency_samples,
             clients: 1,
+            datagrams_lost: self.datagrams_lost,
+            datagrams_recovered: self.datagrams_recovered,
         }
     }
 }
@@ -293,6 +301,10 @@ pub struct ClientTotals {
     pub errors: ErrorCounts,
     pub latency_samples: u64,
     pub clients: u64,
+    #[serde(default)]
+    pub datagrams_lost: u64,
+    #[serde(default)]
+    pub datagrams_recovered: u64,
 }
 
 impl std::ops::AddAssign<&ClientTotals> for ClientTotals {
@@ -308,6 +320,8 @@ impl std::ops::AddAssign<&ClientTotals> for ClientTotals {
         }
         self.latency_samples += o.latency_samples;
         self.clients += o.clients;
+        self.datagrams_lost += o.datagrams_lost;
+        self.datagrams_recovered += o.datagrams_recovered;
     }
 }
 

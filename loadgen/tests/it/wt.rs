@@ -12,10 +12,20 @@ fn wt_runs_only_when_named_and_only_over_tls() {
     let all = Args::from_args(["--transports", "all"]).unwrap();
     assert_eq!(all.transports(), Transport::ALL.to_vec());
     let named = Args::from_args(["--transports", "all,wt", "--tls", "on"]).unwrap();
-    assert_eq!(named.transports(), Transport::EVERY.to_vec());
-    let plain = Args::from_args(["--transports", "wt"]).unwrap();
-    let why = plain.tls_modes().unwrap_err();
-    assert!(why.contains("--tls on"), "{why}");
+    assert_eq!(named.transports(), Transport::EVERY[..5].to_vec());
+    let variants = Args::from_args([
+        "--transports",
+        "wt-datagrams,all,wt-streams,wt",
+        "--tls",
+        "on",
+    ])
+    .unwrap();
+    assert_eq!(variants.transports(), Transport::EVERY.to_vec());
+    for wt in ["wt", "wt-streams", "wt-datagrams"] {
+        let plain = Args::from_args(["--transports", wt]).unwrap();
+        let why = plain.tls_modes().unwrap_err();
+        assert!(why.contains("--tls on"), "{wt}: {why}");
+    }
 }
 
 #[test]
@@ -187,4 +197,107 @@ async fn http3_delivers_every_event_once_in_order_and_counts_what_the_server_cou
         );
         assert!(c.ok, "{}: {c:?}", r.transport);
     }
+}
+
+/// One run against `srv` (`--quic` with `extra`) of `transports`, 10 clients for 2 s.
+async fn run_variants(
+    transports: &str,
+    extra: &[&str],
+) -> (loadgen::run::Outcome, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem").display().to_string();
+    let mut args = vec!["--tls-self-signed", "--tls-write-cert", &cert, "--quic"];
+    args.extend_from_slice(extra);
+    let srv = TestServer::start(&args);
+    let out = dir.path().join("out");
+    let args = Args::from_args([
+        "--url",
+        &srv.url("/"),
+        "--ca",
+        &cert,
+        "--transports",
+        transports,
+        "--clients",
+        "10",
+        "--duration",
+        "2s",
+        "--rate",
+        "50",
+        "--drain",
+        "1s",
+        "--repeat",
+        "1",
+        "--seed",
+        "11",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .unwrap();
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(90),
+        loadgen::execute(args, Mode::Library),
+    )
+    .await
+    .expect("run finishes in time")
+    .unwrap();
+    (outcome, dir)
+}
+
+/// Each variant its own row: every event once and in order (the client sorts what arrives on
+/// many streams or as datagrams), and sessions, deliveries and bytes equal to `/stats`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wt_streams_and_datagrams_deliver_every_event_in_order_and_count_what_the_server_counts() {
+    let (outcome, _dir) = run_variants("wt-streams,wt-datagrams", &[]).await;
+    let report = outcome.report;
+    assert!(!report.loss, "warnings: {:?}", report.warnings);
+    let rows: Vec<_> = report.phases.iter().map(|r| r.transport.as_str()).collect();
+    assert_eq!(rows, ["wt-streams", "wt-datagrams"]);
+    for r in &report.phases {
+        let t = &r.transport;
+        assert!(r.events_published >= 50, "{t}: {}", r.events_published);
+        assert_eq!(r.events_received, r.events_expected, "{t}: nothing lost");
+        assert_eq!((r.gaps, r.duplicates, r.out_of_order), (0, 0, 0), "{t}");
+        assert!(r.errors.is_empty(), "{t}: {:?}", r.errors);
+        let c = r.server_check.as_ref().expect("checked against /stats");
+        assert_eq!(c.requests.loadgen, c.requests.server, "{t}: sessions");
+        assert_eq!(c.events_delivered.loadgen, c.events_delivered.server, "{t}");
+        assert!(c.bytes.ok, "{t}: bytes against the server's: {:?}", c.bytes);
+        assert!(c.ok, "{t}: {c:?}");
+    }
+    assert_eq!(report.phases[0].datagrams, None, "wt-streams sends none");
+    assert!(
+        report.phases[1].datagrams.is_some(),
+        "wt-datagrams counts its loss"
+    );
+}
+
+/// Loss forced on the server's side: a datagram queue (`--quic-datagram-buffer`) smaller than
+/// any event, so no event goes out as a datagram and every one must come back over a stream
+/// when the head line shows it missing. Nothing is lost in the end, and the report says how
+/// many were asked for and recovered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wt_datagrams_lost_are_recovered_over_a_stream_and_counted() {
+    let (outcome, _dir) = run_variants("wt-datagrams", &["--quic-datagram-buffer", "64"]).await;
+    let report = &outcome.report;
+    assert!(!report.loss, "warnings: {:?}", report.warnings);
+    let r = &report.phases[0];
+    assert_eq!(
+        r.events_received, r.events_expected,
+        "every lost datagram recovered"
+    );
+    assert_eq!((r.gaps, r.duplicates, r.out_of_order), (0, 0, 0));
+    let d = r.datagrams.expect("datagram counts");
+    assert!(
+        d.lost >= r.events_expected,
+        "{d:?} for {} expected",
+        r.events_expected
+    );
+    assert_eq!(d.recovered, d.lost, "{d:?}");
+    let c = r.server_check.as_ref().expect("checked against /stats");
+    assert!(c.ok, "{c:?}");
+    let md = std::fs::read_to_string(outcome.out_dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("wt-datagrams: ") && md.contains("events' datagrams lost and asked for again"),
+        "the report says what was lost and recovered:\n{md}"
+    );
 }

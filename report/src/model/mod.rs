@@ -343,6 +343,17 @@ pub struct ServerInfo {
     pub redis: Option<String>,
 }
 
+/// Datagrams lost and recovered (`wt-datagrams`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct DatagramLoss {
+    /// Events whose datagram a client missed and asked for again.
+    pub lost: u64,
+    /// Of those, the ones that came back over a stream (the rest arrived late as datagrams,
+    /// or the session ended first).
+    pub recovered: u64,
+}
+
 /// One transport in one phase.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -407,6 +418,12 @@ pub struct TransportResult {
     #[serde(default)]
     #[schemars(skip_serializing_if = "sch::added_later")]
     pub lost: u64,
+    /// `wt-datagrams` only: events whose datagram did not arrive (a gap by `seq`, or a head the
+    /// server announced), and those of them the clients got again over a stream (summed over
+    /// clients); null for the other transports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip_serializing_if = "sch::added_later")]
+    pub datagrams: Option<DatagramLoss>,
 
     /// Publish (loadgen clock, in `data.sent_us`) → receipt (same clock), µs.
     pub latency_us: Quantiles,

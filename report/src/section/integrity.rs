@@ -2,6 +2,8 @@
 //! conclusions' first sentence (loss, or every delivery checked), since nothing below it means
 //! anything when events were lost.
 
+use std::collections::BTreeMap;
+
 use crate::{
     tables::{shown, Table},
     units::int,
@@ -67,6 +69,22 @@ pub fn sentences(report: &Report) -> Vec<String> {
         out.push(format!(
             "Every client received every event exactly once and in order ({} deliveries checked).",
             crate::units::int(expected)
+        ));
+    }
+    // Datagrams are allowed to be lost: what counts is that the feed repaired them.
+    let mut lost = BTreeMap::<&str, (u64, u64)>::new();
+    for r in &report.phases {
+        if let Some(d) = r.datagrams {
+            let e = lost.entry(r.transport.as_str()).or_default();
+            e.0 += d.lost;
+            e.1 += d.recovered;
+        }
+    }
+    for (transport, (lost, recovered)) in lost {
+        out.push(format!(
+            "{transport}: {} events' datagrams lost and asked for again, {} of them recovered over a stream.",
+            crate::units::int(lost),
+            crate::units::int(recovered)
         ));
     }
     out

@@ -133,6 +133,7 @@ where
         let over_rate = self.over_rate.new_service(());
         let state = self.state.clone();
         Box::pin(async move {
+            wire::advertise(&state);
             Ok(FrontDoorService {
                 http: Rc::new(http.await?),
                 over_rate: Rc::new(over_rate.await?),

@@ -215,6 +215,7 @@ where
         let over_rate = self.over_rate.new_service(());
         let (state, acceptor) = (self.state.clone(), TlsAcceptor::from(self.tls.clone()));
         Box::pin(async move {
+            super::wire::advertise(&state);
             Ok(TlsFrontDoorService {
                 http: Rc::new(http.await?),
                 over_rate: Rc::new(over_rate.await?),

@@ -85,7 +85,8 @@ async fn write_rest(
     }
 }
 
-/// `date: …\r\n`, as every HTTP/1.1 origin server with a clock sends.
+/// `date: …\r\n`, as every HTTP/1.1 origin server with a clock sends, and `alt-svc: …\r\n`
+/// after it when this worker's server serves HTTP/3 ([`advertise`]).
 pub fn date_line() -> String {
     let mut out = String::with_capacity(DATE_LINE_LEN);
     with_date_line(|line| out.push_str(line));
@@ -99,9 +100,25 @@ thread_local! {
     /// The date line of the current second, on this worker thread: formatting a date costs
     /// more than the rest of a poll answer's head, and it changes once a second.
     static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    /// `alt-svc: h3=":PORT"; ma=86400\r\n` when the server of this worker thread serves HTTP/3
+    /// on its port (`--quic --quic-http3`), else empty.
+    static ALT_SVC: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
-/// Calls `f` with the current `date: …\r\n` line (formatted at most once a second per thread).
+/// Makes this worker thread's heads carry `Alt-Svc` as actix-web's responses do
+/// ([`crate::app::alt_svc`]) when `state`'s server serves HTTP/3. Every fast-path head ends with
+/// the date line, so the line rides on it: one place for every head, cached with the date.
+/// Per thread, because each actix worker thread serves one server (tests run several servers
+/// in one process).
+pub fn advertise(state: &crate::state::AppState) {
+    let line = crate::quic::alt_svc(&state.config, state.config.bind.port())
+        .map_or_else(String::new, |v| format!("alt-svc: {v}\r\n"));
+    ALT_SVC.with(|cell| *cell.borrow_mut() = line);
+    DATE.with(|cell| cell.borrow_mut().0 = u64::MAX);
+}
+
+/// Calls `f` with the current `date: …\r\n` line (formatted at most once a second per thread),
+/// and the `alt-svc` line when [`advertise`] set one.
 pub fn with_date_line<T>(f: impl FnOnce(&str) -> T) -> T {
     let now = std::time::SystemTime::now();
     let second = now
@@ -110,7 +127,8 @@ pub fn with_date_line<T>(f: impl FnOnce(&str) -> T) -> T {
     DATE.with(|cell| {
         let mut cached = cell.borrow_mut();
         if cached.0 != second {
-            cached.1 = format!("date: {}\r\n", httpdate::fmt_http_date(now));
+            cached.1 = ALT_SVC
+                .with(|alt| format!("date: {}\r\n{}", httpdate::fmt_http_date(now), alt.borrow()));
             cached.0 = second;
         }
         f(&cached.1)

@@ -1,7 +1,9 @@
 //! From a QUIC connection to an admitted WebTransport session: the handshake within
 //! `--request-timeout`, then the CONNECT request's checks in the same order as a `/ws`
 //! handshake's (path, origin, query, token, cursor), through the same functions
-//! ([`QuicRequest`]).
+//! ([`QuicRequest`]), then the variant the client chose with `mode=` (`stream`, the default;
+//! `streams`; `datagrams`: [`session`] says what each is). An unknown mode is refused with 400
+//! and the modes named, so one server serves all three.
 //!
 //! A refusal answers the CONNECT with its HTTP status, then closes the connection with
 //! [`H3_REQUEST_REJECTED`] and the refusal's text as the reason (what a non-browser client can
@@ -43,6 +45,8 @@ fn incoming(request: &Request) -> QuicRequest {
 
 /// A `/wt` session that passed every check: what it starts from.
 pub struct Ready {
+    /// The variant (`mode=`): `wt`, `wt-streams` or `wt-datagrams`, also the meter's key.
+    pub transport: Transport,
     pub meter: Meter,
     pub feed: Arc<crate::feed::Feed>,
     pub feed_name: Option<String>,
@@ -60,17 +64,38 @@ fn admit(request: &Request, state: &AppState) -> Result<Ready, ApiError> {
     let req = incoming(request);
     state.origins.check(&req)?;
     let q = FeedQuery::from_request(&req)?;
+    let transport = mode(request)?;
     // No first-message authentication as on `/ws`: the token comes with the CONNECT.
     q.authorize(&req, state)?;
-    let meter = state.accounting.meter(Transport::Wt, q.client.as_deref());
+    let meter = state.accounting.meter(transport, q.client.as_deref());
     meter.request();
     let feed = q.feed(state)?;
     let cursor = start_cursor(&feed, q.since)?;
     Ok(Ready {
+        transport,
         meter,
         feed,
         feed_name: q.feed,
         cursor,
+    })
+}
+
+/// The variant `mode=` names (the last one given); `stream` without it.
+fn mode(request: &Request) -> Result<Transport, ApiError> {
+    let Some(mode) = request
+        .url
+        .query_pairs()
+        .filter(|(k, _)| k == "mode")
+        .map(|(_, v)| v)
+        .last()
+    else {
+        return Ok(Transport::Wt);
+    };
+    Transport::from_wt_mode(&mode).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "`mode` is `stream`, `streams` or `datagrams`, got {:?}",
+            crate::transport::ws::truncate_reason(mode.into_owned())
+        ))
     })
 }
 

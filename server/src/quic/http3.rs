@@ -11,11 +11,15 @@
 //! a head as its fields' text (`name: value` and a line end each, the status as `:status`),
 //! which QPACK's static table makes smaller on the wire.
 //!
+//! The QUIC connection itself counts once in `--max-connections` and `--max-connections-per-ip`
+//! from its first packet, as a WebTransport one does (a client could otherwise hold connections
+//! without end by sending no request), under no transport; its held long polls and streams count
+//! as well, one each, as over HTTP/2. Past a limit it is closed after its handshake, the limit as
+//! the reason.
+//!
 //! Not yet: a held long poll whose client left is noticed only when its hold ends (at most
 //! `--long-poll-max`), not at once as on TCP (the h3 crate does not show a request stream's
-//! reset while its response is pending); and the QUIC connection itself is not counted in the
-//! connection limits (as a TCP connection carrying polls is not), only its long polls and
-//! streams.
+//! reset while its response is pending).
 //!
 //! [`transport::poll`]: crate::transport::poll
 //! [`transport::long_poll`]: crate::transport::long_poll
@@ -52,13 +56,28 @@ enum Reply {
 
 /// One QUIC connection speaking HTTP/3, from its first packet to its end: its requests each on
 /// a task of their own, until the client or the server ends the connection.
-pub async fn connection(incoming: quinn::Incoming, state: Arc<AppState>) {
+pub async fn connection(
+    incoming: quinn::Incoming,
+    open: Result<crate::accounting::OpenGuard, String>,
+    state: Arc<AppState>,
+) {
     let config = &state.config;
     let Ok(connecting) = incoming.accept() else {
         return;
     };
     let Ok(Ok(conn)) = tokio::time::timeout(config.request_timeout, connecting).await else {
         return;
+    };
+    let _open = match open {
+        Ok(guard) => guard,
+        Err(limit) => {
+            let why = ApiError::TooManyConnections(limit).to_string();
+            conn.close(
+                quinn::VarInt::from_u32(super::connect::H3_REQUEST_REJECTED),
+                why.as_bytes(),
+            );
+            return;
+        }
     };
     let peer = conn.remote_address().ip();
     let mut builder = h3::server::builder();

@@ -196,10 +196,15 @@ async fn serve(endpoint: quinn::Endpoint, state: Arc<AppState>, stop: Cancellati
             .connections_accepted
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if state.config.quic.http3 {
-            sessions.spawn(http3::connection(incoming, state.clone()));
+            // In the connection limits from its first packet too, under no transport: it may
+            // carry polls, long polls and streams, which count as they come.
+            let meter = state.accounting.meter(Transport::Sse, None);
+            let open = meter.open_connection(&state.limits(), Some(incoming.remote_address().ip()));
+            sessions.spawn(http3::connection(incoming, open, state.clone()));
             while sessions.try_join_next().is_some() {}
             continue;
         }
+        // Counted as `wt` whatever its `mode=`: that comes with the CONNECT, after the first packet.
         let meter = state.accounting.meter(Transport::Wt, None);
         let open = meter.open(&state.limits(), Some(incoming.remote_address().ip()));
         sessions.spawn(connect::connection(incoming, open, state.clone()));

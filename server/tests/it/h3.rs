@@ -123,7 +123,11 @@ async fn polls_and_long_polls_over_http3_read_the_feed_in_order() {
             (head.status(), body(&mut stream).await)
         })
     };
-    stats_when(&srv, "the long poll held", |s| open_streams(s) >= 1).await;
+    // Per transport: the QUIC connection itself counts in `open_streams` too.
+    stats_when(&srv, "the long poll held", |s| {
+        s["transports"]["long-poll"]["open"] == 1
+    })
+    .await;
     publish_n(&srv, 1).await;
     let (status, held) = tokio::time::timeout(LIMIT, held).await.unwrap().unwrap();
     assert_eq!(status, 200);
@@ -225,10 +229,22 @@ async fn tcp_responses_advertise_http3_only_when_it_is_served() {
             .unwrap(),
     )
     .await;
-    assert_eq!(
-        res.headers["alt-svc"],
-        format!("h3=\":{}\"; ma=86400", srv.addr.port()).as_str()
-    );
+    let advertised = format!("h3=\":{}\"; ma=86400", srv.addr.port());
+    assert_eq!(res.headers["alt-svc"], advertised.as_str());
+    // The fast path's answers too (a poll and a publish on a kept-alive HTTP/1.1 connection are
+    // its), as actix-web's.
+    let publish = publish_response(&srv).await;
+    assert_eq!(publish.status, 200);
+    assert_eq!(publish.headers["alt-svc"], advertised.as_str());
+    let poll = request_to(
+        &srv,
+        hyper::Request::get(srv.url("/poll?since=0"))
+            .body(http_body_util::Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(poll.status, 200);
+    assert_eq!(poll.headers["alt-svc"], advertised.as_str());
 
     let dir = tempfile::tempdir().unwrap();
     let wt_only = quic_server(&dir, &[]);
@@ -262,8 +278,11 @@ async fn shutdown_ends_http3_streams_and_answers_held_long_polls() {
             stream.recv_response().await.unwrap().status()
         })
     };
+    // Two requests, and their QUIC connection, which counts in the connection limits too.
     stats_when(&srv, "the stream and the long poll are open", |s| {
-        open_streams(s) == 2
+        open_streams(s) >= 3
+            && s["transports"]["sse"]["open"] == 1
+            && s["transports"]["long-poll"]["open"] == 1
     })
     .await;
     let started = std::time::Instant::now();
@@ -325,4 +344,45 @@ async fn http3_answers_follow_the_origin_list_and_bound_the_head() {
     })
     .await;
     assert_eq!(stats["transports"]["short-poll"]["requests"], 2, "{stats}");
+}
+
+/// A `POST /publish` over TCP (TLS), its whole response.
+async fn publish_response(srv: &TestServer) -> crate::common::Response {
+    request_to(
+        srv,
+        hyper::Request::post(srv.url("/publish"))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(Bytes::from_static(b"{\"n\":1}")))
+            .unwrap(),
+    )
+    .await
+}
+
+/// An HTTP/3 QUIC connection counts in the connection limits from its first packet, as a
+/// WebTransport one: past `--max-connections` or `--max-connections-per-ip` the next is closed
+/// after its handshake, the limit named, though the first sent no request.
+#[tokio::test]
+async fn quic_connections_count_in_the_connection_limits() {
+    for (flag, named) in [
+        ("--max-connections", "--max-connections"),
+        ("--max-connections-per-ip", "--max-connections-per-ip"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let srv = quic_server(&dir, &["--quic-http3", flag, "1"]);
+        let _first = connect(&srv).await;
+        let (endpoint, config) = client(&srv);
+        let second = tokio::time::timeout(
+            LIMIT,
+            endpoint
+                .connect_with(config, srv.addr, "localhost")
+                .unwrap(),
+        )
+        .await
+        .expect("handshake in time")
+        .expect("QUIC handshake");
+        let closed = tokio::time::timeout(LIMIT, second.closed())
+            .await
+            .expect("closed in time");
+        assert!(closed.to_string().contains(named), "{flag}: {closed}");
+    }
 }

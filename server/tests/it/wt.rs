@@ -284,3 +284,163 @@ async fn connections_count_in_max_connections() {
     let closed = tokio::time::timeout(LIMIT, conn.closed()).await.unwrap();
     assert!(closed.to_string().contains("--max-connections"), "{closed}");
 }
+
+/// A session in a variant (`mode=streams` or `datagrams`) and its control stream: the one
+/// bidirectional stream the server opens.
+async fn subscribe_mode(srv: &TestServer, path_and_query: &str) -> (Session, Lines) {
+    let (_, session) = open(srv, path_and_query, &[]).await;
+    let session = session.expect("session opens");
+    let (_, feed) = tokio::time::timeout(LIMIT, session.accept_bi())
+        .await
+        .expect("control stream in time")
+        .expect("control stream");
+    (
+        session,
+        Lines {
+            feed,
+            buf: Vec::new(),
+        },
+    )
+}
+
+#[tokio::test]
+async fn streams_mode_sends_each_event_on_a_stream_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = quic_server(&dir, &[]);
+    let (session, _control) = subscribe_mode(&srv, "/wt?since=0&mode=streams").await;
+    for n in 1..=5 {
+        assert_eq!(publish(&session, n).await, n);
+    }
+    let mut seqs = Vec::new();
+    let mut bytes = 0;
+    for _ in 1..=5 {
+        let mut event = tokio::time::timeout(LIMIT, session.accept_uni())
+            .await
+            .expect("an event stream in time")
+            .expect("an event stream");
+        let body = tokio::time::timeout(LIMIT, event.read_to_end(64 * 1024))
+            .await
+            .expect("the event in time")
+            .expect("one event, then the stream's end");
+        bytes += body.len() as u64;
+        let e: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(e["data"]["n"], e["seq"], "{e}");
+        seqs.push(e["seq"].as_u64().unwrap());
+    }
+    // Streams may be accepted in any order; the client sorts by seq.
+    seqs.sort_unstable();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    let stats = stats_when(&srv, "five events delivered as wt-streams", |s| {
+        s["transports"]["wt-streams"]["events_delivered"] == 5
+    })
+    .await;
+    let row = &stats["transports"]["wt-streams"];
+    assert_eq!(row["requests"], 1, "{row}");
+    assert!(row["bytes_written"].as_u64().unwrap() >= bytes, "{row}");
+    assert_eq!(stats["transports"]["wt"]["events_delivered"], 0);
+}
+
+#[tokio::test]
+async fn datagrams_mode_sends_datagrams_and_resends_a_lost_one_on_a_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = quic_server(&dir, &["--wt-head-interval", "50ms"]);
+    let (session, mut control) = subscribe_mode(&srv, "/wt?since=0&mode=datagrams").await;
+    for n in 1..=4 {
+        assert_eq!(publish(&session, n).await, n);
+    }
+    let mut seqs = Vec::new();
+    while seqs.len() < 4 {
+        let datagram = tokio::time::timeout(LIMIT, session.read_datagram())
+            .await
+            .expect("a datagram in time")
+            .expect("a datagram");
+        let e: Value = serde_json::from_slice(&datagram).unwrap();
+        seqs.push(e["seq"].as_u64().unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    // The last ones' loss would show in no gap: the head line says what was sent.
+    assert_eq!(
+        control.json().await,
+        serde_json::json!({"op":"head","seq":4})
+    );
+    // Say seq 2 and 3 were lost (this client drops them on purpose): asked for again with the
+    // cursor before them, they come as lines on the asking stream, which then ends.
+    let (mut send, mut recv) = session.open_bi().await.unwrap();
+    send.write_all(br#"{"op":"resend","since":1,"until":3}"#)
+        .await
+        .unwrap();
+    send.finish().unwrap();
+    let reply = tokio::time::timeout(LIMIT, recv.read_to_end(64 * 1024))
+        .await
+        .expect("resend in time")
+        .expect("resend");
+    let lines: Vec<Value> = String::from_utf8(reply)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let resent: Vec<_> = lines.iter().map(|e| e["seq"].clone()).collect();
+    assert_eq!(resent, [2, 3], "{lines:?}");
+}
+
+#[tokio::test]
+async fn datagrams_mode_sends_events_too_large_for_a_datagram_on_the_control_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = quic_server(&dir, &["--wt-datagram-max-bytes", "10"]);
+    let (session, mut control) = subscribe_mode(&srv, "/wt?since=0&mode=datagrams").await;
+    for n in 1..=3 {
+        publish(&session, n).await;
+    }
+    for n in 1..=3 {
+        assert_eq!(control.json().await["seq"], n);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_mode_is_refused_with_400_and_the_modes_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = quic_server(&dir, &[]);
+    let (conn, session) = open(&srv, "/wt?mode=carrier-pigeon", &[]).await;
+    assert_eq!(refused_with(session), 400);
+    let closed = tokio::time::timeout(LIMIT, conn.closed()).await.unwrap();
+    let why = closed.to_string();
+    assert!(
+        why.contains("`stream`, `streams` or `datagrams`") && why.contains("carrier-pigeon"),
+        "{why}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_event_streams_is_closed_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = quic_server(
+        &dir,
+        &["--wt-max-event-streams", "8", "--send-timeout", "500ms"],
+    );
+    // It takes its control stream and nothing else.
+    let (stalled, _control) = subscribe_mode(&srv, "/wt?mode=streams").await;
+    for n in 1..=300 {
+        publish_over_tcp(&srv, n).await;
+    }
+    let why = tokio::time::timeout(LIMIT, stalled.closed()).await.unwrap();
+    let why = why.to_string();
+    assert!(
+        why.contains("client too slow") && why.contains("event streams unread"),
+        "closed with: {why}"
+    );
+    // What the server handed to it stopped at its stream credit (quinn's default, 100 streams):
+    // the other 200 events were never held for it.
+    let stats = stats_when(&srv, "stats", |_| true).await;
+    let delivered = stats["transports"]["wt-streams"]["events_delivered"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        delivered <= 100,
+        "{delivered} events handed to a client that reads none"
+    );
+}
+
+async fn publish_over_tcp(srv: &TestServer, n: u64) -> u64 {
+    crate::common::publish(srv, serde_json::json!({ "n": n })).await
+}
