@@ -15,6 +15,15 @@ pub struct DirCounts {
     pub dropped_by_queue: u64,
     /// Longest the drop-tail queue got, packets.
     pub peak_queue_packets: u64,
+    /// Of the carried packets, those carrying UDP (IP protocol 17: QUIC), and their IP bytes;
+    /// the rest is TCP.
+    #[serde(default)]
+    pub udp_packets_carried: u64,
+    #[serde(default)]
+    pub udp_bytes_carried: u64,
+    /// UDP packets the link dropped (loss and queue together).
+    #[serde(default)]
+    pub udp_dropped: u64,
 }
 
 impl DirCounts {
@@ -28,6 +37,13 @@ impl DirCounts {
                 .dropped_by_queue
                 .saturating_sub(before.dropped_by_queue),
             peak_queue_packets: self.peak_queue_packets,
+            udp_packets_carried: self
+                .udp_packets_carried
+                .saturating_sub(before.udp_packets_carried),
+            udp_bytes_carried: self
+                .udp_bytes_carried
+                .saturating_sub(before.udp_bytes_carried),
+            udp_dropped: self.udp_dropped.saturating_sub(before.udp_dropped),
         }
     }
 }
