@@ -497,6 +497,11 @@ fn spawned_server_args(
         // UDP.
         extra.push("--quic".into());
     }
+    if (wt || h3) && !given("--quic-mtu") {
+        // QUIC's packets as large as TCP's full segments on the link, not larger (the client
+        // side pins the same: `client::wt::fair_transport`).
+        extra.push(format!("--quic-mtu={}", crate::client::wt::QUIC_MTU));
+    }
     if h3 && !given("--quic-http3") {
         // HTTP/3 instead of WebTransport: the server serves one or the other over QUIC.
         extra.push("--quic-http3".into());
