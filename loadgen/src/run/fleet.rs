@@ -308,6 +308,11 @@ async fn spawn_endpoint(
     let tls = tls && args.proxy == ProxyKind::None;
     for n in 0..args.spawn {
         let (mut extra, log, cert) = spawned_server_args(args, tls, out_dir);
+        if let Some(c) = &cert {
+            // A server of an earlier network (`--network none --network 3g`) left its
+            // certificate at the same path: waiting for the file below would read that one.
+            let _ = std::fs::remove_file(c);
+        }
         extra.extend(feed_args.iter().cloned());
         let log = match n {
             0 => log.to_owned(),

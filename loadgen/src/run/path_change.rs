@@ -43,6 +43,10 @@ pub async fn run(
                 None => warnings.push("--nat-rebind-at: no emulated link to rebind".into()),
             },
             PathChange::Migrate(_) => {
+                let quic = phase.iter().any(|s| {
+                    s.transport == feedlab_wire::Transport::Wt
+                        || s.http == crate::net::HttpVersion::Http3
+                });
                 let link = link.clone();
                 let phase = phase.clone();
                 let moved = tokio::task::spawn_blocking(move || {
@@ -56,10 +60,6 @@ pub async fn run(
                         .collect::<std::io::Result<Vec<usize>>>()
                 })
                 .await;
-                let quic = phase.iter().any(|s| {
-                    s.transport == feedlab_wire::Transport::Wt
-                        || s.http == crate::net::HttpVersion::Http3
-                });
                 match moved {
                     Ok(Ok(n)) if quic && n.iter().sum::<usize>() == 0 => warnings.push(
                         "--migrate-at: the QUIC clients had no endpoint to move (none connected yet?)"
