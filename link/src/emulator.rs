@@ -280,8 +280,8 @@ impl Link {
     /// From now on the link is a NAT that rebound every mapping: the server sees each client
     /// socket's packets come from another port than until now (TCP's and UDP's alike; each
     /// call changes them again). A QUIC connection follows (it is named by its connection IDs,
-    /// and validates the new path); a TCP connection's packets reach no socket of the server's
-    /// and it has to connect again.
+    /// and validates the new path); a TCP connection's packets reach no socket of the server's,
+    /// which resets them: the connection is cut.
     pub fn rebind_ports(&self) {
         self.path
             .rebound

@@ -314,7 +314,9 @@ pub struct Args {
     /// This long into publishing, the emulated link becomes a NAT that rebound every mapping:
     /// the server sees each client socket's packets come from another port (TCP's and UDP's
     /// alike). QUIC connections follow (they are named by connection IDs); TCP connections
-    /// are reset by the server's kernel and connect again. Needs `--network` other than `none`.
+    /// are cut: the server's kernel resets what comes from the new port, and a client that only
+    /// listens (SSE, WebSocket, as a browser's) is not told and receives nothing more, while a
+    /// poll fails and connects again. Needs `--network` other than `none`.
     #[arg(help_heading = "Network", long, env = "LOADGEN_NAT_REBIND_AT", value_parser = humantime::parse_duration)]
     pub nat_rebind_at: Option<Duration>,
 

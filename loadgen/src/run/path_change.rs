@@ -2,8 +2,8 @@
 //! `--nat-rebind-at`): what a phone meets when it changes networks, or when its carrier's NAT
 //! forgets a mapping and makes a new one. QUIC names a connection by IDs rather than by the
 //! addresses it runs between, so its connections can follow; a TCP connection is its four
-//! addresses and ports, and must connect again. The report's reconnects per transport say
-//! which went on.
+//! addresses and ports, and is cut (a client that only listens is not even told). The report's
+//! reconnects and events received per transport say which went on.
 
 use std::{net::IpAddr, sync::Arc};
 
