@@ -18,12 +18,22 @@ pub struct DirCounts {
     /// Of the carried packets, those carrying UDP (IP protocol 17: QUIC), and their IP bytes;
     /// the rest is TCP.
     #[serde(default)]
+    #[schemars(skip_serializing_if = "added_later")]
     pub udp_packets_carried: u64,
     #[serde(default)]
+    #[schemars(skip_serializing_if = "added_later")]
     pub udp_bytes_carried: u64,
     /// UDP packets the link dropped (loss and queue together).
     #[serde(default)]
+    #[schemars(skip_serializing_if = "added_later")]
     pub udp_dropped: u64,
+}
+
+/// For the schema only (serde writes every field): marks a field added after the first reports
+/// (it has `#[serde(default)]`) as optional, since reports written before it lack it (the
+/// report crate's `model::schema::added_later`, which this crate cannot depend on).
+fn added_later<T>(_: &T) -> bool {
+    false
 }
 
 impl DirCounts {
