@@ -15,6 +15,25 @@ pub struct DirCounts {
     pub dropped_by_queue: u64,
     /// Longest the drop-tail queue got, packets.
     pub peak_queue_packets: u64,
+    /// Of the carried packets, those carrying UDP (IP protocol 17: QUIC), and their IP bytes;
+    /// the rest is TCP.
+    #[serde(default)]
+    #[schemars(skip_serializing_if = "added_later")]
+    pub udp_packets_carried: u64,
+    #[serde(default)]
+    #[schemars(skip_serializing_if = "added_later")]
+    pub udp_bytes_carried: u64,
+    /// UDP packets the link dropped (loss and queue together).
+    #[serde(default)]
+    #[schemars(skip_serializing_if = "added_later")]
+    pub udp_dropped: u64,
+}
+
+/// For the schema only (serde writes every field): marks a field added after the first reports
+/// (it has `#[serde(default)]`) as optional, since reports written before it lack it (the
+/// report crate's `model::schema::added_later`, which this crate cannot depend on).
+fn added_later<T>(_: &T) -> bool {
+    false
 }
 
 impl DirCounts {
@@ -28,6 +47,13 @@ impl DirCounts {
                 .dropped_by_queue
                 .saturating_sub(before.dropped_by_queue),
             peak_queue_packets: self.peak_queue_packets,
+            udp_packets_carried: self
+                .udp_packets_carried
+                .saturating_sub(before.udp_packets_carried),
+            udp_bytes_carried: self
+                .udp_bytes_carried
+                .saturating_sub(before.udp_bytes_carried),
+            udp_dropped: self.udp_dropped.saturating_sub(before.udp_dropped),
         }
     }
 }

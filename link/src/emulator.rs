@@ -22,7 +22,7 @@ use crate::{
     notice, phones, records,
     shaper::DirParams,
     spec::LinkSpec,
-    tcp::{self, Segments},
+    tcp::{self, Segments, UdpErrors},
     wake, CLIENT_ADDR, SERVER_ADDR,
 };
 
@@ -71,6 +71,9 @@ pub struct Snapshot {
     pub up: DirCounts,
     pub client: Option<Segments>,
     pub server: Option<Segments>,
+    /// The namespaces' UDP receive errors (`/proc/net/snmp`'s `Udp:`).
+    pub client_udp: Option<UdpErrors>,
+    pub server_udp: Option<UdpErrors>,
     pub forwarder_cpu_s: Option<f64>,
     /// Since the link came up (the per-phone records' clock).
     pub at: Duration,
@@ -148,6 +151,7 @@ impl Link {
                 .filter(|_| spec.wake && spec.per_phone)
                 .map(|p| Mutex::new(wake::Radios::new(p.wake_timers(), epoch))),
             log: spec.per_phone.then(|| records::Log::new(epoch)),
+            rebound: std::sync::atomic::AtomicBool::new(false),
         });
         let forwarder = Forwarder::start(
             server_dev,
@@ -193,7 +197,14 @@ impl Link {
                 .ok()
                 .and_then(|t| tcp::parse_snmp(&t))
         };
+        let udp = |a: &Agent| {
+            a.read_proc_net("snmp")
+                .ok()
+                .and_then(|t| tcp::parse_udp(&t))
+        };
         Snapshot {
+            client_udp: udp(&self.client),
+            server_udp: udp(&self.server),
             down: self.forwarder.down.snapshot(),
             up: self.forwarder.up.snapshot(),
             client: seg(&self.client),
@@ -264,6 +275,17 @@ impl Link {
             })
             .filter(|d| (from..to).contains(&d.died))
             .collect()
+    }
+
+    /// From now on the link is a NAT that rebound every mapping: the server sees each client
+    /// socket's packets come from another port than until now (TCP's and UDP's alike; each
+    /// call changes them again). A QUIC connection follows (it is named by its connection IDs,
+    /// and validates the new path); a TCP connection's packets reach no socket of the server's,
+    /// which resets them: the connection is cut.
+    pub fn rebind_ports(&self) {
+        self.path
+            .rebound
+            .fetch_xor(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Starts a new interval for the peak queue.

@@ -39,6 +39,9 @@ pub struct Path {
     pub radios: Option<Mutex<wake::Radios>>,
     /// Every phone packet, when `per_phone`.
     pub log: Option<records::Log>,
+    /// Set once the link has rebound its NAT mappings ([`crate::Link::rebind_ports`]): every
+    /// client source port is seen by the server as another one.
+    pub rebound: AtomicBool,
 }
 
 impl Path {
@@ -76,6 +79,11 @@ pub struct Counters {
     pub phones: AtomicU64,
     /// Highest queue (packets) since the last [`Counters::take_peak`].
     pub peak_queue: AtomicU64,
+    /// The UDP (QUIC) share of `carried` and `carried_bytes`, and UDP packets dropped by loss
+    /// or the queue: QUIC's packets counted apart from TCP's on the same link.
+    pub udp_carried: AtomicU64,
+    pub udp_carried_bytes: AtomicU64,
+    pub udp_dropped: AtomicU64,
 }
 
 impl Counters {
@@ -86,6 +94,9 @@ impl Counters {
             dropped_by_loss: self.dropped_loss.load(Relaxed),
             dropped_by_queue: self.dropped_queue.load(Relaxed),
             peak_queue_packets: self.peak_queue.load(Relaxed),
+            udp_packets_carried: self.udp_carried.load(Relaxed),
+            udp_bytes_carried: self.udp_carried_bytes.load(Relaxed),
+            udp_dropped: self.udp_dropped.load(Relaxed),
         }
     }
 
@@ -319,6 +330,12 @@ fn read_loop(
             };
             let now = Instant::now();
             c.received.fetch_add(1, Relaxed);
+            let udp = packet::is_udp(&buf[..n]);
+            if path.rebound.load(Relaxed) {
+                // A NAT that rebound: the client's source port is another one from now on,
+                // on the way up as its source, on the way down as the destination.
+                packet::flip_client_port(&mut buf[..n], dir == Dir::Up);
+            }
             let ip = if path.reads_headers() {
                 packet::parse(&buf[..n])
             } else {
@@ -356,9 +373,15 @@ fn read_loop(
             match shaper.admit(now, n) {
                 Verdict::Dropped(Cause::Loss) => {
                     c.dropped_loss.fetch_add(1, Relaxed);
+                    if udp {
+                        c.udp_dropped.fetch_add(1, Relaxed);
+                    }
                 }
                 Verdict::Dropped(Cause::Queue) => {
                     c.dropped_queue.fetch_add(1, Relaxed);
+                    if udp {
+                        c.udp_dropped.fetch_add(1, Relaxed);
+                    }
                 }
                 Verdict::Deliver(due) => {
                     bump_peak(c, shaper.queued(now) as u64);
@@ -386,6 +409,9 @@ fn read_loop(
                         emit(out, &buf[..n], c);
                     } else if heap.len() >= MAX_IN_FLIGHT_PACKETS {
                         c.dropped_queue.fetch_add(1, Relaxed);
+                        if udp {
+                            c.udp_dropped.fetch_add(1, Relaxed);
+                        }
                     } else {
                         seq += 1;
                         heap.push(Reverse((due, seq, buf[..n].to_vec())));
@@ -410,6 +436,10 @@ fn emit(out: &Mutex<tun::Writer>, pkt: &[u8], c: &Counters) {
     {
         c.carried.fetch_add(1, Relaxed);
         c.carried_bytes.fetch_add(pkt.len() as u64, Relaxed);
+        if packet::is_udp(pkt) {
+            c.udp_carried.fetch_add(1, Relaxed);
+            c.udp_carried_bytes.fetch_add(pkt.len() as u64, Relaxed);
+        }
     }
 }
 

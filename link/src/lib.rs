@@ -51,7 +51,8 @@ pub use counts::DirCounts;
 #[cfg(feature = "emulator")]
 pub use emulator::{Link, Snapshot};
 pub use result::{
-    DeadConnections, NatResult, NetworkResult, Notice, PhonesResult, RadioResult, WakeResult,
+    DeadConnections, NatResult, NetworkResult, Notice, PhonesResult, QuicPathStats, RadioResult,
+    WakeResult,
 };
 pub use spec::{LinkSpec, Network};
 

@@ -15,6 +15,12 @@ pub const RST: u8 = 0x04;
 pub const ACK: u8 = 0x10;
 
 const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+
+/// What a NAT rebinding does to a client's port ([`flip_client_port`]): a bijection, so the way
+/// back finds the port the client bound, and one that keeps an ephemeral port (32768 and up)
+/// ephemeral.
+pub const REBIND_MASK: u16 = 0x4000;
 
 /// An IPv4 packet's addresses, and its TCP header when it carries one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +88,48 @@ pub fn parse(p: &[u8]) -> Option<Ipv4> {
         })
         .flatten();
     Some(Ipv4 { src, dst, tcp })
+}
+
+/// Whether `p` is an IPv4 packet carrying UDP (QUIC, across the link).
+pub fn is_udp(p: &[u8]) -> bool {
+    p.len() >= 20 && p[0] >> 4 == 4 && p[9] == PROTO_UDP
+}
+
+/// Rewrites the client's port of a TCP or UDP packet as a NAT that rebound would (its source
+/// port on the way up, `up`, its destination port on the way down), fixing the transport
+/// checksum incrementally (RFC 1624); anything else is left alone.
+pub fn flip_client_port(p: &mut [u8], up: bool) {
+    if p.len() < 20 || p[0] >> 4 != 4 || u16::from_be_bytes([p[6], p[7]]) & 0x1fff != 0 {
+        return;
+    }
+    let ihl = usize::from(p[0] & 0x0f) * 4;
+    let sum_at = match p[9] {
+        PROTO_TCP => 16,
+        PROTO_UDP => 6,
+        _ => return,
+    };
+    let at = ihl + if up { 0 } else { 2 };
+    if p.len() < ihl + sum_at + 2 || ihl < 20 {
+        return;
+    }
+    let old = u16::from_be_bytes([p[at], p[at + 1]]);
+    let new = old ^ REBIND_MASK;
+    p[at..at + 2].copy_from_slice(&new.to_be_bytes());
+    let c = ihl + sum_at;
+    let sum = u16::from_be_bytes([p[c], p[c + 1]]);
+    if p[9] == PROTO_UDP && sum == 0 {
+        return; // no checksum
+    }
+    // HC' = ~(~HC + ~m + m'), in ones' complement arithmetic.
+    let mut acc = u32::from(!sum) + u32::from(!old) + u32::from(new);
+    while acc >> 16 != 0 {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    let mut out = !(acc as u16);
+    if p[9] == PROTO_UDP && out == 0 {
+        out = 0xffff;
+    }
+    p[c..c + 2].copy_from_slice(&out.to_be_bytes());
 }
 
 /// One end of a TCP connection.
@@ -169,6 +217,32 @@ mod tests {
     }
 
     #[test]
+    fn a_flipped_port_keeps_the_checksum_valid_and_flips_back() {
+        let a = End {
+            ip: Ipv4Addr::new(198, 18, 0, 2),
+            port: 40000,
+        };
+        let b = End {
+            ip: Ipv4Addr::new(198, 18, 0, 1),
+            port: 443,
+        };
+        let mut p = reset(a, b, 7, 9);
+        let orig = p.clone();
+        flip_client_port(&mut p, true);
+        let t = parse(&p).unwrap().tcp.unwrap();
+        assert_eq!(t.src_port, 40000 ^ REBIND_MASK);
+        let mut pseudo = [0u8; 12];
+        pseudo[0..4].copy_from_slice(&a.ip.octets());
+        pseudo[4..8].copy_from_slice(&b.ip.octets());
+        pseudo[9] = 6;
+        pseudo[11] = 20;
+        assert_eq!(checksum(&[&pseudo, &p[20..]]), 0);
+        flip_client_port(&mut p, true);
+        assert_eq!(p, orig);
+        assert!(!is_udp(&p));
+    }
+
+    #[test]
     fn non_tcp_and_short_packets() {
         assert_eq!(parse(&[0x60; 40]), None);
         assert_eq!(parse(&[0x45; 10]), None);
@@ -186,5 +260,6 @@ mod tests {
         );
         udp[9] = 17;
         assert_eq!(parse(&udp).unwrap().tcp, None);
+        assert!(is_udp(&udp));
     }
 }

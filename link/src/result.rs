@@ -40,6 +40,37 @@ pub struct NetworkResult {
     /// NAT and the wake-up delay did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phones: Option<PhonesResult>,
+    /// IP bytes across the link (both ways, every header included) per event received: the
+    /// one layer where TCP+TLS and QUIC compare byte for byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_bytes_per_event: Option<f64>,
+    /// UDP datagrams the client namespace's kernel could not deliver during the phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_udp: Option<tcp::UdpErrors>,
+    /// The same for the server's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_udp: Option<tcp::UdpErrors>,
+    /// QUIC's own view of the link, from its clients' connections (over QUIC transports only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quic: Option<QuicPathStats>,
+}
+
+/// What the clients' QUIC connections measured (quinn's `Connection::stats()`), summed over the
+/// phase's connections when each ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct QuicPathStats {
+    pub connections: u64,
+    /// Packets the clients sent that they declared lost (their own sends: mostly
+    /// acknowledgements; the server's losses are its own and not in here).
+    pub client_lost_packets: u64,
+    /// Congestion events the clients' controllers saw.
+    pub client_congestion_events: u64,
+    /// UDP datagrams the clients sent and received.
+    pub client_datagrams_sent: u64,
+    pub client_datagrams_received: u64,
+    /// Mean over connections of the smoothed RTT when each ended, ms.
+    pub rtt_ms_mean: Option<f64>,
 }
 
 /// A transport's phones over a phase.

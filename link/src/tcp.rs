@@ -108,6 +108,47 @@ pub fn parse_snmp(text: &str) -> Option<Segments> {
     })
 }
 
+/// A namespace's UDP receive errors: datagrams the kernel dropped because the socket's
+/// receive buffer was full (`RcvbufErrors`), and all it could not deliver (`InErrors`, which
+/// includes those). QUIC's losses that are the receiver's own, not the link's.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[schemars(deny_unknown_fields)]
+pub struct UdpErrors {
+    pub rcvbuf_errors: u64,
+    pub in_errors: u64,
+}
+
+impl UdpErrors {
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            rcvbuf_errors: self.rcvbuf_errors.saturating_sub(before.rcvbuf_errors),
+            in_errors: self.in_errors.saturating_sub(before.in_errors),
+        }
+    }
+}
+
+/// The `Udp:` counters of `/proc/net/snmp` text.
+pub fn parse_udp(text: &str) -> Option<UdpErrors> {
+    let get = snmp_row(text, "Udp:")?;
+    Some(UdpErrors {
+        rcvbuf_errors: get("RcvbufErrors")?,
+        in_errors: get("InErrors")?,
+    })
+}
+
+/// A lookup of one `/proc/net/snmp` row (`prefix` is `Tcp:`, `Udp:`…) by column name.
+fn snmp_row<'a>(text: &'a str, prefix: &str) -> Option<impl Fn(&str) -> Option<u64> + 'a> {
+    let mut lines = text.lines().filter(move |l| l.starts_with(prefix));
+    let names: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let values: Vec<&str> = lines.next()?.split_whitespace().collect();
+    Some(move |k: &str| -> Option<u64> {
+        let i = names.iter().position(|n| *n == k)?;
+        values.get(i)?.parse().ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,7 +162,15 @@ mod tests {
                   \t cubic rto:504 rtt:302/1 minrtt:300.2\n";
         let s = parse_ss(ss);
         assert_eq!(s, vec![(300.5, Some(300.1)), (302.0, Some(300.2))]);
-        let snmp = "Ip: Forwarding\nIp: 1\nTcp: RtoAlgorithm OutSegs RetransSegs\nTcp: 1 3592 7\n";
+        let snmp = "Ip: Forwarding\nIp: 1\nTcp: RtoAlgorithm OutSegs RetransSegs\nTcp: 1 3592 7\n\
+                    Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors\nUdp: 9 0 4 8 3\n";
+        assert_eq!(
+            parse_udp(snmp),
+            Some(UdpErrors {
+                rcvbuf_errors: 3,
+                in_errors: 4
+            })
+        );
         assert_eq!(
             parse_snmp(snmp),
             Some(Segments {

@@ -304,6 +304,24 @@ pub struct Args {
     )]
     pub networks: Vec<feedlab_link::Network>,
 
+    /// This long into publishing, every QUIC client (`wt`, `--http 3`) moves to a second
+    /// address, as a phone that changed networks: its endpoints rebind onto sockets of
+    /// 198.19.255.254 (in the link's client namespace; 127.0.0.254 on loopback) and its
+    /// connections go on from there (QUIC's connection migration). TCP connections are bound to
+    /// their address and have no such move; they keep the first one. The report's reconnects
+    /// say which transports went on without connecting again.
+    #[arg(help_heading = "Network", long, env = "LOADGEN_MIGRATE_AT", value_parser = humantime::parse_duration)]
+    pub migrate_at: Option<Duration>,
+
+    /// This long into publishing, the emulated link becomes a NAT that rebound every mapping:
+    /// the server sees each client socket's packets come from another port (TCP's and UDP's
+    /// alike). QUIC connections follow (they are named by connection IDs); TCP connections
+    /// are cut: the server's kernel resets what comes from the new port, and a client that only
+    /// listens (SSE, WebSocket, as a browser's) is not told and receives nothing more, while a
+    /// poll fails and connects again. Needs `--network` other than `none`.
+    #[arg(help_heading = "Network", long, env = "LOADGEN_NAT_REBIND_AT", value_parser = humantime::parse_duration)]
+    pub nat_rebind_at: Option<Duration>,
+
     /// Spread client connections over this many source addresses 127.0.0.1, 127.0.0.2, … (only
     /// for a loopback target; 0: as many as the ephemeral port range needs).
     #[arg(

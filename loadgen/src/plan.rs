@@ -253,7 +253,24 @@ pub struct Workload {
     /// `--heads`, `--cookie-bytes`: the request heads clients send.
     pub heads: crate::heads::HeadsKind,
     pub cookie_bytes: usize,
+    /// `--migrate-at`, `--nat-rebind-at`: the clients' path changes, into publishing.
+    pub path_changes: Vec<PathChange>,
 }
+
+/// A change of the clients' path during publishing (`--migrate-at`, `--nat-rebind-at`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathChange {
+    /// The QUIC clients' endpoints move to a second address ([`MIGRATED_ADDR`]).
+    Migrate(Duration),
+    /// The link rewrites every client port ([`feedlab_link::Link::rebind_ports`]).
+    NatRebind(Duration),
+}
+
+/// Where `--migrate-at` moves the QUIC clients across a link: the last address of the client
+/// namespace's local /16 (the phones' range), reached through the same link.
+pub const MIGRATED_ADDR: std::net::Ipv4Addr = std::net::Ipv4Addr::new(198, 19, 255, 254);
+/// The same on loopback.
+pub const MIGRATED_LOOPBACK: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 254);
 
 /// `--chaos`, `--chaos-at`, `--chaos-outage`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -262,6 +279,35 @@ pub struct ChaosPlan {
     /// When the kill happens, into publishing.
     pub at: Duration,
     pub outage: Duration,
+}
+
+/// `--migrate-at` and `--nat-rebind-at`, each inside the publishing time.
+fn path_changes(args: &Args) -> Result<Vec<PathChange>, String> {
+    let within = |flag: &str, at: Duration| {
+        if at >= args.duration {
+            Err(format!(
+                "{flag} {} is past the publishing time (--duration {}): the change would not happen",
+                humantime::format_duration(at),
+                humantime::format_duration(args.duration)
+            ))
+        } else {
+            Ok(at)
+        }
+    };
+    let mut out = Vec::new();
+    if let Some(at) = args.migrate_at {
+        out.push(PathChange::Migrate(within("--migrate-at", at)?));
+    }
+    if let Some(at) = args.nat_rebind_at {
+        if !args.networks.iter().all(|n| n.spec().is_some()) {
+            return Err(
+                "--nat-rebind-at rewrites ports on the emulated link: give --network a link (not none)"
+                    .into(),
+            );
+        }
+        out.push(PathChange::NatRebind(within("--nat-rebind-at", at)?));
+    }
+    Ok(out)
 }
 
 /// About how long bringing up an emulated link and starting the server inside it takes, and
@@ -454,6 +500,7 @@ impl Plan {
                 storm_timeline: args.storm_timeline.clone(),
                 heads: args.heads,
                 cookie_bytes: args.cookie_bytes,
+                path_changes: path_changes(args)?,
             },
             shard,
             start_at: args.start_at,

@@ -627,6 +627,25 @@ pub struct QuicConfig {
     /// closed. Above `--heartbeat`, so a quiet feed's heartbeats keep its sessions open.
     #[arg(long, env = "FEEDLAB_QUIC_IDLE_TIMEOUT", default_value = "30s", value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(600)))]
     pub quic_idle_timeout: Duration,
+
+    /// Pin the largest UDP payload of QUIC packets to this many bytes (1200–65527), with
+    /// path-MTU discovery off and an initial congestion window of ten such packets, as Linux
+    /// TCP's. 0, the default: quinn's discovery, from 1200 bytes up. For measurements beside
+    /// TCP on a link of known MTU (loadgen passes 1472 for its 1500-byte link).
+    #[arg(long, env = "FEEDLAB_QUIC_MTU", default_value_t = 0, value_parser = quic_mtu)]
+    pub quic_mtu: u16,
+}
+
+fn quic_mtu(s: &str) -> Result<u16, String> {
+    let n: u16 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size in bytes (0, or 1200 to 65527)"))?;
+    if n != 0 && !(1_200..=65_527).contains(&n) {
+        return Err(format!(
+            "{n} is outside 1200..=65527 (QUIC's least packet size to UDP's largest payload); 0 keeps discovery"
+        ));
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

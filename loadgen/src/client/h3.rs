@@ -11,8 +11,8 @@
 //! decodes to, the same on both sides); `read`/`written` count the connection's UDP payload,
 //! added when it ends, as for WebTransport.
 //!
-//! Not yet: `--network` (the endpoints would have to be made inside the link's namespace), and
-//! talk-back rides a TCP connection of its own (`post-second-connection`).
+//! Across `--network` as WebTransport's clients (the endpoints' sockets in the link's client
+//! namespace). Not yet: talk-back rides a TCP connection of its own (`post-second-connection`).
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -59,10 +59,6 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder) {
             break;
         };
         let target = failover.target(ctx).clone();
-        if target.netns.is_some() {
-            rec.error("h3_no_network");
-            break;
-        }
         let connected = tokio::select! {
             biased;
             _ = s.stop.cancelled() => break,
@@ -105,7 +101,7 @@ async fn connect(
     target: &Target,
 ) -> Result<(quinn::Connection, Requests), &'static str> {
     let config = wt::client_config(target)?;
-    let endpoint = wt::endpoint(ctx, target.addr, ctx.source_ip(target))
+    let endpoint = wt::endpoint(ctx, target, ctx.source_ip(target))
         .map_err(|e| crate::net::io_error_kind(&e))?;
     let server_name = target
         .tls

@@ -21,8 +21,9 @@
 //! connection ends. QUIC has no session resumption here and no 0-RTT: every connection is a
 //! full handshake, after the server's Retry.
 //!
-//! Not yet: `--network` (the endpoints would have to be made inside the link's namespace) and
-//! connection migration.
+//! Across `--network` the endpoints' sockets are made in the link's client namespace, as TCP's
+//! are, and their transport settings make the comparison with TCP fair ([`fair_transport`]);
+//! [`migrate`] moves them to another address mid-phase (`--migrate-at`).
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -66,13 +67,15 @@ type Slot = (usize, IpAddr, usize);
 #[allow(clippy::type_complexity)]
 static POOL: Mutex<Option<HashMap<Slot, (Weak<Shared>, quinn::Endpoint)>>> = Mutex::new(None);
 
-/// The endpoint for client `ctx`'s connections from `source` to `target`.
+/// The endpoint for client `ctx`'s connections from `source` to `target`: its UDP socket made
+/// in the target's namespace across `--network` (the client end of the link, as TCP's sockets
+/// are), on loopback otherwise.
 pub(crate) fn endpoint(
     ctx: &ClientCtx,
-    target: SocketAddr,
+    target: &Target,
     source: Option<IpAddr>,
 ) -> std::io::Result<quinn::Endpoint> {
-    let ip = source.unwrap_or(match target {
+    let ip = source.unwrap_or(match target.addr {
         SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
     });
@@ -83,17 +86,105 @@ pub(crate) fn endpoint(
         return Ok(e.clone());
     }
     pool.retain(|_, (phase, _)| phase.strong_count() > 0);
-    let e = quinn::Endpoint::client(SocketAddr::new(ip, 0))?;
+    let e = match &target.netns {
+        Some(agent) => quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            None,
+            udp_socket(agent, SocketAddr::new(ip, 0))?,
+            Arc::new(quinn::TokioRuntime),
+        )?,
+        None => quinn::Endpoint::client(SocketAddr::new(ip, 0))?,
+    };
     pool.insert(key, (Arc::downgrade(&ctx.shared), e.clone()));
     Ok(e)
 }
 
-/// quinn's client settings over the target's TLS (ALPN `h3`).
+/// A UDP socket bound to `addr` in the namespace `agent` stands in (non-blocking, for quinn).
+fn udp_socket(
+    agent: &feedlab_link::netns::Agent,
+    addr: SocketAddr,
+) -> std::io::Result<std::net::UdpSocket> {
+    agent.run_blocking(move || {
+        let s = std::net::UdpSocket::bind(addr)?;
+        s.set_nonblocking(true)?;
+        Ok(s)
+    })?
+}
+
+/// Moves every QUIC endpoint of the phase `shared` onto a new UDP socket bound to `to` (in the
+/// namespace `agent` stands in, across `--network`), as a phone that changed networks: its
+/// connections go on from the new address (QUIC's connection migration) without connecting
+/// again. Returns how many endpoints moved.
+///
+/// # Errors
+/// When a socket cannot be made or bound; the endpoints moved by then stay moved.
+pub(crate) fn migrate(
+    shared: &Arc<Shared>,
+    agent: Option<&feedlab_link::netns::Agent>,
+    to: IpAddr,
+) -> std::io::Result<usize> {
+    let endpoints: Vec<quinn::Endpoint> = POOL
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .flatten()
+        .filter(|((phase, _, _), _)| *phase == Arc::as_ptr(shared) as usize)
+        .map(|(_, (_, e))| e.clone())
+        .collect();
+    for e in &endpoints {
+        let addr = SocketAddr::new(to, 0);
+        let socket = match agent {
+            Some(agent) => udp_socket(agent, addr)?,
+            None => {
+                let s = std::net::UdpSocket::bind(addr)?;
+                s.set_nonblocking(true)?;
+                s
+            }
+        };
+        e.rebind(socket)?;
+    }
+    Ok(endpoints.len())
+}
+
+/// The largest UDP payload loadgen's QUIC packets carry, bytes: the link's MTU (1,500, the TUN
+/// devices') less the IPv4 and UDP headers, so QUIC's full packets are as large on the link as
+/// TCP's full segments. Pinned, with path-MTU discovery off: discovery would probe above it
+/// and lose the probes, and on loopback (MTU 65,536) grow packets no link carries.
+pub const QUIC_MTU: u16 = 1_500 - 20 - 8;
+
+/// QUIC's initial congestion window, bytes: ten full packets, as Linux TCP's (RFC 6928's IW10),
+/// so neither side starts faster. quinn's own default is 12,000 (ten 1,200-byte packets).
+pub const INITIAL_WINDOW: u64 = 10 * QUIC_MTU as u64;
+
+/// How often an idle QUIC connection sends a PING: below the server's `--quic-idle-timeout`
+/// (30 s by default; the shorter of the two sides' idle timeouts applies), so a connection
+/// whose heartbeats were lost on the link is not timed out while QUIC still holds it.
+pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The transport settings that make QUIC comparable with the kernel's TCP across the link:
+/// the packet size pinned ([`QUIC_MTU`]), the same congestion control (CUBIC, Linux TCP's
+/// default; quinn's too, named here so it stays so) and initial window ([`INITIAL_WINDOW`]),
+/// and a keep-alive ([`KEEP_ALIVE`]).
+pub fn fair_transport() -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    let mut cubic = quinn::congestion::CubicConfig::default();
+    cubic.initial_window(INITIAL_WINDOW);
+    t.initial_mtu(QUIC_MTU)
+        .min_mtu(QUIC_MTU)
+        .mtu_discovery_config(None)
+        .congestion_controller_factory(Arc::new(cubic))
+        .keep_alive_interval(Some(KEEP_ALIVE));
+    t
+}
+
+/// quinn's client settings over the target's TLS (ALPN `h3`), with [`fair_transport`].
 pub(crate) fn client_config(target: &Target) -> Result<quinn::ClientConfig, &'static str> {
     let tls = target.tls.as_ref().ok_or("wt_needs_tls")?;
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls.h3.clone())
         .map_err(|_| "wt_tls_config")?;
-    Ok(quinn::ClientConfig::new(Arc::new(crypto)))
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(Arc::new(fair_transport()));
+    Ok(config)
 }
 
 /// A connect that failed: the report's error kind, and the CONNECT's status if it was refused.
@@ -113,11 +204,22 @@ fn connect_error(e: &ClientError) -> (String, Option<u16>) {
     }
 }
 
-/// Adds a finished connection's UDP payload to the client's socket counts.
+/// Adds a finished connection's UDP payload to the client's socket counts, and what QUIC
+/// measured of the path (losses, congestion events, RTT) to its QUIC counts.
 pub(crate) fn count_udp(conn: &quinn::Connection, wire: &ByteCounts) {
     let stats = conn.stats();
     wire.read.fetch_add(stats.udp_rx.bytes, Relaxed);
     wire.written.fetch_add(stats.udp_tx.bytes, Relaxed);
+    let q = &wire.quic;
+    q.connections.fetch_add(1, Relaxed);
+    q.lost_packets.fetch_add(stats.path.lost_packets, Relaxed);
+    q.congestion_events
+        .fetch_add(stats.path.congestion_events, Relaxed);
+    q.datagrams_sent.fetch_add(stats.udp_tx.datagrams, Relaxed);
+    q.datagrams_received
+        .fetch_add(stats.udp_rx.datagrams, Relaxed);
+    q.rtt_us
+        .fetch_add(stats.path.rtt.as_micros() as u64, Relaxed);
 }
 
 pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbox>) {
@@ -129,10 +231,6 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
             break;
         };
         let target = failover.target(ctx).clone();
-        if target.netns.is_some() {
-            rec.error("wt_no_network");
-            break;
-        }
         let config = match client_config(&target) {
             Ok(c) => c,
             Err(kind) => {
@@ -140,7 +238,7 @@ pub async fn run(ctx: &ClientCtx, rec: &mut Recorder, mut out: Option<&mut Outbo
                 break;
             }
         };
-        let endpoint = match endpoint(ctx, target.addr, ctx.source_ip(&target)) {
+        let endpoint = match endpoint(ctx, &target, ctx.source_ip(&target)) {
             Ok(e) => e,
             Err(e) => {
                 rec.error(crate::net::io_error_kind(&e));

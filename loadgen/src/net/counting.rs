@@ -28,6 +28,32 @@ pub struct ByteCounts {
     /// What decoding the payload took (`--compression`): counted beside the socket's bytes so
     /// the two come back together with the client.
     pub decoding: crate::compression::Decoding,
+    /// What the client's QUIC connections measured, added as each ends.
+    pub quic: QuicCounts,
+}
+
+/// quinn's `Connection::stats()` of a client's ended QUIC connections, summed.
+#[derive(Debug, Default)]
+pub struct QuicCounts {
+    pub connections: AtomicU64,
+    pub lost_packets: AtomicU64,
+    pub congestion_events: AtomicU64,
+    pub datagrams_sent: AtomicU64,
+    pub datagrams_received: AtomicU64,
+    /// Sum over connections of the smoothed RTT as each ended, µs.
+    pub rtt_us: AtomicU64,
+}
+
+impl QuicCounts {
+    /// Adds `other`'s figures to `into`.
+    pub fn add_to(&self, into: &mut feedlab_link::QuicPathStats, rtt_us: &mut u64) {
+        into.connections += self.connections.load(Relaxed);
+        into.client_lost_packets += self.lost_packets.load(Relaxed);
+        into.client_congestion_events += self.congestion_events.load(Relaxed);
+        into.client_datagrams_sent += self.datagrams_sent.load(Relaxed);
+        into.client_datagrams_received += self.datagrams_received.load(Relaxed);
+        *rtt_us += self.rtt_us.load(Relaxed);
+    }
 }
 
 impl ByteCounts {

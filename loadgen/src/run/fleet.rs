@@ -311,6 +311,11 @@ async fn spawn_endpoint(
     let tls = tls && plan.servers.proxy == ProxyKind::None;
     for n in 0..plan.servers.spawn {
         let (mut extra, log, cert) = spawned_server_args(plan, tls, out_dir);
+        if let Some(c) = &cert {
+            // A server of an earlier network (`--network none --network 3g`) left its
+            // certificate at the same path: waiting for the file below would read that one.
+            let _ = std::fs::remove_file(c);
+        }
         extra.extend(feed_args.iter().cloned());
         let log = match n {
             0 => log.to_owned(),
@@ -503,6 +508,11 @@ fn spawned_server_args(
         // WebTransport or HTTP/3: the QUIC listener beside the TLS one, on the same port over
         // UDP.
         extra.push("--quic".into());
+    }
+    if (wt || h3) && !given("--quic-mtu") {
+        // QUIC's packets as large as TCP's full segments on the link, not larger (the client
+        // side pins the same: `client::wt::fair_transport`).
+        extra.push(format!("--quic-mtu={}", crate::client::wt::QUIC_MTU));
     }
     if h3 && !given("--quic-http3") {
         // HTTP/3 instead of WebTransport: the server serves one or the other over QUIC.

@@ -6,6 +6,7 @@
 pub mod assemble;
 pub mod fleet;
 pub mod inject;
+pub mod path_change;
 pub mod phase;
 pub mod scenarios;
 pub mod slo;

@@ -543,6 +543,15 @@ async fn publish(
             clients.storm.as_ref().map(|s| s.timeline.clone()),
         ))
     });
+    let path_task = (!w.path_changes.is_empty()).then(|| {
+        tokio::spawn(super::path_change::run(
+            w.path_changes.clone(),
+            publish_start,
+            env.link.clone(),
+            clients.groups.iter().map(|g| g.shared.clone()).collect(),
+            env.interrupt.clone(),
+        ))
+    });
     // One publisher for the whole plan: the other slices only wait out the publishing time.
     let mut publishing = tokio::spawn(publisher::run(
         endpoint.publish_targets.clone(),
@@ -570,6 +579,11 @@ async fn publish(
         }
     };
     let publish_s = publish_start.elapsed().as_secs_f64();
+    if let Some(t) = path_task {
+        for w in t.await.unwrap_or_default() {
+            warnings.push(format!("Phase {}: {w}", phase.index));
+        }
+    }
     let injected: Option<Injected> = match chaos_task {
         Some(t) => t.await.ok().flatten(),
         None => None,
@@ -880,7 +894,9 @@ fn assemble(
         let (mut down, mut up, mut plain_down) = (0u64, 0u64, 0u64);
         let mut talk = g.shared.send.as_ref().map(|_| Talked::default());
         let mut decoded = compression::Counted::default();
+        let (mut quic, mut quic_rtt_us) = (link::QuicPathStats::default(), 0u64);
         for o in outs {
+            o.wire.quic.add_to(&mut quic, &mut quic_rtt_us);
             compression::count(&mut decoded, &o.wire.decoding);
             down += o.wire.read();
             up += o.wire.written();
@@ -989,6 +1005,10 @@ fn assemble(
                     end: link_end.as_ref(),
                     tcp_rtt,
                     forwarder_cpu_s: forwarder_cpu,
+                    quic: (quic.connections > 0).then(|| link::QuicPathStats {
+                        rtt_ms_mean: Some(quic_rtt_us as f64 / 1e3 / quic.connections as f64),
+                        ..quic.clone()
+                    }),
                 },
                 &latency,
                 received,
@@ -1118,6 +1138,8 @@ struct NetworkMeasured<'a> {
     end: Option<&'a link::Snapshot>,
     tcp_rtt: Option<link::tcp::RttSample>,
     forwarder_cpu_s: Option<f64>,
+    /// The transport's QUIC connections' own figures (QUIC transports only).
+    quic: Option<link::QuicPathStats>,
 }
 
 /// The network part of one transport's result: the link's settings and counters over the
@@ -1148,6 +1170,12 @@ fn network_result(
     let packets = down
         .zip(up)
         .map(|(d, u)| d.packets_carried + u.packets_carried);
+    let ip_bytes = down.zip(up).map(|(d, u)| d.bytes_carried + u.bytes_carried);
+    let udp_errors = |f: fn(&link::Snapshot) -> Option<link::tcp::UdpErrors>| {
+        m.start
+            .zip(m.end)
+            .and_then(|(a, b)| f(b).zip(f(a)).map(|(b, a)| b.since(&a)))
+    };
     let threshold = spec.rtt / 2
         + spec.jitter
         + spec.rtt.max(link::HOL_MIN_EXTRA)
@@ -1172,6 +1200,12 @@ fn network_result(
         hol_stalls: Some(stalls),
         hol_threshold_us: Some(threshold_us),
         phones,
+        ip_bytes_per_event: ip_bytes
+            .filter(|_| received > 0)
+            .map(|b| b as f64 / received as f64),
+        client_udp: udp_errors(|s| s.client_udp),
+        server_udp: udp_errors(|s| s.server_udp),
+        quic: m.quic,
     }
 }
 

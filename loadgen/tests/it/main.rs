@@ -19,6 +19,7 @@ mod nginx;
 mod peers;
 mod phones;
 mod proxy_timeout;
+mod quic_link;
 mod readme;
 mod shard;
 mod storm;

@@ -11,14 +11,15 @@ pub fn added_later<T>(_: &T) -> bool {
 }
 
 fn transport_names() -> Vec<&'static str> {
-    feedlab_wire::Transport::ALL
+    // Every transport loadgen drives, WebTransport (`wt`) included.
+    feedlab_wire::Transport::EVERY
         .iter()
         .map(|t| t.name())
         .collect()
 }
 
 /// HTTP versions as reports name them (`--http`).
-const HTTP_VERSIONS: [&str; 3] = ["1.0", "1.1", "2"];
+const HTTP_VERSIONS: [&str; 4] = ["1.0", "1.1", "2", "3"];
 
 /// One transport name.
 pub fn transport(_: &mut SchemaGenerator) -> Schema {

@@ -76,7 +76,7 @@ fn the_schema_refuses_what_a_report_cannot_hold() {
         ("/settings/transports", json!([])),
         ("/settings/transports/0", json!("carrier-pigeon")),
         ("/settings/clients/0", json!(0)),
-        ("/settings/http/0", json!("3")),
+        ("/settings/http/0", json!("4")),
         ("/settings/chaos", json!("meteor")),
         ("/duration_s", json!(-1.0)),
         ("/settings/surprise", json!(1)),

@@ -78,6 +78,17 @@ impl QuicConfig {
             .max_idle_timeout(Some(
                 IdleTimeout::try_from(self.quic_idle_timeout).context("--quic-idle-timeout")?,
             ));
+        // CUBIC, Linux TCP's default (and quinn's), named so a comparison with TCP stays one
+        // between the same congestion control.
+        let mut cubic = quinn::congestion::CubicConfig::default();
+        if self.quic_mtu > 0 {
+            // Pinned: discovery would probe past a link's MTU and lose the probes.
+            t.initial_mtu(self.quic_mtu)
+                .min_mtu(self.quic_mtu)
+                .mtu_discovery_config(None);
+            cubic.initial_window(10 * u64::from(self.quic_mtu));
+        }
+        t.congestion_controller_factory(Arc::new(cubic));
         Ok(t)
     }
 }
