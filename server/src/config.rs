@@ -661,7 +661,10 @@ mod tests {
     #[test]
     fn quic_cert_validity_is_at_most_two_weeks() {
         let c = Config::from_args::<_, &str>([]).unwrap();
-        assert_eq!(c.quic.quic_cert_validity, Duration::from_secs(13 * 24 * 3600));
+        assert_eq!(
+            c.quic.quic_cert_validity,
+            Duration::from_secs(13 * 24 * 3600)
+        );
         let c = Config::from_args(["--quic-cert-validity", "14d"]).unwrap();
         assert_eq!(c.quic.quic_cert_validity, MAX_QUIC_CERT_VALIDITY);
         let e = Config::from_args(["--quic-cert-validity", "15d"]).unwrap_err();

@@ -30,6 +30,7 @@ const SELF_SIGNED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 const CLOCK_SLACK: Duration = Duration::from_secs(60);
 
 /// The TLS settings of both listeners.
+#[derive(Debug)]
 pub struct Tls {
     /// For `--bind` over TCP.
     pub tcp: rustls::ServerConfig,
@@ -150,7 +151,10 @@ fn rustls_config(
 
 /// `t` to the second, as rcgen takes it.
 fn offset_date_time(t: SystemTime) -> anyhow::Result<time::OffsetDateTime> {
-    let secs = t.duration_since(UNIX_EPOCH).context("clock before 1970")?.as_secs();
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .context("clock before 1970")?
+        .as_secs();
     time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs)?)
         .context("a certificate date out of range")
 }

@@ -31,7 +31,9 @@ pub fn admit(head: &Head, state: &Arc<AppState>) -> Admission<Ready> {
     };
     let feed = match q.feed(state) {
         Ok(feed) => feed,
-        Err(err) => return Admission::no_feed(err, Transport::Sse, q.client.as_deref(), head, state),
+        Err(err) => {
+            return Admission::no_feed(err, Transport::Sse, q.client.as_deref(), head, state)
+        }
     };
     let Ok(cursor) = start_cursor(&feed, last_event_id.or(q.since)) else {
         return Admission::Actix;

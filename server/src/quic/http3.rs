@@ -194,8 +194,9 @@ async fn bridged(
         Ok(Some(Ok(body))) => body,
         Ok(Some(Err(size))) => {
             let error = ApiError::BodyTooLarge { size, limit };
-            let _ = tokio::time::timeout(config.send_timeout, refuse(&mut stream, &error, None, None))
-                .await;
+            let _ =
+                tokio::time::timeout(config.send_timeout, refuse(&mut stream, &error, None, None))
+                    .await;
             return;
         }
         // The client left, or did not finish its body within --body-timeout.
