@@ -9,7 +9,9 @@
 //! SHA-256 hash only if it is ECDSA P-256 and valid for at most 14 days. So with `--quic` the
 //! server makes a second certificate for QUIC, on the same key (one SPKI for both, which is what
 //! Chromium's `--ignore-certificate-errors-spki-list` pins), valid for `--quic-cert-validity`,
-//! and tells pages its hash (`GET /quic`). With `--tls-cert` both listeners serve that chain.
+//! and tells pages its hash (`GET /quic`). A client that trusts the written TCP certificate
+//! (`--tls-write-cert`, loadgen's `--ca`) accepts the QUIC one too: same name, same key, so it
+//! verifies as issued by the other. With `--tls-cert` both listeners serve that chain.
 
 use std::{
     sync::Arc,

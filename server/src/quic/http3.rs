@@ -121,6 +121,12 @@ async fn serve(
             ApiError::BadRequest(format!("{} takes GET, not {}", uri.path(), req.method())),
             None,
         ),
+        (_, path @ ("/ws" | "/ws/echo")) => Reply::Refuse(
+            ApiError::NotFound(format!(
+                "{path} is over TCP only: WebSockets over HTTP/3 (RFC 9220) are not served"
+            )),
+            None,
+        ),
         _ => return bridged(req, stream, peer, &state, bridge).await,
     };
     let reply = match reply {
