@@ -220,6 +220,11 @@ export class FeedSet {
 
   /** `GET /quic`: whether and where the server serves WebTransport; `null` if it does not say. */
   async #quic() {
+    // QUIC needs TLS: a server reached over http:// has none, so there is nothing to ask (and over
+    // HTTP/1.1 one request fewer for the browser's six connections).
+    if (new URL(this.#url('quic')).protocol !== 'https:') {
+      return { serves: null, why: 'the page came over http://; WebTransport needs the server on TLS with --quic (--tls-self-signed --quic)' };
+    }
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), HEAD_TIMEOUT_MS);
     try {
