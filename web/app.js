@@ -1,4 +1,6 @@
-// The live page: four panes driven by one client module, one render function, one timeline.
+// The live page: a pane per transport driven by one client module, one render function, one
+// timeline. The fifth, WebTransport, runs when the server's QUIC listener serves it (`--quic`);
+// otherwise its pane is a strip that says why.
 //
 // Under the panes the transports are compared at a glance: what each event costs as bars on one
 // axis per metric (`cost-chart.js`), latency on one chart (`latency-chart.js`), and the size of
@@ -11,7 +13,7 @@
 //
 // Everything a pane shows comes either from its own `FeedClient` (events, seqs, gaps, latency)
 // or from the server's accounting for this page's client id (requests, empty responses, bytes),
-// because a browser cannot see an EventSource's bytes or a WebSocket's framing. All four panes
+// because a browser cannot see an EventSource's bytes or a WebSocket's framing. All the panes
 // are built from one template and rendered by one function, so any difference on screen comes
 // from the transport, never from the page.
 //
@@ -21,7 +23,7 @@
 // costs in connections, and, when a pane is `stalled` (`stall.js`), which limit was hit and how
 // to lift it.
 
-import { TRANSPORTS } from './feed-client.js';
+import { SESSION_TRANSPORTS, TRANSPORTS } from './feed-client.js';
 import { openSource, sharedAvailable } from './feed-source.js';
 import { expectedAccept } from './handshake.js';
 import { CostChart } from './cost-chart.js';
@@ -46,10 +48,13 @@ const TITLES = {
   'long-poll': 'Long polling',
   sse: 'Server-Sent Events',
   ws: 'WebSocket',
+  wt: 'WebTransport',
 };
-const SHORT_LABELS = { 'short-poll': 'short poll', 'long-poll': 'long poll', sse: 'SSE', ws: 'WebSocket' };
+const SHORT_LABELS = { 'short-poll': 'short poll', 'long-poll': 'long poll', sse: 'SSE', ws: 'WebSocket', wt: 'WebTransport' };
 /** The page's own ceilings for the ticker, below the server's: the page is for watching, not load. */
 const PAGE_MAX_RATE = 1000;
+/** How each pane that does not `POST /publish` talks back. */
+const TALK_HOW = { ws: 'a message on the open socket', wt: 'a stream of its own in the session' };
 const PAGE_MAX_PAYLOAD = 256 * 1024;
 const RENDER_PERIOD_MS = 250;
 /** How often the feed inputs are refreshed from `GET /control`. */
@@ -267,7 +272,16 @@ function buildPane(transport) {
 function renderAll() {
   for (const transport of TRANSPORTS) renderPane(transport);
   costs.render(new Map(TRANSPORTS.map((t) => [t, perEvent(serverFigures(models.get(t)))])));
+  showFollowed();
   renderEventSize();
+}
+
+/** The charts show the transports this page follows: one it cannot (its pane says why) is left out. */
+function showFollowed() {
+  for (const el of document.querySelectorAll('#cost-chart .cost-row[data-transport], #latency-legend [data-series]')) {
+    const hide = models.get(el.dataset.transport ?? el.dataset.series)?.state === 'unavailable';
+    if ((el.style.display === 'none') !== hide) el.style.display = hide ? 'none' : '';
+  }
 }
 
 /**
@@ -313,7 +327,7 @@ function measureEvent(event) {
 
 /** The one render function: the same words and figures for every transport. */
 function renderPane(transport) {
-  const { element, fields, pause, drop } = panes.get(transport);
+  const { element, fields, pause, drop, send } = panes.get(transport);
   const m = models.get(transport);
   const server = serverFigures(m);
   const set = (name, text) => {
@@ -381,7 +395,7 @@ function renderPane(transport) {
   renderRadio(transport, set, pending, setQuantity);
   set('last-message', m.lastMessage);
   const talk = m.talk.last;
-  set('talk-how', transport === 'ws' ? 'a message on the open socket' : 'a POST /publish of its own');
+  set('talk-how', TALK_HOW[transport] ?? 'a POST /publish of its own');
   set('talk-sent', count(m.talk.sent));
   if (!talk) {
     for (const name of ['talk-round-trip', 'talk-requests', 'talk-bytes-up']) pending(name, 'not sent');
@@ -399,7 +413,10 @@ function renderPane(transport) {
   const pauseText = paused ? 'Resume' : 'Pause';
   if (pause.textContent !== pauseText) pause.textContent = pauseText;
   pause.setAttribute('aria-pressed', String(paused));
-  drop.disabled = paused || m.state === 'closed';
+  const unavailable = m.state === 'unavailable';
+  drop.disabled = paused || m.state === 'closed' || unavailable;
+  pause.disabled = unavailable;
+  send.disabled = unavailable;
 }
 
 /** The pane's radio figures: from the server's model of its own connection's traffic. */
@@ -484,6 +501,8 @@ function howText(transport) {
       return 'GET /sse: one response that never ends';
     case 'ws':
       return 'GET /ws → 101, then frames both ways';
+    case 'wt':
+      return 'CONNECT /wt over QUIC (UDP), then one stream of events';
   }
   return '';
 }
@@ -770,7 +789,7 @@ function wirePublish() {
 
 /**
  * A pane talks back its own way: the WebSocket pane sends a message on its open socket, the
- * others `POST /publish`. Its round trip is send → its own receipt of the message from the feed;
+ * WebTransport pane on a bidirectional stream of its session, the others `POST /publish`. Its round trip is send → its own receipt of the message from the feed;
  * its cost is the requests it took (none on the socket) and the bytes up: the frame's size for
  * the WebSocket (payload, header, the 4-byte mask every browser frame carries), and for a POST
  * what the server read for this page's client id (head and body; the browser does not show a
@@ -781,12 +800,15 @@ async function talkBack(transport) {
   const nonce = randomToken(8);
   const data = { source: 'page', client: clientId, via: transport, nonce, text: `talking back from ${SHORT_LABELS[transport]}` };
   const id = shared?.clientId ?? clientId;
-  const http = transport !== 'ws';
+  const http = !SESSION_TRANSPORTS.includes(transport);
   const before = http ? await postedBytes(id) : null;
   const talk = { nonce, sentAt: performance.now(), roundTripMs: null, requests: http ? 1 : 0, bytesUp: null, error: null };
   model.talk.sent += 1;
   model.talk.last = talk;
-  if (!http) talk.bytesUp = wsFrameBytes(JSON.stringify({ op: 'publish', data }));
+  const message = JSON.stringify({ op: 'publish', data });
+  if (transport === 'ws') talk.bytesUp = wsFrameBytes(message);
+  // The message is the stream's whole payload; QUIC's stream frame and packet are not counted.
+  if (transport === 'wt') talk.bytesUp = new TextEncoder().encode(message).length;
   renderPane(transport);
   try {
     await source.publish(transport, data);
@@ -836,7 +858,7 @@ function showPublishResults() {
     if (p.error) status = ` failed: ${p.error}`;
     else if (p.seq === null) status = ' sent…';
     else status = `: seq ${p.seq}, acknowledged in ${formatMicros(p.ackMs * 1000)}`;
-    const seen = TRANSPORTS.map((t) =>
+    const seen = TRANSPORTS.filter((t) => models.get(t).state !== 'unavailable').map((t) =>
       p.seen[t] === undefined ? `${SHORT_LABELS[t]} …` : `${SHORT_LABELS[t]} +${formatMicros(p.seen[t] * 1000)}`,
     );
     line.append(head, `${status}; seen by ${seen.join(' · ')}`);

@@ -1,4 +1,4 @@
-// One client for the four transports, so that any difference the page shows comes from the
+// One client for the five transports, so that any difference the page shows comes from the
 // transport and not from the code that drives it.
 //
 // Every transport is driven the same way: a cursor (the last seq seen) is the only state, every
@@ -8,19 +8,28 @@
 // in each request. SSE lets `EventSource` reconnect by itself with `Last-Event-ID`, as browsers
 // do, and opens `/sse?since=<cursor>` only when the page reconnects by hand or the browser gives
 // up. WebSockets have no built-in resume, so the client reconnects with `/ws?since=<cursor>`.
+// WebTransport (`wt`, over QUIC) neither: the client opens `/wt?since=<cursor>` on the server's
+// UDP port and reads the server's one unidirectional stream, whose lines carry the same
+// envelope as WebSocket messages (`#envelope`, one parser for both), an empty line being a
+// heartbeat; talking back is a bidirectional stream per message, answered on that stream.
 //
-// The client uses only what a browser has (`fetch`, `EventSource`, `WebSocket`): the same
-// clients real users have, with the same limits (no byte counts, no WebSocket framing, no
-// response status for a failed `EventSource` or WebSocket handshake).
+// The client uses only what a browser has (`fetch`, `EventSource`, `WebSocket`, `WebTransport`):
+// the same clients real users have, with the same limits (no byte counts, no WebSocket framing,
+// no response status for a failed `EventSource`, WebSocket or WebTransport handshake).
 
 /** The transport names, as the server's `/stats` and the page's `data-transport` spell them. */
-export const TRANSPORTS = Object.freeze(['short-poll', 'long-poll', 'sse', 'ws']);
+export const TRANSPORTS = Object.freeze(['short-poll', 'long-poll', 'sse', 'ws', 'wt']);
 
-/** Connection states reported through `onState`. */
-export const STATES = Object.freeze(['connecting', 'open', 'retrying', 'paused', 'closed']);
+/** The transports that hold a connection of their own rather than make HTTP requests. */
+export const SESSION_TRANSPORTS = Object.freeze(['ws', 'wt']);
+
+/** Connection states reported through `onState`; `unavailable` (by the feed set) when a transport cannot run here. */
+export const STATES = Object.freeze(['connecting', 'open', 'retrying', 'paused', 'closed', 'unavailable']);
 
 /** Close code the client sends when the page drops a WebSocket on purpose (4000–4999: private use). */
 const WS_DROPPED = 4000;
+/** WebTransport closes with the codes a WebSocket would (the server's session uses `/ws`'s). */
+const WT_DROPPED = WS_DROPPED;
 /** How long a WebSocket publish waits for its `{"op":"published"}` before giving up. */
 const PUBLISH_TIMEOUT_MS = 5000;
 
@@ -40,8 +49,10 @@ export function connect(options) {
 export class FeedClient {
   /**
    * @param {object} o
-   * @param {'short-poll'|'long-poll'|'sse'|'ws'} o.transport
+   * @param {'short-poll'|'long-poll'|'sse'|'ws'|'wt'} o.transport
    * @param {string} [o.baseUrl] where the server is; default: the page's own location.
+   * @param {{port:number, path:string, certificate:{sha256:string}|null}} [o.quic] WebTransport
+   *   only: the server's `GET /quic` answer (its UDP port, and the hash of a certificate it made).
    * @param {string} [o.clientId] sent as `client=` so the server accounts for this client.
    * @param {number|null} [o.since] first cursor; `null` follows the feed from now on.
    * @param {(event: {seq:number, ts:number, data:any}, info: {gap:number, duplicate:boolean}) => void} [o.onEvent]
@@ -60,6 +71,7 @@ export class FeedClient {
     transport,
     baseUrl = '',
     clientId = null,
+    quic = null,
     since = null,
     onEvent = noop,
     onMissed = noop,
@@ -73,6 +85,7 @@ export class FeedClient {
     this.transport = transport;
     this.baseUrl = baseUrl;
     this.clientId = clientId;
+    this.quic = quic;
     /** The seq everything up to which has been received; the resume point. */
     this.cursor = since;
     /** The seq of the last event received, for display. */
@@ -91,6 +104,7 @@ export class FeedClient {
     this.abort = null;
     this.source = null;
     this.socket = null;
+    this.session = null;
     this.request = null;
     this.opened = false;
     this.pendingPublishes = [];
@@ -108,9 +122,9 @@ export class FeedClient {
     return r && !r.answered ? { id: r.id, kind: r.kind, sentAt: r.sentAt, since: r.since } : null;
   }
 
-  /** Whether this client has an HTTP request in flight (answered or not); WebSockets are not counted. */
+  /** Whether this client has an HTTP request in flight (answered or not); WebSockets and WebTransport are not counted. */
   inFlight() {
-    return this.request !== null && this.request.kind !== 'ws';
+    return this.request !== null && !SESSION_TRANSPORTS.includes(this.request.kind);
   }
 
   /** Connects, from `since` if given. */
@@ -155,11 +169,14 @@ export class FeedClient {
 
   /**
    * Publishes `data` (any JSON value) the way this transport can: as a message on the open
-   * WebSocket, or, for the one-way transports, with a separate `POST /publish`.
-   * @returns {Promise<{seq:number, via:'ws'|'http'}>}
+   * WebSocket, on a stream of its own in the WebTransport session, or, for the one-way
+   * transports, with a separate `POST /publish`.
+   * @returns {Promise<{seq:number, via:'ws'|'wt'|'http'}>}
    */
   publish(data) {
-    return this.transport === 'ws' ? this.#publishOverSocket(data) : this.#publishOverHttp(data);
+    if (this.transport === 'ws') return this.#publishOverSocket(data);
+    if (this.transport === 'wt') return this.#publishOverSession(data);
+    return this.#publishOverHttp(data);
   }
 
   // --- connection life ---------------------------------------------------------------------
@@ -178,6 +195,9 @@ export class FeedClient {
         break;
       case 'ws':
         this.#openSocket(generation);
+        break;
+      case 'wt':
+        this.#openSession(generation);
         break;
     }
   }
@@ -199,6 +219,15 @@ export class FeedClient {
         socket.close(WS_DROPPED, outcome === 'dropped' ? 'dropped by the page' : 'closed by the page');
       }
     }
+    if (this.session) {
+      const session = this.session;
+      this.session = null;
+      try {
+        session.close({ closeCode: WT_DROPPED, reason: outcome === 'dropped' ? 'dropped by the page' : 'closed by the page' });
+      } catch {
+        // Already closed or failed: nothing left to close.
+      }
+    }
     this.#endRequest(outcome);
     for (const p of this.pendingPublishes.splice(0)) p.reject(new Error('connection closed'));
   }
@@ -213,7 +242,7 @@ export class FeedClient {
     const ceiling = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** this.attempt);
     const delayMs = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
     this.attempt += 1;
-    const probe = !this.opened && (this.transport === 'sse' || this.transport === 'ws');
+    const probe = !this.opened && (this.transport === 'sse' || SESSION_TRANSPORTS.includes(this.transport));
     this.#setState('retrying', { reason, delayMs, attempt: this.attempt });
     this.timer = setTimeout(async () => {
       if (generation !== this.generation) return;
@@ -363,17 +392,106 @@ export class FeedClient {
     };
     socket.onmessage = (m) => {
       if (generation !== this.generation) return;
-      this.heardAt = performance.now();
-      const message = JSON.parse(m.data);
-      if (message.op === 'missed') this.#missed(message);
-      else if (message.op === 'published') this.pendingPublishes.shift()?.resolve({ seq: message.seq, via: 'ws' });
-      else if (message.op === undefined) this.#deliver(message, performance.now());
+      this.#envelope(m.data);
     };
     socket.onclose = (e) => {
       if (generation !== this.generation) return;
       this.#fail(generation, e.code === 1006 ? 'connection lost' : `closed by the server (${e.code})`);
     };
   }
+
+  /**
+   * One WebSocket message or one line of the WebTransport feed stream: the same envelope, an
+   * event (`{seq, ts, data}`), a `missed` notice, or a publish's acknowledgement.
+   */
+  #envelope(text) {
+    this.heardAt = performance.now();
+    const message = JSON.parse(text);
+    if (message.op === 'missed') this.#missed(message);
+    else if (message.op === 'published') this.pendingPublishes.shift()?.resolve({ seq: message.seq, via: this.transport });
+    else if (message.op === undefined) this.#deliver(message, performance.now());
+  }
+
+  // --- WebTransport ------------------------------------------------------------------------
+
+  /**
+   * Opens `/wt?since=<cursor>` on the server's QUIC port, with the hash of its certificate when
+   * the server made that certificate itself, and reads its feed stream line by line.
+   */
+  async #openSession(generation) {
+    const url = new URL(this.#url(this.quic?.path?.replace(/^\//, '') ?? 'wt', { since: this.cursor }));
+    url.protocol = 'https:';
+    if (this.quic?.port) url.port = String(this.quic.port);
+    const options = {};
+    const hash = this.quic?.certificate?.sha256;
+    if (hash) options.serverCertificateHashes = [{ algorithm: 'sha-256', value: base64Bytes(hash) }];
+    let session;
+    try {
+      session = new WebTransport(url.href, options);
+    } catch (err) {
+      this.#beginRequest('wt');
+      this.#fail(generation, `WebTransport refused the URL: ${err.message}`);
+      return;
+    }
+    this.session = session;
+    this.#beginRequest('wt');
+    session.closed.then(
+      (info) => this.#fail(generation, `closed by the server (${info?.closeCode ?? 0}${info?.reason ? `: ${info.reason}` : ''})`),
+      () => this.#fail(generation, 'connection lost'),
+    );
+    try {
+      await session.ready;
+    } catch {
+      return; // `closed` rejects too, and says so.
+    }
+    if (generation !== this.generation) return;
+    this.#answered();
+    this.#succeeded();
+    try {
+      const streams = session.incomingUnidirectionalStreams.getReader();
+      const { value: stream, done } = await streams.read();
+      streams.releaseLock();
+      if (done || generation !== this.generation) return;
+      const lines = stream.pipeThrough(new TextDecoderStream()).getReader();
+      let pending = '';
+      for (;;) {
+        const { value, done: ended } = await lines.read();
+        if (ended || generation !== this.generation) break;
+        pending += value;
+        let end;
+        while ((end = pending.indexOf('\n')) >= 0) {
+          const line = pending.slice(0, end);
+          pending = pending.slice(end + 1);
+          if (generation !== this.generation) return;
+          // An empty line is the server's heartbeat: the session is alive, nothing to show.
+          if (line === '') this.heardAt = performance.now();
+          else this.#envelope(line);
+        }
+      }
+    } catch {
+      // The session ended under the read: `closed` says how.
+    }
+  }
+
+  /**
+   * Talks back on a bidirectional stream of its own: the `/ws` message written and finished,
+   * the server's answer read to its end.
+   */
+  async #publishOverSession(data) {
+    const session = this.session;
+    if (!session || this.state !== 'open') throw new Error('the WebTransport session is not open');
+    const stream = await session.createBidirectionalStream();
+    const writer = stream.writable.getWriter();
+    await writer.write(new TextEncoder().encode(JSON.stringify({ op: 'publish', data })));
+    await writer.close();
+    this.#emit('message', this.request);
+    const reply = await withTimeout(new Response(stream.readable).text(), PUBLISH_TIMEOUT_MS, 'no answer to publish');
+    const message = JSON.parse(reply);
+    if (message.op !== 'published') throw new Error(`unexpected answer: ${reply.slice(0, 100)}`);
+    return { seq: message.seq, via: 'wt' };
+  }
+
+  // --- WebSocket publishing ------------------------------------------------------------------
 
   #publishOverSocket(data) {
     const socket = this.socket;
@@ -473,4 +591,17 @@ export class FeedClient {
     }
     return url.href;
   }
+}
+
+/** The bytes of a base64 string (`GET /quic`'s certificate hash). */
+function base64Bytes(text) {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
+function withTimeout(promise, ms, why) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(why)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -1,19 +1,21 @@
-// The four clients the page follows the feed with, and everything that goes with them: the feed
-// head they all start from, the server's per-client counters, and the stall watch.
+// The clients the page follows the feed with, and everything that goes with them: the feed head
+// they all start from, the server's per-client counters, and the stall watch. WebTransport joins
+// them when the server's QUIC listener serves it (`GET /quic`) and the browser has it; otherwise
+// its pane is `unavailable`, with the reason.
 //
 // One set runs either in the tab (each tab its own connections) or in the shared worker (one set
 // of connections for every tab of the profile); both report through the same callbacks, so the
 // page draws the same panes from either and the two modes differ only in where the connections
 // are held.
 
-import { FeedClient, TRANSPORTS } from './feed-client.js';
+import { FeedClient, SESSION_TRANSPORTS, TRANSPORTS } from './feed-client.js';
 import { answersLongPoll, stallOf, stallText } from './stall.js';
 
 const STATS_PERIOD_MS = 1000;
 const STALL_CHECK_MS = 250;
 /** How long to wait for the feed head before following the feed from whatever comes next. */
 const HEAD_TIMEOUT_MS = 2000;
-const HTTP_TRANSPORTS = TRANSPORTS.filter((t) => t !== 'ws');
+const HTTP_TRANSPORTS = TRANSPORTS.filter((t) => !SESSION_TRANSPORTS.includes(t));
 const noop = () => {};
 
 export class FeedSet {
@@ -51,13 +53,19 @@ export class FeedSet {
   }
 
   async start() {
-    const since = await this.#feedHead();
+    const [since, quic] = await Promise.all([this.#feedHead(), this.#quic()]);
     if (this.closed) return;
     for (const transport of TRANSPORTS) {
+      const absent = transport === 'wt' ? whyNoWebTransport(quic) : null;
+      if (absent) {
+        this.#state(transport, 'unavailable', { reason: absent });
+        continue;
+      }
       const client = new FeedClient({
         transport,
         baseUrl: this.baseUrl,
         clientId: this.clientId,
+        quic,
         // All four start from the same seq, so their counts stay comparable.
         since,
         ...this.settings,
@@ -210,7 +218,39 @@ export class FeedSet {
     }
   }
 
+  /** `GET /quic`: whether and where the server serves WebTransport; `null` if it does not say. */
+  async #quic() {
+    // QUIC needs TLS: a server reached over http:// has none, so there is nothing to ask (and over
+    // HTTP/1.1 one request fewer for the browser's six connections).
+    if (new URL(this.#url('quic')).protocol !== 'https:') {
+      return { serves: null, why: 'the page came over http://; WebTransport needs the server on TLS with --quic (--tls-self-signed --quic)' };
+    }
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), HEAD_TIMEOUT_MS);
+    try {
+      const res = await fetch(this.#url('quic'), { cache: 'no-store', signal: abort.signal });
+      return res.ok ? await res.json() : null;
+    } catch {
+      return null;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   #url(path) {
     return new URL(path, this.baseUrl || globalThis.document?.baseURI || globalThis.location.href).href;
   }
+}
+
+/** Why this page cannot follow the feed over WebTransport, from `GET /quic`'s answer; `null` if it can. */
+export function whyNoWebTransport(quic) {
+  if (!quic) return 'the server did not answer GET /quic';
+  if (quic.why) return `not here: ${quic.why}`;
+  if (quic.serves !== 'webtransport') return 'not here: the server does not serve WebTransport';
+  if (typeof WebTransport !== 'function') {
+    return globalThis.isSecureContext === false
+      ? 'not here: WebTransport needs a page opened over https://'
+      : 'not here: this browser has no WebTransport';
+  }
+  return null;
 }

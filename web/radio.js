@@ -12,8 +12,8 @@ export const RADIO_PERIOD_MS = 2000;
 export const DEFAULT_PROFILE = 'lte';
 
 /** What a write with no event is, per transport, and what the client sends. */
-const NO_EVENT = { 'short-poll': 'empty answers', 'long-poll': 'empty answers', sse: 'heartbeats', ws: 'pings' };
-const FROM_CLIENT = { 'short-poll': 'polls', 'long-poll': 'polls', sse: 'its request', ws: 'upgrade, pongs, sends' };
+const NO_EVENT = { 'short-poll': 'empty answers', 'long-poll': 'empty answers', sse: 'heartbeats', ws: 'pings', wt: 'heartbeats' };
+const FROM_CLIENT = { 'short-poll': 'polls', 'long-poll': 'polls', sse: 'its request', ws: 'upgrade, pongs, sends', wt: 'CONNECT, sends' };
 
 /** The server's radio figures for `clientId` on `profile`, or `null` (not seen yet, away). */
 export async function fetchRadio(clientId, profile) {

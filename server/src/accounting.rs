@@ -45,6 +45,9 @@ pub struct Counters {
     /// heads and framing as written. Equal to `bytes_written` when nothing was compressed.
     pub payload_bytes_uncompressed: AtomicU64,
     pub messages_received: AtomicU64,
+    /// `requests` by the HTTP version each came over (HTTP/1.0, 1.1, 2, 3), so a run or a page
+    /// can tell that its polls and streams really went over HTTP/3 and not a TCP fallback.
+    pub by_version: [AtomicU64; 4],
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
@@ -56,6 +59,30 @@ pub struct CountersSnapshot {
     pub bytes_written: u64,
     pub payload_bytes_uncompressed: u64,
     pub messages_received: u64,
+    pub requests_by_version: ByVersion,
+}
+
+/// Requests by HTTP version, as `/stats` names them.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct ByVersion {
+    #[serde(rename = "http/1.0")]
+    pub http1_0: u64,
+    #[serde(rename = "http/1.1")]
+    pub http1_1: u64,
+    #[serde(rename = "http/2")]
+    pub http2: u64,
+    #[serde(rename = "http/3")]
+    pub http3: u64,
+}
+
+/// Index of `version` in [`Counters::by_version`].
+fn version_index(version: Version) -> usize {
+    match version {
+        Version::HTTP_09 | Version::HTTP_10 => 0,
+        Version::HTTP_2 => 2,
+        Version::HTTP_3 => 3,
+        _ => 1,
+    }
 }
 
 impl Counters {
@@ -75,6 +102,12 @@ impl Counters {
             bytes_written: self.bytes_written.load(Relaxed),
             payload_bytes_uncompressed: self.payload_bytes_uncompressed.load(Relaxed),
             messages_received: self.messages_received.load(Relaxed),
+            requests_by_version: ByVersion {
+                http1_0: self.by_version[0].load(Relaxed),
+                http1_1: self.by_version[1].load(Relaxed),
+                http2: self.by_version[2].load(Relaxed),
+                http3: self.by_version[3].load(Relaxed),
+            },
         }
     }
 }
@@ -307,6 +340,16 @@ impl Meter {
         self.stamp(Cause::Client, 0);
         self.each(|c| {
             c.requests.fetch_add(1, Relaxed);
+        });
+    }
+
+    /// A request that came over HTTP `version`: counted as [`Meter::request`] counts it, and
+    /// by its version.
+    pub fn request_over(&self, version: Version) {
+        self.request();
+        let i = version_index(version);
+        self.each(|c| {
+            c.by_version[i].fetch_add(1, Relaxed);
         });
     }
 

@@ -50,6 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: Option<&std::path::Path>
             web::get().to(stats::client_radio),
         )
         .route("/metrics", web::get().to(stats::metrics))
+        .route("/quic", web::get().to(crate::quic::info::handler))
         .route(
             "/results/index.json",
             web::get().to(static_files::results_index),

@@ -557,7 +557,8 @@ pub struct QuicConfig {
     pub enabled: bool,
 
     /// Serve HTTP/3 on the QUIC endpoint instead of WebTransport: `/poll`, `/long-poll` and
-    /// `/sse` as over TCP, and `Alt-Svc: h3=":PORT"` on actix-web's TCP responses. One or the
+    /// `/sse` as over TCP, every other route (the page, `/stats`, ...) through the same app, and
+    /// `Alt-Svc: h3=":PORT"` on actix-web's TCP responses. One or the
     /// other: the HTTP/3 crates cannot share a connection, and nothing tells them apart before
     /// one of them has read its streams (see the module docs).
     #[arg(long = "quic-http3", env = "FEEDLAB_QUIC_HTTP3", requires = "enabled")]
@@ -634,6 +635,14 @@ pub struct QuicConfig {
     /// TCP on a link of known MTU (loadgen passes 1472 for its 1500-byte link).
     #[arg(long, env = "FEEDLAB_QUIC_MTU", default_value_t = 0, value_parser = quic_mtu)]
     pub quic_mtu: u16,
+
+    /// How long the certificate QUIC serves is valid, from the server's start, when the server
+    /// makes its own (`--tls-self-signed`): a second certificate beside the TCP one, on the same
+    /// ECDSA P-256 key, so a page can open WebTransport to it by its hash
+    /// (`serverCertificateHashes`, which browsers take only for a certificate valid for at most
+    /// 14 days). Past it, browsers refuse the QUIC certificate until the server restarts.
+    #[arg(long, env = "FEEDLAB_QUIC_CERT_VALIDITY", default_value = "13d", value_parser = cert_validity)]
+    pub quic_cert_validity: Duration,
 }
 
 fn quic_mtu(s: &str) -> Result<u16, String> {
@@ -646,6 +655,26 @@ fn quic_mtu(s: &str) -> Result<u16, String> {
         ));
     }
     Ok(n)
+}
+
+/// The most a certificate accepted by its hash may be valid for (WebTransport's
+/// `serverCertificateHashes`: "the total length of the validity period MUST NOT exceed two weeks").
+pub const MAX_QUIC_CERT_VALIDITY: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// `--quic-cert-validity`: a minute to 14 days, with why the ceiling is there.
+fn cert_validity(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > MAX_QUIC_CERT_VALIDITY {
+        return Err(format!(
+            "{} is over 14 days: browsers accept a certificate by its hash (WebTransport's \
+             serverCertificateHashes) only when it is valid for at most 14 days",
+            humantime::format_duration(d)
+        ));
+    }
+    if d < Duration::from_secs(60) {
+        return Err("must be at least 1m".into());
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -668,6 +697,19 @@ mod tests {
     fn control_is_off_by_default_on_a_public_address() {
         let c = Config::from_args(["--bind", "0.0.0.0:8080"]).unwrap();
         assert!(!c.control_enabled());
+    }
+
+    #[test]
+    fn quic_cert_validity_is_at_most_two_weeks() {
+        let c = Config::from_args::<_, &str>([]).unwrap();
+        assert_eq!(
+            c.quic.quic_cert_validity,
+            Duration::from_secs(13 * 24 * 3600)
+        );
+        let c = Config::from_args(["--quic-cert-validity", "14d"]).unwrap();
+        assert_eq!(c.quic.quic_cert_validity, MAX_QUIC_CERT_VALIDITY);
+        let e = Config::from_args(["--quic-cert-validity", "15d"]).unwrap_err();
+        assert!(e.to_string().contains("at most 14 days"), "{e}");
     }
 
     #[test]

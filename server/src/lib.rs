@@ -105,9 +105,10 @@ pub async fn run(
         tokio::spawn(async move { redis.tail(feed, feeds, stop).await })
     });
 
-    // Made once: the QUIC listener serves the same certificate as the TCP one.
+    // Made once: the QUIC listener serves the same key as the TCP one.
     let tls = tls::server_config(&config)?;
     let quic = quic::Listener::start(listener.local_addr()?, tls.as_ref(), &state, stop.clone())?;
+    let tls = tls.map(|tls| tls.tcp);
     let server = if config.fast_path && !config.h2c {
         fast_path_server(listener, &config, &state, tls)?
     } else {
@@ -140,8 +141,8 @@ pub async fn run(
     serving.await.context("server task")?.context("server")
 }
 
-/// Every route, as actix-web serves them.
-fn app(
+/// Every route, as actix-web serves them (and [`quic::bridge`] over HTTP/3).
+pub(crate) fn app(
     state: &Arc<AppState>,
 ) -> App<
     impl actix_service::ServiceFactory<

@@ -37,6 +37,9 @@ pub struct AppState {
     pub feeds: Arc<crate::feeds::Feeds>,
     /// Inputs taken (`--max-input-rate`, `--max-input-bytes`).
     pub inputs: crate::input::Inputs,
+    /// The QUIC listener's port and short-lived certificate, once it started (`--quic`):
+    /// `GET /quic` tells pages where WebTransport is and the certificate's hash.
+    pub quic: std::sync::OnceLock<crate::quic::info::Listening>,
 }
 
 impl AppState {
@@ -115,6 +118,7 @@ impl AppState {
                 config.key_policy(),
             )),
             inputs: crate::input::Inputs::default(),
+            quic: std::sync::OnceLock::new(),
             config,
         })
     }

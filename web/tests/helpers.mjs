@@ -112,16 +112,28 @@ export async function startServer({ rate = 5, args = [], reports = [], port = 0,
   };
 }
 
-/** Headless Chromium from the system (`/usr/bin/chromium`, or `$FEEDLAB_CHROMIUM`), plus `args`. */
-export function launchBrowser({ args = [] } = {}) {
+/** The Chromium the tests drive: `$FEEDLAB_CHROMIUM`, else the system's. */
+export const CHROMIUM = process.env.FEEDLAB_CHROMIUM ?? '/usr/bin/chromium';
+
+/** A test's `skip` when there is no Chromium to drive (reported as a skip, never a pass); else `false`. */
+export function chromiumMissing() {
+  return existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (install chromium, or set FEEDLAB_CHROMIUM)`;
+}
+
+/**
+ * Headless Chromium from the system (`/usr/bin/chromium`, or `$FEEDLAB_CHROMIUM`), plus `args`.
+ * QUIC is off (`--disable-quic`) unless `quic`: the server's `Alt-Svc` must not move a test that
+ * is about TCP onto HTTP/3.
+ */
+export function launchBrowser({ args = [], quic = false } = {}) {
   return chromium.launch({
-    executablePath: process.env.FEEDLAB_CHROMIUM ?? '/usr/bin/chromium',
+    executablePath: CHROMIUM,
     timeout: 30_000,
     args: [
       '--headless',
       '--no-sandbox',
       '--disable-gpu',
-      '--disable-quic',
+      ...(quic ? [] : ['--disable-quic']),
       '--no-first-run',
       '--disable-background-networking',
       '--disable-component-update',

@@ -71,10 +71,12 @@ impl<T> Admission<T> {
         err: ApiError,
         transport: Transport,
         client: Option<&str>,
+        head: &head::Head,
         state: &AppState,
     ) -> Self {
+        use crate::incoming::Incoming as _;
         let meter = state.accounting.meter(transport, client);
-        meter.request();
+        meter.request_over(head.version());
         Self::Refuse(err, meter)
     }
 

@@ -24,6 +24,7 @@ use crate::{
     accounting::{Meter, OpenGuard},
     compress::HttpGzip,
     error::ApiError,
+    incoming::Incoming as _,
     state::AppState,
     transport::{long_poll, poll, start_cursor, PollAnswer, Transport},
 };
@@ -41,7 +42,7 @@ pub fn admit(head: &Head, state: &AppState) -> Admission<Answered> {
         return Admission::Actix;
     };
     if let Err(err) = q.feed(state) {
-        return Admission::no_feed(err, Transport::ShortPoll, q.client.as_deref(), state);
+        return Admission::no_feed(err, Transport::ShortPoll, q.client.as_deref(), head, state);
     }
     let Ok((answer, events)) = poll::answer(state, &q, PollAnswer::coding(head, state)) else {
         return Admission::Actix;
@@ -49,7 +50,7 @@ pub fn admit(head: &Head, state: &AppState) -> Admission<Answered> {
     let meter = state
         .accounting
         .meter(Transport::ShortPoll, q.client.as_deref());
-    meter.request();
+    meter.request_over(head.version());
     poll::count(&meter, events);
     Admission::Serve(Answered { answer, meter })
 }
@@ -74,7 +75,7 @@ pub fn admit_long(head: &Head, state: &Arc<AppState>) -> Admission<Held> {
     let feed = match q.feed(state) {
         Ok(feed) => feed,
         Err(err) => {
-            return Admission::no_feed(err, Transport::LongPoll, q.client.as_deref(), state)
+            return Admission::no_feed(err, Transport::LongPoll, q.client.as_deref(), head, state)
         }
     };
     let Ok(cursor) = start_cursor(&feed, q.since) else {
@@ -83,7 +84,7 @@ pub fn admit_long(head: &Head, state: &Arc<AppState>) -> Admission<Held> {
     let meter = state
         .accounting
         .meter(Transport::LongPoll, q.client.as_deref());
-    meter.request();
+    meter.request_over(head.version());
     match state.open(&meter, head) {
         Ok(open) => Admission::Serve(Held {
             feed,

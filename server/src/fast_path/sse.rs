@@ -31,14 +31,16 @@ pub fn admit(head: &Head, state: &Arc<AppState>) -> Admission<Ready> {
     };
     let feed = match q.feed(state) {
         Ok(feed) => feed,
-        Err(err) => return Admission::no_feed(err, Transport::Sse, q.client.as_deref(), state),
+        Err(err) => {
+            return Admission::no_feed(err, Transport::Sse, q.client.as_deref(), head, state)
+        }
     };
     let Ok(cursor) = start_cursor(&feed, last_event_id.or(q.since)) else {
         return Admission::Actix;
     };
     let cors = state.origins.check(head).ok().flatten();
     let meter = state.accounting.meter(Transport::Sse, q.client.as_deref());
-    meter.request();
+    meter.request_over(head.version());
     match state.open(&meter, head) {
         Ok(open) => {
             let gzip = compress::negotiate(state.config.http_gzip, head.headers());

@@ -18,6 +18,7 @@ use super::{request::QuicRequest, session};
 use crate::{
     accounting::{Meter, OpenGuard},
     error::ApiError,
+    incoming::Incoming as _,
     state::AppState,
     transport::{start_cursor, FeedQuery, Transport},
 };
@@ -68,7 +69,7 @@ fn admit(request: &Request, state: &AppState) -> Result<Ready, ApiError> {
     // No first-message authentication as on `/ws`: the token comes with the CONNECT.
     q.authorize(&req, state)?;
     let meter = state.accounting.meter(transport, q.client.as_deref());
-    meter.request();
+    meter.request_over(req.version());
     let feed = q.feed(state)?;
     let cursor = start_cursor(&feed, q.since)?;
     Ok(Ready {

@@ -17,6 +17,9 @@
 //! as well, one each, as over HTTP/2. Past a limit it is closed after its handshake, the limit as
 //! the reason.
 //!
+//! Every other request (the page, `/stats`, `/publish`, ...) goes to the actix-web app through
+//! [`bridge`](super::bridge), so a browser that moved the origin to HTTP/3 still gets the page.
+//!
 //! Not yet: a held long poll whose client left is noticed only when its hold ends (at most
 //! `--long-poll-max`), not at once as on TCP (the h3 crate does not show a request stream's
 //! reset while its response is pending).
@@ -25,14 +28,17 @@
 //! [`transport::long_poll`]: crate::transport::long_poll
 //! [`transport::sse::Stream`]: crate::transport::sse::Stream
 
-use std::{net::IpAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc};
 
 use actix_web::{body::MessageBody as _, ResponseError as _};
 use bytes::Bytes;
 use h3::server::RequestStream;
 use web_transport_quinn::http::{self, Method, StatusCode};
 
-use super::request::QuicRequest;
+use super::{
+    bridge::{Asked, Bridge},
+    request::QuicRequest,
+};
 use crate::{
     accounting::{Framing, Meter},
     compress,
@@ -60,6 +66,7 @@ pub async fn connection(
     incoming: quinn::Incoming,
     open: Result<crate::accounting::OpenGuard, String>,
     state: Arc<AppState>,
+    bridge: Bridge,
 ) {
     let config = &state.config;
     let Ok(connecting) = incoming.accept() else {
@@ -79,7 +86,7 @@ pub async fn connection(
             return;
         }
     };
-    let peer = conn.remote_address().ip();
+    let peer = conn.remote_address();
     let mut builder = h3::server::builder();
     builder.max_field_section_size(config.quic.quic_max_header_bytes);
     let built = builder.build(h3_quinn::Connection::new(conn));
@@ -93,11 +100,12 @@ pub async fn connection(
             Ok(None) | Err(_) => break,
         };
         let state = state.clone();
+        let bridge = bridge.clone();
         requests.spawn(async move {
             let resolved =
                 tokio::time::timeout(state.config.request_timeout, resolver.resolve_request());
             if let Ok(Ok((req, stream))) = resolved.await {
-                serve(req, stream, peer, state).await;
+                serve(req, stream, peer, state, &bridge).await;
             }
         });
         while requests.try_join_next().is_some() {}
@@ -108,14 +116,20 @@ pub async fn connection(
 }
 
 /// Answers one request.
-async fn serve(req: http::Request<()>, mut stream: Stream, peer: IpAddr, state: Arc<AppState>) {
+async fn serve(
+    req: http::Request<()>,
+    mut stream: Stream,
+    peer: SocketAddr,
+    state: Arc<AppState>,
+    bridge: &Bridge,
+) {
     let uri = req.uri();
     let authority = uri.authority().map(|a| a.as_str().to_owned());
     let incoming = QuicRequest::new(
         authority.unwrap_or_default(),
         uri.query().unwrap_or_default(),
         req.headers(),
-        peer,
+        peer.ip(),
     );
     // Foreign pages get no CORS header, so the browser keeps the answer from them (as over TCP).
     let cors = state.origins.check(&incoming).ok().flatten();
@@ -127,12 +141,13 @@ async fn serve(req: http::Request<()>, mut stream: Stream, peer: IpAddr, state: 
             ApiError::BadRequest(format!("{} takes GET, not {}", uri.path(), req.method())),
             None,
         ),
-        (_, path) => Reply::Refuse(
+        (_, path @ ("/ws" | "/ws/echo")) => Reply::Refuse(
             ApiError::NotFound(format!(
-                "HTTP/3 serves /poll, /long-poll and /sse; {path} is over TCP only"
+                "{path} is over TCP only: WebSockets over HTTP/3 (RFC 9220) are not served"
             )),
             None,
         ),
+        _ => return bridged(req, stream, peer, &state, bridge).await,
     };
     let reply = match reply {
         Reply::Events(prelude, events) => {
@@ -172,6 +187,80 @@ async fn serve(req: http::Request<()>, mut stream: Stream, peer: IpAddr, state: 
     .await;
 }
 
+/// Any other request, answered by the actix-web app ([`bridge`](super::bridge)), its body read
+/// first (at most `--max-publish-bytes`, within `--body-timeout`).
+async fn bridged(
+    req: http::Request<()>,
+    mut stream: Stream,
+    peer: SocketAddr,
+    state: &AppState,
+    bridge: &Bridge,
+) {
+    let config = &state.config;
+    let limit = config.max_publish_bytes;
+    let read = tokio::time::timeout(config.body_timeout, async {
+        let mut body = bytes::BytesMut::new();
+        while let Some(mut chunk) = stream.recv_data().await.ok()? {
+            use bytes::Buf as _;
+            let size = body.len() + chunk.remaining();
+            if size > limit {
+                return Some(Err(size));
+            }
+            while chunk.has_remaining() {
+                let piece = chunk.chunk();
+                body.extend_from_slice(piece);
+                let n = piece.len();
+                chunk.advance(n);
+            }
+        }
+        Some(Ok(body.freeze()))
+    })
+    .await;
+    let body = match read {
+        Ok(Some(Ok(body))) => body,
+        Ok(Some(Err(size))) => {
+            let error = ApiError::BodyTooLarge { size, limit };
+            let _ =
+                tokio::time::timeout(config.send_timeout, refuse(&mut stream, &error, None, None))
+                    .await;
+            return;
+        }
+        // The client left, or did not finish its body within --body-timeout.
+        _ => return,
+    };
+    let (parts, ()) = req.into_parts();
+    let answer = bridge
+        .ask(Asked {
+            method: parts.method,
+            path_and_query: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+            authority: parts.uri.authority().map(|a| a.as_str().to_owned()),
+            headers: parts.headers,
+            body,
+            peer,
+        })
+        .await;
+    let _ = tokio::time::timeout(config.send_timeout, async {
+        let mut res = http::Response::builder().status(answer.status);
+        for (name, value) in answer.headers {
+            res = res.header(name, value);
+        }
+        let Ok(res) = res.body(()) else {
+            return;
+        };
+        if stream.send_response(res).await.is_err() {
+            return;
+        }
+        if !answer.body.is_empty() && stream.send_data(answer.body).await.is_err() {
+            return;
+        }
+        let _ = stream.finish().await;
+    })
+    .await;
+}
+
 /// A short poll, through the handler's steps.
 fn short_poll(req: &QuicRequest, state: &AppState) -> Reply {
     let q = match poll::check(req, state) {
@@ -181,7 +270,7 @@ fn short_poll(req: &QuicRequest, state: &AppState) -> Reply {
     let meter = state
         .accounting
         .meter(Transport::ShortPoll, q.client.as_deref());
-    meter.request();
+    meter.request_over(req.version());
     match poll::answer(state, &q, PollAnswer::coding(req, state)) {
         Ok((answer, events)) => {
             poll::count(&meter, events);
@@ -200,7 +289,7 @@ async fn long_poll(req: &QuicRequest, state: &AppState) -> Reply {
     let meter = state
         .accounting
         .meter(Transport::LongPoll, q.client.as_deref());
-    meter.request();
+    meter.request_over(req.version());
     let held = async {
         let feed = q.feed(state)?;
         let cursor = start_cursor(&feed, q.since)?;
@@ -225,7 +314,7 @@ fn events(req: &QuicRequest, state: &Arc<AppState>) -> Reply {
         Err(e) => return Reply::Refuse(e, None),
     };
     let meter = state.accounting.meter(Transport::Sse, q.client.as_deref());
-    meter.request();
+    meter.request_over(req.version());
     let started = (|| {
         let feed = q.feed(state)?;
         let cursor = start_cursor(&feed, last_event_id.or(q.since))?;

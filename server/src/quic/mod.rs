@@ -32,8 +32,10 @@
 //! [`connect`] admits a session (the CONNECT request's checks, the same as `/ws`'s); [`session`]
 //! serves it. [`request`] is a QUIC request as the shared checks see it, for both.
 
+pub mod bridge;
 pub mod connect;
 pub mod http3;
+pub mod info;
 pub mod request;
 pub mod session;
 
@@ -127,7 +129,7 @@ impl Listener {
     /// The UDP port cannot be bound, or the TLS settings do not suit QUIC.
     pub fn start(
         addr: SocketAddr,
-        tls: Option<&rustls::ServerConfig>,
+        tls: Option<&crate::tls::Tls>,
         state: &Arc<AppState>,
         stop: CancellationToken,
     ) -> anyhow::Result<Option<Self>> {
@@ -135,8 +137,13 @@ impl Listener {
         if !config.quic.enabled {
             return Ok(None);
         }
-        let tls = tls.context("--quic needs TLS")?.clone();
-        let server = server_config(tls, &config.quic)?;
+        let tls = tls.context("--quic needs TLS")?;
+        // For `GET /quic`: where pages find WebTransport, and the certificate they trust by hash.
+        let _ = state.quic.set(info::Listening {
+            port: addr.port(),
+            cert: tls.quic_cert.clone(),
+        });
+        let server = server_config(tls.quic.clone(), &config.quic)?;
         let socket = std::net::UdpSocket::bind(addr)
             .with_context(|| format!("binding {addr} over UDP for QUIC"))?;
         let workers = config
@@ -165,12 +172,17 @@ impl Listener {
         } else {
             println!("  wt           https://{addr}/wt?since=0 (WebTransport, QUIC over UDP)");
         }
+        let bridge = if config.quic.http3 {
+            Some(bridge::Bridge::start(state.clone()).context("HTTP/3 bridge thread")?)
+        } else {
+            None
+        };
         let (tx, done) = tokio::sync::oneshot::channel();
         let state = state.clone();
         std::thread::Builder::new()
             .name("quic".into())
             .spawn(move || {
-                runtime.block_on(serve(endpoint, state, stop));
+                runtime.block_on(serve(endpoint, state, stop, bridge));
                 let _ = tx.send(());
             })
             .context("QUIC thread")?;
@@ -185,7 +197,13 @@ impl Listener {
 
 /// Accepts connections until `stop`; then lets the sessions end at their turns (the feed's
 /// close reaches them as it reaches every stream) within `--shutdown-grace`.
-async fn serve(endpoint: quinn::Endpoint, state: Arc<AppState>, stop: CancellationToken) {
+/// `bridge` is there when the endpoint serves HTTP/3 (`--quic-http3`), WebTransport otherwise.
+async fn serve(
+    endpoint: quinn::Endpoint,
+    state: Arc<AppState>,
+    stop: CancellationToken,
+    bridge: Option<bridge::Bridge>,
+) {
     let mut sessions = tokio::task::JoinSet::new();
     loop {
         let incoming = tokio::select! {
@@ -206,12 +224,17 @@ async fn serve(endpoint: quinn::Endpoint, state: Arc<AppState>, stop: Cancellati
             .accounting
             .connections_accepted
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if state.config.quic.http3 {
+        if let Some(bridge) = &bridge {
             // In the connection limits from its first packet too, under no transport: it may
             // carry polls, long polls and streams, which count as they come.
             let meter = state.accounting.meter(Transport::Sse, None);
             let open = meter.open_connection(&state.limits(), Some(incoming.remote_address().ip()));
-            sessions.spawn(http3::connection(incoming, open, state.clone()));
+            sessions.spawn(http3::connection(
+                incoming,
+                open,
+                state.clone(),
+                bridge.clone(),
+            ));
             while sessions.try_join_next().is_some() {}
             continue;
         }

@@ -36,7 +36,7 @@ pub fn metered(
     client: Option<&str>,
 ) -> Meter {
     let meter = state.accounting.meter(transport, client);
-    meter.request();
+    meter.request_over(req.version());
     req.extensions_mut().insert(meter.clone());
     meter
 }

@@ -108,7 +108,7 @@ pub(crate) fn admit(req: &impl Incoming, state: &AppState) -> Result<Ready, Refu
         None => state.config.auth_token.is_some(),
     };
     let meter = state.accounting.meter(Transport::Ws, q.client.as_deref());
-    meter.request();
+    meter.request_over(req.version());
     let refused = |error, meter: &Meter| Refusal {
         error,
         meter: Some(meter.clone()),

@@ -386,3 +386,44 @@ async fn quic_connections_count_in_the_connection_limits() {
         assert!(closed.to_string().contains(named), "{flag}: {closed}");
     }
 }
+
+/// A browser that moved the origin to HTTP/3 asks it for everything: the page, `/stats`,
+/// `/quic` come from the same app as over TCP, and the polls are counted as HTTP/3.
+#[tokio::test]
+async fn every_other_route_is_answered_over_http3_by_the_same_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = quic_server(&dir, &["--quic-http3"]);
+    let mut h3 = connect(&srv).await;
+
+    let (head, mut stream) = get(&mut h3, &srv, "/", &[]).await;
+    assert_eq!(head.status(), 200);
+    assert!(
+        head.headers().get("alt-svc").is_none(),
+        "no Alt-Svc over HTTP/3"
+    );
+    let page = String::from_utf8(body(&mut stream).await).unwrap();
+    assert!(page.contains("<title>feedlab"), "{page:.200}");
+
+    let (head, mut stream) = get(&mut h3, &srv, "/nothing-here", &[]).await;
+    assert_eq!(head.status(), 404);
+    let _ = body(&mut stream).await;
+
+    let (head, _) = get(&mut h3, &srv, "/poll?since=0", &[]).await;
+    assert_eq!(head.status(), 200);
+    let (head, mut stream) = get(&mut h3, &srv, "/stats", &[]).await;
+    assert_eq!(head.status(), 200);
+    let stats: Value = serde_json::from_slice(&body(&mut stream).await).unwrap();
+    let polls = &stats["transports"]["short-poll"];
+    assert_eq!(polls["requests"], 1);
+    assert_eq!(polls["requests_by_version"]["http/3"], 1, "{polls}");
+
+    let (head, mut stream) = get(&mut h3, &srv, "/quic", &[]).await;
+    assert_eq!(head.status(), 200);
+    let quic: Value = serde_json::from_slice(&body(&mut stream).await).unwrap();
+    assert_eq!(quic["serves"], "http3");
+    assert_eq!(quic["port"], srv.addr.port());
+    assert!(
+        quic["why"].as_str().unwrap().contains("--quic-http3"),
+        "{quic}"
+    );
+}

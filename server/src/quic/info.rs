@@ -1,0 +1,76 @@
+//! `GET /quic`: what a page needs to open WebTransport to this server, or why it cannot.
+//!
+//! A page cannot find out by trying: a refused `new WebTransport` tells a script nothing about
+//! why (as with a WebSocket) and leaves an error in the console. So the server says whether its
+//! QUIC listener serves WebTransport (`--quic`) or HTTP/3 (`--quic-http3`), on which UDP port
+//! (`--bind`'s), and, when it made the QUIC certificate itself, that certificate's SHA-256 for
+//! `new WebTransport(url, {serverCertificateHashes})` and its validity
+//! ([`crate::tls`], `--quic-cert-validity`).
+
+use std::time::SystemTime;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use crate::{state::AppState, tls, transport::Transport};
+
+/// The QUIC listener, once it is up.
+#[derive(Debug, Clone)]
+pub struct Listening {
+    /// Its UDP port: `--bind`'s, as bound.
+    pub port: u16,
+    /// The certificate it serves, when the server made it (`--tls-self-signed`).
+    pub cert: Option<tls::QuicCert>,
+}
+
+pub async fn handler(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let quic = &state.config.quic;
+    let listening = state.quic.get();
+    let cert = listening.and_then(|l| l.cert.as_ref());
+    let expired = cert.filter(|c| c.not_after <= SystemTime::now());
+    let (serves, why) = match (quic.enabled, quic.http3) {
+        (false, _) => (
+            None,
+            Some(
+                "the server runs without --quic; start it with --quic and --tls-self-signed \
+                 (or --tls-cert) for WebTransport"
+                    .to_owned(),
+            ),
+        ),
+        (true, true) => (
+            Some("http3"),
+            Some(
+                "this server's QUIC listener serves HTTP/3 (--quic-http3) instead of \
+                 WebTransport: one or the other per server"
+                    .to_owned(),
+            ),
+        ),
+        (true, false) => match expired {
+            Some(c) => (
+                Some("webtransport"),
+                Some(format!(
+                    "the QUIC certificate expired at {} (--quic-cert-validity); restart the server",
+                    humantime::format_rfc3339_seconds(c.not_after)
+                )),
+            ),
+            None => (Some("webtransport"), None),
+        },
+    };
+    let certificate = cert.map(|c| {
+        json!({
+            "sha256": tls::base64(&c.sha256),
+            "spki_sha256": tls::base64(&c.spki_sha256),
+            "not_before": humantime::format_rfc3339_seconds(c.not_before).to_string(),
+            "not_after": humantime::format_rfc3339_seconds(c.not_after).to_string(),
+        })
+    });
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({
+            "serves": serves,
+            "why": why,
+            "port": listening.map_or_else(|| req.app_config().local_addr().port(), |l| l.port),
+            "path": Transport::Wt.path(),
+            "certificate": certificate,
+        }))
+}
