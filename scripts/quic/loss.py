@@ -4,7 +4,7 @@
 The same feed, one transport at a time, on loopback (the control) and across the emulated 3G
 link with 2% loss (`--network '3g,loss=2%'`: 300 ms RTT, 1.6 Mbit/s down, 768 kbit/s up), over
 TCP as a browser reaches a server (TLS; SSE over HTTP/2, WebSocket over HTTP/1.1) and over QUIC
-(SSE over HTTP/3, WebTransport). The load fits the 3G link (the default 20 clients × 5 events/s
+(SSE over HTTP/3, WebTransport: one stream, a stream per event, datagrams). The load fits the 3G link (the default 20 clients × 5 events/s
 of 100 B is about a fifth of its downlink), so what the table shows is loss and head-of-line
 blocking, not a full queue. The QUIC side runs with loadgen's fair settings: packets pinned to
 the link's MTU (1,472 bytes of UDP payload) with path-MTU discovery off, CUBIC on both sides
@@ -41,11 +41,14 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from provenance import commit, machine  # noqa: E402
 
 LOSSY = "3g,loss=2%"
-# Label, loadgen flags: the four compared under loss.
+# Label, loadgen flags: what is compared under loss. WebTransport in its three ways: one stream
+# for the feed (a loss stalls every event behind it, as on TCP), a stream per event and a
+# datagram per event (lost ones recovered over a stream): only the last two avoid head-of-line
+# blocking.
 STACKS = [
     ("tcp", ["--transports", "sse,ws", "--http", "2"]),
     ("h3", ["--transports", "sse", "--http", "3"]),
-    ("wt", ["--transports", "wt"]),
+    ("wt", ["--transports", "wt,wt-streams,wt-datagrams"]),
 ]
 # The path change: ws and wt together (sequential phases), then sse over HTTP/3 (the server
 # serves HTTP/3 or WebTransport, not both).
@@ -104,9 +107,15 @@ def commands(a):
 
 
 def label(r):
-    t = {"sse": "SSE", "ws": "WebSocket", "wt": "WebTransport"}.get(r["transport"], r["transport"])
+    t = {
+        "sse": "SSE",
+        "ws": "WebSocket",
+        "wt": "WebTransport, one stream",
+        "wt-streams": "WebTransport, a stream per event",
+        "wt-datagrams": "WebTransport, datagrams",
+    }.get(r["transport"], r["transport"])
     http = r["http"]
-    if r["transport"] == "wt":
+    if r["transport"].startswith("wt"):
         return f"{t} (QUIC)"
     if http == "3":
         return f"{t} over HTTP/3 (QUIC)"

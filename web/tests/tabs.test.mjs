@@ -52,7 +52,7 @@ describe(`${TABS} tabs of one profile`, () => {
     writeFileSync(path.join(OUT, 'run.md'), markdown(run));
   });
 
-  test('HTTP/1.1: the starving panes say stalled and the page names the limit; sharing one set of connections lets every tab follow', { timeout: 60_000 }, async () => {
+  test('HTTP/1.1: the starving panes say stalled and the page names the limit; sharing one set of connections lets every tab follow', { timeout: 120_000 }, async () => {
     const server = await startServer({ rate: RATE });
     const context = await browser.newContext({ viewport: LAPTOP });
     try {
@@ -133,7 +133,9 @@ describe(`${TABS} tabs of one profile`, () => {
     }
   });
 
-  test('HTTP/2: every pane of every tab follows the feed, nothing stalls', { timeout: 40_000 }, async () => {
+  // The bounds are for a loaded machine (a build beside the suite: 8 tabs of 4 panes each then
+  // took over 40 s to all follow); what is asserted is that every pane follows, not how soon.
+  test('HTTP/2: every pane of every tab follows the feed, nothing stalls', { timeout: 120_000 }, async () => {
     const server = await startServer({ rate: RATE, args: ['--tls-self-signed'] });
     const url = server.url.replace(/^http:/, 'https:');
     const context = await browser.newContext({ viewport: LAPTOP, ignoreHTTPSErrors: true });
@@ -235,7 +237,7 @@ async function everyPaneFollows(pages, what) {
       }
       return true;
     },
-    { timeoutMs: 20_000, what: `every pane of every tab following ${what}` },
+    { timeoutMs: 60_000, what: `every pane of every tab following ${what}` },
   );
 }
 

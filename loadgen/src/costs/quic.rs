@@ -5,7 +5,8 @@
 //!
 //! Why clients of their own rather than `client::wt`: a window reads its counts while the
 //! connections live, and the run's client adds a connection's bytes only when it ends. Here every
-//! connection adds what its QUIC stats grew by whenever it reads from the feed and when it ends,
+//! connection adds what its QUIC stats grew by once its session is set up, whenever it reads from
+//! the feed and when it ends,
 //! so a window's edges see its bytes (lagging by the acknowledgements sent after the last read,
 //! which the next read counts: one packet a connection at each edge, against the thousands a beat
 //! window holds).
@@ -177,6 +178,11 @@ pub async fn hold(
     };
     tally.requests.fetch_add(1, Relaxed);
     tally.open.fetch_add(1, Relaxed);
+    // The handshake's and the CONNECT's bytes now, while the session is being set up: counted
+    // at the first read instead, they would fall into whatever window that read is in (a beat
+    // window's first heartbeat, for the connections topped up just before it), and be priced
+    // as holding.
+    counted.pump(&conn, tally);
     let pace = talk.map(|t| {
         clock::Pace::per_second(
             tokio::time::Instant::now()
