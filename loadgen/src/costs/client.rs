@@ -319,9 +319,9 @@ pub async fn hold(
             Transport::Ws => ws(&setup, &tally, &stop, talk.as_deref()).await,
             Transport::Wt => super::quic::hold(&setup, &tally, &stop, talk.as_deref()).await,
             // The model's QUIC condition measures WebTransport's headline variant only.
-            Transport::WtStreams | Transport::WtDatagrams => {
-                Err("loadgen costs measures wt, not its wt-streams or wt-datagrams variants".to_owned())
-            }
+            Transport::WtStreams | Transport::WtDatagrams => Err(
+                "loadgen costs measures wt, not its wt-streams or wt-datagrams variants".to_owned(),
+            ),
             Transport::ShortPoll | Transport::LongPoll => {
                 poll(&setup, &tally, &stop, talk.as_ref()).await
             }

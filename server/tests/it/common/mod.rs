@@ -382,9 +382,12 @@ pub async fn stats_within(
 ) -> Value {
     let deadline = std::time::Instant::now() + limit;
     loop {
-        let stats = request_within(limit, Request::get(stats_url).body(Full::default()).unwrap())
-            .await
-            .json();
+        let stats = request_within(
+            limit,
+            Request::get(stats_url).body(Full::default()).unwrap(),
+        )
+        .await
+        .json();
         if cond(&stats) {
             return stats;
         }
