@@ -50,7 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, web_dir: Option<&std::path::Path>
             web::get().to(stats::client_radio),
         )
         .route("/metrics", web::get().to(stats::metrics))
-        .route("/quic", web::get().to(crate::quic::info::handler))
+        .route("/quic", web::get().to(crate::quic_info::handler))
         .route(
             "/results/index.json",
             web::get().to(static_files::results_index),
@@ -144,7 +144,7 @@ where
 }
 
 /// Adds `Alt-Svc: h3=":PORT"` when the QUIC endpoint serves HTTP/3 on this listener's port
-/// (`--quic --quic-http3`, [`crate::quic::alt_svc`]), so a browser tries HTTP/3 next time.
+/// (`--quic --quic-http3`, [`crate::quic_info::alt_svc`]), so a browser tries HTTP/3 next time.
 pub fn alt_svc<S, B>(
     req: ServiceRequest,
     srv: &S,
@@ -154,7 +154,7 @@ where
     S::Future: 'static,
 {
     let value = req.app_data::<web::Data<AppState>>().and_then(|state| {
-        crate::quic::alt_svc(&state.config, req.app_config().local_addr().port())
+        crate::quic_info::alt_svc(&state.config, req.app_config().local_addr().port())
     });
     let fut = srv.call(req);
     async move {

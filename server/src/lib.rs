@@ -37,6 +37,7 @@ pub mod process;
 pub mod publish;
 pub mod query;
 pub mod quic;
+pub mod quic_info;
 pub mod redis_feed;
 pub mod shutdown;
 pub mod state;

@@ -39,7 +39,7 @@ pub struct AppState {
     pub inputs: crate::input::Inputs,
     /// The QUIC listener's port and short-lived certificate, once it started (`--quic`):
     /// `GET /quic` tells pages where WebTransport is and the certificate's hash.
-    pub quic: std::sync::OnceLock<crate::quic::info::Listening>,
+    pub quic: std::sync::OnceLock<QuicListening>,
 }
 
 impl AppState {
@@ -240,4 +240,13 @@ pub struct Published {
     pub seq: u64,
     /// The idempotency key had been used for this same publish: nothing was added.
     pub replayed: bool,
+}
+
+/// The QUIC listener, once it is up (`--quic`), as `GET /quic` tells pages.
+#[derive(Debug, Clone)]
+pub struct QuicListening {
+    /// Its UDP port: `--bind`'s, as bound.
+    pub port: u16,
+    /// The certificate it serves, when the server made it (`--tls-self-signed`).
+    pub cert: Option<crate::tls::QuicCert>,
 }

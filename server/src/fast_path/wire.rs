@@ -111,7 +111,7 @@ thread_local! {
 /// Per thread, because each actix worker thread serves one server (tests run several servers
 /// in one process).
 pub fn advertise(state: &crate::state::AppState) {
-    let line = crate::quic::alt_svc(&state.config, state.config.bind.port())
+    let line = crate::quic_info::alt_svc(&state.config, state.config.bind.port())
         .map_or_else(String::new, |v| format!("alt-svc: {v}\r\n"));
     ALT_SVC.with(|cell| *cell.borrow_mut() = line);
     DATE.with(|cell| cell.borrow_mut().0 = u64::MAX);

@@ -35,7 +35,6 @@
 pub mod bridge;
 pub mod connect;
 pub mod http3;
-pub mod info;
 pub mod request;
 pub mod session;
 
@@ -95,12 +94,6 @@ impl QuicConfig {
     }
 }
 
-/// The `Alt-Svc` value that points browsers at the HTTP/3 endpoint on `port` (UDP), when the
-/// server serves HTTP/3 there (`--quic --quic-http3`).
-pub fn alt_svc(config: &Config, port: u16) -> Option<String> {
-    (config.quic.enabled && config.quic.http3).then(|| format!("h3=\":{port}\"; ma=86400"))
-}
-
 /// quinn's server configuration from the TCP listener's rustls one: ALPN `h3`, no 0-RTT.
 fn server_config(
     tls: rustls::ServerConfig,
@@ -139,7 +132,7 @@ impl Listener {
         }
         let tls = tls.context("--quic needs TLS")?;
         // For `GET /quic`: where pages find WebTransport, and the certificate they trust by hash.
-        let _ = state.quic.set(info::Listening {
+        let _ = state.quic.set(crate::state::QuicListening {
             port: addr.port(),
             cert: tls.quic_cert.clone(),
         });

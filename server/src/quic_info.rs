@@ -5,22 +5,22 @@
 //! QUIC listener serves WebTransport (`--quic`) or HTTP/3 (`--quic-http3`), on which UDP port
 //! (`--bind`'s), and, when it made the QUIC certificate itself, that certificate's SHA-256 for
 //! `new WebTransport(url, {serverCertificateHashes})` and its validity
-//! ([`crate::tls`], `--quic-cert-validity`).
+//! ([`crate::tls`], `--quic-cert-validity`); and the `Alt-Svc` both TCP paths add.
+//!
+//! Apart from [`crate::quic`]: the routes and the fast path read these, and the QUIC listener
+//! itself sits above the routes (its HTTP/3 bridge runs the actix-web app).
 
 use std::time::SystemTime;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::{state::AppState, tls, transport::Transport};
+use crate::{config::Config, state::AppState, tls, transport::Transport};
 
-/// The QUIC listener, once it is up.
-#[derive(Debug, Clone)]
-pub struct Listening {
-    /// Its UDP port: `--bind`'s, as bound.
-    pub port: u16,
-    /// The certificate it serves, when the server made it (`--tls-self-signed`).
-    pub cert: Option<tls::QuicCert>,
+/// The `Alt-Svc` value that points browsers at the HTTP/3 endpoint on `port` (UDP), when the
+/// server serves HTTP/3 there (`--quic --quic-http3`).
+pub fn alt_svc(config: &Config, port: u16) -> Option<String> {
+    (config.quic.enabled && config.quic.http3).then(|| format!("h3=\":{port}\"; ma=86400"))
 }
 
 pub async fn handler(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
