@@ -12,8 +12,10 @@ import time
 
 from marionette_driver.marionette import Marionette
 
+# The four TCP panes: the WebTransport pane is a strip saying why it is absent on a server
+# without --quic (this one).
 PANES = """
-  return Array.from(document.querySelectorAll('.pane[data-transport]')).map(p => ({
+  return Array.from(document.querySelectorAll('.pane[data-transport]:not([data-state="unavailable"])')).map(p => ({
     transport: p.dataset.transport,
     state: p.querySelector('[data-field=state]').textContent.trim(),
     received: Number(p.querySelector('[data-field=received]').textContent) || 0,
