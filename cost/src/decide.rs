@@ -686,6 +686,8 @@ mod tests {
                 long_poll_timeout_s: 25.0,
                 poll_interval_s: 5.0,
                 idle_window_s: None,
+                pinning: None,
+                loadgen_cpu_share: None,
             },
             costs,
         }

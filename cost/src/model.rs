@@ -68,12 +68,20 @@ pub struct Settings {
     pub long_poll_timeout_s: f64,
     /// The short-poll client's interval, s.
     pub poll_interval_s: f64,
-    /// How long each server's own idle CPU was measured, s, before it was subtracted from every
-    /// window (as long as the longest window it is subtracted from, the beat window, so that
-    /// timers firing every few seconds are counted the same on both sides); absent in format 1,
-    /// whose idle windows were 5 s.
+    /// How long each server's own idle CPU was measured, s, in all (its repeats' idle windows,
+    /// pooled), before it was subtracted from every window: as long as the longest window it
+    /// is subtracted from, the beat window, so that timers firing every few seconds are counted
+    /// the same on both sides. Absent in format 1, whose idle windows were 5 s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_window_s: Option<f64>,
+    /// Where the servers and loadgen ran, e.g. "servers on CPU 0 (1 worker each), loadgen on
+    /// CPU 1"; absent when they shared every core (models before it was recorded did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinning: Option<String>,
+    /// loadgen's own CPU over the measurement, as a share of the cores it ran on: near 1, its
+    /// clients could not keep up and the windows measured loadgen as much as the servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loadgen_cpu_share: Option<f64>,
 }
 
 /// The conditions a cost was measured under.

@@ -1,5 +1,6 @@
 //! The few system calls loadgen makes, through rustix's safe wrappers: the open-file limit that
-//! bounds how many connections one process can hold, and signals to the spawned server.
+//! bounds how many connections one process can hold, signals to the spawned server, and the
+//! CPUs a process may run on (`loadgen costs` keeps its servers and itself on separate cores).
 
 use std::{io, time::Duration};
 
@@ -43,6 +44,54 @@ fn signal(pid: u32, sig: Signal) -> io::Result<()> {
         .and_then(Pid::from_raw)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad pid"))?;
     rustix::process::kill_process(pid, sig).map_err(io::Error::from)
+}
+
+/// The CPUs this process may run on, in order.
+pub fn allowed_cpus() -> Vec<usize> {
+    rustix::thread::sched_getaffinity(None).map_or_else(
+        |_| Vec::new(),
+        |set| {
+            (0..rustix::thread::CpuSet::MAX_CPU)
+                .filter(|&c| set.is_set(c))
+                .collect()
+        },
+    )
+}
+
+/// Keeps every thread of process `pid` on `cpus` (threads it starts later inherit the set from
+/// the thread that starts them). The kernel's affinity is per thread, so each of
+/// `/proc/<pid>/task/*` is set; a thread that ends meanwhile is skipped.
+///
+/// # Errors
+/// When `cpus` is empty, or no thread of `pid` could be set.
+pub fn pin_threads(pid: u32, cpus: &[usize]) -> io::Result<()> {
+    if cpus.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no CPUs given"));
+    }
+    let mut set = rustix::thread::CpuSet::new();
+    for &c in cpus {
+        set.set(c);
+    }
+    let mut pinned = 0;
+    let mut last = None;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))?.flatten() {
+        let tid = task
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<i32>().ok())
+            .and_then(Pid::from_raw);
+        if let Some(tid) = tid {
+            match rustix::thread::sched_setaffinity(Some(tid), &set) {
+                Ok(()) => pinned += 1,
+                Err(e) => last = Some(io::Error::from(e)),
+            }
+        }
+    }
+    match (pinned, last) {
+        (0, Some(e)) => Err(e),
+        (0, None) => Err(io::Error::new(io::ErrorKind::NotFound, "no threads")),
+        _ => Ok(()),
+    }
 }
 
 /// Sends this process SIGTERM once the process that started it is gone, so a server spawned by

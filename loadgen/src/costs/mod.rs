@@ -8,9 +8,9 @@
 //! are that transport's alone) and runs, in the repeat's order (rotated each repeat, so no
 //! transport always goes first or last):
 //!
-//! 0. an idle window, every server at once with nothing connected ([`windows::idle`]);
-//! 1. session windows, one server at a time ([`windows::sessions`]); the others are idle
-//!    meanwhile, and their CPU adds to their idle reading (about a minute each);
+//! 0. an idle window, every server at once with nothing connected ([`windows::idle`],
+//!    `--idle-window`, 15 s: a minute per server over four repeats);
+//! 1. session windows, one server at a time ([`windows::sessions`]);
 //! 2. message-up windows, all servers at once (one light client each) ([`windows::message`]);
 //! 3. delivery windows at each client count: the clients connected to every server, the lowest
 //!    rate on all servers at once (their publishers staggered so no two feeds publish together),
@@ -23,7 +23,8 @@
 //!    the composition interpolates between them for a workload's client count.
 //!
 //! The windows of one repeat share the moment's machine, so every figure composes per repeat
-//! (repeat *i* of each with repeat *i* of the others; [`feedlab_cost::measured`]).
+//! (repeat *i* of each with repeat *i* of the others; [`feedlab_cost::measured`]). The servers
+//! run on one core and loadgen on the others ([`pinning`]; `--no-pin` turns it off).
 //!
 //! # Conditions
 //! `browser`: TLS (the server's self-signed certificate, trusted), HTTP/2 for polls and SSE
@@ -40,6 +41,7 @@
 //! a short poll's hour with.
 
 pub mod client;
+pub mod pinning;
 pub mod quic;
 pub mod server;
 pub mod validate;
@@ -147,6 +149,17 @@ pub struct CostsArgs {
     /// Server executable (default: `server` next to loadgen, else loadgen itself).
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
+
+    /// Let the servers and loadgen share every core. By default (on two cores or more) the
+    /// servers run on the first CPU, one worker each, and loadgen on the others, so a server's
+    /// figures do not depend on what loadgen did beside it.
+    #[arg(long)]
+    pub no_pin: bool,
+
+    /// How long every server is measured idle with nothing connected, all at once, at the start
+    /// of each repeat (default 15 s; `--quick`: 1 s); subtracted from each of its windows.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub idle_window: Option<Duration>,
 
     /// Extra argument for every spawned server (repeatable).
     #[arg(long = "server-arg", allow_hyphen_values = true)]
@@ -305,6 +318,11 @@ impl Plan {
                 long_poll_timeout: pick(a.long_poll_timeout, 25, 1),
                 server_bin: a.server_bin.clone(),
                 extra: a.server_args.clone(),
+                pinning: if a.no_pin {
+                    None
+                } else {
+                    pinning::Pinning::of_this_machine()
+                },
             },
             rates,
             clients,
@@ -317,7 +335,7 @@ impl Plan {
             low_window: Duration::from_secs(if q { 1 } else { 8 }),
             high_window: Duration::from_secs(if q { 1 } else { 4 }),
             settle: Duration::from_millis(if q { 300 } else { 1500 }),
-            idle_window: Duration::from_secs(if q { 1 } else { 5 }),
+            idle_window: pick(a.idle_window, 15, 1),
         })
     }
 
@@ -383,8 +401,7 @@ pub fn carries(c: Condition, t: Transport) -> bool {
 /// One repeat's readings of one transport and condition.
 #[derive(Debug, Clone, Default)]
 struct Sample {
-    /// The server alone: before anything connects, and through every other server's session
-    /// window (summed).
+    /// The server alone, before anything connects, every server idle at once.
     idle: Raw,
     session: Raw,
     message: Raw,
@@ -424,6 +441,8 @@ pub async fn run(args: &CostsArgs) -> anyhow::Result<CostModel> {
         plan.estimate_s(),
         soft.map_or("unlimited".into(), |s| s.to_string())
     );
+    let busy = pinning::LoadgenBusy::start(plan.server.pinning.as_ref())
+        .context("keeping loadgen on its CPUs")?;
     let browser_heads = Arc::new(Heads::browser(&plan.heads));
     let minimal = Arc::new(Heads::minimal());
     let cookie = heads::cookie(plan.cookie_bytes);
@@ -492,14 +511,17 @@ pub async fn run(args: &CostsArgs) -> anyhow::Result<CostModel> {
             heartbeat_s: plan.server.heartbeat.as_secs_f64(),
             long_poll_timeout_s: plan.server.long_poll_timeout.as_secs_f64(),
             poll_interval_s: plan.poll_interval.as_secs_f64(),
+            // Per server kind, over every repeat (the idle CPU subtracted is their pooled mean).
             idle_window_s: Some(
                 samples
                     .iter()
                     .flatten()
                     .map(|s| s.idle.seconds)
                     .sum::<f64>()
-                    / samples.iter().flatten().count().max(1) as f64,
+                    / samples.len().max(1) as f64,
             ),
+            pinning: plan.server.pinning.as_ref().map(pinning::Pinning::describe),
+            loadgen_cpu_share: Some(busy.share()),
         },
         costs,
     };
@@ -528,32 +550,22 @@ async fn repeat(plan: &Plan, r: usize, slots: &mut [Slot]) -> anyhow::Result<Vec
         })
         .collect();
     let payload = || crate::payload::Payload::new(plan.payload, 100, r as u64);
-    // 0. Every server idle, at once: its own timers' CPU per second.
+    // 0. Every server idle, at once, nothing else running: its own timers' CPU per second,
+    //    subtracted from each of its windows. Measured as the validation's direct runs measure
+    //    theirs (alone, with nothing connected anywhere), so that the model and its check
+    //    subtract the same thing. Taken instead through the other servers' session windows, it
+    //    came out up to twice as large (300–970 µs/s against 225–570 alone): a server woken
+    //    beside a busy one pays more for the same timers, and every window it was subtracted
+    //    from came out too low.
     let idle =
         futures_util::future::join_all(slots.iter().map(|s| windows::idle(s, plan.idle_window)))
             .await;
     for (k, i) in idle.into_iter().enumerate() {
         out[k].idle = i;
     }
-    // 1. Sessions, one server at a time; every other server, untouched meanwhile, is idle
-    //    through it, and its CPU then adds to its idle reading: about a minute of idle time per
-    //    server, interleaved with the others' busy windows, at no extra time. A 5 s idle window
-    //    alone, scaled to a 60 s beat window or a 10-minute validation run, caught a different
-    //    share of the server's timers than the window it was subtracted from.
+    // 1. Sessions, one server at a time.
     for (k, s) in slots.iter().enumerate() {
-        let others: Vec<(usize, u64)> = slots
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != k)
-            .map(|(j, o)| (j, o.server.cpu_ns()))
-            .collect();
-        let at = std::time::Instant::now();
         out[k].session = windows::sessions(s, plan.session_rate, plan.session_window).await?;
-        let seconds = at.elapsed().as_secs_f64();
-        for (j, cpu0) in others {
-            out[j].idle.cpu_ns += slots[j].server.cpu_ns().saturating_sub(cpu0);
-            out[j].idle.seconds += seconds;
-        }
     }
     // 2. Messages up, all at once (one light client each).
     let msgs = futures_util::future::join_all(
@@ -669,10 +681,16 @@ fn assemble(
     payload_bytes: f64,
 ) -> TransportCosts {
     let m = |f: &dyn Fn(&Sample) -> f64| Measured::new(samples.iter().map(f).collect());
-    // The server's own idle CPU over a window, ns, is not the window's.
+    // The server's own idle CPU over a window, ns, is not the window's. A constant of the
+    // server, not of the repeat: pooled over the repeats' idle windows (a minute in all), so
+    // one repeat's few wake-ups more or less do not move that repeat's every figure.
     let idle_ns_per_s = |s: &Sample| per(s.idle.cpu_ns as f64, s.idle.seconds);
+    let pooled_idle_ns_per_s = per(
+        samples.iter().map(|s| s.idle.cpu_ns as f64).sum(),
+        samples.iter().map(|s| s.idle.seconds).sum(),
+    );
     let cpu_us =
-        |s: &Sample, w: &Raw| (w.cpu_ns as f64 - idle_ns_per_s(s) * w.seconds).max(0.0) / 1e3;
+        |_: &Sample, w: &Raw| (w.cpu_ns as f64 - pooled_idle_ns_per_s * w.seconds).max(0.0) / 1e3;
     let kind = beat_kind(t);
     let interval = match kind {
         BeatKind::Poll => plan.poll_interval,

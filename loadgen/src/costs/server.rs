@@ -25,6 +25,8 @@ pub struct ServerSettings {
     pub long_poll_timeout: Duration,
     pub server_bin: Option<std::path::PathBuf>,
     pub extra: Vec<String>,
+    /// Where the servers run apart from loadgen (`None`: wherever the kernel puts them).
+    pub pinning: Option<super::pinning::Pinning>,
 }
 
 /// A server serving one transport under one condition.
@@ -79,6 +81,9 @@ impl Server {
                 extra.push("--quic-http3".to_owned());
             }
         }
+        if let Some(p) = &settings.pinning {
+            extra.extend(["--workers".to_owned(), p.server.len().to_string()]);
+        }
         extra.extend(settings.extra.iter().cloned());
         let log = dir.join(format!("{tag}.log"));
         let bin = settings.server_bin.clone();
@@ -86,6 +91,10 @@ impl Server {
             ServerProcess::spawn(bin.as_deref(), &extra, Some(&log))
         })
         .await??;
+        if let Some(p) = &settings.pinning {
+            p.apply_to_server(process.pid)
+                .with_context(|| format!("keeping the server (pid {}) on its CPUs", process.pid))?;
+        }
         let (url, tls) = if tls {
             crate::server_proc::trusting_its_certificate(&process.url, cert).await?
         } else {

@@ -229,6 +229,13 @@ pub struct Validation {
     pub duration_s: f64,
     pub repeats: u32,
     pub workloads: Vec<Spec>,
+    /// Where the servers and loadgen ran (as the model's `settings.pinning`); absent when they
+    /// shared every core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinning: Option<String>,
+    /// loadgen's own CPU over the direct runs, as a share of the cores it ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loadgen_cpu_share: Option<f64>,
     pub comparisons: Vec<Comparison>,
 }
 
@@ -265,6 +272,27 @@ pub async fn run(args: &CostsArgs) -> anyhow::Result<CostModel> {
     );
     let logs = plan.out.join("logs");
     std::fs::create_dir_all(&logs)?;
+    let pinning = plan
+        .server
+        .pinning
+        .as_ref()
+        .map(super::pinning::Pinning::describe);
+    if pinning != model.settings.pinning {
+        eprintln!(
+            "validation: warning: the model was measured with {}, these runs with {}: their CPU \
+             figures are not made alike",
+            model
+                .settings
+                .pinning
+                .as_deref()
+                .unwrap_or("servers and loadgen on every core"),
+            pinning
+                .as_deref()
+                .unwrap_or("servers and loadgen on every core"),
+        );
+    }
+    let busy = super::pinning::LoadgenBusy::start(plan.server.pinning.as_ref())
+        .context("keeping loadgen on its CPUs")?;
     // The model's own settings, so the direct runs beat as the model's windows did.
     let mut settings = plan.server.clone();
     settings.heartbeat = Duration::from_secs_f64(model.settings.heartbeat_s);
@@ -333,6 +361,8 @@ pub async fn run(args: &CostsArgs) -> anyhow::Result<CostModel> {
         duration_s: started.elapsed().as_secs_f64(),
         repeats,
         workloads: specs,
+        pinning,
+        loadgen_cpu_share: Some(busy.share()),
         comparisons,
     };
     write(&plan.out, &v, started)?;
@@ -595,6 +625,12 @@ fn markdown(v: &Validation) -> String {
         v.duration_s,
         v.command
     );
+    if let Some(p) = &v.pinning {
+        s += &format!(
+            "CPUs: {p}; loadgen used {:.0}% of its cores over the direct runs.\n\n",
+            v.loadgen_cpu_share.unwrap_or(0.0) * 100.0
+        );
+    }
     if let Some(r) = &v.recomposed {
         s += &format!(
             "Predictions recomposed from the same direct runs at {r} (`loadgen costs --validate \

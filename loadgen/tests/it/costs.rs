@@ -71,6 +71,20 @@ fn a_quick_measurement_writes_a_sound_model() {
     let names: Vec<&str> = model.costs.iter().map(|c| c.transport.as_str()).collect();
     assert_eq!(names, ["long-poll", "sse"]);
     assert!(model.record.duration_s > 0.0 && !model.record.commit.is_empty());
+    // On two cores or more the servers ran apart from loadgen, and the model says where.
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    if cpus >= 2 {
+        let pinning = model.settings.pinning.as_deref().unwrap_or_default();
+        assert!(
+            pinning.starts_with("servers on CPU ") && pinning.contains("loadgen on CPU "),
+            "{pinning:?}"
+        );
+    }
+    let share = model.settings.loadgen_cpu_share.unwrap();
+    assert!(
+        share > 0.0 && share <= 1.05,
+        "loadgen's share of its cores: {share}"
+    );
     for c in &model.costs {
         assert_eq!(c.condition, Condition::PlainH1);
         assert_eq!(c.served_by, "fast path");
@@ -107,6 +121,44 @@ fn a_quick_measurement_writes_a_sound_model() {
             assert!(v.is_finite() && v > 0.0, "{h:?}");
         }
     }
+    // Its check against direct whole-session runs, as the model was made (same CPUs): one
+    // comparison per transport, each with its direct run's figures and the model's.
+    let status = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "costs",
+            "--quick",
+            "--validate",
+            "--validate-repeats",
+            "1",
+            "--workloads",
+            "busy",
+            "--conditions",
+            "plain-h1",
+            "--transports",
+            "sse,long-poll",
+            "--out",
+        ])
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("validation.json")).unwrap())
+            .unwrap();
+    assert_eq!(v["pinning"], serde_json::json!(model.settings.pinning));
+    let comparisons = v["comparisons"].as_array().unwrap();
+    assert_eq!(comparisons.len(), 2, "{v}");
+    for c in comparisons {
+        assert_eq!(c["workload"], "busy");
+        let (predicted, direct) = (&c["cpu"]["predicted"], &c["cpu"]["median"]);
+        assert!(
+            predicted.as_f64().unwrap() > 0.0 && direct.as_f64().unwrap() > 0.0,
+            "{c}"
+        );
+        assert!(c["runs"][0]["events"].as_f64().unwrap() > 0.0, "{c}");
+    }
+    let md = std::fs::read_to_string(out.path().join("validation.md")).unwrap();
+    assert!(md.contains("| sse | plain-h1 |"), "{md}");
 }
 
 /// The QUIC condition: WebTransport on a `server --quic`, every figure measured (QUIC's bytes

@@ -93,6 +93,8 @@ fn model_file(dir: &tempfile::TempDir) -> std::path::PathBuf {
             long_poll_timeout_s: 25.0,
             poll_interval_s: 5.0,
             idle_window_s: None,
+            pinning: None,
+            loadgen_cpu_share: None,
         },
         costs: vec![
             costs("short-poll", BeatKind::Poll, 5.0, 700.0),
