@@ -21,7 +21,7 @@ cell.json with the command). loadgen is run once per run and stopped by PID (als
 or Ctrl-C); it removes its own namespaces, servers and links.
 
     cargo build --release -p server -p loadgen
-    sudo python3 scripts/quic/loss.py              # ~8 min
+    sudo python3 scripts/quic/loss.py              # ~25 min (3 repeats; --repeats 1: ~10)
     sudo python3 scripts/quic/loss.py --dry-run    # the commands
 
 Needs root, /dev/net/tun and iproute2 (the link). Python 3 standard library only.
@@ -81,7 +81,7 @@ def common(a):
         "--rate", str(a.rate),
         "--duration", f"{a.duration}s",
         "--drain", "5s",
-        "--repeat", "1",
+        "--repeat", str(a.repeats),
         "--seed", "31",
         "--quiet",
     ]
@@ -129,7 +129,47 @@ def ms(us):
     return f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.0f} ms" if v >= 10 else f"{v:.1f} ms"
 
 
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    m = len(xs) // 2
+    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
+
+
 def figures(report):
+    """One row per cell (transport, HTTP version, network): the tables' figures over its repeats
+    (loadgen's `--repeat`, interleaved): latencies, stalls and bytes per event as the median with
+    the range, counts summed."""
+    rows = phase_figures(report)
+    cells = {}
+    for r in rows:
+        cells.setdefault((r["transport"], r["http"], r["network"]), []).append(r)
+    out = []
+    for group in cells.values():
+        row = dict(group[0])
+        row["runs"] = len(group)
+        for k in ("p50_us", "p99_us", "max_us", "hol_stalls", "ip_bytes_per_event",
+                  "packets_per_event", "quic_rtt_ms"):
+            vals = [g[k] for g in group if g[k] is not None]
+            row[k] = median(vals)
+            row[k + "_range"] = [min(vals), max(vals)] if vals else None
+        for k in ("events_expected", "events_received", "lost", "link_dropped", "udp_packets",
+                  "udp_dropped", "tcp_retransmitted", "quic_client_lost_packets",
+                  "quic_congestion_events", "udp_rcvbuf_errors", "connections_opened",
+                  "reconnects", "clients"):
+            vals = [g[k] for g in group if g[k] is not None]
+            row[k] = sum(vals) if vals else None
+        row["errors"] = {}
+        for g in group:
+            for kind, n in (g["errors"] or {}).items():
+                row["errors"][kind] = row["errors"].get(kind, 0) + n
+        row["server_check_ok"] = all(g["server_check_ok"] for g in group)
+        out.append(row)
+    return out
+
+
+def phase_figures(report):
     """One row per phase: what the tables show."""
     rows = []
     for r in report["phases"]:
@@ -171,6 +211,14 @@ def figures(report):
     return rows
 
 
+def ms_range(f, k):
+    """`k`'s median, and its range over the repeats when they differ."""
+    r = f.get(k + "_range")
+    if not r or r[0] == r[1]:
+        return ms(f[k])
+    return f"{ms(f[k])} [{ms(r[0])}–{ms(r[1])}]"
+
+
 def loss_table(rows):
     lines = [
         "| transport | network | p50 | p99 | max | stalls | IP bytes / event | link drops | "
@@ -187,7 +235,8 @@ def loss_table(rows):
         tcp = f["tcp_retransmitted"] if f["udp_packets"] == 0 and f["network"] != "none" else "–"
         lines.append(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:,} / {:,} |".format(
-                f["label"], f["network"], ms(f["p50_us"]), ms(f["p99_us"]), ms(f["max_us"]),
+                f["label"], f["network"], ms_range(f, "p50_us"), ms_range(f, "p99_us"),
+                ms_range(f, "max_us"),
                 "–" if f["hol_stalls"] is None else f"{f['hol_stalls']:,}",
                 "–" if f["ip_bytes_per_event"] is None else f"{f['ip_bytes_per_event']:,.0f}",
                 f["link_dropped"] if f["network"] != "none" else "–",
@@ -201,7 +250,7 @@ def loss_table(rows):
 
 def move_table(rows):
     lines = [
-        "| transport | clients | connections opened | reconnects | went on without reconnecting | "
+        "| transport | clients × runs | connections opened | reconnects | went on without reconnecting | "
         "p99 | max | received / expected |",
         "|---|---:|---:|---:|---|---:|---:|---:|",
     ]
@@ -213,9 +262,11 @@ def move_table(rows):
         else:
             survived = "yes"
         lines.append(
-            "| {} | {} | {} | {} | {} | {} | {} | {:,} / {:,} |".format(
-                f["label"], f["clients"], f["connections_opened"], f["reconnects"], survived,
-                ms(f["p99_us"]), ms(f["max_us"]), f["events_received"], f["events_expected"],
+            "| {} | {} × {} | {} | {} | {} | {} | {} | {:,} / {:,} |".format(
+                f["label"], f["clients"] // f["runs"], f["runs"], f["connections_opened"],
+                f["reconnects"], survived,
+                ms_range(f, "p99_us"), ms_range(f, "max_us"), f["events_received"],
+                f["events_expected"],
             )
         )
     return "\n".join(lines)
@@ -254,7 +305,9 @@ resets what comes from the new port, and the client receives nothing more.
     text = f"""# TCP and QUIC under loss
 {loaded}
 The same feed ({a.clients} clients, {a.rate:g} events/s of 100 B for {a.duration} s, TLS) on
-loopback and across the emulated 3G link with 2% loss, one transport at a time. Generated by
+loopback and across the emulated 3G link with 2% loss, one transport at a time, every phase
+{a.repeats} time{"s" if a.repeats != 1 else ""} (interleaved). Latencies, stalls and bytes per event are the median over the runs, with
+their range in brackets where the runs differ; counts are summed over the runs.{" One run per cell: a difference between two rows is not told from noise here." if a.repeats == 1 else " Two rows whose ranges overlap are not told apart."} Generated by
 `scripts/quic/loss.py`.
 
 - **Command**: `{meta['command']}` ({meta['elapsed_s'] / 60:.1f} min)
@@ -307,6 +360,9 @@ def main():
     p.add_argument("--clients", type=int, default=20)
     p.add_argument("--rate", type=float, default=5, help="events per second published")
     p.add_argument("--duration", type=int, default=30, help="publishing time per phase, s")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="runs of every phase, interleaved (loadgen --repeat); the tables give "
+                        "the median and range")
     p.add_argument("--loadgen", default=os.path.join(ROOT, "target", "release", "loadgen"))
     p.add_argument("--server", default=os.path.join(ROOT, "target", "release", "server"))
     p.add_argument("--out", default=os.path.join(ROOT, "results", "quic"))
