@@ -204,7 +204,7 @@ fn quic(
         )
     };
     format!(
-        "Over QUIC (browser-h3): {} at ${:.2} per million client-hours against {} at ${:.2} over TCP ({}): {judged}; measured on loopback, so what QUIC does under loss or a network change is not in it",
+        "Over QUIC (browser-h3): {} at ${:.2} per million client-hours against {} at ${:.2} over TCP ({}): {judged}; measured on loopback, where QUIC's case cannot show: under loss and across a network change it is measured apart (`scripts/quic/loss.py`, results/quic/)",
         q.transport,
         q.total_median,
         t.transport,
