@@ -51,8 +51,10 @@ export class FeedClient {
    * @param {object} o
    * @param {'short-poll'|'long-poll'|'sse'|'ws'|'wt'} o.transport
    * @param {string} [o.baseUrl] where the server is; default: the page's own location.
-   * @param {{port:number, path:string, certificate:{sha256:string}|null}} [o.quic] WebTransport
-   *   only: the server's `GET /quic` answer (its UDP port, and the hash of a certificate it made).
+   * @param {{port:number, path:string, certificate:{sha256:string}|null, certificates?:{sha256:string}[]}} [o.quic]
+   *   WebTransport only: the server's `GET /quic` answer (its UDP port, and the hashes of the
+   *   certificates it made: the one it serves, and those it renewed that have not expired). Asked
+   *   again before each reconnection, since the server renews its certificate.
    * @param {string} [o.clientId] sent as `client=` so the server accounts for this client.
    * @param {number|null} [o.since] first cursor; `null` follows the feed from now on.
    * @param {(event: {seq:number, ts:number, data:any}, info: {gap:number, duplicate:boolean}) => void} [o.onEvent]
@@ -86,6 +88,8 @@ export class FeedClient {
     this.baseUrl = baseUrl;
     this.clientId = clientId;
     this.quic = quic;
+    /** WebTransport: sessions opened, so a reconnection asks `GET /quic` again first. */
+    this.sessionsOpened = 0;
     /** The seq everything up to which has been received; the resume point. */
     this.cursor = since;
     /** The seq of the last event received, for display. */
@@ -415,16 +419,25 @@ export class FeedClient {
   // --- WebTransport ------------------------------------------------------------------------
 
   /**
-   * Opens `/wt?since=<cursor>` on the server's QUIC port, with the hash of its certificate when
-   * the server made that certificate itself, and reads its feed stream line by line.
+   * Opens `/wt?since=<cursor>` on the server's QUIC port, with the hashes of its certificates
+   * when the server made them itself, and reads its feed stream line by line.
    */
   async #openSession(generation) {
+    // The server renews a certificate it made before it expires (`--quic-cert-renew-before`):
+    // a page open across a renewal holds only the older hashes, so it asks again first.
+    if (this.sessionsOpened++ > 0 && this.quic?.certificate) {
+      const fresh = await this.#quicAgain();
+      if (generation !== this.generation) return;
+      if (fresh?.serves === 'webtransport') this.quic = fresh;
+    }
     const url = new URL(this.#url(this.quic?.path?.replace(/^\//, '') ?? 'wt', { since: this.cursor }));
     url.protocol = 'https:';
     if (this.quic?.port) url.port = String(this.quic.port);
     const options = {};
-    const hash = this.quic?.certificate?.sha256;
-    if (hash) options.serverCertificateHashes = [{ algorithm: 'sha-256', value: base64Bytes(hash) }];
+    const certificates = this.quic?.certificates ?? [this.quic?.certificate].filter(Boolean);
+    if (certificates.length) {
+      options.serverCertificateHashes = certificates.map((c) => ({ algorithm: 'sha-256', value: base64Bytes(c.sha256) }));
+    }
     let session;
     try {
       session = new WebTransport(url.href, options);
@@ -580,6 +593,16 @@ export class FeedClient {
     this.callbacks.onRequest({ type, id: request.id, kind: request.kind, at, outcome });
   }
 
+  /** `GET /quic` again, or `null` when it does not answer in time. */
+  async #quicAgain() {
+    try {
+      const res = await withTimeout(fetch(this.#url('quic'), { cache: 'no-store' }), PUBLISH_TIMEOUT_MS, 'GET /quic timed out');
+      return res.ok ? await res.json() : null;
+    } catch {
+      return null;
+    }
+  }
+
   /** A URL relative to the page (or `baseUrl`), so the page works behind any host, port or prefix. */
   #url(path, params) {
     // A page resolves against its document; a worker (the shared mode) against its script.
@@ -593,7 +616,7 @@ export class FeedClient {
   }
 }
 
-/** The bytes of a base64 string (`GET /quic`'s certificate hash). */
+/** The bytes of a base64 string (a `GET /quic` certificate's hash). */
 function base64Bytes(text) {
   return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 }

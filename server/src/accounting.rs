@@ -45,6 +45,10 @@ pub struct Counters {
     /// heads and framing as written. Equal to `bytes_written` when nothing was compressed.
     pub payload_bytes_uncompressed: AtomicU64,
     pub messages_received: AtomicU64,
+    /// `wt-datagrams`' `{"op":"resend",…}` requests: a client asking for events again, not a
+    /// message of its own, so not in `messages_received` (their replies are in
+    /// `events_delivered` and `bytes_written`, as loadgen reads them).
+    pub resends: AtomicU64,
     /// `requests` by the HTTP version each came over (HTTP/1.0, 1.1, 2, 3), so a run or a page
     /// can tell that its polls and streams really went over HTTP/3 and not a TCP fallback.
     pub by_version: [AtomicU64; 4],
@@ -59,6 +63,7 @@ pub struct CountersSnapshot {
     pub bytes_written: u64,
     pub payload_bytes_uncompressed: u64,
     pub messages_received: u64,
+    pub resends: u64,
     pub requests_by_version: ByVersion,
 }
 
@@ -102,6 +107,7 @@ impl Counters {
             bytes_written: self.bytes_written.load(Relaxed),
             payload_bytes_uncompressed: self.payload_bytes_uncompressed.load(Relaxed),
             messages_received: self.messages_received.load(Relaxed),
+            resends: self.resends.load(Relaxed),
             requests_by_version: ByVersion {
                 http1_0: self.by_version[0].load(Relaxed),
                 http1_1: self.by_version[1].load(Relaxed),
@@ -395,6 +401,15 @@ impl Meter {
         });
     }
 
+    /// A WebTransport client asked for events again (`{"op":"resend",…}`): read from it, but
+    /// not a message.
+    pub fn resend_received(&self) {
+        self.stamp(Cause::Client, 0);
+        self.each(|c| {
+            c.resends.fetch_add(1, Relaxed);
+        });
+    }
+
     /// A WebSocket pong: counted nowhere else, but it wakes a phone's radio as a message does.
     pub fn pong_received(&self) {
         self.stamp(Cause::Client, 0);
@@ -403,7 +418,21 @@ impl Meter {
     /// Marks a streaming connection (or held long-poll) open until the guard drops; refuses it,
     /// with the limit that was hit, past any of `limits`.
     pub fn open(&self, limits: &Limits, ip: Option<IpAddr>) -> Result<OpenGuard, String> {
-        self.open_as(limits, ip, true)
+        self.open_as(limits, ip, Some(&[self.transport]))
+    }
+
+    /// Like [`Meter::open`] for a connection whose transport is one of `family`, not yet known
+    /// which (a QUIC connection before its WebTransport CONNECT names the variant): counted
+    /// under this meter's transport until [`OpenGuard::move_to`] moves it, and refused past
+    /// `--max-transport-connections` counted over the whole family, so the limit holds for
+    /// whichever it turns out to be.
+    pub fn open_one_of(
+        &self,
+        family: &[Transport],
+        limits: &Limits,
+        ip: Option<IpAddr>,
+    ) -> Result<OpenGuard, String> {
+        self.open_as(limits, ip, Some(family))
     }
 
     /// Like [`Meter::open`] for a connection that belongs to no transport yet and may carry
@@ -414,18 +443,25 @@ impl Meter {
         limits: &Limits,
         ip: Option<IpAddr>,
     ) -> Result<OpenGuard, String> {
-        self.open_as(limits, ip, false)
+        self.open_as(limits, ip, None)
     }
 
+    /// `family`: the transports whose open connections `--max-transport-connections` counts
+    /// for this one; `None` counts it under no transport.
     fn open_as(
         &self,
         limits: &Limits,
         ip: Option<IpAddr>,
-        transport: bool,
+        family: Option<&[Transport]>,
     ) -> Result<OpenGuard, String> {
         let a = &self.accounting;
+        let transport = family.is_some();
         let total = a.open_streams.fetch_add(1, Relaxed);
-        let mine = a.transports[self.transport.index()].open.load(Relaxed);
+        let mine: i64 = family
+            .unwrap_or_default()
+            .iter()
+            .map(|t| a.transports[t.index()].open.load(Relaxed))
+            .sum();
         let refusal = if total >= limits.total as i64 {
             Some(format!(
                 "{} open connections (--max-connections)",
@@ -491,6 +527,24 @@ pub struct OpenGuard {
     ip: Option<IpAddr>,
     /// Counted under the meter's transport too.
     transport: bool,
+}
+
+impl OpenGuard {
+    /// Counts the connection under `meter`'s transport (and client) from now on instead of the
+    /// one it was opened under: a QUIC connection counted as `wt` from its first packet is a
+    /// `wt-streams` or `wt-datagrams` one once its CONNECT says so. The limits it was admitted
+    /// under are not checked again.
+    pub fn move_to(&mut self, meter: &Meter) {
+        if self.transport {
+            self.meter.each(|c| {
+                c.open.fetch_sub(1, Relaxed);
+            });
+            meter.each(|c| {
+                c.open.fetch_add(1, Relaxed);
+            });
+        }
+        self.meter = meter.clone();
+    }
 }
 
 impl Drop for OpenGuard {
@@ -692,6 +746,42 @@ mod tests {
                 .load(Relaxed),
             1
         );
+    }
+
+    #[test]
+    fn a_connection_of_a_family_is_limited_as_any_and_moved_to_its_own() {
+        let a = Arc::new(Accounting::new(4));
+        let limits = Limits {
+            total: 100,
+            per_transport: 2,
+            per_ip: 0,
+        };
+        let family = [Transport::Wt, Transport::WtStreams, Transport::WtDatagrams];
+        let first = a.meter(Transport::Wt, None);
+        let mut g1 = first.open_one_of(&family, &limits, None).unwrap();
+        g1.move_to(&a.meter(Transport::WtStreams, Some("c")));
+        let open = |t: Transport| a.transports[t.index()].open.load(Relaxed);
+        assert_eq!((open(Transport::Wt), open(Transport::WtStreams)), (0, 1));
+        assert_eq!(
+            a.known_client("c").unwrap().transports[Transport::WtStreams.index()]
+                .open
+                .load(Relaxed),
+            1
+        );
+        let _g2 = first.open_one_of(&family, &limits, None).unwrap();
+        assert!(first
+            .open_one_of(&family, &limits, None)
+            .unwrap_err()
+            .contains("--max-transport-connections"));
+        drop(g1);
+        assert_eq!(open(Transport::WtStreams), 0);
+        assert_eq!(
+            a.known_client("c").unwrap().transports[Transport::WtStreams.index()]
+                .open
+                .load(Relaxed),
+            0
+        );
+        assert_eq!(a.open_streams.load(Relaxed), 1);
     }
 
     #[test]

@@ -226,7 +226,9 @@ pub struct Config {
     #[arg(long, env = "FEEDLAB_MAX_CONNECTIONS", default_value_t = 50_000, value_parser = count_in(1, 10_000_000))]
     pub max_connections: usize,
 
-    /// Most open streaming connections of one transport (SSE, WebSocket or held long-polls).
+    /// Most open streaming connections of one transport (SSE, WebSocket, held long-polls, or
+    /// WebTransport sessions: its three variants share one count, since a QUIC connection is
+    /// checked at its first packet, before its CONNECT names the variant).
     #[arg(
         long,
         env = "FEEDLAB_MAX_TRANSPORT_CONNECTIONS",
@@ -636,13 +638,30 @@ pub struct QuicConfig {
     #[arg(long, env = "FEEDLAB_QUIC_MTU", default_value_t = 0, value_parser = quic_mtu)]
     pub quic_mtu: u16,
 
-    /// How long the certificate QUIC serves is valid, from the server's start, when the server
+    /// How long each certificate QUIC serves is valid, from when it is made, when the server
     /// makes its own (`--tls-self-signed`): a second certificate beside the TCP one, on the same
     /// ECDSA P-256 key, so a page can open WebTransport to it by its hash
     /// (`serverCertificateHashes`, which browsers take only for a certificate valid for at most
-    /// 14 days). Past it, browsers refuse the QUIC certificate until the server restarts.
+    /// 14 days). It is renewed before it expires (`--quic-cert-renew-before`). From 10s (short
+    /// ones are for testing the renewal) to 14d.
     #[arg(long, env = "FEEDLAB_QUIC_CERT_VALIDITY", default_value = "13d", value_parser = cert_validity)]
     pub quic_cert_validity: Duration,
+
+    /// Renew the QUIC certificate the server made (`--quic-cert-validity`) once less than this
+    /// is left of it: a new one on the same key is served to new connections from then on
+    /// (sessions already open keep theirs), and `GET /quic` lists the new hash first and the
+    /// old one until it expires. Default: a quarter of `--quic-cert-validity` (3d 6h of 13d).
+    /// At most half of it, so a certificate serves at least as long as it is listed after.
+    #[arg(long, env = "FEEDLAB_QUIC_CERT_RENEW_BEFORE", value_parser = duration_in(Duration::from_secs(1), MAX_QUIC_CERT_VALIDITY))]
+    pub quic_cert_renew_before: Option<Duration>,
+}
+
+impl QuicConfig {
+    /// `--quic-cert-renew-before`, or its default: a quarter of `--quic-cert-validity`.
+    pub fn cert_renew_before(&self) -> Duration {
+        self.quic_cert_renew_before
+            .unwrap_or(self.quic_cert_validity / 4)
+    }
 }
 
 fn quic_mtu(s: &str) -> Result<u16, String> {
@@ -661,7 +680,7 @@ fn quic_mtu(s: &str) -> Result<u16, String> {
 /// `serverCertificateHashes`: "the total length of the validity period MUST NOT exceed two weeks").
 pub const MAX_QUIC_CERT_VALIDITY: Duration = Duration::from_secs(14 * 24 * 3600);
 
-/// `--quic-cert-validity`: a minute to 14 days, with why the ceiling is there.
+/// `--quic-cert-validity`: 10 seconds to 14 days, with why the ceiling is there.
 fn cert_validity(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
     if d > MAX_QUIC_CERT_VALIDITY {
@@ -671,8 +690,8 @@ fn cert_validity(s: &str) -> Result<Duration, String> {
             humantime::format_duration(d)
         ));
     }
-    if d < Duration::from_secs(60) {
-        return Err("must be at least 1m".into());
+    if d < Duration::from_secs(10) {
+        return Err("must be at least 10s".into());
     }
     Ok(d)
 }
@@ -710,6 +729,31 @@ mod tests {
         assert_eq!(c.quic.quic_cert_validity, MAX_QUIC_CERT_VALIDITY);
         let e = Config::from_args(["--quic-cert-validity", "15d"]).unwrap_err();
         assert!(e.to_string().contains("at most 14 days"), "{e}");
+    }
+
+    #[test]
+    fn the_quic_cert_is_renewed_at_a_quarter_of_its_validity_unless_told() {
+        let c = Config::from_args::<_, &str>([]).unwrap();
+        assert_eq!(c.quic.cert_renew_before(), Duration::from_secs(78 * 3600));
+        let c = Config::from_args([
+            "--quic-cert-validity",
+            "1d",
+            "--quic-cert-renew-before",
+            "2h",
+        ])
+        .unwrap();
+        assert_eq!(c.quic.cert_renew_before(), Duration::from_secs(2 * 3600));
+        let c = Config::from_args([
+            "--tls-self-signed",
+            "--quic",
+            "--quic-cert-validity",
+            "1d",
+            "--quic-cert-renew-before",
+            "13h",
+        ])
+        .unwrap();
+        let e = c.validate().unwrap_err();
+        assert!(e.contains("--quic-cert-renew-before"), "{e}");
     }
 
     #[test]

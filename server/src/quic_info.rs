@@ -5,7 +5,10 @@
 //! QUIC listener serves WebTransport (`--quic`) or HTTP/3 (`--quic-http3`), on which UDP port
 //! (`--bind`'s), and, when it made the QUIC certificate itself, that certificate's SHA-256 for
 //! `new WebTransport(url, {serverCertificateHashes})` and its validity
-//! ([`crate::tls`], `--quic-cert-validity`); and the `Alt-Svc` both TCP paths add.
+//! ([`crate::tls`], `--quic-cert-validity`): `certificate`, the one served now, and
+//! `certificates`, every one a page may name, that one first and then those it replaced
+//! (renewed before they expire, `--quic-cert-renew-before`) until they expire; and the
+//! `Alt-Svc` both TCP paths add.
 //!
 //! Apart from [`crate::quic`]: the routes and the fast path read these, and the QUIC listener
 //! itself sits above the routes (its HTTP/3 bridge runs the actix-web app).
@@ -26,8 +29,10 @@ pub fn alt_svc(config: &Config, port: u16) -> Option<String> {
 pub async fn handler(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let quic = &state.config.quic;
     let listening = state.quic.get();
-    let cert = listening.and_then(|l| l.cert.as_ref());
-    let expired = cert.filter(|c| c.not_after <= SystemTime::now());
+    let now = SystemTime::now();
+    let cert = listening.and_then(|l| l.current());
+    let accepted = listening.map(|l| l.accepted(now)).unwrap_or_default();
+    let expired = cert.as_ref().filter(|c| c.not_after <= now);
     let (serves, why) = match (quic.enabled, quic.http3) {
         (false, _) => (
             None,
@@ -49,21 +54,16 @@ pub async fn handler(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
             Some(c) => (
                 Some("webtransport"),
                 Some(format!(
-                    "the QUIC certificate expired at {} (--quic-cert-validity); restart the server",
+                    "the QUIC certificate expired at {} (--quic-cert-validity) and was not \
+                     renewed (the server's log says why); restart the server",
                     humantime::format_rfc3339_seconds(c.not_after)
                 )),
             ),
             None => (Some("webtransport"), None),
         },
     };
-    let certificate = cert.map(|c| {
-        json!({
-            "sha256": tls::base64(&c.sha256),
-            "spki_sha256": tls::base64(&c.spki_sha256),
-            "not_before": humantime::format_rfc3339_seconds(c.not_before).to_string(),
-            "not_after": humantime::format_rfc3339_seconds(c.not_after).to_string(),
-        })
-    });
+    let certificate = cert.as_ref().map(view);
+    let certificates: Vec<_> = accepted.iter().map(view).collect();
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(json!({
@@ -72,5 +72,16 @@ pub async fn handler(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
             "port": listening.map_or_else(|| req.app_config().local_addr().port(), |l| l.port),
             "path": Transport::Wt.path(),
             "certificate": certificate,
+            "certificates": certificates,
         }))
+}
+
+/// A certificate as `/quic` shows it.
+fn view(c: &tls::QuicCert) -> serde_json::Value {
+    json!({
+        "sha256": tls::base64(&c.sha256),
+        "spki_sha256": tls::base64(&c.spki_sha256),
+        "not_before": humantime::format_rfc3339_seconds(c.not_before).to_string(),
+        "not_after": humantime::format_rfc3339_seconds(c.not_after).to_string(),
+    })
 }

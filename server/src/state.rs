@@ -243,10 +243,38 @@ pub struct Published {
 }
 
 /// The QUIC listener, once it is up (`--quic`), as `GET /quic` tells pages.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct QuicListening {
     /// Its UDP port: `--bind`'s, as bound.
     pub port: u16,
-    /// The certificate it serves, when the server made it (`--tls-self-signed`).
-    pub cert: Option<crate::tls::QuicCert>,
+    /// The certificates it made (`--tls-self-signed`), newest (the one it serves) first, then
+    /// those it served before and that have not expired: a page that trusts by hash may name
+    /// them all. Empty when it serves `--tls-cert`'s.
+    pub certs: parking_lot::RwLock<Vec<crate::tls::QuicCert>>,
+}
+
+impl QuicListening {
+    /// The certificate served now, if the server made it.
+    pub fn current(&self) -> Option<crate::tls::QuicCert> {
+        self.certs.read().first().cloned()
+    }
+
+    /// The certificates a page may trust by hash at `now`: the one served, and the ones before
+    /// it that have not expired, newest first.
+    pub fn accepted(&self, now: std::time::SystemTime) -> Vec<crate::tls::QuicCert> {
+        self.certs
+            .read()
+            .iter()
+            .filter(|c| c.not_after > now)
+            .cloned()
+            .collect()
+    }
+
+    /// `cert` is served from now on; the expired ones are forgotten.
+    pub fn renewed(&self, cert: crate::tls::QuicCert) {
+        let now = std::time::SystemTime::now();
+        let mut certs = self.certs.write();
+        certs.retain(|c| c.not_after > now);
+        certs.insert(0, cert);
+    }
 }

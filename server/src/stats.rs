@@ -187,6 +187,12 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         "WebSocket messages received from clients.",
         &|c| c.messages_received as f64,
     );
+    family(
+        "resends_total",
+        "counter",
+        "WebTransport requests to send events again (wt-datagrams' resend), apart from messages.",
+        &|c| c.resends as f64,
+    );
     let p = process::usage();
     let scalars: [(&str, &str, &str, f64); 9] = [
         (

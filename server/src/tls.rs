@@ -8,8 +8,9 @@
 //! but not WebTransport's `serverCertificateHashes`: a page may trust a certificate by its
 //! SHA-256 hash only if it is ECDSA P-256 and valid for at most 14 days. So with `--quic` the
 //! server makes a second certificate for QUIC, on the same key (one SPKI for both, which is what
-//! Chromium's `--ignore-certificate-errors-spki-list` pins), valid for `--quic-cert-validity`,
-//! and tells pages its hash (`GET /quic`). A client that trusts the written TCP certificate
+//! Chromium's `--ignore-certificate-errors-spki-list` pins), valid for `--quic-cert-validity`
+//! and made again on that key before it expires ([`QuicCertMaker`], renewed by the QUIC
+//! listener), and tells pages its hash (`GET /quic`). A client that trusts the written TCP certificate
 //! (`--tls-write-cert`, loadgen's `--ca`) accepts the QUIC one too: same name, same key, so it
 //! verifies as issued by the other. With `--tls-cert` both listeners serve that chain.
 
@@ -27,8 +28,9 @@ use crate::config::Config;
 /// The names a generated certificate is for.
 const SELF_SIGNED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
-/// How far before the server's start a generated QUIC certificate becomes valid: a client whose
-/// clock is a little behind still accepts it. Counted in `--quic-cert-validity`.
+/// How far before it is made a generated QUIC certificate becomes valid, at most: a client
+/// whose clock is a little behind still accepts it. Counted in `--quic-cert-validity`, of which
+/// it takes at most a tenth (for the short validities of tests).
 const CLOCK_SLACK: Duration = Duration::from_secs(60);
 
 /// The TLS settings of both listeners.
@@ -39,8 +41,17 @@ pub struct Tls {
     /// For the QUIC listener: the TCP one's, or with `--tls-self-signed --quic` the short-lived
     /// certificate's.
     pub quic: rustls::ServerConfig,
-    /// The short-lived QUIC certificate, when the server made one.
-    pub quic_cert: Option<QuicCert>,
+    /// The short-lived QUIC certificate, when the server made one, and what makes the next.
+    pub quic_cert: Option<ShortLived>,
+}
+
+/// The short-lived QUIC certificate the server made: what pages trust by hash, what rustls
+/// serves, and what makes its successor.
+#[derive(Debug)]
+pub struct ShortLived {
+    pub cert: QuicCert,
+    pub certified: Arc<rustls::sign::CertifiedKey>,
+    pub maker: Arc<QuicCertMaker>,
 }
 
 /// What a page needs to trust the generated QUIC certificate by its hash.
@@ -52,6 +63,65 @@ pub struct QuicCert {
     pub spki_sha256: [u8; 32],
     pub not_before: SystemTime,
     pub not_after: SystemTime,
+}
+
+/// What makes the short-lived QUIC certificate: the TCP certificate's key and names, and how
+/// long each is valid; kept so the QUIC listener can make the next before one expires
+/// ([`crate::quic`]'s renewal).
+pub struct QuicCertMaker {
+    key: rcgen::KeyPair,
+    names: Vec<String>,
+    validity: Duration,
+    spki_sha256: [u8; 32],
+}
+
+impl std::fmt::Debug for QuicCertMaker {
+    /// Without the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuicCertMaker")
+            .field("names", &self.names)
+            .field("validity", &self.validity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QuicCertMaker {
+    /// A new certificate, valid from a little before now (at most [`CLOCK_SLACK`]) for the
+    /// validity, to the second: what a page trusts by hash, and what rustls serves.
+    ///
+    /// # Errors
+    /// The certificate cannot be made or signed (a clock out of range, a key rustls refuses).
+    pub fn make(&self) -> anyhow::Result<(QuicCert, Arc<rustls::sign::CertifiedKey>)> {
+        let slack = CLOCK_SLACK.min(self.validity / 10);
+        let not_before = whole_seconds(SystemTime::now() - slack)?;
+        let not_after = whole_seconds(not_before + self.validity)?;
+        let mut params = rcgen::CertificateParams::new(self.names.clone())
+            .context("the QUIC certificate's names")?;
+        params.not_before = offset_date_time(not_before)?;
+        params.not_after = offset_date_time(not_after)?;
+        let cert = params
+            .self_signed(&self.key)
+            .context("generating the QUIC certificate")?;
+        let der = cert.der().clone();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.serialize_der()));
+        let signing = rustls::crypto::ring::sign::any_ecdsa_type(&key)
+            .context("the QUIC certificate's key")?;
+        let record = QuicCert {
+            sha256: Sha256::digest(der.as_ref()).into(),
+            spki_sha256: self.spki_sha256,
+            not_before,
+            not_after,
+        };
+        Ok((
+            record,
+            Arc::new(rustls::sign::CertifiedKey::new(vec![der], signing)),
+        ))
+    }
+
+    /// How long each certificate it makes is valid (`--quic-cert-validity`).
+    pub fn validity(&self) -> Duration {
+        self.validity
+    }
 }
 
 /// The TLS settings for `--bind` (and the QUIC listener), or `None` for plain TCP.
@@ -111,32 +181,35 @@ fn self_signed(config: &Config) -> anyhow::Result<Tls> {
             quic_cert: None,
         });
     }
-    let not_before = SystemTime::now() - CLOCK_SLACK;
-    let not_after = not_before + config.quic.quic_cert_validity;
-    let mut params =
-        rcgen::CertificateParams::new(names).context("the QUIC certificate's names")?;
-    params.not_before = offset_date_time(not_before)?;
-    params.not_after = offset_date_time(not_after)?;
-    let short = params
-        .self_signed(&key_pair)
-        .context("generating the QUIC certificate")?;
-    let short_der = short.der().clone();
-    let quic_cert = QuicCert {
-        sha256: Sha256::digest(short_der.as_ref()).into(),
+    let quic = key();
+    let maker = QuicCertMaker {
+        key: key_pair,
+        names,
+        validity: config.quic.quic_cert_validity,
         spki_sha256,
-        not_before,
-        not_after,
+    };
+    let (quic_cert, certified) = maker.make()?;
+    let quic_cert = ShortLived {
+        cert: quic_cert,
+        certified,
+        maker: Arc::new(maker),
     };
     println!(
         "tls: QUIC certificate valid for {} (--quic-cert-validity), SHA-256 {}",
         humantime::format_duration(config.quic.quic_cert_validity),
-        base64(&quic_cert.sha256)
+        base64(&quic_cert.cert.sha256)
     );
     Ok(Tls {
-        quic: rustls_config(vec![short_der], key())?,
+        quic: rustls_config(quic_cert.certified.cert.clone(), quic)?,
         tcp,
         quic_cert: Some(quic_cert),
     })
+}
+
+/// `t` truncated to the second, as a certificate holds it.
+fn whole_seconds(t: SystemTime) -> anyhow::Result<SystemTime> {
+    let secs = t.duration_since(UNIX_EPOCH).context("clock before 1970")?;
+    Ok(UNIX_EPOCH + Duration::from_secs(secs.as_secs()))
 }
 
 fn rustls_config(

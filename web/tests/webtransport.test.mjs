@@ -77,11 +77,8 @@ describe('WebTransport pane (server --quic)', { skip: chromiumMissing() }, () =>
         const wt = all.transports.wt;
         assert.equal(figures.received, wt.events_delivered, 'events: pane against /stats');
         assert.equal(figures.requests, wt.requests, 'sessions: pane against /stats');
-        // The connection is counted open from its first packet, before its CONNECT names the
-        // client, so `open` is the server's alone.
-        const { open: _open, ...counted } = wt;
-        const { open: _mine, ...mineCounted } = mine.transports.wt;
-        assert.deepEqual(mineCounted, counted, 'this page is the only WebTransport client');
+        // `open` too: the session is counted under its client once its CONNECT names it.
+        assert.deepEqual(mine.transports.wt, wt, 'this page is the only WebTransport client');
         return [figures, wt];
       },
       { timeoutMs: 10_000, what: "the pane's counts equal /stats" },
@@ -136,6 +133,7 @@ describe('WebTransport pane (server --quic)', { skip: chromiumMissing() }, () =>
     assert.equal(quic.why, null);
     const validity = Date.parse(quic.certificate.not_after) - Date.parse(quic.certificate.not_before);
     assert.ok(validity > 0 && validity <= MAX_VALIDITY_MS, `validity ${validity} ms`);
+    assert.deepEqual(quic.certificates, [quic.certificate], 'not renewed yet: the one served is the one listed');
     // A page of its own, so the refusal's console message is not the main page's.
     const probe = await context.newPage();
     await probe.goto(server.url + 'healthz');
@@ -164,6 +162,54 @@ describe('WebTransport pane (server --quic)', { skip: chromiumMissing() }, () =>
 
   test('no console errors or uncaught exceptions', () => {
     assert.deepEqual(errors, []);
+  });
+});
+
+describe('WebTransport pane across a renewal of the QUIC certificate', { skip: chromiumMissing() }, () => {
+  test('a reconnection after the renewal trusts the new certificate', { timeout: 60_000 }, async () => {
+    // Valid for 20 s, renewed with 8 s left (about 10 s in, the next 20 s in, after the first
+    // expired): the page loads on the first certificate.
+    const server = await startServer({ rate: 5, args: ['--tls-self-signed', '--quic', '--quic-cert-validity', '20s', '--quic-cert-renew-before', '8s'] });
+    const browser = await launchBrowser({ quic: true });
+    try {
+      const context = await browser.newContext({ viewport: LAPTOP, ignoreHTTPSErrors: true });
+      const page = await context.newPage();
+      const errors = watchErrors(page);
+      const quicNow = () => page.evaluate(async () => (await fetch('quic', { cache: 'no-store' })).json());
+      await page.goto(server.url, { waitUntil: 'domcontentloaded', timeout: 10_000 });
+      const first = (await quicNow()).certificate.sha256;
+      await eventually(async () => (await allFigures(page)).wt.state === 'open', {
+        timeoutMs: 10_000,
+        what: 'wt open on the first certificate',
+      });
+      const renewed = await eventually(
+        async () => {
+          const quic = await quicNow();
+          assert.notEqual(quic.certificate.sha256, first, 'renewed');
+          return quic;
+        },
+        { timeoutMs: 30_000, what: 'the certificate renewed' },
+      );
+      assert.deepEqual(renewed.certificates.map((c) => c.sha256), [renewed.certificate.sha256, first]);
+      // The session opened on the first certificate goes on; a new one must trust the second.
+      const before = (await allFigures(page)).wt;
+      await page.click('.pane[data-transport="wt"] [data-action="drop"]');
+      const after = await eventually(
+        async () => {
+          const f = (await allFigures(page)).wt;
+          assert.equal(f.state, 'open', `wt state (${f['state-detail']})`);
+          assert.ok(f.reconnects > before.reconnects, 'reconnected');
+          assert.ok(f['last-seq'] >= before['last-seq'] + 3, `last seq ${f['last-seq']} vs ${before['last-seq']}`);
+          return f;
+        },
+        { timeoutMs: 20_000, what: 'wt open again on the renewed certificate' },
+      );
+      assert.equal(after.gaps, 0, 'gaps');
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+      await server.stop();
+    }
   });
 });
 

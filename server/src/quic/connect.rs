@@ -101,7 +101,7 @@ fn mode(request: &Request) -> Result<Transport, ApiError> {
 }
 
 /// One QUIC connection, from its first packet to its end. `open` is its place under the
-/// connection limits, taken when it arrived.
+/// connection limits, taken when it arrived (as `wt`), moved to its variant once admitted.
 pub async fn connection(
     incoming: quinn::Incoming,
     open: Result<OpenGuard, String>,
@@ -114,7 +114,7 @@ pub async fn connection(
     let Ok(Ok(conn)) = tokio::time::timeout(config.request_timeout, connecting).await else {
         return;
     };
-    let _open = match open {
+    let mut open = match open {
         Ok(guard) => guard,
         Err(limit) => {
             let why = ApiError::TooManyConnections(limit).to_string();
@@ -140,6 +140,8 @@ pub async fn connection(
         };
     match admit(&request, &state) {
         Ok(ready) => {
+            // Under its own variant and client from now on, not `wt`'s.
+            open.move_to(&ready.meter);
             let Ok(session) = request.ok().await else {
                 return;
             };

@@ -18,7 +18,9 @@
 //! connection, no amplification: quinn answers an unvalidated address with at most three times
 //! what it received, and a spoofed address never gets past the Retry). Each QUIC connection counts
 //! in `--max-connections`, `--max-transport-connections` and `--max-connections-per-ip` from
-//! its first packet (as `wt`), not only once its session is open.
+//! its first packet, not only once its session is open: as `wt` until its CONNECT names the
+//! variant, then under that one (`/stats`' `open` of `wt-streams` and `wt-datagrams` are their
+//! own sessions); `--max-transport-connections` counts the three variants together.
 //!
 //! With `--quic-http3` the endpoint serves HTTP/3 instead ([`http3`]: polls, long polls and SSE
 //! through the TCP handlers' own steps, on the h3 crate over h3-quinn). One or the other, per
@@ -33,6 +35,7 @@
 //! serves it. [`request`] is a QUIC request as the shared checks see it, for both.
 
 pub mod bridge;
+pub mod cert;
 pub mod connect;
 pub mod http3;
 pub mod request;
@@ -59,6 +62,15 @@ impl QuicConfig {
                 "--quic-idle-timeout ({}) must be above --heartbeat ({}), or quiet sessions time out",
                 humantime::format_duration(self.quic_idle_timeout),
                 humantime::format_duration(config.heartbeat)
+            ));
+        }
+        let (renew, validity) = (self.cert_renew_before(), self.quic_cert_validity);
+        if renew > validity / 2 {
+            return Err(format!(
+                "--quic-cert-renew-before ({}) must be at most half of --quic-cert-validity ({}): \
+                 a certificate is served for at least as long as it is listed after its successor",
+                humantime::format_duration(renew),
+                humantime::format_duration(validity)
             ));
         }
         Ok(())
@@ -109,6 +121,10 @@ fn server_config(
     Ok(server)
 }
 
+/// WebTransport's variants: one `--max-transport-connections` count for the three, since a
+/// connection is checked at its first packet, before its CONNECT says which it is.
+const WT_VARIANTS: [Transport; 3] = [Transport::Wt, Transport::WtStreams, Transport::WtDatagrams];
+
 /// The running listener: its runtime's thread, done once every connection ended.
 pub struct Listener {
     done: tokio::sync::oneshot::Receiver<()>,
@@ -131,12 +147,22 @@ impl Listener {
             return Ok(None);
         }
         let tls = tls.context("--quic needs TLS")?;
-        // For `GET /quic`: where pages find WebTransport, and the certificate they trust by hash.
+        // For `GET /quic`: where pages find WebTransport, and the certificates they trust by hash.
         let _ = state.quic.set(crate::state::QuicListening {
             port: addr.port(),
-            cert: tls.quic_cert.clone(),
+            certs: parking_lot::RwLock::new(
+                tls.quic_cert.iter().map(|made| made.cert.clone()).collect(),
+            ),
         });
-        let server = server_config(tls.quic.clone(), &config.quic)?;
+        let mut rustls = tls.quic.clone();
+        // A certificate the server made is renewed before it expires: served through a resolver
+        // the renewal swaps ([`cert`]).
+        let renewal = tls.quic_cert.as_ref().map(|made| {
+            let current = cert::Current::new(made.certified.clone());
+            rustls.cert_resolver = current.clone();
+            (made.maker.clone(), current)
+        });
+        let server = server_config(rustls, &config.quic)?;
         let socket = std::net::UdpSocket::bind(addr)
             .with_context(|| format!("binding {addr} over UDP for QUIC"))?;
         let workers = config
@@ -175,6 +201,9 @@ impl Listener {
         std::thread::Builder::new()
             .name("quic".into())
             .spawn(move || {
+                if let Some((maker, current)) = renewal {
+                    runtime.spawn(cert::renew(maker, current, state.clone(), stop.clone()));
+                }
                 runtime.block_on(serve(endpoint, state, stop, bridge));
                 let _ = tx.send(());
             })
@@ -231,9 +260,14 @@ async fn serve(
             while sessions.try_join_next().is_some() {}
             continue;
         }
-        // Counted as `wt` whatever its `mode=`: that comes with the CONNECT, after the first packet.
+        // Counted as `wt` until its CONNECT names the variant (`mode=`), then under that
+        // ([`connect::connection`]); limited from the first packet as any of the three.
         let meter = state.accounting.meter(Transport::Wt, None);
-        let open = meter.open(&state.limits(), Some(incoming.remote_address().ip()));
+        let open = meter.open_one_of(
+            &WT_VARIANTS,
+            &state.limits(),
+            Some(incoming.remote_address().ip()),
+        );
         sessions.spawn(connect::connection(incoming, open, state.clone()));
         // Ended sessions reaped as new ones come, so the set holds only the open ones.
         while sessions.try_join_next().is_some() {}

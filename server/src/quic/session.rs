@@ -33,7 +33,8 @@
 //! alone can see it (a gap in `seq`; quinn does not say which datagram a lost packet carried): it
 //! opens a bidirectional stream with `{"op":"resend","since":S,"until":U}` and gets the events
 //! after `S` up to `U` as lines from the feed's retention (or a missed notice first), at most
-//! `--max-batch` of them, then the stream's end. Asking with the cursor reuses the cursor model:
+//! `--max-batch` of them, then the stream's end (counted in `/stats` as `resends`, not as a
+//! message received). Asking with the cursor reuses the cursor model:
 //! the server keeps no per-client record of what it sent, and a resend is an ordinary read of
 //! the retained feed. The loss of the last events before a pause would show in no gap, so while
 //! datagrams flow the server writes `{"op":"head","seq":N}` on the control stream at most every
@@ -395,24 +396,27 @@ impl FeedSession {
                 )))
             }
         };
-        self.meter.message_received();
         let text = match std::str::from_utf8(&message) {
             Ok(text) => bytestring::ByteString::from(text),
             Err(_) => {
+                self.meter.message_received();
                 return Some(End::Close(close(
                     CloseCode::Invalid,
                     "message is not UTF-8".into(),
-                )))
+                )));
             }
         };
         if self.mode == Transport::WtDatagrams {
             if let Ok(ask) = serde_json::from_str::<Resend>(&text) {
                 if ask.op == "resend" {
+                    // Not a message from the client: counted apart.
+                    self.meter.resend_received();
                     self.resend(send, ask).await;
                     return None;
                 }
             }
         }
+        self.meter.message_received();
         let op = match client_op(&text) {
             Ok(op) => op,
             Err(reason) => return Some(End::Close(reason)),

@@ -444,3 +444,223 @@ async fn a_client_that_never_reads_its_event_streams_is_closed_and_bounded() {
 async fn publish_over_tcp(srv: &TestServer, n: u64) -> u64 {
     crate::common::publish(srv, serde_json::json!({ "n": n })).await
 }
+
+/// Each variant's sessions are `open` under their own transport in `/stats` (and their
+/// client's), not under `wt`, where a connection is counted until its CONNECT names the
+/// variant; and none are once they closed.
+#[tokio::test]
+async fn each_variant_counts_its_open_sessions_under_its_own_transport() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = quic_server(&dir, &[]);
+    let (stream, _a) = subscribe(&srv, "/wt").await;
+    let (streams, _b) = subscribe_mode(&srv, "/wt?mode=streams").await;
+    let (datagrams, _c) = subscribe_mode(&srv, "/wt?mode=datagrams&client=wt-open").await;
+    let (more_datagrams, _d) = subscribe_mode(&srv, "/wt?mode=datagrams").await;
+    let open = |s: &Value, t: &str| s["transports"][t]["open"].as_i64().unwrap();
+    // Each session is moved under its variant before its CONNECT is answered.
+    let stats = stats_when(&srv, "stats", |_| true).await;
+    assert_eq!(
+        [
+            open(&stats, "wt"),
+            open(&stats, "wt-streams"),
+            open(&stats, "wt-datagrams")
+        ],
+        [1, 1, 2],
+        "open sessions of wt, wt-streams, wt-datagrams: {}",
+        stats["transports"]
+    );
+    assert_eq!(stats["connections"]["open_streams"], 4);
+    let client = get_quic_json(&srv, "/stats/client/wt-open").await;
+    assert_eq!(client["transports"]["wt-datagrams"]["open"], 1, "{client}");
+    assert_eq!(client["transports"]["wt"]["open"], 0, "{client}");
+
+    for session in [stream, streams, datagrams, more_datagrams] {
+        session.close(0, b"done");
+    }
+    stats_when(&srv, "every session closed and counted so", |s| {
+        ["wt", "wt-streams", "wt-datagrams"]
+            .iter()
+            .all(|t| open(s, t) == 0)
+            && s["connections"]["open_streams"] == 0
+    })
+    .await;
+}
+
+/// `--max-transport-connections` holds from a connection's first packet, before its CONNECT
+/// names the variant: the three variants share it.
+#[tokio::test]
+async fn the_variants_share_max_transport_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = quic_server(&dir, &["--max-transport-connections", "2"]);
+    let (_streams, _a) = subscribe_mode(&srv, "/wt?mode=streams").await;
+    let (_datagrams, _b) = subscribe_mode(&srv, "/wt?mode=datagrams").await;
+    let (conn, session) = open(&srv, "/wt?mode=streams", &[]).await;
+    assert!(session.is_err(), "a third session past the limit");
+    let closed = tokio::time::timeout(LIMIT, conn.closed()).await.unwrap();
+    assert!(
+        closed.to_string().contains("--max-transport-connections"),
+        "{closed}"
+    );
+}
+
+/// A resend (`wt-datagrams` asking for events again) is counted as `resends`, not as a message
+/// received; its reply's events and bytes are counted as delivered, as the client reads them.
+#[tokio::test]
+async fn a_resend_is_counted_apart_from_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = quic_server(&dir, &[]);
+    let (session, _control) = subscribe_mode(&srv, "/wt?since=0&mode=datagrams").await;
+    for n in 1..=3 {
+        publish_over_tcp(&srv, n).await;
+    }
+    let before = stats_when(&srv, "three events sent as datagrams", |s| {
+        s["transports"]["wt-datagrams"]["events_delivered"] == 3
+    })
+    .await;
+    let (mut send, mut recv) = session.open_bi().await.unwrap();
+    let ask = br#"{"op":"resend","since":0,"until":3}"#;
+    send.write_all(ask).await.unwrap();
+    send.finish().unwrap();
+    let reply = tokio::time::timeout(LIMIT, recv.read_to_end(64 * 1024))
+        .await
+        .expect("resend in time")
+        .expect("resend");
+    assert_eq!(String::from_utf8_lossy(&reply).lines().count(), 3);
+    let after = stats_when(&srv, "the resend's events counted", |s| {
+        s["transports"]["wt-datagrams"]["events_delivered"] == 6
+    })
+    .await;
+    let (b, a) = (
+        &before["transports"]["wt-datagrams"],
+        &after["transports"]["wt-datagrams"],
+    );
+    assert_eq!(a["resends"], 1, "{a}");
+    assert_eq!(a["messages_received"], 0, "a resend is not a message: {a}");
+    let written = a["bytes_written"].as_u64().unwrap() - b["bytes_written"].as_u64().unwrap();
+    assert!(
+        written >= reply.len() as u64,
+        "{written} bytes written for a reply of {}",
+        reply.len()
+    );
+    // A message is still one.
+    assert_eq!(
+        talk(&session, r#"{"op":"input","n":1}"#).await,
+        serde_json::json!({"op":"ack","n":1})
+    );
+    stats_when(&srv, "the input counted as a message", |s| {
+        s["transports"]["wt-datagrams"]["messages_received"] == 1
+            && s["transports"]["wt-datagrams"]["resends"] == 1
+    })
+    .await;
+}
+
+/// `GET path` from `srv` (over its TLS), as JSON.
+async fn get_quic_json(srv: &TestServer, path: &str) -> Value {
+    use http_body_util::Full;
+    let req = hyper::Request::get(srv.url(path))
+        .body(Full::default())
+        .unwrap();
+    request_to(srv, req).await.json()
+}
+
+/// The SHA-256 (base64, as `/quic` gives it) of the certificate `conn`'s server presented.
+fn served_hash(conn: &quinn::Connection) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let chain = conn
+        .peer_identity()
+        .expect("the server's certificate")
+        .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+        .expect("a rustls chain");
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(chain[0].as_ref()))
+}
+
+/// The hashes `/quic` lists, newest first.
+fn listed(quic: &Value) -> Vec<String> {
+    quic["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["sha256"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A certificate valid for seconds is renewed before it expires: `/quic` names the new one
+/// first and the old one beside it until it expires, a new connection gets the new one, and a
+/// session opened on the old one goes on past the old one's end.
+#[tokio::test]
+async fn the_quic_certificate_is_renewed_and_open_sessions_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = quic_server(
+        &dir,
+        &[
+            "--quic-cert-validity",
+            "20s",
+            "--quic-cert-renew-before",
+            "8s",
+        ],
+    );
+    let (conn, session) = open(&srv, "/wt?since=0", &[]).await;
+    let session = session.expect("session opens");
+    let mut lines = Lines {
+        feed: tokio::time::timeout(LIMIT, session.accept_uni())
+            .await
+            .unwrap()
+            .unwrap(),
+        buf: Vec::new(),
+    };
+    let first = served_hash(&conn);
+    let quic = get_quic_json(&srv, "/quic").await;
+    assert_eq!(quic["certificate"]["sha256"], first.as_str(), "{quic}");
+    assert_eq!(listed(&quic), vec![first.clone()], "{quic}");
+
+    // Renewed about 10 s in: the new one first, the old one still listed (it has 8 s left).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let renewed = loop {
+        let quic = get_quic_json(&srv, "/quic").await;
+        if quic["certificate"]["sha256"] != first.as_str() {
+            break quic;
+        }
+        assert!(std::time::Instant::now() < deadline, "not renewed: {quic}");
+        tokio::time::sleep(feedlab_testkit::POLL).await;
+    };
+    let hashes = listed(&renewed);
+    assert_eq!(hashes.len(), 2, "{renewed}");
+    assert_eq!(
+        hashes[0],
+        renewed["certificate"]["sha256"].as_str().unwrap()
+    );
+    assert_eq!(hashes[1], first, "the old one is listed until it expires");
+    assert_eq!(renewed["why"], Value::Null, "{renewed}");
+
+    // A new connection gets the new certificate.
+    let (again, fresh) = open(&srv, "/wt", &[]).await;
+    fresh.expect("a session on the new certificate");
+    let served = served_hash(&again);
+    assert_ne!(served, first);
+    assert!(
+        listed(&get_quic_json(&srv, "/quic").await).contains(&served),
+        "the one served is listed"
+    );
+
+    // Once the first has expired it is no longer listed, and the session opened on it goes on.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let quic = get_quic_json(&srv, "/quic").await;
+        if !listed(&quic).contains(&first) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never expired: {quic}"
+        );
+        tokio::time::sleep(feedlab_testkit::POLL).await;
+    }
+    let seq = publish(&session, 1).await;
+    loop {
+        let e = lines.json().await;
+        if e["seq"] == seq {
+            break;
+        }
+    }
+}
