@@ -44,6 +44,11 @@ use tokio::{sync::Semaphore, task::JoinHandle, time::Instant};
 
 /// Clients connecting at once when a slot grows.
 pub const BATCH: usize = 200;
+
+/// Clients connecting at once when a QUIC slot grows: 200 handshakes at once (each an Initial
+/// padded to 1,200 bytes, twice with the Retry) overflow the server's UDP receive buffer on
+/// loopback, and the handshakes whose packets were dropped failed and were made again.
+pub const QUIC_BATCH: usize = 50;
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -84,8 +89,13 @@ impl Slot {
     /// # Errors
     /// When a batch is not subscribed within 30 s.
     pub async fn grow(&mut self, n: usize) -> anyhow::Result<()> {
+        let most = if self.setup.condition.is_quic() {
+            QUIC_BATCH
+        } else {
+            BATCH
+        };
         while self.clients.len() < n {
-            let batch = (n - self.clients.len()).min(BATCH);
+            let batch = (n - self.clients.len()).min(most);
             for _ in 0..batch {
                 self.clients.push(tokio::spawn(client::hold(
                     self.setup.clone(),
