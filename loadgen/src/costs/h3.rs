@@ -11,9 +11,9 @@
 //! messages up and nothing else, as a TCP window client's connection does.
 //!
 //! Bytes and packets are counted as [`super::quic`] counts WebTransport's: QUIC's UDP payload
-//! and datagrams both ways, read from the connection's stats when it is set up (its handshake
-//! and first request go with the session, not with whatever window its first answer falls in),
-//! after every answer or body piece, and when it ends. A session's round trips: the server's
+//! and datagrams both ways, read from the connection's stats when it is set up and again
+//! [`SETTLED`] later (its handshake and first request go with the session, not with whatever
+//! window its first answer falls in), after every answer or body piece, and when it ends. A session's round trips: the server's
 //! Retry, the QUIC handshake, the request: 3 ([`super::quic::ROUND_TRIPS`]).
 
 use std::{
@@ -40,6 +40,15 @@ const H3_NO_ERROR: u32 = 0x100;
 
 /// Longest poll answer or publish reply loadgen reads, bytes.
 const MAX_BODY: usize = 16 << 20;
+
+/// How long after its connect a held connection's bytes are counted again as its set-up: the
+/// handshake's last packets (the client's Finished, the server's HANDSHAKE_DONE and session
+/// tickets, their acknowledgements), HTTP/3's SETTINGS and the first request go out after the
+/// connection is usable. A long poll's first answer may come only in a window: counted then,
+/// those bytes were priced as a delivery (ten times a delivery's at 2 events/s in a `--quick`
+/// trial) or, for the connections topped up before the beat window, as beats. The windows open
+/// at least 300 ms after the last connection is up (`--quick`'s settle).
+const SETTLED: Duration = Duration::from_millis(100);
 
 /// A QUIC connection to the setup's server with an HTTP/3 client on it (its driver on a task
 /// that ends with the connection).
@@ -234,13 +243,22 @@ impl Feed<'_> {
         let mut n = 0u64;
         let decoding = compression::Decoding::default();
         let kind = if long { Kind::LongPoll } else { Kind::Poll };
-        let end = loop {
+        let settle = tokio::time::sleep(SETTLED);
+        tokio::pin!(settle);
+        let mut settled = false;
+        let end = 'polls: loop {
             if !long {
                 let due = pace.intended(n);
                 n += 1;
-                tokio::select! {
-                    _ = stop.cancelled() => break Ok(()),
-                    _ = tokio::time::sleep_until(due) => {}
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break 'polls Ok(()),
+                        () = &mut settle, if !settled => {
+                            settled = true;
+                            self.counted.pump(self.conn, tally);
+                        }
+                        _ = tokio::time::sleep_until(due) => break,
+                    }
                 }
             }
             let path = match (cursor, long) {
@@ -259,9 +277,16 @@ impl Feed<'_> {
                 let body = read_body(&mut stream).await?;
                 Ok::<_, String>((status, encoding, body))
             };
-            let answer = tokio::select! {
-                _ = stop.cancelled() => break Ok(()),
-                a = exchange => a,
+            tokio::pin!(exchange);
+            let answer = loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break 'polls Ok(()),
+                    () = &mut settle, if !settled => {
+                        settled = true;
+                        self.counted.pump(self.conn, tally);
+                    }
+                    a = &mut exchange => break a,
+                }
             };
             let (status, encoding, body) = match answer {
                 Ok(a) => a,
@@ -323,9 +348,17 @@ impl Feed<'_> {
         tally.open.fetch_add(1, Relaxed);
         let mut parser = SseParser::default();
         let decoding = compression::Decoding::default();
+        let settle = tokio::time::sleep(SETTLED);
+        tokio::pin!(settle);
+        let mut settled = false;
         let end = loop {
             let piece = tokio::select! {
                 _ = stop.cancelled() => break Ok(()),
+                () = &mut settle, if !settled => {
+                    settled = true;
+                    self.counted.pump(self.conn, tally);
+                    continue;
+                }
                 p = stream.recv_data() => p,
             };
             match piece {
