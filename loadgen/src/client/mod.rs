@@ -11,6 +11,7 @@ pub mod h3;
 pub mod long_poll;
 pub mod poll;
 pub mod publisher;
+pub mod quic_endpoints;
 pub mod sse;
 pub mod talk_back;
 pub mod target;
@@ -88,6 +89,8 @@ pub struct Shared {
     pub reconnect: crate::storm::Reconnect,
     /// The phase's storm timeline (`--storm-timeline`).
     pub storm: Option<Arc<crate::storm::Timeline>>,
+    /// The UDP sockets its QUIC clients share (`wt`, `--http 3`), closed with the phase.
+    pub quic: quic_endpoints::Endpoints,
 }
 
 impl Shared {

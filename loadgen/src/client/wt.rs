@@ -10,9 +10,8 @@
 //! report counts those asked for and those recovered.
 //!
 //! web-transport-quinn on quinn, as the server (its `quic` module says why). QUIC
-//! clients share [`ENDPOINTS`] endpoints per source address (one endpoint is one UDP socket
-//! and its driver task), as many browsers' tabs would share a few sockets and as a single socket
-//! for thousands of connections would not: it would make one task the bottleneck of the run.
+//! clients share their phase's few endpoints per source address ([`super::quic_endpoints`]
+//! says why).
 //!
 //! Bytes: `plain_read`/`plain_written` count the streams' payload (what the server counts as
 //! written and read, compared in the run's server check as the bytes inside TLS are);
@@ -26,9 +25,9 @@
 //! [`migrate`] moves them to another address mid-phase (`--migrate-at`).
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
-    sync::{atomic::Ordering::Relaxed, Arc, Mutex, Weak},
+    collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
+    sync::{atomic::Ordering::Relaxed, Arc},
 };
 
 use feedlab_wire::Transport;
@@ -45,10 +44,6 @@ use crate::{
     stats::Recorder,
 };
 
-/// Endpoints (UDP sockets) per source address in one phase: client `i` uses endpoint
-/// `i mod ENDPOINTS`.
-pub const ENDPOINTS: usize = 8;
-
 /// Longest line (one event, a missed notice) loadgen accepts on the feed stream, bytes.
 pub const MAX_LINE: usize = 16 << 20;
 
@@ -59,56 +54,15 @@ const MAX_REPLY: usize = 64 * 1024;
 /// (an event too large for a datagram comes on the control stream, beside the datagrams).
 pub const REORDER_WAIT: std::time::Duration = std::time::Duration::from_millis(30);
 
-/// Which endpoint: the phase's (its [`Shared`]), the source address, the slot.
-type Slot = (usize, IpAddr, usize);
-
-/// The endpoints of the phases under way. Each is made on the phase's runtime and lives with the
-/// phase: an entry whose phase has ended is dropped (its socket closed) when the next is made.
-#[allow(clippy::type_complexity)]
-static POOL: Mutex<Option<HashMap<Slot, (Weak<Shared>, quinn::Endpoint)>>> = Mutex::new(None);
-
-/// The endpoint for client `ctx`'s connections from `source` to `target`: its UDP socket made
-/// in the target's namespace across `--network` (the client end of the link, as TCP's sockets
-/// are), on loopback otherwise.
+/// The endpoint for client `ctx`'s connections from `source` to `target`: one of its phase's
+/// shared endpoints ([`super::quic_endpoints`]), its UDP socket made in the target's namespace across
+/// `--network` (the client end of the link, as TCP's sockets are), on loopback otherwise.
 pub(crate) fn endpoint(
     ctx: &ClientCtx,
     target: &Target,
     source: Option<IpAddr>,
 ) -> std::io::Result<quinn::Endpoint> {
-    let ip = source.unwrap_or(match target.addr {
-        SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    });
-    let key = (Arc::as_ptr(&ctx.shared) as usize, ip, ctx.index % ENDPOINTS);
-    let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
-    let pool = pool.get_or_insert_with(HashMap::new);
-    if let Some((_, e)) = pool.get(&key) {
-        return Ok(e.clone());
-    }
-    pool.retain(|_, (phase, _)| phase.strong_count() > 0);
-    let e = match &target.netns {
-        Some(agent) => quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
-            None,
-            udp_socket(agent, SocketAddr::new(ip, 0))?,
-            Arc::new(quinn::TokioRuntime),
-        )?,
-        None => quinn::Endpoint::client(SocketAddr::new(ip, 0))?,
-    };
-    pool.insert(key, (Arc::downgrade(&ctx.shared), e.clone()));
-    Ok(e)
-}
-
-/// A UDP socket bound to `addr` in the namespace `agent` stands in (non-blocking, for quinn).
-fn udp_socket(
-    agent: &feedlab_link::netns::Agent,
-    addr: SocketAddr,
-) -> std::io::Result<std::net::UdpSocket> {
-    agent.run_blocking(move || {
-        let s = std::net::UdpSocket::bind(addr)?;
-        s.set_nonblocking(true)?;
-        Ok(s)
-    })?
+    ctx.shared.quic.pick(target, source, Some(ctx.index))
 }
 
 /// Moves every QUIC endpoint of the phase `shared` onto a new UDP socket bound to `to` (in the
@@ -123,27 +77,7 @@ pub(crate) fn migrate(
     agent: Option<&feedlab_link::netns::Agent>,
     to: IpAddr,
 ) -> std::io::Result<usize> {
-    let endpoints: Vec<quinn::Endpoint> = POOL
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .flatten()
-        .filter(|((phase, _, _), _)| *phase == Arc::as_ptr(shared) as usize)
-        .map(|(_, (_, e))| e.clone())
-        .collect();
-    for e in &endpoints {
-        let addr = SocketAddr::new(to, 0);
-        let socket = match agent {
-            Some(agent) => udp_socket(agent, addr)?,
-            None => {
-                let s = std::net::UdpSocket::bind(addr)?;
-                s.set_nonblocking(true)?;
-                s
-            }
-        };
-        e.rebind(socket)?;
-    }
-    Ok(endpoints.len())
+    shared.quic.rebind(agent, to)
 }
 
 /// The largest UDP payload loadgen's QUIC packets carry, bytes: the link's MTU (1,500, the TUN

@@ -6,6 +6,8 @@
 //! Every client of a window shares one [`Tally`]; the window reads it before and after. Bytes
 //! are counted on the socket under TLS ([`crate::net::connect`]'s counting stream), so TLS
 //! records, HTTP/2 frames, heads, chunking, WebSocket framing and compression are all in them.
+//! Over QUIC (`browser-h3`) the clients are [`super::h3`]'s and [`super::quic`]'s, which count
+//! QUIC's UDP payload into the same [`Tally`].
 //!
 //! What counts as a beat: an SSE comment (`: heartbeat`), a WebSocket ping, a long poll answered
 //! with no event (a renewal follows), and every short poll.
@@ -48,7 +50,8 @@ pub struct Setup {
     pub transport: Transport,
     pub condition: Condition,
     pub target: Arc<Target>,
-    /// HTTP/2 for polls and SSE under `browser` (WebSockets upgrade HTTP/1.1), else 1.1.
+    /// HTTP/2 for polls and SSE under `browser` (WebSockets upgrade HTTP/1.1), HTTP/3 under
+    /// `browser-h3`, else 1.1.
     pub http: HttpVersion,
     /// Compression offered as a browser offers it (`browser` only).
     pub compress: bool,
@@ -59,7 +62,7 @@ pub struct Setup {
     /// polls are spread); without it a session polls at once when it starts (whole sessions).
     pub spread: bool,
     /// The UDP sockets its QUIC clients share (`browser-h3`; unused over TCP).
-    pub quic: super::quic::Endpoints,
+    pub quic: crate::client::quic_endpoints::Endpoints,
 }
 
 impl Setup {
@@ -93,7 +96,7 @@ impl Setup {
             compress: browser,
             poll_interval,
             spread: true,
-            quic: super::quic::Endpoints::default(),
+            quic: crate::client::quic_endpoints::Endpoints::default(),
         }
     }
 
@@ -315,6 +318,12 @@ pub async fn hold(
         };
     loop {
         let r = match setup.transport {
+            // Polls, long polls and SSE over HTTP/3, their messages up on the same connection.
+            Transport::ShortPoll | Transport::LongPoll | Transport::Sse
+                if setup.http == HttpVersion::Http3 =>
+            {
+                super::h3::hold(&setup, &tally, &stop, talk.as_ref()).await
+            }
             Transport::Sse => sse(&setup, &tally, &stop, talk.as_ref()).await,
             Transport::Ws => ws(&setup, &tally, &stop, talk.as_deref()).await,
             Transport::Wt => super::quic::hold(&setup, &tally, &stop, talk.as_deref()).await,
@@ -369,12 +378,12 @@ async fn connect_counted(
 /// Splits an SSE byte stream into blocks and counts them: events (latency from `data`'s
 /// `sent_us`) and comments (heartbeats).
 #[derive(Default)]
-struct SseParser {
+pub(super) struct SseParser {
     buf: BytesMut,
 }
 
 impl SseParser {
-    fn feed(&mut self, chunk: &[u8], tally: &Tally) {
+    pub(super) fn feed(&mut self, chunk: &[u8], tally: &Tally) {
         self.buf.extend_from_slice(chunk);
         while let Some(end) = find(&self.buf, b"\n\n") {
             let block = self.buf.split_to(end + 2);
@@ -468,13 +477,17 @@ async fn sse(
 }
 
 /// Messages up over HTTP with no subscription beside them: `POST /publish` on an HTTP/2
-/// connection of its own (browser) or a keep-alive HTTP/1.1 one, until `stop`.
+/// connection of its own (browser), an HTTP/3 one (browser-h3) or a keep-alive HTTP/1.1 one,
+/// until `stop`.
 pub async fn post_only(
     setup: Arc<Setup>,
     tally: Arc<Tally>,
     stop: CancellationToken,
     talk: Arc<Talk>,
 ) {
+    if setup.http == HttpVersion::Http3 {
+        return super::h3::post_only(setup, tally, stop, talk).await;
+    }
     if setup.http != HttpVersion::Http2 {
         return post_loop(setup, tally, stop, talk, None).await;
     }
@@ -585,7 +598,7 @@ async fn post_loop(
 }
 
 /// A random delay in `0..max_s` seconds, so clients started together do not act in step.
-fn jitter(max_s: f64) -> Duration {
+pub(super) fn jitter(max_s: f64) -> Duration {
     Duration::from_secs_f64(rand::random::<f64>() * max_s.clamp(0.0, 3600.0))
 }
 
@@ -856,6 +869,11 @@ async fn ws(
 pub async fn session(setup: &Setup, tally: &Tally, hold: Duration) -> Result<(), String> {
     let rtt = match setup.transport {
         Transport::Wt => return super::quic::session(setup, tally).await,
+        Transport::ShortPoll | Transport::LongPoll | Transport::Sse
+            if setup.http == HttpVersion::Http3 =>
+        {
+            return super::h3::session(setup, tally, hold).await
+        }
         Transport::WtStreams | Transport::WtDatagrams => {
             return Err(
                 "loadgen costs measures wt, not its wt-streams or wt-datagrams variants".to_owned(),

@@ -10,12 +10,15 @@
 //!
 //! 0. an idle window, every server at once with nothing connected ([`windows::idle`],
 //!    `--idle-window`, 15 s: a minute per server over four repeats);
-//! 1. session windows, one server at a time ([`windows::sessions`]);
+//! 1. session windows, one TCP server at a time, the QUIC servers together
+//!    ([`windows::sessions`], [`schedule`]);
 //! 2. message-up windows, all servers at once (one light client each) ([`windows::message`]);
 //! 3. delivery windows at each client count: the clients connected to every server, the lowest
 //!    rate on all servers at once (their publishers staggered so no two feeds publish together),
-//!    then each higher rate one server at a time ([`windows::deliver`]); after the first (the
-//!    fewest) count, a beat window with those few held idle, all servers at once;
+//!    then each higher rate one server at a time, or a few at once where their deliveries per
+//!    second together stay within the lowest rate's window's ([`windows::deliver`],
+//!    [`schedule`]); after the first (the fewest) count, a beat window with those few held
+//!    idle, all servers at once;
 //! 4. the beat window: every server's clients topped up to `--beat-connections` (the RSS growth
 //!    over those last ones is the memory per connection), then all held idle together for
 //!    `--beat-window` ([`windows::beats`]). The beat's CPU is kept at both counts: a server
@@ -26,23 +29,36 @@
 //! (repeat *i* of each with repeat *i* of the others; [`feedlab_cost::measured`]). The servers
 //! run on one core and loadgen on the others ([`pinning`]; `--no-pin` turns it off).
 //!
+//! Sharing those windows keeps twelve servers within the 30 minutes the measurement may take on
+//! a 2-core machine: with every session and higher-rate window one server at a time,
+//! [`Plan::estimate_s`] says 2,150 s for the default plan; shared, 1,786 s (the nine servers
+//! before polls, long polls and SSE over HTTP/3 joined, with a 5 s idle window: 1,747 s
+//! estimated, 1,542 s taken). What
+//! is shared, and why it does not load the machine more than the lowest rate's window already
+//! does, is in [`schedule`].
+//!
 //! # Conditions
 //! `browser`: TLS (the server's self-signed certificate, trusted), HTTP/2 for polls and SSE
 //! (WebSockets upgrade HTTP/1.1), compression offered as Chromium offers it, Chromium's request
 //! heads ([`heads`]) with a cookie of `--cookie-bytes`; HTTP/2 served by actix-web, a WebSocket's
 //! HTTP/1.1 over TLS by the fast path. `plain-h1`: plain
 //! HTTP/1.1, no compression, minimal heads; served by the raw-socket fast path. `browser-h3`:
-//! QUIC from `server --quic`, WebTransport only for now ([`quic`]; polls, long polls and SSE
-//! over HTTP/3 need clients of their own here, not written yet), so the model has QUIC's
-//! session, beat, delivery, message and memory per connection beside TCP+TLS's.
+//! QUIC, with the browser condition's heads, cookie and compression: polls, long polls and SSE
+//! over HTTP/3 from `server --quic --quic-http3` ([`h3`]), WebTransport from `server --quic`
+//! ([`quic`]), so the model has QUIC's session, beat, delivery, message and memory per
+//! connection beside TCP+TLS's. Each window client over QUIC is one browser tab with a QUIC
+//! connection of its own (a browser shares one HTTP/3 connection among an origin's tabs; the
+//! TCP window clients likewise hold a connection each).
 //!
 //! Short polling's delivery windows also give the CPU per poll with the events in it
 //! ([`feedlab_cost::model::DeliveryPoint::poll_cpu_us`]), which is what the composition prices
 //! a short poll's hour with.
 
 pub mod client;
+pub mod h3;
 pub mod pinning;
 pub mod quic;
+pub mod schedule;
 pub mod server;
 pub mod validate;
 pub mod windows;
@@ -81,7 +97,7 @@ pub struct CostsArgs {
 
     /// Conditions to measure: `browser` (TLS, HTTP/2 for polls and SSE, compression, Chromium's
     /// heads and a cookie), `plain-h1` (plain HTTP/1.1, minimal heads), `browser-h3` (QUIC:
-    /// WebTransport; polls, long polls and SSE over HTTP/3 are not measured yet).
+    /// polls, long polls and SSE over HTTP/3, and WebTransport, with the browser's heads).
     #[arg(
         long,
         value_delimiter = ',',
@@ -90,7 +106,7 @@ pub struct CostsArgs {
     pub conditions: Vec<Condition>,
 
     /// Transports: `all`, or a list of short-poll, long-poll, sse, ws, wt. Each condition
-    /// measures those it carries: the TCP conditions the first four, `browser-h3` wt.
+    /// measures those it carries: the TCP conditions the first four, `browser-h3` all but ws.
     #[arg(long, value_delimiter = ',', default_value = "all")]
     pub transports: Vec<String>,
 
@@ -252,9 +268,9 @@ impl Plan {
                 "the {} condition carries none of the transports asked for ({})",
                 c.name(),
                 if c.is_quic() {
-                    "it measures wt only: polls, long polls and SSE over HTTP/3 are not in loadgen costs yet"
+                    "it measures short-poll, long-poll, sse and wt: WebSockets have no HTTP/3 form a browser uses, and wt-streams and wt-datagrams stay out of the model"
                 } else {
-                    "wt is measured under browser-h3"
+                    "wt is measured under browser-h3, and wt-streams and wt-datagrams stay out of the model"
                 }
             ));
         }
@@ -357,8 +373,9 @@ impl Plan {
     }
 
     /// How long the measurement should take, s (windows, drains and connection set-up as
-    /// estimated for this machine: about 300 connections a second under TLS). An over-estimate:
-    /// the committed run of the two TCP conditions took 1,346 s where this said 1,639 s.
+    /// estimated for this machine: about 300 connections a second under TLS), with the windows
+    /// shared as [`schedule`] shares them. An over-estimate: the committed run of 9 servers
+    /// took 1,542 s where this said 1,747 s.
     pub fn estimate_s(&self) -> f64 {
         let pairs = self.pairs();
         let n = pairs.len() as f64;
@@ -372,30 +389,43 @@ impl Plan {
                 1.0
             }
         };
-        let sessions = n * (self.session_window.as_secs_f64() + 1.0);
+        let sessions = schedule::session_groups(&pairs).len() as f64
+            * (self.session_window.as_secs_f64() + 1.0);
         let messages = self.message_window.as_secs_f64() + 3.0;
-        let per_count = self.low_window.as_secs_f64()
-            + drain
-            + (self.rates.len() as f64 - 1.0)
-                * pairs
-                    .iter()
-                    .map(|(_, t)| {
-                        self.high_window.as_secs_f64() + drain_of(*t) + self.settle.as_secs_f64()
-                    })
-                    .sum::<f64>();
+        // The higher rates' windows at `clients`, each group as long as its slowest drain.
+        let higher = |clients: u32| {
+            self.rates[1..]
+                .iter()
+                .flat_map(|&rate| schedule::delivery_groups(self, &pairs, rate, clients))
+                .map(|g| {
+                    let drain = g.iter().map(|&k| drain_of(pairs[k].1)).fold(0.0, f64::max);
+                    self.high_window.as_secs_f64() + drain + self.settle.as_secs_f64()
+                })
+                .sum::<f64>()
+        };
         let connect = n * self.beat_connections as f64 / 300.0;
-        let deliveries = self.clients.len() as f64 * (per_count + self.settle.as_secs_f64());
+        let deliveries = self
+            .clients
+            .iter()
+            .map(|&c| self.low_window.as_secs_f64() + drain + higher(c) + self.settle.as_secs_f64())
+            .sum::<f64>();
         let beat = 2.0 * self.beat_window.as_secs_f64() + self.settle.as_secs_f64() * 2.0;
         let start = 2.0 + n * 0.3 + self.idle_window.as_secs_f64();
         self.repeats as f64 * (start + sessions + messages + deliveries + connect + beat)
     }
 }
 
-/// Whether `loadgen costs` measures transport `t` under condition `c`: WebTransport only over
-/// QUIC, the four others only over TCP (polls, long polls and SSE over HTTP/3 need clients of
-/// their own in [`quic`], not written yet; `loadgen run --http 3` drives them).
+/// Whether `loadgen costs` measures transport `t` under condition `c`: polls, long polls and
+/// SSE under every condition (over HTTP/3 under `browser-h3`, [`h3`]), WebSockets over TCP
+/// only (no browser speaks them over HTTP/3), WebTransport over QUIC only ([`quic`]); its
+/// variants `wt-streams` and `wt-datagrams` stay out of the model.
 pub fn carries(c: Condition, t: Transport) -> bool {
-    c.is_quic() == (t == Transport::Wt)
+    match t {
+        Transport::ShortPoll | Transport::LongPoll | Transport::Sse => true,
+        Transport::Ws => !c.is_quic(),
+        Transport::Wt => c.is_quic(),
+        Transport::WtStreams | Transport::WtDatagrams => false,
+    }
 }
 
 /// One repeat's readings of one transport and condition.
@@ -563,9 +593,21 @@ async fn repeat(plan: &Plan, r: usize, slots: &mut [Slot]) -> anyhow::Result<Vec
     for (k, i) in idle.into_iter().enumerate() {
         out[k].idle = i;
     }
-    // 1. Sessions, one server at a time.
-    for (k, s) in slots.iter().enumerate() {
-        out[k].session = windows::sessions(s, plan.session_rate, plan.session_window).await?;
+    // 1. Sessions, one TCP server at a time, the QUIC servers together ([`schedule`]).
+    let pairs: Vec<(Condition, Transport)> = slots
+        .iter()
+        .map(|s| (s.setup.condition, s.setup.transport))
+        .collect();
+    for group in schedule::session_groups(&pairs) {
+        let windows = futures_util::future::join_all(
+            group
+                .iter()
+                .map(|&k| windows::sessions(&slots[k], plan.session_rate, plan.session_window)),
+        )
+        .await;
+        for (&k, w) in group.iter().zip(windows) {
+            out[k].session = w?;
+        }
     }
     // 2. Messages up, all at once (one light client each).
     let msgs = futures_util::future::join_all(
@@ -606,11 +648,18 @@ async fn repeat(plan: &Plan, r: usize, slots: &mut [Slot]) -> anyhow::Result<Vec
             out[k].delivery.push((low, d?));
         }
         for &rate in &plan.rates[1..] {
-            for (k, s) in slots.iter().enumerate() {
-                let d =
-                    windows::deliver(s, rate, plan.high_window, drain, Duration::ZERO, payload())
-                        .await;
-                out[k].delivery.push((rate, d?));
+            // One server at a time, or a few together where that stays light ([`schedule`]),
+            // their publishers staggered.
+            for group in schedule::delivery_groups(plan, &pairs, rate, c) {
+                let n = group.len() as f64;
+                let ds = futures_util::future::join_all(group.iter().enumerate().map(|(g, &k)| {
+                    let offset = Duration::from_secs_f64(g as f64 / n / rate);
+                    windows::deliver(&slots[k], rate, plan.high_window, drain, offset, payload())
+                }))
+                .await;
+                for (&k, d) in group.iter().zip(ds) {
+                    out[k].delivery.push((rate, d?));
+                }
                 tokio::time::sleep(plan.settle).await;
             }
         }

@@ -17,15 +17,12 @@
 //! is one packet). A session's round trips: the server's Retry (address validation, always on),
 //! the QUIC handshake with TLS 1.3 inside it, and the WebTransport CONNECT: 3.
 //!
-//! Clients share [`ENDPOINTS`] UDP sockets per setup, as `client::wt` does: one socket (and one
-//! driver task) for thousands of connections would make that task the window's bottleneck.
+//! Clients share the setup's few UDP sockets, as the run's clients do
+//! ([`crate::client::quic_endpoints`] says why). Polls, long polls and SSE over HTTP/3 are
+//! [`super::h3`]'s, counted the same way.
 
 use std::{
-    net::{Ipv4Addr, SocketAddr},
-    sync::{
-        atomic::{AtomicUsize, Ordering::Relaxed},
-        Arc, OnceLock,
-    },
+    sync::{atomic::Ordering::Relaxed, Arc},
     time::Duration,
 };
 
@@ -35,9 +32,6 @@ use web_transport_quinn::Session;
 use super::client::{Setup, Talk, Tally};
 use crate::{clock, event::WsMsg};
 
-/// UDP sockets the clients of one setup share.
-pub const ENDPOINTS: usize = 8;
-
 /// Longest line loadgen accepts on the feed stream, bytes.
 const MAX_LINE: usize = 16 << 20;
 
@@ -45,38 +39,14 @@ const MAX_LINE: usize = 16 << 20;
 const MAX_REPLY: usize = 64 * 1024;
 
 /// How long a step that should answer at once may take.
-const ANSWER: Duration = Duration::from_secs(15);
+pub(super) const ANSWER: Duration = Duration::from_secs(15);
 
 /// Round trips before the first event can arrive: Retry, handshake, CONNECT.
 pub const ROUND_TRIPS: u64 = 3;
 
-/// The QUIC endpoints of one setup, made on first use (on the run's runtime).
-#[derive(Debug, Default)]
-pub struct Endpoints {
-    sockets: OnceLock<Vec<quinn::Endpoint>>,
-    next: AtomicUsize,
-}
-
-impl Endpoints {
-    fn pick(&self) -> Result<quinn::Endpoint, String> {
-        let all = match self.sockets.get() {
-            Some(all) => all,
-            None => {
-                let made = (0..ENDPOINTS)
-                    .map(|_| quinn::Endpoint::client(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("quic endpoint: {e}"))?;
-                let _ = self.sockets.set(made);
-                self.sockets.get().ok_or("quic endpoints")?
-            }
-        };
-        Ok(all[self.next.fetch_add(1, Relaxed) % all.len()].clone())
-    }
-}
-
 /// A connection's QUIC stats as last added to the tally.
 #[derive(Default)]
-struct Counted {
+pub(super) struct Counted {
     read: u64,
     written: u64,
     datagrams: u64,
@@ -84,7 +54,7 @@ struct Counted {
 
 impl Counted {
     /// Adds what `conn`'s stats grew by since the last call.
-    fn pump(&mut self, conn: &quinn::Connection, tally: &Tally) {
+    pub(super) fn pump(&mut self, conn: &quinn::Connection, tally: &Tally) {
         let s = conn.stats();
         let (read, written) = (s.udp_rx.bytes, s.udp_tx.bytes);
         let datagrams = s.udp_rx.datagrams + s.udp_tx.datagrams;
@@ -107,29 +77,39 @@ impl Counted {
     }
 }
 
-/// A WebTransport session on the feed from its start, and its QUIC connection.
-async fn open(setup: &Setup) -> Result<(quinn::Connection, Session), String> {
+/// A QUIC connection to the setup's server (ALPN `h3`, quinn's default transport settings),
+/// from one of the setup's shared endpoints.
+pub(super) async fn connect(setup: &Setup) -> Result<quinn::Connection, String> {
     let target = &setup.target;
-    let tls = target.tls.as_ref().ok_or("wt needs TLS")?;
+    let tls = target.tls.as_ref().ok_or("QUIC needs TLS")?;
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls.h3.clone())
         .map_err(|e| format!("quic tls: {e}"))?;
     let config = quinn::ClientConfig::new(Arc::new(crypto));
-    let endpoint = setup.quic.pick()?;
+    let endpoint = setup
+        .quic
+        .pick(target, None, None)
+        .map_err(|e| format!("quic endpoint: {e}"))?;
     let name = tls.server_name.to_str().into_owned();
+    endpoint
+        .connect_with(config, target.addr, &name)
+        .map_err(|e| format!("quic connect: {e}"))?
+        .await
+        .map_err(|e| format!("quic connect: {e}"))
+}
+
+/// A WebTransport session on the feed from its start, and its QUIC connection.
+async fn open(setup: &Setup) -> Result<(quinn::Connection, Session), String> {
+    let target = &setup.target;
     let url = format!("https://{}{}", target.host, target.path("/wt"));
     let url = url::Url::parse(&url).map_err(|e| e.to_string())?;
-    let connect = async {
-        let conn = endpoint
-            .connect_with(config, target.addr, &name)
-            .map_err(|e| format!("quic connect: {e}"))?
-            .await
-            .map_err(|e| format!("quic connect: {e}"))?;
+    let opening = async {
+        let conn = connect(setup).await?;
         let session = Session::connect(conn.clone(), url)
             .await
             .map_err(|e| format!("wt connect: {e}"))?;
         Ok::<_, String>((conn, session))
     };
-    tokio::time::timeout(ANSWER, connect)
+    tokio::time::timeout(ANSWER, opening)
         .await
         .map_err(|_| "wt: no answer to the connect".to_owned())?
 }

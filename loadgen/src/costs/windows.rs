@@ -7,7 +7,7 @@
 //!   `Tcp: OutSegs` (the sockets are gone by the end, so `ss` cannot see them; on loopback
 //!   every segment is sent once and received once, so the segments sent are the packets both
 //!   ways; anything else on the machine sending TCP at that moment is counted too, which is why
-//!   session windows run one at a time); round trips from what each client's handshake took
+//!   TCP session windows run one at a time; QUIC's are their clients' datagram counts); round trips from what each client's handshake took
 //!   (TCP 1, TLS 1 for 1.3 or 2 for 1.2 as negotiated, the request or upgrade 1; HTTP/2's
 //!   preface and SETTINGS go with the request, not before it).
 //! - [`beats`]: `N` connections opened before the window and held idle through it: CPU, bytes
@@ -44,6 +44,11 @@ use tokio::{sync::Semaphore, task::JoinHandle, time::Instant};
 
 /// Clients connecting at once when a slot grows.
 pub const BATCH: usize = 200;
+
+/// Clients connecting at once when a QUIC slot grows: 200 handshakes at once (each an Initial
+/// padded to 1,200 bytes, twice with the Retry) overflow the server's UDP receive buffer on
+/// loopback, and the handshakes whose packets were dropped failed and were made again.
+pub const QUIC_BATCH: usize = 50;
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -84,8 +89,13 @@ impl Slot {
     /// # Errors
     /// When a batch is not subscribed within 30 s.
     pub async fn grow(&mut self, n: usize) -> anyhow::Result<()> {
+        let most = if self.setup.condition.is_quic() {
+            QUIC_BATCH
+        } else {
+            BATCH
+        };
         while self.clients.len() < n {
-            let batch = (n - self.clients.len()).min(BATCH);
+            let batch = (n - self.clients.len()).min(most);
             for _ in 0..batch {
                 self.clients.push(tokio::spawn(client::hold(
                     self.setup.clone(),
@@ -192,7 +202,9 @@ pub async fn sessions(slot: &Slot, rate: f64, window: Duration) -> anyhow::Resul
     let total = pace.count_within(window).max(1);
     // A long poll's request is held by the server; the user leaves after this.
     let hold = Duration::from_millis(50);
-    let edge = Edge::open(&slot.server, &tally, false);
+    // QUIC's packets are its clients' datagram counts, and no TCP is its (the QUIC servers'
+    // session windows run together, [`super::schedule`]): its sockets' only, not OutSegs.
+    let edge = Edge::open(&slot.server, &tally, slot.setup.condition.is_quic());
     let mut tasks = Vec::with_capacity(total as usize);
     for n in 0..total {
         tokio::time::sleep_until(pace.intended(n)).await;

@@ -410,6 +410,7 @@ fn connect_clients(
             compression: phase.compression,
             reconnect: w.reconnect,
             storm: storm.as_ref().map(|s| s.timeline.clone()),
+            quic: client::quic_endpoints::Endpoints::default(),
         });
         groups.push(Group {
             member,

@@ -161,10 +161,11 @@ fn a_quick_measurement_writes_a_sound_model() {
     assert!(md.contains("| sse | plain-h1 |"), "{md}");
 }
 
-/// The QUIC condition: WebTransport on a `server --quic`, every figure measured (QUIC's bytes
-/// and datagrams counted by the clients, since `ss` sees no UDP flows).
+/// The QUIC condition: short polls and SSE over HTTP/3 (`server --quic --quic-http3`) and
+/// WebTransport (`server --quic`), every figure measured (QUIC's bytes and datagrams counted by
+/// the clients, since `ss` sees no UDP flows).
 #[test]
-fn a_quick_measurement_over_quic_gives_every_figure_for_webtransport() {
+fn a_quick_measurement_over_quic_gives_every_figure_for_http3_and_webtransport() {
     let out = tempfile::tempdir().unwrap();
     let status = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args([
@@ -175,7 +176,7 @@ fn a_quick_measurement_over_quic_gives_every_figure_for_webtransport() {
             "--conditions",
             "browser-h3",
             "--transports",
-            "wt",
+            "short-poll,sse,wt",
             "--out",
         ])
         .arg(out.path())
@@ -183,45 +184,76 @@ fn a_quick_measurement_over_quic_gives_every_figure_for_webtransport() {
         .unwrap();
     assert!(status.success());
     let model: CostModel = loadgen::costs::load(&out.path().join("model.json")).unwrap();
-    let [c] = &model.costs[..] else {
-        panic!("one entry expected: {:?}", model.costs);
-    };
-    assert_eq!(
-        (c.transport.as_str(), c.condition),
-        ("wt", Condition::BrowserH3)
-    );
-    assert_eq!(c.served_by, "quic (quinn)");
-    assert_eq!(c.session.round_trips, 3.0, "Retry, handshake, CONNECT");
-    let m = c.message_up.as_ref().expect("messages up measured");
-    let mut figures = vec![
-        ("session CPU", &c.session.cpu_us),
-        ("session bytes up", &c.session.bytes_up),
-        ("session bytes down", &c.session.bytes_down),
-        ("session packets", &c.session.packets),
-        ("beat CPU", &c.beat.cpu_us),
-        ("beat bytes up", &c.beat.bytes_up),
-        ("beat bytes down", &c.beat.bytes_down),
-        ("beat packets", &c.beat.packets),
-        ("memory", &c.memory_bytes),
-        ("message CPU", &m.cpu_us),
-        ("message bytes up", &m.bytes_up),
-    ];
-    for d in &c.delivery {
-        figures.extend([
-            ("delivery CPU", &d.cpu_us),
-            ("delivery bytes down", &d.bytes_down),
-            ("delivery packets", &d.packets),
-        ]);
+    let names: Vec<&str> = model.costs.iter().map(|c| c.transport.as_str()).collect();
+    assert_eq!(names, ["short-poll", "sse", "wt"]);
+    for c in &model.costs {
+        let t = c.transport.as_str();
+        assert_eq!(c.condition, Condition::BrowserH3, "{t}");
+        assert_eq!(c.served_by, "quic (quinn)", "{t}");
+        assert_eq!(
+            c.session.round_trips, 3.0,
+            "{t}: Retry, handshake, request or CONNECT"
+        );
+        let m = c.message_up.as_ref().expect("messages up measured");
+        let mut figures = vec![
+            ("session CPU", &c.session.cpu_us),
+            ("session bytes up", &c.session.bytes_up),
+            ("session bytes down", &c.session.bytes_down),
+            ("session packets", &c.session.packets),
+            ("beat CPU", &c.beat.cpu_us),
+            ("beat bytes up", &c.beat.bytes_up),
+            ("beat bytes down", &c.beat.bytes_down),
+            ("beat packets", &c.beat.packets),
+            ("memory", &c.memory_bytes),
+            ("message CPU", &m.cpu_us),
+            ("message bytes up", &m.bytes_up),
+        ];
+        for d in &c.delivery {
+            figures.push(("delivery bytes down", &d.bytes_down));
+            match &d.poll_cpu_us {
+                // A short poll's delivery CPU and packets are what events added to polls that
+                // were made anyway: near zero, either side of it. Its polls with events cost.
+                Some(per_poll) => figures.push(("delivery CPU per poll", per_poll)),
+                None => figures.extend([
+                    ("delivery CPU", &d.cpu_us),
+                    ("delivery packets", &d.packets),
+                ]),
+            }
+            for (what, v) in [
+                ("delivery CPU", &d.cpu_us),
+                ("delivery packets", &d.packets),
+            ] {
+                assert!(v.median().is_finite(), "{t} {what}: {v:?}");
+            }
+        }
+        for (what, v) in figures {
+            let x = v.median();
+            assert!(x.is_finite() && x > 0.0, "{t} {what}: {v:?}");
+        }
+        assert_eq!(c.delivery.len(), 4, "{t}");
+        assert_eq!(c.beat.at.len(), 2, "{t}");
+        // A session is a QUIC handshake at least: the server's certificate comes down, and the
+        // client's first packets are padded to 1,200 bytes.
+        assert!(c.session.bytes_down.median() > 1000.0, "{t}: {c:?}");
+        assert!(c.session.bytes_up.median() >= 1200.0, "{t}: {c:?}");
+        // A message up carries its payload.
+        assert!(m.bytes_up.median() >= c.payload_bytes, "{t}: {m:?}");
     }
-    for (what, v) in figures {
-        assert!(v.median() > 0.0, "wt {what}: {v:?}");
+    let sse = &model.costs[1];
+    for d in &sse.delivery {
+        assert!(
+            d.bytes_down.median() >= sse.payload_bytes,
+            "an SSE event over HTTP/3 carries its payload: {d:?}"
+        );
     }
-    assert_eq!(c.delivery.len(), 4);
-    assert_eq!(c.beat.at.len(), 2);
+    // A short poll is a request up and an answer down, each at least a QUIC packet's header.
+    let poll = &model.costs[0];
+    assert!(poll.beat.bytes_up.median() > 20.0 && poll.beat.bytes_down.median() > 20.0);
+    assert_eq!(poll.beat.requests, 1.0);
 }
 
 #[test]
-fn the_quic_condition_refuses_the_tcp_transports_with_the_reason() {
+fn the_quic_condition_refuses_websockets_with_the_reason() {
     let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args([
             "costs",
@@ -229,7 +261,7 @@ fn the_quic_condition_refuses_the_tcp_transports_with_the_reason() {
             "--conditions",
             "browser-h3",
             "--transports",
-            "sse",
+            "ws",
             "--out",
             "/nonexistent",
         ])
@@ -237,7 +269,7 @@ fn the_quic_condition_refuses_the_tcp_transports_with_the_reason() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("measures wt only"), "{err}");
+    assert!(err.contains("WebSockets have no HTTP/3 form"), "{err}");
 }
 
 #[test]
@@ -251,8 +283,8 @@ fn the_whole_measurement_is_estimated_within_30_minutes() {
     let plan = loadgen::costs::Plan::build(&args).unwrap();
     assert_eq!(
         plan.pairs().len(),
-        9,
-        "4 transports × 2 TCP conditions + wt over QUIC"
+        12,
+        "4 transports × 2 TCP conditions + polls, long polls, SSE and wt over QUIC"
     );
     let s = plan.estimate_s();
     assert!(

@@ -42,41 +42,23 @@ fn http3_needs_tls_and_is_not_run_beside_wt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wt_delivers_every_event_once_in_order_and_counts_what_the_server_counts() {
-    let dir = tempfile::tempdir().unwrap();
-    let cert = dir.path().join("cert.pem").display().to_string();
-    let srv = TestServer::start(&["--tls-self-signed", "--tls-write-cert", &cert, "--quic"]);
-    let out = dir.path().join("out");
-    let args = Args::from_args([
-        "--url",
-        &srv.url("/"),
-        "--ca",
-        &cert,
-        "--transports",
-        "wt",
-        // More clients than endpoints: several connections share each UDP socket.
-        "--clients",
-        "20",
-        "--duration",
-        "3s",
-        "--rate",
-        "50",
-        "--drain",
-        "500ms",
-        "--repeat",
-        "1",
-        "--seed",
-        "11",
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .unwrap();
-    let outcome = tokio::time::timeout(
-        std::time::Duration::from_secs(60),
-        loadgen::execute(args, Mode::Library),
+    let (outcome, _dir) = against_quic_server(
+        &[],
+        &[
+            "--transports",
+            "wt",
+            // More clients than endpoints: several connections share each UDP socket.
+            "--clients",
+            "20",
+            "--duration",
+            "3s",
+            "--rate",
+            "50",
+            "--drain",
+            "500ms",
+        ],
     )
-    .await
-    .expect("run finishes in time")
-    .unwrap();
+    .await;
     let report = outcome.report;
     assert!(!report.loss, "warnings: {:?}", report.warnings);
     assert_eq!(report.phases.len(), 1);
@@ -106,7 +88,7 @@ async fn http3_delivers_every_event_once_in_order_and_counts_what_the_server_cou
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     // The server loadgen starts: `--tls on --http 3` gives it `--quic --quic-http3`.
-    let args = Args::from_args([
+    let outcome = execute(&[
         "--server-bin",
         env!("CARGO_BIN_EXE_loadgen"),
         "--tls",
@@ -134,14 +116,7 @@ async fn http3_delivers_every_event_once_in_order_and_counts_what_the_server_cou
         "--out",
         out.to_str().unwrap(),
     ])
-    .unwrap();
-    let outcome = tokio::time::timeout(
-        std::time::Duration::from_secs(90),
-        loadgen::execute(args, Mode::Library),
-    )
-    .await
-    .expect("run finishes in time")
-    .unwrap();
+    .await;
     let report = outcome.report;
     let what: Vec<String> = report
         .phases
@@ -199,48 +174,69 @@ async fn http3_delivers_every_event_once_in_order_and_counts_what_the_server_cou
     }
 }
 
-/// One run against `srv` (`--quic` with `extra`) of `transports`, 10 clients for 2 s.
-async fn run_variants(
-    transports: &str,
-    extra: &[&str],
+/// Runs loadgen with `args`, within 90 s.
+async fn execute(args: &[&str]) -> loadgen::run::Outcome {
+    let args = Args::from_args(args.iter().copied()).unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(90),
+        loadgen::execute(args, Mode::Library),
+    )
+    .await
+    .expect("run finishes in time")
+    .unwrap()
+}
+
+/// One run of `args` (one repeat, seeded) against a `server --quic` (with `server_args`)
+/// started here, trusted by its certificate; the outcome, and the directory it wrote into.
+async fn against_quic_server(
+    server_args: &[&str],
+    args: &[&str],
 ) -> (loadgen::run::Outcome, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let cert = dir.path().join("cert.pem").display().to_string();
-    let mut args = vec!["--tls-self-signed", "--tls-write-cert", &cert, "--quic"];
-    args.extend_from_slice(extra);
-    let srv = TestServer::start(&args);
+    let mut serve = vec!["--tls-self-signed", "--tls-write-cert", &cert, "--quic"];
+    serve.extend_from_slice(server_args);
+    let srv = TestServer::start(&serve);
+    let url = srv.url("/");
     let out = dir.path().join("out");
-    let args = Args::from_args([
+    let mut all = vec![
         "--url",
-        &srv.url("/"),
+        &url,
         "--ca",
         &cert,
-        "--transports",
-        transports,
-        "--clients",
-        "10",
-        "--duration",
-        "2s",
-        "--rate",
-        "50",
-        "--drain",
-        "1s",
         "--repeat",
         "1",
         "--seed",
         "11",
         "--out",
         out.to_str().unwrap(),
-    ])
-    .unwrap();
-    let outcome = tokio::time::timeout(
-        std::time::Duration::from_secs(90),
-        loadgen::execute(args, Mode::Library),
+    ];
+    all.extend_from_slice(args);
+    let outcome = execute(&all).await;
+    (outcome, dir)
+}
+
+/// One run of `transports` against a `server --quic` with `extra`, 10 clients for 2 s.
+async fn run_variants(
+    transports: &str,
+    extra: &[&str],
+) -> (loadgen::run::Outcome, tempfile::TempDir) {
+    against_quic_server(
+        extra,
+        &[
+            "--transports",
+            transports,
+            "--clients",
+            "10",
+            "--duration",
+            "2s",
+            "--rate",
+            "50",
+            "--drain",
+            "1s",
+        ],
     )
     .await
-    .expect("run finishes in time")
-    .unwrap();
-    (outcome, dir)
 }
 
 /// Each variant its own row: every event once and in order (the client sorts what arrives on
