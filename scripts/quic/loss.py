@@ -214,7 +214,7 @@ def phase_figures(report):
 def ms_range(f, k):
     """`k`'s median, and its range over the repeats when they differ."""
     r = f.get(k + "_range")
-    if not r or r[0] == r[1]:
+    if not r or ms(r[0]) == ms(r[1]):
         return ms(f[k])
     return f"{ms(f[k])} [{ms(r[0])}–{ms(r[1])}]"
 
