@@ -668,30 +668,16 @@ async fn poll(
             Ok(a) => a,
             Err(e) => break Err(e.to_string()),
         };
-        let now = clock::now_us();
-        match status {
-            StatusCode::OK => {
-                let body = match compression::decode_body(enc.as_deref(), body, &decoding) {
-                    Ok(b) => b,
-                    Err(e) => break Err(e.kind().to_owned()),
-                };
-                match serde_json::from_slice::<PollBody>(&body) {
-                    Ok(batch) => {
-                        for e in &batch.events {
-                            tally.event(e.data.sent_us, now);
-                        }
-                        if !long || batch.events.is_empty() {
-                            tally.beats.fetch_add(1, Relaxed);
-                        }
-                        cursor = Some(batch.next);
-                    }
-                    Err(e) => break Err(format!("bad poll body: {e}")),
-                }
-            }
-            StatusCode::NO_CONTENT if long => {
-                tally.beats.fetch_add(1, Relaxed);
-            }
-            other => break Err(format!("http {other}")),
+        if let Err(e) = answered(
+            tally,
+            long,
+            status,
+            enc.as_deref(),
+            body,
+            &decoding,
+            &mut cursor,
+        ) {
+            break Err(e);
         }
     };
     tally.open.fetch_sub(1, Relaxed);
@@ -701,6 +687,40 @@ async fn poll(
         let _ = tokio::time::timeout(Duration::from_secs(2), conn.as_mut()).await;
     }
     end
+}
+
+/// A poll's or long poll's answer, over HTTP/1.1, 2 or 3: its events and beat counted, the
+/// cursor moved on; an error names what was wrong with it.
+pub(super) fn answered(
+    tally: &Tally,
+    long: bool,
+    status: StatusCode,
+    encoding: Option<&str>,
+    body: Bytes,
+    decoding: &compression::Decoding,
+    cursor: &mut Option<u64>,
+) -> Result<(), String> {
+    let now = clock::now_us();
+    match status {
+        StatusCode::OK => {
+            let body = compression::decode_body(encoding, body, decoding)
+                .map_err(|e| e.kind().to_owned())?;
+            let batch = serde_json::from_slice::<PollBody>(&body)
+                .map_err(|e| format!("bad poll body: {e}"))?;
+            for e in &batch.events {
+                tally.event(e.data.sent_us, now);
+            }
+            if !long || batch.events.is_empty() {
+                tally.beats.fetch_add(1, Relaxed);
+            }
+            *cursor = Some(batch.next);
+        }
+        StatusCode::NO_CONTENT if long => {
+            tally.beats.fetch_add(1, Relaxed);
+        }
+        other => return Err(format!("http {other}")),
+    }
+    Ok(())
 }
 
 /// Waits for a poster to stop with the subscription (at once when the subscription failed).

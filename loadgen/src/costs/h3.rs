@@ -30,7 +30,7 @@ use super::{
     client::{jitter, Setup, SseParser, Talk, Tally},
     quic::{self, Counted, ANSWER, ROUND_TRIPS},
 };
-use crate::{clock, compression, event::PollBody, heads::Kind};
+use crate::{clock, compression, heads::Kind};
 
 type Requests = h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>;
 type Response = h3::client::RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>;
@@ -292,32 +292,17 @@ impl Feed<'_> {
                 Ok(a) => a,
                 Err(e) => break Err(e),
             };
-            let now = clock::now_us();
             self.counted.pump(self.conn, tally);
-            match status {
-                StatusCode::OK => {
-                    let body = match compression::decode_body(encoding.as_deref(), body, &decoding)
-                    {
-                        Ok(b) => b,
-                        Err(e) => break Err(e.kind().to_owned()),
-                    };
-                    match serde_json::from_slice::<PollBody>(&body) {
-                        Ok(batch) => {
-                            for e in &batch.events {
-                                tally.event(e.data.sent_us, now);
-                            }
-                            if !long || batch.events.is_empty() {
-                                tally.beats.fetch_add(1, Relaxed);
-                            }
-                            cursor = Some(batch.next);
-                        }
-                        Err(e) => break Err(format!("bad poll body: {e}")),
-                    }
-                }
-                StatusCode::NO_CONTENT if long => {
-                    tally.beats.fetch_add(1, Relaxed);
-                }
-                other => break Err(format!("http {other}")),
+            if let Err(e) = super::client::answered(
+                tally,
+                long,
+                status,
+                encoding.as_deref(),
+                body,
+                &decoding,
+                &mut cursor,
+            ) {
+                break Err(e);
             }
         };
         tally.open.fetch_sub(1, Relaxed);
