@@ -69,7 +69,7 @@ pub struct Report {
     pub server: ServerInfo,
     /// The headline: one result per transport, from the largest cell of the matrix (the last
     /// rate and client count) with the first `--http` version.
-    #[schemars(extend("propertyNames" = {"enum": ["short-poll", "long-poll", "sse", "ws", "wt"]}))]
+    #[schemars(extend("propertyNames" = {"enum": ["short-poll", "long-poll", "sse", "ws", "wt", "wt-streams", "wt-datagrams"]}))]
     pub transports: BTreeMap<String, TransportResult>,
     /// Every phase measured, in order (the headline's included), for sweeps and HTTP versions.
     pub phases: Vec<TransportResult>,
