@@ -214,19 +214,22 @@ def slices(a):
     return out
 
 
-def causes(rows, per_slice, listen):
+def causes(a, rows, per_slice, listen):
     """Why events were lost or clients failed, from the run's own counts: markdown lines."""
     lines = []
     for r in rows:
         if not r["all_connected_before_publishing"]:
             when = ("never all at once" if r["all_connected_after_s"] is None
-                    else f"only {r['all_connected_after_s']} s after connecting began")
-            lines.append(f"- **Not every client was connected when publishing started** ({when}): a client that "
-                         "connects late starts from the phase's cursor, and its first events queue behind its "
-                         "handshake.")
-        if r["fewest_connected_while_publishing"] is not None and r["fewest_connected_while_publishing"] < r["connections"]:
-            lines.append(f"- Clients dropped while publishing: at the fewest, the servers held "
-                         f"{r['fewest_connected_while_publishing']:,} of {r['connections']:,} connections.")
+                    else f"all only {r['all_connected_after_s']} s after connecting began")
+            lines.append(f"- **Not every client was connected when publishing started**, {a.ready} s after "
+                         f"connecting began ({when}; raise --ready): a client that connects late starts from "
+                         "the phase's cursor, and its first events queue behind its handshake.")
+        fewest = r["fewest_connected_while_publishing"]
+        if fewest is not None and fewest < r["connections"]:
+            lines.append(f"- While publishing, the servers held at the fewest {fewest:,} of "
+                         f"{r['connections']:,} connections (their open files)"
+                         + (": clients dropped after every one had connected." if r["all_connected_before_publishing"]
+                            else "."))
     for s in per_slice:
         if s["lost"] or s["duplicates"] or s["not_all_connected"] or s["disconnects"]:
             errs = ", ".join(f"{k} ×{v}" for k, v in sorted(s["errors"].items())) or "none"
@@ -305,7 +308,7 @@ def write_readme(a, meta, rows, per_slice, merged_ok):
         "",
     ]
     if not merged_ok:
-        lines += causes(rows, per_slice, meta["listen_counters_delta"] or {}) + [""]
+        lines += causes(a, rows, per_slice, meta["listen_counters_delta"] or {}) + [""]
     lines += [
         "Redis carries the feed, not the connections: each event is one XADD and one read per "
         "instance, whatever the number of clients, so Redis's cost grows with instances × events "
