@@ -1017,7 +1017,10 @@ mod tests {
         assert!(first.source_ips >= 4, "{}", first.source_ips);
         // Each address holds under half the ephemeral range (see PORT_SHARE).
         let per_ip = 100_000 / u32::from(first.source_ips);
-        assert!(per_ip < crate::sys::ephemeral_ports() / 2, "{per_ip} per address");
+        assert!(
+            per_ip < crate::sys::ephemeral_ports() / 2,
+            "{per_ip} per address"
+        );
         // The next phase starts one slot later in every process.
         assert_eq!(
             first.phase_offset(1),
