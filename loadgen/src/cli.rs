@@ -371,6 +371,15 @@ pub struct Args {
     #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_REDIS")]
     pub redis: Option<String>,
 
+    /// Connection attempts (TCP connect and handshake) this process has in flight at once, per
+    /// phase; the rest wait their turn. More at once do not connect faster on a busy machine:
+    /// the handshakes queue in the servers' workers, and those that wait past the server's
+    /// `--request-timeout` (or loadgen's response timeout) fail and are tried again, so the
+    /// machine does every handshake more than once. With N processes (`--shard`), the servers
+    /// see N times this.
+    #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_CONNECTS_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_535))]
+    pub connects_in_flight: u32,
+
     /// Longest wait for all clients to connect before publishing starts. With --start-at,
     /// exactly how long after each phase's start publishing starts, in every process alike.
     #[arg(help_heading = "Servers and chaos", long, env = "LOADGEN_READY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]

@@ -5,8 +5,8 @@ server's CPU split into what connecting the clients cost and what each burst cos
 loadgen's own "server CPU per delivery" counts from before the clients connect until after they
 have gone, so at one event every 10 s (7 events per connection in the 100,000-connection run) it
 spreads every connection's set-up and teardown over a few deliveries. This script samples the server's CPU (/proc/PID/stat) and its
-open files (one per connection) every 100 ms and reads the CPU over the window in which every
-client was connected: that window holds the bursts (and nothing else but timers), so its CPU
+open files (one per connection) every 100 ms (procstat.py, which hundred_k.py shares) and reads
+the CPU over the window in which every client was connected: that window holds the bursts (and nothing else but timers), so its CPU
 over its deliveries is what a delivery costs at that scale.
 
     cargo build --release -p server -p loadgen
@@ -32,55 +32,13 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_s(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def open_files(pid):
-    try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from procstat import Sampler, free_port, open_files, split  # noqa: E402
+from procstat import stop as stop_by_pid  # noqa: E402
 
 
 def stop(proc, grace=5):
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-class Sampler(threading.Thread):
-    """Every 100 ms: (time, server CPU s, server open files)."""
-
-    def __init__(self, pid):
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.samples = []
-        self.done = threading.Event()
-
-    def run(self):
-        while not self.done.is_set():
-            self.samples.append((time.time(), cpu_s(self.pid), open_files(self.pid)))
-            self.done.wait(0.1)
+    stop_by_pid(proc, grace, signal.SIGINT)
 
 
 def start_redis():
@@ -124,7 +82,7 @@ def one_run(a, clients, use_redis, perf_out):
             redis, port = start_redis()
         server, url = start_server(a, clients, port)
         base = open_files(server.pid)
-        sampler = Sampler(server.pid)
+        sampler = Sampler(lambda: [server.pid], interval=0.1)
         sampler.start()
         t0 = time.time()
         lg = subprocess.Popen([a.loadgen, "--url", url, "--transports", "ws", "--http", "1.1", "--clients",
@@ -148,16 +106,13 @@ def one_run(a, clients, use_redis, perf_out):
             perf = None
         if lg.wait() != 0:
             raise RuntimeError(f"loadgen failed (exit {lg.returncode}); its output is in {out}")
-        sampler.done.set()
-        sampler.join()
+        sampler.finish()
         with open(os.path.join(out, "report.json")) as f:
             report = json.load(f)
         r = next(p for p in report["phases"] if p["transport"] == "ws")
-        full = [(t, c, n) for t, c, n in sampler.samples if c is not None and n >= base + clients]
-        if len(full) < 2:
+        w = split(sampler, base, clients, t0)
+        if w["bursts_cpu_s"] is None:
             raise RuntimeError("the clients were never all connected at once")
-        (tw0, cw0, _), (tw1, cw1, _) = full[0], full[-1]
-        c_start = next(c for _, c, _ in sampler.samples if c is not None)
         deliveries = r["events_received"]
         return {
             "clients": clients,
@@ -165,11 +120,11 @@ def one_run(a, clients, use_redis, perf_out):
             "events": r["events_published"],
             "deliveries": deliveries,
             "gaps": r["gaps"],
-            "connect_cpu_s": round(cw0 - c_start, 2),
-            "connect_us_per_connection": round((cw0 - c_start) / clients * 1e6, 1),
-            "burst_window_s": round(tw1 - tw0, 1),
-            "burst_cpu_s": round(cw1 - cw0, 2),
-            "burst_us_per_delivery": round((cw1 - cw0) / max(deliveries, 1) * 1e6, 2),
+            "connect_cpu_s": w["connect_cpu_s"],
+            "connect_us_per_connection": round(w["connect_cpu_s"] / clients * 1e6, 1),
+            "burst_window_s": w["bursts_window_s"],
+            "burst_cpu_s": w["bursts_cpu_s"],
+            "burst_us_per_delivery": round(w["bursts_cpu_s"] / max(deliveries, 1) * 1e6, 2),
             "loadgen_us_per_delivery": r.get("server_cpu_us_per_event"),
             "p50_ms": round(r["latency_us"]["p50"] / 1000, 1),
             "p99_ms": round(r["latency_us"]["p99"] / 1000, 1),

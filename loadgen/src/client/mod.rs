@@ -46,10 +46,6 @@ pub const BACKOFF: Duration = Duration::from_millis(200);
 /// The longest pause between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
-/// Connection attempts (connect + handshake) in flight at once per phase: thousands of
-/// simultaneous SYNs would overflow the server's accept backlog and turn into 1 s retransmits.
-pub const CONNECTS_IN_FLIGHT: usize = 256;
-
 pub use crate::net::RESPONSE_TIMEOUT;
 
 /// What all clients of one transport in one phase share.
@@ -72,7 +68,8 @@ pub struct Shared {
     pub live: Arc<Live>,
     /// Spread connections over this many loopback source addresses.
     pub source_ips: u8,
-    /// Bounds connection attempts in flight ([`CONNECTS_IN_FLIGHT`]).
+    /// Bounds connection attempts in flight (`--connects-in-flight`): thousands of simultaneous
+    /// SYNs would overflow the server's accept backlog and turn into 1 s retransmits.
     pub connect_gate: Arc<tokio::sync::Semaphore>,
     /// Every client's trips from a lost connection to its next subscription (rare: a lock each).
     pub reconnects: std::sync::Mutex<Vec<Reconnect>>,

@@ -372,7 +372,7 @@ fn connect_clients(
     let (deadline_tx, deadline_rx) = watch::channel(None);
     let mut rng =
         StdRng::seed_from_u64(env.seed ^ (phase.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let connect_gate = Arc::new(tokio::sync::Semaphore::new(client::CONNECTS_IN_FLIGHT));
+    let connect_gate = Arc::new(tokio::sync::Semaphore::new(w.connects_in_flight));
     let storm = w.storm_timeline.as_ref().map(|_| Storm::start(endpoint));
     let (started_tx, started_rx) = watch::channel(None);
     let nonce: u64 = rng.gen();
