@@ -43,6 +43,41 @@ pub fn listen(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<std::
     Ok(socket.into())
 }
 
+/// Tries at a port chosen by the kernel before giving up (see [`listen_for_quic`]).
+pub const QUIC_PORT_TRIES: usize = 64;
+
+/// As [`listen`], for a server that also listens for QUIC on the same port number over UDP:
+/// where `addr`'s port is 0, the kernel picks a TCP port without looking at UDP, and the number
+/// it picks may already be some other socket's over UDP (a QUIC client's endpoint, another
+/// server's listener). QUIC would then fail to bind, or, where the other socket shares the
+/// port, a client would reach the other socket. So a port is taken only once that number was
+/// also free over UDP; a fixed port is taken as given (its UDP bind then fails with the reason).
+///
+/// # Errors
+/// The address cannot be bound, or no port free over both was found in [`QUIC_PORT_TRIES`].
+pub fn listen_for_quic(
+    addr: std::net::SocketAddr,
+    backlog: u32,
+) -> std::io::Result<std::net::TcpListener> {
+    if addr.port() != 0 {
+        return listen(addr, backlog);
+    }
+    for _ in 0..QUIC_PORT_TRIES {
+        let listener = listen(addr, backlog)?;
+        let taken = listener.local_addr()?;
+        if std::net::UdpSocket::bind(taken).is_ok() {
+            return Ok(listener);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!(
+            "no port on {} free over both TCP and UDP in {QUIC_PORT_TRIES} tries",
+            addr.ip()
+        ),
+    ))
+}
+
 /// Sets `TCP_NODELAY` and `TCP_USER_TIMEOUT` on one accepted socket.
 pub fn configure_tcp(tcp: &TcpStream, user_timeout: Duration) {
     let sock = socket2::SockRef::from(tcp);
@@ -139,5 +174,31 @@ mod tests {
         let off = NewConnections::new(&crate::Config::from_args::<_, &str>([]).unwrap());
         assert!((0..10_000).all(|_| off.admit()));
         assert!((0..100).all(|_| (1..=10).contains(&off.retry_after())));
+    }
+
+    #[test]
+    fn a_port_for_quic_is_free_over_udp_too() {
+        // Hold a fifth of the ephemeral range over UDP, as QUIC clients' endpoints would: a TCP
+        // port the kernel picks blindly then lands on one of them in about one pick of five.
+        let held: Vec<std::net::UdpSocket> = (0..5_000)
+            .filter_map(|_| std::net::UdpSocket::bind("127.0.0.1:0").ok())
+            .collect();
+        let ports: std::collections::HashSet<u16> = held
+            .iter()
+            .map(|u| u.local_addr().unwrap().port())
+            .collect();
+        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let blind = (0..100)
+            .filter(|_| {
+                let l = listen(any, 16).unwrap();
+                ports.contains(&l.local_addr().unwrap().port())
+            })
+            .count();
+        assert!(blind > 0, "the set-up holds too few ports to show anything");
+        for _ in 0..50 {
+            let l = listen_for_quic(any, 16).unwrap();
+            let port = l.local_addr().unwrap().port();
+            assert!(!ports.contains(&port), "port {port} is held over UDP");
+        }
     }
 }

@@ -31,7 +31,15 @@ impl TestServer {
         if let Err(why) = config.validate() {
             panic!("invalid test server settings: {why}");
         }
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        // With QUIC on, a port free over UDP too: tests run in parallel, and a QUIC client's
+        // endpoint elsewhere may hold the number the kernel picks for TCP.
+        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let listener = if config.quic.enabled {
+            crate::connection::listen_for_quic(any, config.backlog)
+        } else {
+            crate::connection::listen(any, config.backlog)
+        }
+        .expect("bind a loopback port");
         let addr = listener.local_addr().expect("local address");
         config.bind = addr;
         let tls = config.tls();

@@ -172,6 +172,13 @@ pub struct CostsArgs {
     #[arg(long)]
     pub no_pin: bool,
 
+    /// Let the servers' CPU halt when they have nothing to run. By default, while they are
+    /// pinned, a spinning thread at the lowest scheduling class (`SCHED_IDLE`) keeps that CPU
+    /// out of its idle states, so that a server's wake-up costs what it costs on a server busy
+    /// with its other clients, not the exit from a halt.
+    #[arg(long)]
+    pub no_keep_warm: bool,
+
     /// How long every server is measured idle with nothing connected, all at once, at the start
     /// of each repeat (default 15 s; `--quick`: 1 s); subtracted from each of its windows.
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -337,7 +344,10 @@ impl Plan {
                 pinning: if a.no_pin {
                     None
                 } else {
-                    pinning::Pinning::of_this_machine()
+                    pinning::Pinning::of_this_machine().map(|p| pinning::Pinning {
+                        keep_warm: !a.no_keep_warm,
+                        ..p
+                    })
                 },
             },
             rates,
