@@ -230,15 +230,7 @@ impl Feed<'_> {
         let (setup, tally) = (self.setup, self.tally);
         let long = setup.transport == Transport::LongPoll;
         tally.open.fetch_add(1, Relaxed);
-        let first = if setup.spread {
-            jitter(setup.poll_interval.as_secs_f64())
-        } else {
-            Duration::ZERO
-        };
-        let pace = clock::Pace {
-            start: tokio::time::Instant::now() + first,
-            interval: setup.poll_interval,
-        };
+        let pace = super::client::pace(setup);
         let mut cursor: Option<u64> = None;
         let mut n = 0u64;
         let decoding = compression::Decoding::default();
