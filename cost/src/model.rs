@@ -274,6 +274,61 @@ pub enum ModelError {
     Unsound(String),
 }
 
+impl TransportCosts {
+    /// Every figure measured for the transport, named: the session's, the beat's (and its CPU
+    /// and packets at each measured connection count, named with the count), memory, each
+    /// delivery point's (named with its rate and clients), and the message's when measured.
+    /// Not the server's idle CPU, which is the server's rather than a connection's, and absent
+    /// from older models. One list for [`CostModel::check`] and for whoever inspects a model's
+    /// figures, so a figure added to the model is checked wherever the list is used.
+    pub fn figures(&self) -> Vec<(String, &Measured)> {
+        let mut figures: Vec<(String, &Measured)> = [
+            ("session CPU", &self.session.cpu_us),
+            ("session bytes up", &self.session.bytes_up),
+            ("session bytes down", &self.session.bytes_down),
+            ("session packets", &self.session.packets),
+            ("beat CPU", &self.beat.cpu_us),
+            ("beat bytes up", &self.beat.bytes_up),
+            ("beat bytes down", &self.beat.bytes_down),
+            ("beat packets", &self.beat.packets),
+            ("memory", &self.memory_bytes),
+        ]
+        .into_iter()
+        .map(|(what, m)| (what.to_owned(), m))
+        .collect();
+        for p in &self.beat.at {
+            let at = format!("at {} connections", p.connections);
+            figures.extend([
+                (format!("beat CPU {at}"), &p.cpu_us),
+                (format!("beat packets {at}"), &p.packets),
+            ]);
+        }
+        for d in &self.delivery {
+            let at = format!("at {} events/s to {} clients", d.rate_per_s, d.clients);
+            figures.extend([
+                (format!("delivery CPU {at}"), &d.cpu_us),
+                (format!("delivery bytes down {at}"), &d.bytes_down),
+                (format!("delivery bytes up {at}"), &d.bytes_up),
+                (format!("delivery packets {at}"), &d.packets),
+                (format!("delivery requests {at}"), &d.requests),
+                (format!("delivery p99 {at}"), &d.p99_us),
+            ]);
+            if let Some(p) = &d.poll_cpu_us {
+                figures.push((format!("delivery CPU per poll {at}"), p));
+            }
+        }
+        if let Some(m) = &self.message_up {
+            figures.extend([
+                ("message CPU".to_owned(), &m.cpu_us),
+                ("message bytes up".to_owned(), &m.bytes_up),
+                ("message bytes down".to_owned(), &m.bytes_down),
+                ("message packets".to_owned(), &m.packets),
+            ]);
+        }
+        figures
+    }
+}
+
 impl CostModel {
     /// Refuses a model that could not have been measured: a figure with no samples or a
     /// non-finite one, a transport with no delivery point, a beat interval of zero.
@@ -295,41 +350,7 @@ impl CostModel {
             if c.beat.interval_s.is_nan() || c.beat.interval_s <= 0.0 {
                 return bad("beat interval is not positive", c);
             }
-            let mut figures: Vec<(&str, &Measured)> = vec![
-                ("session CPU", &c.session.cpu_us),
-                ("session bytes up", &c.session.bytes_up),
-                ("session bytes down", &c.session.bytes_down),
-                ("session packets", &c.session.packets),
-                ("beat CPU", &c.beat.cpu_us),
-                ("beat bytes up", &c.beat.bytes_up),
-                ("beat bytes down", &c.beat.bytes_down),
-                ("beat packets", &c.beat.packets),
-                ("memory", &c.memory_bytes),
-            ];
-            for p in &c.beat.at {
-                figures.extend([("beat CPU", &p.cpu_us), ("beat packets", &p.packets)]);
-            }
-            for d in &c.delivery {
-                figures.extend([
-                    ("delivery CPU", &d.cpu_us),
-                    ("delivery bytes down", &d.bytes_down),
-                    ("delivery bytes up", &d.bytes_up),
-                    ("delivery packets", &d.packets),
-                    ("delivery requests", &d.requests),
-                    ("delivery p99", &d.p99_us),
-                ]);
-                if let Some(p) = &d.poll_cpu_us {
-                    figures.push(("delivery CPU per poll", p));
-                }
-            }
-            if let Some(m) = &c.message_up {
-                figures.extend([
-                    ("message CPU", &m.cpu_us),
-                    ("message bytes up", &m.bytes_up),
-                    ("message bytes down", &m.bytes_down),
-                    ("message packets", &m.packets),
-                ]);
-            }
+            let figures = c.figures();
             if let Some((what, _)) = figures.iter().find(|(_, m)| !m.is_sound()) {
                 return bad(&format!("{what} has no sound samples"), c);
             }
@@ -365,6 +386,39 @@ impl CostModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_figure_is_listed_once_and_named_with_its_point() {
+        let mut c = crate::compose::tests::sse();
+        // 9 of the session, beat and memory, 6 for each of the 4 delivery points.
+        assert_eq!(c.figures().len(), 9 + 4 * 6);
+        c.beat.at.push(BeatPoint {
+            connections: 10,
+            cpu_us: Measured::new(vec![30.0]),
+            packets: Measured::new(vec![2.0]),
+        });
+        c.message_up = Some(MessageUp {
+            cpu_us: Measured::new(vec![50.0]),
+            bytes_up: Measured::new(vec![200.0]),
+            bytes_down: Measured::new(vec![100.0]),
+            packets: Measured::new(vec![4.0]),
+            requests: 1.0,
+        });
+        c.delivery[3].p99_us = Measured::new(vec![f64::NAN]);
+        let figures = c.figures();
+        assert_eq!(figures.len(), 9 + 4 * 6 + 2 + 4);
+        let names: std::collections::HashSet<&str> =
+            figures.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.len(), figures.len(), "each name once: {names:?}");
+        assert!(names.contains("beat CPU at 10 connections"), "{names:?}");
+        assert!(names.contains("message packets"), "{names:?}");
+        let unsound: Vec<&str> = figures
+            .iter()
+            .filter(|(_, m)| !m.is_sound())
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(unsound, ["delivery p99 at 10 events/s to 1000 clients"]);
+    }
 
     #[test]
     fn a_model_without_the_idle_figure_still_loads() {

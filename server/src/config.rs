@@ -638,6 +638,24 @@ pub struct QuicConfig {
     #[arg(long, env = "FEEDLAB_QUIC_MTU", default_value_t = 0, value_parser = quic_mtu)]
     pub quic_mtu: u16,
 
+    /// Bytes of kernel receive buffer asked for the QUIC listener's UDP socket
+    /// (`SO_RCVBUF`): what holds the datagrams that arrive while the server is busy. A burst
+    /// of handshakes (each client's Initial padded to 1,200 bytes, twice with the Retry)
+    /// overflowed the system's default (about 200 KiB) and the dropped ones failed to connect.
+    /// Past `net.core.rmem_max` the server asks again with `SO_RCVBUFFORCE` (needs
+    /// CAP_NET_ADMIN); the size granted is in the start-up log. 0 keeps the
+    /// system's default; otherwise 64 KiB (65536) to 256 MiB (268435456).
+    #[arg(long, env = "FEEDLAB_QUIC_RECV_BUFFER", default_value_t = 8 << 20, value_parser = socket_buffer)]
+    pub quic_recv_buffer: u32,
+
+    /// Bytes of kernel send buffer asked for the QUIC listener's UDP socket (`SO_SNDBUF`):
+    /// what queues the datagrams of a burst (handshakes, an event fanned out to thousands)
+    /// before the kernel sends them; a full one makes the server's sends wait. As
+    /// `--quic-recv-buffer`: `net.core.wmem_max` or `SO_SNDBUFFORCE`, the size granted logged,
+    /// 0 keeps the system's default, otherwise 64 KiB to 256 MiB.
+    #[arg(long, env = "FEEDLAB_QUIC_SEND_BUFFER", default_value_t = 8 << 20, value_parser = socket_buffer)]
+    pub quic_send_buffer: u32,
+
     /// How long each certificate QUIC serves is valid, from when it is made, when the server
     /// makes its own (`--tls-self-signed`): a second certificate beside the TCP one, on the same
     /// ECDSA P-256 key, so a page can open WebTransport to it by its hash
@@ -662,6 +680,40 @@ impl QuicConfig {
         self.quic_cert_renew_before
             .unwrap_or(self.quic_cert_validity / 4)
     }
+}
+
+/// Smallest `--quic-recv-buffer` and `--quic-send-buffer` other than 0: below it a socket
+/// would hold fewer than fifty full-size datagrams.
+pub const MIN_SOCKET_BUFFER: u32 = 64 << 10;
+
+/// Largest `--quic-recv-buffer` and `--quic-send-buffer`: kernel memory the socket may pin
+/// (Linux doubles what is asked, for its bookkeeping); 256 MiB holds about 200,000 full-size
+/// handshake packets, far past any burst the listener meets.
+pub const MAX_SOCKET_BUFFER: u32 = 256 << 20;
+
+/// `--quic-recv-buffer` and `--quic-send-buffer`: 0, or bytes within
+/// [`MIN_SOCKET_BUFFER`]..=[`MAX_SOCKET_BUFFER`], with the reason when outside.
+fn socket_buffer(s: &str) -> Result<u32, String> {
+    let n: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size in bytes (0, or 65536 to 268435456)"))?;
+    if n == 0 {
+        return Ok(0);
+    }
+    if n < u64::from(MIN_SOCKET_BUFFER) {
+        return Err(format!(
+            "{n} bytes is below 64 KiB (65536), fewer than fifty full-size datagrams; 0 keeps the system's default"
+        ));
+    }
+    if n > u64::from(MAX_SOCKET_BUFFER) {
+        return Err(format!(
+            "{n} bytes is past 256 MiB (268435456): kernel memory pinned by one socket, and far \
+             more than any burst of handshakes needs"
+        ));
+    }
+    // In range, so it fits.
+    Ok(n as u32)
 }
 
 fn quic_mtu(s: &str) -> Result<u16, String> {
@@ -716,6 +768,30 @@ mod tests {
     fn control_is_off_by_default_on_a_public_address() {
         let c = Config::from_args(["--bind", "0.0.0.0:8080"]).unwrap();
         assert!(!c.control_enabled());
+    }
+
+    #[test]
+    fn the_quic_socket_buffers_are_8_mib_unless_told_and_absurd_sizes_are_refused() {
+        let c = Config::from_args(Vec::<String>::new()).unwrap();
+        assert_eq!(
+            (c.quic.quic_recv_buffer, c.quic.quic_send_buffer),
+            (8 << 20, 8 << 20)
+        );
+        let c =
+            Config::from_args(["--quic-recv-buffer", "0", "--quic-send-buffer", "65536"]).unwrap();
+        assert_eq!(
+            (c.quic.quic_recv_buffer, c.quic.quic_send_buffer),
+            (0, 65_536)
+        );
+        for (flag, value, reason) in [
+            ("--quic-recv-buffer", "100000000000", "past 256 MiB"),
+            ("--quic-send-buffer", "300000000", "past 256 MiB"),
+            ("--quic-recv-buffer", "1000", "below 64 KiB"),
+            ("--quic-recv-buffer", "8MiB", "not a size in bytes"),
+        ] {
+            let e = Config::from_args([flag, value]).unwrap_err().to_string();
+            assert!(e.contains(reason), "{flag} {value}: {e}");
+        }
     }
 
     #[test]

@@ -602,6 +602,22 @@ pub(super) fn jitter(max_s: f64) -> Duration {
     Duration::from_secs_f64(rand::random::<f64>() * max_s.clamp(0.0, 3600.0))
 }
 
+/// A held client's polls from now: one every `setup.poll_interval`, the first at once or, when
+/// the setup spreads its clients (`setup.spread`), after a random part of an interval, so
+/// clients started together do not poll in step. The TCP and the HTTP/3 window clients' one
+/// pace.
+pub(super) fn pace(setup: &Setup) -> clock::Pace {
+    let first = if setup.spread {
+        jitter(setup.poll_interval.as_secs_f64())
+    } else {
+        Duration::ZERO
+    };
+    clock::Pace {
+        start: tokio::time::Instant::now() + first,
+        interval: setup.poll_interval,
+    }
+}
+
 async fn poll(
     setup: &Arc<Setup>,
     tally: &Arc<Tally>,
@@ -615,15 +631,7 @@ async fn poll(
         .map_err(|e| e.to_string())?;
     tally.open.fetch_add(1, Relaxed);
     let poster = h2_poster(setup, tally, stop, talk, &sender);
-    let first = if setup.spread {
-        jitter(setup.poll_interval.as_secs_f64())
-    } else {
-        Duration::ZERO
-    };
-    let pace = clock::Pace {
-        start: tokio::time::Instant::now() + first,
-        interval: setup.poll_interval,
-    };
+    let pace = pace(setup);
     let mut cursor: Option<u64> = None;
     let mut n = 0u64;
     let decoding = compression::Decoding::default();

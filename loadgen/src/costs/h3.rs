@@ -11,10 +11,12 @@
 //! messages up and nothing else, as a TCP window client's connection does.
 //!
 //! Bytes and packets are counted as [`super::quic`] counts WebTransport's: QUIC's UDP payload
-//! and datagrams both ways, read from the connection's stats when it is set up and again
-//! [`SETTLED`] later (its handshake and first request go with the session, not with whatever
-//! window its first answer falls in), after every answer or body piece, and when it ends. A session's round trips: the server's
-//! Retry, the QUIC handshake, the request: 3 ([`super::quic::ROUND_TRIPS`]).
+//! and datagrams both ways, read from the connection's stats when it is set up and again every
+//! [`super::quic::SETTLE_EVERY`] for [`super::quic::SETTLING`] (its handshake's tail and first
+//! request go with the session, not with whatever window its first answer falls in:
+//! [`Counted::set_up`], shared with WebTransport's clients), after every answer or body piece, and when it ends. A session's
+//! round trips: the server's Retry, the QUIC handshake, the request: 3
+//! ([`super::quic::ROUND_TRIPS`]).
 
 use std::{
     sync::{atomic::Ordering::Relaxed, Arc},
@@ -40,15 +42,6 @@ const H3_NO_ERROR: u32 = 0x100;
 
 /// Longest poll answer or publish reply loadgen reads, bytes.
 const MAX_BODY: usize = 16 << 20;
-
-/// How long after its connect a held connection's bytes are counted again as its set-up: the
-/// handshake's last packets (the client's Finished, the server's HANDSHAKE_DONE and session
-/// tickets, their acknowledgements), HTTP/3's SETTINGS and the first request go out after the
-/// connection is usable. A long poll's first answer may come only in a window: counted then,
-/// those bytes were priced as a delivery (ten times a delivery's at 2 events/s in a `--quick`
-/// trial) or, for the connections topped up before the beat window, as beats. The windows open
-/// at least 300 ms after the last connection is up (`--quick`'s settle).
-const SETTLED: Duration = Duration::from_millis(100);
 
 /// A QUIC connection to the setup's server with an HTTP/3 client on it (its driver on a task
 /// that ends with the connection).
@@ -181,8 +174,9 @@ pub async fn hold(
 ) -> Result<(), String> {
     let (conn, mut requests) = open(setup).await?;
     let mut counted = Counted::default();
-    // The handshake's bytes now, while the connection is being set up (see the module doc).
-    counted.pump(&conn, tally);
+    // The handshake's bytes now, while the connection is being set up, and its tail as it
+    // comes (see the module doc).
+    counted.set_up(&conn, tally);
     let poster = talk.map(|talk| {
         let (setup, tally, stop, talk) = (setup.clone(), tally.clone(), stop.clone(), talk.clone());
         let requests = requests.clone();
@@ -230,22 +224,11 @@ impl Feed<'_> {
         let (setup, tally) = (self.setup, self.tally);
         let long = setup.transport == Transport::LongPoll;
         tally.open.fetch_add(1, Relaxed);
-        let first = if setup.spread {
-            jitter(setup.poll_interval.as_secs_f64())
-        } else {
-            Duration::ZERO
-        };
-        let pace = clock::Pace {
-            start: tokio::time::Instant::now() + first,
-            interval: setup.poll_interval,
-        };
+        let pace = super::client::pace(setup);
         let mut cursor: Option<u64> = None;
         let mut n = 0u64;
         let decoding = compression::Decoding::default();
         let kind = if long { Kind::LongPoll } else { Kind::Poll };
-        let settle = tokio::time::sleep(SETTLED);
-        tokio::pin!(settle);
-        let mut settled = false;
         let end = 'polls: loop {
             if !long {
                 let due = pace.intended(n);
@@ -253,10 +236,7 @@ impl Feed<'_> {
                 loop {
                     tokio::select! {
                         _ = stop.cancelled() => break 'polls Ok(()),
-                        () = &mut settle, if !settled => {
-                            settled = true;
-                            self.counted.pump(self.conn, tally);
-                        }
+                        () = self.counted.settled(self.conn, tally) => {}
                         _ = tokio::time::sleep_until(due) => break,
                     }
                 }
@@ -281,10 +261,7 @@ impl Feed<'_> {
             let answer = loop {
                 tokio::select! {
                     _ = stop.cancelled() => break 'polls Ok(()),
-                    () = &mut settle, if !settled => {
-                        settled = true;
-                        self.counted.pump(self.conn, tally);
-                    }
+                    () = self.counted.settled(self.conn, tally) => {}
                     a = &mut exchange => break a,
                 }
             };
@@ -328,22 +305,16 @@ impl Feed<'_> {
         }
         let mut decoder = compression::BodyDecoder::for_encoding(encoding.as_deref())
             .map_err(|e| e.kind().to_owned())?;
-        // The request and the answer's head are the subscription's set-up.
-        self.counted.pump(self.conn, tally);
+        // The request and the answer's head are the subscription's set-up, and so is what
+        // follows them (counted from here again, as `Counted::set_up` says).
+        self.counted.set_up(self.conn, tally);
         tally.open.fetch_add(1, Relaxed);
         let mut parser = SseParser::default();
         let decoding = compression::Decoding::default();
-        let settle = tokio::time::sleep(SETTLED);
-        tokio::pin!(settle);
-        let mut settled = false;
         let end = loop {
             let piece = tokio::select! {
                 _ = stop.cancelled() => break Ok(()),
-                () = &mut settle, if !settled => {
-                    settled = true;
-                    self.counted.pump(self.conn, tally);
-                    continue;
-                }
+                () = self.counted.settled(self.conn, tally) => continue,
                 p = stream.recv_data() => p,
             };
             match piece {

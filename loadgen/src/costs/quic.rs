@@ -44,15 +44,78 @@ pub(super) const ANSWER: Duration = Duration::from_secs(15);
 /// Round trips before the first event can arrive: Retry, handshake, CONNECT.
 pub const ROUND_TRIPS: u64 = 3;
 
-/// A connection's QUIC stats as last added to the tally.
+/// How often a held connection's bytes are counted again as its set-up, after it is set up
+/// ([`Counted::set_up`], [`Counted::settled`]), for [`SETTLING`]: the handshake's last packets
+/// (the client's Finished, the server's HANDSHAKE_DONE and session tickets, their
+/// acknowledgements), HTTP/3's SETTINGS, the first request, and path-MTU discovery's probes
+/// (quinn's default on both sides: padded PINGs up to 1,452 bytes, one at a time, each waiting
+/// for its acknowledgement) go out after the connection is usable. Counted at the connection's
+/// next read instead, those bytes fell in whatever window that read was in: a long poll's first
+/// answer, priced as a delivery (ten times a delivery's at 2 events/s in a `--quick` trial),
+/// or, for the connections topped up just before the beat window, their first heartbeat,
+/// priced as holding: WebTransport's beat read 350–369 bytes down a heartbeat against SSE over
+/// HTTP/3's 64 on the same server (the 2026-12-07 model). In a `--quick` trial about 3 KB down
+/// and 1.5 KB up a connection came after its session was up: the server's MTU probes (2
+/// PINGs), the client's, and their acknowledgements; its beat then read 117 bytes down and 106
+/// up a heartbeat, and 42 and 34 once counted as they come (SSE over HTTP/3: 63 and 35).
+pub(super) const SETTLE_EVERY: Duration = Duration::from_millis(100);
+
+/// How long after its set-up a held connection's bytes are counted every [`SETTLE_EVERY`]: in
+/// a `--quick` trial (debug build, 50 handshakes at once on the servers' one core) the server's
+/// last MTU probe reached the client up to 320 ms after the session was up (within 100 ms for
+/// three in four), so one count at 100 ms left a quarter of them to the first heartbeat. Every
+/// count only moves bytes nearer to when they arrived (within [`SETTLE_EVERY`]), so counting
+/// on past the set-up misprices nothing; after this the connection's own reads count it. The
+/// windows open at least 300 ms (`--quick`; 1.5 s otherwise) after the last connection is up.
+pub(super) const SETTLING: Duration = Duration::from_secs(1);
+
+/// A connection's QUIC stats as last added to the tally, and, for a held connection, when its
+/// set-up is next counted ([`SETTLE_EVERY`], until [`SETTLING`] after it was set up).
 #[derive(Default)]
 pub(super) struct Counted {
     read: u64,
     written: u64,
     datagrams: u64,
+    settle: Option<Settle>,
+}
+
+/// The next count of a connection's set-up, and when they end.
+struct Settle {
+    next: std::pin::Pin<Box<tokio::time::Sleep>>,
+    until: tokio::time::Instant,
 }
 
 impl Counted {
+    /// Adds the connection's bytes now, as it is set up (while the set-up is under way, not at
+    /// its first read, which may fall in a window), and counts them again every
+    /// [`SETTLE_EVERY`] for [`SETTLING`] from now, when [`Self::settled`] is polled.
+    pub(super) fn set_up(&mut self, conn: &quinn::Connection, tally: &Tally) {
+        self.pump(conn, tally);
+        let now = tokio::time::Instant::now();
+        self.settle = Some(Settle {
+            next: Box::pin(tokio::time::sleep_until(now + SETTLE_EVERY)),
+            until: now + SETTLING,
+        });
+    }
+
+    /// At the next [`SETTLE_EVERY`] since the last [`Self::set_up`], adds what the connection's
+    /// stats grew by (its set-up's tail); pending for ever before any set-up and once
+    /// [`SETTLING`] is over. For a `select!` beside the connection's reads, in a loop: dropped
+    /// unfinished, it keeps its timer.
+    pub(super) async fn settled(&mut self, conn: &quinn::Connection, tally: &Tally) {
+        let Some(settle) = self.settle.as_mut() else {
+            return std::future::pending().await;
+        };
+        settle.next.as_mut().await;
+        let next = settle.next.deadline() + SETTLE_EVERY;
+        if next <= settle.until {
+            settle.next.as_mut().reset(next);
+        } else {
+            self.settle = None;
+        }
+        self.pump(conn, tally);
+    }
+
     /// Adds what `conn`'s stats grew by since the last call.
     pub(super) fn pump(&mut self, conn: &quinn::Connection, tally: &Tally) {
         let s = conn.stats();
@@ -69,11 +132,7 @@ impl Counted {
         tally
             .packets
             .fetch_add(datagrams.saturating_sub(self.datagrams), Relaxed);
-        *self = Self {
-            read,
-            written,
-            datagrams,
-        };
+        (self.read, self.written, self.datagrams) = (read, written, datagrams);
     }
 }
 
@@ -158,11 +217,11 @@ pub async fn hold(
     };
     tally.requests.fetch_add(1, Relaxed);
     tally.open.fetch_add(1, Relaxed);
-    // The handshake's and the CONNECT's bytes now, while the session is being set up: counted
-    // at the first read instead, they would fall into whatever window that read is in (a beat
-    // window's first heartbeat, for the connections topped up just before it), and be priced
-    // as holding.
-    counted.pump(&conn, tally);
+    // The handshake's and the CONNECT's bytes now, while the session is being set up, and its
+    // tail as it comes (`SETTLE_EVERY`): counted at the first read instead, they would fall
+    // into whatever window that read is in (a beat window's first heartbeat, for the
+    // connections topped up just before it), and be priced as holding.
+    counted.set_up(&conn, tally);
     let pace = talk.map(|t| {
         clock::Pace::per_second(
             tokio::time::Instant::now()
@@ -198,6 +257,7 @@ pub async fn hold(
                 talks.spawn(message(session.clone(), msg, tally.clone()));
             }
             Some(_) = talks.join_next(), if !talks.is_empty() => {}
+            () = counted.settled(&conn, tally) => {}
             chunk = feed.read_chunk(64 * 1024, true) => match chunk {
                 Ok(Some(chunk)) => {
                     lines(&mut line, &chunk.bytes, tally);

@@ -13,7 +13,8 @@
 //! What a client can make the listener hold is bounded by [`QuicConfig`]: streams, flow-control
 //! windows, what quinn buffers unacknowledged per connection (`--quic-send-window`, the
 //! slow-consumer bound below `--max-lag` and `--send-timeout`), datagrams, and idle time.
-//! 0-RTT is off (a publish is not safe to replay). Address validation: every new client address
+//! 0-RTT is off (a publish is not safe to replay). The UDP socket's kernel buffers are sized for
+//! bursts of handshakes ([`socket`], `--quic-recv-buffer`). Address validation: every new client address
 //! gets a stateless Retry before the server keeps any state for it (one round trip more per new
 //! connection, no amplification: quinn answers an unvalidated address with at most three times
 //! what it received, and a spoofed address never gets past the Retry). Each QUIC connection counts
@@ -40,6 +41,7 @@ pub mod connect;
 pub mod http3;
 pub mod request;
 pub mod session;
+pub mod socket;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -163,8 +165,8 @@ impl Listener {
             (made.maker.clone(), current)
         });
         let server = server_config(rustls, &config.quic)?;
-        let socket = std::net::UdpSocket::bind(addr)
-            .with_context(|| format!("binding {addr} over UDP for QUIC"))?;
+        // Its kernel buffers as `--quic-recv-buffer` and `--quic-send-buffer` ask ([`socket`]).
+        let (socket, buffers) = socket::bind(addr, &config.quic)?;
         let workers = config
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -190,6 +192,12 @@ impl Listener {
             );
         } else {
             println!("  wt           https://{addr}/wt?since=0 (WebTransport, QUIC over UDP)");
+        }
+        for b in &buffers {
+            println!("  quic         {}", b.describe());
+            if !b.is_full() {
+                tracing::warn!("QUIC listener: {}", b.describe());
+            }
         }
         let bridge = if config.quic.http3 {
             Some(bridge::Bridge::start(state.clone()).context("HTTP/3 bridge thread")?)
