@@ -31,15 +31,13 @@ pub fn find_binary(name: &str, fallbacks: &[&str]) -> Option<PathBuf> {
     on_path.or_else(|| fallbacks.iter().map(PathBuf::from).find(|p| p.is_file()))
 }
 
-/// A free TCP port on 127.0.0.1 (free when asked; taken by whoever binds it first).
+/// A free TCP port on 127.0.0.1 ([`feedlab_wire::ports`]: free when asked, and not one the
+/// kernel hands out by itself meanwhile).
 ///
 /// # Errors
 /// When no port can be bound.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .context("finding a free loopback port")?
-        .port())
+    feedlab_wire::ports::free_loopback_port().context("finding a free loopback port")
 }
 
 impl RedisServer {

@@ -110,16 +110,14 @@ pub fn file(path: &str, package: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (free when asked; whoever binds it first gets it).
+/// A free TCP port on 127.0.0.1 ([`feedlab_wire::ports`]: free when asked, and not one the
+/// kernel hands out by itself meanwhile).
 ///
 /// # Panics
 /// When no port can be bound.
 #[must_use]
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
+    feedlab_wire::ports::free_loopback_port().expect("a free loopback port")
 }
 
 /// How often [`wait_until`] and [`eventually`] look again.

@@ -15,6 +15,7 @@
 mod event;
 pub mod listening;
 pub mod payload;
+pub mod ports;
 mod transport;
 
 pub use event::{envelope, text_frame};
