@@ -43,23 +43,25 @@ pub fn listen(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<std::
     Ok(socket.into())
 }
 
-/// Tries at a port chosen by the kernel before giving up (see [`listen_for_quic`]).
+/// Tries at a port chosen by the kernel before giving up (see [`listen_serving`]).
 pub const QUIC_PORT_TRIES: usize = 64;
 
-/// As [`listen`], for a server that also listens for QUIC on the same port number over UDP:
-/// where `addr`'s port is 0, the kernel picks a TCP port without looking at UDP, and the number
-/// it picks may already be some other socket's over UDP (a QUIC client's endpoint, another
-/// server's listener). QUIC would then fail to bind, or, where the other socket shares the
-/// port, a client would reach the other socket. So a port is taken only once that number was
-/// also free over UDP; a fixed port is taken as given (its UDP bind then fails with the reason).
+/// [`listen`], and for a server that also listens for QUIC (`quic`) on the same port number
+/// over UDP: where `addr`'s port is 0, the kernel picks a TCP port without looking at UDP, and
+/// the number it picks may already be some other socket's over UDP (a QUIC client's endpoint,
+/// another server's listener). QUIC would then fail to bind, or, where the other socket shares
+/// the port, a client would reach the other socket. So a port is taken only once that number
+/// was also free over UDP; a fixed port is taken as given (its UDP bind then fails with the
+/// reason). The one choice the server and the test server both make.
 ///
 /// # Errors
 /// The address cannot be bound, or no port free over both was found in [`QUIC_PORT_TRIES`].
-pub fn listen_for_quic(
+pub fn listen_serving(
     addr: std::net::SocketAddr,
     backlog: u32,
+    quic: bool,
 ) -> std::io::Result<std::net::TcpListener> {
-    if addr.port() != 0 {
+    if !quic || addr.port() != 0 {
         return listen(addr, backlog);
     }
     for _ in 0..QUIC_PORT_TRIES {
@@ -196,7 +198,7 @@ mod tests {
             .count();
         assert!(blind > 0, "the set-up holds too few ports to show anything");
         for _ in 0..50 {
-            let l = listen_for_quic(any, 16).unwrap();
+            let l = listen_serving(any, 16, true).unwrap();
             let port = l.local_addr().unwrap().port();
             assert!(!ports.contains(&port), "port {port} is held over UDP");
         }

@@ -423,12 +423,8 @@ fn grace_secs(config: &Config) -> u64 {
 pub fn main_with(config: Config) -> anyhow::Result<()> {
     init_tracing(&config.log);
     actix_rt::System::new().block_on(async move {
-        let listener = if config.quic.enabled {
-            connection::listen_for_quic(config.bind, config.backlog)
-        } else {
-            connection::listen(config.bind, config.backlog)
-        }
-        .with_context(|| format!("binding {}", config.bind))?;
+        let listener = connection::listen_serving(config.bind, config.backlog, config.quic.enabled)
+            .with_context(|| format!("binding {}", config.bind))?;
         let addr = listener.local_addr()?;
         print_urls(addr, config.tls());
         run(listener, config, shutdown::signal()).await

@@ -34,12 +34,8 @@ impl TestServer {
         // With QUIC on, a port free over UDP too: tests run in parallel, and a QUIC client's
         // endpoint elsewhere may hold the number the kernel picks for TCP.
         let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        let listener = if config.quic.enabled {
-            crate::connection::listen_for_quic(any, config.backlog)
-        } else {
-            crate::connection::listen(any, config.backlog)
-        }
-        .expect("bind a loopback port");
+        let listener = crate::connection::listen_serving(any, config.backlog, config.quic.enabled)
+            .expect("bind a loopback port");
         let addr = listener.local_addr().expect("local address");
         config.bind = addr;
         let tls = config.tls();
